@@ -1,0 +1,458 @@
+//! Configuration in two stages: raw settings gathered from an optional TOML file and
+//! `PATCHWARDEN_<NAME>` environment variables (the environment wins), then one
+//! validation pass that yields the typed [`Config`] the server runs with. A bad value
+//! fails here, at start, with a message naming the setting and where it came from.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::db::DatabaseUrl;
+use crate::domain::parse_duration;
+
+/// One setting: its name, its default as written in the file, and what it does.
+pub struct Setting {
+    pub name: &'static str,
+    pub default: &'static str,
+    pub help: &'static str,
+}
+
+/// Every setting there is; the README's table lists the same.
+pub const SETTINGS: &[Setting] = &[
+    Setting {
+        name: "bind",
+        default: "127.0.0.1:8080",
+        help: "address and port to listen on",
+    },
+    Setting {
+        name: "data_dir",
+        default: "data",
+        help: "directory for the SQLite database and stored files",
+    },
+    Setting {
+        name: "database_url",
+        default: "<data_dir>/patchwarden.db",
+        help: "SQLite file path (or `sqlite://path`), or a `postgres://` URL",
+    },
+    Setting {
+        name: "database_pool_size",
+        default: "8",
+        help: "database connections per instance",
+    },
+    Setting {
+        name: "public_url",
+        default: "http://<bind>",
+        help: "the URL clients use; `https://` marks cookies Secure",
+    },
+    Setting {
+        name: "log_format",
+        default: "human",
+        help: "`human` or `json`",
+    },
+    Setting {
+        name: "log_level",
+        default: "info",
+        help: "a tracing filter, e.g. `info` or `patchwarden=debug,info`",
+    },
+    Setting {
+        name: "max_json_body_bytes",
+        default: "262144",
+        help: "largest JSON or form body accepted",
+    },
+    Setting {
+        name: "session_ttl",
+        default: "12h",
+        help: "how long a web login lasts",
+    },
+    Setting {
+        name: "login_attempts_per_minute",
+        default: "5",
+        help: "login attempts allowed per account and per client address",
+    },
+    Setting {
+        name: "trust_proxy_headers",
+        default: "false",
+        help: "take the client address from `X-Forwarded-For` (only behind a proxy that sets it)",
+    },
+    Setting {
+        name: "workers",
+        default: "number of CPUs",
+        help: "HTTP worker threads",
+    },
+];
+
+/// A setting that could not be used, with where its value came from.
+#[derive(Debug)]
+pub struct ConfigError {
+    pub setting: String,
+    pub origin: String,
+    pub problem: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "invalid setting `{}` ({}): {}",
+            self.setting, self.origin, self.problem
+        )
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// A raw value and where it came from.
+#[derive(Clone, Debug)]
+struct RawValue {
+    text: String,
+    origin: String,
+}
+
+/// Settings as read, before validation.
+#[derive(Clone, Debug, Default)]
+pub struct RawSettings {
+    values: BTreeMap<&'static str, RawValue>,
+}
+
+fn known(name: &str) -> Option<&'static str> {
+    SETTINGS.iter().map(|s| s.name).find(|known| *known == name)
+}
+
+impl RawSettings {
+    /// Reads the file (when given) and then the environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut raw = RawSettings::default();
+        if let Some(path) = file {
+            raw.merge_file(path)?;
+        }
+        raw.merge_env(std::env::vars());
+        Ok(raw)
+    }
+
+    fn merge_file(&mut self, path: &Path) -> Result<(), ConfigError> {
+        let origin = format!("config file {}", path.display());
+        let file_error = |problem: String| ConfigError {
+            setting: "--config".into(),
+            origin: origin.clone(),
+            problem,
+        };
+        let text = std::fs::read_to_string(path)
+            .map_err(|err| file_error(format!("cannot read it: {err}")))?;
+        let table: toml::Table = text
+            .parse()
+            .map_err(|err| file_error(format!("not valid TOML: {err}")))?;
+        for (key, value) in table {
+            let name = known(&key).ok_or_else(|| ConfigError {
+                setting: key.clone(),
+                origin: origin.clone(),
+                problem: "unknown setting".into(),
+            })?;
+            let text = match value {
+                toml::Value::String(s) => s,
+                toml::Value::Integer(i) => i.to_string(),
+                toml::Value::Boolean(b) => b.to_string(),
+                other => {
+                    return Err(ConfigError {
+                        setting: key,
+                        origin,
+                        problem: format!(
+                            "must be a string, a number or a boolean, not a {}",
+                            other.type_str()
+                        ),
+                    })
+                }
+            };
+            self.values.insert(
+                name,
+                RawValue {
+                    text,
+                    origin: origin.clone(),
+                },
+            );
+        }
+        Ok(())
+    }
+
+    /// Takes `PATCHWARDEN_<NAME>` for every known setting from `vars`.
+    pub fn merge_env(&mut self, vars: impl IntoIterator<Item = (String, String)>) {
+        for (key, text) in vars {
+            let Some(name) = key
+                .strip_prefix("PATCHWARDEN_")
+                .map(str::to_ascii_lowercase)
+            else {
+                continue;
+            };
+            if let Some(name) = known(&name) {
+                self.values.insert(
+                    name,
+                    RawValue {
+                        text,
+                        origin: format!("environment variable {key}"),
+                    },
+                );
+            }
+        }
+    }
+
+    /// Sets a value directly, as the tests and the CLI do.
+    pub fn set(&mut self, name: &str, value: impl Into<String>) -> Result<(), ConfigError> {
+        let name = known(name).ok_or_else(|| ConfigError {
+            setting: name.into(),
+            origin: "code".into(),
+            problem: "unknown setting".into(),
+        })?;
+        self.values.insert(
+            name,
+            RawValue {
+                text: value.into(),
+                origin: "code".into(),
+            },
+        );
+        Ok(())
+    }
+
+    fn get(&self, name: &'static str) -> Option<&RawValue> {
+        self.values.get(name)
+    }
+
+    /// Parses `name` with `parse`, or returns `default` when it is not set.
+    fn parse<T>(
+        &self,
+        name: &'static str,
+        default: T,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Result<T, ConfigError> {
+        match self.get(name) {
+            None => Ok(default),
+            Some(raw) => parse(raw.text.trim()).map_err(|problem| ConfigError {
+                setting: name.into(),
+                origin: raw.origin.clone(),
+                problem,
+            }),
+        }
+    }
+
+    /// Validates everything and builds the [`Config`].
+    pub fn validate(&self) -> Result<Config, ConfigError> {
+        let bind = self.parse("bind", SocketAddr::from(([127, 0, 0, 1], 8080)), |s| {
+            s.parse()
+                .map_err(|_| format!("`{s}` is not an address with a port, like 127.0.0.1:8080"))
+        })?;
+        let data_dir = self.parse("data_dir", PathBuf::from("data"), |s| {
+            if s.is_empty() {
+                Err("must not be empty".into())
+            } else {
+                Ok(PathBuf::from(s))
+            }
+        })?;
+        let database = self.parse(
+            "database_url",
+            DatabaseUrl::Sqlite(data_dir.join("patchwarden.db")),
+            DatabaseUrl::parse,
+        )?;
+        let database_pool_size =
+            self.parse("database_pool_size", 8, |s| match s.parse::<u32>() {
+                Ok(n @ 1..=256) => Ok(n),
+                _ => Err(format!("`{s}` is not a whole number from 1 to 256")),
+            })?;
+        let default_public =
+            url::Url::parse(&format!("http://{bind}")).map_err(|err| ConfigError {
+                setting: "public_url".into(),
+                origin: "default".into(),
+                problem: err.to_string(),
+            })?;
+        let public_url = self.parse("public_url", default_public, |s| {
+            let url = url::Url::parse(s).map_err(|err| format!("`{s}` is not a URL: {err}"))?;
+            match url.scheme() {
+                "http" | "https" if url.host().is_some() => Ok(url),
+                _ => Err(format!(
+                    "`{s}` must be an http:// or https:// URL with a host"
+                )),
+            }
+        })?;
+        let log_format = self.parse("log_format", LogFormat::Human, |s| match s {
+            "human" => Ok(LogFormat::Human),
+            "json" => Ok(LogFormat::Json),
+            _ => Err(format!("`{s}` is not `human` or `json`")),
+        })?;
+        let log_level = self.parse("log_level", "info".to_owned(), |s| {
+            tracing_subscriber::EnvFilter::try_new(s)
+                .map(|_| s.to_owned())
+                .map_err(|err| format!("`{s}` is not a log filter: {err}"))
+        })?;
+        let max_json_body_bytes = self.parse("max_json_body_bytes", 256 * 1024, |s| match s
+            .parse::<usize>()
+        {
+            Ok(n @ 1024..=67_108_864) => Ok(n),
+            _ => Err(format!("`{s}` is not a whole number from 1024 to 67108864")),
+        })?;
+        let session_ttl = self.parse("session_ttl", Duration::from_secs(12 * 3600), |s| {
+            let ttl = parse_duration(s)?;
+            if ttl < Duration::from_secs(60) {
+                return Err("must be at least 1m".into());
+            }
+            Ok(ttl)
+        })?;
+        let login_attempts_per_minute = self.parse(
+            "login_attempts_per_minute",
+            NonZeroU32::MIN.saturating_add(4),
+            |s| {
+                s.parse::<NonZeroU32>()
+                    .ok()
+                    .filter(|n| n.get() <= 1000)
+                    .ok_or_else(|| format!("`{s}` is not a whole number from 1 to 1000"))
+            },
+        )?;
+        let trust_proxy_headers = self.parse("trust_proxy_headers", false, |s| match s {
+            "true" => Ok(true),
+            "false" => Ok(false),
+            _ => Err(format!("`{s}` is not `true` or `false`")),
+        })?;
+        let workers = self.parse(
+            "workers",
+            std::thread::available_parallelism().map_or(2, |n| n.get()),
+            |s| match s.parse::<usize>() {
+                Ok(n @ 1..=512) => Ok(n),
+                _ => Err(format!("`{s}` is not a whole number from 1 to 512")),
+            },
+        )?;
+        Ok(Config {
+            bind,
+            data_dir,
+            database,
+            database_pool_size,
+            public_url,
+            log_format,
+            log_level,
+            max_json_body_bytes,
+            session_ttl,
+            login_attempts_per_minute,
+            trust_proxy_headers,
+            workers,
+        })
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+/// The validated configuration, shared read-only through the application state.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub bind: SocketAddr,
+    pub data_dir: PathBuf,
+    pub database: DatabaseUrl,
+    pub database_pool_size: u32,
+    pub public_url: url::Url,
+    pub log_format: LogFormat,
+    pub log_level: String,
+    pub max_json_body_bytes: usize,
+    pub session_ttl: Duration,
+    pub login_attempts_per_minute: NonZeroU32,
+    pub trust_proxy_headers: bool,
+    pub workers: usize,
+}
+
+impl Config {
+    /// Whether cookies must carry `Secure`: the server is reached over TLS.
+    pub fn secure_cookies(&self) -> bool {
+        self.public_url.scheme() == "https"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(pairs: &[(&str, &str)]) -> RawSettings {
+        let mut raw = RawSettings::default();
+        raw.merge_env(
+            pairs
+                .iter()
+                .map(|(k, v)| (format!("PATCHWARDEN_{}", k.to_uppercase()), v.to_string())),
+        );
+        raw
+    }
+
+    #[test]
+    fn defaults_are_the_embedded_ones() {
+        let config = RawSettings::default().validate().unwrap();
+        assert_eq!(config.bind.to_string(), "127.0.0.1:8080");
+        assert_eq!(
+            config.database,
+            DatabaseUrl::Sqlite(PathBuf::from("data/patchwarden.db"))
+        );
+        assert!(!config.secure_cookies());
+        assert_eq!(config.login_attempts_per_minute.get(), 5);
+    }
+
+    #[test]
+    fn env_overrides_and_names_the_setting_on_error() {
+        let config = raw(&[
+            ("bind", "0.0.0.0:9000"),
+            ("database_url", "postgres://u@db/pw"),
+        ])
+        .validate()
+        .unwrap();
+        assert_eq!(config.bind.port(), 9000);
+        assert!(matches!(config.database, DatabaseUrl::Postgres(_)));
+
+        let err = raw(&[("database_url", "mysql://x/y")])
+            .validate()
+            .unwrap_err();
+        assert_eq!(err.setting, "database_url");
+        assert!(
+            err.to_string().contains("PATCHWARDEN_DATABASE_URL"),
+            "{err}"
+        );
+
+        for (name, value) in [
+            ("bind", "localhost"),
+            ("public_url", "ftp://x"),
+            ("log_format", "xml"),
+            ("session_ttl", "forever"),
+            ("database_pool_size", "0"),
+            ("login_attempts_per_minute", "-1"),
+            ("trust_proxy_headers", "yes"),
+            ("max_json_body_bytes", "12"),
+        ] {
+            let err = raw(&[(name, value)]).validate().unwrap_err();
+            assert_eq!(err.setting, name, "{err}");
+        }
+    }
+
+    #[test]
+    fn https_public_url_makes_cookies_secure() {
+        let config = raw(&[("public_url", "https://updates.example.com")])
+            .validate()
+            .unwrap();
+        assert!(config.secure_cookies());
+    }
+
+    #[test]
+    fn file_rejects_unknown_keys_and_wrong_types() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pw.toml");
+        std::fs::write(&path, "bind = \"127.0.0.1:9999\"\ndatabase_pool_size = 4\n").unwrap();
+        let config = RawSettings::load(Some(&path)).unwrap().validate().unwrap();
+        assert_eq!(config.bind.port(), 9999);
+        assert_eq!(config.database_pool_size, 4);
+
+        std::fs::write(&path, "bnid = \"127.0.0.1:9999\"\n").unwrap();
+        let err = RawSettings::load(Some(&path)).unwrap_err();
+        assert_eq!(err.setting, "bnid");
+        assert_eq!(err.problem, "unknown setting");
+
+        std::fs::write(&path, "bind = [1, 2]\n").unwrap();
+        assert_eq!(RawSettings::load(Some(&path)).unwrap_err().setting, "bind");
+
+        let missing = RawSettings::load(Some(&dir.path().join("absent.toml"))).unwrap_err();
+        assert_eq!(missing.setting, "--config");
+    }
+}

@@ -1,0 +1,291 @@
+//! The database: one connection type over SQLite and PostgreSQL (chosen by the URL
+//! scheme, never by trying), its pool, the embedded migrations of both backends, and
+//! the bridge that runs blocking diesel work off the async executor. Backend-specific
+//! SQL lives in this module and nowhere else; models and handlers are written once.
+
+pub mod models;
+pub mod schema;
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use diesel::connection::SimpleConnection;
+use diesel::r2d2::{self, ManageConnection, Pool, PooledConnection};
+use diesel::{Connection, PgConnection, SqliteConnection};
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+
+use crate::error::AppError;
+
+/// A connection to whichever backend the configuration names.
+#[derive(diesel::MultiConnection)]
+pub enum DbConnection {
+    Postgres(PgConnection),
+    Sqlite(SqliteConnection),
+}
+
+/// The backend type that queries against [`DbConnection`] are built for.
+pub type DbBackend = <DbConnection as Connection>::Backend;
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+/// Where the database lives, parsed from the configured URL.
+#[derive(Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
+impl DatabaseUrl {
+    /// `postgres://` or `postgresql://` selects PostgreSQL; `sqlite://path` or a bare
+    /// path selects SQLite; any other scheme is refused.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        if text.starts_with("postgres://") || text.starts_with("postgresql://") {
+            let url = url::Url::parse(text)
+                .map_err(|err| format!("not a valid PostgreSQL URL: {err}"))?;
+            if url.host_str().is_none_or(str::is_empty) {
+                return Err("the PostgreSQL URL has no host".into());
+            }
+            return Ok(DatabaseUrl::Postgres(text.to_owned()));
+        }
+        if let Some(path) = text.strip_prefix("sqlite://") {
+            if path.is_empty() {
+                return Err("the SQLite URL has no file path".into());
+            }
+            return Ok(DatabaseUrl::Sqlite(PathBuf::from(path)));
+        }
+        if let Some((scheme, _)) = text.split_once("://") {
+            return Err(format!(
+                "`{scheme}://` is not supported (use postgres://… or a SQLite file path)"
+            ));
+        }
+        if text.is_empty() {
+            return Err("must not be empty".into());
+        }
+        Ok(DatabaseUrl::Sqlite(PathBuf::from(text)))
+    }
+
+    pub fn backend_name(&self) -> &'static str {
+        match self {
+            DatabaseUrl::Sqlite(_) => "sqlite",
+            DatabaseUrl::Postgres(_) => "postgres",
+        }
+    }
+}
+
+/// Shows the location without any password it may carry.
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DatabaseUrl::Sqlite(path) => write!(f, "sqlite:{}", path.display()),
+            DatabaseUrl::Postgres(text) => match url::Url::parse(text) {
+                Ok(mut url) => {
+                    if url.password().is_some() {
+                        // Only fails for URLs that cannot carry a password at all.
+                        let _ = url.set_password(Some("***"));
+                    }
+                    write!(f, "{url}")
+                }
+                Err(_) => f.write_str("postgres:<unparsable>"),
+            },
+        }
+    }
+}
+
+impl fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+/// Opens one connection to `url`, with the per-connection settings SQLite needs.
+pub fn establish(url: &DatabaseUrl) -> Result<DbConnection, r2d2::Error> {
+    match url {
+        DatabaseUrl::Postgres(text) => PgConnection::establish(text)
+            .map(DbConnection::Postgres)
+            .map_err(r2d2::Error::ConnectionError),
+        DatabaseUrl::Sqlite(path) => {
+            let mut conn = SqliteConnection::establish(&path.to_string_lossy())
+                .map_err(r2d2::Error::ConnectionError)?;
+            conn.batch_execute(
+                "PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; \
+                 PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;",
+            )
+            .map_err(r2d2::Error::QueryError)?;
+            Ok(DbConnection::Sqlite(conn))
+        }
+    }
+}
+
+/// The r2d2 manager: it knows the backend from the URL and never guesses.
+pub struct ConnectionManager {
+    url: DatabaseUrl,
+}
+
+impl ManageConnection for ConnectionManager {
+    type Connection = DbConnection;
+    type Error = r2d2::Error;
+
+    fn connect(&self) -> Result<DbConnection, r2d2::Error> {
+        establish(&self.url)
+    }
+
+    fn is_valid(&self, conn: &mut DbConnection) -> Result<(), r2d2::Error> {
+        conn.batch_execute("SELECT 1")
+            .map_err(r2d2::Error::QueryError)
+    }
+
+    fn has_broken(&self, _conn: &mut DbConnection) -> bool {
+        std::thread::panicking()
+    }
+}
+
+pub type DbPooled = PooledConnection<ConnectionManager>;
+
+/// The pool, cheap to clone; what handlers, jobs and the CLI use.
+#[derive(Clone)]
+pub struct Db {
+    pool: Pool<ConnectionManager>,
+    url: DatabaseUrl,
+}
+
+impl Db {
+    /// Creates the SQLite directory when needed, applies pending migrations on one
+    /// connection (so an unreachable database fails here, clearly), then builds the pool.
+    pub fn open(url: &DatabaseUrl, pool_size: u32) -> anyhow::Result<Db> {
+        if let DatabaseUrl::Sqlite(path) = url {
+            if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).with_context(|| {
+                    format!("creating the database directory {}", dir.display())
+                })?;
+            }
+        }
+        let mut conn =
+            establish(url).with_context(|| format!("connecting to the database at {url}"))?;
+        let applied = run_migrations(&mut conn)?;
+        for version in &applied {
+            tracing::info!(migration = %version, "applied migration");
+        }
+        drop(conn);
+        let pool = Pool::builder()
+            .max_size(pool_size)
+            .min_idle(Some(1))
+            .connection_timeout(Duration::from_secs(5))
+            .build(ConnectionManager { url: url.clone() })
+            .with_context(|| format!("opening the connection pool for {url}"))?;
+        Ok(Db {
+            pool,
+            url: url.clone(),
+        })
+    }
+
+    pub fn url(&self) -> &DatabaseUrl {
+        &self.url
+    }
+
+    /// A pooled connection for blocking callers (CLI, jobs).
+    pub fn conn(&self) -> Result<DbPooled, r2d2::PoolError> {
+        self.pool.get()
+    }
+
+    /// Runs `work` on a pooled connection on the blocking thread pool.
+    pub async fn run<T, F>(&self, work: F) -> Result<T, AppError>
+    where
+        F: FnOnce(&mut DbConnection) -> Result<T, AppError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let pool = self.pool.clone();
+        actix_web::web::block(move || {
+            let mut conn = pool.get()?;
+            work(&mut conn)
+        })
+        .await?
+    }
+
+    /// Connections open and idle, for the metrics endpoint.
+    pub fn pool_state(&self) -> (u32, u32) {
+        let state = self.pool.state();
+        (state.connections, state.idle_connections)
+    }
+}
+
+/// Applies pending migrations; returns the versions applied.
+pub fn run_migrations(conn: &mut DbConnection) -> anyhow::Result<Vec<String>> {
+    let applied = match conn {
+        DbConnection::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(versions),
+        DbConnection::Postgres(c) => c.run_pending_migrations(POSTGRES_MIGRATIONS).map(versions),
+    };
+    applied.map_err(|err| anyhow::anyhow!("applying migrations: {err}"))
+}
+
+/// Reverts every migration, newest first; returns the versions reverted.
+pub fn revert_all_migrations(conn: &mut DbConnection) -> anyhow::Result<Vec<String>> {
+    let reverted = match conn {
+        DbConnection::Sqlite(c) => c.revert_all_migrations(SQLITE_MIGRATIONS).map(versions),
+        DbConnection::Postgres(c) => c.revert_all_migrations(POSTGRES_MIGRATIONS).map(versions),
+    };
+    reverted.map_err(|err| anyhow::anyhow!("reverting migrations: {err}"))
+}
+
+fn versions(list: Vec<diesel::migration::MigrationVersion<'_>>) -> Vec<String> {
+    list.iter().map(ToString::to_string).collect()
+}
+
+/// The names of the tables in the current schema, for migration tests.
+pub fn table_names(conn: &mut DbConnection) -> diesel::QueryResult<Vec<String>> {
+    use diesel::prelude::*;
+    #[derive(QueryableByName)]
+    struct Name {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        name: String,
+    }
+    let sql = match conn {
+        DbConnection::Sqlite(_) => {
+            "SELECT name FROM sqlite_master WHERE type = 'table' \
+             AND name NOT LIKE 'sqlite_%' AND name <> '__diesel_schema_migrations' ORDER BY name"
+        }
+        DbConnection::Postgres(_) => {
+            "SELECT table_name AS name FROM information_schema.tables WHERE table_schema = current_schema() \
+             AND table_name <> '__diesel_schema_migrations' ORDER BY table_name"
+        }
+    };
+    let rows: Vec<Name> = diesel::sql_query(sql).load(conn)?;
+    Ok(rows.into_iter().map(|row| row.name).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_scheme_picks_the_backend() {
+        assert_eq!(
+            DatabaseUrl::parse("data/pw.db"),
+            Ok(DatabaseUrl::Sqlite("data/pw.db".into()))
+        );
+        assert_eq!(
+            DatabaseUrl::parse("sqlite:///tmp/pw.db"),
+            Ok(DatabaseUrl::Sqlite("/tmp/pw.db".into()))
+        );
+        assert!(matches!(
+            DatabaseUrl::parse("postgres://pw@127.0.0.1/pw"),
+            Ok(DatabaseUrl::Postgres(_))
+        ));
+        assert!(matches!(
+            DatabaseUrl::parse("postgresql://pw@db/pw"),
+            Ok(DatabaseUrl::Postgres(_))
+        ));
+        assert!(DatabaseUrl::parse("mysql://x/y").is_err());
+        assert!(DatabaseUrl::parse("postgres://").is_err());
+        assert!(DatabaseUrl::parse("").is_err());
+    }
+
+    #[test]
+    fn display_hides_the_password() {
+        let url = DatabaseUrl::parse("postgres://pw:s3cret@db:5432/pw").unwrap();
+        assert!(!url.to_string().contains("s3cret"));
+        assert!(url.to_string().contains("db:5432"));
+    }
+}

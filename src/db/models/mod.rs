@@ -1,0 +1,19 @@
+//! Rows and the queries over them, one file per table. Functions take a connection
+//! and return diesel's `QueryResult`; deciding what a result means for the caller
+//! (404, 409) is the job of the layer above.
+
+pub mod api_token;
+pub mod customer;
+pub mod session;
+pub mod user;
+
+pub use api_token::{ApiToken, NewApiToken};
+pub use customer::{Customer, NewCustomer};
+pub use session::{NewSession, Session};
+pub use user::{NewUser, User};
+
+/// The current time as stored: UTC, microsecond precision on both backends.
+pub fn now() -> chrono::NaiveDateTime {
+    let now = chrono::Utc::now().naive_utc();
+    chrono::DurationRound::duration_trunc(now, chrono::TimeDelta::microseconds(1)).unwrap_or(now)
+}

@@ -1,0 +1,20 @@
+//! HTTP handlers, one file per resource. Handlers parse the request, call the
+//! account and model functions, and shape the response; the route table is in
+//! `crate::routes`.
+
+pub mod customers;
+pub mod extract;
+pub mod health;
+pub mod me;
+pub mod metrics;
+pub mod pages;
+pub mod session;
+pub mod tokens;
+pub mod users;
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+
+/// A stored UTC timestamp as an RFC 3339 value.
+pub fn utc(at: NaiveDateTime) -> DateTime<Utc> {
+    at.and_utc()
+}

@@ -1,0 +1,103 @@
+//! Identifier newtypes. Each is a UUIDv7 stored as text on both backends, so an id
+//! of one kind cannot be passed where another is expected, and ids sort by creation.
+
+use std::fmt;
+use std::str::FromStr;
+
+use diesel::backend::Backend;
+use diesel::deserialize::{self, FromSql};
+use diesel::serialize::{self, Output, ToSql};
+use diesel::sql_types::Text;
+use serde::{Deserialize, Serialize};
+
+use crate::db::DbBackend;
+
+macro_rules! id_type {
+    (@sql $name:ident, $backend:ty) => {
+        impl ToSql<Text, $backend> for $name {
+            fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, $backend>) -> serialize::Result {
+                <String as ToSql<Text, $backend>>::to_sql(&self.0, out)
+            }
+        }
+
+        impl FromSql<Text, $backend> for $name {
+            fn from_sql(bytes: <$backend as Backend>::RawValue<'_>) -> deserialize::Result<Self> {
+                <String as FromSql<Text, $backend>>::from_sql(bytes).map(Self)
+            }
+        }
+    };
+    ($(#[$meta:meta])* $name:ident) => {
+        $(#[$meta])*
+        #[derive(
+            Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+            diesel::expression::AsExpression, diesel::deserialize::FromSqlRow,
+        )]
+        #[diesel(sql_type = Text)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            /// A fresh, time-ordered id.
+            pub fn generate() -> Self {
+                Self(uuid::Uuid::now_v7().to_string())
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = String;
+
+            fn from_str(s: &str) -> Result<Self, String> {
+                uuid::Uuid::try_parse(s)
+                    .map(|id| Self(id.to_string()))
+                    .map_err(|_| format!("`{s}` is not an id"))
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        id_type!(@sql $name, DbBackend);
+        id_type!(@sql $name, diesel::sqlite::Sqlite);
+        id_type!(@sql $name, diesel::pg::Pg);
+    };
+}
+
+id_type!(
+    /// A customer (tenant).
+    CustomerId
+);
+id_type!(
+    /// A user account.
+    UserId
+);
+id_type!(
+    /// An API token.
+    TokenId
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_accepts_only_uuids() {
+        let id = UserId::generate();
+        assert_eq!(id.as_str().parse::<UserId>(), Ok(id.clone()));
+        assert!("../../etc/passwd".parse::<UserId>().is_err());
+        assert!("".parse::<UserId>().is_err());
+    }
+
+    #[test]
+    fn ids_sort_by_creation() {
+        let first = TokenId::generate();
+        let second = TokenId::generate();
+        assert!(first < second);
+    }
+}

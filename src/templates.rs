@@ -1,0 +1,65 @@
+//! The HTML templates, embedded in the binary so it runs from any directory, and
+//! rendered by tera with autoescaping on for every `.html` template.
+
+use tera::{Context, Tera};
+
+use crate::error::AppError;
+
+const TEMPLATES: &[(&str, &str)] = &[
+    ("base.html", include_str!("../templates/base.html")),
+    ("error.html", include_str!("../templates/error.html")),
+    ("login.html", include_str!("../templates/login.html")),
+    (
+        "home_public.html",
+        include_str!("../templates/home_public.html"),
+    ),
+    (
+        "home_vendor.html",
+        include_str!("../templates/home_vendor.html"),
+    ),
+    (
+        "home_customer.html",
+        include_str!("../templates/home_customer.html"),
+    ),
+    ("account.html", include_str!("../templates/account.html")),
+];
+
+/// The stylesheet, served at `/static/style.css`.
+pub const STYLESHEET: &str = include_str!("../static/style.css");
+
+pub struct Templates {
+    tera: Tera,
+}
+
+impl Templates {
+    pub fn load() -> Result<Self, tera::Error> {
+        let mut tera = Tera::default();
+        tera.add_raw_templates(TEMPLATES.iter().copied())?;
+        tera.autoescape_on(vec![".html"]);
+        Ok(Templates { tera })
+    }
+
+    pub fn render(&self, name: &str, context: &Context) -> Result<String, AppError> {
+        Ok(self.tera.render(name, context)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_template_parses_and_escapes() {
+        let templates = Templates::load().unwrap();
+        let mut context = Context::new();
+        context.insert("status", &400);
+        context.insert("title", "Bad request");
+        context.insert("message", "<script>alert(1)</script>");
+        let html = templates.render("error.html", &context).unwrap();
+        assert!(
+            html.contains("&lt;script&gt;alert(1)&lt;&#x2F;script&gt;"),
+            "{html}"
+        );
+        assert!(!html.contains("<script>alert(1)"));
+    }
+}
