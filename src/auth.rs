@@ -317,6 +317,7 @@ impl FromRequest for MaybeWebUser {
 
 #[derive(Deserialize)]
 struct WithCsrf<T> {
+    #[serde(default)]
     csrf_token: String,
     #[serde(flatten)]
     fields: T,

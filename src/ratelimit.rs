@@ -43,13 +43,13 @@ impl LoginLimiter {
             self.by_address.retain_recent();
         }
         let now = self.clock.now();
-        let mut wait = Duration::ZERO;
-        if let Err(denied) = self.by_address.check_key(&address) {
-            wait = wait.max(denied.wait_time_from(now));
-        }
-        if let Err(denied) = self.by_account.check_key(&account.to_lowercase()) {
-            wait = wait.max(denied.wait_time_from(now));
-        }
+        // An attempt the address budget refuses spends nothing of the account's, so
+        // one noisy address cannot lock an account out for everyone else.
+        let refused = match self.by_address.check_key(&address) {
+            Err(denied) => Some(denied),
+            Ok(()) => self.by_account.check_key(&account.to_lowercase()).err(),
+        };
+        let wait = refused.map_or(Duration::ZERO, |denied| denied.wait_time_from(now));
         if wait.is_zero() {
             Ok(())
         } else {

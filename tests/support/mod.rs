@@ -1,0 +1,276 @@
+//! The test harness: [`TestApp`] starts a real server on a loopback port with its
+//! own database — a fresh SQLite file, and a fresh PostgreSQL database when
+//! `PATCHWARDEN_TEST_POSTGRES_URL` is set — and offers fixture builders for
+//! customers, users and tokens. Tests go through HTTP, the front door.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::TcpListener;
+use std::sync::Once;
+
+use actix_web::web;
+use diesel::connection::SimpleConnection;
+use diesel::{Connection, PgConnection};
+use reqwest::header::HeaderMap;
+use serde_json::Value;
+use tempfile::TempDir;
+
+use patchwarden::accounts::{self, UserDraft};
+use patchwarden::config::RawSettings;
+use patchwarden::state::AppState;
+
+/// The environment variable that names the PostgreSQL server for tests.
+pub const POSTGRES_ENV: &str = "PATCHWARDEN_TEST_POSTGRES_URL";
+/// The password every fixture user gets.
+pub const PASSWORD: &str = "correct horse battery staple";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The backends this run covers: SQLite always, PostgreSQL when configured.
+pub fn backends() -> Vec<Backend> {
+    static NOTICE: Once = Once::new();
+    if std::env::var(POSTGRES_ENV).is_ok_and(|v| !v.is_empty()) {
+        vec![Backend::Sqlite, Backend::Postgres]
+    } else {
+        NOTICE.call_once(|| eprintln!("notice: {POSTGRES_ENV} is not set; integration tests run on SQLite only"));
+        vec![Backend::Sqlite]
+    }
+}
+
+/// A PostgreSQL database made for one test and dropped after it.
+pub struct PgDatabase {
+    admin_url: String,
+    name: String,
+    pub url: String,
+}
+
+impl PgDatabase {
+    pub fn create() -> PgDatabase {
+        let admin_url = std::env::var(POSTGRES_ENV).expect("PostgreSQL URL");
+        let name = format!("pw_test_{}", uuid_simple());
+        let mut admin = PgConnection::establish(&admin_url).unwrap_or_else(|e| panic!("cannot reach PostgreSQL at {admin_url}: {e}"));
+        admin.batch_execute(&format!("CREATE DATABASE {name}")).expect("create test database");
+        let mut url = url::Url::parse(&admin_url).expect("PostgreSQL URL");
+        url.set_path(&name);
+        PgDatabase {
+            admin_url,
+            name,
+            url: url.to_string(),
+        }
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        if let Ok(mut admin) = PgConnection::establish(&self.admin_url) {
+            if let Err(err) = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)) {
+                eprintln!("warning: could not drop test database {}: {err}", self.name);
+            }
+        }
+    }
+}
+
+fn uuid_simple() -> String {
+    patchwarden::secrets::random_hex(8)
+}
+
+/// A database location for one test on `backend`: the SQLite file lives in `dir`.
+pub fn database_for(backend: Backend, dir: &TempDir) -> (String, Option<PgDatabase>) {
+    match backend {
+        Backend::Sqlite => (dir.path().join("patchwarden.db").to_string_lossy().into_owned(), None),
+        Backend::Postgres => {
+            let db = PgDatabase::create();
+            (db.url.clone(), Some(db))
+        }
+    }
+}
+
+/// Someone who can call the API: a user with its e-mail, password and API token.
+#[derive(Clone, Debug)]
+pub struct Actor {
+    pub email: String,
+    pub password: String,
+    pub token: String,
+    pub user_id: String,
+}
+
+/// A customer with its first customer-admin.
+#[derive(Clone, Debug)]
+pub struct CustomerFixture {
+    pub slug: String,
+    pub id: String,
+    pub admin: Actor,
+}
+
+/// One running server with its own database.
+pub struct TestApp {
+    pub backend: Backend,
+    pub base: String,
+    pub client: reqwest::Client,
+    pub state: web::Data<AppState>,
+    pub data_dir: TempDir,
+    _pg: Option<PgDatabase>,
+}
+
+impl TestApp {
+    /// One app per backend under test.
+    pub async fn each() -> Vec<TestApp> {
+        Self::each_with(&[]).await
+    }
+
+    /// One app per backend, with extra settings.
+    pub async fn each_with(settings: &[(&str, &str)]) -> Vec<TestApp> {
+        let mut apps = Vec::new();
+        for backend in backends() {
+            apps.push(TestApp::start(backend, settings).await);
+        }
+        apps
+    }
+
+    pub async fn start(backend: Backend, settings: &[(&str, &str)]) -> TestApp {
+        eprintln!("-- backend: {backend:?}");
+        let data_dir = tempfile::tempdir().expect("temp dir");
+        let (database_url, pg) = database_for(backend, &data_dir);
+        let mut raw = RawSettings::default();
+        raw.set("data_dir", data_dir.path().to_string_lossy()).unwrap();
+        raw.set("database_url", database_url).unwrap();
+        raw.set("database_pool_size", "4").unwrap();
+        raw.set("workers", "1").unwrap();
+        for (name, value) in settings {
+            raw.set(name, *value).unwrap();
+        }
+        let config = raw.validate().expect("test configuration");
+        let state = web::Data::new(AppState::build(config).expect("app state"));
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+        let base = format!("http://{}", listener.local_addr().expect("local address"));
+        let server = patchwarden::server::serve(state.clone(), listener).expect("server");
+        actix_web::rt::spawn(server);
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client");
+        TestApp {
+            backend,
+            base,
+            client,
+            state,
+            data_dir,
+            _pg: pg,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// Runs blocking database work for fixtures.
+    pub async fn db<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut patchwarden::db::DbConnection) -> Result<T, patchwarden::error::AppError> + Send + 'static,
+    ) -> T {
+        self.state.db.run(work).await.expect("fixture database work")
+    }
+
+    /// A user with `role` (and customer), and an API token for it.
+    pub async fn with_user(&self, email: &str, role: &str, customer: Option<&str>) -> Actor {
+        let draft = UserDraft::new(email, PASSWORD.into(), role, customer.map(str::to_owned)).expect("valid user");
+        let (user, token) = self
+            .db(move |conn| {
+                let user = accounts::create_user(conn, &draft)?;
+                let (_, issued) = accounts::issue_token(conn, &user, "fixture", None)?;
+                Ok((user, issued.plaintext().to_owned()))
+            })
+            .await;
+        Actor {
+            email: user.email,
+            password: PASSWORD.into(),
+            token,
+            user_id: user.id.to_string(),
+        }
+    }
+
+    pub async fn with_vendor_admin(&self) -> Actor {
+        self.with_user("admin@vendor.example", "vendor-admin", None).await
+    }
+
+    pub async fn with_publisher(&self) -> Actor {
+        self.with_user("publisher@vendor.example", "vendor-publisher", None).await
+    }
+
+    /// A customer `slug` with an admin `admin@<slug>.example`.
+    pub async fn with_customer(&self, slug: &str) -> CustomerFixture {
+        let (owned_slug, name) = (slug.to_owned(), format!("{slug} networks"));
+        let customer = self.db(move |conn| accounts::create_customer(conn, &owned_slug, &name)).await;
+        let admin = self
+            .with_user(&format!("admin@{slug}.example"), "customer-admin", Some(slug))
+            .await;
+        CustomerFixture {
+            slug: slug.to_owned(),
+            id: customer.id.to_string(),
+            admin,
+        }
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> (u16, Value) {
+        let response = self.client.get(self.url(path)).bearer_auth(token).send().await.expect("request");
+        status_and_json(response).await
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> (u16, Value) {
+        let response = self
+            .client
+            .post(self.url(path))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .expect("request");
+        status_and_json(response).await
+    }
+
+    pub async fn delete(&self, path: &str, token: &str) -> (u16, Value) {
+        let response = self.client.delete(self.url(path)).bearer_auth(token).send().await.expect("request");
+        status_and_json(response).await
+    }
+}
+
+/// The status and the JSON body (`null` when the body is empty or not JSON).
+pub async fn status_and_json(response: reqwest::Response) -> (u16, Value) {
+    let status = response.status().as_u16();
+    let bytes = response.bytes().await.expect("body");
+    let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    (status, body)
+}
+
+/// The `Set-Cookie` header that sets `name`, if any.
+pub fn set_cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
+}
+
+/// The value part of a `Set-Cookie` header.
+pub fn cookie_value(set_cookie: &str) -> &str {
+    set_cookie.split(';').next().and_then(|pair| pair.split_once('=')).map_or("", |(_, v)| v)
+}
+
+/// The value of the hidden `csrf_token` field in an HTML page.
+pub fn csrf_field(html: &str) -> String {
+    let marker = "name=\"csrf_token\" value=\"";
+    let start = html.find(marker).expect("csrf field") + marker.len();
+    let end = html[start..].find('"').expect("end of csrf field") + start;
+    html[start..end].to_owned()
+}
+
+/// Asserts the contract's error shape and returns the error code.
+pub fn error_code(body: &Value) -> &str {
+    let code = body["error"]["code"].as_str().unwrap_or_else(|| panic!("not an error body: {body}"));
+    assert!(body["error"]["message"].is_string(), "error without message: {body}");
+    code
+}
