@@ -162,9 +162,7 @@ fn run(command: Command, config: Config) -> anyhow::Result<()> {
     match command {
         Command::Serve => serve(config),
         Command::Migrate => {
-            let mut conn = db::establish(&config.database)
-                .with_context(|| format!("connecting to {}", config.database))?;
-            let applied = db::run_migrations(&mut conn)?;
+            let applied = db::migrate(&config.database)?;
             println!(
                 "{} migration(s) applied to {}",
                 applied.len(),

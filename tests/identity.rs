@@ -14,7 +14,10 @@ async fn token_authenticates_me_with_identity_and_role() {
         let admin = app.with_vendor_admin().await;
         let (status, body) = app.get("/api/v1/me", &admin.token).await;
         assert_eq!(status, 200, "{body}");
-        assert_eq!(body, json!({"kind": "user", "email": admin.email, "role": "vendor-admin"}));
+        assert_eq!(
+            body,
+            json!({"kind": "user", "email": admin.email, "role": "vendor-admin"})
+        );
 
         let acme = app.with_customer("acme").await;
         let (status, body) = app.get("/api/v1/me", &acme.admin.token).await;
@@ -33,7 +36,11 @@ async fn missing_malformed_and_unknown_tokens_are_401() {
         assert_eq!(response.headers()["www-authenticate"], "Bearer");
 
         let forged = format!("{}0", &admin.token[..admin.token.len() - 1]);
-        let forged = if forged == admin.token { format!("{}1", &admin.token[..admin.token.len() - 1]) } else { forged };
+        let forged = if forged == admin.token {
+            format!("{}1", &admin.token[..admin.token.len() - 1])
+        } else {
+            forged
+        };
         for token in [forged.as_str(), "pwt_nothex_nothex", "garbage"] {
             let (status, body) = app.get("/api/v1/me", token).await;
             assert_eq!(status, 401, "{token}: {body}");
@@ -55,20 +62,46 @@ async fn revoked_and_expired_tokens_are_401() {
     for app in TestApp::each().await {
         let admin = app.with_vendor_admin().await;
 
-        let (status, created) = app.post("/api/v1/tokens", &admin.token, json!({"label": "ci", "expires_in": "30d"})).await;
+        let (status, created) = app
+            .post(
+                "/api/v1/tokens",
+                &admin.token,
+                json!({"label": "ci", "expires_in": "30d"}),
+            )
+            .await;
         assert_eq!(status, 201, "{created}");
         let second = created["token"].as_str().unwrap().to_owned();
         assert!(created["expires_at"].is_string());
         assert_eq!(app.get("/api/v1/me", &second).await.0, 200);
 
-        let (status, _) = app.delete(&format!("/api/v1/tokens/{}", created["id"].as_str().unwrap()), &admin.token).await;
+        let (status, _) = app
+            .delete(
+                &format!("/api/v1/tokens/{}", created["id"].as_str().unwrap()),
+                &admin.token,
+            )
+            .await;
         assert_eq!(status, 204);
-        assert_eq!(app.get("/api/v1/me", &second).await.0, 401, "revoked token still works");
-        let (status, body) = app.delete(&format!("/api/v1/tokens/{}", created["id"].as_str().unwrap()), &admin.token).await;
+        assert_eq!(
+            app.get("/api/v1/me", &second).await.0,
+            401,
+            "revoked token still works"
+        );
+        let (status, body) = app
+            .delete(
+                &format!("/api/v1/tokens/{}", created["id"].as_str().unwrap()),
+                &admin.token,
+            )
+            .await;
         assert_eq!((status, error_code(&body)), (409, "conflict"));
 
         // Expire a token by moving its expiry into the past, as time would.
-        let (_, short) = app.post("/api/v1/tokens", &admin.token, json!({"label": "short", "expires_in": "1h"})).await;
+        let (_, short) = app
+            .post(
+                "/api/v1/tokens",
+                &admin.token,
+                json!({"label": "short", "expires_in": "1h"}),
+            )
+            .await;
         let short_token = short["token"].as_str().unwrap().to_owned();
         assert_eq!(app.get("/api/v1/me", &short_token).await.0, 200);
         let id: patchwarden::ids::TokenId = short["id"].as_str().unwrap().parse().unwrap();
@@ -76,7 +109,9 @@ async fn revoked_and_expired_tokens_are_401() {
             use diesel::prelude::*;
             use patchwarden::db::schema::api_tokens;
             let past = patchwarden::db::models::now() - chrono::TimeDelta::seconds(1);
-            diesel::update(api_tokens::table.find(&id)).set(api_tokens::expires_at.eq(past)).execute(conn)?;
+            diesel::update(api_tokens::table.find(&id))
+                .set(api_tokens::expires_at.eq(past))
+                .execute(conn)?;
             Ok(())
         })
         .await;
@@ -89,7 +124,9 @@ async fn revoked_and_expired_tokens_are_401() {
 async fn tokens_are_stored_hashed_and_record_last_use() {
     for app in TestApp::each().await {
         let admin = app.with_vendor_admin().await;
-        let (_, created) = app.post("/api/v1/tokens", &admin.token, json!({"label": "audit"})).await;
+        let (_, created) = app
+            .post("/api/v1/tokens", &admin.token, json!({"label": "audit"}))
+            .await;
         let plaintext = created["token"].as_str().unwrap().to_owned();
         let secret = plaintext.rsplit('_').next().unwrap().to_owned();
         assert_eq!(secret.len(), 64, "256-bit secret");
@@ -98,16 +135,29 @@ async fn tokens_are_stored_hashed_and_record_last_use() {
             .db(|conn| {
                 use diesel::prelude::*;
                 use patchwarden::db::schema::api_tokens;
-                Ok(api_tokens::table.select(api_tokens::secret_hash).load::<String>(conn)?)
+                Ok(api_tokens::table
+                    .select(api_tokens::secret_hash)
+                    .load::<String>(conn)?)
             })
             .await;
         assert!(stored.iter().all(|hash| !hash.contains(&secret)));
         assert!(stored.contains(&patchwarden::secrets::sha256_hex(secret.as_bytes())));
 
         let (_, listed) = app.get("/api/v1/tokens", &plaintext).await;
-        let row = listed.as_array().unwrap().iter().find(|t| t["id"] == created["id"]).unwrap();
-        assert!(row["last_used_at"].is_string(), "last use not recorded: {row}");
-        assert!(!listed.to_string().contains(&secret), "a listing shows a secret");
+        let row = listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["id"] == created["id"])
+            .unwrap();
+        assert!(
+            row["last_used_at"].is_string(),
+            "last use not recorded: {row}"
+        );
+        assert!(
+            !listed.to_string().contains(&secret),
+            "a listing shows a secret"
+        );
     }
 }
 
@@ -132,8 +182,16 @@ async fn wrong_passwords_hit_the_rate_limit_with_retry_after() {
             .send()
             .await
             .unwrap();
-        assert_eq!(response.status(), 429, "even the right password waits once limited");
-        let wait: u64 = response.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+        assert_eq!(
+            response.status(),
+            429,
+            "even the right password waits once limited"
+        );
+        let wait: u64 = response.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
         assert!((1..=60).contains(&wait), "retry-after {wait}");
         let (_, body) = support::status_and_json(response).await;
         assert_eq!(error_code(&body), "rate_limited");
@@ -152,15 +210,26 @@ async fn session_login_sets_a_strict_cookie_and_writes_need_the_csrf_header() {
             .await
             .unwrap();
         assert_eq!(response.status(), 201);
-        let cookie = set_cookie(response.headers(), "pw_session").unwrap().to_owned();
+        let cookie = set_cookie(response.headers(), "pw_session")
+            .unwrap()
+            .to_owned();
         assert!(cookie.contains("HttpOnly"), "{cookie}");
         assert!(cookie.contains("SameSite=Strict"), "{cookie}");
-        assert!(!cookie.contains("Secure"), "plain HTTP must not mark the cookie Secure: {cookie}");
+        assert!(
+            !cookie.contains("Secure"),
+            "plain HTTP must not mark the cookie Secure: {cookie}"
+        );
         let (_, body) = support::status_and_json(response).await;
         let csrf = body["csrf_token"].as_str().unwrap().to_owned();
         let session = format!("pw_session={}", cookie_value(&cookie));
 
-        let me = app.client.get(app.url("/api/v1/me")).header("cookie", &session).send().await.unwrap();
+        let me = app
+            .client
+            .get(app.url("/api/v1/me"))
+            .header("cookie", &session)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(me.status(), 200);
 
         let create = |csrf: Option<&str>| {
@@ -190,7 +259,13 @@ async fn session_login_sets_a_strict_cookie_and_writes_need_the_csrf_header() {
             .await
             .unwrap();
         assert_eq!(logout.status(), 204);
-        let me = app.client.get(app.url("/api/v1/me")).header("cookie", &session).send().await.unwrap();
+        let me = app
+            .client
+            .get(app.url("/api/v1/me"))
+            .header("cookie", &session)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(me.status(), 401, "a logged-out session still works");
     }
 }
@@ -217,7 +292,13 @@ async fn roles_are_enforced() {
         let publisher = app.with_publisher().await;
         let acme = app.with_customer("acme").await;
         for token in [&publisher.token, &acme.admin.token] {
-            let (status, body) = app.post("/api/v1/customers", token, json!({"slug": "x", "name": "X"})).await;
+            let (status, body) = app
+                .post(
+                    "/api/v1/customers",
+                    token,
+                    json!({"slug": "x", "name": "X"}),
+                )
+                .await;
             assert_eq!((status, error_code(&body)), (403, "forbidden"));
         }
         let (status, _) = app.get("/api/v1/users", &publisher.token).await;
@@ -255,23 +336,72 @@ async fn bad_input_is_a_4xx_that_names_the_problem_and_writes_nothing() {
                 .send()
         };
         let cases: [(&str, &str, u16, &str, &str); 7] = [
-            ("{\"slug\": \"acme\",", "application/json", 400, "bad_request", "malformed JSON"),
-            ("{\"slug\": \"acme\", \"name\": \"A\", \"admin\": true}", "application/json", 422, "invalid", "unknown field `admin`"),
-            ("{\"slug\": 7, \"name\": \"A\"}", "application/json", 422, "invalid", "invalid type"),
-            ("{\"slug\": \"Acme Corp\", \"name\": \"A\"}", "application/json", 422, "invalid", "slug"),
-            ("{\"slug\": \"acme\", \"name\": \"\"}", "application/json", 422, "invalid", "name must not be empty"),
-            ("{\"slug\": \"../etc\", \"name\": \"A\"}", "application/json", 422, "invalid", "slug"),
-            ("slug=acme&name=A", "application/x-www-form-urlencoded", 415, "unsupported_media_type", "JSON"),
+            (
+                "{\"slug\": \"acme\",",
+                "application/json",
+                400,
+                "bad_request",
+                "malformed JSON",
+            ),
+            (
+                "{\"slug\": \"acme\", \"name\": \"A\", \"admin\": true}",
+                "application/json",
+                422,
+                "invalid",
+                "unknown field `admin`",
+            ),
+            (
+                "{\"slug\": 7, \"name\": \"A\"}",
+                "application/json",
+                422,
+                "invalid",
+                "invalid type",
+            ),
+            (
+                "{\"slug\": \"Acme Corp\", \"name\": \"A\"}",
+                "application/json",
+                422,
+                "invalid",
+                "slug",
+            ),
+            (
+                "{\"slug\": \"acme\", \"name\": \"\"}",
+                "application/json",
+                422,
+                "invalid",
+                "name must not be empty",
+            ),
+            (
+                "{\"slug\": \"../etc\", \"name\": \"A\"}",
+                "application/json",
+                422,
+                "invalid",
+                "slug",
+            ),
+            (
+                "slug=acme&name=A",
+                "application/x-www-form-urlencoded",
+                415,
+                "unsupported_media_type",
+                "JSON",
+            ),
         ];
         for (body, content_type, status, code, message) in cases {
-            let (got, json) = support::status_and_json(send(body, content_type).await.unwrap()).await;
+            let (got, json) =
+                support::status_and_json(send(body, content_type).await.unwrap()).await;
             assert_eq!(got, status, "{body}: {json}");
             assert_eq!(error_code(&json), code, "{body}");
             let text = json["error"]["message"].as_str().unwrap();
-            assert!(text.contains(message), "{body}: message `{text}` should mention `{message}`");
+            assert!(
+                text.contains(message),
+                "{body}: message `{text}` should mention `{message}`"
+            );
         }
 
-        let huge = format!("{{\"slug\": \"big\", \"name\": \"{}\"}}", "x".repeat(300 * 1024));
+        let huge = format!(
+            "{{\"slug\": \"big\", \"name\": \"{}\"}}",
+            "x".repeat(300 * 1024)
+        );
         let response = app
             .client
             .post(app.url("/api/v1/customers"))
@@ -300,12 +430,21 @@ async fn duplicates_are_conflicts() {
     for app in TestApp::each().await {
         let admin = app.with_vendor_admin().await;
         let body = json!({"slug": "acme", "name": "Acme"});
-        assert_eq!(app.post("/api/v1/customers", &admin.token, body.clone()).await.0, 201);
+        assert_eq!(
+            app.post("/api/v1/customers", &admin.token, body.clone())
+                .await
+                .0,
+            201
+        );
         let (status, json) = app.post("/api/v1/customers", &admin.token, body).await;
         assert_eq!((status, error_code(&json)), (409, "conflict"));
         let user = json!({"email": "Admin@Vendor.example", "password": "long enough password", "role": "vendor-publisher"});
         let (status, json) = app.post("/api/v1/users", &admin.token, user).await;
-        assert_eq!((status, error_code(&json)), (409, "conflict"), "e-mails compare case-insensitively");
+        assert_eq!(
+            (status, error_code(&json)),
+            (409, "conflict"),
+            "e-mails compare case-insensitively"
+        );
     }
 }
 
@@ -314,10 +453,22 @@ async fn weak_passwords_and_bad_emails_are_refused() {
     for app in TestApp::each().await {
         let admin = app.with_vendor_admin().await;
         let cases = [
-            (json!({"email": "a@b.example", "password": "short", "role": "vendor-publisher"}), "password"),
-            (json!({"email": "not-an-email", "password": "long enough password", "role": "vendor-publisher"}), "email"),
-            (json!({"email": "a@b.example", "password": "long enough password", "role": "root"}), "role"),
-            (json!({"email": "a@b.example", "password": "long enough password", "role": "customer-admin"}), "customer"),
+            (
+                json!({"email": "a@b.example", "password": "short", "role": "vendor-publisher"}),
+                "password",
+            ),
+            (
+                json!({"email": "not-an-email", "password": "long enough password", "role": "vendor-publisher"}),
+                "email",
+            ),
+            (
+                json!({"email": "a@b.example", "password": "long enough password", "role": "root"}),
+                "role",
+            ),
+            (
+                json!({"email": "a@b.example", "password": "long enough password", "role": "customer-admin"}),
+                "customer",
+            ),
             (
                 json!({"email": "a@b.example", "password": "long enough password", "role": "customer-admin", "customer": "nobody"}),
                 "customer",
@@ -329,6 +480,10 @@ async fn weak_passwords_and_bad_emails_are_refused() {
             assert_eq!(json["error"]["field"], field, "{body}: {json}");
         }
         let (_, users) = app.get("/api/v1/users", &admin.token).await;
-        assert_eq!(users.as_array().unwrap().len(), 1, "a refused user was written");
+        assert_eq!(
+            users.as_array().unwrap().len(),
+            1,
+            "a refused user was written"
+        );
     }
 }

@@ -10,13 +10,22 @@ use support::{cookie_value, csrf_field, set_cookie, Actor, TestApp};
 /// Signs in through the form; returns the `Cookie` header value for the session.
 async fn sign_in(app: &TestApp, actor: &Actor) -> String {
     let page = app.client.get(app.url("/login")).send().await.unwrap();
-    let login_cookie = set_cookie(page.headers(), "pw_login_csrf").unwrap().to_owned();
+    let login_cookie = set_cookie(page.headers(), "pw_login_csrf")
+        .unwrap()
+        .to_owned();
     let csrf = csrf_field(&page.text().await.unwrap());
     let response = app
         .client
         .post(app.url("/login"))
-        .header("cookie", format!("pw_login_csrf={}", cookie_value(&login_cookie)))
-        .form(&[("email", actor.email.as_str()), ("password", actor.password.as_str()), ("csrf_token", &csrf)])
+        .header(
+            "cookie",
+            format!("pw_login_csrf={}", cookie_value(&login_cookie)),
+        )
+        .form(&[
+            ("email", actor.email.as_str()),
+            ("password", actor.password.as_str()),
+            ("csrf_token", &csrf),
+        ])
         .send()
         .await
         .unwrap();
@@ -32,8 +41,13 @@ async fn login_form_needs_its_csrf_pair() {
         let admin = app.with_vendor_admin().await;
         let page = app.client.get(app.url("/login")).send().await.unwrap();
         assert_eq!(page.status(), 200);
-        let cookie = set_cookie(page.headers(), "pw_login_csrf").unwrap().to_owned();
-        assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+        let cookie = set_cookie(page.headers(), "pw_login_csrf")
+            .unwrap()
+            .to_owned();
+        assert!(
+            cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+            "{cookie}"
+        );
         let csrf = csrf_field(&page.text().await.unwrap());
         let form = |token: &str| {
             vec![
@@ -43,7 +57,13 @@ async fn login_form_needs_its_csrf_pair() {
             ]
         };
 
-        let missing_cookie = app.client.post(app.url("/login")).form(&form(&csrf)).send().await.unwrap();
+        let missing_cookie = app
+            .client
+            .post(app.url("/login"))
+            .form(&form(&csrf))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(missing_cookie.status(), 403);
         assert!(set_cookie(missing_cookie.headers(), "pw_session").is_none());
 
@@ -61,15 +81,29 @@ async fn login_form_needs_its_csrf_pair() {
             .client
             .post(app.url("/login"))
             .header("cookie", format!("pw_login_csrf={}", cookie_value(&cookie)))
-            .form(&[("email", admin.email.as_str()), ("password", "not the password"), ("csrf_token", &csrf)])
+            .form(&[
+                ("email", admin.email.as_str()),
+                ("password", "not the password"),
+                ("csrf_token", &csrf),
+            ])
             .send()
             .await
             .unwrap();
         assert_eq!(wrong_password.status(), 401);
-        assert!(wrong_password.text().await.unwrap().contains("wrong e-mail or password"));
+        assert!(wrong_password
+            .text()
+            .await
+            .unwrap()
+            .contains("wrong e-mail or password"));
 
         let session = sign_in(&app, &admin).await;
-        let home = app.client.get(app.url("/")).header("cookie", &session).send().await.unwrap();
+        let home = app
+            .client
+            .get(app.url("/"))
+            .header("cookie", &session)
+            .send()
+            .await
+            .unwrap();
         let html = home.text().await.unwrap();
         assert!(html.contains("Vendor console"), "{html}");
         assert!(html.contains(&admin.email));
@@ -81,11 +115,20 @@ async fn every_form_rejects_a_missing_or_forged_csrf_token() {
     for app in TestApp::each().await {
         let admin = app.with_vendor_admin().await;
         let session = sign_in(&app, &admin).await;
-        let account = app.client.get(app.url("/account")).header("cookie", &session).send().await.unwrap();
+        let account = app
+            .client
+            .get(app.url("/account"))
+            .header("cookie", &session)
+            .send()
+            .await
+            .unwrap();
         let csrf = csrf_field(&account.text().await.unwrap());
 
         for path in ["/account/tokens", "/logout"] {
-            for fields in [vec![("label", "x")], vec![("label", "x"), ("csrf_token", "forged")]] {
+            for fields in [
+                vec![("label", "x")],
+                vec![("label", "x"), ("csrf_token", "forged")],
+            ] {
                 let response = app
                     .client
                     .post(app.url(path))
@@ -98,16 +141,30 @@ async fn every_form_rejects_a_missing_or_forged_csrf_token() {
             }
         }
         // Still signed in, and no token was created by the refused posts.
-        let account = app.client.get(app.url("/account")).header("cookie", &session).send().await.unwrap();
+        let account = app
+            .client
+            .get(app.url("/account"))
+            .header("cookie", &session)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(account.status(), 200);
         let html = account.text().await.unwrap();
-        assert_eq!(html.matches("/revoke\"").count(), 1, "only the fixture token exists");
+        assert_eq!(
+            html.matches("/revoke\"").count(),
+            1,
+            "only the fixture token exists"
+        );
 
         let created = app
             .client
             .post(app.url("/account/tokens"))
             .header("cookie", &session)
-            .form(&[("label", "laptop"), ("expires_in", "7d"), ("csrf_token", &csrf)])
+            .form(&[
+                ("label", "laptop"),
+                ("expires_in", "7d"),
+                ("csrf_token", &csrf),
+            ])
             .send()
             .await
             .unwrap();
@@ -124,7 +181,13 @@ async fn every_form_rejects_a_missing_or_forged_csrf_token() {
             .await
             .unwrap();
         assert_eq!(logout.status(), 303);
-        let after = app.client.get(app.url("/account")).header("cookie", &session).send().await.unwrap();
+        let after = app
+            .client
+            .get(app.url("/account"))
+            .header("cookie", &session)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(after.status(), 303, "the session survived logout");
         assert_eq!(after.headers()["location"], "/login");
     }
@@ -133,25 +196,62 @@ async fn every_form_rejects_a_missing_or_forged_csrf_token() {
 #[actix_web::test]
 async fn home_pages_per_role_and_hostile_text_is_escaped() {
     for app in TestApp::each().await {
-        let public = app.client.get(app.url("/")).send().await.unwrap().text().await.unwrap();
+        let public = app
+            .client
+            .get(app.url("/"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
         assert!(public.contains("No advisories have been published yet"));
 
         let publisher = app.with_publisher().await;
         let session = sign_in(&app, &publisher).await;
-        let html = app.client.get(app.url("/")).header("cookie", &session).send().await.unwrap().text().await.unwrap();
-        assert!(html.contains("Ask a vendor-admin to add customers"), "{html}");
-        assert!(!html.contains("patchwarden customer add"), "admin-only steps shown to a publisher");
+        let html = app
+            .client
+            .get(app.url("/"))
+            .header("cookie", &session)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            html.contains("Ask a vendor-admin to add customers"),
+            "{html}"
+        );
+        assert!(
+            !html.contains("patchwarden customer add"),
+            "admin-only steps shown to a publisher"
+        );
 
         let hostile = "<script>alert('x')</script>\"&";
         let name = hostile.to_owned();
-        app.db(move |conn| patchwarden::accounts::create_customer(conn, "evil", &name)).await;
-        let evil_admin = app.with_user("admin@evil.example", "customer-admin", Some("evil")).await;
+        app.db(move |conn| patchwarden::accounts::create_customer(conn, "evil", &name))
+            .await;
+        let evil_admin = app
+            .with_user("admin@evil.example", "customer-admin", Some("evil"))
+            .await;
         let session = sign_in(&app, &evil_admin).await;
-        let html = app.client.get(app.url("/")).header("cookie", &session).send().await.unwrap().text().await.unwrap();
+        let html = app
+            .client
+            .get(app.url("/"))
+            .header("cookie", &session)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
         assert!(!html.contains("<script>alert"), "unescaped: {html}");
-        assert!(html.contains("&lt;script&gt;alert(&#x27;x&#x27;)&lt;&#x2F;script&gt;&quot;&amp;"), "{html}");
+        assert!(
+            html.contains("&lt;script&gt;alert(&#x27;x&#x27;)&lt;&#x2F;script&gt;&quot;&amp;"),
+            "{html}"
+        );
         assert!(html.contains("What to do next"));
-
     }
 }
 
@@ -161,8 +261,16 @@ async fn pages_without_a_session_redirect_to_login_and_unknown_pages_are_404() {
         let response = app.client.get(app.url("/account")).send().await.unwrap();
         assert_eq!(response.status(), 303);
         assert_eq!(response.headers()["location"], "/login");
-        let response = app.client.get(app.url("/nowhere/<b>")).send().await.unwrap();
+        let response = app
+            .client
+            .get(app.url("/nowhere/<b>"))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(response.status(), 404);
-        assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+        assert!(response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html"));
     }
 }

@@ -152,23 +152,12 @@ pub struct Db {
 }
 
 impl Db {
-    /// Creates the SQLite directory when needed, applies pending migrations on one
-    /// connection (so an unreachable database fails here, clearly), then builds the pool.
+    /// Applies pending migrations (so an unreachable database fails here, clearly),
+    /// then builds the pool.
     pub fn open(url: &DatabaseUrl, pool_size: u32) -> anyhow::Result<Db> {
-        if let DatabaseUrl::Sqlite(path) = url {
-            if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir).with_context(|| {
-                    format!("creating the database directory {}", dir.display())
-                })?;
-            }
-        }
-        let mut conn =
-            establish(url).with_context(|| format!("connecting to the database at {url}"))?;
-        let applied = run_migrations(&mut conn)?;
-        for version in &applied {
+        for version in migrate(url)? {
             tracing::info!(migration = %version, "applied migration");
         }
-        drop(conn);
         let pool = Pool::builder()
             .max_size(pool_size)
             .min_idle(Some(1))
@@ -209,6 +198,20 @@ impl Db {
         let state = self.pool.state();
         (state.connections, state.idle_connections)
     }
+}
+
+/// Creates the SQLite file's directory when needed, connects, and applies pending
+/// migrations; returns the versions applied.
+pub fn migrate(url: &DatabaseUrl) -> anyhow::Result<Vec<String>> {
+    if let DatabaseUrl::Sqlite(path) = url {
+        if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("creating the database directory {}", dir.display()))?;
+        }
+    }
+    let mut conn =
+        establish(url).with_context(|| format!("connecting to the database at {url}"))?;
+    run_migrations(&mut conn)
 }
 
 /// Applies pending migrations; returns the versions applied.

@@ -36,7 +36,9 @@ pub fn backends() -> Vec<Backend> {
     if std::env::var(POSTGRES_ENV).is_ok_and(|v| !v.is_empty()) {
         vec![Backend::Sqlite, Backend::Postgres]
     } else {
-        NOTICE.call_once(|| eprintln!("notice: {POSTGRES_ENV} is not set; integration tests run on SQLite only"));
+        NOTICE.call_once(|| {
+            eprintln!("notice: {POSTGRES_ENV} is not set; integration tests run on SQLite only")
+        });
         vec![Backend::Sqlite]
     }
 }
@@ -52,8 +54,11 @@ impl PgDatabase {
     pub fn create() -> PgDatabase {
         let admin_url = std::env::var(POSTGRES_ENV).expect("PostgreSQL URL");
         let name = format!("pw_test_{}", uuid_simple());
-        let mut admin = PgConnection::establish(&admin_url).unwrap_or_else(|e| panic!("cannot reach PostgreSQL at {admin_url}: {e}"));
-        admin.batch_execute(&format!("CREATE DATABASE {name}")).expect("create test database");
+        let mut admin = PgConnection::establish(&admin_url)
+            .unwrap_or_else(|e| panic!("cannot reach PostgreSQL at {admin_url}: {e}"));
+        admin
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .expect("create test database");
         let mut url = url::Url::parse(&admin_url).expect("PostgreSQL URL");
         url.set_path(&name);
         PgDatabase {
@@ -67,7 +72,10 @@ impl PgDatabase {
 impl Drop for PgDatabase {
     fn drop(&mut self) {
         if let Ok(mut admin) = PgConnection::establish(&self.admin_url) {
-            if let Err(err) = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)) {
+            if let Err(err) = admin.batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            )) {
                 eprintln!("warning: could not drop test database {}: {err}", self.name);
             }
         }
@@ -81,7 +89,13 @@ fn uuid_simple() -> String {
 /// A database location for one test on `backend`: the SQLite file lives in `dir`.
 pub fn database_for(backend: Backend, dir: &TempDir) -> (String, Option<PgDatabase>) {
     match backend {
-        Backend::Sqlite => (dir.path().join("patchwarden.db").to_string_lossy().into_owned(), None),
+        Backend::Sqlite => (
+            dir.path()
+                .join("patchwarden.db")
+                .to_string_lossy()
+                .into_owned(),
+            None,
+        ),
         Backend::Postgres => {
             let db = PgDatabase::create();
             (db.url.clone(), Some(db))
@@ -136,7 +150,8 @@ impl TestApp {
         let data_dir = tempfile::tempdir().expect("temp dir");
         let (database_url, pg) = database_for(backend, &data_dir);
         let mut raw = RawSettings::default();
-        raw.set("data_dir", data_dir.path().to_string_lossy()).unwrap();
+        raw.set("data_dir", data_dir.path().to_string_lossy())
+            .unwrap();
         raw.set("database_url", database_url).unwrap();
         raw.set("database_pool_size", "4").unwrap();
         raw.set("workers", "1").unwrap();
@@ -170,14 +185,21 @@ impl TestApp {
     /// Runs blocking database work for fixtures.
     pub async fn db<T: Send + 'static>(
         &self,
-        work: impl FnOnce(&mut patchwarden::db::DbConnection) -> Result<T, patchwarden::error::AppError> + Send + 'static,
+        work: impl FnOnce(&mut patchwarden::db::DbConnection) -> Result<T, patchwarden::error::AppError>
+            + Send
+            + 'static,
     ) -> T {
-        self.state.db.run(work).await.expect("fixture database work")
+        self.state
+            .db
+            .run(work)
+            .await
+            .expect("fixture database work")
     }
 
     /// A user with `role` (and customer), and an API token for it.
     pub async fn with_user(&self, email: &str, role: &str, customer: Option<&str>) -> Actor {
-        let draft = UserDraft::new(email, PASSWORD.into(), role, customer.map(str::to_owned)).expect("valid user");
+        let draft = UserDraft::new(email, PASSWORD.into(), role, customer.map(str::to_owned))
+            .expect("valid user");
         let (user, token) = self
             .db(move |conn| {
                 let user = accounts::create_user(conn, &draft)?;
@@ -194,19 +216,27 @@ impl TestApp {
     }
 
     pub async fn with_vendor_admin(&self) -> Actor {
-        self.with_user("admin@vendor.example", "vendor-admin", None).await
+        self.with_user("admin@vendor.example", "vendor-admin", None)
+            .await
     }
 
     pub async fn with_publisher(&self) -> Actor {
-        self.with_user("publisher@vendor.example", "vendor-publisher", None).await
+        self.with_user("publisher@vendor.example", "vendor-publisher", None)
+            .await
     }
 
     /// A customer `slug` with an admin `admin@<slug>.example`.
     pub async fn with_customer(&self, slug: &str) -> CustomerFixture {
         let (owned_slug, name) = (slug.to_owned(), format!("{slug} networks"));
-        let customer = self.db(move |conn| accounts::create_customer(conn, &owned_slug, &name)).await;
+        let customer = self
+            .db(move |conn| accounts::create_customer(conn, &owned_slug, &name))
+            .await;
         let admin = self
-            .with_user(&format!("admin@{slug}.example"), "customer-admin", Some(slug))
+            .with_user(
+                &format!("admin@{slug}.example"),
+                "customer-admin",
+                Some(slug),
+            )
             .await;
         CustomerFixture {
             slug: slug.to_owned(),
@@ -216,7 +246,13 @@ impl TestApp {
     }
 
     pub async fn get(&self, path: &str, token: &str) -> (u16, Value) {
-        let response = self.client.get(self.url(path)).bearer_auth(token).send().await.expect("request");
+        let response = self
+            .client
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request");
         status_and_json(response).await
     }
 
@@ -233,7 +269,13 @@ impl TestApp {
     }
 
     pub async fn delete(&self, path: &str, token: &str) -> (u16, Value) {
-        let response = self.client.delete(self.url(path)).bearer_auth(token).send().await.expect("request");
+        let response = self
+            .client
+            .delete(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request");
         status_and_json(response).await
     }
 }
@@ -257,7 +299,11 @@ pub fn set_cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 
 /// The value part of a `Set-Cookie` header.
 pub fn cookie_value(set_cookie: &str) -> &str {
-    set_cookie.split(';').next().and_then(|pair| pair.split_once('=')).map_or("", |(_, v)| v)
+    set_cookie
+        .split(';')
+        .next()
+        .and_then(|pair| pair.split_once('='))
+        .map_or("", |(_, v)| v)
 }
 
 /// The value of the hidden `csrf_token` field in an HTML page.
@@ -270,7 +316,12 @@ pub fn csrf_field(html: &str) -> String {
 
 /// Asserts the contract's error shape and returns the error code.
 pub fn error_code(body: &Value) -> &str {
-    let code = body["error"]["code"].as_str().unwrap_or_else(|| panic!("not an error body: {body}"));
-    assert!(body["error"]["message"].is_string(), "error without message: {body}");
+    let code = body["error"]["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("not an error body: {body}"));
+    assert!(
+        body["error"]["message"].is_string(),
+        "error without message: {body}"
+    );
     code
 }

@@ -1,0 +1,374 @@
+//! The command line as an operator uses it: bootstrap a user and a token from a
+//! shell, serve, and authenticate with that token; and a wrong configuration that
+//! stops the start with a message naming the setting.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::io::Write;
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use support::{backends, database_for};
+
+const BIN: &str = env!("CARGO_BIN_EXE_patchwarden");
+
+/// The binary with a clean environment and the given settings.
+fn patchwarden(dir: &Path, env: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(BIN);
+    command.env_clear().current_dir(dir);
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    command
+}
+
+fn run(command: &mut Command, stdin: Option<&str>) -> Output {
+    command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command.spawn().expect("spawn patchwarden");
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Polls `/healthz` until it answers 200, for at most 30 s.
+async fn wait_healthy(client: &reqwest::Client, base: &str, server: &mut Server) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(response) = client.get(format!("{base}/healthz")).send().await {
+            if response.status() == 200 {
+                return;
+            }
+        }
+        if let Some(status) = server.0.try_wait().unwrap() {
+            panic!("the server exited early with {status}");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the server did not become healthy in 30 s"
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[actix_web::test]
+async fn bootstrap_from_a_shell_then_the_token_authenticates() {
+    for backend in backends() {
+        eprintln!("-- backend: {backend:?}");
+        let dir = tempfile::tempdir().unwrap();
+        let (database_url, _pg) = database_for(backend, &dir);
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let bind = format!("127.0.0.1:{port}");
+        let env = [
+            ("PATCHWARDEN_DATABASE_URL", database_url.as_str()),
+            ("PATCHWARDEN_BIND", bind.as_str()),
+        ];
+
+        let out = run(
+            patchwarden(dir.path(), &env)
+                .args(["customer", "add", "--slug", "acme", "--name", "Acme"]),
+            None,
+        );
+        assert!(out.status.success(), "{}", text(&out.stderr));
+
+        let out = run(
+            patchwarden(dir.path(), &env).args([
+                "user",
+                "add",
+                "--email",
+                "ops@acme.example",
+                "--role",
+                "customer-admin",
+                "--customer",
+                "acme",
+                "--password-stdin",
+            ]),
+            Some("a long and good password\n"),
+        );
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        assert!(!text(&out.stdout).contains("a long and good password"));
+
+        let out = run(
+            patchwarden(dir.path(), &env).args([
+                "token",
+                "create",
+                "--email",
+                "ops@acme.example",
+                "--label",
+                "laptop",
+                "--expires-in",
+                "30d",
+            ]),
+            None,
+        );
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let token = text(&out.stdout).trim().to_owned();
+        assert!(
+            token.starts_with("pwt_"),
+            "stdout should be the token alone: {token}"
+        );
+
+        let mut server = Server(
+            patchwarden(dir.path(), &env)
+                .arg("serve")
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap(),
+        );
+        let client = reqwest::Client::new();
+        let base = format!("http://{bind}");
+        wait_healthy(&client, &base, &mut server).await;
+        let response = client
+            .get(format!("{base}/api/v1/me"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let me: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(me["email"], "ops@acme.example");
+        assert_eq!(me["role"], "customer-admin");
+        assert_eq!(me["customer"], "acme");
+
+        let id_line = text(
+            &run(
+                patchwarden(dir.path(), &env).args(["customer", "list"]),
+                None,
+            )
+            .stdout,
+        );
+        assert!(id_line.starts_with("acme\t"), "{id_line}");
+        drop(server);
+        let out = run(patchwarden(dir.path(), &env).arg("migrate"), None);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+}
+
+#[actix_web::test]
+async fn the_server_log_never_holds_a_token_or_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let bind = format!("127.0.0.1:{port}");
+    let env = [
+        ("PATCHWARDEN_BIND", bind.as_str()),
+        ("PATCHWARDEN_LOG_LEVEL", "debug"),
+    ];
+    let out = run(
+        patchwarden(dir.path(), &env).args([
+            "user",
+            "add",
+            "--email",
+            "a@vendor.example",
+            "--role",
+            "vendor-admin",
+            "--password-stdin",
+        ]),
+        Some("the secret password\n"),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let token = text(
+        &run(
+            patchwarden(dir.path(), &env).args(["token", "create", "--email", "a@vendor.example"]),
+            None,
+        )
+        .stdout,
+    )
+    .trim()
+    .to_owned();
+
+    let log = dir.path().join("server.log");
+    let log_file = std::fs::File::create(&log).unwrap();
+    let mut server = Server(
+        patchwarden(dir.path(), &env)
+            .arg("serve")
+            .stdout(Stdio::null())
+            .stderr(log_file)
+            .spawn()
+            .unwrap(),
+    );
+    let client = reqwest::Client::new();
+    let base = format!("http://{bind}");
+    wait_healthy(&client, &base, &mut server).await;
+    client
+        .get(format!("{base}/api/v1/me"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    client
+        .get(format!("{base}/api/v1/me?token={token}"))
+        .bearer_auth("pwt_wrong")
+        .send()
+        .await
+        .unwrap();
+    client
+        .post(format!("{base}/api/v1/session"))
+        .json(&serde_json::json!({"email": "a@vendor.example", "password": "the secret password"}))
+        .send()
+        .await
+        .unwrap();
+    client
+        .post(format!("{base}/api/v1/session"))
+        .json(&serde_json::json!({"email": "a@vendor.example", "password": "a wrong password"}))
+        .send()
+        .await
+        .unwrap();
+    let healthy = client.get(format!("{base}/healthz")).send().await.unwrap();
+    assert_eq!(healthy.status(), 200);
+    drop(server);
+    let written = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        written.contains("signed in"),
+        "the log is empty or not at debug: {written}"
+    );
+    let secret = token.rsplit('_').next().unwrap();
+    for needle in [secret, "the secret password", "a wrong password"] {
+        assert!(!written.contains(needle), "the log holds `{needle}`");
+    }
+}
+
+#[test]
+fn invalid_configuration_stops_the_start_naming_the_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("patchwarden.toml");
+
+    std::fs::write(&config, "bind = \"127.0.0.1:0\"\ndatabse_url = \"x.db\"\n").unwrap();
+    let out = run(
+        patchwarden(dir.path(), &[]).args(["--config", config.to_str().unwrap(), "serve"]),
+        None,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("`databse_url`") && err.contains("unknown setting"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "one clear line: {err}");
+
+    let out = run(
+        patchwarden(dir.path(), &[("PATCHWARDEN_DATABASE_URL", "mysql://db/pw")]).arg("serve"),
+        None,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("`database_url`") && err.contains("PATCHWARDEN_DATABASE_URL"),
+        "{err}"
+    );
+
+    let out = run(
+        patchwarden(dir.path(), &[("PATCHWARDEN_BIND", "localhost")]).arg("serve"),
+        None,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("`bind`"));
+
+    let missing = dir.path().join("absent.toml");
+    let out = run(
+        patchwarden(dir.path(), &[]).args(["--config", missing.to_str().unwrap(), "serve"]),
+        None,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("absent.toml") && err.contains("cannot read"),
+        "{err}"
+    );
+
+    assert!(
+        !dir.path().join("data").exists(),
+        "a refused start must not create anything"
+    );
+}
+
+#[test]
+fn defaults_need_no_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(patchwarden(dir.path(), &[]).arg("migrate"), None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        dir.path().join("data/patchwarden.db").is_file(),
+        "the embedded default is data/patchwarden.db"
+    );
+    let out = run(patchwarden(dir.path(), &[]).arg("migrate"), None);
+    assert!(out.status.success());
+    assert!(
+        text(&out.stdout).starts_with("0 migration(s) applied"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+#[test]
+fn weak_passwords_and_missing_stdin_flag_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(
+        patchwarden(dir.path(), &[]).args([
+            "user",
+            "add",
+            "--email",
+            "a@vendor.example",
+            "--role",
+            "vendor-admin",
+            "--password-stdin",
+        ]),
+        Some("short\n"),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("password must be at least 12 characters"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let out = run(
+        patchwarden(dir.path(), &[]).args([
+            "user",
+            "add",
+            "--email",
+            "a@vendor.example",
+            "--role",
+            "vendor-admin",
+        ]),
+        None,
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "clap refuses a missing --password-stdin"
+    );
+}
