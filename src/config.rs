@@ -456,3 +456,30 @@ mod tests {
         assert_eq!(missing.setting, "--config");
     }
 }
+
+#[cfg(test)]
+mod readme_tests {
+    use super::SETTINGS;
+
+    #[test]
+    fn the_readme_documents_every_setting() {
+        let readme = include_str!("../README.md");
+        for setting in SETTINGS {
+            let row = format!(
+                "| `{}` | {} | {} |",
+                setting.name,
+                readme_default(setting.default),
+                setting.help
+            );
+            assert!(readme.contains(&row), "README.md lacks the row:\n{row}");
+        }
+    }
+
+    fn readme_default(default: &str) -> String {
+        if default.contains(' ') && !default.starts_with('<') {
+            default.to_owned()
+        } else {
+            format!("`{default}`")
+        }
+    }
+}

@@ -81,6 +81,14 @@ id_type!(
     /// An API token.
     TokenId
 );
+id_type!(
+    /// A product.
+    ProductId
+);
+id_type!(
+    /// An advisory, draft or published; published ones also have a public id.
+    AdvisoryId
+);
 
 #[cfg(test)]
 mod tests {

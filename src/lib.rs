@@ -21,6 +21,7 @@ pub mod ratelimit;
 pub mod routes;
 pub mod secrets;
 pub mod server;
+pub mod signing;
 pub mod state;
 pub mod telemetry;
 pub mod templates;

@@ -236,6 +236,20 @@ fn versions(list: Vec<diesel::migration::MigrationVersion<'_>>) -> Vec<String> {
     list.iter().map(ToString::to_string).collect()
 }
 
+/// Makes sure the advisory counter of `year` exists. A write, so that as the first
+/// statement of a transaction it takes SQLite's write lock at once.
+pub fn ensure_counter_row(conn: &mut DbConnection, year: i32) -> diesel::QueryResult<()> {
+    use diesel::RunQueryDsl;
+    let sql = match conn {
+        DbConnection::Sqlite(_) => "INSERT INTO advisory_counters (year, last_number) VALUES (?, 0) ON CONFLICT (year) DO NOTHING",
+        DbConnection::Postgres(_) => "INSERT INTO advisory_counters (year, last_number) VALUES ($1, 0) ON CONFLICT (year) DO NOTHING",
+    };
+    diesel::sql_query(sql)
+        .bind::<diesel::sql_types::Integer, _>(year)
+        .execute(conn)
+        .map(drop)
+}
+
 /// The names of the tables in the current schema, for migration tests.
 pub fn table_names(conn: &mut DbConnection) -> diesel::QueryResult<Vec<String>> {
     use diesel::prelude::*;

@@ -1,6 +1,62 @@
 // @generated automatically by Diesel CLI.
 
 diesel::table! {
+    advisories (id) {
+        id -> Text,
+        public_id -> Nullable<Text>,
+        status -> Text,
+        draft -> Text,
+        title -> Text,
+        severity -> Nullable<Text>,
+        score_tenths -> Nullable<Integer>,
+        emergency -> Bool,
+        known_exploited -> Bool,
+        fix_deadline -> Nullable<Timestamp>,
+        latest_revision -> Integer,
+        first_published_at -> Nullable<Timestamp>,
+        last_published_at -> Nullable<Timestamp>,
+        search_text -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    advisory_counters (year) {
+        year -> Integer,
+        last_number -> Integer,
+    }
+}
+
+diesel::table! {
+    advisory_cves (advisory_id, cve) {
+        advisory_id -> Text,
+        cve -> Text,
+    }
+}
+
+diesel::table! {
+    advisory_products (advisory_id, product_id) {
+        advisory_id -> Text,
+        product_id -> Text,
+    }
+}
+
+diesel::table! {
+    advisory_revisions (advisory_id, revision) {
+        advisory_id -> Text,
+        revision -> Integer,
+        status -> Text,
+        published_at -> Timestamp,
+        change_summary -> Text,
+        document -> Text,
+        signature -> Text,
+        key_id -> Text,
+        csaf -> Text,
+    }
+}
+
+diesel::table! {
     api_tokens (id) {
         id -> Text,
         user_id -> Text,
@@ -24,6 +80,16 @@ diesel::table! {
 }
 
 diesel::table! {
+    products (id) {
+        id -> Text,
+        slug -> Text,
+        name -> Text,
+        version_scheme -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     sessions (id) {
         id -> Text,
         secret_hash -> Text,
@@ -31,6 +97,18 @@ diesel::table! {
         csrf_token -> Text,
         created_at -> Timestamp,
         expires_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    signing_keys (key_id) {
+        key_id -> Text,
+        public_key -> Text,
+        created_at -> Timestamp,
+        retired_at -> Nullable<Timestamp>,
+        introduced_by -> Nullable<Text>,
+        statement -> Nullable<Text>,
+        statement_signature -> Nullable<Text>,
     }
 }
 
@@ -45,8 +123,24 @@ diesel::table! {
     }
 }
 
+diesel::joinable!(advisory_cves -> advisories (advisory_id));
+diesel::joinable!(advisory_products -> advisories (advisory_id));
+diesel::joinable!(advisory_products -> products (product_id));
+diesel::joinable!(advisory_revisions -> advisories (advisory_id));
 diesel::joinable!(api_tokens -> users (user_id));
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(users -> customers (customer_id));
 
-diesel::allow_tables_to_appear_in_same_query!(api_tokens, customers, sessions, users,);
+diesel::allow_tables_to_appear_in_same_query!(
+    advisories,
+    advisory_counters,
+    advisory_cves,
+    advisory_products,
+    advisory_revisions,
+    api_tokens,
+    customers,
+    products,
+    sessions,
+    signing_keys,
+    users,
+);

@@ -1,12 +1,19 @@
 //! Pure domain logic: the types that are checked once when built (roles, slugs,
-//! emails, durations, identifiers) and the rules over them. Nothing here does I/O;
-//! the database, HTTP and randomness live elsewhere.
+//! emails, durations, versions, ranges, CVSS vectors, advisories) and the rules over
+//! them (ordering, exposure, canonical documents, CSAF). Nothing here does I/O; the
+//! database, HTTP, signing and randomness live elsewhere.
 
+pub mod advisory;
+pub mod csaf;
+pub mod cvss;
+pub mod cwe;
 pub mod duration;
 pub mod email;
 pub mod password;
+pub mod range;
 pub mod role;
 pub mod slug;
+pub mod version;
 
 pub use duration::parse_duration;
 pub use email::Email;

@@ -2,14 +2,20 @@
 //! and return diesel's `QueryResult`; deciding what a result means for the caller
 //! (404, 409) is the job of the layer above.
 
+pub mod advisory;
 pub mod api_token;
 pub mod customer;
+pub mod product;
 pub mod session;
+pub mod signing_key;
 pub mod user;
 
+pub use advisory::{AdvisoryFilter, AdvisoryRecord, NewAdvisory, PublishedSummary, RevisionRecord};
 pub use api_token::{ApiToken, NewApiToken};
 pub use customer::{Customer, NewCustomer};
+pub use product::{NewProduct, Product};
 pub use session::{NewSession, Session};
+pub use signing_key::SigningKeyRecord;
 pub use user::{NewUser, User};
 
 /// The current time as stored: UTC, microsecond precision on both backends.

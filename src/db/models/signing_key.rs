@@ -1,0 +1,62 @@
+//! Public signing keys, current and retired, with the rotation statements that
+//! introduced them. Secret keys never enter the database.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use crate::db::schema::signing_keys;
+use crate::db::DbConnection;
+
+#[derive(Clone, Debug, Queryable, Selectable, Insertable)]
+#[diesel(table_name = signing_keys)]
+pub struct SigningKeyRecord {
+    pub key_id: String,
+    pub public_key: String,
+    pub created_at: NaiveDateTime,
+    pub retired_at: Option<NaiveDateTime>,
+    pub introduced_by: Option<String>,
+    pub statement: Option<String>,
+    pub statement_signature: Option<String>,
+}
+
+impl SigningKeyRecord {
+    /// All keys, oldest first.
+    pub fn list(conn: &mut DbConnection) -> QueryResult<Vec<SigningKeyRecord>> {
+        signing_keys::table
+            .order(signing_keys::created_at)
+            .select(SigningKeyRecord::as_select())
+            .load(conn)
+    }
+
+    pub fn find(conn: &mut DbConnection, key_id: &str) -> QueryResult<Option<SigningKeyRecord>> {
+        signing_keys::table
+            .find(key_id)
+            .select(SigningKeyRecord::as_select())
+            .first(conn)
+            .optional()
+    }
+
+    /// Records `record` as the active key (unless it is known) and retires every
+    /// other active key at `at`.
+    pub fn activate(
+        conn: &mut DbConnection,
+        record: &SigningKeyRecord,
+        at: NaiveDateTime,
+    ) -> QueryResult<()> {
+        conn.transaction(|conn| {
+            if Self::find(conn, &record.key_id)?.is_none() {
+                diesel::insert_into(signing_keys::table)
+                    .values(record)
+                    .execute(conn)?;
+            }
+            diesel::update(
+                signing_keys::table
+                    .filter(signing_keys::key_id.ne(&record.key_id))
+                    .filter(signing_keys::retired_at.is_null()),
+            )
+            .set(signing_keys::retired_at.eq(at))
+            .execute(conn)?;
+            Ok(())
+        })
+    }
+}
