@@ -7,9 +7,7 @@ use std::time::Duration;
 use chrono::{NaiveDateTime, TimeDelta};
 
 use crate::auth::{API_TOKEN_PREFIX, SESSION_PREFIX};
-use crate::db::models::{
-    now, ApiToken, Customer, NewApiToken, NewCustomer, NewSession, NewUser, Session, User,
-};
+use crate::db::models::{now, ApiToken, Customer, NewApiToken, NewCustomer, NewSession, NewUser, Session, User};
 use crate::db::DbConnection;
 use crate::domain::{Email, NewPassword, Role, Slug};
 use crate::error::{is_unique_violation, AppError};
@@ -23,10 +21,7 @@ const MAX_NAME_CHARS: usize = 200;
 pub fn check_name(field: &str, text: &str, required: bool) -> Result<String, AppError> {
     let text = text.trim();
     if required && text.is_empty() {
-        return Err(AppError::invalid(
-            field,
-            format!("{field} must not be empty"),
-        ));
+        return Err(AppError::invalid(field, format!("{field} must not be empty")));
     }
     if text.chars().count() > MAX_NAME_CHARS {
         return Err(AppError::invalid(
@@ -44,16 +39,11 @@ pub fn check_name(field: &str, text: &str, required: bool) -> Result<String, App
 }
 
 fn to_timedelta(field: &str, duration: Duration) -> Result<TimeDelta, AppError> {
-    TimeDelta::from_std(duration)
-        .map_err(|_| AppError::invalid(field, format!("{field} is too long")))
+    TimeDelta::from_std(duration).map_err(|_| AppError::invalid(field, format!("{field} is too long")))
 }
 
 /// Creates a customer; 409 when the slug is taken.
-pub fn create_customer(
-    conn: &mut DbConnection,
-    slug: &str,
-    name: &str,
-) -> Result<Customer, AppError> {
+pub fn create_customer(conn: &mut DbConnection, slug: &str, name: &str) -> Result<Customer, AppError> {
     let slug: Slug = slug
         .parse()
         .map_err(|e| AppError::invalid("slug", format!("slug {e}")))?;
@@ -85,35 +75,18 @@ pub struct UserDraft {
 
 impl UserDraft {
     /// Checks the fields and hashes the password.
-    pub fn new(
-        email: &str,
-        password: String,
-        role: &str,
-        customer_slug: Option<String>,
-    ) -> Result<Self, AppError> {
+    pub fn new(email: &str, password: String, role: &str, customer_slug: Option<String>) -> Result<Self, AppError> {
         let email: Email = email
             .parse()
             .map_err(|e| AppError::invalid("email", format!("email {e}")))?;
-        let role: Role = role
-            .parse()
-            .map_err(|e: String| AppError::invalid("role", e))?;
+        let role: Role = role.parse().map_err(|e: String| AppError::invalid("role", e))?;
         match (role.is_vendor(), &customer_slug) {
-            (true, Some(_)) => {
-                return Err(AppError::invalid(
-                    "customer",
-                    "vendor roles belong to no customer",
-                ))
-            }
-            (false, None) => {
-                return Err(AppError::invalid(
-                    "customer",
-                    "a customer-admin needs a customer",
-                ))
-            }
+            (true, Some(_)) => return Err(AppError::invalid("customer", "vendor roles belong to no customer")),
+            (false, None) => return Err(AppError::invalid("customer", "a customer-admin needs a customer")),
             _ => {}
         }
-        let password = NewPassword::parse(password)
-            .map_err(|e| AppError::invalid("password", format!("password {e}")))?;
+        let password =
+            NewPassword::parse(password).map_err(|e| AppError::invalid("password", format!("password {e}")))?;
         let password_hash = hash_password(&password).map_err(AppError::Internal)?;
         Ok(UserDraft {
             email,
@@ -128,9 +101,10 @@ impl UserDraft {
 pub fn create_user(conn: &mut DbConnection, draft: &UserDraft) -> Result<User, AppError> {
     let customer = match &draft.customer_slug {
         None => None,
-        Some(slug) => Some(Customer::find_by_slug(conn, slug)?.ok_or_else(|| {
-            AppError::invalid("customer", format!("there is no customer `{slug}`"))
-        })?),
+        Some(slug) => Some(
+            Customer::find_by_slug(conn, slug)?
+                .ok_or_else(|| AppError::invalid("customer", format!("there is no customer `{slug}`")))?,
+        ),
     };
     let id = UserId::generate();
     let new = NewUser {
@@ -143,10 +117,7 @@ pub fn create_user(conn: &mut DbConnection, draft: &UserDraft) -> Result<User, A
     };
     User::insert(conn, &new).map_err(|err| {
         if is_unique_violation(&err) {
-            AppError::Conflict(format!(
-                "a user with e-mail `{}` already exists",
-                draft.email
-            ))
+            AppError::Conflict(format!("a user with e-mail `{}` already exists", draft.email))
         } else {
             err.into()
         }
@@ -189,11 +160,7 @@ pub struct OpenedSession {
 }
 
 /// Opens a web session for `user`, and clears that user's expired ones.
-pub fn open_session(
-    conn: &mut DbConnection,
-    user: &User,
-    ttl: Duration,
-) -> Result<OpenedSession, AppError> {
+pub fn open_session(conn: &mut DbConnection, user: &User, ttl: Duration) -> Result<OpenedSession, AppError> {
     let created_at = now();
     let expires_at = created_at + to_timedelta("session_ttl", ttl)?;
     let cookie = IssuedToken::generate(SESSION_PREFIX);

@@ -79,9 +79,7 @@ impl AuthUser {
         let scope = match (role.is_vendor(), &user.customer_id) {
             (true, _) => Scope::Vendor,
             (false, Some(customer)) => Scope::Customer(customer.clone()),
-            (false, None) => {
-                return Err(AppError::forbidden("this account belongs to no customer"))
-            }
+            (false, None) => return Err(AppError::forbidden("this account belongs to no customer")),
         };
         Ok(AuthUser {
             user,
@@ -340,9 +338,9 @@ impl<T: DeserializeOwned + 'static> FromRequest for CsrfForm<T> {
         Box::pin(async move {
             let result = async {
                 let user = required(authenticate(&req, Channel::Web).await?)?;
-                let form = form.await.map_err(|err| {
-                    AppError::BadRequest(format!("the form could not be read: {err}"))
-                })?;
+                let form = form
+                    .await
+                    .map_err(|err| AppError::BadRequest(format!("the form could not be read: {err}")))?;
                 let expected = user.csrf_token().unwrap_or("");
                 if expected.is_empty() || !constant_time_eq(&form.csrf_token, expected) {
                     return Err(AppError::csrf());

@@ -82,6 +82,26 @@ pub const SETTINGS: &[Setting] = &[
         default: "number of CPUs",
         help: "HTTP worker threads",
     },
+    Setting {
+        name: "keys_dir",
+        default: "keys",
+        help: "directory of the signing key pair (`patchwarden.key`, `patchwarden.pub`)",
+    },
+    Setting {
+        name: "key_password_file",
+        default: "none",
+        help: "file holding the signing key's password (`PATCHWARDEN_KEY_PASSWORD` wins)",
+    },
+    Setting {
+        name: "advisory_id_prefix",
+        default: "PW",
+        help: "prefix of advisory ids: `<prefix>-<year>-<number>`",
+    },
+    Setting {
+        name: "vendor_name",
+        default: "patchwarden",
+        help: "the publisher's name in feeds and CSAF documents",
+    },
 ];
 
 /// A setting that could not be used, with where its value came from.
@@ -115,7 +135,27 @@ struct RawValue {
 #[derive(Clone, Debug, Default)]
 pub struct RawSettings {
     values: BTreeMap<&'static str, RawValue>,
+    key_password: Option<KeyPassword>,
 }
+
+/// The signing key's password; never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct KeyPassword(String);
+
+impl KeyPassword {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for KeyPassword {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("KeyPassword(<redacted>)")
+    }
+}
+
+/// The environment variable that holds the signing key's password.
+pub const KEY_PASSWORD_ENV: &str = "PATCHWARDEN_KEY_PASSWORD";
 
 fn known(name: &str) -> Option<&'static str> {
     SETTINGS.iter().map(|s| s.name).find(|known| *known == name)
@@ -139,8 +179,7 @@ impl RawSettings {
             origin: origin.clone(),
             problem,
         };
-        let text = std::fs::read_to_string(path)
-            .map_err(|err| file_error(format!("cannot read it: {err}")))?;
+        let text = std::fs::read_to_string(path).map_err(|err| file_error(format!("cannot read it: {err}")))?;
         let table: toml::Table = text
             .parse()
             .map_err(|err| file_error(format!("not valid TOML: {err}")))?;
@@ -158,10 +197,7 @@ impl RawSettings {
                     return Err(ConfigError {
                         setting: key,
                         origin,
-                        problem: format!(
-                            "must be a string, a number or a boolean, not a {}",
-                            other.type_str()
-                        ),
+                        problem: format!("must be a string, a number or a boolean, not a {}", other.type_str()),
                     })
                 }
             };
@@ -179,10 +215,11 @@ impl RawSettings {
     /// Takes `PATCHWARDEN_<NAME>` for every known setting from `vars`.
     pub fn merge_env(&mut self, vars: impl IntoIterator<Item = (String, String)>) {
         for (key, text) in vars {
-            let Some(name) = key
-                .strip_prefix("PATCHWARDEN_")
-                .map(str::to_ascii_lowercase)
-            else {
+            if key == KEY_PASSWORD_ENV {
+                self.key_password = Some(KeyPassword(text));
+                continue;
+            }
+            let Some(name) = key.strip_prefix("PATCHWARDEN_").map(str::to_ascii_lowercase) else {
                 continue;
             };
             if let Some(name) = known(&name) {
@@ -253,24 +290,20 @@ impl RawSettings {
             DatabaseUrl::Sqlite(data_dir.join("patchwarden.db")),
             DatabaseUrl::parse,
         )?;
-        let database_pool_size =
-            self.parse("database_pool_size", 8, |s| match s.parse::<u32>() {
-                Ok(n @ 1..=256) => Ok(n),
-                _ => Err(format!("`{s}` is not a whole number from 1 to 256")),
-            })?;
-        let default_public =
-            url::Url::parse(&format!("http://{bind}")).map_err(|err| ConfigError {
-                setting: "public_url".into(),
-                origin: "default".into(),
-                problem: err.to_string(),
-            })?;
+        let database_pool_size = self.parse("database_pool_size", 8, |s| match s.parse::<u32>() {
+            Ok(n @ 1..=256) => Ok(n),
+            _ => Err(format!("`{s}` is not a whole number from 1 to 256")),
+        })?;
+        let default_public = url::Url::parse(&format!("http://{bind}")).map_err(|err| ConfigError {
+            setting: "public_url".into(),
+            origin: "default".into(),
+            problem: err.to_string(),
+        })?;
         let public_url = self.parse("public_url", default_public, |s| {
             let url = url::Url::parse(s).map_err(|err| format!("`{s}` is not a URL: {err}"))?;
             match url.scheme() {
                 "http" | "https" if url.host().is_some() => Ok(url),
-                _ => Err(format!(
-                    "`{s}` must be an http:// or https:// URL with a host"
-                )),
+                _ => Err(format!("`{s}` must be an http:// or https:// URL with a host")),
             }
         })?;
         let log_format = self.parse("log_format", LogFormat::Human, |s| match s {
@@ -283,9 +316,7 @@ impl RawSettings {
                 .map(|_| s.to_owned())
                 .map_err(|err| format!("`{s}` is not a log filter: {err}"))
         })?;
-        let max_json_body_bytes = self.parse("max_json_body_bytes", 256 * 1024, |s| match s
-            .parse::<usize>()
-        {
+        let max_json_body_bytes = self.parse("max_json_body_bytes", 256 * 1024, |s| match s.parse::<usize>() {
             Ok(n @ 1024..=67_108_864) => Ok(n),
             _ => Err(format!("`{s}` is not a whole number from 1024 to 67108864")),
         })?;
@@ -296,16 +327,13 @@ impl RawSettings {
             }
             Ok(ttl)
         })?;
-        let login_attempts_per_minute = self.parse(
-            "login_attempts_per_minute",
-            NonZeroU32::MIN.saturating_add(4),
-            |s| {
+        let login_attempts_per_minute =
+            self.parse("login_attempts_per_minute", NonZeroU32::MIN.saturating_add(4), |s| {
                 s.parse::<NonZeroU32>()
                     .ok()
                     .filter(|n| n.get() <= 1000)
                     .ok_or_else(|| format!("`{s}` is not a whole number from 1 to 1000"))
-            },
-        )?;
+            })?;
         let trust_proxy_headers = self.parse("trust_proxy_headers", false, |s| match s {
             "true" => Ok(true),
             "false" => Ok(false),
@@ -319,7 +347,51 @@ impl RawSettings {
                 _ => Err(format!("`{s}` is not a whole number from 1 to 512")),
             },
         )?;
+        let keys_dir = self.parse("keys_dir", PathBuf::from("keys"), |s| {
+            let dir = PathBuf::from(s);
+            let key = dir.join(crate::signing::SECRET_KEY_FILE);
+            if s.is_empty() {
+                return Err("must not be empty".into());
+            }
+            if key.exists() {
+                std::fs::File::open(&key)
+                    .map_err(|e| format!("the signing key {} is not readable: {e}", key.display()))?;
+            }
+            Ok(dir)
+        })?;
+        let password_from_file = self.parse("key_password_file", None, |s| {
+            let text = std::fs::read_to_string(s).map_err(|e| format!("cannot read `{s}`: {e}"))?;
+            let password = text.trim_end_matches(['\r', '\n']).to_owned();
+            if password.is_empty() {
+                return Err(format!("`{s}` is empty"));
+            }
+            Ok(Some(KeyPassword(password)))
+        })?;
+        let key_password = self.key_password.clone().or(password_from_file);
+        let advisory_id_prefix = self.parse("advisory_id_prefix", "PW".to_owned(), |s| {
+            let ok = (1..=16).contains(&s.len())
+                && s.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+                && s.as_bytes()[0].is_ascii_uppercase();
+            if ok {
+                Ok(s.to_owned())
+            } else {
+                Err(format!(
+                    "`{s}` must be 1 to 16 upper-case letters and digits, starting with a letter"
+                ))
+            }
+        })?;
+        let vendor_name = self.parse("vendor_name", "patchwarden".to_owned(), |s| {
+            if s.is_empty() || s.len() > 200 || s.chars().any(char::is_control) {
+                Err("must be 1 to 200 printable characters".into())
+            } else {
+                Ok(s.to_owned())
+            }
+        })?;
         Ok(Config {
+            keys_dir,
+            key_password,
+            advisory_id_prefix,
+            vendor_name,
             bind,
             data_dir,
             database,
@@ -345,6 +417,10 @@ pub enum LogFormat {
 /// The validated configuration, shared read-only through the application state.
 #[derive(Clone, Debug)]
 pub struct Config {
+    pub keys_dir: PathBuf,
+    pub key_password: Option<KeyPassword>,
+    pub advisory_id_prefix: String,
+    pub vendor_name: String,
     pub bind: SocketAddr,
     pub data_dir: PathBuf,
     pub database: DatabaseUrl,
@@ -363,6 +439,11 @@ impl Config {
     /// Whether cookies must carry `Secure`: the server is reached over TLS.
     pub fn secure_cookies(&self) -> bool {
         self.public_url.scheme() == "https"
+    }
+
+    /// An absolute URL for `path` (which starts with `/`) under the public URL.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.public_url.as_str().trim_end_matches('/'), path)
     }
 }
 
@@ -394,23 +475,15 @@ mod tests {
 
     #[test]
     fn env_overrides_and_names_the_setting_on_error() {
-        let config = raw(&[
-            ("bind", "0.0.0.0:9000"),
-            ("database_url", "postgres://u@db/pw"),
-        ])
-        .validate()
-        .unwrap();
+        let config = raw(&[("bind", "0.0.0.0:9000"), ("database_url", "postgres://u@db/pw")])
+            .validate()
+            .unwrap();
         assert_eq!(config.bind.port(), 9000);
         assert!(matches!(config.database, DatabaseUrl::Postgres(_)));
 
-        let err = raw(&[("database_url", "mysql://x/y")])
-            .validate()
-            .unwrap_err();
+        let err = raw(&[("database_url", "mysql://x/y")]).validate().unwrap_err();
         assert_eq!(err.setting, "database_url");
-        assert!(
-            err.to_string().contains("PATCHWARDEN_DATABASE_URL"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("PATCHWARDEN_DATABASE_URL"), "{err}");
 
         for (name, value) in [
             ("bind", "localhost"),
@@ -421,6 +494,8 @@ mod tests {
             ("login_attempts_per_minute", "-1"),
             ("trust_proxy_headers", "yes"),
             ("max_json_body_bytes", "12"),
+            ("advisory_id_prefix", "pw-"),
+            ("key_password_file", "/nonexistent/password"),
         ] {
             let err = raw(&[(name, value)]).validate().unwrap_err();
             assert_eq!(err.setting, name, "{err}");

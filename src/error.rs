@@ -32,10 +32,7 @@ pub enum AppError {
     UnsupportedMediaType(String),
     /// Well-formed but invalid input; `field` names the offending field when known.
     #[error("{message}")]
-    Invalid {
-        field: Option<String>,
-        message: String,
-    },
+    Invalid { field: Option<String>, message: String },
     #[error("too many attempts; retry in {} s", retry_after_secs(*.retry_after))]
     RateLimited { retry_after: Duration },
     /// A dependency (the database) cannot be reached; the detail is logged only.
@@ -162,9 +159,7 @@ impl ResponseError for AppError {
         if let AppError::Unauthorized(_) = self {
             response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
         }
-        response
-            .insert_header((header::CACHE_CONTROL, "no-store"))
-            .json(body)
+        response.insert_header((header::CACHE_CONTROL, "no-store")).json(body)
     }
 }
 
@@ -207,11 +202,7 @@ mod tests {
     use actix_web::body::MessageBody;
 
     fn body_of(err: &AppError) -> serde_json::Value {
-        let bytes = err
-            .error_response()
-            .into_body()
-            .try_into_bytes()
-            .unwrap_or_default();
+        let bytes = err.error_response().into_body().try_into_bytes().unwrap_or_default();
         serde_json::from_slice(&bytes).unwrap_or_default()
     }
 

@@ -17,6 +17,7 @@ pub mod error;
 pub mod handlers;
 pub mod ids;
 pub mod metrics;
+pub mod publishing;
 pub mod ratelimit;
 pub mod routes;
 pub mod secrets;

@@ -19,6 +19,7 @@ use patchwarden::domain::{parse_duration, NewPassword};
 use patchwarden::error::AppError;
 use patchwarden::ids::TokenId;
 use patchwarden::secrets::hash_password;
+use patchwarden::signing::{self, Signer};
 use patchwarden::state::AppState;
 use patchwarden::{server, telemetry};
 
@@ -42,6 +43,32 @@ enum Command {
     Serve,
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Create the signing key pair under `keys_dir`, or rotate it.
+    Keygen {
+        /// Read the new key's password from this file instead of PATCHWARDEN_KEY_PASSWORD.
+        #[arg(long, value_name = "FILE")]
+        password_file: Option<PathBuf>,
+        /// Store the secret key without a password (development only).
+        #[arg(long)]
+        unencrypted: bool,
+        /// Replace the current key; the old key signs a statement introducing the new one.
+        #[arg(long)]
+        rotate: bool,
+        /// The current key's password file when rotating, if it differs from the new one.
+        #[arg(long, value_name = "FILE")]
+        old_password_file: Option<PathBuf>,
+    },
+    /// Verify a downloaded advisory or patch against its minisign signature.
+    Verify {
+        #[arg(long, value_name = "FILE")]
+        file: PathBuf,
+        /// The signature; `<file>.minisig` when absent.
+        #[arg(long, value_name = "FILE")]
+        sig: Option<PathBuf>,
+        /// The public key; the server's own `keys_dir/patchwarden.pub` when absent.
+        #[arg(long, value_name = "FILE")]
+        pubkey: Option<PathBuf>,
+    },
     /// Manage customers.
     Customer {
         #[command(subcommand)]
@@ -158,24 +185,102 @@ fn open_db(config: &Config) -> anyhow::Result<db::DbPooled> {
     db.conn().context("taking a database connection")
 }
 
+fn read_secret_file(path: &std::path::Path) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let password = text.trim_end_matches(['\r', '\n']).to_owned();
+    anyhow::ensure!(!password.is_empty(), "{} is empty", path.display());
+    Ok(password)
+}
+
+fn keygen(
+    config: &Config,
+    password_file: Option<PathBuf>,
+    unencrypted: bool,
+    rotate: bool,
+    old_password_file: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    let configured = config.key_password.as_ref().map(|p| p.expose().to_owned());
+    let password = match password_file {
+        Some(path) => Some(read_secret_file(&path)?),
+        None => configured,
+    };
+    let password = match (password, unencrypted) {
+        (Some(_), true) => anyhow::bail!("--unencrypted contradicts the password given"),
+        (None, false) => anyhow::bail!(
+            "a password is required: set PATCHWARDEN_KEY_PASSWORD or pass --password-file (or --unencrypted, for development only)"
+        ),
+        (password, _) => password,
+    };
+    let dir = &config.keys_dir;
+    if rotate {
+        let old_password = match old_password_file {
+            Some(path) => Some(read_secret_file(&path)?),
+            None => password.clone(),
+        };
+        let at = patchwarden::domain::advisory::rfc3339(chrono::Utc::now());
+        let (signer, rotation) = signing::rotate(dir, old_password, password, &at)?;
+        println!("rotated: key {} replaces {}", signer.key_id(), rotation.old_key_id);
+        println!(
+            "the rotation statement, signed by the old key, is in {}",
+            dir.join(format!("rotation-{}.txt", signer.key_id())).display()
+        );
+        println!("restart every instance to sign with the new key");
+        print!("{}", signer.public_key().text);
+    } else {
+        let encrypted = password.is_some();
+        let signer = Signer::generate(dir, password)?;
+        println!(
+            "created {} key {} in {}",
+            if encrypted {
+                "password-protected"
+            } else {
+                "UNENCRYPTED (development only)"
+            },
+            signer.key_id(),
+            dir.display()
+        );
+        print!("{}", signer.public_key().text);
+    }
+    Ok(())
+}
+
+fn verify(config: &Config, file: PathBuf, sig: Option<PathBuf>, pubkey: Option<PathBuf>) -> anyhow::Result<()> {
+    let sig = sig.unwrap_or_else(|| {
+        let mut name = file.clone().into_os_string();
+        name.push(".minisig");
+        PathBuf::from(name)
+    });
+    let pubkey = pubkey.unwrap_or_else(|| config.keys_dir.join(signing::PUBLIC_KEY_FILE));
+    let public = std::fs::read_to_string(&pubkey).with_context(|| format!("reading {}", pubkey.display()))?;
+    let signature = std::fs::read_to_string(&sig).with_context(|| format!("reading {}", sig.display()))?;
+    let data = std::fs::File::open(&file).with_context(|| format!("opening {}", file.display()))?;
+    let verified = signing::verify(&public, std::io::BufReader::new(data), &signature)
+        .map_err(|e| anyhow::anyhow!("{}: signature check FAILED: {e}", file.display()))?;
+    println!("Signature and comment signature verified (key {})", verified.key_id);
+    println!("Trusted comment: {}", verified.trusted_comment);
+    Ok(())
+}
+
 fn run(command: Command, config: Config) -> anyhow::Result<()> {
     match command {
         Command::Serve => serve(config),
+        Command::Keygen {
+            password_file,
+            unencrypted,
+            rotate,
+            old_password_file,
+        } => keygen(&config, password_file, unencrypted, rotate, old_password_file),
+        Command::Verify { file, sig, pubkey } => verify(&config, file, sig, pubkey),
         Command::Migrate => {
             let applied = db::migrate(&config.database)?;
-            println!(
-                "{} migration(s) applied to {}",
-                applied.len(),
-                config.database
-            );
+            println!("{} migration(s) applied to {}", applied.len(), config.database);
             Ok(())
         }
         Command::Customer { action } => {
             let mut conn = open_db(&config)?;
             match action {
                 CustomerCommand::Add { slug, name } => {
-                    let customer =
-                        accounts::create_customer(&mut conn, &slug, &name).map_err(cli_error)?;
+                    let customer = accounts::create_customer(&mut conn, &slug, &name).map_err(cli_error)?;
                     println!("created customer {} ({})", customer.slug, customer.id);
                 }
                 CustomerCommand::List => {
@@ -189,21 +294,16 @@ fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::User { action } => {
             match action {
                 UserCommand::Add {
-                    email,
-                    role,
-                    customer,
-                    ..
+                    email, role, customer, ..
                 } => {
                     let password = read_password()?;
-                    let draft =
-                        UserDraft::new(&email, password, &role, customer).map_err(cli_error)?;
+                    let draft = UserDraft::new(&email, password, &role, customer).map_err(cli_error)?;
                     let mut conn = open_db(&config)?;
                     let user = accounts::create_user(&mut conn, &draft).map_err(cli_error)?;
                     println!("created user {} ({}, {})", user.email, user.role, user.id);
                 }
                 UserCommand::SetPassword { email, .. } => {
-                    let password = NewPassword::parse(read_password()?)
-                        .map_err(|e| anyhow::anyhow!("password {e}"))?;
+                    let password = NewPassword::parse(read_password()?).map_err(|e| anyhow::anyhow!("password {e}"))?;
                     let hash = hash_password(&password)?;
                     let mut conn = open_db(&config)?;
                     let user = User::find_by_email(&mut conn, &email.trim().to_lowercase())?
@@ -230,8 +330,7 @@ fn run(command: Command, config: Config) -> anyhow::Result<()> {
                     let user = User::find_by_email(&mut conn, &email.trim().to_lowercase())?
                         .with_context(|| format!("there is no user `{email}`"))?;
                     let (token, issued) =
-                        accounts::issue_token(&mut conn, &user, &label, expires_in)
-                            .map_err(cli_error)?;
+                        accounts::issue_token(&mut conn, &user, &label, expires_in).map_err(cli_error)?;
                     eprintln!("token {} for {}", token.id, user.email);
                     println!("{}", issued.plaintext());
                 }
@@ -250,8 +349,7 @@ fn run(command: Command, config: Config) -> anyhow::Result<()> {
 
 fn serve(config: Config) -> anyhow::Result<()> {
     let bind = config.bind;
-    let listener =
-        TcpListener::bind(bind).with_context(|| format!("listening on {bind} (setting `bind`)"))?;
+    let listener = TcpListener::bind(bind).with_context(|| format!("listening on {bind} (setting `bind`)"))?;
     let database = config.database.to_string();
     let state = AppState::build(config)?;
     tracing::info!(address = %bind, database = %database, "patchwarden serving");

@@ -3,9 +3,7 @@
 
 use std::time::Duration;
 
-use prometheus::{
-    HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
-};
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
 
 use crate::db::Db;
 
@@ -28,13 +26,8 @@ impl Metrics {
             &["route", "method", "status"],
         )?;
         let latency = HistogramVec::new(
-            HistogramOpts::new(
-                "http_request_duration_seconds",
-                "HTTP request latency by route pattern",
-            )
-            .buckets(vec![
-                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-                10.0,
+            HistogramOpts::new("http_request_duration_seconds", "HTTP request latency by route pattern").buckets(vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
             ]),
             &["route"],
         )?;
@@ -58,9 +51,7 @@ impl Metrics {
         self.requests
             .with_label_values(&[route, method, &status.to_string()])
             .inc();
-        self.latency
-            .with_label_values(&[route])
-            .observe(elapsed.as_secs_f64());
+        self.latency.with_label_values(&[route]).observe(elapsed.as_secs_f64());
     }
 
     /// The exposition text, with the pool gauges read now.

@@ -24,8 +24,7 @@ pub struct LoginLimiter {
 
 impl LoginLimiter {
     pub fn new(per_minute: NonZeroU32) -> Self {
-        let per_address =
-            per_minute.saturating_mul(NonZeroU32::MIN.saturating_add(ADDRESS_FACTOR - 1));
+        let per_address = per_minute.saturating_mul(NonZeroU32::MIN.saturating_add(ADDRESS_FACTOR - 1));
         LoginLimiter {
             by_account: RateLimiter::keyed(Quota::per_minute(per_minute)),
             by_address: RateLimiter::keyed(Quota::per_minute(per_address)),

@@ -3,8 +3,10 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::error::AppError;
-use crate::handlers::pages::{account, home, login, PageError};
-use crate::handlers::{customers, health, me, metrics, session, tokens, users};
+use crate::handlers::pages::{account, advisories as advisory_pages, home, login, vendor, PageError};
+use crate::handlers::{
+    advisories, csaf, customers, feeds, health, keys, me, metrics, products, query, session, tokens, users,
+};
 use crate::templates::STYLESHEET;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -46,7 +48,73 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                         .route(web::get().to(tokens::get_token))
                         .route(web::delete().to(tokens::delete_token)),
                 )
+                .service(
+                    web::resource("/products")
+                        .route(web::get().to(products::list_products))
+                        .route(web::post().to(products::create_product)),
+                )
+                .service(
+                    web::resource("/advisories")
+                        .route(web::get().to(advisories::list_advisories))
+                        .route(web::post().to(advisories::create_advisory)),
+                )
+                .service(
+                    web::resource("/advisories/{id}")
+                        .route(web::get().to(advisories::get_advisory))
+                        .route(web::patch().to(advisories::update_advisory)),
+                )
+                .route(
+                    "/advisories/{id}/minisig",
+                    web::get().to(advisories::get_advisory_minisig),
+                )
+                .route("/advisories/{id}/draft", web::get().to(advisories::get_advisory_draft))
+                .route("/advisories/{id}/publish", web::post().to(advisories::publish_advisory))
+                .route(
+                    "/advisories/{id}/withdraw",
+                    web::post().to(advisories::withdraw_advisory),
+                )
+                .service(
+                    web::resource("/advisories/{id}/revisions")
+                        .route(web::get().to(advisories::list_revisions))
+                        .route(web::post().to(advisories::revise_advisory)),
+                )
+                .route(
+                    "/advisories/{id}/revisions/{n}",
+                    web::get().to(advisories::get_revision),
+                )
+                .route(
+                    "/advisories/{id}/revisions/{n}/minisig",
+                    web::get().to(advisories::get_revision_minisig),
+                )
+                .route("/query", web::post().to(query::query))
+                .route("/keys", web::get().to(keys::list_keys))
+                .route("/keys/{key_id}", web::get().to(keys::get_key))
                 .default_service(web::to(api_not_found)),
+        )
+        .route("/feeds/advisories.atom", web::get().to(feeds::get_atom_feed))
+        .route(
+            "/.well-known/csaf/provider-metadata.json",
+            web::get().to(csaf::get_provider_metadata),
+        )
+        .route("/.well-known/csaf/white/index.txt", web::get().to(csaf::get_index))
+        .route("/.well-known/csaf/white/changes.csv", web::get().to(csaf::get_changes))
+        .route(
+            "/.well-known/csaf/white/{year}/{file}",
+            web::get().to(csaf::get_document),
+        )
+        .route("/advisories", web::get().to(advisory_pages::get_index))
+        .route("/advisories/{id}", web::get().to(advisory_pages::get_advisory_page))
+        .route("/vendor/advisories", web::get().to(vendor::get_vendor_advisories))
+        .route("/vendor/advisories", web::post().to(vendor::post_new_advisory))
+        .route("/vendor/advisories/new", web::get().to(vendor::get_new_advisory))
+        .route("/vendor/advisories/{key}", web::get().to(vendor::get_vendor_advisory))
+        .route("/vendor/advisories/{key}", web::post().to(vendor::post_vendor_advisory))
+        .route("/vendor/advisories/{key}/preview", web::get().to(vendor::get_preview))
+        .route("/vendor/advisories/{key}/publish", web::post().to(vendor::post_publish))
+        .route("/vendor/advisories/{key}/revise", web::post().to(vendor::post_revise))
+        .route(
+            "/vendor/advisories/{key}/withdraw",
+            web::post().to(vendor::post_withdraw),
         )
         .route("/", web::get().to(home::get_home))
         .service(
@@ -56,10 +124,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         )
         .route("/logout", web::post().to(login::post_logout))
         .route("/account", web::get().to(account::get_account))
-        .route(
-            "/account/tokens",
-            web::post().to(account::post_account_token),
-        )
+        .route("/account/tokens", web::post().to(account::post_account_token))
         .route(
             "/account/tokens/{id}/revoke",
             web::post().to(account::post_account_token_revoke),

@@ -73,8 +73,7 @@ impl<'a> PresentedToken<'a> {
     pub fn parse(prefix: &str, text: &'a str) -> Option<Self> {
         let rest = text.strip_prefix(prefix)?.strip_prefix('_')?;
         let (lookup, secret) = rest.split_once('_')?;
-        let hex_of =
-            |s: &str, len: usize| s.len() == len && s.bytes().all(|b| b.is_ascii_hexdigit());
+        let hex_of = |s: &str, len: usize| s.len() == len && s.bytes().all(|b| b.is_ascii_hexdigit());
         (hex_of(lookup, 24) && hex_of(secret, 64)).then_some(PresentedToken { lookup, secret })
     }
 
@@ -101,15 +100,14 @@ pub fn hash_password(password: &NewPassword) -> anyhow::Result<String> {
 /// Checks a password against a stored PHC string. With no stored hash (unknown
 /// account) it verifies against a fixed dummy, so both cases cost the same time.
 pub fn verify_password(password: &str, stored: Option<&str>) -> bool {
-    const DUMMY: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$5kU0Pu5vyXGy9fVN3dM5PoGKQm8fNUa6Fqm1c5TZJ2U";
+    const DUMMY: &str =
+        "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$5kU0Pu5vyXGy9fVN3dM5PoGKQm8fNUa6Fqm1c5TZJ2U";
     let candidate = stored.unwrap_or(DUMMY);
     let Ok(parsed) = PasswordHash::new(candidate) else {
         tracing::error!("a stored password hash is not a PHC string");
         return false;
     };
-    let ok = hasher()
-        .verify_password(password.as_bytes(), &parsed)
-        .is_ok();
+    let ok = hasher().verify_password(password.as_bytes(), &parsed).is_ok();
     ok && stored.is_some()
 }
 

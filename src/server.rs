@@ -52,9 +52,7 @@ async fn observe(
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = Instant::now();
-    let route = req
-        .match_pattern()
-        .unwrap_or_else(|| "unmatched".to_owned());
+    let route = req.match_pattern().unwrap_or_else(|| "unmatched".to_owned());
     let method = req.method().clone();
     let state = req.app_data::<web::Data<AppState>>().cloned();
     let result = next.call(req).await;
@@ -64,9 +62,7 @@ async fn observe(
     };
     let elapsed = started.elapsed();
     if let Some(state) = state {
-        state
-            .metrics
-            .observe(&route, method.as_str(), status, elapsed);
+        state.metrics.observe(&route, method.as_str(), status, elapsed);
     }
     tracing::info!(
         http.method = %method,

@@ -68,10 +68,7 @@ pub struct VerifiedSignature {
 
 impl Signer {
     fn from_pair(public: PublicKey, secret: SecretKey) -> anyhow::Result<Self> {
-        let text = public
-            .to_box()
-            .context("encoding the public key")?
-            .into_string();
+        let text = public.to_box().context("encoding the public key")?.into_string();
         let key_id = key_id_of(public.keynum());
         Ok(Signer {
             public,
@@ -84,21 +81,17 @@ impl Signer {
     pub fn load(dir: &Path, password: Option<String>) -> anyhow::Result<Self> {
         let secret_path = dir.join(SECRET_KEY_FILE);
         let public_path = dir.join(PUBLIC_KEY_FILE);
-        let secret_text = fs::read_to_string(&secret_path)
-            .with_context(|| format!("reading {}", secret_path.display()))?;
-        let public_text = fs::read_to_string(&public_path)
-            .with_context(|| format!("reading {}", public_path.display()))?;
-        let secret = open_secret(&secret_text, password)
-            .with_context(|| format!("opening {}", secret_path.display()))?;
+        let secret_text =
+            fs::read_to_string(&secret_path).with_context(|| format!("reading {}", secret_path.display()))?;
+        let public_text =
+            fs::read_to_string(&public_path).with_context(|| format!("reading {}", public_path.display()))?;
+        let secret =
+            open_secret(&secret_text, password).with_context(|| format!("opening {}", secret_path.display()))?;
         let public = PublicKeyBox::from_string(&public_text)
             .and_then(PublicKeyBox::into_public_key)
             .map_err(|e| anyhow::anyhow!("{}: {e}", public_path.display()))?;
         if public.keynum() != secret.keynum() {
-            bail!(
-                "{} does not belong to {}",
-                public_path.display(),
-                secret_path.display()
-            );
+            bail!("{} does not belong to {}", public_path.display(), secret_path.display());
         }
         Self::from_pair(public, secret)
     }
@@ -176,16 +169,19 @@ impl Signer {
 }
 
 fn open_secret(text: &str, password: Option<String>) -> anyhow::Result<SecretKey> {
-    let secret_box = SecretKeyBox::from_string(text)
-        .map_err(|e| anyhow::anyhow!("not a minisign secret key: {e}"))?;
+    let secret_box = SecretKeyBox::from_string(text).map_err(|e| anyhow::anyhow!("not a minisign secret key: {e}"))?;
     match password {
         Some(password) => match secret_box.clone().into_secret_key(Some(password)) {
             Ok(key) => Ok(key),
             Err(err) if err.to_string().contains("not encrypted") => {
                 tracing::warn!("a key password is configured but the signing key is not encrypted");
-                secret_box.into_unencrypted_secret_key().map_err(|e| anyhow::anyhow!("{e}"))
+                secret_box
+                    .into_unencrypted_secret_key()
+                    .map_err(|e| anyhow::anyhow!("{e}"))
             }
-            Err(err) => Err(anyhow::anyhow!("{err} (check PATCHWARDEN_KEY_PASSWORD or key_password_file)")),
+            Err(err) => Err(anyhow::anyhow!(
+                "{err} (check PATCHWARDEN_KEY_PASSWORD or key_password_file)"
+            )),
         },
         None => secret_box.into_unencrypted_secret_key().map_err(|e| {
             anyhow::anyhow!("{e}: the key is encrypted; set PATCHWARDEN_KEY_PASSWORD or the key_password_file setting")
@@ -205,8 +201,7 @@ fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
         .with_context(|| format!("creating {}", path.display()))?;
     file.write_all(bytes)
         .with_context(|| format!("writing {}", path.display()))?;
-    file.sync_all()
-        .with_context(|| format!("syncing {}", path.display()))
+    file.sync_all().with_context(|| format!("syncing {}", path.display()))
 }
 
 #[cfg(not(unix))]
@@ -223,8 +218,7 @@ pub fn verify(
     let public = PublicKeyBox::from_string(public_key_text)
         .and_then(PublicKeyBox::into_public_key)
         .map_err(|e| format!("not a minisign public key: {e}"))?;
-    let signature = SignatureBox::from_string(signature_text)
-        .map_err(|e| format!("not a minisign signature: {e}"))?;
+    let signature = SignatureBox::from_string(signature_text).map_err(|e| format!("not a minisign signature: {e}"))?;
     minisign::verify(&public, &signature, data, true, false, false).map_err(|e| format!("{e}"))?;
     let trusted_comment = signature.trusted_comment().map_err(|e| format!("{e}"))?;
     Ok(VerifiedSignature {
@@ -263,37 +257,20 @@ pub fn rotate(
     let retired = dir.join("retired");
     fs::create_dir_all(&retired).with_context(|| format!("creating {}", retired.display()))?;
     let moved: [(PathBuf, PathBuf); 2] = [
-        (
-            dir.join(SECRET_KEY_FILE),
-            retired.join(format!("{}.key", old.key_id())),
-        ),
-        (
-            dir.join(PUBLIC_KEY_FILE),
-            retired.join(format!("{}.pub", old.key_id())),
-        ),
+        (dir.join(SECRET_KEY_FILE), retired.join(format!("{}.key", old.key_id()))),
+        (dir.join(PUBLIC_KEY_FILE), retired.join(format!("{}.pub", old.key_id()))),
     ];
     for (from, to) in &moved {
-        fs::rename(from, to)
-            .with_context(|| format!("moving {} to {}", from.display(), to.display()))?;
+        fs::rename(from, to).with_context(|| format!("moving {} to {}", from.display(), to.display()))?;
     }
     let new = Signer::generate(dir, new_password)?;
     let statement = rotation_statement(old.key_id(), new.public_key(), at);
-    let comment = format!(
-        "patchwarden-key-rotation old={} new={}",
-        old.key_id(),
-        new.key_id()
-    );
+    let comment = format!("patchwarden-key-rotation old={} new={}", old.key_id(), new.key_id());
     let signature = old.sign(statement.as_bytes(), &comment)?;
-    fs::write(
-        dir.join(format!("rotation-{}.txt", new.key_id())),
-        &statement,
-    )
-    .context("writing the rotation statement")?;
-    fs::write(
-        dir.join(format!("rotation-{}.txt.minisig", new.key_id())),
-        &signature,
-    )
-    .context("writing the rotation signature")?;
+    fs::write(dir.join(format!("rotation-{}.txt", new.key_id())), &statement)
+        .context("writing the rotation statement")?;
+    fs::write(dir.join(format!("rotation-{}.txt.minisig", new.key_id())), &signature)
+        .context("writing the rotation signature")?;
     let rotation = Rotation {
         old_key_id: old.key_id().to_owned(),
         new_key: new.public_key().clone(),
@@ -311,23 +288,11 @@ mod tests {
     fn sign_and_verify_with_trusted_comment() {
         let dir = tempfile::tempdir().unwrap();
         let signer = Signer::generate(dir.path(), None).unwrap();
-        let sig = signer
-            .sign(b"advisory bytes", "id=PW-2026-0001 revision=1")
-            .unwrap();
-        let verified = verify(
-            &signer.public_key().text,
-            Cursor::new(b"advisory bytes"),
-            &sig,
-        )
-        .unwrap();
+        let sig = signer.sign(b"advisory bytes", "id=PW-2026-0001 revision=1").unwrap();
+        let verified = verify(&signer.public_key().text, Cursor::new(b"advisory bytes"), &sig).unwrap();
         assert_eq!(verified.trusted_comment, "id=PW-2026-0001 revision=1");
         assert_eq!(verified.key_id, signer.key_id());
-        assert!(verify(
-            &signer.public_key().text,
-            Cursor::new(b"advisory byteS"),
-            &sig
-        )
-        .is_err());
+        assert!(verify(&signer.public_key().text, Cursor::new(b"advisory byteS"), &sig).is_err());
 
         let reloaded = Signer::load(dir.path(), None).unwrap();
         assert_eq!(reloaded.key_id(), signer.key_id());
@@ -365,13 +330,7 @@ mod tests {
         .unwrap();
         assert!(verified.trusted_comment.contains(new.key_id()));
         assert!(rotation.statement.contains(&new.public_key().text));
-        assert!(dir
-            .path()
-            .join(format!("retired/{}.pub", old.key_id()))
-            .is_file());
-        assert_eq!(
-            Signer::load(dir.path(), None).unwrap().key_id(),
-            new.key_id()
-        );
+        assert!(dir.path().join(format!("retired/{}.pub", old.key_id())).is_file());
+        assert_eq!(Signer::load(dir.path(), None).unwrap().key_id(), new.key_id());
     }
 }

@@ -9,19 +9,28 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("base.html", include_str!("../templates/base.html")),
     ("error.html", include_str!("../templates/error.html")),
     ("login.html", include_str!("../templates/login.html")),
-    (
-        "home_public.html",
-        include_str!("../templates/home_public.html"),
-    ),
-    (
-        "home_vendor.html",
-        include_str!("../templates/home_vendor.html"),
-    ),
-    (
-        "home_customer.html",
-        include_str!("../templates/home_customer.html"),
-    ),
+    ("home_vendor.html", include_str!("../templates/home_vendor.html")),
+    ("home_customer.html", include_str!("../templates/home_customer.html")),
     ("account.html", include_str!("../templates/account.html")),
+    ("advisories.atom", include_str!("../templates/advisories.atom")),
+    ("advisory_index.html", include_str!("../templates/advisory_index.html")),
+    ("advisory.html", include_str!("../templates/advisory.html")),
+    (
+        "vendor_advisories.html",
+        include_str!("../templates/vendor_advisories.html"),
+    ),
+    (
+        "vendor_advisory_form.html",
+        include_str!("../templates/vendor_advisory_form.html"),
+    ),
+    (
+        "vendor_advisory.html",
+        include_str!("../templates/vendor_advisory.html"),
+    ),
+    (
+        "advisory_fields.html",
+        include_str!("../templates/advisory_fields.html"),
+    ),
 ];
 
 /// The stylesheet, served at `/static/style.css`.
@@ -35,7 +44,7 @@ impl Templates {
     pub fn load() -> Result<Self, tera::Error> {
         let mut tera = Tera::default();
         tera.add_raw_templates(TEMPLATES.iter().copied())?;
-        tera.autoescape_on(vec![".html"]);
+        tera.autoescape_on(vec![".html", ".atom"]);
         Ok(Templates { tera })
     }
 
@@ -56,10 +65,7 @@ mod tests {
         context.insert("title", "Bad request");
         context.insert("message", "<script>alert(1)</script>");
         let html = templates.render("error.html", &context).unwrap();
-        assert!(
-            html.contains("&lt;script&gt;alert(1)&lt;&#x2F;script&gt;"),
-            "{html}"
-        );
+        assert!(html.contains("&lt;script&gt;alert(1)&lt;&#x2F;script&gt;"), "{html}");
         assert!(!html.contains("<script>alert(1)"));
     }
 }

@@ -47,11 +47,7 @@ async fn start_driver() -> Option<Driver> {
         eprintln!("notice: chromedriver not found; browser tests skipped (install chromium and chromium-driver)");
         return None;
     };
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let child = Command::new(path)
         .arg(format!("--port={port}"))
         .stdout(Stdio::null())
@@ -72,10 +68,7 @@ async fn start_driver() -> Option<Driver> {
                 return Some(driver);
             }
         }
-        assert!(
-            Instant::now() < deadline,
-            "chromedriver did not become ready in 30 s"
-        );
+        assert!(Instant::now() < deadline, "chromedriver did not become ready in 30 s");
         actix_web::rt::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -128,16 +121,8 @@ async fn login_and_logout_in_headless_chromium() {
             .click()
             .await
             .unwrap();
-        let error = client
-            .wait()
-            .for_element(Locator::Id("login-error"))
-            .await
-            .unwrap();
-        assert!(error
-            .text()
-            .await
-            .unwrap()
-            .contains("wrong e-mail or password"));
+        let error = client.wait().for_element(Locator::Id("login-error")).await.unwrap();
+        assert!(error.text().await.unwrap().contains("wrong e-mail or password"));
 
         client
             .find(Locator::Id("password"))
@@ -153,11 +138,7 @@ async fn login_and_logout_in_headless_chromium() {
             .click()
             .await
             .unwrap();
-        let whoami = client
-            .wait()
-            .for_element(Locator::Id("whoami"))
-            .await
-            .unwrap();
+        let whoami = client.wait().for_element(Locator::Id("whoami")).await.unwrap();
         assert!(whoami.text().await.unwrap().contains(&admin.email));
         assert_eq!(client.current_url().await.unwrap().path(), "/");
         let heading = client
@@ -176,25 +157,11 @@ async fn login_and_logout_in_headless_chromium() {
             .expect("session cookie");
         assert_eq!(session.http_only(), Some(true));
 
-        client
-            .find(Locator::Id("logout"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
-        client
-            .wait()
-            .for_element(Locator::Id("login-form"))
-            .await
-            .unwrap();
+        client.find(Locator::Id("logout")).await.unwrap().click().await.unwrap();
+        client.wait().for_element(Locator::Id("login-form")).await.unwrap();
         assert_eq!(client.current_url().await.unwrap().path(), "/login");
         client.goto(&app.url("/account")).await.unwrap();
-        client
-            .wait()
-            .for_element(Locator::Id("login-form"))
-            .await
-            .unwrap();
+        client.wait().for_element(Locator::Id("login-form")).await.unwrap();
 
         client.close().await.unwrap();
     }

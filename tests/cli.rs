@@ -33,12 +33,7 @@ fn run(command: &mut Command, stdin: Option<&str>) -> Output {
         .stderr(Stdio::piped());
     let mut child = command.spawn().expect("spawn patchwarden");
     if let Some(input) = stdin {
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
     }
     child.wait_with_output().unwrap()
 }
@@ -68,10 +63,7 @@ async fn wait_healthy(client: &reqwest::Client, base: &str, server: &mut Server)
         if let Some(status) = server.0.try_wait().unwrap() {
             panic!("the server exited early with {status}");
         }
-        assert!(
-            Instant::now() < deadline,
-            "the server did not become healthy in 30 s"
-        );
+        assert!(Instant::now() < deadline, "the server did not become healthy in 30 s");
         actix_web::rt::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -82,11 +74,7 @@ async fn bootstrap_from_a_shell_then_the_token_authenticates() {
         eprintln!("-- backend: {backend:?}");
         let dir = tempfile::tempdir().unwrap();
         let (database_url, _pg) = database_for(backend, &dir);
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let bind = format!("127.0.0.1:{port}");
         let env = [
             ("PATCHWARDEN_DATABASE_URL", database_url.as_str()),
@@ -94,8 +82,7 @@ async fn bootstrap_from_a_shell_then_the_token_authenticates() {
         ];
 
         let out = run(
-            patchwarden(dir.path(), &env)
-                .args(["customer", "add", "--slug", "acme", "--name", "Acme"]),
+            patchwarden(dir.path(), &env).args(["customer", "add", "--slug", "acme", "--name", "Acme"]),
             None,
         );
         assert!(out.status.success(), "{}", text(&out.stderr));
@@ -132,10 +119,7 @@ async fn bootstrap_from_a_shell_then_the_token_authenticates() {
         );
         assert!(out.status.success(), "{}", text(&out.stderr));
         let token = text(&out.stdout).trim().to_owned();
-        assert!(
-            token.starts_with("pwt_"),
-            "stdout should be the token alone: {token}"
-        );
+        assert!(token.starts_with("pwt_"), "stdout should be the token alone: {token}");
 
         let mut server = Server(
             patchwarden(dir.path(), &env)
@@ -160,13 +144,7 @@ async fn bootstrap_from_a_shell_then_the_token_authenticates() {
         assert_eq!(me["role"], "customer-admin");
         assert_eq!(me["customer"], "acme");
 
-        let id_line = text(
-            &run(
-                patchwarden(dir.path(), &env).args(["customer", "list"]),
-                None,
-            )
-            .stdout,
-        );
+        let id_line = text(&run(patchwarden(dir.path(), &env).args(["customer", "list"]), None).stdout);
         assert!(id_line.starts_with("acme\t"), "{id_line}");
         drop(server);
         let out = run(patchwarden(dir.path(), &env).arg("migrate"), None);
@@ -177,16 +155,9 @@ async fn bootstrap_from_a_shell_then_the_token_authenticates() {
 #[actix_web::test]
 async fn the_server_log_never_holds_a_token_or_password() {
     let dir = tempfile::tempdir().unwrap();
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let bind = format!("127.0.0.1:{port}");
-    let env = [
-        ("PATCHWARDEN_BIND", bind.as_str()),
-        ("PATCHWARDEN_LOG_LEVEL", "debug"),
-    ];
+    let env = [("PATCHWARDEN_BIND", bind.as_str()), ("PATCHWARDEN_LOG_LEVEL", "debug")];
     let out = run(
         patchwarden(dir.path(), &env).args([
             "user",
@@ -304,10 +275,7 @@ fn invalid_configuration_stops_the_start_naming_the_setting() {
     );
     assert_eq!(out.status.code(), Some(2));
     let err = text(&out.stderr);
-    assert!(
-        err.contains("absent.toml") && err.contains("cannot read"),
-        "{err}"
-    );
+    assert!(err.contains("absent.toml") && err.contains("cannot read"), "{err}");
 
     assert!(
         !dir.path().join("data").exists(),
@@ -356,19 +324,8 @@ fn weak_passwords_and_missing_stdin_flag_are_refused() {
     );
 
     let out = run(
-        patchwarden(dir.path(), &[]).args([
-            "user",
-            "add",
-            "--email",
-            "a@vendor.example",
-            "--role",
-            "vendor-admin",
-        ]),
+        patchwarden(dir.path(), &[]).args(["user", "add", "--email", "a@vendor.example", "--role", "vendor-admin"]),
         None,
     );
-    assert_eq!(
-        out.status.code(),
-        Some(2),
-        "clap refuses a missing --password-stdin"
-    );
+    assert_eq!(out.status.code(), Some(2), "clap refuses a missing --password-stdin");
 }

@@ -81,11 +81,7 @@ async fn revoked_and_expired_tokens_are_401() {
             )
             .await;
         assert_eq!(status, 204);
-        assert_eq!(
-            app.get("/api/v1/me", &second).await.0,
-            401,
-            "revoked token still works"
-        );
+        assert_eq!(app.get("/api/v1/me", &second).await.0, 401, "revoked token still works");
         let (status, body) = app
             .delete(
                 &format!("/api/v1/tokens/{}", created["id"].as_str().unwrap()),
@@ -135,9 +131,7 @@ async fn tokens_are_stored_hashed_and_record_last_use() {
             .db(|conn| {
                 use diesel::prelude::*;
                 use patchwarden::db::schema::api_tokens;
-                Ok(api_tokens::table
-                    .select(api_tokens::secret_hash)
-                    .load::<String>(conn)?)
+                Ok(api_tokens::table.select(api_tokens::secret_hash).load::<String>(conn)?)
             })
             .await;
         assert!(stored.iter().all(|hash| !hash.contains(&secret)));
@@ -150,14 +144,8 @@ async fn tokens_are_stored_hashed_and_record_last_use() {
             .iter()
             .find(|t| t["id"] == created["id"])
             .unwrap();
-        assert!(
-            row["last_used_at"].is_string(),
-            "last use not recorded: {row}"
-        );
-        assert!(
-            !listed.to_string().contains(&secret),
-            "a listing shows a secret"
-        );
+        assert!(row["last_used_at"].is_string(), "last use not recorded: {row}");
+        assert!(!listed.to_string().contains(&secret), "a listing shows a secret");
     }
 }
 
@@ -182,16 +170,8 @@ async fn wrong_passwords_hit_the_rate_limit_with_retry_after() {
             .send()
             .await
             .unwrap();
-        assert_eq!(
-            response.status(),
-            429,
-            "even the right password waits once limited"
-        );
-        let wait: u64 = response.headers()["retry-after"]
-            .to_str()
-            .unwrap()
-            .parse()
-            .unwrap();
+        assert_eq!(response.status(), 429, "even the right password waits once limited");
+        let wait: u64 = response.headers()["retry-after"].to_str().unwrap().parse().unwrap();
         assert!((1..=60).contains(&wait), "retry-after {wait}");
         let (_, body) = support::status_and_json(response).await;
         assert_eq!(error_code(&body), "rate_limited");
@@ -210,9 +190,7 @@ async fn session_login_sets_a_strict_cookie_and_writes_need_the_csrf_header() {
             .await
             .unwrap();
         assert_eq!(response.status(), 201);
-        let cookie = set_cookie(response.headers(), "pw_session")
-            .unwrap()
-            .to_owned();
+        let cookie = set_cookie(response.headers(), "pw_session").unwrap().to_owned();
         assert!(cookie.contains("HttpOnly"), "{cookie}");
         assert!(cookie.contains("SameSite=Strict"), "{cookie}");
         assert!(
@@ -293,11 +271,7 @@ async fn roles_are_enforced() {
         let acme = app.with_customer("acme").await;
         for token in [&publisher.token, &acme.admin.token] {
             let (status, body) = app
-                .post(
-                    "/api/v1/customers",
-                    token,
-                    json!({"slug": "x", "name": "X"}),
-                )
+                .post("/api/v1/customers", token, json!({"slug": "x", "name": "X"}))
                 .await;
             assert_eq!((status, error_code(&body)), (403, "forbidden"));
         }
@@ -387,8 +361,7 @@ async fn bad_input_is_a_4xx_that_names_the_problem_and_writes_nothing() {
             ),
         ];
         for (body, content_type, status, code, message) in cases {
-            let (got, json) =
-                support::status_and_json(send(body, content_type).await.unwrap()).await;
+            let (got, json) = support::status_and_json(send(body, content_type).await.unwrap()).await;
             assert_eq!(got, status, "{body}: {json}");
             assert_eq!(error_code(&json), code, "{body}");
             let text = json["error"]["message"].as_str().unwrap();
@@ -398,10 +371,7 @@ async fn bad_input_is_a_4xx_that_names_the_problem_and_writes_nothing() {
             );
         }
 
-        let huge = format!(
-            "{{\"slug\": \"big\", \"name\": \"{}\"}}",
-            "x".repeat(300 * 1024)
-        );
+        let huge = format!("{{\"slug\": \"big\", \"name\": \"{}\"}}", "x".repeat(300 * 1024));
         let response = app
             .client
             .post(app.url("/api/v1/customers"))
@@ -430,15 +400,11 @@ async fn duplicates_are_conflicts() {
     for app in TestApp::each().await {
         let admin = app.with_vendor_admin().await;
         let body = json!({"slug": "acme", "name": "Acme"});
-        assert_eq!(
-            app.post("/api/v1/customers", &admin.token, body.clone())
-                .await
-                .0,
-            201
-        );
+        assert_eq!(app.post("/api/v1/customers", &admin.token, body.clone()).await.0, 201);
         let (status, json) = app.post("/api/v1/customers", &admin.token, body).await;
         assert_eq!((status, error_code(&json)), (409, "conflict"));
-        let user = json!({"email": "Admin@Vendor.example", "password": "long enough password", "role": "vendor-publisher"});
+        let user =
+            json!({"email": "Admin@Vendor.example", "password": "long enough password", "role": "vendor-publisher"});
         let (status, json) = app.post("/api/v1/users", &admin.token, user).await;
         assert_eq!(
             (status, error_code(&json)),
@@ -480,10 +446,6 @@ async fn weak_passwords_and_bad_emails_are_refused() {
             assert_eq!(json["error"]["field"], field, "{body}: {json}");
         }
         let (_, users) = app.get("/api/v1/users", &admin.token).await;
-        assert_eq!(
-            users.as_array().unwrap().len(),
-            1,
-            "a refused user was written"
-        );
+        assert_eq!(users.as_array().unwrap().len(), 1, "a refused user was written");
     }
 }

@@ -26,15 +26,11 @@ fn migrations_come_in_pairs_with_up_and_down() {
     let sqlite = migration_names("migrations/sqlite");
     let postgres = migration_names("migrations/postgres");
     assert!(!sqlite.is_empty());
-    assert_eq!(
-        sqlite, postgres,
-        "every migration needs a twin under the other backend"
-    );
+    assert_eq!(sqlite, postgres, "every migration needs a twin under the other backend");
     for backend in ["sqlite", "postgres"] {
         for name in &sqlite {
             for file in ["up.sql", "down.sql"] {
-                let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-                    .join(format!("migrations/{backend}/{name}/{file}"));
+                let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("migrations/{backend}/{name}/{file}"));
                 assert!(path.is_file(), "missing {}", path.display());
             }
         }
@@ -72,11 +68,7 @@ fn migrations_apply_revert_and_reapply_on_every_backend() {
         let mut conn = db::establish(&DatabaseUrl::parse(&url).unwrap()).unwrap();
 
         let applied = db::run_migrations(&mut conn).unwrap();
-        assert_eq!(
-            applied.len(),
-            migration_names("migrations/sqlite").len(),
-            "{backend:?}"
-        );
+        assert_eq!(applied.len(), migration_names("migrations/sqlite").len(), "{backend:?}");
         let schema = columns(&mut conn);
         assert!(
             schema.contains_key("users") && schema.contains_key("api_tokens"),
@@ -96,11 +88,7 @@ fn migrations_apply_revert_and_reapply_on_every_backend() {
         );
 
         db::run_migrations(&mut conn).unwrap();
-        assert_eq!(
-            columns(&mut conn),
-            schema,
-            "{backend:?}: re-applied schema differs"
-        );
+        assert_eq!(columns(&mut conn), schema, "{backend:?}: re-applied schema differs");
         schemas.push((backend, schema));
     }
     if let [(Backend::Sqlite, sqlite), (Backend::Postgres, postgres)] = schemas.as_slice() {

@@ -12,9 +12,7 @@ async fn health_readiness_and_metrics() {
         let response = app.client.get(app.url("/healthz")).send().await.unwrap();
         assert_eq!(response.status(), 200);
         assert_eq!(response.headers()["x-content-type-options"], "nosniff");
-        let (status, ready) =
-            support::status_and_json(app.client.get(app.url("/readyz")).send().await.unwrap())
-                .await;
+        let (status, ready) = support::status_and_json(app.client.get(app.url("/readyz")).send().await.unwrap()).await;
         assert_eq!(status, 200);
         let expected = match app.backend {
             support::Backend::Sqlite => "sqlite",
@@ -33,14 +31,10 @@ async fn health_readiness_and_metrics() {
             .await
             .unwrap();
         assert!(
-            metrics.contains(
-                r#"patchwarden_http_requests_total{method="GET",route="/api/v1/me",status="401"} 1"#
-            ),
+            metrics.contains(r#"patchwarden_http_requests_total{method="GET",route="/api/v1/me",status="401"} 1"#),
             "{metrics}"
         );
-        assert!(
-            metrics.contains(r#"patchwarden_http_request_duration_seconds_bucket{route="/readyz""#)
-        );
+        assert!(metrics.contains(r#"patchwarden_http_request_duration_seconds_bucket{route="/readyz""#));
         assert!(metrics.contains("patchwarden_db_pool_connections "));
         assert!(metrics.contains("patchwarden_db_pool_idle_connections "));
     }

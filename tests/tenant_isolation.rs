@@ -15,11 +15,7 @@ async fn another_customers_objects_are_404_on_every_route() {
         let acme = app.with_customer("acme").await;
         let globex = app.with_customer("globex").await;
         let (_, token) = app
-            .post(
-                "/api/v1/tokens",
-                &globex.admin.token,
-                json!({"label": "globex-ci"}),
-            )
+            .post("/api/v1/tokens", &globex.admin.token, json!({"label": "globex-ci"}))
             .await;
         let globex_token_id = token["id"].as_str().unwrap().to_owned();
 
@@ -30,11 +26,7 @@ async fn another_customers_objects_are_404_on_every_route() {
         ];
         for path in &reads {
             let (status, body) = app.get(path, &acme.admin.token).await;
-            assert_eq!(
-                (status, error_code(&body)),
-                (404, "not_found"),
-                "GET {path}: {body}"
-            );
+            assert_eq!((status, error_code(&body)), (404, "not_found"), "GET {path}: {body}");
             let (own_status, _) = app.get(path, &globex.admin.token).await;
             assert_eq!(own_status, 200, "GET {path} by its owner");
         }
@@ -45,19 +37,10 @@ async fn another_customers_objects_are_404_on_every_route() {
         ];
         for path in &writes {
             let (status, body) = app.delete(path, &acme.admin.token).await;
-            assert_eq!(
-                (status, error_code(&body)),
-                (404, "not_found"),
-                "DELETE {path}: {body}"
-            );
+            assert_eq!((status, error_code(&body)), (404, "not_found"), "DELETE {path}: {body}");
         }
         // Nothing of globex changed.
-        assert_eq!(
-            app.get("/api/v1/me", token["token"].as_str().unwrap())
-                .await
-                .0,
-            200
-        );
+        assert_eq!(app.get("/api/v1/me", token["token"].as_str().unwrap()).await.0, 200);
         assert_eq!(app.get("/api/v1/me", &globex.admin.token).await.0, 200);
 
         // A customer-admin cannot add users to another customer.
@@ -80,12 +63,8 @@ async fn lists_show_only_the_callers_customer() {
         let vendor = app.with_vendor_admin().await;
         let acme = app.with_customer("acme").await;
         let globex = app.with_customer("globex").await;
-        app.post(
-            "/api/v1/tokens",
-            &globex.admin.token,
-            json!({"label": "globex-ci"}),
-        )
-        .await;
+        app.post("/api/v1/tokens", &globex.admin.token, json!({"label": "globex-ci"}))
+            .await;
 
         let (_, customers) = app.get("/api/v1/customers", &acme.admin.token).await;
         let slugs: Vec<&str> = customers
@@ -124,21 +103,13 @@ async fn lists_show_only_the_callers_customer() {
 async fn a_customer_admin_manages_its_own_colleagues() {
     for app in TestApp::each().await {
         let acme = app.with_customer("acme").await;
-        let colleague = app
-            .with_user("ops@acme.example", "customer-admin", Some("acme"))
-            .await;
+        let colleague = app.with_user("ops@acme.example", "customer-admin", Some("acme")).await;
         let (status, _) = app
-            .get(
-                &format!("/api/v1/users/{}", colleague.user_id),
-                &acme.admin.token,
-            )
+            .get(&format!("/api/v1/users/{}", colleague.user_id), &acme.admin.token)
             .await;
         assert_eq!(status, 200);
         let (status, _) = app
-            .delete(
-                &format!("/api/v1/users/{}", colleague.user_id),
-                &acme.admin.token,
-            )
+            .delete(&format!("/api/v1/users/{}", colleague.user_id), &acme.admin.token)
             .await;
         assert_eq!(status, 204);
         assert_eq!(
@@ -147,10 +118,7 @@ async fn a_customer_admin_manages_its_own_colleagues() {
             "a deleted user's token still works"
         );
         let (status, body) = app
-            .delete(
-                &format!("/api/v1/users/{}", acme.admin.user_id),
-                &acme.admin.token,
-            )
+            .delete(&format!("/api/v1/users/{}", acme.admin.user_id), &acme.admin.token)
             .await;
         assert_eq!((status, error_code(&body)), (409, "conflict"));
     }

@@ -10,17 +10,12 @@ use support::{cookie_value, csrf_field, set_cookie, Actor, TestApp};
 /// Signs in through the form; returns the `Cookie` header value for the session.
 async fn sign_in(app: &TestApp, actor: &Actor) -> String {
     let page = app.client.get(app.url("/login")).send().await.unwrap();
-    let login_cookie = set_cookie(page.headers(), "pw_login_csrf")
-        .unwrap()
-        .to_owned();
+    let login_cookie = set_cookie(page.headers(), "pw_login_csrf").unwrap().to_owned();
     let csrf = csrf_field(&page.text().await.unwrap());
     let response = app
         .client
         .post(app.url("/login"))
-        .header(
-            "cookie",
-            format!("pw_login_csrf={}", cookie_value(&login_cookie)),
-        )
+        .header("cookie", format!("pw_login_csrf={}", cookie_value(&login_cookie)))
         .form(&[
             ("email", actor.email.as_str()),
             ("password", actor.password.as_str()),
@@ -41,9 +36,7 @@ async fn login_form_needs_its_csrf_pair() {
         let admin = app.with_vendor_admin().await;
         let page = app.client.get(app.url("/login")).send().await.unwrap();
         assert_eq!(page.status(), 200);
-        let cookie = set_cookie(page.headers(), "pw_login_csrf")
-            .unwrap()
-            .to_owned();
+        let cookie = set_cookie(page.headers(), "pw_login_csrf").unwrap().to_owned();
         assert!(
             cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
             "{cookie}"
@@ -125,10 +118,7 @@ async fn every_form_rejects_a_missing_or_forged_csrf_token() {
         let csrf = csrf_field(&account.text().await.unwrap());
 
         for path in ["/account/tokens", "/logout"] {
-            for fields in [
-                vec![("label", "x")],
-                vec![("label", "x"), ("csrf_token", "forged")],
-            ] {
+            for fields in [vec![("label", "x")], vec![("label", "x"), ("csrf_token", "forged")]] {
                 let response = app
                     .client
                     .post(app.url(path))
@@ -150,21 +140,13 @@ async fn every_form_rejects_a_missing_or_forged_csrf_token() {
             .unwrap();
         assert_eq!(account.status(), 200);
         let html = account.text().await.unwrap();
-        assert_eq!(
-            html.matches("/revoke\"").count(),
-            1,
-            "only the fixture token exists"
-        );
+        assert_eq!(html.matches("/revoke\"").count(), 1, "only the fixture token exists");
 
         let created = app
             .client
             .post(app.url("/account/tokens"))
             .header("cookie", &session)
-            .form(&[
-                ("label", "laptop"),
-                ("expires_in", "7d"),
-                ("csrf_token", &csrf),
-            ])
+            .form(&[("label", "laptop"), ("expires_in", "7d"), ("csrf_token", &csrf)])
             .send()
             .await
             .unwrap();
@@ -196,15 +178,7 @@ async fn every_form_rejects_a_missing_or_forged_csrf_token() {
 #[actix_web::test]
 async fn home_pages_per_role_and_hostile_text_is_escaped() {
     for app in TestApp::each().await {
-        let public = app
-            .client
-            .get(app.url("/"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let public = app.client.get(app.url("/")).send().await.unwrap().text().await.unwrap();
         assert!(public.contains("No advisories have been published yet"));
 
         let publisher = app.with_publisher().await;
@@ -219,10 +193,7 @@ async fn home_pages_per_role_and_hostile_text_is_escaped() {
             .text()
             .await
             .unwrap();
-        assert!(
-            html.contains("Ask a vendor-admin to add customers"),
-            "{html}"
-        );
+        assert!(html.contains("Ask a vendor-admin to add customers"), "{html}");
         assert!(
             !html.contains("patchwarden customer add"),
             "admin-only steps shown to a publisher"
@@ -261,12 +232,7 @@ async fn pages_without_a_session_redirect_to_login_and_unknown_pages_are_404() {
         let response = app.client.get(app.url("/account")).send().await.unwrap();
         assert_eq!(response.status(), 303);
         assert_eq!(response.headers()["location"], "/login");
-        let response = app
-            .client
-            .get(app.url("/nowhere/<b>"))
-            .send()
-            .await
-            .unwrap();
+        let response = app.client.get(app.url("/nowhere/<b>")).send().await.unwrap();
         assert_eq!(response.status(), 404);
         assert!(response.headers()["content-type"]
             .to_str()

@@ -43,8 +43,7 @@ impl DatabaseUrl {
     /// path selects SQLite; any other scheme is refused.
     pub fn parse(text: &str) -> Result<Self, String> {
         if text.starts_with("postgres://") || text.starts_with("postgresql://") {
-            let url = url::Url::parse(text)
-                .map_err(|err| format!("not a valid PostgreSQL URL: {err}"))?;
+            let url = url::Url::parse(text).map_err(|err| format!("not a valid PostgreSQL URL: {err}"))?;
             if url.host_str().is_none_or(str::is_empty) {
                 return Err("the PostgreSQL URL has no host".into());
             }
@@ -107,8 +106,8 @@ pub fn establish(url: &DatabaseUrl) -> Result<DbConnection, r2d2::Error> {
             .map(DbConnection::Postgres)
             .map_err(r2d2::Error::ConnectionError),
         DatabaseUrl::Sqlite(path) => {
-            let mut conn = SqliteConnection::establish(&path.to_string_lossy())
-                .map_err(r2d2::Error::ConnectionError)?;
+            let mut conn =
+                SqliteConnection::establish(&path.to_string_lossy()).map_err(r2d2::Error::ConnectionError)?;
             conn.batch_execute(
                 "PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; \
                  PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;",
@@ -133,8 +132,7 @@ impl ManageConnection for ConnectionManager {
     }
 
     fn is_valid(&self, conn: &mut DbConnection) -> Result<(), r2d2::Error> {
-        conn.batch_execute("SELECT 1")
-            .map_err(r2d2::Error::QueryError)
+        conn.batch_execute("SELECT 1").map_err(r2d2::Error::QueryError)
     }
 
     fn has_broken(&self, _conn: &mut DbConnection) -> bool {
@@ -164,10 +162,7 @@ impl Db {
             .connection_timeout(Duration::from_secs(5))
             .build(ConnectionManager { url: url.clone() })
             .with_context(|| format!("opening the connection pool for {url}"))?;
-        Ok(Db {
-            pool,
-            url: url.clone(),
-        })
+        Ok(Db { pool, url: url.clone() })
     }
 
     pub fn url(&self) -> &DatabaseUrl {
@@ -209,8 +204,7 @@ pub fn migrate(url: &DatabaseUrl) -> anyhow::Result<Vec<String>> {
                 .with_context(|| format!("creating the database directory {}", dir.display()))?;
         }
     }
-    let mut conn =
-        establish(url).with_context(|| format!("connecting to the database at {url}"))?;
+    let mut conn = establish(url).with_context(|| format!("connecting to the database at {url}"))?;
     run_migrations(&mut conn)
 }
 
@@ -241,8 +235,12 @@ fn versions(list: Vec<diesel::migration::MigrationVersion<'_>>) -> Vec<String> {
 pub fn ensure_counter_row(conn: &mut DbConnection, year: i32) -> diesel::QueryResult<()> {
     use diesel::RunQueryDsl;
     let sql = match conn {
-        DbConnection::Sqlite(_) => "INSERT INTO advisory_counters (year, last_number) VALUES (?, 0) ON CONFLICT (year) DO NOTHING",
-        DbConnection::Postgres(_) => "INSERT INTO advisory_counters (year, last_number) VALUES ($1, 0) ON CONFLICT (year) DO NOTHING",
+        DbConnection::Sqlite(_) => {
+            "INSERT INTO advisory_counters (year, last_number) VALUES (?, 0) ON CONFLICT (year) DO NOTHING"
+        }
+        DbConnection::Postgres(_) => {
+            "INSERT INTO advisory_counters (year, last_number) VALUES ($1, 0) ON CONFLICT (year) DO NOTHING"
+        }
     };
     diesel::sql_query(sql)
         .bind::<diesel::sql_types::Integer, _>(year)

@@ -110,10 +110,7 @@ impl Affected {
         if let Some(range) = self.ranges.iter().find(|r| r.contains(version)) {
             return Some(Match::Range(range));
         }
-        self.versions
-            .iter()
-            .any(|v| v == version)
-            .then_some(Match::Listed)
+        self.versions.iter().any(|v| v == version).then_some(Match::Listed)
     }
 
     /// Fixed releases named by the ranges, in order.
@@ -150,7 +147,37 @@ pub struct Advisory {
     pub acknowledgements: String,
 }
 
+/// How one advisory affects one version of a product.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Finding {
+    /// The nearest release on the version's own train that is no longer affected.
+    pub fixed_on_train: Option<Version>,
+    /// Fixed releases on other trains, for a move across trains.
+    pub fixed_elsewhere: Vec<Version>,
+}
+
 impl Advisory {
+    /// Whether `version` of `product` is affected, and where the fixes are.
+    pub fn finding(&self, product: &str, version: &Version) -> Option<Finding> {
+        let affected = self.affected.iter().find(|a| a.product.slug == product)?;
+        affected.matches(version)?;
+        let fixes = affected.fixed_versions();
+        let fixed_on_train = fixes
+            .iter()
+            .filter(|f| f.same_train(version) && **f > version && affected.matches(f).is_none())
+            .min()
+            .map(|f| (*f).clone());
+        let fixed_elsewhere = fixes
+            .iter()
+            .filter(|f| !f.same_train(version))
+            .map(|f| (*f).clone())
+            .collect();
+        Some(Finding {
+            fixed_on_train,
+            fixed_elsewhere,
+        })
+    }
+
     /// The headline score: CVSS v4.0 when given, else v3.x.
     pub fn headline(&self) -> Option<&CvssScore> {
         self.cvss_v4.as_ref().or(self.cvss_v3.as_ref())
@@ -173,12 +200,7 @@ impl Advisory {
     }
 }
 
-fn text(
-    field: &str,
-    value: Option<&String>,
-    max: usize,
-    required: bool,
-) -> Result<String, FieldError> {
+fn text(field: &str, value: Option<&String>, max: usize, required: bool) -> Result<String, FieldError> {
     let value = value.map(|v| v.trim()).unwrap_or("");
     if required && value.is_empty() {
         return Err(FieldError::new(field, format!("{field} is required")));
@@ -193,10 +215,7 @@ fn text(
         .chars()
         .any(|c| c.is_control() && c != '\n' && c != '\r' && c != '\t')
     {
-        return Err(FieldError::new(
-            field,
-            format!("{field} contains control characters"),
-        ));
+        return Err(FieldError::new(field, format!("{field} contains control characters")));
     }
     Ok(value.to_owned())
 }
@@ -235,12 +254,9 @@ pub fn parse_cve(text: &str) -> Result<String, String> {
 /// `CWE-N`, upper-cased.
 pub fn parse_cwe(text: &str) -> Result<String, String> {
     let cwe = text.trim().to_uppercase();
-    let valid = cwe.strip_prefix("CWE-").is_some_and(|n| {
-        !n.is_empty()
-            && n.len() <= 6
-            && n.bytes().all(|b| b.is_ascii_digit())
-            && !n.starts_with('0')
-    });
+    let valid = cwe
+        .strip_prefix("CWE-")
+        .is_some_and(|n| !n.is_empty() && n.len() <= 6 && n.bytes().all(|b| b.is_ascii_digit()) && !n.starts_with('0'));
     if valid {
         Ok(cwe)
     } else {
@@ -276,18 +292,10 @@ fn reference(text: &str) -> Result<String, String> {
     }
 }
 
-fn affected(
-    index: usize,
-    input: &AffectedInput,
-    product: Option<ProductInfo>,
-) -> Result<Affected, FieldError> {
+fn affected(index: usize, input: &AffectedInput, product: Option<ProductInfo>) -> Result<Affected, FieldError> {
     let at = |rest: &str| format!("affected[{index}].{rest}");
-    let product = product.ok_or_else(|| {
-        FieldError::new(
-            at("product"),
-            format!("there is no product `{}`", input.product),
-        )
-    })?;
+    let product =
+        product.ok_or_else(|| FieldError::new(at("product"), format!("there is no product `{}`", input.product)))?;
     if input.ranges.len() > MAX_LIST || input.versions.len() > MAX_LIST {
         return Err(FieldError::new(
             at("ranges"),
@@ -301,11 +309,7 @@ fn affected(
         if let Some(j) = ranges.iter().position(|earlier| earlier.overlaps(&range)) {
             return Err(FieldError::new(
                 at(&format!("ranges[{i}]")),
-                format!(
-                    "range {} overlaps range {j} ({})",
-                    range.to_vers(),
-                    ranges[j].to_vers()
-                ),
+                format!("range {} overlaps range {j} ({})", range.to_vers(), ranges[j].to_vers()),
             ));
         }
         ranges.push(range);
@@ -390,18 +394,12 @@ impl AdvisoryInput {
             .transpose()?;
         let inputs = self.affected.as_deref().unwrap_or(&[]);
         if inputs.len() > MAX_LIST {
-            return Err(FieldError::new(
-                "affected",
-                format!("at most {MAX_LIST} products"),
-            ));
+            return Err(FieldError::new("affected", format!("at most {MAX_LIST} products")));
         }
         let mut affected_list: Vec<Affected> = Vec::with_capacity(inputs.len());
         for (i, input) in inputs.iter().enumerate() {
             let checked = affected(i, input, product(&input.product))?;
-            if affected_list
-                .iter()
-                .any(|a| a.product.slug == checked.product.slug)
-            {
+            if affected_list.iter().any(|a| a.product.slug == checked.product.slug) {
                 return Err(FieldError::new(
                     format!("affected[{i}].product"),
                     format!("product `{}` is listed twice", input.product),
@@ -415,11 +413,7 @@ impl AdvisoryInput {
                 "a published advisory names at least one affected product",
             ));
         }
-        let references = unique(
-            "references",
-            list("references", self.references.as_ref())?,
-            reference,
-        )?;
+        let references = unique("references", list("references", self.references.as_ref())?, reference)?;
         Ok(Advisory {
             title,
             summary,
@@ -433,12 +427,7 @@ impl AdvisoryInput {
             affected: affected_list,
             workarounds: text("workarounds", self.workarounds.as_ref(), MAX_TEXT, false)?,
             references,
-            acknowledgements: text(
-                "acknowledgements",
-                self.acknowledgements.as_ref(),
-                MAX_TEXT,
-                false,
-            )?,
+            acknowledgements: text("acknowledgements", self.acknowledgements.as_ref(), MAX_TEXT, false)?,
         })
     }
 
@@ -458,8 +447,7 @@ impl AdvisoryInput {
                 current.insert(key.clone(), value.clone());
             }
         }
-        serde_json::from_value(Value::Object(current))
-            .map_err(|e| FieldError::new("", format!("invalid body: {e}")))
+        serde_json::from_value(Value::Object(current)).map_err(|e| FieldError::new("", format!("invalid body: {e}")))
     }
 }
 
@@ -528,7 +516,13 @@ pub fn revision_document(advisory: &Advisory, meta: &RevisionMeta) -> Value {
                 "product": a.product.slug,
                 "product_name": a.product.name,
                 "version_scheme": a.product.scheme,
-                "ranges": a.ranges.iter().map(VersionRange::to_input).collect::<Vec<_>>(),
+                "ranges": a.ranges.iter().map(|r| {
+                    let mut range = serde_json::to_value(r.to_input()).unwrap_or(Value::Null);
+                    if let Value::Object(map) = &mut range {
+                        map.insert("train".into(), Value::String(r.introduced().train()));
+                    }
+                    range
+                }).collect::<Vec<_>>(),
                 "versions": a.versions.iter().map(ToString::to_string).collect::<Vec<_>>(),
                 "fixed_versions": a.fixed_versions().iter().map(ToString::to_string).collect::<Vec<_>>(),
             })
@@ -571,8 +565,7 @@ pub fn canonical_json(value: &Value) -> String {
     fn sorted(value: &Value) -> Value {
         match value {
             Value::Object(map) => {
-                let ordered: BTreeMap<&String, Value> =
-                    map.iter().map(|(k, v)| (k, sorted(v))).collect();
+                let ordered: BTreeMap<&String, Value> = map.iter().map(|(k, v)| (k, sorted(v))).collect();
                 Value::Object(ordered.into_iter().map(|(k, v)| (k.clone(), v)).collect())
             }
             Value::Array(items) => Value::Array(items.iter().map(sorted).collect()),
@@ -651,11 +644,21 @@ pub(crate) mod tests {
         assert_eq!(advisory.cves, ["CVE-2015-7755", "CVE-2015-7756"]);
         let v = |t: &str| VersionScheme::Vendor.parse(t).unwrap();
         let screenos = &advisory.affected[0];
-        assert!(
-            matches!(screenos.matches(&v("6.3.0r20")), Some(Match::Range(r)) if r.fixed() == Some(&v("6.3.0r21")))
-        );
+        assert!(matches!(screenos.matches(&v("6.3.0r20")), Some(Match::Range(r)) if r.fixed() == Some(&v("6.3.0r21"))));
         assert!(screenos.matches(&v("6.3.0r21")).is_none());
         assert_eq!(screenos.fixed_versions(), [&v("6.2.0r19"), &v("6.3.0r21")]);
+    }
+
+    #[test]
+    fn findings_name_the_nearest_fix_on_the_train() {
+        let advisory = backdoor().validate(lookup, Completeness::Publish).unwrap();
+        let v = |t: &str| VersionScheme::Vendor.parse(t).unwrap();
+        let finding = advisory.finding("screenos", &v("6.2.0r16")).unwrap();
+        assert_eq!(finding.fixed_on_train, Some(v("6.2.0r19")));
+        assert_eq!(finding.fixed_elsewhere, [v("6.3.0r21")]);
+        assert!(advisory.finding("screenos", &v("6.2.0r19")).is_none());
+        assert!(advisory.finding("screenos", &v("6.2.0r14")).is_none());
+        assert!(advisory.finding("junos", &v("6.2.0r16")).is_none());
     }
 
     #[test]
@@ -671,10 +674,7 @@ pub(crate) mod tests {
                 "cves[1]",
             ),
             (serde_json::json!({"cwes": ["798"]}), "cwes[0]"),
-            (
-                serde_json::json!({"fix_deadline": "next week"}),
-                "fix_deadline",
-            ),
+            (serde_json::json!({"fix_deadline": "next week"}), "fix_deadline"),
             (
                 serde_json::json!({"references": ["javascript:alert(1)"]}),
                 "references[0]",
@@ -707,14 +707,9 @@ pub(crate) mod tests {
             let err = input.validate(lookup, Completeness::Publish).unwrap_err();
             assert_eq!(err.field, field, "{patch}: {}", err.message);
         }
-        let no_vector = backdoor()
-            .merge_patch(&serde_json::json!({"cvss_v3": null}))
-            .unwrap();
+        let no_vector = backdoor().merge_patch(&serde_json::json!({"cvss_v3": null})).unwrap();
         assert_eq!(
-            no_vector
-                .validate(lookup, Completeness::Publish)
-                .unwrap_err()
-                .field,
+            no_vector.validate(lookup, Completeness::Publish).unwrap_err().field,
             "cvss_v3"
         );
         assert!(
@@ -726,10 +721,7 @@ pub(crate) mod tests {
     #[test]
     fn canonical_json_is_stable_and_sorted() {
         let a = serde_json::json!({"b": 1, "a": {"z": [ {"y": 1, "x": 2} ], "c": null}});
-        assert_eq!(
-            canonical_json(&a),
-            r#"{"a":{"c":null,"z":[{"x":2,"y":1}]},"b":1}"#
-        );
+        assert_eq!(canonical_json(&a), r#"{"a":{"c":null,"z":[{"x":2,"y":1}]},"b":1}"#);
         let advisory = backdoor().validate(lookup, Completeness::Publish).unwrap();
         let at = DateTime::parse_from_rfc3339("2026-11-28T10:00:00Z")
             .unwrap()
@@ -749,9 +741,7 @@ pub(crate) mod tests {
         let two = canonical_json(&revision_document(&advisory, &meta));
         assert_eq!(one, two);
         assert!(
-            one.starts_with(
-                r#"{"acknowledgements":"","affected":[{"fixed_versions":["6.2.0r19","6.3.0r21"]"#
-            ),
+            one.starts_with(r#"{"acknowledgements":"","affected":[{"fixed_versions":["6.2.0r19","6.3.0r21"]"#),
             "{one}"
         );
     }
@@ -759,9 +749,7 @@ pub(crate) mod tests {
     #[test]
     fn input_round_trips_through_validation() {
         let advisory = backdoor().validate(lookup, Completeness::Publish).unwrap();
-        let again = input_of(&advisory)
-            .validate(lookup, Completeness::Publish)
-            .unwrap();
+        let again = input_of(&advisory).validate(lookup, Completeness::Publish).unwrap();
         assert_eq!(again, advisory);
     }
 
@@ -774,9 +762,7 @@ pub(crate) mod tests {
         assert_eq!(patched.workarounds.as_deref(), Some("Disable SSH"));
         assert_eq!(patched.cwes, None);
         assert!(
-            backdoor()
-                .merge_patch(&serde_json::json!({"titel": "x"}))
-                .is_err(),
+            backdoor().merge_patch(&serde_json::json!({"titel": "x"})).is_err(),
             "unknown fields are refused"
         );
     }

@@ -112,10 +112,7 @@ fn products(advisory: &Advisory) -> Products {
         if !no_fix.is_empty() {
             out.remediations.push((
                 "none_available".into(),
-                format!(
-                    "No fixed release of {} is named for these versions yet.",
-                    product.name
-                ),
+                format!("No fixed release of {} is named for these versions yet.", product.name),
                 no_fix,
             ));
         }
@@ -126,22 +123,18 @@ fn products(advisory: &Advisory) -> Products {
 }
 
 /// The CSAF 2.0 document of one revision.
-pub fn document(
-    advisory: &Advisory,
-    meta: &RevisionMeta,
-    publisher: &Publisher,
-    self_url: &str,
-) -> Value {
+pub fn document(advisory: &Advisory, meta: &RevisionMeta, publisher: &Publisher, self_url: &str) -> Value {
     let products = products(advisory);
     let mut history: Vec<Value> = meta
         .history
         .iter()
         .map(|h| json!({"date": h.date, "number": h.revision.to_string(), "summary": h.summary}))
         .collect();
-    history.push(json!({"date": rfc3339(meta.published), "number": meta.revision.to_string(), "summary": meta.change_summary}));
+    history.push(
+        json!({"date": rfc3339(meta.published), "number": meta.revision.to_string(), "summary": meta.change_summary}),
+    );
 
-    let mut doc_notes =
-        vec![json!({"category": "summary", "title": "Summary", "text": advisory.summary})];
+    let mut doc_notes = vec![json!({"category": "summary", "title": "Summary", "text": advisory.summary})];
     if meta.status == RevisionStatus::Withdrawn {
         let reason = meta.withdrawn_reason.clone().unwrap_or_default();
         doc_notes.push(json!({"category": "general", "title": "Withdrawn", "text": format!("This advisory has been withdrawn: {reason}")}));
@@ -152,9 +145,7 @@ pub fn document(
     if !advisory.acknowledgements.is_empty() {
         doc_notes.push(json!({"category": "general", "title": "Acknowledgements", "text": advisory.acknowledgements}));
     }
-    let mut references = vec![
-        json!({"category": "self", "summary": "This advisory in CSAF format", "url": self_url}),
-    ];
+    let mut references = vec![json!({"category": "self", "summary": "This advisory in CSAF format", "url": self_url})];
     references.extend(
         advisory
             .references
@@ -182,10 +173,7 @@ pub fn document(
         },
     });
     if let (Some(severity), Value::Object(map)) = (advisory.severity(), &mut document) {
-        map.insert(
-            "aggregate_severity".into(),
-            json!({"text": severity.as_str()}),
-        );
+        map.insert("aggregate_severity".into(), json!({"text": severity.as_str()}));
     }
 
     let mut remediations: Vec<Value> = products
@@ -194,7 +182,8 @@ pub fn document(
         .map(|(category, details, ids)| json!({"category": category, "details": details, "product_ids": ids}))
         .collect();
     if !advisory.workarounds.is_empty() && !products.affected.is_empty() {
-        remediations.push(json!({"category": "workaround", "details": advisory.workarounds, "product_ids": products.affected}));
+        remediations
+            .push(json!({"category": "workaround", "details": advisory.workarounds, "product_ids": products.affected}));
     }
     let mut scores = Vec::new();
     if let Some(v3) = &advisory.cvss_v3 {
@@ -213,15 +202,11 @@ pub fn document(
             "products": products.affected,
         }));
     }
-    let mut notes =
-        vec![json!({"category": "description", "title": "Description", "text": advisory.summary})];
+    let mut notes = vec![json!({"category": "description", "title": "Description", "text": advisory.summary})];
     if let Some(v4) = &advisory.cvss_v4 {
         notes.push(json!({"category": "other", "title": "CVSS v4.0", "text": format!("{} (base score {}, {})", v4.vector, v4.score, v4.severity)}));
     }
-    let known_cwe = advisory
-        .cwes
-        .iter()
-        .find_map(|id| cwe::name(id).map(|name| (id, name)));
+    let known_cwe = advisory.cwes.iter().find_map(|id| cwe::name(id).map(|name| (id, name)));
     let other_cwes: Vec<&String> = advisory
         .cwes
         .iter()
@@ -272,11 +257,7 @@ pub fn document(
     let vulnerabilities: Vec<Value> = if advisory.cves.is_empty() {
         vec![vulnerability(None)]
     } else {
-        advisory
-            .cves
-            .iter()
-            .map(|cve| vulnerability(Some(cve)))
-            .collect()
+        advisory.cves.iter().map(|cve| vulnerability(Some(cve))).collect()
     };
 
     json!({
@@ -296,10 +277,7 @@ mod tests {
     fn file_names_follow_the_csaf_rule() {
         assert_eq!(file_name("PW-2026-0001"), "pw-2026-0001.json");
         assert_eq!(file_name("ACME:SA/2026.1"), "acme_sa_2026_1.json");
-        assert_eq!(
-            document_path("PW-2026-0001", 2026),
-            "2026/pw-2026-0001.json"
-        );
+        assert_eq!(document_path("PW-2026-0001", 2026), "2026/pw-2026-0001.json");
     }
 
     #[test]
@@ -324,9 +302,7 @@ mod tests {
         let doc = document(&advisory, &meta, &publisher, "https://example.com/x.json");
         let vulns = doc["vulnerabilities"].as_array().unwrap();
         assert_eq!(vulns.len(), 2, "one vulnerability per CVE");
-        let affected = vulns[0]["product_status"]["known_affected"]
-            .as_array()
-            .unwrap();
+        let affected = vulns[0]["product_status"]["known_affected"].as_array().unwrap();
         assert_eq!(affected.len(), 2);
         for id in affected {
             let covered = vulns[0]["remediations"]

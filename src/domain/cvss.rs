@@ -95,9 +95,7 @@ pub fn score_v3(text: &str) -> Result<CvssScore, String> {
         ("A", vector.a.is_none()),
     ];
     if let Some((metric, _)) = missing.iter().find(|(_, absent)| *absent) {
-        return Err(format!(
-            "the CVSS v3 vector lacks the mandatory base metric {metric}"
-        ));
+        return Err(format!("the CVSS v3 vector lacks the mandatory base metric {metric}"));
     }
     let score = vector.base_score();
     Ok(CvssScore {
@@ -136,10 +134,7 @@ mod tests {
     #[test]
     fn v3_scores_like_the_calculator() {
         let critical = score_v3("CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H").unwrap();
-        assert_eq!(
-            (critical.score, critical.severity),
-            (9.8, Severity::Critical)
-        );
+        assert_eq!((critical.score, critical.severity), (9.8, Severity::Critical));
         let changed = score_v3("CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:C/C:H/I:H/A:H").unwrap();
         assert_eq!(changed.score, 10.0);
         let medium = score_v3("CVSS:3.1/AV:N/AC:H/PR:N/UI:R/S:U/C:L/I:L/A:N").unwrap();
@@ -150,12 +145,8 @@ mod tests {
 
     #[test]
     fn v4_scores() {
-        let critical =
-            score_v4("CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N").unwrap();
-        assert_eq!(
-            (critical.score, critical.severity),
-            (9.3, Severity::Critical)
-        );
+        let critical = score_v4("CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N").unwrap();
+        assert_eq!((critical.score, critical.severity), (9.3, Severity::Critical));
     }
 
     #[test]
@@ -168,11 +159,9 @@ mod tests {
         assert!(err.contains("ZZ"), "{err}");
         assert!(score_v3("AV:N/AC:L").is_err());
         assert!(score_v3("CVSS:4.0/AV:N").is_err());
-        let err =
-            score_v4("CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N").unwrap_err();
+        let err = score_v4("CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N").unwrap_err();
         assert!(err.contains("SA"), "{err}");
-        let err = score_v4("CVSS:4.0/AV:Q/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N")
-            .unwrap_err();
+        let err = score_v4("CVSS:4.0/AV:Q/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N").unwrap_err();
         assert!(err.contains("AV"), "{err}");
     }
 }

@@ -5,14 +5,35 @@
 /// `(id, name)` pairs, by id.
 const CATALOGUE: &[(&str, &str)] = &[
     ("CWE-20", "Improper Input Validation"),
-    ("CWE-22", "Improper Limitation of a Pathname to a Restricted Directory ('Path Traversal')"),
-    ("CWE-77", "Improper Neutralization of Special Elements used in a Command ('Command Injection')"),
-    ("CWE-78", "Improper Neutralization of Special Elements used in an OS Command ('OS Command Injection')"),
-    ("CWE-79", "Improper Neutralization of Input During Web Page Generation ('Cross-site Scripting')"),
-    ("CWE-89", "Improper Neutralization of Special Elements used in an SQL Command ('SQL Injection')"),
+    (
+        "CWE-22",
+        "Improper Limitation of a Pathname to a Restricted Directory ('Path Traversal')",
+    ),
+    (
+        "CWE-77",
+        "Improper Neutralization of Special Elements used in a Command ('Command Injection')",
+    ),
+    (
+        "CWE-78",
+        "Improper Neutralization of Special Elements used in an OS Command ('OS Command Injection')",
+    ),
+    (
+        "CWE-79",
+        "Improper Neutralization of Input During Web Page Generation ('Cross-site Scripting')",
+    ),
+    (
+        "CWE-89",
+        "Improper Neutralization of Special Elements used in an SQL Command ('SQL Injection')",
+    ),
     ("CWE-94", "Improper Control of Generation of Code ('Code Injection')"),
-    ("CWE-119", "Improper Restriction of Operations within the Bounds of a Memory Buffer"),
-    ("CWE-120", "Buffer Copy without Checking Size of Input ('Classic Buffer Overflow')"),
+    (
+        "CWE-119",
+        "Improper Restriction of Operations within the Bounds of a Memory Buffer",
+    ),
+    (
+        "CWE-120",
+        "Buffer Copy without Checking Size of Input ('Classic Buffer Overflow')",
+    ),
     ("CWE-125", "Out-of-bounds Read"),
     ("CWE-190", "Integer Overflow or Wraparound"),
     ("CWE-200", "Exposure of Sensitive Information to an Unauthorized Actor"),
@@ -26,7 +47,10 @@ const CATALOGUE: &[(&str, &str)] = &[
     ("CWE-327", "Use of a Broken or Risky Cryptographic Algorithm"),
     ("CWE-347", "Improper Verification of Cryptographic Signature"),
     ("CWE-352", "Cross-Site Request Forgery (CSRF)"),
-    ("CWE-362", "Concurrent Execution using Shared Resource with Improper Synchronization ('Race Condition')"),
+    (
+        "CWE-362",
+        "Concurrent Execution using Shared Resource with Improper Synchronization ('Race Condition')",
+    ),
     ("CWE-400", "Uncontrolled Resource Consumption"),
     ("CWE-416", "Use After Free"),
     ("CWE-434", "Unrestricted Upload of File with Dangerous Type"),
@@ -45,10 +69,7 @@ const CATALOGUE: &[(&str, &str)] = &[
 
 /// The official name of `id` (`CWE-798`), when it is in the catalogue.
 pub fn name(id: &str) -> Option<&'static str> {
-    CATALOGUE
-        .iter()
-        .find(|(known, _)| *known == id)
-        .map(|(_, name)| *name)
+    CATALOGUE.iter().find(|(known, _)| *known == id).map(|(_, name)| *name)
 }
 
 /// Every catalogued id, for tests that check the names against a validator.
@@ -60,10 +81,7 @@ pub fn ids() -> impl Iterator<Item = &'static str> {
 mod tests {
     #[test]
     fn lookups() {
-        assert_eq!(
-            super::name("CWE-798"),
-            Some("Use of Hard-coded Credentials")
-        );
+        assert_eq!(super::name("CWE-798"), Some("Use of Hard-coded Credentials"));
         assert_eq!(super::name("CWE-1"), None);
         assert!(super::ids().all(|id| id.starts_with("CWE-")));
     }

@@ -25,9 +25,7 @@ impl FromStr for Email {
         if email.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err("must not contain spaces or control characters".into());
         }
-        let (local, domain) = email
-            .split_once('@')
-            .ok_or_else(|| format!("`{email}` has no `@`"))?;
+        let (local, domain) = email.split_once('@').ok_or_else(|| format!("`{email}` has no `@`"))?;
         if local.is_empty() || domain.contains('@') {
             return Err(format!("`{email}` is not an e-mail address"));
         }

@@ -14,9 +14,7 @@ pub struct NewPassword(String);
 impl NewPassword {
     pub fn parse(raw: String) -> Result<Self, String> {
         if raw.chars().count() < MIN_PASSWORD_CHARS {
-            return Err(format!(
-                "must be at least {MIN_PASSWORD_CHARS} characters long"
-            ));
+            return Err(format!("must be at least {MIN_PASSWORD_CHARS} characters long"));
         }
         if raw.len() > MAX_PASSWORD_BYTES {
             return Err(format!("must be at most {MAX_PASSWORD_BYTES} bytes long"));

@@ -39,13 +39,8 @@ pub struct VersionRange {
 
 impl VersionRange {
     /// Checks a written range; errors name the end that is wrong.
-    pub fn parse(
-        scheme: VersionScheme,
-        input: &RangeInput,
-    ) -> Result<Self, (&'static str, String)> {
-        let introduced = scheme
-            .parse(&input.introduced)
-            .map_err(|e| ("introduced", e))?;
+    pub fn parse(scheme: VersionScheme, input: &RangeInput) -> Result<Self, (&'static str, String)> {
+        let introduced = scheme.parse(&input.introduced).map_err(|e| ("introduced", e))?;
         let upper = match (&input.fixed, &input.last_affected) {
             (Some(_), Some(_)) => {
                 return Err((
@@ -56,7 +51,10 @@ impl VersionRange {
             (Some(fixed), None) => {
                 let fixed = scheme.parse(fixed).map_err(|e| ("fixed", e))?;
                 if fixed <= introduced {
-                    return Err(("fixed", format!("the range is inverted: fixed {fixed} is not after introduced {introduced}")));
+                    return Err((
+                        "fixed",
+                        format!("the range is inverted: fixed {fixed} is not after introduced {introduced}"),
+                    ));
                 }
                 if !fixed.same_train(&introduced) {
                     return Err((
@@ -69,7 +67,10 @@ impl VersionRange {
             (None, Some(last)) => {
                 let last = scheme.parse(last).map_err(|e| ("last_affected", e))?;
                 if last < introduced {
-                    return Err(("last_affected", format!("the range is inverted: last_affected {last} is before introduced {introduced}")));
+                    return Err((
+                        "last_affected",
+                        format!("the range is inverted: last_affected {last} is before introduced {introduced}"),
+                    ));
                 }
                 if !last.same_train(&introduced) {
                     return Err((
@@ -188,35 +189,21 @@ mod tests {
         assert!(!r.contains(&v("21.4R3-S5")));
         let open = range("6.2.0r15", None, None).unwrap();
         assert!(open.contains(&v("6.2.0r99")));
-        assert!(
-            !open.contains(&v("6.3.0r1")),
-            "an open range stays on its train"
-        );
+        assert!(!open.contains(&v("6.3.0r1")), "an open range stays on its train");
         assert_eq!(open.fixed(), None);
     }
 
     #[test]
     fn malformed_ranges_name_the_end() {
-        assert_eq!(
-            range("6.3.0r21", Some("6.3.0r12"), None).unwrap_err().0,
-            "fixed"
-        );
-        assert_eq!(
-            range("6.3.0r21", Some("6.3.0r21"), None).unwrap_err().0,
-            "fixed"
-        );
+        assert_eq!(range("6.3.0r21", Some("6.3.0r12"), None).unwrap_err().0, "fixed");
+        assert_eq!(range("6.3.0r21", Some("6.3.0r21"), None).unwrap_err().0, "fixed");
         assert_eq!(
             range("6.3.0r21", None, Some("6.3.0r20")).unwrap_err().0,
             "last_affected"
         );
+        assert_eq!(range("6.2.0r15", Some("6.3.0r21"), None).unwrap_err().0, "fixed");
         assert_eq!(
-            range("6.2.0r15", Some("6.3.0r21"), None).unwrap_err().0,
-            "fixed"
-        );
-        assert_eq!(
-            range("6.2.0r15", Some("6.2.0r19"), Some("6.2.0r18"))
-                .unwrap_err()
-                .0,
+            range("6.2.0r15", Some("6.2.0r19"), Some("6.2.0r18")).unwrap_err().0,
             "fixed"
         );
         assert_eq!(range("bogus!", None, None).unwrap_err().0, "introduced");
@@ -229,10 +216,7 @@ mod tests {
         let c = range("6.3.0r21", None, None).unwrap();
         let d = range("6.2.0r15", Some("6.2.0r19"), None).unwrap();
         assert!(a.overlaps(&b) && b.overlaps(&a));
-        assert!(
-            !a.overlaps(&c),
-            "half-open ranges that touch do not overlap"
-        );
+        assert!(!a.overlaps(&c), "half-open ranges that touch do not overlap");
         assert!(!a.overlaps(&d) && !c.overlaps(&d));
         assert!(b.overlaps(&c));
     }

@@ -16,11 +16,7 @@ pub enum Role {
 }
 
 impl Role {
-    pub const ALL: [Role; 3] = [
-        Role::VendorAdmin,
-        Role::VendorPublisher,
-        Role::CustomerAdmin,
-    ];
+    pub const ALL: [Role; 3] = [Role::VendorAdmin, Role::VendorPublisher, Role::CustomerAdmin];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -43,9 +39,7 @@ impl FromStr for Role {
         Role::ALL
             .into_iter()
             .find(|role| role.as_str() == s)
-            .ok_or_else(|| {
-                format!("`{s}` is not a role (vendor-admin, vendor-publisher or customer-admin)")
-            })
+            .ok_or_else(|| format!("`{s}` is not a role (vendor-admin, vendor-publisher or customer-admin)"))
     }
 }
 

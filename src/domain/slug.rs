@@ -24,9 +24,7 @@ impl FromStr for Slug {
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         {
-            return Err(format!(
-                "`{s}` may hold only lower-case letters, digits and hyphens"
-            ));
+            return Err(format!("`{s}` may hold only lower-case letters, digits and hyphens"));
         }
         if s.starts_with('-') || s.ends_with('-') {
             return Err(format!("`{s}` must not start or end with a hyphen"));

@@ -83,15 +83,15 @@ impl Ord for Key {
     fn cmp(&self, other: &Self) -> Ordering {
         match (self, other) {
             (Key::Vendor(a), Key::Vendor(b)) => a.cmp(b),
-            (Key::Semver { core: ca, pre: pa }, Key::Semver { core: cb, pre: pb }) => ca
-                .cmp(cb)
-                .then_with(|| match (pa.is_empty(), pb.is_empty()) {
+            (Key::Semver { core: ca, pre: pa }, Key::Semver { core: cb, pre: pb }) => {
+                ca.cmp(cb).then_with(|| match (pa.is_empty(), pb.is_empty()) {
                     (true, true) => Ordering::Equal,
                     (true, false) => Ordering::Greater,
                     (false, true) => Ordering::Less,
                     // Numeric identifiers sort below alphanumeric ones in semver.
                     (false, false) => semver_pre_cmp(pa, pb),
-                }),
+                })
+            }
             (Key::Vendor(_), Key::Semver { .. }) => Ordering::Less,
             (Key::Semver { .. }, Key::Vendor(_)) => Ordering::Greater,
         }
@@ -251,16 +251,15 @@ fn parse_vendor(text: &str) -> Result<Version, String> {
 
 fn parse_semver(text: &str) -> Result<Version, String> {
     check_text(text)?;
-    let without_build =
-        text.split_once('+')
-            .map_or(text, |(v, build)| if build.is_empty() { "" } else { v });
+    let without_build = text
+        .split_once('+')
+        .map_or(text, |(v, build)| if build.is_empty() { "" } else { v });
     let (core, pre) = match without_build.split_once('-') {
         Some((core, pre)) => (core, Some(pre)),
         None => (without_build, None),
     };
     let parts: Vec<&str> = core.split('.').collect();
-    let invalid =
-        || format!("`{text}` is not a semantic version (MAJOR.MINOR.PATCH[-PRERELEASE][+BUILD])");
+    let invalid = || format!("`{text}` is not a semantic version (MAJOR.MINOR.PATCH[-PRERELEASE][+BUILD])");
     if parts.len() != 3 {
         return Err(invalid());
     }
@@ -310,12 +309,7 @@ mod tests {
 
     fn ascending(list: &[Version]) {
         for pair in list.windows(2) {
-            assert!(
-                pair[0] < pair[1],
-                "{} should sort before {}",
-                pair[0],
-                pair[1]
-            );
+            assert!(pair[0] < pair[1], "{} should sort before {}", pair[0], pair[1]);
         }
     }
 
@@ -370,10 +364,7 @@ mod tests {
             "99999999999999999999999",
             &"1".repeat(65),
         ] {
-            assert!(
-                VersionScheme::Vendor.parse(bad).is_err(),
-                "{bad:?} should be rejected"
-            );
+            assert!(VersionScheme::Vendor.parse(bad).is_err(), "{bad:?} should be rejected");
         }
     }
 
@@ -394,19 +385,8 @@ mod tests {
         ]);
         assert_eq!(s("1.0.0+build.5"), s("1.0.0"));
         assert!(s("1.0.0").same_train(&s("3.4.5")));
-        for bad in [
-            "1.0",
-            "1.0.0.0",
-            "01.0.0",
-            "1.0.0-",
-            "1.0.0+",
-            "v1.0.0",
-            "1.0.0-a..b",
-        ] {
-            assert!(
-                VersionScheme::Semver.parse(bad).is_err(),
-                "{bad:?} should be rejected"
-            );
+        for bad in ["1.0", "1.0.0.0", "01.0.0", "1.0.0-", "1.0.0+", "v1.0.0", "1.0.0-a..b"] {
+            assert!(VersionScheme::Semver.parse(bad).is_err(), "{bad:?} should be rejected");
         }
     }
 

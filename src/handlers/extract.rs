@@ -8,14 +8,7 @@ use actix_web::{web, HttpRequest};
 use crate::error::AppError;
 
 /// The extractor configs for an app with the given body limit.
-pub fn configs(
-    limit: usize,
-) -> (
-    web::JsonConfig,
-    web::FormConfig,
-    web::PathConfig,
-    web::QueryConfig,
-) {
+pub fn configs(limit: usize) -> (web::JsonConfig, web::FormConfig, web::PathConfig, web::QueryConfig) {
     let json = web::JsonConfig::default()
         .limit(limit)
         .error_handler(move |err, _req: &HttpRequest| json_error(err, limit).into());
@@ -24,34 +17,27 @@ pub fn configs(
         .error_handler(move |err, _req: &HttpRequest| form_error(err, limit).into());
     let path = web::PathConfig::default()
         .error_handler(|_err: PathError, _req: &HttpRequest| AppError::NotFound("resource").into());
-    let query =
-        web::QueryConfig::default().error_handler(|err: QueryPayloadError, _req: &HttpRequest| {
-            AppError::BadRequest(format!("bad query string: {err}")).into()
-        });
+    let query = web::QueryConfig::default().error_handler(|err: QueryPayloadError, _req: &HttpRequest| {
+        AppError::BadRequest(format!("bad query string: {err}")).into()
+    });
     (json, form, path, query)
 }
 
 fn too_large(limit: usize) -> AppError {
-    AppError::PayloadTooLarge(format!(
-        "the request body is larger than the limit of {limit} bytes"
-    ))
+    AppError::PayloadTooLarge(format!("the request body is larger than the limit of {limit} bytes"))
 }
 
 fn json_error(err: JsonPayloadError, limit: usize) -> AppError {
     match err {
-        JsonPayloadError::Overflow { .. } | JsonPayloadError::OverflowKnownLength { .. } => {
-            too_large(limit)
+        JsonPayloadError::Overflow { .. } | JsonPayloadError::OverflowKnownLength { .. } => too_large(limit),
+        JsonPayloadError::ContentType => {
+            AppError::UnsupportedMediaType("the body must be JSON (Content-Type: application/json)".into())
         }
-        JsonPayloadError::ContentType => AppError::UnsupportedMediaType(
-            "the body must be JSON (Content-Type: application/json)".into(),
-        ),
         JsonPayloadError::Deserialize(err) if err.is_data() => AppError::Invalid {
             field: None,
             message: format!("invalid body: {err}"),
         },
-        JsonPayloadError::Deserialize(err) => {
-            AppError::BadRequest(format!("malformed JSON: {err}"))
-        }
+        JsonPayloadError::Deserialize(err) => AppError::BadRequest(format!("malformed JSON: {err}")),
         other => AppError::BadRequest(format!("the body could not be read: {other}")),
     }
 }

@@ -21,6 +21,5 @@ pub async fn get_readyz(state: web::Data<AppState>) -> Result<HttpResponse, AppE
                 .map_err(|err| AppError::Unavailable(format!("database: {err}")))
         })
         .await?;
-    Ok(HttpResponse::Ok()
-        .json(json!({"status": "ready", "database": state.db.url().backend_name()})))
+    Ok(HttpResponse::Ok().json(json!({"status": "ready", "database": state.db.url().backend_name()})))
 }

@@ -18,10 +18,7 @@ pub struct MeResponse {
     pub customer: Option<String>,
 }
 
-pub async fn get_me(
-    state: web::Data<AppState>,
-    caller: AuthUser,
-) -> Result<web::Json<MeResponse>, AppError> {
+pub async fn get_me(state: web::Data<AppState>, caller: AuthUser) -> Result<web::Json<MeResponse>, AppError> {
     let customer = match caller.scope.customer().cloned() {
         None => None,
         Some(id) => state

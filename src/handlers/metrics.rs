@@ -10,7 +10,5 @@ pub async fn get_metrics(state: web::Data<AppState>) -> Result<HttpResponse, App
         .metrics
         .render(&state.db)
         .map_err(|err| AppError::Internal(anyhow::Error::new(err).context("rendering metrics")))?;
-    Ok(HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4")
-        .body(text))
+    Ok(HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(text))
 }

@@ -2,12 +2,18 @@
 //! account and model functions, and shape the response; the route table is in
 //! `crate::routes`.
 
+pub mod advisories;
+pub mod csaf;
 pub mod customers;
 pub mod extract;
+pub mod feeds;
 pub mod health;
+pub mod keys;
 pub mod me;
 pub mod metrics;
 pub mod pages;
+pub mod products;
+pub mod query;
 pub mod session;
 pub mod tokens;
 pub mod users;

@@ -46,10 +46,7 @@ pub async fn sign_in(
 ) -> Result<(User, OpenedSession), AppError> {
     state.login_limiter.check(address, email.trim())?;
     let email = email.trim().to_lowercase();
-    let user = state
-        .db
-        .run(move |conn| Ok(User::find_by_email(conn, &email)?))
-        .await?;
+    let user = state.db.run(move |conn| Ok(User::find_by_email(conn, &email)?)).await?;
     let stored = user.as_ref().map(|u| u.password_hash.clone());
     let verified = web::block(move || verify_password(&password, stored.as_deref())).await?;
     let user = match (verified, user) {
@@ -98,10 +95,7 @@ pub fn session_removal_cookie(config: &Config) -> Cookie<'static> {
 pub async fn end_session(state: &AppState, caller: &AuthUser) -> Result<(), AppError> {
     if let Credential::Session { id, .. } = &caller.credential {
         let id = id.clone();
-        state
-            .db
-            .run(move |conn| Ok(Session::delete(conn, &id)?))
-            .await?;
+        state.db.run(move |conn| Ok(Session::delete(conn, &id)?)).await?;
         tracing::info!(user.id = %caller.user.id, "signed out");
     }
     Ok(())
@@ -139,10 +133,7 @@ pub async fn create_session(
 }
 
 /// `DELETE /api/v1/session`
-pub async fn delete_session(
-    state: web::Data<AppState>,
-    caller: AuthUser,
-) -> Result<HttpResponse, AppError> {
+pub async fn delete_session(state: web::Data<AppState>, caller: AuthUser) -> Result<HttpResponse, AppError> {
     end_session(&state, &caller).await?;
     Ok(HttpResponse::NoContent()
         .cookie(session_removal_cookie(&state.config))

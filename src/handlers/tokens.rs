@@ -62,10 +62,7 @@ pub struct CreatedTokenResponse {
 /// Parses an `expires_in` field.
 pub fn parse_expiry(text: Option<&str>) -> Result<Option<std::time::Duration>, AppError> {
     text.filter(|t| !t.trim().is_empty())
-        .map(|t| {
-            parse_duration(t)
-                .map_err(|e| AppError::invalid("expires_in", format!("expires_in: {e}")))
-        })
+        .map(|t| parse_duration(t).map_err(|e| AppError::invalid("expires_in", format!("expires_in: {e}"))))
         .transpose()
 }
 
@@ -99,9 +96,7 @@ pub async fn list_tokens(
         .db
         .run(move |conn| Ok(ApiToken::list(conn, Some(&own), None)?))
         .await?;
-    Ok(web::Json(
-        tokens.into_iter().map(TokenResponse::from).collect(),
-    ))
+    Ok(web::Json(tokens.into_iter().map(TokenResponse::from).collect()))
 }
 
 /// Whether `caller` may see and revoke a token of `owner`: its own, any for a
@@ -115,16 +110,9 @@ fn may_manage(caller: &AuthUser, owner: &User) -> bool {
         }
 }
 
-async fn visible_token(
-    state: &AppState,
-    caller: &AuthUser,
-    id: &str,
-) -> Result<(ApiToken, User), AppError> {
+async fn visible_token(state: &AppState, caller: &AuthUser, id: &str) -> Result<(ApiToken, User), AppError> {
     let id: TokenId = id.parse().map_err(|_| AppError::NotFound("token"))?;
-    let found = state
-        .db
-        .run(move |conn| Ok(ApiToken::find(conn, &id)?))
-        .await?;
+    let found = state.db.run(move |conn| Ok(ApiToken::find(conn, &id)?)).await?;
     found
         .filter(|(_, owner)| may_manage(caller, owner))
         .ok_or(AppError::NotFound("token"))

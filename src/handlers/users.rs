@@ -77,9 +77,7 @@ pub async fn create_user(
                 .map(|c| c.slug)
                 .ok_or(AppError::NotFound("customer"))?;
             if role != Role::CustomerAdmin.as_str() {
-                return Err(AppError::forbidden(
-                    "a customer-admin can only add customer-admins",
-                ));
+                return Err(AppError::forbidden("a customer-admin can only add customer-admins"));
             }
             if customer.as_deref().is_some_and(|slug| slug != own_slug) {
                 return Err(AppError::invalid(
@@ -112,18 +110,12 @@ pub async fn list_users(
         .db
         .run(move |conn| Ok(User::list_with_customer(conn, scope.customer())?))
         .await?;
-    Ok(web::Json(
-        users.into_iter().map(UserResponse::from).collect(),
-    ))
+    Ok(web::Json(users.into_iter().map(UserResponse::from).collect()))
 }
 
 /// The user `id` if the caller may see it: itself, or any user in its scope when
 /// the caller is an admin.
-async fn visible_user(
-    state: &AppState,
-    caller: &AuthUser,
-    id: &str,
-) -> Result<UserWithCustomer, AppError> {
+async fn visible_user(state: &AppState, caller: &AuthUser, id: &str) -> Result<UserWithCustomer, AppError> {
     let id: UserId = id.parse().map_err(|_| AppError::NotFound("user"))?;
     let found = state
         .db
@@ -132,8 +124,7 @@ async fn visible_user(
     found
         .filter(|(user, _)| {
             user.id == caller.user.id
-                || (require_admin(caller).is_ok()
-                    && caller.scope.can_see(user.customer_id.as_ref()))
+                || (require_admin(caller).is_ok() && caller.scope.can_see(user.customer_id.as_ref()))
         })
         .ok_or(AppError::NotFound("user"))
 }
@@ -155,15 +146,10 @@ pub async fn delete_user(
     let (user, _) = visible_user(&state, &caller, &id).await?;
     require_admin(&caller)?;
     if user.id == caller.user.id {
-        return Err(AppError::Conflict(
-            "you cannot delete your own account".into(),
-        ));
+        return Err(AppError::Conflict("you cannot delete your own account".into()));
     }
     let id = user.id.clone();
-    state
-        .db
-        .run(move |conn| Ok(User::delete(conn, &id)?))
-        .await?;
+    state.db.run(move |conn| Ok(User::delete(conn, &id)?)).await?;
     tracing::info!(user.id = %user.id, by.user.id = %caller.user.id, "deleted user");
     Ok(HttpResponse::NoContent().finish())
 }

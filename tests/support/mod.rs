@@ -36,9 +36,7 @@ pub fn backends() -> Vec<Backend> {
     if std::env::var(POSTGRES_ENV).is_ok_and(|v| !v.is_empty()) {
         vec![Backend::Sqlite, Backend::Postgres]
     } else {
-        NOTICE.call_once(|| {
-            eprintln!("notice: {POSTGRES_ENV} is not set; integration tests run on SQLite only")
-        });
+        NOTICE.call_once(|| eprintln!("notice: {POSTGRES_ENV} is not set; integration tests run on SQLite only"));
         vec![Backend::Sqlite]
     }
 }
@@ -72,10 +70,7 @@ impl PgDatabase {
 impl Drop for PgDatabase {
     fn drop(&mut self) {
         if let Ok(mut admin) = PgConnection::establish(&self.admin_url) {
-            if let Err(err) = admin.batch_execute(&format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.name
-            )) {
+            if let Err(err) = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)) {
                 eprintln!("warning: could not drop test database {}: {err}", self.name);
             }
         }
@@ -89,13 +84,7 @@ fn uuid_simple() -> String {
 /// A database location for one test on `backend`: the SQLite file lives in `dir`.
 pub fn database_for(backend: Backend, dir: &TempDir) -> (String, Option<PgDatabase>) {
     match backend {
-        Backend::Sqlite => (
-            dir.path()
-                .join("patchwarden.db")
-                .to_string_lossy()
-                .into_owned(),
-            None,
-        ),
+        Backend::Sqlite => (dir.path().join("patchwarden.db").to_string_lossy().into_owned(), None),
         Backend::Postgres => {
             let db = PgDatabase::create();
             (db.url.clone(), Some(db))
@@ -150,7 +139,8 @@ impl TestApp {
         let data_dir = tempfile::tempdir().expect("temp dir");
         let (database_url, pg) = database_for(backend, &data_dir);
         let mut raw = RawSettings::default();
-        raw.set("data_dir", data_dir.path().to_string_lossy())
+        raw.set("data_dir", data_dir.path().to_string_lossy()).unwrap();
+        raw.set("keys_dir", data_dir.path().join("keys").to_string_lossy())
             .unwrap();
         raw.set("database_url", database_url).unwrap();
         raw.set("database_pool_size", "4").unwrap();
@@ -185,21 +175,14 @@ impl TestApp {
     /// Runs blocking database work for fixtures.
     pub async fn db<T: Send + 'static>(
         &self,
-        work: impl FnOnce(&mut patchwarden::db::DbConnection) -> Result<T, patchwarden::error::AppError>
-            + Send
-            + 'static,
+        work: impl FnOnce(&mut patchwarden::db::DbConnection) -> Result<T, patchwarden::error::AppError> + Send + 'static,
     ) -> T {
-        self.state
-            .db
-            .run(work)
-            .await
-            .expect("fixture database work")
+        self.state.db.run(work).await.expect("fixture database work")
     }
 
     /// A user with `role` (and customer), and an API token for it.
     pub async fn with_user(&self, email: &str, role: &str, customer: Option<&str>) -> Actor {
-        let draft = UserDraft::new(email, PASSWORD.into(), role, customer.map(str::to_owned))
-            .expect("valid user");
+        let draft = UserDraft::new(email, PASSWORD.into(), role, customer.map(str::to_owned)).expect("valid user");
         let (user, token) = self
             .db(move |conn| {
                 let user = accounts::create_user(conn, &draft)?;
@@ -216,8 +199,7 @@ impl TestApp {
     }
 
     pub async fn with_vendor_admin(&self) -> Actor {
-        self.with_user("admin@vendor.example", "vendor-admin", None)
-            .await
+        self.with_user("admin@vendor.example", "vendor-admin", None).await
     }
 
     pub async fn with_publisher(&self) -> Actor {
@@ -232,11 +214,7 @@ impl TestApp {
             .db(move |conn| accounts::create_customer(conn, &owned_slug, &name))
             .await;
         let admin = self
-            .with_user(
-                &format!("admin@{slug}.example"),
-                "customer-admin",
-                Some(slug),
-            )
+            .with_user(&format!("admin@{slug}.example"), "customer-admin", Some(slug))
             .await;
         CustomerFixture {
             slug: slug.to_owned(),
@@ -319,9 +297,6 @@ pub fn error_code(body: &Value) -> &str {
     let code = body["error"]["code"]
         .as_str()
         .unwrap_or_else(|| panic!("not an error body: {body}"));
-    assert!(
-        body["error"]["message"].is_string(),
-        "error without message: {body}"
-    );
+    assert!(body["error"]["message"].is_string(), "error without message: {body}");
     code
 }

@@ -104,9 +104,7 @@ fn escape_like(text: &str) -> String {
 }
 
 fn published(filter: &AdvisoryFilter) -> advisories::BoxedQuery<'static, DbBackend> {
-    let mut query = advisories::table
-        .filter(advisories::status.ne("draft"))
-        .into_boxed();
+    let mut query = advisories::table.filter(advisories::status.ne("draft")).into_boxed();
     if let Some(slug) = &filter.product {
         let ids = advisory_products::table
             .inner_join(products::table)
@@ -138,9 +136,7 @@ fn published(filter: &AdvisoryFilter) -> advisories::BoxedQuery<'static, DbBacke
 
 impl AdvisoryRecord {
     pub fn insert(conn: &mut DbConnection, new: &NewAdvisory<'_>) -> QueryResult<AdvisoryRecord> {
-        diesel::insert_into(advisories::table)
-            .values(new)
-            .execute(conn)?;
+        diesel::insert_into(advisories::table).values(new).execute(conn)?;
         advisories::table
             .find(new.id)
             .select(AdvisoryRecord::as_select())
@@ -171,26 +167,18 @@ impl AdvisoryRecord {
         title: &str,
         at: NaiveDateTime,
     ) -> QueryResult<usize> {
-        diesel::update(
-            advisories::table
-                .find(id)
-                .filter(advisories::status.eq("draft")),
-        )
-        .set((
-            advisories::draft.eq(draft),
-            advisories::title.eq(title),
-            advisories::updated_at.eq(at),
-        ))
-        .execute(conn)
+        diesel::update(advisories::table.find(id).filter(advisories::status.eq("draft")))
+            .set((
+                advisories::draft.eq(draft),
+                advisories::title.eq(title),
+                advisories::updated_at.eq(at),
+            ))
+            .execute(conn)
     }
 
     /// Claims revision `next` of the advisory, if `next - 1` is still the latest:
     /// the optimistic lock that keeps two publishers from both writing revision N.
-    pub fn claim_revision(
-        conn: &mut DbConnection,
-        id: &AdvisoryId,
-        next: i32,
-    ) -> QueryResult<bool> {
+    pub fn claim_revision(conn: &mut DbConnection, id: &AdvisoryId, next: i32) -> QueryResult<bool> {
         let claimed = diesel::update(
             advisories::table
                 .find(id)
@@ -206,9 +194,7 @@ impl AdvisoryRecord {
         id: &AdvisoryId,
         summary: &PublishedSummary<'_>,
     ) -> QueryResult<usize> {
-        diesel::update(advisories::table.find(id))
-            .set(summary)
-            .execute(conn)
+        diesel::update(advisories::table.find(id)).set(summary).execute(conn)
     }
 
     /// Replaces the CVE and product index rows of an advisory.
@@ -218,16 +204,11 @@ impl AdvisoryRecord {
         cves: &[String],
         product_ids: &[ProductId],
     ) -> QueryResult<()> {
-        diesel::delete(advisory_cves::table.filter(advisory_cves::advisory_id.eq(id)))
-            .execute(conn)?;
-        diesel::delete(advisory_products::table.filter(advisory_products::advisory_id.eq(id)))
-            .execute(conn)?;
+        diesel::delete(advisory_cves::table.filter(advisory_cves::advisory_id.eq(id))).execute(conn)?;
+        diesel::delete(advisory_products::table.filter(advisory_products::advisory_id.eq(id))).execute(conn)?;
         for cve in cves {
             diesel::insert_into(advisory_cves::table)
-                .values((
-                    advisory_cves::advisory_id.eq(id),
-                    advisory_cves::cve.eq(cve),
-                ))
+                .values((advisory_cves::advisory_id.eq(id), advisory_cves::cve.eq(cve)))
                 .execute(conn)?;
         }
         for product in product_ids {
@@ -250,10 +231,7 @@ impl AdvisoryRecord {
     ) -> QueryResult<(Vec<AdvisoryRecord>, i64)> {
         let total = published(filter).count().get_result(conn)?;
         let rows = published(filter)
-            .order((
-                advisories::last_published_at.desc(),
-                advisories::public_id.desc(),
-            ))
+            .order((advisories::last_published_at.desc(), advisories::public_id.desc()))
             .offset(offset)
             .limit(limit)
             .select(AdvisoryRecord::as_select())
@@ -270,10 +248,7 @@ impl AdvisoryRecord {
     }
 
     /// Published advisories that name `product`.
-    pub fn published_for_product(
-        conn: &mut DbConnection,
-        product: &ProductId,
-    ) -> QueryResult<Vec<AdvisoryRecord>> {
+    pub fn published_for_product(conn: &mut DbConnection, product: &ProductId) -> QueryResult<Vec<AdvisoryRecord>> {
         let ids = advisory_products::table
             .filter(advisory_products::product_id.eq(product))
             .select(advisory_products::advisory_id);
@@ -293,11 +268,7 @@ impl RevisionRecord {
             .map(drop)
     }
 
-    pub fn find(
-        conn: &mut DbConnection,
-        advisory: &AdvisoryId,
-        revision: i32,
-    ) -> QueryResult<Option<RevisionRecord>> {
+    pub fn find(conn: &mut DbConnection, advisory: &AdvisoryId, revision: i32) -> QueryResult<Option<RevisionRecord>> {
         advisory_revisions::table
             .find((advisory, revision))
             .select(RevisionRecord::as_select())
@@ -306,10 +277,7 @@ impl RevisionRecord {
     }
 
     /// Every revision of an advisory, oldest first.
-    pub fn list(
-        conn: &mut DbConnection,
-        advisory: &AdvisoryId,
-    ) -> QueryResult<Vec<RevisionRecord>> {
+    pub fn list(conn: &mut DbConnection, advisory: &AdvisoryId) -> QueryResult<Vec<RevisionRecord>> {
         advisory_revisions::table
             .filter(advisory_revisions::advisory_id.eq(advisory))
             .order(advisory_revisions::revision)
@@ -319,9 +287,7 @@ impl RevisionRecord {
 
     /// The latest revision of every published advisory, newest first, for feeds and
     /// the CSAF distribution.
-    pub fn latest_of_all(
-        conn: &mut DbConnection,
-    ) -> QueryResult<Vec<(AdvisoryRecord, RevisionRecord)>> {
+    pub fn latest_of_all(conn: &mut DbConnection) -> QueryResult<Vec<(AdvisoryRecord, RevisionRecord)>> {
         advisories::table
             .inner_join(
                 advisory_revisions::table.on(advisory_revisions::advisory_id
@@ -329,10 +295,7 @@ impl RevisionRecord {
                     .and(advisory_revisions::revision.eq(advisories::latest_revision))),
             )
             .filter(advisories::status.ne("draft"))
-            .order((
-                advisories::last_published_at.desc(),
-                advisories::public_id.desc(),
-            ))
+            .order((advisories::last_published_at.desc(), advisories::public_id.desc()))
             .select((AdvisoryRecord::as_select(), RevisionRecord::as_select()))
             .load(conn)
     }

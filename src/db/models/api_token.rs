@@ -41,20 +41,12 @@ pub const LAST_USED_GRANULARITY_SECS: i64 = 60;
 
 impl ApiToken {
     pub fn insert(conn: &mut DbConnection, new: &NewApiToken<'_>) -> QueryResult<ApiToken> {
-        diesel::insert_into(api_tokens::table)
-            .values(new)
-            .execute(conn)?;
-        api_tokens::table
-            .find(new.id)
-            .select(ApiToken::as_select())
-            .first(conn)
+        diesel::insert_into(api_tokens::table).values(new).execute(conn)?;
+        api_tokens::table.find(new.id).select(ApiToken::as_select()).first(conn)
     }
 
     /// The token with this lookup part and its owner.
-    pub fn find_by_lookup(
-        conn: &mut DbConnection,
-        lookup: &str,
-    ) -> QueryResult<Option<(ApiToken, User)>> {
+    pub fn find_by_lookup(conn: &mut DbConnection, lookup: &str) -> QueryResult<Option<(ApiToken, User)>> {
         api_tokens::table
             .inner_join(users::table)
             .filter(api_tokens::lookup.eq(lookup))
@@ -94,13 +86,9 @@ impl ApiToken {
 
     /// Marks the token revoked; returns 0 when it already was.
     pub fn revoke(conn: &mut DbConnection, id: &TokenId, at: NaiveDateTime) -> QueryResult<usize> {
-        diesel::update(
-            api_tokens::table
-                .find(id)
-                .filter(api_tokens::revoked_at.is_null()),
-        )
-        .set(api_tokens::revoked_at.eq(at))
-        .execute(conn)
+        diesel::update(api_tokens::table.find(id).filter(api_tokens::revoked_at.is_null()))
+            .set(api_tokens::revoked_at.eq(at))
+            .execute(conn)
     }
 
     /// Records a use, unless one was recorded within the last minute.

@@ -27,13 +27,8 @@ pub struct NewCustomer<'a> {
 
 impl Customer {
     pub fn insert(conn: &mut DbConnection, new: &NewCustomer<'_>) -> QueryResult<Customer> {
-        diesel::insert_into(customers::table)
-            .values(new)
-            .execute(conn)?;
-        customers::table
-            .find(new.id)
-            .select(Customer::as_select())
-            .first(conn)
+        diesel::insert_into(customers::table).values(new).execute(conn)?;
+        customers::table.find(new.id).select(Customer::as_select()).first(conn)
     }
 
     pub fn find(conn: &mut DbConnection, id: &CustomerId) -> QueryResult<Option<Customer>> {

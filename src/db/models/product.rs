@@ -44,13 +44,8 @@ impl Product {
     }
 
     pub fn insert(conn: &mut DbConnection, new: &NewProduct<'_>) -> QueryResult<Product> {
-        diesel::insert_into(products::table)
-            .values(new)
-            .execute(conn)?;
-        products::table
-            .find(new.id)
-            .select(Product::as_select())
-            .first(conn)
+        diesel::insert_into(products::table).values(new).execute(conn)?;
+        products::table.find(new.id).select(Product::as_select()).first(conn)
     }
 
     pub fn find_by_slug(conn: &mut DbConnection, slug: &str) -> QueryResult<Option<Product>> {

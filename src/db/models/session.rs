@@ -34,18 +34,11 @@ pub struct NewSession<'a> {
 
 impl Session {
     pub fn insert(conn: &mut DbConnection, new: &NewSession<'_>) -> QueryResult<()> {
-        diesel::insert_into(sessions::table)
-            .values(new)
-            .execute(conn)
-            .map(drop)
+        diesel::insert_into(sessions::table).values(new).execute(conn).map(drop)
     }
 
     /// The unexpired session with this id and its user.
-    pub fn find_live(
-        conn: &mut DbConnection,
-        id: &str,
-        at: NaiveDateTime,
-    ) -> QueryResult<Option<(Session, User)>> {
+    pub fn find_live(conn: &mut DbConnection, id: &str, at: NaiveDateTime) -> QueryResult<Option<(Session, User)>> {
         sessions::table
             .inner_join(users::table)
             .filter(sessions::id.eq(id))

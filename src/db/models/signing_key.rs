@@ -38,16 +38,10 @@ impl SigningKeyRecord {
 
     /// Records `record` as the active key (unless it is known) and retires every
     /// other active key at `at`.
-    pub fn activate(
-        conn: &mut DbConnection,
-        record: &SigningKeyRecord,
-        at: NaiveDateTime,
-    ) -> QueryResult<()> {
+    pub fn activate(conn: &mut DbConnection, record: &SigningKeyRecord, at: NaiveDateTime) -> QueryResult<()> {
         conn.transaction(|conn| {
             if Self::find(conn, &record.key_id)?.is_none() {
-                diesel::insert_into(signing_keys::table)
-                    .values(record)
-                    .execute(conn)?;
+                diesel::insert_into(signing_keys::table).values(record).execute(conn)?;
             }
             diesel::update(
                 signing_keys::table
@@ -59,4 +53,12 @@ impl SigningKeyRecord {
             Ok(())
         })
     }
+}
+
+/// Inserts a key row as it is.
+pub fn insert(conn: &mut DbConnection, record: &SigningKeyRecord) -> QueryResult<()> {
+    diesel::insert_into(signing_keys::table)
+        .values(record)
+        .execute(conn)
+        .map(drop)
 }

@@ -37,21 +37,12 @@ impl User {
     }
 
     pub fn insert(conn: &mut DbConnection, new: &NewUser<'_>) -> QueryResult<User> {
-        diesel::insert_into(users::table)
-            .values(new)
-            .execute(conn)?;
-        users::table
-            .find(new.id)
-            .select(User::as_select())
-            .first(conn)
+        diesel::insert_into(users::table).values(new).execute(conn)?;
+        users::table.find(new.id).select(User::as_select()).first(conn)
     }
 
     pub fn find(conn: &mut DbConnection, id: &UserId) -> QueryResult<Option<User>> {
-        users::table
-            .find(id)
-            .select(User::as_select())
-            .first(conn)
-            .optional()
+        users::table.find(id).select(User::as_select()).first(conn).optional()
     }
 
     pub fn find_by_email(conn: &mut DbConnection, email: &str) -> QueryResult<Option<User>> {
@@ -66,11 +57,7 @@ impl User {
         diesel::delete(users::table.find(id)).execute(conn)
     }
 
-    pub fn set_password_hash(
-        conn: &mut DbConnection,
-        id: &UserId,
-        hash: &str,
-    ) -> QueryResult<usize> {
+    pub fn set_password_hash(conn: &mut DbConnection, id: &UserId, hash: &str) -> QueryResult<usize> {
         diesel::update(users::table.find(id))
             .set(users::password_hash.eq(hash))
             .execute(conn)
@@ -99,10 +86,7 @@ impl User {
     }
 
     /// One user with its customer's slug.
-    pub fn find_with_customer(
-        conn: &mut DbConnection,
-        id: &UserId,
-    ) -> QueryResult<Option<UserWithCustomer>> {
+    pub fn find_with_customer(conn: &mut DbConnection, id: &UserId) -> QueryResult<Option<UserWithCustomer>> {
         use crate::db::schema::customers;
         users::table
             .left_join(customers::table)

@@ -75,10 +75,7 @@ async fn account_page(
     render(state, status, "account.html", &page)
 }
 
-pub async fn get_account(
-    state: web::Data<AppState>,
-    user: WebUser,
-) -> Result<HttpResponse, PageError> {
+pub async fn get_account(state: web::Data<AppState>, user: WebUser) -> Result<HttpResponse, PageError> {
     account_page(&state, &user.0, StatusCode::OK, None, None).await
 }
 
@@ -109,14 +106,7 @@ pub async fn post_account_token(
     match issued {
         Ok((token, issued)) => {
             tracing::info!(token.id = %token.id, user.id = %user.user.id, "issued API token");
-            account_page(
-                &state,
-                &user,
-                StatusCode::CREATED,
-                Some(issued.plaintext()),
-                None,
-            )
-            .await
+            account_page(&state, &user, StatusCode::CREATED, Some(issued.plaintext()), None).await
         }
         Err(err @ AppError::Invalid { .. }) => {
             account_page(

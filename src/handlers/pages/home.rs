@@ -7,15 +7,14 @@ use actix_web::{web, HttpResponse};
 use crate::auth::{MaybeWebUser, Scope};
 use crate::db::models::{Customer, User};
 use crate::error::AppError;
+use crate::handlers::advisories::ListQuery;
+use crate::handlers::pages::advisories::render_index;
 use crate::handlers::pages::{context, render, PageError};
 use crate::state::AppState;
 
-pub async fn get_home(
-    state: web::Data<AppState>,
-    user: MaybeWebUser,
-) -> Result<HttpResponse, PageError> {
+pub async fn get_home(state: web::Data<AppState>, user: MaybeWebUser) -> Result<HttpResponse, PageError> {
     let Some(user) = user.0 else {
-        return render(&state, StatusCode::OK, "home_public.html", &context(None));
+        return render_index(&state, None, &ListQuery::default()).await;
     };
     let mut page = context(Some(&user));
     match user.scope.clone() {
@@ -37,10 +36,7 @@ pub async fn get_home(
                 .await
                 .map_err(|err| PageError::with_state(&state, err))?;
             let (Some(customer), users) = found else {
-                return Err(PageError::with_state(
-                    &state,
-                    AppError::NotFound("customer"),
-                ));
+                return Err(PageError::with_state(&state, AppError::NotFound("customer")));
             };
             page.insert("customer_name", &customer.name);
             page.insert("customer_slug", &customer.slug);

@@ -53,10 +53,7 @@ fn login_page(
     render(state, status, "login.html", &page)
 }
 
-pub async fn get_login(
-    state: web::Data<AppState>,
-    user: MaybeWebUser,
-) -> Result<HttpResponse, PageError> {
+pub async fn get_login(state: web::Data<AppState>, user: MaybeWebUser) -> Result<HttpResponse, PageError> {
     if user.0.is_some() {
         return Ok(see_other("/"));
     }
@@ -94,13 +91,9 @@ pub async fn post_login(
                 .cookie(clear)
                 .finish())
         }
-        Err(AppError::Unauthorized(message)) => login_page(
-            &state,
-            StatusCode::UNAUTHORIZED,
-            &csrf_token,
-            &email,
-            Some(&message),
-        ),
+        Err(AppError::Unauthorized(message)) => {
+            login_page(&state, StatusCode::UNAUTHORIZED, &csrf_token, &email, Some(&message))
+        }
         Err(err @ AppError::RateLimited { .. }) => {
             let mut response = login_page(
                 &state,
@@ -120,10 +113,7 @@ pub async fn post_login(
     }
 }
 
-pub async fn post_logout(
-    state: web::Data<AppState>,
-    form: CsrfForm<NoFields>,
-) -> Result<HttpResponse, PageError> {
+pub async fn post_logout(state: web::Data<AppState>, form: CsrfForm<NoFields>) -> Result<HttpResponse, PageError> {
     end_session(&state, &form.user)
         .await
         .map_err(|err| PageError::with_state(&state, err))?;

@@ -3,8 +3,11 @@
 //! instead of the API's JSON.
 
 pub mod account;
+pub mod advisories;
+pub mod advisory_form;
 pub mod home;
 pub mod login;
+pub mod vendor;
 
 use std::fmt;
 
@@ -59,17 +62,9 @@ impl PageError {
             Some(Ok(html)) => html,
             Some(Err(render_err)) => {
                 render_err.log();
-                format!(
-                    "{} {}",
-                    status.as_u16(),
-                    status.canonical_reason().unwrap_or("Error")
-                )
+                format!("{} {}", status.as_u16(), status.canonical_reason().unwrap_or("Error"))
             }
-            None => format!(
-                "{} {}",
-                status.as_u16(),
-                status.canonical_reason().unwrap_or("Error")
-            ),
+            None => format!("{} {}", status.as_u16(), status.canonical_reason().unwrap_or("Error")),
         };
         PageError {
             status,
@@ -94,9 +89,7 @@ impl ResponseError for PageError {
     fn error_response(&self) -> HttpResponse {
         let mut response = HttpResponse::build(self.status);
         if let Some(location) = self.redirect_to {
-            return response
-                .insert_header((header::LOCATION, location))
-                .finish();
+            return response.insert_header((header::LOCATION, location)).finish();
         }
         if let Some(wait) = &self.retry_after {
             response.insert_header((header::RETRY_AFTER, wait.as_str()));
@@ -133,12 +126,7 @@ pub fn context(user: Option<&AuthUser>) -> Context {
 }
 
 /// Renders a page with `status`; pages are never cached, as they may hold user data.
-pub fn render(
-    state: &AppState,
-    status: StatusCode,
-    name: &str,
-    context: &Context,
-) -> Result<HttpResponse, PageError> {
+pub fn render(state: &AppState, status: StatusCode, name: &str, context: &Context) -> Result<HttpResponse, PageError> {
     let html = state
         .templates
         .render(name, context)

@@ -1,0 +1,359 @@
+//! Vendor screens for advisories: the list of drafts and publications, the form to
+//! draft and edit, a preview rendered exactly as the public page will be, and the
+//! forms to publish, revise and withdraw. Every form carries the session's CSRF
+//! token; every action is the same operation the API performs.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+
+use crate::auth::{AuthUser, CsrfForm, WebUser};
+use crate::db::models::{AdvisoryRecord, Product};
+use crate::domain::advisory::{
+    canonical_json, revision_document, AdvisoryInput, Completeness, RevisionMeta, RevisionStatus,
+};
+use crate::error::AppError;
+use crate::handlers::pages::advisories::advisory_context;
+use crate::handlers::pages::advisory_form::AdvisoryForm;
+use crate::handlers::pages::{context, render, see_other, PageError};
+use crate::publishing::{self, status, Catalogue};
+use crate::state::AppState;
+
+fn require_vendor(state: &AppState, user: &AuthUser) -> Result<(), PageError> {
+    if user.role.is_vendor() {
+        Ok(())
+    } else {
+        Err(PageError::with_state(
+            state,
+            AppError::forbidden("the advisory screens are for vendor staff"),
+        ))
+    }
+}
+
+#[derive(Serialize)]
+struct Row {
+    key: String,
+    public_id: Option<String>,
+    title: String,
+    status: String,
+    severity: Option<String>,
+    emergency: bool,
+    revision: i32,
+    updated: String,
+}
+
+pub async fn get_vendor_advisories(state: web::Data<AppState>, user: WebUser) -> Result<HttpResponse, PageError> {
+    require_vendor(&state, &user.0)?;
+    let records = state
+        .db
+        .run(|conn| Ok(AdvisoryRecord::list_all(conn)?))
+        .await
+        .map_err(|e| PageError::with_state(&state, e))?;
+    let rows: Vec<Row> = records
+        .into_iter()
+        .map(|r| Row {
+            key: r.id.to_string(),
+            public_id: r.public_id,
+            title: r.title,
+            status: r.status,
+            severity: r.severity,
+            emergency: r.emergency,
+            revision: r.latest_revision,
+            updated: r.updated_at.format("%Y-%m-%d %H:%M UTC").to_string(),
+        })
+        .collect();
+    let mut page = context(Some(&user.0));
+    page.insert("rows", &rows);
+    render(&state, StatusCode::OK, "vendor_advisories.html", &page)
+}
+
+async fn form_page(
+    state: &AppState,
+    user: &AuthUser,
+    status: StatusCode,
+    form: &AdvisoryForm,
+    error: Option<&str>,
+) -> Result<HttpResponse, PageError> {
+    let products = state
+        .db
+        .run(|conn| Ok(Product::list(conn)?))
+        .await
+        .map_err(|e| PageError::with_state(state, e))?;
+    let mut page = context(Some(user));
+    page.insert("form", form);
+    page.insert("error", &error);
+    page.insert(
+        "products",
+        &products
+            .iter()
+            .map(|p| (p.slug.clone(), p.name.clone(), p.version_scheme.clone()))
+            .collect::<Vec<_>>(),
+    );
+    render(state, status, "vendor_advisory_form.html", &page)
+}
+
+pub async fn get_new_advisory(state: web::Data<AppState>, user: WebUser) -> Result<HttpResponse, PageError> {
+    require_vendor(&state, &user.0)?;
+    form_page(&state, &user.0, StatusCode::OK, &AdvisoryForm::default(), None).await
+}
+
+pub async fn post_new_advisory(
+    state: web::Data<AppState>,
+    form: CsrfForm<AdvisoryForm>,
+) -> Result<HttpResponse, PageError> {
+    let CsrfForm { user, fields } = form;
+    require_vendor(&state, &user)?;
+    let created = match fields.to_input() {
+        Ok(input) => state.db.run(move |conn| publishing::create_draft(conn, &input)).await,
+        Err(err) => Err(err.into()),
+    };
+    match created {
+        Ok(record) => Ok(see_other(&format!("/vendor/advisories/{}", record.id))),
+        Err(err @ AppError::Invalid { .. }) => {
+            form_page(
+                &state,
+                &user,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &fields,
+                Some(&err.to_string()),
+            )
+            .await
+        }
+        Err(err) => Err(PageError::with_state(&state, err)),
+    }
+}
+
+/// The advisory screen: the draft form, or the revise and withdraw forms.
+async fn advisory_page(
+    state: &AppState,
+    user: &AuthUser,
+    key: &str,
+    status_code: StatusCode,
+    form: Option<AdvisoryForm>,
+    error: Option<&str>,
+) -> Result<HttpResponse, PageError> {
+    let lookup = key.to_owned();
+    let record = state
+        .db
+        .run(move |conn| publishing::find(conn, &lookup))
+        .await
+        .map_err(|e| PageError::with_state(state, e))?;
+    let input = publishing::current_input(&record).map_err(|e| PageError::with_state(state, e))?;
+    let products = state
+        .db
+        .run(|conn| Ok(Product::list(conn)?))
+        .await
+        .map_err(|e| PageError::with_state(state, e))?;
+    let mut page = context(Some(user));
+    page.insert("key", &record.id.to_string());
+    page.insert("public_id", &record.public_id);
+    page.insert("status", &record.status);
+    page.insert("title", &record.title);
+    page.insert("revision", &record.latest_revision);
+    page.insert("form", &form.unwrap_or_else(|| AdvisoryForm::from_input(&input)));
+    page.insert("error", &error);
+    page.insert(
+        "products",
+        &products
+            .iter()
+            .map(|p| (p.slug.clone(), p.name.clone(), p.version_scheme.clone()))
+            .collect::<Vec<_>>(),
+    );
+    render(state, status_code, "vendor_advisory.html", &page)
+}
+
+pub async fn get_vendor_advisory(
+    state: web::Data<AppState>,
+    user: WebUser,
+    key: web::Path<String>,
+) -> Result<HttpResponse, PageError> {
+    require_vendor(&state, &user.0)?;
+    advisory_page(&state, &user.0, &key, StatusCode::OK, None, None).await
+}
+
+/// Answers a failed action on the advisory screen: input errors and conflicts are
+/// shown on the page, anything else is an error page.
+async fn action_failed(
+    state: &AppState,
+    user: &AuthUser,
+    key: &str,
+    form: Option<AdvisoryForm>,
+    err: AppError,
+) -> Result<HttpResponse, PageError> {
+    match err {
+        AppError::Invalid { .. } | AppError::Conflict(_) => {
+            let status = actix_web::ResponseError::status_code(&err);
+            advisory_page(state, user, key, status, form, Some(&err.to_string())).await
+        }
+        other => Err(PageError::with_state(state, other)),
+    }
+}
+
+pub async fn post_vendor_advisory(
+    state: web::Data<AppState>,
+    key: web::Path<String>,
+    form: CsrfForm<AdvisoryForm>,
+) -> Result<HttpResponse, PageError> {
+    let CsrfForm { user, fields } = form;
+    require_vendor(&state, &user)?;
+    let key = key.into_inner();
+    let saved = match fields.to_input() {
+        Ok(input) => {
+            let lookup = key.clone();
+            state
+                .db
+                .run(move |conn| publishing::replace_draft(conn, &lookup, &input))
+                .await
+        }
+        Err(err) => Err(err.into()),
+    };
+    match saved {
+        Ok(record) => Ok(see_other(&format!("/vendor/advisories/{}", record.id))),
+        Err(err) => action_failed(&state, &user, &key, Some(fields), err).await,
+    }
+}
+
+#[derive(Deserialize)]
+pub struct SummaryForm {
+    #[serde(default)]
+    pub change_summary: String,
+}
+
+pub async fn post_publish(
+    state: web::Data<AppState>,
+    key: web::Path<String>,
+    form: CsrfForm<SummaryForm>,
+) -> Result<HttpResponse, PageError> {
+    let CsrfForm { user, fields } = form;
+    require_vendor(&state, &user)?;
+    let key = key.into_inner();
+    let ctx = state.publish.clone();
+    let lookup = key.clone();
+    let published = state
+        .db
+        .run(move |conn| {
+            publishing::publish(conn, &ctx, &lookup, &fields.change_summary)?;
+            publishing::find(conn, &lookup)
+        })
+        .await;
+    match published {
+        Ok(record) => Ok(see_other(&format!(
+            "/advisories/{}",
+            record.public_id.unwrap_or_default()
+        ))),
+        Err(err) => action_failed(&state, &user, &key, None, err).await,
+    }
+}
+
+pub async fn post_revise(
+    state: web::Data<AppState>,
+    key: web::Path<String>,
+    form: CsrfForm<AdvisoryForm>,
+) -> Result<HttpResponse, PageError> {
+    let CsrfForm { user, fields } = form;
+    require_vendor(&state, &user)?;
+    let key = key.into_inner();
+    let ctx = state.publish.clone();
+    let lookup = key.clone();
+    let summary = fields.change_summary.clone();
+    let revised = match fields.to_input() {
+        Ok(input) => {
+            state
+                .db
+                .run(move |conn| {
+                    publishing::revise(conn, &ctx, &lookup, &input, &summary)?;
+                    publishing::find(conn, &lookup)
+                })
+                .await
+        }
+        Err(err) => Err(err.into()),
+    };
+    match revised {
+        Ok(record) => Ok(see_other(&format!(
+            "/advisories/{}",
+            record.public_id.unwrap_or_default()
+        ))),
+        Err(err) => action_failed(&state, &user, &key, Some(fields), err).await,
+    }
+}
+
+#[derive(Deserialize)]
+pub struct ReasonForm {
+    #[serde(default)]
+    pub reason: String,
+}
+
+pub async fn post_withdraw(
+    state: web::Data<AppState>,
+    key: web::Path<String>,
+    form: CsrfForm<ReasonForm>,
+) -> Result<HttpResponse, PageError> {
+    let CsrfForm { user, fields } = form;
+    require_vendor(&state, &user)?;
+    let key = key.into_inner();
+    let ctx = state.publish.clone();
+    let lookup = key.clone();
+    let withdrawn = state
+        .db
+        .run(move |conn| {
+            publishing::withdraw(conn, &ctx, &lookup, &fields.reason)?;
+            publishing::find(conn, &lookup)
+        })
+        .await;
+    match withdrawn {
+        Ok(record) => Ok(see_other(&format!(
+            "/advisories/{}",
+            record.public_id.unwrap_or_default()
+        ))),
+        Err(err) => action_failed(&state, &user, &key, None, err).await,
+    }
+}
+
+/// The draft rendered with the public advisory template, marked as a preview.
+pub async fn get_preview(
+    state: web::Data<AppState>,
+    user: WebUser,
+    key: web::Path<String>,
+) -> Result<HttpResponse, PageError> {
+    require_vendor(&state, &user.0)?;
+    let fail = |err: AppError| PageError::with_state(&state, err);
+    let lookup = key.into_inner();
+    let (record, input, catalogue) = state
+        .db
+        .run(move |conn| {
+            let record = publishing::find(conn, &lookup)?;
+            let input: AdvisoryInput = publishing::current_input(&record)?;
+            Ok((record, input, Catalogue::load(conn)?))
+        })
+        .await
+        .map_err(fail)?;
+    let advisory = catalogue.validate(&input, Completeness::Draft).map_err(fail)?;
+    let now = Utc::now();
+    let meta = RevisionMeta {
+        id: record
+            .public_id
+            .clone()
+            .unwrap_or_else(|| "(assigned at publication)".into()),
+        revision: record.latest_revision + 1,
+        status: RevisionStatus::Published,
+        first_published: record.first_published_at.map_or(now, |t| t.and_utc()),
+        published: now,
+        change_summary: if record.status == status::DRAFT {
+            "Initial publication".into()
+        } else {
+            "(your change summary)".into()
+        },
+        history: Vec::new(),
+        withdrawn_reason: None,
+        key_id: state.signer.key_id().to_owned(),
+    };
+    let document: serde_json::Value = serde_json::from_str(&canonical_json(&revision_document(&advisory, &meta)))
+        .map_err(|e| fail(AppError::Internal(e.into())))?;
+    let mut page = context(Some(&user.0));
+    advisory_context(&mut page, &document, &meta.id);
+    page.insert("preview", &true);
+    page.insert("edit_url", &format!("/vendor/advisories/{}", record.id));
+    page.insert("history", &Vec::<String>::new());
+    render(&state, StatusCode::OK, "advisory.html", &page)
+}

@@ -1,0 +1,84 @@
+//! `POST /api/v1/query`: which published advisories affect product P at version V,
+//! and which release on V's train fixes each — the OSV query for vendor versions.
+
+use actix_web::web;
+use serde::{Deserialize, Serialize};
+
+use crate::db::models::{AdvisoryRecord, Product};
+use crate::domain::advisory::Completeness;
+use crate::error::AppError;
+use crate::handlers::advisories::AdvisorySummary;
+use crate::publishing::{self, status, Catalogue};
+use crate::state::AppState;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueryRequest {
+    pub product: String,
+    pub version: String,
+}
+
+#[derive(Serialize)]
+pub struct QueryMatch {
+    #[serde(flatten)]
+    pub advisory: AdvisorySummary,
+    pub cves: Vec<String>,
+    /// The nearest release on the queried version's train that fixes it.
+    pub fixed_version: Option<String>,
+    /// Fixed releases on other trains.
+    pub other_fixed_versions: Vec<String>,
+}
+
+#[derive(Serialize)]
+pub struct QueryResponse {
+    pub product: String,
+    pub version: String,
+    pub affected: bool,
+    pub advisories: Vec<QueryMatch>,
+}
+
+pub async fn query(
+    state: web::Data<AppState>,
+    body: web::Json<QueryRequest>,
+) -> Result<web::Json<QueryResponse>, AppError> {
+    let QueryRequest { product, version } = body.into_inner();
+    let (product_slug, version_text, found) = state
+        .db
+        .run(move |conn| {
+            let product = Product::find_by_slug(conn, &product)?
+                .ok_or_else(|| AppError::invalid("product", format!("there is no product `{product}`")))?;
+            let version = product
+                .scheme()
+                .parse(version.trim())
+                .map_err(|e| AppError::invalid("version", format!("not a {} version: {e}", product.scheme())))?;
+            let catalogue = Catalogue::load(conn)?;
+            let mut found = Vec::new();
+            for record in AdvisoryRecord::published_for_product(conn, &product.id)? {
+                if record.status != status::PUBLISHED {
+                    continue;
+                }
+                let advisory = catalogue.validate(&publishing::current_input(&record)?, Completeness::Publish)?;
+                if let Some(finding) = advisory.finding(&product.slug, &version) {
+                    found.push((record, advisory.cves.clone(), finding));
+                }
+            }
+            Ok((product.slug, version.to_string(), found))
+        })
+        .await?;
+    let mut advisories: Vec<QueryMatch> = found
+        .into_iter()
+        .map(|(record, cves, finding)| QueryMatch {
+            advisory: AdvisorySummary::of(&state, &record),
+            cves,
+            fixed_version: finding.fixed_on_train.map(|v| v.to_string()),
+            other_fixed_versions: finding.fixed_elsewhere.iter().map(ToString::to_string).collect(),
+        })
+        .collect();
+    advisories.sort_by(|a, b| b.advisory.updated.cmp(&a.advisory.updated));
+    Ok(web::Json(QueryResponse {
+        product: product_slug,
+        version: version_text,
+        affected: !advisories.is_empty(),
+        advisories,
+    }))
+}
