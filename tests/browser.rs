@@ -166,3 +166,96 @@ async fn login_and_logout_in_headless_chromium() {
         client.close().await.unwrap();
     }
 }
+
+#[actix_web::test]
+async fn the_advisory_index_filters_and_opens_an_advisory() {
+    let Some(driver) = start_driver().await else {
+        return;
+    };
+    for app in TestApp::each().await {
+        let vendor = app.with_vendor_admin().await;
+        let product = serde_json::json!({"slug": "screenos", "name": "ScreenOS", "version_scheme": "vendor"});
+        assert_eq!(app.post("/api/v1/products", &vendor.token, product).await.0, 201);
+        let mut ids = Vec::new();
+        for (title, vector, cve, emergency) in [
+            (
+                "Unauthorized code in ScreenOS",
+                "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H",
+                "CVE-2015-7755",
+                true,
+            ),
+            (
+                "ScreenOS web UI cross-site scripting",
+                "CVSS:3.1/AV:N/AC:H/PR:N/UI:R/S:U/C:L/I:L/A:N",
+                "CVE-2024-0001",
+                false,
+            ),
+        ] {
+            let body = serde_json::json!({
+                "title": title, "summary": "Details.", "cvss_v3": vector, "cves": [cve], "emergency": emergency,
+                "affected": [{"product": "screenos", "ranges": [{"introduced": "6.3.0r12", "fixed": "6.3.0r21"}]}]
+            });
+            let (_, draft) = app.post("/api/v1/advisories", &vendor.token, body).await;
+            let key = draft["id"].as_str().unwrap().to_owned();
+            let (status, published) = app
+                .post(
+                    &format!("/api/v1/advisories/{key}/publish"),
+                    &vendor.token,
+                    serde_json::json!({}),
+                )
+                .await;
+            assert_eq!(status, 201, "{published}");
+            ids.push(published["id"].as_str().unwrap().to_owned());
+        }
+        let client = browser(&driver).await;
+        client.goto(&app.url("/advisories")).await.unwrap();
+        let rows = client.find_all(Locator::Css("#advisories tbody tr")).await.unwrap();
+        assert_eq!(rows.len(), 2);
+
+        client
+            .find(Locator::Css("#f-severity option[value='critical']"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        client
+            .find(Locator::Id("filter-submit"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        client
+            .wait()
+            .for_url(&url::Url::parse(&app.url("/advisories?product=&severity=critical&cve=&q=")).unwrap())
+            .await
+            .unwrap();
+        let rows = client.find_all(Locator::Css("#advisories tbody tr")).await.unwrap();
+        assert_eq!(rows.len(), 1, "the severity filter left other rows");
+        assert!(rows[0].text().await.unwrap().contains("EMERGENCY"));
+
+        client
+            .find(Locator::Css("a.advisory-link"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        let heading = client.wait().for_element(Locator::Css("article h1")).await.unwrap();
+        assert!(heading.text().await.unwrap().contains("Unauthorized code in ScreenOS"));
+        assert_eq!(
+            client.current_url().await.unwrap().path(),
+            format!("/advisories/{}", ids[0])
+        );
+        let steps = client
+            .find(Locator::Id("verify-steps"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(steps.contains("minisign -Vm"));
+        client.close().await.unwrap();
+    }
+}

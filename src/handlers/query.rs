@@ -74,7 +74,7 @@ pub async fn query(
             other_fixed_versions: finding.fixed_elsewhere.iter().map(ToString::to_string).collect(),
         })
         .collect();
-    advisories.sort_by(|a, b| b.advisory.updated.cmp(&a.advisory.updated));
+    advisories.sort_by_key(|a| std::cmp::Reverse(a.advisory.updated));
     Ok(web::Json(QueryResponse {
         product: product_slug,
         version: version_text,

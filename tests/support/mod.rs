@@ -112,6 +112,7 @@ pub struct CustomerFixture {
 /// One running server with its own database.
 pub struct TestApp {
     pub backend: Backend,
+    pub config: patchwarden::config::Config,
     pub base: String,
     pub client: reqwest::Client,
     pub state: web::Data<AppState>,
@@ -149,7 +150,16 @@ impl TestApp {
             raw.set(name, *value).unwrap();
         }
         let config = raw.validate().expect("test configuration");
-        let state = web::Data::new(AppState::build(config).expect("app state"));
+        Self::serve(backend, config, data_dir, pg)
+    }
+
+    fn serve(
+        backend: Backend,
+        config: patchwarden::config::Config,
+        data_dir: TempDir,
+        pg: Option<PgDatabase>,
+    ) -> TestApp {
+        let state = web::Data::new(AppState::build(config.clone()).expect("app state"));
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
         let base = format!("http://{}", listener.local_addr().expect("local address"));
         let server = patchwarden::server::serve(state.clone(), listener).expect("server");
@@ -160,12 +170,25 @@ impl TestApp {
             .expect("client");
         TestApp {
             backend,
+            config,
             base,
             client,
             state,
             data_dir,
             _pg: pg,
         }
+    }
+
+    /// A new server on the same database, data and keys, as after a restart.
+    pub fn restart(self) -> TestApp {
+        let TestApp {
+            backend,
+            config,
+            data_dir,
+            _pg,
+            ..
+        } = self;
+        Self::serve(backend, config, data_dir, _pg)
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -246,6 +269,25 @@ impl TestApp {
         status_and_json(response).await
     }
 
+    pub async fn patch(&self, path: &str, token: &str, body: Value) -> (u16, Value) {
+        let response = self
+            .client
+            .patch(self.url(path))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .expect("request");
+        status_and_json(response).await
+    }
+
+    /// A public GET: status and body text.
+    pub async fn get_text(&self, path: &str) -> (u16, String) {
+        let response = self.client.get(self.url(path)).send().await.expect("request");
+        let status = response.status().as_u16();
+        (status, response.text().await.expect("body"))
+    }
+
     pub async fn delete(&self, path: &str, token: &str) -> (u16, Value) {
         let response = self
             .client
@@ -299,4 +341,83 @@ pub fn error_code(body: &Value) -> &str {
         .unwrap_or_else(|| panic!("not an error body: {body}"));
     assert!(body["error"]["message"].is_string(), "error without message: {body}");
     code
+}
+
+/// Checks CSAF documents with the CSAF 2.0 schema and mandatory tests (section 6.1)
+/// through `tests/csaf/validate.mjs`. Without the validator installed it prints a
+/// notice and returns, unless `PATCHWARDEN_REQUIRE_CSAF_VALIDATOR` is set (as CI does).
+pub fn assert_csaf_valid(documents: &[Value]) {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/csaf");
+    if !dir.join("node_modules/@secvisogram/csaf-validator-lib").is_dir() {
+        assert!(
+            std::env::var_os("PATCHWARDEN_REQUIRE_CSAF_VALIDATOR").is_none(),
+            "PATCHWARDEN_REQUIRE_CSAF_VALIDATOR is set but the validator is not installed (npm ci --prefix tests/csaf)"
+        );
+        eprintln!(
+            "notice: CSAF validator not installed (npm ci --prefix tests/csaf); {} document(s) not validated",
+            documents.len()
+        );
+        return;
+    }
+    let out = tempfile::tempdir().expect("temp dir");
+    let files: Vec<String> = documents
+        .iter()
+        .enumerate()
+        .map(|(i, doc)| {
+            let path = out.path().join(format!("doc-{i}.json"));
+            std::fs::write(&path, serde_json::to_vec(doc).unwrap()).unwrap();
+            path.to_string_lossy().into_owned()
+        })
+        .collect();
+    let output = std::process::Command::new("node")
+        .current_dir(&dir)
+        .arg("validate.mjs")
+        .args(&files)
+        .output()
+        .expect("run node");
+    let report = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "CSAF validation failed:\n{report}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        report.contains(&format!("{} valid, 0 invalid", documents.len())),
+        "{report}"
+    );
+}
+
+/// Runs Debian's `minisign -Vm` over `data` with `signature` and `public_key`; returns
+/// whether it verified, and what it printed. Without the tool it says so, unless
+/// `PATCHWARDEN_REQUIRE_MINISIGN` is set (as CI does).
+pub fn minisign_verifies(data: &[u8], signature: &str, public_key: &str) -> Option<(bool, String)> {
+    let tool = ["/usr/bin/minisign", "/usr/local/bin/minisign"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).is_file());
+    let Some(tool) = tool else {
+        assert!(
+            std::env::var_os("PATCHWARDEN_REQUIRE_MINISIGN").is_none(),
+            "PATCHWARDEN_REQUIRE_MINISIGN is set but the minisign tool is not installed"
+        );
+        eprintln!("notice: the minisign tool is not installed; command-line verification skipped");
+        return None;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("document");
+    std::fs::write(&file, data).unwrap();
+    std::fs::write(dir.path().join("document.minisig"), signature).unwrap();
+    std::fs::write(dir.path().join("key.pub"), public_key).unwrap();
+    let output = std::process::Command::new(tool)
+        .arg("-Vm")
+        .arg(&file)
+        .arg("-p")
+        .arg(dir.path().join("key.pub"))
+        .output()
+        .expect("run minisign");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Some((output.status.success(), text))
 }
