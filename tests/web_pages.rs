@@ -5,30 +5,7 @@
 
 mod support;
 
-use support::{cookie_value, csrf_field, set_cookie, Actor, TestApp};
-
-/// Signs in through the form; returns the `Cookie` header value for the session.
-async fn sign_in(app: &TestApp, actor: &Actor) -> String {
-    let page = app.client.get(app.url("/login")).send().await.unwrap();
-    let login_cookie = set_cookie(page.headers(), "pw_login_csrf").unwrap().to_owned();
-    let csrf = csrf_field(&page.text().await.unwrap());
-    let response = app
-        .client
-        .post(app.url("/login"))
-        .header("cookie", format!("pw_login_csrf={}", cookie_value(&login_cookie)))
-        .form(&[
-            ("email", actor.email.as_str()),
-            ("password", actor.password.as_str()),
-            ("csrf_token", &csrf),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 303);
-    assert_eq!(response.headers()["location"], "/");
-    let session = set_cookie(response.headers(), "pw_session").unwrap();
-    format!("pw_session={}", cookie_value(session))
-}
+use support::{cookie_value, csrf_field, set_cookie, sign_in, TestApp};
 
 #[actix_web::test]
 async fn login_form_needs_its_csrf_pair() {

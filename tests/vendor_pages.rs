@@ -1,0 +1,111 @@
+//! The vendor screens: draft through the form, preview, publish, revise and withdraw,
+//! each form guarded by the session's CSRF token, each refusal shown on the page.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use chrono::Datelike;
+use serde_json::json;
+use support::{csrf_field, sign_in, TestApp};
+
+async fn post_form(app: &TestApp, session: &str, path: &str, fields: &[(&str, &str)]) -> (u16, String, String) {
+    let response = app.client.post(app.url(path)).header("cookie", session).form(fields).send().await.unwrap();
+    let status = response.status().as_u16();
+    let location = response.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    (status, location, response.text().await.unwrap())
+}
+
+async fn page(app: &TestApp, session: &str, path: &str) -> (u16, String) {
+    let response = app.client.get(app.url(path)).header("cookie", session).send().await.unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
+#[actix_web::test]
+async fn a_vendor_drafts_previews_publishes_revises_and_withdraws_through_the_screens() {
+    for app in TestApp::each().await {
+        let vendor = app.with_publisher().await;
+        let product = json!({"slug": "screenos", "name": "ScreenOS", "version_scheme": "vendor"});
+        assert_eq!(app.post("/api/v1/products", &vendor.token, product).await.0, 201);
+        let session = sign_in(&app, &vendor).await;
+
+        let (status, html) = page(&app, &session, "/vendor/advisories").await;
+        assert_eq!(status, 200);
+        assert!(html.contains("No advisories yet"), "{html}");
+        let (_, form) = page(&app, &session, "/vendor/advisories/new").await;
+        let csrf = csrf_field(&form);
+
+        let fields = |csrf: &str, affected: &str| -> Vec<(String, String)> {
+            vec![
+                ("csrf_token".into(), csrf.into()),
+                ("title".into(), "Unauthorized code in ScreenOS".into()),
+                ("summary".into(), "Administrative access and VPN decryption.".into()),
+                ("cvss_v3".into(), "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H".into()),
+                ("cves".into(), "CVE-2015-7755 CVE-2015-7756".into()),
+                ("cwes".into(), "CWE-798".into()),
+                ("emergency".into(), "on".into()),
+                ("fix_deadline".into(), "2026-12-05".into()),
+                ("affected".into(), affected.into()),
+                ("references".into(), "https://kb.example.com/JSA10713".into()),
+            ]
+        };
+        let as_refs = |v: &Vec<(String, String)>| v.iter().map(|(k, v)| (k.clone(), v.clone())).collect::<Vec<_>>();
+        let good = "screenos: >=6.2.0r15 <6.2.0r19\nscreenos: >=6.3.0r12 <6.3.0r21";
+
+        let forged = fields("forged", good);
+        let response = app.client.post(app.url("/vendor/advisories")).header("cookie", &session).form(&as_refs(&forged)).send().await.unwrap();
+        assert_eq!(response.status(), 403, "a forged CSRF token was accepted");
+
+        let bad = fields(&csrf, "screenos 6.3.0r12");
+        let response = app.client.post(app.url("/vendor/advisories")).header("cookie", &session).form(&as_refs(&bad)).send().await.unwrap();
+        assert_eq!(response.status(), 422);
+        let html = response.text().await.unwrap();
+        assert!(html.contains("affected line 1"), "{html}");
+        assert!(html.contains("Unauthorized code in ScreenOS"), "the form lost what was typed");
+
+        let good_fields = fields(&csrf, good);
+        let response = app.client.post(app.url("/vendor/advisories")).header("cookie", &session).form(&as_refs(&good_fields)).send().await.unwrap();
+        assert_eq!(response.status(), 303);
+        let draft_url = response.headers()["location"].to_str().unwrap().to_owned();
+        assert!(draft_url.starts_with("/vendor/advisories/"));
+
+        let (status, preview) = page(&app, &session, &format!("{draft_url}/preview")).await;
+        assert_eq!(status, 200);
+        assert!(preview.contains("Preview — not published"));
+        assert!(preview.contains("6.3.0r21"));
+        let (status, _) = app.get_text("/advisories").await;
+        assert_eq!(status, 200);
+        let (_, list) = app.get_text("/api/v1/advisories").await;
+        assert!(list.contains("\"total\":0"), "a draft was listed publicly: {list}");
+
+        let (status, location, _) = post_form(&app, &session, &format!("{draft_url}/publish"), &[("csrf_token", &csrf), ("change_summary", "")]).await;
+        assert_eq!(status, 303);
+        let id = format!("PW-{}-0001", chrono::Utc::now().year());
+        assert_eq!(location, format!("/advisories/{id}"));
+        let (status, public) = app.get_text(&location).await;
+        assert_eq!(status, 200);
+        assert!(public.contains("EMERGENCY"));
+
+        let mut revise = fields(&csrf, "screenos: >=6.2.0r15 <6.2.0r19\nscreenos: >=6.3.0r17 <6.3.0r21");
+        let response = app.client.post(app.url(&format!("{draft_url}/revise"))).header("cookie", &session).form(&as_refs(&revise)).send().await.unwrap();
+        assert_eq!(response.status(), 422, "a revision without a change summary was accepted");
+        revise.push(("change_summary".into(), "Narrowed the 6.3.0 range".into()));
+        let response = app.client.post(app.url(&format!("{draft_url}/revise"))).header("cookie", &session).form(&as_refs(&revise)).send().await.unwrap();
+        assert_eq!(response.status(), 303);
+        let (_, revisions) = app.get(&format!("/api/v1/advisories/{id}/revisions"), &vendor.token).await;
+        assert_eq!(revisions.as_array().unwrap().len(), 2);
+
+        let (status, _, html) = post_form(&app, &session, &format!("{draft_url}/withdraw"), &[("csrf_token", &csrf), ("reason", " ")]).await;
+        assert_eq!(status, 422);
+        assert!(html.contains("reason is required"), "{html}");
+        let (status, _, _) = post_form(&app, &session, &format!("{draft_url}/withdraw"), &[("csrf_token", &csrf), ("reason", "Superseded")]).await;
+        assert_eq!(status, 303);
+        let (_, screen) = page(&app, &session, &draft_url).await;
+        assert!(screen.contains("id=\"advisory-status\">withdrawn"), "{screen}");
+
+        let acme = app.with_customer("acme").await;
+        let customer_session = sign_in(&app, &acme.admin).await;
+        let (status, _) = page(&app, &customer_session, "/vendor/advisories").await;
+        assert_eq!(status, 403);
+    }
+}
