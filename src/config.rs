@@ -98,6 +98,41 @@ pub const SETTINGS: &[Setting] = &[
         help: "prefix of advisory ids: `<prefix>-<year>-<number>`",
     },
     Setting {
+        name: "max_patch_bytes",
+        default: "4294967296",
+        help: "largest patch file accepted",
+    },
+    Setting {
+        name: "s3_bucket",
+        default: "none",
+        help: "store patch files in this S3 bucket instead of `<data_dir>/patches`",
+    },
+    Setting {
+        name: "s3_endpoint",
+        default: "AWS",
+        help: "URL of an S3-compatible server",
+    },
+    Setting {
+        name: "s3_region",
+        default: "us-east-1",
+        help: "S3 region",
+    },
+    Setting {
+        name: "s3_access_key_id",
+        default: "none",
+        help: "S3 access key id (required with `s3_bucket`)",
+    },
+    Setting {
+        name: "s3_secret_access_key",
+        default: "none",
+        help: "S3 secret key (required with `s3_bucket`; never logged)",
+    },
+    Setting {
+        name: "s3_prefix",
+        default: "none",
+        help: "key prefix inside the bucket",
+    },
+    Setting {
         name: "vendor_name",
         default: "patchwarden",
         help: "the publisher's name in feeds and CSAF documents",
@@ -138,20 +173,36 @@ pub struct RawSettings {
     key_password: Option<KeyPassword>,
 }
 
-/// The signing key's password; never printed.
+/// A secret setting (a password, an access key); never printed.
 #[derive(Clone, PartialEq, Eq)]
-pub struct KeyPassword(String);
+pub struct Secret(String);
 
-impl KeyPassword {
+impl Secret {
     pub fn expose(&self) -> &str {
         &self.0
     }
 }
 
-impl fmt::Debug for KeyPassword {
+impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("KeyPassword(<redacted>)")
+        f.write_str("Secret(<redacted>)")
     }
+}
+
+/// The signing key's password.
+pub type KeyPassword = Secret;
+
+/// Where patch files go when they are not kept on the local disk.
+#[derive(Clone, Debug)]
+pub struct S3Config {
+    pub bucket: String,
+    pub region: String,
+    /// An S3-compatible endpoint; AWS when absent.
+    pub endpoint: Option<url::Url>,
+    pub access_key_id: String,
+    pub secret_access_key: Secret,
+    /// A key prefix inside the bucket.
+    pub prefix: String,
 }
 
 /// The environment variable that holds the signing key's password.
@@ -216,7 +267,7 @@ impl RawSettings {
     pub fn merge_env(&mut self, vars: impl IntoIterator<Item = (String, String)>) {
         for (key, text) in vars {
             if key == KEY_PASSWORD_ENV {
-                self.key_password = Some(KeyPassword(text));
+                self.key_password = Some(Secret(text));
                 continue;
             }
             let Some(name) = key.strip_prefix("PATCHWARDEN_").map(str::to_ascii_lowercase) else {
@@ -270,6 +321,52 @@ impl RawSettings {
                 problem,
             }),
         }
+    }
+
+    fn text(&self, name: &'static str) -> Result<Option<String>, ConfigError> {
+        self.parse(
+            name,
+            None,
+            |s| if s.is_empty() { Ok(None) } else { Ok(Some(s.to_owned())) },
+        )
+    }
+
+    /// The S3 settings: all or nothing, starting with `s3_bucket`.
+    fn s3(&self) -> Result<Option<S3Config>, ConfigError> {
+        let Some(bucket) = self.text("s3_bucket")? else {
+            for name in ["s3_endpoint", "s3_access_key_id", "s3_secret_access_key", "s3_prefix"] {
+                if let Some(raw) = self.get(name) {
+                    return Err(ConfigError {
+                        setting: name.into(),
+                        origin: raw.origin.clone(),
+                        problem: "is set but `s3_bucket` is not".into(),
+                    });
+                }
+            }
+            return Ok(None);
+        };
+        let required = |name: &'static str, value: Option<String>| {
+            value.ok_or_else(|| ConfigError {
+                setting: name.into(),
+                origin: "s3_bucket is set".into(),
+                problem: "is required for S3 storage".into(),
+            })
+        };
+        let endpoint = self.parse("s3_endpoint", None, |s| {
+            let url = url::Url::parse(s).map_err(|e| format!("`{s}` is not a URL: {e}"))?;
+            match url.scheme() {
+                "http" | "https" if url.host().is_some() => Ok(Some(url)),
+                _ => Err(format!("`{s}` must be an http:// or https:// URL")),
+            }
+        })?;
+        Ok(Some(S3Config {
+            bucket,
+            region: self.text("s3_region")?.unwrap_or_else(|| "us-east-1".into()),
+            endpoint,
+            access_key_id: required("s3_access_key_id", self.text("s3_access_key_id")?)?,
+            secret_access_key: Secret(required("s3_secret_access_key", self.text("s3_secret_access_key")?)?),
+            prefix: self.text("s3_prefix")?.unwrap_or_default(),
+        }))
     }
 
     /// Validates everything and builds the [`Config`].
@@ -365,7 +462,7 @@ impl RawSettings {
             if password.is_empty() {
                 return Err(format!("`{s}` is empty"));
             }
-            Ok(Some(KeyPassword(password)))
+            Ok(Some(Secret(password)))
         })?;
         let key_password = self.key_password.clone().or(password_from_file);
         let advisory_id_prefix = self.parse("advisory_id_prefix", "PW".to_owned(), |s| {
@@ -387,7 +484,14 @@ impl RawSettings {
                 Ok(s.to_owned())
             }
         })?;
+        let max_patch_bytes = self.parse("max_patch_bytes", 4 * 1024 * 1024 * 1024, |s| match s.parse::<u64>() {
+            Ok(n @ 1..) => Ok(n),
+            _ => Err(format!("`{s}` is not a positive whole number of bytes")),
+        })?;
+        let s3 = self.s3()?;
         Ok(Config {
+            max_patch_bytes,
+            s3,
             keys_dir,
             key_password,
             advisory_id_prefix,
@@ -417,6 +521,8 @@ pub enum LogFormat {
 /// The validated configuration, shared read-only through the application state.
 #[derive(Clone, Debug)]
 pub struct Config {
+    pub max_patch_bytes: u64,
+    pub s3: Option<S3Config>,
     pub keys_dir: PathBuf,
     pub key_password: Option<KeyPassword>,
     pub advisory_id_prefix: String,
@@ -496,6 +602,8 @@ mod tests {
             ("max_json_body_bytes", "12"),
             ("advisory_id_prefix", "pw-"),
             ("key_password_file", "/nonexistent/password"),
+            ("max_patch_bytes", "0"),
+            ("s3_endpoint", "http://127.0.0.1:9000"),
         ] {
             let err = raw(&[(name, value)]).validate().unwrap_err();
             assert_eq!(err.setting, name, "{err}");

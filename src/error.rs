@@ -23,6 +23,9 @@ pub enum AppError {
     /// Absent, or not visible to the caller: the two are never told apart.
     #[error("{0} not found")]
     NotFound(&'static str),
+    /// The thing existed but is withdrawn for good (a yanked patch's file).
+    #[error("{0}")]
+    Gone(String),
     /// The request clashes with the current state (duplicate slug, already revoked).
     #[error("{0}")]
     Conflict(String),
@@ -82,6 +85,7 @@ impl AppError {
             AppError::Forbidden { code, .. } => code,
             AppError::NotFound(_) => "not_found",
             AppError::Conflict(_) => "conflict",
+            AppError::Gone(_) => "gone",
             AppError::PayloadTooLarge(_) => "payload_too_large",
             AppError::UnsupportedMediaType(_) => "unsupported_media_type",
             AppError::Invalid { .. } => "invalid",
@@ -130,6 +134,7 @@ impl ResponseError for AppError {
             AppError::Forbidden { .. } => StatusCode::FORBIDDEN,
             AppError::NotFound(_) => StatusCode::NOT_FOUND,
             AppError::Conflict(_) => StatusCode::CONFLICT,
+            AppError::Gone(_) => StatusCode::GONE,
             AppError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             AppError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,

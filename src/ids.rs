@@ -89,6 +89,10 @@ id_type!(
     /// An advisory, draft or published; published ones also have a public id.
     AdvisoryId
 );
+id_type!(
+    /// A patch.
+    PatchId
+);
 
 #[cfg(test)]
 mod tests {

@@ -351,11 +351,10 @@ fn serve(config: Config) -> anyhow::Result<()> {
     let bind = config.bind;
     let listener = TcpListener::bind(bind).with_context(|| format!("listening on {bind} (setting `bind`)"))?;
     let database = config.database.to_string();
-    let state = AppState::build(config)?;
-    tracing::info!(address = %bind, database = %database, "patchwarden serving");
     actix_web::rt::System::new().block_on(async move {
+        let state = AppState::build(config).await?;
+        tracing::info!(address = %bind, database = %database, storage = state.storage.backend_name(), "patchwarden serving");
         let server = server::serve(actix_web::web::Data::new(state), listener)?;
-        server.await
-    })?;
-    Ok(())
+        server.await.context("serving")
+    })
 }

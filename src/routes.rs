@@ -5,7 +5,8 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use crate::error::AppError;
 use crate::handlers::pages::{account, advisories as advisory_pages, home, login, vendor, PageError};
 use crate::handlers::{
-    advisories, csaf, customers, feeds, health, keys, me, metrics, products, query, session, tokens, users,
+    advisories, csaf, customers, entitlements, feeds, health, keys, me, metrics, patches, products, query, session,
+    tokens, users,
 };
 use crate::templates::STYLESHEET;
 
@@ -28,6 +29,26 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                         .route(web::post().to(customers::create_customer)),
                 )
                 .route("/customers/{slug}", web::get().to(customers::get_customer))
+                .service(
+                    web::resource("/customers/{slug}/entitlements")
+                        .route(web::get().to(entitlements::get_entitlements))
+                        .route(web::put().to(entitlements::put_entitlements)),
+                )
+                .service(
+                    web::resource("/patches")
+                        .route(web::get().to(patches::list_patches))
+                        .route(web::post().to(patches::create_patch)),
+                )
+                .route("/patches/{id}", web::get().to(patches::get_patch))
+                .route("/patches/{id}/file", web::put().to(patches::upload_patch_file))
+                .route("/patches/{id}/publish", web::post().to(patches::publish_patch))
+                .route("/patches/{id}/yank", web::post().to(patches::yank_patch))
+                .route("/patches/{id}/minisig", web::get().to(patches::get_patch_minisig))
+                .service(
+                    web::resource("/patches/{id}/download")
+                        .route(web::get().to(patches::download_patch))
+                        .route(web::head().to(patches::download_patch)),
+                )
                 .service(
                     web::resource("/users")
                         .route(web::get().to(users::list_users))

@@ -14,12 +14,14 @@ use crate::metrics::Metrics;
 use crate::publishing::PublishContext;
 use crate::ratelimit::LoginLimiter;
 use crate::signing::{PublicKeyInfo, Signer};
+use crate::storage::Storage;
 use crate::templates::Templates;
 
 pub struct AppState {
     pub config: Config,
     pub db: Db,
     pub signer: Arc<Signer>,
+    pub storage: Arc<Storage>,
     pub publish: PublishContext,
     pub templates: Templates,
     pub metrics: Metrics,
@@ -27,9 +29,10 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// Opens the database (applying migrations), loads the signing key (creating a
+    /// Opens the database (applying migrations) and the patch storage (removing
+    /// leftovers of interrupted uploads), loads the signing key (creating a
     /// development key when there is none) and the embedded templates.
-    pub fn build(config: Config) -> anyhow::Result<AppState> {
+    pub async fn build(config: Config) -> anyhow::Result<AppState> {
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("creating data_dir {}", config.data_dir.display()))?;
         let db = Db::open(&config.database, config.database_pool_size)?;
@@ -37,6 +40,14 @@ impl AppState {
         let mut conn = db.conn().context("taking a database connection")?;
         register_keys(&mut conn, &signer, &config.keys_dir)?;
         drop(conn);
+        let storage = Arc::new(Storage::open(&config.data_dir.join("patches"), config.s3.as_ref())?);
+        let removed = storage
+            .clean_leftovers()
+            .await
+            .context("cleaning interrupted uploads")?;
+        if removed > 0 {
+            tracing::info!(count = removed, "removed leftovers of interrupted uploads");
+        }
         let templates = Templates::load()?;
         let metrics = Metrics::new()?;
         let login_limiter = LoginLimiter::new(config.login_attempts_per_minute);
@@ -45,6 +56,7 @@ impl AppState {
             config,
             db,
             signer,
+            storage,
             publish,
             templates,
             metrics,

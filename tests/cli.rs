@@ -356,11 +356,18 @@ fn serve_must_exit(dir: &Path, env: &[(&str, &str)]) -> (Option<i32>, String) {
 #[test]
 fn keygen_protects_the_key_and_serve_needs_its_password() {
     let dir = tempfile::tempdir().unwrap();
-    let with_password = [("PATCHWARDEN_KEY_PASSWORD", "a long key passphrase"), ("PATCHWARDEN_BIND", "127.0.0.1:0")];
+    let with_password = [
+        ("PATCHWARDEN_KEY_PASSWORD", "a long key passphrase"),
+        ("PATCHWARDEN_BIND", "127.0.0.1:0"),
+    ];
 
     let out = run(patchwarden(dir.path(), &[]).arg("keygen"), None);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("a password is required"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("a password is required"),
+        "{}",
+        text(&out.stderr)
+    );
 
     let out = run(patchwarden(dir.path(), &with_password).arg("keygen"), None);
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -370,7 +377,10 @@ fn keygen_protects_the_key_and_serve_needs_its_password() {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(dir.path().join("keys/patchwarden.key")).unwrap().permissions().mode();
+        let mode = std::fs::metadata(dir.path().join("keys/patchwarden.key"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o077, 0, "the secret key is readable by others: {mode:o}");
     }
     let public = std::fs::read_to_string(dir.path().join("keys/patchwarden.pub")).unwrap();
@@ -383,16 +393,29 @@ fn keygen_protects_the_key_and_serve_needs_its_password() {
     let (code, stderr) = serve_must_exit(dir.path(), &[("PATCHWARDEN_BIND", "127.0.0.1:0")]);
     assert_eq!(code, Some(1));
     assert!(stderr.contains("PATCHWARDEN_KEY_PASSWORD"), "{stderr}");
-    let (code, stderr) = serve_must_exit(dir.path(), &[("PATCHWARDEN_KEY_PASSWORD", "not the passphrase"), ("PATCHWARDEN_BIND", "127.0.0.1:0")]);
+    let (code, stderr) = serve_must_exit(
+        dir.path(),
+        &[
+            ("PATCHWARDEN_KEY_PASSWORD", "not the passphrase"),
+            ("PATCHWARDEN_BIND", "127.0.0.1:0"),
+        ],
+    );
     assert_eq!(code, Some(1));
     assert!(stderr.to_lowercase().contains("wrong password"), "{stderr}");
 
-    let out = run(patchwarden(dir.path(), &with_password).args(["keygen", "--rotate"]), None);
+    let out = run(
+        patchwarden(dir.path(), &with_password).args(["keygen", "--rotate"]),
+        None,
+    );
     assert!(out.status.success(), "{}", text(&out.stderr));
     let retired: Vec<_> = std::fs::read_dir(dir.path().join("keys/retired")).unwrap().collect();
     assert_eq!(retired.len(), 2, "the old key pair is kept");
     let statements = std::fs::read_dir(dir.path().join("keys")).unwrap().filter(|e| {
-        e.as_ref().unwrap().file_name().to_string_lossy().starts_with("rotation-")
+        e.as_ref()
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .starts_with("rotation-")
     });
     assert_eq!(statements.count(), 2, "a statement and its signature");
 }
@@ -403,10 +426,18 @@ fn verify_checks_a_file_and_prints_the_trusted_comment() {
     let signer = patchwarden::signing::Signer::generate(&dir.path().join("keys"), None).unwrap();
     let file = dir.path().join("advisory.json");
     std::fs::write(&file, b"{\"id\":\"PW-2026-0001\"}").unwrap();
-    let signature = signer.sign(b"{\"id\":\"PW-2026-0001\"}", "patchwarden advisory PW-2026-0001 revision 1").unwrap();
+    let signature = signer
+        .sign(
+            b"{\"id\":\"PW-2026-0001\"}",
+            "patchwarden advisory PW-2026-0001 revision 1",
+        )
+        .unwrap();
     std::fs::write(dir.path().join("advisory.json.minisig"), signature).unwrap();
 
-    let out = run(patchwarden(dir.path(), &[]).args(["verify", "--file", "advisory.json"]), None);
+    let out = run(
+        patchwarden(dir.path(), &[]).args(["verify", "--file", "advisory.json"]),
+        None,
+    );
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("Trusted comment: patchwarden advisory PW-2026-0001 revision 1"));
 

@@ -10,14 +10,32 @@ use serde_json::json;
 use support::{csrf_field, sign_in, TestApp};
 
 async fn post_form(app: &TestApp, session: &str, path: &str, fields: &[(&str, &str)]) -> (u16, String, String) {
-    let response = app.client.post(app.url(path)).header("cookie", session).form(fields).send().await.unwrap();
+    let response = app
+        .client
+        .post(app.url(path))
+        .header("cookie", session)
+        .form(fields)
+        .send()
+        .await
+        .unwrap();
     let status = response.status().as_u16();
-    let location = response.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    let location = response
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
     (status, location, response.text().await.unwrap())
 }
 
 async fn page(app: &TestApp, session: &str, path: &str) -> (u16, String) {
-    let response = app.client.get(app.url(path)).header("cookie", session).send().await.unwrap();
+    let response = app
+        .client
+        .get(app.url(path))
+        .header("cookie", session)
+        .send()
+        .await
+        .unwrap();
     (response.status().as_u16(), response.text().await.unwrap())
 }
 
@@ -53,18 +71,42 @@ async fn a_vendor_drafts_previews_publishes_revises_and_withdraws_through_the_sc
         let good = "screenos: >=6.2.0r15 <6.2.0r19\nscreenos: >=6.3.0r12 <6.3.0r21";
 
         let forged = fields("forged", good);
-        let response = app.client.post(app.url("/vendor/advisories")).header("cookie", &session).form(&as_refs(&forged)).send().await.unwrap();
+        let response = app
+            .client
+            .post(app.url("/vendor/advisories"))
+            .header("cookie", &session)
+            .form(&as_refs(&forged))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(response.status(), 403, "a forged CSRF token was accepted");
 
         let bad = fields(&csrf, "screenos 6.3.0r12");
-        let response = app.client.post(app.url("/vendor/advisories")).header("cookie", &session).form(&as_refs(&bad)).send().await.unwrap();
+        let response = app
+            .client
+            .post(app.url("/vendor/advisories"))
+            .header("cookie", &session)
+            .form(&as_refs(&bad))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(response.status(), 422);
         let html = response.text().await.unwrap();
         assert!(html.contains("affected line 1"), "{html}");
-        assert!(html.contains("Unauthorized code in ScreenOS"), "the form lost what was typed");
+        assert!(
+            html.contains("Unauthorized code in ScreenOS"),
+            "the form lost what was typed"
+        );
 
         let good_fields = fields(&csrf, good);
-        let response = app.client.post(app.url("/vendor/advisories")).header("cookie", &session).form(&as_refs(&good_fields)).send().await.unwrap();
+        let response = app
+            .client
+            .post(app.url("/vendor/advisories"))
+            .header("cookie", &session)
+            .form(&as_refs(&good_fields))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(response.status(), 303);
         let draft_url = response.headers()["location"].to_str().unwrap().to_owned();
         assert!(draft_url.starts_with("/vendor/advisories/"));
@@ -78,7 +120,13 @@ async fn a_vendor_drafts_previews_publishes_revises_and_withdraws_through_the_sc
         let (_, list) = app.get_text("/api/v1/advisories").await;
         assert!(list.contains("\"total\":0"), "a draft was listed publicly: {list}");
 
-        let (status, location, _) = post_form(&app, &session, &format!("{draft_url}/publish"), &[("csrf_token", &csrf), ("change_summary", "")]).await;
+        let (status, location, _) = post_form(
+            &app,
+            &session,
+            &format!("{draft_url}/publish"),
+            &[("csrf_token", &csrf), ("change_summary", "")],
+        )
+        .await;
         assert_eq!(status, 303);
         let id = format!("PW-{}-0001", chrono::Utc::now().year());
         assert_eq!(location, format!("/advisories/{id}"));
@@ -87,18 +135,50 @@ async fn a_vendor_drafts_previews_publishes_revises_and_withdraws_through_the_sc
         assert!(public.contains("EMERGENCY"));
 
         let mut revise = fields(&csrf, "screenos: >=6.2.0r15 <6.2.0r19\nscreenos: >=6.3.0r17 <6.3.0r21");
-        let response = app.client.post(app.url(&format!("{draft_url}/revise"))).header("cookie", &session).form(&as_refs(&revise)).send().await.unwrap();
-        assert_eq!(response.status(), 422, "a revision without a change summary was accepted");
+        let response = app
+            .client
+            .post(app.url(&format!("{draft_url}/revise")))
+            .header("cookie", &session)
+            .form(&as_refs(&revise))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            response.status(),
+            422,
+            "a revision without a change summary was accepted"
+        );
         revise.push(("change_summary".into(), "Narrowed the 6.3.0 range".into()));
-        let response = app.client.post(app.url(&format!("{draft_url}/revise"))).header("cookie", &session).form(&as_refs(&revise)).send().await.unwrap();
+        let response = app
+            .client
+            .post(app.url(&format!("{draft_url}/revise")))
+            .header("cookie", &session)
+            .form(&as_refs(&revise))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(response.status(), 303);
-        let (_, revisions) = app.get(&format!("/api/v1/advisories/{id}/revisions"), &vendor.token).await;
+        let (_, revisions) = app
+            .get(&format!("/api/v1/advisories/{id}/revisions"), &vendor.token)
+            .await;
         assert_eq!(revisions.as_array().unwrap().len(), 2);
 
-        let (status, _, html) = post_form(&app, &session, &format!("{draft_url}/withdraw"), &[("csrf_token", &csrf), ("reason", " ")]).await;
+        let (status, _, html) = post_form(
+            &app,
+            &session,
+            &format!("{draft_url}/withdraw"),
+            &[("csrf_token", &csrf), ("reason", " ")],
+        )
+        .await;
         assert_eq!(status, 422);
         assert!(html.contains("reason is required"), "{html}");
-        let (status, _, _) = post_form(&app, &session, &format!("{draft_url}/withdraw"), &[("csrf_token", &csrf), ("reason", "Superseded")]).await;
+        let (status, _, _) = post_form(
+            &app,
+            &session,
+            &format!("{draft_url}/withdraw"),
+            &[("csrf_token", &csrf), ("reason", "Superseded")],
+        )
+        .await;
         assert_eq!(status, 303);
         let (_, screen) = page(&app, &session, &draft_url).await;
         assert!(screen.contains("id=\"advisory-status\">withdrawn"), "{screen}");

@@ -80,6 +80,43 @@ diesel::table! {
 }
 
 diesel::table! {
+    entitlements (customer_id, product_id) {
+        customer_id -> Text,
+        product_id -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    patch_advisories (patch_id, advisory_id) {
+        patch_id -> Text,
+        advisory_id -> Text,
+    }
+}
+
+diesel::table! {
+    patches (id) {
+        id -> Text,
+        product_id -> Text,
+        version -> Text,
+        platform -> Nullable<Text>,
+        applies_to -> Text,
+        filename -> Text,
+        expected_sha256 -> Nullable<Text>,
+        sha256 -> Nullable<Text>,
+        size -> Nullable<BigInt>,
+        state -> Text,
+        signature -> Nullable<Text>,
+        key_id -> Nullable<Text>,
+        yank_reason -> Nullable<Text>,
+        created_at -> Timestamp,
+        uploaded_at -> Nullable<Timestamp>,
+        published_at -> Nullable<Timestamp>,
+        yanked_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
     products (id) {
         id -> Text,
         slug -> Text,
@@ -128,6 +165,11 @@ diesel::joinable!(advisory_products -> advisories (advisory_id));
 diesel::joinable!(advisory_products -> products (product_id));
 diesel::joinable!(advisory_revisions -> advisories (advisory_id));
 diesel::joinable!(api_tokens -> users (user_id));
+diesel::joinable!(entitlements -> customers (customer_id));
+diesel::joinable!(entitlements -> products (product_id));
+diesel::joinable!(patch_advisories -> advisories (advisory_id));
+diesel::joinable!(patch_advisories -> patches (patch_id));
+diesel::joinable!(patches -> products (product_id));
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(users -> customers (customer_id));
 
@@ -139,6 +181,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     advisory_revisions,
     api_tokens,
     customers,
+    entitlements,
+    patch_advisories,
+    patches,
     products,
     sessions,
     signing_keys,

@@ -5,6 +5,8 @@
 pub mod advisories;
 pub mod csaf;
 pub mod customers;
+pub mod download;
+pub mod entitlements;
 pub mod extract;
 pub mod feeds;
 pub mod health;
@@ -12,6 +14,7 @@ pub mod keys;
 pub mod me;
 pub mod metrics;
 pub mod pages;
+pub mod patches;
 pub mod products;
 pub mod query;
 pub mod session;

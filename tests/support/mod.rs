@@ -150,16 +150,16 @@ impl TestApp {
             raw.set(name, *value).unwrap();
         }
         let config = raw.validate().expect("test configuration");
-        Self::serve(backend, config, data_dir, pg)
+        Self::serve(backend, config, data_dir, pg).await
     }
 
-    fn serve(
+    async fn serve(
         backend: Backend,
         config: patchwarden::config::Config,
         data_dir: TempDir,
         pg: Option<PgDatabase>,
     ) -> TestApp {
-        let state = web::Data::new(AppState::build(config.clone()).expect("app state"));
+        let state = web::Data::new(AppState::build(config.clone()).await.expect("app state"));
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
         let base = format!("http://{}", listener.local_addr().expect("local address"));
         let server = patchwarden::server::serve(state.clone(), listener).expect("server");
@@ -180,7 +180,7 @@ impl TestApp {
     }
 
     /// A new server on the same database, data and keys, as after a restart.
-    pub fn restart(self) -> TestApp {
+    pub async fn restart(self) -> TestApp {
         let TestApp {
             backend,
             config,
@@ -188,7 +188,7 @@ impl TestApp {
             _pg,
             ..
         } = self;
-        Self::serve(backend, config, data_dir, _pg)
+        Self::serve(backend, config, data_dir, _pg).await
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -261,6 +261,18 @@ impl TestApp {
         let response = self
             .client
             .post(self.url(path))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .expect("request");
+        status_and_json(response).await
+    }
+
+    pub async fn put(&self, path: &str, token: &str, body: Value) -> (u16, Value) {
+        let response = self
+            .client
+            .put(self.url(path))
             .bearer_auth(token)
             .json(&body)
             .send()
@@ -445,3 +457,79 @@ pub async fn sign_in(app: &TestApp, actor: &Actor) -> String {
     format!("pw_session={}", cookie_value(session))
 }
 
+/// An S3-compatible server (moto) on a loopback port, with one bucket, for the
+/// storage tests; stopped when dropped.
+pub struct S3Server {
+    child: std::process::Child,
+    pub endpoint: String,
+    pub bucket: String,
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl S3Server {
+    /// Starts `moto_server`; `None` (with a notice) when it is not installed, unless
+    /// `PATCHWARDEN_REQUIRE_S3` is set (as CI does).
+    pub async fn start() -> Option<S3Server> {
+        let found = std::process::Command::new("moto_server")
+            .arg("--help")
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !found {
+            assert!(
+                std::env::var_os("PATCHWARDEN_REQUIRE_S3").is_none(),
+                "PATCHWARDEN_REQUIRE_S3 is set but moto_server is not installed (pip install 'moto[server]')"
+            );
+            eprintln!("notice: moto_server not installed; S3 storage tests skipped (pip install 'moto[server]')");
+            return None;
+        }
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = std::process::Command::new("moto_server")
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start moto_server");
+        let server = S3Server {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+            bucket: format!("patches-{}", uuid_simple()),
+        };
+        let client = reqwest::Client::new();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            if let Ok(response) = client
+                .put(format!("{}/{}", server.endpoint, server.bucket))
+                .send()
+                .await
+            {
+                assert!(
+                    response.status().is_success(),
+                    "creating the bucket: {}",
+                    response.status()
+                );
+                return Some(server);
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "moto_server did not start in 60 s"
+            );
+            actix_web::rt::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The settings that point patchwarden at this server.
+    pub fn settings(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("s3_bucket", self.bucket.clone()),
+            ("s3_endpoint", self.endpoint.clone()),
+            ("s3_access_key_id", "testing".into()),
+            ("s3_secret_access_key", "testing".into()),
+        ]
+    }
+}

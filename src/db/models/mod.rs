@@ -5,6 +5,7 @@
 pub mod advisory;
 pub mod api_token;
 pub mod customer;
+pub mod patch;
 pub mod product;
 pub mod session;
 pub mod signing_key;
@@ -13,6 +14,7 @@ pub mod user;
 pub use advisory::{AdvisoryFilter, AdvisoryRecord, NewAdvisory, PublishedSummary, RevisionRecord};
 pub use api_token::{ApiToken, NewApiToken};
 pub use customer::{Customer, NewCustomer};
+pub use patch::{NewPatch, PatchRecord, PatchView};
 pub use product::{NewProduct, Product};
 pub use session::{NewSession, Session};
 pub use signing_key::SigningKeyRecord;

@@ -1,0 +1,3 @@
+DROP TABLE patch_advisories;
+DROP TABLE patches;
+DROP TABLE entitlements;

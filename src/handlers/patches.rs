@@ -1,0 +1,355 @@
+//! Patches over the API: vendors draft, upload (streamed), publish (signed) and yank;
+//! entitled customers list, inspect and download with `Range`, `If-Range`, strong
+//! `ETag`, `If-None-Match` and `HEAD`; the `.minisig` is served beside the file.
+
+use actix_web::body::SizedStream;
+use actix_web::http::{header, Method, StatusCode};
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::{Deserialize, Serialize};
+
+use crate::auth::{AuthUser, VendorUser};
+use crate::db::models::{now, PatchRecord, PatchView};
+use crate::domain::range::RangeInput;
+use crate::error::AppError;
+use crate::handlers::download::{if_range_allows, none_match_hits, parse_range, RangeAnswer};
+use crate::handlers::utc;
+use crate::patches::{self, state, PatchDraft, PatchReader};
+use crate::state::AppState;
+use crate::storage::StorageError;
+
+type Timestamp = chrono::DateTime<chrono::Utc>;
+
+#[derive(Serialize)]
+pub struct PatchResponse {
+    pub id: String,
+    pub product: String,
+    pub version: String,
+    pub platform: Option<String>,
+    pub applies_to: Vec<RangeInput>,
+    pub fixes: Vec<String>,
+    pub filename: String,
+    pub state: String,
+    pub sha256: Option<String>,
+    pub size: Option<i64>,
+    pub yank_reason: Option<String>,
+    pub key_id: Option<String>,
+    pub signature: Option<String>,
+    pub created_at: Timestamp,
+    pub published_at: Option<Timestamp>,
+    pub yanked_at: Option<Timestamp>,
+    pub upload_url: Option<String>,
+    pub download_url: String,
+    pub signature_url: String,
+}
+
+impl PatchResponse {
+    pub fn of(state: &AppState, view: PatchView) -> Result<Self, AppError> {
+        let PatchView { patch, product, fixes } = view;
+        let applies_to: Vec<RangeInput> =
+            serde_json::from_str(&patch.applies_to).map_err(|e| AppError::Internal(e.into()))?;
+        let id = patch.id.to_string();
+        Ok(PatchResponse {
+            upload_url: (patch.state == state::DRAFT).then(|| state.config.url(&format!("/api/v1/patches/{id}/file"))),
+            download_url: state.config.url(&format!("/api/v1/patches/{id}/download")),
+            signature_url: state.config.url(&format!("/api/v1/patches/{id}/minisig")),
+            id,
+            product: product.slug,
+            version: patch.version,
+            platform: patch.platform,
+            applies_to,
+            fixes,
+            filename: patch.filename,
+            state: patch.state,
+            sha256: patch.sha256,
+            size: patch.size,
+            yank_reason: patch.yank_reason,
+            key_id: patch.key_id,
+            signature: patch.signature,
+            created_at: utc(patch.created_at),
+            published_at: patch.published_at.map(utc),
+            yanked_at: patch.yanked_at.map(utc),
+        })
+    }
+}
+
+async fn view_for(state: &AppState, reader: PatchReader, id: String) -> Result<PatchView, AppError> {
+    state.db.run(move |conn| patches::visible(conn, &reader, &id)).await
+}
+
+/// `POST /api/v1/patches`: a draft; the answer names where to upload the file.
+pub async fn create_patch(
+    state: web::Data<AppState>,
+    caller: VendorUser,
+    body: web::Json<PatchDraft>,
+) -> Result<HttpResponse, AppError> {
+    let draft = body.into_inner();
+    let view = state
+        .db
+        .run(move |conn| {
+            let patch = patches::create(conn, &draft)?;
+            PatchRecord::view(conn, &patch.id)?.ok_or(AppError::NotFound("patch"))
+        })
+        .await?;
+    tracing::info!(patch.id = %view.patch.id, user.id = %caller.0.user.id, "created patch draft");
+    Ok(HttpResponse::Created().json(PatchResponse::of(&state, view)?))
+}
+
+/// `PUT /api/v1/patches/{id}/file`: the file, streamed to storage while hashed.
+pub async fn upload_patch_file(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: VendorUser,
+    id: web::Path<String>,
+    body: web::Payload,
+) -> Result<HttpResponse, AppError> {
+    let view = view_for(&state, PatchReader::of(&caller.0), id.into_inner()).await?;
+    if view.patch.state != state::DRAFT {
+        return Err(AppError::Conflict(format!(
+            "the patch is {}; its file can no longer change",
+            view.patch.state
+        )));
+    }
+    let limit = state.config.max_patch_bytes;
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limit) {
+        return Err(AppError::PayloadTooLarge(format!(
+            "the file is larger than the limit of {limit} bytes"
+        )));
+    }
+    let stored = state
+        .storage
+        .put(body, view.patch.expected_sha256.as_deref(), limit)
+        .await
+        .map_err(|err| match err {
+            StorageError::TooLarge { .. } => AppError::PayloadTooLarge(err.to_string()),
+            StorageError::HashMismatch { .. } => AppError::invalid("sha256", err.to_string()),
+            StorageError::Interrupted(_) => AppError::BadRequest(err.to_string()),
+            StorageError::Backend(cause) => AppError::Internal(cause.context("storing a patch file")),
+        })?;
+    let patch_id = view.patch.id.clone();
+    let (sha256, size) = (stored.sha256.clone(), i64::try_from(stored.size).unwrap_or(i64::MAX));
+    let changed = state
+        .db
+        .run(move |conn| Ok(PatchRecord::set_file(conn, &patch_id, &sha256, size, now())?))
+        .await?;
+    if changed == 0 {
+        return Err(AppError::Conflict("the patch was published meanwhile".into()));
+    }
+    tracing::info!(patch.id = %view.patch.id, sha256 = %stored.sha256, size = stored.size, "stored patch file");
+    Ok(HttpResponse::Ok().json(serde_json::json!({"id": view.patch.id, "sha256": stored.sha256, "size": stored.size})))
+}
+
+/// `POST /api/v1/patches/{id}/publish`: signs the stored file and publishes the patch.
+pub async fn publish_patch(
+    state: web::Data<AppState>,
+    caller: VendorUser,
+    id: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let view = view_for(&state, PatchReader::Vendor, id.into_inner()).await?;
+    if view.patch.state != state::DRAFT {
+        return Err(AppError::Conflict(format!("the patch is already {}", view.patch.state)));
+    }
+    let (Some(sha256), Some(size)) = (view.patch.sha256.clone(), view.patch.size) else {
+        return Err(AppError::Conflict(
+            "upload the file before publishing (PUT /api/v1/patches/{id}/file)".into(),
+        ));
+    };
+    let comment = patches::trusted_comment(&view, &sha256);
+    let reader = state
+        .storage
+        .reader(&sha256, u64::try_from(size).unwrap_or(0))
+        .await
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("opening the patch file: {e}")))?;
+    let signer = state.signer.clone();
+    let signature = web::block(move || signer.sign_reader(reader, &comment))
+        .await?
+        .map_err(AppError::Internal)?;
+    let key_id = state.signer.key_id().to_owned();
+    let patch_id = view.patch.id.clone();
+    let changed = state
+        .db
+        .run(move |conn| {
+            Ok(PatchRecord::set_published(
+                conn,
+                &patch_id,
+                &sha256,
+                &signature,
+                &key_id,
+                now(),
+            )?)
+        })
+        .await?;
+    if changed == 0 {
+        return Err(AppError::Conflict(
+            "the patch changed meanwhile; reload it and try again".into(),
+        ));
+    }
+    tracing::info!(patch.id = %view.patch.id, user.id = %caller.0.user.id, "published patch");
+    get_patch_response(
+        &state,
+        PatchReader::Vendor,
+        view.patch.id.to_string(),
+        StatusCode::CREATED,
+    )
+    .await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct YankRequest {
+    pub reason: String,
+}
+
+/// `POST /api/v1/patches/{id}/yank`: stops offering and serving the file; the
+/// patch stays listed with the reason.
+pub async fn yank_patch(
+    state: web::Data<AppState>,
+    caller: VendorUser,
+    id: web::Path<String>,
+    body: web::Json<YankRequest>,
+) -> Result<HttpResponse, AppError> {
+    let reason = body.into_inner().reason.trim().to_owned();
+    if reason.is_empty() || reason.chars().count() > 2000 || reason.chars().any(char::is_control) {
+        return Err(AppError::invalid(
+            "reason",
+            "reason is required: one line of at most 2000 characters",
+        ));
+    }
+    let view = view_for(&state, PatchReader::Vendor, id.into_inner()).await?;
+    let patch_id = view.patch.id.clone();
+    let changed = state
+        .db
+        .run(move |conn| Ok(PatchRecord::set_yanked(conn, &patch_id, &reason, now())?))
+        .await?;
+    if changed == 0 {
+        return Err(AppError::Conflict(format!(
+            "only a published patch can be yanked; this one is {}",
+            view.patch.state
+        )));
+    }
+    tracing::info!(patch.id = %view.patch.id, user.id = %caller.0.user.id, "yanked patch");
+    get_patch_response(&state, PatchReader::Vendor, view.patch.id.to_string(), StatusCode::OK).await
+}
+
+async fn get_patch_response(
+    state: &AppState,
+    reader: PatchReader,
+    id: String,
+    status: StatusCode,
+) -> Result<HttpResponse, AppError> {
+    let view = view_for(state, reader, id).await?;
+    Ok(HttpResponse::build(status).json(PatchResponse::of(state, view)?))
+}
+
+/// `GET /api/v1/patches`: what the caller may see.
+pub async fn list_patches(state: web::Data<AppState>, caller: AuthUser) -> Result<HttpResponse, AppError> {
+    let reader = PatchReader::of(&caller);
+    let views = state
+        .db
+        .run(move |conn| Ok(PatchRecord::list(conn, reader.customer())?))
+        .await?;
+    let list = views
+        .into_iter()
+        .map(|v| PatchResponse::of(&state, v))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(HttpResponse::Ok().json(list))
+}
+
+/// `GET /api/v1/patches/{id}`
+pub async fn get_patch(
+    state: web::Data<AppState>,
+    caller: AuthUser,
+    id: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    get_patch_response(&state, PatchReader::of(&caller), id.into_inner(), StatusCode::OK).await
+}
+
+/// `GET /api/v1/patches/{id}/minisig`
+pub async fn get_patch_minisig(
+    state: web::Data<AppState>,
+    caller: AuthUser,
+    id: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let view = view_for(&state, PatchReader::of(&caller), id.into_inner()).await?;
+    let signature = view.patch.signature.ok_or(AppError::NotFound("signature"))?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/plain; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "private, max-age=300"))
+        .insert_header((
+            header::CONTENT_DISPOSITION,
+            format!("attachment; filename=\"{}.minisig\"", view.patch.filename),
+        ))
+        .body(signature))
+}
+
+/// `GET` and `HEAD /api/v1/patches/{id}/download`
+pub async fn download_patch(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: AuthUser,
+    id: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let view = view_for(&state, PatchReader::of(&caller), id.into_inner()).await?;
+    if view.patch.state == state::YANKED {
+        return Err(AppError::Gone(format!(
+            "this patch was yanked: {}",
+            view.patch.yank_reason.as_deref().unwrap_or("no reason given")
+        )));
+    }
+    let (Some(sha256), Some(size)) = (view.patch.sha256.clone(), view.patch.size) else {
+        return Err(AppError::NotFound("patch file"));
+    };
+    let size = u64::try_from(size).unwrap_or(0);
+    let etag = format!("\"{sha256}\"");
+    let headers = req.headers();
+    let text = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
+    let mut response = HttpResponse::build(StatusCode::OK);
+    response
+        .insert_header((header::ETAG, etag.clone()))
+        .insert_header((header::ACCEPT_RANGES, "bytes"))
+        .insert_header((header::CACHE_CONTROL, "private, max-age=31536000, immutable"))
+        .insert_header(("x-content-sha256", sha256.clone()));
+    if none_match_hits(text(header::IF_NONE_MATCH), &etag) {
+        return Ok(response.status(StatusCode::NOT_MODIFIED).finish());
+    }
+    let answer = if if_range_allows(text(header::IF_RANGE), &etag) {
+        parse_range(text(header::RANGE), size)
+    } else {
+        RangeAnswer::Full
+    };
+    let (start, end) = match answer {
+        RangeAnswer::Unsatisfiable => {
+            return Ok(response
+                .status(StatusCode::RANGE_NOT_SATISFIABLE)
+                .insert_header((header::CONTENT_RANGE, format!("bytes */{size}")))
+                .finish());
+        }
+        RangeAnswer::Partial { start, end } => {
+            response
+                .status(StatusCode::PARTIAL_CONTENT)
+                .insert_header((header::CONTENT_RANGE, format!("bytes {start}-{end}/{size}")));
+            (start, end)
+        }
+        RangeAnswer::Full => (0, size.saturating_sub(1)),
+    };
+    let length = if size == 0 { 0 } else { end - start + 1 };
+    response.content_type("application/octet-stream").insert_header((
+        header::CONTENT_DISPOSITION,
+        format!("attachment; filename=\"{}\"", view.patch.filename),
+    ));
+    if req.method() == Method::HEAD || length == 0 {
+        // A sized, empty body: the headers announce the length, nothing is read.
+        let nothing = futures_util::stream::empty::<Result<bytes::Bytes, std::io::Error>>();
+        return Ok(response.body(SizedStream::new(length, nothing)));
+    }
+    let stream = state
+        .storage
+        .read(&sha256, start, end)
+        .await
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("reading the patch file: {e}")))?;
+    Ok(response.body(SizedStream::new(length, stream)))
+}

@@ -1,0 +1,420 @@
+//! Patch file storage behind one interface: a local directory (the default, for one
+//! instance) or S3-compatible object storage (for several). Files are stored under
+//! their SHA-256. A write streams into a temporary object while hashing, is checked
+//! against the expected hash and the size limit, and only then is published under
+//! its hash: a crash never leaves a partial file where a reader could find it, and
+//! leftovers of interrupted writes are removed at start.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt, TryStreamExt};
+use object_store::aws::AmazonS3Builder;
+use object_store::path::Path as ObjectPath;
+use object_store::{GetOptions, GetRange, ObjectStore, WriteMultipart};
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+
+use crate::config::S3Config;
+
+/// A stream of file bytes.
+pub type ByteStream = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>>;
+
+/// A stored file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredObject {
+    pub sha256: String,
+    pub size: u64,
+}
+
+/// Why a write was refused or failed. Nothing is left behind in any case.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("the file is larger than the limit of {limit} bytes")]
+    TooLarge { limit: u64 },
+    #[error("the file's SHA-256 is {actual}, not the expected {expected}")]
+    HashMismatch { expected: String, actual: String },
+    #[error("the upload was interrupted: {0}")]
+    Interrupted(String),
+    #[error(transparent)]
+    Backend(#[from] anyhow::Error),
+}
+
+/// Read size for local files; large enough to keep the copy loop cheap.
+const READ_CHUNK: usize = 512 * 1024;
+/// Part size of S3 multipart uploads.
+const S3_PART: usize = 8 * 1024 * 1024;
+/// Temporary S3 objects older than this are leftovers of interrupted uploads.
+const S3_LEFTOVER_AGE: Duration = Duration::from_secs(3600);
+
+pub enum Storage {
+    Local {
+        root: PathBuf,
+    },
+    S3 {
+        store: Arc<dyn ObjectStore>,
+        prefix: String,
+    },
+}
+
+fn object_key(sha256: &str) -> String {
+    format!("sha256/{}/{}", &sha256[..2], sha256)
+}
+
+fn is_sha256(text: &str) -> bool {
+    text.len() == 64 && text.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+impl Storage {
+    /// Local files under `dir`, or the S3 bucket when one is configured.
+    pub fn open(dir: &Path, s3: Option<&S3Config>) -> anyhow::Result<Storage> {
+        match s3 {
+            None => {
+                let root = dir.to_path_buf();
+                std::fs::create_dir_all(root.join("tmp")).with_context(|| format!("creating {}", root.display()))?;
+                std::fs::create_dir_all(root.join("sha256")).with_context(|| format!("creating {}", root.display()))?;
+                Ok(Storage::Local { root })
+            }
+            Some(s3) => {
+                let mut builder = AmazonS3Builder::new()
+                    .with_bucket_name(&s3.bucket)
+                    .with_region(&s3.region)
+                    .with_access_key_id(&s3.access_key_id)
+                    .with_secret_access_key(s3.secret_access_key.expose());
+                if let Some(endpoint) = &s3.endpoint {
+                    builder = builder
+                        .with_endpoint(endpoint.as_str().trim_end_matches('/'))
+                        .with_allow_http(endpoint.scheme() == "http")
+                        .with_virtual_hosted_style_request(false);
+                }
+                let store = builder.build().context("configuring the S3 client")?;
+                Ok(Storage::S3 {
+                    store: Arc::new(store),
+                    prefix: s3.prefix.clone(),
+                })
+            }
+        }
+    }
+
+    pub fn backend_name(&self) -> &'static str {
+        match self {
+            Storage::Local { .. } => "local",
+            Storage::S3 { .. } => "s3",
+        }
+    }
+
+    fn s3_path(prefix: &str, key: &str) -> ObjectPath {
+        if prefix.is_empty() {
+            ObjectPath::from(key)
+        } else {
+            ObjectPath::from(format!("{}/{key}", prefix.trim_matches('/')))
+        }
+    }
+
+    /// Writes `body` and publishes it under its SHA-256, if it stays within `limit`
+    /// bytes and matches `expected` (when given).
+    pub async fn put<S, E>(&self, body: S, expected: Option<&str>, limit: u64) -> Result<StoredObject, StorageError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Unpin,
+        E: std::fmt::Display,
+    {
+        match self {
+            Storage::Local { root } => put_local(root, body, expected, limit).await,
+            Storage::S3 { store, prefix } => put_s3(store, prefix, body, expected, limit).await,
+        }
+    }
+
+    /// The size of the stored file, if it exists.
+    pub async fn size(&self, sha256: &str) -> Result<Option<u64>, StorageError> {
+        if !is_sha256(sha256) {
+            return Ok(None);
+        }
+        match self {
+            Storage::Local { root } => match tokio::fs::metadata(root.join(object_key(sha256))).await {
+                Ok(meta) => Ok(Some(meta.len())),
+                Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
+                Err(err) => Err(anyhow::Error::new(err).context("reading file metadata").into()),
+            },
+            Storage::S3 { store, prefix } => match store.head(&Self::s3_path(prefix, &object_key(sha256))).await {
+                Ok(meta) => Ok(Some(meta.size)),
+                Err(object_store::Error::NotFound { .. }) => Ok(None),
+                Err(err) => Err(anyhow::Error::new(err).context("reading object metadata").into()),
+            },
+        }
+    }
+
+    /// Streams bytes `start..=end` of the stored file.
+    pub async fn read(&self, sha256: &str, start: u64, end: u64) -> Result<ByteStream, StorageError> {
+        if !is_sha256(sha256) || end < start {
+            return Err(StorageError::Backend(anyhow::anyhow!("bad object reference")));
+        }
+        match self {
+            Storage::Local { root } => {
+                let mut file = tokio::fs::File::open(root.join(object_key(sha256)))
+                    .await
+                    .context("opening a stored file")?;
+                file.seek(io::SeekFrom::Start(start))
+                    .await
+                    .context("seeking in a stored file")?;
+                let reader = file.take(end - start + 1);
+                Ok(Box::pin(tokio_util::io::ReaderStream::with_capacity(
+                    reader, READ_CHUNK,
+                )))
+            }
+            Storage::S3 { store, prefix } => {
+                let options = GetOptions {
+                    range: Some(GetRange::Bounded(start..end + 1)),
+                    ..GetOptions::default()
+                };
+                let result = store
+                    .get_opts(&Self::s3_path(prefix, &object_key(sha256)), options)
+                    .await
+                    .context("reading an object")?;
+                Ok(Box::pin(result.into_stream().map_err(io::Error::other)))
+            }
+        }
+    }
+
+    /// A blocking reader over the whole stored file, for signing.
+    pub async fn reader(&self, sha256: &str, size: u64) -> Result<Box<dyn io::Read + Send>, StorageError> {
+        match self {
+            Storage::Local { root } => {
+                let file = std::fs::File::open(root.join(object_key(sha256))).context("opening a stored file")?;
+                Ok(Box::new(io::BufReader::with_capacity(READ_CHUNK, file)))
+            }
+            Storage::S3 { .. } => {
+                let stream = self.read(sha256, 0, size.saturating_sub(1)).await?;
+                let reader = tokio_util::io::StreamReader::new(stream);
+                Ok(Box::new(tokio_util::io::SyncIoBridge::new(reader)))
+            }
+        }
+    }
+
+    /// Removes what interrupted writes left behind; returns how many.
+    pub async fn clean_leftovers(&self) -> anyhow::Result<usize> {
+        match self {
+            Storage::Local { root } => {
+                let mut removed = 0;
+                let mut entries = tokio::fs::read_dir(root.join("tmp"))
+                    .await
+                    .context("listing temporary files")?;
+                while let Some(entry) = entries.next_entry().await.context("listing temporary files")? {
+                    tokio::fs::remove_file(entry.path())
+                        .await
+                        .context("removing a temporary file")?;
+                    removed += 1;
+                }
+                Ok(removed)
+            }
+            Storage::S3 { store, prefix } => {
+                let cutoff = chrono::Utc::now() - chrono::TimeDelta::from_std(S3_LEFTOVER_AGE).unwrap_or_default();
+                let tmp = Self::s3_path(prefix, "tmp");
+                let stale: Vec<ObjectPath> = store
+                    .list(Some(&tmp))
+                    .try_filter(|meta| futures_util::future::ready(meta.last_modified < cutoff))
+                    .map_ok(|meta| meta.location)
+                    .try_collect()
+                    .await
+                    .context("listing temporary objects")?;
+                for location in &stale {
+                    store.delete(location).await.context("removing a temporary object")?;
+                }
+                Ok(stale.len())
+            }
+        }
+    }
+}
+
+fn check_expected(expected: Option<&str>, actual: &str) -> Result<(), StorageError> {
+    match expected {
+        Some(expected) if expected != actual => Err(StorageError::HashMismatch {
+            expected: expected.to_owned(),
+            actual: actual.to_owned(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+async fn put_local<S, E>(
+    root: &Path,
+    mut body: S,
+    expected: Option<&str>,
+    limit: u64,
+) -> Result<StoredObject, StorageError>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    let tmp = root.join("tmp").join(uuid::Uuid::now_v7().to_string());
+    let result = async {
+        let file = tokio::fs::File::create(&tmp)
+            .await
+            .context("creating a temporary file")?;
+        let mut writer = tokio::io::BufWriter::with_capacity(READ_CHUNK, file);
+        let mut hasher = Sha256::new();
+        let mut size: u64 = 0;
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| StorageError::Interrupted(e.to_string()))?;
+            size += chunk.len() as u64;
+            if size > limit {
+                return Err(StorageError::TooLarge { limit });
+            }
+            hasher.update(&chunk);
+            writer.write_all(&chunk).await.context("writing a temporary file")?;
+        }
+        writer.flush().await.context("writing a temporary file")?;
+        writer.get_ref().sync_all().await.context("syncing a temporary file")?;
+        let sha256 = hex::encode(hasher.finalize());
+        check_expected(expected, &sha256)?;
+        let target = root.join(object_key(&sha256));
+        if let Some(dir) = target.parent() {
+            tokio::fs::create_dir_all(dir)
+                .await
+                .context("creating a storage folder")?;
+        }
+        // Rename is atomic: readers see the whole file or none.
+        tokio::fs::rename(&tmp, &target)
+            .await
+            .context("publishing a stored file")?;
+        Ok(StoredObject { sha256, size })
+    }
+    .await;
+    if result.is_err() {
+        match tokio::fs::remove_file(&tmp).await {
+            Ok(()) => {}
+            Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+            Err(err) => tracing::warn!(error = %err, "could not remove a temporary upload file"),
+        }
+    }
+    result
+}
+
+async fn put_s3<S, E>(
+    store: &Arc<dyn ObjectStore>,
+    prefix: &str,
+    mut body: S,
+    expected: Option<&str>,
+    limit: u64,
+) -> Result<StoredObject, StorageError>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    let tmp = Storage::s3_path(prefix, &format!("tmp/{}", uuid::Uuid::now_v7()));
+    let upload = store.put_multipart(&tmp).await.context("starting an upload")?;
+    let mut writer = WriteMultipart::new_with_chunk_size(upload, S3_PART);
+    let mut hasher = Sha256::new();
+    let mut size: u64 = 0;
+    let streamed: Result<(), StorageError> = async {
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| StorageError::Interrupted(e.to_string()))?;
+            size += chunk.len() as u64;
+            if size > limit {
+                return Err(StorageError::TooLarge { limit });
+            }
+            hasher.update(&chunk);
+            writer.wait_for_capacity(4).await.context("uploading a part")?;
+            writer.write(&chunk);
+        }
+        Ok(())
+    }
+    .await;
+    if let Err(err) = streamed {
+        if let Err(abort) = writer.abort().await {
+            tracing::warn!(error = %abort, "could not abort an interrupted upload");
+        }
+        return Err(err);
+    }
+    writer.finish().await.context("completing an upload")?;
+    let sha256 = hex::encode(hasher.finalize());
+    let outcome = async {
+        check_expected(expected, &sha256)?;
+        let target = Storage::s3_path(prefix, &object_key(&sha256));
+        // The object appears under its final name only once it is complete.
+        store.copy(&tmp, &target).await.context("publishing an object")?;
+        Ok(StoredObject {
+            sha256: sha256.clone(),
+            size,
+        })
+    }
+    .await;
+    if let Err(err) = store.delete(&tmp).await {
+        tracing::warn!(error = %err, "could not remove a temporary object");
+    }
+    outcome
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunks(parts: &[&'static [u8]]) -> impl Stream<Item = Result<Bytes, io::Error>> + Unpin {
+        futures_util::stream::iter(parts.iter().map(|p| Ok(Bytes::from_static(p))).collect::<Vec<_>>())
+    }
+
+    async fn read_all(storage: &Storage, sha: &str, start: u64, end: u64) -> Vec<u8> {
+        let stream = storage.read(sha, start, end).await.unwrap();
+        stream
+            .try_fold(Vec::new(), |mut acc, b| async move {
+                acc.extend_from_slice(&b);
+                Ok(acc)
+            })
+            .await
+            .unwrap()
+    }
+
+    #[actix_web::test]
+    async fn local_put_hashes_publishes_and_reads_ranges() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Storage::open(dir.path(), None).unwrap();
+        let stored = storage.put(chunks(&[b"hello ", b"world"]), None, 1024).await.unwrap();
+        assert_eq!(stored.size, 11);
+        assert_eq!(stored.sha256, crate::secrets::sha256_hex(b"hello world"));
+        assert_eq!(read_all(&storage, &stored.sha256, 0, 10).await, b"hello world");
+        assert_eq!(read_all(&storage, &stored.sha256, 6, 10).await, b"world");
+        assert_eq!(storage.size(&stored.sha256).await.unwrap(), Some(11));
+        assert_eq!(storage.size(&"0".repeat(64)).await.unwrap(), None);
+    }
+
+    #[actix_web::test]
+    async fn refused_writes_leave_nothing_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Storage::open(dir.path(), None).unwrap();
+        let too_large = storage.put(chunks(&[b"0123456789", b"0123456789"]), None, 15).await;
+        assert!(matches!(too_large, Err(StorageError::TooLarge { limit: 15 })));
+        let wrong = storage.put(chunks(&[b"data"]), Some(&"a".repeat(64)), 1024).await;
+        assert!(matches!(wrong, Err(StorageError::HashMismatch { .. })));
+        let broken = futures_util::stream::iter(vec![
+            Ok(Bytes::from_static(b"part")),
+            Err(io::Error::other("connection reset")),
+        ]);
+        assert!(matches!(
+            storage.put(broken, None, 1024).await,
+            Err(StorageError::Interrupted(_))
+        ));
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("tmp")).unwrap().count(),
+            0,
+            "a temporary file was left"
+        );
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("sha256")).unwrap().count(),
+            0,
+            "a refused file was published"
+        );
+    }
+
+    #[actix_web::test]
+    async fn leftovers_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Storage::open(dir.path(), None).unwrap();
+        std::fs::write(dir.path().join("tmp/partial"), b"half a file").unwrap();
+        assert_eq!(storage.clean_leftovers().await.unwrap(), 1);
+        assert_eq!(std::fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+    }
+}
