@@ -199,3 +199,70 @@ pub fn visible(conn: &mut DbConnection, reader: &PatchReader, id: &str) -> Resul
         }
     }
 }
+
+/// Signs the stored file of a draft and publishes it.
+pub async fn publish(state: &crate::state::AppState, id: &str) -> Result<PatchView, AppError> {
+    let lookup = id.to_owned();
+    let view = state
+        .db
+        .run(move |conn| visible(conn, &PatchReader::Vendor, &lookup))
+        .await?;
+    if view.patch.state != state::DRAFT {
+        return Err(AppError::Conflict(format!("the patch is already {}", view.patch.state)));
+    }
+    let (Some(sha256), Some(size)) = (view.patch.sha256.clone(), view.patch.size) else {
+        return Err(AppError::Conflict(
+            "upload the file before publishing (PUT /api/v1/patches/{id}/file)".into(),
+        ));
+    };
+    let comment = trusted_comment(&view, &sha256);
+    let reader = state
+        .storage
+        .reader(&sha256, u64::try_from(size).unwrap_or(0))
+        .await
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("opening the patch file: {e}")))?;
+    let signer = state.signer.clone();
+    let signature = actix_web::web::block(move || signer.sign_reader(reader, &comment))
+        .await?
+        .map_err(AppError::Internal)?;
+    let key_id = state.signer.key_id().to_owned();
+    let patch_id = view.patch.id.clone();
+    let changed = state
+        .db
+        .run(move |conn| {
+            Ok(PatchRecord::set_published(
+                conn,
+                &patch_id,
+                &sha256,
+                &signature,
+                &key_id,
+                now(),
+            )?)
+        })
+        .await?;
+    if changed == 0 {
+        return Err(AppError::Conflict(
+            "the patch changed meanwhile; reload it and try again".into(),
+        ));
+    }
+    Ok(view)
+}
+
+/// Yanks a published patch: no longer offered or served, still listed with `reason`.
+pub fn yank(conn: &mut DbConnection, id: &str, reason: &str) -> Result<PatchView, AppError> {
+    let reason = reason.trim();
+    if reason.is_empty() || reason.chars().count() > 2000 || reason.chars().any(char::is_control) {
+        return Err(AppError::invalid(
+            "reason",
+            "a reason is required (one line, at most 2000 characters): customers see it",
+        ));
+    }
+    let view = visible(conn, &PatchReader::Vendor, id)?;
+    if PatchRecord::set_yanked(conn, &view.patch.id, reason, now())? == 0 {
+        return Err(AppError::Conflict(format!(
+            "only a published patch can be yanked; this one is {}",
+            view.patch.state
+        )));
+    }
+    Ok(view)
+}

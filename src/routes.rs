@@ -3,18 +3,21 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::error::AppError;
-use crate::handlers::pages::{account, advisories as advisory_pages, home, login, vendor, PageError};
+use crate::handlers::pages::{
+    account, advisories as advisory_pages, home, login, patches as patch_pages, vendor, PageError,
+};
 use crate::handlers::{
     advisories, csaf, customers, entitlements, feeds, health, keys, me, metrics, patches, products, query, session,
     tokens, users,
 };
-use crate::templates::STYLESHEET;
+use crate::templates::{STYLESHEET, UPLOAD_SCRIPT};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(health::get_healthz))
         .route("/readyz", web::get().to(health::get_readyz))
         .route("/metrics", web::get().to(metrics::get_metrics))
         .route("/static/style.css", web::get().to(get_stylesheet))
+        .route("/static/upload.js", web::get().to(get_upload_script))
         .service(
             web::scope("/api/v1")
                 .route("/me", web::get().to(me::get_me))
@@ -137,6 +140,18 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             "/vendor/advisories/{key}/withdraw",
             web::post().to(vendor::post_withdraw),
         )
+        .route("/vendor/patches", web::get().to(patch_pages::get_vendor_patches))
+        .route("/vendor/patches", web::post().to(patch_pages::post_vendor_patch))
+        .route("/vendor/patches/{id}", web::get().to(patch_pages::get_vendor_patch))
+        .route(
+            "/vendor/patches/{id}/publish",
+            web::post().to(patch_pages::post_vendor_patch_publish),
+        )
+        .route(
+            "/vendor/patches/{id}/yank",
+            web::post().to(patch_pages::post_vendor_patch_yank),
+        )
+        .route("/patches", web::get().to(patch_pages::get_customer_patches))
         .route("/", web::get().to(home::get_home))
         .service(
             web::resource("/login")
@@ -158,6 +173,13 @@ async fn get_stylesheet() -> HttpResponse {
         .content_type("text/css; charset=utf-8")
         .insert_header(("cache-control", "public, max-age=3600"))
         .body(STYLESHEET)
+}
+
+async fn get_upload_script() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/javascript; charset=utf-8")
+        .insert_header(("cache-control", "public, max-age=3600"))
+        .body(UPLOAD_SCRIPT)
 }
 
 async fn api_not_found() -> Result<HttpResponse, AppError> {

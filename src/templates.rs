@@ -31,10 +31,18 @@ const TEMPLATES: &[(&str, &str)] = &[
         "advisory_fields.html",
         include_str!("../templates/advisory_fields.html"),
     ),
+    ("vendor_patches.html", include_str!("../templates/vendor_patches.html")),
+    ("vendor_patch.html", include_str!("../templates/vendor_patch.html")),
+    (
+        "customer_patches.html",
+        include_str!("../templates/customer_patches.html"),
+    ),
 ];
 
 /// The stylesheet, served at `/static/style.css`.
 pub const STYLESHEET: &str = include_str!("../static/style.css");
+/// The upload script of the vendor patch screen, served at `/static/upload.js`.
+pub const UPLOAD_SCRIPT: &str = include_str!("../static/upload.js");
 
 pub struct Templates {
     tera: Tera,
@@ -56,6 +64,19 @@ impl Templates {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_template_file_is_embedded() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
+        let mut files: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        files.sort();
+        let mut embedded: Vec<String> = TEMPLATES.iter().map(|(name, _)| (*name).to_owned()).collect();
+        embedded.sort();
+        assert_eq!(files, embedded);
+    }
 
     #[test]
     fn every_template_parses_and_escapes() {

@@ -6,67 +6,13 @@
 
 mod support;
 
-use std::io::Write;
 use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use support::process::{patchwarden, run, text, wait_healthy, Server};
 use support::{backends, database_for};
-
-const BIN: &str = env!("CARGO_BIN_EXE_patchwarden");
-
-/// The binary with a clean environment and the given settings.
-fn patchwarden(dir: &Path, env: &[(&str, &str)]) -> Command {
-    let mut command = Command::new(BIN);
-    command.env_clear().current_dir(dir);
-    for (key, value) in env {
-        command.env(key, value);
-    }
-    command
-}
-
-fn run(command: &mut Command, stdin: Option<&str>) -> Output {
-    command
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = command.spawn().expect("spawn patchwarden");
-    if let Some(input) = stdin {
-        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
-    }
-    child.wait_with_output().unwrap()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Polls `/healthz` until it answers 200, for at most 30 s.
-async fn wait_healthy(client: &reqwest::Client, base: &str, server: &mut Server) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(response) = client.get(format!("{base}/healthz")).send().await {
-            if response.status() == 200 {
-                return;
-            }
-        }
-        if let Some(status) = server.0.try_wait().unwrap() {
-            panic!("the server exited early with {status}");
-        }
-        assert!(Instant::now() < deadline, "the server did not become healthy in 30 s");
-        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 #[actix_web::test]
 async fn bootstrap_from_a_shell_then_the_token_authenticates() {

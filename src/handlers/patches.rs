@@ -149,45 +149,7 @@ pub async fn publish_patch(
     caller: VendorUser,
     id: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
-    let view = view_for(&state, PatchReader::Vendor, id.into_inner()).await?;
-    if view.patch.state != state::DRAFT {
-        return Err(AppError::Conflict(format!("the patch is already {}", view.patch.state)));
-    }
-    let (Some(sha256), Some(size)) = (view.patch.sha256.clone(), view.patch.size) else {
-        return Err(AppError::Conflict(
-            "upload the file before publishing (PUT /api/v1/patches/{id}/file)".into(),
-        ));
-    };
-    let comment = patches::trusted_comment(&view, &sha256);
-    let reader = state
-        .storage
-        .reader(&sha256, u64::try_from(size).unwrap_or(0))
-        .await
-        .map_err(|e| AppError::Internal(anyhow::anyhow!("opening the patch file: {e}")))?;
-    let signer = state.signer.clone();
-    let signature = web::block(move || signer.sign_reader(reader, &comment))
-        .await?
-        .map_err(AppError::Internal)?;
-    let key_id = state.signer.key_id().to_owned();
-    let patch_id = view.patch.id.clone();
-    let changed = state
-        .db
-        .run(move |conn| {
-            Ok(PatchRecord::set_published(
-                conn,
-                &patch_id,
-                &sha256,
-                &signature,
-                &key_id,
-                now(),
-            )?)
-        })
-        .await?;
-    if changed == 0 {
-        return Err(AppError::Conflict(
-            "the patch changed meanwhile; reload it and try again".into(),
-        ));
-    }
+    let view = patches::publish(&state, &id).await?;
     tracing::info!(patch.id = %view.patch.id, user.id = %caller.0.user.id, "published patch");
     get_patch_response(
         &state,
@@ -212,25 +174,8 @@ pub async fn yank_patch(
     id: web::Path<String>,
     body: web::Json<YankRequest>,
 ) -> Result<HttpResponse, AppError> {
-    let reason = body.into_inner().reason.trim().to_owned();
-    if reason.is_empty() || reason.chars().count() > 2000 || reason.chars().any(char::is_control) {
-        return Err(AppError::invalid(
-            "reason",
-            "reason is required: one line of at most 2000 characters",
-        ));
-    }
-    let view = view_for(&state, PatchReader::Vendor, id.into_inner()).await?;
-    let patch_id = view.patch.id.clone();
-    let changed = state
-        .db
-        .run(move |conn| Ok(PatchRecord::set_yanked(conn, &patch_id, &reason, now())?))
-        .await?;
-    if changed == 0 {
-        return Err(AppError::Conflict(format!(
-            "only a published patch can be yanked; this one is {}",
-            view.patch.state
-        )));
-    }
+    let reason = body.into_inner().reason;
+    let view = state.db.run(move |conn| patches::yank(conn, &id, &reason)).await?;
     tracing::info!(patch.id = %view.patch.id, user.id = %caller.0.user.id, "yanked patch");
     get_patch_response(&state, PatchReader::Vendor, view.patch.id.to_string(), StatusCode::OK).await
 }

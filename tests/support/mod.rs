@@ -5,6 +5,8 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod process;
+
 use std::net::TcpListener;
 use std::sync::Once;
 
@@ -137,6 +139,11 @@ impl TestApp {
 
     pub async fn start(backend: Backend, settings: &[(&str, &str)]) -> TestApp {
         eprintln!("-- backend: {backend:?}");
+        // Server-side warnings and errors show up in a failing test's output.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("warn")
+            .with_test_writer()
+            .try_init();
         let data_dir = tempfile::tempdir().expect("temp dir");
         let (database_url, pg) = database_for(backend, &data_dir);
         let mut raw = RawSettings::default();

@@ -9,7 +9,7 @@ use serde_json::Value;
 use tera::Context;
 
 use crate::auth::{AuthUser, MaybeWebUser};
-use crate::db::models::{Product, RevisionRecord};
+use crate::db::models::{PatchRecord, Product, RevisionRecord};
 use crate::domain::cvss::Severity;
 use crate::error::AppError;
 use crate::handlers::advisories::{list_page, published_revision, AdvisorySummary, ListQuery};
@@ -128,6 +128,17 @@ pub struct RevisionQuery {
     pub revision: Option<String>,
 }
 
+/// A patch that fixes the advisory, as the public page names it.
+#[derive(Serialize)]
+struct PatchLine {
+    version: String,
+    platform: Option<String>,
+    filename: String,
+    sha256: Option<String>,
+    state: String,
+    yank_reason: Option<String>,
+}
+
 #[derive(Serialize)]
 struct HistoryRow {
     revision: i32,
@@ -162,11 +173,27 @@ pub async fn get_advisory_page(
         .await
         .map_err(fail)?;
     let advisory_id = record.id.clone();
-    let history = state
+    let (history, fixing) = state
         .db
-        .run(move |conn| Ok(RevisionRecord::list(conn, &advisory_id)?))
+        .run(move |conn| {
+            Ok((
+                RevisionRecord::list(conn, &advisory_id)?,
+                PatchRecord::fixing(conn, &advisory_id)?,
+            ))
+        })
         .await
         .map_err(fail)?;
+    let patches: Vec<PatchLine> = fixing
+        .into_iter()
+        .map(|p| PatchLine {
+            version: p.version,
+            platform: p.platform,
+            filename: p.filename,
+            sha256: p.sha256,
+            state: p.state,
+            yank_reason: p.yank_reason,
+        })
+        .collect();
     let document: Value = serde_json::from_str(&revision.document).map_err(|e| fail(AppError::Internal(e.into())))?;
     let public_id = record.public_id.clone().unwrap_or_default();
     let mut page = context(user.0.as_ref());
@@ -207,6 +234,7 @@ pub async fn get_advisory_page(
         })
         .collect();
     page.insert("history", &rows);
+    page.insert("patches", &patches);
     page.insert("preview", &false);
     render(&state, StatusCode::OK, "advisory.html", &page)
 }

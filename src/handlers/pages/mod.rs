@@ -7,6 +7,7 @@ pub mod advisories;
 pub mod advisory_form;
 pub mod home;
 pub mod login;
+pub mod patches;
 pub mod vendor;
 
 use std::fmt;

@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Patch download throughput: patchwarden (release build, local storage) against nginx
+# serving the same file from disk, single stream and 32 concurrent, plus the server's
+# peak memory. Loopback only; every load run is bounded in time.
+#
+#   bench/download.sh [SIZE_MIB] [SECONDS]      (defaults: 256 MiB, 20 s per run)
+#
+# Needs: nginx, wrk, curl, and `cargo build --release` (CARGO_TARGET_DIR is honoured).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+size_mib=${1:-256}
+seconds=${2:-20}
+target=${CARGO_TARGET_DIR:-target}
+bin="$target/release/patchwarden"
+[ -x "$bin" ] || { echo "build first: cargo build --release" >&2; exit 1; }
+for tool in nginx wrk curl; do command -v "$tool" >/dev/null || { echo "missing $tool" >&2; exit 1; }; done
+
+work=$(mktemp -d)
+pw_pid=""; nginx_started=""
+cleanup() {
+  [ -n "$pw_pid" ] && kill "$pw_pid" 2>/dev/null || true
+  [ -n "$nginx_started" ] && nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" -s stop 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+pw_port=$(free_port); nginx_port=$(free_port)
+
+head -c "$((size_mib * 1024 * 1024))" /dev/urandom > "$work/patch.bin"
+sha=$(sha256sum "$work/patch.bin" | cut -d' ' -f1)
+
+export PATCHWARDEN_DATA_DIR="$work/data" PATCHWARDEN_KEYS_DIR="$work/keys" PATCHWARDEN_BIND="127.0.0.1:$pw_port" \
+  PATCHWARDEN_LOG_LEVEL=warn PATCHWARDEN_WORKERS=2 PATCHWARDEN_MAX_PATCH_BYTES=$((8 * 1024 * 1024 * 1024))
+echo 'benchmark vendor password' | "$bin" user add --email vendor@bench.example --role vendor-admin --password-stdin >/dev/null
+"$bin" customer add --slug acme --name Acme >/dev/null
+echo 'benchmark customer password' | "$bin" user add --email it@acme.example --role customer-admin --customer acme --password-stdin >/dev/null
+vendor=$("$bin" token create --email vendor@bench.example 2>/dev/null)
+customer=$("$bin" token create --email it@acme.example 2>/dev/null)
+
+"$bin" serve 2>"$work/serve.log" &
+pw_pid=$!
+for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$pw_port/healthz" >/dev/null && break; sleep 0.1; done
+api() { curl -sf -H "Authorization: Bearer $vendor" -H 'content-type: application/json' "$@"; }
+base="http://127.0.0.1:$pw_port/api/v1"
+api -X POST "$base/products" -d '{"slug":"screenos","name":"ScreenOS","version_scheme":"vendor"}' >/dev/null
+api -X PUT "$base/customers/acme/entitlements" -d '{"products":["screenos"]}' >/dev/null
+id=$(api -X POST "$base/patches" -d "{\"product\":\"screenos\",\"version\":\"6.3.0r21\",\"filename\":\"patch.bin\",\"sha256\":\"$sha\"}" \
+  | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+curl -sf -X PUT -H "Authorization: Bearer $vendor" --data-binary "@$work/patch.bin" "$base/patches/$id/file" >/dev/null
+api -X POST "$base/patches/$id/publish" >/dev/null
+url="$base/patches/$id/download"
+got=$(curl -sf -H "Authorization: Bearer $customer" "$url" | sha256sum | cut -d' ' -f1)
+[ "$got" = "$sha" ] || { echo "download does not match the upload" >&2; exit 1; }
+
+mkdir -p "$work/nginx/logs" "$work/www"
+cp "$work/patch.bin" "$work/www/patch.bin"
+cat > "$work/nginx/nginx.conf" <<CONF
+worker_processes 2;
+error_log $work/nginx/logs/error.log;
+pid $work/nginx/nginx.pid;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  sendfile on;
+  tcp_nopush on;
+  server { listen 127.0.0.1:$nginx_port; root $work/www; }
+}
+CONF
+nginx -p "$work/nginx" -c "$work/nginx/nginx.conf"
+nginx_started=1
+
+# Transfer/sec from wrk, in MiB/s.
+rate() {
+  wrk "$@" | awk '/Transfer\/sec/ { v=$2; u=substr(v, length(v)-1); n=substr(v, 1, length(v)-2);
+    if (u=="GB") n*=1024; else if (u=="KB") n/=1024; printf "%.0f", n }'
+}
+run() {
+  local label=$1 threads=$2 conns=$3
+  local pw nx
+  pw=$(rate -t"$threads" -c"$conns" -d"${seconds}s" -H "Authorization: Bearer $customer" "$url")
+  nx=$(rate -t"$threads" -c"$conns" -d"${seconds}s" "http://127.0.0.1:$nginx_port/patch.bin")
+  printf '%-22s patchwarden %6s MiB/s   nginx %6s MiB/s   ratio %s\n' "$label" "$pw" "$nx" \
+    "$(python3 -c "print(f'{$pw/$nx:.2f}')")"
+}
+echo "file: ${size_mib} MiB, ${seconds} s per run, $(nproc) cores"
+run "single stream" 1 1
+run "32 concurrent" 2 32
+echo "patchwarden peak RSS: $(awk '/VmHWM/ {print $2/1024 " MiB"}' /proc/$pw_pid/status)"

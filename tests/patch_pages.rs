@@ -1,0 +1,217 @@
+//! Patch pages: the vendor creates a patch through the form, uploads the file the way
+//! the page's script does (session cookie and CSRF header), publishes and yanks it
+//! through forms; the customer page and the advisory page show it.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use serde_json::json;
+use support::{csrf_field, sign_in, TestApp};
+
+#[actix_web::test]
+async fn a_patch_goes_through_the_vendor_screens_and_reaches_the_customer_page() {
+    for app in TestApp::each().await {
+        let vendor = app.with_vendor_admin().await;
+        app.post(
+            "/api/v1/products",
+            &vendor.token,
+            json!({"slug": "screenos", "name": "ScreenOS", "version_scheme": "vendor"}),
+        )
+        .await;
+        let advisory = json!({
+            "title": "Unauthorized code", "summary": "Backdoor.", "cvss_v3": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H",
+            "affected": [{"product": "screenos", "ranges": [{"introduced": "6.3.0r12", "fixed": "6.3.0r21"}]}]
+        });
+        let (_, draft) = app.post("/api/v1/advisories", &vendor.token, advisory).await;
+        let (_, published) = app
+            .post(
+                &format!("/api/v1/advisories/{}/publish", draft["id"].as_str().unwrap()),
+                &vendor.token,
+                json!({}),
+            )
+            .await;
+        let advisory_id = published["id"].as_str().unwrap().to_owned();
+        let acme = app.with_customer("acme").await;
+        app.put(
+            "/api/v1/customers/acme/entitlements",
+            &vendor.token,
+            json!({"products": ["screenos"]}),
+        )
+        .await;
+
+        let session = sign_in(&app, &vendor).await;
+        let page = app
+            .client
+            .get(app.url("/vendor/patches"))
+            .header("cookie", &session)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(page.contains("No patches yet"), "{page}");
+        let csrf = csrf_field(&page);
+        let form = [
+            ("csrf_token", csrf.as_str()),
+            ("product", "screenos"),
+            ("version", "6.3.0r21"),
+            ("platform", "ssg-500"),
+            ("filename", "screenos-6.3.0r21.bin"),
+            ("fixes", advisory_id.as_str()),
+            ("applies_to", ">=6.3.0r12 <6.3.0r21"),
+        ];
+        let bad: Vec<(&str, &str)> = form
+            .iter()
+            .map(|(k, v)| if *k == "filename" { (*k, "../x.bin") } else { (*k, *v) })
+            .collect();
+        let response = app
+            .client
+            .post(app.url("/vendor/patches"))
+            .header("cookie", &session)
+            .form(&bad)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 422);
+        assert!(response.text().await.unwrap().contains("not a plain file name"));
+        let response = app
+            .client
+            .post(app.url("/vendor/patches"))
+            .header("cookie", &session)
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 303);
+        let screen = response.headers()["location"].to_str().unwrap().to_owned();
+        let id = screen.rsplit('/').next().unwrap().to_owned();
+
+        let page = app
+            .client
+            .get(app.url(&screen))
+            .header("cookie", &session)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(page.contains(&format!("data-upload-url=\"/api/v1/patches/{id}/file\"")));
+        let bytes: Vec<u8> = (0..200_000u32).map(|i| (i % 253) as u8).collect();
+        let upload = |csrf: Option<&str>| {
+            let mut request = app
+                .client
+                .put(app.url(&format!("/api/v1/patches/{id}/file")))
+                .header("cookie", &session)
+                .body(bytes.clone());
+            if let Some(token) = csrf {
+                request = request.header("x-csrf-token", token);
+            }
+            request.send()
+        };
+        assert_eq!(
+            upload(None).await.unwrap().status(),
+            403,
+            "an upload without the CSRF header"
+        );
+        assert_eq!(upload(Some(&csrf)).await.unwrap().status(), 200);
+
+        let response = app
+            .client
+            .post(app.url(&format!("{screen}/publish")))
+            .header("cookie", &session)
+            .form(&[("csrf_token", csrf.as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 303);
+        let page = app
+            .client
+            .get(app.url(&screen))
+            .header("cookie", &session)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(page.contains("id=\"patch-state\">published"), "{page}");
+
+        let sha = patchwarden::secrets::sha256_hex(&bytes);
+        let customer_session = sign_in(&app, &acme.admin).await;
+        let page = app
+            .client
+            .get(app.url("/patches"))
+            .header("cookie", &customer_session)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(page.contains(&sha), "the customer page lacks the hash");
+        assert!(page.contains(&format!("/api/v1/patches/{id}/download")));
+        let download = app
+            .client
+            .get(app.url(&format!("/api/v1/patches/{id}/download")))
+            .header("cookie", &customer_session)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            download.status(),
+            200,
+            "the page's download link works with the web session"
+        );
+        let (_, public) = app.get_text(&format!("/advisories/{advisory_id}")).await;
+        assert!(
+            public.contains("screenos-6.3.0r21.bin") && public.contains(&sha),
+            "the advisory page lacks the patch"
+        );
+
+        let response = app
+            .client
+            .post(app.url(&format!("{screen}/yank")))
+            .header("cookie", &session)
+            .form(&[("csrf_token", csrf.as_str()), ("reason", "Breaks HA pairs")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 303);
+        let page = app
+            .client
+            .get(app.url("/patches"))
+            .header("cookie", &customer_session)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(page.contains("YANKED") && page.contains("Breaks HA pairs"), "{page}");
+        let globex = app.with_customer("globex").await;
+        let globex_session = sign_in(&app, &globex.admin).await;
+        let page = app
+            .client
+            .get(app.url("/patches"))
+            .header("cookie", &globex_session)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(!page.contains(&sha), "a customer without entitlement sees the patch");
+        let status = app
+            .client
+            .get(app.url("/vendor/patches"))
+            .header("cookie", &customer_session)
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, 403);
+    }
+}
