@@ -28,3 +28,4 @@ pub mod state;
 pub mod storage;
 pub mod telemetry;
 pub mod templates;
+pub mod upload;

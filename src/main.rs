@@ -21,7 +21,7 @@ use patchwarden::ids::TokenId;
 use patchwarden::secrets::hash_password;
 use patchwarden::signing::{self, Signer};
 use patchwarden::state::AppState;
-use patchwarden::{server, telemetry};
+use patchwarden::{server, telemetry, upload};
 
 #[derive(Parser)]
 #[command(
@@ -69,6 +69,11 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         pubkey: Option<PathBuf>,
     },
+    /// Work with patches on a running server.
+    Patch {
+        #[command(subcommand)]
+        action: PatchCommand,
+    },
     /// Manage customers.
     Customer {
         #[command(subcommand)]
@@ -83,6 +88,41 @@ enum Command {
     Token {
         #[command(subcommand)]
         action: TokenCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum PatchCommand {
+    /// Create a patch on a server and upload its file, with progress; retried when
+    /// the connection drops.
+    Upload {
+        /// The server's URL, e.g. https://updates.example.com
+        #[arg(long, env = "PATCHWARDEN_SERVER")]
+        server: url::Url,
+        /// A vendor API token (prefer the environment variable to the command line).
+        #[arg(long, env = "PATCHWARDEN_TOKEN", hide_env_values = true)]
+        token: String,
+        #[arg(long)]
+        product: String,
+        /// The version the patch installs.
+        #[arg(long)]
+        version: String,
+        #[arg(long)]
+        platform: Option<String>,
+        /// A range the patch upgrades from, such as ">=6.3.0r12 <6.3.0r21"; repeatable.
+        #[arg(long = "applies-to")]
+        applies_to: Vec<String>,
+        /// An advisory the patch fixes; repeatable.
+        #[arg(long = "fixes")]
+        fixes: Vec<String>,
+        #[arg(long, value_name = "FILE")]
+        file: PathBuf,
+        /// Sign and publish once uploaded.
+        #[arg(long)]
+        publish: bool,
+        /// Upload attempts before giving up.
+        #[arg(long, default_value_t = 3)]
+        attempts: u32,
     },
 }
 
@@ -271,6 +311,35 @@ fn run(command: Command, config: Config) -> anyhow::Result<()> {
             old_password_file,
         } => keygen(&config, password_file, unencrypted, rotate, old_password_file),
         Command::Verify { file, sig, pubkey } => verify(&config, file, sig, pubkey),
+        Command::Patch {
+            action:
+                PatchCommand::Upload {
+                    server,
+                    token,
+                    product,
+                    version,
+                    platform,
+                    applies_to,
+                    fixes,
+                    file,
+                    publish,
+                    attempts,
+                },
+        } => {
+            let request = upload::UploadRequest {
+                server,
+                token,
+                product,
+                version,
+                platform,
+                applies_to,
+                fixes,
+                file,
+                publish,
+                attempts: attempts.max(1),
+            };
+            actix_web::rt::System::new().block_on(upload::run(request))
+        }
         Command::Migrate => {
             let applied = db::migrate(&config.database)?;
             println!("{} migration(s) applied to {}", applied.len(), config.database);

@@ -395,3 +395,66 @@ fn verify_checks_a_file_and_prints_the_trusted_comment() {
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("FAILED"), "{}", text(&out.stderr));
 }
+
+#[actix_web::test]
+async fn patch_upload_creates_uploads_and_publishes_with_progress() {
+    for app in support::TestApp::each().await {
+        let vendor = app.with_vendor_admin().await;
+        let product = serde_json::json!({"slug": "screenos", "name": "ScreenOS", "version_scheme": "vendor"});
+        assert_eq!(app.post("/api/v1/products", &vendor.token, product).await.0, 201);
+        let dir = tempfile::tempdir().unwrap();
+        let bytes: Vec<u8> = (0..3_000_000u32).map(|i| (i % 241) as u8).collect();
+        std::fs::write(dir.path().join("screenos-6.3.0r21.bin"), &bytes).unwrap();
+        let env = [
+            ("PATCHWARDEN_SERVER", app.base.as_str()),
+            ("PATCHWARDEN_TOKEN", vendor.token.as_str()),
+        ];
+        let out = run(
+            patchwarden(dir.path(), &env).args([
+                "patch",
+                "upload",
+                "--product",
+                "screenos",
+                "--version",
+                "6.3.0r21",
+                "--applies-to",
+                ">=6.3.0r12 <6.3.0r21",
+                "--file",
+                "screenos-6.3.0r21.bin",
+                "--publish",
+            ]),
+            None,
+        );
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        assert!(
+            text(&out.stderr).contains("100.0%"),
+            "no progress shown: {}",
+            text(&out.stderr)
+        );
+        let id = text(&out.stdout).trim().to_owned();
+        let (_, meta) = app.get(&format!("/api/v1/patches/{id}"), &vendor.token).await;
+        assert_eq!(meta["state"], "published");
+        assert_eq!(meta["sha256"], patchwarden::secrets::sha256_hex(&bytes).as_str());
+        assert!(!text(&out.stderr).contains(&vendor.token), "the token was printed");
+
+        let out = run(
+            patchwarden(dir.path(), &env).args([
+                "patch",
+                "upload",
+                "--product",
+                "junos",
+                "--version",
+                "1",
+                "--file",
+                "screenos-6.3.0r21.bin",
+            ]),
+            None,
+        );
+        assert_eq!(out.status.code(), Some(1));
+        assert!(
+            text(&out.stderr).contains("there is no product `junos`"),
+            "{}",
+            text(&out.stderr)
+        );
+    }
+}
