@@ -50,6 +50,20 @@ id=$(api -X POST "$base/patches" -d "{\"product\":\"screenos\",\"version\":\"6.3
 curl -sf -X PUT -H "Authorization: Bearer $vendor" --data-binary "@$work/patch.bin" "$base/patches/$id/file" >/dev/null
 api -X POST "$base/patches/$id/publish" >/dev/null
 url="$base/patches/$id/download"
+
+# A 2 GiB upload streams to storage while hashed: the server's peak memory must not
+# grow with the file.
+peak() { awk '/VmHWM/ {printf "%.0f", $2/1024}' "/proc/$pw_pid/status"; }
+before=$(peak)
+truncate -s 2G "$work/big.bin"
+big_sha=$(sha256sum "$work/big.bin" | cut -d' ' -f1)
+big=$(api -X POST "$base/patches" -d "{\"product\":\"screenos\",\"version\":\"6.3.0r22\",\"filename\":\"big.bin\",\"sha256\":\"$big_sha\"}" \
+  | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+started=$(date +%s.%N)
+curl -sf -X PUT -H "Authorization: Bearer $vendor" -H 'Expect:' -T "$work/big.bin" "$base/patches/$big/file" >/dev/null
+upload_seconds=$(python3 -c "print(f'{$(date +%s.%N) - $started:.1f}')")
+rm -f "$work/big.bin"
+upload_line="2 GiB upload: ${upload_seconds} s; server peak RSS ${before} MiB before, $(peak) MiB after"
 got=$(curl -sf -H "Authorization: Bearer $customer" "$url" | sha256sum | cut -d' ' -f1)
 [ "$got" = "$sha" ] || { echo "download does not match the upload" >&2; exit 1; }
 
@@ -67,8 +81,13 @@ http {
   server { listen 127.0.0.1:$nginx_port; root $work/www; }
 }
 CONF
+# nginx workers run unprivileged: let them read the file.
+chmod 755 "$work" "$work/www"
+chmod 644 "$work/www/patch.bin"
 nginx -p "$work/nginx" -c "$work/nginx/nginx.conf"
 nginx_started=1
+got=$(curl -sf "http://127.0.0.1:$nginx_port/patch.bin" | sha256sum | cut -d' ' -f1)
+[ "$got" = "$sha" ] || { echo "nginx does not serve the file" >&2; exit 1; }
 
 # Transfer/sec from wrk, in MiB/s.
 rate() {
@@ -83,6 +102,7 @@ run() {
   printf '%-22s patchwarden %6s MiB/s   nginx %6s MiB/s   ratio %s\n' "$label" "$pw" "$nx" \
     "$(python3 -c "print(f'{$pw/$nx:.2f}')")"
 }
+echo "$upload_line"
 echo "file: ${size_mib} MiB, ${seconds} s per run, $(nproc) cores"
 run "single stream" 1 1
 run "32 concurrent" 2 32

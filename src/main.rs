@@ -342,6 +342,9 @@ fn run(command: Command, config: Config) -> anyhow::Result<()> {
         }
         Command::Migrate => {
             let applied = db::migrate(&config.database)?;
+            for version in &applied {
+                tracing::info!(migration = %version, "applied migration");
+            }
             println!("{} migration(s) applied to {}", applied.len(), config.database);
             Ok(())
         }

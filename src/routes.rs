@@ -20,6 +20,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/static/upload.js", web::get().to(get_upload_script))
         .service(
             web::scope("/api/v1")
+                .route("/openapi.json", web::get().to(get_openapi))
                 .route("/me", web::get().to(me::get_me))
                 .service(
                     web::resource("/session")
@@ -182,10 +183,79 @@ async fn get_upload_script() -> HttpResponse {
         .body(UPLOAD_SCRIPT)
 }
 
+/// The OpenAPI description of every `/api/v1` route.
+const OPENAPI: &str = include_str!("../docs/openapi.json");
+
+async fn get_openapi() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .insert_header(("cache-control", "public, max-age=300"))
+        .body(OPENAPI)
+}
+
 async fn api_not_found() -> Result<HttpResponse, AppError> {
     Err(AppError::NotFound("route"))
 }
 
 async fn page_not_found(req: HttpRequest) -> Result<HttpResponse, PageError> {
     Err(PageError::new(&req, AppError::NotFound("page")))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    /// `(method, path)` of every route in the `/api/v1` scope of this file's table.
+    fn table_routes() -> BTreeSet<(String, String)> {
+        let source = include_str!("routes.rs");
+        let start = source
+            .find("web::scope(\"/api/v1\")")
+            .map(|i| i + "web::scope(\"/api/v1\")".len());
+        let end = source.find(".default_service(web::to(api_not_found))");
+        let (Some(start), Some(end)) = (start, end) else {
+            panic!("the route table lost its /api/v1 scope markers");
+        };
+        let scope = &source[start..end];
+        let mut routes = BTreeSet::new();
+        let mut current = String::new();
+        let mut rest = scope;
+        while !rest.is_empty() {
+            let next_path = rest.find("\"/");
+            let next_method = rest.find("web::").filter(|i| {
+                ["get()", "post()", "put()", "patch()", "delete()", "head()"]
+                    .iter()
+                    .any(|m| rest[i + 5..].starts_with(m))
+            });
+            match (next_path, next_method) {
+                (Some(p), m) if m.is_none_or(|m| p < m) => {
+                    let literal = &rest[p + 1..];
+                    let close = literal.find('"').unwrap_or(literal.len());
+                    current = format!("/api/v1{}", &literal[..close]);
+                    rest = &literal[close..];
+                }
+                (_, Some(m)) => {
+                    let method = &rest[m + 5..];
+                    let name = &method[..method.find('(').unwrap_or(0)];
+                    routes.insert((name.to_owned(), current.clone()));
+                    rest = &rest[m + 5..];
+                }
+                _ => break,
+            }
+        }
+        routes
+    }
+
+    #[test]
+    fn the_openapi_description_covers_every_api_route_and_no_other() {
+        let doc: serde_json::Value = serde_json::from_str(super::OPENAPI).unwrap();
+        let mut described = BTreeSet::new();
+        for (path, methods) in doc["paths"].as_object().unwrap() {
+            for method in methods.as_object().unwrap().keys() {
+                described.insert((method.clone(), path.clone()));
+            }
+        }
+        let table = table_routes();
+        assert!(table.len() > 30, "the route table parse found too little: {table:?}");
+        assert_eq!(table, described, "routes.rs and docs/openapi.json disagree");
+    }
 }

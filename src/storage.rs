@@ -46,7 +46,7 @@ pub enum StorageError {
 }
 
 /// Read size for local files; large enough to keep the copy loop cheap.
-const READ_CHUNK: usize = 512 * 1024;
+const READ_CHUNK: usize = 2 * 1024 * 1024;
 /// Part size of S3 multipart uploads.
 const S3_PART: usize = 8 * 1024 * 1024;
 /// Temporary S3 objects older than this are leftovers of interrupted uploads.

@@ -458,3 +458,20 @@ async fn patch_upload_creates_uploads_and_publishes_with_progress() {
         );
     }
 }
+
+#[test]
+fn json_logs_are_one_object_per_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(
+        patchwarden(dir.path(), &[("PATCHWARDEN_LOG_FORMAT", "json")]).arg("migrate"),
+        None,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let lines: Vec<String> = text(&out.stderr).lines().map(str::to_owned).collect();
+    assert!(!lines.is_empty(), "migrate logged nothing");
+    for line in lines {
+        let event: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert_eq!(event["level"], "INFO", "{line}");
+        assert!(event["message"].is_string(), "{line}");
+    }
+}

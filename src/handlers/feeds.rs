@@ -34,7 +34,8 @@ pub async fn get_atom_feed(state: web::Data<AppState>) -> Result<HttpResponse, A
         .iter()
         .take(usize::try_from(FEED_ENTRIES).unwrap_or(50))
         .map(|(record, revision)| {
-            let document: serde_json::Value = serde_json::from_str(&revision.document).unwrap_or_default();
+            let document: serde_json::Value = serde_json::from_str(&revision.document)
+                .map_err(|e| AppError::Internal(anyhow::Error::new(e).context("reading a stored revision")))?;
             let id = record.public_id.clone().unwrap_or_default();
             let severity = record.severity.clone().unwrap_or_else(|| "unrated".into());
             let mut title = format!("{id}: {}", record.title);
@@ -43,7 +44,7 @@ pub async fn get_atom_feed(state: web::Data<AppState>) -> Result<HttpResponse, A
             } else if record.emergency {
                 title = format!("[EMERGENCY] {title}");
             }
-            Entry {
+            Ok(Entry {
                 html_url: state.config.url(&format!("/advisories/{id}")),
                 json_url: state.config.url(&format!("/api/v1/advisories/{id}")),
                 updated: rfc3339(utc(revision.published_at)),
@@ -54,9 +55,9 @@ pub async fn get_atom_feed(state: web::Data<AppState>) -> Result<HttpResponse, A
                 emergency: record.emergency,
                 revision: revision.revision,
                 id,
-            }
+            })
         })
-        .collect();
+        .collect::<Result<_, AppError>>()?;
     let updated = entries
         .iter()
         .map(|e| e.updated.clone())
