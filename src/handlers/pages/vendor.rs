@@ -220,6 +220,38 @@ pub struct SummaryForm {
     pub change_summary: String,
 }
 
+/// Runs one signing action (publish, revise, withdraw) on the advisory `key`, then
+/// shows the public page; refusals are shown on the advisory screen with `form`.
+async fn sign_action<F>(
+    state: &AppState,
+    user: &AuthUser,
+    key: String,
+    form: Option<AdvisoryForm>,
+    action: F,
+) -> Result<HttpResponse, PageError>
+where
+    F: FnOnce(&mut crate::db::DbConnection, &crate::publishing::PublishContext, &str) -> Result<(), AppError>
+        + Send
+        + 'static,
+{
+    let ctx = state.publish.clone();
+    let lookup = key.clone();
+    let done = state
+        .db
+        .run(move |conn| {
+            action(conn, &ctx, &lookup)?;
+            publishing::find(conn, &lookup)
+        })
+        .await;
+    match done {
+        Ok(record) => Ok(see_other(&format!(
+            "/advisories/{}",
+            record.public_id.unwrap_or_default()
+        ))),
+        Err(err) => action_failed(state, user, &key, form, err).await,
+    }
+}
+
 pub async fn post_publish(
     state: web::Data<AppState>,
     key: web::Path<String>,
@@ -227,23 +259,10 @@ pub async fn post_publish(
 ) -> Result<HttpResponse, PageError> {
     let CsrfForm { user, fields } = form;
     require_vendor(&state, &user)?;
-    let key = key.into_inner();
-    let ctx = state.publish.clone();
-    let lookup = key.clone();
-    let published = state
-        .db
-        .run(move |conn| {
-            publishing::publish(conn, &ctx, &lookup, &fields.change_summary)?;
-            publishing::find(conn, &lookup)
-        })
-        .await;
-    match published {
-        Ok(record) => Ok(see_other(&format!(
-            "/advisories/{}",
-            record.public_id.unwrap_or_default()
-        ))),
-        Err(err) => action_failed(&state, &user, &key, None, err).await,
-    }
+    sign_action(&state, &user, key.into_inner(), None, move |conn, ctx, key| {
+        publishing::publish(conn, ctx, key, &fields.change_summary).map(drop)
+    })
+    .await
 }
 
 pub async fn post_revise(
@@ -254,28 +273,15 @@ pub async fn post_revise(
     let CsrfForm { user, fields } = form;
     require_vendor(&state, &user)?;
     let key = key.into_inner();
-    let ctx = state.publish.clone();
-    let lookup = key.clone();
-    let summary = fields.change_summary.clone();
-    let revised = match fields.to_input() {
-        Ok(input) => {
-            state
-                .db
-                .run(move |conn| {
-                    publishing::revise(conn, &ctx, &lookup, &input, &summary)?;
-                    publishing::find(conn, &lookup)
-                })
-                .await
-        }
-        Err(err) => Err(err.into()),
+    let input = match fields.to_input() {
+        Ok(input) => input,
+        Err(err) => return action_failed(&state, &user, &key, Some(fields), err.into()).await,
     };
-    match revised {
-        Ok(record) => Ok(see_other(&format!(
-            "/advisories/{}",
-            record.public_id.unwrap_or_default()
-        ))),
-        Err(err) => action_failed(&state, &user, &key, Some(fields), err).await,
-    }
+    let summary = fields.change_summary.clone();
+    sign_action(&state, &user, key, Some(fields), move |conn, ctx, key| {
+        publishing::revise(conn, ctx, key, &input, &summary).map(drop)
+    })
+    .await
 }
 
 #[derive(Deserialize)]
@@ -291,23 +297,10 @@ pub async fn post_withdraw(
 ) -> Result<HttpResponse, PageError> {
     let CsrfForm { user, fields } = form;
     require_vendor(&state, &user)?;
-    let key = key.into_inner();
-    let ctx = state.publish.clone();
-    let lookup = key.clone();
-    let withdrawn = state
-        .db
-        .run(move |conn| {
-            publishing::withdraw(conn, &ctx, &lookup, &fields.reason)?;
-            publishing::find(conn, &lookup)
-        })
-        .await;
-    match withdrawn {
-        Ok(record) => Ok(see_other(&format!(
-            "/advisories/{}",
-            record.public_id.unwrap_or_default()
-        ))),
-        Err(err) => action_failed(&state, &user, &key, None, err).await,
-    }
+    sign_action(&state, &user, key.into_inner(), None, move |conn, ctx, key| {
+        publishing::withdraw(conn, ctx, key, &fields.reason).map(drop)
+    })
+    .await
 }
 
 /// The draft rendered with the public advisory template, marked as a preview.
