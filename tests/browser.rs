@@ -259,3 +259,87 @@ async fn the_advisory_index_filters_and_opens_an_advisory() {
         client.close().await.unwrap();
     }
 }
+
+#[actix_web::test]
+async fn a_vendor_uploads_a_patch_file_with_the_page_script() {
+    let Some(driver) = start_driver().await else {
+        return;
+    };
+    for app in TestApp::each().await {
+        let vendor = app.with_vendor_admin().await;
+        let product = serde_json::json!({"slug": "screenos", "name": "ScreenOS", "version_scheme": "vendor"});
+        assert_eq!(app.post("/api/v1/products", &vendor.token, product).await.0, 201);
+        let draft = serde_json::json!({"product": "screenos", "version": "6.3.0r21", "filename": "fix.bin"});
+        let (status, patch) = app.post("/api/v1/patches", &vendor.token, draft).await;
+        assert_eq!(status, 201, "{patch}");
+        let id = patch["id"].as_str().unwrap().to_owned();
+        let file = app.data_dir.path().join("fix.bin");
+        let bytes: Vec<u8> = (0..2_000_000u32).map(|i| (i % 249) as u8).collect();
+        std::fs::write(&file, &bytes).unwrap();
+
+        let client = browser(&driver).await;
+        client.goto(&app.url("/login")).await.unwrap();
+        client
+            .find(Locator::Id("email"))
+            .await
+            .unwrap()
+            .send_keys(&vendor.email)
+            .await
+            .unwrap();
+        client
+            .find(Locator::Id("password"))
+            .await
+            .unwrap()
+            .send_keys(&vendor.password)
+            .await
+            .unwrap();
+        client
+            .find(Locator::Id("login-submit"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        client.wait().for_element(Locator::Id("whoami")).await.unwrap();
+
+        client.goto(&app.url(&format!("/vendor/patches/{id}"))).await.unwrap();
+        client
+            .find(Locator::Id("upload-file"))
+            .await
+            .unwrap()
+            .send_keys(&file.to_string_lossy())
+            .await
+            .unwrap();
+        client
+            .find(Locator::Id("upload-submit"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        // The script reloads the page once the server has the file; the form is gone then.
+        let sha = patchwarden::secrets::sha256_hex(&bytes);
+        client
+            .wait()
+            .for_element(Locator::XPath(&format!(
+                "//code[@id='patch-sha256' and text()='{sha}']"
+            )))
+            .await
+            .unwrap();
+        client
+            .find(Locator::Id("publish-patch"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        client
+            .wait()
+            .for_element(Locator::XPath(
+                "//dd[@id='patch-state' and starts-with(normalize-space(text()), 'published')]",
+            ))
+            .await
+            .unwrap();
+        client.close().await.unwrap();
+    }
+}
