@@ -32,8 +32,9 @@ struct PatchRow {
     created: String,
 }
 
-fn row(view: &PatchView) -> PatchRow {
-    let ranges: Vec<RangeInput> = serde_json::from_str(&view.patch.applies_to).unwrap_or_default();
+fn row(view: &PatchView) -> Result<PatchRow, AppError> {
+    let ranges: Vec<RangeInput> = serde_json::from_str(&view.patch.applies_to)
+        .map_err(|e| AppError::Internal(anyhow::Error::new(e).context("reading a patch's ranges")))?;
     let applies_to = ranges
         .iter()
         .map(|r| match (&r.fixed, &r.last_affected) {
@@ -43,7 +44,7 @@ fn row(view: &PatchView) -> PatchRow {
         })
         .collect::<Vec<_>>()
         .join(", ");
-    PatchRow {
+    Ok(PatchRow {
         id: view.patch.id.to_string(),
         product: view.product.name.clone(),
         version: view.patch.version.clone(),
@@ -57,7 +58,7 @@ fn row(view: &PatchView) -> PatchRow {
         fixes: view.fixes.clone(),
         applies_to,
         created: view.patch.created_at.format("%Y-%m-%d %H:%M UTC").to_string(),
-    }
+    })
 }
 
 fn require_vendor(state: &AppState, user: &AuthUser) -> Result<(), PageError> {
@@ -136,7 +137,8 @@ async fn list_page(
         .await
         .map_err(fail)?;
     let mut page = context(Some(user));
-    page.insert("patches", &views.iter().map(row).collect::<Vec<_>>());
+    let rows = views.iter().map(row).collect::<Result<Vec<_>, _>>().map_err(fail)?;
+    page.insert("patches", &rows);
     page.insert(
         "products",
         &products
@@ -193,7 +195,7 @@ async fn patch_page(
         .await
         .map_err(|e| PageError::with_state(state, e))?;
     let mut page = context(Some(user));
-    page.insert("patch", &row(&view));
+    page.insert("patch", &row(&view).map_err(|e| PageError::with_state(state, e))?);
     page.insert("expected_sha256", &view.patch.expected_sha256);
     page.insert("max_bytes", &state.config.max_patch_bytes);
     page.insert("error", &error);
@@ -268,14 +270,13 @@ pub async fn get_customer_patches(state: web::Data<AppState>, user: WebUser) -> 
         .await
         .map_err(|e| PageError::with_state(&state, e))?;
     let mut page = context(Some(&user.0));
-    page.insert(
-        "patches",
-        &views
-            .iter()
-            .filter(|v| v.patch.state != patches::state::DRAFT)
-            .map(row)
-            .collect::<Vec<_>>(),
-    );
+    let rows = views
+        .iter()
+        .filter(|v| v.patch.state != patches::state::DRAFT)
+        .map(row)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| PageError::with_state(&state, e))?;
+    page.insert("patches", &rows);
     page.insert("public_base", &state.config.url(""));
     render(&state, StatusCode::OK, "customer_patches.html", &page)
 }
