@@ -94,7 +94,12 @@ fn register_keys(conn: &mut crate::db::DbConnection, signer: &Signer, keys_dir: 
                 let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
                 let info = PublicKeyInfo::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
                 if SigningKeyRecord::find(conn, &info.key_id)?.is_none() {
-                    crate::db::models::signing_key::insert(conn, &record(&info, at, Some(at), None))?;
+                    // The public key file was written when the key was made; a rename keeps that time.
+                    let made = std::fs::metadata(&path)
+                        .and_then(|m| m.modified())
+                        .with_context(|| format!("reading the time of {}", path.display()))?;
+                    let created = chrono::DateTime::<chrono::Utc>::from(made).naive_utc();
+                    crate::db::models::signing_key::insert(conn, &record(&info, created, Some(at), None))?;
                 }
             }
         }
