@@ -73,6 +73,20 @@ async fn start_driver() -> Option<Driver> {
     }
 }
 
+async fn type_into(client: &Client, id: &str, text: &str) {
+    client
+        .find(Locator::Id(id))
+        .await
+        .unwrap()
+        .send_keys(text)
+        .await
+        .unwrap();
+}
+
+async fn click(client: &Client, id: &str) {
+    client.find(Locator::Id(id)).await.unwrap().click().await.unwrap();
+}
+
 async fn browser(driver: &Driver) -> Client {
     let mut caps = serde_json::Map::new();
     caps.insert(
@@ -100,44 +114,14 @@ async fn login_and_logout_in_headless_chromium() {
         let client = browser(&driver).await;
 
         client.goto(&app.url("/login")).await.unwrap();
-        client
-            .find(Locator::Id("email"))
-            .await
-            .unwrap()
-            .send_keys(&admin.email)
-            .await
-            .unwrap();
-        client
-            .find(Locator::Id("password"))
-            .await
-            .unwrap()
-            .send_keys("not the password")
-            .await
-            .unwrap();
-        client
-            .find(Locator::Id("login-submit"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        type_into(&client, "email", &admin.email).await;
+        type_into(&client, "password", "not the password").await;
+        click(&client, "login-submit").await;
         let error = client.wait().for_element(Locator::Id("login-error")).await.unwrap();
         assert!(error.text().await.unwrap().contains("wrong e-mail or password"));
 
-        client
-            .find(Locator::Id("password"))
-            .await
-            .unwrap()
-            .send_keys(&admin.password)
-            .await
-            .unwrap();
-        client
-            .find(Locator::Id("login-submit"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        type_into(&client, "password", &admin.password).await;
+        click(&client, "login-submit").await;
         let whoami = client.wait().for_element(Locator::Id("whoami")).await.unwrap();
         assert!(whoami.text().await.unwrap().contains(&admin.email));
         assert_eq!(client.current_url().await.unwrap().path(), "/");
@@ -157,7 +141,7 @@ async fn login_and_logout_in_headless_chromium() {
             .expect("session cookie");
         assert_eq!(session.http_only(), Some(true));
 
-        client.find(Locator::Id("logout")).await.unwrap().click().await.unwrap();
+        click(&client, "logout").await;
         client.wait().for_element(Locator::Id("login-form")).await.unwrap();
         assert_eq!(client.current_url().await.unwrap().path(), "/login");
         client.goto(&app.url("/account")).await.unwrap();
@@ -219,13 +203,7 @@ async fn the_advisory_index_filters_and_opens_an_advisory() {
             .click()
             .await
             .unwrap();
-        client
-            .find(Locator::Id("filter-submit"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        click(&client, "filter-submit").await;
         client
             .wait()
             .for_url(&url::Url::parse(&app.url("/advisories?product=&severity=critical&cve=&q=")).unwrap())
@@ -279,44 +257,14 @@ async fn a_vendor_uploads_a_patch_file_with_the_page_script() {
 
         let client = browser(&driver).await;
         client.goto(&app.url("/login")).await.unwrap();
-        client
-            .find(Locator::Id("email"))
-            .await
-            .unwrap()
-            .send_keys(&vendor.email)
-            .await
-            .unwrap();
-        client
-            .find(Locator::Id("password"))
-            .await
-            .unwrap()
-            .send_keys(&vendor.password)
-            .await
-            .unwrap();
-        client
-            .find(Locator::Id("login-submit"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        type_into(&client, "email", &vendor.email).await;
+        type_into(&client, "password", &vendor.password).await;
+        click(&client, "login-submit").await;
         client.wait().for_element(Locator::Id("whoami")).await.unwrap();
 
         client.goto(&app.url(&format!("/vendor/patches/{id}"))).await.unwrap();
-        client
-            .find(Locator::Id("upload-file"))
-            .await
-            .unwrap()
-            .send_keys(&file.to_string_lossy())
-            .await
-            .unwrap();
-        client
-            .find(Locator::Id("upload-submit"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        type_into(&client, "upload-file", &file.to_string_lossy()).await;
+        click(&client, "upload-submit").await;
         // The script reloads the page once the server has the file; the form is gone then.
         let sha = patchwarden::secrets::sha256_hex(&bytes);
         client
@@ -326,13 +274,7 @@ async fn a_vendor_uploads_a_patch_file_with_the_page_script() {
             )))
             .await
             .unwrap();
-        client
-            .find(Locator::Id("publish-patch"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        click(&client, "publish-patch").await;
         client
             .wait()
             .for_element(Locator::XPath(
