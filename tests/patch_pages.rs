@@ -41,16 +41,7 @@ async fn a_patch_goes_through_the_vendor_screens_and_reaches_the_customer_page()
         .await;
 
         let session = sign_in(&app, &vendor).await;
-        let page = app
-            .client
-            .get(app.url("/vendor/patches"))
-            .header("cookie", &session)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let page = app.page(&session, "/vendor/patches").await.1;
         assert!(page.contains("No patches yet"), "{page}");
         let csrf = csrf_field(&page);
         let form = [
@@ -88,16 +79,7 @@ async fn a_patch_goes_through_the_vendor_screens_and_reaches_the_customer_page()
         let screen = response.headers()["location"].to_str().unwrap().to_owned();
         let id = screen.rsplit('/').next().unwrap().to_owned();
 
-        let page = app
-            .client
-            .get(app.url(&screen))
-            .header("cookie", &session)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let page = app.page(&session, &screen).await.1;
         assert!(page.contains(&format!("data-upload-url=\"/api/v1/patches/{id}/file\"")));
         let bytes: Vec<u8> = (0..200_000u32).map(|i| (i % 253) as u8).collect();
         let upload = |csrf: Option<&str>| {
@@ -127,30 +109,12 @@ async fn a_patch_goes_through_the_vendor_screens_and_reaches_the_customer_page()
             .await
             .unwrap();
         assert_eq!(response.status(), 303);
-        let page = app
-            .client
-            .get(app.url(&screen))
-            .header("cookie", &session)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let page = app.page(&session, &screen).await.1;
         assert!(page.contains("id=\"patch-state\">published"), "{page}");
 
         let sha = patchwarden::secrets::sha256_hex(&bytes);
         let customer_session = sign_in(&app, &acme.admin).await;
-        let page = app
-            .client
-            .get(app.url("/patches"))
-            .header("cookie", &customer_session)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let page = app.page(&customer_session, "/patches").await.1;
         assert!(page.contains(&sha), "the customer page lacks the hash");
         assert!(page.contains(&format!("/api/v1/patches/{id}/download")));
         let download = app
@@ -180,29 +144,11 @@ async fn a_patch_goes_through_the_vendor_screens_and_reaches_the_customer_page()
             .await
             .unwrap();
         assert_eq!(response.status(), 303);
-        let page = app
-            .client
-            .get(app.url("/patches"))
-            .header("cookie", &customer_session)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let page = app.page(&customer_session, "/patches").await.1;
         assert!(page.contains("YANKED") && page.contains("Breaks HA pairs"), "{page}");
         let globex = app.with_customer("globex").await;
         let globex_session = sign_in(&app, &globex.admin).await;
-        let page = app
-            .client
-            .get(app.url("/patches"))
-            .header("cookie", &globex_session)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let page = app.page(&globex_session, "/patches").await.1;
         assert!(!page.contains(&sha), "a customer without entitlement sees the patch");
         let status = app
             .client

@@ -9,36 +9,6 @@ use chrono::Datelike;
 use serde_json::json;
 use support::{csrf_field, sign_in, TestApp};
 
-async fn post_form(app: &TestApp, session: &str, path: &str, fields: &[(&str, &str)]) -> (u16, String, String) {
-    let response = app
-        .client
-        .post(app.url(path))
-        .header("cookie", session)
-        .form(fields)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    let location = response
-        .headers()
-        .get("location")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_owned();
-    (status, location, response.text().await.unwrap())
-}
-
-async fn page(app: &TestApp, session: &str, path: &str) -> (u16, String) {
-    let response = app
-        .client
-        .get(app.url(path))
-        .header("cookie", session)
-        .send()
-        .await
-        .unwrap();
-    (response.status().as_u16(), response.text().await.unwrap())
-}
-
 #[actix_web::test]
 async fn a_vendor_drafts_previews_publishes_revises_and_withdraws_through_the_screens() {
     for app in TestApp::each().await {
@@ -47,10 +17,10 @@ async fn a_vendor_drafts_previews_publishes_revises_and_withdraws_through_the_sc
         assert_eq!(app.post("/api/v1/products", &vendor.token, product).await.0, 201);
         let session = sign_in(&app, &vendor).await;
 
-        let (status, html) = page(&app, &session, "/vendor/advisories").await;
+        let (status, html) = app.page(&session, "/vendor/advisories").await;
         assert_eq!(status, 200);
         assert!(html.contains("No advisories yet"), "{html}");
-        let (_, form) = page(&app, &session, "/vendor/advisories/new").await;
+        let (_, form) = app.page(&session, "/vendor/advisories/new").await;
         let csrf = csrf_field(&form);
 
         let fields = |csrf: &str, affected: &str| -> Vec<(String, String)> {
@@ -111,7 +81,7 @@ async fn a_vendor_drafts_previews_publishes_revises_and_withdraws_through_the_sc
         let draft_url = response.headers()["location"].to_str().unwrap().to_owned();
         assert!(draft_url.starts_with("/vendor/advisories/"));
 
-        let (status, preview) = page(&app, &session, &format!("{draft_url}/preview")).await;
+        let (status, preview) = app.page(&session, &format!("{draft_url}/preview")).await;
         assert_eq!(status, 200);
         assert!(preview.contains("Preview — not published"));
         assert!(preview.contains("6.3.0r21"));
@@ -120,13 +90,13 @@ async fn a_vendor_drafts_previews_publishes_revises_and_withdraws_through_the_sc
         let (_, list) = app.get_text("/api/v1/advisories").await;
         assert!(list.contains("\"total\":0"), "a draft was listed publicly: {list}");
 
-        let (status, location, _) = post_form(
-            &app,
-            &session,
-            &format!("{draft_url}/publish"),
-            &[("csrf_token", &csrf), ("change_summary", "")],
-        )
-        .await;
+        let (status, location, _) = app
+            .post_form(
+                &session,
+                &format!("{draft_url}/publish"),
+                &[("csrf_token", csrf.as_str()), ("change_summary", "")],
+            )
+            .await;
         assert_eq!(status, 303);
         let id = format!("PW-{}-0001", chrono::Utc::now().year());
         assert_eq!(location, format!("/advisories/{id}"));
@@ -163,29 +133,29 @@ async fn a_vendor_drafts_previews_publishes_revises_and_withdraws_through_the_sc
             .await;
         assert_eq!(revisions.as_array().unwrap().len(), 2);
 
-        let (status, _, html) = post_form(
-            &app,
-            &session,
-            &format!("{draft_url}/withdraw"),
-            &[("csrf_token", &csrf), ("reason", " ")],
-        )
-        .await;
+        let (status, _, html) = app
+            .post_form(
+                &session,
+                &format!("{draft_url}/withdraw"),
+                &[("csrf_token", csrf.as_str()), ("reason", " ")],
+            )
+            .await;
         assert_eq!(status, 422);
         assert!(html.contains("reason is required"), "{html}");
-        let (status, _, _) = post_form(
-            &app,
-            &session,
-            &format!("{draft_url}/withdraw"),
-            &[("csrf_token", &csrf), ("reason", "Superseded")],
-        )
-        .await;
+        let (status, _, _) = app
+            .post_form(
+                &session,
+                &format!("{draft_url}/withdraw"),
+                &[("csrf_token", csrf.as_str()), ("reason", "Superseded")],
+            )
+            .await;
         assert_eq!(status, 303);
-        let (_, screen) = page(&app, &session, &draft_url).await;
+        let (_, screen) = app.page(&session, &draft_url).await;
         assert!(screen.contains("id=\"advisory-status\">withdrawn"), "{screen}");
 
         let acme = app.with_customer("acme").await;
         let customer_session = sign_in(&app, &acme.admin).await;
-        let (status, _) = page(&app, &customer_session, "/vendor/advisories").await;
+        let (status, _) = app.page(&customer_session, "/vendor/advisories").await;
         assert_eq!(status, 403);
     }
 }

@@ -160,16 +160,7 @@ async fn home_pages_per_role_and_hostile_text_is_escaped() {
 
         let publisher = app.with_publisher().await;
         let session = sign_in(&app, &publisher).await;
-        let html = app
-            .client
-            .get(app.url("/"))
-            .header("cookie", &session)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let html = app.page(&session, "/").await.1;
         assert!(html.contains("Ask a vendor-admin to add customers"), "{html}");
         assert!(
             !html.contains("patchwarden customer add"),
@@ -184,16 +175,7 @@ async fn home_pages_per_role_and_hostile_text_is_escaped() {
             .with_user("admin@evil.example", "customer-admin", Some("evil"))
             .await;
         let session = sign_in(&app, &evil_admin).await;
-        let html = app
-            .client
-            .get(app.url("/"))
-            .header("cookie", &session)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let html = app.page(&session, "/").await.1;
         assert!(!html.contains("<script>alert"), "unescaped: {html}");
         assert!(
             html.contains("&lt;script&gt;alert(&#x27;x&#x27;)&lt;&#x2F;script&gt;&quot;&amp;"),

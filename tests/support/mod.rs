@@ -253,51 +253,66 @@ impl TestApp {
         }
     }
 
-    pub async fn get(&self, path: &str, token: &str) -> (u16, Value) {
+    /// One bearer-authenticated request with an optional JSON body.
+    pub async fn send(&self, method: reqwest::Method, path: &str, token: &str, body: Option<Value>) -> (u16, Value) {
+        let mut request = self.client.request(method, self.url(path)).bearer_auth(token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        status_and_json(request.send().await.expect("request")).await
+    }
+
+    /// A page fetched with a session cookie: status and HTML.
+    pub async fn page(&self, session: &str, path: &str) -> (u16, String) {
         let response = self
             .client
             .get(self.url(path))
-            .bearer_auth(token)
+            .header("cookie", session)
             .send()
             .await
             .expect("request");
-        status_and_json(response).await
+        (response.status().as_u16(), response.text().await.expect("body"))
     }
 
-    pub async fn post(&self, path: &str, token: &str, body: Value) -> (u16, Value) {
+    /// A form posted with a session cookie: status, `Location` and HTML.
+    pub async fn post_form<T: serde::Serialize + ?Sized>(
+        &self,
+        session: &str,
+        path: &str,
+        fields: &T,
+    ) -> (u16, String, String) {
         let response = self
             .client
             .post(self.url(path))
-            .bearer_auth(token)
-            .json(&body)
+            .header("cookie", session)
+            .form(fields)
             .send()
             .await
             .expect("request");
-        status_and_json(response).await
+        let status = response.status().as_u16();
+        let location = response
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        (status, location, response.text().await.expect("body"))
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> (u16, Value) {
+        self.send(reqwest::Method::GET, path, token, None).await
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> (u16, Value) {
+        self.send(reqwest::Method::POST, path, token, Some(body)).await
     }
 
     pub async fn put(&self, path: &str, token: &str, body: Value) -> (u16, Value) {
-        let response = self
-            .client
-            .put(self.url(path))
-            .bearer_auth(token)
-            .json(&body)
-            .send()
-            .await
-            .expect("request");
-        status_and_json(response).await
+        self.send(reqwest::Method::PUT, path, token, Some(body)).await
     }
 
     pub async fn patch(&self, path: &str, token: &str, body: Value) -> (u16, Value) {
-        let response = self
-            .client
-            .patch(self.url(path))
-            .bearer_auth(token)
-            .json(&body)
-            .send()
-            .await
-            .expect("request");
-        status_and_json(response).await
+        self.send(reqwest::Method::PATCH, path, token, Some(body)).await
     }
 
     /// A public GET: status and body text.
@@ -308,14 +323,7 @@ impl TestApp {
     }
 
     pub async fn delete(&self, path: &str, token: &str) -> (u16, Value) {
-        let response = self
-            .client
-            .delete(self.url(path))
-            .bearer_auth(token)
-            .send()
-            .await
-            .expect("request");
-        status_and_json(response).await
+        self.send(reqwest::Method::DELETE, path, token, None).await
     }
 }
 
