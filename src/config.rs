@@ -103,6 +103,11 @@ pub const SETTINGS: &[Setting] = &[
         help: "largest patch file accepted",
     },
     Setting {
+        name: "download_offload_prefix",
+        default: "none",
+        help: "hand downloads to a front nginx: answer with `X-Accel-Redirect: <prefix>sha256/…` (local storage only)",
+    },
+    Setting {
         name: "s3_bucket",
         default: "none",
         help: "store patch files in this S3 bucket instead of `<data_dir>/patches`",
@@ -489,7 +494,25 @@ impl RawSettings {
             _ => Err(format!("`{s}` is not a positive whole number of bytes")),
         })?;
         let s3 = self.s3()?;
+        let download_offload_prefix = self.parse("download_offload_prefix", None, |p| {
+            if p.is_empty() {
+                return Ok(None);
+            }
+            let plain = p
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'_' | b'-' | b'.'));
+            if !p.starts_with('/') || !p.ends_with('/') || !plain || p.contains("..") {
+                return Err(format!(
+                    "`{p}` must be a path like /_patch_files/ (starting and ending with /)"
+                ));
+            }
+            if s3.is_some() {
+                return Err("works with local storage only; unset s3_bucket or this setting".into());
+            }
+            Ok(Some(p.to_owned()))
+        })?;
         Ok(Config {
+            download_offload_prefix,
             max_patch_bytes,
             s3,
             keys_dir,
@@ -521,6 +544,8 @@ pub enum LogFormat {
 /// The validated configuration, shared read-only through the application state.
 #[derive(Clone, Debug)]
 pub struct Config {
+    /// When set, downloads are answered with `X-Accel-Redirect` for a front nginx.
+    pub download_offload_prefix: Option<String>,
     pub max_patch_bytes: u64,
     pub s3: Option<S3Config>,
     pub keys_dir: PathBuf,
@@ -603,6 +628,7 @@ mod tests {
             ("advisory_id_prefix", "pw-"),
             ("key_password_file", "/nonexistent/password"),
             ("max_patch_bytes", "0"),
+            ("download_offload_prefix", "files"),
             ("s3_endpoint", "http://127.0.0.1:9000"),
         ] {
             let err = raw(&[(name, value)]).validate().unwrap_err();

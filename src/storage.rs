@@ -119,6 +119,15 @@ impl Storage {
         }
     }
 
+    /// The path of a stored file below the storage root, for a front server that
+    /// serves the root itself; `None` for object storage.
+    pub fn local_key(&self, sha256: &str) -> Option<String> {
+        match self {
+            Storage::Local { .. } if is_sha256(sha256) => Some(object_key(sha256)),
+            _ => None,
+        }
+    }
+
     /// Writes `body` and publishes it under its SHA-256, if it stays within `limit`
     /// bytes and matches `expected` (when given).
     pub async fn put<S, E>(&self, body: S, expected: Option<&str>, limit: u64) -> Result<StoredObject, StorageError>

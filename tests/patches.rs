@@ -429,3 +429,43 @@ async fn refused_uploads_and_drafts_leave_nothing_behind() {
         assert_eq!(listed.as_array().unwrap().len(), 2, "a refused draft was written");
     }
 }
+
+#[actix_web::test]
+async fn offloaded_downloads_are_authorised_here_and_name_the_stored_file() {
+    for app in TestApp::each_with(&[("download_offload_prefix", "/_patch_files/")]).await {
+        let f = fixture(&app).await;
+        let bytes = file_bytes(10_000);
+        let sha256 = patchwarden::secrets::sha256_hex(&bytes);
+        let id = published_patch(&app, &f, bytes.clone()).await;
+
+        let response = download(&app, &f.acme.admin.token, &id, &[]).await;
+        assert_eq!(response.status(), 200);
+        let key = format!("sha256/{}/{sha256}", &sha256[..2]);
+        assert_eq!(
+            response.headers()["x-accel-redirect"],
+            format!("/_patch_files/{key}").as_str()
+        );
+        assert_eq!(response.headers()["etag"], format!("\"{sha256}\"").as_str());
+        assert!(
+            response.bytes().await.unwrap().is_empty(),
+            "the bytes are the front server's to send"
+        );
+        let stored = std::fs::read(app.data_dir.path().join("patches").join(&key)).unwrap();
+        assert!(stored == bytes, "the named file is not the patch");
+
+        let (status, _) = app
+            .get(&format!("/api/v1/patches/{id}/download"), &f.globex.admin.token)
+            .await;
+        assert_eq!(status, 404, "offloading skipped the entitlement check");
+        app.post(
+            &format!("/api/v1/patches/{id}/yank"),
+            &f.vendor.token,
+            json!({"reason": "bad build"}),
+        )
+        .await;
+        let (status, _) = app
+            .get(&format!("/api/v1/patches/{id}/download"), &f.acme.admin.token)
+            .await;
+        assert_eq!(status, 410);
+    }
+}
