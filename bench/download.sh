@@ -16,16 +16,17 @@ bin="$target/release/patchwarden"
 for tool in nginx wrk curl; do command -v "$tool" >/dev/null || { echo "missing $tool" >&2; exit 1; }; done
 
 work=$(mktemp -d)
-pw_pid=""; nginx_started=""
+pw_pid=""; pw2_pid=""; nginx_started=""
 cleanup() {
   [ -n "$pw_pid" ] && kill "$pw_pid" 2>/dev/null || true
+  [ -n "$pw2_pid" ] && kill "$pw2_pid" 2>/dev/null || true
   [ -n "$nginx_started" ] && nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" -s stop 2>/dev/null || true
   rm -rf "$work"
 }
 trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-pw_port=$(free_port); nginx_port=$(free_port)
+pw_port=$(free_port); nginx_port=$(free_port); pw2_port=$(free_port); front_port=$(free_port)
 
 head -c "$((size_mib * 1024 * 1024))" /dev/urandom > "$work/patch.bin"
 sha=$(sha256sum "$work/patch.bin" | cut -d' ' -f1)
@@ -79,15 +80,30 @@ http {
   sendfile on;
   tcp_nopush on;
   server { listen 127.0.0.1:$nginx_port; root $work/www; }
+  # patchwarden behind nginx with download offload: patchwarden authorises, nginx sends.
+  server {
+    listen 127.0.0.1:$front_port;
+    location /_patch_files/ { internal; alias $work/data/patches/; }
+    location / { proxy_pass http://127.0.0.1:$pw2_port; }
+  }
 }
 CONF
-# nginx workers run unprivileged: let them read the file.
+# A second instance on the same data answers downloads with X-Accel-Redirect.
+PATCHWARDEN_BIND="127.0.0.1:$pw2_port" PATCHWARDEN_DOWNLOAD_OFFLOAD_PREFIX=/_patch_files/ "$bin" serve 2>"$work/serve2.log" &
+pw2_pid=$!
+for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$pw2_port/healthz" >/dev/null && break; sleep 0.1; done
+
+# nginx workers run unprivileged: let them read the files.
 chmod 755 "$work" "$work/www"
 chmod 644 "$work/www/patch.bin"
+chmod -R a+rX "$work/data/patches"
 nginx -p "$work/nginx" -c "$work/nginx/nginx.conf"
 nginx_started=1
 got=$(curl -sf "http://127.0.0.1:$nginx_port/patch.bin" | sha256sum | cut -d' ' -f1)
 [ "$got" = "$sha" ] || { echo "nginx does not serve the file" >&2; exit 1; }
+front_url="http://127.0.0.1:$front_port/api/v1/patches/$id/download"
+got=$(curl -sf -H "Authorization: Bearer $customer" "$front_url" | sha256sum | cut -d' ' -f1)
+[ "$got" = "$sha" ] || { echo "the offloaded download does not match" >&2; exit 1; }
 
 # Transfer/sec from wrk, in MiB/s.
 rate() {
@@ -95,15 +111,17 @@ rate() {
     if (u=="GB") n*=1024; else if (u=="KB") n/=1024; printf "%.0f", n }'
 }
 run() {
-  local label=$1 threads=$2 conns=$3
+  local label=$1 threads=$2 conns=$3 target=$4
   local pw nx
-  pw=$(rate -t"$threads" -c"$conns" -d"${seconds}s" -H "Authorization: Bearer $customer" "$url")
+  pw=$(rate -t"$threads" -c"$conns" -d"${seconds}s" -H "Authorization: Bearer $customer" "$target")
   nx=$(rate -t"$threads" -c"$conns" -d"${seconds}s" "http://127.0.0.1:$nginx_port/patch.bin")
   printf '%-22s patchwarden %6s MiB/s   nginx %6s MiB/s   ratio %s\n' "$label" "$pw" "$nx" \
     "$(python3 -c "print(f'{$pw/$nx:.2f}')")"
 }
 echo "$upload_line"
 echo "file: ${size_mib} MiB, ${seconds} s per run, $(nproc) cores"
-run "single stream" 1 1
-run "32 concurrent" 2 32
+run "single stream" 1 1 "$url"
+run "32 concurrent" 2 32 "$url"
+run "single, offloaded" 1 1 "$front_url"
+run "32 conc., offloaded" 2 32 "$front_url"
 echo "patchwarden peak RSS: $(awk '/VmHWM/ {print $2/1024 " MiB"}' /proc/$pw_pid/status)"
