@@ -158,7 +158,9 @@ impl Db {
         }
         let pool = Pool::builder()
             .max_size(pool_size)
-            .min_idle(Some(1))
+            // Connections open on demand: no background thread keeps dialling a
+            // database that has gone away.
+            .min_idle(Some(0))
             .connection_timeout(Duration::from_secs(5))
             .build(ConnectionManager { url: url.clone() })
             .with_context(|| format!("opening the connection pool for {url}"))?;

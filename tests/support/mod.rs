@@ -61,6 +61,10 @@ impl PgDatabase {
             .expect("create test database");
         let mut url = url::Url::parse(&admin_url).expect("PostgreSQL URL");
         url.set_path(&name);
+        // Loopback tests need no TLS; leaving it out keeps OpenSSL out of their teardown.
+        if !url.query_pairs().any(|(key, _)| key == "sslmode") {
+            url.query_pairs_mut().append_pair("sslmode", "disable");
+        }
         PgDatabase {
             admin_url,
             name,
