@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use support::process::{patchwarden, run, text, wait_healthy, Server};
+use support::process::{bootstrap_vendor, patchwarden, run, text, wait_healthy, Server};
 use support::{backends, database_for};
 
 #[actix_web::test]
@@ -104,28 +104,7 @@ async fn the_server_log_never_holds_a_token_or_password() {
     let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let bind = format!("127.0.0.1:{port}");
     let env = [("PATCHWARDEN_BIND", bind.as_str()), ("PATCHWARDEN_LOG_LEVEL", "debug")];
-    let out = run(
-        patchwarden(dir.path(), &env).args([
-            "user",
-            "add",
-            "--email",
-            "a@vendor.example",
-            "--role",
-            "vendor-admin",
-            "--password-stdin",
-        ]),
-        Some("the secret password\n"),
-    );
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let token = text(
-        &run(
-            patchwarden(dir.path(), &env).args(["token", "create", "--email", "a@vendor.example"]),
-            None,
-        )
-        .stdout,
-    )
-    .trim()
-    .to_owned();
+    let token = bootstrap_vendor(dir.path(), &env, "a@vendor.example", "the secret password");
 
     let log = dir.path().join("server.log");
     let log_file = std::fs::File::create(&log).unwrap();

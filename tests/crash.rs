@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use serde_json::{json, Value};
-use support::process::{patchwarden, run, text, wait_healthy, Server};
+use support::process::{bootstrap_vendor, patchwarden, wait_healthy, Server};
 use support::{backends, database_for};
 
 fn files_in(dir: &std::path::Path) -> Vec<(std::path::PathBuf, u64)> {
@@ -42,28 +42,7 @@ async fn a_killed_upload_leaves_nothing_served_and_can_be_retried() {
             ("PATCHWARDEN_DATABASE_URL", database_url.as_str()),
             ("PATCHWARDEN_BIND", bind.as_str()),
         ];
-        let out = run(
-            patchwarden(dir.path(), &env).args([
-                "user",
-                "add",
-                "--email",
-                "ops@vendor.example",
-                "--role",
-                "vendor-admin",
-                "--password-stdin",
-            ]),
-            Some("a long and good password\n"),
-        );
-        assert!(out.status.success(), "{}", text(&out.stderr));
-        let token = text(
-            &run(
-                patchwarden(dir.path(), &env).args(["token", "create", "--email", "ops@vendor.example"]),
-                None,
-            )
-            .stdout,
-        )
-        .trim()
-        .to_owned();
+        let token = bootstrap_vendor(dir.path(), &env, "ops@vendor.example", "a long and good password");
         let base = format!("http://{bind}");
         let client = reqwest::Client::new();
         let start_server = || {

@@ -61,3 +61,24 @@ pub async fn wait_healthy(client: &reqwest::Client, base: &str, server: &mut Ser
         actix_web::rt::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Creates a vendor-admin `email` with `password` from the shell and returns a new API
+/// token for it, as an operator bootstraps a server.
+pub fn bootstrap_vendor(dir: &Path, env: &[(&str, &str)], email: &str, password: &str) -> String {
+    let out = run(
+        patchwarden(dir, env).args([
+            "user",
+            "add",
+            "--email",
+            email,
+            "--role",
+            "vendor-admin",
+            "--password-stdin",
+        ]),
+        Some(&format!("{password}\n")),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = run(patchwarden(dir, env).args(["token", "create", "--email", email]), None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    text(&out.stdout).trim().to_owned()
+}
