@@ -20,6 +20,7 @@ pub mod metrics;
 pub mod patches;
 pub mod publishing;
 pub mod ratelimit;
+pub mod resumable;
 pub mod routes;
 pub mod secrets;
 pub mod server;

@@ -72,7 +72,7 @@ enum Command {
     /// Work with patches on a running server.
     Patch {
         #[command(subcommand)]
-        action: PatchCommand,
+        action: Box<PatchCommand>,
     },
     /// Manage customers.
     Customer {
@@ -93,8 +93,8 @@ enum Command {
 
 #[derive(Subcommand)]
 enum PatchCommand {
-    /// Create a patch on a server and upload its file, with progress; retried when
-    /// the connection drops.
+    /// Create a patch on a server and upload its file, with progress; when the
+    /// connection drops the upload resumes where the server's copy ends.
     Upload {
         /// The server's URL, e.g. https://updates.example.com
         #[arg(long, env = "PATCHWARDEN_SERVER")]
@@ -102,11 +102,11 @@ enum PatchCommand {
         /// A vendor API token (prefer the environment variable to the command line).
         #[arg(long, env = "PATCHWARDEN_TOKEN", hide_env_values = true)]
         token: String,
-        #[arg(long)]
-        product: String,
+        #[arg(long, required_unless_present = "patch")]
+        product: Option<String>,
         /// The version the patch installs.
-        #[arg(long)]
-        version: String,
+        #[arg(long, required_unless_present = "patch")]
+        version: Option<String>,
         #[arg(long)]
         platform: Option<String>,
         /// A range the patch upgrades from, such as ">=6.3.0r12 <6.3.0r21"; repeatable.
@@ -120,9 +120,13 @@ enum PatchCommand {
         /// Sign and publish once uploaded.
         #[arg(long)]
         publish: bool,
-        /// Upload attempts before giving up.
+        /// Upload attempts in a row without progress before giving up.
         #[arg(long, default_value_t = 3)]
         attempts: u32,
+        /// Upload the file of this existing draft instead of creating one; resumes the
+        /// draft's unfinished upload of the same file.
+        #[arg(long, conflicts_with_all = ["product", "version", "platform", "applies_to", "fixes"])]
+        patch: Option<String>,
     },
 }
 
@@ -311,22 +315,8 @@ fn run(command: Command, config: Config) -> anyhow::Result<()> {
             old_password_file,
         } => keygen(&config, password_file, unencrypted, rotate, old_password_file),
         Command::Verify { file, sig, pubkey } => verify(&config, file, sig, pubkey),
-        Command::Patch {
-            action:
-                PatchCommand::Upload {
-                    server,
-                    token,
-                    product,
-                    version,
-                    platform,
-                    applies_to,
-                    fixes,
-                    file,
-                    publish,
-                    attempts,
-                },
-        } => {
-            let request = upload::UploadRequest {
+        Command::Patch { action } => {
+            let PatchCommand::Upload {
                 server,
                 token,
                 product,
@@ -334,6 +324,26 @@ fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 platform,
                 applies_to,
                 fixes,
+                file,
+                publish,
+                attempts,
+                patch,
+            } = *action;
+            let target = match (patch, product, version) {
+                (Some(id), _, _) => upload::Target::Existing(id),
+                (None, Some(product), Some(version)) => upload::Target::New {
+                    product,
+                    version,
+                    platform,
+                    applies_to,
+                    fixes,
+                },
+                _ => anyhow::bail!("patch upload needs --product and --version, or --patch"),
+            };
+            let request = upload::UploadRequest {
+                server,
+                token,
+                target,
                 file,
                 publish,
                 attempts: attempts.max(1),

@@ -8,7 +8,7 @@ use crate::handlers::pages::{
 };
 use crate::handlers::{
     advisories, csaf, customers, entitlements, feeds, health, keys, me, metrics, patches, products, query, session,
-    tokens, users,
+    tokens, uploads, users,
 };
 use crate::templates::{STYLESHEET, UPLOAD_SCRIPT};
 
@@ -45,6 +45,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 )
                 .route("/patches/{id}", web::get().to(patches::get_patch))
                 .route("/patches/{id}/file", web::put().to(patches::upload_patch_file))
+                .service(
+                    web::resource("/patches/{id}/upload")
+                        .route(web::post().to(uploads::begin_upload))
+                        .route(web::get().to(uploads::get_upload))
+                        .route(web::head().to(uploads::get_upload))
+                        .route(web::patch().to(uploads::append_upload))
+                        .route(web::delete().to(uploads::cancel_upload)),
+                )
                 .route("/patches/{id}/publish", web::post().to(patches::publish_patch))
                 .route("/patches/{id}/yank", web::post().to(patches::yank_patch))
                 .route("/patches/{id}/minisig", web::get().to(patches::get_patch_minisig))

@@ -13,6 +13,7 @@ use crate::db::Db;
 use crate::metrics::Metrics;
 use crate::publishing::PublishContext;
 use crate::ratelimit::LoginLimiter;
+use crate::resumable::{self, Writers};
 use crate::signing::{PublicKeyInfo, Signer};
 use crate::storage::Storage;
 use crate::templates::Templates;
@@ -26,6 +27,8 @@ pub struct AppState {
     pub templates: Templates,
     pub metrics: Metrics,
     pub login_limiter: LoginLimiter,
+    /// Patches whose file a request of this instance is writing.
+    pub writers: Writers,
 }
 
 impl AppState {
@@ -52,7 +55,7 @@ impl AppState {
         let metrics = Metrics::new()?;
         let login_limiter = LoginLimiter::new(config.login_attempts_per_minute);
         let publish = PublishContext::new(&config, signer.clone());
-        Ok(AppState {
+        let state = AppState {
             config,
             db,
             signer,
@@ -61,7 +64,15 @@ impl AppState {
             templates,
             metrics,
             login_limiter,
-        })
+            writers: Writers::default(),
+        };
+        let removed = resumable::clean_at_start(&state)
+            .await
+            .context("cleaning idle and orphaned uploads")?;
+        if removed > 0 {
+            tracing::info!(count = removed, "removed idle or orphaned resumable uploads");
+        }
+        Ok(state)
     }
 }
 

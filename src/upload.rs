@@ -1,31 +1,41 @@
-//! The client side of `patchwarden patch upload`: hash the file, create the patch,
-//! stream the file with a progress line on standard error, retry when the connection
-//! drops (the server keeps nothing of a broken upload, so a retry starts afresh), and
-//! publish on request.
+//! The client side of `patchwarden patch upload`: hash the file, create the patch (or
+//! take an existing draft), send the file through the server's resumable upload with
+//! a progress line on standard error, and when the connection drops ask the server
+//! how much it holds and go on from there; publish on request.
 
 use std::io::{Read, Write};
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use futures_util::StreamExt;
+use reqwest::StatusCode;
 use serde_json::{json, Value};
+use tokio::io::AsyncSeekExt;
 
 use crate::domain::range::RangeInput;
+
+/// The patch a file is uploaded for.
+pub enum Target {
+    New {
+        product: String,
+        version: String,
+        platform: Option<String>,
+        /// Ranges written `>=A <B`, `>=A <=B` or `>=A`.
+        applies_to: Vec<String>,
+        fixes: Vec<String>,
+    },
+    /// An existing draft, by id.
+    Existing(String),
+}
 
 pub struct UploadRequest {
     pub server: url::Url,
     pub token: String,
-    pub product: String,
-    pub version: String,
-    pub platform: Option<String>,
-    /// Ranges written `>=A <B`, `>=A <=B` or `>=A`.
-    pub applies_to: Vec<String>,
-    pub fixes: Vec<String>,
+    pub target: Target,
     pub file: PathBuf,
     pub publish: bool,
+    /// Attempts in a row without progress before giving up.
     pub attempts: u32,
 }
 
@@ -53,7 +63,7 @@ pub fn parse_range(text: &str) -> anyhow::Result<RangeInput> {
     Ok(range)
 }
 
-fn hash_file(path: &PathBuf) -> anyhow::Result<(String, u64)> {
+fn hash_file(path: &Path) -> anyhow::Result<(String, u64)> {
     use sha2::{Digest, Sha256};
     let mut file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
     let mut hasher = Sha256::new();
@@ -80,9 +90,105 @@ async fn failure(response: reqwest::Response, what: &str) -> anyhow::Error {
     anyhow::anyhow!("{what}: {status}: {message}")
 }
 
-fn progress(sent: u64, total: u64, started: Instant) {
+/// The server's side of an upload: its endpoint, how far it got, what the client sends.
+struct Session<'a> {
+    client: &'a reqwest::Client,
+    token: &'a str,
+    url: String,
+    path: &'a Path,
+    size: u64,
+}
+
+/// How one attempt to send the rest of the file ended.
+enum Sent {
+    Stored,
+    Progress,
+    Failed(anyhow::Error),
+}
+
+impl Session<'_> {
+    /// The offset the server holds, after starting an upload if there is none (or one
+    /// of another size).
+    async fn offset(&self) -> anyhow::Result<u64> {
+        let response = self.client.get(&self.url).bearer_auth(self.token).send().await?;
+        if response.status().is_success() {
+            let state: Value = response.json().await?;
+            if state["size"].as_u64() == Some(self.size) {
+                return state["offset"].as_u64().context("the server sent no upload offset");
+            }
+        } else if response.status() != StatusCode::NOT_FOUND {
+            return Err(failure(response, "asking for the upload offset").await);
+        }
+        let response = self
+            .client
+            .post(&self.url)
+            .bearer_auth(self.token)
+            .json(&json!({"size": self.size}))
+            .send()
+            .await?;
+        if !response.status().is_success() {
+            return Err(failure(response, "starting the upload").await);
+        }
+        Ok(0)
+    }
+
+    /// Sends the file from `offset` to its end in one request.
+    async fn send_from(&self, offset: u64) -> anyhow::Result<Sent> {
+        let mut file = tokio::fs::File::open(self.path)
+            .await
+            .with_context(|| format!("opening {}", self.path.display()))?;
+        file.seek(std::io::SeekFrom::Start(offset))
+            .await
+            .with_context(|| format!("reading {}", self.path.display()))?;
+        let (size, started) = (self.size, Instant::now());
+        let mut sent = offset;
+        let mut last = Instant::now();
+        let stream = tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024).map(move |chunk| {
+            if let Ok(bytes) = &chunk {
+                sent += bytes.len() as u64;
+                if last.elapsed() > Duration::from_millis(200) || sent == size {
+                    progress(offset, sent, size, started);
+                    last = Instant::now();
+                }
+            }
+            chunk
+        });
+        let response = self
+            .client
+            .patch(&self.url)
+            .bearer_auth(self.token)
+            .header("content-type", "application/offset+octet-stream")
+            .header("upload-offset", offset)
+            .header("content-length", size - offset)
+            .body(reqwest::Body::wrap_stream(stream))
+            .send()
+            .await;
+        eprintln!();
+        let response = match response {
+            Ok(response) => response,
+            Err(err) => return Ok(Sent::Failed(err.into())),
+        };
+        let status = response.status();
+        if status == StatusCode::OK {
+            return Ok(Sent::Stored);
+        }
+        if status == StatusCode::NO_CONTENT {
+            // The server holds more than before but not the whole file.
+            return Ok(Sent::Progress);
+        }
+        let error = failure(response, "uploading the file").await;
+        if status.is_server_error() || status == StatusCode::CONFLICT || status == StatusCode::BAD_REQUEST {
+            // The server is struggling, or its offset moved on: ask again and resume.
+            Ok(Sent::Failed(error))
+        } else {
+            Err(error)
+        }
+    }
+}
+
+fn progress(from: u64, sent: u64, total: u64, started: Instant) {
     let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
-    let rate = mib(sent) / started.elapsed().as_secs_f64().max(0.001);
+    let rate = mib(sent - from) / started.elapsed().as_secs_f64().max(0.001);
     let percent = if total == 0 {
         100.0
     } else {
@@ -96,71 +202,65 @@ fn progress(sent: u64, total: u64, started: Instant) {
     let _ = std::io::stderr().flush();
 }
 
-async fn send_file(
-    client: &reqwest::Client,
-    url: &str,
-    token: &str,
-    path: &PathBuf,
-    size: u64,
-) -> anyhow::Result<reqwest::Response> {
-    let file = tokio::fs::File::open(path)
-        .await
-        .with_context(|| format!("opening {}", path.display()))?;
-    let sent = Arc::new(AtomicU64::new(0));
-    let started = Instant::now();
-    let counter = sent.clone();
-    let mut last = Instant::now();
-    let stream = tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024).map(move |chunk| {
-        if let Ok(bytes) = &chunk {
-            let now_sent = counter.fetch_add(bytes.len() as u64, Ordering::Relaxed) + bytes.len() as u64;
-            if last.elapsed() > Duration::from_millis(200) || now_sent == size {
-                progress(now_sent, size, started);
-                last = Instant::now();
+/// Sends the whole file through the server's resumable upload, resuming after each
+/// failure from the offset the server reports, until `attempts` fail in a row.
+async fn upload_file(session: &Session<'_>, attempts: u32) -> anyhow::Result<()> {
+    let mut failures = 0;
+    loop {
+        let outcome = match session.offset().await {
+            Ok(offset) => {
+                if offset > 0 {
+                    eprintln!("resuming at byte {offset} of {}", session.size);
+                }
+                session.send_from(offset).await?
+            }
+            Err(err) => Sent::Failed(err),
+        };
+        match outcome {
+            Sent::Stored => return Ok(()),
+            Sent::Progress => failures = 0,
+            Sent::Failed(err) => {
+                failures += 1;
+                if failures >= attempts {
+                    return Err(err.context(format!("uploading the file ({failures} attempts in a row failed)")));
+                }
+                eprintln!("attempt failed: {err:#}; resuming");
+                // Back off before asking again: 1 s, 2 s, 4 s …
+                tokio::time::sleep(Duration::from_secs(1 << (failures - 1).min(5))).await;
             }
         }
-        chunk
-    });
-    let response = client
-        .put(url)
-        .bearer_auth(token)
-        .header("content-type", "application/octet-stream")
-        .header("content-length", size)
-        .body(reqwest::Body::wrap_stream(stream))
-        .send()
-        .await;
-    eprintln!();
-    Ok(response?)
+    }
 }
 
-pub async fn run(request: UploadRequest) -> anyhow::Result<()> {
-    let ranges = request
-        .applies_to
+async fn create_draft(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    target: &Target,
+    filename: &str,
+    sha256: &str,
+) -> anyhow::Result<String> {
+    let Target::New {
+        product,
+        version,
+        platform,
+        applies_to,
+        fixes,
+    } = target
+    else {
+        bail!("no draft to create");
+    };
+    let ranges = applies_to
         .iter()
         .map(|r| parse_range(r))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let filename = request
-        .file
-        .file_name()
-        .and_then(|n| n.to_str())
-        .context("the file has no usable name")?
-        .to_owned();
-    eprintln!("hashing {}", request.file.display());
-    let path = request.file.clone();
-    let (sha256, size) = tokio::task::spawn_blocking(move || hash_file(&path))
-        .await
-        .context("hashing")??;
-    eprintln!("sha256 {sha256}, {size} bytes");
-    let base = request.server.as_str().trim_end_matches('/').to_owned();
-    let client = reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(15))
-        .build()?;
     let draft = json!({
-        "product": request.product, "version": request.version, "platform": request.platform,
-        "applies_to": ranges, "fixes": request.fixes, "filename": filename, "sha256": sha256,
+        "product": product, "version": version, "platform": platform,
+        "applies_to": ranges, "fixes": fixes, "filename": filename, "sha256": sha256,
     });
     let response = client
         .post(format!("{base}/api/v1/patches"))
-        .bearer_auth(&request.token)
+        .bearer_auth(token)
         .json(&draft)
         .send()
         .await?;
@@ -168,25 +268,81 @@ pub async fn run(request: UploadRequest) -> anyhow::Result<()> {
         return Err(failure(response, "creating the patch").await);
     }
     let created: Value = response.json().await?;
-    let id = created["id"]
+    Ok(created["id"]
         .as_str()
         .context("the server did not name the patch")?
+        .to_owned())
+}
+
+/// Whether an existing draft already holds this file.
+async fn draft_holds(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    id: &str,
+    sha256: &str,
+) -> anyhow::Result<bool> {
+    let response = client
+        .get(format!("{base}/api/v1/patches/{id}"))
+        .bearer_auth(token)
+        .send()
+        .await?;
+    if !response.status().is_success() {
+        return Err(failure(response, "reading the patch").await);
+    }
+    let patch: Value = response.json().await?;
+    if patch["state"] != "draft" {
+        bail!("patch {id} is {}; its file can no longer change", patch["state"]);
+    }
+    Ok(patch["sha256"].as_str() == Some(sha256))
+}
+
+pub async fn run(request: UploadRequest) -> anyhow::Result<()> {
+    let filename = request
+        .file
+        .file_name()
+        .and_then(|n| n.to_str())
+        .context("the file has no usable name")?
         .to_owned();
-    let upload_url = format!("{base}/api/v1/patches/{id}/file");
-    let mut attempt = 1;
-    loop {
-        match send_file(&client, &upload_url, &request.token, &request.file, size).await {
-            Ok(response) if response.status().is_success() => break,
-            Ok(response) if response.status().is_server_error() && attempt < request.attempts => {
-                eprintln!("attempt {attempt} failed with {}; retrying", response.status());
-            }
-            Ok(response) => return Err(failure(response, "uploading the file").await),
-            Err(err) if attempt < request.attempts => eprintln!("attempt {attempt} failed: {err:#}; retrying"),
-            Err(err) => return Err(err.context("uploading the file")),
+    if let Target::New { applies_to, .. } = &request.target {
+        for range in applies_to {
+            parse_range(range)?;
         }
-        // Back off before the next attempt: 1 s, 2 s, 4 s …
-        tokio::time::sleep(Duration::from_secs(1 << (attempt - 1).min(5))).await;
-        attempt += 1;
+    }
+    eprintln!("hashing {}", request.file.display());
+    let path = request.file.clone();
+    let (sha256, size) = tokio::task::spawn_blocking(move || hash_file(&path))
+        .await
+        .context("hashing")??;
+    eprintln!("sha256 {sha256}, {size} bytes");
+    if size == 0 {
+        bail!("{} is empty", request.file.display());
+    }
+    let base = request.server.as_str().trim_end_matches('/').to_owned();
+    let client = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(15))
+        .build()?;
+    let (id, held) = match &request.target {
+        Target::Existing(id) => (
+            id.clone(),
+            draft_holds(&client, &base, &request.token, id, &sha256).await?,
+        ),
+        target => (
+            create_draft(&client, &base, &request.token, target, &filename, &sha256).await?,
+            false,
+        ),
+    };
+    if held {
+        eprintln!("patch {id} already holds this file");
+    } else {
+        let session = Session {
+            client: &client,
+            token: &request.token,
+            url: format!("{base}/api/v1/patches/{id}/upload"),
+            path: &request.file,
+            size,
+        };
+        upload_file(&session, request.attempts).await?;
     }
     if request.publish {
         let response = client

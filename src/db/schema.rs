@@ -95,6 +95,19 @@ diesel::table! {
 }
 
 diesel::table! {
+    patch_uploads (patch_id) {
+        patch_id -> Text,
+        storage_key -> Text,
+        multipart_id -> Nullable<Text>,
+        parts -> Text,
+        size -> BigInt,
+        received -> BigInt,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     patches (id) {
         id -> Text,
         product_id -> Text,
@@ -169,6 +182,7 @@ diesel::joinable!(entitlements -> customers (customer_id));
 diesel::joinable!(entitlements -> products (product_id));
 diesel::joinable!(patch_advisories -> advisories (advisory_id));
 diesel::joinable!(patch_advisories -> patches (patch_id));
+diesel::joinable!(patch_uploads -> patches (patch_id));
 diesel::joinable!(patches -> products (product_id));
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(users -> customers (customer_id));
@@ -183,6 +197,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     customers,
     entitlements,
     patch_advisories,
+    patch_uploads,
     patches,
     products,
     sessions,

@@ -19,6 +19,7 @@ pub mod products;
 pub mod query;
 pub mod session;
 pub mod tokens;
+pub mod uploads;
 pub mod users;
 
 use chrono::{DateTime, NaiveDateTime, Utc};

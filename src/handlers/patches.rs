@@ -14,8 +14,8 @@ use crate::error::AppError;
 use crate::handlers::download::{if_range_allows, none_match_hits, parse_range, RangeAnswer};
 use crate::handlers::utc;
 use crate::patches::{self, state, PatchDraft, PatchReader};
+use crate::resumable;
 use crate::state::AppState;
-use crate::storage::StorageError;
 
 type Timestamp = chrono::DateTime<chrono::Utc>;
 
@@ -72,7 +72,7 @@ impl PatchResponse {
     }
 }
 
-async fn view_for(state: &AppState, reader: PatchReader, id: String) -> Result<PatchView, AppError> {
+pub(crate) async fn view_for(state: &AppState, reader: PatchReader, id: String) -> Result<PatchView, AppError> {
     state.db.run(move |conn| patches::visible(conn, &reader, &id)).await
 }
 
@@ -120,16 +120,12 @@ pub async fn upload_patch_file(
             "the file is larger than the limit of {limit} bytes"
         )));
     }
+    let _claim = state.writers.claim(&view.patch.id).await?;
     let stored = state
         .storage
         .put(body, view.patch.expected_sha256.as_deref(), limit)
         .await
-        .map_err(|err| match err {
-            StorageError::TooLarge { .. } => AppError::PayloadTooLarge(err.to_string()),
-            StorageError::HashMismatch { .. } => AppError::invalid("sha256", err.to_string()),
-            StorageError::Interrupted(_) => AppError::BadRequest(err.to_string()),
-            StorageError::Backend(cause) => AppError::Internal(cause.context("storing a patch file")),
-        })?;
+        .map_err(resumable::storage_error)?;
     let patch_id = view.patch.id.clone();
     let (sha256, size) = (stored.sha256.clone(), i64::try_from(stored.size).unwrap_or(i64::MAX));
     let changed = state
@@ -139,6 +135,7 @@ pub async fn upload_patch_file(
     if changed == 0 {
         return Err(AppError::Conflict("the patch was published meanwhile".into()));
     }
+    resumable::discard(&state, &view.patch.id).await?;
     tracing::info!(patch.id = %view.patch.id, sha256 = %stored.sha256, size = stored.size, "stored patch file");
     Ok(HttpResponse::Ok().json(serde_json::json!({"id": view.patch.id, "sha256": stored.sha256, "size": stored.size})))
 }

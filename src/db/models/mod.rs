@@ -9,6 +9,7 @@ pub mod patch;
 pub mod product;
 pub mod session;
 pub mod signing_key;
+pub mod upload;
 pub mod user;
 
 pub use advisory::{AdvisoryFilter, AdvisoryRecord, NewAdvisory, PublishedSummary, RevisionRecord};
@@ -18,6 +19,7 @@ pub use patch::{NewPatch, PatchRecord, PatchView};
 pub use product::{NewProduct, Product};
 pub use session::{NewSession, Session};
 pub use signing_key::SigningKeyRecord;
+pub use upload::PatchUpload;
 pub use user::{NewUser, User};
 
 /// The current time as stored: UTC, microsecond precision on both backends.

@@ -1,0 +1,327 @@
+//! Resumable uploads of patch files. A vendor declares the size, then sends the file
+//! in as many requests as the connection allows, each from the offset the server
+//! reports; the server records how far it got after every request, also one that
+//! broke off, and keeps the bytes across restarts. When the last byte arrives the
+//! file is hashed, checked against the draft's expected SHA-256 and stored like a
+//! file sent in one `PUT`. Uploads idle for a day are removed.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use diesel::Connection;
+use futures_util::Stream;
+
+use crate::db::models::{now, PatchRecord, PatchUpload};
+use crate::error::AppError;
+use crate::ids::PatchId;
+use crate::patches::state;
+use crate::state::AppState;
+use crate::storage::{PartialUpload, StorageError, StoredObject};
+
+/// An upload that received nothing for this long is removed.
+pub const IDLE_LIMIT: Duration = Duration::from_secs(24 * 3600);
+
+/// The patches whose file a request of this instance is writing: one writer per
+/// patch at a time; a second waits briefly (a client that resumes right after its
+/// connection dropped meets the request that is still recording the broken one).
+#[derive(Default)]
+pub struct Writers(Mutex<HashMap<PatchId, Arc<tokio::sync::Mutex<()>>>>);
+
+/// How long a request waits for another writer of the same patch.
+const WRITER_WAIT: Duration = Duration::from_secs(10);
+
+/// One request's claim on writing a patch's file; released when dropped.
+pub struct WriterClaim<'a> {
+    writers: &'a Writers,
+    patch: PatchId,
+    held: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl Writers {
+    fn lock_for(&self, patch: &PatchId) -> Arc<tokio::sync::Mutex<()>> {
+        let mut map = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        map.entry(patch.clone()).or_default().clone()
+    }
+
+    fn busy() -> AppError {
+        AppError::Conflict("another request is writing this patch's file; retry when it ends".into())
+    }
+
+    /// Claims the right to write `patch`'s file, waiting a little for another writer.
+    pub async fn claim(&self, patch: &PatchId) -> Result<WriterClaim<'_>, AppError> {
+        let lock = self.lock_for(patch);
+        let mut claim = WriterClaim {
+            writers: self,
+            patch: patch.clone(),
+            held: None,
+        };
+        let held = tokio::time::timeout(WRITER_WAIT, lock.lock_owned())
+            .await
+            .map_err(|_| Self::busy())?;
+        claim.held = Some(held);
+        Ok(claim)
+    }
+
+    /// Claims the right to write `patch`'s file if no one holds it.
+    pub fn try_claim(&self, patch: &PatchId) -> Result<WriterClaim<'_>, AppError> {
+        let held = self.lock_for(patch).try_lock_owned().map_err(|_| Self::busy())?;
+        Ok(WriterClaim {
+            writers: self,
+            patch: patch.clone(),
+            held: Some(held),
+        })
+    }
+}
+
+impl Drop for WriterClaim<'_> {
+    fn drop(&mut self) {
+        let mut map = self.writers.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        drop(self.held.take());
+        // The map's reference is the last one: nobody holds or waits for this patch.
+        if map.get(&self.patch).is_some_and(|lock| Arc::strong_count(lock) == 1) {
+            map.remove(&self.patch);
+        }
+    }
+}
+
+/// Maps a storage failure to the answer a client gets.
+pub fn storage_error(err: StorageError) -> AppError {
+    match err {
+        StorageError::TooLarge { .. } | StorageError::BeyondSize { .. } => AppError::PayloadTooLarge(err.to_string()),
+        StorageError::HashMismatch { .. } => AppError::invalid("sha256", err.to_string()),
+        StorageError::Interrupted(_) => AppError::BadRequest(err.to_string()),
+        StorageError::Lost => AppError::Conflict(err.to_string()),
+        StorageError::Backend(cause) => AppError::Internal(cause.context("storing a patch file")),
+    }
+}
+
+fn partial_of(row: &PatchUpload) -> Result<PartialUpload, AppError> {
+    let parts: Vec<String> = serde_json::from_str(&row.parts).map_err(|e| AppError::Internal(e.into()))?;
+    Ok(PartialUpload {
+        key: row.storage_key.clone(),
+        multipart_id: row.multipart_id.clone(),
+        parts,
+        size: u64::try_from(row.size).unwrap_or(0),
+        received: u64::try_from(row.received).unwrap_or(0),
+    })
+}
+
+fn parts_json(upload: &PartialUpload) -> Result<String, AppError> {
+    serde_json::to_string(&upload.parts).map_err(|e| AppError::Internal(e.into()))
+}
+
+fn to_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn ensure_draft(patch: &PatchRecord) -> Result<(), AppError> {
+    if patch.state == state::DRAFT {
+        Ok(())
+    } else {
+        Err(AppError::Conflict(format!(
+            "the patch is {}; its file can no longer change",
+            patch.state
+        )))
+    }
+}
+
+/// Starts an upload of `size` bytes for a draft, in place of any earlier one.
+pub async fn begin(state: &AppState, patch: &PatchRecord, size: u64) -> Result<PatchUpload, AppError> {
+    ensure_draft(patch)?;
+    if size == 0 {
+        return Err(AppError::invalid("size", "a patch file has at least one byte"));
+    }
+    let limit = state.config.max_patch_bytes;
+    if size > limit {
+        return Err(AppError::PayloadTooLarge(format!(
+            "the file is larger than the limit of {limit} bytes"
+        )));
+    }
+    expire_idle(state).await?;
+    let _claim = state.writers.claim(&patch.id).await?;
+    let partial = state.storage.begin_upload(size).await.map_err(storage_error)?;
+    let at = now();
+    let row = PatchUpload {
+        patch_id: patch.id.clone(),
+        storage_key: partial.key.clone(),
+        multipart_id: partial.multipart_id.clone(),
+        parts: parts_json(&partial)?,
+        size: to_i64(size),
+        received: 0,
+        created_at: at,
+        updated_at: at,
+    };
+    let record = row.clone();
+    let previous = match state.db.run(move |conn| Ok(PatchUpload::replace(conn, &record)?)).await {
+        Ok(previous) => previous,
+        Err(err) => {
+            state.storage.abort_upload(&partial).await;
+            return Err(err);
+        }
+    };
+    if let Some(previous) = previous {
+        state.storage.abort_upload(&partial_of(&previous)?).await;
+    }
+    Ok(row)
+}
+
+/// The patch's upload in progress, if any.
+pub async fn status(state: &AppState, patch: &PatchId) -> Result<Option<PatchUpload>, AppError> {
+    let patch = patch.clone();
+    state.db.run(move |conn| Ok(PatchUpload::find(conn, &patch)?)).await
+}
+
+/// Where an upload stands after a request.
+pub enum Progress {
+    /// More bytes are expected; `interrupted` says why the body ended early.
+    Partial {
+        upload: PatchUpload,
+        interrupted: Option<String>,
+    },
+    /// The file is complete, checked and stored for the patch.
+    Complete(StoredObject),
+}
+
+/// Appends `body` at `offset`, which must be where the upload stands.
+pub async fn append<S, E>(state: &AppState, patch: &PatchRecord, offset: u64, body: S) -> Result<Progress, AppError>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    ensure_draft(patch)?;
+    let _claim = state.writers.claim(&patch.id).await?;
+    let row = status(state, &patch.id).await?.ok_or(AppError::NotFound("upload"))?;
+    let before = partial_of(&row)?;
+    if offset != before.received {
+        return Err(AppError::Conflict(format!(
+            "the upload holds {} bytes; send from offset {}, not {offset}",
+            before.received, before.received
+        )));
+    }
+    let appended = state
+        .storage
+        .append_upload(&before, body)
+        .await
+        .map_err(storage_error)?;
+    let after = appended.upload;
+    let mut row = row;
+    if after != before {
+        let (patch_id, from, received, parts, at) = (
+            patch.id.clone(),
+            row.received,
+            to_i64(after.received),
+            parts_json(&after)?,
+            now(),
+        );
+        row.received = received;
+        row.parts = parts.clone();
+        row.updated_at = at;
+        let moved = state
+            .db
+            .run(move |conn| Ok(PatchUpload::advance(conn, &patch_id, from, received, &parts, at)?))
+            .await?;
+        if moved == 0 {
+            return Err(AppError::Conflict("the upload was changed by another request".into()));
+        }
+        state.storage.drop_superseded(&before, &after).await;
+    }
+    if appended.interrupted.is_some() || !after.is_complete() {
+        return Ok(Progress::Partial {
+            upload: row,
+            interrupted: appended.interrupted,
+        });
+    }
+    let finished = state
+        .storage
+        .finish_upload(&after, appended.sha256, patch.expected_sha256.as_deref())
+        .await;
+    let (patch_id, key) = (patch.id.clone(), row.storage_key.clone());
+    let stored = match finished {
+        Ok(stored) => stored,
+        Err(err) => {
+            state
+                .db
+                .run(move |conn| Ok(PatchUpload::delete(conn, &patch_id, &key)?))
+                .await?;
+            return Err(storage_error(err));
+        }
+    };
+    let (sha256, size) = (stored.sha256.clone(), to_i64(stored.size));
+    let changed = state
+        .db
+        .run(move |conn| {
+            conn.transaction::<_, AppError, _>(|conn| {
+                PatchUpload::delete(conn, &patch_id, &key)?;
+                Ok(PatchRecord::set_file(conn, &patch_id, &sha256, size, now())?)
+            })
+        })
+        .await?;
+    if changed == 0 {
+        return Err(AppError::Conflict("the patch was published meanwhile".into()));
+    }
+    Ok(Progress::Complete(stored))
+}
+
+/// Cancels the patch's upload in progress and removes its bytes.
+pub async fn cancel(state: &AppState, patch: &PatchRecord) -> Result<(), AppError> {
+    let _claim = state.writers.claim(&patch.id).await?;
+    let row = status(state, &patch.id).await?.ok_or(AppError::NotFound("upload"))?;
+    forget(state, &row).await
+}
+
+/// Removes an upload: its record first, so no request resumes it, then its bytes.
+async fn forget(state: &AppState, row: &PatchUpload) -> Result<(), AppError> {
+    let partial = partial_of(row)?;
+    let (patch_id, key) = (row.patch_id.clone(), row.storage_key.clone());
+    state
+        .db
+        .run(move |conn| Ok(PatchUpload::delete(conn, &patch_id, &key)?))
+        .await?;
+    state.storage.abort_upload(&partial).await;
+    Ok(())
+}
+
+/// Drops the upload in progress of a patch whose file was just stored another way.
+pub async fn discard(state: &AppState, patch: &PatchId) -> Result<(), AppError> {
+    match status(state, patch).await? {
+        Some(row) => forget(state, &row).await,
+        None => Ok(()),
+    }
+}
+
+/// Removes uploads idle for longer than [`IDLE_LIMIT`] and those of patches that are
+/// no longer drafts; returns how many.
+pub async fn expire_idle(state: &AppState) -> Result<usize, AppError> {
+    let rows = state.db.run(|conn| Ok(PatchUpload::all(conn)?)).await?;
+    let cutoff = now() - chrono::TimeDelta::from_std(IDLE_LIMIT).unwrap_or_default();
+    let mut removed = 0;
+    for (row, patch_state) in rows {
+        if patch_state != state::DRAFT || row.updated_at < cutoff {
+            if let Ok(_claim) = state.writers.try_claim(&row.patch_id) {
+                forget(state, &row).await?;
+                removed += 1;
+            }
+        }
+    }
+    Ok(removed)
+}
+
+/// At start: expires idle uploads, then removes partial data no upload owns (left by
+/// an upload whose record was never written). Returns how many items were removed.
+pub async fn clean_at_start(state: &AppState) -> anyhow::Result<usize> {
+    let expired = expire_idle(state)
+        .await
+        .map_err(|e| anyhow::anyhow!("expiring idle uploads: {e}"))?;
+    let keep: HashSet<String> = state
+        .db
+        .run(|conn| Ok(PatchUpload::all(conn)?))
+        .await
+        .map_err(|e| anyhow::anyhow!("listing uploads: {e}"))?
+        .into_iter()
+        .map(|(row, _)| row.storage_key)
+        .collect();
+    let orphans = state.storage.clean_uploads(&keep).await?;
+    Ok(expired + orphans)
+}
