@@ -252,7 +252,8 @@ async fn a_vendor_uploads_a_patch_file_with_the_page_script() {
         assert_eq!(status, 201, "{patch}");
         let id = patch["id"].as_str().unwrap().to_owned();
         let file = app.data_dir.path().join("fix.bin");
-        let bytes: Vec<u8> = (0..2_000_000u32).map(|i| (i % 249) as u8).collect();
+        // Larger than the script's 4 MiB slice, so the file goes in several requests.
+        let bytes: Vec<u8> = (0..9_500_000u32).map(|i| (i % 249) as u8).collect();
         std::fs::write(&file, &bytes).unwrap();
 
         let client = browser(&driver).await;

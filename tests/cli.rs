@@ -454,3 +454,111 @@ fn json_logs_are_one_object_per_line() {
         assert!(event["message"].is_string(), "{line}");
     }
 }
+
+/// A TCP relay to `target` that cuts the connection carrying the request bytes past
+/// `cut_after` once, as a flaky link would, and counts every byte sent upstream.
+struct FlakyLink {
+    addr: std::net::SocketAddr,
+    upstream_bytes: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl FlakyLink {
+    fn start(target: std::net::SocketAddr, cut_after: u64) -> FlakyLink {
+        use std::io::{Read, Write};
+        use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+        use std::sync::Arc;
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let upstream_bytes = Arc::new(AtomicU64::new(0));
+        let counter = upstream_bytes.clone();
+        let cut = Arc::new(AtomicBool::new(false));
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { return };
+                let server = std::net::TcpStream::connect(target).unwrap();
+                let (mut from_client, mut to_server) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+                let (counter, cut) = (counter.clone(), cut.clone());
+                let (client_end, server_end) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+                std::thread::spawn(move || {
+                    let mut buffer = vec![0u8; 64 * 1024];
+                    while let Ok(read) = from_client.read(&mut buffer) {
+                        if read == 0 || to_server.write_all(&buffer[..read]).is_err() {
+                            break;
+                        }
+                        let total = counter.fetch_add(read as u64, Ordering::SeqCst) + read as u64;
+                        if total > cut_after && !cut.swap(true, Ordering::SeqCst) {
+                            break;
+                        }
+                    }
+                    let _ = client_end.shutdown(std::net::Shutdown::Both);
+                    let _ = server_end.shutdown(std::net::Shutdown::Both);
+                });
+                let (mut from_server, mut to_client) = (server, client);
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut from_server, &mut to_client);
+                    let _ = to_client.shutdown(std::net::Shutdown::Both);
+                });
+            }
+        });
+        FlakyLink { addr, upstream_bytes }
+    }
+}
+
+#[actix_web::test]
+async fn patch_upload_resumes_where_the_server_stopped_when_the_link_drops() {
+    for app in support::TestApp::each().await {
+        let vendor = app.with_vendor_admin().await;
+        let product = serde_json::json!({"slug": "screenos", "name": "ScreenOS", "version_scheme": "vendor"});
+        assert_eq!(app.post("/api/v1/products", &vendor.token, product).await.0, 201);
+        let dir = tempfile::tempdir().unwrap();
+        let size: u64 = 6 * 1024 * 1024;
+        let bytes: Vec<u8> = (0..size).map(|i| (i % 239) as u8).collect();
+        std::fs::write(dir.path().join("screenos-6.3.0r21.bin"), &bytes).unwrap();
+        let target = app.base.trim_start_matches("http://").parse().unwrap();
+        let cut_after = 4 * 1024 * 1024;
+        let link = FlakyLink::start(target, cut_after);
+        let server = format!("http://{}", link.addr);
+        let env = [
+            ("PATCHWARDEN_SERVER", server.as_str()),
+            ("PATCHWARDEN_TOKEN", vendor.token.as_str()),
+        ];
+        let out = run(
+            patchwarden(dir.path(), &env).args([
+                "patch",
+                "upload",
+                "--product",
+                "screenos",
+                "--version",
+                "6.3.0r21",
+                "--file",
+                "screenos-6.3.0r21.bin",
+            ]),
+            None,
+        );
+        let stderr = text(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        assert!(stderr.contains("attempt failed"), "the link never dropped: {stderr}");
+        assert!(stderr.contains("resuming at byte"), "the upload started over: {stderr}");
+        let id = text(&out.stdout).trim().to_owned();
+        let (_, meta) = app.get(&format!("/api/v1/patches/{id}"), &vendor.token).await;
+        assert_eq!(meta["sha256"], patchwarden::secrets::sha256_hex(&bytes).as_str());
+        // Starting over would have sent the 4 MiB before the cut twice.
+        let sent = link.upstream_bytes.load(std::sync::atomic::Ordering::SeqCst);
+        assert!(
+            sent < size + cut_after / 2,
+            "{sent} bytes went upstream for a {size}-byte file"
+        );
+
+        // Run again for the same draft: the server already holds the file.
+        let out = run(
+            patchwarden(dir.path(), &env).args(["patch", "upload", "--patch", &id, "--file", "screenos-6.3.0r21.bin"]),
+            None,
+        );
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        assert!(
+            text(&out.stderr).contains("already holds this file"),
+            "{}",
+            text(&out.stderr)
+        );
+    }
+}

@@ -80,25 +80,52 @@ async fn a_patch_goes_through_the_vendor_screens_and_reaches_the_customer_page()
         let id = screen.rsplit('/').next().unwrap().to_owned();
 
         let page = app.page(&session, &screen).await.1;
-        assert!(page.contains(&format!("data-upload-url=\"/api/v1/patches/{id}/file\"")));
+        assert!(page.contains(&format!("data-upload-url=\"/api/v1/patches/{id}/upload\"")));
+        assert!(!page.contains("id=\"pending-upload\""));
         let bytes: Vec<u8> = (0..200_000u32).map(|i| (i % 253) as u8).collect();
-        let upload = |csrf: Option<&str>| {
+        let upload_url = app.url(&format!("/api/v1/patches/{id}/upload"));
+        let begin = |csrf: Option<&str>| {
             let mut request = app
                 .client
-                .put(app.url(&format!("/api/v1/patches/{id}/file")))
+                .post(&upload_url)
                 .header("cookie", &session)
-                .body(bytes.clone());
+                .json(&serde_json::json!({"size": bytes.len()}));
+            if let Some(token) = csrf {
+                request = request.header("x-csrf-token", token);
+            }
+            request.send()
+        };
+        let append = |csrf: Option<&str>, offset: usize, end: usize| {
+            let mut request = app
+                .client
+                .patch(&upload_url)
+                .header("cookie", &session)
+                .header("content-type", "application/offset+octet-stream")
+                .header("upload-offset", offset.to_string())
+                .body(bytes[offset..end].to_vec());
             if let Some(token) = csrf {
                 request = request.header("x-csrf-token", token);
             }
             request.send()
         };
         assert_eq!(
-            upload(None).await.unwrap().status(),
+            begin(None).await.unwrap().status(),
             403,
-            "an upload without the CSRF header"
+            "an upload begun without the CSRF header"
         );
-        assert_eq!(upload(Some(&csrf)).await.unwrap().status(), 200);
+        assert_eq!(begin(Some(&csrf)).await.unwrap().status(), 201);
+        assert_eq!(
+            append(None, 0, 1000).await.unwrap().status(),
+            403,
+            "a slice sent without the CSRF header"
+        );
+        assert_eq!(append(Some(&csrf), 0, 120_000).await.unwrap().status(), 204);
+        let page = app.page(&session, &screen).await.1;
+        assert!(
+            page.contains("An unfinished upload holds 120000 of 200000 bytes"),
+            "the unfinished upload is not shown"
+        );
+        assert_eq!(append(Some(&csrf), 120_000, bytes.len()).await.unwrap().status(), 200);
 
         let response = app
             .client

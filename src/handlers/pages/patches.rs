@@ -198,6 +198,10 @@ async fn patch_page(
     page.insert("patch", &row(&view).map_err(|e| PageError::with_state(state, e))?);
     page.insert("expected_sha256", &view.patch.expected_sha256);
     page.insert("max_bytes", &state.config.max_patch_bytes);
+    let pending = crate::resumable::status(state, &view.patch.id)
+        .await
+        .map_err(|e| PageError::with_state(state, e))?;
+    page.insert("pending_upload", &pending.map(|u| (u.received, u.size)));
     page.insert("error", &error);
     render(state, status, "vendor_patch.html", &page)
 }
