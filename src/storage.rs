@@ -50,11 +50,11 @@ pub enum StorageError {
     Backend(#[from] anyhow::Error),
 }
 
-/// Read size for local files: large enough to keep the per-chunk cost low, small
-/// enough that a chunk is still in the CPU cache when it is copied to the socket.
+/// Buffer size for writing and hashing local files.
 const READ_CHUNK: usize = 512 * 1024;
-/// Chunks read ahead of the socket per download.
-const READ_AHEAD: usize = 2;
+/// Chunk size of downloads from local files: large enough to keep the per-chunk cost
+/// low, small enough that a chunk is still in the CPU cache when it is copied out.
+const SEND_CHUNK: usize = 256 * 1024;
 /// Part size of S3 multipart uploads.
 const S3_PART: usize = 8 * 1024 * 1024;
 /// Temporary S3 objects older than this are leftovers of interrupted uploads.
@@ -175,7 +175,11 @@ impl Storage {
                     .context("opening a stored file")?
                     .into_std()
                     .await;
-                Ok(read_local(file, start, end - start + 1))
+                Ok(Box::pin(FileChunks {
+                    file,
+                    offset: start,
+                    remaining: end - start + 1,
+                }))
             }
             Storage::S3 { store, prefix } => {
                 let options = GetOptions {
@@ -241,31 +245,40 @@ impl Storage {
     }
 }
 
-/// Streams `len` bytes of `file` from `start`, read by one blocking task that stays
-/// `READ_AHEAD` chunks ahead of the consumer and stops when the consumer goes away.
-fn read_local(mut file: std::fs::File, start: u64, len: u64) -> ByteStream {
-    use std::io::{Read, Seek};
-    let (sender, receiver) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(READ_AHEAD);
-    tokio::task::spawn_blocking(move || {
-        if let Err(err) = file.seek(io::SeekFrom::Start(start)) {
-            let _ = sender.blocking_send(Err(err));
-            return;
+/// `remaining` bytes of a stored file from `offset`, each chunk read when the socket
+/// is ready for it, on the thread that serves the connection. Patch files are read
+/// over and over while an advisory is fresh, so they sit in the page cache, where a
+/// read costs less than handing the chunk over from another thread (nginx without
+/// `aio` reads the same way); one chunk at a time per connection keeps memory flat
+/// in the file's size and in the number of downloads.
+struct FileChunks {
+    file: std::fs::File,
+    offset: u64,
+    remaining: u64,
+}
+
+impl Stream for FileChunks {
+    type Item = io::Result<Bytes>;
+
+    fn poll_next(mut self: Pin<&mut Self>, _cx: &mut std::task::Context<'_>) -> std::task::Poll<Option<Self::Item>> {
+        use std::os::unix::fs::FileExt;
+        if self.remaining == 0 {
+            return std::task::Poll::Ready(None);
         }
-        let mut remaining = len;
-        while remaining > 0 {
-            let size = usize::try_from(remaining.min(READ_CHUNK as u64)).unwrap_or(READ_CHUNK);
-            let mut chunk = vec![0u8; size];
-            let item = file.read_exact(&mut chunk).map(|()| Bytes::from(chunk));
-            let failed = item.is_err();
-            if sender.blocking_send(item).is_err() || failed {
-                return;
+        let size = usize::try_from(self.remaining.min(SEND_CHUNK as u64)).unwrap_or(SEND_CHUNK);
+        let mut chunk = vec![0u8; size];
+        match self.file.read_exact_at(&mut chunk, self.offset) {
+            Ok(()) => {
+                self.offset += size as u64;
+                self.remaining -= size as u64;
+                std::task::Poll::Ready(Some(Ok(Bytes::from(chunk))))
             }
-            remaining -= size as u64;
+            Err(err) => {
+                self.remaining = 0;
+                std::task::Poll::Ready(Some(Err(err)))
+            }
         }
-    });
-    Box::pin(futures_util::stream::unfold(receiver, |mut receiver| async move {
-        receiver.recv().await.map(|item| (item, receiver))
-    }))
+    }
 }
 
 fn check_expected(expected: Option<&str>, actual: &str) -> Result<(), StorageError> {
