@@ -16,7 +16,7 @@ use futures_util::Stream;
 use crate::db::models::{now, PatchRecord, PatchUpload};
 use crate::error::AppError;
 use crate::ids::PatchId;
-use crate::patches::state;
+use crate::patches::{parse_sha256, state};
 use crate::state::AppState;
 use crate::storage::{PartialUpload, StorageError, StoredObject};
 
@@ -127,9 +127,25 @@ fn ensure_draft(patch: &PatchRecord) -> Result<(), AppError> {
     }
 }
 
-/// Starts an upload of `size` bytes for a draft, in place of any earlier one.
-pub async fn begin(state: &AppState, patch: &PatchRecord, size: u64) -> Result<PatchUpload, AppError> {
+/// Starts an upload of `size` bytes for a draft, in place of any earlier one. With
+/// `sha256` the finished file must have that hash, and a client can tell its own
+/// unfinished upload from another file's.
+pub async fn begin(
+    state: &AppState,
+    patch: &PatchRecord,
+    size: u64,
+    sha256: Option<&str>,
+) -> Result<PatchUpload, AppError> {
     ensure_draft(patch)?;
+    let sha256 = sha256.map(|text| parse_sha256("sha256", text)).transpose()?;
+    if let (Some(declared), Some(expected)) = (&sha256, &patch.expected_sha256) {
+        if declared != expected {
+            return Err(AppError::invalid(
+                "sha256",
+                format!("the draft expects a file with SHA-256 {expected}, not {declared}"),
+            ));
+        }
+    }
     if size == 0 {
         return Err(AppError::invalid("size", "a patch file has at least one byte"));
     }
@@ -149,6 +165,7 @@ pub async fn begin(state: &AppState, patch: &PatchRecord, size: u64) -> Result<P
         multipart_id: partial.multipart_id.clone(),
         parts: parts_json(&partial)?,
         size: to_i64(size),
+        sha256,
         received: 0,
         created_at: at,
         updated_at: at,
@@ -235,7 +252,11 @@ where
     }
     let finished = state
         .storage
-        .finish_upload(&after, appended.sha256, patch.expected_sha256.as_deref())
+        .finish_upload(
+            &after,
+            appended.sha256,
+            row.sha256.as_deref().or(patch.expected_sha256.as_deref()),
+        )
         .await;
     let (patch_id, key) = (patch.id.clone(), row.storage_key.clone());
     let stored = match finished {

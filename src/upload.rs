@@ -97,6 +97,7 @@ struct Session<'a> {
     url: String,
     path: &'a Path,
     size: u64,
+    sha256: &'a str,
 }
 
 /// How one attempt to send the rest of the file ended.
@@ -113,7 +114,8 @@ impl Session<'_> {
         let response = self.client.get(&self.url).bearer_auth(self.token).send().await?;
         if response.status().is_success() {
             let state: Value = response.json().await?;
-            if state["size"].as_u64() == Some(self.size) {
+            // Only an unfinished upload of this very file is resumed.
+            if state["size"].as_u64() == Some(self.size) && state["sha256"].as_str() == Some(self.sha256) {
                 return state["offset"].as_u64().context("the server sent no upload offset");
             }
         } else if response.status() != StatusCode::NOT_FOUND {
@@ -123,7 +125,7 @@ impl Session<'_> {
             .client
             .post(&self.url)
             .bearer_auth(self.token)
-            .json(&json!({"size": self.size}))
+            .json(&json!({"size": self.size, "sha256": self.sha256}))
             .send()
             .await?;
         if !response.status().is_success() {
@@ -341,6 +343,7 @@ pub async fn run(request: UploadRequest) -> anyhow::Result<()> {
             url: format!("{base}/api/v1/patches/{id}/upload"),
             path: &request.file,
             size,
+            sha256: &sha256,
         };
         upload_file(&session, request.attempts).await?;
     }

@@ -1,8 +1,8 @@
 // Uploads a patch file from the vendor screen with a progress bar, through the
 // server's resumable upload: the file goes in slices, each sent from the offset the
 // server holds, so a dropped connection costs at most one slice, and choosing the same
-// file again after a reload resumes the unfinished upload. The session's CSRF token
-// goes in X-CSRF-Token.
+// file again after a reload resumes the unfinished upload (a different file starts a
+// new one). The session's CSRF token goes in X-CSRF-Token.
 (function () {
   const form = document.getElementById('upload-form');
   if (!form) return;
@@ -23,12 +23,28 @@
     }
   }
 
+  // This browser remembers which file its unfinished upload to this patch is, so a
+  // different file of the same size is never appended to it.
+  const remembered = 'patchwarden-upload:' + url;
+  function fingerprint(file) {
+    return [file.name, file.size, file.lastModified].join('/');
+  }
+  function remember(value) {
+    try {
+      if (value === null) window.localStorage.removeItem(remembered);
+      else window.localStorage.setItem(remembered, value);
+    } catch (_) { /* storage disabled: uploads still work, without resuming after a reload */ }
+  }
+  function recall() {
+    try { return window.localStorage.getItem(remembered); } catch (_) { return null; }
+  }
+
   // The offset the server holds for this file, starting an upload if there is none.
   async function offsetFor(file) {
     const current = await fetch(url, { headers: { 'X-CSRF-Token': csrf } });
     if (current.ok) {
       const state = await current.json();
-      if (state.size === file.size) return state.offset;
+      if (state.size === file.size && recall() === fingerprint(file)) return state.offset;
     } else if (current.status !== 404) {
       throw new Error(await reason(current));
     }
@@ -39,6 +55,7 @@
     });
     if (started.status >= 400 && started.status < 500) throw new Refused(await reason(started));
     if (!started.ok) throw new Error(await reason(started));
+    remember(fingerprint(file));
     return 0;
   }
 
@@ -103,6 +120,7 @@
     progress.hidden = false;
     status.textContent = 'Uploading…';
     upload(file).then(function () {
+      remember(null);
       status.textContent = 'Uploaded.';
       window.location.reload();
     }, function (error) {

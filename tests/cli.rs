@@ -549,6 +549,45 @@ async fn patch_upload_resumes_where_the_server_stopped_when_the_link_drops() {
             "{sent} bytes went upstream for a {size}-byte file"
         );
 
+        // An unfinished upload of another file of the same size is not resumed.
+        let draft = serde_json::json!({"product": "screenos", "version": "6.3.0r22", "filename": "other.bin"});
+        let (_, other) = app.post("/api/v1/patches", &vendor.token, draft).await;
+        let other = other["id"].as_str().unwrap().to_owned();
+        let foreign: Vec<u8> = bytes.iter().map(|b| b ^ 0x5a).collect();
+        let upload_path = format!("/api/v1/patches/{other}/upload");
+        let declared = serde_json::json!({"size": size, "sha256": patchwarden::secrets::sha256_hex(&foreign)});
+        assert_eq!(app.post(&upload_path, &vendor.token, declared).await.0, 201);
+        let response = app
+            .client
+            .patch(app.url(&upload_path))
+            .bearer_auth(&vendor.token)
+            .header("content-type", "application/offset+octet-stream")
+            .header("upload-offset", "0")
+            .body(foreign[..1024 * 1024].to_vec())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 204);
+        let out = run(
+            patchwarden(dir.path(), &env).args([
+                "patch",
+                "upload",
+                "--patch",
+                &other,
+                "--file",
+                "screenos-6.3.0r21.bin",
+            ]),
+            None,
+        );
+        let stderr = text(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        assert!(
+            !stderr.contains("resuming"),
+            "another file's upload was resumed: {stderr}"
+        );
+        let (_, meta) = app.get(&format!("/api/v1/patches/{other}"), &vendor.token).await;
+        assert_eq!(meta["sha256"], patchwarden::secrets::sha256_hex(&bytes).as_str());
+
         // Run again for the same draft: the server already holds the file.
         let out = run(
             patchwarden(dir.path(), &env).args(["patch", "upload", "--patch", &id, "--file", "screenos-6.3.0r21.bin"]),

@@ -666,6 +666,45 @@ async fn resumable_upload(app: &TestApp) {
     let (_, meta) = app.get(&format!("/api/v1/patches/{id}"), token).await;
     assert!(meta["sha256"].is_null(), "a refused file was recorded: {meta}");
 
+    // The hash the client declares is checked too, and must agree with the draft's.
+    let (status, body) = app
+        .post(&path, token, json!({"size": 3000, "sha256": "cd".repeat(32)}))
+        .await;
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (422, Some("sha256")),
+        "{body}"
+    );
+    assert!(body["error"]["message"].as_str().unwrap().contains(&"ab".repeat(32)));
+    let (status, body) = app.post(&path, token, json!({"size": 3000, "sha256": "xyz"})).await;
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (422, Some("sha256")),
+        "{body}"
+    );
+    let id = draft(app, &f, None).await;
+    let path = format!("/api/v1/patches/{id}/upload");
+    let declared = patchwarden::secrets::sha256_hex(&file_bytes(2999));
+    let (status, body) = app.post(&path, token, json!({"size": 3000, "sha256": declared})).await;
+    assert_eq!(
+        (status, body["sha256"].as_str()),
+        (201, Some(declared.as_str())),
+        "{body}"
+    );
+    assert_eq!(app.get(&path, token).await.1["sha256"], declared.as_str());
+    let response = append(app, token, &id, 0, file_bytes(3000)).await;
+    let (status, body) = support::status_and_json(response).await;
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (422, Some("sha256")),
+        "{body}"
+    );
+    let (_, meta) = app.get(&format!("/api/v1/patches/{id}"), token).await;
+    assert!(
+        meta["sha256"].is_null(),
+        "a file unlike the declared one was recorded: {meta}"
+    );
+
     // Cancelling removes the bytes; a new upload of another size starts afresh.
     app.post(&path, token, json!({"size": 9000})).await;
     assert_eq!(append(app, token, &id, 0, file_bytes(2000)).await.status(), 204);

@@ -101,6 +101,7 @@ diesel::table! {
         multipart_id -> Nullable<Text>,
         parts -> Text,
         size -> BigInt,
+        sha256 -> Nullable<Text>,
         received -> BigInt,
         created_at -> Timestamp,
         updated_at -> Timestamp,

@@ -25,12 +25,16 @@ pub const OFFSET_OCTET_STREAM: &str = "application/offset+octet-stream";
 pub struct BeginUpload {
     /// The whole file's size in bytes.
     pub size: u64,
+    /// The whole file's SHA-256, when the client knows it.
+    #[serde(default)]
+    pub sha256: Option<String>,
 }
 
 #[derive(Serialize)]
 pub struct UploadResponse {
     pub patch: String,
     pub size: i64,
+    pub sha256: Option<String>,
     pub offset: i64,
     pub created_at: chrono::DateTime<chrono::Utc>,
     pub updated_at: chrono::DateTime<chrono::Utc>,
@@ -43,6 +47,7 @@ fn describe(state: &AppState, upload: &PatchUpload) -> UploadResponse {
     UploadResponse {
         patch: upload.patch_id.to_string(),
         size: upload.size,
+        sha256: upload.sha256.clone(),
         offset: upload.received,
         created_at: utc(upload.created_at),
         updated_at: utc(upload.updated_at),
@@ -58,8 +63,8 @@ fn with_offsets<'a>(response: &'a mut HttpResponseBuilder, upload: &PatchUpload)
         .insert_header((header::CACHE_CONTROL, "no-store"))
 }
 
-/// `POST /api/v1/patches/{id}/upload` `{"size"}`: starts a resumable upload, in place
-/// of any earlier one of the same draft.
+/// `POST /api/v1/patches/{id}/upload` `{"size", "sha256"?}`: starts a resumable
+/// upload, in place of any earlier one of the same draft.
 pub async fn begin_upload(
     state: web::Data<AppState>,
     caller: VendorUser,
@@ -67,7 +72,7 @@ pub async fn begin_upload(
     body: web::Json<BeginUpload>,
 ) -> Result<HttpResponse, AppError> {
     let view = view_for(&state, PatchReader::of(&caller.0), id.into_inner()).await?;
-    let upload = resumable::begin(&state, &view.patch, body.size).await?;
+    let upload = resumable::begin(&state, &view.patch, body.size, body.sha256.as_deref()).await?;
     tracing::info!(patch.id = %view.patch.id, size = upload.size, user.id = %caller.0.user.id, "started resumable upload");
     let described = describe(&state, &upload);
     Ok(with_offsets(&mut HttpResponse::Created(), &upload)

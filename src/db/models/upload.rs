@@ -19,6 +19,8 @@ pub struct PatchUpload {
     /// JSON array of the completed parts' ETags, in order.
     pub parts: String,
     pub size: i64,
+    /// The SHA-256 the client declared for the whole file.
+    pub sha256: Option<String>,
     pub received: i64,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
