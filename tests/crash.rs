@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use serde_json::{json, Value};
 use support::process::{bootstrap_vendor, patchwarden, wait_healthy, Server};
-use support::{backends, database_for, Backend};
+use support::{backends, database_for, Backend, S3Server};
 
 fn files_in(dir: &std::path::Path) -> Vec<(std::path::PathBuf, u64)> {
     let mut out = Vec::new();
@@ -34,7 +34,7 @@ fn files_in(dir: &std::path::Path) -> Vec<(std::path::PathBuf, u64)> {
 /// A served binary with a vendor token, a product and a draft for a 24 MiB file.
 struct Scene {
     dir: tempfile::TempDir,
-    env: Vec<(&'static str, String)>,
+    env: Vec<(String, String)>,
     base: String,
     client: reqwest::Client,
     token: String,
@@ -45,16 +45,19 @@ struct Scene {
 }
 
 impl Scene {
-    async fn new(backend: Backend) -> (Scene, Server) {
+    async fn new(backend: Backend, settings: &[(&'static str, String)]) -> (Scene, Server) {
         let dir = tempfile::tempdir().unwrap();
         let (database_url, pg) = database_for(backend, &dir);
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let bind = format!("127.0.0.1:{port}");
-        let env = vec![
-            ("PATCHWARDEN_DATABASE_URL", database_url),
-            ("PATCHWARDEN_BIND", bind.clone()),
+        let mut env = vec![
+            ("PATCHWARDEN_DATABASE_URL".to_owned(), database_url),
+            ("PATCHWARDEN_BIND".to_owned(), bind.clone()),
         ];
-        let env_refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        for (name, value) in settings {
+            env.push((format!("PATCHWARDEN_{}", name.to_ascii_uppercase()), value.clone()));
+        }
+        let env_refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         let token = bootstrap_vendor(dir.path(), &env_refs, "ops@vendor.example", "a long and good password");
         let full: Vec<u8> = (0..(24 * 1024 * 1024)).map(|i: usize| (i % 251) as u8).collect();
         let sha256 = patchwarden::secrets::sha256_hex(&full);
@@ -87,7 +90,7 @@ impl Scene {
     }
 
     async fn start(&self) -> Server {
-        let env: Vec<(&str, &str)> = self.env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let env: Vec<(&str, &str)> = self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         let mut server = Server(
             patchwarden(self.dir.path(), &env)
                 .arg("serve")
@@ -118,8 +121,12 @@ impl Scene {
     }
 
     /// Sends the first `len` bytes of the file as `request`'s body, then stalls as a
-    /// link that drops would; returns when `dir` holds at least `reached` bytes.
-    async fn stall_after(&self, request: reqwest::RequestBuilder, len: usize, dir: &std::path::Path, reached: u64) {
+    /// link that drops would; returns once `stored` says enough reached storage.
+    async fn stall_until<F, R>(&self, request: reqwest::RequestBuilder, len: usize, mut stored: F)
+    where
+        F: FnMut() -> R,
+        R: std::future::Future<Output = bool>,
+    {
         let chunks: Vec<Result<Bytes, std::io::Error>> = self.full[..len]
             .chunks(1024 * 1024)
             .map(|c| Ok(Bytes::copy_from_slice(c)))
@@ -128,8 +135,8 @@ impl Scene {
             futures_util::StreamExt::chain(futures_util::stream::iter(chunks), futures_util::stream::pending());
         let in_flight = actix_web::rt::spawn(request.body(reqwest::Body::wrap_stream(stalled)).send());
         let deadline = Instant::now() + Duration::from_secs(60);
-        while files_in(dir).iter().map(|(_, len)| *len).sum::<u64>() < reached {
-            assert!(Instant::now() < deadline, "the partial upload never reached the disk");
+        while !stored().await {
+            assert!(Instant::now() < deadline, "the partial upload never reached storage");
             actix_web::rt::time::sleep(Duration::from_millis(20)).await;
         }
         in_flight.abort();
@@ -152,6 +159,11 @@ impl Scene {
     }
 }
 
+/// Whether the files under `dir` hold at least `bytes`.
+async fn holds(dir: &std::path::Path, bytes: u64) -> bool {
+    files_in(dir).iter().map(|(_, len)| *len).sum::<u64>() >= bytes
+}
+
 fn kill(mut server: Server) {
     server.0.kill().unwrap(); // SIGKILL: no cleanup code runs.
     server.0.wait().unwrap();
@@ -161,14 +173,16 @@ fn kill(mut server: Server) {
 async fn a_killed_upload_leaves_nothing_served_and_can_be_retried() {
     for backend in backends() {
         eprintln!("-- backend: {backend:?}");
-        let (scene, server) = Scene::new(backend).await;
+        let (scene, server) = Scene::new(backend, &[]).await;
         let id = scene.id.clone();
         let tmp = scene.dir.path().join("data/patches/tmp");
         let put = scene
             .client
             .put(scene.url(&format!("/api/v1/patches/{id}/file")))
             .bearer_auth(&scene.token);
-        scene.stall_after(put, 8 * 1024 * 1024, &tmp, 4 * 1024 * 1024).await;
+        scene
+            .stall_until(put, 8 * 1024 * 1024, || holds(&tmp, 4 * 1024 * 1024))
+            .await;
         kill(server);
         assert_eq!(files_in(&tmp).len(), 1, "the partial file is in the temporary area");
         assert!(
@@ -211,60 +225,163 @@ async fn a_killed_upload_leaves_nothing_served_and_can_be_retried() {
     }
 }
 
+/// Where a resumable upload's partial data lives: a local folder, or a bucket of an
+/// S3-compatible server that answers unsigned requests (moto).
+enum PartialStore<'a> {
+    Local(std::path::PathBuf),
+    S3(&'a S3Server),
+}
+
+impl PartialStore<'_> {
+    /// Names of the objects under `uploads/`.
+    async fn names(&self) -> Vec<String> {
+        match self {
+            PartialStore::Local(dir) => files_in(dir)
+                .into_iter()
+                .map(|(path, _)| path.file_name().unwrap().to_string_lossy().into_owned())
+                .collect(),
+            PartialStore::S3(s3) => {
+                let listing = reqwest::get(format!("{}/{}?list-type=2&prefix=uploads/", s3.endpoint, s3.bucket))
+                    .await
+                    .unwrap()
+                    .text()
+                    .await
+                    .unwrap();
+                listing
+                    .split("<Key>")
+                    .skip(1)
+                    .filter_map(|rest| rest.split("</Key>").next())
+                    .map(|key| key.trim_start_matches("uploads/").to_owned())
+                    .collect()
+            }
+        }
+    }
+
+    /// Whether the killed request got well into storage: 4 MiB written to the partial
+    /// file, or two new parts of the open multipart upload stored.
+    async fn well_into(&self, first: usize) -> bool {
+        match self {
+            PartialStore::Local(dir) => holds(dir, first as u64 + 4 * 1024 * 1024).await,
+            PartialStore::S3(s3) => {
+                let base = format!("{}/{}", s3.endpoint, s3.bucket);
+                let uploads = reqwest::get(format!("{base}?uploads"))
+                    .await
+                    .unwrap()
+                    .text()
+                    .await
+                    .unwrap();
+                let key = uploads.split("<Key>").nth(1).and_then(|r| r.split("</Key>").next());
+                let id = uploads
+                    .split("<UploadId>")
+                    .nth(1)
+                    .and_then(|r| r.split("</UploadId>").next());
+                let (Some(key), Some(id)) = (key, id) else { return false };
+                let parts = reqwest::get(format!("{base}/{key}?uploadId={id}"))
+                    .await
+                    .unwrap()
+                    .text()
+                    .await
+                    .unwrap();
+                parts.matches("<PartNumber>").count() >= 2
+            }
+        }
+    }
+
+    async fn add_orphan(&self, name: &str) {
+        match self {
+            PartialStore::Local(dir) => std::fs::write(dir.join(name), b"owned by no upload").unwrap(),
+            PartialStore::S3(s3) => {
+                let response = reqwest::Client::new()
+                    .put(format!("{}/{}/uploads/{name}", s3.endpoint, s3.bucket))
+                    .body("owned by no upload")
+                    .send()
+                    .await
+                    .unwrap();
+                assert!(response.status().is_success());
+            }
+        }
+    }
+}
+
+async fn killed_resumable_upload(backend: Backend, s3: Option<&S3Server>) {
+    let settings = s3.map(S3Server::settings).unwrap_or_default();
+    let (scene, server) = Scene::new(backend, &settings).await;
+    let store = match s3 {
+        Some(s3) => PartialStore::S3(s3),
+        None => PartialStore::Local(scene.dir.path().join("data/patches/uploads")),
+    };
+    let upload_url = scene.url(&format!("/api/v1/patches/{}/upload", scene.id));
+    let append = |offset: usize| {
+        scene
+            .client
+            .patch(&upload_url)
+            .bearer_auth(&scene.token)
+            .header("content-type", "application/offset+octet-stream")
+            .header("upload-offset", offset.to_string())
+    };
+    let offset_of = |response: &reqwest::Response| -> usize {
+        response.headers()["upload-offset"].to_str().unwrap().parse().unwrap()
+    };
+    scene
+        .post(
+            &format!("/api/v1/patches/{}/upload", scene.id),
+            json!({"size": scene.full.len()}),
+        )
+        .await;
+    // Less than one S3 part: on S3 the first request leaves only a tail object.
+    let first = 6 * 1024 * 1024 + 3;
+    let response = append(0).body(scene.full[..first].to_vec()).send().await.unwrap();
+    assert_eq!((response.status().as_u16(), offset_of(&response)), (204, first));
+    let before = store.names().await;
+    assert_eq!(before.len(), 1, "{before:?}");
+
+    // The second request dies with the server half-way.
+    let request = append(first).header("content-length", (scene.full.len() - first).to_string());
+    scene
+        .stall_until(request, 16 * 1024 * 1024, || store.well_into(first))
+        .await;
+    kill(server);
+    store.add_orphan("0190aaaa-orphan").await;
+
+    let _server = scene.start().await;
+    let status = scene
+        .client
+        .head(&upload_url)
+        .bearer_auth(&scene.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        offset_of(&status),
+        first,
+        "the offset is the last one recorded before the kill"
+    );
+    assert_eq!(
+        store.names().await,
+        before,
+        "orphaned partial data survived the restart"
+    );
+    let response = append(first).body(scene.full[first..].to_vec()).send().await.unwrap();
+    assert_eq!(response.status(), 200, "resuming after the restart");
+    assert!(store.names().await.is_empty(), "partial data outlived the upload");
+    scene.download_matches().await;
+}
+
 #[actix_web::test]
 async fn a_killed_resumable_upload_goes_on_from_the_recorded_offset() {
     for backend in backends() {
         eprintln!("-- backend: {backend:?}");
-        let (scene, server) = Scene::new(backend).await;
-        let upload_url = scene.url(&format!("/api/v1/patches/{}/upload", scene.id));
-        let append = |offset: usize| {
-            scene
-                .client
-                .patch(&upload_url)
-                .bearer_auth(&scene.token)
-                .header("content-type", "application/offset+octet-stream")
-                .header("upload-offset", offset.to_string())
-        };
-        let offset_of = |response: &reqwest::Response| -> usize {
-            response.headers()["upload-offset"].to_str().unwrap().parse().unwrap()
-        };
-        scene
-            .post(
-                &format!("/api/v1/patches/{}/upload", scene.id),
-                json!({"size": scene.full.len()}),
-            )
-            .await;
-        let first = 6 * 1024 * 1024 + 3;
-        let response = append(0).body(scene.full[..first].to_vec()).send().await.unwrap();
-        assert_eq!((response.status().as_u16(), offset_of(&response)), (204, first));
+        killed_resumable_upload(backend, None).await;
+    }
+}
 
-        // The second request dies with the server half-way.
-        let uploads = scene.dir.path().join("data/patches/uploads");
-        let request = append(first).header("content-length", (scene.full.len() - first).to_string());
-        scene
-            .stall_after(request, 16 * 1024 * 1024, &uploads, first as u64 + 4 * 1024 * 1024)
-            .await;
-        kill(server);
-        std::fs::write(uploads.join("0190aaaa-orphan"), b"owned by no upload").unwrap();
-
-        let _server = scene.start().await;
-        let status = scene
-            .client
-            .head(&upload_url)
-            .bearer_auth(&scene.token)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(
-            offset_of(&status),
-            first,
-            "the offset is the last one recorded before the kill"
-        );
-        let left: Vec<_> = files_in(&uploads);
-        assert_eq!(left.len(), 1, "orphaned partial data survived the restart: {left:?}");
-        let response = append(first).body(scene.full[first..].to_vec()).send().await.unwrap();
-        assert_eq!(response.status(), 200, "resuming after the restart");
-        assert!(files_in(&uploads).is_empty());
-        scene.download_matches().await;
+#[actix_web::test]
+async fn a_killed_resumable_upload_on_s3_keeps_its_recorded_parts_and_tail() {
+    let Some(s3) = S3Server::start().await else {
+        return;
+    };
+    for backend in backends() {
+        eprintln!("-- backend: {backend:?}");
+        killed_resumable_upload(backend, Some(&s3)).await;
     }
 }
