@@ -294,6 +294,70 @@ fn check_expected(expected: Option<&str>, actual: &str) -> Result<(), StorageErr
     }
 }
 
+/// An upload body as it arrives: each chunk counted against a limit and hashed.
+struct Intake {
+    received: u64,
+    limit: u64,
+    hasher: Option<Sha256>,
+}
+
+/// What the next read of a body gave.
+enum Arrival {
+    Chunk(Bytes),
+    End,
+    /// The body broke off (the client went away); the reason.
+    Broken(String),
+}
+
+/// The body would pass the limit.
+struct OverLimit;
+
+impl Intake {
+    /// Counts from `received` up to `limit` bytes; hashes only when `hash` is set.
+    fn new(received: u64, limit: u64, hash: bool) -> Intake {
+        Intake {
+            received,
+            limit,
+            hasher: hash.then(Sha256::new),
+        }
+    }
+
+    async fn next<S, E>(&mut self, body: &mut S) -> Result<Arrival, OverLimit>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Unpin,
+        E: std::fmt::Display,
+    {
+        match body.next().await {
+            None => Ok(Arrival::End),
+            Some(Err(err)) => Ok(Arrival::Broken(err.to_string())),
+            Some(Ok(chunk)) => {
+                if self.received + chunk.len() as u64 > self.limit {
+                    return Err(OverLimit);
+                }
+                if let Some(hasher) = &mut self.hasher {
+                    hasher.update(&chunk);
+                }
+                self.received += chunk.len() as u64;
+                Ok(Arrival::Chunk(chunk))
+            }
+        }
+    }
+
+    /// The SHA-256 of everything counted, when hashing.
+    fn sha256(self) -> Option<String> {
+        self.hasher.map(|hasher| hex::encode(hasher.finalize()))
+    }
+}
+
+/// Removes a file that may already be gone; other failures are logged.
+async fn remove_if_present(path: &Path, what: &str) {
+    match tokio::fs::remove_file(path).await {
+        Ok(()) => {}
+        Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+        Err(err) => tracing::warn!(error = %err, "could not remove {what}"),
+    }
+}
+
 async fn put_local<S, E>(
     root: &Path,
     mut body: S,
@@ -310,20 +374,19 @@ where
             .await
             .context("creating a temporary file")?;
         let mut writer = tokio::io::BufWriter::with_capacity(READ_CHUNK, file);
-        let mut hasher = Sha256::new();
-        let mut size: u64 = 0;
-        while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(|e| StorageError::Interrupted(e.to_string()))?;
-            size += chunk.len() as u64;
-            if size > limit {
-                return Err(StorageError::TooLarge { limit });
+        let mut intake = Intake::new(0, limit, true);
+        loop {
+            match intake.next(&mut body).await {
+                Ok(Arrival::Chunk(chunk)) => writer.write_all(&chunk).await.context("writing a temporary file")?,
+                Ok(Arrival::End) => break,
+                Ok(Arrival::Broken(reason)) => return Err(StorageError::Interrupted(reason)),
+                Err(OverLimit) => return Err(StorageError::TooLarge { limit }),
             }
-            hasher.update(&chunk);
-            writer.write_all(&chunk).await.context("writing a temporary file")?;
         }
         writer.flush().await.context("writing a temporary file")?;
         writer.get_ref().sync_all().await.context("syncing a temporary file")?;
-        let sha256 = hex::encode(hasher.finalize());
+        let size = intake.received;
+        let sha256 = intake.sha256().context("hashing a temporary file")?;
         check_expected(expected, &sha256)?;
         let target = root.join(object_key(&sha256));
         if let Some(dir) = target.parent() {
@@ -339,11 +402,7 @@ where
     }
     .await;
     if result.is_err() {
-        match tokio::fs::remove_file(&tmp).await {
-            Ok(()) => {}
-            Err(err) if err.kind() == io::ErrorKind::NotFound => {}
-            Err(err) => tracing::warn!(error = %err, "could not remove a temporary upload file"),
-        }
+        remove_if_present(&tmp, "a temporary upload file").await;
     }
     result
 }
@@ -362,20 +421,19 @@ where
     let tmp = Storage::s3_path(prefix, &format!("tmp/{}", uuid::Uuid::now_v7()));
     let upload = store.put_multipart(&tmp).await.context("starting an upload")?;
     let mut writer = WriteMultipart::new_with_chunk_size(upload, S3_PART);
-    let mut hasher = Sha256::new();
-    let mut size: u64 = 0;
+    let mut intake = Intake::new(0, limit, true);
     let streamed: Result<(), StorageError> = async {
-        while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(|e| StorageError::Interrupted(e.to_string()))?;
-            size += chunk.len() as u64;
-            if size > limit {
-                return Err(StorageError::TooLarge { limit });
+        loop {
+            match intake.next(&mut body).await {
+                Ok(Arrival::Chunk(chunk)) => {
+                    writer.wait_for_capacity(4).await.context("uploading a part")?;
+                    writer.write(&chunk);
+                }
+                Ok(Arrival::End) => return Ok(()),
+                Ok(Arrival::Broken(reason)) => return Err(StorageError::Interrupted(reason)),
+                Err(OverLimit) => return Err(StorageError::TooLarge { limit }),
             }
-            hasher.update(&chunk);
-            writer.wait_for_capacity(4).await.context("uploading a part")?;
-            writer.write(&chunk);
         }
-        Ok(())
     }
     .await;
     if let Err(err) = streamed {
@@ -385,7 +443,8 @@ where
         return Err(err);
     }
     writer.finish().await.context("completing an upload")?;
-    let sha256 = hex::encode(hasher.finalize());
+    let size = intake.received;
+    let sha256 = intake.sha256().context("hashing an upload")?;
     let outcome = async {
         check_expected(expected, &sha256)?;
         let target = Storage::s3_path(prefix, &object_key(&sha256));

@@ -16,7 +16,10 @@ use object_store::ObjectStore;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
-use super::{check_expected, object_key, Storage, StorageError, StoredObject, READ_CHUNK, S3_PART};
+use super::{
+    check_expected, object_key, remove_if_present, Arrival, Intake, OverLimit, Storage, StorageError, StoredObject,
+    READ_CHUNK, S3_PART,
+};
 
 /// Where a resumable upload stands in storage. Local storage keeps one partial file;
 /// S3 keeps an open multipart upload whose parts are all `S3_PART` bytes, plus the
@@ -106,7 +109,8 @@ impl Storage {
         E: std::fmt::Display,
     {
         let mut next = upload.clone();
-        let mut hasher = (upload.received == 0).then(Sha256::new);
+        // Only a body that starts at the first byte can be hashed on the way.
+        let mut intake = Intake::new(upload.received, upload.size, upload.received == 0);
         let mut interrupted = None;
         match self {
             Storage::Local { root } => {
@@ -131,23 +135,20 @@ impl Storage {
                     .await
                     .context("seeking in a partial upload")?;
                 let mut writer = tokio::io::BufWriter::with_capacity(READ_CHUNK, file);
-                while let Some(chunk) = body.next().await {
-                    let chunk = match chunk {
-                        Ok(chunk) => chunk,
-                        Err(err) => {
-                            interrupted = Some(err.to_string());
+                loop {
+                    match intake.next(&mut body).await {
+                        Ok(Arrival::Chunk(chunk)) => {
+                            writer.write_all(&chunk).await.context("writing a partial upload")?;
+                        }
+                        Ok(Arrival::End) => break,
+                        Ok(Arrival::Broken(reason)) => {
+                            interrupted = Some(reason);
                             break;
                         }
-                    };
-                    if next.received + chunk.len() as u64 > next.size {
-                        return Err(StorageError::BeyondSize { size: next.size });
+                        Err(OverLimit) => return Err(StorageError::BeyondSize { size: upload.size }),
                     }
-                    if let Some(hasher) = &mut hasher {
-                        hasher.update(&chunk);
-                    }
-                    writer.write_all(&chunk).await.context("writing a partial upload")?;
-                    next.received += chunk.len() as u64;
                 }
+                next.received = intake.received;
                 writer.flush().await.context("writing a partial upload")?;
                 writer.get_ref().sync_data().await.context("syncing a partial upload")?;
             }
@@ -172,21 +173,16 @@ impl Storage {
                     }
                     buffer.extend_from_slice(&tail);
                 }
-                while let Some(chunk) = body.next().await {
-                    let chunk = match chunk {
-                        Ok(chunk) => chunk,
-                        Err(err) => {
-                            interrupted = Some(err.to_string());
+                loop {
+                    let chunk = match intake.next(&mut body).await {
+                        Ok(Arrival::Chunk(chunk)) => chunk,
+                        Ok(Arrival::End) => break,
+                        Ok(Arrival::Broken(reason)) => {
+                            interrupted = Some(reason);
                             break;
                         }
+                        Err(OverLimit) => return Err(StorageError::BeyondSize { size: upload.size }),
                     };
-                    if next.received + chunk.len() as u64 > next.size {
-                        return Err(StorageError::BeyondSize { size: next.size });
-                    }
-                    if let Some(hasher) = &mut hasher {
-                        hasher.update(&chunk);
-                    }
-                    next.received += chunk.len() as u64;
                     buffer.extend_from_slice(&chunk);
                     while buffer.len() >= S3_PART {
                         let part = buffer.split_to(S3_PART).freeze();
@@ -197,6 +193,7 @@ impl Storage {
                         next.parts.push(id.content_id);
                     }
                 }
+                next.received = intake.received;
                 if !buffer.is_empty() {
                     let rest = buffer.freeze();
                     if next.is_complete() {
@@ -215,10 +212,7 @@ impl Storage {
                 }
             }
         }
-        let sha256 = match hasher {
-            Some(hasher) if next.is_complete() => Some(hex::encode(hasher.finalize())),
-            _ => None,
-        };
+        let sha256 = if next.is_complete() { intake.sha256() } else { None };
         Ok(Appended {
             upload: next,
             sha256,
@@ -345,11 +339,9 @@ impl Storage {
     /// Removes an upload's partial data; failures are logged, not returned.
     pub async fn abort_upload(&self, upload: &PartialUpload) {
         match self {
-            Storage::Local { root } => match tokio::fs::remove_file(Self::upload_path(root, &upload.key)).await {
-                Ok(()) => {}
-                Err(err) if err.kind() == io::ErrorKind::NotFound => {}
-                Err(err) => tracing::warn!(error = %err, "could not remove a partial upload"),
-            },
+            Storage::Local { root } => {
+                remove_if_present(&Self::upload_path(root, &upload.key), "a partial upload").await;
+            }
             Storage::S3 { store, prefix } => {
                 let path = Self::upload_object(prefix, &upload.key);
                 if let Some(id) = &upload.multipart_id {
