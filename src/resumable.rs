@@ -116,7 +116,8 @@ fn to_i64(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-fn ensure_draft(patch: &PatchRecord) -> Result<(), AppError> {
+/// Refuses a change to the file of a patch that is no longer a draft.
+pub fn ensure_draft(patch: &PatchRecord) -> Result<(), AppError> {
     if patch.state == state::DRAFT {
         Ok(())
     } else {
@@ -201,8 +202,15 @@ pub enum Progress {
     Complete(StoredObject),
 }
 
-/// Appends `body` at `offset`, which must be where the upload stands.
-pub async fn append<S, E>(state: &AppState, patch: &PatchRecord, offset: u64, body: S) -> Result<Progress, AppError>
+/// Appends `body` at `offset`, which must be where the upload stands; a body whose
+/// announced length (`declared`) would run past the upload's size is refused unread.
+pub async fn append<S, E>(
+    state: &AppState,
+    patch: &PatchRecord,
+    offset: u64,
+    declared: Option<u64>,
+    body: S,
+) -> Result<Progress, AppError>
 where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
     E: std::fmt::Display,
@@ -211,6 +219,9 @@ where
     let _claim = state.writers.claim(&patch.id).await?;
     let row = status(state, &patch.id).await?.ok_or(AppError::NotFound("upload"))?;
     let before = partial_of(&row)?;
+    if declared.is_some_and(|length| offset.saturating_add(length) > before.size) {
+        return Err(storage_error(StorageError::BeyondSize { size: before.size }));
+    }
     if offset != before.received {
         return Err(AppError::Conflict(format!(
             "the upload holds {} bytes; send from offset {}, not {offset}",

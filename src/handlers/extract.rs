@@ -51,3 +51,11 @@ fn form_error(err: UrlencodedError, limit: usize) -> AppError {
         other => AppError::BadRequest(format!("the form could not be read: {other}")),
     }
 }
+
+/// The body length the client announced in `Content-Length`, if any.
+pub fn declared_length(req: &HttpRequest) -> Option<u64> {
+    req.headers()
+        .get(actix_web::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+}

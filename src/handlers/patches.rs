@@ -12,6 +12,7 @@ use crate::db::models::{now, PatchRecord, PatchView};
 use crate::domain::range::RangeInput;
 use crate::error::AppError;
 use crate::handlers::download::{if_range_allows, none_match_hits, parse_range, RangeAnswer};
+use crate::handlers::extract::declared_length;
 use crate::handlers::utc;
 use crate::patches::{self, state, PatchDraft, PatchReader};
 use crate::resumable;
@@ -103,19 +104,9 @@ pub async fn upload_patch_file(
     body: web::Payload,
 ) -> Result<HttpResponse, AppError> {
     let view = view_for(&state, PatchReader::of(&caller.0), id.into_inner()).await?;
-    if view.patch.state != state::DRAFT {
-        return Err(AppError::Conflict(format!(
-            "the patch is {}; its file can no longer change",
-            view.patch.state
-        )));
-    }
+    resumable::ensure_draft(&view.patch)?;
     let limit = state.config.max_patch_bytes;
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > limit) {
+    if declared_length(&req).is_some_and(|len| len > limit) {
         return Err(AppError::PayloadTooLarge(format!(
             "the file is larger than the limit of {limit} bytes"
         )));

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::auth::VendorUser;
 use crate::db::models::PatchUpload;
 use crate::error::AppError;
+use crate::handlers::extract::declared_length;
 use crate::handlers::patches::view_for;
 use crate::handlers::utc;
 use crate::patches::PatchReader;
@@ -121,20 +122,7 @@ pub async fn append_upload(
     }
     let offset = offset_header(&req)?;
     let view = view_for(&state, PatchReader::of(&caller.0), id.into_inner()).await?;
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if let (Some(length), Some(upload)) = (declared, resumable::status(&state, &view.patch.id).await?) {
-        let size = u64::try_from(upload.size).unwrap_or(0);
-        if offset.saturating_add(length) > size {
-            return Err(AppError::PayloadTooLarge(format!(
-                "the body runs past the upload's declared size of {size} bytes"
-            )));
-        }
-    }
-    match resumable::append(&state, &view.patch, offset, body).await? {
+    match resumable::append(&state, &view.patch, offset, declared_length(&req), body).await? {
         Progress::Partial {
             upload,
             interrupted: None,

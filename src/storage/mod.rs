@@ -172,12 +172,8 @@ impl Storage {
         }
         match self {
             Storage::Local { root } => {
-                let path = root.join(object_key(sha256));
-                let file = tokio::fs::File::open(&path)
-                    .await
-                    .context("opening a stored file")?
-                    .into_std()
-                    .await;
+                // Opened here, like the chunks are read: no hand-over to another thread.
+                let file = std::fs::File::open(root.join(object_key(sha256))).context("opening a stored file")?;
                 Ok(Box::pin(FileChunks {
                     file,
                     offset: start,

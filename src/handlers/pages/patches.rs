@@ -7,7 +7,7 @@ use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::{AuthUser, CsrfForm, WebUser};
-use crate::db::models::{PatchRecord, PatchView, Product};
+use crate::db::models::{PatchRecord, PatchUpload, PatchView, Product};
 use crate::domain::range::RangeInput;
 use crate::error::AppError;
 use crate::handlers::pages::advisory_form::parse_affected;
@@ -189,18 +189,19 @@ async fn patch_page(
     status: StatusCode,
     error: Option<&str>,
 ) -> Result<HttpResponse, PageError> {
-    let view = state
+    let (view, pending) = state
         .db
-        .run(move |conn| patches::visible(conn, &PatchReader::Vendor, &id))
+        .run(move |conn| {
+            let view = patches::visible(conn, &PatchReader::Vendor, &id)?;
+            let pending = PatchUpload::find(conn, &view.patch.id)?;
+            Ok((view, pending))
+        })
         .await
         .map_err(|e| PageError::with_state(state, e))?;
     let mut page = context(Some(user));
     page.insert("patch", &row(&view).map_err(|e| PageError::with_state(state, e))?);
     page.insert("expected_sha256", &view.patch.expected_sha256);
     page.insert("max_bytes", &state.config.max_patch_bytes);
-    let pending = crate::resumable::status(state, &view.patch.id)
-        .await
-        .map_err(|e| PageError::with_state(state, e))?;
     page.insert("pending_upload", &pending.map(|u| (u.received, u.size)));
     page.insert("error", &error);
     render(state, status, "vendor_patch.html", &page)
