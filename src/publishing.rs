@@ -128,6 +128,21 @@ pub fn find(conn: &mut DbConnection, key: &str) -> Result<AdvisoryRecord, AppErr
     AdvisoryRecord::find(conn, key)?.ok_or(AppError::NotFound("advisory"))
 }
 
+/// The published advisory `key`; a conflict with the message for its state otherwise.
+fn find_published(
+    conn: &mut DbConnection,
+    key: &str,
+    if_draft: &str,
+    if_withdrawn: &str,
+) -> Result<AdvisoryRecord, AppError> {
+    let record = find(conn, key)?;
+    match record.status.as_str() {
+        status::PUBLISHED => Ok(record),
+        status::DRAFT => Err(AppError::Conflict(if_draft.into())),
+        _ => Err(AppError::Conflict(if_withdrawn.into())),
+    }
+}
+
 /// Creates a draft from a (possibly partial) body.
 pub fn create_draft(conn: &mut DbConnection, input: &AdvisoryInput) -> Result<AdvisoryRecord, AppError> {
     let catalogue = Catalogue::load(conn)?;
@@ -237,16 +252,12 @@ pub fn revise(
     input: &AdvisoryInput,
     change_summary: &str,
 ) -> Result<RevisionRecord, AppError> {
-    let record = find(conn, key)?;
-    match record.status.as_str() {
-        status::PUBLISHED => {}
-        status::DRAFT => {
-            return Err(AppError::Conflict(
-                "a draft has no revisions yet; publish it first".into(),
-            ))
-        }
-        _ => return Err(AppError::Conflict("a withdrawn advisory cannot be revised".into())),
-    }
+    let record = find_published(
+        conn,
+        key,
+        "a draft has no revisions yet; publish it first",
+        "a withdrawn advisory cannot be revised",
+    )?;
     let summary = short_text("change_summary", change_summary, true)?;
     let catalogue = Catalogue::load(conn)?;
     let advisory = catalogue.validate(input, Completeness::Publish)?;
@@ -269,16 +280,12 @@ pub fn withdraw(
     key: &str,
     reason: &str,
 ) -> Result<RevisionRecord, AppError> {
-    let record = find(conn, key)?;
-    match record.status.as_str() {
-        status::PUBLISHED => {}
-        status::DRAFT => {
-            return Err(AppError::Conflict(
-                "a draft is not published; there is nothing to withdraw".into(),
-            ))
-        }
-        _ => return Err(AppError::Conflict("the advisory is already withdrawn".into())),
-    }
+    let record = find_published(
+        conn,
+        key,
+        "a draft is not published; there is nothing to withdraw",
+        "the advisory is already withdrawn",
+    )?;
     let reason = short_text("reason", reason, true)?;
     let catalogue = Catalogue::load(conn)?;
     let advisory = catalogue.validate(&stored_input(&record)?, Completeness::Publish)?;

@@ -6,39 +6,18 @@
 
 mod support;
 
-use serde_json::json;
+use support::patching::{fixture, Fixture};
 use support::{csrf_field, sign_in, TestApp};
 
 #[actix_web::test]
 async fn a_patch_goes_through_the_vendor_screens_and_reaches_the_customer_page() {
     for app in TestApp::each().await {
-        let vendor = app.with_vendor_admin().await;
-        app.post(
-            "/api/v1/products",
-            &vendor.token,
-            json!({"slug": "screenos", "name": "ScreenOS", "version_scheme": "vendor"}),
-        )
-        .await;
-        let advisory = json!({
-            "title": "Unauthorized code", "summary": "Backdoor.", "cvss_v3": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H",
-            "affected": [{"product": "screenos", "ranges": [{"introduced": "6.3.0r12", "fixed": "6.3.0r21"}]}]
-        });
-        let (_, draft) = app.post("/api/v1/advisories", &vendor.token, advisory).await;
-        let (_, published) = app
-            .post(
-                &format!("/api/v1/advisories/{}/publish", draft["id"].as_str().unwrap()),
-                &vendor.token,
-                json!({}),
-            )
-            .await;
-        let advisory_id = published["id"].as_str().unwrap().to_owned();
-        let acme = app.with_customer("acme").await;
-        app.put(
-            "/api/v1/customers/acme/entitlements",
-            &vendor.token,
-            json!({"products": ["screenos"]}),
-        )
-        .await;
+        let Fixture {
+            vendor,
+            acme,
+            globex,
+            advisory: advisory_id,
+        } = fixture(&app).await;
 
         let session = sign_in(&app, &vendor).await;
         let page = app.page(&session, "/vendor/patches").await.1;
@@ -173,7 +152,6 @@ async fn a_patch_goes_through_the_vendor_screens_and_reaches_the_customer_page()
         assert_eq!(response.status(), 303);
         let page = app.page(&customer_session, "/patches").await.1;
         assert!(page.contains("YANKED") && page.contains("Breaks HA pairs"), "{page}");
-        let globex = app.with_customer("globex").await;
         let globex_session = sign_in(&app, &globex.admin).await;
         let page = app.page(&globex_session, "/patches").await.1;
         assert!(!page.contains(&sha), "a customer without entitlement sees the patch");

@@ -354,6 +354,22 @@ async fn remove_if_present(path: &Path, what: &str) {
     }
 }
 
+/// Checks a complete local file against `expected` and puts it in place under its
+/// hash. Rename is atomic: readers see the whole file or none.
+async fn publish_local(root: &Path, from: &Path, sha256: &str, expected: Option<&str>) -> Result<(), StorageError> {
+    check_expected(expected, sha256)?;
+    let target = root.join(object_key(sha256));
+    if let Some(dir) = target.parent() {
+        tokio::fs::create_dir_all(dir)
+            .await
+            .context("creating a storage folder")?;
+    }
+    tokio::fs::rename(from, &target)
+        .await
+        .context("publishing a stored file")?;
+    Ok(())
+}
+
 async fn put_local<S, E>(
     root: &Path,
     mut body: S,
@@ -383,17 +399,7 @@ where
         writer.get_ref().sync_all().await.context("syncing a temporary file")?;
         let size = intake.received;
         let sha256 = intake.sha256().context("hashing a temporary file")?;
-        check_expected(expected, &sha256)?;
-        let target = root.join(object_key(&sha256));
-        if let Some(dir) = target.parent() {
-            tokio::fs::create_dir_all(dir)
-                .await
-                .context("creating a storage folder")?;
-        }
-        // Rename is atomic: readers see the whole file or none.
-        tokio::fs::rename(&tmp, &target)
-            .await
-            .context("publishing a stored file")?;
+        publish_local(root, &tmp, &sha256, expected).await?;
         Ok(StoredObject { sha256, size })
     }
     .await;

@@ -17,8 +17,8 @@ use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
 use super::{
-    check_expected, object_key, remove_if_present, Arrival, Intake, OverLimit, Storage, StorageError, StoredObject,
-    READ_CHUNK, S3_PART,
+    check_expected, object_key, publish_local, remove_if_present, Arrival, Intake, OverLimit, Storage, StorageError,
+    StoredObject, READ_CHUNK, S3_PART,
 };
 
 /// Where a resumable upload stands in storage. Local storage keeps one partial file;
@@ -278,16 +278,7 @@ impl Storage {
                             .context("hashing an upload")??
                     }
                 };
-                check_expected(expected, &sha256)?;
-                let target = root.join(object_key(&sha256));
-                if let Some(dir) = target.parent() {
-                    tokio::fs::create_dir_all(dir)
-                        .await
-                        .context("creating a storage folder")?;
-                }
-                tokio::fs::rename(&path, &target)
-                    .await
-                    .context("publishing a stored file")?;
+                publish_local(root, &path, &sha256, expected).await?;
                 Ok(StoredObject {
                     sha256,
                     size: upload.size,

@@ -13,7 +13,7 @@ use crate::db::models::{PatchRecord, Product, RevisionRecord};
 use crate::domain::cvss::Severity;
 use crate::error::AppError;
 use crate::handlers::advisories::{list_page, published_revision, AdvisorySummary, ListQuery};
-use crate::handlers::pages::{context, render, PageError};
+use crate::handlers::pages::{context, product_options, render, PageError};
 use crate::secrets::sha256_hex;
 use crate::state::AppState;
 
@@ -58,13 +58,7 @@ pub async fn render_index(
     let fail = |err: AppError| PageError::with_state(state, err);
     let products = state.db.run(|conn| Ok(Product::list(conn)?)).await.map_err(fail)?;
     let mut page = context(user);
-    page.insert(
-        "products",
-        &products
-            .iter()
-            .map(|p| (p.slug.clone(), p.name.clone()))
-            .collect::<Vec<_>>(),
-    );
+    page.insert("products", &product_options(&products));
     page.insert(
         "severities",
         &Severity::ALL.iter().rev().map(|s| s.as_str()).collect::<Vec<_>>(),

@@ -18,6 +18,7 @@ use serde::Serialize;
 use tera::Context;
 
 use crate::auth::AuthUser;
+use crate::db::models::Product;
 use crate::error::AppError;
 use crate::state::AppState;
 use crate::templates::Templates;
@@ -136,6 +137,32 @@ pub fn render(state: &AppState, status: StatusCode, name: &str, context: &Contex
         .content_type("text/html; charset=utf-8")
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .body(html))
+}
+
+/// Lets vendor staff through to the `screens` (named in the refusal) and no one else.
+pub fn require_vendor(state: &AppState, user: &AuthUser, screens: &str) -> Result<(), PageError> {
+    if user.role.is_vendor() {
+        Ok(())
+    } else {
+        Err(PageError::with_state(
+            state,
+            AppError::forbidden(format!("the {screens} screens are for vendor staff")),
+        ))
+    }
+}
+
+/// Sorts out a failed form action: input errors and conflicts go back onto the form,
+/// with their status and message; anything else becomes an error page.
+pub fn form_error(state: &AppState, err: AppError) -> Result<(StatusCode, String), PageError> {
+    match err {
+        AppError::Invalid { .. } | AppError::Conflict(_) => Ok((err.status_code(), err.to_string())),
+        other => Err(PageError::with_state(state, other)),
+    }
+}
+
+/// Products as (slug, name) pairs for a form's choices.
+pub fn product_options(products: &[Product]) -> Vec<(String, String)> {
+    products.iter().map(|p| (p.slug.clone(), p.name.clone())).collect()
 }
 
 /// A redirect after a form post.

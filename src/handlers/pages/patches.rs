@@ -11,7 +11,7 @@ use crate::db::models::{PatchRecord, PatchUpload, PatchView, Product};
 use crate::domain::range::RangeInput;
 use crate::error::AppError;
 use crate::handlers::pages::advisory_form::parse_affected;
-use crate::handlers::pages::{context, render, see_other, PageError};
+use crate::handlers::pages::{context, form_error, product_options, render, require_vendor, see_other, PageError};
 use crate::patches::{self, PatchDraft, PatchReader};
 use crate::state::AppState;
 
@@ -59,17 +59,6 @@ fn row(view: &PatchView) -> Result<PatchRow, AppError> {
         applies_to,
         created: view.patch.created_at.format("%Y-%m-%d %H:%M UTC").to_string(),
     })
-}
-
-fn require_vendor(state: &AppState, user: &AuthUser) -> Result<(), PageError> {
-    if user.role.is_vendor() {
-        Ok(())
-    } else {
-        Err(PageError::with_state(
-            state,
-            AppError::forbidden("the patch screens are for vendor staff"),
-        ))
-    }
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
@@ -139,20 +128,14 @@ async fn list_page(
     let mut page = context(Some(user));
     let rows = views.iter().map(row).collect::<Result<Vec<_>, _>>().map_err(fail)?;
     page.insert("patches", &rows);
-    page.insert(
-        "products",
-        &products
-            .iter()
-            .map(|p| (p.slug.clone(), p.name.clone()))
-            .collect::<Vec<_>>(),
-    );
+    page.insert("products", &product_options(&products));
     page.insert("form", form);
     page.insert("error", &error);
     render(state, status, "vendor_patches.html", &page)
 }
 
 pub async fn get_vendor_patches(state: web::Data<AppState>, user: WebUser) -> Result<HttpResponse, PageError> {
-    require_vendor(&state, &user.0)?;
+    require_vendor(&state, &user.0, "patch")?;
     list_page(&state, &user.0, StatusCode::OK, &PatchForm::default(), None).await
 }
 
@@ -161,24 +144,17 @@ pub async fn post_vendor_patch(
     form: CsrfForm<PatchForm>,
 ) -> Result<HttpResponse, PageError> {
     let CsrfForm { user, fields } = form;
-    require_vendor(&state, &user)?;
+    require_vendor(&state, &user, "patch")?;
     let created = match fields.to_draft() {
         Ok(draft) => state.db.run(move |conn| patches::create(conn, &draft)).await,
         Err(err) => Err(err),
     };
     match created {
         Ok(patch) => Ok(see_other(&format!("/vendor/patches/{}", patch.id))),
-        Err(err @ AppError::Invalid { .. }) => {
-            list_page(
-                &state,
-                &user,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                &fields,
-                Some(&err.to_string()),
-            )
-            .await
+        Err(err) => {
+            let (status, message) = form_error(&state, err)?;
+            list_page(&state, &user, status, &fields, Some(&message)).await
         }
-        Err(err) => Err(PageError::with_state(&state, err)),
     }
 }
 
@@ -212,7 +188,7 @@ pub async fn get_vendor_patch(
     user: WebUser,
     id: web::Path<String>,
 ) -> Result<HttpResponse, PageError> {
-    require_vendor(&state, &user.0)?;
+    require_vendor(&state, &user.0, "patch")?;
     patch_page(&state, &user.0, id.into_inner(), StatusCode::OK, None).await
 }
 
@@ -225,15 +201,14 @@ pub async fn post_vendor_patch_publish(
     form: CsrfForm<NoFields>,
 ) -> Result<HttpResponse, PageError> {
     let user = form.user;
-    require_vendor(&state, &user)?;
+    require_vendor(&state, &user, "patch")?;
     let id = id.into_inner();
     match patches::publish(&state, &id).await {
         Ok(_) => Ok(see_other(&format!("/vendor/patches/{id}"))),
-        Err(err @ (AppError::Conflict(_) | AppError::Invalid { .. })) => {
-            let status = actix_web::ResponseError::status_code(&err);
-            patch_page(&state, &user, id, status, Some(&err.to_string())).await
+        Err(err) => {
+            let (status, message) = form_error(&state, err)?;
+            patch_page(&state, &user, id, status, Some(&message)).await
         }
-        Err(err) => Err(PageError::with_state(&state, err)),
     }
 }
 
@@ -249,7 +224,7 @@ pub async fn post_vendor_patch_yank(
     form: CsrfForm<YankForm>,
 ) -> Result<HttpResponse, PageError> {
     let CsrfForm { user, fields } = form;
-    require_vendor(&state, &user)?;
+    require_vendor(&state, &user, "patch")?;
     let id = id.into_inner();
     let lookup = id.clone();
     let result = state
@@ -258,11 +233,10 @@ pub async fn post_vendor_patch_yank(
         .await;
     match result {
         Ok(_) => Ok(see_other(&format!("/vendor/patches/{id}"))),
-        Err(err @ (AppError::Conflict(_) | AppError::Invalid { .. })) => {
-            let status = actix_web::ResponseError::status_code(&err);
-            patch_page(&state, &user, id, status, Some(&err.to_string())).await
+        Err(err) => {
+            let (status, message) = form_error(&state, err)?;
+            patch_page(&state, &user, id, status, Some(&message)).await
         }
-        Err(err) => Err(PageError::with_state(&state, err)),
     }
 }
 

@@ -16,20 +16,9 @@ use crate::domain::advisory::{
 use crate::error::AppError;
 use crate::handlers::pages::advisories::advisory_context;
 use crate::handlers::pages::advisory_form::AdvisoryForm;
-use crate::handlers::pages::{context, render, see_other, PageError};
+use crate::handlers::pages::{context, form_error, render, require_vendor, see_other, PageError};
 use crate::publishing::{self, status, Catalogue};
 use crate::state::AppState;
-
-fn require_vendor(state: &AppState, user: &AuthUser) -> Result<(), PageError> {
-    if user.role.is_vendor() {
-        Ok(())
-    } else {
-        Err(PageError::with_state(
-            state,
-            AppError::forbidden("the advisory screens are for vendor staff"),
-        ))
-    }
-}
 
 #[derive(Serialize)]
 struct Row {
@@ -44,7 +33,7 @@ struct Row {
 }
 
 pub async fn get_vendor_advisories(state: web::Data<AppState>, user: WebUser) -> Result<HttpResponse, PageError> {
-    require_vendor(&state, &user.0)?;
+    require_vendor(&state, &user.0, "advisory")?;
     let records = state
         .db
         .run(|conn| Ok(AdvisoryRecord::list_all(conn)?))
@@ -94,7 +83,7 @@ async fn form_page(
 }
 
 pub async fn get_new_advisory(state: web::Data<AppState>, user: WebUser) -> Result<HttpResponse, PageError> {
-    require_vendor(&state, &user.0)?;
+    require_vendor(&state, &user.0, "advisory")?;
     form_page(&state, &user.0, StatusCode::OK, &AdvisoryForm::default(), None).await
 }
 
@@ -103,24 +92,17 @@ pub async fn post_new_advisory(
     form: CsrfForm<AdvisoryForm>,
 ) -> Result<HttpResponse, PageError> {
     let CsrfForm { user, fields } = form;
-    require_vendor(&state, &user)?;
+    require_vendor(&state, &user, "advisory")?;
     let created = match fields.to_input() {
         Ok(input) => state.db.run(move |conn| publishing::create_draft(conn, &input)).await,
         Err(err) => Err(err.into()),
     };
     match created {
         Ok(record) => Ok(see_other(&format!("/vendor/advisories/{}", record.id))),
-        Err(err @ AppError::Invalid { .. }) => {
-            form_page(
-                &state,
-                &user,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                &fields,
-                Some(&err.to_string()),
-            )
-            .await
+        Err(err) => {
+            let (status, message) = form_error(&state, err)?;
+            form_page(&state, &user, status, &fields, Some(&message)).await
         }
-        Err(err) => Err(PageError::with_state(&state, err)),
     }
 }
 
@@ -168,7 +150,7 @@ pub async fn get_vendor_advisory(
     user: WebUser,
     key: web::Path<String>,
 ) -> Result<HttpResponse, PageError> {
-    require_vendor(&state, &user.0)?;
+    require_vendor(&state, &user.0, "advisory")?;
     advisory_page(&state, &user.0, &key, StatusCode::OK, None, None).await
 }
 
@@ -181,13 +163,8 @@ async fn action_failed(
     form: Option<AdvisoryForm>,
     err: AppError,
 ) -> Result<HttpResponse, PageError> {
-    match err {
-        AppError::Invalid { .. } | AppError::Conflict(_) => {
-            let status = actix_web::ResponseError::status_code(&err);
-            advisory_page(state, user, key, status, form, Some(&err.to_string())).await
-        }
-        other => Err(PageError::with_state(state, other)),
-    }
+    let (status, message) = form_error(state, err)?;
+    advisory_page(state, user, key, status, form, Some(&message)).await
 }
 
 pub async fn post_vendor_advisory(
@@ -196,7 +173,7 @@ pub async fn post_vendor_advisory(
     form: CsrfForm<AdvisoryForm>,
 ) -> Result<HttpResponse, PageError> {
     let CsrfForm { user, fields } = form;
-    require_vendor(&state, &user)?;
+    require_vendor(&state, &user, "advisory")?;
     let key = key.into_inner();
     let saved = match fields.to_input() {
         Ok(input) => {
@@ -258,7 +235,7 @@ pub async fn post_publish(
     form: CsrfForm<SummaryForm>,
 ) -> Result<HttpResponse, PageError> {
     let CsrfForm { user, fields } = form;
-    require_vendor(&state, &user)?;
+    require_vendor(&state, &user, "advisory")?;
     sign_action(&state, &user, key.into_inner(), None, move |conn, ctx, key| {
         publishing::publish(conn, ctx, key, &fields.change_summary).map(drop)
     })
@@ -271,7 +248,7 @@ pub async fn post_revise(
     form: CsrfForm<AdvisoryForm>,
 ) -> Result<HttpResponse, PageError> {
     let CsrfForm { user, fields } = form;
-    require_vendor(&state, &user)?;
+    require_vendor(&state, &user, "advisory")?;
     let key = key.into_inner();
     let input = match fields.to_input() {
         Ok(input) => input,
@@ -296,7 +273,7 @@ pub async fn post_withdraw(
     form: CsrfForm<ReasonForm>,
 ) -> Result<HttpResponse, PageError> {
     let CsrfForm { user, fields } = form;
-    require_vendor(&state, &user)?;
+    require_vendor(&state, &user, "advisory")?;
     sign_action(&state, &user, key.into_inner(), None, move |conn, ctx, key| {
         publishing::withdraw(conn, ctx, key, &fields.reason).map(drop)
     })
@@ -309,7 +286,7 @@ pub async fn get_preview(
     user: WebUser,
     key: web::Path<String>,
 ) -> Result<HttpResponse, PageError> {
-    require_vendor(&state, &user.0)?;
+    require_vendor(&state, &user.0, "advisory")?;
     let fail = |err: AppError| PageError::with_state(&state, err);
     let lookup = key.into_inner();
     let (record, input, catalogue) = state
