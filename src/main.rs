@@ -335,7 +335,10 @@ fn run(command: Command, config: Config) -> anyhow::Result<()> {
                     product,
                     version,
                     platform,
-                    applies_to,
+                    applies_to: applies_to
+                        .iter()
+                        .map(|r| upload::parse_range(r))
+                        .collect::<anyhow::Result<_>>()?,
                     fixes,
                 },
                 _ => anyhow::bail!("patch upload needs --product and --version, or --patch"),

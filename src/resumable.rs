@@ -324,36 +324,31 @@ pub async fn discard(state: &AppState, patch: &PatchId) -> Result<(), AppError> 
 }
 
 /// Removes uploads idle for longer than [`IDLE_LIMIT`] and those of patches that are
-/// no longer drafts; returns how many.
-pub async fn expire_idle(state: &AppState) -> Result<usize, AppError> {
+/// no longer drafts; returns how many, and the storage keys of the uploads kept.
+async fn expire_idle(state: &AppState) -> Result<(usize, HashSet<String>), AppError> {
     let rows = state.db.run(|conn| Ok(PatchUpload::all(conn)?)).await?;
     let cutoff = now() - chrono::TimeDelta::from_std(IDLE_LIMIT).unwrap_or_default();
     let mut removed = 0;
+    let mut kept = HashSet::new();
     for (row, patch_state) in rows {
         if patch_state != state::DRAFT || row.updated_at < cutoff {
             if let Ok(_claim) = state.writers.try_claim(&row.patch_id) {
                 forget(state, &row).await?;
                 removed += 1;
+                continue;
             }
         }
+        kept.insert(row.storage_key);
     }
-    Ok(removed)
+    Ok((removed, kept))
 }
 
 /// At start: expires idle uploads, then removes partial data no upload owns (left by
 /// an upload whose record was never written). Returns how many items were removed.
 pub async fn clean_at_start(state: &AppState) -> anyhow::Result<usize> {
-    let expired = expire_idle(state)
+    let (expired, keep) = expire_idle(state)
         .await
         .map_err(|e| anyhow::anyhow!("expiring idle uploads: {e}"))?;
-    let keep: HashSet<String> = state
-        .db
-        .run(|conn| Ok(PatchUpload::all(conn)?))
-        .await
-        .map_err(|e| anyhow::anyhow!("listing uploads: {e}"))?
-        .into_iter()
-        .map(|(row, _)| row.storage_key)
-        .collect();
     let orphans = state.storage.clean_uploads(&keep).await?;
     Ok(expired + orphans)
 }

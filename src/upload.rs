@@ -21,8 +21,8 @@ pub enum Target {
         product: String,
         version: String,
         platform: Option<String>,
-        /// Ranges written `>=A <B`, `>=A <=B` or `>=A`.
-        applies_to: Vec<String>,
+        /// Parsed from `>=A <B`, `>=A <=B` or `>=A` with [`parse_range`].
+        applies_to: Vec<RangeInput>,
         fixes: Vec<String>,
     },
     /// An existing draft, by id.
@@ -252,13 +252,9 @@ async fn create_draft(
     else {
         bail!("no draft to create");
     };
-    let ranges = applies_to
-        .iter()
-        .map(|r| parse_range(r))
-        .collect::<anyhow::Result<Vec<_>>>()?;
     let draft = json!({
         "product": product, "version": version, "platform": platform,
-        "applies_to": ranges, "fixes": fixes, "filename": filename, "sha256": sha256,
+        "applies_to": applies_to, "fixes": fixes, "filename": filename, "sha256": sha256,
     });
     let response = client
         .post(format!("{base}/api/v1/patches"))
@@ -306,11 +302,6 @@ pub async fn run(request: UploadRequest) -> anyhow::Result<()> {
         .and_then(|n| n.to_str())
         .context("the file has no usable name")?
         .to_owned();
-    if let Target::New { applies_to, .. } = &request.target {
-        for range in applies_to {
-            parse_range(range)?;
-        }
-    }
     eprintln!("hashing {}", request.file.display());
     let path = request.file.clone();
     let (sha256, size) = tokio::task::spawn_blocking(move || hash_file(&path))

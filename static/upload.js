@@ -15,12 +15,17 @@
 
   class Refused extends Error {}
 
-  async function reason(response) {
+  // The contract's error message in a response body, or the status line.
+  function messageOf(status, text) {
     try {
-      return (await response.json()).error.message;
+      return JSON.parse(text).error.message;
     } catch (_) {
-      return 'the server answered ' + response.status;
+      return 'the server answered ' + status;
     }
+  }
+
+  async function reason(response) {
+    return messageOf(response.status, await response.text());
   }
 
   // This browser remembers which file its unfinished upload to this patch is, so a
@@ -94,8 +99,7 @@
           failures = 0;
           continue;
         }
-        let message = 'the server answered ' + answer.status;
-        try { message = JSON.parse(answer.responseText).error.message; } catch (_) { /* keep the status line */ }
+        const message = messageOf(answer.status, answer.responseText);
         if (answer.status >= 400 && answer.status < 500 && answer.status !== 409) throw new Refused(message);
         throw new Error(message);
       } catch (error) {

@@ -146,25 +146,6 @@ impl Storage {
         }
     }
 
-    /// The size of the stored file, if it exists.
-    pub async fn size(&self, sha256: &str) -> Result<Option<u64>, StorageError> {
-        if !is_sha256(sha256) {
-            return Ok(None);
-        }
-        match self {
-            Storage::Local { root } => match tokio::fs::metadata(root.join(object_key(sha256))).await {
-                Ok(meta) => Ok(Some(meta.len())),
-                Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
-                Err(err) => Err(anyhow::Error::new(err).context("reading file metadata").into()),
-            },
-            Storage::S3 { store, prefix } => match store.head(&Self::s3_path(prefix, &object_key(sha256))).await {
-                Ok(meta) => Ok(Some(meta.size)),
-                Err(object_store::Error::NotFound { .. }) => Ok(None),
-                Err(err) => Err(anyhow::Error::new(err).context("reading object metadata").into()),
-            },
-        }
-    }
-
     /// Streams bytes `start..=end` of the stored file.
     pub async fn read(&self, sha256: &str, start: u64, end: u64) -> Result<ByteStream, StorageError> {
         if !is_sha256(sha256) || end < start {
@@ -492,8 +473,6 @@ mod tests {
         assert_eq!(stored.sha256, crate::secrets::sha256_hex(b"hello world"));
         assert_eq!(read_all(&storage, &stored.sha256, 0, 10).await, b"hello world");
         assert_eq!(read_all(&storage, &stored.sha256, 6, 10).await, b"world");
-        assert_eq!(storage.size(&stored.sha256).await.unwrap(), Some(11));
-        assert_eq!(storage.size(&"0".repeat(64)).await.unwrap(), None);
     }
 
     #[actix_web::test]
