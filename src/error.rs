@@ -1,12 +1,21 @@
-//! The one error type of the HTTP layer, its status per variant and its JSON body
-//! (`{"error": {"code", "message", "field"?}}`). Server-side failures are logged here,
-//! once, and answered with a generic message: causes never reach the client.
+//! The errors of the HTTP layer: [`AppError`], with its status per variant and its
+//! JSON body (`{"error": {"code", "message", "field"?}}`), and [`PageError`], the same
+//! failure rendered as an HTML page (or a redirect to the login form). A service's
+//! [`ServiceError`] becomes an `AppError` here, in one place. Server-side failures are
+//! logged once, where the response is made, and answered with a generic message:
+//! causes never reach the client.
 
+use std::fmt;
 use std::time::Duration;
 
 use actix_web::http::{header, StatusCode};
-use actix_web::{HttpResponse, ResponseError};
+use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use serde::Serialize;
+
+use crate::db::RunError;
+use crate::services::ServiceError;
+use crate::state::AppState;
+use crate::templates::Templates;
 
 /// Everything a request can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -192,13 +201,108 @@ impl From<tera::Error> for AppError {
     }
 }
 
-/// Whether a database error is a unique-constraint violation, the one database error
-/// that is the caller's doing (a duplicate) rather than the server's.
-pub fn is_unique_violation(err: &diesel::result::Error) -> bool {
-    matches!(
-        err,
-        diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)
-    )
+impl From<ServiceError> for AppError {
+    fn from(err: ServiceError) -> Self {
+        match err {
+            ServiceError::Malformed(message) => AppError::BadRequest(message),
+            ServiceError::Unauthenticated(message) => AppError::Unauthorized(message),
+            ServiceError::Forbidden(message) => AppError::forbidden(message),
+            ServiceError::NotFound(what) => AppError::NotFound(what),
+            ServiceError::Gone(message) => AppError::Gone(message),
+            ServiceError::Conflict(message) => AppError::Conflict(message),
+            ServiceError::TooLarge(message) => AppError::PayloadTooLarge(message),
+            ServiceError::Invalid { field, message } => AppError::Invalid { field, message },
+            ServiceError::RateLimited { retry_after } => AppError::RateLimited { retry_after },
+            ServiceError::Unavailable(cause) => AppError::Unavailable(cause),
+            ServiceError::Internal(cause) => AppError::Internal(cause),
+        }
+    }
+}
+
+impl From<RunError> for AppError {
+    fn from(err: RunError) -> Self {
+        ServiceError::from(err).into()
+    }
+}
+
+/// A page that could not be served, already rendered.
+#[derive(Debug)]
+pub struct PageError {
+    status: StatusCode,
+    body: String,
+    redirect_to: Option<&'static str>,
+    retry_after: Option<String>,
+}
+
+impl PageError {
+    /// Renders `err` with the templates registered on the request's app.
+    pub fn new(req: &HttpRequest, err: impl Into<AppError>) -> Self {
+        let state = req.app_data::<web::Data<AppState>>();
+        Self::render(state.map(|s| &s.templates), err.into())
+    }
+
+    pub fn with_state(state: &AppState, err: impl Into<AppError>) -> Self {
+        Self::render(Some(&state.templates), err.into())
+    }
+
+    fn render(templates: Option<&Templates>, err: AppError) -> Self {
+        let status = err.status_code();
+        if let AppError::Unauthorized(_) = err {
+            return PageError {
+                status: StatusCode::SEE_OTHER,
+                body: String::new(),
+                redirect_to: Some("/login"),
+                retry_after: None,
+            };
+        }
+        err.log();
+        let retry_after = err.retry_after().map(|secs| secs.to_string());
+        let mut context = tera::Context::new();
+        context.insert("status", &status.as_u16());
+        context.insert("title", status.canonical_reason().unwrap_or("Error"));
+        context.insert("message", &err.to_string());
+        let plain = || format!("{} {}", status.as_u16(), status.canonical_reason().unwrap_or("Error"));
+        let body = match templates.map(|t| t.render("error.html", &context)) {
+            Some(Ok(html)) => html,
+            Some(Err(render_err)) => {
+                AppError::from(render_err).log();
+                plain()
+            }
+            None => plain(),
+        };
+        PageError {
+            status,
+            body,
+            redirect_to: None,
+            retry_after,
+        }
+    }
+}
+
+impl fmt::Display for PageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "page error {}", self.status)
+    }
+}
+
+impl ResponseError for PageError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut response = HttpResponse::build(self.status);
+        if let Some(location) = self.redirect_to {
+            return response.insert_header((header::LOCATION, location)).finish();
+        }
+        if let Some(wait) = &self.retry_after {
+            response.insert_header((header::RETRY_AFTER, wait.as_str()));
+        }
+        response
+            .content_type("text/html; charset=utf-8")
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .body(self.body.clone())
+    }
 }
 
 #[cfg(test)]

@@ -1,32 +1,33 @@
 //! patchwarden: a security advisory and patch distribution server.
 //!
-//! The crate map: `config` (settings → validated `Config`), `db` (connections, pool,
-//! migrations, models), `domain` (pure rules), `ids`, `secrets` (tokens, hashes),
-//! `accounts` (customer, user and token operations), `auth` (request extractors),
-//! `handlers` and `routes` (HTTP), `server` (middleware and binding), `state`,
-//! `metrics`, `ratelimit`, `templates` and `telemetry`.
+//! The crate map, top to bottom (a layer uses only those below it): `routes` (the
+//! one route table), `handlers` (HTTP only: parse, authorise by extractor type, call
+//! one service, render) with `http` (plumbing they share) and `auth` (extractors that
+//! say who may call), `api` (wire types shared with `client`), `services` (business
+//! operations, no HTTP), `jobs` (the background runner), `db`, `storage`, `signing`,
+//! `domain` (pure rules, no I/O), `config`, `secrets`, `ids`; and beside them
+//! `server`, `state`, `metrics`, `templates`, `telemetry`, `error`.
 
 #![forbid(unsafe_code)]
 
-pub mod accounts;
+pub mod api;
 pub mod auth;
+pub mod client;
 pub mod config;
 pub mod db;
 pub mod domain;
 pub mod error;
 pub mod handlers;
+pub mod http;
 pub mod ids;
+pub mod jobs;
 pub mod metrics;
-pub mod patches;
-pub mod publishing;
-pub mod ratelimit;
-pub mod resumable;
 pub mod routes;
 pub mod secrets;
 pub mod server;
+pub mod services;
 pub mod signing;
 pub mod state;
 pub mod storage;
 pub mod telemetry;
 pub mod templates;
-pub mod upload;

@@ -12,6 +12,11 @@ use subtle::ConstantTimeEq;
 
 use crate::domain::NewPassword;
 
+/// Prefix of API tokens: `pwt_<lookup>_<secret>`.
+pub const API_TOKEN_PREFIX: &str = "pwt";
+/// Prefix of session cookie values: `pws_<lookup>_<secret>`.
+pub const SESSION_PREFIX: &str = "pws";
+
 /// `n` bytes from the operating system's CSPRNG, hex-encoded.
 pub fn random_hex(n: usize) -> String {
     let mut bytes = vec![0u8; n];

@@ -9,7 +9,8 @@ use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
 use actix_web::middleware::{from_fn, DefaultHeaders, Next};
 use actix_web::{web, App, HttpServer};
 
-use crate::handlers::extract;
+use crate::config::Config;
+use crate::http::extract;
 use crate::routes;
 use crate::state::AppState;
 
@@ -17,8 +18,21 @@ use crate::state::AppState;
 pub fn serve(state: web::Data<AppState>, listener: TcpListener) -> std::io::Result<Server> {
     let workers = state.config.workers;
     let limit = state.config.max_json_body_bytes;
+    let https = state.config.public_url.scheme() == "https";
     let server = HttpServer::new(move || {
         let (json, form, path, query) = extract::configs(limit);
+        let mut headers = DefaultHeaders::new()
+            .add(("x-content-type-options", "nosniff"))
+            .add(("x-frame-options", "DENY"))
+            .add(("referrer-policy", "same-origin"))
+            .add((
+                "content-security-policy",
+                "default-src 'self'; frame-ancestors 'none'; form-action 'self'",
+            ));
+        if https {
+            // Browsers that reached us over https keep to it for a year.
+            headers = headers.add(("strict-transport-security", "max-age=31536000; includeSubDomains"));
+        }
         App::new()
             .app_data(state.clone())
             .app_data(json)
@@ -26,16 +40,7 @@ pub fn serve(state: web::Data<AppState>, listener: TcpListener) -> std::io::Resu
             .app_data(path)
             .app_data(query)
             .app_data(web::PayloadConfig::new(limit))
-            .wrap(
-                DefaultHeaders::new()
-                    .add(("x-content-type-options", "nosniff"))
-                    .add(("x-frame-options", "DENY"))
-                    .add(("referrer-policy", "same-origin"))
-                    .add((
-                        "content-security-policy",
-                        "default-src 'self'; frame-ancestors 'none'; form-action 'self'",
-                    )),
-            )
+            .wrap(headers)
             .wrap(from_fn(observe))
             .configure(routes::configure)
     })
@@ -43,6 +48,22 @@ pub fn serve(state: web::Data<AppState>, listener: TcpListener) -> std::io::Resu
     .listen(listener)?
     .run();
     Ok(server)
+}
+
+/// Warns when the server listens beyond loopback while its public URL is plain
+/// `http`: passwords, session cookies and tokens would cross the network in clear.
+/// Returns whether it warned.
+pub fn warn_about_exposure(config: &Config) -> bool {
+    let exposed = !config.bind.ip().is_loopback() && config.public_url.scheme() == "http";
+    if exposed {
+        tracing::warn!(
+            bind = %config.bind,
+            public_url = %config.public_url,
+            "listening beyond loopback with an http:// public_url: logins and tokens travel unencrypted; \
+             put a TLS proxy in front and set public_url to its https:// address"
+        );
+    }
+    exposed
 }
 
 /// Records every request in the metrics and the log: method, route pattern (never

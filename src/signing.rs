@@ -7,7 +7,7 @@
 use std::fmt;
 use std::fs;
 use std::io::{Cursor, Read, Seek};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{bail, Context};
 use minisign::{KeyPair, PublicKey, PublicKeyBox, SecretKey, SecretKeyBox, SignatureBox};
@@ -244,9 +244,11 @@ pub fn rotation_statement(old_key_id: &str, new_key: &PublicKeyInfo, at: &str) -
     )
 }
 
-/// Replaces the active key in `dir` with a new one: the old pair moves to
-/// `dir/retired/<KEY ID>.{key,pub}`, and the old key signs a statement introducing
-/// the new one, written beside it as `rotation-<NEW ID>.txt` and `.minisig`.
+/// Replaces the active key in `dir` with a new one. The new pair is made aside, the
+/// old key signs a statement introducing it (written as `rotation-<NEW ID>.txt` and
+/// `.minisig`), the old public key is kept as `dir/retired/<KEY ID>.pub` so its
+/// signatures stay verifiable, and the new pair then replaces the old one: the old
+/// secret key is gone, so a stolen backup of the directory cannot sign any more.
 pub fn rotate(
     dir: &Path,
     old_password: Option<String>,
@@ -254,16 +256,11 @@ pub fn rotate(
     at: &str,
 ) -> anyhow::Result<(Signer, Rotation)> {
     let old = Signer::load(dir, old_password).context("loading the current key")?;
-    let retired = dir.join("retired");
-    fs::create_dir_all(&retired).with_context(|| format!("creating {}", retired.display()))?;
-    let moved: [(PathBuf, PathBuf); 2] = [
-        (dir.join(SECRET_KEY_FILE), retired.join(format!("{}.key", old.key_id()))),
-        (dir.join(PUBLIC_KEY_FILE), retired.join(format!("{}.pub", old.key_id()))),
-    ];
-    for (from, to) in &moved {
-        fs::rename(from, to).with_context(|| format!("moving {} to {}", from.display(), to.display()))?;
+    let staging = dir.join(".rotating");
+    if staging.exists() {
+        fs::remove_dir_all(&staging).with_context(|| format!("removing {}", staging.display()))?;
     }
-    let new = Signer::generate(dir, new_password)?;
+    let new = Signer::generate(&staging, new_password)?;
     let statement = rotation_statement(old.key_id(), new.public_key(), at);
     let comment = format!("patchwarden-key-rotation old={} new={}", old.key_id(), new.key_id());
     let signature = old.sign(statement.as_bytes(), &comment)?;
@@ -271,6 +268,16 @@ pub fn rotate(
         .context("writing the rotation statement")?;
     fs::write(dir.join(format!("rotation-{}.txt.minisig", new.key_id())), &signature)
         .context("writing the rotation signature")?;
+    let retired = dir.join("retired");
+    fs::create_dir_all(&retired).with_context(|| format!("creating {}", retired.display()))?;
+    let old_public = retired.join(format!("{}.pub", old.key_id()));
+    fs::copy(dir.join(PUBLIC_KEY_FILE), &old_public)
+        .with_context(|| format!("keeping the old public key as {}", old_public.display()))?;
+    for name in [PUBLIC_KEY_FILE, SECRET_KEY_FILE] {
+        let (from, to) = (staging.join(name), dir.join(name));
+        fs::rename(&from, &to).with_context(|| format!("moving {} to {}", from.display(), to.display()))?;
+    }
+    fs::remove_dir(&staging).with_context(|| format!("removing {}", staging.display()))?;
     let rotation = Rotation {
         old_key_id: old.key_id().to_owned(),
         new_key: new.public_key().clone(),
@@ -331,6 +338,16 @@ mod tests {
         assert!(verified.trusted_comment.contains(new.key_id()));
         assert!(rotation.statement.contains(&new.public_key().text));
         assert!(dir.path().join(format!("retired/{}.pub", old.key_id())).is_file());
+        let left: Vec<String> = std::fs::read_dir(dir.path().join("retired"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            left,
+            [format!("{}.pub", old.key_id())],
+            "a retired secret key stayed on disk"
+        );
+        assert!(!dir.path().join(".rotating").exists());
         assert_eq!(Signer::load(dir.path(), None).unwrap().key_id(), new.key_id());
     }
 }

@@ -3,8 +3,6 @@
 
 use tera::{Context, Tera};
 
-use crate::error::AppError;
-
 const TEMPLATES: &[(&str, &str)] = &[
     ("base.html", include_str!("../templates/base.html")),
     ("error.html", include_str!("../templates/error.html")),
@@ -56,8 +54,8 @@ impl Templates {
         Ok(Templates { tera })
     }
 
-    pub fn render(&self, name: &str, context: &Context) -> Result<String, AppError> {
-        Ok(self.tera.render(name, context)?)
+    pub fn render(&self, name: &str, context: &Context) -> Result<String, tera::Error> {
+        self.tera.render(name, context)
     }
 }
 

@@ -333,8 +333,12 @@ fn keygen_protects_the_key_and_serve_needs_its_password() {
         None,
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let retired: Vec<_> = std::fs::read_dir(dir.path().join("keys/retired")).unwrap().collect();
-    assert_eq!(retired.len(), 2, "the old key pair is kept");
+    let retired: Vec<String> = std::fs::read_dir(dir.path().join("keys/retired"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(retired.len(), 1, "only the old public key is kept: {retired:?}");
+    assert!(retired[0].ends_with(".pub"), "{retired:?}");
     let statements = std::fs::read_dir(dir.path().join("keys")).unwrap().filter(|e| {
         e.as_ref()
             .unwrap()

@@ -169,7 +169,7 @@ async fn home_pages_per_role_and_hostile_text_is_escaped() {
 
         let hostile = "<script>alert('x')</script>\"&";
         let name = hostile.to_owned();
-        app.db(move |conn| patchwarden::accounts::create_customer(conn, "evil", &name))
+        app.db(move |conn| patchwarden::services::accounts::create_customer(conn, "evil", &name))
             .await;
         let evil_admin = app
             .with_user("admin@evil.example", "customer-admin", Some("evil"))

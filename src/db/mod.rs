@@ -16,8 +16,6 @@ use diesel::r2d2::{self, ManageConnection, Pool, PooledConnection};
 use diesel::{Connection, PgConnection, SqliteConnection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
-use crate::error::AppError;
-
 /// A connection to whichever backend the configuration names.
 #[derive(diesel::MultiConnection)]
 pub enum DbConnection {
@@ -142,6 +140,18 @@ impl ManageConnection for ConnectionManager {
 
 pub type DbPooled = PooledConnection<ConnectionManager>;
 
+/// Why [`Db::run`] could not run its work: no connection to be had, or the task
+/// died (a panic in the work).
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("{0}")]
+    Crashed(String),
+    #[error("database query: {0}")]
+    Query(#[from] diesel::result::Error),
+}
+
 /// The pool, cheap to clone; what handlers, jobs and the CLI use.
 #[derive(Clone)]
 pub struct Db {
@@ -176,18 +186,34 @@ impl Db {
         self.pool.get()
     }
 
-    /// Runs `work` on a pooled connection on the blocking thread pool.
-    pub async fn run<T, F>(&self, work: F) -> Result<T, AppError>
+    /// Runs `work` on a pooled connection on the blocking thread pool. Whatever
+    /// error type the caller works in only needs to take a [`RunError`].
+    pub async fn run<T, E, F>(&self, work: F) -> Result<T, E>
     where
-        F: FnOnce(&mut DbConnection) -> Result<T, AppError> + Send + 'static,
+        F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
+        E: From<RunError> + Send + 'static,
     {
         let pool = self.pool.clone();
-        actix_web::web::block(move || {
-            let mut conn = pool.get()?;
+        let task = tokio::task::spawn_blocking(move || {
+            let mut conn = pool
+                .get()
+                .map_err(|err| RunError::Unavailable(format!("database pool: {err}")))?;
             work(&mut conn)
-        })
-        .await?
+        });
+        match task.await {
+            Ok(result) => result,
+            Err(err) => Err(RunError::Crashed(format!("database task failed: {err}")).into()),
+        }
+    }
+
+    /// Runs one query function on a pooled connection on the blocking thread pool.
+    pub async fn query<T, F>(&self, work: F) -> Result<T, RunError>
+    where
+        F: FnOnce(&mut DbConnection) -> diesel::QueryResult<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.run(move |conn| work(conn).map_err(RunError::Query)).await
     }
 
     /// Connections open and idle, for the metrics endpoint.

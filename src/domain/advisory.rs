@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+pub use crate::domain::state::RevisionStatus;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -448,23 +449,6 @@ impl AdvisoryInput {
             }
         }
         serde_json::from_value(Value::Object(current)).map_err(|e| FieldError::new("", format!("invalid body: {e}")))
-    }
-}
-
-/// Publication state of a revision.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum RevisionStatus {
-    Published,
-    Withdrawn,
-}
-
-impl RevisionStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RevisionStatus::Published => "published",
-            RevisionStatus::Withdrawn => "withdrawn",
-        }
     }
 }
 

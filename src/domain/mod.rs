@@ -4,6 +4,7 @@
 //! database, HTTP, signing and randomness live elsewhere.
 
 pub mod advisory;
+pub mod caller;
 pub mod csaf;
 pub mod cvss;
 pub mod cwe;
@@ -13,10 +14,13 @@ pub mod password;
 pub mod range;
 pub mod role;
 pub mod slug;
+pub mod state;
 pub mod version;
 
+pub use caller::{Caller, Scope};
 pub use duration::parse_duration;
 pub use email::Email;
 pub use password::NewPassword;
 pub use role::Role;
 pub use slug::Slug;
+pub use state::{AdvisoryStatus, PatchState};

@@ -43,6 +43,18 @@ impl FromStr for Role {
     }
 }
 
+/// A role read from the database: an unknown text is an error, not a default.
+impl TryFrom<String> for Role {
+    type Error = crate::domain::state::UnknownValue;
+
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        text.parse().map_err(|_| crate::domain::state::UnknownValue {
+            kind: "role",
+            value: text,
+        })
+    }
+}
+
 impl fmt::Display for Role {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())

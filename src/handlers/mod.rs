@@ -1,30 +1,10 @@
-//! HTTP handlers, one file per resource. Handlers parse the request, call the
-//! account and model functions, and shape the response; the route table is in
-//! `crate::routes`.
+//! HTTP handlers, one file per resource, grouped by who they serve: `api` (the JSON
+//! API), `pages` (HTML), `feeds` (Atom and CSAF) and `ops` (health, metrics, static
+//! assets). A handler parses the request, is authorised by its extractor types,
+//! calls one service and renders; shared HTTP plumbing is in `crate::http`, and no
+//! handler module uses another. The route table is `crate::routes`.
 
-pub mod advisories;
-pub mod csaf;
-pub mod customers;
-pub mod download;
-pub mod entitlements;
-pub mod extract;
+pub mod api;
 pub mod feeds;
-pub mod health;
-pub mod keys;
-pub mod me;
-pub mod metrics;
+pub mod ops;
 pub mod pages;
-pub mod patches;
-pub mod products;
-pub mod query;
-pub mod session;
-pub mod tokens;
-pub mod uploads;
-pub mod users;
-
-use chrono::{DateTime, NaiveDateTime, Utc};
-
-/// A stored UTC timestamp as an RFC 3339 value.
-pub fn utc(at: NaiveDateTime) -> DateTime<Utc> {
-    at.and_utc()
-}

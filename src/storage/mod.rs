@@ -23,7 +23,9 @@ use tokio::io::AsyncWriteExt;
 
 use crate::config::S3Config;
 
+mod inventory;
 mod partial;
+pub use inventory::StoredFile;
 pub use partial::{Appended, PartialUpload};
 
 /// A stream of file bytes.

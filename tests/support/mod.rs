@@ -18,8 +18,8 @@ use reqwest::header::HeaderMap;
 use serde_json::Value;
 use tempfile::TempDir;
 
-use patchwarden::accounts::{self, UserDraft};
 use patchwarden::config::RawSettings;
+use patchwarden::services::accounts::{self, UserDraft};
 use patchwarden::state::AppState;
 
 /// The environment variable that names the PostgreSQL server for tests.
@@ -41,6 +41,49 @@ pub fn backends() -> Vec<Backend> {
     } else {
         NOTICE.call_once(|| eprintln!("notice: {POSTGRES_ENV} is not set; integration tests run on SQLite only"));
         vec![Backend::Sqlite]
+    }
+}
+
+std::thread_local! {
+    /// The backend the test on this thread is working with.
+    static CURRENT_BACKEND: std::cell::Cell<Option<Backend>> = const { std::cell::Cell::new(None) };
+}
+
+/// Marks `backend` as the one this thread's test works with from now on: a panic
+/// (a failed assertion) then says which backend failed.
+pub fn on_backend(backend: Backend) {
+    static HOOK: Once = Once::new();
+    HOOK.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if let Some(backend) = CURRENT_BACKEND.with(std::cell::Cell::get) {
+                eprintln!("FAILED ON THE {} BACKEND", backend.name());
+            }
+            default(info);
+        }));
+    });
+    CURRENT_BACKEND.with(|current| current.set(Some(backend)));
+}
+
+impl Backend {
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "SQLite",
+            Backend::Postgres => "PostgreSQL",
+        }
+    }
+}
+
+/// The apps of [`TestApp::each`], handed out one backend after the other.
+pub struct Apps(std::vec::IntoIter<TestApp>);
+
+impl Iterator for Apps {
+    type Item = TestApp;
+
+    fn next(&mut self) -> Option<TestApp> {
+        let app = self.0.next()?;
+        on_backend(app.backend);
+        Some(app)
     }
 }
 
@@ -121,6 +164,8 @@ pub struct TestApp {
     pub backend: Backend,
     pub config: patchwarden::config::Config,
     pub base: String,
+    /// The database URL as configured (with any password), for the command line.
+    pub database_url: String,
     pub client: reqwest::Client,
     pub state: web::Data<AppState>,
     pub data_dir: TempDir,
@@ -129,17 +174,18 @@ pub struct TestApp {
 
 impl TestApp {
     /// One app per backend under test.
-    pub async fn each() -> Vec<TestApp> {
+    pub async fn each() -> Apps {
         Self::each_with(&[]).await
     }
 
-    /// One app per backend, with extra settings.
-    pub async fn each_with(settings: &[(&str, &str)]) -> Vec<TestApp> {
+    /// One app per backend, with extra settings. A failure while an app is in use
+    /// names its backend.
+    pub async fn each_with(settings: &[(&str, &str)]) -> Apps {
         let mut apps = Vec::new();
         for backend in backends() {
             apps.push(TestApp::start(backend, settings).await);
         }
-        apps
+        Apps(apps.into_iter())
     }
 
     pub async fn start(backend: Backend, settings: &[(&str, &str)]) -> TestApp {
@@ -155,19 +201,20 @@ impl TestApp {
         raw.set("data_dir", data_dir.path().to_string_lossy()).unwrap();
         raw.set("keys_dir", data_dir.path().join("keys").to_string_lossy())
             .unwrap();
-        raw.set("database_url", database_url).unwrap();
+        raw.set("database_url", database_url.clone()).unwrap();
         raw.set("database_pool_size", "4").unwrap();
         raw.set("workers", "1").unwrap();
         for (name, value) in settings {
             raw.set(name, *value).unwrap();
         }
         let config = raw.validate().expect("test configuration");
-        Self::serve(backend, config, data_dir, pg).await
+        Self::serve(backend, config, database_url, data_dir, pg).await
     }
 
     async fn serve(
         backend: Backend,
         config: patchwarden::config::Config,
+        database_url: String,
         data_dir: TempDir,
         pg: Option<PgDatabase>,
     ) -> TestApp {
@@ -184,6 +231,7 @@ impl TestApp {
             backend,
             config,
             base,
+            database_url,
             client,
             state,
             data_dir,
@@ -196,11 +244,12 @@ impl TestApp {
         let TestApp {
             backend,
             config,
+            database_url,
             data_dir,
             _pg,
             ..
         } = self;
-        Self::serve(backend, config, data_dir, _pg).await
+        Self::serve(backend, config, database_url, data_dir, _pg).await
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -210,7 +259,9 @@ impl TestApp {
     /// Runs blocking database work for fixtures.
     pub async fn db<T: Send + 'static>(
         &self,
-        work: impl FnOnce(&mut patchwarden::db::DbConnection) -> Result<T, patchwarden::error::AppError> + Send + 'static,
+        work: impl FnOnce(&mut patchwarden::db::DbConnection) -> Result<T, patchwarden::services::ServiceError>
+            + Send
+            + 'static,
     ) -> T {
         self.state.db.run(work).await.expect("fixture database work")
     }
@@ -419,21 +470,41 @@ pub fn assert_csaf_valid(documents: &[Value]) {
     );
 }
 
-/// Runs Debian's `minisign -Vm` over `data` with `signature` and `public_key`; returns
-/// whether it verified, and what it printed. Without the tool it says so, unless
-/// `PATCHWARDEN_REQUIRE_MINISIGN` is set (as CI does).
-pub fn minisign_verifies(data: &[u8], signature: &str, public_key: &str) -> Option<(bool, String)> {
+/// Verifies `signature` over `data` with `public_key`: always in process with the
+/// `minisign` crate, and also with Debian's `minisign -Vm` when it is installed (it
+/// must be when `PATCHWARDEN_REQUIRE_MINISIGN` is set, as in CI); the two must agree.
+/// Returns whether the signature holds, and what the verifiers said.
+pub fn minisign_verifies(data: &[u8], signature: &str, public_key: &str) -> (bool, String) {
+    let in_process = patchwarden::signing::verify(public_key, std::io::Cursor::new(data), signature);
+    let mut said = match &in_process {
+        Ok(verified) => format!("in process: verified, trusted comment: {}\n", verified.trusted_comment),
+        Err(err) => format!("in process: {err}\n"),
+    };
     let tool = ["/usr/bin/minisign", "/usr/local/bin/minisign"]
         .into_iter()
         .find(|p| std::path::Path::new(p).is_file());
-    let Some(tool) = tool else {
-        assert!(
-            std::env::var_os("PATCHWARDEN_REQUIRE_MINISIGN").is_none(),
-            "PATCHWARDEN_REQUIRE_MINISIGN is set but the minisign tool is not installed"
-        );
-        eprintln!("notice: the minisign tool is not installed; command-line verification skipped");
-        return None;
-    };
+    match tool {
+        Some(tool) => {
+            let (ok, text) = minisign_tool(tool, data, signature, public_key);
+            assert_eq!(
+                ok,
+                in_process.is_ok(),
+                "the minisign tool and the minisign crate disagree: {text} / {said}"
+            );
+            said.push_str(&text);
+        }
+        None => {
+            assert!(
+                std::env::var_os("PATCHWARDEN_REQUIRE_MINISIGN").is_none(),
+                "PATCHWARDEN_REQUIRE_MINISIGN is set but the minisign tool is not installed"
+            );
+            eprintln!("notice: the minisign tool is not installed; verified in process only");
+        }
+    }
+    (in_process.is_ok(), said)
+}
+
+fn minisign_tool(tool: &str, data: &[u8], signature: &str, public_key: &str) -> (bool, String) {
     let dir = tempfile::tempdir().expect("temp dir");
     let file = dir.path().join("document");
     std::fs::write(&file, data).unwrap();
@@ -451,7 +522,7 @@ pub fn minisign_verifies(data: &[u8], signature: &str, public_key: &str) -> Opti
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
-    Some((output.status.success(), text))
+    (output.status.success(), text)
 }
 
 /// Signs in through the form; returns the `Cookie` header value for the session.

@@ -70,6 +70,20 @@ pub async fn draft(app: &TestApp, f: &Fixture, sha256: Option<String>) -> String
     created["id"].as_str().unwrap().to_owned()
 }
 
+/// Sends `bytes` as the draft's file in one `PUT`.
+pub async fn upload_file(app: &TestApp, token: &str, id: &str, bytes: Vec<u8>) -> (u16, serde_json::Value) {
+    let response = app
+        .client
+        .put(app.url(&format!("/api/v1/patches/{id}/file")))
+        .bearer_auth(token)
+        .header("content-type", "application/octet-stream")
+        .body(bytes)
+        .send()
+        .await
+        .unwrap();
+    super::status_and_json(response).await
+}
+
 pub async fn download(app: &TestApp, token: &str, id: &str, headers: &[(&str, &str)]) -> reqwest::Response {
     let mut request = app
         .client

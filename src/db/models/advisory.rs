@@ -9,6 +9,7 @@ use crate::db::schema::{
     advisories, advisory_counters, advisory_cves, advisory_products, advisory_revisions, products,
 };
 use crate::db::{DbBackend, DbConnection};
+use crate::domain::state::{AdvisoryStatus, RevisionStatus};
 use crate::ids::{AdvisoryId, ProductId};
 
 #[derive(Clone, Debug, Queryable, Selectable, Identifiable)]
@@ -16,7 +17,8 @@ use crate::ids::{AdvisoryId, ProductId};
 pub struct AdvisoryRecord {
     pub id: AdvisoryId,
     pub public_id: Option<String>,
-    pub status: String,
+    #[diesel(deserialize_as = String)]
+    pub status: AdvisoryStatus,
     pub draft: String,
     pub title: String,
     pub severity: Option<String>,
@@ -71,7 +73,8 @@ pub struct PublishedSummary<'a> {
 pub struct RevisionRecord {
     pub advisory_id: AdvisoryId,
     pub revision: i32,
-    pub status: String,
+    #[diesel(deserialize_as = String, serialize_as = String)]
+    pub status: RevisionStatus,
     pub published_at: NaiveDateTime,
     pub change_summary: String,
     pub document: String,
@@ -104,7 +107,9 @@ fn escape_like(text: &str) -> String {
 }
 
 fn published(filter: &AdvisoryFilter) -> advisories::BoxedQuery<'static, DbBackend> {
-    let mut query = advisories::table.filter(advisories::status.ne("draft")).into_boxed();
+    let mut query = advisories::table
+        .filter(advisories::status.ne(AdvisoryStatus::Draft.as_str()))
+        .into_boxed();
     if let Some(slug) = &filter.product {
         let ids = advisory_products::table
             .inner_join(products::table)
@@ -167,13 +172,17 @@ impl AdvisoryRecord {
         title: &str,
         at: NaiveDateTime,
     ) -> QueryResult<usize> {
-        diesel::update(advisories::table.find(id).filter(advisories::status.eq("draft")))
-            .set((
-                advisories::draft.eq(draft),
-                advisories::title.eq(title),
-                advisories::updated_at.eq(at),
-            ))
-            .execute(conn)
+        diesel::update(
+            advisories::table
+                .find(id)
+                .filter(advisories::status.eq(AdvisoryStatus::Draft.as_str())),
+        )
+        .set((
+            advisories::draft.eq(draft),
+            advisories::title.eq(title),
+            advisories::updated_at.eq(at),
+        ))
+        .execute(conn)
     }
 
     /// Claims revision `next` of the advisory, if `next - 1` is still the latest:
@@ -253,7 +262,7 @@ impl AdvisoryRecord {
             .filter(advisory_products::product_id.eq(product))
             .select(advisory_products::advisory_id);
         advisories::table
-            .filter(advisories::status.ne("draft"))
+            .filter(advisories::status.ne(AdvisoryStatus::Draft.as_str()))
             .filter(advisories::id.eq_any(ids))
             .select(AdvisoryRecord::as_select())
             .load(conn)
@@ -263,7 +272,7 @@ impl AdvisoryRecord {
 impl RevisionRecord {
     pub fn insert(conn: &mut DbConnection, record: &RevisionRecord) -> QueryResult<()> {
         diesel::insert_into(advisory_revisions::table)
-            .values(record)
+            .values(record.clone())
             .execute(conn)
             .map(drop)
     }
@@ -294,7 +303,7 @@ impl RevisionRecord {
                     .eq(advisories::id)
                     .and(advisory_revisions::revision.eq(advisories::latest_revision))),
             )
-            .filter(advisories::status.ne("draft"))
+            .filter(advisories::status.ne(AdvisoryStatus::Draft.as_str()))
             .order((advisories::last_published_at.desc(), advisories::public_id.desc()))
             .select((AdvisoryRecord::as_select(), RevisionRecord::as_select()))
             .load(conn)

@@ -91,6 +91,17 @@ impl ApiToken {
             .execute(conn)
     }
 
+    /// Revokes every unrevoked token of `user`; returns how many.
+    pub fn revoke_all_of(conn: &mut DbConnection, user: &UserId, at: NaiveDateTime) -> QueryResult<usize> {
+        diesel::update(
+            api_tokens::table
+                .filter(api_tokens::user_id.eq(user))
+                .filter(api_tokens::revoked_at.is_null()),
+        )
+        .set(api_tokens::revoked_at.eq(at))
+        .execute(conn)
+    }
+
     /// Records a use, unless one was recorded within the last minute.
     pub fn touch(conn: &mut DbConnection, token: &ApiToken, at: NaiveDateTime) -> QueryResult<()> {
         let fresh = token

@@ -7,6 +7,7 @@ use diesel::prelude::*;
 
 use crate::db::schema::{advisories, entitlements, patch_advisories, patches, products};
 use crate::db::DbConnection;
+use crate::domain::{AdvisoryStatus, PatchState};
 use crate::ids::{AdvisoryId, CustomerId, PatchId, ProductId};
 
 use super::Product;
@@ -24,7 +25,8 @@ pub struct PatchRecord {
     pub expected_sha256: Option<String>,
     pub sha256: Option<String>,
     pub size: Option<i64>,
-    pub state: String,
+    #[diesel(deserialize_as = String)]
+    pub state: PatchState,
     pub signature: Option<String>,
     pub key_id: Option<String>,
     pub yank_reason: Option<String>,
@@ -88,13 +90,17 @@ impl PatchRecord {
         size: i64,
         at: NaiveDateTime,
     ) -> QueryResult<usize> {
-        diesel::update(patches::table.find(id).filter(patches::state.eq("draft")))
-            .set((
-                patches::sha256.eq(sha256),
-                patches::size.eq(size),
-                patches::uploaded_at.eq(at),
-            ))
-            .execute(conn)
+        diesel::update(
+            patches::table
+                .find(id)
+                .filter(patches::state.eq(PatchState::Draft.as_str())),
+        )
+        .set((
+            patches::sha256.eq(sha256),
+            patches::size.eq(size),
+            patches::uploaded_at.eq(at),
+        ))
+        .execute(conn)
     }
 
     /// Publishes a draft with its signature; 0 when it is no longer a draft or its
@@ -110,11 +116,11 @@ impl PatchRecord {
         diesel::update(
             patches::table
                 .find(id)
-                .filter(patches::state.eq("draft"))
+                .filter(patches::state.eq(PatchState::Draft.as_str()))
                 .filter(patches::sha256.eq(sha256)),
         )
         .set((
-            patches::state.eq("published"),
+            patches::state.eq(PatchState::Published.as_str()),
             patches::signature.eq(signature),
             patches::key_id.eq(key_id),
             patches::published_at.eq(at),
@@ -124,13 +130,17 @@ impl PatchRecord {
 
     /// Yanks a published patch; 0 when it is not published.
     pub fn set_yanked(conn: &mut DbConnection, id: &PatchId, reason: &str, at: NaiveDateTime) -> QueryResult<usize> {
-        diesel::update(patches::table.find(id).filter(patches::state.eq("published")))
-            .set((
-                patches::state.eq("yanked"),
-                patches::yank_reason.eq(reason),
-                patches::yanked_at.eq(at),
-            ))
-            .execute(conn)
+        diesel::update(
+            patches::table
+                .find(id)
+                .filter(patches::state.eq(PatchState::Published.as_str())),
+        )
+        .set((
+            patches::state.eq(PatchState::Yanked.as_str()),
+            patches::yank_reason.eq(reason),
+            patches::yanked_at.eq(at),
+        ))
+        .execute(conn)
     }
 
     /// The public ids of the advisories a patch fixes (drafts by their internal id).
@@ -146,6 +156,26 @@ impl PatchRecord {
             .collect();
         ids.sort();
         Ok(ids)
+    }
+
+    /// The advisories a patch fixes that are not published: (id, title).
+    pub fn unpublished_fixes(conn: &mut DbConnection, id: &PatchId) -> QueryResult<Vec<(AdvisoryId, String)>> {
+        patch_advisories::table
+            .inner_join(advisories::table)
+            .filter(patch_advisories::patch_id.eq(id))
+            .filter(advisories::status.ne(AdvisoryStatus::Published.as_str()))
+            .select((advisories::id, advisories::title))
+            .order(advisories::id)
+            .load(conn)
+    }
+
+    /// The SHA-256 of every file a patch references.
+    pub fn referenced_files(conn: &mut DbConnection) -> QueryResult<Vec<String>> {
+        patches::table
+            .filter(patches::sha256.is_not_null())
+            .select(patches::sha256.assume_not_null())
+            .distinct()
+            .load(conn)
     }
 
     /// One patch with its product and fixes.
@@ -176,7 +206,7 @@ impl PatchRecord {
                 .filter(entitlements::customer_id.eq(customer.clone()))
                 .select(entitlements::product_id);
             query = query
-                .filter(patches::state.ne("draft"))
+                .filter(patches::state.ne(PatchState::Draft.as_str()))
                 .filter(patches::product_id.eq_any(entitled));
         }
         let rows = query.load(conn)?;
@@ -195,7 +225,7 @@ impl PatchRecord {
             .select(patch_advisories::patch_id);
         patches::table
             .filter(patches::id.eq_any(ids))
-            .filter(patches::state.ne("draft"))
+            .filter(patches::state.ne(PatchState::Draft.as_str()))
             .order(patches::version)
             .select(PatchRecord::as_select())
             .load(conn)

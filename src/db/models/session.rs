@@ -52,6 +52,11 @@ impl Session {
         diesel::delete(sessions::table.find(id)).execute(conn)
     }
 
+    /// Ends every session of `user`; returns how many.
+    pub fn delete_for_user(conn: &mut DbConnection, user: &UserId) -> QueryResult<usize> {
+        diesel::delete(sessions::table.filter(sessions::user_id.eq(user))).execute(conn)
+    }
+
     /// Removes sessions that have expired; returns how many.
     pub fn delete_expired(conn: &mut DbConnection, at: NaiveDateTime) -> QueryResult<usize> {
         diesel::delete(sessions::table.filter(sessions::expires_at.le(at))).execute(conn)

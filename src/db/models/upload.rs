@@ -6,6 +6,7 @@ use diesel::prelude::*;
 
 use crate::db::schema::{patch_uploads, patches};
 use crate::db::DbConnection;
+use crate::domain::PatchState;
 use crate::ids::PatchId;
 
 #[derive(Clone, Debug, Queryable, Selectable, Insertable, Identifiable)]
@@ -78,10 +79,17 @@ impl PatchUpload {
     }
 
     /// Every upload with the state of its patch.
-    pub fn all(conn: &mut DbConnection) -> QueryResult<Vec<(PatchUpload, String)>> {
-        patch_uploads::table
+    pub fn all(conn: &mut DbConnection) -> QueryResult<Vec<(PatchUpload, PatchState)>> {
+        let rows: Vec<(PatchUpload, String)> = patch_uploads::table
             .inner_join(patches::table)
             .select((PatchUpload::as_select(), patches::state))
-            .load(conn)
+            .load(conn)?;
+        rows.into_iter()
+            .map(|(upload, state)| {
+                let state = PatchState::try_from(state)
+                    .map_err(|e| diesel::result::Error::DeserializationError(Box::new(e)))?;
+                Ok((upload, state))
+            })
+            .collect()
     }
 }

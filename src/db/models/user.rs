@@ -14,7 +14,8 @@ pub struct User {
     pub id: UserId,
     pub email: String,
     pub password_hash: String,
-    pub role: String,
+    #[diesel(deserialize_as = String)]
+    pub role: Role,
     pub customer_id: Option<CustomerId>,
     pub created_at: NaiveDateTime,
 }
@@ -31,11 +32,6 @@ pub struct NewUser<'a> {
 }
 
 impl User {
-    /// The role; the database's CHECK constraint keeps the column to known values.
-    pub fn role(&self) -> Role {
-        self.role.parse().unwrap_or(Role::CustomerAdmin)
-    }
-
     pub fn insert(conn: &mut DbConnection, new: &NewUser<'_>) -> QueryResult<User> {
         diesel::insert_into(users::table).values(new).execute(conn)?;
         users::table.find(new.id).select(User::as_select()).first(conn)

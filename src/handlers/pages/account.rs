@@ -5,14 +5,14 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 
-use crate::accounts;
 use crate::auth::{AuthUser, CsrfForm, WebUser};
 use crate::db::models::{now, ApiToken};
 use crate::error::AppError;
-use crate::handlers::pages::login::NoFields;
-use crate::handlers::pages::{context, render, see_other, PageError};
-use crate::handlers::tokens::{parse_expiry, revoke};
-use crate::ids::TokenId;
+use crate::error::PageError;
+use crate::http::pages::NoFields;
+use crate::http::pages::{context, render, see_other};
+use crate::services::accounts;
+use crate::services::ServiceError;
 use crate::state::AppState;
 
 #[derive(Deserialize)]
@@ -47,7 +47,7 @@ async fn account_page(
     let own = user.user.id.clone();
     let tokens = state
         .db
-        .run(move |conn| Ok(ApiToken::list(conn, Some(&own), None)?))
+        .query(move |conn| ApiToken::list(conn, Some(&own), None))
         .await
         .map_err(|err| PageError::with_state(state, err))?;
     let at = now();
@@ -83,8 +83,8 @@ pub async fn post_account_token(
     state: web::Data<AppState>,
     form: CsrfForm<NewTokenForm>,
 ) -> Result<HttpResponse, PageError> {
-    let CsrfForm { user, fields } = form;
-    let expires_in = match parse_expiry(Some(&fields.expires_in)) {
+    let CsrfForm { user, fields, .. } = form;
+    let expires_in = match accounts::parse_expiry(Some(&fields.expires_in)) {
         Ok(expiry) => expiry,
         Err(err) => {
             return account_page(
@@ -97,18 +97,9 @@ pub async fn post_account_token(
             .await
         }
     };
-    let owner = user.user.clone();
-    let label = fields.label;
-    let issued = state
-        .db
-        .run(move |conn| accounts::issue_token(conn, &owner, &label, expires_in))
-        .await;
-    match issued {
-        Ok((token, issued)) => {
-            tracing::info!(token.id = %token.id, user.id = %user.user.id, "issued API token");
-            account_page(&state, &user, StatusCode::CREATED, Some(issued.plaintext()), None).await
-        }
-        Err(err @ AppError::Invalid { .. }) => {
+    match accounts::create_token(&state, &user.user, fields.label, expires_in).await {
+        Ok((_, issued)) => account_page(&state, &user, StatusCode::CREATED, Some(issued.plaintext()), None).await,
+        Err(err @ ServiceError::Invalid { .. }) => {
             account_page(
                 &state,
                 &user,
@@ -128,23 +119,17 @@ pub async fn post_account_token_revoke(
     form: CsrfForm<NoFields>,
 ) -> Result<HttpResponse, PageError> {
     let user = form.user;
-    let not_found = || PageError::with_state(&state, AppError::NotFound("token"));
-    let id: TokenId = id.parse().map_err(|_| not_found())?;
-    let lookup = id.clone();
-    let found = state
-        .db
-        .run(move |conn| Ok(ApiToken::find(conn, &lookup)?))
+    // Only the user's own tokens are revoked here; another's is not found.
+    let (token, owner) = accounts::visible_token(&state, &user.caller(), &id)
         .await
         .map_err(|err| PageError::with_state(&state, err))?;
-    match found {
-        Some((token, owner)) if owner.id == user.user.id => {
-            if token.revoked_at.is_none() {
-                revoke(&state, &user, id)
-                    .await
-                    .map_err(|err| PageError::with_state(&state, err))?;
-            }
-            Ok(see_other("/account"))
-        }
-        _ => Err(not_found()),
+    if owner.id != user.user.id {
+        return Err(PageError::with_state(&state, AppError::NotFound("token")));
     }
+    if token.revoked_at.is_none() {
+        accounts::revoke_token(&state, &user.caller(), token.id.as_str())
+            .await
+            .map_err(|err| PageError::with_state(&state, err))?;
+    }
+    Ok(see_other("/account"))
 }

@@ -6,108 +6,17 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use tera::Context;
 
-use crate::auth::{AuthUser, MaybeWebUser};
-use crate::db::models::{PatchRecord, Product, RevisionRecord};
-use crate::domain::cvss::Severity;
+use crate::api::advisories::ListQuery;
+use crate::auth::MaybeWebUser;
+use crate::db::models::{PatchRecord, RevisionRecord};
 use crate::error::AppError;
-use crate::handlers::advisories::{list_page, published_revision, AdvisorySummary, ListQuery};
-use crate::handlers::pages::{context, product_options, render, PageError};
+use crate::error::PageError;
+use crate::http::pages::{context, render};
+use crate::http::views::{advisory_context, render_index};
 use crate::secrets::sha256_hex;
+use crate::services::advisories::published_revision;
 use crate::state::AppState;
-
-#[derive(Serialize)]
-struct PageLink {
-    number: u32,
-    href: String,
-}
-
-fn query_string(query: &ListQuery, page: u32) -> String {
-    let mut pairs = url::form_urlencoded::Serializer::new(String::new());
-    for (key, value) in [
-        ("product", &query.product),
-        ("severity", &query.severity),
-        ("cve", &query.cve),
-        ("q", &query.q),
-    ] {
-        if let Some(value) = value.as_deref().filter(|v| !v.is_empty()) {
-            pairs.append_pair(key, value);
-        }
-    }
-    if query.emergency == Some(true) {
-        pairs.append_pair("emergency", "true");
-    }
-    if page > 1 {
-        pairs.append_pair("page", &page.to_string());
-    }
-    let text = pairs.finish();
-    if text.is_empty() {
-        "/advisories".into()
-    } else {
-        format!("/advisories?{text}")
-    }
-}
-
-/// The advisory index for `query`, as `GET /advisories` and the signed-out `/` show it.
-pub async fn render_index(
-    state: &AppState,
-    user: Option<&AuthUser>,
-    query: &ListQuery,
-) -> Result<HttpResponse, PageError> {
-    let fail = |err: AppError| PageError::with_state(state, err);
-    let products = state.db.run(|conn| Ok(Product::list(conn)?)).await.map_err(fail)?;
-    let mut page = context(user);
-    page.insert("products", &product_options(&products));
-    page.insert(
-        "severities",
-        &Severity::ALL.iter().rev().map(|s| s.as_str()).collect::<Vec<_>>(),
-    );
-    page.insert("filter_product", &query.product.clone().unwrap_or_default());
-    page.insert("filter_severity", &query.severity.clone().unwrap_or_default());
-    page.insert("filter_cve", &query.cve.clone().unwrap_or_default());
-    page.insert("filter_q", &query.q.clone().unwrap_or_default());
-    page.insert("filter_emergency", &(query.emergency == Some(true)));
-    let request = match query.parse() {
-        Ok(request) => request,
-        Err(err) => {
-            page.insert("error", &err.to_string());
-            page.insert("advisories", &Vec::<AdvisorySummary>::new());
-            page.insert("total", &0);
-            return render(state, StatusCode::UNPROCESSABLE_ENTITY, "advisory_index.html", &page);
-        }
-    };
-    let (number, per_page) = (request.page, request.per_page);
-    let (records, total) = list_page(state, request).await.map_err(fail)?;
-    let summaries: Vec<AdvisorySummary> = records.iter().map(|r| AdvisorySummary::of(state, r)).collect();
-    let last_page = u32::try_from((total + i64::from(per_page) - 1) / i64::from(per_page))
-        .unwrap_or(u32::MAX)
-        .max(1);
-    page.insert("advisories", &summaries);
-    page.insert("total", &total);
-    page.insert("page", &number);
-    page.insert("last_page", &last_page);
-    if number > 1 {
-        page.insert(
-            "prev",
-            &PageLink {
-                number: number - 1,
-                href: query_string(query, number - 1),
-            },
-        );
-    }
-    if number < last_page {
-        page.insert(
-            "next",
-            &PageLink {
-                number: number + 1,
-                href: query_string(query, number + 1),
-            },
-        );
-    }
-    page.insert("feed_url", "/feeds/advisories.atom");
-    render(state, StatusCode::OK, "advisory_index.html", &page)
-}
 
 pub async fn get_index(
     state: web::Data<AppState>,
@@ -145,13 +54,6 @@ struct HistoryRow {
     current: bool,
 }
 
-/// Fills the advisory page context from a revision document.
-pub fn advisory_context(page: &mut Context, document: &Value, id: &str) {
-    page.insert("doc", document);
-    page.insert("advisory_id", id);
-    page.insert("withdrawn", &(document["status"] == "withdrawn"));
-}
-
 pub async fn get_advisory_page(
     state: web::Data<AppState>,
     user: MaybeWebUser,
@@ -165,12 +67,12 @@ pub async fn get_advisory_page(
     };
     let (record, revision) = published_revision(&state, id.into_inner(), wanted)
         .await
-        .map_err(fail)?;
+        .map_err(|e| fail(e.into()))?;
     let advisory_id = record.id.clone();
     let (history, fixing) = state
         .db
         .run(move |conn| {
-            Ok((
+            Ok::<_, AppError>((
                 RevisionRecord::list(conn, &advisory_id)?,
                 PatchRecord::fixing(conn, &advisory_id)?,
             ))
@@ -184,7 +86,7 @@ pub async fn get_advisory_page(
             platform: p.platform,
             filename: p.filename,
             sha256: p.sha256,
-            state: p.state,
+            state: p.state.as_str().to_owned(),
             yank_reason: p.yank_reason,
         })
         .collect();
@@ -220,7 +122,7 @@ pub async fn get_advisory_page(
             revision: r.revision,
             date: r.published_at.format("%Y-%m-%d %H:%M UTC").to_string(),
             summary: r.change_summary.clone(),
-            status: r.status.clone(),
+            status: r.status.as_str().to_owned(),
             json_url: format!("/api/v1/advisories/{public_id}/revisions/{}", r.revision),
             sig_url: format!("/api/v1/advisories/{public_id}/revisions/{}/minisig", r.revision),
             page_url: format!("/advisories/{public_id}?revision={}", r.revision),

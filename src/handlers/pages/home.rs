@@ -4,12 +4,14 @@
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 
-use crate::auth::{MaybeWebUser, Scope};
+use crate::api::advisories::ListQuery;
+use crate::auth::MaybeWebUser;
 use crate::db::models::{Customer, User};
+use crate::domain::Scope;
 use crate::error::AppError;
-use crate::handlers::advisories::ListQuery;
-use crate::handlers::pages::advisories::render_index;
-use crate::handlers::pages::{context, render, PageError};
+use crate::error::PageError;
+use crate::http::pages::{context, render};
+use crate::http::views::render_index;
 use crate::state::AppState;
 
 pub async fn get_home(state: web::Data<AppState>, user: MaybeWebUser) -> Result<HttpResponse, PageError> {
@@ -21,7 +23,7 @@ pub async fn get_home(state: web::Data<AppState>, user: MaybeWebUser) -> Result<
         Scope::Vendor => {
             let (customers, users) = state
                 .db
-                .run(|conn| Ok((Customer::count(conn)?, User::count(conn, None)?)))
+                .run(|conn| Ok::<_, crate::services::ServiceError>((Customer::count(conn)?, User::count(conn, None)?)))
                 .await
                 .map_err(|err| PageError::with_state(&state, err))?;
             page.insert("customer_count", &customers);
@@ -32,7 +34,9 @@ pub async fn get_home(state: web::Data<AppState>, user: MaybeWebUser) -> Result<
         Scope::Customer(id) => {
             let found = state
                 .db
-                .run(move |conn| Ok((Customer::find(conn, &id)?, User::count(conn, Some(&id))?)))
+                .run(move |conn| {
+                    Ok::<_, crate::services::ServiceError>((Customer::find(conn, &id)?, User::count(conn, Some(&id))?))
+                })
                 .await
                 .map_err(|err| PageError::with_state(&state, err))?;
             let (Some(customer), users) = found else {

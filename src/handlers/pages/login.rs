@@ -7,12 +7,14 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
-use crate::auth::{client_ip, CsrfForm, MaybeWebUser};
+use crate::auth::{client_ip, Credential, CsrfForm, MaybeWebUser};
 use crate::config::Config;
 use crate::error::AppError;
-use crate::handlers::pages::{context, render, see_other, PageError};
-use crate::handlers::session::{end_session, session_cookie, session_removal_cookie, sign_in};
+use crate::error::PageError;
+use crate::http::cookies::{session_cookie, session_removal_cookie};
+use crate::http::pages::{context, render, see_other, NoFields};
 use crate::secrets::{constant_time_eq, random_hex};
+use crate::services::accounts;
 use crate::state::AppState;
 
 /// The cookie that pairs with the login form's hidden CSRF field.
@@ -24,10 +26,6 @@ pub struct LoginForm {
     pub password: String,
     pub csrf_token: String,
 }
-
-/// A form with nothing but its CSRF token.
-#[derive(Deserialize)]
-pub struct NoFields {}
 
 fn login_csrf_cookie(config: &Config, value: String) -> Cookie<'static> {
     Cookie::build(LOGIN_CSRF_COOKIE, value)
@@ -80,8 +78,11 @@ pub async fn post_login(
     if expected.is_empty() || !constant_time_eq(&csrf_token, expected) {
         return Err(PageError::with_state(&state, AppError::csrf()));
     }
-    let address = client_ip(&req, state.config.trust_proxy_headers);
-    match sign_in(&state, address, &email, password).await {
+    let address = client_ip(&req, state.config.client_address_hops);
+    match accounts::sign_in(&state, address, &email, password)
+        .await
+        .map_err(AppError::from)
+    {
         Ok((_, opened)) => {
             let mut clear = login_csrf_cookie(&state.config, String::new());
             clear.make_removal();
@@ -114,9 +115,11 @@ pub async fn post_login(
 }
 
 pub async fn post_logout(state: web::Data<AppState>, form: CsrfForm<NoFields>) -> Result<HttpResponse, PageError> {
-    end_session(&state, &form.user)
-        .await
-        .map_err(|err| PageError::with_state(&state, err))?;
+    if let Credential::Session { id, .. } = &form.user.credential {
+        accounts::end_session(&state, &form.user.caller(), id.clone())
+            .await
+            .map_err(|err| PageError::with_state(&state, err))?;
+    }
     let mut response = see_other("/login");
     response
         .add_cookie(&session_removal_cookie(&state.config))

@@ -6,13 +6,15 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 
-use crate::auth::{AuthUser, CsrfForm, WebUser};
+use crate::auth::{AuthUser, CsrfForm, VendorForm, WebUser, WebVendor};
 use crate::db::models::{PatchRecord, PatchUpload, PatchView, Product};
 use crate::domain::range::RangeInput;
+use crate::domain::PatchState;
 use crate::error::AppError;
-use crate::handlers::pages::advisory_form::parse_affected;
-use crate::handlers::pages::{context, form_error, product_options, render, require_vendor, see_other, PageError};
-use crate::patches::{self, PatchDraft, PatchReader};
+use crate::error::PageError;
+use crate::http::advisory_form::parse_affected;
+use crate::http::pages::{context, form_error, product_options, render, see_other};
+use crate::services::patches::{self, PatchDraft, PatchReader};
 use crate::state::AppState;
 
 #[derive(Serialize)]
@@ -50,7 +52,7 @@ fn row(view: &PatchView) -> Result<PatchRow, AppError> {
         version: view.patch.version.clone(),
         platform: view.patch.platform.clone(),
         filename: view.patch.filename.clone(),
-        state: view.patch.state.clone(),
+        state: view.patch.state.as_str().to_owned(),
         sha256: view.patch.sha256.clone(),
         size: view.patch.size,
         yank_reason: view.patch.yank_reason.clone(),
@@ -122,7 +124,7 @@ async fn list_page(
     let fail = |e: AppError| PageError::with_state(state, e);
     let (views, products) = state
         .db
-        .run(|conn| Ok((PatchRecord::list(conn, None)?, Product::list(conn)?)))
+        .run(|conn| Ok::<_, AppError>((PatchRecord::list(conn, None)?, Product::list(conn)?)))
         .await
         .map_err(fail)?;
     let mut page = context(Some(user));
@@ -134,19 +136,21 @@ async fn list_page(
     render(state, status, "vendor_patches.html", &page)
 }
 
-pub async fn get_vendor_patches(state: web::Data<AppState>, user: WebUser) -> Result<HttpResponse, PageError> {
-    require_vendor(&state, &user.0, "patch")?;
+pub async fn get_vendor_patches(state: web::Data<AppState>, user: WebVendor) -> Result<HttpResponse, PageError> {
     list_page(&state, &user.0, StatusCode::OK, &PatchForm::default(), None).await
 }
 
 pub async fn post_vendor_patch(
     state: web::Data<AppState>,
-    form: CsrfForm<PatchForm>,
+    form: VendorForm<PatchForm>,
 ) -> Result<HttpResponse, PageError> {
-    let CsrfForm { user, fields } = form;
-    require_vendor(&state, &user, "patch")?;
+    let CsrfForm { user, fields, .. } = form;
     let created = match fields.to_draft() {
-        Ok(draft) => state.db.run(move |conn| patches::create(conn, &draft)).await,
+        Ok(draft) => state
+            .db
+            .run(move |conn| patches::create(conn, &draft))
+            .await
+            .map_err(AppError::from),
         Err(err) => Err(err),
     };
     match created {
@@ -170,7 +174,7 @@ async fn patch_page(
         .run(move |conn| {
             let view = patches::visible(conn, &PatchReader::Vendor, &id)?;
             let pending = PatchUpload::find(conn, &view.patch.id)?;
-            Ok((view, pending))
+            Ok::<_, crate::services::ServiceError>((view, pending))
         })
         .await
         .map_err(|e| PageError::with_state(state, e))?;
@@ -185,10 +189,9 @@ async fn patch_page(
 
 pub async fn get_vendor_patch(
     state: web::Data<AppState>,
-    user: WebUser,
+    user: WebVendor,
     id: web::Path<String>,
 ) -> Result<HttpResponse, PageError> {
-    require_vendor(&state, &user.0, "patch")?;
     patch_page(&state, &user.0, id.into_inner(), StatusCode::OK, None).await
 }
 
@@ -198,10 +201,9 @@ pub struct NoFields {}
 pub async fn post_vendor_patch_publish(
     state: web::Data<AppState>,
     id: web::Path<String>,
-    form: CsrfForm<NoFields>,
+    form: VendorForm<NoFields>,
 ) -> Result<HttpResponse, PageError> {
     let user = form.user;
-    require_vendor(&state, &user, "patch")?;
     let id = id.into_inner();
     match patches::publish(&state, &id).await {
         Ok(_) => Ok(see_other(&format!("/vendor/patches/{id}"))),
@@ -221,10 +223,9 @@ pub struct YankForm {
 pub async fn post_vendor_patch_yank(
     state: web::Data<AppState>,
     id: web::Path<String>,
-    form: CsrfForm<YankForm>,
+    form: VendorForm<YankForm>,
 ) -> Result<HttpResponse, PageError> {
-    let CsrfForm { user, fields } = form;
-    require_vendor(&state, &user, "patch")?;
+    let CsrfForm { user, fields, .. } = form;
     let id = id.into_inner();
     let lookup = id.clone();
     let result = state
@@ -242,16 +243,16 @@ pub async fn post_vendor_patch_yank(
 
 /// `GET /patches`: the patches the signed-in customer may download.
 pub async fn get_customer_patches(state: web::Data<AppState>, user: WebUser) -> Result<HttpResponse, PageError> {
-    let reader = PatchReader::of(&user.0);
+    let reader = PatchReader::from(&user.0.scope);
     let views = state
         .db
-        .run(move |conn| Ok(PatchRecord::list(conn, reader.customer())?))
+        .query(move |conn| PatchRecord::list(conn, reader.customer()))
         .await
         .map_err(|e| PageError::with_state(&state, e))?;
     let mut page = context(Some(&user.0));
     let rows = views
         .iter()
-        .filter(|v| v.patch.state != patches::state::DRAFT)
+        .filter(|v| v.patch.state != PatchState::Draft)
         .map(row)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| PageError::with_state(&state, e))?;

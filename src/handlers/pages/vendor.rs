@@ -8,16 +8,18 @@ use actix_web::{web, HttpResponse};
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
-use crate::auth::{AuthUser, CsrfForm, WebUser};
+use crate::auth::{AuthUser, CsrfForm, VendorForm, WebVendor};
 use crate::db::models::{AdvisoryRecord, Product};
 use crate::domain::advisory::{
     canonical_json, revision_document, AdvisoryInput, Completeness, RevisionMeta, RevisionStatus,
 };
-use crate::error::AppError;
-use crate::handlers::pages::advisories::advisory_context;
-use crate::handlers::pages::advisory_form::AdvisoryForm;
-use crate::handlers::pages::{context, form_error, render, require_vendor, see_other, PageError};
-use crate::publishing::{self, status, Catalogue};
+use crate::domain::AdvisoryStatus;
+use crate::error::PageError;
+use crate::http::advisory_form::AdvisoryForm;
+use crate::http::pages::{context, form_error, render, see_other};
+use crate::http::views::advisory_context;
+use crate::services::advisories::{self, Catalogue};
+use crate::services::ServiceError;
 use crate::state::AppState;
 
 #[derive(Serialize)]
@@ -32,11 +34,10 @@ struct Row {
     updated: String,
 }
 
-pub async fn get_vendor_advisories(state: web::Data<AppState>, user: WebUser) -> Result<HttpResponse, PageError> {
-    require_vendor(&state, &user.0, "advisory")?;
+pub async fn get_vendor_advisories(state: web::Data<AppState>, user: WebVendor) -> Result<HttpResponse, PageError> {
     let records = state
         .db
-        .run(|conn| Ok(AdvisoryRecord::list_all(conn)?))
+        .query(AdvisoryRecord::list_all)
         .await
         .map_err(|e| PageError::with_state(&state, e))?;
     let rows: Vec<Row> = records
@@ -45,7 +46,7 @@ pub async fn get_vendor_advisories(state: web::Data<AppState>, user: WebUser) ->
             key: r.id.to_string(),
             public_id: r.public_id,
             title: r.title,
-            status: r.status,
+            status: r.status.as_str().to_owned(),
             severity: r.severity,
             emergency: r.emergency,
             revision: r.latest_revision,
@@ -66,7 +67,7 @@ async fn form_page(
 ) -> Result<HttpResponse, PageError> {
     let products = state
         .db
-        .run(|conn| Ok(Product::list(conn)?))
+        .query(Product::list)
         .await
         .map_err(|e| PageError::with_state(state, e))?;
     let mut page = context(Some(user));
@@ -82,19 +83,17 @@ async fn form_page(
     render(state, status, "vendor_advisory_form.html", &page)
 }
 
-pub async fn get_new_advisory(state: web::Data<AppState>, user: WebUser) -> Result<HttpResponse, PageError> {
-    require_vendor(&state, &user.0, "advisory")?;
+pub async fn get_new_advisory(state: web::Data<AppState>, user: WebVendor) -> Result<HttpResponse, PageError> {
     form_page(&state, &user.0, StatusCode::OK, &AdvisoryForm::default(), None).await
 }
 
 pub async fn post_new_advisory(
     state: web::Data<AppState>,
-    form: CsrfForm<AdvisoryForm>,
+    form: VendorForm<AdvisoryForm>,
 ) -> Result<HttpResponse, PageError> {
-    let CsrfForm { user, fields } = form;
-    require_vendor(&state, &user, "advisory")?;
+    let CsrfForm { user, fields, .. } = form;
     let created = match fields.to_input() {
-        Ok(input) => state.db.run(move |conn| publishing::create_draft(conn, &input)).await,
+        Ok(input) => state.db.run(move |conn| advisories::create_draft(conn, &input)).await,
         Err(err) => Err(err.into()),
     };
     match created {
@@ -118,13 +117,13 @@ async fn advisory_page(
     let lookup = key.to_owned();
     let record = state
         .db
-        .run(move |conn| publishing::find(conn, &lookup))
+        .run(move |conn| advisories::find(conn, &lookup))
         .await
         .map_err(|e| PageError::with_state(state, e))?;
-    let input = publishing::current_input(&record).map_err(|e| PageError::with_state(state, e))?;
+    let input = advisories::current_input(&record).map_err(|e| PageError::with_state(state, e))?;
     let products = state
         .db
-        .run(|conn| Ok(Product::list(conn)?))
+        .query(Product::list)
         .await
         .map_err(|e| PageError::with_state(state, e))?;
     let mut page = context(Some(user));
@@ -147,10 +146,9 @@ async fn advisory_page(
 
 pub async fn get_vendor_advisory(
     state: web::Data<AppState>,
-    user: WebUser,
+    user: WebVendor,
     key: web::Path<String>,
 ) -> Result<HttpResponse, PageError> {
-    require_vendor(&state, &user.0, "advisory")?;
     advisory_page(&state, &user.0, &key, StatusCode::OK, None, None).await
 }
 
@@ -161,7 +159,7 @@ async fn action_failed(
     user: &AuthUser,
     key: &str,
     form: Option<AdvisoryForm>,
-    err: AppError,
+    err: ServiceError,
 ) -> Result<HttpResponse, PageError> {
     let (status, message) = form_error(state, err)?;
     advisory_page(state, user, key, status, form, Some(&message)).await
@@ -170,17 +168,16 @@ async fn action_failed(
 pub async fn post_vendor_advisory(
     state: web::Data<AppState>,
     key: web::Path<String>,
-    form: CsrfForm<AdvisoryForm>,
+    form: VendorForm<AdvisoryForm>,
 ) -> Result<HttpResponse, PageError> {
-    let CsrfForm { user, fields } = form;
-    require_vendor(&state, &user, "advisory")?;
+    let CsrfForm { user, fields, .. } = form;
     let key = key.into_inner();
     let saved = match fields.to_input() {
         Ok(input) => {
             let lookup = key.clone();
             state
                 .db
-                .run(move |conn| publishing::replace_draft(conn, &lookup, &input))
+                .run(move |conn| advisories::replace_draft(conn, &lookup, &input))
                 .await
         }
         Err(err) => Err(err.into()),
@@ -207,7 +204,11 @@ async fn sign_action<F>(
     action: F,
 ) -> Result<HttpResponse, PageError>
 where
-    F: FnOnce(&mut crate::db::DbConnection, &crate::publishing::PublishContext, &str) -> Result<(), AppError>
+    F: FnOnce(
+            &mut crate::db::DbConnection,
+            &crate::services::advisories::PublishContext,
+            &str,
+        ) -> Result<(), ServiceError>
         + Send
         + 'static,
 {
@@ -217,7 +218,7 @@ where
         .db
         .run(move |conn| {
             action(conn, &ctx, &lookup)?;
-            publishing::find(conn, &lookup)
+            advisories::find(conn, &lookup)
         })
         .await;
     match done {
@@ -232,12 +233,11 @@ where
 pub async fn post_publish(
     state: web::Data<AppState>,
     key: web::Path<String>,
-    form: CsrfForm<SummaryForm>,
+    form: VendorForm<SummaryForm>,
 ) -> Result<HttpResponse, PageError> {
-    let CsrfForm { user, fields } = form;
-    require_vendor(&state, &user, "advisory")?;
+    let CsrfForm { user, fields, .. } = form;
     sign_action(&state, &user, key.into_inner(), None, move |conn, ctx, key| {
-        publishing::publish(conn, ctx, key, &fields.change_summary).map(drop)
+        advisories::publish(conn, ctx, key, &fields.change_summary).map(drop)
     })
     .await
 }
@@ -245,10 +245,9 @@ pub async fn post_publish(
 pub async fn post_revise(
     state: web::Data<AppState>,
     key: web::Path<String>,
-    form: CsrfForm<AdvisoryForm>,
+    form: VendorForm<AdvisoryForm>,
 ) -> Result<HttpResponse, PageError> {
-    let CsrfForm { user, fields } = form;
-    require_vendor(&state, &user, "advisory")?;
+    let CsrfForm { user, fields, .. } = form;
     let key = key.into_inner();
     let input = match fields.to_input() {
         Ok(input) => input,
@@ -256,7 +255,7 @@ pub async fn post_revise(
     };
     let summary = fields.change_summary.clone();
     sign_action(&state, &user, key, Some(fields), move |conn, ctx, key| {
-        publishing::revise(conn, ctx, key, &input, &summary).map(drop)
+        advisories::revise(conn, ctx, key, &input, &summary).map(drop)
     })
     .await
 }
@@ -270,12 +269,11 @@ pub struct ReasonForm {
 pub async fn post_withdraw(
     state: web::Data<AppState>,
     key: web::Path<String>,
-    form: CsrfForm<ReasonForm>,
+    form: VendorForm<ReasonForm>,
 ) -> Result<HttpResponse, PageError> {
-    let CsrfForm { user, fields } = form;
-    require_vendor(&state, &user, "advisory")?;
+    let CsrfForm { user, fields, .. } = form;
     sign_action(&state, &user, key.into_inner(), None, move |conn, ctx, key| {
-        publishing::withdraw(conn, ctx, key, &fields.reason).map(drop)
+        advisories::withdraw(conn, ctx, key, &fields.reason).map(drop)
     })
     .await
 }
@@ -283,18 +281,17 @@ pub async fn post_withdraw(
 /// The draft rendered with the public advisory template, marked as a preview.
 pub async fn get_preview(
     state: web::Data<AppState>,
-    user: WebUser,
+    user: WebVendor,
     key: web::Path<String>,
 ) -> Result<HttpResponse, PageError> {
-    require_vendor(&state, &user.0, "advisory")?;
-    let fail = |err: AppError| PageError::with_state(&state, err);
+    let fail = |err: ServiceError| PageError::with_state(&state, err);
     let lookup = key.into_inner();
     let (record, input, catalogue) = state
         .db
         .run(move |conn| {
-            let record = publishing::find(conn, &lookup)?;
-            let input: AdvisoryInput = publishing::current_input(&record)?;
-            Ok((record, input, Catalogue::load(conn)?))
+            let record = advisories::find(conn, &lookup)?;
+            let input: AdvisoryInput = advisories::current_input(&record)?;
+            Ok::<_, ServiceError>((record, input, Catalogue::load(conn)?))
         })
         .await
         .map_err(fail)?;
@@ -309,7 +306,7 @@ pub async fn get_preview(
         status: RevisionStatus::Published,
         first_published: record.first_published_at.map_or(now, |t| t.and_utc()),
         published: now,
-        change_summary: if record.status == status::DRAFT {
+        change_summary: if record.status == AdvisoryStatus::Draft {
             "Initial publication".into()
         } else {
             "(your change summary)".into()
@@ -319,7 +316,7 @@ pub async fn get_preview(
         key_id: state.signer.key_id().to_owned(),
     };
     let document: serde_json::Value = serde_json::from_str(&canonical_json(&revision_document(&advisory, &meta)))
-        .map_err(|e| fail(AppError::Internal(e.into())))?;
+        .map_err(|e| fail(ServiceError::Internal(e.into())))?;
     let mut page = context(Some(&user.0));
     advisory_context(&mut page, &document, &meta.id);
     page.insert("preview", &true);

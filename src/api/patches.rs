@@ -1,0 +1,68 @@
+//! Patch bodies as the API sends and takes them, shared by the handlers and the
+//! `patch upload` client.
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::Config;
+use crate::db::models::PatchView;
+use crate::domain::range::RangeInput;
+use crate::domain::PatchState;
+use crate::http::utc;
+use crate::services::ServiceError;
+
+pub use crate::services::patches::PatchDraft;
+
+type Timestamp = chrono::DateTime<chrono::Utc>;
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct PatchResponse {
+    pub id: String,
+    pub product: String,
+    pub version: String,
+    pub platform: Option<String>,
+    pub applies_to: Vec<RangeInput>,
+    pub fixes: Vec<String>,
+    pub filename: String,
+    pub state: String,
+    pub sha256: Option<String>,
+    pub size: Option<i64>,
+    pub yank_reason: Option<String>,
+    pub key_id: Option<String>,
+    pub signature: Option<String>,
+    pub created_at: Timestamp,
+    pub published_at: Option<Timestamp>,
+    pub yanked_at: Option<Timestamp>,
+    pub upload_url: Option<String>,
+    pub download_url: String,
+    pub signature_url: String,
+}
+
+impl PatchResponse {
+    pub fn of(config: &Config, view: PatchView) -> Result<Self, ServiceError> {
+        let PatchView { patch, product, fixes } = view;
+        let applies_to: Vec<RangeInput> =
+            serde_json::from_str(&patch.applies_to).map_err(|e| ServiceError::internal("a stored range list", e))?;
+        let id = patch.id.to_string();
+        Ok(PatchResponse {
+            upload_url: (patch.state == PatchState::Draft).then(|| config.url(&format!("/api/v1/patches/{id}/file"))),
+            download_url: config.url(&format!("/api/v1/patches/{id}/download")),
+            signature_url: config.url(&format!("/api/v1/patches/{id}/minisig")),
+            id,
+            product: product.slug,
+            version: patch.version,
+            platform: patch.platform,
+            applies_to,
+            fixes,
+            filename: patch.filename,
+            state: patch.state.as_str().to_owned(),
+            sha256: patch.sha256,
+            size: patch.size,
+            yank_reason: patch.yank_reason,
+            key_id: patch.key_id,
+            signature: patch.signature,
+            created_at: utc(patch.created_at),
+            published_at: patch.published_at.map(utc),
+            yanked_at: patch.yanked_at.map(utc),
+        })
+    }
+}

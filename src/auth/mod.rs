@@ -1,0 +1,332 @@
+//! Who is calling. The extractors here authenticate a request and, by their type in
+//! a handler's signature, say who may call that handler: [`AuthUser`] (any user),
+//! [`Allowed`] with a [`Rule`] (`VendorUser`, `VendorAdmin`, `CustomerAdmin`, and
+//! the page forms `WebVendor`, …), [`MaybeWebUser`] and [`CsrfForm`]. Credentials
+//! are API tokens (`Authorization: Bearer`) or the session cookie; a
+//! cookie-authenticated API call that changes state must carry the session's CSRF
+//! token in `X-CSRF-Token`. Checking a credential is the accounts service's job.
+
+mod client;
+
+use std::marker::PhantomData;
+
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::{web, FromRequest, HttpRequest};
+use futures_util::future::LocalBoxFuture;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+
+pub use client::client_ip;
+
+use crate::db::models::User;
+use crate::domain::{Caller, Role, Scope};
+use crate::error::{AppError, PageError};
+use crate::ids::{CustomerId, TokenId};
+use crate::secrets::constant_time_eq;
+use crate::services::accounts;
+use crate::state::AppState;
+
+/// Name of the cookie that holds the web session.
+pub const SESSION_COOKIE: &str = "pw_session";
+/// Header that carries the CSRF token on cookie-authenticated API writes.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+/// What a user authenticated with.
+#[derive(Clone, Debug)]
+pub enum Credential {
+    Token(TokenId),
+    Session { id: String, csrf_token: String },
+}
+
+/// An authenticated user.
+#[derive(Clone, Debug)]
+pub struct AuthUser {
+    pub user: User,
+    pub role: Role,
+    pub scope: Scope,
+    pub credential: Credential,
+}
+
+impl AuthUser {
+    fn from_user(user: User, credential: Credential) -> Result<Self, AppError> {
+        let role = user.role;
+        let scope = Scope::of(role, user.customer_id.as_ref())
+            .ok_or_else(|| AppError::forbidden("this account belongs to no customer"))?;
+        Ok(AuthUser {
+            user,
+            role,
+            scope,
+            credential,
+        })
+    }
+
+    /// The session's CSRF token, when the user came in through the web login.
+    pub fn csrf_token(&self) -> Option<&str> {
+        match &self.credential {
+            Credential::Session { csrf_token, .. } => Some(csrf_token),
+            Credential::Token(_) => None,
+        }
+    }
+
+    /// The caller as the services see it.
+    pub fn caller(&self) -> Caller {
+        Caller {
+            user: self.user.id.clone(),
+            role: self.role,
+            scope: self.scope.clone(),
+        }
+    }
+}
+
+/// Where a request's credentials may come from.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Channel {
+    /// JSON API: bearer token or session cookie (with the CSRF header on writes).
+    Api,
+    /// HTML pages: session cookie only; forms check their own CSRF field.
+    Web,
+}
+
+fn state(req: &HttpRequest) -> Result<web::Data<AppState>, AppError> {
+    req.app_data::<web::Data<AppState>>()
+        .cloned()
+        .ok_or_else(|| AppError::Internal(anyhow::anyhow!("application state is not registered")))
+}
+
+fn bearer(req: &HttpRequest) -> Result<Option<&str>, AppError> {
+    let Some(value) = req.headers().get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let value = value
+        .to_str()
+        .map_err(|_| AppError::Unauthorized("the Authorization header is not valid text".into()))?;
+    match value.split_once(' ') {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => Ok(Some(token.trim())),
+        _ => Err(AppError::Unauthorized(
+            "the Authorization header must be `Bearer <token>`".into(),
+        )),
+    }
+}
+
+async fn authenticate(req: &HttpRequest, channel: Channel) -> Result<Option<AuthUser>, AppError> {
+    let state = state(req)?;
+    if channel == Channel::Api {
+        if let Some(token) = bearer(req)? {
+            let (user, token) = accounts::authenticate_token(&state, token).await?;
+            return AuthUser::from_user(user, Credential::Token(token.id)).map(Some);
+        }
+    }
+    let Some(cookie) = req.cookie(SESSION_COOKIE) else {
+        return Ok(None);
+    };
+    let (user, session) = accounts::authenticate_session(&state, cookie.value()).await?;
+    let user = AuthUser::from_user(
+        user,
+        Credential::Session {
+            id: session.id,
+            csrf_token: session.csrf_token,
+        },
+    )?;
+    if channel == Channel::Api && !req.method().is_safe() {
+        let header = req
+            .headers()
+            .get(CSRF_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let expected = user.csrf_token().unwrap_or("");
+        if expected.is_empty() || !constant_time_eq(header, expected) {
+            return Err(AppError::csrf());
+        }
+    }
+    Ok(Some(user))
+}
+
+fn required(user: Option<AuthUser>) -> Result<AuthUser, AppError> {
+    user.ok_or_else(|| AppError::Unauthorized("authentication required".into()))
+}
+
+impl FromRequest for AuthUser {
+    type Error = AppError;
+    type Future = LocalBoxFuture<'static, Result<Self, AppError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move { required(authenticate(&req, Channel::Api).await?) })
+    }
+}
+
+/// Who a guarded handler admits.
+pub trait Rule: 'static {
+    /// The refusal for a user this rule does not admit.
+    fn admit(user: &AuthUser) -> Result<(), String>;
+}
+
+/// Vendor staff: vendor-admin or vendor-publisher.
+pub struct Vendor;
+/// The vendor-admin role only.
+pub struct VendorAdminRole;
+/// A customer-admin, acting for its one customer.
+pub struct CustomerRole;
+
+impl Rule for Vendor {
+    fn admit(user: &AuthUser) -> Result<(), String> {
+        if user.role.is_vendor() {
+            Ok(())
+        } else {
+            Err("this needs a vendor role".into())
+        }
+    }
+}
+
+impl Rule for VendorAdminRole {
+    fn admit(user: &AuthUser) -> Result<(), String> {
+        if user.role == Role::VendorAdmin {
+            Ok(())
+        } else {
+            Err("this needs the vendor-admin role".into())
+        }
+    }
+}
+
+impl Rule for CustomerRole {
+    fn admit(user: &AuthUser) -> Result<(), String> {
+        match user.scope {
+            Scope::Customer(_) => Ok(()),
+            Scope::Vendor => Err("this needs the customer-admin role".into()),
+        }
+    }
+}
+
+/// The API channel (token or cookie with CSRF header), answering errors as JSON.
+pub struct Api;
+/// The page channel (session cookie only), answering errors as HTML or a redirect.
+pub struct Web;
+
+/// A user that `R` admits, authenticated through channel `C`.
+pub struct Allowed<R: Rule, C = Api>(pub AuthUser, PhantomData<(R, C)>);
+
+/// A vendor-admin or vendor-publisher, on the API.
+pub type VendorUser = Allowed<Vendor>;
+/// A vendor-admin, on the API.
+pub type VendorAdmin = Allowed<VendorAdminRole>;
+/// A customer-admin, on the API.
+pub type CustomerAdmin = Allowed<CustomerRole>;
+/// Vendor staff on the HTML screens.
+pub type WebVendor = Allowed<Vendor, Web>;
+/// Any signed-in user on the HTML pages; pages without one redirect to `/login`.
+pub type WebUser = Allowed<AnyUser, Web>;
+
+/// Every authenticated user.
+pub struct AnyUser;
+
+impl Rule for AnyUser {
+    fn admit(_: &AuthUser) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+impl<R: Rule, C> Allowed<R, C> {
+    /// The customer a customer-admin acts for.
+    pub fn customer(&self) -> Option<&CustomerId> {
+        self.0.scope.customer()
+    }
+}
+
+async fn admitted<R: Rule>(req: &HttpRequest, channel: Channel) -> Result<AuthUser, AppError> {
+    let user = required(authenticate(req, channel).await?)?;
+    R::admit(&user).map_err(AppError::forbidden)?;
+    Ok(user)
+}
+
+impl<R: Rule> FromRequest for Allowed<R, Api> {
+    type Error = AppError;
+    type Future = LocalBoxFuture<'static, Result<Self, AppError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move { Ok(Allowed(admitted::<R>(&req, Channel::Api).await?, PhantomData)) })
+    }
+}
+
+impl<R: Rule> FromRequest for Allowed<R, Web> {
+    type Error = PageError;
+    type Future = LocalBoxFuture<'static, Result<Self, PageError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            admitted::<R>(&req, Channel::Web)
+                .await
+                .map(|user| Allowed(user, PhantomData))
+                .map_err(|err| PageError::new(&req, err))
+        })
+    }
+}
+
+/// The web user if there is one; a stale cookie counts as signed out.
+#[derive(Clone, Debug)]
+pub struct MaybeWebUser(pub Option<AuthUser>);
+
+impl FromRequest for MaybeWebUser {
+    type Error = PageError;
+    type Future = LocalBoxFuture<'static, Result<Self, PageError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            match authenticate(&req, Channel::Web).await {
+                Ok(user) => Ok(MaybeWebUser(user)),
+                Err(AppError::Unauthorized(_)) => Ok(MaybeWebUser(None)),
+                Err(err) => Err(PageError::new(&req, err)),
+            }
+        })
+    }
+}
+
+#[derive(Deserialize)]
+struct WithCsrf<T> {
+    #[serde(default)]
+    csrf_token: String,
+    #[serde(flatten)]
+    fields: T,
+}
+
+/// A submitted HTML form of a user that `R` admits, whose `csrf_token` field matched
+/// the session's. A handler that takes one cannot forget either check.
+pub struct CsrfForm<T, R: Rule = AnyUser> {
+    pub user: AuthUser,
+    pub fields: T,
+    _rule: PhantomData<R>,
+}
+
+/// A form that only vendor staff may submit.
+pub type VendorForm<T> = CsrfForm<T, Vendor>;
+
+impl<T: DeserializeOwned + 'static, R: Rule> FromRequest for CsrfForm<T, R> {
+    type Error = PageError;
+    type Future = LocalBoxFuture<'static, Result<Self, PageError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let form = web::Form::<WithCsrf<T>>::from_request(req, payload);
+        let req = req.clone();
+        Box::pin(async move {
+            let result = async {
+                let user = admitted::<R>(&req, Channel::Web).await?;
+                let form = form
+                    .await
+                    .map_err(|err| AppError::BadRequest(format!("the form could not be read: {err}")))?;
+                let expected = user.csrf_token().unwrap_or("");
+                if expected.is_empty() || !constant_time_eq(&form.csrf_token, expected) {
+                    return Err(AppError::csrf());
+                }
+                Ok(CsrfForm {
+                    user,
+                    fields: form.into_inner().fields,
+                    _rule: PhantomData,
+                })
+            };
+            result.await.map_err(|err| PageError::new(&req, err))
+        })
+    }
+}

@@ -1,0 +1,392 @@
+//! The command line: parses, calls services, prints. `serve` runs the server with
+//! the job runner; the other commands bootstrap accounts, manage keys, verify
+//! downloads, upload patches and run a job once.
+
+mod keys;
+
+use std::io::BufRead;
+use std::net::TcpListener;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use patchwarden::config::Config;
+use patchwarden::db::models::{now, ApiToken, Customer, User};
+use patchwarden::db::{self, Db};
+use patchwarden::domain::{parse_duration, NewPassword};
+use patchwarden::ids::TokenId;
+use patchwarden::jobs::{self, Job};
+use patchwarden::secrets::hash_password;
+use patchwarden::server;
+use patchwarden::services::accounts::{self, UserDraft};
+use patchwarden::services::{ServiceError, Services};
+use patchwarden::state::AppState;
+
+#[derive(Parser)]
+#[command(
+    name = "patchwarden",
+    version,
+    about = "Security advisory and patch distribution server"
+)]
+pub struct Cli {
+    /// TOML configuration file; `PATCHWARDEN_<NAME>` environment variables override it.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run the server (migrations are applied first).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Create the signing key pair under `keys_dir`, or rotate it.
+    Keygen {
+        /// Read the new key's password from this file instead of PATCHWARDEN_KEY_PASSWORD.
+        #[arg(long, value_name = "FILE")]
+        password_file: Option<PathBuf>,
+        /// Store the secret key without a password (development only).
+        #[arg(long)]
+        unencrypted: bool,
+        /// Replace the current key; the old key signs a statement introducing the new one.
+        #[arg(long)]
+        rotate: bool,
+        /// The current key's password file when rotating, if it differs from the new one.
+        #[arg(long, value_name = "FILE")]
+        old_password_file: Option<PathBuf>,
+    },
+    /// Verify a downloaded advisory or patch against its minisign signature.
+    Verify {
+        #[arg(long, value_name = "FILE")]
+        file: PathBuf,
+        /// The signature; `<file>.minisig` when absent.
+        #[arg(long, value_name = "FILE")]
+        sig: Option<PathBuf>,
+        /// The public key; the server's own `keys_dir/patchwarden.pub` when absent.
+        #[arg(long, value_name = "FILE")]
+        pubkey: Option<PathBuf>,
+    },
+    /// Work with patches on a running server.
+    Patch {
+        #[command(subcommand)]
+        action: Box<PatchCommand>,
+    },
+    /// Manage customers.
+    Customer {
+        #[command(subcommand)]
+        action: CustomerCommand,
+    },
+    /// Manage users.
+    User {
+        #[command(subcommand)]
+        action: UserCommand,
+    },
+    /// Manage API tokens.
+    Token {
+        #[command(subcommand)]
+        action: TokenCommand,
+    },
+    /// Run a background job once, as the server's job runner would.
+    Job {
+        #[command(subcommand)]
+        action: JobCommand,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum JobCommand {
+    /// Run one job now: sweep-uploads or sweep-files.
+    Run {
+        #[arg(value_name = "JOB")]
+        name: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum PatchCommand {
+    /// Create a patch on a server and upload its file, with progress; when the
+    /// connection drops the upload resumes where the server's copy ends.
+    Upload {
+        /// The server's URL, e.g. https://updates.example.com
+        #[arg(long, env = "PATCHWARDEN_SERVER")]
+        server: url::Url,
+        /// A vendor API token (prefer the environment variable to the command line).
+        #[arg(long, env = "PATCHWARDEN_TOKEN", hide_env_values = true)]
+        token: String,
+        #[arg(long, required_unless_present = "patch")]
+        product: Option<String>,
+        /// The version the patch installs.
+        #[arg(long, required_unless_present = "patch")]
+        version: Option<String>,
+        #[arg(long)]
+        platform: Option<String>,
+        /// A range the patch upgrades from, such as ">=6.3.0r12 <6.3.0r21"; repeatable.
+        #[arg(long = "applies-to")]
+        applies_to: Vec<String>,
+        /// An advisory the patch fixes; repeatable.
+        #[arg(long = "fixes")]
+        fixes: Vec<String>,
+        #[arg(long, value_name = "FILE")]
+        file: PathBuf,
+        /// Sign and publish once uploaded.
+        #[arg(long)]
+        publish: bool,
+        /// Upload attempts in a row without progress before giving up.
+        #[arg(long, default_value_t = 3)]
+        attempts: u32,
+        /// Upload the file of this existing draft instead of creating one; resumes the
+        /// draft's unfinished upload of the same file.
+        #[arg(long, conflicts_with_all = ["product", "version", "platform", "applies_to", "fixes"])]
+        patch: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum CustomerCommand {
+    /// Create a customer.
+    Add {
+        #[arg(long)]
+        slug: String,
+        #[arg(long)]
+        name: String,
+    },
+    /// List customers.
+    List,
+}
+
+#[derive(Subcommand)]
+pub enum UserCommand {
+    /// Create a user; the password is read from the first line of standard input.
+    Add {
+        #[arg(long)]
+        email: String,
+        /// vendor-admin, vendor-publisher or customer-admin
+        #[arg(long)]
+        role: String,
+        /// The customer's slug (customer-admin only).
+        #[arg(long)]
+        customer: Option<String>,
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+    /// Replace a user's password, read from the first line of standard input. Every
+    /// web session of the user ends; with --revoke-tokens its API tokens are revoked.
+    SetPassword {
+        #[arg(long)]
+        email: String,
+        #[arg(long, required = true)]
+        password_stdin: bool,
+        /// Revoke the user's API tokens too (the password may have leaked with them).
+        #[arg(long)]
+        revoke_tokens: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum TokenCommand {
+    /// Create an API token for a user and print it, once, on standard output.
+    Create {
+        #[arg(long)]
+        email: String,
+        #[arg(long, default_value = "cli")]
+        label: String,
+        /// Lifetime such as `30d` or `12h`; no expiry when absent.
+        #[arg(long)]
+        expires_in: Option<String>,
+    },
+    /// Revoke an API token by id.
+    Revoke {
+        #[arg(long)]
+        id: String,
+    },
+}
+
+/// A service's refusal as a command-line failure, with the detail a 5xx body hides.
+fn cli_error(err: ServiceError) -> anyhow::Error {
+    match err {
+        ServiceError::Internal(cause) => cause,
+        other => anyhow::anyhow!("{other}"),
+    }
+}
+
+fn read_password() -> anyhow::Result<String> {
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("reading the password from standard input")?;
+    let password = line.trim_end_matches(['\r', '\n']).to_owned();
+    anyhow::ensure!(!password.is_empty(), "no password on standard input");
+    Ok(password)
+}
+
+fn open_db(config: &Config) -> anyhow::Result<db::DbPooled> {
+    let db = Db::open(&config.database, 1)?;
+    db.conn().context("taking a database connection")
+}
+
+pub fn run(command: Command, config: Config) -> anyhow::Result<()> {
+    match command {
+        Command::Serve => serve(config),
+        Command::Job {
+            action: JobCommand::Run { name },
+        } => run_job(config, &name),
+        Command::Keygen {
+            password_file,
+            unencrypted,
+            rotate,
+            old_password_file,
+        } => keys::keygen(&config, password_file, unencrypted, rotate, old_password_file),
+        Command::Verify { file, sig, pubkey } => keys::verify(&config, file, sig, pubkey),
+        Command::Patch { action } => {
+            let PatchCommand::Upload {
+                server,
+                token,
+                product,
+                version,
+                platform,
+                applies_to,
+                fixes,
+                file,
+                publish,
+                attempts,
+                patch,
+            } = *action;
+            let target = match (patch, product, version) {
+                (Some(id), _, _) => patchwarden::client::upload::Target::Existing(id),
+                (None, Some(product), Some(version)) => patchwarden::client::upload::Target::New {
+                    product,
+                    version,
+                    platform,
+                    applies_to: applies_to
+                        .iter()
+                        .map(|r| patchwarden::client::upload::parse_range(r))
+                        .collect::<anyhow::Result<_>>()?,
+                    fixes,
+                },
+                _ => anyhow::bail!("patch upload needs --product and --version, or --patch"),
+            };
+            let request = patchwarden::client::upload::UploadRequest {
+                server,
+                token,
+                target,
+                file,
+                publish,
+                attempts: attempts.max(1),
+            };
+            actix_web::rt::System::new().block_on(patchwarden::client::upload::run(request))
+        }
+        Command::Migrate => {
+            let applied = db::migrate(&config.database)?;
+            for version in &applied {
+                tracing::info!(migration = %version, "applied migration");
+            }
+            println!("{} migration(s) applied to {}", applied.len(), config.database);
+            Ok(())
+        }
+        Command::Customer { action } => {
+            let mut conn = open_db(&config)?;
+            match action {
+                CustomerCommand::Add { slug, name } => {
+                    let customer = accounts::create_customer(&mut conn, &slug, &name).map_err(cli_error)?;
+                    println!("created customer {} ({})", customer.slug, customer.id);
+                }
+                CustomerCommand::List => {
+                    for customer in Customer::list(&mut conn)? {
+                        println!("{}\t{}\t{}", customer.slug, customer.id, customer.name);
+                    }
+                }
+            }
+            Ok(())
+        }
+        Command::User { action } => {
+            match action {
+                UserCommand::Add {
+                    email, role, customer, ..
+                } => {
+                    let password = read_password()?;
+                    let draft = UserDraft::new(&email, password, &role, customer).map_err(cli_error)?;
+                    let mut conn = open_db(&config)?;
+                    let user = accounts::create_user(&mut conn, &draft).map_err(cli_error)?;
+                    println!("created user {} ({}, {})", user.email, user.role, user.id);
+                }
+                UserCommand::SetPassword {
+                    email, revoke_tokens, ..
+                } => {
+                    let password = NewPassword::parse(read_password()?).map_err(|e| anyhow::anyhow!("password {e}"))?;
+                    let hash = hash_password(&password)?;
+                    let mut conn = open_db(&config)?;
+                    let changed = accounts::set_password(&mut conn, &email, &hash, revoke_tokens).map_err(cli_error)?;
+                    println!(
+                        "password of {} replaced; {} session(s) ended, {} token(s) revoked",
+                        email.trim().to_lowercase(),
+                        changed.sessions_ended,
+                        changed.tokens_revoked
+                    );
+                }
+            }
+            Ok(())
+        }
+        Command::Token { action } => {
+            let mut conn = open_db(&config)?;
+            match action {
+                TokenCommand::Create {
+                    email,
+                    label,
+                    expires_in,
+                } => {
+                    let expires_in = expires_in
+                        .as_deref()
+                        .map(parse_duration)
+                        .transpose()
+                        .map_err(|e| anyhow::anyhow!("--expires-in: {e}"))?;
+                    let user = User::find_by_email(&mut conn, &email.trim().to_lowercase())?
+                        .with_context(|| format!("there is no user `{email}`"))?;
+                    let (token, issued) =
+                        accounts::issue_token(&mut conn, &user, &label, expires_in).map_err(cli_error)?;
+                    eprintln!("token {} for {}", token.id, user.email);
+                    println!("{}", issued.plaintext());
+                }
+                TokenCommand::Revoke { id } => {
+                    let id: TokenId = id.parse().map_err(|e| anyhow::anyhow!("--id: {e}"))?;
+                    match ApiToken::revoke(&mut conn, &id, now())? {
+                        0 => anyhow::bail!("no active token with id {id}"),
+                        _ => println!("revoked token {id}"),
+                    }
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Runs one background job once, on this configuration's database and storage.
+fn run_job(config: Config, name: &str) -> anyhow::Result<()> {
+    let job = Job::parse(name).with_context(|| {
+        let names: Vec<&str> = Job::ALL.iter().map(|j| j.name()).collect();
+        format!("there is no job `{name}` (jobs: {})", names.join(", "))
+    })?;
+    actix_web::rt::System::new().block_on(async move {
+        let services = Services::open(config).await?;
+        let count = jobs::run_once(&services, job).await.map_err(cli_error)?;
+        println!("{}: {count} item(s)", job.name());
+        Ok(())
+    })
+}
+
+fn serve(config: Config) -> anyhow::Result<()> {
+    let bind = config.bind;
+    let listener = TcpListener::bind(bind).with_context(|| format!("listening on {bind} (setting `bind`)"))?;
+    let database = config.database.to_string();
+    actix_web::rt::System::new().block_on(async move {
+        let state = actix_web::web::Data::new(AppState::build(config).await?);
+        tracing::info!(address = %bind, database = %database, storage = state.storage.backend_name(), "patchwarden serving");
+        server::warn_about_exposure(&state.config);
+        let _jobs = state.config.jobs.then(|| jobs::start(state.clone().into_inner()));
+        let server = server::serve(state, listener)?;
+        server.await.context("serving")
+    })
+}

@@ -1,0 +1,124 @@
+//! The states that rows move through, as enums. Each converts to and from the text
+//! the database stores in one place; a stored value the code does not know is an
+//! error when the row is read, never a default.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// A stored state or role text that no variant matches.
+#[derive(Debug, thiserror::Error)]
+#[error("the database holds `{value}`, which is not a known {kind}")]
+pub struct UnknownValue {
+    pub kind: &'static str,
+    pub value: String,
+}
+
+macro_rules! text_enum {
+    ($(#[$meta:meta])* $name:ident, $kind:literal { $($variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum $name {
+            $($variant),+
+        }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            /// The text stored and shown.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text),+
+                }
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = UnknownValue;
+
+            fn from_str(text: &str) -> Result<Self, UnknownValue> {
+                $name::ALL
+                    .iter()
+                    .copied()
+                    .find(|v| v.as_str() == text)
+                    .ok_or_else(|| UnknownValue { kind: $kind, value: text.to_owned() })
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = UnknownValue;
+
+            fn try_from(text: String) -> Result<Self, UnknownValue> {
+                text.parse()
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(value: $name) -> String {
+                value.as_str().to_owned()
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+text_enum!(
+    /// Where an advisory stands: a draft, published (with revisions), or withdrawn.
+    AdvisoryStatus, "advisory status" {
+        Draft => "draft",
+        Published => "published",
+        Withdrawn => "withdrawn",
+    }
+);
+
+text_enum!(
+    /// Where a patch stands: a draft (its file may change), published (signed and
+    /// offered), or yanked (listed with its reason, no longer served).
+    PatchState, "patch state" {
+        Draft => "draft",
+        Published => "published",
+        Yanked => "yanked",
+    }
+);
+
+text_enum!(
+    /// What one signed revision of an advisory says: published, or withdrawn.
+    RevisionStatus, "revision status" {
+        Published => "published",
+        Withdrawn => "withdrawn",
+    }
+);
+
+impl From<RevisionStatus> for AdvisoryStatus {
+    fn from(status: RevisionStatus) -> Self {
+        match status {
+            RevisionStatus::Published => AdvisoryStatus::Published,
+            RevisionStatus::Withdrawn => AdvisoryStatus::Withdrawn,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_state_round_trips_and_unknown_text_is_an_error() {
+        for s in AdvisoryStatus::ALL {
+            assert_eq!(s.as_str().parse::<AdvisoryStatus>().unwrap(), *s);
+            assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
+        }
+        for s in PatchState::ALL {
+            assert_eq!(PatchState::try_from(s.as_str().to_owned()).unwrap(), *s);
+        }
+        let err = PatchState::try_from("Published".to_owned()).unwrap_err();
+        assert!(err.to_string().contains("`Published`"), "{err}");
+        assert!("archived".parse::<AdvisoryStatus>().is_err());
+    }
+}

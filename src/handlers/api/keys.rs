@@ -1,0 +1,60 @@
+//! Signing keys: `GET /api/v1/keys` lists every public key with its validity and the
+//! rotation statement that introduced it; `GET /api/v1/keys/{key_id}` serves one as
+//! the `.pub` file the `minisign` tool reads.
+
+use actix_web::{web, HttpResponse};
+use serde::Serialize;
+
+use crate::db::models::SigningKeyRecord;
+use crate::error::AppError;
+use crate::http::utc;
+use crate::state::AppState;
+
+#[derive(Serialize)]
+pub struct KeyResponse {
+    pub key_id: String,
+    pub public_key: String,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub retired_at: Option<chrono::DateTime<chrono::Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub introduced_by: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rotation_statement: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rotation_signature: Option<String>,
+}
+
+pub async fn list_keys(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+    let keys = state.db.query(SigningKeyRecord::list).await?;
+    let body: Vec<KeyResponse> = keys
+        .into_iter()
+        .map(|k| KeyResponse {
+            key_id: k.key_id,
+            public_key: k.public_key,
+            created_at: utc(k.created_at),
+            retired_at: k.retired_at.map(utc),
+            introduced_by: k.introduced_by,
+            rotation_statement: k.statement,
+            rotation_signature: k.statement_signature,
+        })
+        .collect();
+    Ok(HttpResponse::Ok()
+        .insert_header(("cache-control", "public, max-age=300"))
+        .json(body))
+}
+
+pub async fn get_key(state: web::Data<AppState>, key_id: web::Path<String>) -> Result<HttpResponse, AppError> {
+    let key_id = key_id.into_inner().trim_end_matches(".pub").to_uppercase();
+    let key = state
+        .db
+        .query(move |conn| SigningKeyRecord::find(conn, &key_id))
+        .await?
+        .ok_or(AppError::NotFound("key"))?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/plain; charset=utf-8")
+        .insert_header((
+            "content-disposition",
+            format!("attachment; filename=\"{}.pub\"", key.key_id),
+        ))
+        .body(key.public_key))
+}

@@ -1,0 +1,14 @@
+//! The JSON API under `/api/v1`.
+
+pub mod advisories;
+pub mod customers;
+pub mod entitlements;
+pub mod keys;
+pub mod me;
+pub mod patches;
+pub mod products;
+pub mod query;
+pub mod session;
+pub mod tokens;
+pub mod uploads;
+pub mod users;

@@ -1,0 +1,250 @@
+//! Patches over the API: vendors draft, upload (streamed), publish (signed) and yank;
+//! entitled customers list, inspect and download with `Range`, `If-Range`, strong
+//! `ETag`, `If-None-Match` and `HEAD`; the `.minisig` is served beside the file.
+
+use actix_web::body::SizedStream;
+use actix_web::http::{header, Method, StatusCode};
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+
+use crate::api::patches::PatchResponse;
+use crate::auth::{AuthUser, VendorUser};
+use crate::db::models::{now, PatchRecord, PatchView};
+use crate::domain::PatchState;
+use crate::error::AppError;
+use crate::http::extract::declared_length;
+use crate::http::ranges::{if_range_allows, none_match_hits, parse_range, RangeAnswer};
+use crate::services::patches::{self, PatchDraft, PatchReader};
+use crate::services::uploads;
+use crate::state::AppState;
+
+async fn view_for(state: &AppState, reader: PatchReader, id: String) -> Result<PatchView, AppError> {
+    Ok(patches::view(state, reader, id).await?)
+}
+
+/// `POST /api/v1/patches`: a draft; the answer names where to upload the file.
+pub async fn create_patch(
+    state: web::Data<AppState>,
+    caller: VendorUser,
+    body: web::Json<PatchDraft>,
+) -> Result<HttpResponse, AppError> {
+    let draft = body.into_inner();
+    let view = state
+        .db
+        .run(move |conn| {
+            let patch = patches::create(conn, &draft)?;
+            PatchRecord::view(conn, &patch.id)?.ok_or(AppError::NotFound("patch"))
+        })
+        .await?;
+    tracing::info!(patch.id = %view.patch.id, user.id = %caller.0.user.id, "created patch draft");
+    Ok(HttpResponse::Created().json(PatchResponse::of(&state.config, view)?))
+}
+
+/// `PUT /api/v1/patches/{id}/file`: the file, streamed to storage while hashed.
+pub async fn upload_patch_file(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: VendorUser,
+    id: web::Path<String>,
+    body: web::Payload,
+) -> Result<HttpResponse, AppError> {
+    let view = view_for(&state, PatchReader::from(&caller.0.scope), id.into_inner()).await?;
+    uploads::ensure_draft(&view.patch)?;
+    let limit = state.config.max_patch_bytes;
+    if declared_length(&req).is_some_and(|len| len > limit) {
+        return Err(AppError::PayloadTooLarge(format!(
+            "the file is larger than the limit of {limit} bytes"
+        )));
+    }
+    let _claim = state.writers.claim(&view.patch.id).await?;
+    let stored = state
+        .storage
+        .put(body, view.patch.expected_sha256.as_deref(), limit)
+        .await
+        .map_err(uploads::storage_error)?;
+    let patch_id = view.patch.id.clone();
+    let (sha256, size) = (stored.sha256.clone(), i64::try_from(stored.size).unwrap_or(i64::MAX));
+    let changed = state
+        .db
+        .query(move |conn| PatchRecord::set_file(conn, &patch_id, &sha256, size, now()))
+        .await?;
+    if changed == 0 {
+        return Err(AppError::Conflict("the patch was published meanwhile".into()));
+    }
+    uploads::discard(&state, &view.patch.id).await?;
+    tracing::info!(patch.id = %view.patch.id, sha256 = %stored.sha256, size = stored.size, "stored patch file");
+    Ok(HttpResponse::Ok().json(serde_json::json!({"id": view.patch.id, "sha256": stored.sha256, "size": stored.size})))
+}
+
+/// `POST /api/v1/patches/{id}/publish`: signs the stored file and publishes the patch.
+pub async fn publish_patch(
+    state: web::Data<AppState>,
+    caller: VendorUser,
+    id: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let view = patches::publish(&state, &id).await?;
+    tracing::info!(patch.id = %view.patch.id, user.id = %caller.0.user.id, "published patch");
+    get_patch_response(
+        &state,
+        PatchReader::Vendor,
+        view.patch.id.to_string(),
+        StatusCode::CREATED,
+    )
+    .await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct YankRequest {
+    pub reason: String,
+}
+
+/// `POST /api/v1/patches/{id}/yank`: stops offering and serving the file; the
+/// patch stays listed with the reason.
+pub async fn yank_patch(
+    state: web::Data<AppState>,
+    caller: VendorUser,
+    id: web::Path<String>,
+    body: web::Json<YankRequest>,
+) -> Result<HttpResponse, AppError> {
+    let reason = body.into_inner().reason;
+    let view = state.db.run(move |conn| patches::yank(conn, &id, &reason)).await?;
+    tracing::info!(patch.id = %view.patch.id, user.id = %caller.0.user.id, "yanked patch");
+    get_patch_response(&state, PatchReader::Vendor, view.patch.id.to_string(), StatusCode::OK).await
+}
+
+async fn get_patch_response(
+    state: &AppState,
+    reader: PatchReader,
+    id: String,
+    status: StatusCode,
+) -> Result<HttpResponse, AppError> {
+    let view = view_for(state, reader, id).await?;
+    Ok(HttpResponse::build(status).json(PatchResponse::of(&state.config, view)?))
+}
+
+/// `GET /api/v1/patches`: what the caller may see.
+pub async fn list_patches(state: web::Data<AppState>, caller: AuthUser) -> Result<HttpResponse, AppError> {
+    let reader = PatchReader::from(&caller.scope);
+    let views = state
+        .db
+        .query(move |conn| PatchRecord::list(conn, reader.customer()))
+        .await?;
+    let list = views
+        .into_iter()
+        .map(|v| PatchResponse::of(&state.config, v))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(HttpResponse::Ok().json(list))
+}
+
+/// `GET /api/v1/patches/{id}`
+pub async fn get_patch(
+    state: web::Data<AppState>,
+    caller: AuthUser,
+    id: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    get_patch_response(
+        &state,
+        PatchReader::from(&caller.scope),
+        id.into_inner(),
+        StatusCode::OK,
+    )
+    .await
+}
+
+/// `GET /api/v1/patches/{id}/minisig`
+pub async fn get_patch_minisig(
+    state: web::Data<AppState>,
+    caller: AuthUser,
+    id: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let view = view_for(&state, PatchReader::from(&caller.scope), id.into_inner()).await?;
+    let signature = view.patch.signature.ok_or(AppError::NotFound("signature"))?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/plain; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "private, max-age=300"))
+        .insert_header((
+            header::CONTENT_DISPOSITION,
+            format!("attachment; filename=\"{}.minisig\"", view.patch.filename),
+        ))
+        .body(signature))
+}
+
+/// `GET` and `HEAD /api/v1/patches/{id}/download`
+pub async fn download_patch(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: AuthUser,
+    id: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let view = view_for(&state, PatchReader::from(&caller.scope), id.into_inner()).await?;
+    if view.patch.state == PatchState::Yanked {
+        return Err(AppError::Gone(format!(
+            "this patch was yanked: {}",
+            view.patch.yank_reason.as_deref().unwrap_or("no reason given")
+        )));
+    }
+    let (Some(sha256), Some(size)) = (view.patch.sha256.clone(), view.patch.size) else {
+        return Err(AppError::NotFound("patch file"));
+    };
+    let size = u64::try_from(size).unwrap_or(0);
+    let etag = format!("\"{sha256}\"");
+    let headers = req.headers();
+    let text = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
+    let mut response = HttpResponse::build(StatusCode::OK);
+    response
+        .insert_header((header::ETAG, etag.clone()))
+        .insert_header((header::ACCEPT_RANGES, "bytes"))
+        .insert_header((header::CACHE_CONTROL, "private, max-age=31536000, immutable"))
+        .insert_header(("x-content-sha256", sha256.clone()));
+    if none_match_hits(text(header::IF_NONE_MATCH), &etag) {
+        return Ok(response.status(StatusCode::NOT_MODIFIED).finish());
+    }
+    if let (Some(prefix), Some(key)) = (&state.config.download_offload_prefix, state.storage.local_key(&sha256)) {
+        // Authorised here; the front nginx sends the bytes (with Range) from the same files.
+        return Ok(response
+            .content_type("application/octet-stream")
+            .insert_header((
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{}\"", view.patch.filename),
+            ))
+            .insert_header(("x-accel-redirect", format!("{prefix}{key}")))
+            .finish());
+    }
+    let answer = if if_range_allows(text(header::IF_RANGE), &etag) {
+        parse_range(text(header::RANGE), size)
+    } else {
+        RangeAnswer::Full
+    };
+    let (start, end) = match answer {
+        RangeAnswer::Unsatisfiable => {
+            return Ok(response
+                .status(StatusCode::RANGE_NOT_SATISFIABLE)
+                .insert_header((header::CONTENT_RANGE, format!("bytes */{size}")))
+                .finish());
+        }
+        RangeAnswer::Partial { start, end } => {
+            response
+                .status(StatusCode::PARTIAL_CONTENT)
+                .insert_header((header::CONTENT_RANGE, format!("bytes {start}-{end}/{size}")));
+            (start, end)
+        }
+        RangeAnswer::Full => (0, size.saturating_sub(1)),
+    };
+    let length = if size == 0 { 0 } else { end - start + 1 };
+    response.content_type("application/octet-stream").insert_header((
+        header::CONTENT_DISPOSITION,
+        format!("attachment; filename=\"{}\"", view.patch.filename),
+    ));
+    if req.method() == Method::HEAD || length == 0 {
+        // A sized, empty body: the headers announce the length, nothing is read.
+        let nothing = futures_util::stream::empty::<Result<bytes::Bytes, std::io::Error>>();
+        return Ok(response.body(SizedStream::new(length, nothing)));
+    }
+    let stream = state
+        .storage
+        .read(&sha256, start, end)
+        .await
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("reading the patch file: {e}")))?;
+    Ok(response.body(SizedStream::new(length, stream)))
+}

@@ -1,0 +1,158 @@
+//! Resumable uploads over the API, for files too large to send in one request over
+//! an unreliable link: `POST` declares the size, `HEAD`/`GET` report the offset the
+//! server holds (`Upload-Offset`, `Upload-Length`), `PATCH` appends from that offset
+//! (`Content-Type: application/offset+octet-stream`), `DELETE` cancels. The request
+//! that delivers the last byte stores the file, as `PUT …/file` would.
+
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{web, HttpRequest, HttpResponse, HttpResponseBuilder};
+use serde::{Deserialize, Serialize};
+
+use crate::auth::VendorUser;
+use crate::db::models::PatchUpload;
+use crate::error::AppError;
+use crate::http::extract::declared_length;
+use crate::http::utc;
+use crate::services::patches::{self, PatchReader};
+use crate::services::uploads::{self, Progress, IDLE_LIMIT};
+use crate::state::AppState;
+
+/// The media type of a `PATCH` body: raw bytes that continue the file at an offset.
+pub const OFFSET_OCTET_STREAM: &str = "application/offset+octet-stream";
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BeginUpload {
+    /// The whole file's size in bytes.
+    pub size: u64,
+    /// The whole file's SHA-256, when the client knows it.
+    #[serde(default)]
+    pub sha256: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct UploadResponse {
+    pub patch: String,
+    pub size: i64,
+    pub sha256: Option<String>,
+    pub offset: i64,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+    pub expires_at: chrono::DateTime<chrono::Utc>,
+    pub upload_url: String,
+}
+
+fn describe(state: &AppState, upload: &PatchUpload) -> UploadResponse {
+    let idle = chrono::TimeDelta::from_std(IDLE_LIMIT).unwrap_or_default();
+    UploadResponse {
+        patch: upload.patch_id.to_string(),
+        size: upload.size,
+        sha256: upload.sha256.clone(),
+        offset: upload.received,
+        created_at: utc(upload.created_at),
+        updated_at: utc(upload.updated_at),
+        expires_at: utc(upload.updated_at + idle),
+        upload_url: state.config.url(&format!("/api/v1/patches/{}/upload", upload.patch_id)),
+    }
+}
+
+fn with_offsets<'a>(response: &'a mut HttpResponseBuilder, upload: &PatchUpload) -> &'a mut HttpResponseBuilder {
+    response
+        .insert_header(("upload-offset", upload.received.to_string()))
+        .insert_header(("upload-length", upload.size.to_string()))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+}
+
+/// `POST /api/v1/patches/{id}/upload` `{"size", "sha256"?}`: starts a resumable
+/// upload, in place of any earlier one of the same draft.
+pub async fn begin_upload(
+    state: web::Data<AppState>,
+    caller: VendorUser,
+    id: web::Path<String>,
+    body: web::Json<BeginUpload>,
+) -> Result<HttpResponse, AppError> {
+    let view = patches::view(&state, PatchReader::from(&caller.0.scope), id.into_inner()).await?;
+    let upload = uploads::begin(&state, &view.patch, body.size, body.sha256.as_deref()).await?;
+    tracing::info!(patch.id = %view.patch.id, size = upload.size, user.id = %caller.0.user.id, "started resumable upload");
+    let described = describe(&state, &upload);
+    Ok(with_offsets(&mut HttpResponse::Created(), &upload)
+        .insert_header((header::LOCATION, described.upload_url.clone()))
+        .json(described))
+}
+
+/// `GET` and `HEAD /api/v1/patches/{id}/upload`: how far the upload got.
+pub async fn get_upload(
+    state: web::Data<AppState>,
+    caller: VendorUser,
+    id: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let view = patches::view(&state, PatchReader::from(&caller.0.scope), id.into_inner()).await?;
+    let upload = uploads::status(&state, &view.patch.id)
+        .await?
+        .ok_or(AppError::NotFound("upload"))?;
+    Ok(with_offsets(&mut HttpResponse::Ok(), &upload).json(describe(&state, &upload)))
+}
+
+fn offset_header(req: &HttpRequest) -> Result<u64, AppError> {
+    let value = req.headers().get("upload-offset").ok_or_else(|| {
+        AppError::BadRequest("the Upload-Offset header is required: the byte offset this body starts at".into())
+    })?;
+    value
+        .to_str()
+        .ok()
+        .filter(|text| !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|text| text.parse::<u64>().ok())
+        .ok_or_else(|| AppError::BadRequest("the Upload-Offset header is not a byte offset".into()))
+}
+
+/// `PATCH /api/v1/patches/{id}/upload`: appends the body at `Upload-Offset`.
+pub async fn append_upload(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: VendorUser,
+    id: web::Path<String>,
+    body: web::Payload,
+) -> Result<HttpResponse, AppError> {
+    let media_type = req.headers().get(header::CONTENT_TYPE).map(HeaderValue::as_bytes);
+    if media_type != Some(OFFSET_OCTET_STREAM.as_bytes()) {
+        return Err(AppError::UnsupportedMediaType(format!(
+            "the body of an upload request is sent as {OFFSET_OCTET_STREAM}"
+        )));
+    }
+    let offset = offset_header(&req)?;
+    let view = patches::view(&state, PatchReader::from(&caller.0.scope), id.into_inner()).await?;
+    match uploads::append(&state, &view.patch, offset, declared_length(&req), body).await? {
+        Progress::Partial {
+            upload,
+            interrupted: None,
+        } => Ok(with_offsets(&mut HttpResponse::NoContent(), &upload).finish()),
+        Progress::Partial {
+            upload,
+            interrupted: Some(reason),
+        } => {
+            tracing::info!(patch.id = %view.patch.id, offset = upload.received, "resumable upload broke off");
+            Err(AppError::BadRequest(format!(
+                "the body broke off ({reason}); the upload holds {} bytes, resume from there",
+                upload.received
+            )))
+        }
+        Progress::Complete(stored) => {
+            tracing::info!(patch.id = %view.patch.id, sha256 = %stored.sha256, size = stored.size, "stored patch file");
+            Ok(HttpResponse::Ok().json(serde_json::json!({
+                "id": view.patch.id, "sha256": stored.sha256, "size": stored.size,
+            })))
+        }
+    }
+}
+
+/// `DELETE /api/v1/patches/{id}/upload`: cancels the upload and removes its bytes.
+pub async fn cancel_upload(
+    state: web::Data<AppState>,
+    caller: VendorUser,
+    id: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let view = patches::view(&state, PatchReader::from(&caller.0.scope), id.into_inner()).await?;
+    uploads::cancel(&state, &view.patch).await?;
+    tracing::info!(patch.id = %view.patch.id, user.id = %caller.0.user.id, "cancelled resumable upload");
+    Ok(HttpResponse::NoContent().finish())
+}

@@ -1,0 +1,8 @@
+//! Removes resumable uploads that stayed idle past their limit, and those of patches
+//! that are no longer drafts, with their partial data.
+
+use crate::services::{uploads, ServiceError, Services};
+
+pub async fn run(services: &Services) -> Result<usize, ServiceError> {
+    Ok(uploads::expire_idle(services).await?.0)
+}

@@ -1,0 +1,81 @@
+//! Business operations, one module per capability. A service takes typed inputs and
+//! a caller described in domain terms ([`crate::domain::Scope`]), and returns a
+//! [`ServiceError`]; nothing here knows of HTTP, so handlers, the command line, the
+//! job runner and tests all call the same functions.
+//!
+//! [`Services`] is what they share: configuration, database, signing key, patch
+//! storage and the in-memory guards (login limiter, password-check gate, upload
+//! writers). It is built once at start.
+
+pub mod accounts;
+pub mod advisories;
+pub mod error;
+pub mod keys;
+pub mod patches;
+pub mod ratelimit;
+pub mod uploads;
+
+use std::sync::Arc;
+
+use anyhow::Context;
+
+pub use error::{ServiceError, ServiceResult};
+
+use crate::config::Config;
+use crate::db::Db;
+use crate::signing::Signer;
+use crate::storage::Storage;
+use accounts::PasswordGate;
+use advisories::PublishContext;
+use ratelimit::LoginLimiter;
+use uploads::Writers;
+
+/// What every service works with.
+pub struct Services {
+    pub config: Config,
+    pub db: Db,
+    pub signer: Arc<Signer>,
+    pub storage: Arc<Storage>,
+    pub publish: PublishContext,
+    pub login_limiter: LoginLimiter,
+    /// Bounds the password checks that run at once (each takes ~19 MiB).
+    pub password_gate: PasswordGate,
+    /// Patches whose file a request of this instance is writing.
+    pub writers: Writers,
+}
+
+impl Services {
+    /// Opens the database (applying migrations), loads and checks the signing key,
+    /// and opens the patch storage, removing leftovers of interrupted uploads.
+    pub async fn open(config: Config) -> anyhow::Result<Services> {
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("creating data_dir {}", config.data_dir.display()))?;
+        let db = Db::open(&config.database, config.database_pool_size)?;
+        let signer = Arc::new(keys::open_signer(&config, &db)?);
+        let storage = Arc::new(Storage::open(&config.data_dir.join("patches"), config.s3.as_ref())?);
+        let removed = storage
+            .clean_leftovers()
+            .await
+            .context("cleaning interrupted uploads")?;
+        if removed > 0 {
+            tracing::info!(count = removed, "removed leftovers of interrupted uploads");
+        }
+        let services = Services {
+            login_limiter: LoginLimiter::new(config.login_attempts_per_minute),
+            password_gate: PasswordGate::new(config.workers.max(1)),
+            publish: PublishContext::new(&config, signer.clone()),
+            config,
+            db,
+            signer,
+            storage,
+            writers: Writers::default(),
+        };
+        let removed = uploads::clean_at_start(&services)
+            .await
+            .context("cleaning idle and orphaned uploads")?;
+        if removed > 0 {
+            tracing::info!(count = removed, "removed idle or orphaned resumable uploads");
+        }
+        Ok(services)
+    }
+}

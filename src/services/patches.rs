@@ -1,0 +1,364 @@
+//! Patches: drafts, the streamed file upload, signing at publication and yanking;
+//! and who may read and download a patch. The trusted comment of a patch signature
+//! binds product, target version, platform, SHA-256 and the advisories it fixes, so a
+//! genuine file cannot be passed off as another patch.
+
+use std::collections::HashSet;
+use std::io::Read;
+
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use crate::db::models::patch::is_entitled;
+use crate::db::models::{now, AdvisoryRecord, NewPatch, PatchRecord, PatchView, Product};
+use crate::db::DbConnection;
+use crate::domain::range::{RangeInput, VersionRange};
+use crate::domain::{PatchState, Scope};
+use crate::ids::{AdvisoryId, CustomerId, PatchId};
+use crate::services::error::ServiceError;
+use crate::services::Services;
+
+/// A new patch as the vendor describes it, before its file.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PatchDraft {
+    pub product: String,
+    pub version: String,
+    #[serde(default)]
+    pub platform: Option<String>,
+    #[serde(default)]
+    pub applies_to: Vec<RangeInput>,
+    #[serde(default)]
+    pub fixes: Vec<String>,
+    pub filename: String,
+    #[serde(default)]
+    pub sha256: Option<String>,
+}
+
+/// A file name that is safe in a `Content-Disposition` header and on any disk.
+pub fn check_filename(name: &str) -> Result<(), ServiceError> {
+    let ok = !name.is_empty()
+        && name.len() <= 200
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'+'));
+    if ok {
+        Ok(())
+    } else {
+        Err(ServiceError::invalid(
+            "filename",
+            format!("`{name}` is not a plain file name (letters, digits, . _ - +; no paths; at most 200 characters)"),
+        ))
+    }
+}
+
+/// A SHA-256 as 64 lower-case hex digits.
+pub fn parse_sha256(field: &str, text: &str) -> Result<String, ServiceError> {
+    let hash = text.trim().to_ascii_lowercase();
+    if hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(hash)
+    } else {
+        Err(ServiceError::invalid(
+            field,
+            format!("`{text}` is not a SHA-256 (64 hex digits)"),
+        ))
+    }
+}
+
+/// Creates a draft patch.
+pub fn create(conn: &mut DbConnection, draft: &PatchDraft) -> Result<PatchRecord, ServiceError> {
+    let product = Product::find_by_slug(conn, &draft.product)?
+        .ok_or_else(|| ServiceError::invalid("product", format!("there is no product `{}`", draft.product)))?;
+    let scheme = product.scheme();
+    let version = scheme
+        .parse(draft.version.trim())
+        .map_err(|e| ServiceError::invalid("version", format!("not a {scheme} version: {e}")))?;
+    let platform = match draft.platform.as_deref().map(str::trim).filter(|p| !p.is_empty()) {
+        None => None,
+        Some(p)
+            if p.len() <= 64
+                && p.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-')) =>
+        {
+            Some(p)
+        }
+        Some(p) => {
+            return Err(ServiceError::invalid(
+                "platform",
+                format!("`{p}` is not a platform name (letters, digits, . _ -)"),
+            ))
+        }
+    };
+    let mut ranges: Vec<VersionRange> = Vec::new();
+    for (i, raw) in draft.applies_to.iter().enumerate() {
+        let range = VersionRange::parse(scheme, raw)
+            .map_err(|(end, e)| ServiceError::invalid(format!("applies_to[{i}].{end}"), e))?;
+        if let Some(j) = ranges.iter().position(|r| r.overlaps(&range)) {
+            return Err(ServiceError::invalid(
+                format!("applies_to[{i}]"),
+                format!("overlaps applies_to[{j}]"),
+            ));
+        }
+        if range.contains(&version) {
+            return Err(ServiceError::invalid(
+                format!("applies_to[{i}]"),
+                format!("the target version {version} lies inside the range it upgrades from"),
+            ));
+        }
+        ranges.push(range);
+    }
+    let mut fixes: Vec<AdvisoryId> = Vec::new();
+    for (i, key) in draft.fixes.iter().enumerate() {
+        let advisory = AdvisoryRecord::find(conn, key)?
+            .ok_or_else(|| ServiceError::invalid(format!("fixes[{i}]"), format!("there is no advisory `{key}`")))?;
+        if !fixes.contains(&advisory.id) {
+            fixes.push(advisory.id);
+        }
+    }
+    check_filename(&draft.filename)?;
+    let expected = draft.sha256.as_deref().map(|s| parse_sha256("sha256", s)).transpose()?;
+    let applies_to = serde_json::to_string(&ranges.iter().map(VersionRange::to_input).collect::<Vec<_>>())
+        .map_err(|e| ServiceError::Internal(e.into()))?;
+    let id = PatchId::generate();
+    let version_text = version.to_string();
+    PatchRecord::insert(
+        conn,
+        &NewPatch {
+            id: &id,
+            product_id: &product.id,
+            version: &version_text,
+            platform,
+            applies_to: &applies_to,
+            filename: &draft.filename,
+            expected_sha256: expected.as_deref(),
+            state: PatchState::Draft.as_str(),
+            created_at: now(),
+        },
+        &fixes,
+    )?;
+    PatchRecord::find(conn, &id)?
+        .ok_or_else(|| ServiceError::Internal(anyhow::anyhow!("a patch vanished after its insert")))
+}
+
+/// The trusted comment that binds a patch signature to what the patch is.
+pub fn trusted_comment(view: &PatchView, sha256: &str) -> String {
+    let fixes = if view.fixes.is_empty() {
+        "none".to_owned()
+    } else {
+        view.fixes.join(",")
+    };
+    format!(
+        "patchwarden patch id={} product={} version={} platform={} sha256={sha256} advisories={fixes}",
+        view.patch.id,
+        view.product.slug,
+        view.patch.version,
+        view.patch.platform.as_deref().unwrap_or("any"),
+    )
+}
+
+/// Who reads a patch: the vendor, or a customer (through its admins). Devices join
+/// as a third kind of reader.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PatchReader {
+    Vendor,
+    Customer(CustomerId),
+}
+
+impl From<&Scope> for PatchReader {
+    fn from(scope: &Scope) -> Self {
+        match scope {
+            Scope::Vendor => PatchReader::Vendor,
+            Scope::Customer(id) => PatchReader::Customer(id.clone()),
+        }
+    }
+}
+
+impl PatchReader {
+    pub fn customer(&self) -> Option<&CustomerId> {
+        match self {
+            PatchReader::Vendor => None,
+            PatchReader::Customer(id) => Some(id),
+        }
+    }
+}
+
+/// The patch `id` if `reader` may see it; 404 otherwise, whatever the reason.
+pub fn visible(conn: &mut DbConnection, reader: &PatchReader, id: &str) -> Result<PatchView, ServiceError> {
+    let not_found = || ServiceError::NotFound("patch");
+    let id: PatchId = id.parse().map_err(|_| not_found())?;
+    let view = PatchRecord::view(conn, &id)?.ok_or_else(not_found)?;
+    match reader {
+        PatchReader::Vendor => Ok(view),
+        PatchReader::Customer(customer) => {
+            if view.patch.state == PatchState::Draft || !is_entitled(conn, customer, &view.product.id)? {
+                Err(not_found())
+            } else {
+                Ok(view)
+            }
+        }
+    }
+}
+
+/// The patch `id` if `reader` may see it; 404 otherwise.
+pub async fn view(services: &Services, reader: PatchReader, id: String) -> Result<PatchView, ServiceError> {
+    services.db.run(move |conn| visible(conn, &reader, &id)).await
+}
+
+/// Signs the stored file of a draft and publishes it. Every advisory it fixes must
+/// be published (a signature must not carry an id the world cannot look up), and the
+/// bytes signed are hashed on the way: a stored file that is not the one recorded
+/// (an object replaced in the bucket) gets no signature.
+pub async fn publish(services: &Services, id: &str) -> Result<PatchView, ServiceError> {
+    let lookup = id.to_owned();
+    let (view, drafts) = services
+        .db
+        .run(move |conn| {
+            let view = visible(conn, &PatchReader::Vendor, &lookup)?;
+            let drafts = PatchRecord::unpublished_fixes(conn, &view.patch.id)?;
+            Ok::<_, ServiceError>((view, drafts))
+        })
+        .await?;
+    if view.patch.state != PatchState::Draft {
+        return Err(ServiceError::Conflict(format!(
+            "the patch is already {}",
+            view.patch.state
+        )));
+    }
+    if let Some((advisory, title)) = drafts.first() {
+        return Err(ServiceError::Conflict(format!(
+            "the patch fixes advisory {advisory} (“{title}”), which is not published; publish it first"
+        )));
+    }
+    let (Some(sha256), Some(size)) = (view.patch.sha256.clone(), view.patch.size) else {
+        return Err(ServiceError::Conflict(
+            "upload the file before publishing (PUT /api/v1/patches/{id}/file)".into(),
+        ));
+    };
+    let size = u64::try_from(size).map_err(|e| ServiceError::internal("a stored patch size", e))?;
+    let comment = trusted_comment(&view, &sha256);
+    let reader = services
+        .storage
+        .reader(&sha256, size)
+        .await
+        .map_err(|e| ServiceError::internal("opening the patch file", e))?;
+    let signer = services.signer.clone();
+    let (signature, read) = tokio::task::spawn_blocking(move || {
+        let mut hashing = HashingReader::new(reader);
+        let signature = signer.sign_reader(&mut hashing, &comment);
+        (signature, hashing.finish())
+    })
+    .await
+    .map_err(|e| ServiceError::internal("signing a patch", e))?;
+    let signature = signature.map_err(ServiceError::Internal)?;
+    if read != (sha256.clone(), size) {
+        tracing::error!(
+            patch.id = %view.patch.id,
+            recorded.sha256 = %sha256,
+            stored.sha256 = %read.0,
+            stored.size = read.1,
+            "the stored patch file is not the one recorded; refusing to sign it"
+        );
+        return Err(ServiceError::Conflict(format!(
+            "the stored file hashes to {} ({} bytes), not to the recorded {sha256} ({size} bytes); \
+             it was not signed — upload the file again",
+            read.0, read.1
+        )));
+    }
+    let key_id = services.signer.key_id().to_owned();
+    let patch_id = view.patch.id.clone();
+    let changed = services
+        .db
+        .query(move |conn| PatchRecord::set_published(conn, &patch_id, &sha256, &signature, &key_id, now()))
+        .await?;
+    if changed == 0 {
+        return Err(ServiceError::Conflict(
+            "the patch changed meanwhile; reload it and try again".into(),
+        ));
+    }
+    Ok(view)
+}
+
+/// A reader that hashes and counts what passes through it.
+struct HashingReader<R> {
+    inner: R,
+    hasher: Sha256,
+    count: u64,
+}
+
+impl<R: Read> HashingReader<R> {
+    fn new(inner: R) -> Self {
+        HashingReader {
+            inner,
+            hasher: Sha256::new(),
+            count: 0,
+        }
+    }
+
+    /// The hex SHA-256 and the length of everything read.
+    fn finish(self) -> (String, u64) {
+        (hex::encode(self.hasher.finalize()), self.count)
+    }
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.count += n as u64;
+        Ok(n)
+    }
+}
+
+/// How long a stored file that no patch references is kept: an upload stores its
+/// file before it records it, and the sweep must not race that.
+const UNREFERENCED_GRACE: chrono::TimeDelta = chrono::TimeDelta::hours(1);
+
+/// Removes stored files that no patch references (a draft whose file was replaced)
+/// and that are older than the grace period; returns how many.
+pub async fn sweep_unreferenced_files(services: &Services) -> Result<usize, ServiceError> {
+    let files = services
+        .storage
+        .list_files()
+        .await
+        .map_err(|e| ServiceError::internal("listing stored files", e))?;
+    let referenced: HashSet<String> = services
+        .db
+        .query(PatchRecord::referenced_files)
+        .await?
+        .into_iter()
+        .collect();
+    let cutoff = chrono::Utc::now() - UNREFERENCED_GRACE;
+    let mut removed = 0;
+    for file in files {
+        if file.written_at < cutoff && !referenced.contains(&file.sha256) {
+            services
+                .storage
+                .remove_file(&file.sha256)
+                .await
+                .map_err(|e| ServiceError::internal("removing an unreferenced file", e))?;
+            tracing::info!(sha256 = %file.sha256, "removed a stored file that no patch references");
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+/// Yanks a published patch: no longer offered or served, still listed with `reason`.
+pub fn yank(conn: &mut DbConnection, id: &str, reason: &str) -> Result<PatchView, ServiceError> {
+    let reason = reason.trim();
+    if reason.is_empty() || reason.chars().count() > 2000 || reason.chars().any(char::is_control) {
+        return Err(ServiceError::invalid(
+            "reason",
+            "a reason is required (one line, at most 2000 characters): customers see it",
+        ));
+    }
+    let view = visible(conn, &PatchReader::Vendor, id)?;
+    if PatchRecord::set_yanked(conn, &view.patch.id, reason, now())? == 0 {
+        return Err(ServiceError::Conflict(format!(
+            "only a published patch can be yanked; this one is {}",
+            view.patch.state
+        )));
+    }
+    Ok(view)
+}
