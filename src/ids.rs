@@ -10,22 +10,7 @@ use diesel::serialize::{self, Output, ToSql};
 use diesel::sql_types::Text;
 use serde::{Deserialize, Serialize};
 
-use crate::db::DbBackend;
-
 macro_rules! id_type {
-    (@sql $name:ident, $backend:ty) => {
-        impl ToSql<Text, $backend> for $name {
-            fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, $backend>) -> serialize::Result {
-                <String as ToSql<Text, $backend>>::to_sql(&self.0, out)
-            }
-        }
-
-        impl FromSql<Text, $backend> for $name {
-            fn from_sql(bytes: <$backend as Backend>::RawValue<'_>) -> deserialize::Result<Self> {
-                <String as FromSql<Text, $backend>>::from_sql(bytes).map(Self)
-            }
-        }
-    };
     ($(#[$meta:meta])* $name:ident) => {
         $(#[$meta])*
         #[derive(
@@ -63,9 +48,26 @@ macro_rules! id_type {
             }
         }
 
-        id_type!(@sql $name, DbBackend);
-        id_type!(@sql $name, diesel::sqlite::Sqlite);
-        id_type!(@sql $name, diesel::pg::Pg);
+        /// Stored as text on any backend that stores text.
+        impl<DB> ToSql<Text, DB> for $name
+        where
+            DB: Backend,
+            String: ToSql<Text, DB>,
+        {
+            fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, DB>) -> serialize::Result {
+                <String as ToSql<Text, DB>>::to_sql(&self.0, out)
+            }
+        }
+
+        impl<DB> FromSql<Text, DB> for $name
+        where
+            DB: Backend,
+            String: FromSql<Text, DB>,
+        {
+            fn from_sql(bytes: DB::RawValue<'_>) -> deserialize::Result<Self> {
+                <String as FromSql<Text, DB>>::from_sql(bytes).map(Self)
+            }
+        }
     };
 }
 

@@ -9,6 +9,7 @@ use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
 use actix_web::middleware::{from_fn, DefaultHeaders, Next};
 use actix_web::{web, App, HttpServer};
 
+use crate::auth;
 use crate::config::Config;
 use crate::http::extract;
 use crate::routes;
@@ -41,6 +42,7 @@ pub fn serve(state: web::Data<AppState>, listener: TcpListener) -> std::io::Resu
             .app_data(query)
             .app_data(web::PayloadConfig::new(limit))
             .wrap(headers)
+            .wrap(from_fn(auth::authenticate_first))
             .wrap(from_fn(observe))
             .configure(routes::configure)
     })

@@ -364,3 +364,69 @@ async fn the_sweep_removes_stored_files_no_patch_references() {
         );
     }
 }
+
+#[actix_web::test]
+async fn an_idle_upload_is_swept_by_the_job_run_from_the_shell() {
+    use diesel::prelude::*;
+    use patchwarden::db::schema::patch_uploads;
+    for app in TestApp::each().await {
+        let f = fixture(&app).await;
+        let id = draft(&app, &f, None).await;
+        let (status, body) = app
+            .post(
+                &format!("/api/v1/patches/{id}/upload"),
+                &f.vendor.token,
+                json!({"size": 100}),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        let env = [
+            ("PATCHWARDEN_DATABASE_URL", app.database_url.as_str()),
+            ("PATCHWARDEN_DATA_DIR", app.data_dir.path().to_str().unwrap()),
+            ("PATCHWARDEN_KEYS_DIR", app.config.keys_dir.to_str().unwrap()),
+        ];
+        let dir = app.data_dir.path();
+        let out = run(patchwarden(dir, &env).args(["job", "run", "sweep-uploads"]), None);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        assert!(
+            text(&out.stdout).contains("sweep-uploads: 0 item(s)"),
+            "{}",
+            text(&out.stdout)
+        );
+        assert_eq!(
+            app.get(&format!("/api/v1/patches/{id}/upload"), &f.vendor.token)
+                .await
+                .0,
+            200
+        );
+
+        let a_day_ago = patchwarden::db::models::now() - chrono::TimeDelta::hours(25);
+        app.db(move |conn| {
+            Ok(diesel::update(patch_uploads::table)
+                .set(patch_uploads::updated_at.eq(a_day_ago))
+                .execute(conn)?)
+        })
+        .await;
+        let out = run(patchwarden(dir, &env).args(["job", "run", "sweep-uploads"]), None);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        assert!(
+            text(&out.stdout).contains("sweep-uploads: 1 item(s)"),
+            "{}",
+            text(&out.stdout)
+        );
+        assert_eq!(
+            app.get(&format!("/api/v1/patches/{id}/upload"), &f.vendor.token)
+                .await
+                .0,
+            404
+        );
+
+        let out = run(patchwarden(dir, &env).args(["job", "run", "tidy-up"]), None);
+        assert!(!out.status.success());
+        assert!(
+            text(&out.stderr).contains("sweep-uploads, sweep-files"),
+            "{}",
+            text(&out.stderr)
+        );
+    }
+}

@@ -1,13 +1,16 @@
 //! Tenant isolation: a customer-admin of one customer gets 404 for every object of
 //! another, on every route that names an object, and sees only its own in lists.
-//! Each route of the API that takes an object id is listed here; a new one joins it.
+//! The walk below takes its routes from the server's own route table, so a route
+//! added later is probed without editing this file; a route over a kind of object
+//! the walk has no fixture for fails it until one is added.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 
-use serde_json::json;
-use support::{error_code, TestApp};
+use serde_json::{json, Value};
+use support::patching::{draft, file_bytes, fixture, upload_file};
+use support::{csrf_field, error_code, sign_in, TestApp};
 
 #[actix_web::test]
 async fn another_customers_objects_are_404_on_every_route() {
@@ -121,5 +124,166 @@ async fn a_customer_admin_manages_its_own_colleagues() {
             .delete(&format!("/api/v1/users/{}", acme.admin.user_id), &acme.admin.token)
             .await;
         assert_eq!((status, error_code(&body)), (409, "conflict"));
+    }
+}
+
+/// One probe's answer: status, and the error code of a JSON body (or the first
+/// bytes of any other body).
+async fn probe(app: &TestApp, method: &str, path: &str, token: &str, session: &str, csrf: &str) -> (u16, String) {
+    let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+    let url = app.url(path);
+    let request = if path.starts_with(patchwarden::routes::API_PREFIX) {
+        let request = app.client.request(method.clone(), url).bearer_auth(token);
+        if method == reqwest::Method::GET || method == reqwest::Method::HEAD || method == reqwest::Method::DELETE {
+            request
+        } else {
+            request.header("content-type", "application/json").body("{}")
+        }
+    } else {
+        let request = app.client.request(method.clone(), url).header("cookie", session);
+        if method == reqwest::Method::POST {
+            request.form(&[("csrf_token", csrf), ("reason", "probe"), ("change_summary", "probe")])
+        } else {
+            request
+        }
+    };
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let body = response.text().await.unwrap();
+    let code = serde_json::from_str::<Value>(&body)
+        .ok()
+        .and_then(|v| v["error"]["code"].as_str().map(str::to_owned))
+        .unwrap_or_default();
+    (status, code)
+}
+
+/// The objects of the victim customer (and the vendor's unpublished ones) that the
+/// attacker must not reach, by the resource a path parameter follows.
+struct Victim {
+    customer: String,
+    user: String,
+    token: String,
+    patch: String,
+    draft_advisory: String,
+    key: String,
+}
+
+/// For the parameter that follows `resource` in a path: the victim's value and a
+/// value of the same shape that names nothing. `None` for objects that are public
+/// by design (signing keys, CSAF documents).
+fn fill(victim: &Victim, resource: &str, param: &str, path: &str) -> Option<(String, String)> {
+    let absent_id = "01900000-0000-7000-8000-000000000000".to_owned();
+    let pair = match (resource, param) {
+        ("customers", "slug") => (victim.customer.clone(), "no-such-customer".to_owned()),
+        ("users", "id") => (victim.user.clone(), absent_id),
+        ("tokens", "id") => (victim.token.clone(), absent_id),
+        ("patches", "id") => (victim.patch.clone(), absent_id),
+        ("advisories", "id" | "key") => (victim.draft_advisory.clone(), absent_id),
+        ("revisions", "n") => ("1".to_owned(), "1".to_owned()),
+        ("keys", "key_id") => return None,
+        ("white", "year") | (_, "file") => return None,
+        _ => panic!(
+            "{path}: the isolation walk does not know the objects behind `{{{param}}}` after `{resource}`; \
+             give it a fixture of that kind"
+        ),
+    };
+    Some(pair)
+}
+
+/// `path` with every parameter filled by the victim's objects, and the same path
+/// naming nothing; `None` when it names a public object.
+fn instantiate(victim: &Victim, path: &str) -> Option<(String, String)> {
+    let (mut theirs, mut absent) = (String::new(), String::new());
+    let mut previous = "";
+    for segment in path.split('/').skip(1) {
+        theirs.push('/');
+        absent.push('/');
+        match segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+            Some(param) => {
+                let (value, missing) = fill(victim, previous, param, path)?;
+                theirs.push_str(&value);
+                absent.push_str(&missing);
+            }
+            None => {
+                theirs.push_str(segment);
+                absent.push_str(segment);
+                previous = segment;
+            }
+        }
+    }
+    Some((theirs, absent))
+}
+
+#[actix_web::test]
+async fn every_route_with_an_id_hides_another_customers_objects() {
+    for app in TestApp::each().await {
+        // acme is entitled to the product and owns the objects; globex probes.
+        let f = fixture(&app).await;
+        let (_, token) = app
+            .post("/api/v1/tokens", &f.acme.admin.token, json!({"label": "acme-ci"}))
+            .await;
+        let bytes = file_bytes(2048);
+        let patch = draft(&app, &f, None).await;
+        assert_eq!(upload_file(&app, &f.vendor.token, &patch, bytes).await.0, 200);
+        let (status, _) = app
+            .post(&format!("/api/v1/patches/{patch}/publish"), &f.vendor.token, json!({}))
+            .await;
+        assert_eq!(status, 201);
+        let (_, draft_advisory) = app
+            .post(
+                "/api/v1/advisories",
+                &f.vendor.token,
+                json!({"title": "Embargoed finding"}),
+            )
+            .await;
+        let victim = Victim {
+            customer: f.acme.slug.clone(),
+            user: f.acme.admin.user_id.clone(),
+            token: token["id"].as_str().unwrap().to_owned(),
+            patch: patch.clone(),
+            draft_advisory: draft_advisory["id"].as_str().unwrap().to_owned(),
+            key: app.state.signer.key_id().to_owned(),
+        };
+        let session = sign_in(&app, &f.globex.admin).await;
+        let account = app.page(&session, "/account").await.1;
+        let csrf = csrf_field(&account);
+
+        let routes = patchwarden::routes::table().list();
+        let mut probed = 0;
+        for route in routes.iter().filter(|r| r.path.contains('{')) {
+            let Some((theirs, absent)) = instantiate(&victim, &route.path) else {
+                continue;
+            };
+            let (method, path) = (route.method.as_str(), route.path.as_str());
+            let seen = probe(&app, method, &theirs, &f.globex.admin.token, &session, &csrf).await;
+            let baseline = probe(&app, method, &absent, &f.globex.admin.token, &session, &csrf).await;
+            assert!(
+                !(200..400).contains(&seen.0),
+                "{method} {path}: another customer's object answered {seen:?}"
+            );
+            assert_eq!(
+                seen, baseline,
+                "{method} {path}: another customer's object and a missing one answer differently"
+            );
+            if path.starts_with("/api/v1/") && !path.starts_with("/api/v1/advisories/") && seen.0 != 403 {
+                assert_eq!(seen.0, 404, "{method} {path}: {seen:?}");
+            }
+            probed += 1;
+        }
+        assert!(probed >= 30, "only {probed} routes were probed");
+
+        // Nothing of acme changed, and public objects stayed public.
+        assert_eq!(app.get("/api/v1/me", token["token"].as_str().unwrap()).await.0, 200);
+        assert_eq!(app.get("/api/v1/me", &f.acme.admin.token).await.0, 200);
+        let (_, patch_now) = app.get(&format!("/api/v1/patches/{patch}"), &f.acme.admin.token).await;
+        assert_eq!(patch_now["state"], "published");
+        let (_, advisory_now) = app
+            .get(
+                &format!("/api/v1/advisories/{}/draft", victim.draft_advisory),
+                &f.vendor.token,
+            )
+            .await;
+        assert_eq!(advisory_now["status"], "draft");
+        assert_eq!(app.get_text(&format!("/api/v1/keys/{}", victim.key)).await.0, 200);
     }
 }

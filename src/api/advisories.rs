@@ -4,10 +4,10 @@
 use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
+use crate::db::models::utc;
 use crate::db::models::{AdvisoryFilter, AdvisoryRecord};
 use crate::domain::advisory::parse_cve;
 use crate::domain::cvss::Severity;
-use crate::http::utc;
 use crate::services::advisories::ListRequest;
 use crate::services::ServiceError;
 

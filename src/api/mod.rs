@@ -3,3 +3,19 @@
 
 pub mod advisories;
 pub mod patches;
+
+use serde::Deserialize;
+
+/// An error answer of the API, as a client reads it.
+#[derive(Debug, Deserialize)]
+pub struct ErrorResponse {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ErrorDetail {
+    pub code: String,
+    pub message: String,
+    #[serde(default)]
+    pub field: Option<String>,
+}

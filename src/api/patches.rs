@@ -4,10 +4,10 @@
 use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
-use crate::db::models::PatchView;
+use crate::db::models::utc;
+use crate::db::models::{PatchUpload, PatchView};
 use crate::domain::range::RangeInput;
 use crate::domain::PatchState;
-use crate::http::utc;
 use crate::services::ServiceError;
 
 pub use crate::services::patches::PatchDraft;
@@ -65,4 +65,50 @@ impl PatchResponse {
             yanked_at: patch.yanked_at.map(utc),
         })
     }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BeginUpload {
+    /// The whole file's size in bytes.
+    pub size: u64,
+    /// The whole file's SHA-256, when the client knows it.
+    #[serde(default)]
+    pub sha256: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct UploadResponse {
+    pub patch: String,
+    pub size: i64,
+    pub sha256: Option<String>,
+    pub offset: i64,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+    pub expires_at: chrono::DateTime<chrono::Utc>,
+    pub upload_url: String,
+}
+
+impl UploadResponse {
+    pub fn of(config: &Config, upload: &PatchUpload) -> UploadResponse {
+        let idle = chrono::TimeDelta::from_std(crate::services::uploads::IDLE_LIMIT).unwrap_or_default();
+        UploadResponse {
+            patch: upload.patch_id.to_string(),
+            size: upload.size,
+            sha256: upload.sha256.clone(),
+            offset: upload.received,
+            created_at: utc(upload.created_at),
+            updated_at: utc(upload.updated_at),
+            expires_at: utc(upload.updated_at + idle),
+            upload_url: config.url(&format!("/api/v1/patches/{}/upload", upload.patch_id)),
+        }
+    }
+}
+
+/// The answer when a request stored the whole file.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct StoredFileResponse {
+    pub id: String,
+    pub sha256: String,
+    pub size: u64,
 }

@@ -10,9 +10,11 @@ mod client;
 
 use std::marker::PhantomData;
 
-use actix_web::dev::Payload;
+use actix_web::body::MessageBody;
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::http::header;
-use actix_web::{web, FromRequest, HttpRequest};
+use actix_web::middleware::Next;
+use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 use futures_util::future::LocalBoxFuture;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -109,25 +111,111 @@ fn bearer(req: &HttpRequest) -> Result<Option<&str>, AppError> {
     }
 }
 
-async fn authenticate(req: &HttpRequest, channel: Channel) -> Result<Option<AuthUser>, AppError> {
-    let state = state(req)?;
-    if channel == Channel::Api {
-        if let Some(token) = bearer(req)? {
-            let (user, token) = accounts::authenticate_token(&state, token).await?;
-            return AuthUser::from_user(user, Credential::Token(token.id)).map(Some);
+/// A refused credential, kept on the request for the extractors (an [`AppError`]
+/// cannot be cloned).
+#[derive(Clone, Debug)]
+enum Rejection {
+    Unauthorized(String),
+    Forbidden(String),
+    Unavailable(String),
+    Internal,
+}
+
+impl From<AppError> for Rejection {
+    fn from(err: AppError) -> Self {
+        match err {
+            AppError::Unauthorized(message) => Rejection::Unauthorized(message),
+            AppError::Forbidden { message, .. } => Rejection::Forbidden(message),
+            AppError::Unavailable(cause) => Rejection::Unavailable(cause),
+            other => {
+                other.log();
+                Rejection::Internal
+            }
         }
     }
-    let Some(cookie) = req.cookie(SESSION_COOKIE) else {
+}
+
+impl From<Rejection> for AppError {
+    fn from(rejection: Rejection) -> Self {
+        match rejection {
+            Rejection::Unauthorized(message) => AppError::Unauthorized(message),
+            Rejection::Forbidden(message) => AppError::forbidden(message),
+            Rejection::Unavailable(cause) => AppError::Unavailable(cause),
+            Rejection::Internal => AppError::Internal(anyhow::anyhow!("authentication failed")),
+        }
+    }
+}
+
+/// What a request's credentials proved: the bearer token's user and the session
+/// cookie's, each when one was presented.
+#[derive(Clone, Debug, Default)]
+struct Proven {
+    token: Option<Result<AuthUser, Rejection>>,
+    session: Option<Result<AuthUser, Rejection>>,
+}
+
+async fn prove(req: &HttpRequest) -> Result<Proven, AppError> {
+    let state = state(req)?;
+    let token = match bearer(req) {
+        Err(err) => Some(Err(err.into())),
+        Ok(None) => None,
+        Ok(Some(token)) => Some(
+            async {
+                let (user, token) = accounts::authenticate_token(&state, token).await?;
+                AuthUser::from_user(user, Credential::Token(token.id))
+            }
+            .await
+            .map_err(Rejection::from),
+        ),
+    };
+    let session = match req.cookie(SESSION_COOKIE) {
+        None => None,
+        Some(cookie) => Some(
+            async {
+                let (user, session) = accounts::authenticate_session(&state, cookie.value()).await?;
+                AuthUser::from_user(
+                    user,
+                    Credential::Session {
+                        id: session.id,
+                        csrf_token: session.csrf_token,
+                    },
+                )
+            }
+            .await
+            .map_err(Rejection::from),
+        ),
+    };
+    Ok(Proven { token, session })
+}
+
+/// Middleware: checks the credentials before any extractor runs, so that a refused
+/// credential answers 401/403 whatever else is wrong with the request (a body that
+/// fails to parse would otherwise race the database lookup and tell a caller
+/// without rights what the handler expects).
+pub async fn authenticate_first(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let proven = prove(req.request()).await?;
+    req.extensions_mut().insert(proven);
+    next.call(req).await
+}
+
+async fn authenticate(req: &HttpRequest, channel: Channel) -> Result<Option<AuthUser>, AppError> {
+    let early = req.extensions().get::<Proven>().cloned();
+    let proven = match early {
+        Some(proven) => proven,
+        None => prove(req).await?,
+    };
+    if channel == Channel::Api {
+        if let Some(token) = proven.token {
+            return Ok(Some(token?));
+        }
+    }
+    let Some(session) = proven.session else {
         return Ok(None);
     };
-    let (user, session) = accounts::authenticate_session(&state, cookie.value()).await?;
-    let user = AuthUser::from_user(
-        user,
-        Credential::Session {
-            id: session.id,
-            csrf_token: session.csrf_token,
-        },
-    )?;
+    let user = session?;
     if channel == Channel::Api && !req.method().is_safe() {
         let header = req
             .headers()

@@ -10,10 +10,12 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use futures_util::StreamExt;
 use reqwest::StatusCode;
-use serde_json::{json, Value};
 use tokio::io::AsyncSeekExt;
 
+use crate::api::patches::{BeginUpload, PatchDraft, PatchResponse, UploadResponse};
+use crate::api::ErrorResponse;
 use crate::domain::range::RangeInput;
+use crate::domain::PatchState;
 
 /// The patch a file is uploaded for.
 pub enum Target {
@@ -85,9 +87,10 @@ fn hash_file(path: &Path) -> anyhow::Result<(String, u64)> {
 /// Reads an error body of the API into one line.
 async fn failure(response: reqwest::Response, what: &str) -> anyhow::Error {
     let status = response.status();
-    let body: Value = response.json().await.unwrap_or(Value::Null);
-    let message = body["error"]["message"].as_str().unwrap_or("no error message");
-    anyhow::anyhow!("{what}: {status}: {message}")
+    match response.json::<ErrorResponse>().await {
+        Ok(body) => anyhow::anyhow!("{what}: {status}: {}", body.error.message),
+        Err(_) => anyhow::anyhow!("{what}: {status} (no error message)"),
+    }
 }
 
 /// The server's side of an upload: its endpoint, how far it got, what the client sends.
@@ -113,10 +116,10 @@ impl Session<'_> {
     async fn offset(&self) -> anyhow::Result<u64> {
         let response = self.client.get(&self.url).bearer_auth(self.token).send().await?;
         if response.status().is_success() {
-            let state: Value = response.json().await?;
+            let state: UploadResponse = response.json().await?;
             // Only an unfinished upload of this very file is resumed.
-            if state["size"].as_u64() == Some(self.size) && state["sha256"].as_str() == Some(self.sha256) {
-                return state["offset"].as_u64().context("the server sent no upload offset");
+            if u64::try_from(state.size).ok() == Some(self.size) && state.sha256.as_deref() == Some(self.sha256) {
+                return u64::try_from(state.offset).context("the server sent a negative upload offset");
             }
         } else if response.status() != StatusCode::NOT_FOUND {
             return Err(failure(response, "asking for the upload offset").await);
@@ -125,7 +128,10 @@ impl Session<'_> {
             .client
             .post(&self.url)
             .bearer_auth(self.token)
-            .json(&json!({"size": self.size, "sha256": self.sha256}))
+            .json(&BeginUpload {
+                size: self.size,
+                sha256: Some(self.sha256.to_owned()),
+            })
             .send()
             .await?;
         if !response.status().is_success() {
@@ -252,10 +258,15 @@ async fn create_draft(
     else {
         bail!("no draft to create");
     };
-    let draft = json!({
-        "product": product, "version": version, "platform": platform,
-        "applies_to": applies_to, "fixes": fixes, "filename": filename, "sha256": sha256,
-    });
+    let draft = PatchDraft {
+        product: product.clone(),
+        version: version.clone(),
+        platform: platform.clone(),
+        applies_to: applies_to.clone(),
+        fixes: fixes.clone(),
+        filename: filename.to_owned(),
+        sha256: Some(sha256.to_owned()),
+    };
     let response = client
         .post(format!("{base}/api/v1/patches"))
         .bearer_auth(token)
@@ -265,11 +276,8 @@ async fn create_draft(
     if !response.status().is_success() {
         return Err(failure(response, "creating the patch").await);
     }
-    let created: Value = response.json().await?;
-    Ok(created["id"]
-        .as_str()
-        .context("the server did not name the patch")?
-        .to_owned())
+    let created: PatchResponse = response.json().await?;
+    Ok(created.id)
 }
 
 /// Whether an existing draft already holds this file.
@@ -288,11 +296,11 @@ async fn draft_holds(
     if !response.status().is_success() {
         return Err(failure(response, "reading the patch").await);
     }
-    let patch: Value = response.json().await?;
-    if patch["state"] != "draft" {
-        bail!("patch {id} is {}; its file can no longer change", patch["state"]);
+    let patch: PatchResponse = response.json().await?;
+    if patch.state != PatchState::Draft.as_str() {
+        bail!("patch {id} is {}; its file can no longer change", patch.state);
     }
-    Ok(patch["sha256"].as_str() == Some(sha256))
+    Ok(patch.sha256.as_deref() == Some(sha256))
 }
 
 pub async fn run(request: UploadRequest) -> anyhow::Result<()> {

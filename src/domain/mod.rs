@@ -11,10 +11,12 @@ pub mod cwe;
 pub mod duration;
 pub mod email;
 pub mod password;
+pub mod patch;
 pub mod range;
 pub mod role;
 pub mod slug;
 pub mod state;
+pub mod text;
 pub mod version;
 
 pub use caller::{Caller, Scope};

@@ -8,10 +8,3 @@ pub mod extract;
 pub mod pages;
 pub mod ranges;
 pub mod views;
-
-use chrono::{DateTime, NaiveDateTime, Utc};
-
-/// A stored UTC timestamp as an RFC 3339 value.
-pub fn utc(at: NaiveDateTime) -> DateTime<Utc> {
-    at.and_utc()
-}

@@ -10,12 +10,11 @@ use tera::Context;
 
 use crate::api::advisories::{AdvisorySummary, ListQuery};
 use crate::auth::AuthUser;
-use crate::db::models::Product;
 use crate::domain::cvss::Severity;
 use crate::error::PageError;
 use crate::http::pages::{context, product_options, render};
 use crate::services::advisories::list_page;
-use crate::services::ServiceError;
+use crate::services::{catalog, ServiceError};
 use crate::state::AppState;
 
 #[derive(Serialize)]
@@ -57,7 +56,7 @@ pub async fn render_index(
     query: &ListQuery,
 ) -> Result<HttpResponse, PageError> {
     let fail = |err: ServiceError| PageError::with_state(state, err);
-    let products = state.db.query(Product::list).await.map_err(|e| fail(e.into()))?;
+    let products = catalog::products(state).await.map_err(fail)?;
     let mut page = context(user);
     page.insert("products", &product_options(&products));
     page.insert(

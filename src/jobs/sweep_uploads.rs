@@ -4,5 +4,5 @@
 use crate::services::{uploads, ServiceError, Services};
 
 pub async fn run(services: &Services) -> Result<usize, ServiceError> {
-    Ok(uploads::expire_idle(services).await?.0)
+    uploads::expire_idle(services).await
 }

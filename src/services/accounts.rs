@@ -10,37 +10,13 @@ use chrono::{NaiveDateTime, TimeDelta};
 
 use crate::db::models::{now, ApiToken, Customer, NewApiToken, NewCustomer, NewSession, NewUser, Session, User};
 use crate::db::DbConnection;
-use crate::domain::{parse_duration, Caller, Email, NewPassword, Role, Slug};
+use crate::domain::{parse_duration, text, Caller, Email, NewPassword, Role, Slug};
 use crate::ids::{CustomerId, TokenId, UserId};
 use crate::secrets::{
     hash_password, random_hex, verify_password, IssuedToken, PresentedToken, API_TOKEN_PREFIX, SESSION_PREFIX,
 };
 use crate::services::error::{is_unique_violation, ServiceError};
 use crate::services::Services;
-
-/// Longest display name or token label accepted.
-const MAX_NAME_CHARS: usize = 200;
-
-/// Checks a free-text name: present, not too long, no control characters.
-pub fn check_name(field: &str, text: &str, required: bool) -> Result<String, ServiceError> {
-    let text = text.trim();
-    if required && text.is_empty() {
-        return Err(ServiceError::invalid(field, format!("{field} must not be empty")));
-    }
-    if text.chars().count() > MAX_NAME_CHARS {
-        return Err(ServiceError::invalid(
-            field,
-            format!("{field} must be at most {MAX_NAME_CHARS} characters"),
-        ));
-    }
-    if text.chars().any(char::is_control) {
-        return Err(ServiceError::invalid(
-            field,
-            format!("{field} must not contain control characters"),
-        ));
-    }
-    Ok(text.to_owned())
-}
 
 fn to_timedelta(field: &str, duration: Duration) -> Result<TimeDelta, ServiceError> {
     TimeDelta::from_std(duration).map_err(|_| ServiceError::invalid(field, format!("{field} is too long")))
@@ -51,7 +27,7 @@ pub fn create_customer(conn: &mut DbConnection, slug: &str, name: &str) -> Resul
     let slug: Slug = slug
         .parse()
         .map_err(|e| ServiceError::invalid("slug", format!("slug {e}")))?;
-    let name = check_name("name", name, true)?;
+    let name = text::NAME.check("name", name, true)?;
     let id = CustomerId::generate();
     let new = NewCustomer {
         id: &id,
@@ -136,7 +112,7 @@ pub fn issue_token(
     label: &str,
     expires_in: Option<Duration>,
 ) -> Result<(ApiToken, IssuedToken), ServiceError> {
-    let label = check_name("label", label, false)?;
+    let label = text::NAME.check("label", label, false)?;
     let created_at = now();
     let expires_at = expires_in
         .map(|d| to_timedelta("expires_in", d).map(|delta| created_at + delta))
@@ -258,7 +234,7 @@ pub async fn sign_in(
     address: IpAddr,
     email: &str,
     password: String,
-) -> Result<(User, OpenedSession), ServiceError> {
+) -> Result<SignedIn, ServiceError> {
     let email = email.trim();
     // Checked before the limiter sees it, so an oversized key never takes its memory.
     if email.len() > MAX_EMAIL_BYTES {
@@ -281,9 +257,26 @@ pub async fn sign_in(
     };
     let ttl = services.config.session_ttl;
     let owner = user.clone();
-    let opened = services.db.run(move |conn| open_session(conn, &owner, ttl)).await?;
+    let (opened, customer) = services
+        .db
+        .run(move |conn| {
+            let opened = open_session(conn, &owner, ttl)?;
+            let customer = match &owner.customer_id {
+                Some(id) => Customer::find(conn, id)?.map(|c| c.slug),
+                None => None,
+            };
+            Ok::<_, ServiceError>((opened, customer))
+        })
+        .await?;
     tracing::info!(user.id = %user.id, client.address = %address, "signed in");
-    Ok((user, opened))
+    Ok(SignedIn { user, customer, opened })
+}
+
+/// A successful sign-in: who, the slug of their customer, and the new session.
+pub struct SignedIn {
+    pub user: User,
+    pub customer: Option<String>,
+    pub opened: OpenedSession,
 }
 
 /// The longest e-mail address (RFC 5321's path limit less the brackets).
@@ -332,6 +325,15 @@ pub async fn revoke_token(services: &Services, caller: &Caller, id: &str) -> Res
     }
     tracing::info!(token.id = %token.id, by.user.id = %caller.user, "revoked API token");
     Ok(token)
+}
+
+/// The API tokens of `user`, newest first.
+pub async fn tokens_of(services: &Services, user: &UserId) -> Result<Vec<(ApiToken, User)>, ServiceError> {
+    let own = user.clone();
+    Ok(services
+        .db
+        .query(move |conn| ApiToken::list(conn, Some(&own), None))
+        .await?)
 }
 
 /// What a password change ended.
@@ -419,19 +421,24 @@ pub async fn authenticate_session(services: &Services, value: &str) -> Result<(U
 mod tests {
     use super::*;
 
-    #[actix_web::test]
-    async fn password_checks_beyond_the_gate_wait_their_turn() {
+    #[test]
+    fn password_checks_beyond_the_gate_wait_their_turn() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
         let gate = std::sync::Arc::new(PasswordGate::new(2));
-        let checks: Vec<_> = (0..8)
-            .map(|_| {
-                let gate = gate.clone();
-                actix_web::rt::spawn(async move { gate.verify("a guess".into(), None).await })
-            })
-            .collect();
-        for check in checks {
-            assert!(!check.await.unwrap().unwrap(), "an unknown account never verifies");
-        }
-        assert!(gate.peak() >= 1);
-        assert!(gate.peak() <= 2, "{} checks ran at once", gate.peak());
+        runtime.block_on(async {
+            let checks: Vec<_> = (0..8)
+                .map(|_| {
+                    let gate = gate.clone();
+                    tokio::spawn(async move { gate.verify("a guess".into(), None).await })
+                })
+                .collect();
+            for check in checks {
+                assert!(!check.await.unwrap().unwrap(), "an unknown account never verifies");
+            }
+        });
+        assert_eq!(gate.peak(), 2, "eight checks at once through a gate of two");
     }
 }

@@ -15,6 +15,7 @@ use anyhow::{bail, Context};
 use crate::config::Config;
 use crate::db::models::{now, SigningKeyRecord};
 use crate::db::{Db, DbConnection};
+use crate::services::{ServiceError, Services};
 use crate::signing::{self, PublicKeyInfo, Signer};
 
 /// How many rotations one start may catch up on.
@@ -197,4 +198,19 @@ fn record(
         statement,
         statement_signature,
     }
+}
+
+/// Every signing key the database knows, oldest first, with its validity and the
+/// rotation statement that introduced it.
+pub async fn list(services: &Services) -> Result<Vec<SigningKeyRecord>, ServiceError> {
+    Ok(services.db.query(SigningKeyRecord::list).await?)
+}
+
+/// One public key by its id.
+pub async fn find(services: &Services, key_id: String) -> Result<SigningKeyRecord, ServiceError> {
+    services
+        .db
+        .query(move |conn| SigningKeyRecord::find(conn, &key_id))
+        .await?
+        .ok_or(ServiceError::NotFound("key"))
 }

@@ -9,11 +9,13 @@
 
 pub mod accounts;
 pub mod advisories;
+pub mod catalog;
 pub mod error;
 pub mod keys;
 pub mod patches;
 pub mod ratelimit;
 pub mod uploads;
+pub mod users;
 
 use std::sync::Arc;
 
@@ -45,6 +47,18 @@ pub struct Services {
 }
 
 impl Services {
+    /// Whether the database answers a query; the backend's name when it does.
+    pub async fn ready(&self) -> Result<&'static str, ServiceError> {
+        use diesel::connection::SimpleConnection;
+        self.db
+            .run(|conn| {
+                conn.batch_execute("SELECT 1")
+                    .map_err(|err| ServiceError::Unavailable(format!("database: {err}")))
+            })
+            .await?;
+        Ok(self.db.url().backend_name())
+    }
+
     /// Opens the database (applying migrations), loads and checks the signing key,
     /// and opens the patch storage, removing leftovers of interrupted uploads.
     pub async fn open(config: Config) -> anyhow::Result<Services> {
@@ -72,9 +86,9 @@ impl Services {
         };
         let removed = uploads::clean_at_start(&services)
             .await
-            .context("cleaning idle and orphaned uploads")?;
+            .context("cleaning orphaned upload data")?;
         if removed > 0 {
-            tracing::info!(count = removed, "removed idle or orphaned resumable uploads");
+            tracing::info!(count = removed, "removed upload data that no upload owns");
         }
         Ok(services)
     }

@@ -6,20 +6,22 @@
 use std::collections::HashSet;
 use std::io::Read;
 
-use serde::Deserialize;
-use sha2::{Digest, Sha256};
+use serde::{Deserialize, Serialize};
+use sha2::Digest;
 
 use crate::db::models::patch::is_entitled;
-use crate::db::models::{now, AdvisoryRecord, NewPatch, PatchRecord, PatchView, Product};
+use crate::db::models::{now, AdvisoryRecord, NewPatch, PatchRecord, PatchUpload, PatchView, Product};
 use crate::db::DbConnection;
+use crate::domain::patch::{FileName, Platform, Sha256};
 use crate::domain::range::{RangeInput, VersionRange};
-use crate::domain::{PatchState, Scope};
+use crate::domain::{text, Caller, PatchState, Scope};
 use crate::ids::{AdvisoryId, CustomerId, PatchId};
 use crate::services::error::ServiceError;
 use crate::services::Services;
+use crate::storage::ByteStream;
 
 /// A new patch as the vendor describes it, before its file.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PatchDraft {
     pub product: String,
@@ -35,35 +37,9 @@ pub struct PatchDraft {
     pub sha256: Option<String>,
 }
 
-/// A file name that is safe in a `Content-Disposition` header and on any disk.
-pub fn check_filename(name: &str) -> Result<(), ServiceError> {
-    let ok = !name.is_empty()
-        && name.len() <= 200
-        && !name.starts_with('.')
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'+'));
-    if ok {
-        Ok(())
-    } else {
-        Err(ServiceError::invalid(
-            "filename",
-            format!("`{name}` is not a plain file name (letters, digits, . _ - +; no paths; at most 200 characters)"),
-        ))
-    }
-}
-
-/// A SHA-256 as 64 lower-case hex digits.
-pub fn parse_sha256(field: &str, text: &str) -> Result<String, ServiceError> {
-    let hash = text.trim().to_ascii_lowercase();
-    if hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit()) {
-        Ok(hash)
-    } else {
-        Err(ServiceError::invalid(
-            field,
-            format!("`{text}` is not a SHA-256 (64 hex digits)"),
-        ))
-    }
+/// Parses a SHA-256 given in `field`.
+pub fn parse_sha256(field: &str, text: &str) -> Result<Sha256, ServiceError> {
+    text.parse().map_err(|e: String| ServiceError::invalid(field, e))
 }
 
 /// Creates a draft patch.
@@ -74,22 +50,12 @@ pub fn create(conn: &mut DbConnection, draft: &PatchDraft) -> Result<PatchRecord
     let version = scheme
         .parse(draft.version.trim())
         .map_err(|e| ServiceError::invalid("version", format!("not a {scheme} version: {e}")))?;
-    let platform = match draft.platform.as_deref().map(str::trim).filter(|p| !p.is_empty()) {
-        None => None,
-        Some(p)
-            if p.len() <= 64
-                && p.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-')) =>
-        {
-            Some(p)
-        }
-        Some(p) => {
-            return Err(ServiceError::invalid(
-                "platform",
-                format!("`{p}` is not a platform name (letters, digits, . _ -)"),
-            ))
-        }
-    };
+    let platform: Option<Platform> = draft
+        .platform
+        .as_deref()
+        .filter(|p| !p.trim().is_empty())
+        .map(|p| p.parse().map_err(|e: String| ServiceError::invalid("platform", e)))
+        .transpose()?;
     let mut ranges: Vec<VersionRange> = Vec::new();
     for (i, raw) in draft.applies_to.iter().enumerate() {
         let range = VersionRange::parse(scheme, raw)
@@ -116,7 +82,10 @@ pub fn create(conn: &mut DbConnection, draft: &PatchDraft) -> Result<PatchRecord
             fixes.push(advisory.id);
         }
     }
-    check_filename(&draft.filename)?;
+    let filename: FileName = draft
+        .filename
+        .parse()
+        .map_err(|e: String| ServiceError::invalid("filename", e))?;
     let expected = draft.sha256.as_deref().map(|s| parse_sha256("sha256", s)).transpose()?;
     let applies_to = serde_json::to_string(&ranges.iter().map(VersionRange::to_input).collect::<Vec<_>>())
         .map_err(|e| ServiceError::Internal(e.into()))?;
@@ -128,10 +97,10 @@ pub fn create(conn: &mut DbConnection, draft: &PatchDraft) -> Result<PatchRecord
             id: &id,
             product_id: &product.id,
             version: &version_text,
-            platform,
+            platform: platform.as_ref().map(Platform::as_str),
             applies_to: &applies_to,
-            filename: &draft.filename,
-            expected_sha256: expected.as_deref(),
+            filename: filename.as_str(),
+            expected_sha256: expected.as_ref().map(Sha256::as_str),
             state: PatchState::Draft.as_str(),
             created_at: now(),
         },
@@ -198,6 +167,90 @@ pub fn visible(conn: &mut DbConnection, reader: &PatchReader, id: &str) -> Resul
             }
         }
     }
+}
+
+/// Creates a draft patch and returns it with its product.
+pub async fn create_draft(services: &Services, caller: &Caller, draft: PatchDraft) -> Result<PatchView, ServiceError> {
+    let view = services
+        .db
+        .run(move |conn| {
+            let patch = create(conn, &draft)?;
+            PatchRecord::view(conn, &patch.id)?.ok_or(ServiceError::NotFound("patch"))
+        })
+        .await?;
+    tracing::info!(patch.id = %view.patch.id, user.id = %caller.user, "created patch draft");
+    Ok(view)
+}
+
+/// The patches `reader` may see, newest first; customers see no drafts.
+pub async fn list(services: &Services, reader: PatchReader) -> Result<Vec<PatchView>, ServiceError> {
+    Ok(services
+        .db
+        .query(move |conn| PatchRecord::list(conn, reader.customer()))
+        .await?)
+}
+
+/// A patch as the vendor screen shows it: with its unfinished upload, if any.
+pub async fn with_upload(services: &Services, id: String) -> Result<(PatchView, Option<PatchUpload>), ServiceError> {
+    services
+        .db
+        .run(move |conn| {
+            let view = visible(conn, &PatchReader::Vendor, &id)?;
+            let pending = PatchUpload::find(conn, &view.patch.id)?;
+            Ok((view, pending))
+        })
+        .await
+}
+
+/// Yanks a published patch (see [`yank`]) and logs who did.
+pub async fn yank_published(
+    services: &Services,
+    caller: &Caller,
+    id: String,
+    reason: String,
+) -> Result<PatchView, ServiceError> {
+    let view = services.db.run(move |conn| yank(conn, &id, &reason)).await?;
+    tracing::info!(patch.id = %view.patch.id, user.id = %caller.user, "yanked patch");
+    Ok(view)
+}
+
+/// A patch whose file may be downloaded now.
+pub struct Downloadable {
+    pub view: PatchView,
+    pub sha256: String,
+    pub size: u64,
+}
+
+/// The patch `id` if `reader` may download it: 410 with the reason once yanked,
+/// 404 when it is not visible or has no file.
+pub async fn downloadable(services: &Services, reader: PatchReader, id: String) -> Result<Downloadable, ServiceError> {
+    let view = view(services, reader, id).await?;
+    if view.patch.state == PatchState::Yanked {
+        return Err(ServiceError::Gone(format!(
+            "this patch was yanked: {}",
+            view.patch.yank_reason.as_deref().unwrap_or("no reason given")
+        )));
+    }
+    let (Some(sha256), Some(size)) = (view.patch.sha256.clone(), view.patch.size) else {
+        return Err(ServiceError::NotFound("patch file"));
+    };
+    let size = u64::try_from(size).map_err(|e| ServiceError::internal("a stored patch size", e))?;
+    Ok(Downloadable { view, sha256, size })
+}
+
+/// Where a front nginx finds the file `sha256`, when downloads are offloaded to it.
+pub fn offload_path(services: &Services, sha256: &str) -> Option<String> {
+    let prefix = services.config.download_offload_prefix.as_ref()?;
+    Some(format!("{prefix}{}", services.storage.local_key(sha256)?))
+}
+
+/// Bytes `start..=end` of the stored file `sha256`.
+pub async fn read_range(services: &Services, sha256: &str, start: u64, end: u64) -> Result<ByteStream, ServiceError> {
+    services
+        .storage
+        .read(sha256, start, end)
+        .await
+        .map_err(|e| ServiceError::internal("reading the patch file", e))
 }
 
 /// The patch `id` if `reader` may see it; 404 otherwise.
@@ -282,7 +335,7 @@ pub async fn publish(services: &Services, id: &str) -> Result<PatchView, Service
 /// A reader that hashes and counts what passes through it.
 struct HashingReader<R> {
     inner: R,
-    hasher: Sha256,
+    hasher: sha2::Sha256,
     count: u64,
 }
 
@@ -290,7 +343,7 @@ impl<R: Read> HashingReader<R> {
     fn new(inner: R) -> Self {
         HashingReader {
             inner,
-            hasher: Sha256::new(),
+            hasher: sha2::Sha256::new(),
             count: 0,
         }
     }
@@ -346,15 +399,9 @@ pub async fn sweep_unreferenced_files(services: &Services) -> Result<usize, Serv
 
 /// Yanks a published patch: no longer offered or served, still listed with `reason`.
 pub fn yank(conn: &mut DbConnection, id: &str, reason: &str) -> Result<PatchView, ServiceError> {
-    let reason = reason.trim();
-    if reason.is_empty() || reason.chars().count() > 2000 || reason.chars().any(char::is_control) {
-        return Err(ServiceError::invalid(
-            "reason",
-            "a reason is required (one line, at most 2000 characters): customers see it",
-        ));
-    }
+    let reason = text::REASON.check("reason", reason, true)?;
     let view = visible(conn, &PatchReader::Vendor, id)?;
-    if PatchRecord::set_yanked(conn, &view.patch.id, reason, now())? == 0 {
+    if PatchRecord::set_yanked(conn, &view.patch.id, &reason, now())? == 0 {
         return Err(ServiceError::Conflict(format!(
             "only a published patch can be yanked; this one is {}",
             view.patch.state

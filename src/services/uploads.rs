@@ -14,6 +14,7 @@ use diesel::Connection;
 use futures_util::Stream;
 
 use crate::db::models::{now, PatchRecord, PatchUpload};
+use crate::domain::patch::{read_count, stored_count, Sha256};
 use crate::domain::PatchState;
 use crate::ids::PatchId;
 use crate::services::error::ServiceError;
@@ -104,8 +105,8 @@ fn partial_of(row: &PatchUpload) -> Result<PartialUpload, ServiceError> {
         key: row.storage_key.clone(),
         multipart_id: row.multipart_id.clone(),
         parts,
-        size: u64::try_from(row.size).unwrap_or(0),
-        received: u64::try_from(row.received).unwrap_or(0),
+        size: read_count(row.size).map_err(|e| ServiceError::internal("an upload record", e))?,
+        received: read_count(row.received).map_err(|e| ServiceError::internal("an upload record", e))?,
     })
 }
 
@@ -113,8 +114,8 @@ fn parts_json(upload: &PartialUpload) -> Result<String, ServiceError> {
     serde_json::to_string(&upload.parts).map_err(|e| ServiceError::Internal(e.into()))
 }
 
-fn to_i64(n: u64) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
+fn to_i64(n: u64) -> Result<i64, ServiceError> {
+    stored_count(n).map_err(ServiceError::TooLarge)
 }
 
 /// Refuses a change to the file of a patch that is no longer a draft.
@@ -129,6 +130,46 @@ pub fn ensure_draft(patch: &PatchRecord) -> Result<(), ServiceError> {
     }
 }
 
+/// Stores `body` as the whole file of a draft (a `PUT`), streamed and hashed on
+/// the way; `declared` is the length the request announced, refused unread when it
+/// is over the limit. Any unfinished resumable upload of the draft is dropped.
+pub async fn store_whole<S, E>(
+    services: &Services,
+    patch: &PatchRecord,
+    declared: Option<u64>,
+    body: S,
+) -> Result<StoredObject, ServiceError>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    ensure_draft(patch)?;
+    let limit = services.config.max_patch_bytes;
+    if declared.is_some_and(|len| len > limit) {
+        return Err(ServiceError::TooLarge(format!(
+            "the file is larger than the limit of {limit} bytes"
+        )));
+    }
+    let _claim = services.writers.claim(&patch.id).await?;
+    let stored = services
+        .storage
+        .put(body, patch.expected_sha256.as_deref(), limit)
+        .await
+        .map_err(storage_error)?;
+    let (patch_id, sha256) = (patch.id.clone(), stored.sha256.clone());
+    let size = i64::try_from(stored.size).map_err(|e| ServiceError::internal("a stored size", e))?;
+    let changed = services
+        .db
+        .query(move |conn| PatchRecord::set_file(conn, &patch_id, &sha256, size, now()))
+        .await?;
+    if changed == 0 {
+        return Err(ServiceError::Conflict("the patch was published meanwhile".into()));
+    }
+    discard(services, &patch.id).await?;
+    tracing::info!(patch.id = %patch.id, sha256 = %stored.sha256, size = stored.size, "stored patch file");
+    Ok(stored)
+}
+
 /// Starts an upload of `size` bytes for a draft, in place of any earlier one. With
 /// `sha256` the finished file must have that hash, and a client can tell its own
 /// unfinished upload from another file's.
@@ -139,7 +180,9 @@ pub async fn begin(
     sha256: Option<&str>,
 ) -> Result<PatchUpload, ServiceError> {
     ensure_draft(patch)?;
-    let sha256 = sha256.map(|text| parse_sha256("sha256", text)).transpose()?;
+    let sha256 = sha256
+        .map(|text| parse_sha256("sha256", text).map(Sha256::into_string))
+        .transpose()?;
     if let (Some(declared), Some(expected)) = (&sha256, &patch.expected_sha256) {
         if declared != expected {
             return Err(ServiceError::invalid(
@@ -165,7 +208,7 @@ pub async fn begin(
         storage_key: partial.key.clone(),
         multipart_id: partial.multipart_id.clone(),
         parts: parts_json(&partial)?,
-        size: to_i64(size),
+        size: to_i64(size)?,
         sha256,
         received: 0,
         created_at: at,
@@ -241,7 +284,7 @@ where
         let (patch_id, from, received, parts, at) = (
             patch.id.clone(),
             row.received,
-            to_i64(after.received),
+            to_i64(after.received)?,
             parts_json(&after)?,
             now(),
         );
@@ -284,7 +327,7 @@ where
             return Err(storage_error(err));
         }
     };
-    let (sha256, size) = (stored.sha256.clone(), to_i64(stored.size));
+    let (sha256, size) = (stored.sha256.clone(), to_i64(stored.size)?);
     let changed = services
         .db
         .run(move |conn| {
@@ -330,31 +373,35 @@ pub async fn discard(services: &Services, patch: &PatchId) -> Result<(), Service
 }
 
 /// Removes uploads idle for longer than [`IDLE_LIMIT`] and those of patches that are
-/// no longer drafts; returns how many, and the storage keys of the uploads kept.
-pub async fn expire_idle(services: &Services) -> Result<(usize, HashSet<String>), ServiceError> {
+/// no longer drafts; returns how many. An upload a request is writing is left for
+/// the next run.
+pub async fn expire_idle(services: &Services) -> Result<usize, ServiceError> {
     let rows = services.db.query(PatchUpload::all).await?;
-    let cutoff = now() - chrono::TimeDelta::from_std(IDLE_LIMIT).unwrap_or_default();
+    let cutoff =
+        now() - chrono::TimeDelta::from_std(IDLE_LIMIT).map_err(|e| ServiceError::internal("the idle limit", e))?;
     let mut removed = 0;
-    let mut kept = HashSet::new();
     for (row, patch_state) in rows {
         if patch_state != PatchState::Draft || row.updated_at < cutoff {
             if let Ok(_claim) = services.writers.try_claim(&row.patch_id) {
                 forget(services, &row).await?;
                 removed += 1;
-                continue;
             }
         }
-        kept.insert(row.storage_key);
     }
-    Ok((removed, kept))
+    Ok(removed)
 }
 
-/// At start: expires idle uploads, then removes partial data no upload owns (left by
-/// an upload whose record was never written). Returns how many items were removed.
+/// At start, before any request: removes partial data that no upload owns (left by
+/// an upload whose record was never written). Idle uploads are the sweep job's.
+/// Returns how many items were removed.
 pub async fn clean_at_start(services: &Services) -> anyhow::Result<usize> {
-    let (expired, keep) = expire_idle(services)
+    let keep: HashSet<String> = services
+        .db
+        .query(PatchUpload::all)
         .await
-        .map_err(|e| anyhow::anyhow!("expiring idle uploads: {e}"))?;
-    let orphans = services.storage.clean_uploads(&keep).await?;
-    Ok(expired + orphans)
+        .map_err(|e| anyhow::anyhow!("reading the upload records: {e}"))?
+        .into_iter()
+        .map(|(row, _)| row.storage_key)
+        .collect();
+    services.storage.clean_uploads(&keep).await
 }

@@ -22,6 +22,11 @@ pub use signing_key::SigningKeyRecord;
 pub use upload::PatchUpload;
 pub use user::{NewUser, User};
 
+/// A stored UTC timestamp as an RFC 3339 value.
+pub fn utc(at: chrono::NaiveDateTime) -> chrono::DateTime<chrono::Utc> {
+    at.and_utc()
+}
+
 /// The current time as stored: UTC, microsecond precision on both backends.
 pub fn now() -> chrono::NaiveDateTime {
     let now = chrono::Utc::now().naive_utc();

@@ -9,13 +9,12 @@ use serde_json::Value;
 
 use crate::api::advisories::{AdvisoryList, AdvisorySummary, ListQuery};
 use crate::auth::VendorUser;
+use crate::db::models::utc;
 use crate::db::models::{AdvisoryRecord, RevisionRecord};
 use crate::domain::advisory::AdvisoryInput;
-use crate::domain::AdvisoryStatus;
 use crate::error::AppError;
-use crate::http::utc;
 use crate::secrets::sha256_hex;
-use crate::services::advisories::{self, published_revision};
+use crate::services::advisories::{self, published_revision, SignAction};
 use crate::state::AppState;
 
 type Timestamp = chrono::DateTime<chrono::Utc>;
@@ -80,9 +79,7 @@ pub async fn create_advisory(
     caller: VendorUser,
     body: web::Json<AdvisoryInput>,
 ) -> Result<HttpResponse, AppError> {
-    let input = body.into_inner();
-    let record = state.db.run(move |conn| advisories::create_draft(conn, &input)).await?;
-    tracing::info!(advisory.draft = %record.id, user.id = %caller.0.user.id, "created advisory draft");
+    let record = advisories::create(&state, &caller.0.caller(), body.into_inner()).await?;
     Ok(HttpResponse::Created().json(DraftResponse::of(&record)?))
 }
 
@@ -93,11 +90,7 @@ pub async fn update_advisory(
     id: web::Path<String>,
     body: web::Json<Value>,
 ) -> Result<HttpResponse, AppError> {
-    let patch = body.into_inner();
-    let record = state
-        .db
-        .run(move |conn| advisories::edit_draft(conn, &id, &patch))
-        .await?;
+    let record = advisories::edit(&state, id.into_inner(), body.into_inner()).await?;
     Ok(HttpResponse::Ok().json(DraftResponse::of(&record)?))
 }
 
@@ -107,7 +100,7 @@ pub async fn get_advisory_draft(
     _caller: VendorUser,
     id: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
-    let record = state.db.run(move |conn| advisories::find(conn, &id)).await?;
+    let record = advisories::draft(&state, id.into_inner()).await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(DraftResponse::of(&record)?))
@@ -144,13 +137,9 @@ pub async fn publish_advisory(
     id: web::Path<String>,
     body: web::Bytes,
 ) -> Result<HttpResponse, AppError> {
-    let summary = optional_json::<PublishRequest>(&body)?.change_summary;
-    let ctx = state.publish.clone();
-    let revision = state
-        .db
-        .run(move |conn| advisories::publish(conn, &ctx, &id, &summary))
-        .await?;
-    created_revision(&state, &caller, revision).await
+    let change_summary = optional_json::<PublishRequest>(&body)?.change_summary;
+    let action = SignAction::Publish { change_summary };
+    signed(&state, &caller, id.into_inner(), action).await
 }
 
 /// `POST /api/v1/advisories/{id}/revisions`: the full new body and `change_summary`.
@@ -177,12 +166,11 @@ pub async fn revise_advisory(
         field: None,
         message: format!("invalid body: {e}"),
     })?;
-    let ctx = state.publish.clone();
-    let revision = state
-        .db
-        .run(move |conn| advisories::revise(conn, &ctx, &id, &input, &summary))
-        .await?;
-    created_revision(&state, &caller, revision).await
+    let action = SignAction::Revise {
+        input: Box::new(input),
+        change_summary: summary,
+    };
+    signed(&state, &caller, id.into_inner(), action).await
 }
 
 #[derive(Deserialize)]
@@ -198,27 +186,20 @@ pub async fn withdraw_advisory(
     id: web::Path<String>,
     body: web::Json<WithdrawRequest>,
 ) -> Result<HttpResponse, AppError> {
-    let reason = body.into_inner().reason;
-    let ctx = state.publish.clone();
-    let revision = state
-        .db
-        .run(move |conn| advisories::withdraw(conn, &ctx, &id, &reason))
-        .await?;
-    created_revision(&state, &caller, revision).await
+    let action = SignAction::Withdraw {
+        reason: body.into_inner().reason,
+    };
+    signed(&state, &caller, id.into_inner(), action).await
 }
 
-async fn created_revision(
+async fn signed(
     state: &AppState,
     caller: &VendorUser,
-    revision: RevisionRecord,
+    key: String,
+    action: SignAction,
 ) -> Result<HttpResponse, AppError> {
-    let advisory_id = revision.advisory_id.clone();
-    let record = state
-        .db
-        .run(move |conn| advisories::find(conn, advisory_id.as_str()))
-        .await?;
-    let public_id = record.public_id.clone().unwrap_or_default();
-    tracing::info!(advisory.id = %public_id, revision = revision.revision, user.id = %caller.0.user.id, "advisory revision signed");
+    let (record, revision) = advisories::sign(state, &caller.0.caller(), key, action).await?;
+    let public_id = record.public_id.unwrap_or_default();
     Ok(HttpResponse::Created().json(revision_response(state, &public_id, &revision)))
 }
 
@@ -286,17 +267,7 @@ fn signature_response(revision: &RevisionRecord) -> HttpResponse {
 /// `GET /api/v1/advisories/{id}/revisions`
 pub async fn list_revisions(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, AppError> {
     let key = id.into_inner();
-    let (record, revisions) = state
-        .db
-        .run(move |conn| {
-            let record = advisories::find(conn, &key)?;
-            if record.status == AdvisoryStatus::Draft {
-                return Err(AppError::NotFound("advisory"));
-            }
-            let revisions = RevisionRecord::list(conn, &record.id)?;
-            Ok((record, revisions))
-        })
-        .await?;
+    let (record, revisions) = advisories::revisions(&state, key).await?;
     let public_id = record.public_id.unwrap_or_default();
     let list: Vec<RevisionResponse> = revisions
         .iter()

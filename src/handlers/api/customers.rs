@@ -5,11 +5,11 @@ use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::{AuthUser, VendorAdmin};
+use crate::db::models::utc;
 use crate::db::models::Customer;
 use crate::error::AppError;
-use crate::http::utc;
 use crate::ids::CustomerId;
-use crate::services::accounts;
+use crate::services::catalog;
 use crate::state::AppState;
 
 #[derive(Deserialize)]
@@ -44,11 +44,7 @@ pub async fn create_customer(
     body: web::Json<CreateCustomerRequest>,
 ) -> Result<HttpResponse, AppError> {
     let CreateCustomerRequest { slug, name } = body.into_inner();
-    let customer = state
-        .db
-        .run(move |conn| accounts::create_customer(conn, &slug, &name))
-        .await?;
-    tracing::info!(customer.slug = %customer.slug, user.id = %caller.0.user.id, "created customer");
+    let customer = catalog::create_customer(&state, &caller.0.caller(), slug, name).await?;
     Ok(HttpResponse::Created().json(CustomerResponse::from(customer)))
 }
 
@@ -56,18 +52,8 @@ pub async fn list_customers(
     state: web::Data<AppState>,
     caller: AuthUser,
 ) -> Result<web::Json<Vec<CustomerResponse>>, AppError> {
-    let scope = caller.scope.clone();
-    let customers = state
-        .db
-        .run(move |conn| -> Result<_, crate::services::ServiceError> {
-            match scope.customer() {
-                None => Ok(Customer::list(conn)?),
-                Some(own) => Ok(Customer::find(conn, own)?.into_iter().collect()),
-            }
-        })
-        .await?;
-    let visible = customers.into_iter().map(CustomerResponse::from).collect();
-    Ok(web::Json(visible))
+    let customers = catalog::customers(&state, &caller.scope).await?;
+    Ok(web::Json(customers.into_iter().map(CustomerResponse::from).collect()))
 }
 
 pub async fn get_customer(
@@ -75,10 +61,6 @@ pub async fn get_customer(
     caller: AuthUser,
     slug: web::Path<String>,
 ) -> Result<web::Json<CustomerResponse>, AppError> {
-    let slug = slug.into_inner();
-    let customer = state.db.query(move |conn| Customer::find_by_slug(conn, &slug)).await?;
-    customer
-        .filter(|c| caller.scope.can_see(Some(&c.id)))
-        .map(|c| web::Json(c.into()))
-        .ok_or(AppError::NotFound("customer"))
+    let customer = catalog::customer(&state, &caller.scope, slug.into_inner()).await?;
+    Ok(web::Json(customer.into()))
 }

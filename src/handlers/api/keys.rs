@@ -5,9 +5,9 @@
 use actix_web::{web, HttpResponse};
 use serde::Serialize;
 
-use crate::db::models::SigningKeyRecord;
+use crate::db::models::utc;
 use crate::error::AppError;
-use crate::http::utc;
+use crate::services::keys;
 use crate::state::AppState;
 
 #[derive(Serialize)]
@@ -25,7 +25,7 @@ pub struct KeyResponse {
 }
 
 pub async fn list_keys(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
-    let keys = state.db.query(SigningKeyRecord::list).await?;
+    let keys = keys::list(&state).await?;
     let body: Vec<KeyResponse> = keys
         .into_iter()
         .map(|k| KeyResponse {
@@ -45,11 +45,7 @@ pub async fn list_keys(state: web::Data<AppState>) -> Result<HttpResponse, AppEr
 
 pub async fn get_key(state: web::Data<AppState>, key_id: web::Path<String>) -> Result<HttpResponse, AppError> {
     let key_id = key_id.into_inner().trim_end_matches(".pub").to_uppercase();
-    let key = state
-        .db
-        .query(move |conn| SigningKeyRecord::find(conn, &key_id))
-        .await?
-        .ok_or(AppError::NotFound("key"))?;
+    let key = keys::find(&state, key_id).await?;
     Ok(HttpResponse::Ok()
         .content_type("text/plain; charset=utf-8")
         .insert_header((

@@ -4,9 +4,9 @@ use actix_web::web;
 use serde::Serialize;
 
 use crate::auth::AuthUser;
-use crate::db::models::Customer;
 use crate::domain::Role;
 use crate::error::AppError;
+use crate::services::users;
 use crate::state::AppState;
 
 #[derive(Serialize)]
@@ -19,13 +19,9 @@ pub struct MeResponse {
 }
 
 pub async fn get_me(state: web::Data<AppState>, caller: AuthUser) -> Result<web::Json<MeResponse>, AppError> {
-    let customer = match caller.scope.customer().cloned() {
+    let customer = match caller.scope.customer() {
         None => None,
-        Some(id) => state
-            .db
-            .query(move |conn| Customer::find(conn, &id))
-            .await?
-            .map(|c| c.slug),
+        Some(id) => Some(users::customer_slug(&state, id).await?),
     };
     Ok(web::Json(MeResponse {
         kind: "user",

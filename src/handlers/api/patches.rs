@@ -7,14 +7,13 @@ use actix_web::http::{header, Method, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
-use crate::api::patches::PatchResponse;
+use crate::api::patches::{PatchResponse, StoredFileResponse};
 use crate::auth::{AuthUser, VendorUser};
-use crate::db::models::{now, PatchRecord, PatchView};
-use crate::domain::PatchState;
+use crate::db::models::PatchView;
 use crate::error::AppError;
 use crate::http::extract::declared_length;
 use crate::http::ranges::{if_range_allows, none_match_hits, parse_range, RangeAnswer};
-use crate::services::patches::{self, PatchDraft, PatchReader};
+use crate::services::patches::{self, Downloadable, PatchDraft, PatchReader};
 use crate::services::uploads;
 use crate::state::AppState;
 
@@ -28,15 +27,7 @@ pub async fn create_patch(
     caller: VendorUser,
     body: web::Json<PatchDraft>,
 ) -> Result<HttpResponse, AppError> {
-    let draft = body.into_inner();
-    let view = state
-        .db
-        .run(move |conn| {
-            let patch = patches::create(conn, &draft)?;
-            PatchRecord::view(conn, &patch.id)?.ok_or(AppError::NotFound("patch"))
-        })
-        .await?;
-    tracing::info!(patch.id = %view.patch.id, user.id = %caller.0.user.id, "created patch draft");
+    let view = patches::create_draft(&state, &caller.0.caller(), body.into_inner()).await?;
     Ok(HttpResponse::Created().json(PatchResponse::of(&state.config, view)?))
 }
 
@@ -49,31 +40,12 @@ pub async fn upload_patch_file(
     body: web::Payload,
 ) -> Result<HttpResponse, AppError> {
     let view = view_for(&state, PatchReader::from(&caller.0.scope), id.into_inner()).await?;
-    uploads::ensure_draft(&view.patch)?;
-    let limit = state.config.max_patch_bytes;
-    if declared_length(&req).is_some_and(|len| len > limit) {
-        return Err(AppError::PayloadTooLarge(format!(
-            "the file is larger than the limit of {limit} bytes"
-        )));
-    }
-    let _claim = state.writers.claim(&view.patch.id).await?;
-    let stored = state
-        .storage
-        .put(body, view.patch.expected_sha256.as_deref(), limit)
-        .await
-        .map_err(uploads::storage_error)?;
-    let patch_id = view.patch.id.clone();
-    let (sha256, size) = (stored.sha256.clone(), i64::try_from(stored.size).unwrap_or(i64::MAX));
-    let changed = state
-        .db
-        .query(move |conn| PatchRecord::set_file(conn, &patch_id, &sha256, size, now()))
-        .await?;
-    if changed == 0 {
-        return Err(AppError::Conflict("the patch was published meanwhile".into()));
-    }
-    uploads::discard(&state, &view.patch.id).await?;
-    tracing::info!(patch.id = %view.patch.id, sha256 = %stored.sha256, size = stored.size, "stored patch file");
-    Ok(HttpResponse::Ok().json(serde_json::json!({"id": view.patch.id, "sha256": stored.sha256, "size": stored.size})))
+    let stored = uploads::store_whole(&state, &view.patch, declared_length(&req), body).await?;
+    Ok(HttpResponse::Ok().json(StoredFileResponse {
+        id: view.patch.id.to_string(),
+        sha256: stored.sha256,
+        size: stored.size,
+    }))
 }
 
 /// `POST /api/v1/patches/{id}/publish`: signs the stored file and publishes the patch.
@@ -107,9 +79,7 @@ pub async fn yank_patch(
     id: web::Path<String>,
     body: web::Json<YankRequest>,
 ) -> Result<HttpResponse, AppError> {
-    let reason = body.into_inner().reason;
-    let view = state.db.run(move |conn| patches::yank(conn, &id, &reason)).await?;
-    tracing::info!(patch.id = %view.patch.id, user.id = %caller.0.user.id, "yanked patch");
+    let view = patches::yank_published(&state, &caller.0.caller(), id.into_inner(), body.into_inner().reason).await?;
     get_patch_response(&state, PatchReader::Vendor, view.patch.id.to_string(), StatusCode::OK).await
 }
 
@@ -126,10 +96,7 @@ async fn get_patch_response(
 /// `GET /api/v1/patches`: what the caller may see.
 pub async fn list_patches(state: web::Data<AppState>, caller: AuthUser) -> Result<HttpResponse, AppError> {
     let reader = PatchReader::from(&caller.scope);
-    let views = state
-        .db
-        .query(move |conn| PatchRecord::list(conn, reader.customer()))
-        .await?;
+    let views = patches::list(&state, reader).await?;
     let list = views
         .into_iter()
         .map(|v| PatchResponse::of(&state.config, v))
@@ -177,17 +144,8 @@ pub async fn download_patch(
     caller: AuthUser,
     id: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
-    let view = view_for(&state, PatchReader::from(&caller.scope), id.into_inner()).await?;
-    if view.patch.state == PatchState::Yanked {
-        return Err(AppError::Gone(format!(
-            "this patch was yanked: {}",
-            view.patch.yank_reason.as_deref().unwrap_or("no reason given")
-        )));
-    }
-    let (Some(sha256), Some(size)) = (view.patch.sha256.clone(), view.patch.size) else {
-        return Err(AppError::NotFound("patch file"));
-    };
-    let size = u64::try_from(size).unwrap_or(0);
+    let Downloadable { view, sha256, size } =
+        patches::downloadable(&state, PatchReader::from(&caller.scope), id.into_inner()).await?;
     let etag = format!("\"{sha256}\"");
     let headers = req.headers();
     let text = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
@@ -200,7 +158,7 @@ pub async fn download_patch(
     if none_match_hits(text(header::IF_NONE_MATCH), &etag) {
         return Ok(response.status(StatusCode::NOT_MODIFIED).finish());
     }
-    if let (Some(prefix), Some(key)) = (&state.config.download_offload_prefix, state.storage.local_key(&sha256)) {
+    if let Some(path) = patches::offload_path(&state, &sha256) {
         // Authorised here; the front nginx sends the bytes (with Range) from the same files.
         return Ok(response
             .content_type("application/octet-stream")
@@ -208,7 +166,7 @@ pub async fn download_patch(
                 header::CONTENT_DISPOSITION,
                 format!("attachment; filename=\"{}\"", view.patch.filename),
             ))
-            .insert_header(("x-accel-redirect", format!("{prefix}{key}")))
+            .insert_header(("x-accel-redirect", path))
             .finish());
     }
     let answer = if if_range_allows(text(header::IF_RANGE), &etag) {
@@ -241,10 +199,6 @@ pub async fn download_patch(
         let nothing = futures_util::stream::empty::<Result<bytes::Bytes, std::io::Error>>();
         return Ok(response.body(SizedStream::new(length, nothing)));
     }
-    let stream = state
-        .storage
-        .read(&sha256, start, end)
-        .await
-        .map_err(|e| AppError::Internal(anyhow::anyhow!("reading the patch file: {e}")))?;
+    let stream = patches::read_range(&state, &sha256, start, end).await?;
     Ok(response.body(SizedStream::new(length, stream)))
 }

@@ -4,14 +4,10 @@ use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::VendorUser;
-use crate::db::models::{now, NewProduct, Product};
-use crate::domain::version::VersionScheme;
-use crate::domain::Slug;
+use crate::db::models::utc;
+use crate::db::models::Product;
 use crate::error::AppError;
-use crate::http::utc;
-use crate::ids::ProductId;
-use crate::services::accounts::check_name;
-use crate::services::error::is_unique_violation;
+use crate::services::catalog;
 use crate::state::AppState;
 
 #[derive(Deserialize)]
@@ -51,38 +47,11 @@ pub async fn create_product(
         name,
         version_scheme,
     } = body.into_inner();
-    let slug: Slug = slug
-        .parse()
-        .map_err(|e| AppError::invalid("slug", format!("slug {e}")))?;
-    let name = check_name("name", &name, true)?;
-    let scheme: VersionScheme = version_scheme
-        .parse()
-        .map_err(|e: String| AppError::invalid("version_scheme", e))?;
-    let product = state
-        .db
-        .run(move |conn| {
-            let id = ProductId::generate();
-            let new = NewProduct {
-                id: &id,
-                slug: slug.as_str(),
-                name: &name,
-                version_scheme: scheme.as_str(),
-                created_at: now(),
-            };
-            Product::insert(conn, &new).map_err(|err| {
-                if is_unique_violation(&err) {
-                    AppError::Conflict(format!("a product with slug `{slug}` already exists"))
-                } else {
-                    err.into()
-                }
-            })
-        })
-        .await?;
-    tracing::info!(product.slug = %product.slug, user.id = %caller.0.user.id, "created product");
+    let product = catalog::create_product(&state, &caller.0.caller(), &slug, &name, &version_scheme).await?;
     Ok(HttpResponse::Created().json(ProductResponse::from(product)))
 }
 
 pub async fn list_products(state: web::Data<AppState>) -> Result<web::Json<Vec<ProductResponse>>, AppError> {
-    let products = state.db.query(Product::list).await?;
+    let products = catalog::products(&state).await?;
     Ok(web::Json(products.into_iter().map(ProductResponse::from).collect()))
 }

@@ -5,11 +5,10 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::{client_ip, AuthUser, Credential};
-use crate::db::models::Customer;
+use crate::db::models::utc;
 use crate::domain::Role;
 use crate::error::AppError;
 use crate::http::cookies::{session_cookie, session_removal_cookie};
-use crate::http::utc;
 use crate::services::accounts;
 use crate::state::AppState;
 
@@ -48,15 +47,7 @@ pub async fn create_session(
 ) -> Result<HttpResponse, AppError> {
     let address = client_ip(&req, state.config.client_address_hops);
     let LoginRequest { email, password } = body.into_inner();
-    let (user, opened) = accounts::sign_in(&state, address, &email, password).await?;
-    let customer = match user.customer_id.clone() {
-        None => None,
-        Some(id) => state
-            .db
-            .query(move |conn| Customer::find(conn, &id))
-            .await?
-            .map(|c| c.slug),
-    };
+    let accounts::SignedIn { user, customer, opened } = accounts::sign_in(&state, address, &email, password).await?;
     let body = SessionResponse {
         kind: "user",
         role: user.role,

@@ -6,9 +6,9 @@ use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::AuthUser;
+use crate::db::models::utc;
 use crate::db::models::{ApiToken, User};
 use crate::error::AppError;
-use crate::http::utc;
 use crate::ids::TokenId;
 use crate::services::accounts;
 use crate::state::AppState;
@@ -78,11 +78,7 @@ pub async fn list_tokens(
     state: web::Data<AppState>,
     caller: AuthUser,
 ) -> Result<web::Json<Vec<TokenResponse>>, AppError> {
-    let own = caller.user.id.clone();
-    let tokens = state
-        .db
-        .query(move |conn| ApiToken::list(conn, Some(&own), None))
-        .await?;
+    let tokens = accounts::tokens_of(&state, &caller.user.id).await?;
     Ok(web::Json(tokens.into_iter().map(TokenResponse::from).collect()))
 }
 

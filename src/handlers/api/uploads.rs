@@ -6,55 +6,18 @@
 
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{web, HttpRequest, HttpResponse, HttpResponseBuilder};
-use serde::{Deserialize, Serialize};
 
+use crate::api::patches::{BeginUpload, StoredFileResponse, UploadResponse};
 use crate::auth::VendorUser;
 use crate::db::models::PatchUpload;
 use crate::error::AppError;
 use crate::http::extract::declared_length;
-use crate::http::utc;
 use crate::services::patches::{self, PatchReader};
-use crate::services::uploads::{self, Progress, IDLE_LIMIT};
+use crate::services::uploads::{self, Progress};
 use crate::state::AppState;
 
 /// The media type of a `PATCH` body: raw bytes that continue the file at an offset.
 pub const OFFSET_OCTET_STREAM: &str = "application/offset+octet-stream";
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BeginUpload {
-    /// The whole file's size in bytes.
-    pub size: u64,
-    /// The whole file's SHA-256, when the client knows it.
-    #[serde(default)]
-    pub sha256: Option<String>,
-}
-
-#[derive(Serialize)]
-pub struct UploadResponse {
-    pub patch: String,
-    pub size: i64,
-    pub sha256: Option<String>,
-    pub offset: i64,
-    pub created_at: chrono::DateTime<chrono::Utc>,
-    pub updated_at: chrono::DateTime<chrono::Utc>,
-    pub expires_at: chrono::DateTime<chrono::Utc>,
-    pub upload_url: String,
-}
-
-fn describe(state: &AppState, upload: &PatchUpload) -> UploadResponse {
-    let idle = chrono::TimeDelta::from_std(IDLE_LIMIT).unwrap_or_default();
-    UploadResponse {
-        patch: upload.patch_id.to_string(),
-        size: upload.size,
-        sha256: upload.sha256.clone(),
-        offset: upload.received,
-        created_at: utc(upload.created_at),
-        updated_at: utc(upload.updated_at),
-        expires_at: utc(upload.updated_at + idle),
-        upload_url: state.config.url(&format!("/api/v1/patches/{}/upload", upload.patch_id)),
-    }
-}
 
 fn with_offsets<'a>(response: &'a mut HttpResponseBuilder, upload: &PatchUpload) -> &'a mut HttpResponseBuilder {
     response
@@ -74,7 +37,7 @@ pub async fn begin_upload(
     let view = patches::view(&state, PatchReader::from(&caller.0.scope), id.into_inner()).await?;
     let upload = uploads::begin(&state, &view.patch, body.size, body.sha256.as_deref()).await?;
     tracing::info!(patch.id = %view.patch.id, size = upload.size, user.id = %caller.0.user.id, "started resumable upload");
-    let described = describe(&state, &upload);
+    let described = UploadResponse::of(&state.config, &upload);
     Ok(with_offsets(&mut HttpResponse::Created(), &upload)
         .insert_header((header::LOCATION, described.upload_url.clone()))
         .json(described))
@@ -90,7 +53,7 @@ pub async fn get_upload(
     let upload = uploads::status(&state, &view.patch.id)
         .await?
         .ok_or(AppError::NotFound("upload"))?;
-    Ok(with_offsets(&mut HttpResponse::Ok(), &upload).json(describe(&state, &upload)))
+    Ok(with_offsets(&mut HttpResponse::Ok(), &upload).json(UploadResponse::of(&state.config, &upload)))
 }
 
 fn offset_header(req: &HttpRequest) -> Result<u64, AppError> {
@@ -138,9 +101,11 @@ pub async fn append_upload(
         }
         Progress::Complete(stored) => {
             tracing::info!(patch.id = %view.patch.id, sha256 = %stored.sha256, size = stored.size, "stored patch file");
-            Ok(HttpResponse::Ok().json(serde_json::json!({
-                "id": view.patch.id, "sha256": stored.sha256, "size": stored.size,
-            })))
+            Ok(HttpResponse::Ok().json(StoredFileResponse {
+                id: view.patch.id.to_string(),
+                sha256: stored.sha256,
+                size: stored.size,
+            }))
         }
     }
 }

@@ -5,11 +5,11 @@ use actix_web::{web, HttpResponse};
 use serde::Serialize;
 use tera::Context;
 
-use crate::db::models::RevisionRecord;
+use crate::db::models::utc;
 use crate::domain::advisory::rfc3339;
 use crate::domain::AdvisoryStatus;
 use crate::error::AppError;
-use crate::http::utc;
+use crate::services::advisories;
 use crate::state::AppState;
 
 /// Entries in the feed.
@@ -30,7 +30,7 @@ struct Entry {
 }
 
 pub async fn get_atom_feed(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
-    let latest = state.db.query(RevisionRecord::latest_of_all).await?;
+    let latest = advisories::latest_revisions(&state).await?;
     let entries: Vec<Entry> = latest
         .iter()
         .take(usize::try_from(FEED_ENTRIES).unwrap_or(50))

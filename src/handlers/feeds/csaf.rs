@@ -7,16 +7,17 @@ use chrono::Datelike;
 use serde_json::json;
 use sha2::{Digest, Sha512};
 
+use crate::db::models::utc;
 use crate::db::models::{AdvisoryRecord, RevisionRecord};
 use crate::domain::advisory::rfc3339;
 use crate::domain::csaf::{document_path, file_name, DIRECTORY};
 use crate::error::AppError;
-use crate::http::utc;
 use crate::secrets::sha256_hex;
+use crate::services::advisories;
 use crate::state::AppState;
 
 async fn latest(state: &AppState) -> Result<Vec<(AdvisoryRecord, RevisionRecord)>, AppError> {
-    Ok(state.db.query(RevisionRecord::latest_of_all).await?)
+    Ok(advisories::latest_revisions(state).await?)
 }
 
 fn path_of(record: &AdvisoryRecord) -> String {

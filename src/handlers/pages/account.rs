@@ -6,7 +6,7 @@ use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::{AuthUser, CsrfForm, WebUser};
-use crate::db::models::{now, ApiToken};
+use crate::db::models::now;
 use crate::error::AppError;
 use crate::error::PageError;
 use crate::http::pages::NoFields;
@@ -44,10 +44,7 @@ async fn account_page(
     new_token: Option<&str>,
     error: Option<&str>,
 ) -> Result<HttpResponse, PageError> {
-    let own = user.user.id.clone();
-    let tokens = state
-        .db
-        .query(move |conn| ApiToken::list(conn, Some(&own), None))
+    let tokens = accounts::tokens_of(state, &user.user.id)
         .await
         .map_err(|err| PageError::with_state(state, err))?;
     let at = now();

@@ -9,13 +9,12 @@ use serde_json::Value;
 
 use crate::api::advisories::ListQuery;
 use crate::auth::MaybeWebUser;
-use crate::db::models::{PatchRecord, RevisionRecord};
 use crate::error::AppError;
 use crate::error::PageError;
 use crate::http::pages::{context, render};
 use crate::http::views::{advisory_context, render_index};
 use crate::secrets::sha256_hex;
-use crate::services::advisories::published_revision;
+use crate::services::advisories;
 use crate::state::AppState;
 
 pub async fn get_index(
@@ -65,20 +64,9 @@ pub async fn get_advisory_page(
         None | Some("") => None,
         Some(text) => Some(text.parse::<i32>().map_err(|_| fail(AppError::NotFound("revision")))?),
     };
-    let (record, revision) = published_revision(&state, id.into_inner(), wanted)
+    let (record, revision, history, fixing) = advisories::page(&state, id.into_inner(), wanted)
         .await
         .map_err(|e| fail(e.into()))?;
-    let advisory_id = record.id.clone();
-    let (history, fixing) = state
-        .db
-        .run(move |conn| {
-            Ok::<_, AppError>((
-                RevisionRecord::list(conn, &advisory_id)?,
-                PatchRecord::fixing(conn, &advisory_id)?,
-            ))
-        })
-        .await
-        .map_err(fail)?;
     let patches: Vec<PatchLine> = fixing
         .into_iter()
         .map(|p| PatchLine {

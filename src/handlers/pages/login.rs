@@ -83,7 +83,7 @@ pub async fn post_login(
         .await
         .map_err(AppError::from)
     {
-        Ok((_, opened)) => {
+        Ok(accounts::SignedIn { opened, .. }) => {
             let mut clear = login_csrf_cookie(&state.config, String::new());
             clear.make_removal();
             Ok(HttpResponse::SeeOther()

@@ -7,7 +7,7 @@ use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::{AuthUser, CsrfForm, VendorForm, WebUser, WebVendor};
-use crate::db::models::{PatchRecord, PatchUpload, PatchView, Product};
+use crate::db::models::PatchView;
 use crate::domain::range::RangeInput;
 use crate::domain::PatchState;
 use crate::error::AppError;
@@ -15,6 +15,7 @@ use crate::error::PageError;
 use crate::http::advisory_form::parse_affected;
 use crate::http::pages::{context, form_error, product_options, render, see_other};
 use crate::services::patches::{self, PatchDraft, PatchReader};
+use crate::services::{catalog, ServiceError};
 use crate::state::AppState;
 
 #[derive(Serialize)]
@@ -121,14 +122,15 @@ async fn list_page(
     form: &PatchForm,
     error: Option<&str>,
 ) -> Result<HttpResponse, PageError> {
-    let fail = |e: AppError| PageError::with_state(state, e);
-    let (views, products) = state
-        .db
-        .run(|conn| Ok::<_, AppError>((PatchRecord::list(conn, None)?, Product::list(conn)?)))
-        .await
-        .map_err(fail)?;
+    let fail = |e: ServiceError| PageError::with_state(state, e);
+    let views = patches::list(state, PatchReader::Vendor).await.map_err(fail)?;
+    let products = catalog::products(state).await.map_err(fail)?;
     let mut page = context(Some(user));
-    let rows = views.iter().map(row).collect::<Result<Vec<_>, _>>().map_err(fail)?;
+    let rows = views
+        .iter()
+        .map(row)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| PageError::with_state(state, e))?;
     page.insert("patches", &rows);
     page.insert("products", &product_options(&products));
     page.insert("form", form);
@@ -146,10 +148,9 @@ pub async fn post_vendor_patch(
 ) -> Result<HttpResponse, PageError> {
     let CsrfForm { user, fields, .. } = form;
     let created = match fields.to_draft() {
-        Ok(draft) => state
-            .db
-            .run(move |conn| patches::create(conn, &draft))
+        Ok(draft) => patches::create_draft(&state, &user.caller(), draft)
             .await
+            .map(|view| view.patch)
             .map_err(AppError::from),
         Err(err) => Err(err),
     };
@@ -169,13 +170,7 @@ async fn patch_page(
     status: StatusCode,
     error: Option<&str>,
 ) -> Result<HttpResponse, PageError> {
-    let (view, pending) = state
-        .db
-        .run(move |conn| {
-            let view = patches::visible(conn, &PatchReader::Vendor, &id)?;
-            let pending = PatchUpload::find(conn, &view.patch.id)?;
-            Ok::<_, crate::services::ServiceError>((view, pending))
-        })
+    let (view, pending) = patches::with_upload(state, id)
         .await
         .map_err(|e| PageError::with_state(state, e))?;
     let mut page = context(Some(user));
@@ -227,11 +222,7 @@ pub async fn post_vendor_patch_yank(
 ) -> Result<HttpResponse, PageError> {
     let CsrfForm { user, fields, .. } = form;
     let id = id.into_inner();
-    let lookup = id.clone();
-    let result = state
-        .db
-        .run(move |conn| patches::yank(conn, &lookup, &fields.reason))
-        .await;
+    let result = patches::yank_published(&state, &user.caller(), id.clone(), fields.reason).await;
     match result {
         Ok(_) => Ok(see_other(&format!("/vendor/patches/{id}"))),
         Err(err) => {
@@ -244,9 +235,7 @@ pub async fn post_vendor_patch_yank(
 /// `GET /patches`: the patches the signed-in customer may download.
 pub async fn get_customer_patches(state: web::Data<AppState>, user: WebUser) -> Result<HttpResponse, PageError> {
     let reader = PatchReader::from(&user.0.scope);
-    let views = state
-        .db
-        .query(move |conn| PatchRecord::list(conn, reader.customer()))
+    let views = patches::list(&state, reader)
         .await
         .map_err(|e| PageError::with_state(&state, e))?;
     let mut page = context(Some(&user.0));

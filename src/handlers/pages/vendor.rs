@@ -5,20 +5,15 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
-use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::{AuthUser, CsrfForm, VendorForm, WebVendor};
-use crate::db::models::{AdvisoryRecord, Product};
-use crate::domain::advisory::{
-    canonical_json, revision_document, AdvisoryInput, Completeness, RevisionMeta, RevisionStatus,
-};
-use crate::domain::AdvisoryStatus;
 use crate::error::PageError;
 use crate::http::advisory_form::AdvisoryForm;
 use crate::http::pages::{context, form_error, render, see_other};
 use crate::http::views::advisory_context;
-use crate::services::advisories::{self, Catalogue};
+use crate::services::advisories::{self, SignAction};
+use crate::services::catalog;
 use crate::services::ServiceError;
 use crate::state::AppState;
 
@@ -35,9 +30,7 @@ struct Row {
 }
 
 pub async fn get_vendor_advisories(state: web::Data<AppState>, user: WebVendor) -> Result<HttpResponse, PageError> {
-    let records = state
-        .db
-        .query(AdvisoryRecord::list_all)
+    let records = advisories::all(&state)
         .await
         .map_err(|e| PageError::with_state(&state, e))?;
     let rows: Vec<Row> = records
@@ -65,9 +58,7 @@ async fn form_page(
     form: &AdvisoryForm,
     error: Option<&str>,
 ) -> Result<HttpResponse, PageError> {
-    let products = state
-        .db
-        .query(Product::list)
+    let products = catalog::products(state)
         .await
         .map_err(|e| PageError::with_state(state, e))?;
     let mut page = context(Some(user));
@@ -93,7 +84,7 @@ pub async fn post_new_advisory(
 ) -> Result<HttpResponse, PageError> {
     let CsrfForm { user, fields, .. } = form;
     let created = match fields.to_input() {
-        Ok(input) => state.db.run(move |conn| advisories::create_draft(conn, &input)).await,
+        Ok(input) => advisories::create(&state, &user.caller(), input).await,
         Err(err) => Err(err.into()),
     };
     match created {
@@ -114,16 +105,11 @@ async fn advisory_page(
     form: Option<AdvisoryForm>,
     error: Option<&str>,
 ) -> Result<HttpResponse, PageError> {
-    let lookup = key.to_owned();
-    let record = state
-        .db
-        .run(move |conn| advisories::find(conn, &lookup))
+    let record = advisories::draft(state, key.to_owned())
         .await
         .map_err(|e| PageError::with_state(state, e))?;
     let input = advisories::current_input(&record).map_err(|e| PageError::with_state(state, e))?;
-    let products = state
-        .db
-        .query(Product::list)
+    let products = catalog::products(state)
         .await
         .map_err(|e| PageError::with_state(state, e))?;
     let mut page = context(Some(user));
@@ -173,13 +159,7 @@ pub async fn post_vendor_advisory(
     let CsrfForm { user, fields, .. } = form;
     let key = key.into_inner();
     let saved = match fields.to_input() {
-        Ok(input) => {
-            let lookup = key.clone();
-            state
-                .db
-                .run(move |conn| advisories::replace_draft(conn, &lookup, &input))
-                .await
-        }
+        Ok(input) => advisories::replace(&state, key.clone(), input).await,
         Err(err) => Err(err.into()),
     };
     match saved {
@@ -196,33 +176,15 @@ pub struct SummaryForm {
 
 /// Runs one signing action (publish, revise, withdraw) on the advisory `key`, then
 /// shows the public page; refusals are shown on the advisory screen with `form`.
-async fn sign_action<F>(
+async fn sign_action(
     state: &AppState,
     user: &AuthUser,
     key: String,
     form: Option<AdvisoryForm>,
-    action: F,
-) -> Result<HttpResponse, PageError>
-where
-    F: FnOnce(
-            &mut crate::db::DbConnection,
-            &crate::services::advisories::PublishContext,
-            &str,
-        ) -> Result<(), ServiceError>
-        + Send
-        + 'static,
-{
-    let ctx = state.publish.clone();
-    let lookup = key.clone();
-    let done = state
-        .db
-        .run(move |conn| {
-            action(conn, &ctx, &lookup)?;
-            advisories::find(conn, &lookup)
-        })
-        .await;
-    match done {
-        Ok(record) => Ok(see_other(&format!(
+    action: SignAction,
+) -> Result<HttpResponse, PageError> {
+    match advisories::sign(state, &user.caller(), key.clone(), action).await {
+        Ok((record, _)) => Ok(see_other(&format!(
             "/advisories/{}",
             record.public_id.unwrap_or_default()
         ))),
@@ -236,10 +198,10 @@ pub async fn post_publish(
     form: VendorForm<SummaryForm>,
 ) -> Result<HttpResponse, PageError> {
     let CsrfForm { user, fields, .. } = form;
-    sign_action(&state, &user, key.into_inner(), None, move |conn, ctx, key| {
-        advisories::publish(conn, ctx, key, &fields.change_summary).map(drop)
-    })
-    .await
+    let action = SignAction::Publish {
+        change_summary: fields.change_summary,
+    };
+    sign_action(&state, &user, key.into_inner(), None, action).await
 }
 
 pub async fn post_revise(
@@ -253,11 +215,11 @@ pub async fn post_revise(
         Ok(input) => input,
         Err(err) => return action_failed(&state, &user, &key, Some(fields), err.into()).await,
     };
-    let summary = fields.change_summary.clone();
-    sign_action(&state, &user, key, Some(fields), move |conn, ctx, key| {
-        advisories::revise(conn, ctx, key, &input, &summary).map(drop)
-    })
-    .await
+    let action = SignAction::Revise {
+        input: Box::new(input),
+        change_summary: fields.change_summary.clone(),
+    };
+    sign_action(&state, &user, key, Some(fields), action).await
 }
 
 #[derive(Deserialize)]
@@ -272,10 +234,8 @@ pub async fn post_withdraw(
     form: VendorForm<ReasonForm>,
 ) -> Result<HttpResponse, PageError> {
     let CsrfForm { user, fields, .. } = form;
-    sign_action(&state, &user, key.into_inner(), None, move |conn, ctx, key| {
-        advisories::withdraw(conn, ctx, key, &fields.reason).map(drop)
-    })
-    .await
+    let action = SignAction::Withdraw { reason: fields.reason };
+    sign_action(&state, &user, key.into_inner(), None, action).await
 }
 
 /// The draft rendered with the public advisory template, marked as a preview.
@@ -284,41 +244,11 @@ pub async fn get_preview(
     user: WebVendor,
     key: web::Path<String>,
 ) -> Result<HttpResponse, PageError> {
-    let fail = |err: ServiceError| PageError::with_state(&state, err);
-    let lookup = key.into_inner();
-    let (record, input, catalogue) = state
-        .db
-        .run(move |conn| {
-            let record = advisories::find(conn, &lookup)?;
-            let input: AdvisoryInput = advisories::current_input(&record)?;
-            Ok::<_, ServiceError>((record, input, Catalogue::load(conn)?))
-        })
+    let (record, id, document) = advisories::preview(&state, key.into_inner())
         .await
-        .map_err(fail)?;
-    let advisory = catalogue.validate(&input, Completeness::Draft).map_err(fail)?;
-    let now = Utc::now();
-    let meta = RevisionMeta {
-        id: record
-            .public_id
-            .clone()
-            .unwrap_or_else(|| "(assigned at publication)".into()),
-        revision: record.latest_revision + 1,
-        status: RevisionStatus::Published,
-        first_published: record.first_published_at.map_or(now, |t| t.and_utc()),
-        published: now,
-        change_summary: if record.status == AdvisoryStatus::Draft {
-            "Initial publication".into()
-        } else {
-            "(your change summary)".into()
-        },
-        history: Vec::new(),
-        withdrawn_reason: None,
-        key_id: state.signer.key_id().to_owned(),
-    };
-    let document: serde_json::Value = serde_json::from_str(&canonical_json(&revision_document(&advisory, &meta)))
-        .map_err(|e| fail(ServiceError::Internal(e.into())))?;
+        .map_err(|err| PageError::with_state(&state, err))?;
     let mut page = context(Some(&user.0));
-    advisory_context(&mut page, &document, &meta.id);
+    advisory_context(&mut page, &document, &id);
     page.insert("preview", &true);
     page.insert("edit_url", &format!("/vendor/advisories/{}", record.id));
     page.insert("history", &Vec::<String>::new());

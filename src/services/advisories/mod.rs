@@ -1,7 +1,14 @@
 //! Publishing advisories: drafts, the first publication (which allocates the public
 //! id), revisions and withdrawal. Each published revision is written once, in one
 //! transaction, with its canonical document, its minisign signature and its CSAF
-//! rendering; nothing here edits a published revision.
+//! rendering; nothing here edits a published revision. `actions` holds the entry
+//! points that run these on the services' database, `reads` what the public reads.
+
+mod actions;
+mod reads;
+
+pub use actions::{all, create, draft, edit, preview, replace, sign, SignAction};
+pub use reads::{affecting, latest_revisions, list_page, page, published_revision, revisions, Affecting, ListRequest};
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -11,22 +18,18 @@ use serde_json::Value;
 
 use crate::config::Config;
 use crate::db::models::advisory::next_advisory_number;
-use crate::db::models::{now, AdvisoryFilter, AdvisoryRecord, NewAdvisory, Product, PublishedSummary, RevisionRecord};
+use crate::db::models::{now, AdvisoryRecord, NewAdvisory, Product, PublishedSummary, RevisionRecord};
 use crate::db::DbConnection;
 use crate::domain::advisory::{
     canonical_json, input_of, revision_document, Advisory, AdvisoryInput, Completeness, ProductInfo, RevisionEntry,
     RevisionMeta, RevisionStatus,
 };
-use crate::domain::csaf;
 use crate::domain::AdvisoryStatus;
+use crate::domain::{csaf, text};
 use crate::ids::{AdvisoryId, ProductId};
 use crate::secrets::sha256_hex;
 use crate::services::error::ServiceError;
-use crate::services::Services;
 use crate::signing::Signer;
-
-/// Longest change summary or withdrawal reason accepted.
-const MAX_SUMMARY: usize = 2_000;
 
 /// Products by slug, for validation.
 pub struct Catalogue {
@@ -90,26 +93,6 @@ fn stored_input(record: &AdvisoryRecord) -> Result<AdvisoryInput, ServiceError> 
 
 fn to_json(input: &AdvisoryInput) -> Result<String, ServiceError> {
     serde_json::to_string(input).map_err(|e| ServiceError::Internal(e.into()))
-}
-
-fn short_text(field: &str, text: &str, required: bool) -> Result<String, ServiceError> {
-    let text = text.trim();
-    if required && text.is_empty() {
-        return Err(ServiceError::invalid(field, format!("{field} is required")));
-    }
-    if text.chars().count() > MAX_SUMMARY {
-        return Err(ServiceError::invalid(
-            field,
-            format!("{field} is longer than {MAX_SUMMARY} characters"),
-        ));
-    }
-    if text.chars().any(|c| c.is_control() && c != '\n') {
-        return Err(ServiceError::invalid(
-            field,
-            format!("{field} contains control characters"),
-        ));
-    }
-    Ok(text.to_owned())
 }
 
 /// Finds an advisory by internal or public id.
@@ -216,7 +199,7 @@ pub fn publish(
             record.public_id.as_deref().unwrap_or("the advisory")
         )));
     }
-    let summary = short_text("change_summary", change_summary, false)?;
+    let summary = text::SUMMARY.check("change_summary", change_summary, false)?;
     let summary = if summary.is_empty() {
         "Initial publication".to_owned()
     } else {
@@ -251,7 +234,7 @@ pub fn revise(
         "a draft has no revisions yet; publish it first",
         "a withdrawn advisory cannot be revised",
     )?;
-    let summary = short_text("change_summary", change_summary, true)?;
+    let summary = text::SUMMARY.check("change_summary", change_summary, true)?;
     let catalogue = Catalogue::load(conn)?;
     let advisory = catalogue.validate(input, Completeness::Publish)?;
     write_revision(
@@ -279,7 +262,7 @@ pub fn withdraw(
         "a draft is not published; there is nothing to withdraw",
         "the advisory is already withdrawn",
     )?;
-    let reason = short_text("reason", reason, true)?;
+    let reason = text::REASON.check("reason", reason, true)?;
     let catalogue = Catalogue::load(conn)?;
     let advisory = catalogue.validate(&stored_input(&record)?, Completeness::Publish)?;
     let summary = format!("Withdrawn: {reason}");
@@ -400,79 +383,4 @@ fn write_revision(
         tracing::info!(advisory.id = %public_id, revision = next, status = revision_status.as_str(), "published advisory revision");
         Ok(revision)
     })
-}
-
-/// Parsed list filters and page, shared with the HTML index.
-pub struct ListRequest {
-    pub filter: AdvisoryFilter,
-    pub page: u32,
-    pub per_page: u32,
-}
-
-/// One page of published advisories for `request`.
-pub async fn list_page(services: &Services, request: ListRequest) -> Result<(Vec<AdvisoryRecord>, i64), ServiceError> {
-    let offset = i64::from(request.page - 1) * i64::from(request.per_page);
-    let limit = i64::from(request.per_page);
-    let filter = request.filter;
-    services
-        .db
-        .query(move |conn| AdvisoryRecord::list_published(conn, &filter, offset, limit))
-        .await
-        .map_err(ServiceError::from)
-}
-
-/// A published advisory and one of its revisions (the latest when `n` is `None`).
-pub async fn published_revision(
-    services: &Services,
-    key: String,
-    n: Option<i32>,
-) -> Result<(AdvisoryRecord, RevisionRecord), ServiceError> {
-    services
-        .db
-        .run(move |conn| {
-            let record = find(conn, &key)?;
-            if record.status == AdvisoryStatus::Draft {
-                return Err(ServiceError::NotFound("advisory"));
-            }
-            let revision = RevisionRecord::find(conn, &record.id, n.unwrap_or(record.latest_revision))?
-                .ok_or(ServiceError::NotFound("revision"))?;
-            Ok((record, revision))
-        })
-        .await
-}
-
-/// What a published advisory says about one version: the advisory, its CVEs, and
-/// where the fix is.
-pub type Affecting = (AdvisoryRecord, Vec<String>, crate::domain::advisory::Finding);
-
-/// The published advisories that affect `version` of `product`; with the product's
-/// slug and the version as parsed.
-pub async fn affecting(
-    services: &Services,
-    product: String,
-    version: String,
-) -> Result<(String, String, Vec<Affecting>), ServiceError> {
-    services
-        .db
-        .run(move |conn| {
-            let product = Product::find_by_slug(conn, &product)?
-                .ok_or_else(|| ServiceError::invalid("product", format!("there is no product `{product}`")))?;
-            let version = product
-                .scheme()
-                .parse(version.trim())
-                .map_err(|e| ServiceError::invalid("version", format!("not a {} version: {e}", product.scheme())))?;
-            let catalogue = Catalogue::load(conn)?;
-            let mut found = Vec::new();
-            for record in AdvisoryRecord::published_for_product(conn, &product.id)? {
-                if record.status != AdvisoryStatus::Published {
-                    continue;
-                }
-                let advisory = catalogue.validate(&current_input(&record)?, Completeness::Publish)?;
-                if let Some(finding) = advisory.finding(&product.slug, &version) {
-                    found.push((record, advisory.cves.clone(), finding));
-                }
-            }
-            Ok((product.slug, version.to_string(), found))
-        })
-        .await
 }
