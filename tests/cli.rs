@@ -17,6 +17,7 @@ use support::{backends, database_for};
 #[actix_web::test]
 async fn bootstrap_from_a_shell_then_the_token_authenticates() {
     for backend in backends() {
+        support::on_backend(backend);
         eprintln!("-- backend: {backend:?}");
         let dir = tempfile::tempdir().unwrap();
         let (database_url, _pg) = database_for(backend, &dir);

@@ -172,6 +172,7 @@ fn kill(mut server: Server) {
 #[actix_web::test]
 async fn a_killed_upload_leaves_nothing_served_and_can_be_retried() {
     for backend in backends() {
+        support::on_backend(backend);
         eprintln!("-- backend: {backend:?}");
         let (scene, server) = Scene::new(backend, &[]).await;
         let id = scene.id.clone();
@@ -370,6 +371,7 @@ async fn killed_resumable_upload(backend: Backend, s3: Option<&S3Server>) {
 #[actix_web::test]
 async fn a_killed_resumable_upload_goes_on_from_the_recorded_offset() {
     for backend in backends() {
+        support::on_backend(backend);
         eprintln!("-- backend: {backend:?}");
         killed_resumable_upload(backend, None).await;
     }
@@ -381,6 +383,7 @@ async fn a_killed_resumable_upload_on_s3_keeps_its_recorded_parts_and_tail() {
         return;
     };
     for backend in backends() {
+        support::on_backend(backend);
         eprintln!("-- backend: {backend:?}");
         killed_resumable_upload(backend, Some(&s3)).await;
     }

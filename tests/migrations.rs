@@ -63,6 +63,7 @@ fn columns(conn: &mut DbConnection) -> BTreeMap<String, Vec<String>> {
 fn migrations_apply_revert_and_reapply_on_every_backend() {
     let mut schemas = Vec::new();
     for backend in backends() {
+        support::on_backend(backend);
         let dir = tempfile::tempdir().unwrap();
         let (url, _pg) = database_for(backend, &dir);
         let mut conn = db::establish(&DatabaseUrl::parse(&url).unwrap()).unwrap();

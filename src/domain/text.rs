@@ -22,6 +22,16 @@ pub const SUMMARY: TextRule = TextRule {
     max_chars: 2000,
     multiline: true,
 };
+/// An advisory title: at most 300 characters.
+pub const TITLE: TextRule = TextRule {
+    max_chars: 300,
+    multiline: true,
+};
+/// Advisory prose (summary, workarounds, acknowledgements): at most 20,000 characters.
+pub const PROSE: TextRule = TextRule {
+    max_chars: 20_000,
+    multiline: true,
+};
 /// A reason shown to customers (a yank, a withdrawal): one line, at most 2000 characters.
 pub const REASON: TextRule = TextRule {
     max_chars: 2000,
@@ -42,9 +52,10 @@ impl TextRule {
         if text.chars().count() > self.max_chars {
             return Err(refuse(format!("{field} must be at most {} characters", self.max_chars)));
         }
-        if text.chars().any(|c| c.is_control() && !(self.multiline && c == '\n')) {
+        let layout = |c: char| matches!(c, '\n' | '\r' | '\t');
+        if text.chars().any(|c| c.is_control() && !(self.multiline && layout(c))) {
             let what = if self.multiline {
-                "control characters other than line breaks"
+                "control characters other than line breaks and tabs"
             } else {
                 "line breaks or control characters"
             };

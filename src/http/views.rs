@@ -11,6 +11,7 @@ use tera::Context;
 use crate::api::advisories::{AdvisorySummary, ListQuery};
 use crate::auth::AuthUser;
 use crate::domain::cvss::Severity;
+use crate::domain::state::RevisionStatus;
 use crate::error::PageError;
 use crate::http::pages::{context, product_options, render};
 use crate::services::advisories::list_page;
@@ -113,5 +114,5 @@ pub async fn render_index(
 pub fn advisory_context(page: &mut Context, document: &Value, id: &str) {
     page.insert("doc", document);
     page.insert("advisory_id", id);
-    page.insert("withdrawn", &(document["status"] == "withdrawn"));
+    page.insert("withdrawn", &(document["status"] == RevisionStatus::Withdrawn.as_str()));
 }

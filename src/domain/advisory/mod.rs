@@ -1,22 +1,23 @@
-//! Advisories: the body a publisher writes ([`AdvisoryInput`]), its validation into a
-//! well-formed [`Advisory`], and the canonical JSON document of a published revision
-//! — the exact bytes that are signed and served.
+//! Advisories: the body a publisher writes ([`AdvisoryInput`]) and its validation
+//! into a well-formed [`Advisory`]; `document` renders a published revision as the
+//! canonical JSON that is signed and served.
 
-use std::collections::{BTreeMap, BTreeSet};
+mod document;
+
+pub use document::{canonical_json, revision_document, rfc3339, RevisionEntry, RevisionMeta};
+
+use std::collections::BTreeSet;
 
 pub use crate::domain::state::RevisionStatus;
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::cvss::{score_v3, score_v4, CvssScore, Severity};
 use super::range::{RangeInput, VersionRange};
+use super::text::{TextRule, PROSE, TITLE};
 use super::version::{Version, VersionScheme};
 
-/// Longest title accepted.
-const MAX_TITLE: usize = 300;
-/// Longest free text (summary, workarounds, acknowledgements) accepted.
-const MAX_TEXT: usize = 20_000;
 /// Most list entries (CVEs, references, ranges …) accepted per list.
 const MAX_LIST: usize = 200;
 
@@ -201,24 +202,8 @@ impl Advisory {
     }
 }
 
-fn text(field: &str, value: Option<&String>, max: usize, required: bool) -> Result<String, FieldError> {
-    let value = value.map(|v| v.trim()).unwrap_or("");
-    if required && value.is_empty() {
-        return Err(FieldError::new(field, format!("{field} is required")));
-    }
-    if value.chars().count() > max {
-        return Err(FieldError::new(
-            field,
-            format!("{field} is longer than {max} characters"),
-        ));
-    }
-    if value
-        .chars()
-        .any(|c| c.is_control() && c != '\n' && c != '\r' && c != '\t')
-    {
-        return Err(FieldError::new(field, format!("{field} contains control characters")));
-    }
-    Ok(value.to_owned())
+fn text(field: &str, value: Option<&String>, rule: TextRule, required: bool) -> Result<String, FieldError> {
+    rule.check(field, value.map_or("", String::as_str), required)
 }
 
 fn list<'a>(field: &str, values: Option<&'a Vec<String>>) -> Result<&'a [String], FieldError> {
@@ -356,8 +341,8 @@ impl AdvisoryInput {
         completeness: Completeness,
     ) -> Result<Advisory, FieldError> {
         let publish = completeness == Completeness::Publish;
-        let title = text("title", self.title.as_ref(), MAX_TITLE, true)?;
-        let summary = text("summary", self.summary.as_ref(), MAX_TEXT, publish)?;
+        let title = text("title", self.title.as_ref(), TITLE, true)?;
+        let summary = text("summary", self.summary.as_ref(), PROSE, publish)?;
         let cvss_v3 = self
             .cvss_v3
             .as_deref()
@@ -426,9 +411,9 @@ impl AdvisoryInput {
             known_exploited: self.known_exploited.unwrap_or(false),
             fix_deadline,
             affected: affected_list,
-            workarounds: text("workarounds", self.workarounds.as_ref(), MAX_TEXT, false)?,
+            workarounds: text("workarounds", self.workarounds.as_ref(), PROSE, false)?,
             references,
-            acknowledgements: text("acknowledgements", self.acknowledgements.as_ref(), MAX_TEXT, false)?,
+            acknowledgements: text("acknowledgements", self.acknowledgements.as_ref(), PROSE, false)?,
         })
     }
 
@@ -450,113 +435,6 @@ impl AdvisoryInput {
         }
         serde_json::from_value(Value::Object(current)).map_err(|e| FieldError::new("", format!("invalid body: {e}")))
     }
-}
-
-/// One entry of a revision history.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RevisionEntry {
-    pub revision: i32,
-    pub date: String,
-    pub summary: String,
-}
-
-/// What a revision is besides its body.
-#[derive(Clone, Debug)]
-pub struct RevisionMeta {
-    pub id: String,
-    pub revision: i32,
-    pub status: RevisionStatus,
-    pub first_published: DateTime<Utc>,
-    pub published: DateTime<Utc>,
-    pub change_summary: String,
-    /// Earlier revisions, oldest first; this one is appended.
-    pub history: Vec<RevisionEntry>,
-    pub withdrawn_reason: Option<String>,
-    pub key_id: String,
-}
-
-/// An RFC 3339 UTC time with second precision, as documents carry it.
-pub fn rfc3339(at: DateTime<Utc>) -> String {
-    at.to_rfc3339_opts(SecondsFormat::Secs, true)
-}
-
-fn score_json(score: &CvssScore) -> Value {
-    serde_json::json!({"vector": score.vector, "score": score.score, "severity": score.severity})
-}
-
-/// The revision document: the advisory and its metadata as one JSON value.
-pub fn revision_document(advisory: &Advisory, meta: &RevisionMeta) -> Value {
-    let mut history = meta.history.clone();
-    history.push(RevisionEntry {
-        revision: meta.revision,
-        date: rfc3339(meta.published),
-        summary: meta.change_summary.clone(),
-    });
-    let affected: Vec<Value> = advisory
-        .affected
-        .iter()
-        .map(|a| {
-            serde_json::json!({
-                "product": a.product.slug,
-                "product_name": a.product.name,
-                "version_scheme": a.product.scheme,
-                "ranges": a.ranges.iter().map(|r| {
-                    let mut range = serde_json::to_value(r.to_input()).unwrap_or(Value::Null);
-                    if let Value::Object(map) = &mut range {
-                        map.insert("train".into(), Value::String(r.introduced().train()));
-                    }
-                    range
-                }).collect::<Vec<_>>(),
-                "versions": a.versions.iter().map(ToString::to_string).collect::<Vec<_>>(),
-                "fixed_versions": a.fixed_versions().iter().map(ToString::to_string).collect::<Vec<_>>(),
-            })
-        })
-        .collect();
-    let mut doc = serde_json::json!({
-        "schema_version": "1",
-        "id": meta.id,
-        "revision": meta.revision,
-        "status": meta.status,
-        "title": advisory.title,
-        "summary": advisory.summary,
-        "severity": advisory.severity(),
-        "cvss_v3": advisory.cvss_v3.as_ref().map(score_json),
-        "cvss_v4": advisory.cvss_v4.as_ref().map(score_json),
-        "cves": advisory.cves,
-        "cwes": advisory.cwes,
-        "emergency": advisory.emergency,
-        "known_exploited": advisory.known_exploited,
-        "fix_deadline": advisory.fix_deadline.map(rfc3339),
-        "affected": affected,
-        "workarounds": advisory.workarounds,
-        "references": advisory.references,
-        "acknowledgements": advisory.acknowledgements,
-        "published": rfc3339(meta.first_published),
-        "updated": rfc3339(meta.published),
-        "change_summary": meta.change_summary,
-        "revisions": history,
-        "signing_key_id": meta.key_id,
-    });
-    if let (Some(reason), Value::Object(map)) = (&meta.withdrawn_reason, &mut doc) {
-        map.insert("withdrawn_reason".into(), Value::String(reason.clone()));
-    }
-    doc
-}
-
-/// Compact JSON with every object's keys in byte order: the same value always
-/// gives the same bytes, whatever order the fields were built in.
-pub fn canonical_json(value: &Value) -> String {
-    fn sorted(value: &Value) -> Value {
-        match value {
-            Value::Object(map) => {
-                let ordered: BTreeMap<&String, Value> = map.iter().map(|(k, v)| (k, sorted(v))).collect();
-                Value::Object(ordered.into_iter().map(|(k, v)| (k.clone(), v)).collect())
-            }
-            Value::Array(items) => Value::Array(items.iter().map(sorted).collect()),
-            other => other.clone(),
-        }
-    }
-    sorted(value).to_string()
 }
 
 /// Rebuilds the input an advisory was validated from (for revising a published one).

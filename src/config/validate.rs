@@ -1,0 +1,221 @@
+//! The second stage: raw settings checked, one by one, into the typed [`Config`]; a
+//! bad value names the setting and where it came from.
+
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::{Config, ConfigError, LogFormat, RawSettings, S3Config, Secret};
+use crate::db::DatabaseUrl;
+use crate::domain::parse_duration;
+
+impl RawSettings {
+    /// The S3 settings: all or nothing, starting with `s3_bucket`.
+    fn s3(&self) -> Result<Option<S3Config>, ConfigError> {
+        let Some(bucket) = self.text("s3_bucket")? else {
+            for name in ["s3_endpoint", "s3_access_key_id", "s3_secret_access_key", "s3_prefix"] {
+                if let Some(raw) = self.get(name) {
+                    return Err(ConfigError {
+                        setting: name.into(),
+                        origin: raw.origin.clone(),
+                        problem: "is set but `s3_bucket` is not".into(),
+                    });
+                }
+            }
+            return Ok(None);
+        };
+        let required = |name: &'static str, value: Option<String>| {
+            value.ok_or_else(|| ConfigError {
+                setting: name.into(),
+                origin: "s3_bucket is set".into(),
+                problem: "is required for S3 storage".into(),
+            })
+        };
+        let endpoint = self.parse("s3_endpoint", None, |s| {
+            let url = url::Url::parse(s).map_err(|e| format!("`{s}` is not a URL: {e}"))?;
+            match url.scheme() {
+                "http" | "https" if url.host().is_some() => Ok(Some(url)),
+                _ => Err(format!("`{s}` must be an http:// or https:// URL")),
+            }
+        })?;
+        Ok(Some(S3Config {
+            bucket,
+            region: self.text("s3_region")?.unwrap_or_else(|| "us-east-1".into()),
+            endpoint,
+            access_key_id: required("s3_access_key_id", self.text("s3_access_key_id")?)?,
+            secret_access_key: Secret(required("s3_secret_access_key", self.text("s3_secret_access_key")?)?),
+            prefix: self.text("s3_prefix")?.unwrap_or_default(),
+        }))
+    }
+
+    /// Validates everything and builds the [`Config`].
+    pub fn validate(&self) -> Result<Config, ConfigError> {
+        let bind = self.parse("bind", SocketAddr::from(([127, 0, 0, 1], 8080)), |s| {
+            s.parse()
+                .map_err(|_| format!("`{s}` is not an address with a port, like 127.0.0.1:8080"))
+        })?;
+        let data_dir = self.parse("data_dir", PathBuf::from("data"), |s| {
+            if s.is_empty() {
+                Err("must not be empty".into())
+            } else {
+                Ok(PathBuf::from(s))
+            }
+        })?;
+        let database = self.parse(
+            "database_url",
+            DatabaseUrl::Sqlite(data_dir.join("patchwarden.db")),
+            DatabaseUrl::parse,
+        )?;
+        let database_pool_size = self.parse("database_pool_size", 8, |s| match s.parse::<u32>() {
+            Ok(n @ 1..=256) => Ok(n),
+            _ => Err(format!("`{s}` is not a whole number from 1 to 256")),
+        })?;
+        let default_public = url::Url::parse(&format!("http://{bind}")).map_err(|err| ConfigError {
+            setting: "public_url".into(),
+            origin: "default".into(),
+            problem: err.to_string(),
+        })?;
+        let public_url = self.parse("public_url", default_public, |s| {
+            let url = url::Url::parse(s).map_err(|err| format!("`{s}` is not a URL: {err}"))?;
+            match url.scheme() {
+                "http" | "https" if url.host().is_some() => Ok(url),
+                _ => Err(format!("`{s}` must be an http:// or https:// URL with a host")),
+            }
+        })?;
+        let log_format = self.parse("log_format", LogFormat::Human, |s| match s {
+            "human" => Ok(LogFormat::Human),
+            "json" => Ok(LogFormat::Json),
+            _ => Err(format!("`{s}` is not `human` or `json`")),
+        })?;
+        let log_level = self.parse("log_level", "info".to_owned(), |s| {
+            tracing_subscriber::EnvFilter::try_new(s)
+                .map(|_| s.to_owned())
+                .map_err(|err| format!("`{s}` is not a log filter: {err}"))
+        })?;
+        let max_json_body_bytes = self.parse("max_json_body_bytes", 256 * 1024, |s| match s.parse::<usize>() {
+            Ok(n @ 1024..=67_108_864) => Ok(n),
+            _ => Err(format!("`{s}` is not a whole number from 1024 to 67108864")),
+        })?;
+        let session_ttl = self.parse("session_ttl", Duration::from_secs(12 * 3600), |s| {
+            let ttl = parse_duration(s)?;
+            if ttl < Duration::from_secs(60) {
+                return Err("must be at least 1m".into());
+            }
+            Ok(ttl)
+        })?;
+        let login_attempts_per_minute =
+            self.parse("login_attempts_per_minute", NonZeroU32::MIN.saturating_add(4), |s| {
+                s.parse::<NonZeroU32>()
+                    .ok()
+                    .filter(|n| n.get() <= 1000)
+                    .ok_or_else(|| format!("`{s}` is not a whole number from 1 to 1000"))
+            })?;
+        let trust_proxy_headers = self.parse("trust_proxy_headers", false, |s| match s {
+            "true" => Ok(true),
+            "false" => Ok(false),
+            _ => Err(format!("`{s}` is not `true` or `false`")),
+        })?;
+        let trusted_proxy_hops = self.parse("trusted_proxy_hops", 1, |s| match s.parse::<usize>() {
+            Ok(n @ 1..=16) => Ok(n),
+            _ => Err(format!("`{s}` is not a whole number from 1 to 16")),
+        })?;
+        let jobs = self.parse("jobs", true, |s| match s {
+            "true" => Ok(true),
+            "false" => Ok(false),
+            _ => Err(format!("`{s}` is not `true` or `false`")),
+        })?;
+        let workers = self.parse(
+            "workers",
+            std::thread::available_parallelism().map_or(2, |n| n.get()),
+            |s| match s.parse::<usize>() {
+                Ok(n @ 1..=512) => Ok(n),
+                _ => Err(format!("`{s}` is not a whole number from 1 to 512")),
+            },
+        )?;
+        let keys_dir = self.parse("keys_dir", PathBuf::from("keys"), |s| {
+            let dir = PathBuf::from(s);
+            let key = dir.join(crate::signing::SECRET_KEY_FILE);
+            if s.is_empty() {
+                return Err("must not be empty".into());
+            }
+            if key.exists() {
+                std::fs::File::open(&key)
+                    .map_err(|e| format!("the signing key {} is not readable: {e}", key.display()))?;
+            }
+            Ok(dir)
+        })?;
+        let password_from_file = self.parse("key_password_file", None, |s| {
+            let text = std::fs::read_to_string(s).map_err(|e| format!("cannot read `{s}`: {e}"))?;
+            let password = text.trim_end_matches(['\r', '\n']).to_owned();
+            if password.is_empty() {
+                return Err(format!("`{s}` is empty"));
+            }
+            Ok(Some(Secret(password)))
+        })?;
+        let key_password = self.key_password.clone().or(password_from_file);
+        let advisory_id_prefix = self.parse("advisory_id_prefix", "PW".to_owned(), |s| {
+            let ok = (1..=16).contains(&s.len())
+                && s.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+                && s.as_bytes()[0].is_ascii_uppercase();
+            if ok {
+                Ok(s.to_owned())
+            } else {
+                Err(format!(
+                    "`{s}` must be 1 to 16 upper-case letters and digits, starting with a letter"
+                ))
+            }
+        })?;
+        let vendor_name = self.parse("vendor_name", "patchwarden".to_owned(), |s| {
+            if s.is_empty() || s.len() > 200 || s.chars().any(char::is_control) {
+                Err("must be 1 to 200 printable characters".into())
+            } else {
+                Ok(s.to_owned())
+            }
+        })?;
+        let max_patch_bytes = self.parse("max_patch_bytes", 4 * 1024 * 1024 * 1024, |s| match s.parse::<u64>() {
+            Ok(n @ 1..) => Ok(n),
+            _ => Err(format!("`{s}` is not a positive whole number of bytes")),
+        })?;
+        let s3 = self.s3()?;
+        let download_offload_prefix = self.parse("download_offload_prefix", None, |p| {
+            if p.is_empty() {
+                return Ok(None);
+            }
+            let plain = p
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'_' | b'-' | b'.'));
+            if !p.starts_with('/') || !p.ends_with('/') || !plain || p.contains("..") {
+                return Err(format!(
+                    "`{p}` must be a path like /_patch_files/ (starting and ending with /)"
+                ));
+            }
+            if s3.is_some() {
+                return Err("works with local storage only; unset s3_bucket or this setting".into());
+            }
+            Ok(Some(p.to_owned()))
+        })?;
+        Ok(Config {
+            download_offload_prefix,
+            max_patch_bytes,
+            s3,
+            keys_dir,
+            key_password,
+            advisory_id_prefix,
+            vendor_name,
+            bind,
+            data_dir,
+            database,
+            database_pool_size,
+            public_url,
+            log_format,
+            log_level,
+            max_json_body_bytes,
+            session_ttl,
+            login_attempts_per_minute,
+            client_address_hops: if trust_proxy_headers { trusted_proxy_hops } else { 0 },
+            jobs,
+            workers,
+        })
+    }
+}
