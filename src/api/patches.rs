@@ -8,7 +8,9 @@ use crate::db::models::utc;
 use crate::db::models::{PatchUpload, PatchView};
 use crate::domain::range::RangeInput;
 use crate::domain::PatchState;
+use crate::ids::PatchId;
 use crate::services::ServiceError;
+use crate::storage::StoredObject;
 
 pub use crate::services::patches::PatchDraft;
 
@@ -91,7 +93,7 @@ pub struct UploadResponse {
 
 impl UploadResponse {
     pub fn of(config: &Config, upload: &PatchUpload) -> UploadResponse {
-        let idle = chrono::TimeDelta::from_std(crate::services::uploads::IDLE_LIMIT).unwrap_or_default();
+        let idle = chrono::TimeDelta::from_std(crate::services::patches::uploads::IDLE_LIMIT).unwrap_or_default();
         UploadResponse {
             patch: upload.patch_id.to_string(),
             size: upload.size,
@@ -111,4 +113,14 @@ pub struct StoredFileResponse {
     pub id: String,
     pub sha256: String,
     pub size: u64,
+}
+
+impl StoredFileResponse {
+    pub fn of(patch: &PatchId, stored: StoredObject) -> Self {
+        StoredFileResponse {
+            id: patch.to_string(),
+            sha256: stored.sha256,
+            size: stored.size,
+        }
+    }
 }

@@ -14,7 +14,6 @@ pub mod error;
 pub mod keys;
 pub mod patches;
 pub mod ratelimit;
-pub mod uploads;
 pub mod users;
 
 use std::sync::Arc;
@@ -29,8 +28,8 @@ use crate::signing::Signer;
 use crate::storage::Storage;
 use accounts::PasswordGate;
 use advisories::PublishContext;
+use patches::uploads::Writers;
 use ratelimit::LoginLimiter;
-use uploads::Writers;
 
 /// What every service works with.
 pub struct Services {
@@ -84,7 +83,7 @@ impl Services {
             storage,
             writers: Writers::default(),
         };
-        let removed = uploads::clean_at_start(&services)
+        let removed = patches::uploads::clean_at_start(&services)
             .await
             .context("cleaning orphaned upload data")?;
         if removed > 0 {

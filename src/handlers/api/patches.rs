@@ -9,17 +9,12 @@ use serde::Deserialize;
 
 use crate::api::patches::{PatchResponse, StoredFileResponse};
 use crate::auth::{AuthUser, VendorUser};
-use crate::db::models::PatchView;
 use crate::error::AppError;
 use crate::http::extract::declared_length;
 use crate::http::ranges::{if_range_allows, none_match_hits, parse_range, RangeAnswer};
+use crate::services::patches::uploads;
 use crate::services::patches::{self, Downloadable, PatchDraft, PatchReader};
-use crate::services::uploads;
 use crate::state::AppState;
-
-async fn view_for(state: &AppState, reader: PatchReader, id: String) -> Result<PatchView, AppError> {
-    Ok(patches::view(state, reader, id).await?)
-}
 
 /// `POST /api/v1/patches`: a draft; the answer names where to upload the file.
 pub async fn create_patch(
@@ -39,13 +34,9 @@ pub async fn upload_patch_file(
     id: web::Path<String>,
     body: web::Payload,
 ) -> Result<HttpResponse, AppError> {
-    let view = view_for(&state, PatchReader::from(&caller.0.scope), id.into_inner()).await?;
-    let stored = uploads::store_whole(&state, &view.patch, declared_length(&req), body).await?;
-    Ok(HttpResponse::Ok().json(StoredFileResponse {
-        id: view.patch.id.to_string(),
-        sha256: stored.sha256,
-        size: stored.size,
-    }))
+    let (patch, stored) =
+        uploads::put_file(&state, &caller.0.caller(), id.into_inner(), declared_length(&req), body).await?;
+    Ok(HttpResponse::Ok().json(StoredFileResponse::of(&patch, stored)))
 }
 
 /// `POST /api/v1/patches/{id}/publish`: signs the stored file and publishes the patch.
@@ -54,8 +45,7 @@ pub async fn publish_patch(
     caller: VendorUser,
     id: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
-    let view = patches::publish(&state, &id).await?;
-    tracing::info!(patch.id = %view.patch.id, user.id = %caller.0.user.id, "published patch");
+    let view = patches::publish(&state, &caller.0.caller(), &id).await?;
     get_patch_response(
         &state,
         PatchReader::Vendor,
@@ -89,7 +79,7 @@ async fn get_patch_response(
     id: String,
     status: StatusCode,
 ) -> Result<HttpResponse, AppError> {
-    let view = view_for(state, reader, id).await?;
+    let view = patches::view(state, reader, id).await?;
     Ok(HttpResponse::build(status).json(PatchResponse::of(&state.config, view)?))
 }
 
@@ -125,7 +115,7 @@ pub async fn get_patch_minisig(
     caller: AuthUser,
     id: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
-    let view = view_for(&state, PatchReader::from(&caller.scope), id.into_inner()).await?;
+    let view = patches::view(&state, PatchReader::from(&caller.scope), id.into_inner()).await?;
     let signature = view.patch.signature.ok_or(AppError::NotFound("signature"))?;
     Ok(HttpResponse::Ok()
         .content_type("text/plain; charset=utf-8")

@@ -12,8 +12,7 @@ use crate::auth::VendorUser;
 use crate::db::models::PatchUpload;
 use crate::error::AppError;
 use crate::http::extract::declared_length;
-use crate::services::patches::{self, PatchReader};
-use crate::services::uploads::{self, Progress};
+use crate::services::patches::uploads::{self, Progress};
 use crate::state::AppState;
 
 /// The media type of a `PATCH` body: raw bytes that continue the file at an offset.
@@ -34,9 +33,14 @@ pub async fn begin_upload(
     id: web::Path<String>,
     body: web::Json<BeginUpload>,
 ) -> Result<HttpResponse, AppError> {
-    let view = patches::view(&state, PatchReader::from(&caller.0.scope), id.into_inner()).await?;
-    let upload = uploads::begin(&state, &view.patch, body.size, body.sha256.as_deref()).await?;
-    tracing::info!(patch.id = %view.patch.id, size = upload.size, user.id = %caller.0.user.id, "started resumable upload");
+    let upload = uploads::start(
+        &state,
+        &caller.0.caller(),
+        id.into_inner(),
+        body.size,
+        body.sha256.as_deref(),
+    )
+    .await?;
     let described = UploadResponse::of(&state.config, &upload);
     Ok(with_offsets(&mut HttpResponse::Created(), &upload)
         .insert_header((header::LOCATION, described.upload_url.clone()))
@@ -49,10 +53,7 @@ pub async fn get_upload(
     caller: VendorUser,
     id: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
-    let view = patches::view(&state, PatchReader::from(&caller.0.scope), id.into_inner()).await?;
-    let upload = uploads::status(&state, &view.patch.id)
-        .await?
-        .ok_or(AppError::NotFound("upload"))?;
+    let upload = uploads::progress(&state, &caller.0.caller(), id.into_inner()).await?;
     Ok(with_offsets(&mut HttpResponse::Ok(), &upload).json(UploadResponse::of(&state.config, &upload)))
 }
 
@@ -83,8 +84,16 @@ pub async fn append_upload(
         )));
     }
     let offset = offset_header(&req)?;
-    let view = patches::view(&state, PatchReader::from(&caller.0.scope), id.into_inner()).await?;
-    match uploads::append(&state, &view.patch, offset, declared_length(&req), body).await? {
+    let (patch, progress) = uploads::resume(
+        &state,
+        &caller.0.caller(),
+        id.into_inner(),
+        offset,
+        declared_length(&req),
+        body,
+    )
+    .await?;
+    match progress {
         Progress::Partial {
             upload,
             interrupted: None,
@@ -92,21 +101,11 @@ pub async fn append_upload(
         Progress::Partial {
             upload,
             interrupted: Some(reason),
-        } => {
-            tracing::info!(patch.id = %view.patch.id, offset = upload.received, "resumable upload broke off");
-            Err(AppError::BadRequest(format!(
-                "the body broke off ({reason}); the upload holds {} bytes, resume from there",
-                upload.received
-            )))
-        }
-        Progress::Complete(stored) => {
-            tracing::info!(patch.id = %view.patch.id, sha256 = %stored.sha256, size = stored.size, "stored patch file");
-            Ok(HttpResponse::Ok().json(StoredFileResponse {
-                id: view.patch.id.to_string(),
-                sha256: stored.sha256,
-                size: stored.size,
-            }))
-        }
+        } => Err(AppError::BadRequest(format!(
+            "the body broke off ({reason}); the upload holds {} bytes, resume from there",
+            upload.received
+        ))),
+        Progress::Complete(stored) => Ok(HttpResponse::Ok().json(StoredFileResponse::of(&patch, stored))),
     }
 }
 
@@ -116,8 +115,6 @@ pub async fn cancel_upload(
     caller: VendorUser,
     id: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
-    let view = patches::view(&state, PatchReader::from(&caller.0.scope), id.into_inner()).await?;
-    uploads::cancel(&state, &view.patch).await?;
-    tracing::info!(patch.id = %view.patch.id, user.id = %caller.0.user.id, "cancelled resumable upload");
+    uploads::abandon(&state, &caller.0.caller(), id.into_inner()).await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -200,7 +200,7 @@ pub async fn post_vendor_patch_publish(
 ) -> Result<HttpResponse, PageError> {
     let user = form.user;
     let id = id.into_inner();
-    match patches::publish(&state, &id).await {
+    match patches::publish(&state, &user.caller(), &id).await {
         Ok(_) => Ok(see_other(&format!("/vendor/patches/{id}"))),
         Err(err) => {
             let (status, message) = form_error(&state, err)?;

@@ -3,6 +3,8 @@
 //! binds product, target version, platform, SHA-256 and the advisories it fixes, so a
 //! genuine file cannot be passed off as another patch.
 
+pub mod uploads;
+
 use std::collections::HashSet;
 use std::io::Read;
 
@@ -262,7 +264,7 @@ pub async fn view(services: &Services, reader: PatchReader, id: String) -> Resul
 /// be published (a signature must not carry an id the world cannot look up), and the
 /// bytes signed are hashed on the way: a stored file that is not the one recorded
 /// (an object replaced in the bucket) gets no signature.
-pub async fn publish(services: &Services, id: &str) -> Result<PatchView, ServiceError> {
+pub async fn publish(services: &Services, caller: &Caller, id: &str) -> Result<PatchView, ServiceError> {
     let lookup = id.to_owned();
     let (view, drafts) = services
         .db
@@ -329,6 +331,7 @@ pub async fn publish(services: &Services, id: &str) -> Result<PatchView, Service
             "the patch changed meanwhile; reload it and try again".into(),
         ));
     }
+    tracing::info!(patch.id = %view.patch.id, user.id = %caller.user, "published patch");
     Ok(view)
 }
 

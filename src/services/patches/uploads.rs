@@ -15,11 +15,14 @@ use futures_util::Stream;
 
 use crate::db::models::{now, PatchRecord, PatchUpload};
 use crate::domain::patch::{read_count, stored_count, Sha256};
+use crate::domain::Caller;
 use crate::domain::PatchState;
 use crate::ids::PatchId;
 use crate::services::error::ServiceError;
 use crate::services::patches::parse_sha256;
 use crate::services::Services;
+
+use super::PatchReader;
 use crate::storage::{PartialUpload, StorageError, StoredObject};
 
 /// An upload that received nothing for this long is removed.
@@ -88,6 +91,86 @@ impl Drop for WriterClaim<'_> {
     }
 }
 
+/// The draft `id` as `caller` sees it: 404 for what it may not see.
+async fn draft_of(services: &Services, caller: &Caller, id: String) -> Result<PatchRecord, ServiceError> {
+    Ok(super::view(services, PatchReader::from(&caller.scope), id).await?.patch)
+}
+
+/// Stores a whole file for the draft `id` (see [`store_whole`]).
+pub async fn put_file<S, E>(
+    services: &Services,
+    caller: &Caller,
+    id: String,
+    declared: Option<u64>,
+    body: S,
+) -> Result<(PatchId, StoredObject), ServiceError>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    let patch = draft_of(services, caller, id).await?;
+    let stored = store_whole(services, &patch, declared, body).await?;
+    Ok((patch.id, stored))
+}
+
+/// Starts a resumable upload for the draft `id` (see [`begin`]).
+pub async fn start(
+    services: &Services,
+    caller: &Caller,
+    id: String,
+    size: u64,
+    sha256: Option<&str>,
+) -> Result<PatchUpload, ServiceError> {
+    let patch = draft_of(services, caller, id).await?;
+    let upload = begin(services, &patch, size, sha256).await?;
+    tracing::info!(patch.id = %patch.id, size = upload.size, user.id = %caller.user, "started resumable upload");
+    Ok(upload)
+}
+
+/// The unfinished upload of the patch `id`; 404 when there is none.
+pub async fn progress(services: &Services, caller: &Caller, id: String) -> Result<PatchUpload, ServiceError> {
+    let patch = draft_of(services, caller, id).await?;
+    status(services, &patch.id)
+        .await?
+        .ok_or(ServiceError::NotFound("upload"))
+}
+
+/// Appends a body to the upload of the patch `id` (see [`append`]).
+pub async fn resume<S, E>(
+    services: &Services,
+    caller: &Caller,
+    id: String,
+    offset: u64,
+    declared: Option<u64>,
+    body: S,
+) -> Result<(PatchId, Progress), ServiceError>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    let patch = draft_of(services, caller, id).await?;
+    let progress = append(services, &patch, offset, declared, body).await?;
+    match &progress {
+        Progress::Partial {
+            upload,
+            interrupted: Some(_),
+        } => tracing::info!(patch.id = %patch.id, offset = upload.received, "resumable upload broke off"),
+        Progress::Complete(stored) => {
+            tracing::info!(patch.id = %patch.id, sha256 = %stored.sha256, size = stored.size, "stored patch file")
+        }
+        Progress::Partial { .. } => {}
+    }
+    Ok((patch.id, progress))
+}
+
+/// Cancels the upload of the patch `id` (see [`cancel`]).
+pub async fn abandon(services: &Services, caller: &Caller, id: String) -> Result<(), ServiceError> {
+    let patch = draft_of(services, caller, id).await?;
+    cancel(services, &patch).await?;
+    tracing::info!(patch.id = %patch.id, user.id = %caller.user, "cancelled resumable upload");
+    Ok(())
+}
+
 /// Maps a storage failure to the answer a client gets.
 pub fn storage_error(err: StorageError) -> ServiceError {
     match err {
@@ -133,7 +216,7 @@ pub fn ensure_draft(patch: &PatchRecord) -> Result<(), ServiceError> {
 /// Stores `body` as the whole file of a draft (a `PUT`), streamed and hashed on
 /// the way; `declared` is the length the request announced, refused unread when it
 /// is over the limit. Any unfinished resumable upload of the draft is dropped.
-pub async fn store_whole<S, E>(
+async fn store_whole<S, E>(
     services: &Services,
     patch: &PatchRecord,
     declared: Option<u64>,
@@ -173,7 +256,7 @@ where
 /// Starts an upload of `size` bytes for a draft, in place of any earlier one. With
 /// `sha256` the finished file must have that hash, and a client can tell its own
 /// unfinished upload from another file's.
-pub async fn begin(
+async fn begin(
     services: &Services,
     patch: &PatchRecord,
     size: u64,
@@ -247,7 +330,7 @@ pub enum Progress {
 
 /// Appends `body` at `offset`, which must be where the upload stands; a body whose
 /// announced length (`declared`) would run past the upload's size is refused unread.
-pub async fn append<S, E>(
+async fn append<S, E>(
     services: &Services,
     patch: &PatchRecord,
     offset: u64,
@@ -344,7 +427,7 @@ where
 }
 
 /// Cancels the patch's upload in progress and removes its bytes.
-pub async fn cancel(services: &Services, patch: &PatchRecord) -> Result<(), ServiceError> {
+async fn cancel(services: &Services, patch: &PatchRecord) -> Result<(), ServiceError> {
     let _claim = services.writers.claim(&patch.id).await?;
     let row = status(services, &patch.id)
         .await?
