@@ -8,6 +8,7 @@ use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::{AuthUser, CsrfForm, VendorForm, WebVendor};
+use crate::db::models::Product;
 use crate::error::PageError;
 use crate::http::advisory_form::AdvisoryForm;
 use crate::http::pages::{context, form_error, render, see_other};
@@ -64,14 +65,17 @@ async fn form_page(
     let mut page = context(Some(user));
     page.insert("form", form);
     page.insert("error", &error);
-    page.insert(
-        "products",
-        &products
-            .iter()
-            .map(|p| (p.slug.clone(), p.name.clone(), p.version_scheme.clone()))
-            .collect::<Vec<_>>(),
-    );
+    page.insert("products", &products_with_schemes(&products));
     render(state, status, "vendor_advisory_form.html", &page)
+}
+
+/// Products as (slug, name, version scheme) for the advisory form, which shows
+/// version examples for the scheme chosen.
+fn products_with_schemes(products: &[Product]) -> Vec<(String, String, String)> {
+    products
+        .iter()
+        .map(|p| (p.slug.clone(), p.name.clone(), p.version_scheme.clone()))
+        .collect()
 }
 
 pub async fn get_new_advisory(state: web::Data<AppState>, user: WebVendor) -> Result<HttpResponse, PageError> {
@@ -120,13 +124,7 @@ async fn advisory_page(
     page.insert("revision", &record.latest_revision);
     page.insert("form", &form.unwrap_or_else(|| AdvisoryForm::from_input(&input)));
     page.insert("error", &error);
-    page.insert(
-        "products",
-        &products
-            .iter()
-            .map(|p| (p.slug.clone(), p.name.clone(), p.version_scheme.clone()))
-            .collect::<Vec<_>>(),
-    );
+    page.insert("products", &products_with_schemes(&products));
     render(state, status_code, "vendor_advisory.html", &page)
 }
 
