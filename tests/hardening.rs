@@ -430,3 +430,27 @@ async fn an_idle_upload_is_swept_by_the_job_run_from_the_shell() {
         );
     }
 }
+
+#[actix_web::test]
+async fn an_unknown_role_in_the_database_is_an_error_not_a_customer_admin() {
+    use diesel::connection::SimpleConnection;
+    for app in TestApp::each().await {
+        let acme = app.with_customer("acme").await;
+        let user_id = acme.admin.user_id.clone();
+        // A newer release wrote a role this one does not know (the CHECK constraint is
+        // what that release would have changed).
+        app.db(move |conn| {
+            let relax = match conn {
+                patchwarden::db::DbConnection::Sqlite(_) => "PRAGMA ignore_check_constraints = ON;",
+                patchwarden::db::DbConnection::Postgres(_) => "ALTER TABLE users DROP CONSTRAINT users_role_check, DROP CONSTRAINT users_check;",
+            };
+            conn.batch_execute(relax)?;
+            conn.batch_execute(&format!("UPDATE users SET role = 'auditor' WHERE id = '{user_id}'"))?;
+            Ok(())
+        })
+        .await;
+        let (status, body) = app.get("/api/v1/me", &acme.admin.token).await;
+        assert_eq!((status, error_code(&body)), (500, "internal"), "{body}");
+        assert!(!body.to_string().contains("auditor"), "the cause leaked: {body}");
+    }
+}

@@ -118,7 +118,8 @@ enum Rejection {
     Unauthorized(String),
     Forbidden(String),
     Unavailable(String),
-    Internal,
+    /// The cause, for the log when the response is made; never sent.
+    Internal(String),
 }
 
 impl From<AppError> for Rejection {
@@ -127,10 +128,8 @@ impl From<AppError> for Rejection {
             AppError::Unauthorized(message) => Rejection::Unauthorized(message),
             AppError::Forbidden { message, .. } => Rejection::Forbidden(message),
             AppError::Unavailable(cause) => Rejection::Unavailable(cause),
-            other => {
-                other.log();
-                Rejection::Internal
-            }
+            AppError::Internal(cause) => Rejection::Internal(format!("{cause:#}")),
+            other => Rejection::Internal(other.to_string()),
         }
     }
 }
@@ -141,7 +140,7 @@ impl From<Rejection> for AppError {
             Rejection::Unauthorized(message) => AppError::Unauthorized(message),
             Rejection::Forbidden(message) => AppError::forbidden(message),
             Rejection::Unavailable(cause) => AppError::Unavailable(cause),
-            Rejection::Internal => AppError::Internal(anyhow::anyhow!("authentication failed")),
+            Rejection::Internal(cause) => AppError::Internal(anyhow::anyhow!("authenticating: {cause}")),
         }
     }
 }
