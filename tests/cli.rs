@@ -606,3 +606,59 @@ async fn patch_upload_resumes_where_the_server_stopped_when_the_link_drops() {
         );
     }
 }
+
+#[test]
+fn verify_says_whether_the_signature_or_the_signed_hash_failed() {
+    let dir = tempfile::tempdir().unwrap();
+    let signer = patchwarden::signing::Signer::generate(&dir.path().join("keys"), None).unwrap();
+    let bytes = b"firmware image".to_vec();
+    let sha256 = patchwarden::secrets::sha256_hex(&bytes);
+    std::fs::write(dir.path().join("fix.bin"), &bytes).unwrap();
+    let verify = || {
+        run(
+            patchwarden(dir.path(), &[]).args(["verify", "--file", "fix.bin", "--pubkey", "keys/patchwarden.pub"]),
+            None,
+        )
+    };
+
+    // A genuine signature whose trusted comment names this file's hash.
+    let good = signer
+        .sign(
+            &bytes,
+            &format!("patchwarden patch id=x product=p version=1 sha256={sha256} advisories=none"),
+        )
+        .unwrap();
+    std::fs::write(dir.path().join("fix.bin.minisig"), &good).unwrap();
+    let out = verify();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains(&format!("SHA-256 matches the trusted comment: {sha256}")));
+
+    // A genuine signature over these bytes whose comment names another file.
+    let other = "0".repeat(64);
+    let misbound = signer
+        .sign(
+            &bytes,
+            &format!("patchwarden patch id=x product=p version=1 sha256={other} advisories=none"),
+        )
+        .unwrap();
+    std::fs::write(dir.path().join("fix.bin.minisig"), &misbound).unwrap();
+    let out = verify();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stdout).contains("Signature and comment signature verified"));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("SHA-256 check FAILED") && stderr.contains(&other),
+        "{stderr}"
+    );
+
+    // Other bytes under the genuine signature: the signature check is what fails.
+    std::fs::write(dir.path().join("fix.bin.minisig"), &good).unwrap();
+    std::fs::write(dir.path().join("fix.bin"), b"firmware imagE").unwrap();
+    let out = verify();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("signature check FAILED"),
+        "{}",
+        text(&out.stderr)
+    );
+}

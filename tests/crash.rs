@@ -378,10 +378,9 @@ async fn a_killed_resumable_upload_goes_on_from_the_recorded_offset() {
 }
 
 #[actix_web::test]
+#[ignore = "needs moto_server (pip install 'moto[server]'); run with -- --include-ignored, as CI does"]
 async fn a_killed_resumable_upload_on_s3_keeps_its_recorded_parts_and_tail() {
-    let Some(s3) = S3Server::start().await else {
-        return;
-    };
+    let s3 = S3Server::start().await;
     for backend in backends() {
         support::on_backend(backend);
         eprintln!("-- backend: {backend:?}");

@@ -442,7 +442,9 @@ async fn an_unknown_role_in_the_database_is_an_error_not_a_customer_admin() {
         app.db(move |conn| {
             let relax = match conn {
                 patchwarden::db::DbConnection::Sqlite(_) => "PRAGMA ignore_check_constraints = ON;",
-                patchwarden::db::DbConnection::Postgres(_) => "ALTER TABLE users DROP CONSTRAINT users_role_check, DROP CONSTRAINT users_check;",
+                patchwarden::db::DbConnection::Postgres(_) => {
+                    "ALTER TABLE users DROP CONSTRAINT users_role_check, DROP CONSTRAINT users_check;"
+                }
             };
             conn.batch_execute(relax)?;
             conn.batch_execute(&format!("UPDATE users SET role = 'auditor' WHERE id = '{user_id}'"))?;

@@ -153,10 +153,9 @@ async fn a_patch_is_uploaded_published_downloaded_and_verified() {
 }
 
 #[actix_web::test]
+#[ignore = "needs moto_server (pip install 'moto[server]'); run with -- --include-ignored, as CI does"]
 async fn the_s3_backend_uploads_publishes_and_serves_the_same_way() {
-    let Some(s3) = S3Server::start().await else {
-        return;
-    };
+    let s3 = S3Server::start().await;
     let settings = s3.settings();
     let settings: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
     for app in TestApp::each_with(&settings).await {
