@@ -50,6 +50,9 @@ pub enum AppError {
     /// A dependency (the database) cannot be reached; the detail is logged only.
     #[error("service unavailable")]
     Unavailable(String),
+    /// The database is known to be down: answered at once, with `Retry-After`.
+    #[error("service unavailable: the database is down; retry shortly")]
+    DatabaseDown { retry_after: Duration },
     /// A bug or an unexpected failure; the detail is logged only.
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
@@ -81,7 +84,10 @@ impl AppError {
     /// Seconds to wait before trying again, for a rate-limited request.
     pub fn retry_after(&self) -> Option<u64> {
         match self {
-            AppError::RateLimited { retry_after } => Some(retry_after_secs(*retry_after)),
+            AppError::RateLimited { retry_after } | AppError::DatabaseDown { retry_after } => {
+                Some(retry_after_secs(*retry_after).max(1))
+            }
+            AppError::Unavailable(_) => Some(1),
             _ => None,
         }
     }
@@ -99,7 +105,7 @@ impl AppError {
             AppError::UnsupportedMediaType(_) => "unsupported_media_type",
             AppError::Invalid { .. } => "invalid",
             AppError::RateLimited { .. } => "rate_limited",
-            AppError::Unavailable(_) => "unavailable",
+            AppError::Unavailable(_) | AppError::DatabaseDown { .. } => "unavailable",
             AppError::Internal(_) => "internal",
         }
     }
@@ -148,7 +154,7 @@ impl ResponseError for AppError {
             AppError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             AppError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             AppError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Unavailable(_) | AppError::DatabaseDown { .. } => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -214,6 +220,7 @@ impl From<ServiceError> for AppError {
             ServiceError::Invalid { field, message } => AppError::Invalid { field, message },
             ServiceError::RateLimited { retry_after } => AppError::RateLimited { retry_after },
             ServiceError::Unavailable(cause) => AppError::Unavailable(cause),
+            ServiceError::Down { retry_after } => AppError::DatabaseDown { retry_after },
             ServiceError::Internal(cause) => AppError::Internal(cause),
         }
     }

@@ -13,6 +13,7 @@ pub struct Metrics {
     latency: HistogramVec,
     pool_connections: IntGauge,
     pool_idle: IntGauge,
+    database_down: IntGauge,
 }
 
 impl Metrics {
@@ -33,16 +34,22 @@ impl Metrics {
         )?;
         let pool_connections = IntGauge::new("db_pool_connections", "database connections open")?;
         let pool_idle = IntGauge::new("db_pool_idle_connections", "database connections idle")?;
+        let database_down = IntGauge::new(
+            "db_known_down",
+            "1 while the database is known to be unreachable and requests are answered 503 at once",
+        )?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(latency.clone()))?;
         registry.register(Box::new(pool_connections.clone()))?;
         registry.register(Box::new(pool_idle.clone()))?;
+        registry.register(Box::new(database_down.clone()))?;
         Ok(Metrics {
             registry,
             requests,
             latency,
             pool_connections,
             pool_idle,
+            database_down,
         })
     }
 
@@ -59,6 +66,7 @@ impl Metrics {
         let (connections, idle) = db.pool_state();
         self.pool_connections.set(i64::from(connections));
         self.pool_idle.set(i64::from(idle));
+        self.database_down.set(i64::from(db.known_down()));
         TextEncoder::new().encode_to_string(&self.registry.gather())
     }
 }

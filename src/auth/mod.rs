@@ -128,6 +128,7 @@ impl From<AppError> for Rejection {
             AppError::Unauthorized(message) => Rejection::Unauthorized(message),
             AppError::Forbidden { message, .. } => Rejection::Forbidden(message),
             AppError::Unavailable(cause) => Rejection::Unavailable(cause),
+            AppError::DatabaseDown { .. } => Rejection::Unavailable("the database is known to be down".into()),
             AppError::Internal(cause) => Rejection::Internal(format!("{cause:#}")),
             other => Rejection::Internal(other.to_string()),
         }

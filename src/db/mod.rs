@@ -3,6 +3,7 @@
 //! the bridge that runs blocking diesel work off the async executor. Backend-specific
 //! SQL lives in this module and nowhere else; models and handlers are written once.
 
+pub mod breaker;
 pub mod models;
 pub mod schema;
 
@@ -146,6 +147,9 @@ pub type DbPooled = PooledConnection<ConnectionManager>;
 pub enum RunError {
     #[error("{0}")]
     Unavailable(String),
+    /// The database is known to be down; nothing was tried.
+    #[error("the database is unavailable; retry in {0:?}")]
+    KnownDown(Duration),
     #[error("{0}")]
     Crashed(String),
     #[error("database query: {0}")]
@@ -157,6 +161,7 @@ pub enum RunError {
 pub struct Db {
     pool: Pool<ConnectionManager>,
     url: DatabaseUrl,
+    breaker: std::sync::Arc<breaker::Breaker>,
 }
 
 impl Db {
@@ -174,7 +179,11 @@ impl Db {
             .connection_timeout(Duration::from_secs(5))
             .build(ConnectionManager { url: url.clone() })
             .with_context(|| format!("opening the connection pool for {url}"))?;
-        Ok(Db { pool, url: url.clone() })
+        Ok(Db {
+            pool,
+            url: url.clone(),
+            breaker: std::sync::Arc::default(),
+        })
     }
 
     pub fn url(&self) -> &DatabaseUrl {
@@ -194,11 +203,21 @@ impl Db {
         T: Send + 'static,
         E: From<RunError> + Send + 'static,
     {
-        let pool = self.pool.clone();
+        self.breaker
+            .admit(std::time::Instant::now())
+            .map_err(|down| RunError::KnownDown(down.retry_after))?;
+        let (pool, breaker) = (self.pool.clone(), self.breaker.clone());
         let task = tokio::task::spawn_blocking(move || {
-            let mut conn = pool
-                .get()
-                .map_err(|err| RunError::Unavailable(format!("database pool: {err}")))?;
+            let mut conn = match pool.get() {
+                Ok(conn) => {
+                    breaker.succeeded();
+                    conn
+                }
+                Err(err) => {
+                    breaker.failed(std::time::Instant::now());
+                    return Err(RunError::Unavailable(format!("database pool: {err}")).into());
+                }
+            };
             work(&mut conn)
         });
         match task.await {
@@ -214,6 +233,11 @@ impl Db {
         T: Send + 'static,
     {
         self.run(move |conn| work(conn).map_err(RunError::Query)).await
+    }
+
+    /// Whether the database is known to be down.
+    pub fn known_down(&self) -> bool {
+        self.breaker.is_open()
     }
 
     /// Connections open and idle, for the metrics endpoint.

@@ -39,6 +39,9 @@ pub enum ServiceError {
     /// A dependency (the database) cannot be reached; the detail is for the log.
     #[error("service unavailable")]
     Unavailable(String),
+    /// The database is known to be down: answered at once, to be retried after the wait.
+    #[error("the database is unavailable; retry shortly")]
+    Down { retry_after: Duration },
     /// A bug or an unexpected failure; the detail is for the log.
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
@@ -63,8 +66,15 @@ impl ServiceError {
 }
 
 impl From<diesel::result::Error> for ServiceError {
+    /// A connection that broke during the query means the database went away, not a
+    /// bug: 503, like a connection that could not be had.
     fn from(err: diesel::result::Error) -> Self {
-        ServiceError::Internal(err.into())
+        use diesel::result::{DatabaseErrorKind, Error};
+        match err {
+            Error::DatabaseError(DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand, _)
+            | Error::BrokenTransactionManager => ServiceError::Unavailable(format!("database connection lost: {err}")),
+            other => ServiceError::Internal(other.into()),
+        }
     }
 }
 
@@ -72,6 +82,7 @@ impl From<crate::db::RunError> for ServiceError {
     fn from(err: crate::db::RunError) -> Self {
         match err {
             crate::db::RunError::Unavailable(cause) => ServiceError::Unavailable(cause),
+            crate::db::RunError::KnownDown(retry_after) => ServiceError::Down { retry_after },
             crate::db::RunError::Crashed(cause) => ServiceError::Internal(anyhow::anyhow!(cause)),
             crate::db::RunError::Query(err) => err.into(),
         }

@@ -7,6 +7,7 @@
 
 pub mod patching;
 pub mod process;
+pub mod proxy;
 
 use std::net::TcpListener;
 use std::sync::Once;
@@ -189,14 +190,25 @@ impl TestApp {
     }
 
     pub async fn start(backend: Backend, settings: &[(&str, &str)]) -> TestApp {
+        let data_dir = tempfile::tempdir().expect("temp dir");
+        let (database_url, pg) = database_for(backend, &data_dir);
+        Self::start_on(backend, database_url, pg, data_dir, settings).await
+    }
+
+    /// An app on a database made by the caller (reached through a proxy, say).
+    pub async fn start_on(
+        backend: Backend,
+        database_url: String,
+        pg: Option<PgDatabase>,
+        data_dir: TempDir,
+        settings: &[(&str, &str)],
+    ) -> TestApp {
         eprintln!("-- backend: {backend:?}");
         // Server-side warnings and errors show up in a failing test's output.
         let _ = tracing_subscriber::fmt()
             .with_env_filter("warn")
             .with_test_writer()
             .try_init();
-        let data_dir = tempfile::tempdir().expect("temp dir");
-        let (database_url, pg) = database_for(backend, &data_dir);
         let mut raw = RawSettings::default();
         raw.set("data_dir", data_dir.path().to_string_lossy()).unwrap();
         raw.set("keys_dir", data_dir.path().join("keys").to_string_lossy())
