@@ -576,8 +576,8 @@ impl Drop for S3Server {
 }
 
 impl S3Server {
-    /// Starts `moto_server`; `None` (with a notice) when it is not installed, unless
-    /// `PATCHWARDEN_REQUIRE_S3` is set (as CI does).
+    /// Starts `moto_server`, which the S3 tests need (they are ignored by default and
+    /// fail when run without it).
     pub async fn start() -> S3Server {
         let found = std::process::Command::new("moto_server")
             .arg("--help")
