@@ -440,6 +440,9 @@ mod tests {
             }
         });
         let peak = gate.peak();
-        assert!((1..=2).contains(&peak), "{peak} of eight checks ran at once through a gate of two");
+        assert!(
+            (1..=2).contains(&peak),
+            "{peak} of eight checks ran at once through a gate of two"
+        );
     }
 }
