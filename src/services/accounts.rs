@@ -376,26 +376,28 @@ pub fn set_password(
 /// The user behind a bearer API token, and the token; 401 for anything but a live,
 /// matching token. A use is recorded at most once a minute.
 pub async fn authenticate_token(services: &Services, text: &str) -> Result<(User, ApiToken), ServiceError> {
-    let rejected = || ServiceError::Unauthenticated("invalid, expired or revoked token".into());
-    let presented = PresentedToken::parse(API_TOKEN_PREFIX, text).ok_or_else(rejected)?;
-    let lookup = presented.lookup.to_owned();
-    let found = services
-        .db
-        .query(move |conn| ApiToken::find_by_lookup(conn, &lookup))
-        .await?;
-    let Some((token, user)) = found else {
-        return Err(rejected());
-    };
-    let at = now();
-    if !presented.matches(&token.secret_hash) || !token.is_active(at) {
-        return Err(rejected());
+    fn rejected() -> ServiceError {
+        ServiceError::Unauthenticated("invalid, expired or revoked token".into())
     }
-    let touched = token.clone();
+    // A malformed token is refused before the database is asked.
+    PresentedToken::parse(API_TOKEN_PREFIX, text).ok_or_else(rejected)?;
+    let text = text.to_owned();
+    // One trip to the database: look up, check, and record the use.
     services
         .db
-        .query(move |conn| ApiToken::touch(conn, &touched, at))
-        .await?;
-    Ok((user, token))
+        .run(move |conn| {
+            let presented = PresentedToken::parse(API_TOKEN_PREFIX, &text).ok_or_else(rejected)?;
+            let Some((token, user)) = ApiToken::find_by_lookup(conn, presented.lookup)? else {
+                return Err(rejected());
+            };
+            let at = now();
+            if !presented.matches(&token.secret_hash) || !token.is_active(at) {
+                return Err(rejected());
+            }
+            ApiToken::touch(conn, &token, at)?;
+            Ok((user, token))
+        })
+        .await
 }
 
 /// The user behind a session cookie, and the session; 401 when it is unknown,
