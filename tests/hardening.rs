@@ -386,19 +386,15 @@ async fn an_idle_upload_is_swept_by_the_job_run_from_the_shell() {
             ("PATCHWARDEN_KEYS_DIR", app.config.keys_dir.to_str().unwrap()),
         ];
         let dir = app.data_dir.path();
-        let out = run(patchwarden(dir, &env).args(["job", "run", "sweep-uploads"]), None);
-        assert!(out.status.success(), "{}", text(&out.stderr));
-        assert!(
-            text(&out.stdout).contains("sweep-uploads: 0 item(s)"),
-            "{}",
-            text(&out.stdout)
-        );
-        assert_eq!(
-            app.get(&format!("/api/v1/patches/{id}/upload"), &f.vendor.token)
-                .await
-                .0,
-            200
-        );
+        // Runs the sweep from the shell; returns what it says it removed.
+        let sweep = || {
+            let out = run(patchwarden(dir, &env).args(["job", "run", "sweep-uploads"]), None);
+            assert!(out.status.success(), "{}", text(&out.stderr));
+            text(&out.stdout).trim().to_owned()
+        };
+        let upload_url = format!("/api/v1/patches/{id}/upload");
+        assert_eq!(sweep(), "sweep-uploads: 0 item(s)");
+        assert_eq!(app.get(&upload_url, &f.vendor.token).await.0, 200);
 
         let a_day_ago = patchwarden::db::models::now() - chrono::TimeDelta::hours(25);
         app.db(move |conn| {
@@ -407,19 +403,8 @@ async fn an_idle_upload_is_swept_by_the_job_run_from_the_shell() {
                 .execute(conn)?)
         })
         .await;
-        let out = run(patchwarden(dir, &env).args(["job", "run", "sweep-uploads"]), None);
-        assert!(out.status.success(), "{}", text(&out.stderr));
-        assert!(
-            text(&out.stdout).contains("sweep-uploads: 1 item(s)"),
-            "{}",
-            text(&out.stdout)
-        );
-        assert_eq!(
-            app.get(&format!("/api/v1/patches/{id}/upload"), &f.vendor.token)
-                .await
-                .0,
-            404
-        );
+        assert_eq!(sweep(), "sweep-uploads: 1 item(s)");
+        assert_eq!(app.get(&upload_url, &f.vendor.token).await.0, 404);
 
         let out = run(patchwarden(dir, &env).args(["job", "run", "tidy-up"]), None);
         assert!(!out.status.success());
