@@ -11,7 +11,9 @@ use crate::handlers::api::{
 };
 use crate::handlers::feeds::{atom, csaf};
 use crate::handlers::ops::{assets, health, metrics};
-use crate::handlers::pages::{account, advisories as advisory_pages, home, login, patches as patch_pages, vendor};
+use crate::handlers::pages::{
+    account, advisories as advisory_pages, customers as customer_pages, home, login, patches as patch_pages, vendor,
+};
 
 /// The prefix of the JSON API.
 pub const API_PREFIX: &str = "/api/v1";
@@ -176,6 +178,14 @@ pub fn table() -> Table {
         .get("/vendor/patches/{id}", patch_pages::get_vendor_patch)
         .post("/vendor/patches/{id}/publish", patch_pages::post_vendor_patch_publish)
         .post("/vendor/patches/{id}/yank", patch_pages::post_vendor_patch_yank)
+        .get("/vendor/customers", customer_pages::get_customers)
+        .post("/vendor/customers", customer_pages::post_customer)
+        .get("/vendor/customers/{slug}", customer_pages::get_customer)
+        .post(
+            "/vendor/customers/{slug}/entitlements",
+            customer_pages::post_entitlements,
+        )
+        .post("/vendor/customers/{slug}/admins", customer_pages::post_admin)
         .get("/patches", patch_pages::get_customer_patches)
         .get("/", home::get_home)
         .get("/login", login::get_login)

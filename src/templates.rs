@@ -9,6 +9,14 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("login.html", include_str!("../templates/login.html")),
     ("home_vendor.html", include_str!("../templates/home_vendor.html")),
     ("home_customer.html", include_str!("../templates/home_customer.html")),
+    (
+        "vendor_customers.html",
+        include_str!("../templates/vendor_customers.html"),
+    ),
+    (
+        "vendor_customer.html",
+        include_str!("../templates/vendor_customer.html"),
+    ),
     ("account.html", include_str!("../templates/account.html")),
     ("advisories.atom", include_str!("../templates/advisories.atom")),
     ("advisory_index.html", include_str!("../templates/advisory_index.html")),

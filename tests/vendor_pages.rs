@@ -159,3 +159,125 @@ async fn a_vendor_drafts_previews_publishes_revises_and_withdraws_through_the_sc
         assert_eq!(status, 403);
     }
 }
+
+#[actix_web::test]
+async fn a_vendor_admin_adds_a_customer_its_products_and_its_admin_on_the_screens() {
+    for app in TestApp::each().await {
+        let admin = app.with_vendor_admin().await;
+        let publisher = app.with_publisher().await;
+        let product = serde_json::json!({"slug": "screenos", "name": "ScreenOS", "version_scheme": "vendor"});
+        assert_eq!(app.post("/api/v1/products", &admin.token, product).await.0, 201);
+        let session = sign_in(&app, &admin).await;
+        let (status, list) = app.page(&session, "/vendor/customers").await;
+        assert_eq!(status, 200);
+        assert!(list.contains("id=\"empty-state\""), "{list}");
+        let csrf = csrf_field(&list);
+
+        // A bad slug goes back to the form with what was typed; hostile text is escaped.
+        let (status, _, html) = app
+            .post_form(
+                &session,
+                "/vendor/customers",
+                &[
+                    ("csrf_token", csrf.as_str()),
+                    ("slug", "Bad Slug"),
+                    ("name", "<b>Acme</b>"),
+                ],
+            )
+            .await;
+        assert_eq!(status, 422);
+        assert!(
+            html.contains("&lt;b&gt;Acme&lt;&#x2F;b&gt;") && !html.contains("<b>Acme</b>"),
+            "{html}"
+        );
+        let (status, location, _) = app
+            .post_form(
+                &session,
+                "/vendor/customers",
+                &[
+                    ("csrf_token", csrf.as_str()),
+                    ("slug", "acme"),
+                    ("name", "Acme Networks"),
+                ],
+            )
+            .await;
+        assert_eq!((status, location.as_str()), (303, "/vendor/customers/acme"));
+
+        let (status, page) = app.page(&session, "/vendor/customers/acme").await;
+        assert_eq!(status, 200);
+        assert!(
+            page.contains("Acme Networks") && page.contains("id=\"no-admins\""),
+            "{page}"
+        );
+        let (status, _, _) = app
+            .post_form(
+                &session,
+                "/vendor/customers/acme/entitlements",
+                &[("csrf_token", csrf.as_str()), ("product:screenos", "on")],
+            )
+            .await;
+        assert_eq!(status, 303);
+        let (_, entitlements) = app.get("/api/v1/customers/acme/entitlements", &admin.token).await;
+        assert_eq!(entitlements["products"], serde_json::json!(["screenos"]));
+
+        let (status, _, _) = app
+            .post_form(
+                &session,
+                "/vendor/customers/acme/admins",
+                &[
+                    ("csrf_token", csrf.as_str()),
+                    ("email", "it@acme.example"),
+                    ("password", "short"),
+                ],
+            )
+            .await;
+        assert_eq!(status, 422, "a weak password goes back to the form");
+        let (status, _, _) = app
+            .post_form(
+                &session,
+                "/vendor/customers/acme/admins",
+                &[
+                    ("csrf_token", csrf.as_str()),
+                    ("email", "it@acme.example"),
+                    ("password", "a long enough passphrase"),
+                ],
+            )
+            .await;
+        assert_eq!(status, 303);
+        let (_, page) = app.page(&session, "/vendor/customers/acme").await;
+        assert!(page.contains("it@acme.example"), "{page}");
+        let new_admin = support::Actor {
+            email: "it@acme.example".into(),
+            password: "a long enough passphrase".into(),
+            token: String::new(),
+            user_id: String::new(),
+        };
+        let customer_session = sign_in(&app, &new_admin).await;
+
+        // Publishers read; only a vendor-admin changes; a customer sees no vendor screen.
+        let publisher_session = sign_in(&app, &publisher).await;
+        let (status, page) = app.page(&publisher_session, "/vendor/customers/acme").await;
+        assert_eq!(status, 200);
+        assert!(!page.contains("admin-form"), "{page}");
+        let publisher_csrf = csrf_field(&app.page(&publisher_session, "/account").await.1);
+        let (status, _, _) = app
+            .post_form(
+                &publisher_session,
+                "/vendor/customers",
+                &[
+                    ("csrf_token", publisher_csrf.as_str()),
+                    ("slug", "globex"),
+                    ("name", "Globex"),
+                ],
+            )
+            .await;
+        assert_eq!(status, 403);
+        assert_eq!(app.page(&customer_session, "/vendor/customers").await.0, 403);
+        let (_, customers) = app.get("/api/v1/customers", &admin.token).await;
+        assert_eq!(
+            customers.as_array().unwrap().len(),
+            1,
+            "the publisher's post created a customer"
+        );
+    }
+}

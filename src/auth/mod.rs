@@ -302,6 +302,8 @@ pub type VendorAdmin = Allowed<VendorAdminRole>;
 pub type CustomerAdmin = Allowed<CustomerRole>;
 /// Vendor staff on the HTML screens.
 pub type WebVendor = Allowed<Vendor, Web>;
+/// A vendor-admin on the HTML screens.
+pub type WebVendorAdmin = Allowed<VendorAdminRole, Web>;
 /// Any signed-in user on the HTML pages; pages without one redirect to `/login`.
 pub type WebUser = Allowed<AnyUser, Web>;
 
@@ -390,6 +392,8 @@ pub struct CsrfForm<T, R: Rule = AnyUser> {
 
 /// A form that only vendor staff may submit.
 pub type VendorForm<T> = CsrfForm<T, Vendor>;
+/// A form that only a vendor-admin may submit.
+pub type VendorAdminForm<T> = CsrfForm<T, VendorAdminRole>;
 
 impl<T: DeserializeOwned + 'static, R: Rule> FromRequest for CsrfForm<T, R> {
     type Error = PageError;

@@ -108,6 +108,21 @@ pub async fn list(services: &Services, caller: &Caller) -> Result<Vec<UserWithCu
         .await?)
 }
 
+/// The users of the customer `slug`, for the vendor's customer screen; 404 when the
+/// caller may not see that customer.
+pub async fn of_customer(
+    services: &Services,
+    caller: &Caller,
+    slug: String,
+) -> Result<Vec<UserWithCustomer>, ServiceError> {
+    require_admin(caller)?;
+    let customer = super::catalog::customer(services, &caller.scope, slug).await?;
+    Ok(services
+        .db
+        .query(move |conn| User::list_with_customer(conn, Some(&customer.id)))
+        .await?)
+}
+
 /// The user `id` if `caller` may see it: itself, or any user in its scope when the
 /// caller is an admin.
 pub async fn visible(services: &Services, caller: &Caller, id: &str) -> Result<UserWithCustomer, ServiceError> {

@@ -2,6 +2,7 @@
 
 pub mod account;
 pub mod advisories;
+pub mod customers;
 pub mod home;
 pub mod login;
 pub mod patches;
