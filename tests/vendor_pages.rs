@@ -160,6 +160,22 @@ async fn a_vendor_drafts_previews_publishes_revises_and_withdraws_through_the_sc
     }
 }
 
+/// Posts the new-customer form: status, location and page.
+async fn add_customer(app: &TestApp, session: &str, csrf: &str, slug: &str, name: &str) -> (u16, String, String) {
+    let fields = [("csrf_token", csrf), ("slug", slug), ("name", name)];
+    app.post_form(session, "/vendor/customers", &fields).await
+}
+
+/// Posts the new-administrator form of customer acme: the status.
+async fn add_acme_admin(app: &TestApp, session: &str, csrf: &str, password: &str) -> u16 {
+    let fields = [
+        ("csrf_token", csrf),
+        ("email", "it@acme.example"),
+        ("password", password),
+    ];
+    app.post_form(session, "/vendor/customers/acme/admins", &fields).await.0
+}
+
 #[actix_web::test]
 async fn a_vendor_admin_adds_a_customer_its_products_and_its_admin_on_the_screens() {
     for app in TestApp::each().await {
@@ -174,33 +190,13 @@ async fn a_vendor_admin_adds_a_customer_its_products_and_its_admin_on_the_screen
         let csrf = csrf_field(&list);
 
         // A bad slug goes back to the form with what was typed; hostile text is escaped.
-        let (status, _, html) = app
-            .post_form(
-                &session,
-                "/vendor/customers",
-                &[
-                    ("csrf_token", csrf.as_str()),
-                    ("slug", "Bad Slug"),
-                    ("name", "<b>Acme</b>"),
-                ],
-            )
-            .await;
+        let (status, _, html) = add_customer(&app, &session, &csrf, "Bad Slug", "<b>Acme</b>").await;
         assert_eq!(status, 422);
         assert!(
             html.contains("&lt;b&gt;Acme&lt;&#x2F;b&gt;") && !html.contains("<b>Acme</b>"),
             "{html}"
         );
-        let (status, location, _) = app
-            .post_form(
-                &session,
-                "/vendor/customers",
-                &[
-                    ("csrf_token", csrf.as_str()),
-                    ("slug", "acme"),
-                    ("name", "Acme Networks"),
-                ],
-            )
-            .await;
+        let (status, location, _) = add_customer(&app, &session, &csrf, "acme", "Acme Networks").await;
         assert_eq!((status, location.as_str()), (303, "/vendor/customers/acme"));
 
         let (status, page) = app.page(&session, "/vendor/customers/acme").await;
@@ -220,29 +216,9 @@ async fn a_vendor_admin_adds_a_customer_its_products_and_its_admin_on_the_screen
         let (_, entitlements) = app.get("/api/v1/customers/acme/entitlements", &admin.token).await;
         assert_eq!(entitlements["products"], serde_json::json!(["screenos"]));
 
-        let (status, _, _) = app
-            .post_form(
-                &session,
-                "/vendor/customers/acme/admins",
-                &[
-                    ("csrf_token", csrf.as_str()),
-                    ("email", "it@acme.example"),
-                    ("password", "short"),
-                ],
-            )
-            .await;
+        let status = add_acme_admin(&app, &session, &csrf, "short").await;
         assert_eq!(status, 422, "a weak password goes back to the form");
-        let (status, _, _) = app
-            .post_form(
-                &session,
-                "/vendor/customers/acme/admins",
-                &[
-                    ("csrf_token", csrf.as_str()),
-                    ("email", "it@acme.example"),
-                    ("password", "a long enough passphrase"),
-                ],
-            )
-            .await;
+        let status = add_acme_admin(&app, &session, &csrf, "a long enough passphrase").await;
         assert_eq!(status, 303);
         let (_, page) = app.page(&session, "/vendor/customers/acme").await;
         assert!(page.contains("it@acme.example"), "{page}");
