@@ -95,6 +95,22 @@ id_type!(
     /// A patch.
     PatchId
 );
+id_type!(
+    /// A device of a customer's fleet.
+    DeviceId
+);
+id_type!(
+    /// A token with which devices enrol themselves.
+    EnrollmentTokenId
+);
+id_type!(
+    /// One install report of a device.
+    ReportId
+);
+id_type!(
+    /// One row of a device's observation history.
+    ObservationId
+);
 
 #[cfg(test)]
 mod tests {

@@ -7,8 +7,10 @@ use actix_web::{web, FromRequest, Handler, HttpRequest, HttpResponse, Responder,
 
 use crate::error::{AppError, PageError};
 use crate::handlers::api::{
-    advisories, customers, entitlements, keys, me, patches, products, query, session, tokens, uploads, users,
+    advisories, customers, devices, enrollment_tokens, entitlements, exposure, keys, me, patches, products, query,
+    session, tokens, uploads, users,
 };
+use crate::handlers::device::{enroll, poll, report};
 use crate::handlers::feeds::{atom, csaf};
 use crate::handlers::ops::{assets, health, metrics};
 use crate::handlers::pages::{
@@ -154,6 +156,22 @@ pub fn table() -> Table {
             &api("/advisories/{id}/revisions/{n}/minisig"),
             advisories::get_revision_minisig,
         )
+        .get(&api("/advisories/{id}/exposure"), exposure::get_exposure)
+        .get(&api("/advisories/{id}/exposure.csv"), exposure::get_exposure_csv)
+        .get(&api("/devices"), devices::list_devices)
+        .post(&api("/devices"), devices::create_device)
+        .get(&api("/devices/{id}"), devices::get_device)
+        .add(Method::DELETE, &api("/devices/{id}"), devices::delete_device)
+        .get(&api("/enrollment-tokens"), enrollment_tokens::list_enrollment_tokens)
+        .post(&api("/enrollment-tokens"), enrollment_tokens::create_enrollment_token)
+        .add(
+            Method::DELETE,
+            &api("/enrollment-tokens/{id}"),
+            enrollment_tokens::delete_enrollment_token,
+        )
+        .post(&api("/device/enroll"), enroll::enroll_device)
+        .post(&api("/device/poll"), poll::poll_device)
+        .post(&api("/device/report"), report::report_install)
         .post(&api("/query"), query::query)
         .get(&api("/keys"), keys::list_keys)
         .get(&api("/keys/{key_id}"), keys::get_key);

@@ -166,6 +166,8 @@ struct Victim {
     patch: String,
     draft_advisory: String,
     key: String,
+    device: String,
+    enrollment_token: String,
 }
 
 /// For the parameter that follows `resource` in a path: the victim's value and a
@@ -180,6 +182,8 @@ fn fill(victim: &Victim, resource: &str, param: &str, path: &str) -> Option<(Str
         ("patches", "id") => (victim.patch.clone(), absent_id),
         ("advisories", "id" | "key") => (victim.draft_advisory.clone(), absent_id),
         ("revisions", "n") => ("1".to_owned(), "1".to_owned()),
+        ("devices", "id") => (victim.device.clone(), absent_id),
+        ("enrollment-tokens", "id") => (victim.enrollment_token.clone(), absent_id),
         ("keys", "key_id") => return None,
         ("white", "year") | (_, "file") => return None,
         _ => panic!(
@@ -236,7 +240,21 @@ async fn every_route_with_an_id_hides_another_customers_objects() {
                 json!({"title": "Embargoed finding"}),
             )
             .await;
+        let (status, device) = app
+            .post(
+                "/api/v1/devices",
+                &f.acme.admin.token,
+                json!({"name": "fw-berlin-1", "product": "screenos", "version": "6.3.0r20", "labels": {"site": "berlin"}}),
+            )
+            .await;
+        assert_eq!(status, 201, "{device}");
+        let (status, enrollment) = app
+            .post("/api/v1/enrollment-tokens", &f.acme.admin.token, json!({}))
+            .await;
+        assert_eq!(status, 201, "{enrollment}");
         let victim = Victim {
+            device: device["id"].as_str().unwrap().to_owned(),
+            enrollment_token: enrollment["id"].as_str().unwrap().to_owned(),
             customer: f.acme.slug.clone(),
             user: f.acme.admin.user_id.clone(),
             token: token["id"].as_str().unwrap().to_owned(),
@@ -273,6 +291,13 @@ async fn every_route_with_an_id_hides_another_customers_objects() {
         assert!(probed >= 30, "only {probed} routes were probed");
 
         // Nothing of acme changed, and public objects stayed public.
+        let device_token = device["token"].as_str().unwrap();
+        let (status, me) = app.get("/api/v1/me", device_token).await;
+        assert_eq!((status, me["kind"].as_str()), (200, Some("device")), "{me}");
+        let (_, listed) = app.get("/api/v1/devices", &f.globex.admin.token).await;
+        assert_eq!(listed["total"], 0, "{listed}");
+        let (_, listed) = app.get("/api/v1/enrollment-tokens", &f.globex.admin.token).await;
+        assert_eq!(listed, json!([]));
         assert_eq!(app.get("/api/v1/me", token["token"].as_str().unwrap()).await.0, 200);
         assert_eq!(app.get("/api/v1/me", &f.acme.admin.token).await.0, 200);
         let (_, patch_now) = app.get(&format!("/api/v1/patches/{patch}"), &f.acme.admin.token).await;

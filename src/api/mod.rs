@@ -2,6 +2,7 @@
 //! uses (handlers and pages, the server and its clients). Each is defined once.
 
 pub mod advisories;
+pub mod fleet;
 pub mod patches;
 
 use serde::Deserialize;

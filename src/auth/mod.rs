@@ -21,12 +21,15 @@ use serde::Deserialize;
 
 pub use client::client_ip;
 
+use std::sync::Arc;
+
 use crate::db::models::User;
 use crate::domain::{Caller, Role, Scope};
 use crate::error::{AppError, PageError};
 use crate::ids::{CustomerId, TokenId};
 use crate::secrets::constant_time_eq;
 use crate::services::accounts;
+use crate::services::fleet::{DeviceEntry, DEVICE_TOKEN_PREFIX};
 use crate::state::AppState;
 
 /// Name of the cookie that holds the web session.
@@ -146,19 +149,33 @@ impl From<Rejection> for AppError {
     }
 }
 
-/// What a request's credentials proved: the bearer token's user and the session
-/// cookie's, each when one was presented.
+/// What a request's credentials proved: the bearer token's user or device, and the
+/// session cookie's user, each when one was presented.
 #[derive(Clone, Debug, Default)]
 struct Proven {
     token: Option<Result<AuthUser, Rejection>>,
+    device: Option<Result<Arc<DeviceEntry>, Rejection>>,
     session: Option<Result<AuthUser, Rejection>>,
 }
 
 async fn prove(req: &HttpRequest) -> Result<Proven, AppError> {
     let state = state(req)?;
+    let mut device = None;
     let token = match bearer(req) {
         Err(err) => Some(Err(err.into())),
         Ok(None) => None,
+        Ok(Some(token))
+            if token.starts_with(DEVICE_TOKEN_PREFIX) && token[DEVICE_TOKEN_PREFIX.len()..].starts_with('_') =>
+        {
+            // Devices are authenticated from memory: the poll never waits on the database.
+            device = Some(
+                state
+                    .fleet
+                    .authenticate(token)
+                    .map_err(|err| Rejection::from(AppError::from(err))),
+            );
+            None
+        }
         Ok(Some(token)) => Some(
             async {
                 let (user, token) = accounts::authenticate_token(&state, token).await?;
@@ -185,7 +202,7 @@ async fn prove(req: &HttpRequest) -> Result<Proven, AppError> {
             .map_err(Rejection::from),
         ),
     };
-    Ok(Proven { token, session })
+    Ok(Proven { token, device, session })
 }
 
 /// Middleware: checks the credentials before any extractor runs, so that a refused
@@ -201,13 +218,23 @@ pub async fn authenticate_first(
     next.call(req).await
 }
 
-async fn authenticate(req: &HttpRequest, channel: Channel) -> Result<Option<AuthUser>, AppError> {
+async fn proven(req: &HttpRequest) -> Result<Proven, AppError> {
     let early = req.extensions().get::<Proven>().cloned();
-    let proven = match early {
-        Some(proven) => proven,
-        None => prove(req).await?,
-    };
+    match early {
+        Some(proven) => Ok(proven),
+        None => prove(req).await,
+    }
+}
+
+async fn authenticate(req: &HttpRequest, channel: Channel) -> Result<Option<AuthUser>, AppError> {
+    let proven = proven(req).await?;
     if channel == Channel::Api {
+        if let Some(device) = proven.device {
+            device?;
+            return Err(AppError::forbidden(
+                "a device token may call only the device routes and patch downloads",
+            ));
+        }
         if let Some(token) = proven.token {
             return Ok(Some(token?));
         }
@@ -241,6 +268,48 @@ impl FromRequest for AuthUser {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let req = req.clone();
         Box::pin(async move { required(authenticate(&req, Channel::Api).await?) })
+    }
+}
+
+/// A device, authenticated by its device token (from memory, without the database).
+pub struct Device(pub Arc<DeviceEntry>);
+
+impl FromRequest for Device {
+    type Error = AppError;
+    type Future = LocalBoxFuture<'static, Result<Self, AppError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let proven = proven(&req).await?;
+            match (proven.device, proven.token) {
+                (Some(device), _) => Ok(Device(device?)),
+                (None, Some(_)) => Err(AppError::forbidden("this route is for devices: present a device token")),
+                (None, None) => Err(AppError::Unauthorized("a device token is required".into())),
+            }
+        })
+    }
+}
+
+/// A user or a device: for the routes both may call.
+pub enum Someone {
+    User(AuthUser),
+    Device(Arc<DeviceEntry>),
+}
+
+impl FromRequest for Someone {
+    type Error = AppError;
+    type Future = LocalBoxFuture<'static, Result<Self, AppError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let proven = proven(&req).await?;
+            if let Some(device) = proven.device {
+                return Ok(Someone::Device(device?));
+            }
+            Ok(Someone::User(required(authenticate(&req, Channel::Api).await?)?))
+        })
     }
 }
 

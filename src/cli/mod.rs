@@ -20,6 +20,7 @@ use patchwarden::jobs::{self, Job};
 use patchwarden::secrets::hash_password;
 use patchwarden::server;
 use patchwarden::services::accounts::{self, UserDraft};
+use patchwarden::services::fleet::flush::flush;
 use patchwarden::services::{ServiceError, Services};
 use patchwarden::state::AppState;
 
@@ -385,8 +386,15 @@ fn serve(config: Config) -> anyhow::Result<()> {
         let state = actix_web::web::Data::new(AppState::build(config).await?);
         tracing::info!(address = %bind, database = %database, storage = state.storage.backend_name(), "patchwarden serving");
         server::warn_about_exposure(&state.config);
-        let _jobs = state.config.jobs.then(|| jobs::start(state.clone().into_inner()));
-        let server = server::serve(state, listener)?;
-        server.await.context("serving")
+        let runner = jobs::start(state.clone().into_inner(), state.config.jobs);
+        let server = server::serve(state.clone(), listener)?;
+        let served = server.await.context("serving");
+        drop(runner);
+        // A clean stop writes what polls observed since the last flush.
+        match flush(&state).await {
+            Ok(count) => tracing::info!(count, "wrote the observations still queued"),
+            Err(err) => tracing::error!(error = %err, queued = state.fleet.queue.len(), "observations still queued could not be written"),
+        }
+        served
     })
 }

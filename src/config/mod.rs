@@ -237,6 +237,15 @@ pub struct Config {
     pub max_json_body_bytes: usize,
     pub session_ttl: Duration,
     pub login_attempts_per_minute: NonZeroU32,
+    pub enrollment_attempts_per_minute: NonZeroU32,
+    /// The poll interval devices are told (before jitter).
+    pub poll_interval: Duration,
+    /// The poll interval of a device an emergency advisory affects.
+    pub emergency_poll_interval: Duration,
+    /// When an install step in progress counts as stalled.
+    pub install_stall_after: Duration,
+    /// Observations held in memory at most.
+    pub observation_queue_max: usize,
     /// How many `X-Forwarded-For` hops from the right the client's address is; 0
     /// when proxy headers are not trusted and the peer's address counts.
     pub client_address_hops: usize,

@@ -60,6 +60,31 @@ pub const SETTINGS: &[Setting] = &[
         help: "login attempts allowed per account and per client address",
     },
     Setting {
+        name: "enrollment_attempts_per_minute",
+        default: "30",
+        help: "device enrolments allowed per enrollment token and per client address",
+    },
+    Setting {
+        name: "poll_interval",
+        default: "30m",
+        help: "how often devices are told to poll (each answer moves it by up to 10 % either way)",
+    },
+    Setting {
+        name: "emergency_poll_interval",
+        default: "5m",
+        help: "the poll interval of a device that an emergency advisory affects",
+    },
+    Setting {
+        name: "install_stall_after",
+        default: "2h",
+        help: "a device whose latest install step (downloading, downloaded, installing) is older than this is shown as stalled",
+    },
+    Setting {
+        name: "observation_queue_max",
+        default: "1000000",
+        help: "observations held in memory while the database is away; past it the oldest are dropped (counted in /metrics)",
+    },
+    Setting {
         name: "trust_proxy_headers",
         default: "false",
         help: "take the client address from `X-Forwarded-For` (only behind a proxy that sets it)",

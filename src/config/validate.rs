@@ -111,6 +111,32 @@ impl RawSettings {
                     .filter(|n| n.get() <= 1000)
                     .ok_or_else(|| format!("`{s}` is not a whole number from 1 to 1000"))
             })?;
+        let enrollment_attempts_per_minute = self.parse(
+            "enrollment_attempts_per_minute",
+            NonZeroU32::MIN.saturating_add(29),
+            |s| {
+                s.parse::<NonZeroU32>()
+                    .ok()
+                    .filter(|n| n.get() <= 100_000)
+                    .ok_or_else(|| format!("`{s}` is not a whole number from 1 to 100000"))
+            },
+        )?;
+        let interval = |name: &'static str, default: u64| {
+            self.parse(name, Duration::from_secs(default), |s| {
+                let every = parse_duration(s)?;
+                if every < Duration::from_secs(10) || every > Duration::from_secs(7 * 86_400) {
+                    return Err("must be from 10s to 7d".into());
+                }
+                Ok(every)
+            })
+        };
+        let poll_interval = interval("poll_interval", 30 * 60)?;
+        let emergency_poll_interval = interval("emergency_poll_interval", 5 * 60)?;
+        let install_stall_after = interval("install_stall_after", 2 * 3600)?;
+        let observation_queue_max = self.parse("observation_queue_max", 1_000_000, |s| match s.parse::<usize>() {
+            Ok(n @ 1..=100_000_000) => Ok(n),
+            _ => Err(format!("`{s}` is not a whole number from 1 to 100000000")),
+        })?;
         let trust_proxy_headers = self.parse("trust_proxy_headers", false, |s| match s {
             "true" => Ok(true),
             "false" => Ok(false),
@@ -213,6 +239,11 @@ impl RawSettings {
             max_json_body_bytes,
             session_ttl,
             login_attempts_per_minute,
+            enrollment_attempts_per_minute,
+            poll_interval,
+            emergency_poll_interval,
+            install_stall_after,
+            observation_queue_max,
             client_address_hops: if trust_proxy_headers { trusted_proxy_hops } else { 0 },
             jobs,
             workers,

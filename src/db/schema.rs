@@ -80,10 +80,112 @@ diesel::table! {
 }
 
 diesel::table! {
+    device_labels (device_id, name) {
+        device_id -> Text,
+        name -> Text,
+        value -> Text,
+    }
+}
+
+diesel::table! {
+    device_offers (device_id, patch_id) {
+        device_id -> Text,
+        patch_id -> Text,
+        first_offered_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    devices (id) {
+        id -> Text,
+        customer_id -> Text,
+        product_id -> Text,
+        name -> Text,
+        platform -> Nullable<Text>,
+        labels -> Text,
+        token_lookup -> Text,
+        token_hash -> Text,
+        enrollment_token_id -> Nullable<Text>,
+        version -> Nullable<Text>,
+        image_sha256 -> Nullable<Text>,
+        version_source -> Nullable<Text>,
+        last_seen_at -> Nullable<Timestamp>,
+        report_patch_id -> Nullable<Text>,
+        report_state -> Nullable<Text>,
+        report_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        decommissioned_at -> Nullable<Timestamp>,
+        change_seq -> BigInt,
+    }
+}
+
+diesel::table! {
+    enrollment_tokens (id) {
+        id -> Text,
+        customer_id -> Text,
+        label -> Text,
+        lookup -> Text,
+        secret_hash -> Text,
+        max_uses -> Integer,
+        uses -> Integer,
+        created_by -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        revoked_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
     entitlements (customer_id, product_id) {
         customer_id -> Text,
         product_id -> Text,
         created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    exposure_history (advisory_id, customer_id, recorded_at) {
+        advisory_id -> Text,
+        customer_id -> Text,
+        recorded_at -> Timestamp,
+        affected -> BigInt,
+        fixed -> BigInt,
+        unaffected -> BigInt,
+        unknown -> BigInt,
+    }
+}
+
+diesel::table! {
+    fleet_state (id) {
+        id -> Integer,
+        devices_generation -> BigInt,
+        catalogue_generation -> BigInt,
+    }
+}
+
+diesel::table! {
+    install_reports (id) {
+        id -> Text,
+        device_id -> Text,
+        patch_id -> Text,
+        state -> Text,
+        version -> Nullable<Text>,
+        message -> Nullable<Text>,
+        reported_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    observations (id) {
+        id -> Text,
+        device_id -> Text,
+        version -> Text,
+        image_sha256 -> Nullable<Text>,
+        source -> Text,
+        last_source -> Text,
+        first_seen_at -> Timestamp,
+        last_seen_at -> Timestamp,
+        times -> BigInt,
     }
 }
 
@@ -179,8 +281,21 @@ diesel::joinable!(advisory_products -> advisories (advisory_id));
 diesel::joinable!(advisory_products -> products (product_id));
 diesel::joinable!(advisory_revisions -> advisories (advisory_id));
 diesel::joinable!(api_tokens -> users (user_id));
+diesel::joinable!(device_labels -> devices (device_id));
+diesel::joinable!(device_offers -> devices (device_id));
+diesel::joinable!(device_offers -> patches (patch_id));
+diesel::joinable!(devices -> customers (customer_id));
+diesel::joinable!(devices -> enrollment_tokens (enrollment_token_id));
+diesel::joinable!(devices -> patches (report_patch_id));
+diesel::joinable!(devices -> products (product_id));
+diesel::joinable!(enrollment_tokens -> customers (customer_id));
 diesel::joinable!(entitlements -> customers (customer_id));
 diesel::joinable!(entitlements -> products (product_id));
+diesel::joinable!(exposure_history -> advisories (advisory_id));
+diesel::joinable!(exposure_history -> customers (customer_id));
+diesel::joinable!(install_reports -> devices (device_id));
+diesel::joinable!(install_reports -> patches (patch_id));
+diesel::joinable!(observations -> devices (device_id));
 diesel::joinable!(patch_advisories -> advisories (advisory_id));
 diesel::joinable!(patch_advisories -> patches (patch_id));
 diesel::joinable!(patch_uploads -> patches (patch_id));
@@ -196,7 +311,15 @@ diesel::allow_tables_to_appear_in_same_query!(
     advisory_revisions,
     api_tokens,
     customers,
+    device_labels,
+    device_offers,
+    devices,
+    enrollment_tokens,
     entitlements,
+    exposure_history,
+    fleet_state,
+    install_reports,
+    observations,
     patch_advisories,
     patch_uploads,
     patches,

@@ -14,6 +14,19 @@ pub struct UnknownValue {
     pub value: String,
 }
 
+/// A stored state that may be absent: `NULL` reads as `None`, a known text as its
+/// variant, and anything else is an error like any other stored state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct Maybe<T>(pub Option<T>);
+
+impl<T: std::str::FromStr<Err = UnknownValue>> TryFrom<Option<String>> for Maybe<T> {
+    type Error = UnknownValue;
+
+    fn try_from(text: Option<String>) -> Result<Self, UnknownValue> {
+        text.map(|t| t.parse()).transpose().map(Maybe)
+    }
+}
+
 macro_rules! text_enum {
     ($(#[$meta:meta])* $name:ident, $kind:literal { $($variant:ident => $text:literal),+ $(,)? }) => {
         $(#[$meta])*
@@ -103,6 +116,56 @@ impl From<RevisionStatus> for AdvisoryStatus {
         }
     }
 }
+
+text_enum!(
+    /// A step of installing a patch, as a device reports it.
+    ReportState, "install report state" {
+        Downloading => "downloading",
+        Downloaded => "downloaded",
+        Installing => "installing",
+        Installed => "installed",
+        Failed => "failed",
+        RolledBack => "rolled_back",
+    }
+);
+
+impl ReportState {
+    /// Whether the device is in the middle of an install (and can stall there).
+    pub fn in_progress(self) -> bool {
+        matches!(
+            self,
+            ReportState::Downloading | ReportState::Downloaded | ReportState::Installing
+        )
+    }
+}
+
+text_enum!(
+    /// How a device's version was learnt.
+    ObservationSource, "observation source" {
+        Poll => "poll",
+        Report => "report",
+        Pull => "pull",
+        Admin => "admin",
+    }
+);
+
+impl ObservationSource {
+    /// Whether the version seen is what the device runs. A report names what the
+    /// device says it installed: a claim until a poll or a pull shows it running.
+    pub fn shows_running(self) -> bool {
+        !matches!(self, ObservationSource::Report)
+    }
+}
+
+text_enum!(
+    /// Where one device stands against one advisory.
+    ExposureState, "exposure state" {
+        Affected => "affected",
+        Fixed => "fixed",
+        Unaffected => "unaffected",
+        Unknown => "unknown",
+    }
+);
 
 #[cfg(test)]
 mod tests {

@@ -5,6 +5,7 @@
 //! handler module uses another. The route table is `crate::routes`.
 
 pub mod api;
+pub mod device;
 pub mod feeds;
 pub mod ops;
 pub mod pages;

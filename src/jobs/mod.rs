@@ -1,10 +1,16 @@
 //! The background jobs runner: one place where periodic work is registered and run.
 //! Each job is one file, safe to run twice (a second instance, or a run from the
-//! shell, finds nothing left to do), and runnable once through [`run_once`]. An
-//! instance started with `jobs = false` runs none of them.
+//! shell, finds nothing left to do), and runnable once through [`run_once`].
+//!
+//! Two kinds: *instance* jobs keep this instance's in-memory state in step with the
+//! database (the fleet sync, the observation flush) and run on every instance;
+//! *scheduled* jobs (sweeps, exposure points) run only where `jobs = true`.
 
+pub mod exposure_points;
+pub mod flush_observations;
 pub mod sweep_files;
 pub mod sweep_uploads;
+pub mod sync_fleet;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,15 +25,30 @@ pub enum Job {
     SweepUploads,
     /// Removes stored patch files that no patch references any more.
     SweepFiles,
+    /// Records this hour's exposure counts, the points of the adoption charts.
+    ExposurePoints,
+    /// Writes the observations and offers polls queued.
+    FlushObservations,
+    /// Loads device and catalogue changes made by other instances.
+    SyncFleet,
 }
 
 impl Job {
-    pub const ALL: [Job; 2] = [Job::SweepUploads, Job::SweepFiles];
+    pub const ALL: [Job; 5] = [
+        Job::SweepUploads,
+        Job::SweepFiles,
+        Job::ExposurePoints,
+        Job::FlushObservations,
+        Job::SyncFleet,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Job::SweepUploads => "sweep-uploads",
             Job::SweepFiles => "sweep-files",
+            Job::ExposurePoints => "exposure-points",
+            Job::FlushObservations => "flush-observations",
+            Job::SyncFleet => "sync-fleet",
         }
     }
 
@@ -36,7 +57,18 @@ impl Job {
         match self {
             Job::SweepUploads => Duration::from_secs(15 * 60),
             Job::SweepFiles => Duration::from_secs(60 * 60),
+            Job::ExposurePoints => Duration::from_secs(60 * 60),
+            // Observations are at most this late; a crash loses at most this much.
+            Job::FlushObservations => Duration::from_secs(1),
+            // Changes made on other instances reach polls here within this.
+            Job::SyncFleet => Duration::from_millis(250),
         }
+    }
+
+    /// Whether every instance runs it, whatever `jobs` says: it keeps this
+    /// instance's memory in step with the database.
+    pub fn per_instance(self) -> bool {
+        matches!(self, Job::FlushObservations | Job::SyncFleet)
     }
 
     pub fn parse(name: &str) -> Option<Job> {
@@ -49,28 +81,58 @@ pub async fn run_once(services: &Services, job: Job) -> Result<usize, ServiceErr
     match job {
         Job::SweepUploads => sweep_uploads::run(services).await,
         Job::SweepFiles => sweep_files::run(services).await,
+        Job::ExposurePoints => exposure_points::run(services).await,
+        Job::FlushObservations => flush_observations::run(services).await,
+        Job::SyncFleet => sync_fleet::run(services).await,
     }
 }
 
-/// Starts every job on its interval, on the current runtime, for as long as the
-/// returned handles live. A failed run is logged and retried at the next interval.
-pub fn start(services: Arc<impl AsRef<Services> + Send + Sync + 'static>) -> Vec<tokio::task::JoinHandle<()>> {
-    Job::ALL
+/// The running jobs; dropping it stops them.
+pub struct Runner(Vec<tokio::task::JoinHandle<()>>);
+
+impl Drop for Runner {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
+        }
+    }
+}
+
+/// Starts the instance jobs, and the scheduled ones when `scheduled`, each on its
+/// interval on the current runtime. A failed run is logged and retried at the next
+/// interval; while the database is known to be down that is not news, so it is
+/// logged once when it starts failing and once when it recovers.
+pub fn start(services: Arc<impl AsRef<Services> + Send + Sync + 'static>, scheduled: bool) -> Runner {
+    let tasks = Job::ALL
         .into_iter()
+        .filter(|job| scheduled || job.per_instance())
         .map(|job| {
             let services = services.clone();
             tokio::spawn(async move {
                 let mut ticks = tokio::time::interval(job.every());
                 ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                let mut failing = false;
                 loop {
                     ticks.tick().await;
                     match run_once(services.as_ref().as_ref(), job).await {
-                        Ok(0) => {}
-                        Ok(count) => tracing::info!(job = job.name(), count, "job finished"),
-                        Err(err) => tracing::warn!(job = job.name(), error = %err, "job failed"),
+                        Ok(count) => {
+                            if failing {
+                                tracing::info!(job = job.name(), "job runs again");
+                                failing = false;
+                            }
+                            if count > 0 && !job.per_instance() {
+                                tracing::info!(job = job.name(), count, "job finished");
+                            }
+                        }
+                        Err(err) if failing => tracing::debug!(job = job.name(), error = %err, "job failed"),
+                        Err(err) => {
+                            failing = true;
+                            tracing::warn!(job = job.name(), error = %err, "job failed");
+                        }
                     }
                 }
             })
         })
-        .collect()
+        .collect();
+    Runner(tasks)
 }

@@ -3,7 +3,9 @@
 //! admins; a customer that the caller may not see is not found.
 
 use crate::db::models::patch::{entitled_products, set_entitlements};
-use crate::db::models::{now, Customer, NewProduct, Product};
+use diesel::Connection;
+
+use crate::db::models::{now, Customer, Generations, NewProduct, Product};
 use crate::domain::version::VersionScheme;
 use crate::domain::{text, Caller, Scope, Slug};
 use crate::ids::ProductId;
@@ -132,10 +134,14 @@ pub async fn set_customer_entitlements(
                     ids.push(found.id);
                 }
             }
-            set_entitlements(conn, &customer.id, &ids, now())?;
+            conn.transaction(|conn| {
+                set_entitlements(conn, &customer.id, &ids, now())?;
+                Generations::catalogue_changed(conn)
+            })?;
             Ok::<_, ServiceError>((customer.slug, entitled_products(conn, &customer.id)?))
         })
         .await?;
+    crate::services::fleet::refresh(services).await;
     tracing::info!(customer.slug = %customer, user.id = %caller.user, "set entitlements");
     Ok((customer, products))
 }

@@ -11,6 +11,7 @@ pub mod accounts;
 pub mod advisories;
 pub mod catalog;
 pub mod error;
+pub mod fleet;
 pub mod keys;
 pub mod patches;
 pub mod ratelimit;
@@ -28,8 +29,9 @@ use crate::signing::Signer;
 use crate::storage::Storage;
 use accounts::PasswordGate;
 use advisories::PublishContext;
+use fleet::Fleet;
 use patches::uploads::Writers;
-use ratelimit::LoginLimiter;
+use ratelimit::AttemptLimiter;
 
 /// What every service works with.
 pub struct Services {
@@ -38,7 +40,11 @@ pub struct Services {
     pub signer: Arc<Signer>,
     pub storage: Arc<Storage>,
     pub publish: PublishContext,
-    pub login_limiter: LoginLimiter,
+    pub login_limiter: AttemptLimiter,
+    /// Device enrolments per enrolment token and per client address.
+    pub enrol_limiter: AttemptLimiter,
+    /// Devices and the offer catalogue in memory; observations waiting to be written.
+    pub fleet: Fleet,
     /// Bounds the password checks that run at once (each takes ~19 MiB).
     pub password_gate: PasswordGate,
     /// Patches whose file a request of this instance is writing.
@@ -74,7 +80,9 @@ impl Services {
             tracing::info!(count = removed, "removed leftovers of interrupted uploads");
         }
         let services = Services {
-            login_limiter: LoginLimiter::new(config.login_attempts_per_minute),
+            login_limiter: AttemptLimiter::new("login", config.login_attempts_per_minute),
+            enrol_limiter: AttemptLimiter::new("enrollment", config.enrollment_attempts_per_minute),
+            fleet: Fleet::new(config.observation_queue_max),
             password_gate: PasswordGate::new(config.workers.max(1)),
             publish: PublishContext::new(&config, signer.clone()),
             config,
@@ -89,6 +97,7 @@ impl Services {
         if removed > 0 {
             tracing::info!(count = removed, "removed upload data that no upload owns");
         }
+        Fleet::sync(&services).await.context("loading the fleet")?;
         Ok(services)
     }
 }

@@ -1,5 +1,5 @@
-//! Login rate limiting: a GCRA budget per account and a larger one per client
-//! address, kept in memory. Each instance limits on its own; behind a load balancer
+//! Rate limiting of guessable attempts (logins, device enrolments): a GCRA budget
+//! per account (or token) and a larger one per client address, kept in memory. Each instance limits on its own; behind a load balancer
 //! the effective budget is the per-instance budget times the instance count.
 //!
 //! Memory stays bounded under a flood of distinct e-mails or addresses: keys are
@@ -24,22 +24,25 @@ const PRUNE_ABOVE: usize = 10_000;
 /// A client address may try this many accounts' budgets (an office behind one NAT).
 const ADDRESS_FACTOR: u32 = 4;
 
-pub struct LoginLimiter {
+pub struct AttemptLimiter {
     by_account: DefaultKeyedRateLimiter<u64>,
     by_address: DefaultKeyedRateLimiter<u64>,
     clock: DefaultClock,
     /// Keys the bucket hash, fresh per process.
     seed: RandomState,
+    /// What is limited, for the log.
+    what: &'static str,
 }
 
-impl LoginLimiter {
-    pub fn new(per_minute: NonZeroU32) -> Self {
+impl AttemptLimiter {
+    pub fn new(what: &'static str, per_minute: NonZeroU32) -> Self {
         let per_address = per_minute.saturating_mul(NonZeroU32::MIN.saturating_add(ADDRESS_FACTOR - 1));
-        LoginLimiter {
+        AttemptLimiter {
             by_account: RateLimiter::keyed(Quota::per_minute(per_minute)),
             by_address: RateLimiter::keyed(Quota::per_minute(per_address)),
             clock: DefaultClock::default(),
             seed: RandomState::new(),
+            what,
         }
     }
 
@@ -81,7 +84,7 @@ impl LoginLimiter {
         if wait.is_zero() {
             Ok(())
         } else {
-            tracing::warn!(client.address = %address, "login rate limit reached");
+            tracing::warn!(client.address = %address, limit = self.what, "rate limit reached");
             Err(ServiceError::RateLimited { retry_after: wait })
         }
     }
@@ -93,7 +96,7 @@ mod tests {
 
     #[test]
     fn budget_per_account_then_429() {
-        let limiter = LoginLimiter::new(NonZeroU32::new(3).unwrap());
+        let limiter = AttemptLimiter::new("login", NonZeroU32::new(3).unwrap());
         let ip = IpAddr::from([127, 0, 0, 1]);
         for _ in 0..3 {
             assert!(limiter.check(ip, "a@example.com").is_ok());
@@ -110,7 +113,7 @@ mod tests {
 
     #[test]
     fn a_flood_of_distinct_keys_stays_within_the_buckets() {
-        let limiter = LoginLimiter::new(NonZeroU32::new(1000).unwrap());
+        let limiter = AttemptLimiter::new("login", NonZeroU32::new(1000).unwrap());
         for n in 0..200_000u32 {
             let address = IpAddr::from(std::net::Ipv6Addr::from(u128::from(n) << 64));
             // Refusals are fine here; only the memory is measured.
@@ -123,7 +126,7 @@ mod tests {
 
     #[test]
     fn ipv6_addresses_of_one_64_share_a_budget() {
-        let limiter = LoginLimiter::new(NonZeroU32::new(1).unwrap());
+        let limiter = AttemptLimiter::new("login", NonZeroU32::new(1).unwrap());
         for n in 0..ADDRESS_FACTOR {
             let address: IpAddr = format!("2001:db8::{n:x}").parse().unwrap();
             assert!(limiter.check(address, &format!("user{n}@example.com")).is_ok());
@@ -134,7 +137,7 @@ mod tests {
 
     #[test]
     fn budget_per_address() {
-        let limiter = LoginLimiter::new(NonZeroU32::new(1).unwrap());
+        let limiter = AttemptLimiter::new("login", NonZeroU32::new(1).unwrap());
         let ip = IpAddr::from([127, 0, 0, 2]);
         for n in 0..ADDRESS_FACTOR {
             assert!(limiter.check(ip, &format!("user{n}@example.com")).is_ok());

@@ -171,6 +171,8 @@ pub struct TestApp {
     pub state: web::Data<AppState>,
     pub data_dir: TempDir,
     _pg: Option<PgDatabase>,
+    /// The instance jobs (fleet sync, observation flush), as `serve` runs them.
+    _jobs: patchwarden::jobs::Runner,
 }
 
 impl TestApp {
@@ -235,6 +237,7 @@ impl TestApp {
         let base = format!("http://{}", listener.local_addr().expect("local address"));
         let server = patchwarden::server::serve(state.clone(), listener).expect("server");
         actix_web::rt::spawn(server);
+        let jobs = patchwarden::jobs::start(state.clone().into_inner(), false);
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
@@ -248,6 +251,7 @@ impl TestApp {
             state,
             data_dir,
             _pg: pg,
+            _jobs: jobs,
         }
     }
 

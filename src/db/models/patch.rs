@@ -273,3 +273,10 @@ pub fn set_entitlements(
         Ok(())
     })
 }
+
+/// Every entitlement, as (customer, product).
+pub fn all_entitlements(conn: &mut DbConnection) -> QueryResult<Vec<(CustomerId, ProductId)>> {
+    entitlements::table
+        .select((entitlements::customer_id, entitlements::product_id))
+        .load(conn)
+}

@@ -2,7 +2,10 @@
 
 pub mod advisories;
 pub mod customers;
+pub mod devices;
+pub mod enrollment_tokens;
 pub mod entitlements;
+pub mod exposure;
 pub mod keys;
 pub mod me;
 pub mod patches;

@@ -8,10 +8,11 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
 use crate::api::patches::{PatchResponse, StoredFileResponse};
-use crate::auth::{AuthUser, VendorUser};
+use crate::auth::{AuthUser, Someone, VendorUser};
 use crate::error::AppError;
 use crate::http::extract::declared_length;
 use crate::http::ranges::{if_range_allows, none_match_hits, parse_range, RangeAnswer};
+use crate::services::fleet::poll;
 use crate::services::patches::uploads;
 use crate::services::patches::{self, Downloadable, PatchDraft, PatchReader};
 use crate::state::AppState;
@@ -131,11 +132,14 @@ pub async fn get_patch_minisig(
 pub async fn download_patch(
     req: HttpRequest,
     state: web::Data<AppState>,
-    caller: AuthUser,
+    caller: Someone,
     id: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
-    let Downloadable { view, sha256, size } =
-        patches::downloadable(&state, PatchReader::from(&caller.scope), id.into_inner()).await?;
+    let Downloadable { view, sha256, size } = match caller {
+        Someone::User(user) => patches::downloadable(&state, PatchReader::from(&user.scope), id.into_inner()).await?,
+        // A device downloads exactly the patches it is offered.
+        Someone::Device(device) => poll::downloadable(&state, &device, id.into_inner()).await?,
+    };
     let etag = format!("\"{sha256}\"");
     let headers = req.headers();
     let text = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());

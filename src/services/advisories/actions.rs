@@ -118,6 +118,7 @@ pub async fn sign(
             Ok::<_, ServiceError>((record, revision))
         })
         .await?;
+    crate::services::fleet::refresh(services).await;
     tracing::info!(
         advisory.id = record.public_id.as_deref().unwrap_or_default(),
         revision = revision.revision,

@@ -18,7 +18,7 @@ use serde_json::Value;
 
 use crate::config::Config;
 use crate::db::models::advisory::next_advisory_number;
-use crate::db::models::{now, AdvisoryRecord, NewAdvisory, Product, PublishedSummary, RevisionRecord};
+use crate::db::models::{now, AdvisoryRecord, Generations, NewAdvisory, Product, PublishedSummary, RevisionRecord};
 use crate::db::DbConnection;
 use crate::domain::advisory::{
     canonical_json, input_of, revision_document, Advisory, AdvisoryInput, Completeness, ProductInfo, RevisionEntry,
@@ -380,6 +380,7 @@ fn write_revision(
             },
         )?;
         AdvisoryRecord::set_index(conn, &record.id, &advisory.cves, &catalogue.product_ids(advisory))?;
+        Generations::catalogue_changed(conn)?;
         tracing::info!(advisory.id = %public_id, revision = next, status = revision_status.as_str(), "published advisory revision");
         Ok(revision)
     })

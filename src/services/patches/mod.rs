@@ -12,7 +12,9 @@ use serde::{Deserialize, Serialize};
 use sha2::Digest;
 
 use crate::db::models::patch::is_entitled;
-use crate::db::models::{now, AdvisoryRecord, NewPatch, PatchRecord, PatchUpload, PatchView, Product};
+use diesel::Connection;
+
+use crate::db::models::{now, AdvisoryRecord, Generations, NewPatch, PatchRecord, PatchUpload, PatchView, Product};
 use crate::db::DbConnection;
 use crate::domain::patch::{FileName, Platform, Sha256};
 use crate::domain::range::{RangeInput, VersionRange};
@@ -211,7 +213,11 @@ pub async fn yank_published(
     id: String,
     reason: String,
 ) -> Result<PatchView, ServiceError> {
-    let view = services.db.run(move |conn| yank(conn, &id, &reason)).await?;
+    let view = services
+        .db
+        .run(move |conn| conn.transaction(|conn| yank(conn, &id, &reason)))
+        .await?;
+    crate::services::fleet::refresh(services).await;
     tracing::info!(patch.id = %view.patch.id, user.id = %caller.user, "yanked patch");
     Ok(view)
 }
@@ -324,8 +330,17 @@ pub async fn publish(services: &Services, caller: &Caller, id: &str) -> Result<P
     let patch_id = view.patch.id.clone();
     let changed = services
         .db
-        .query(move |conn| PatchRecord::set_published(conn, &patch_id, &sha256, &signature, &key_id, now()))
+        .run(move |conn| {
+            conn.transaction(|conn| {
+                let changed = PatchRecord::set_published(conn, &patch_id, &sha256, &signature, &key_id, now())?;
+                if changed > 0 {
+                    Generations::catalogue_changed(conn)?;
+                }
+                Ok::<_, ServiceError>(changed)
+            })
+        })
         .await?;
+    crate::services::fleet::refresh(services).await;
     if changed == 0 {
         return Err(ServiceError::Conflict(
             "the patch changed meanwhile; reload it and try again".into(),
@@ -410,5 +425,6 @@ pub fn yank(conn: &mut DbConnection, id: &str, reason: &str) -> Result<PatchView
             view.patch.state
         )));
     }
+    Generations::catalogue_changed(conn)?;
     Ok(view)
 }

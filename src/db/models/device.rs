@@ -1,0 +1,321 @@
+//! Devices of customers' fleets with their labels, and the change counters that
+//! every instance reads to keep its in-memory copy of devices and of the offer
+//! catalogue in step with the database.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use diesel::sql_types::{Bool, Nullable};
+
+use crate::db::schema::{customers, device_labels, devices, fleet_state, products};
+use crate::db::{DbBackend, DbConnection};
+use crate::domain::state::Maybe;
+use crate::domain::{ObservationSource, ReportState};
+use crate::ids::{CustomerId, DeviceId, EnrollmentTokenId, PatchId, ProductId};
+
+#[derive(Clone, Debug, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = devices)]
+pub struct DeviceRecord {
+    pub id: DeviceId,
+    pub customer_id: CustomerId,
+    pub product_id: ProductId,
+    pub name: String,
+    pub platform: Option<String>,
+    /// JSON object of labels.
+    pub labels: String,
+    pub token_lookup: String,
+    pub token_hash: String,
+    pub enrollment_token_id: Option<EnrollmentTokenId>,
+    /// The version it runs, as last seen by a poll, a pull or an administrator.
+    pub version: Option<String>,
+    pub image_sha256: Option<String>,
+    #[diesel(deserialize_as = Option<String>)]
+    pub version_source: Maybe<ObservationSource>,
+    pub last_seen_at: Option<NaiveDateTime>,
+    /// The latest install report: which patch, what step, when.
+    pub report_patch_id: Option<PatchId>,
+    #[diesel(deserialize_as = Option<String>)]
+    pub report_state: Maybe<ReportState>,
+    pub report_at: Option<NaiveDateTime>,
+    pub created_at: NaiveDateTime,
+    pub decommissioned_at: Option<NaiveDateTime>,
+    pub change_seq: i64,
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = devices)]
+pub struct NewDevice<'a> {
+    pub id: &'a DeviceId,
+    pub customer_id: &'a CustomerId,
+    pub product_id: &'a ProductId,
+    pub name: &'a str,
+    pub platform: Option<&'a str>,
+    pub labels: &'a str,
+    pub token_lookup: &'a str,
+    pub token_hash: &'a str,
+    pub enrollment_token_id: Option<&'a EnrollmentTokenId>,
+    pub version: Option<&'a str>,
+    pub version_source: Option<&'a str>,
+    pub last_seen_at: Option<NaiveDateTime>,
+    pub created_at: NaiveDateTime,
+    pub change_seq: i64,
+}
+
+/// Filters of a device list; every one narrows it.
+#[derive(Clone, Debug, Default)]
+pub struct DeviceFilter {
+    pub customer: Option<CustomerId>,
+    pub products: Option<Vec<ProductId>>,
+    /// Devices running one of these versions.
+    pub versions: Option<Vec<String>>,
+    /// Devices of these products running one of the versions listed for the
+    /// product (with `unknown_version`: or whose version is unknown).
+    pub product_versions: Option<Vec<(ProductId, Vec<String>)>>,
+    pub unknown_version: bool,
+    pub label: Option<(String, String)>,
+    pub report_states: Option<Vec<String>>,
+    pub report_patches: Option<Vec<PatchId>>,
+    pub report_before: Option<NaiveDateTime>,
+    pub include_decommissioned: bool,
+}
+
+/// A device with its customer's and its product's slugs.
+pub type NamedDevice = (DeviceRecord, String, String);
+
+type BoxedDevices<'a> = devices::BoxedQuery<'a, DbBackend>;
+
+impl DeviceRecord {
+    /// Inserts a device with its labels.
+    pub fn insert(conn: &mut DbConnection, new: &NewDevice<'_>, labels: &[(String, String)]) -> QueryResult<()> {
+        diesel::insert_into(devices::table).values(new).execute(conn)?;
+        for (name, value) in labels {
+            diesel::insert_into(device_labels::table)
+                .values((
+                    device_labels::device_id.eq(new.id),
+                    device_labels::name.eq(name),
+                    device_labels::value.eq(value),
+                ))
+                .execute(conn)?;
+        }
+        Ok(())
+    }
+
+    pub fn find(conn: &mut DbConnection, id: &DeviceId) -> QueryResult<Option<DeviceRecord>> {
+        devices::table
+            .find(id)
+            .select(DeviceRecord::as_select())
+            .first(conn)
+            .optional()
+    }
+
+    /// The device and its customer's slug.
+    pub fn find_with_customer(conn: &mut DbConnection, id: &DeviceId) -> QueryResult<Option<(DeviceRecord, String)>> {
+        devices::table
+            .inner_join(customers::table)
+            .filter(devices::id.eq(id))
+            .select((DeviceRecord::as_select(), customers::slug))
+            .first(conn)
+            .optional()
+    }
+
+    fn filtered(filter: &DeviceFilter) -> BoxedDevices<'static> {
+        let mut query = devices::table.into_boxed();
+        if !filter.include_decommissioned {
+            query = query.filter(devices::decommissioned_at.is_null());
+        }
+        if let Some(customer) = &filter.customer {
+            query = query.filter(devices::customer_id.eq(customer.clone()));
+        }
+        if let Some(products) = &filter.products {
+            query = query.filter(devices::product_id.eq_any(products.clone()));
+        }
+        if let Some(versions) = &filter.versions {
+            query = query.filter(devices::version.eq_any(versions.clone()));
+        }
+        if let Some(pairs) = &filter.product_versions {
+            let mut matches: Box<dyn BoxableExpression<devices::table, DbBackend, SqlType = Nullable<Bool>>> =
+                if filter.unknown_version {
+                    Box::new(devices::version.is_null().nullable())
+                } else {
+                    Box::new(diesel::dsl::sql::<Nullable<Bool>>("1 = 0"))
+                };
+            for (product, versions) in pairs {
+                matches = Box::new(
+                    matches.or(devices::product_id
+                        .eq(product.clone())
+                        .nullable()
+                        .and(devices::version.eq_any(versions.clone()))),
+                );
+            }
+            query = query.filter(matches);
+        }
+        if let Some((name, value)) = &filter.label {
+            let labelled = device_labels::table
+                .filter(device_labels::name.eq(name.clone()))
+                .filter(device_labels::value.eq(value.clone()))
+                .select(device_labels::device_id);
+            query = query.filter(devices::id.eq_any(labelled));
+        }
+        if let Some(states) = &filter.report_states {
+            query = query.filter(devices::report_state.eq_any(states.clone()));
+        }
+        if let Some(patches) = &filter.report_patches {
+            query = query.filter(devices::report_patch_id.eq_any(patches.clone()));
+        }
+        if let Some(before) = filter.report_before {
+            query = query.filter(devices::report_at.lt(before));
+        }
+        query
+    }
+
+    /// One page of the devices `filter` selects, by name, and how many there are.
+    pub fn list(
+        conn: &mut DbConnection,
+        filter: &DeviceFilter,
+        offset: i64,
+        limit: i64,
+    ) -> QueryResult<(Vec<NamedDevice>, i64)> {
+        let total = Self::filtered(filter).count().get_result(conn)?;
+        let ids: Vec<DeviceId> = Self::filtered(filter)
+            .order((devices::name.asc(), devices::id.asc()))
+            .offset(offset)
+            .limit(limit)
+            .select(devices::id)
+            .load(conn)?;
+        let rows = devices::table
+            .inner_join(customers::table)
+            .inner_join(products::table)
+            .filter(devices::id.eq_any(&ids))
+            .order((devices::name.asc(), devices::id.asc()))
+            .select((DeviceRecord::as_select(), customers::slug, products::slug))
+            .load(conn)?;
+        Ok((rows, total))
+    }
+
+    /// Every device `filter` selects, by name, for an export.
+    pub fn all(conn: &mut DbConnection, filter: &DeviceFilter) -> QueryResult<Vec<NamedDevice>> {
+        let ids: Vec<DeviceId> = Self::filtered(filter)
+            .order((devices::name.asc(), devices::id.asc()))
+            .select(devices::id)
+            .load(conn)?;
+        let mut named = Vec::with_capacity(ids.len());
+        // Within the bind-parameter limits of both backends.
+        for chunk in ids.chunks(10_000) {
+            named.extend(
+                devices::table
+                    .inner_join(customers::table)
+                    .inner_join(products::table)
+                    .filter(devices::id.eq_any(chunk))
+                    .order((devices::name.asc(), devices::id.asc()))
+                    .select((DeviceRecord::as_select(), customers::slug, products::slug))
+                    .load::<NamedDevice>(conn)?,
+            );
+        }
+        named.sort_by(|a, b| (&a.0.name, &a.0.id).cmp(&(&b.0.name, &b.0.id)));
+        Ok(named)
+    }
+
+    /// Devices changed after generation `after` (decommissioned ones included, so a
+    /// reader learns to drop them).
+    pub fn changed_since(conn: &mut DbConnection, after: i64) -> QueryResult<Vec<DeviceRecord>> {
+        devices::table
+            .filter(devices::change_seq.gt(after))
+            .select(DeviceRecord::as_select())
+            .load(conn)
+    }
+
+    /// Marks the device decommissioned at `at` as change `seq`; whether it was live.
+    pub fn decommission(conn: &mut DbConnection, id: &DeviceId, at: NaiveDateTime, seq: i64) -> QueryResult<bool> {
+        let changed = diesel::update(devices::table.find(id).filter(devices::decommissioned_at.is_null()))
+            .set((devices::decommissioned_at.eq(at), devices::change_seq.eq(seq)))
+            .execute(conn)?;
+        Ok(changed == 1)
+    }
+
+    /// Records what the device was seen running.
+    pub fn set_running(
+        conn: &mut DbConnection,
+        id: &DeviceId,
+        version: &str,
+        image_sha256: Option<&str>,
+        source: ObservationSource,
+    ) -> QueryResult<usize> {
+        diesel::update(devices::table.find(id))
+            .set((
+                devices::version.eq(version),
+                devices::image_sha256.eq(image_sha256),
+                devices::version_source.eq(source.as_str()),
+            ))
+            .execute(conn)
+    }
+
+    /// Moves `last_seen_at` forward to `at` (never back).
+    pub fn seen(conn: &mut DbConnection, id: &DeviceId, at: NaiveDateTime) -> QueryResult<usize> {
+        diesel::update(
+            devices::table
+                .find(id)
+                .filter(devices::last_seen_at.is_null().or(devices::last_seen_at.lt(at))),
+        )
+        .set(devices::last_seen_at.eq(at))
+        .execute(conn)
+    }
+
+    /// Records the latest install report.
+    pub fn set_report(
+        conn: &mut DbConnection,
+        id: &DeviceId,
+        patch: &PatchId,
+        state: ReportState,
+        at: NaiveDateTime,
+    ) -> QueryResult<usize> {
+        diesel::update(devices::table.find(id))
+            .set((
+                devices::report_patch_id.eq(patch),
+                devices::report_state.eq(state.as_str()),
+                devices::report_at.eq(at),
+            ))
+            .execute(conn)
+    }
+
+    /// The labels of a device, by name.
+    pub fn labels(conn: &mut DbConnection, id: &DeviceId) -> QueryResult<Vec<(String, String)>> {
+        device_labels::table
+            .filter(device_labels::device_id.eq(id))
+            .order(device_labels::name.asc())
+            .select((device_labels::name, device_labels::value))
+            .load(conn)
+    }
+}
+
+/// The change counters of the fleet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Queryable)]
+pub struct Generations {
+    pub devices: i64,
+    pub catalogue: i64,
+}
+
+impl Generations {
+    pub fn read(conn: &mut DbConnection) -> QueryResult<Generations> {
+        fleet_state::table
+            .find(1)
+            .select((fleet_state::devices_generation, fleet_state::catalogue_generation))
+            .first(conn)
+    }
+
+    /// Counts a change to devices and returns its number. The row lock it takes
+    /// lasts until the transaction ends, so numbers are handed out in commit order.
+    pub fn next_device_change(conn: &mut DbConnection) -> QueryResult<i64> {
+        diesel::update(fleet_state::table.find(1))
+            .set(fleet_state::devices_generation.eq(fleet_state::devices_generation + 1))
+            .execute(conn)?;
+        Ok(Self::read(conn)?.devices)
+    }
+
+    /// Counts a change to what devices may be offered (a patch published or yanked,
+    /// an advisory published, revised or withdrawn, entitlements changed).
+    pub fn catalogue_changed(conn: &mut DbConnection) -> QueryResult<()> {
+        diesel::update(fleet_state::table.find(1))
+            .set(fleet_state::catalogue_generation.eq(fleet_state::catalogue_generation + 1))
+            .execute(conn)?;
+        Ok(())
+    }
+}

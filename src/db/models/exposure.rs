@@ -1,0 +1,143 @@
+//! The rows exposure is computed from: devices counted by customer, product, running
+//! version and latest install report (a handful of groups however large the fleet,
+//! read from the `devices_exposure` index), and the hourly counts the adoption
+//! charts draw.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use crate::db::schema::{customers, devices, exposure_history};
+use crate::db::DbConnection;
+use crate::ids::{AdvisoryId, CustomerId, PatchId, ProductId};
+
+/// Devices that share customer, product, version and latest report.
+#[derive(Clone, Debug, Queryable)]
+pub struct DeviceGroup {
+    pub customer_id: CustomerId,
+    pub product_id: ProductId,
+    pub version: Option<String>,
+    pub report_state: Option<String>,
+    pub report_patch_id: Option<PatchId>,
+    pub count: i64,
+}
+
+/// Groups the devices a query selects; each group's count last.
+macro_rules! grouped {
+    ($query:expr) => {
+        $query
+            .group_by((
+                devices::customer_id,
+                devices::product_id,
+                devices::version,
+                devices::report_state,
+                devices::report_patch_id,
+            ))
+            .select((
+                devices::customer_id,
+                devices::product_id,
+                devices::version,
+                devices::report_state,
+                devices::report_patch_id,
+                diesel::dsl::count_star(),
+            ))
+    };
+}
+
+/// Counts the live devices of `products` (of one customer, or of all) by group.
+pub fn device_groups(
+    conn: &mut DbConnection,
+    products: &[ProductId],
+    customer: Option<&CustomerId>,
+) -> QueryResult<Vec<DeviceGroup>> {
+    let live = devices::table
+        .filter(devices::decommissioned_at.is_null())
+        .filter(devices::product_id.eq_any(products));
+    match customer {
+        Some(customer) => grouped!(live.filter(devices::customer_id.eq(customer))).load(conn),
+        None => grouped!(live).load(conn),
+    }
+}
+
+/// Like [`device_groups`], counting only devices whose latest report is one of
+/// `states` and older than `before`: installs that stalled.
+pub fn stalled_groups(
+    conn: &mut DbConnection,
+    products: &[ProductId],
+    customer: Option<&CustomerId>,
+    before: NaiveDateTime,
+    states: &[&str],
+) -> QueryResult<Vec<DeviceGroup>> {
+    let stalled = devices::table
+        .filter(devices::decommissioned_at.is_null())
+        .filter(devices::product_id.eq_any(products))
+        .filter(devices::report_at.lt(before))
+        .filter(devices::report_state.eq_any(states));
+    match customer {
+        Some(customer) => grouped!(stalled.filter(devices::customer_id.eq(customer))).load(conn),
+        None => grouped!(stalled).load(conn),
+    }
+}
+
+/// Slugs of customers by id.
+pub fn customer_slugs(conn: &mut DbConnection, ids: &[CustomerId]) -> QueryResult<Vec<(CustomerId, String)>> {
+    customers::table
+        .filter(customers::id.eq_any(ids))
+        .select((customers::id, customers::slug))
+        .load(conn)
+}
+
+/// One point of an adoption chart.
+#[derive(Clone, Debug, Queryable, Insertable)]
+#[diesel(table_name = exposure_history)]
+pub struct ExposurePoint {
+    pub advisory_id: AdvisoryId,
+    pub customer_id: CustomerId,
+    pub recorded_at: NaiveDateTime,
+    pub affected: i64,
+    pub fixed: i64,
+    pub unaffected: i64,
+    pub unknown: i64,
+}
+
+impl ExposurePoint {
+    /// Records the point, replacing one of the same hour.
+    pub fn upsert(conn: &mut DbConnection, point: &ExposurePoint) -> QueryResult<()> {
+        diesel::delete(
+            exposure_history::table
+                .filter(exposure_history::advisory_id.eq(&point.advisory_id))
+                .filter(exposure_history::customer_id.eq(&point.customer_id))
+                .filter(exposure_history::recorded_at.eq(point.recorded_at)),
+        )
+        .execute(conn)?;
+        diesel::insert_into(exposure_history::table)
+            .values(point)
+            .execute(conn)
+            .map(drop)
+    }
+
+    /// The points of one advisory, oldest first, of one customer or all.
+    pub fn of_advisory(
+        conn: &mut DbConnection,
+        advisory: &AdvisoryId,
+        customer: Option<&CustomerId>,
+    ) -> QueryResult<Vec<ExposurePoint>> {
+        let mut query = exposure_history::table
+            .filter(exposure_history::advisory_id.eq(advisory))
+            .into_boxed();
+        if let Some(customer) = customer {
+            query = query.filter(exposure_history::customer_id.eq(customer));
+        }
+        query
+            .order(exposure_history::recorded_at.asc())
+            .select((
+                exposure_history::advisory_id,
+                exposure_history::customer_id,
+                exposure_history::recorded_at,
+                exposure_history::affected,
+                exposure_history::fixed,
+                exposure_history::unaffected,
+                exposure_history::unknown,
+            ))
+            .load(conn)
+    }
+}

@@ -1,0 +1,123 @@
+//! What devices were seen running, and the patches offered to them. Consecutive
+//! identical observations of a device (same version and image) share one row with a
+//! first-seen/last-seen pair and a count, so a device that polls every minute for a
+//! year leaves one row, not half a million.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use crate::db::schema::{device_offers, observations};
+use crate::db::DbConnection;
+use crate::domain::ObservationSource;
+use crate::ids::{DeviceId, ObservationId, PatchId};
+
+#[derive(Clone, Debug, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = observations)]
+pub struct ObservationRecord {
+    pub id: ObservationId,
+    pub device_id: DeviceId,
+    pub version: String,
+    pub image_sha256: Option<String>,
+    /// How this version was first learnt in this run of identical observations.
+    #[diesel(deserialize_as = String)]
+    pub source: ObservationSource,
+    #[diesel(deserialize_as = String)]
+    pub last_source: ObservationSource,
+    pub first_seen_at: NaiveDateTime,
+    pub last_seen_at: NaiveDateTime,
+    pub times: i64,
+}
+
+/// One observation to record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Seen {
+    pub device: DeviceId,
+    pub version: String,
+    pub image_sha256: Option<String>,
+    pub source: ObservationSource,
+    pub last_source: ObservationSource,
+    pub first_seen_at: NaiveDateTime,
+    pub last_seen_at: NaiveDateTime,
+    pub times: i64,
+}
+
+impl ObservationRecord {
+    /// Records `seen`, folding it into the device's latest row when that row saw the
+    /// same version and image.
+    pub fn record(conn: &mut DbConnection, seen: &Seen) -> QueryResult<()> {
+        let latest: Option<ObservationRecord> = observations::table
+            .filter(observations::device_id.eq(&seen.device))
+            .order((observations::last_seen_at.desc(), observations::id.desc()))
+            .select(ObservationRecord::as_select())
+            .first(conn)
+            .optional()?;
+        match latest {
+            Some(row) if row.version == seen.version && row.image_sha256 == seen.image_sha256 => {
+                diesel::update(observations::table.find(&row.id))
+                    .set((
+                        observations::last_seen_at.eq(seen.last_seen_at.max(row.last_seen_at)),
+                        observations::last_source.eq(seen.last_source.as_str()),
+                        observations::times.eq(observations::times + seen.times),
+                    ))
+                    .execute(conn)?;
+            }
+            _ => {
+                diesel::insert_into(observations::table)
+                    .values((
+                        observations::id.eq(ObservationId::generate()),
+                        observations::device_id.eq(&seen.device),
+                        observations::version.eq(&seen.version),
+                        observations::image_sha256.eq(&seen.image_sha256),
+                        observations::source.eq(seen.source.as_str()),
+                        observations::last_source.eq(seen.last_source.as_str()),
+                        observations::first_seen_at.eq(seen.first_seen_at),
+                        observations::last_seen_at.eq(seen.last_seen_at),
+                        observations::times.eq(seen.times),
+                    ))
+                    .execute(conn)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A device's history, newest first, at most `limit` rows.
+    pub fn of_device(conn: &mut DbConnection, device: &DeviceId, limit: i64) -> QueryResult<Vec<ObservationRecord>> {
+        observations::table
+            .filter(observations::device_id.eq(device))
+            .order((observations::last_seen_at.desc(), observations::id.desc()))
+            .limit(limit)
+            .select(ObservationRecord::as_select())
+            .load(conn)
+    }
+}
+
+/// Patches offered to devices.
+pub struct Offers;
+
+impl Offers {
+    /// Records that `patch` was offered to `device` (once; later offers change
+    /// nothing). Run in a transaction of its own: another instance may record the
+    /// same offer at the same moment, and its row then stands.
+    pub fn record(conn: &mut DbConnection, device: &DeviceId, patch: &PatchId, at: NaiveDateTime) -> QueryResult<()> {
+        if Self::was_offered(conn, device, patch)? {
+            return Ok(());
+        }
+        diesel::insert_into(device_offers::table)
+            .values((
+                device_offers::device_id.eq(device),
+                device_offers::patch_id.eq(patch),
+                device_offers::first_offered_at.eq(at),
+            ))
+            .execute(conn)
+            .map(drop)
+    }
+
+    pub fn was_offered(conn: &mut DbConnection, device: &DeviceId, patch: &PatchId) -> QueryResult<bool> {
+        diesel::select(diesel::dsl::exists(
+            device_offers::table
+                .filter(device_offers::device_id.eq(device))
+                .filter(device_offers::patch_id.eq(patch)),
+        ))
+        .get_result(conn)
+    }
+}

@@ -1,0 +1,64 @@
+//! Install reports: each step a device reports while installing a patch, kept in
+//! the order they arrived.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use crate::db::schema::{install_reports, patches};
+use crate::db::DbConnection;
+use crate::domain::ReportState;
+use crate::ids::{DeviceId, PatchId, ReportId};
+
+#[derive(Clone, Debug, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = install_reports)]
+pub struct ReportRecord {
+    pub id: ReportId,
+    pub device_id: DeviceId,
+    pub patch_id: PatchId,
+    #[diesel(deserialize_as = String)]
+    pub state: ReportState,
+    pub version: Option<String>,
+    pub message: Option<String>,
+    pub reported_at: NaiveDateTime,
+}
+
+impl ReportRecord {
+    pub fn insert(
+        conn: &mut DbConnection,
+        device: &DeviceId,
+        patch: &PatchId,
+        state: ReportState,
+        version: Option<&str>,
+        message: Option<&str>,
+        at: NaiveDateTime,
+    ) -> QueryResult<ReportId> {
+        let id = ReportId::generate();
+        diesel::insert_into(install_reports::table)
+            .values((
+                install_reports::id.eq(&id),
+                install_reports::device_id.eq(device),
+                install_reports::patch_id.eq(patch),
+                install_reports::state.eq(state.as_str()),
+                install_reports::version.eq(version),
+                install_reports::message.eq(message),
+                install_reports::reported_at.eq(at),
+            ))
+            .execute(conn)?;
+        Ok(id)
+    }
+
+    /// A device's reports, newest first, with each patch's target version.
+    pub fn of_device(
+        conn: &mut DbConnection,
+        device: &DeviceId,
+        limit: i64,
+    ) -> QueryResult<Vec<(ReportRecord, String)>> {
+        install_reports::table
+            .inner_join(patches::table)
+            .filter(install_reports::device_id.eq(device))
+            .order(install_reports::id.desc())
+            .limit(limit)
+            .select((ReportRecord::as_select(), patches::version))
+            .load(conn)
+    }
+}

@@ -1,0 +1,199 @@
+//! The offer catalogue: what polling devices may be offered, built from the database
+//! whenever the catalogue generation moves (a patch published or yanked, an advisory
+//! published, revised or withdrawn, entitlements changed) and then read from memory
+//! by every poll. Each offer's JSON is rendered once here, not per poll.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use crate::db::models::patch::all_entitlements;
+use crate::db::models::{AdvisoryRecord, PatchRecord, Product};
+use crate::db::DbConnection;
+use crate::domain::advisory::{Affected, Completeness};
+use crate::domain::fleet::{choose_offer, Candidate};
+use crate::domain::range::{RangeInput, VersionRange};
+use crate::domain::version::{Version, VersionScheme};
+use crate::domain::{AdvisoryStatus, PatchState};
+use crate::ids::{AdvisoryId, CustomerId, PatchId, ProductId};
+use crate::secrets::sha256_hex;
+use crate::services::advisories::{current_input, Catalogue};
+use crate::services::ServiceError;
+
+/// A published patch as devices are offered it.
+#[derive(Debug)]
+pub struct Offer {
+    pub patch: PatchId,
+    /// The offer object of the poll answer, rendered once.
+    pub json: Arc<str>,
+    /// Names this offer in `catalogue` tags.
+    pub tag: Arc<str>,
+}
+
+/// A published advisory's affected versions of one product.
+#[derive(Debug)]
+pub struct AdvisoryRule {
+    pub id: AdvisoryId,
+    pub public_id: String,
+    pub emergency: bool,
+    pub affected: Affected,
+}
+
+/// What one product's devices may be offered, and the advisories about it.
+#[derive(Debug)]
+pub struct ProductOffers {
+    pub slug: String,
+    pub scheme: VersionScheme,
+    candidates: Vec<Candidate>,
+    offers: Vec<Offer>,
+    pub advisories: Vec<AdvisoryRule>,
+}
+
+impl ProductOffers {
+    /// The offer for a device of this product on `platform` running `running`.
+    pub fn offer_for(&self, running: &Version, platform: Option<&str>) -> Option<&Offer> {
+        choose_offer(&self.candidates, running, platform).map(|i| &self.offers[i])
+    }
+
+    /// Whether `patch` is what a device on `platform` running `running` is offered now.
+    pub fn offers(&self, patch: &PatchId, running: &Version, platform: Option<&str>) -> bool {
+        self.offer_for(running, platform).is_some_and(|o| o.patch == *patch)
+    }
+
+    /// Whether an emergency advisory affects `running`.
+    pub fn emergency_affects(&self, running: &Version) -> bool {
+        self.advisories
+            .iter()
+            .any(|a| a.emergency && a.affected.matches(running).is_some())
+    }
+}
+
+/// A patch that is no longer offered, with why.
+#[derive(Debug)]
+pub struct Withdrawn {
+    pub product: ProductId,
+    pub reason: String,
+}
+
+/// Everything polls are answered from.
+#[derive(Debug, Default)]
+pub struct OfferCatalogue {
+    pub products: HashMap<ProductId, ProductOffers>,
+    pub yanked: HashMap<PatchId, Withdrawn>,
+    /// Published patches by id, with their product.
+    pub published: HashMap<PatchId, ProductId>,
+    entitled: HashSet<(CustomerId, ProductId)>,
+}
+
+/// The tag of an answer without an offer.
+pub const NO_OFFER_TAG: &str = "none";
+
+impl OfferCatalogue {
+    /// Whether `customer` may be offered `product`'s patches.
+    pub fn entitled(&self, customer: &CustomerId, product: &ProductId) -> bool {
+        self.entitled.contains(&(customer.clone(), product.clone()))
+    }
+
+    /// Reads the catalogue; `download_url` makes a patch's download address.
+    pub fn load(conn: &mut DbConnection, download_url: &dyn Fn(&PatchId) -> String) -> Result<Self, ServiceError> {
+        let products = Product::list(conn)?;
+        let validation = Catalogue::load(conn)?;
+        let mut rules: HashMap<String, Vec<AdvisoryRule>> = HashMap::new();
+        let mut emergency: HashMap<String, bool> = HashMap::new();
+        for record in AdvisoryRecord::list_all(conn)? {
+            if record.status != AdvisoryStatus::Published {
+                continue;
+            }
+            let Some(public_id) = record.public_id.clone() else {
+                continue;
+            };
+            let advisory = validation.validate(&current_input(&record)?, Completeness::Publish)?;
+            emergency.insert(public_id.clone(), advisory.emergency);
+            for affected in advisory.affected {
+                rules
+                    .entry(affected.product.slug.clone())
+                    .or_default()
+                    .push(AdvisoryRule {
+                        id: record.id.clone(),
+                        public_id: public_id.clone(),
+                        emergency: advisory.emergency,
+                        affected,
+                    });
+            }
+        }
+        let mut catalogue = OfferCatalogue {
+            entitled: all_entitlements(conn)?.into_iter().collect(),
+            ..OfferCatalogue::default()
+        };
+        for product in &products {
+            catalogue.products.insert(
+                product.id.clone(),
+                ProductOffers {
+                    slug: product.slug.clone(),
+                    scheme: product.scheme(),
+                    candidates: Vec::new(),
+                    offers: Vec::new(),
+                    advisories: rules.remove(&product.slug).unwrap_or_default(),
+                },
+            );
+        }
+        for view in PatchRecord::list(conn, None)? {
+            let patch = &view.patch;
+            match patch.state {
+                PatchState::Draft => continue,
+                PatchState::Yanked => {
+                    catalogue.yanked.insert(
+                        patch.id.clone(),
+                        Withdrawn {
+                            product: patch.product_id.clone(),
+                            reason: patch.yank_reason.clone().unwrap_or_else(|| "no reason given".into()),
+                        },
+                    );
+                    continue;
+                }
+                PatchState::Published => {}
+            }
+            let Some(offers) = catalogue.products.get_mut(&patch.product_id) else {
+                continue;
+            };
+            let broken = |what: &str| ServiceError::internal(format!("published patch {}", patch.id), what);
+            let version = offers.scheme.parse(&patch.version).map_err(|e| broken(&e))?;
+            let ranges: Vec<RangeInput> =
+                serde_json::from_str(&patch.applies_to).map_err(|e| broken(&e.to_string()))?;
+            let applies_to = ranges
+                .iter()
+                .map(|r| VersionRange::parse(offers.scheme, r).map_err(|(_, e)| broken(&e)))
+                .collect::<Result<Vec<_>, _>>()?;
+            let (Some(sha256), Some(size), Some(signature)) = (&patch.sha256, patch.size, &patch.signature) else {
+                return Err(broken("has no file or signature"));
+            };
+            let is_emergency = view.fixes.iter().any(|id| emergency.get(id).copied().unwrap_or(false));
+            let json = serde_json::json!({
+                "patch_id": patch.id,
+                "version": patch.version,
+                "platform": patch.platform,
+                "filename": patch.filename,
+                "download_url": download_url(&patch.id),
+                "sha256": sha256,
+                "size": size,
+                "signature": signature,
+                "advisories": view.fixes,
+                "emergency": is_emergency,
+            })
+            .to_string();
+            let tag = sha256_hex(json.as_bytes())[..16].to_owned();
+            offers.candidates.push(Candidate {
+                version,
+                platform: patch.platform.clone(),
+                applies_to,
+                emergency: is_emergency,
+            });
+            offers.offers.push(Offer {
+                patch: patch.id.clone(),
+                json: json.into(),
+                tag: tag.into(),
+            });
+            catalogue.published.insert(patch.id.clone(), patch.product_id.clone());
+        }
+        Ok(catalogue)
+    }
+}

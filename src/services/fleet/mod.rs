@@ -1,0 +1,33 @@
+//! The fleet: devices of each customer, how they enrol, the update poll answered
+//! from memory, install reports, observations written in batches, and exposure per
+//! advisory.
+//!
+//! - `cache`: this instance's copy of devices (by token) and of the offer
+//!   catalogue, kept in step with the database through change counters;
+//! - `catalogue`: what devices may be offered, rendered once per change;
+//! - `observations` and `flush`: what devices were seen running, queued in memory
+//!   and written once a second;
+//! - `devices`: enrolment, enrolment tokens, reads, decommissioning;
+//! - `poll`: the device protocol (poll, report, download);
+//! - `exposure`: counts and device lists per advisory, dashboards, chart points.
+
+pub mod cache;
+pub mod catalogue;
+pub mod devices;
+pub mod exposure;
+pub mod flush;
+pub mod observations;
+pub mod poll;
+
+pub use cache::{DeviceEntry, Fleet, DEVICE_TOKEN_PREFIX};
+
+use crate::services::Services;
+
+/// Brings this instance's fleet copy up to date after a change it committed. A
+/// failure here does not undo the change: it is logged, and the sync job, which
+/// runs a few times a second, picks the change up.
+pub async fn refresh(services: &Services) {
+    if let Err(err) = Fleet::sync(services).await {
+        tracing::warn!(error = %err, "the fleet copy could not be brought up to date; the sync job will retry");
+    }
+}

@@ -1,0 +1,269 @@
+//! The device protocol: the poll (answered from memory: the device from the token
+//! cache, the offer from the catalogue; what the device runs is queued, not
+//! written), install reports, and which patches a device may download — exactly
+//! those it is offered.
+
+use std::sync::Arc;
+
+use argon2::password_hash::rand_core::{OsRng, RngCore};
+use diesel::Connection;
+use serde::Deserialize;
+
+use crate::db::models::{now, DeviceRecord, Offers, ReportRecord};
+use crate::domain::patch::{Platform, Sha256};
+use crate::domain::{text, ObservationSource, ReportState};
+use crate::ids::PatchId;
+use crate::services::patches::{self, Downloadable, PatchReader};
+use crate::services::{ServiceError, Services};
+
+use super::cache::DeviceEntry;
+use super::catalogue::NO_OFFER_TAG;
+
+/// What a device says when it polls.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PollRequest {
+    pub version: String,
+    #[serde(default)]
+    pub image_sha256: Option<String>,
+    #[serde(default)]
+    pub platform: Option<String>,
+    /// The tag of the last answer; when the answer is the same, it is not repeated.
+    #[serde(default)]
+    pub catalogue: Option<String>,
+}
+
+/// The answer to a poll.
+#[derive(Clone, Debug)]
+pub struct PollAnswer {
+    /// The offer object, rendered; `None` when there is nothing to install.
+    pub offer: Option<Arc<str>>,
+    pub tag: Arc<str>,
+    /// The device already holds this answer (it sent its tag).
+    pub unchanged: bool,
+    pub poll_interval_s: u64,
+}
+
+/// Answers a poll of `device` from memory, and queues what it runs and what it was
+/// offered for the next flush.
+pub fn poll(services: &Services, device: &DeviceEntry, request: &PollRequest) -> Result<PollAnswer, ServiceError> {
+    let catalogue = services.fleet.catalogue();
+    let product = catalogue
+        .products
+        .get(&device.product)
+        .ok_or_else(|| ServiceError::Unavailable("the offer catalogue is not loaded yet".into()))?;
+    let version = product
+        .scheme
+        .parse(request.version.trim())
+        .map_err(|e| ServiceError::invalid("version", format!("not a {} version: {e}", product.scheme)))?;
+    let image = request
+        .image_sha256
+        .as_deref()
+        .map(|h| {
+            h.parse::<Sha256>()
+                .map_err(|e| ServiceError::invalid("image_sha256", e))
+        })
+        .transpose()?;
+    let platform = match (&device.platform, &request.platform) {
+        (Some(enrolled), Some(said)) if !enrolled.eq_ignore_ascii_case(said) => {
+            return Err(ServiceError::invalid(
+                "platform",
+                format!("this device is enrolled as platform `{enrolled}`, not `{said}`"),
+            ))
+        }
+        (Some(enrolled), _) => Some(enrolled.clone()),
+        (None, Some(said)) => Some(
+            said.parse::<Platform>()
+                .map_err(|e| ServiceError::invalid("platform", e))?
+                .into_string(),
+        ),
+        (None, None) => None,
+    };
+    let offer = if catalogue.entitled(&device.customer, &device.product) {
+        product.offer_for(&version, platform.as_deref())
+    } else {
+        None
+    };
+    let base = if product.emergency_affects(&version) {
+        services.config.emergency_poll_interval
+    } else {
+        services.config.poll_interval
+    };
+    let at = now();
+    services.fleet.queue.observe(
+        &device.id,
+        version.as_str(),
+        image.as_ref().map(Sha256::as_str),
+        ObservationSource::Poll,
+        at,
+    );
+    if let Some(offer) = offer {
+        services.fleet.queue.offered(&device.id, &offer.patch, at);
+    }
+    let tag: Arc<str> = offer.map_or_else(|| Arc::from(NO_OFFER_TAG), |o| o.tag.clone());
+    Ok(PollAnswer {
+        unchanged: request.catalogue.as_deref() == Some(&*tag),
+        offer: offer.map(|o| o.json.clone()),
+        tag,
+        poll_interval_s: jittered(base.as_secs()),
+    })
+}
+
+/// `seconds` moved at random by up to 10 % either way, so that a fleet that
+/// started together does not keep polling together.
+fn jittered(seconds: u64) -> u64 {
+    let spread = seconds / 10;
+    if spread == 0 {
+        return seconds.max(1);
+    }
+    let offset = u64::from(OsRng.next_u32()) % (2 * spread + 1);
+    (seconds - spread + offset).max(1)
+}
+
+/// Refuses a patch the device may not act on: yanked (409 with the reason) or
+/// never offered to it (409). A patch counts as offered when an instance recorded
+/// the offer, or when it is what the device's running version is offered now (a
+/// report that reaches another instance before the offer was written).
+async fn check_offered(services: &Services, device: &DeviceEntry, patch: &PatchId) -> Result<(), ServiceError> {
+    let catalogue = services.fleet.catalogue();
+    if let Some(yanked) = catalogue.yanked.get(patch) {
+        if yanked.product == device.product {
+            return Err(ServiceError::Conflict(format!(
+                "patch {patch} was yanked: {}",
+                yanked.reason
+            )));
+        }
+    }
+    let never = || ServiceError::Conflict(format!("patch {patch} was never offered to this device"));
+    if catalogue.published.get(patch) != Some(&device.product) {
+        return Err(never());
+    }
+    if services.fleet.queue.was_offered(&device.id, patch) {
+        return Ok(());
+    }
+    let (id, wanted) = (device.id.clone(), patch.clone());
+    let (recorded, running) = services
+        .db
+        .run(move |conn| {
+            let recorded = Offers::was_offered(conn, &id, &wanted)?;
+            let running = DeviceRecord::find(conn, &id)?.and_then(|d| d.version);
+            Ok::<_, ServiceError>((recorded, running))
+        })
+        .await?;
+    if recorded {
+        return Ok(());
+    }
+    let offered_now = catalogue.products.get(&device.product).is_some_and(|product| {
+        running
+            .and_then(|v| product.scheme.parse(&v).ok())
+            .is_some_and(|v| product.offers(patch, &v, device.platform.as_deref()))
+    });
+    if offered_now {
+        Ok(())
+    } else {
+        Err(never())
+    }
+}
+
+/// An install step as a device reports it.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportRequest {
+    pub patch_id: String,
+    pub state: ReportState,
+    #[serde(default)]
+    pub version: Option<String>,
+    #[serde(default)]
+    pub message: Option<String>,
+}
+
+/// Records an install step of `device` for a patch it was offered.
+pub async fn report(
+    services: &Services,
+    device: &DeviceEntry,
+    request: ReportRequest,
+) -> Result<ReportRecord, ServiceError> {
+    let patch: PatchId = request
+        .patch_id
+        .parse()
+        .map_err(|_| ServiceError::invalid("patch_id", format!("`{}` is not a patch id", request.patch_id)))?;
+    let message = request
+        .message
+        .as_deref()
+        .map(|m| text::SUMMARY.check("message", m, false))
+        .transpose()?
+        .filter(|m| !m.is_empty());
+    if request.state == ReportState::Failed && message.is_none() {
+        return Err(ServiceError::invalid(
+            "message",
+            "a failed install needs a message saying why",
+        ));
+    }
+    let catalogue = services.fleet.catalogue();
+    let scheme = catalogue
+        .products
+        .get(&device.product)
+        .map(|p| p.scheme)
+        .ok_or_else(|| ServiceError::Unavailable("the offer catalogue is not loaded yet".into()))?;
+    let version = request
+        .version
+        .as_deref()
+        .map(|v| {
+            scheme
+                .parse(v.trim())
+                .map_err(|e| ServiceError::invalid("version", format!("not a {scheme} version: {e}")))
+        })
+        .transpose()?;
+    check_offered(services, device, &patch).await?;
+    let at = now();
+    let (id, state) = (device.id.clone(), request.state);
+    let stored_version = version.as_ref().map(ToString::to_string);
+    let record = services
+        .db
+        .run(move |conn| {
+            conn.transaction(|conn| {
+                let report = ReportRecord::insert(
+                    conn,
+                    &id,
+                    &patch,
+                    state,
+                    stored_version.as_deref(),
+                    message.as_deref(),
+                    at,
+                )?;
+                DeviceRecord::set_report(conn, &id, &patch, state, at)?;
+                Ok::<_, ServiceError>(ReportRecord {
+                    id: report,
+                    device_id: id,
+                    patch_id: patch,
+                    state,
+                    version: stored_version,
+                    message,
+                    reported_at: at,
+                })
+            })
+        })
+        .await?;
+    if let Some(version) = &version {
+        services
+            .fleet
+            .queue
+            .observe(&device.id, version.as_str(), None, ObservationSource::Report, at);
+    }
+    tracing::info!(device.id = %device.id, patch.id = %record.patch_id, state = %record.state, "install report");
+    Ok(record)
+}
+
+/// The patch `id` if `device` may download it: one it is offered.
+pub async fn downloadable(services: &Services, device: &DeviceEntry, id: String) -> Result<Downloadable, ServiceError> {
+    let patch: PatchId = id.parse().map_err(|_| ServiceError::NotFound("patch"))?;
+    if services.fleet.catalogue().yanked.contains_key(&patch) {
+        // The usual 410 with the reason, for a patch the device's customer may see.
+        return patches::downloadable(services, PatchReader::Customer(device.customer.clone()), id).await;
+    }
+    check_offered(services, device, &patch).await.map_err(|err| match err {
+        ServiceError::Conflict(_) => ServiceError::NotFound("patch"),
+        other => other,
+    })?;
+    patches::downloadable(services, PatchReader::Customer(device.customer.clone()), id).await
+}
