@@ -1,0 +1,453 @@
+//! The fleet end to end, on every backend: the ScreenOS emergency advisory and its
+//! fix, devices of two customers polling, installing and reporting, and exposure as
+//! each customer and the vendor see it; yanks, newer patches and narrowed ranges
+//! reaching polls and exposure at once; enrolment tokens; bad input.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use patchwarden::jobs::{run_once, Job};
+use serde_json::{json, Value};
+use support::patching::{download, file_bytes, fixture, upload_file, Fixture};
+use support::{error_code, TestApp};
+
+/// Publishes a patch to `version` that applies from 6.3.0r12 up to (not including) it.
+async fn publish_patch(app: &TestApp, f: &Fixture, version: &str, bytes: Vec<u8>) -> String {
+    let body = json!({
+        "product": "screenos", "version": version, "platform": "ssg-500",
+        "applies_to": [{"introduced": "6.3.0r12", "fixed": version}],
+        "fixes": [f.advisory], "filename": format!("screenos-{version}.bin")
+    });
+    let (status, created) = app.post("/api/v1/patches", &f.vendor.token, body).await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    assert_eq!(upload_file(app, &f.vendor.token, &id, bytes).await.0, 200);
+    let (status, body) = app
+        .post(&format!("/api/v1/patches/{id}/publish"), &f.vendor.token, json!({}))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    id
+}
+
+struct Device {
+    id: String,
+    token: String,
+}
+
+async fn enrol(app: &TestApp, admin: &str, name: &str, version: &str) -> Device {
+    let (status, body) = app
+        .post(
+            "/api/v1/devices",
+            admin,
+            json!({"name": name, "product": "screenos", "platform": "ssg-500", "version": version,
+                   "labels": {"site": "berlin"}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert!(body["token"].as_str().unwrap().starts_with("pwd_"));
+    Device {
+        id: body["id"].as_str().unwrap().to_owned(),
+        token: body["token"].as_str().unwrap().to_owned(),
+    }
+}
+
+async fn poll(app: &TestApp, device: &Device, version: &str) -> Value {
+    let (status, body) = app
+        .post("/api/v1/device/poll", &device.token, json!({"version": version}))
+        .await;
+    assert_eq!(status, 200, "poll: {body}");
+    body
+}
+
+async fn report(app: &TestApp, device: &Device, patch: &str, state: &str, version: Option<&str>) -> (u16, Value) {
+    let mut body = json!({"patch_id": patch, "state": state});
+    if let Some(version) = version {
+        body["version"] = json!(version);
+    }
+    app.post("/api/v1/device/report", &device.token, body).await
+}
+
+async fn exposure(app: &TestApp, token: &str, advisory: &str, query: &str) -> Value {
+    let (status, body) = app
+        .get(&format!("/api/v1/advisories/{advisory}/exposure{query}"), token)
+        .await;
+    assert_eq!(status, 200, "exposure: {body}");
+    body
+}
+
+fn counts(body: &Value) -> [i64; 5] {
+    ["affected", "fixed", "unaffected", "unknown", "claimed_not_running"].map(|k| body[k].as_i64().unwrap())
+}
+
+async fn flush(app: &TestApp) {
+    run_once(&app.state, Job::FlushObservations).await.unwrap();
+}
+
+#[actix_web::test]
+async fn the_backdoor_fleet_from_advisory_to_fixed_devices() {
+    for app in TestApp::each().await {
+        let f = fixture(&app).await;
+        let (status, _) = app
+            .put(
+                "/api/v1/customers/globex/entitlements",
+                &f.vendor.token,
+                json!({"products": ["screenos"]}),
+            )
+            .await;
+        assert_eq!(status, 200);
+        let bytes = file_bytes(4096);
+        let fix = publish_patch(&app, &f, "6.3.0r21", bytes.clone()).await;
+
+        let r19 = enrol(&app, &f.acme.admin.token, "fw-r19", "6.3.0r19").await;
+        let r20 = enrol(&app, &f.acme.admin.token, "fw-r20", "6.3.0r20").await;
+        let old = enrol(&app, &f.acme.admin.token, "fw-6.2", "6.2.0r10").await;
+        let theirs = enrol(&app, &f.globex.admin.token, "gx-r20", "6.3.0r20").await;
+
+        // Polls offer the fix to exactly the affected devices, sooner again while
+        // the emergency affects them.
+        for (device, version) in [(&r19, "6.3.0r19"), (&r20, "6.3.0r20"), (&theirs, "6.3.0r20")] {
+            let answer = poll(&app, device, version).await;
+            let offer = &answer["update"];
+            assert_eq!(offer["patch_id"], fix, "{answer}");
+            assert_eq!(offer["version"], "6.3.0r21");
+            assert_eq!(offer["emergency"], true);
+            assert_eq!(offer["advisories"], json!([f.advisory]));
+            assert_eq!(offer["size"], 4096);
+            assert!(offer["signature"].as_str().unwrap().contains("trusted comment"));
+            let interval = answer["poll_interval_s"].as_u64().unwrap();
+            assert!((270..=330).contains(&interval), "emergency interval {interval}");
+        }
+        let answer = poll(&app, &old, "6.2.0r10").await;
+        assert_eq!(answer["update"], Value::Null, "{answer}");
+        assert!((1620..=1980).contains(&answer["poll_interval_s"].as_u64().unwrap()));
+        // Nothing changed: the device holding the tag gets the short answer.
+        let tag = answer["catalogue"].as_str().unwrap();
+        let (_, again) = app
+            .post(
+                "/api/v1/device/poll",
+                &old.token,
+                json!({"version": "6.2.0r10", "catalogue": tag}),
+            )
+            .await;
+        assert_eq!(again["unchanged"], true, "{again}");
+        assert!(again.get("update").is_none());
+
+        // The device downloads what it is offered, and only that.
+        let got = download(&app, &r20.token, &fix, &[]).await;
+        assert_eq!(got.status(), 200);
+        assert_eq!(got.bytes().await.unwrap().to_vec(), bytes);
+        assert_eq!(download(&app, &old.token, &fix, &[]).await.status(), 404);
+
+        // One installs and runs the fix; one claims it but keeps running r20.
+        assert_eq!(report(&app, &r19, &fix, "downloading", None).await.0, 201);
+        assert_eq!(report(&app, &r19, &fix, "installed", Some("6.3.0r21")).await.0, 201);
+        assert_eq!(poll(&app, &r19, "6.3.0r21").await["update"], Value::Null);
+        let (status, body) = report(&app, &r20, &fix, "installed", Some("6.3.0r21")).await;
+        assert_eq!(status, 201, "{body}");
+        poll(&app, &r20, "6.3.0r20").await;
+        flush(&app).await;
+
+        let acme = exposure(&app, &f.acme.admin.token, &f.advisory, "").await;
+        assert_eq!(counts(&acme), [1, 1, 1, 0, 1], "acme: {acme}");
+        let globex = exposure(&app, &f.globex.admin.token, &f.advisory, "").await;
+        assert_eq!(counts(&globex), [1, 0, 0, 0, 0], "globex: {globex}");
+        assert_eq!(globex["devices"].as_array().unwrap().len(), 1);
+        assert_eq!(globex["devices"][0]["name"], "gx-r20", "globex sees only its own");
+        let vendor = exposure(&app, &f.vendor.token, &f.advisory, "").await;
+        assert_eq!(counts(&vendor), [2, 1, 1, 0, 1], "vendor: {vendor}");
+        let grouped: Vec<(&str, i64)> = vendor["customers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| (c["customer"].as_str().unwrap(), c["affected"].as_i64().unwrap()))
+            .collect();
+        assert_eq!(grouped, [("acme", 1), ("globex", 1)]);
+
+        let claimed = exposure(&app, &f.acme.admin.token, &f.advisory, "?state=claimed_not_running").await;
+        let names: Vec<&str> = claimed["devices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["fw-r20"], "{claimed}");
+        assert_eq!(claimed["devices"][0]["claimed_not_running"], true);
+        let fixed = exposure(&app, &f.acme.admin.token, &f.advisory, "?state=fixed").await;
+        assert_eq!(fixed["devices"][0]["name"], "fw-r19");
+        assert_eq!(fixed["devices"][0]["version"], "6.3.0r21");
+        let (status, listed) = app
+            .get(
+                &format!(
+                    "/api/v1/devices?advisory={}&state=affected&label=site%3Dberlin",
+                    f.advisory
+                ),
+                &f.acme.admin.token,
+            )
+            .await;
+        assert_eq!((status, listed["total"].as_i64()), (200, Some(1)), "{listed}");
+        let csv = app
+            .client
+            .get(app.url(&format!("/api/v1/advisories/{}/exposure.csv", f.advisory)))
+            .bearer_auth(&f.acme.admin.token)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert_eq!(csv.lines().count(), 4, "{csv}");
+        assert!(
+            csv.lines()
+                .any(|l| l.contains("fw-r20") && l.contains(",affected,false,true,")),
+            "{csv}"
+        );
+
+        // The device page's history: the polls folded into one row per version.
+        let (_, detail) = app
+            .get(&format!("/api/v1/devices/{}", r19.id), &f.acme.admin.token)
+            .await;
+        let versions: Vec<&str> = detail["observations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["version"].as_str().unwrap())
+            .collect();
+        assert_eq!(versions, ["6.3.0r21", "6.3.0r19"], "{detail}");
+        let states: Vec<&str> = detail["reports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["state"].as_str().unwrap())
+            .collect();
+        assert_eq!(states, ["installed", "downloading"]);
+        let (_, r20_detail) = app
+            .get(&format!("/api/v1/devices/{}", r20.id), &f.acme.admin.token)
+            .await;
+        let history: Vec<(&str, &str, i64)> = r20_detail["observations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| {
+                (
+                    o["version"].as_str().unwrap(),
+                    o["source"].as_str().unwrap(),
+                    o["times"].as_i64().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            history,
+            [
+                ("6.3.0r20", "poll", 1),
+                ("6.3.0r21", "report", 1),
+                ("6.3.0r20", "admin", 2)
+            ],
+            "enrolment and first poll folded, the report's claim between: {r20_detail}"
+        );
+        assert_eq!(r20_detail["version"], "6.3.0r20", "a report is a claim, not what runs");
+
+        // A report for a patch never offered to the device is refused.
+        let (status, body) = report(&app, &old, &fix, "installed", None).await;
+        assert_eq!((status, error_code(&body)), (409, "conflict"), "{body}");
+
+        // Yank: polls stop offering it at once; reports about it are refused.
+        let (status, _) = app
+            .post(
+                &format!("/api/v1/patches/{fix}/yank"),
+                &f.vendor.token,
+                json!({"reason": "bricks SSG-500 with 1 GB RAM"}),
+            )
+            .await;
+        assert_eq!(status, 200);
+        assert_eq!(poll(&app, &r20, "6.3.0r20").await["update"], Value::Null);
+        let (status, body) = report(&app, &r20, &fix, "failed", None).await;
+        assert_eq!(status, 422, "a failed report needs a message: {body}");
+        let (status, body) = app
+            .post(
+                "/api/v1/device/report",
+                &r20.token,
+                json!({"patch_id": fix, "state": "failed", "message": "checksum mismatch"}),
+            )
+            .await;
+        assert_eq!(status, 409, "{body}");
+        assert!(
+            body["error"]["message"].as_str().unwrap().contains("bricks SSG-500"),
+            "{body}"
+        );
+
+        // A newer fix is offered.
+        let newer = publish_patch(&app, &f, "6.3.0r22", file_bytes(1000)).await;
+        assert_eq!(poll(&app, &r20, "6.3.0r20").await["update"]["patch_id"], newer);
+
+        // A revision that narrows the range changes exposure at once.
+        let revised = json!({
+            "title": "Unauthorized code in ScreenOS", "summary": "Backdoor.",
+            "cvss_v3": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H", "emergency": true,
+            "affected": [{"product": "screenos", "ranges": [{"introduced": "6.3.0r12", "fixed": "6.3.0r20"}]}],
+            "change_summary": "6.3.0r20 was never affected"
+        });
+        let (status, body) = app
+            .post(
+                &format!("/api/v1/advisories/{}/revisions", f.advisory),
+                &f.vendor.token,
+                revised,
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        let acme = exposure(&app, &f.acme.admin.token, &f.advisory, "").await;
+        assert_eq!(counts(&acme), [0, 2, 1, 0, 0], "after the revision: {acme}");
+
+        // Decommissioned: the token stops working, the history stays.
+        let (status, _) = app
+            .delete(&format!("/api/v1/devices/{}", r20.id), &f.acme.admin.token)
+            .await;
+        assert_eq!(status, 204);
+        let (status, body) = app
+            .post("/api/v1/device/poll", &r20.token, json!({"version": "6.3.0r20"}))
+            .await;
+        assert_eq!((status, error_code(&body)), (401, "unauthorized"), "{body}");
+        let (_, gone) = app
+            .get(&format!("/api/v1/devices/{}", r20.id), &f.acme.admin.token)
+            .await;
+        assert!(gone["decommissioned_at"].is_string(), "{gone}");
+        assert!(!gone["observations"].as_array().unwrap().is_empty());
+        let acme = exposure(&app, &f.acme.admin.token, &f.advisory, "").await;
+        assert_eq!(acme["fixed"], 1, "a decommissioned device no longer counts: {acme}");
+    }
+}
+
+#[actix_web::test]
+async fn enrolment_tokens_are_limited_and_say_why_they_refuse() {
+    for app in TestApp::each().await {
+        let f = fixture(&app).await;
+        let (status, token) = app
+            .post(
+                "/api/v1/enrollment-tokens",
+                &f.acme.admin.token,
+                json!({"max_uses": 1, "expires_in": "1h", "label": "berlin rack"}),
+            )
+            .await;
+        assert_eq!(status, 201, "{token}");
+        let secret = token["token"].as_str().unwrap();
+        let request = |name: &str| json!({"enrollment_token": secret, "name": name, "product": "screenos", "version": "6.3.0r20"});
+        let (status, device) = app.post("/api/v1/device/enroll", "", request("fw-1")).await;
+        assert_eq!(status, 201, "{device}");
+        let (status, me) = app.get("/api/v1/me", device["token"].as_str().unwrap()).await;
+        assert_eq!((status, me["customer"].as_str()), (200, Some("acme")), "{me}");
+        let (status, body) = app.post("/api/v1/device/enroll", "", request("fw-2")).await;
+        assert_eq!(status, 403, "{body}");
+        assert!(
+            body["error"]["message"].as_str().unwrap().contains("used 1 of 1"),
+            "{body}"
+        );
+        let (_, listed) = app.get("/api/v1/enrollment-tokens", &f.acme.admin.token).await;
+        assert_eq!(listed[0]["uses"], 1);
+        assert!(listed[0].get("token").is_none(), "the secret is shown once");
+
+        let (status, body) = app
+            .post(
+                "/api/v1/device/enroll",
+                "",
+                json!({"enrollment_token": "pwe_nope", "name": "x", "product": "screenos", "version": "1"}),
+            )
+            .await;
+        assert_eq!((status, error_code(&body)), (401, "unauthorized"), "{body}");
+
+        let (_, second) = app
+            .post("/api/v1/enrollment-tokens", &f.acme.admin.token, json!({"max_uses": 5}))
+            .await;
+        let id = second["id"].as_str().unwrap();
+        assert_eq!(
+            app.delete(&format!("/api/v1/enrollment-tokens/{id}"), &f.acme.admin.token)
+                .await
+                .0,
+            204
+        );
+        let (status, body) = app
+            .post(
+                "/api/v1/device/enroll",
+                "",
+                json!({"enrollment_token": second["token"], "name": "x", "product": "screenos", "version": "6.3.0r20"}),
+            )
+            .await;
+        assert_eq!(status, 403, "{body}");
+        assert!(body["error"]["message"].as_str().unwrap().contains("revoked"), "{body}");
+
+        // Not entitled: globex cannot enrol screenos devices.
+        let (status, body) = app
+            .post(
+                "/api/v1/devices",
+                &f.globex.admin.token,
+                json!({"name": "x", "product": "screenos"}),
+            )
+            .await;
+        assert_eq!(
+            (status, body["error"]["field"].as_str()),
+            (422, Some("product")),
+            "{body}"
+        );
+    }
+}
+
+#[actix_web::test]
+async fn bad_device_input_is_refused_and_writes_nothing() {
+    for app in TestApp::each().await {
+        let f = fixture(&app).await;
+        let device = enrol(&app, &f.acme.admin.token, "fw-1", "6.3.0r20").await;
+        let cases = [
+            (json!({"version": "6.3.0r20", "colour": "red"}), 422),
+            (json!({"version": 7}), 422),
+            (json!({"version": "not a version!"}), 422),
+            (json!({"version": "6.3.0r20", "image_sha256": "abc"}), 422),
+            (json!({"version": "6.3.0r20", "platform": "isg-2000"}), 422),
+            (json!({}), 422),
+        ];
+        for (body, expected) in cases {
+            let (status, answer) = app.post("/api/v1/device/poll", &device.token, body.clone()).await;
+            assert_eq!(status, expected, "{body} → {answer}");
+            assert!(!answer["error"]["message"].as_str().unwrap().is_empty());
+        }
+        let raw = app
+            .client
+            .post(app.url("/api/v1/device/poll"))
+            .bearer_auth(&device.token)
+            .header("content-type", "application/json")
+            .body("{\"version\": ")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(raw.status(), 400);
+        let huge = json!({"version": "x".repeat(400_000)});
+        assert_eq!(app.post("/api/v1/device/poll", &device.token, huge).await.0, 413);
+
+        let forged = format!("{}0", &device.token[..device.token.len() - 1]);
+        let (status, _) = app
+            .post("/api/v1/device/poll", &forged, json!({"version": "6.3.0r20"}))
+            .await;
+        assert_eq!(status, 401);
+        let (status, _) = app.get("/api/v1/patches", &device.token).await;
+        assert_eq!(status, 403, "a device token is not a user's");
+        let (status, _) = app
+            .post(
+                "/api/v1/device/poll",
+                &f.acme.admin.token,
+                json!({"version": "6.3.0r20"}),
+            )
+            .await;
+        assert_eq!(status, 403, "a user's token is not a device's");
+        let (status, body) = report(&app, &device, "not-an-id", "installed", None).await;
+        assert_eq!((status, body["error"]["field"].as_str()), (422, Some("patch_id")));
+        let (status, _) = report(&app, &device, "01900000-0000-7000-8000-000000000000", "sideways", None).await;
+        assert_eq!(status, 422);
+
+        flush(&app).await;
+        let (_, detail) = app
+            .get(&format!("/api/v1/devices/{}", device.id), &f.acme.admin.token)
+            .await;
+        assert_eq!(detail["reports"], json!([]), "{detail}");
+        let history = detail["observations"].as_array().unwrap();
+        assert_eq!(history.len(), 1, "only the enrolment's version: {detail}");
+        assert_eq!(history[0]["times"], 1);
+    }
+}
