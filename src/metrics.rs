@@ -1,11 +1,12 @@
-//! Prometheus metrics: requests by route and status, request latency, and the state
+//! Prometheus metrics: requests by route and status, request latency, the fleet held
+//! in memory (devices, queued and dropped observations), and the state
 //! of the database pool, rendered in the text exposition format.
 
 use std::time::Duration;
 
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
 
-use crate::db::Db;
+use crate::services::Services;
 
 pub struct Metrics {
     registry: Registry,
@@ -14,6 +15,9 @@ pub struct Metrics {
     pool_connections: IntGauge,
     pool_idle: IntGauge,
     database_down: IntGauge,
+    fleet_devices: IntGauge,
+    observations_queued: IntGauge,
+    observations_dropped: prometheus::IntCounter,
 }
 
 impl Metrics {
@@ -38,6 +42,18 @@ impl Metrics {
             "db_known_down",
             "1 while the database is known to be unreachable and requests are answered 503 at once",
         )?;
+        let fleet_devices = IntGauge::new("fleet_devices", "live devices this instance authenticates from memory")?;
+        let observations_queued = IntGauge::new(
+            "fleet_observations_queued",
+            "observations and offers waiting in memory to be written",
+        )?;
+        let observations_dropped = prometheus::IntCounter::new(
+            "fleet_observations_dropped_total",
+            "observations dropped because the queue was full while the database was away",
+        )?;
+        registry.register(Box::new(fleet_devices.clone()))?;
+        registry.register(Box::new(observations_queued.clone()))?;
+        registry.register(Box::new(observations_dropped.clone()))?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(latency.clone()))?;
         registry.register(Box::new(pool_connections.clone()))?;
@@ -50,6 +66,9 @@ impl Metrics {
             pool_connections,
             pool_idle,
             database_down,
+            fleet_devices,
+            observations_queued,
+            observations_dropped,
         })
     }
 
@@ -62,7 +81,16 @@ impl Metrics {
     }
 
     /// The exposition text, with the pool gauges read now.
-    pub fn render(&self, db: &Db) -> Result<String, prometheus::Error> {
+    pub fn render(&self, services: &Services) -> Result<String, prometheus::Error> {
+        let db = &services.db;
+        let fleet = &services.fleet;
+        self.fleet_devices
+            .set(i64::try_from(fleet.device_count()).unwrap_or(i64::MAX));
+        self.observations_queued
+            .set(i64::try_from(fleet.queue.len()).unwrap_or(i64::MAX));
+        let dropped = fleet.queue.dropped();
+        self.observations_dropped
+            .inc_by(dropped.saturating_sub(self.observations_dropped.get()));
         let (connections, idle) = db.pool_state();
         self.pool_connections.set(i64::from(connections));
         self.pool_idle.set(i64::from(idle));

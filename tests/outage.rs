@@ -92,3 +92,114 @@ async fn a_lost_database_answers_503_at_once_and_recovers_by_itself() {
         .await;
     assert_eq!(status, 201, "writes work again: {body}");
 }
+
+#[actix_web::test]
+#[ignore = "needs PostgreSQL: set PATCHWARDEN_TEST_POSTGRES_URL and run with -- --include-ignored, as CI does"]
+async fn polls_answer_from_memory_while_the_database_is_away() {
+    use support::patching::{draft, file_bytes, fixture, upload_file};
+    let admin_url = std::env::var(POSTGRES_ENV).expect("PATCHWARDEN_TEST_POSTGRES_URL must name the PostgreSQL server");
+    let upstream = url::Url::parse(&admin_url).unwrap();
+    let upstream = std::net::ToSocketAddrs::to_socket_addrs(&(
+        upstream.host_str().unwrap().to_owned(),
+        upstream.port().unwrap_or(5432),
+    ))
+    .unwrap()
+    .next()
+    .unwrap();
+    let proxy = Proxy::start(upstream);
+    let pg = PgDatabase::create();
+    let mut through_proxy = url::Url::parse(&pg.url).unwrap();
+    through_proxy.set_ip_host(proxy.address.ip()).unwrap();
+    through_proxy.set_port(Some(proxy.address.port())).unwrap();
+    support::on_backend(Backend::Postgres);
+    let data_dir = tempfile::tempdir().unwrap();
+    let app = TestApp::start_on(Backend::Postgres, through_proxy.to_string(), Some(pg), data_dir, &[]).await;
+    let f = fixture(&app).await;
+    let patch = draft(&app, &f, None).await;
+    assert_eq!(
+        upload_file(&app, &f.vendor.token, &patch, file_bytes(1024)).await.0,
+        200
+    );
+    let (status, _) = app
+        .post(
+            &format!("/api/v1/patches/{patch}/publish"),
+            &f.vendor.token,
+            serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let mut devices = Vec::new();
+    for n in 0..4 {
+        let (status, body) = app
+            .post(
+                "/api/v1/devices",
+                &f.acme.admin.token,
+                serde_json::json!({"name": format!("fw-{n}"), "product": "screenos", "platform": "ssg-500", "version": "6.3.0r18"}),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        devices.push((
+            body["id"].as_str().unwrap().to_owned(),
+            body["token"].as_str().unwrap().to_owned(),
+        ));
+    }
+
+    proxy.cut();
+    let mut polls = 0;
+    let outage = Instant::now();
+    // Polls under load for as long as the database is away (at least two seconds,
+    // so flushes and syncs fail underneath them).
+    while outage.elapsed() < Duration::from_secs(2) || polls < 200 {
+        let (_, token) = &devices[polls % devices.len()];
+        let (status, body) = app
+            .post("/api/v1/device/poll", token, serde_json::json!({"version": "6.3.0r19"}))
+            .await;
+        assert_eq!(status, 200, "poll {polls} during the outage: {body}");
+        assert_eq!(body["update"]["patch_id"], patch.as_str(), "{body}");
+        polls += 1;
+    }
+    // Other routes: once the database is known to be down, 503 at once.
+    let (status, _) = app.get("/api/v1/devices", &f.acme.admin.token).await;
+    assert_eq!(status, 503);
+    let started = Instant::now();
+    let (status, _) = app.get("/api/v1/devices", &f.acme.admin.token).await;
+    assert_eq!(status, 503);
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "other routes answer 503 at once"
+    );
+    assert!(
+        app.state.fleet.queue.len() >= devices.len(),
+        "the observations wait in memory"
+    );
+
+    proxy.restore();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if patchwarden::jobs::run_once(&app.state, patchwarden::jobs::Job::FlushObservations)
+            .await
+            .is_ok()
+            && app.state.fleet.queue.is_empty()
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the queued observations were not written within 30 s"
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+    }
+    for (id, _) in &devices {
+        let (status, detail) = app.get(&format!("/api/v1/devices/{id}"), &f.acme.admin.token).await;
+        assert_eq!(status, 200);
+        assert_eq!(detail["version"], "6.3.0r19", "seen during the outage: {detail}");
+        let latest = &detail["observations"][0];
+        assert_eq!(
+            (latest["version"].as_str(), latest["source"].as_str()),
+            (Some("6.3.0r19"), Some("poll"))
+        );
+        assert!(latest["times"].as_i64().unwrap() >= 50, "{latest}");
+    }
+    let (_, metrics) = app.get_text("/metrics").await;
+    assert!(metrics.contains("fleet_observations_dropped_total 0"), "{metrics}");
+}

@@ -8,7 +8,7 @@ use crate::state::AppState;
 pub async fn get_metrics(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
     let text = state
         .metrics
-        .render(&state.db)
+        .render(&state.services)
         .map_err(|err| AppError::Internal(anyhow::Error::new(err).context("rendering metrics")))?;
     Ok(HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(text))
 }
