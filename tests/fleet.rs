@@ -9,26 +9,8 @@ mod support;
 
 use patchwarden::jobs::{run_once, Job};
 use serde_json::{json, Value};
-use support::patching::{download, file_bytes, fixture, upload_file, Fixture};
+use support::patching::{download, file_bytes, fixture, publish_patch};
 use support::{error_code, TestApp};
-
-/// Publishes a patch to `version` that applies from 6.3.0r12 up to (not including) it.
-async fn publish_patch(app: &TestApp, f: &Fixture, version: &str, bytes: Vec<u8>) -> String {
-    let body = json!({
-        "product": "screenos", "version": version, "platform": "ssg-500",
-        "applies_to": [{"introduced": "6.3.0r12", "fixed": version}],
-        "fixes": [f.advisory], "filename": format!("screenos-{version}.bin")
-    });
-    let (status, created) = app.post("/api/v1/patches", &f.vendor.token, body).await;
-    assert_eq!(status, 201, "{created}");
-    let id = created["id"].as_str().unwrap().to_owned();
-    assert_eq!(upload_file(app, &f.vendor.token, &id, bytes).await.0, 200);
-    let (status, body) = app
-        .post(&format!("/api/v1/patches/{id}/publish"), &f.vendor.token, json!({}))
-        .await;
-    assert_eq!(status, 201, "{body}");
-    id
-}
 
 struct Device {
     id: String,

@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 use support::proxy::Proxy;
 use support::{error_code, Backend, PgDatabase, TestApp, POSTGRES_ENV};
 
-#[actix_web::test]
-#[ignore = "needs PostgreSQL: set PATCHWARDEN_TEST_POSTGRES_URL and run with -- --include-ignored, as CI does"]
-async fn a_lost_database_answers_503_at_once_and_recovers_by_itself() {
+/// A server on a fresh PostgreSQL database that it reaches through a proxy the test
+/// can cut.
+async fn behind_proxy() -> (Proxy, TestApp) {
     let admin_url = std::env::var(POSTGRES_ENV).expect("PATCHWARDEN_TEST_POSTGRES_URL must name the PostgreSQL server");
     let upstream = url::Url::parse(&admin_url).unwrap();
     let upstream = std::net::ToSocketAddrs::to_socket_addrs(&(
@@ -33,6 +33,13 @@ async fn a_lost_database_answers_503_at_once_and_recovers_by_itself() {
     support::on_backend(Backend::Postgres);
     let data_dir = tempfile::tempdir().unwrap();
     let app = TestApp::start_on(Backend::Postgres, through_proxy.to_string(), Some(pg), data_dir, &[]).await;
+    (proxy, app)
+}
+
+#[actix_web::test]
+#[ignore = "needs PostgreSQL: set PATCHWARDEN_TEST_POSTGRES_URL and run with -- --include-ignored, as CI does"]
+async fn a_lost_database_answers_503_at_once_and_recovers_by_itself() {
+    let (proxy, app) = behind_proxy().await;
     let vendor = app.with_vendor_admin().await;
     assert_eq!(app.get("/api/v1/me", &vendor.token).await.0, 200);
 
@@ -96,38 +103,10 @@ async fn a_lost_database_answers_503_at_once_and_recovers_by_itself() {
 #[actix_web::test]
 #[ignore = "needs PostgreSQL: set PATCHWARDEN_TEST_POSTGRES_URL and run with -- --include-ignored, as CI does"]
 async fn polls_answer_from_memory_while_the_database_is_away() {
-    use support::patching::{draft, file_bytes, fixture, upload_file};
-    let admin_url = std::env::var(POSTGRES_ENV).expect("PATCHWARDEN_TEST_POSTGRES_URL must name the PostgreSQL server");
-    let upstream = url::Url::parse(&admin_url).unwrap();
-    let upstream = std::net::ToSocketAddrs::to_socket_addrs(&(
-        upstream.host_str().unwrap().to_owned(),
-        upstream.port().unwrap_or(5432),
-    ))
-    .unwrap()
-    .next()
-    .unwrap();
-    let proxy = Proxy::start(upstream);
-    let pg = PgDatabase::create();
-    let mut through_proxy = url::Url::parse(&pg.url).unwrap();
-    through_proxy.set_ip_host(proxy.address.ip()).unwrap();
-    through_proxy.set_port(Some(proxy.address.port())).unwrap();
-    support::on_backend(Backend::Postgres);
-    let data_dir = tempfile::tempdir().unwrap();
-    let app = TestApp::start_on(Backend::Postgres, through_proxy.to_string(), Some(pg), data_dir, &[]).await;
+    use support::patching::{file_bytes, fixture, publish_patch};
+    let (proxy, app) = behind_proxy().await;
     let f = fixture(&app).await;
-    let patch = draft(&app, &f, None).await;
-    assert_eq!(
-        upload_file(&app, &f.vendor.token, &patch, file_bytes(1024)).await.0,
-        200
-    );
-    let (status, _) = app
-        .post(
-            &format!("/api/v1/patches/{patch}/publish"),
-            &f.vendor.token,
-            serde_json::json!({}),
-        )
-        .await;
-    assert_eq!(status, 201);
+    let patch = publish_patch(&app, &f, "6.3.0r21", file_bytes(1024)).await;
     let mut devices = Vec::new();
     for n in 0..4 {
         let (status, body) = app

@@ -165,7 +165,9 @@ async fn prove(req: &HttpRequest) -> Result<Proven, AppError> {
         Err(err) => Some(Err(err.into())),
         Ok(None) => None,
         Ok(Some(token))
-            if token.starts_with(DEVICE_TOKEN_PREFIX) && token[DEVICE_TOKEN_PREFIX.len()..].starts_with('_') =>
+            if token
+                .strip_prefix(DEVICE_TOKEN_PREFIX)
+                .is_some_and(|rest| rest.starts_with('_')) =>
         {
             // Devices are authenticated from memory: the poll never waits on the database.
             device = Some(

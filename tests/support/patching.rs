@@ -70,6 +70,24 @@ pub async fn draft(app: &TestApp, f: &Fixture, sha256: Option<String>) -> String
     created["id"].as_str().unwrap().to_owned()
 }
 
+/// Publishes a patch to `version` that applies from 6.3.0r12 up to (not including) it.
+pub async fn publish_patch(app: &TestApp, f: &Fixture, version: &str, bytes: Vec<u8>) -> String {
+    let body = json!({
+        "product": "screenos", "version": version, "platform": "ssg-500",
+        "applies_to": [{"introduced": "6.3.0r12", "fixed": version}],
+        "fixes": [f.advisory], "filename": format!("screenos-{version}.bin")
+    });
+    let (status, created) = app.post("/api/v1/patches", &f.vendor.token, body).await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    assert_eq!(upload_file(app, &f.vendor.token, &id, bytes).await.0, 200);
+    let (status, body) = app
+        .post(&format!("/api/v1/patches/{id}/publish"), &f.vendor.token, json!({}))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    id
+}
+
 /// Sends `bytes` as the draft's file in one `PUT`.
 pub async fn upload_file(app: &TestApp, token: &str, id: &str, bytes: Vec<u8>) -> (u16, serde_json::Value) {
     let response = app

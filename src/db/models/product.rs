@@ -56,6 +56,14 @@ impl Product {
             .optional()
     }
 
+    pub fn find(conn: &mut DbConnection, id: &ProductId) -> QueryResult<Option<Product>> {
+        products::table
+            .find(id)
+            .select(Product::as_select())
+            .first(conn)
+            .optional()
+    }
+
     pub fn list(conn: &mut DbConnection) -> QueryResult<Vec<Product>> {
         products::table
             .order(products::slug)

@@ -24,7 +24,7 @@ use crate::secrets::{IssuedToken, PresentedToken};
 use crate::services::{ServiceError, Services};
 
 use super::cache::DEVICE_TOKEN_PREFIX;
-use super::Fleet;
+use super::{scoped_customer, Fleet};
 
 /// Prefix of enrolment tokens: `pwe_<lookup>_<secret>`.
 pub const ENROLLMENT_TOKEN_PREFIX: &str = "pwe";
@@ -408,10 +408,7 @@ pub async fn detail(services: &Services, scope: &Scope, id: String) -> Result<De
         .db
         .run(move |conn| {
             let (device, customer) = visible(conn, &scope, &id)?;
-            let product = Product::list(conn)?
-                .into_iter()
-                .find(|p| p.id == device.product_id)
-                .ok_or(ServiceError::NotFound("product"))?;
+            let product = Product::find(conn, &device.product_id)?.ok_or(ServiceError::NotFound("product"))?;
             Ok(DeviceDetail {
                 labels: DeviceRecord::labels(conn, &device.id)?,
                 observations: ObservationRecord::of_device(conn, &device.id, HISTORY_ROWS)?,
@@ -468,15 +465,7 @@ pub async fn list(
     services
         .db
         .run(move |conn| {
-            let customer = match (&scope, &query.customer) {
-                (Scope::Customer(own), _) => Some(own.clone()),
-                (Scope::Vendor, Some(slug)) => Some(
-                    crate::db::models::Customer::find_by_slug(conn, slug)?
-                        .ok_or(ServiceError::NotFound("customer"))?
-                        .id,
-                ),
-                (Scope::Vendor, None) => None,
-            };
+            let customer = scoped_customer(conn, &scope, query.customer.as_deref())?;
             let filter = DeviceFilter {
                 customer,
                 label: query.label,

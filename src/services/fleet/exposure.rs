@@ -21,6 +21,8 @@ use crate::ids::{AdvisoryId, CustomerId, PatchId, ProductId};
 use crate::services::advisories::{current_input, find, Catalogue};
 use crate::services::{ServiceError, Services};
 
+use super::scoped_customer;
+
 /// Device counts of one advisory.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Counts {
@@ -140,9 +142,13 @@ struct Rules {
 }
 
 impl Rules {
-    fn load(conn: &mut DbConnection, record: AdvisoryRecord, stall_after: TimeDelta) -> Result<Rules, ServiceError> {
+    fn load(
+        conn: &mut DbConnection,
+        catalogue: &Catalogue,
+        record: AdvisoryRecord,
+        stall_after: TimeDelta,
+    ) -> Result<Rules, ServiceError> {
         let public_id = record.public_id.clone().ok_or(ServiceError::NotFound("advisory"))?;
-        let catalogue = Catalogue::load(conn)?;
         let advisory = catalogue.validate(&current_input(&record)?, Completeness::Publish)?;
         let mut products = HashMap::new();
         for affected in &advisory.affected {
@@ -190,6 +196,20 @@ impl Rules {
 
     fn fixes(&self, patch: Option<&PatchId>) -> bool {
         patch.is_some_and(|p| self.fixing.contains(p))
+    }
+
+    /// Reads the device groups of this advisory's products (of one customer, or of
+    /// all) and counts them by customer; the groups are returned for device filters.
+    fn tally(
+        &mut self,
+        conn: &mut DbConnection,
+        customer: Option<&CustomerId>,
+    ) -> Result<(Vec<DeviceGroup>, HashMap<CustomerId, Counts>), ServiceError> {
+        let products = self.product_ids();
+        let groups = device_groups(conn, &products, customer)?;
+        let stalled = stalled_groups(conn, &products, customer, self.stall_before, &in_progress())?;
+        let counts = self.count(&groups, &stalled);
+        Ok((groups, counts))
     }
 
     /// Counts groups by customer.
@@ -251,13 +271,7 @@ impl Rules {
                 ExposureState::Affected
             }
             StateFilter::Stalled => {
-                filter.report_states = Some(
-                    ReportState::ALL
-                        .iter()
-                        .filter(|s| s.in_progress())
-                        .map(|s| s.as_str().to_owned())
-                        .collect(),
-                );
+                filter.report_states = Some(in_progress().into_iter().map(str::to_owned).collect());
                 filter.report_patches = Some(self.fixing.iter().cloned().collect());
                 filter.report_before = Some(self.stall_before);
                 ExposureState::Affected
@@ -309,6 +323,15 @@ impl Rules {
     }
 }
 
+/// The install steps a device can stall in, as stored.
+fn in_progress() -> Vec<&'static str> {
+    ReportState::ALL
+        .iter()
+        .filter(|s| s.in_progress())
+        .map(|s| s.as_str())
+        .collect()
+}
+
 fn published(conn: &mut DbConnection, key: &str) -> Result<AdvisoryRecord, ServiceError> {
     let record = find(conn, key)?;
     if record.status != AdvisoryStatus::Published {
@@ -334,25 +357,10 @@ pub async fn exposure(
         .db
         .run(move |conn| {
             let record = published(conn, &key)?;
-            let mut rules = Rules::load(conn, record, stall)?;
-            let customer = match (&scope, &query.customer) {
-                (Scope::Customer(own), _) => Some(own.clone()),
-                (Scope::Vendor, Some(slug)) => Some(
-                    crate::db::models::Customer::find_by_slug(conn, slug)?
-                        .ok_or(ServiceError::NotFound("customer"))?
-                        .id,
-                ),
-                (Scope::Vendor, None) => None,
-            };
-            let products = rules.product_ids();
-            let groups = device_groups(conn, &products, customer.as_ref())?;
-            let in_progress: Vec<&str> = ReportState::ALL
-                .iter()
-                .filter(|s| s.in_progress())
-                .map(|s| s.as_str())
-                .collect();
-            let stalled = stalled_groups(conn, &products, customer.as_ref(), rules.stall_before, &in_progress)?;
-            let by_customer = rules.count(&groups, &stalled);
+            let catalogue = Catalogue::load(conn)?;
+            let mut rules = Rules::load(conn, &catalogue, record, stall)?;
+            let customer = scoped_customer(conn, &scope, query.customer.as_deref())?;
+            let (groups, by_customer) = rules.tally(conn, customer.as_ref())?;
             let ids: Vec<CustomerId> = by_customer.keys().cloned().collect();
             let slugs: HashMap<CustomerId, String> = customer_slugs(conn, &ids)?.into_iter().collect();
             let mut counts = Counts::default();
@@ -418,25 +426,18 @@ pub async fn dashboard(services: &Services, customer: Option<CustomerId>) -> Res
     services
         .db
         .run(move |conn| {
+            let catalogue = Catalogue::load(conn)?;
             let mut entries = Vec::new();
             for record in AdvisoryRecord::list_all(conn)? {
                 if record.status != AdvisoryStatus::Published {
                     continue;
                 }
-                let mut rules = Rules::load(conn, record, stall)?;
-                let products = rules.product_ids();
-                if products.is_empty() {
+                let mut rules = Rules::load(conn, &catalogue, record, stall)?;
+                if rules.products.is_empty() {
                     continue;
                 }
-                let groups = device_groups(conn, &products, customer.as_ref())?;
-                let in_progress: Vec<&str> = ReportState::ALL
-                    .iter()
-                    .filter(|s| s.in_progress())
-                    .map(|s| s.as_str())
-                    .collect();
-                let stalled = stalled_groups(conn, &products, customer.as_ref(), rules.stall_before, &in_progress)?;
                 let mut counts = Counts::default();
-                for c in rules.count(&groups, &stalled).values() {
+                for c in rules.tally(conn, customer.as_ref())?.1.values() {
                     counts.add(c);
                 }
                 if counts.concerned() == 0 {
@@ -487,16 +488,15 @@ pub async fn snapshot(services: &Services) -> Result<usize, ServiceError> {
             let hour = now()
                 .duration_trunc(TimeDelta::hours(1))
                 .map_err(|e| ServiceError::internal("the hour", e))?;
+            let catalogue = Catalogue::load(conn)?;
             let mut written = 0;
             for record in AdvisoryRecord::list_all(conn)? {
                 if record.status != AdvisoryStatus::Published {
                     continue;
                 }
                 let advisory_id: AdvisoryId = record.id.clone();
-                let mut rules = Rules::load(conn, record, stall)?;
-                let products = rules.product_ids();
-                let groups = device_groups(conn, &products, None)?;
-                for (customer, counts) in rules.count(&groups, &[]) {
+                let mut rules = Rules::load(conn, &catalogue, record, stall)?;
+                for (customer, counts) in rules.tally(conn, None)?.1 {
                     ExposurePoint::upsert(
                         conn,
                         &ExposurePoint {

@@ -21,7 +21,29 @@ pub mod poll;
 
 pub use cache::{DeviceEntry, Fleet, DEVICE_TOKEN_PREFIX};
 
-use crate::services::Services;
+use crate::db::models::Customer;
+use crate::db::DbConnection;
+use crate::domain::Scope;
+use crate::ids::CustomerId;
+use crate::services::{ServiceError, Services};
+
+/// The customer a fleet read is limited to: a customer admin's own whatever it
+/// asked; for the vendor the customer `slug` names, or every customer.
+pub fn scoped_customer(
+    conn: &mut DbConnection,
+    scope: &Scope,
+    slug: Option<&str>,
+) -> Result<Option<CustomerId>, ServiceError> {
+    match (scope, slug) {
+        (Scope::Customer(own), _) => Ok(Some(own.clone())),
+        (Scope::Vendor, Some(slug)) => Ok(Some(
+            Customer::find_by_slug(conn, slug)?
+                .ok_or(ServiceError::NotFound("customer"))?
+                .id,
+        )),
+        (Scope::Vendor, None) => Ok(None),
+    }
+}
 
 /// Brings this instance's fleet copy up to date after a change it committed. A
 /// failure here does not undo the change: it is logged, and the sync job, which
