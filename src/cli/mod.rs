@@ -4,7 +4,7 @@
 
 mod keys;
 
-use std::io::BufRead;
+use std::io::{BufRead, Write};
 use std::net::TcpListener;
 use std::path::PathBuf;
 
@@ -20,6 +20,7 @@ use patchwarden::jobs::{self, Job};
 use patchwarden::secrets::hash_password;
 use patchwarden::server;
 use patchwarden::services::accounts::{self, UserDraft};
+use patchwarden::services::fleet::devices::{self, DeviceDraft};
 use patchwarden::services::fleet::flush::flush;
 use patchwarden::services::{ServiceError, Services};
 use patchwarden::state::AppState;
@@ -80,6 +81,11 @@ pub enum Command {
         #[command(subcommand)]
         action: CustomerCommand,
     },
+    /// Manage devices.
+    Device {
+        #[command(subcommand)]
+        action: DeviceCommand,
+    },
     /// Manage users.
     User {
         #[command(subcommand)]
@@ -94,6 +100,21 @@ pub enum Command {
     Job {
         #[command(subcommand)]
         action: JobCommand,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum DeviceCommand {
+    /// Enrol many devices of a customer at once, all or none. Reads JSON lines, one
+    /// device each, as `POST /api/v1/devices` takes it
+    /// (`{"name","product","platform"?,"version"?,"labels"?}`); prints one JSON line
+    /// per device with its id and token (shown only here).
+    Import {
+        #[arg(long)]
+        customer: String,
+        /// The JSON-lines file; `-` for standard input.
+        #[arg(long, value_name = "FILE")]
+        file: PathBuf,
     },
 }
 
@@ -286,6 +307,33 @@ pub fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 tracing::info!(migration = %version, "applied migration");
             }
             println!("{} migration(s) applied to {}", applied.len(), config.database);
+            Ok(())
+        }
+        Command::Device {
+            action: DeviceCommand::Import { customer, file },
+        } => {
+            let text = if file.as_os_str() == "-" {
+                std::io::read_to_string(std::io::stdin()).context("reading standard input")?
+            } else {
+                std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?
+            };
+            let mut drafts = Vec::new();
+            for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+                drafts.push(serde_json::from_str::<DeviceDraft>(line).with_context(|| format!("line {}", n + 1))?);
+            }
+            let mut conn = open_db(&config)?;
+            let enrolled = devices::import(&mut conn, &customer, drafts).map_err(cli_error)?;
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            for device in &enrolled {
+                let line = serde_json::json!({
+                    "id": device.device.id,
+                    "name": device.device.name,
+                    "token": device.token.plaintext(),
+                });
+                writeln!(out, "{line}")?;
+            }
+            out.flush()?;
+            eprintln!("enrolled {} device(s) for {customer}", enrolled.len());
             Ok(())
         }
         Command::Customer { action } => {

@@ -109,6 +109,7 @@ diesel::table! {
         version -> Nullable<Text>,
         image_sha256 -> Nullable<Text>,
         version_source -> Nullable<Text>,
+        latest_observation_id -> Nullable<Text>,
         last_seen_at -> Nullable<Timestamp>,
         report_patch_id -> Nullable<Text>,
         report_state -> Nullable<Text>,

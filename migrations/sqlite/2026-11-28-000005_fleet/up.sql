@@ -40,6 +40,7 @@ CREATE TABLE devices (
     version TEXT,
     image_sha256 TEXT,
     version_source TEXT,
+    latest_observation_id TEXT,
     last_seen_at TIMESTAMP,
     report_patch_id TEXT REFERENCES patches (id),
     report_state TEXT,

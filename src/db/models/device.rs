@@ -10,7 +10,7 @@ use crate::db::schema::{customers, device_labels, devices, fleet_state, products
 use crate::db::{DbBackend, DbConnection};
 use crate::domain::state::Maybe;
 use crate::domain::{ObservationSource, ReportState};
-use crate::ids::{CustomerId, DeviceId, EnrollmentTokenId, PatchId, ProductId};
+use crate::ids::{CustomerId, DeviceId, EnrollmentTokenId, ObservationId, PatchId, ProductId};
 
 #[derive(Clone, Debug, Queryable, Selectable, Identifiable)]
 #[diesel(table_name = devices)]
@@ -30,6 +30,8 @@ pub struct DeviceRecord {
     pub image_sha256: Option<String>,
     #[diesel(deserialize_as = Option<String>)]
     pub version_source: Maybe<ObservationSource>,
+    /// The newest row of its observation history.
+    pub latest_observation_id: Option<ObservationId>,
     pub last_seen_at: Option<NaiveDateTime>,
     /// The latest install report: which patch, what step, when.
     pub report_patch_id: Option<PatchId>,
@@ -248,11 +250,11 @@ impl DeviceRecord {
             .execute(conn)
     }
 
-    /// Moves `last_seen_at` forward to `at` (never back).
-    pub fn seen(conn: &mut DbConnection, id: &DeviceId, at: NaiveDateTime) -> QueryResult<usize> {
+    /// Moves `last_seen_at` of devices `ids` forward to `at` (never back).
+    pub fn seen(conn: &mut DbConnection, ids: &[&DeviceId], at: NaiveDateTime) -> QueryResult<usize> {
         diesel::update(
             devices::table
-                .find(id)
+                .filter(devices::id.eq_any(ids))
                 .filter(devices::last_seen_at.is_null().or(devices::last_seen_at.lt(at))),
         )
         .set(devices::last_seen_at.eq(at))

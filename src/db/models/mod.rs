@@ -22,7 +22,7 @@ pub use api_token::{ApiToken, NewApiToken};
 pub use customer::{Customer, NewCustomer};
 pub use device::{DeviceFilter, DeviceRecord, Generations, NamedDevice, NewDevice};
 pub use enrollment::EnrollmentToken;
-pub use observation::{ObservationRecord, Offers, Seen};
+pub use observation::{Latest, ObservationRecord, Offers, Seen};
 pub use patch::{NewPatch, PatchRecord, PatchView};
 pub use product::{NewProduct, Product};
 pub use report::ReportRecord;

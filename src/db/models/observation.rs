@@ -6,7 +6,7 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use crate::db::schema::{device_offers, observations};
+use crate::db::schema::{device_offers, devices, observations};
 use crate::db::DbConnection;
 use crate::domain::ObservationSource;
 use crate::ids::{DeviceId, ObservationId, PatchId};
@@ -28,6 +28,24 @@ pub struct ObservationRecord {
     pub times: i64,
 }
 
+/// An observation's time as stored: to the second, so that the sightings of one
+/// second are written together and histories order the same on both backends.
+pub fn to_the_second(at: NaiveDateTime) -> NaiveDateTime {
+    chrono::DurationRound::duration_trunc(at, chrono::TimeDelta::seconds(1)).unwrap_or(at)
+}
+
+/// A device's latest observation row and its recorded running version.
+#[derive(Clone, Debug, Queryable)]
+pub struct Latest {
+    pub device: DeviceId,
+    pub row: ObservationId,
+    pub version: String,
+    pub image_sha256: Option<String>,
+    pub running_version: Option<String>,
+    pub running_image: Option<String>,
+    pub running_source: Option<String>,
+}
+
 /// One observation to record.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Seen {
@@ -43,7 +61,7 @@ pub struct Seen {
 
 impl ObservationRecord {
     /// Records `seen`, folding it into the device's latest row when that row saw the
-    /// same version and image.
+    /// same version and image; a new row becomes the device's latest.
     pub fn record(conn: &mut DbConnection, seen: &Seen) -> QueryResult<()> {
         let latest: Option<ObservationRecord> = observations::table
             .filter(observations::device_id.eq(&seen.device))
@@ -62,9 +80,10 @@ impl ObservationRecord {
                     .execute(conn)?;
             }
             _ => {
+                let id = ObservationId::generate();
                 diesel::insert_into(observations::table)
                     .values((
-                        observations::id.eq(ObservationId::generate()),
+                        observations::id.eq(&id),
                         observations::device_id.eq(&seen.device),
                         observations::version.eq(&seen.version),
                         observations::image_sha256.eq(&seen.image_sha256),
@@ -75,9 +94,52 @@ impl ObservationRecord {
                         observations::times.eq(seen.times),
                     ))
                     .execute(conn)?;
+                diesel::update(devices::table.find(&seen.device))
+                    .set(devices::latest_observation_id.eq(&id))
+                    .execute(conn)?;
             }
         }
         Ok(())
+    }
+
+    /// Folds one more sighting into each of the rows `ids` (each a device's latest):
+    /// `times` more, last seen at `at` (never earlier than it was), by `source`.
+    pub fn fold(
+        conn: &mut DbConnection,
+        ids: &[&ObservationId],
+        at: NaiveDateTime,
+        times: i64,
+        source: ObservationSource,
+    ) -> QueryResult<usize> {
+        diesel::update(observations::table.filter(observations::id.eq_any(ids)))
+            .set((
+                observations::last_seen_at.eq(diesel::dsl::case_when::<_, _, diesel::sql_types::Timestamp>(
+                    observations::last_seen_at.lt(at),
+                    at,
+                )
+                .otherwise(observations::last_seen_at)),
+                observations::last_source.eq(source.as_str()),
+                observations::times.eq(observations::times + times),
+            ))
+            .execute(conn)
+    }
+
+    /// The latest observation row of each of the devices `ids` that has one, with
+    /// what the device is recorded as running: what a flush folds into.
+    pub fn latest_of(conn: &mut DbConnection, ids: &[&DeviceId]) -> QueryResult<Vec<Latest>> {
+        devices::table
+            .inner_join(observations::table.on(devices::latest_observation_id.eq(observations::id.nullable())))
+            .filter(devices::id.eq_any(ids))
+            .select((
+                devices::id,
+                observations::id,
+                observations::version,
+                observations::image_sha256,
+                devices::version,
+                devices::image_sha256,
+                devices::version_source,
+            ))
+            .load(conn)
     }
 
     /// A device's history, newest first, at most `limit` rows.

@@ -10,6 +10,7 @@ use chrono::{NaiveDateTime, TimeDelta};
 use diesel::Connection;
 use serde::Deserialize;
 
+use crate::db::models::observation::to_the_second;
 use crate::db::models::patch::is_entitled;
 use crate::db::models::{
     now, DeviceFilter, DeviceRecord, EnrollmentToken, Generations, NamedDevice, NewDevice, ObservationRecord, Product,
@@ -142,13 +143,13 @@ fn insert_device(
     checked: &Checked,
     enrollment_token: Option<&EnrollmentTokenId>,
     source: ObservationSource,
+    seq: i64,
 ) -> Result<Enrolled, ServiceError> {
     let token = IssuedToken::generate(DEVICE_TOKEN_PREFIX);
     let id = DeviceId::generate();
     let at = now();
     let labels_json = serde_json::to_string(&checked.labels.iter().cloned().collect::<BTreeMap<_, _>>())
         .map_err(|e| ServiceError::internal("labels", e))?;
-    let seq = Generations::next_device_change(conn)?;
     DeviceRecord::insert(
         conn,
         &NewDevice {
@@ -170,6 +171,7 @@ fn insert_device(
         &checked.labels,
     )?;
     if let Some(version) = &checked.version {
+        let at = to_the_second(at);
         ObservationRecord::record(
             conn,
             &Seen {
@@ -216,13 +218,52 @@ pub async fn enrol(services: &Services, caller: &Caller, draft: DeviceDraft) -> 
                     draft.version.as_deref(),
                     draft.labels,
                 )?;
-                insert_device(conn, &customer, &checked, None, ObservationSource::Admin)
+                let seq = Generations::next_device_change(conn)?;
+                insert_device(conn, &customer, &checked, None, ObservationSource::Admin, seq)
             })
         })
         .await?;
     Fleet::sync(services).await?;
     tracing::info!(device.id = %enrolled.device.id, user.id = %caller.user, "enrolled device");
     Ok(enrolled)
+}
+
+/// Enrols many devices of customer `slug` at once (provisioning at the factory or
+/// a migration), all or none; returns each with its token.
+pub fn import(conn: &mut DbConnection, slug: &str, drafts: Vec<DeviceDraft>) -> Result<Vec<Enrolled>, ServiceError> {
+    conn.transaction(|conn| {
+        let customer = crate::db::models::Customer::find_by_slug(conn, slug)?
+            .ok_or_else(|| ServiceError::invalid("customer", format!("there is no customer `{slug}`")))?;
+        let seq = Generations::next_device_change(conn)?;
+        let mut enrolled = Vec::with_capacity(drafts.len());
+        for (line, draft) in drafts.into_iter().enumerate() {
+            let checked = check_device(
+                conn,
+                &customer.id,
+                &draft.name,
+                &draft.product,
+                draft.platform.as_deref(),
+                draft.version.as_deref(),
+                draft.labels,
+            )
+            .map_err(|err| match err {
+                ServiceError::Invalid { field, message } => ServiceError::Invalid {
+                    field: field.map(|f| format!("line {}: {f}", line + 1)),
+                    message: format!("line {}: {message}", line + 1),
+                },
+                other => other,
+            })?;
+            enrolled.push(insert_device(
+                conn,
+                &customer.id,
+                &checked,
+                None,
+                ObservationSource::Admin,
+                seq,
+            )?);
+        }
+        Ok(enrolled)
+    })
 }
 
 /// Enrols a device that presents an enrolment token; rate limited per token and
@@ -263,12 +304,14 @@ pub async fn enrol_with_token(
                 if !EnrollmentToken::spend(conn, &token.id)? {
                     return Err(exhausted(&token));
                 }
+                let seq = Generations::next_device_change(conn)?;
                 insert_device(
                     conn,
                     &token.customer_id,
                     &checked,
                     Some(&token.id),
                     ObservationSource::Poll,
+                    seq,
                 )
             })
         })

@@ -1,36 +1,83 @@
-//! Writes the queued observations and offers: each observation folded into the
-//! device's history, the device's last-seen time and running version moved on, each
-//! offer recorded once. One transaction per batch; a batch that cannot be written
-//! because the database is away goes back to the queue for the next flush.
+//! Writes the queued observations and offers in one transaction per batch. The
+//! common case — a device seen again running what its latest history row says — is
+//! written in bulk: the batch's devices' latest rows are read in a few queries, and
+//! the rows and last-seen times are moved on with one statement per distinct time.
+//! A changed version or image gets a row of its own, and moves the device's
+//! running version when a poll, pull or administrator (not a report) showed it. A
+//! batch that cannot be written because the database is away goes back to the queue.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::NaiveDateTime;
 use diesel::Connection;
 
-use crate::db::models::{DeviceRecord, ObservationRecord, Offers, Seen};
+use crate::db::models::{DeviceRecord, Latest, ObservationRecord, Offers, Seen};
 use crate::db::DbConnection;
-use crate::ids::DeviceId;
+use crate::domain::ObservationSource;
+use crate::ids::{DeviceId, ObservationId};
 use crate::services::error::is_unique_violation;
 use crate::services::{ServiceError, Services};
 
 use super::observations::Batch;
 
+/// Ids per statement, within the bind-parameter limits of both backends.
+const CHUNK: usize = 10_000;
+
 fn write(conn: &mut DbConnection, batch: &Batch) -> Result<(), ServiceError> {
     conn.transaction(|conn| {
-        let mut last_seen: HashMap<&DeviceId, NaiveDateTime> = HashMap::new();
+        let devices: Vec<&DeviceId> = {
+            let mut unique = HashSet::new();
+            batch
+                .seen
+                .iter()
+                .map(|s| &s.device)
+                .filter(|d| unique.insert(*d))
+                .collect()
+        };
+        let mut latest: HashMap<DeviceId, Latest> = HashMap::with_capacity(devices.len());
+        for chunk in devices.chunks(CHUNK) {
+            latest.extend(
+                ObservationRecord::latest_of(conn, chunk)?
+                    .into_iter()
+                    .map(|l| (l.device.clone(), l)),
+            );
+        }
+
+        let mut folds: HashMap<(NaiveDateTime, i64, ObservationSource), Vec<&ObservationId>> = HashMap::new();
+        let mut changed: HashSet<&DeviceId> = HashSet::new();
+        let mut new_rows: Vec<&Seen> = Vec::new();
         let mut running: HashMap<&DeviceId, &Seen> = HashMap::new();
+        let mut last_seen: HashMap<&DeviceId, NaiveDateTime> = HashMap::new();
         for seen in &batch.seen {
-            ObservationRecord::record(conn, seen)?;
-            let latest = last_seen.entry(&seen.device).or_insert(seen.last_seen_at);
-            *latest = (*latest).max(seen.last_seen_at);
+            let same_row = latest
+                .get(&seen.device)
+                .filter(|_| !changed.contains(&seen.device))
+                .filter(|l| l.version == seen.version && l.image_sha256 == seen.image_sha256);
+            match same_row {
+                Some(l) => folds
+                    .entry((seen.last_seen_at, seen.times, seen.last_source))
+                    .or_default()
+                    .push(&l.row),
+                None => {
+                    changed.insert(&seen.device);
+                    new_rows.push(seen);
+                }
+            }
             if seen.source.shows_running() || seen.last_source.shows_running() {
                 running.insert(&seen.device, seen);
             }
+            let at = last_seen.entry(&seen.device).or_insert(seen.last_seen_at);
+            *at = (*at).max(seen.last_seen_at);
         }
-        for (device, at) in last_seen {
-            DeviceRecord::seen(conn, device, at)?;
+
+        for ((at, times, source), rows) in &folds {
+            for chunk in rows.chunks(CHUNK) {
+                ObservationRecord::fold(conn, chunk, *at, *times, *source)?;
+            }
+        }
+        for seen in new_rows {
+            ObservationRecord::record(conn, seen)?;
         }
         for (device, seen) in running {
             let source = if seen.last_source.shows_running() {
@@ -38,8 +85,25 @@ fn write(conn: &mut DbConnection, batch: &Batch) -> Result<(), ServiceError> {
             } else {
                 seen.source
             };
-            DeviceRecord::set_running(conn, device, &seen.version, seen.image_sha256.as_deref(), source)?;
+            let recorded = latest.get(device).is_some_and(|l| {
+                l.running_version.as_deref() == Some(seen.version.as_str())
+                    && l.running_image == seen.image_sha256
+                    && l.running_source.as_deref() == Some(source.as_str())
+            });
+            if !recorded {
+                DeviceRecord::set_running(conn, device, &seen.version, seen.image_sha256.as_deref(), source)?;
+            }
         }
+        let mut by_time: HashMap<NaiveDateTime, Vec<&DeviceId>> = HashMap::new();
+        for (device, at) in last_seen {
+            by_time.entry(at).or_default().push(device);
+        }
+        for (at, devices) in by_time {
+            for chunk in devices.chunks(CHUNK) {
+                DeviceRecord::seen(conn, chunk, at)?;
+            }
+        }
+
         for (device, patch, at) in &batch.offers {
             // Another instance may record the same offer at the same moment.
             match conn.transaction(|conn| Offers::record(conn, device, patch, *at)) {

@@ -10,6 +10,7 @@ use std::sync::Mutex;
 
 use chrono::NaiveDateTime;
 
+use crate::db::models::observation::to_the_second;
 use crate::db::models::Seen;
 use crate::domain::ObservationSource;
 use crate::ids::{DeviceId, PatchId};
@@ -107,7 +108,8 @@ impl ObservationQueue {
         self.offered.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Records that `device` was seen running `version` (and image) at `at`.
+    /// Records that `device` was seen running `version` (and image) at `at`, kept to
+    /// the second: sightings of one second are written together.
     pub fn observe(
         &self,
         device: &DeviceId,
@@ -116,6 +118,7 @@ impl ObservationQueue {
         source: ObservationSource,
         at: NaiveDateTime,
     ) {
+        let at = to_the_second(at);
         let seen = Seen {
             device: device.clone(),
             version: version.to_owned(),

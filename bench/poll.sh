@@ -1,0 +1,196 @@
+#!/usr/bin/env bash
+# The device poll at fleet scale: 100,000 enrolled devices, 128 concurrent
+# connections, each request with another device's token, against nginx answering
+# the same bytes from a static file, runs interleaved; plus the exposure of one
+# advisory over the whole fleet on SQLite and on PostgreSQL, and the server's peak
+# memory. Loopback only; every load run is bounded in time.
+#
+#   bench/poll.sh [DEVICES] [SECONDS] [ROUNDS]      (defaults: 100000, 15 s, 2)
+#
+# Needs: nginx, wrk, curl, python3, a release build (`cargo build --release`;
+# CARGO_TARGET_DIR is honoured) and, for the PostgreSQL exposure timing, a server at
+# BENCH_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/test) where a
+# database can be created.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+devices=${1:-100000}
+seconds=${2:-15}
+rounds=${3:-2}
+target=${CARGO_TARGET_DIR:-target}
+bin="$(pwd)/$target/release/patchwarden"
+[ -x "$bin" ] || bin="$target/release/patchwarden"
+[ -x "$bin" ] || { echo "build first: cargo build --release" >&2; exit 1; }
+for tool in nginx wrk curl python3; do command -v "$tool" >/dev/null || { echo "missing $tool" >&2; exit 1; }; done
+pg_admin=${BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}
+
+work=$(mktemp -d)
+pw_pid=""; nginx_started=""; pg_db=""
+cleanup() {
+  [ -n "$pw_pid" ] && kill "$pw_pid" 2>/dev/null || true
+  [ -n "$nginx_started" ] && nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" -s stop 2>/dev/null || true
+  [ -n "$pg_db" ] && psql -q "$pg_admin" -c "DROP DATABASE IF EXISTS $pg_db WITH (FORCE)" >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+json() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
+
+# A fleet of `devices` ScreenOS devices on a spread of versions: most on the 6.3.0
+# train around the backdoor, some on 6.2.0, some never seen.
+python3 - "$devices" > "$work/fleet.jsonl" <<'PY'
+import json, sys
+n = int(sys.argv[1])
+for i in range(n):
+    d = {"name": f"fw-{i:06d}", "product": "screenos", "platform": "ssg-500", "labels": {"site": f"site-{i % 50}"}}
+    if i % 20 != 0:
+        d["version"] = f"6.3.0r{12 + i % 14}" if i % 5 else f"6.2.0r{10 + i % 10}"
+    print(json.dumps(d))
+PY
+
+# Starts a server on database $1 and sets it up: accounts, product, the emergency
+# advisory, the fix, and the fleet. Leaves pw_pid, base, vendor, advisory set.
+start_server() {
+  local database=$1 dir=$2
+  export PATCHWARDEN_DATABASE_URL="$database" PATCHWARDEN_DATA_DIR="$dir/data" PATCHWARDEN_KEYS_DIR="$work/keys" \
+    PATCHWARDEN_BIND="127.0.0.1:$pw_port" PATCHWARDEN_LOG_LEVEL=warn PATCHWARDEN_WORKERS=2
+  echo 'benchmark vendor password' | "$bin" user add --email vendor@bench.example --role vendor-admin --password-stdin >/dev/null
+  "$bin" customer add --slug acme --name Acme >/dev/null
+  vendor=$("$bin" token create --email vendor@bench.example 2>/dev/null)
+  "$bin" serve 2>"$dir/serve.log" &
+  pw_pid=$!
+  for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$pw_port/healthz" >/dev/null && break; sleep 0.1; done
+  base="http://127.0.0.1:$pw_port/api/v1"
+  api() { curl -sf -H "Authorization: Bearer $vendor" -H 'content-type: application/json' "$@"; }
+  api -X POST "$base/products" -d '{"slug":"screenos","name":"ScreenOS","version_scheme":"vendor"}' >/dev/null
+  api -X PUT "$base/customers/acme/entitlements" -d '{"products":["screenos"]}' >/dev/null
+  local draft
+  draft=$(api -X POST "$base/advisories" -d '{"title":"Unauthorized code in ScreenOS","summary":"Backdoor.",
+    "cvss_v3":"CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H","emergency":true,"cves":["CVE-2015-7755"],
+    "fix_deadline":"2026-01-01T00:00:00Z",
+    "affected":[{"product":"screenos","ranges":[{"introduced":"6.2.0r15","fixed":"6.2.0r19"},{"introduced":"6.3.0r12","fixed":"6.3.0r21"}]}]}' | json '["id"]')
+  advisory=$(api -X POST "$base/advisories/$draft/publish" -d '{"change_summary":"Initial"}' | json '["id"]')
+  head -c 65536 /dev/urandom > "$dir/fix.bin"
+  local sha patch
+  sha=$(sha256sum "$dir/fix.bin" | cut -d' ' -f1)
+  patch=$(api -X POST "$base/patches" -d "{\"product\":\"screenos\",\"version\":\"6.3.0r21\",\"platform\":\"ssg-500\",
+    \"applies_to\":[{\"introduced\":\"6.3.0r12\",\"fixed\":\"6.3.0r21\"}],\"fixes\":[\"$advisory\"],
+    \"filename\":\"screenos-6.3.0r21.bin\",\"sha256\":\"$sha\"}" | json '["id"]')
+  curl -sf -X PUT -H "Authorization: Bearer $vendor" --data-binary "@$dir/fix.bin" "$base/patches/$patch/file" >/dev/null
+  api -X POST "$base/patches/$patch/publish" >/dev/null
+  local started
+  started=$(date +%s.%N)
+  "$bin" device import --customer acme --file "$work/fleet.jsonl" 2>/dev/null > "$dir/tokens.jsonl"
+  import_seconds=$(python3 -c "print(f'{$(date +%s.%N) - $started:.1f}')")
+  # The running server learns the fleet through the change counter.
+  for _ in $(seq 1 600); do
+    curl -sf "http://127.0.0.1:$pw_port/metrics" | grep -q "^patchwarden_fleet_devices $devices\$" && break
+    sleep 0.1
+  done
+  curl -sf "http://127.0.0.1:$pw_port/metrics" | grep -q "^patchwarden_fleet_devices $devices\$" \
+    || { echo "the server did not load the fleet" >&2; exit 1; }
+}
+
+# Median of `runs` timings of the exposure of the advisory over the whole fleet.
+exposure_ms() {
+  for _ in 1 2 3 4 5 6 7; do
+    curl -sf -o /dev/null -w '%{time_total}\n' -H "Authorization: Bearer $vendor" "$base/advisories/$advisory/exposure"
+  done | sort -n | awk '{ t[NR] = $1 } END { printf "%.1f", t[int((NR + 1) / 2)] * 1000 }'
+}
+
+stop_server() { kill "$pw_pid"; wait "$pw_pid" 2>/dev/null || true; pw_pid=""; }
+
+pw_port=$(free_port); nginx_port=$(free_port)
+mkdir -p "$work/sqlite"
+start_server "$work/sqlite/patchwarden.db" "$work/sqlite"
+echo "devices: $devices (import ${import_seconds} s on SQLite), $(nproc) cores, ${seconds} s per run, 128 connections"
+sqlite_exposure=$(exposure_ms)
+counts=$(curl -sf -H "Authorization: Bearer $vendor" "$base/advisories/$advisory/exposure" | python3 -c '
+import json, sys
+print("affected %(affected)s, fixed %(fixed)s, unaffected %(unaffected)s, unknown %(unknown)s, overdue %(overdue)s" % json.load(sys.stdin))')
+echo "exposure over the fleet, SQLite: ${sqlite_exposure} ms (median of 7)"
+
+# The tokens for wrk, and one poll answer for nginx to serve.
+python3 -c '
+import json, sys
+for line in open(sys.argv[1]): print(json.loads(line)["token"])' "$work/sqlite/tokens.jsonl" > "$work/tokens.txt"
+one=$(head -1 "$work/tokens.txt")
+mkdir -p "$work/www/api/v1/device" "$work/nginx/logs"
+curl -sf -H "Authorization: Bearer $one" -H 'content-type: application/json' -d '{"version":"6.3.0r20"}' \
+  "$base/device/poll" > "$work/www/api/v1/device/poll"
+size=$(stat -c %s "$work/www/api/v1/device/poll")
+grep -q '"patch_id"' "$work/www/api/v1/device/poll" || { echo "the poll did not offer the fix" >&2; exit 1; }
+
+cat > "$work/nginx/nginx.conf" <<CONF
+worker_processes 2;
+error_log $work/nginx/logs/error.log;
+pid $work/nginx/nginx.pid;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  sendfile on;
+  server {
+    listen 127.0.0.1:$nginx_port;
+    root $work/www;
+    default_type application/json;
+    # The static module refuses POST; answer it with the file, as for GET.
+    error_page 405 =200 \$uri;
+  }
+}
+CONF
+chmod -R a+rX "$work"
+nginx -p "$work/nginx" -c "$work/nginx/nginx.conf"
+nginx_started=1
+got=$(curl -sf -X POST -d '{"version":"6.3.0r20"}' "http://127.0.0.1:$nginx_port/api/v1/device/poll" | wc -c)
+[ "$got" = "$size" ] || { echo "nginx does not answer the poll body ($got of $size bytes)" >&2; exit 1; }
+
+# Every request takes the next token (each wrk thread walks its own half).
+cat > "$work/poll.lua" <<LUA
+local tokens = {}
+for line in io.lines("$work/tokens.txt") do tokens[#tokens + 1] = line end
+local n = 0
+function setup(thread) n = n + 1; thread:set("start", n) end
+function init(args) i = start * 7919 end
+function request()
+  i = i % #tokens + 1
+  return wrk.format("POST", "/api/v1/device/poll",
+    { ["Authorization"] = "Bearer " .. tokens[i], ["Content-Type"] = "application/json" },
+    '{"version":"6.3.0r20"}')
+end
+LUA
+
+# requests/s and p99 in ms of one wrk run against $1.
+measure() {
+  wrk -t2 -c128 -d"${seconds}s" --latency -s "$work/poll.lua" "$1" | awk '
+    /Requests\/sec/ { rps = $2 }
+    / 99%/ { v = $2; u = v; sub(/[0-9.]+/, "", u); sub(/[a-z]+/, "", v);
+             if (u == "us") v /= 1000; else if (u == "s") v *= 1000; p99 = v }
+    / Non-2xx/ { bad = $5 }
+    END { if (bad != "") { print "non-2xx answers: " bad > "/dev/stderr"; exit 1 }
+          printf "%.0f %.2f", rps, p99 }'
+}
+for round in $(seq 1 "$rounds"); do
+  read -r pw_rps pw_p99 < <(measure "http://127.0.0.1:$pw_port")
+  read -r nx_rps nx_p99 < <(measure "http://127.0.0.1:$nginx_port")
+  printf 'round %s: patchwarden %6s req/s p99 %5s ms   nginx %6s req/s p99 %5s ms   ratio %s\n' "$round" \
+    "$pw_rps" "$pw_p99" "$nx_rps" "$nx_p99" "$(python3 -c "print(f'{$pw_rps/$nx_rps:.2f}')")"
+done
+echo "response: $size bytes; $counts"
+metrics=$(curl -sf "http://127.0.0.1:$pw_port/metrics")
+echo "observations dropped: $(echo "$metrics" | awk '/^patchwarden_fleet_observations_dropped_total/ {print $2}'),\
+ queued now: $(echo "$metrics" | awk '/^patchwarden_fleet_observations_queued/ {print $2}')"
+echo "patchwarden peak RSS: $(awk '/VmHWM/ {printf "%.0f MiB", $2/1024}' "/proc/$pw_pid/status")"
+stop_server
+
+if command -v psql >/dev/null && psql -q "$pg_admin" -c 'SELECT 1' >/dev/null 2>&1; then
+  pg_db="pw_bench_$$"
+  psql -q "$pg_admin" -c "CREATE DATABASE $pg_db" >/dev/null
+  pg_url=$(python3 -c "import sys, urllib.parse as u; p = u.urlparse(sys.argv[1]); print(p._replace(path='/$pg_db').geturl())" "$pg_admin")
+  mkdir -p "$work/pg"
+  start_server "$pg_url" "$work/pg"
+  echo "exposure over the fleet, PostgreSQL: $(exposure_ms) ms (median of 7; import ${import_seconds} s)"
+  stop_server
+else
+  echo "PostgreSQL at $pg_admin not reachable: exposure timed on SQLite only" >&2
+  exit 1
+fi
