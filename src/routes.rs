@@ -14,7 +14,8 @@ use crate::handlers::device::{enroll, poll, report};
 use crate::handlers::feeds::{atom, csaf};
 use crate::handlers::ops::{assets, health, metrics};
 use crate::handlers::pages::{
-    account, advisories as advisory_pages, customers as customer_pages, home, login, patches as patch_pages, vendor,
+    account, advisories as advisory_pages, customers as customer_pages, fleet as fleet_pages, home, login,
+    patches as patch_pages, vendor,
 };
 
 /// The prefix of the JSON API.
@@ -205,6 +206,14 @@ pub fn table() -> Table {
         )
         .post("/vendor/customers/{slug}/admins", customer_pages::post_admin)
         .get("/patches", patch_pages::get_customer_patches)
+        .get("/fleet", fleet_pages::get_dashboard)
+        .get("/fleet/devices", fleet_pages::get_devices)
+        .post("/fleet/devices", fleet_pages::post_device)
+        .get("/fleet/devices/{id}", fleet_pages::get_device)
+        .post("/fleet/devices/{id}/decommission", fleet_pages::post_decommission)
+        .get("/fleet/enrollment-tokens", fleet_pages::get_tokens)
+        .post("/fleet/enrollment-tokens", fleet_pages::post_token)
+        .post("/fleet/enrollment-tokens/{id}/revoke", fleet_pages::post_token_revoke)
         .get("/", home::get_home)
         .get("/login", login::get_login)
         .post("/login", login::post_login)

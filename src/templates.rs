@@ -18,6 +18,13 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../templates/vendor_customer.html"),
     ),
     ("account.html", include_str!("../templates/account.html")),
+    (
+        "fleet_dashboard.html",
+        include_str!("../templates/fleet_dashboard.html"),
+    ),
+    ("fleet_devices.html", include_str!("../templates/fleet_devices.html")),
+    ("fleet_device.html", include_str!("../templates/fleet_device.html")),
+    ("fleet_tokens.html", include_str!("../templates/fleet_tokens.html")),
     ("advisories.atom", include_str!("../templates/advisories.atom")),
     ("advisory_index.html", include_str!("../templates/advisory_index.html")),
     ("advisory.html", include_str!("../templates/advisory.html")),
@@ -59,12 +66,22 @@ impl Templates {
         let mut tera = Tera::default();
         tera.add_raw_templates(TEMPLATES.iter().copied())?;
         tera.autoescape_on(vec![".html", ".atom"]);
+        tera.register_filter("urlencode", urlencode);
         Ok(Templates { tera })
     }
 
     pub fn render(&self, name: &str, context: &Context) -> Result<String, tera::Error> {
         self.tera.render(name, context)
     }
+}
+
+/// `urlencode`: a value as one query-string component (the HTML escaping that
+/// follows makes it safe in an attribute).
+fn urlencode(value: &tera::Value, _: &std::collections::HashMap<String, tera::Value>) -> tera::Result<tera::Value> {
+    let text = value.as_str().ok_or_else(|| tera::Error::msg("urlencode takes text"))?;
+    Ok(tera::Value::String(
+        url::form_urlencoded::byte_serialize(text.as_bytes()).collect(),
+    ))
 }
 
 #[cfg(test)]

@@ -8,9 +8,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::db::models::{utc, DeviceRecord, EnrollmentToken, ObservationRecord, ReportRecord};
 use crate::domain::fleet::Labels;
-use crate::services::fleet::devices::{DeviceDetail, Enrolled};
+use crate::services::fleet::devices::{DeviceDetail, Enrolled, ListQuery};
 use crate::services::fleet::exposure::{Counts, ExposedDevice, Exposure, ExposureQuery, StateFilter};
 use crate::services::fleet::poll::PollAnswer;
+use crate::services::fleet::screens::DeviceListQuery;
 use crate::services::ServiceError;
 
 pub use crate::services::fleet::devices::{DeviceDraft, EnrollmentTokenDraft, SelfEnrolment};
@@ -246,6 +247,22 @@ impl FleetQuery {
             everything,
             label: self.label()?,
             version: self.version.clone().filter(|v| !v.is_empty()),
+        })
+    }
+
+    /// The device list screen's query.
+    pub fn device_list(&self) -> Result<DeviceListQuery, ServiceError> {
+        let exposure = self.exposure(false)?;
+        Ok(DeviceListQuery {
+            advisory: self.advisory.clone().filter(|a| !a.is_empty()),
+            state: exposure.state,
+            list: ListQuery {
+                customer: exposure.customer,
+                label: exposure.label,
+                version: exposure.version,
+                page: exposure.page,
+                per_page: exposure.per_page,
+            },
         })
     }
 

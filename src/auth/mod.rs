@@ -375,6 +375,8 @@ pub type CustomerAdmin = Allowed<CustomerRole>;
 pub type WebVendor = Allowed<Vendor, Web>;
 /// A vendor-admin on the HTML screens.
 pub type WebVendorAdmin = Allowed<VendorAdminRole, Web>;
+/// A customer-admin on the HTML screens.
+pub type WebCustomer = Allowed<CustomerRole, Web>;
 /// Any signed-in user on the HTML pages; pages without one redirect to `/login`.
 pub type WebUser = Allowed<AnyUser, Web>;
 
@@ -463,6 +465,8 @@ pub struct CsrfForm<T, R: Rule = AnyUser> {
 
 /// A form that only vendor staff may submit.
 pub type VendorForm<T> = CsrfForm<T, Vendor>;
+/// A form that only a customer-admin may submit.
+pub type CustomerAdminForm<T> = CsrfForm<T, CustomerRole>;
 /// A form that only a vendor-admin may submit.
 pub type VendorAdminForm<T> = CsrfForm<T, VendorAdminRole>;
 

@@ -3,6 +3,7 @@
 pub mod account;
 pub mod advisories;
 pub mod customers;
+pub mod fleet;
 pub mod home;
 pub mod login;
 pub mod patches;

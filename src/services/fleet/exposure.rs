@@ -419,13 +419,19 @@ pub struct DashboardEntry {
     pub history: Vec<(NaiveDateTime, i64, i64)>,
 }
 
-/// The published advisories that concern the fleet of `customer` (all customers
-/// when `None`), emergencies first, then newest first.
-pub async fn dashboard(services: &Services, customer: Option<CustomerId>) -> Result<Vec<DashboardEntry>, ServiceError> {
+/// The published advisories that concern the fleet `scope` sees (narrowed by the
+/// vendor to the customer `slug`), emergencies first, then newest first.
+pub async fn dashboard(
+    services: &Services,
+    scope: &Scope,
+    slug: Option<String>,
+) -> Result<Vec<DashboardEntry>, ServiceError> {
     let stall = stall_after(services)?;
+    let scope = scope.clone();
     services
         .db
         .run(move |conn| {
+            let customer = scoped_customer(conn, &scope, slug.as_deref())?;
             let catalogue = Catalogue::load(conn)?;
             let mut entries = Vec::new();
             for record in AdvisoryRecord::list_all(conn)? {

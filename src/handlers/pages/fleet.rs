@@ -1,0 +1,432 @@
+//! The fleet screens. Every signed-in user sees the fleet its scope covers — a
+//! customer admin its own, the vendor every customer's (or one, with `?customer=`):
+//! the dashboard of advisories that concern it with their adoption charts, the
+//! device list with its filters, and a device's page with its version timeline and
+//! install reports. Customer admins also enrol and decommission devices and manage
+//! enrolment tokens here.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+use serde::{Deserialize, Serialize};
+
+use crate::api::fleet::{DeviceDraft, DeviceResponse, EnrollmentTokenDraft, EnrollmentTokenResponse, FleetQuery};
+use crate::auth::{AuthUser, CsrfForm, CustomerAdminForm, WebCustomer, WebUser};
+use crate::db::models::utc;
+use crate::domain::fleet::Labels;
+use crate::error::{AppError, PageError};
+use crate::http::chart;
+use crate::http::pages::{context, form_error, render, see_other, NoFields};
+use crate::services::fleet::screens::{self, DeviceListPage};
+use crate::services::fleet::{devices, exposure};
+use crate::services::ServiceError;
+use crate::state::AppState;
+
+#[derive(Serialize)]
+struct Counts {
+    affected: i64,
+    fixed: i64,
+    unaffected: i64,
+    unknown: i64,
+    overdue: i64,
+    claimed_not_running: i64,
+    stalled: i64,
+}
+
+#[derive(Serialize)]
+struct AdvisoryCard {
+    id: String,
+    title: String,
+    emergency: bool,
+    fix_deadline: Option<String>,
+    counts: Counts,
+    chart: String,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct DashboardQuery {
+    #[serde(default)]
+    customer: Option<String>,
+}
+
+fn page_error(state: &AppState, err: impl Into<AppError>) -> PageError {
+    PageError::with_state(state, err)
+}
+
+/// `GET /fleet`: the advisories that concern the fleet, emergencies first.
+pub async fn get_dashboard(
+    state: web::Data<AppState>,
+    user: WebUser,
+    query: web::Query<DashboardQuery>,
+) -> Result<HttpResponse, PageError> {
+    let customer = query.into_inner().customer.filter(|c| !c.is_empty());
+    let entries = exposure::dashboard(&state, &user.0.scope, customer.clone())
+        .await
+        .map_err(|e| page_error(&state, e))?;
+    let cards: Vec<AdvisoryCard> = entries
+        .iter()
+        .map(|e| AdvisoryCard {
+            id: e.public_id.clone(),
+            title: e.advisory.title.clone(),
+            emergency: e.emergency,
+            fix_deadline: e.fix_deadline.map(|d| d.format("%Y-%m-%d %H:%M UTC").to_string()),
+            counts: Counts {
+                affected: e.counts.affected,
+                fixed: e.counts.fixed,
+                unaffected: e.counts.unaffected,
+                unknown: e.counts.unknown,
+                overdue: e.counts.overdue,
+                claimed_not_running: e.counts.claimed_not_running,
+                stalled: e.counts.stalled,
+            },
+            chart: chart::adoption(&e.history),
+        })
+        .collect();
+    let mut page = context(Some(&user.0));
+    page.insert("advisories", &cards);
+    page.insert("customer", &customer);
+    page.insert("is_customer", &user.customer().is_some());
+    render(&state, StatusCode::OK, "fleet_dashboard.html", &page)
+}
+
+#[derive(Serialize)]
+struct DeviceLine {
+    id: String,
+    name: String,
+    customer: String,
+    product: String,
+    version: Option<String>,
+    last_seen_at: Option<String>,
+    report: Option<String>,
+    state: Option<String>,
+    overdue: bool,
+    claimed_not_running: bool,
+    stalled: bool,
+}
+
+/// The device form as typed: labels as `name=value` lines.
+#[derive(Deserialize, Serialize, Default)]
+pub struct DeviceForm {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    product: String,
+    #[serde(default)]
+    platform: String,
+    #[serde(default)]
+    version: String,
+    #[serde(default)]
+    labels: String,
+}
+
+impl DeviceForm {
+    fn draft(&self) -> Result<DeviceDraft, ServiceError> {
+        let mut labels = std::collections::BTreeMap::new();
+        for line in self.labels.lines().map(str::trim).filter(|l| !l.is_empty()) {
+            let (name, value) = Labels::parse_pair(line).map_err(|e| ServiceError::invalid("labels", e))?;
+            labels.insert(name, value);
+        }
+        let given = |s: &str| Some(s.trim().to_owned()).filter(|s| !s.is_empty());
+        Ok(DeviceDraft {
+            name: self.name.clone(),
+            product: self.product.trim().to_owned(),
+            platform: given(&self.platform),
+            version: given(&self.version),
+            labels,
+        })
+    }
+}
+
+/// What the device list shows after an enrolment: the new device's token, once.
+#[derive(Serialize)]
+struct NewToken {
+    name: String,
+    token: String,
+}
+
+struct ListView<'a> {
+    query: &'a FleetQuery,
+    form: &'a DeviceForm,
+    error: Option<&'a str>,
+    enrolled: Option<NewToken>,
+}
+
+async fn list_page(
+    state: &AppState,
+    user: &AuthUser,
+    status: StatusCode,
+    view: ListView<'_>,
+) -> Result<HttpResponse, PageError> {
+    let request = view.query.device_list().map_err(|e| page_error(state, e))?;
+    let (page_number, per_page) = (request.list.page, request.list.per_page);
+    let DeviceListPage {
+        rows,
+        total,
+        advisories,
+    } = screens::device_list(state, &user.scope, request)
+        .await
+        .map_err(|e| page_error(state, e))?;
+    let lines: Vec<DeviceLine> = rows
+        .into_iter()
+        .map(|row| {
+            let (device, customer, product) = row.named;
+            DeviceLine {
+                id: device.id.to_string(),
+                name: device.name,
+                customer,
+                product,
+                version: device.version,
+                last_seen_at: device
+                    .last_seen_at
+                    .map(|t| utc(t).format("%Y-%m-%d %H:%M:%S").to_string()),
+                report: device.report_state.0.map(|s| s.to_string()),
+                state: row.state.map(|s| s.to_string()),
+                overdue: row.overdue,
+                claimed_not_running: row.claimed_not_running,
+                stalled: row.stalled,
+            }
+        })
+        .collect();
+    let mut page = context(Some(user));
+    page.insert("devices", &lines);
+    page.insert("total", &total);
+    page.insert("page", &page_number);
+    page.insert(
+        "pages",
+        &((total + i64::from(per_page) - 1) / i64::from(per_page)).max(1),
+    );
+    page.insert("advisories", &advisories);
+    let filter = |v: &Option<String>| v.clone().unwrap_or_default();
+    page.insert("f_advisory", &filter(&view.query.advisory));
+    page.insert("f_state", &filter(&view.query.state));
+    page.insert("f_label", &filter(&view.query.label));
+    page.insert("f_version", &filter(&view.query.version));
+    page.insert("f_customer", &filter(&view.query.customer));
+    page.insert("is_customer", &user.scope.customer().is_some());
+    page.insert("form", view.form);
+    page.insert("error", &view.error);
+    page.insert("enrolled", &view.enrolled);
+    render(state, status, "fleet_devices.html", &page)
+}
+
+/// `GET /fleet/devices`
+pub async fn get_devices(
+    state: web::Data<AppState>,
+    user: WebUser,
+    query: web::Query<FleetQuery>,
+) -> Result<HttpResponse, PageError> {
+    let view = ListView {
+        query: &query,
+        form: &DeviceForm::default(),
+        error: None,
+        enrolled: None,
+    };
+    list_page(&state, &user.0, StatusCode::OK, view).await
+}
+
+/// `POST /fleet/devices`: enrols a device; the answer shows its token once.
+pub async fn post_device(
+    state: web::Data<AppState>,
+    form: CustomerAdminForm<DeviceForm>,
+) -> Result<HttpResponse, PageError> {
+    let CsrfForm { user, fields, .. } = form;
+    let query = FleetQuery::default();
+    let enrolled = match fields.draft() {
+        Ok(draft) => devices::enrol(&state, &user.caller(), draft).await,
+        Err(err) => Err(err),
+    };
+    match enrolled {
+        Ok(enrolled) => {
+            let view = ListView {
+                query: &query,
+                form: &DeviceForm::default(),
+                error: None,
+                enrolled: Some(NewToken {
+                    name: enrolled.device.name.clone(),
+                    token: enrolled.token.plaintext().to_owned(),
+                }),
+            };
+            list_page(&state, &user, StatusCode::CREATED, view).await
+        }
+        Err(err) => {
+            let (status, message) = form_error(&state, err)?;
+            let view = ListView {
+                query: &query,
+                form: &fields,
+                error: Some(&message),
+                enrolled: None,
+            };
+            list_page(&state, &user, status, view).await
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct TimelineRow {
+    version: String,
+    image_sha256: Option<String>,
+    source: String,
+    last_source: String,
+    first_seen_at: String,
+    last_seen_at: String,
+    times: i64,
+}
+
+#[derive(Serialize)]
+struct ReportRow {
+    state: String,
+    patch_id: String,
+    patch_version: String,
+    version: Option<String>,
+    message: Option<String>,
+    reported_at: String,
+}
+
+/// `GET /fleet/devices/{id}`: the device with its version timeline and reports.
+pub async fn get_device(
+    state: web::Data<AppState>,
+    user: WebUser,
+    id: web::Path<String>,
+) -> Result<HttpResponse, PageError> {
+    let detail = devices::detail(&state, &user.0.scope, id.into_inner())
+        .await
+        .map_err(|e| page_error(&state, e))?;
+    let device = DeviceResponse::of(&detail.device, &detail.customer, &detail.product.slug)
+        .map_err(|e| page_error(&state, e))?;
+    let when = |t: chrono::NaiveDateTime| utc(t).format("%Y-%m-%d %H:%M:%S").to_string();
+    let timeline: Vec<TimelineRow> = detail
+        .observations
+        .iter()
+        .map(|o| TimelineRow {
+            version: o.version.clone(),
+            image_sha256: o.image_sha256.clone(),
+            source: o.source.to_string(),
+            last_source: o.last_source.to_string(),
+            first_seen_at: when(o.first_seen_at),
+            last_seen_at: when(o.last_seen_at),
+            times: o.times,
+        })
+        .collect();
+    let reports: Vec<ReportRow> = detail
+        .reports
+        .iter()
+        .map(|(r, patch_version)| ReportRow {
+            state: r.state.to_string(),
+            patch_id: r.patch_id.to_string(),
+            patch_version: patch_version.clone(),
+            version: r.version.clone(),
+            message: r.message.clone(),
+            reported_at: when(r.reported_at),
+        })
+        .collect();
+    let mut page = context(Some(&user.0));
+    page.insert("device", &device);
+    page.insert("timeline", &timeline);
+    page.insert("reports", &reports);
+    page.insert("is_customer", &user.customer().is_some());
+    render(&state, StatusCode::OK, "fleet_device.html", &page)
+}
+
+/// `POST /fleet/devices/{id}/decommission`
+pub async fn post_decommission(
+    state: web::Data<AppState>,
+    form: CustomerAdminForm<NoFields>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, PageError> {
+    let id = id.into_inner();
+    devices::decommission(&state, &form.user.caller(), id.clone())
+        .await
+        .map_err(|e| page_error(&state, e))?;
+    Ok(see_other(&format!("/fleet/devices/{id}")))
+}
+
+/// The enrolment-token form.
+#[derive(Deserialize, Serialize, Default)]
+pub struct TokenForm {
+    #[serde(default)]
+    label: String,
+    #[serde(default)]
+    max_uses: String,
+    #[serde(default)]
+    expires_in: String,
+}
+
+async fn tokens_page(
+    state: &AppState,
+    user: &AuthUser,
+    status: StatusCode,
+    form: &TokenForm,
+    error: Option<&str>,
+    created: Option<&str>,
+) -> Result<HttpResponse, PageError> {
+    let tokens = devices::enrollment_tokens(state, &user.caller())
+        .await
+        .map_err(|e| page_error(state, e))?;
+    let rows: Vec<EnrollmentTokenResponse> = tokens.iter().map(|t| EnrollmentTokenResponse::of(t, None)).collect();
+    let mut page = context(Some(user));
+    page.insert("tokens", &rows);
+    page.insert("form", form);
+    page.insert("error", &error);
+    page.insert("created", &created);
+    render(state, status, "fleet_tokens.html", &page)
+}
+
+/// `GET /fleet/enrollment-tokens`
+pub async fn get_tokens(state: web::Data<AppState>, user: WebCustomer) -> Result<HttpResponse, PageError> {
+    tokens_page(&state, &user.0, StatusCode::OK, &TokenForm::default(), None, None).await
+}
+
+/// `POST /fleet/enrollment-tokens`: creates a token; the answer shows it once.
+pub async fn post_token(
+    state: web::Data<AppState>,
+    form: CustomerAdminForm<TokenForm>,
+) -> Result<HttpResponse, PageError> {
+    let CsrfForm { user, fields, .. } = form;
+    let max_uses = match fields.max_uses.trim() {
+        "" => Ok(None),
+        text => text
+            .parse::<i32>()
+            .map(Some)
+            .map_err(|_| ServiceError::invalid("max_uses", "max_uses must be a whole number")),
+    };
+    let created = match max_uses {
+        Ok(max_uses) => {
+            let draft = EnrollmentTokenDraft {
+                label: Some(fields.label.clone()),
+                max_uses,
+                expires_in: Some(fields.expires_in.trim().to_owned()).filter(|s| !s.is_empty()),
+            };
+            devices::create_enrollment_token(&state, &user.caller(), draft).await
+        }
+        Err(err) => Err(err),
+    };
+    match created {
+        Ok((_, issued)) => {
+            tokens_page(
+                &state,
+                &user,
+                StatusCode::CREATED,
+                &TokenForm::default(),
+                None,
+                Some(issued.plaintext()),
+            )
+            .await
+        }
+        Err(err) => {
+            let (status, message) = form_error(&state, err)?;
+            tokens_page(&state, &user, status, &fields, Some(&message), None).await
+        }
+    }
+}
+
+/// `POST /fleet/enrollment-tokens/{id}/revoke`
+pub async fn post_token_revoke(
+    state: web::Data<AppState>,
+    form: CustomerAdminForm<NoFields>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, PageError> {
+    devices::revoke_enrollment_token(&state, &form.user.caller(), id.into_inner())
+        .await
+        .map_err(|e| page_error(&state, e))?;
+    Ok(see_other("/fleet/enrollment-tokens"))
+}
