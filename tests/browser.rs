@@ -286,3 +286,118 @@ async fn a_vendor_uploads_a_patch_file_with_the_page_script() {
         client.close().await.unwrap();
     }
 }
+
+#[actix_web::test]
+async fn the_fleet_dashboard_shows_exposure_and_the_device_page_its_timeline() {
+    use support::patching::{file_bytes, fixture, publish_patch};
+    let Some(driver) = start_driver().await else {
+        return;
+    };
+    for app in TestApp::each().await {
+        let f = fixture(&app).await;
+        publish_patch(&app, &f, "6.3.0r21", file_bytes(256)).await;
+        let mut tokens = Vec::new();
+        for (name, version) in [("fw-r20", "6.3.0r20"), ("fw-r19", "6.3.0r19"), ("fw-6.2", "6.2.0r10")] {
+            let body =
+                serde_json::json!({"name": name, "product": "screenos", "platform": "ssg-500", "version": version});
+            let (status, device) = app.post("/api/v1/devices", &f.acme.admin.token, body).await;
+            assert_eq!(status, 201, "{device}");
+            tokens.push((
+                device["id"].as_str().unwrap().to_owned(),
+                device["token"].as_str().unwrap().to_owned(),
+            ));
+        }
+        // fw-r19 moves to the fix; the others stay.
+        let (status, _) = app
+            .post(
+                "/api/v1/device/poll",
+                &tokens[1].1,
+                serde_json::json!({"version": "6.3.0r21"}),
+            )
+            .await;
+        assert_eq!(status, 200);
+        patchwarden::jobs::run_once(&app.state, patchwarden::jobs::Job::FlushObservations)
+            .await
+            .unwrap();
+
+        let client = browser(&driver).await;
+        client.goto(&app.url("/login")).await.unwrap();
+        type_into(&client, "email", &f.acme.admin.email).await;
+        type_into(&client, "password", &f.acme.admin.password).await;
+        click(&client, "login-submit").await;
+        client.wait().for_element(Locator::Id("whoami")).await.unwrap();
+
+        click(&client, "fleet-link").await;
+        let card = client
+            .wait()
+            .for_element(Locator::Id(&format!("advisory-{}", f.advisory)))
+            .await
+            .unwrap();
+        let text = card.text().await.unwrap();
+        assert!(
+            text.contains("Unauthorized code in ScreenOS") && text.to_lowercase().contains("emergency"),
+            "{text}"
+        );
+        let affected = card
+            .find(Locator::Css("td.affected"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let fixed = card.find(Locator::Css("td.fixed")).await.unwrap().text().await.unwrap();
+        let unaffected = card
+            .find(Locator::Css("td.unaffected"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert_eq!(
+            (affected.as_str(), fixed.as_str(), unaffected.as_str()),
+            ("1", "1", "1")
+        );
+        // The chart is drawn: a line whose last point is at half height (1 of 2 fixed).
+        let line = card.find(Locator::Css("svg.chart polyline")).await.unwrap();
+        let points = line.attr("points").await.unwrap().unwrap();
+        let last_y: f64 = points
+            .split(' ')
+            .next_back()
+            .unwrap()
+            .split(',')
+            .nth(1)
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((last_y - 72.0).abs() < 0.5, "last point {points}");
+
+        // From the affected count to the device and its timeline.
+        card.find(Locator::Css("td.affected a"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        client
+            .wait()
+            .for_element(Locator::LinkText("fw-r20"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        let name = client.wait().for_element(Locator::Id("device-name")).await.unwrap();
+        assert_eq!(name.text().await.unwrap(), "fw-r20");
+        client
+            .goto(&app.url(&format!("/fleet/devices/{}", tokens[1].0)))
+            .await
+            .unwrap();
+        let timeline = client.wait().for_element(Locator::Id("timeline")).await.unwrap();
+        let rows = timeline.find_all(Locator::Css("tr")).await.unwrap();
+        assert_eq!(rows.len(), 3, "a header and two versions");
+        let newest = rows[1].text().await.unwrap();
+        assert!(newest.contains("6.3.0r21") && newest.contains("poll"), "{newest}");
+        assert!(rows[2].text().await.unwrap().contains("6.3.0r19"));
+        client.close().await.unwrap();
+    }
+}
