@@ -662,3 +662,63 @@ fn verify_says_whether_the_signature_or_the_signed_hash_failed() {
         text(&out.stderr)
     );
 }
+
+#[actix_web::test]
+async fn device_import_enrols_a_fleet_all_or_none_and_the_server_picks_it_up() {
+    use support::patching::fixture;
+    use support::TestApp;
+    for app in TestApp::each().await {
+        let f = fixture(&app).await;
+        let dir = tempfile::tempdir().unwrap();
+        let env = [("PATCHWARDEN_DATABASE_URL", app.database_url.as_str())];
+        let lines: String = (0..50)
+            .map(|n| {
+                format!(
+                    "{}\n",
+                    serde_json::json!({"name": format!("fw-{n:03}"), "product": "screenos", "platform": "ssg-500",
+                                       "version": "6.3.0r20", "labels": {"site": "berlin"}})
+                )
+            })
+            .collect();
+        let broken = format!(
+            "{lines}{}\n",
+            serde_json::json!({"name": "fw-bad", "product": "screenos", "version": "nope!"})
+        );
+        let out = run(
+            patchwarden(dir.path(), &env).args(["device", "import", "--customer", "acme", "--file", "-"]),
+            Some(&broken),
+        );
+        assert!(!out.status.success());
+        assert!(text(&out.stderr).contains("line 51"), "{}", text(&out.stderr));
+        let (_, listed) = app.get("/api/v1/devices", &f.acme.admin.token).await;
+        assert_eq!(listed["total"], 0, "nothing of a refused import is kept");
+
+        let out = run(
+            patchwarden(dir.path(), &env).args(["device", "import", "--customer", "acme", "--file", "-"]),
+            Some(&lines),
+        );
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let enrolled: Vec<serde_json::Value> = text(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(enrolled.len(), 50);
+        let token = enrolled[49]["token"].as_str().unwrap();
+        // The running server learns the new devices through the change counter.
+        let started = Instant::now();
+        loop {
+            let (status, body) = app
+                .post("/api/v1/device/poll", token, serde_json::json!({"version": "6.3.0r20"}))
+                .await;
+            if status == 200 {
+                break;
+            }
+            assert!(started.elapsed() < Duration::from_secs(1), "{status} {body}");
+            actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+        }
+        let (_, listed) = app
+            .get("/api/v1/devices?label=site%3Dberlin", &f.acme.admin.token)
+            .await;
+        assert_eq!(listed["total"], 50);
+    }
+}
