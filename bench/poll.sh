@@ -83,12 +83,10 @@ start_server() {
   "$bin" device import --customer acme --file "$work/fleet.jsonl" 2>/dev/null > "$dir/tokens.jsonl"
   import_seconds=$(python3 -c "print(f'{$(date +%s.%N) - $started:.1f}')")
   # The running server learns the fleet through the change counter.
-  for _ in $(seq 1 600); do
-    curl -sf "http://127.0.0.1:$pw_port/metrics" | grep -q "^patchwarden_fleet_devices $devices\$" && break
-    sleep 0.1
-  done
-  curl -sf "http://127.0.0.1:$pw_port/metrics" | grep -q "^patchwarden_fleet_devices $devices\$" \
-    || { echo "the server did not load the fleet" >&2; exit 1; }
+  loaded() { [ "$(curl -sf "http://127.0.0.1:$pw_port/metrics" | awk '/^patchwarden_fleet_devices / {print $2}')" = "$devices" ]; }
+  for _ in $(seq 1 600); do loaded && break; sleep 0.1; done
+  loaded || { echo "the server did not load the fleet:" >&2; curl -sf "http://127.0.0.1:$pw_port/metrics" | grep fleet_devices >&2
+         tail -5 "$dir/serve.log" >&2; exit 1; }
 }
 
 # Median of `runs` timings of the exposure of the advisory over the whole fleet.
@@ -167,7 +165,7 @@ measure() {
              if (u == "us") v /= 1000; else if (u == "s") v *= 1000; p99 = v }
     / Non-2xx/ { bad = $5 }
     END { if (bad != "") { print "non-2xx answers: " bad > "/dev/stderr"; exit 1 }
-          printf "%.0f %.2f", rps, p99 }'
+          printf "%.0f %.2f\n", rps, p99 }'
 }
 for round in $(seq 1 "$rounds"); do
   read -r pw_rps pw_p99 < <(measure "http://127.0.0.1:$pw_port")

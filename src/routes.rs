@@ -100,6 +100,13 @@ impl Table {
 pub fn table() -> Table {
     let mut t = Table::default();
     let api = |path: &str| format!("{API_PREFIX}{path}");
+    // The hot paths first: the router tries resources in order, and every pattern
+    // with a parameter tried before a match costs a regular-expression search.
+    t.post(&api("/device/poll"), poll::poll_device)
+        .post(&api("/device/report"), report::report_install)
+        .post(&api("/device/enroll"), enroll::enroll_device)
+        .get(&api("/patches/{id}/download"), patches::download_patch)
+        .add(Method::HEAD, &api("/patches/{id}/download"), patches::download_patch);
     t.get("/healthz", health::get_healthz)
         .get("/readyz", health::get_readyz)
         .get("/metrics", metrics::get_metrics)
@@ -130,8 +137,6 @@ pub fn table() -> Table {
         .post(&api("/patches/{id}/publish"), patches::publish_patch)
         .post(&api("/patches/{id}/yank"), patches::yank_patch)
         .get(&api("/patches/{id}/minisig"), patches::get_patch_minisig)
-        .get(&api("/patches/{id}/download"), patches::download_patch)
-        .add(Method::HEAD, &api("/patches/{id}/download"), patches::download_patch)
         .get(&api("/users"), users::list_users)
         .post(&api("/users"), users::create_user)
         .get(&api("/users/{id}"), users::get_user)
@@ -170,9 +175,6 @@ pub fn table() -> Table {
             &api("/enrollment-tokens/{id}"),
             enrollment_tokens::delete_enrollment_token,
         )
-        .post(&api("/device/enroll"), enroll::enroll_device)
-        .post(&api("/device/poll"), poll::poll_device)
-        .post(&api("/device/report"), report::report_install)
         .post(&api("/query"), query::query)
         .get(&api("/keys"), keys::list_keys)
         .get(&api("/keys/{key_id}"), keys::get_key);

@@ -49,8 +49,12 @@ CREATE TABLE devices (
     decommissioned_at TIMESTAMP,
     change_seq BIGINT NOT NULL
 );
-CREATE INDEX devices_exposure ON devices (product_id, customer_id, version, report_state, report_patch_id);
-CREATE INDEX devices_customer ON devices (customer_id, name);
+-- Live devices only (the fleet's reads all leave decommissioned ones out): the
+-- exposure counts read this index alone, and device lists walk it in name order.
+CREATE INDEX devices_exposure ON devices (product_id, customer_id, version, report_state, report_patch_id)
+    WHERE decommissioned_at IS NULL;
+CREATE INDEX devices_by_name ON devices (product_id, name, id) WHERE decommissioned_at IS NULL;
+CREATE INDEX devices_customer ON devices (customer_id, name, id) WHERE decommissioned_at IS NULL;
 CREATE INDEX devices_change ON devices (change_seq);
 
 CREATE TABLE device_labels (

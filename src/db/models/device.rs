@@ -43,6 +43,20 @@ pub struct DeviceRecord {
     pub change_seq: i64,
 }
 
+/// What authenticating a device and answering its poll need of its row.
+#[derive(Clone, Debug, Queryable, Selectable)]
+#[diesel(table_name = devices)]
+pub struct DeviceKey {
+    pub id: DeviceId,
+    pub customer_id: CustomerId,
+    pub product_id: ProductId,
+    pub name: String,
+    pub platform: Option<String>,
+    pub token_lookup: String,
+    pub token_hash: String,
+    pub decommissioned_at: Option<NaiveDateTime>,
+}
+
 #[derive(Insertable)]
 #[diesel(table_name = devices)]
 pub struct NewDevice<'a> {
@@ -217,11 +231,11 @@ impl DeviceRecord {
     }
 
     /// Devices changed after generation `after` (decommissioned ones included, so a
-    /// reader learns to drop them).
-    pub fn changed_since(conn: &mut DbConnection, after: i64) -> QueryResult<Vec<DeviceRecord>> {
+    /// reader learns to drop them), with what authenticating them needs.
+    pub fn changed_since(conn: &mut DbConnection, after: i64) -> QueryResult<Vec<DeviceKey>> {
         devices::table
             .filter(devices::change_seq.gt(after))
-            .select(DeviceRecord::as_select())
+            .select(DeviceKey::as_select())
             .load(conn)
     }
 

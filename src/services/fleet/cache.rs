@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
+use crate::db::models::device::DeviceKey;
 use crate::db::models::{DeviceRecord, Generations};
 use crate::ids::{CustomerId, DeviceId, PatchId, ProductId};
 use crate::secrets::PresentedToken;
@@ -31,7 +32,7 @@ pub struct DeviceEntry {
 }
 
 impl DeviceEntry {
-    fn of(record: &DeviceRecord) -> DeviceEntry {
+    fn of(record: &DeviceKey) -> DeviceEntry {
         DeviceEntry {
             id: record.id.clone(),
             name: record.name.clone(),

@@ -43,18 +43,22 @@ struct Pending {
 }
 
 impl Pending {
+    /// The device's waiting observation that saw `version` and `image`, if it is
+    /// the device's latest.
+    fn foldable(&mut self, device: &DeviceId, version: &str, image: Option<&str>) -> Option<&mut Seen> {
+        let seq = *self.latest.get(device)?;
+        let index = usize::try_from(seq.checked_sub(self.base)?).ok()?;
+        self.seen
+            .get_mut(index)
+            .filter(|last| last.version == version && last.image_sha256.as_deref() == image)
+    }
+
     fn push(&mut self, seen: Seen, max: usize) -> u64 {
-        if let Some(&seq) = self.latest.get(&seen.device) {
-            if let Some(index) = seq.checked_sub(self.base).and_then(|i| usize::try_from(i).ok()) {
-                if let Some(last) = self.seen.get_mut(index) {
-                    if last.version == seen.version && last.image_sha256 == seen.image_sha256 {
-                        last.last_seen_at = last.last_seen_at.max(seen.last_seen_at);
-                        last.last_source = seen.last_source;
-                        last.times += seen.times;
-                        return 0;
-                    }
-                }
-            }
+        if let Some(last) = self.foldable(&seen.device, &seen.version, seen.image_sha256.as_deref()) {
+            last.last_seen_at = last.last_seen_at.max(seen.last_seen_at);
+            last.last_source = seen.last_source;
+            last.times += seen.times;
+            return 0;
         }
         let seq = self.base + self.seen.len() as u64;
         self.latest.insert(seen.device.clone(), seq);
@@ -119,6 +123,14 @@ impl ObservationQueue {
         at: NaiveDateTime,
     ) {
         let at = to_the_second(at);
+        let mut pending = self.pending();
+        // The common case, a device seen again running the same: no allocation.
+        if let Some(last) = pending.foldable(device, version, image_sha256) {
+            last.last_seen_at = last.last_seen_at.max(at);
+            last.last_source = source;
+            last.times += 1;
+            return;
+        }
         let seen = Seen {
             device: device.clone(),
             version: version.to_owned(),
@@ -129,7 +141,8 @@ impl ObservationQueue {
             last_seen_at: at,
             times: 1,
         };
-        let dropped = self.pending().push(seen, self.max);
+        let dropped = pending.push(seen, self.max);
+        drop(pending);
         self.count_dropped(dropped);
     }
 

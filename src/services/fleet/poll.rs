@@ -109,6 +109,24 @@ pub fn poll(services: &Services, device: &DeviceEntry, request: &PollRequest) ->
     })
 }
 
+thread_local! {
+    /// A xorshift generator per thread, seeded from the operating system once: the
+    /// jitter needs spread, not secrecy, and a system call per poll would cost more
+    /// than the rest of the answer.
+    static JITTER: std::cell::Cell<u64> = std::cell::Cell::new(OsRng.next_u64() | 1);
+}
+
+fn next_random() -> u64 {
+    JITTER.with(|state| {
+        let mut x = state.get();
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        state.set(x);
+        x
+    })
+}
+
 /// `seconds` moved at random by up to 10 % either way, so that a fleet that
 /// started together does not keep polling together.
 fn jittered(seconds: u64) -> u64 {
@@ -116,8 +134,21 @@ fn jittered(seconds: u64) -> u64 {
     if spread == 0 {
         return seconds.max(1);
     }
-    let offset = u64::from(OsRng.next_u32()) % (2 * spread + 1);
+    let offset = next_random() % (2 * spread + 1);
     (seconds - spread + offset).max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jitter_stays_within_ten_percent_and_spreads() {
+        let seen: std::collections::HashSet<u64> = (0..1000).map(|_| jittered(1800)).collect();
+        assert!(seen.iter().all(|s| (1620..=1980).contains(s)), "{seen:?}");
+        assert!(seen.len() > 100, "only {} distinct intervals", seen.len());
+        assert_eq!(jittered(5), 5);
+    }
 }
 
 /// Refuses a patch the device may not act on: yanked (409 with the reason) or
