@@ -300,6 +300,18 @@ pub fn ensure_counter_row(conn: &mut DbConnection, year: i32) -> diesel::QueryRe
         .map(drop)
 }
 
+/// Refreshes the planner's statistics of the devices table after a bulk load, so
+/// that the fleet's reads use their indexes at once instead of after the next
+/// automatic pass (on PostgreSQL the vacuum also lets index-only scans skip the
+/// table). Outside any transaction.
+pub fn refresh_device_statistics(conn: &mut DbConnection) -> diesel::QueryResult<()> {
+    let sql = match conn {
+        DbConnection::Sqlite(_) => "ANALYZE devices",
+        DbConnection::Postgres(_) => "VACUUM (ANALYZE) devices",
+    };
+    conn.batch_execute(sql)
+}
+
 /// The names of the tables in the current schema, for migration tests.
 pub fn table_names(conn: &mut DbConnection) -> diesel::QueryResult<Vec<String>> {
     use diesel::prelude::*;

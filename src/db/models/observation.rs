@@ -157,19 +157,23 @@ impl ObservationRecord {
 pub struct Offers;
 
 impl Offers {
-    /// Records that `patch` was offered to `device` (once; later offers change
-    /// nothing). Run in a transaction of its own: another instance may record the
-    /// same offer at the same moment, and its row then stands.
+    /// Records that `patch` was offered to `device`, once: a later offer, or the same
+    /// offer recorded by another instance at the same moment, changes nothing.
     pub fn record(conn: &mut DbConnection, device: &DeviceId, patch: &PatchId, at: NaiveDateTime) -> QueryResult<()> {
-        if Self::was_offered(conn, device, patch)? {
-            return Ok(());
-        }
-        diesel::insert_into(device_offers::table)
-            .values((
-                device_offers::device_id.eq(device),
-                device_offers::patch_id.eq(patch),
-                device_offers::first_offered_at.eq(at),
-            ))
+        let sql = match conn {
+            DbConnection::Sqlite(_) => {
+                "INSERT INTO device_offers (device_id, patch_id, first_offered_at) VALUES (?, ?, ?) \
+                 ON CONFLICT (device_id, patch_id) DO NOTHING"
+            }
+            DbConnection::Postgres(_) => {
+                "INSERT INTO device_offers (device_id, patch_id, first_offered_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (device_id, patch_id) DO NOTHING"
+            }
+        };
+        diesel::sql_query(sql)
+            .bind::<diesel::sql_types::Text, _>(device)
+            .bind::<diesel::sql_types::Text, _>(patch)
+            .bind::<diesel::sql_types::Timestamp, _>(at)
             .execute(conn)
             .map(drop)
     }

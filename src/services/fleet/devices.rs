@@ -229,9 +229,10 @@ pub async fn enrol(services: &Services, caller: &Caller, draft: DeviceDraft) -> 
 }
 
 /// Enrols many devices of customer `slug` at once (provisioning at the factory or
-/// a migration), all or none; returns each with its token.
+/// a migration), all or none; returns each with its token. The planner learns of
+/// the new rows before this returns.
 pub fn import(conn: &mut DbConnection, slug: &str, drafts: Vec<DeviceDraft>) -> Result<Vec<Enrolled>, ServiceError> {
-    conn.transaction(|conn| {
+    let enrolled = conn.transaction(|conn| {
         let customer = crate::db::models::Customer::find_by_slug(conn, slug)?
             .ok_or_else(|| ServiceError::invalid("customer", format!("there is no customer `{slug}`")))?;
         let seq = Generations::next_device_change(conn)?;
@@ -262,8 +263,10 @@ pub fn import(conn: &mut DbConnection, slug: &str, drafts: Vec<DeviceDraft>) -> 
                 seq,
             )?);
         }
-        Ok(enrolled)
-    })
+        Ok::<_, ServiceError>(enrolled)
+    })?;
+    crate::db::refresh_device_statistics(conn)?;
+    Ok(enrolled)
 }
 
 /// Enrols a device that presents an enrolment token; rate limited per token and

@@ -16,7 +16,6 @@ use crate::db::models::{DeviceRecord, Latest, ObservationRecord, Offers, Seen};
 use crate::db::DbConnection;
 use crate::domain::ObservationSource;
 use crate::ids::{DeviceId, ObservationId};
-use crate::services::error::is_unique_violation;
 use crate::services::{ServiceError, Services};
 
 use super::observations::Batch;
@@ -105,11 +104,7 @@ fn write(conn: &mut DbConnection, batch: &Batch) -> Result<(), ServiceError> {
         }
 
         for (device, patch, at) in &batch.offers {
-            // Another instance may record the same offer at the same moment.
-            match conn.transaction(|conn| Offers::record(conn, device, patch, *at)) {
-                Err(err) if is_unique_violation(&err) => {}
-                other => other?,
-            }
+            Offers::record(conn, device, patch, *at)?;
         }
         Ok(())
     })
