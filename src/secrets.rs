@@ -82,6 +82,11 @@ impl<'a> PresentedToken<'a> {
         (hex_of(lookup, 24) && hex_of(secret, 64)).then_some(PresentedToken { lookup, secret })
     }
 
+    /// Whether the secret's SHA-256 is `digest`, compared in constant time.
+    pub fn matches_digest(&self, digest: &[u8; 32]) -> bool {
+        Sha256::digest(self.secret.as_bytes()).as_slice().ct_eq(digest).into()
+    }
+
     /// Whether the secret matches a stored SHA-256, compared in constant time.
     pub fn matches(&self, stored_hash: &str) -> bool {
         constant_time_eq(&sha256_hex(self.secret.as_bytes()), stored_hash)

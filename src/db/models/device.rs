@@ -57,25 +57,6 @@ pub struct DeviceKey {
     pub decommissioned_at: Option<NaiveDateTime>,
 }
 
-#[derive(Insertable)]
-#[diesel(table_name = devices)]
-pub struct NewDevice<'a> {
-    pub id: &'a DeviceId,
-    pub customer_id: &'a CustomerId,
-    pub product_id: &'a ProductId,
-    pub name: &'a str,
-    pub platform: Option<&'a str>,
-    pub labels: &'a str,
-    pub token_lookup: &'a str,
-    pub token_hash: &'a str,
-    pub enrollment_token_id: Option<&'a EnrollmentTokenId>,
-    pub version: Option<&'a str>,
-    pub version_source: Option<&'a str>,
-    pub last_seen_at: Option<NaiveDateTime>,
-    pub created_at: NaiveDateTime,
-    pub change_seq: i64,
-}
-
 /// Filters of a device list; every one narrows it.
 #[derive(Clone, Debug, Default)]
 pub struct DeviceFilter {
@@ -101,12 +82,29 @@ type BoxedDevices<'a> = devices::BoxedQuery<'a, DbBackend>;
 
 impl DeviceRecord {
     /// Inserts a device with its labels.
-    pub fn insert(conn: &mut DbConnection, new: &NewDevice<'_>, labels: &[(String, String)]) -> QueryResult<()> {
-        diesel::insert_into(devices::table).values(new).execute(conn)?;
+    pub fn insert(conn: &mut DbConnection, device: &DeviceRecord, labels: &[(String, String)]) -> QueryResult<()> {
+        diesel::insert_into(devices::table)
+            .values((
+                devices::id.eq(&device.id),
+                devices::customer_id.eq(&device.customer_id),
+                devices::product_id.eq(&device.product_id),
+                devices::name.eq(&device.name),
+                devices::platform.eq(&device.platform),
+                devices::labels.eq(&device.labels),
+                devices::token_lookup.eq(&device.token_lookup),
+                devices::token_hash.eq(&device.token_hash),
+                devices::enrollment_token_id.eq(&device.enrollment_token_id),
+                devices::version.eq(&device.version),
+                devices::version_source.eq(device.version_source.0.map(|s| s.as_str())),
+                devices::latest_observation_id.eq(&device.latest_observation_id),
+                devices::created_at.eq(device.created_at),
+                devices::change_seq.eq(device.change_seq),
+            ))
+            .execute(conn)?;
         for (name, value) in labels {
             diesel::insert_into(device_labels::table)
                 .values((
-                    device_labels::device_id.eq(new.id),
+                    device_labels::device_id.eq(&device.id),
                     device_labels::name.eq(name),
                     device_labels::value.eq(value),
                 ))

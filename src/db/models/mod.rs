@@ -20,7 +20,7 @@ pub mod user;
 pub use advisory::{AdvisoryFilter, AdvisoryRecord, NewAdvisory, PublishedSummary, RevisionRecord};
 pub use api_token::{ApiToken, NewApiToken};
 pub use customer::{Customer, NewCustomer};
-pub use device::{DeviceFilter, DeviceRecord, Generations, NamedDevice, NewDevice};
+pub use device::{DeviceFilter, DeviceRecord, Generations, NamedDevice};
 pub use enrollment::EnrollmentToken;
 pub use observation::{Latest, ObservationRecord, Offers, Seen};
 pub use patch::{NewPatch, PatchRecord, PatchView};

@@ -81,25 +81,31 @@ impl ObservationRecord {
             }
             _ => {
                 let id = ObservationId::generate();
-                diesel::insert_into(observations::table)
-                    .values((
-                        observations::id.eq(&id),
-                        observations::device_id.eq(&seen.device),
-                        observations::version.eq(&seen.version),
-                        observations::image_sha256.eq(&seen.image_sha256),
-                        observations::source.eq(seen.source.as_str()),
-                        observations::last_source.eq(seen.last_source.as_str()),
-                        observations::first_seen_at.eq(seen.first_seen_at),
-                        observations::last_seen_at.eq(seen.last_seen_at),
-                        observations::times.eq(seen.times),
-                    ))
-                    .execute(conn)?;
+                Self::insert(conn, &id, seen)?;
                 diesel::update(devices::table.find(&seen.device))
                     .set(devices::latest_observation_id.eq(&id))
                     .execute(conn)?;
             }
         }
         Ok(())
+    }
+
+    /// Inserts `seen` as row `id` of its device's history.
+    pub fn insert(conn: &mut DbConnection, id: &ObservationId, seen: &Seen) -> QueryResult<()> {
+        diesel::insert_into(observations::table)
+            .values((
+                observations::id.eq(id),
+                observations::device_id.eq(&seen.device),
+                observations::version.eq(&seen.version),
+                observations::image_sha256.eq(&seen.image_sha256),
+                observations::source.eq(seen.source.as_str()),
+                observations::last_source.eq(seen.last_source.as_str()),
+                observations::first_seen_at.eq(seen.first_seen_at),
+                observations::last_seen_at.eq(seen.last_seen_at),
+                observations::times.eq(seen.times),
+            ))
+            .execute(conn)
+            .map(drop)
     }
 
     /// Folds one more sighting into each of the rows `ids` (each a device's latest):

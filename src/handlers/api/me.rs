@@ -39,14 +39,14 @@ pub async fn get_me(state: web::Data<AppState>, caller: Someone) -> Result<web::
             },
         ),
         Someone::Device(device) => (
-            Some(device.customer.clone()),
+            Some((*device.customer).clone()),
             MeResponse {
                 kind: "device",
                 email: None,
                 role: None,
                 customer: None,
                 id: Some(device.id.to_string()),
-                name: Some(device.name.clone()),
+                name: Some(device.name.to_string()),
             },
         ),
     };

@@ -20,33 +20,66 @@ use super::observations::ObservationQueue;
 /// Prefix of device tokens: `pwd_<lookup>_<secret>`.
 pub const DEVICE_TOKEN_PREFIX: &str = "pwd";
 
-/// A live device as polls see it.
+/// A live device as polls see it. Kept small, as there is one per device: the
+/// customer, product and platform are shared between the devices that have them,
+/// and the token's digest is held as bytes.
 #[derive(Debug)]
 pub struct DeviceEntry {
     pub id: DeviceId,
-    pub name: String,
-    pub customer: CustomerId,
-    pub product: ProductId,
-    pub platform: Option<String>,
-    secret_hash: String,
+    pub name: Box<str>,
+    pub customer: Arc<CustomerId>,
+    pub product: Arc<ProductId>,
+    pub platform: Option<Arc<str>>,
+    secret_digest: [u8; 32],
 }
 
-impl DeviceEntry {
-    fn of(record: &DeviceKey) -> DeviceEntry {
-        DeviceEntry {
+/// Shares the values many devices have in common.
+#[derive(Default)]
+struct Interner {
+    customers: HashMap<CustomerId, Arc<CustomerId>>,
+    products: HashMap<ProductId, Arc<ProductId>>,
+    platforms: HashMap<String, Arc<str>>,
+}
+
+impl Interner {
+    fn entry(&mut self, record: &DeviceKey) -> Option<DeviceEntry> {
+        let mut secret_digest = [0u8; 32];
+        hex::decode_to_slice(&record.token_hash, &mut secret_digest).ok()?;
+        Some(DeviceEntry {
             id: record.id.clone(),
-            name: record.name.clone(),
-            customer: record.customer_id.clone(),
-            product: record.product_id.clone(),
-            platform: record.platform.clone(),
-            secret_hash: record.token_hash.clone(),
-        }
+            name: record.name.as_str().into(),
+            customer: self
+                .customers
+                .entry(record.customer_id.clone())
+                .or_insert_with(|| Arc::new(record.customer_id.clone()))
+                .clone(),
+            product: self
+                .products
+                .entry(record.product_id.clone())
+                .or_insert_with(|| Arc::new(record.product_id.clone()))
+                .clone(),
+            platform: record.platform.as_ref().map(|p| {
+                self.platforms
+                    .entry(p.clone())
+                    .or_insert_with(|| Arc::from(p.as_str()))
+                    .clone()
+            }),
+            secret_digest,
+        })
     }
+}
+
+/// The map key of a token's lookup part (24 hex digits).
+fn lookup_key(lookup: &str) -> Option<[u8; 12]> {
+    let mut key = [0u8; 12];
+    hex::decode_to_slice(lookup, &mut key).ok()?;
+    Some(key)
 }
 
 /// The in-memory fleet of this instance.
 pub struct Fleet {
-    devices: RwLock<HashMap<String, Arc<DeviceEntry>>>,
+    devices: RwLock<HashMap<[u8; 12], Arc<DeviceEntry>>>,
+    interner: std::sync::Mutex<Interner>,
     catalogue: RwLock<Arc<OfferCatalogue>>,
     seen: std::sync::Mutex<Generations>,
     syncing: tokio::sync::Mutex<()>,
@@ -63,6 +96,7 @@ impl Fleet {
     pub fn new(queue_max: usize) -> Self {
         Fleet {
             devices: RwLock::new(HashMap::new()),
+            interner: std::sync::Mutex::new(Interner::default()),
             catalogue: RwLock::new(Arc::new(OfferCatalogue::default())),
             seen: std::sync::Mutex::new(Generations {
                 devices: -1,
@@ -78,14 +112,15 @@ impl Fleet {
         let refused =
             || ServiceError::Unauthenticated("the device token is not valid (unknown or decommissioned)".into());
         let presented = PresentedToken::parse(DEVICE_TOKEN_PREFIX, token).ok_or_else(refused)?;
+        let key = lookup_key(presented.lookup).ok_or_else(refused)?;
         let entry = self
             .devices
             .read()
             .unwrap_or_else(poisoned)
-            .get(presented.lookup)
+            .get(&key)
             .cloned()
             .ok_or_else(refused)?;
-        if presented.matches(&entry.secret_hash) {
+        if presented.matches_digest(&entry.secret_digest) {
             Ok(entry)
         } else {
             Err(refused())
@@ -134,13 +169,26 @@ impl Fleet {
             .await?;
         let loaded = !changed.is_empty() || catalogue.is_some();
         if !changed.is_empty() {
+            let mut interner = fleet.interner.lock().unwrap_or_else(poisoned);
+            let entries: Vec<([u8; 12], Option<Arc<DeviceEntry>>)> = changed
+                .iter()
+                .filter_map(|record| {
+                    let key = lookup_key(&record.token_lookup)?;
+                    let entry = if record.decommissioned_at.is_some() {
+                        None
+                    } else {
+                        Some(Arc::new(interner.entry(record)?))
+                    };
+                    Some((key, entry))
+                })
+                .collect();
+            drop(interner);
             let mut devices = fleet.devices.write().unwrap_or_else(poisoned);
-            for record in &changed {
-                if record.decommissioned_at.is_some() {
-                    devices.remove(&record.token_lookup);
-                } else {
-                    devices.insert(record.token_lookup.clone(), Arc::new(DeviceEntry::of(record)));
-                }
+            for (key, entry) in entries {
+                match entry {
+                    Some(entry) => devices.insert(key, entry),
+                    None => devices.remove(&key),
+                };
             }
         }
         if let Some(catalogue) = catalogue {

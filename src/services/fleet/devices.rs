@@ -3,7 +3,7 @@
 //! A device belongs to exactly one customer; every read here is scoped to the
 //! caller's customer, and anything outside it is "not found".
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 
 use chrono::{NaiveDateTime, TimeDelta};
@@ -13,14 +13,15 @@ use serde::Deserialize;
 use crate::db::models::observation::to_the_second;
 use crate::db::models::patch::is_entitled;
 use crate::db::models::{
-    now, DeviceFilter, DeviceRecord, EnrollmentToken, Generations, NamedDevice, NewDevice, ObservationRecord, Product,
+    now, Customer, DeviceFilter, DeviceRecord, EnrollmentToken, Generations, NamedDevice, ObservationRecord, Product,
     ReportRecord, Seen,
 };
 use crate::db::DbConnection;
 use crate::domain::fleet::Labels;
 use crate::domain::patch::Platform;
+use crate::domain::state::Maybe;
 use crate::domain::{parse_duration, text, Caller, ObservationSource, Scope};
-use crate::ids::{CustomerId, DeviceId, EnrollmentTokenId};
+use crate::ids::{CustomerId, DeviceId, EnrollmentTokenId, ObservationId};
 use crate::secrets::{IssuedToken, PresentedToken};
 use crate::services::{ServiceError, Services};
 
@@ -90,9 +91,40 @@ struct Checked {
     labels: Vec<(String, String)>,
 }
 
+/// The products a customer is entitled to, looked up once per slug.
+struct Entitled<'a> {
+    customer: &'a Customer,
+    known: HashMap<String, Option<Product>>,
+}
+
+impl<'a> Entitled<'a> {
+    fn of(customer: &'a Customer) -> Self {
+        Entitled {
+            customer,
+            known: HashMap::new(),
+        }
+    }
+
+    fn product(&mut self, conn: &mut DbConnection, slug: &str) -> Result<Product, ServiceError> {
+        if !self.known.contains_key(slug) {
+            let product = match Product::find_by_slug(conn, slug)? {
+                Some(p) if is_entitled(conn, &self.customer.id, &p.id)? => Some(p),
+                _ => None,
+            };
+            self.known.insert(slug.to_owned(), product);
+        }
+        self.known.get(slug).cloned().flatten().ok_or_else(|| {
+            ServiceError::invalid(
+                "product",
+                format!("`{slug}` is not a product this customer is entitled to"),
+            )
+        })
+    }
+}
+
 fn check_device(
     conn: &mut DbConnection,
-    customer: &CustomerId,
+    entitled: &mut Entitled<'_>,
     name: &str,
     product: &str,
     platform: Option<&str>,
@@ -100,16 +132,7 @@ fn check_device(
     labels: BTreeMap<String, String>,
 ) -> Result<Checked, ServiceError> {
     let name = text::NAME.check("name", name, true)?;
-    let refused = || {
-        ServiceError::invalid(
-            "product",
-            format!("`{product}` is not a product this customer is entitled to"),
-        )
-    };
-    let product = Product::find_by_slug(conn, product)?.ok_or_else(refused)?;
-    if !is_entitled(conn, customer, &product.id)? {
-        return Err(refused());
-    }
+    let product = entitled.product(conn, product)?;
     let platform = platform
         .map(|p| p.parse::<Platform>().map_err(|e| ServiceError::invalid("platform", e)))
         .transpose()?
@@ -137,10 +160,12 @@ fn check_device(
     })
 }
 
+/// Inserts a checked device (and, when its version is known, the first row of its
+/// history) as change `seq`: three inserts, nothing read back.
 fn insert_device(
     conn: &mut DbConnection,
-    customer: &CustomerId,
-    checked: &Checked,
+    customer: &Customer,
+    checked: Checked,
     enrollment_token: Option<&EnrollmentTokenId>,
     source: ObservationSource,
     seq: i64,
@@ -150,32 +175,37 @@ fn insert_device(
     let at = now();
     let labels_json = serde_json::to_string(&checked.labels.iter().cloned().collect::<BTreeMap<_, _>>())
         .map_err(|e| ServiceError::internal("labels", e))?;
-    DeviceRecord::insert(
-        conn,
-        &NewDevice {
-            id: &id,
-            customer_id: customer,
-            product_id: &checked.product.id,
-            name: &checked.name,
-            platform: checked.platform.as_deref(),
-            labels: &labels_json,
-            token_lookup: &token.lookup,
-            token_hash: &token.secret_hash,
-            enrollment_token_id: enrollment_token,
-            version: checked.version.as_deref(),
-            version_source: checked.version.as_ref().map(|_| source.as_str()),
-            last_seen_at: None,
-            created_at: at,
-            change_seq: seq,
-        },
-        &checked.labels,
-    )?;
-    if let Some(version) = &checked.version {
+    let first = checked.version.as_ref().map(|_| ObservationId::generate());
+    let device = DeviceRecord {
+        id: id.clone(),
+        customer_id: customer.id.clone(),
+        product_id: checked.product.id.clone(),
+        name: checked.name,
+        platform: checked.platform,
+        labels: labels_json,
+        token_lookup: token.lookup.clone(),
+        token_hash: token.secret_hash.clone(),
+        enrollment_token_id: enrollment_token.cloned(),
+        version: checked.version,
+        image_sha256: None,
+        version_source: Maybe(first.as_ref().map(|_| source)),
+        latest_observation_id: first.clone(),
+        last_seen_at: None,
+        report_patch_id: None,
+        report_state: Maybe(None),
+        report_at: None,
+        created_at: at,
+        decommissioned_at: None,
+        change_seq: seq,
+    };
+    DeviceRecord::insert(conn, &device, &checked.labels)?;
+    if let (Some(row), Some(version)) = (&first, &device.version) {
         let at = to_the_second(at);
-        ObservationRecord::record(
+        ObservationRecord::insert(
             conn,
+            row,
             &Seen {
-                device: id.clone(),
+                device: id,
                 version: version.clone(),
                 image_sha256: None,
                 source,
@@ -186,13 +216,17 @@ fn insert_device(
             },
         )?;
     }
-    let (device, customer) = DeviceRecord::find_with_customer(conn, &id)?.ok_or(ServiceError::NotFound("device"))?;
     Ok(Enrolled {
         device,
-        customer,
-        product: checked.product.slug.clone(),
+        customer: customer.slug.clone(),
+        product: checked.product.slug,
         token,
     })
+}
+
+/// The caller's customer.
+fn customer_row(conn: &mut DbConnection, id: &CustomerId) -> Result<Customer, ServiceError> {
+    Customer::find(conn, id)?.ok_or(ServiceError::NotFound("customer"))
 }
 
 fn customer_of(caller: &Caller) -> Result<&CustomerId, ServiceError> {
@@ -209,9 +243,10 @@ pub async fn enrol(services: &Services, caller: &Caller, draft: DeviceDraft) -> 
         .db
         .run(move |conn| {
             conn.transaction(|conn| {
+                let customer = customer_row(conn, &customer)?;
                 let checked = check_device(
                     conn,
-                    &customer,
+                    &mut Entitled::of(&customer),
                     &draft.name,
                     &draft.product,
                     draft.platform.as_deref(),
@@ -219,7 +254,7 @@ pub async fn enrol(services: &Services, caller: &Caller, draft: DeviceDraft) -> 
                     draft.labels,
                 )?;
                 let seq = Generations::next_device_change(conn)?;
-                insert_device(conn, &customer, &checked, None, ObservationSource::Admin, seq)
+                insert_device(conn, &customer, checked, None, ObservationSource::Admin, seq)
             })
         })
         .await?;
@@ -233,14 +268,15 @@ pub async fn enrol(services: &Services, caller: &Caller, draft: DeviceDraft) -> 
 /// the new rows before this returns.
 pub fn import(conn: &mut DbConnection, slug: &str, drafts: Vec<DeviceDraft>) -> Result<Vec<Enrolled>, ServiceError> {
     let enrolled = conn.transaction(|conn| {
-        let customer = crate::db::models::Customer::find_by_slug(conn, slug)?
+        let customer = Customer::find_by_slug(conn, slug)?
             .ok_or_else(|| ServiceError::invalid("customer", format!("there is no customer `{slug}`")))?;
+        let mut entitled = Entitled::of(&customer);
         let seq = Generations::next_device_change(conn)?;
         let mut enrolled = Vec::with_capacity(drafts.len());
         for (line, draft) in drafts.into_iter().enumerate() {
             let checked = check_device(
                 conn,
-                &customer.id,
+                &mut entitled,
                 &draft.name,
                 &draft.product,
                 draft.platform.as_deref(),
@@ -256,8 +292,8 @@ pub fn import(conn: &mut DbConnection, slug: &str, drafts: Vec<DeviceDraft>) -> 
             })?;
             enrolled.push(insert_device(
                 conn,
-                &customer.id,
-                &checked,
+                &customer,
+                checked,
                 None,
                 ObservationSource::Admin,
                 seq,
@@ -295,9 +331,10 @@ pub async fn enrol_with_token(
             conn.transaction(|conn| {
                 let token = EnrollmentToken::find(conn, &token.id)?.ok_or_else(refused)?;
                 usable(&token, now())?;
+                let customer = customer_row(conn, &token.customer_id)?;
                 let checked = check_device(
                     conn,
-                    &token.customer_id,
+                    &mut Entitled::of(&customer),
                     &request.name,
                     &request.product,
                     request.platform.as_deref(),
@@ -308,14 +345,7 @@ pub async fn enrol_with_token(
                     return Err(exhausted(&token));
                 }
                 let seq = Generations::next_device_change(conn)?;
-                insert_device(
-                    conn,
-                    &token.customer_id,
-                    &checked,
-                    Some(&token.id),
-                    ObservationSource::Poll,
-                    seq,
-                )
+                insert_device(conn, &customer, checked, Some(&token.id), ObservationSource::Poll, seq)
             })
         })
         .await?;

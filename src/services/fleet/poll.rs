@@ -50,7 +50,7 @@ pub fn poll(services: &Services, device: &DeviceEntry, request: &PollRequest) ->
     let catalogue = services.fleet.catalogue();
     let product = catalogue
         .products
-        .get(&device.product)
+        .get(&*device.product)
         .ok_or_else(|| ServiceError::Unavailable("the offer catalogue is not loaded yet".into()))?;
     let version = product
         .scheme
@@ -71,16 +71,16 @@ pub fn poll(services: &Services, device: &DeviceEntry, request: &PollRequest) ->
                 format!("this device is enrolled as platform `{enrolled}`, not `{said}`"),
             ))
         }
-        (Some(enrolled), _) => Some(enrolled.clone()),
-        (None, Some(said)) => Some(
+        (Some(enrolled), _) => Some(&**enrolled),
+        (None, Some(said)) => {
             said.parse::<Platform>()
-                .map_err(|e| ServiceError::invalid("platform", e))?
-                .into_string(),
-        ),
+                .map_err(|e| ServiceError::invalid("platform", e))?;
+            Some(said.as_str())
+        }
         (None, None) => None,
     };
     let offer = if catalogue.entitled(&device.customer, &device.product) {
-        product.offer_for(&version, platform.as_deref())
+        product.offer_for(&version, platform)
     } else {
         None
     };
@@ -158,7 +158,7 @@ mod tests {
 async fn check_offered(services: &Services, device: &DeviceEntry, patch: &PatchId) -> Result<(), ServiceError> {
     let catalogue = services.fleet.catalogue();
     if let Some(yanked) = catalogue.yanked.get(patch) {
-        if yanked.product == device.product {
+        if yanked.product == *device.product {
             return Err(ServiceError::Conflict(format!(
                 "patch {patch} was yanked: {}",
                 yanked.reason
@@ -166,7 +166,7 @@ async fn check_offered(services: &Services, device: &DeviceEntry, patch: &PatchI
         }
     }
     let never = || ServiceError::Conflict(format!("patch {patch} was never offered to this device"));
-    if catalogue.published.get(patch) != Some(&device.product) {
+    if catalogue.published.get(patch) != Some(&*device.product) {
         return Err(never());
     }
     if services.fleet.queue.was_offered(&device.id, patch) {
@@ -184,7 +184,7 @@ async fn check_offered(services: &Services, device: &DeviceEntry, patch: &PatchI
     if recorded {
         return Ok(());
     }
-    let offered_now = catalogue.products.get(&device.product).is_some_and(|product| {
+    let offered_now = catalogue.products.get(&*device.product).is_some_and(|product| {
         running
             .and_then(|v| product.scheme.parse(&v).ok())
             .is_some_and(|v| product.offers(patch, &v, device.platform.as_deref()))
@@ -233,7 +233,7 @@ pub async fn report(
     let catalogue = services.fleet.catalogue();
     let scheme = catalogue
         .products
-        .get(&device.product)
+        .get(&*device.product)
         .map(|p| p.scheme)
         .ok_or_else(|| ServiceError::Unavailable("the offer catalogue is not loaded yet".into()))?;
     let version = request
@@ -290,11 +290,11 @@ pub async fn downloadable(services: &Services, device: &DeviceEntry, id: String)
     let patch: PatchId = id.parse().map_err(|_| ServiceError::NotFound("patch"))?;
     if services.fleet.catalogue().yanked.contains_key(&patch) {
         // The usual 410 with the reason, for a patch the device's customer may see.
-        return patches::downloadable(services, PatchReader::Customer(device.customer.clone()), id).await;
+        return patches::downloadable(services, PatchReader::Customer((*device.customer).clone()), id).await;
     }
     check_offered(services, device, &patch).await.map_err(|err| match err {
         ServiceError::Conflict(_) => ServiceError::NotFound("patch"),
         other => other,
     })?;
-    patches::downloadable(services, PatchReader::Customer(device.customer.clone()), id).await
+    patches::downloadable(services, PatchReader::Customer((*device.customer).clone()), id).await
 }
