@@ -230,9 +230,20 @@ impl DeviceRecord {
 
     /// Devices changed after generation `after` (decommissioned ones included, so a
     /// reader learns to drop them), with what authenticating them needs.
-    pub fn changed_since(conn: &mut DbConnection, after: i64) -> QueryResult<Vec<DeviceKey>> {
-        devices::table
-            .filter(devices::change_seq.gt(after))
+    /// A page of them at a time: `limit` after the device `from`, by id.
+    pub fn changed_since(
+        conn: &mut DbConnection,
+        after: i64,
+        from: Option<&DeviceId>,
+        limit: i64,
+    ) -> QueryResult<Vec<DeviceKey>> {
+        let mut query = devices::table.filter(devices::change_seq.gt(after)).into_boxed();
+        if let Some(from) = from {
+            query = query.filter(devices::id.gt(from.clone()));
+        }
+        query
+            .order(devices::id.asc())
+            .limit(limit)
             .select(DeviceKey::as_select())
             .load(conn)
     }

@@ -17,6 +17,9 @@ use crate::services::{ServiceError, Services};
 use super::catalogue::OfferCatalogue;
 use super::observations::ObservationQueue;
 
+/// Devices loaded per query when the copy catches up.
+const SYNC_PAGE: i64 = 5_000;
+
 /// Prefix of device tokens: `pwd_<lookup>_<secret>`.
 pub const DEVICE_TOKEN_PREFIX: &str = "pwd";
 
@@ -142,6 +145,31 @@ impl Fleet {
         *self.seen.lock().unwrap_or_else(poisoned)
     }
 
+    /// Takes changed devices into the copy: live ones in, decommissioned ones out.
+    fn apply(&self, changed: &[DeviceKey]) {
+        let mut interner = self.interner.lock().unwrap_or_else(poisoned);
+        let entries: Vec<([u8; 12], Option<Arc<DeviceEntry>>)> = changed
+            .iter()
+            .filter_map(|record| {
+                let key = lookup_key(&record.token_lookup)?;
+                let entry = if record.decommissioned_at.is_some() {
+                    None
+                } else {
+                    Some(Arc::new(interner.entry(record)?))
+                };
+                Some((key, entry))
+            })
+            .collect();
+        drop(interner);
+        let mut devices = self.devices.write().unwrap_or_else(poisoned);
+        for (key, entry) in entries {
+            match entry {
+                Some(entry) => devices.insert(key, entry),
+                None => devices.remove(&key),
+            };
+        }
+    }
+
     /// Brings this copy up to the database's generations; returns whether anything
     /// was loaded.
     pub async fn sync(services: &Services) -> Result<bool, ServiceError> {
@@ -149,46 +177,35 @@ impl Fleet {
         let _one_at_a_time = fleet.syncing.lock().await;
         let known = fleet.generations();
         let config = services.config.clone();
-        let (now, changed, catalogue) = services
+        let (now, catalogue) = services
             .db
             .run(move |conn| {
                 let now = Generations::read(conn)?;
-                let changed = if now.devices == known.devices {
-                    Vec::new()
-                } else {
-                    DeviceRecord::changed_since(conn, known.devices)?
-                };
                 let catalogue = if now.catalogue == known.catalogue {
                     None
                 } else {
                     let url = |id: &PatchId| config.url(&format!("/api/v1/patches/{id}/download"));
                     Some(OfferCatalogue::load(conn, &url)?)
                 };
-                Ok::<_, ServiceError>((now, changed, catalogue))
+                Ok::<_, ServiceError>((now, catalogue))
             })
             .await?;
-        let loaded = !changed.is_empty() || catalogue.is_some();
-        if !changed.is_empty() {
-            let mut interner = fleet.interner.lock().unwrap_or_else(poisoned);
-            let entries: Vec<([u8; 12], Option<Arc<DeviceEntry>>)> = changed
-                .iter()
-                .filter_map(|record| {
-                    let key = lookup_key(&record.token_lookup)?;
-                    let entry = if record.decommissioned_at.is_some() {
-                        None
-                    } else {
-                        Some(Arc::new(interner.entry(record)?))
-                    };
-                    Some((key, entry))
-                })
-                .collect();
-            drop(interner);
-            let mut devices = fleet.devices.write().unwrap_or_else(poisoned);
-            for (key, entry) in entries {
-                match entry {
-                    Some(entry) => devices.insert(key, entry),
-                    None => devices.remove(&key),
-                };
+        let mut loaded = catalogue.is_some();
+        if now.devices != known.devices {
+            // In pages, so that a fleet enrolled at once is never all in memory twice.
+            let mut after: Option<DeviceId> = None;
+            loop {
+                let from = after.take();
+                let page = services
+                    .db
+                    .query(move |conn| DeviceRecord::changed_since(conn, known.devices, from.as_ref(), SYNC_PAGE))
+                    .await?;
+                loaded |= !page.is_empty();
+                after = page.last().map(|d| d.id.clone());
+                fleet.apply(&page);
+                if page.len() < SYNC_PAGE as usize {
+                    break;
+                }
             }
         }
         if let Some(catalogue) = catalogue {
