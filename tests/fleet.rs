@@ -403,7 +403,8 @@ async fn bad_device_input_is_refused_and_writes_nothing() {
         let huge = json!({"version": "x".repeat(400_000)});
         assert_eq!(app.post("/api/v1/device/poll", &device.token, huge).await.0, 413);
 
-        let forged = format!("{}0", &device.token[..device.token.len() - 1]);
+        let last = if device.token.ends_with('0') { '1' } else { '0' };
+        let forged = format!("{}{last}", &device.token[..device.token.len() - 1]);
         let (status, _) = app
             .post("/api/v1/device/poll", &forged, json!({"version": "6.3.0r20"}))
             .await;
