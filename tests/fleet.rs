@@ -157,6 +157,11 @@ async fn the_backdoor_fleet_from_advisory_to_fixed_devices() {
         assert_eq!(claimed["devices"][0]["claimed_not_running"], true);
         let fixed = exposure(&app, &f.acme.admin.token, &f.advisory, "?state=fixed").await;
         assert_eq!(fixed["devices"][0]["name"], "fw-r19");
+        assert_eq!(
+            (fixed["total"].as_i64(), acme["total"].as_i64()),
+            (Some(1), Some(3)),
+            "totals from the counts"
+        );
         assert_eq!(fixed["devices"][0]["version"], "6.3.0r21");
         let (status, listed) = app
             .get(

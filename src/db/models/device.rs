@@ -189,20 +189,29 @@ impl DeviceRecord {
         limit: i64,
     ) -> QueryResult<(Vec<NamedDevice>, i64)> {
         let total = Self::filtered(filter).count().get_result(conn)?;
+        Ok((Self::page(conn, filter, offset, limit)?, total))
+    }
+
+    /// One page of the devices `filter` selects, by name, without counting them.
+    pub fn page(
+        conn: &mut DbConnection,
+        filter: &DeviceFilter,
+        offset: i64,
+        limit: i64,
+    ) -> QueryResult<Vec<NamedDevice>> {
         let ids: Vec<DeviceId> = Self::filtered(filter)
             .order((devices::name.asc(), devices::id.asc()))
             .offset(offset)
             .limit(limit)
             .select(devices::id)
             .load(conn)?;
-        let rows = devices::table
+        devices::table
             .inner_join(customers::table)
             .inner_join(products::table)
             .filter(devices::id.eq_any(&ids))
             .order((devices::name.asc(), devices::id.asc()))
             .select((DeviceRecord::as_select(), customers::slug, products::slug))
-            .load(conn)?;
-        Ok((rows, total))
+            .load(conn)
     }
 
     /// Every device `filter` selects, by name, for an export.

@@ -323,6 +323,20 @@ impl Rules {
     }
 }
 
+/// How many devices a state filter selects, from the counts.
+fn counted(counts: &Counts, state: Option<StateFilter>) -> Option<i64> {
+    Some(match state {
+        None => counts.affected + counts.fixed + counts.unaffected + counts.unknown,
+        Some(StateFilter::Exposure(ExposureState::Affected)) => counts.affected,
+        Some(StateFilter::Exposure(ExposureState::Fixed)) => counts.fixed,
+        Some(StateFilter::Exposure(ExposureState::Unaffected)) => counts.unaffected,
+        Some(StateFilter::Exposure(ExposureState::Unknown)) => counts.unknown,
+        Some(StateFilter::Overdue) => counts.overdue,
+        Some(StateFilter::ClaimedNotRunning) => counts.claimed_not_running,
+        Some(StateFilter::Stalled) => counts.stalled,
+    })
+}
+
 /// The install steps a device can stall in, as stored.
 fn in_progress() -> Vec<&'static str> {
     ReportState::ALL
@@ -389,7 +403,14 @@ pub async fn exposure(
                 }
                 Some(filter) => {
                     let offset = i64::from(query.page.max(1) - 1) * i64::from(query.per_page);
-                    DeviceRecord::list(conn, &filter, offset, i64::from(query.per_page))?
+                    let limit = i64::from(query.per_page);
+                    match counted(&counts, query.state) {
+                        // The counts already say how many match: no second count.
+                        Some(total) if query.label.is_none() && query.version.is_none() => {
+                            (DeviceRecord::page(conn, &filter, offset, limit)?, total)
+                        }
+                        _ => DeviceRecord::list(conn, &filter, offset, limit)?,
+                    }
                 }
             };
             let devices = devices.into_iter().map(|named| rules.exposed(named)).collect();
