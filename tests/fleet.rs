@@ -439,3 +439,63 @@ async fn bad_device_input_is_refused_and_writes_nothing() {
         assert_eq!(history[0]["times"], 1);
     }
 }
+
+#[actix_web::test]
+async fn enrolment_is_rate_limited_per_token_and_an_old_install_step_shows_as_stalled() {
+    for app in TestApp::each_with(&[("enrollment_attempts_per_minute", "3")]).await {
+        let f = fixture(&app).await;
+        let (_, token) = app
+            .post(
+                "/api/v1/enrollment-tokens",
+                &f.acme.admin.token,
+                json!({"max_uses": 100}),
+            )
+            .await;
+        let secret = token["token"].as_str().unwrap();
+        let mut statuses = Vec::new();
+        for n in 0..5 {
+            let body = json!({"enrollment_token": secret, "name": format!("fw-{n}"), "product": "screenos",
+                              "platform": "ssg-500", "version": "6.3.0r20"});
+            statuses.push(app.post("/api/v1/device/enroll", "", body).await.0);
+        }
+        assert_eq!(
+            statuses,
+            [201, 201, 201, 429, 429],
+            "the fourth attempt within the minute waits"
+        );
+        let (_, listed) = app.get("/api/v1/devices", &f.acme.admin.token).await;
+        assert_eq!(listed["total"], 3);
+
+        // A device that started downloading the fix hours ago and said nothing since.
+        let fix = publish_patch(&app, &f, "6.3.0r21", file_bytes(64)).await;
+        let device = enrol(&app, &f.acme.admin.token, "fw-slow", "6.3.0r20").await;
+        assert_eq!(
+            poll(&app, &device, "6.3.0r20").await["update"]["patch_id"],
+            fix.as_str()
+        );
+        assert_eq!(report(&app, &device, &fix, "downloading", None).await.0, 201);
+        let fresh = exposure(&app, &f.acme.admin.token, &f.advisory, "").await;
+        assert_eq!(fresh["stalled"], 0, "{fresh}");
+        let id: patchwarden::ids::DeviceId = device.id.parse().unwrap();
+        app.db(move |conn| {
+            use diesel::prelude::*;
+            use patchwarden::db::schema::devices;
+            let hours_ago = patchwarden::db::models::now() - chrono::TimeDelta::hours(3);
+            diesel::update(devices::table.find(&id))
+                .set(devices::report_at.eq(hours_ago))
+                .execute(conn)?;
+            Ok(())
+        })
+        .await;
+        let later = exposure(&app, &f.acme.admin.token, &f.advisory, "?state=stalled").await;
+        assert_eq!(later["stalled"], 1, "{later}");
+        let names: Vec<&str> = later["devices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["fw-slow"]);
+        assert_eq!(later["devices"][0]["stalled"], true);
+    }
+}
