@@ -54,6 +54,9 @@ CREATE TABLE devices (
 CREATE INDEX devices_exposure ON devices (product_id, customer_id, version, report_state, report_patch_id)
     WHERE decommissioned_at IS NULL;
 CREATE INDEX devices_by_name ON devices (product_id, name, id) WHERE decommissioned_at IS NULL;
+-- Devices with an install report, few among many: where stalled installs are found.
+CREATE INDEX devices_reporting ON devices (report_state, report_at)
+    WHERE decommissioned_at IS NULL AND report_state IS NOT NULL;
 CREATE INDEX devices_customer ON devices (customer_id, name, id) WHERE decommissioned_at IS NULL;
 CREATE INDEX devices_change ON devices (change_seq);
 

@@ -70,8 +70,9 @@ pub fn stalled_groups(
     let stalled = devices::table
         .filter(devices::decommissioned_at.is_null())
         .filter(devices::product_id.eq_any(products))
-        .filter(devices::report_at.lt(before))
-        .filter(devices::report_state.eq_any(states));
+        .filter(devices::report_state.is_not_null())
+        .filter(devices::report_state.eq_any(states))
+        .filter(devices::report_at.lt(before));
     match customer {
         Some(customer) => grouped!(stalled.filter(devices::customer_id.eq(customer))).load(conn),
         None => grouped!(stalled).load(conn),

@@ -207,7 +207,17 @@ impl Rules {
     ) -> Result<(Vec<DeviceGroup>, HashMap<CustomerId, Counts>), ServiceError> {
         let products = self.product_ids();
         let groups = device_groups(conn, &products, customer)?;
-        let stalled = stalled_groups(conn, &products, customer, self.stall_before, &in_progress())?;
+        // Only devices in the middle of installing this advisory's fix can be stalled;
+        // the groups say whether there are any.
+        let installing = groups.iter().any(|g| {
+            self.fixes(g.report_patch_id.as_ref())
+                && g.report_state.as_deref().is_some_and(|s| in_progress().contains(&s))
+        });
+        let stalled = if installing {
+            stalled_groups(conn, &products, customer, self.stall_before, &in_progress())?
+        } else {
+            Vec::new()
+        };
         let counts = self.count(&groups, &stalled);
         Ok((groups, counts))
     }
