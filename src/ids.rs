@@ -112,6 +112,23 @@ id_type!(
     ObservationId
 );
 
+id_type!(
+    /// A registered release image hash.
+    ReleaseImageId
+);
+id_type!(
+    /// An anomaly flag.
+    AnomalyId
+);
+id_type!(
+    /// A webhook subscription.
+    WebhookId
+);
+id_type!(
+    /// One delivery of an event to one webhook.
+    DeliveryId
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,8 +7,9 @@ use actix_web::{web, FromRequest, Handler, HttpRequest, HttpResponse, Responder,
 
 use crate::error::{AppError, PageError};
 use crate::handlers::api::{
-    advisories, customers, devices, enrollment_tokens, entitlements, exposure, keys, me, patches, products, query,
-    session, tokens, uploads, users,
+    advisories, anomalies, customers, devices, enrollment_tokens, entitlements, exposure, images, keys, me, patches,
+    products, pulls, query,
+    session, tokens, uploads, users, webhooks,
 };
 use crate::handlers::device::{enroll, poll, report};
 use crate::handlers::feeds::{atom, csaf};
@@ -168,6 +169,23 @@ pub fn table() -> Table {
         .post(&api("/devices"), devices::create_device)
         .get(&api("/devices/{id}"), devices::get_device)
         .add(Method::DELETE, &api("/devices/{id}"), devices::delete_device)
+        .post(&api("/devices/{id}/pull"), pulls::pull_device)
+        .add(Method::PUT, &api("/devices/{id}/pull"), pulls::put_pull_settings)
+        .get(&api("/pull-schedule"), pulls::get_default_schedule)
+        .add(Method::PUT, &api("/pull-schedule"), pulls::put_default_schedule)
+        .get(&api("/products/{slug}/images"), images::list_images)
+        .post(&api("/products/{slug}/images"), images::create_image)
+        .get(&api("/anomalies"), anomalies::list_anomalies)
+        .post(&api("/anomalies/{id}/ack"), anomalies::acknowledge_anomaly)
+        .get(&api("/webhooks"), webhooks::list_webhooks)
+        .post(&api("/webhooks"), webhooks::create_webhook)
+        .add(Method::DELETE, &api("/webhooks/{id}"), webhooks::delete_webhook)
+        .get(&api("/webhooks/{id}/deliveries"), webhooks::list_deliveries)
+        .post(&api("/webhooks/{id}/ping"), webhooks::ping_webhook)
+        .post(
+            &api("/webhooks/{id}/deliveries/{delivery}/retry"),
+            webhooks::retry_delivery,
+        )
         .get(&api("/enrollment-tokens"), enrollment_tokens::list_enrollment_tokens)
         .post(&api("/enrollment-tokens"), enrollment_tokens::create_enrollment_token)
         .add(

@@ -3,6 +3,12 @@
 //! hashes. Nothing in this module logs, and no type here prints a secret in `Debug`.
 
 use std::fmt;
+use std::path::Path;
+
+use anyhow::Context;
+use base64::Engine;
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 
 use argon2::password_hash::rand_core::{OsRng, RngCore};
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -121,6 +127,125 @@ pub fn verify_password(password: &str, stored: Option<&str>) -> bool {
     ok && stored.is_some()
 }
 
+/// The server's key for secrets that must be sent later and so cannot be hashed
+/// (pull tokens, webhook secrets): XChaCha20-Poly1305 with a random nonce per value,
+/// bound to what it protects (`purpose`) so a sealed value copied to another row
+/// does not open there. Sealed values read `v1.<base64 of nonce and ciphertext>`.
+pub struct SealingKey(XChaCha20Poly1305);
+
+/// The key file created beside the signing key when none is configured.
+pub const SEALING_KEY_FILE: &str = "secrets.key";
+
+const SEALED_PREFIX: &str = "v1.";
+
+impl SealingKey {
+    pub fn from_bytes(bytes: &[u8; 32]) -> SealingKey {
+        SealingKey(XChaCha20Poly1305::new(bytes.into()))
+    }
+
+    /// Reads the key at `path` (64 hex digits), creating it (readable by the owner
+    /// only) when it does not exist.
+    pub fn open_or_create(path: &Path) -> anyhow::Result<SealingKey> {
+        if !path.exists() {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            }
+            let mut file = {
+                let mut options = std::fs::OpenOptions::new();
+                options.write(true).create_new(true);
+                #[cfg(unix)]
+                std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+                options.open(path)
+            }
+            .with_context(|| format!("creating the secrets key {}", path.display()))?;
+            std::io::Write::write_all(&mut file, format!("{}\n", random_hex(32)).as_bytes())
+                .and_then(|()| file.sync_all())
+                .with_context(|| format!("writing the secrets key {}", path.display()))?;
+            tracing::info!(path = %path.display(), "created the key that seals pull tokens and webhook secrets");
+        }
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading the secrets key {}", path.display()))?;
+        let bytes: [u8; 32] = hex::decode(text.trim())
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .with_context(|| format!("the secrets key {} is not 64 hex digits", path.display()))?;
+        Ok(SealingKey::from_bytes(&bytes))
+    }
+
+    /// Seals `secret` for `purpose`.
+    pub fn seal(&self, purpose: &str, secret: &str) -> String {
+        let mut nonce = [0u8; 24];
+        OsRng.fill_bytes(&mut nonce);
+        let sealed = self
+            .0
+            .encrypt(
+                XNonce::from_slice(&nonce),
+                Payload {
+                    msg: secret.as_bytes(),
+                    aad: purpose.as_bytes(),
+                },
+            )
+            .unwrap_or_default();
+        let mut out = nonce.to_vec();
+        out.extend_from_slice(&sealed);
+        format!("{SEALED_PREFIX}{}", base64::engine::general_purpose::STANDARD_NO_PAD.encode(out))
+    }
+
+    /// Opens a value sealed for `purpose`; `None` when it was sealed under another
+    /// key or for another purpose, or was altered.
+    pub fn open(&self, purpose: &str, sealed: &str) -> Option<String> {
+        let bytes = base64::engine::general_purpose::STANDARD_NO_PAD
+            .decode(sealed.strip_prefix(SEALED_PREFIX)?)
+            .ok()?;
+        if bytes.len() < 24 {
+            return None;
+        }
+        let (nonce, ciphertext) = bytes.split_at(24);
+        let plain = self
+            .0
+            .decrypt(
+                XNonce::from_slice(nonce),
+                Payload {
+                    msg: ciphertext,
+                    aad: purpose.as_bytes(),
+                },
+            )
+            .ok()?;
+        String::from_utf8(plain).ok()
+    }
+}
+
+impl fmt::Debug for SealingKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SealingKey(<redacted>)")
+    }
+}
+
+/// A new webhook signing secret: `whsec_` and 32 random bytes in base64.
+pub fn webhook_secret() -> String {
+    let mut bytes = [0u8; 32];
+    OsRng.fill_bytes(&mut bytes);
+    format!("whsec_{}", base64::engine::general_purpose::STANDARD.encode(bytes))
+}
+
+/// The Standard Webhooks signature header value for a message: `v1,` and the base64
+/// HMAC-SHA256, under the secret's key bytes, of `id.timestamp.body`.
+pub fn webhook_signature(secret: &str, id: &str, timestamp: i64, body: &[u8]) -> Option<String> {
+    use hmac::Mac;
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(secret.strip_prefix("whsec_")?)
+        .ok()?;
+    let mut mac = <hmac::Hmac<Sha256> as Mac>::new_from_slice(&key).ok()?;
+    mac.update(id.as_bytes());
+    mac.update(b".");
+    mac.update(timestamp.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    Some(format!(
+        "v1,{}",
+        base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -141,6 +266,35 @@ mod tests {
         assert!(PresentedToken::parse("pws", issued.plaintext()).is_none());
         assert!(PresentedToken::parse("pwt", "pwt_abc_def").is_none());
         assert!(!format!("{issued:?}").contains(&issued.plaintext()[30..]));
+    }
+
+    #[test]
+    fn sealed_values_open_only_for_their_purpose_and_key() {
+        let key = SealingKey::from_bytes(&[7; 32]);
+        let sealed = key.seal("pull_token:a", "hunter2-device-token");
+        assert!(!sealed.contains("hunter2"));
+        assert_ne!(sealed, key.seal("pull_token:a", "hunter2-device-token"), "a fresh nonce each time");
+        assert_eq!(key.open("pull_token:a", &sealed).as_deref(), Some("hunter2-device-token"));
+        assert_eq!(key.open("pull_token:b", &sealed), None);
+        assert_eq!(SealingKey::from_bytes(&[8; 32]).open("pull_token:a", &sealed), None);
+        let mut altered = sealed.clone().into_bytes();
+        let last = altered.len() - 1;
+        altered[last] = if altered[last] == b'A' { b'B' } else { b'A' };
+        assert_eq!(key.open("pull_token:a", &String::from_utf8(altered).unwrap()), None);
+    }
+
+    #[test]
+    fn webhook_signatures_follow_the_standard_webhooks_example() {
+        // The example of the Standard Webhooks specification.
+        let signature = webhook_signature(
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            "msg_p5jXN8AQM9LWM0D4loKWxJek",
+            1614265330,
+            br#"{"test": 2432232314}"#,
+        )
+        .unwrap();
+        assert_eq!(signature, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+        assert!(webhook_secret().starts_with("whsec_"));
     }
 
     #[test]

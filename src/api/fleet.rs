@@ -157,6 +157,9 @@ pub struct DeviceDetailResponse {
     #[serde(flatten)]
     pub device: DeviceResponse,
     pub observations: Vec<ObservationResponse>,
+    pub pull: Option<crate::api::events::PullStatusResponse>,
+    pub pull_failures: Vec<crate::api::events::PullFailureResponse>,
+    pub anomalies: Vec<crate::api::events::AnomalyResponse>,
     pub reports: Vec<ReportResponse>,
 }
 
@@ -165,6 +168,9 @@ impl DeviceDetailResponse {
         Ok(DeviceDetailResponse {
             device: DeviceResponse::of(&detail.device, &detail.customer, &detail.product.slug)?,
             observations: detail.observations.iter().map(ObservationResponse::from).collect(),
+            pull: detail.pull.as_ref().map(Into::into),
+            pull_failures: detail.pull_failures.iter().map(Into::into).collect(),
+            anomalies: detail.anomalies.iter().map(Into::into).collect(),
             reports: detail
                 .reports
                 .iter()

@@ -2,6 +2,7 @@
 //! uses (handlers and pages, the server and its clients). Each is defined once.
 
 pub mod advisories;
+pub mod events;
 pub mod fleet;
 pub mod patches;
 

@@ -17,7 +17,7 @@ use patchwarden::db::{self, Db};
 use patchwarden::domain::{parse_duration, NewPassword};
 use patchwarden::ids::TokenId;
 use patchwarden::jobs::{self, Job};
-use patchwarden::secrets::hash_password;
+use patchwarden::secrets::{hash_password, SealingKey};
 use patchwarden::server;
 use patchwarden::services::accounts::{self, UserDraft};
 use patchwarden::services::fleet::devices::{self, DeviceDraft};
@@ -322,7 +322,9 @@ pub fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 drafts.push(serde_json::from_str::<DeviceDraft>(line).with_context(|| format!("line {}", n + 1))?);
             }
             let mut conn = open_db(&config)?;
-            let enrolled = devices::import(&mut conn, &customer, drafts).map_err(cli_error)?;
+            let sealing = SealingKey::open_or_create(&config.secrets_key_file)?;
+            let enrolled =
+                devices::import(&mut conn, &sealing, &config.outbound, &customer, drafts).map_err(cli_error)?;
             let mut out = std::io::BufWriter::new(std::io::stdout().lock());
             for device in &enrolled {
                 let line = serde_json::json!({

@@ -83,6 +83,20 @@ pub struct S3Config {
     pub prefix: String,
 }
 
+/// How pulls are made.
+#[derive(Clone, Debug)]
+pub struct PullSettings {
+    pub connect_timeout: Duration,
+    pub timeout: Duration,
+    pub max_response_bytes: usize,
+    pub concurrency: usize,
+    pub per_host: usize,
+    pub retries: u32,
+    pub retry_delay: Duration,
+    pub backoff_max: Duration,
+    pub lease: Duration,
+}
+
 /// The environment variable that holds the signing key's password.
 pub const KEY_PASSWORD_ENV: &str = "PATCHWARDEN_KEY_PASSWORD";
 
@@ -246,6 +260,15 @@ pub struct Config {
     pub install_stall_after: Duration,
     /// Observations held in memory at most.
     pub observation_queue_max: usize,
+    /// The key file that seals pull tokens and webhook secrets.
+    pub secrets_key_file: PathBuf,
+    /// Where pulls and webhook deliveries may connect.
+    pub outbound: crate::domain::network::AddressPolicy,
+    pub pulls: PullSettings,
+    /// Failing this long makes a device unreachable.
+    pub unreachable_after: Duration,
+    pub webhook_retry_delay: Duration,
+    pub webhook_timeout: Duration,
     /// How many `X-Forwarded-For` hops from the right the client's address is; 0
     /// when proxy headers are not trusted and the peer's address counts.
     pub client_address_hops: usize,

@@ -85,6 +85,81 @@ pub const SETTINGS: &[Setting] = &[
         help: "observations held in memory while the database is away; past it the oldest are dropped (counted in /metrics)",
     },
     Setting {
+        name: "secrets_key_file",
+        default: "<keys_dir>/secrets.key",
+        help: "key that seals pull tokens and webhook secrets at rest (created on first start when absent; share it between instances)",
+    },
+    Setting {
+        name: "outbound_allow",
+        default: "none",
+        help: "networks pulls and webhooks may reach, comma-separated (`10.0.0.0/8,192.0.2.7`); none means any not denied",
+    },
+    Setting {
+        name: "outbound_deny",
+        default: "0.0.0.0/8,169.254.0.0/16,::/128,fe80::/10,fd00:ec2::254/128",
+        help: "networks pulls and webhooks never reach, checked after name resolution; wins over `outbound_allow`",
+    },
+    Setting {
+        name: "pull_connect_timeout",
+        default: "3s",
+        help: "how long a pull waits to connect",
+    },
+    Setting {
+        name: "pull_timeout",
+        default: "10s",
+        help: "how long a whole pull may take, body included",
+    },
+    Setting {
+        name: "pull_max_response_bytes",
+        default: "65536",
+        help: "largest pull answer read; a longer one fails as too large",
+    },
+    Setting {
+        name: "pull_concurrency",
+        default: "512",
+        help: "pulls in flight at once on this instance",
+    },
+    Setting {
+        name: "pull_per_host",
+        default: "4",
+        help: "pulls in flight at once to one host",
+    },
+    Setting {
+        name: "pull_retries",
+        default: "2",
+        help: "extra attempts of a pull after a transient failure (refused, reset, 429, 5xx)",
+    },
+    Setting {
+        name: "pull_retry_delay",
+        default: "500ms",
+        help: "first wait before a retry; doubled each time, with jitter",
+    },
+    Setting {
+        name: "pull_backoff_max",
+        default: "6h",
+        help: "longest a failing device's next pull is put off (it doubles with each failed pull)",
+    },
+    Setting {
+        name: "pull_lease",
+        default: "60s",
+        help: "how long an instance holds a claimed pull; past it another instance takes the work over",
+    },
+    Setting {
+        name: "unreachable_after",
+        default: "1h",
+        help: "a device whose pulls have failed this long is unreachable (`device.unreachable` event, and an anomaly during an emergency)",
+    },
+    Setting {
+        name: "webhook_retry_delay",
+        default: "10s",
+        help: "first wait before a webhook delivery is tried again; doubled each time, with jitter, for a day",
+    },
+    Setting {
+        name: "webhook_timeout",
+        default: "10s",
+        help: "how long one webhook delivery may take",
+    },
+    Setting {
         name: "trust_proxy_headers",
         default: "false",
         help: "take the client address from `X-Forwarded-For` (only behind a proxy that sets it)",
@@ -97,7 +172,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting {
         name: "jobs",
         default: "true",
-        help: "run the background jobs (sweeps) in this instance; `false` on instances that only serve",
+        help: "run the background jobs (pull scheduler, webhook deliveries, sweeps) in this instance; `false` on instances that only serve",
     },
     Setting {
         name: "workers",

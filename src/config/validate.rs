@@ -6,8 +6,9 @@ use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::{Config, ConfigError, LogFormat, RawSettings, S3Config, Secret};
+use super::{Config, ConfigError, LogFormat, PullSettings, RawSettings, S3Config, Secret};
 use crate::db::DatabaseUrl;
+use crate::domain::network::{parse_list, AddressPolicy, DEFAULT_DENY};
 use crate::domain::parse_duration;
 
 impl RawSettings {
@@ -47,6 +48,43 @@ impl RawSettings {
             secret_access_key: Secret(required("s3_secret_access_key", self.text("s3_secret_access_key")?)?),
             prefix: self.text("s3_prefix")?.unwrap_or_default(),
         }))
+    }
+
+    fn span(&self, name: &'static str, default: Duration, min: Duration, max: Duration) -> Result<Duration, ConfigError> {
+        self.parse(name, default, |s| {
+            let value = parse_duration(s)?;
+            if value < min || value > max {
+                return Err(format!("must be from {}ms to {}s", min.as_millis(), max.as_secs()));
+            }
+            Ok(value)
+        })
+    }
+
+    fn count(&self, name: &'static str, default: usize, max: usize) -> Result<usize, ConfigError> {
+        self.parse(name, default, |s| match s.parse::<usize>() {
+            Ok(n) if (1..=max).contains(&n) => Ok(n),
+            _ => Err(format!("`{s}` is not a whole number from 1 to {max}")),
+        })
+    }
+
+    /// The pull settings.
+    fn pulls(&self) -> Result<PullSettings, ConfigError> {
+        let ms = Duration::from_millis;
+        let secs = Duration::from_secs;
+        Ok(PullSettings {
+            connect_timeout: self.span("pull_connect_timeout", secs(3), ms(10), secs(60))?,
+            timeout: self.span("pull_timeout", secs(10), ms(10), secs(300))?,
+            max_response_bytes: self.count("pull_max_response_bytes", 65_536, 16 * 1024 * 1024)?,
+            concurrency: self.count("pull_concurrency", 512, 65_536)?,
+            per_host: self.count("pull_per_host", 4, 1024)?,
+            retries: self.parse("pull_retries", 2, |s| match s.parse::<u32>() {
+                Ok(n @ 0..=10) => Ok(n),
+                _ => Err(format!("`{s}` is not a whole number from 0 to 10")),
+            })?,
+            retry_delay: self.span("pull_retry_delay", ms(500), ms(1), secs(60))?,
+            backoff_max: self.span("pull_backoff_max", secs(6 * 3600), secs(1), secs(7 * 86_400))?,
+            lease: self.span("pull_lease", secs(60), ms(500), secs(3600))?,
+        })
     }
 
     /// Validates everything and builds the [`Config`].
@@ -221,7 +259,43 @@ impl RawSettings {
             }
             Ok(Some(p.to_owned()))
         })?;
+        let secrets_key_file = self.parse("secrets_key_file", keys_dir.join(crate::secrets::SEALING_KEY_FILE), |s| {
+            if s.is_empty() {
+                Err("must not be empty".into())
+            } else {
+                Ok(PathBuf::from(s))
+            }
+        })?;
+        let outbound = AddressPolicy {
+            allow: self.parse("outbound_allow", Vec::new(), parse_list)?,
+            deny: self.parse("outbound_deny", parse_list(DEFAULT_DENY).unwrap_or_default(), parse_list)?,
+        };
+        let pulls = self.pulls()?;
+        let unreachable_after = self.span(
+            "unreachable_after",
+            Duration::from_secs(3600),
+            Duration::from_secs(1),
+            Duration::from_secs(30 * 86_400),
+        )?;
+        let webhook_retry_delay = self.span(
+            "webhook_retry_delay",
+            Duration::from_secs(10),
+            Duration::from_millis(1),
+            Duration::from_secs(3600),
+        )?;
+        let webhook_timeout = self.span(
+            "webhook_timeout",
+            Duration::from_secs(10),
+            Duration::from_millis(10),
+            Duration::from_secs(120),
+        )?;
         Ok(Config {
+            secrets_key_file,
+            outbound,
+            pulls,
+            unreachable_after,
+            webhook_retry_delay,
+            webhook_timeout,
             download_offload_prefix,
             max_patch_bytes,
             s3,

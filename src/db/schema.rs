@@ -76,6 +76,7 @@ diesel::table! {
         slug -> Text,
         name -> Text,
         created_at -> Timestamp,
+        pull_schedule -> Nullable<Text>,
     }
 }
 
@@ -277,6 +278,114 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    anomalies (id) {
+        id -> Text,
+        customer_id -> Text,
+        device_id -> Text,
+        kind -> Text,
+        detail -> Text,
+        version -> Nullable<Text>,
+        image_sha256 -> Nullable<Text>,
+        dedupe_key -> Text,
+        detected_at -> Timestamp,
+        acknowledged_by -> Nullable<Text>,
+        acknowledged_at -> Nullable<Timestamp>,
+        ack_comment -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    device_pulls (device_id) {
+        device_id -> Text,
+        customer_id -> Text,
+        url -> Text,
+        schedule -> Nullable<Text>,
+        token_sealed -> Nullable<Text>,
+        due_at -> Nullable<Timestamp>,
+        lease_holder -> Nullable<Text>,
+        lease_until -> Nullable<Timestamp>,
+        failures -> Integer,
+        unreachable_since -> Nullable<Timestamp>,
+        last_attempt_at -> Nullable<Timestamp>,
+        last_success_at -> Nullable<Timestamp>,
+        last_failure -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    pull_failures (id) {
+        id -> Text,
+        device_id -> Text,
+        reason -> Text,
+        detail -> Text,
+        first_at -> Timestamp,
+        last_at -> Timestamp,
+        times -> BigInt,
+    }
+}
+
+diesel::table! {
+    release_images (id) {
+        id -> Text,
+        product_id -> Text,
+        version -> Text,
+        platform -> Text,
+        image_sha256 -> Text,
+        created_by -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    webhook_deliveries (id) {
+        id -> Text,
+        webhook_id -> Text,
+        event_id -> Text,
+        state -> Text,
+        attempts -> Integer,
+        next_attempt_at -> Nullable<Timestamp>,
+        give_up_at -> Timestamp,
+        lease_holder -> Nullable<Text>,
+        lease_until -> Nullable<Timestamp>,
+        last_status -> Nullable<Integer>,
+        last_error -> Nullable<Text>,
+        last_attempt_at -> Nullable<Timestamp>,
+        delivered_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    webhook_events (id) {
+        id -> Text,
+        customer_id -> Text,
+        event_type -> Text,
+        payload -> Text,
+        dedupe_key -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    webhooks (id) {
+        id -> Text,
+        customer_id -> Text,
+        url -> Text,
+        events -> Text,
+        secret_sealed -> Text,
+        created_by -> Text,
+        created_at -> Timestamp,
+        deleted_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::joinable!(anomalies -> devices (device_id));
+diesel::joinable!(device_pulls -> devices (device_id));
+diesel::joinable!(pull_failures -> devices (device_id));
+diesel::joinable!(release_images -> products (product_id));
+diesel::joinable!(webhook_deliveries -> webhooks (webhook_id));
+diesel::joinable!(webhook_deliveries -> webhook_events (event_id));
 diesel::joinable!(advisory_cves -> advisories (advisory_id));
 diesel::joinable!(advisory_products -> advisories (advisory_id));
 diesel::joinable!(advisory_products -> products (product_id));
@@ -310,10 +419,12 @@ diesel::allow_tables_to_appear_in_same_query!(
     advisory_cves,
     advisory_products,
     advisory_revisions,
+    anomalies,
     api_tokens,
     customers,
     device_labels,
     device_offers,
+    device_pulls,
     devices,
     enrollment_tokens,
     entitlements,
@@ -325,7 +436,12 @@ diesel::allow_tables_to_appear_in_same_query!(
     patch_uploads,
     patches,
     products,
+    pull_failures,
+    release_images,
     sessions,
     signing_keys,
     users,
+    webhook_deliveries,
+    webhook_events,
+    webhooks,
 );

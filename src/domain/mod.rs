@@ -11,10 +11,12 @@ pub mod cwe;
 pub mod duration;
 pub mod email;
 pub mod fleet;
+pub mod network;
 pub mod password;
 pub mod patch;
 pub mod range;
 pub mod role;
+pub mod schedule;
 pub mod slug;
 pub mod state;
 pub mod text;
@@ -26,4 +28,7 @@ pub use email::Email;
 pub use password::NewPassword;
 pub use role::Role;
 pub use slug::Slug;
-pub use state::{AdvisoryStatus, ExposureState, ObservationSource, PatchState, ReportState};
+pub use state::{
+    AdvisoryStatus, AnomalyKind, DeliveryState, EventType, ExposureState, ObservationSource, PatchState, PullFailure,
+    ReportState,
+};

@@ -185,3 +185,61 @@ mod tests {
         assert!("archived".parse::<AdvisoryStatus>().is_err());
     }
 }
+
+text_enum!(
+    /// Why a pull did not yield a version.
+    PullFailure, "pull failure" {
+        Timeout => "timeout",
+        Refused => "refused",
+        Connection => "connection",
+        Dns => "dns",
+        Tls => "tls",
+        Status => "status",
+        BadJson => "bad_json",
+        TooLarge => "too_large",
+        DeniedAddress => "denied_address",
+    }
+);
+
+text_enum!(
+    /// What a device did that no signed release or install report explains.
+    AnomalyKind, "anomaly kind" {
+        VersionBackwards => "version_backwards",
+        UnknownImage => "unknown_image",
+        UnannouncedChange => "unannounced_change",
+        UnreachableInEmergency => "unreachable_in_emergency",
+    }
+);
+
+impl AnomalyKind {
+    pub fn describe(self) -> &'static str {
+        match self {
+            AnomalyKind::VersionBackwards => "version went backwards without a reported rollback",
+            AnomalyKind::UnknownImage => "image matches no published patch and no registered release image",
+            AnomalyKind::UnannouncedChange => "running version changed without an install report",
+            AnomalyKind::UnreachableInEmergency => "unreachable while an emergency advisory affects it",
+        }
+    }
+}
+
+text_enum!(
+    /// What a webhook can subscribe to.
+    EventType, "webhook event type" {
+        AdvisoryPublished => "advisory.published",
+        AdvisoryRevised => "advisory.revised",
+        Emergency => "emergency",
+        Anomaly => "anomaly",
+        DeviceUnreachable => "device.unreachable",
+        DeadlineOverdue => "deadline.overdue",
+        Ping => "ping",
+    }
+);
+
+text_enum!(
+    /// Where one delivery of an event to one webhook stands.
+    DeliveryState, "webhook delivery state" {
+        Pending => "pending",
+        Delivered => "delivered",
+        Failed => "failed",
+    }
+);

@@ -4,13 +4,18 @@
 //!
 //! Two kinds: *instance* jobs keep this instance's in-memory state in step with the
 //! database (the fleet sync, the observation flush) and run on every instance;
-//! *scheduled* jobs (sweeps, exposure points) run only where `jobs = true`.
+//! *scheduled* jobs (pulls, webhook deliveries, the fleet watch, sweeps, exposure
+//! points) run only where `jobs = true`; those that claim work take database
+//! leases, so any number of instances may run them.
 
+pub mod deliver_webhooks;
 pub mod exposure_points;
 pub mod flush_observations;
+pub mod pull_devices;
 pub mod sweep_files;
 pub mod sweep_uploads;
 pub mod sync_fleet;
+pub mod watch_fleet;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,15 +36,24 @@ pub enum Job {
     FlushObservations,
     /// Loads device and catalogue changes made by other instances.
     SyncFleet,
+    /// Pulls the versions of devices whose schedule is due.
+    PullDevices,
+    /// Sends webhook deliveries that are due.
+    DeliverWebhooks,
+    /// Raises unreachable-device and overdue-deadline events.
+    WatchFleet,
 }
 
 impl Job {
-    pub const ALL: [Job; 5] = [
+    pub const ALL: [Job; 8] = [
         Job::SweepUploads,
         Job::SweepFiles,
         Job::ExposurePoints,
         Job::FlushObservations,
         Job::SyncFleet,
+        Job::PullDevices,
+        Job::DeliverWebhooks,
+        Job::WatchFleet,
     ];
 
     pub fn name(self) -> &'static str {
@@ -49,6 +63,9 @@ impl Job {
             Job::ExposurePoints => "exposure-points",
             Job::FlushObservations => "flush-observations",
             Job::SyncFleet => "sync-fleet",
+            Job::PullDevices => "pull-devices",
+            Job::DeliverWebhooks => "deliver-webhooks",
+            Job::WatchFleet => "watch-fleet",
         }
     }
 
@@ -62,6 +79,10 @@ impl Job {
             Job::FlushObservations => Duration::from_secs(1),
             // Changes made on other instances reach polls here within this.
             Job::SyncFleet => Duration::from_millis(250),
+            // Schedules have one-second resolution; a run lasts while pulls are due.
+            Job::PullDevices => Duration::from_millis(250),
+            Job::DeliverWebhooks => Duration::from_millis(250),
+            Job::WatchFleet => Duration::from_secs(60),
         }
     }
 
@@ -69,6 +90,11 @@ impl Job {
     /// instance's memory in step with the database.
     pub fn per_instance(self) -> bool {
         matches!(self, Job::FlushObservations | Job::SyncFleet)
+    }
+
+    /// Runs several times a second; its runs are not worth a log line each.
+    pub fn frequent(self) -> bool {
+        self.every() < Duration::from_secs(1)
     }
 
     pub fn parse(name: &str) -> Option<Job> {
@@ -84,6 +110,9 @@ pub async fn run_once(services: &Services, job: Job) -> Result<usize, ServiceErr
         Job::ExposurePoints => exposure_points::run(services).await,
         Job::FlushObservations => flush_observations::run(services).await,
         Job::SyncFleet => sync_fleet::run(services).await,
+        Job::PullDevices => pull_devices::run(services).await,
+        Job::DeliverWebhooks => deliver_webhooks::run(services).await,
+        Job::WatchFleet => watch_fleet::run(services).await,
     }
 }
 
@@ -103,9 +132,18 @@ impl Drop for Runner {
 /// interval; while the database is known to be down that is not news, so it is
 /// logged once when it starts failing and once when it recovers.
 pub fn start(services: Arc<impl AsRef<Services> + Send + Sync + 'static>, scheduled: bool) -> Runner {
-    let tasks = Job::ALL
+    let jobs: Vec<Job> = Job::ALL
         .into_iter()
         .filter(|job| scheduled || job.per_instance())
+        .collect();
+    start_jobs(services, &jobs)
+}
+
+/// Starts `jobs`, each on its interval on the current runtime.
+pub fn start_jobs(services: Arc<impl AsRef<Services> + Send + Sync + 'static>, jobs: &[Job]) -> Runner {
+    let tasks = jobs
+        .iter()
+        .copied()
         .map(|job| {
             let services = services.clone();
             tokio::spawn(async move {
@@ -120,7 +158,7 @@ pub fn start(services: Arc<impl AsRef<Services> + Send + Sync + 'static>, schedu
                                 tracing::info!(job = job.name(), "job runs again");
                                 failing = false;
                             }
-                            if count > 0 && !job.per_instance() {
+                            if count > 0 && !job.per_instance() && !job.frequent() {
                                 tracing::info!(job = job.name(), count, "job finished");
                             }
                         }

@@ -9,13 +9,19 @@
 
 pub mod accounts;
 pub mod advisories;
+pub mod anomalies;
 pub mod catalog;
 pub mod error;
 pub mod fleet;
+pub mod images;
 pub mod keys;
+pub mod outbound;
 pub mod patches;
+pub mod pulls;
 pub mod ratelimit;
 pub mod users;
+pub mod watch;
+pub mod webhooks;
 
 use std::sync::Arc;
 
@@ -25,11 +31,13 @@ pub use error::{ServiceError, ServiceResult};
 
 use crate::config::Config;
 use crate::db::Db;
+use crate::secrets::SealingKey;
 use crate::signing::Signer;
 use crate::storage::Storage;
 use accounts::PasswordGate;
 use advisories::PublishContext;
 use fleet::Fleet;
+use outbound::Outbound;
 use patches::uploads::Writers;
 use ratelimit::AttemptLimiter;
 
@@ -49,6 +57,12 @@ pub struct Services {
     pub password_gate: PasswordGate,
     /// Patches whose file a request of this instance is writing.
     pub writers: Writers,
+    /// Seals pull tokens and webhook secrets at rest.
+    pub sealing: Arc<SealingKey>,
+    /// The client for pulls and webhook deliveries, with the address policy.
+    pub outbound: Outbound,
+    /// This instance's name in the leases it takes.
+    pub instance: String,
 }
 
 impl Services {
@@ -79,7 +93,24 @@ impl Services {
         if removed > 0 {
             tracing::info!(count = removed, "removed leftovers of interrupted uploads");
         }
+        let sealing = Arc::new(
+            SealingKey::open_or_create(&config.secrets_key_file).context("opening the secrets key (setting secrets_key_file)")?,
+        );
+        let outbound = Outbound::new(
+            config.outbound.clone(),
+            config.pulls.connect_timeout,
+            config.pulls.per_host,
+        )
+        .context("building the HTTP client for pulls and webhooks")?;
+        let instance = format!(
+            "{}-{}",
+            std::process::id(),
+            uuid::Uuid::now_v7().simple()
+        );
         let services = Services {
+            sealing,
+            outbound,
+            instance,
             login_limiter: AttemptLimiter::new("login", config.login_attempts_per_minute),
             enrol_limiter: AttemptLimiter::new("enrollment", config.enrollment_attempts_per_minute),
             fleet: Fleet::new(config.observation_queue_max),

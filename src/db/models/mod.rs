@@ -3,33 +3,41 @@
 //! (404, 409) is the job of the layer above.
 
 pub mod advisory;
+pub mod anomaly;
 pub mod api_token;
 pub mod customer;
 pub mod device;
 pub mod enrollment;
 pub mod exposure;
+pub mod image;
 pub mod observation;
 pub mod patch;
 pub mod product;
+pub mod pull;
 pub mod report;
 pub mod session;
 pub mod signing_key;
 pub mod upload;
 pub mod user;
+pub mod webhook;
 
+pub use anomaly::{AnomalyRecord, ListedAnomaly};
 pub use advisory::{AdvisoryFilter, AdvisoryRecord, NewAdvisory, PublishedSummary, RevisionRecord};
 pub use api_token::{ApiToken, NewApiToken};
 pub use customer::{Customer, NewCustomer};
 pub use device::{DeviceFilter, DeviceRecord, Generations, NamedDevice};
 pub use enrollment::EnrollmentToken;
+pub use image::ReleaseImage;
 pub use observation::{Latest, ObservationRecord, Offers, Seen};
 pub use patch::{NewPatch, PatchRecord, PatchView};
 pub use product::{NewProduct, Product};
+pub use pull::{Claimed, DevicePull, PullDone, PullFailureRecord, PullTarget};
 pub use report::ReportRecord;
 pub use session::{NewSession, Session};
 pub use signing_key::SigningKeyRecord;
 pub use upload::PatchUpload;
 pub use user::{NewUser, User};
+pub use webhook::{Attempt, ClaimedDelivery, DeliveryRecord, EventRecord, LoggedDelivery, WebhookRecord};
 
 /// A stored UTC timestamp as an RFC 3339 value.
 pub fn utc(at: chrono::NaiveDateTime) -> chrono::DateTime<chrono::Utc> {

@@ -1,17 +1,21 @@
 //! The JSON API under `/api/v1`.
 
 pub mod advisories;
+pub mod anomalies;
 pub mod customers;
 pub mod devices;
 pub mod enrollment_tokens;
 pub mod entitlements;
 pub mod exposure;
+pub mod images;
 pub mod keys;
 pub mod me;
 pub mod patches;
 pub mod products;
+pub mod pulls;
 pub mod query;
 pub mod session;
 pub mod tokens;
 pub mod uploads;
 pub mod users;
+pub mod webhooks;

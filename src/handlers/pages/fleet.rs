@@ -117,6 +117,13 @@ pub struct DeviceForm {
     version: String,
     #[serde(default)]
     labels: String,
+    #[serde(default)]
+    pull_url: String,
+    #[serde(default)]
+    pull_schedule: String,
+    /// Never echoed back into the form.
+    #[serde(default, skip_serializing)]
+    pull_token: String,
 }
 
 impl DeviceForm {
@@ -133,6 +140,9 @@ impl DeviceForm {
             platform: given(&self.platform),
             version: given(&self.version),
             labels,
+            pull_url: given(&self.pull_url),
+            pull_schedule: given(&self.pull_schedule),
+            pull_token: given(&self.pull_token),
         })
     }
 }

@@ -24,7 +24,7 @@ use crate::domain::advisory::{
     canonical_json, input_of, revision_document, Advisory, AdvisoryInput, Completeness, ProductInfo, RevisionEntry,
     RevisionMeta, RevisionStatus,
 };
-use crate::domain::AdvisoryStatus;
+use crate::domain::{AdvisoryStatus, EventType};
 use crate::domain::{csaf, text};
 use crate::ids::{AdvisoryId, ProductId};
 use crate::secrets::sha256_hex;
@@ -282,6 +282,43 @@ fn to_utc(at: NaiveDateTime) -> chrono::DateTime<Utc> {
     at.and_utc()
 }
 
+/// Queues `kind` (and `emergency`, for an emergency advisory) for every customer
+/// whose fleet the advisory concerns: devices affected, fixed or of unknown version.
+fn announce(
+    conn: &mut DbConnection,
+    ctx: &PublishContext,
+    catalogue: &Catalogue,
+    record: AdvisoryRecord,
+    kind: EventType,
+    revision: i32,
+) -> Result<(), ServiceError> {
+    let Some(counts) = crate::services::fleet::exposure::advisory_counts(conn, catalogue, record)? else {
+        return Ok(());
+    };
+    for (customer, c) in &counts.customers {
+        if c.concerned() + c.unknown == 0 {
+            continue;
+        }
+        let data = serde_json::json!({
+            "advisory": {
+                "id": counts.public_id,
+                "revision": revision,
+                "title": counts.title,
+                "emergency": counts.emergency,
+                "fix_deadline": counts.fix_deadline.map(crate::domain::advisory::rfc3339),
+                "url": format!("{}/advisories/{}", ctx.public_url, counts.public_id),
+            },
+            "exposure": c,
+        });
+        crate::services::webhooks::emit(conn, customer, kind, data.clone(), None)?;
+        if counts.emergency && c.affected > 0 {
+            let key = format!("emergency:{}:{}:{customer}", counts.public_id, revision);
+            crate::services::webhooks::emit(conn, customer, EventType::Emergency, data, Some(key))?;
+        }
+    }
+    Ok(())
+}
+
 #[expect(
     clippy::too_many_arguments,
     reason = "one transaction needs every part of the revision"
@@ -381,6 +418,15 @@ fn write_revision(
         )?;
         AdvisoryRecord::set_index(conn, &record.id, &advisory.cves, &catalogue.product_ids(advisory))?;
         Generations::catalogue_changed(conn)?;
+        if revision_status == RevisionStatus::Published {
+            let kind = if next == 1 {
+                EventType::AdvisoryPublished
+            } else {
+                EventType::AdvisoryRevised
+            };
+            let updated = find(conn, record.id.as_str())?;
+            announce(conn, ctx, catalogue, updated, kind, next)?;
+        }
         tracing::info!(advisory.id = %public_id, revision = next, status = revision_status.as_str(), "published advisory revision");
         Ok(revision)
     })

@@ -13,8 +13,8 @@ use serde::Deserialize;
 use crate::db::models::observation::to_the_second;
 use crate::db::models::patch::is_entitled;
 use crate::db::models::{
-    now, Customer, DeviceFilter, DeviceRecord, EnrollmentToken, Generations, NamedDevice, ObservationRecord, Product,
-    ReportRecord, Seen,
+    now, AnomalyRecord, Customer, DeviceFilter, DevicePull, DeviceRecord, EnrollmentToken, Generations, ListedAnomaly,
+    NamedDevice, ObservationRecord, Product, PullFailureRecord, ReportRecord, Seen,
 };
 use crate::db::DbConnection;
 use crate::domain::fleet::Labels;
@@ -22,7 +22,9 @@ use crate::domain::patch::Platform;
 use crate::domain::state::Maybe;
 use crate::domain::{parse_duration, text, Caller, ObservationSource, Scope};
 use crate::ids::{CustomerId, DeviceId, EnrollmentTokenId, ObservationId};
-use crate::secrets::{IssuedToken, PresentedToken};
+use crate::domain::network::AddressPolicy;
+use crate::secrets::{IssuedToken, PresentedToken, SealingKey};
+use crate::services::pulls::{self, check_request, PullRequest};
 use crate::services::{ServiceError, Services};
 
 use super::cache::DEVICE_TOKEN_PREFIX;
@@ -45,6 +47,27 @@ pub struct DeviceDraft {
     pub version: Option<String>,
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// Where the server asks the device for its version (`GET`, JSON answer).
+    #[serde(default)]
+    pub pull_url: Option<String>,
+    /// When: a cron schedule of six fields, seconds first; the customer's default
+    /// when absent.
+    #[serde(default)]
+    pub pull_schedule: Option<String>,
+    /// Sent as `Authorization: Bearer`; sealed at rest, never shown again.
+    #[serde(default)]
+    pub pull_token: Option<String>,
+}
+
+impl DeviceDraft {
+    fn pull_request(&self, policy: &AddressPolicy) -> Result<Option<PullRequest>, ServiceError> {
+        check_request(
+            policy,
+            self.pull_url.as_deref(),
+            self.pull_schedule.as_deref(),
+            self.pull_token.as_deref(),
+        )
+    }
 }
 
 /// A device enrolling itself.
@@ -239,6 +262,8 @@ fn customer_of(caller: &Caller) -> Result<&CustomerId, ServiceError> {
 /// Enrols a device into the caller's fleet.
 pub async fn enrol(services: &Services, caller: &Caller, draft: DeviceDraft) -> Result<Enrolled, ServiceError> {
     let customer = customer_of(caller)?.clone();
+    let pull = draft.pull_request(&services.outbound.policy)?;
+    let sealing = services.sealing.clone();
     let enrolled = services
         .db
         .run(move |conn| {
@@ -254,7 +279,11 @@ pub async fn enrol(services: &Services, caller: &Caller, draft: DeviceDraft) -> 
                     draft.labels,
                 )?;
                 let seq = Generations::next_device_change(conn)?;
-                insert_device(conn, &customer, checked, None, ObservationSource::Admin, seq)
+                let enrolled = insert_device(conn, &customer, checked, None, ObservationSource::Admin, seq)?;
+                if let Some(pull) = &pull {
+                    pulls::store(conn, &sealing, &enrolled.device.id, &customer.id, pull)?;
+                }
+                Ok::<_, ServiceError>(enrolled)
             })
         })
         .await?;
@@ -266,7 +295,14 @@ pub async fn enrol(services: &Services, caller: &Caller, draft: DeviceDraft) -> 
 /// Enrols many devices of customer `slug` at once (provisioning at the factory or
 /// a migration), all or none; returns each with its token. The planner learns of
 /// the new rows before this returns.
-pub fn import(conn: &mut DbConnection, slug: &str, drafts: Vec<DeviceDraft>) -> Result<Vec<Enrolled>, ServiceError> {
+/// Pull URLs are checked against `policy` and pull tokens sealed with `sealing`.
+pub fn import(
+    conn: &mut DbConnection,
+    sealing: &SealingKey,
+    policy: &AddressPolicy,
+    slug: &str,
+    drafts: Vec<DeviceDraft>,
+) -> Result<Vec<Enrolled>, ServiceError> {
     let enrolled = conn.transaction(|conn| {
         let customer = Customer::find_by_slug(conn, slug)?
             .ok_or_else(|| ServiceError::invalid("customer", format!("there is no customer `{slug}`")))?;
@@ -274,6 +310,7 @@ pub fn import(conn: &mut DbConnection, slug: &str, drafts: Vec<DeviceDraft>) -> 
         let seq = Generations::next_device_change(conn)?;
         let mut enrolled = Vec::with_capacity(drafts.len());
         for (line, draft) in drafts.into_iter().enumerate() {
+            let pull = draft.pull_request(policy).map_err(|err| at_line(err, line))?;
             let checked = check_device(
                 conn,
                 &mut entitled,
@@ -283,26 +320,28 @@ pub fn import(conn: &mut DbConnection, slug: &str, drafts: Vec<DeviceDraft>) -> 
                 draft.version.as_deref(),
                 draft.labels,
             )
-            .map_err(|err| match err {
-                ServiceError::Invalid { field, message } => ServiceError::Invalid {
-                    field: field.map(|f| format!("line {}: {f}", line + 1)),
-                    message: format!("line {}: {message}", line + 1),
-                },
-                other => other,
-            })?;
-            enrolled.push(insert_device(
-                conn,
-                &customer,
-                checked,
-                None,
-                ObservationSource::Admin,
-                seq,
-            )?);
+            .map_err(|err| at_line(err, line))?;
+            let device = insert_device(conn, &customer, checked, None, ObservationSource::Admin, seq)?;
+            if let Some(pull) = &pull {
+                pulls::store(conn, sealing, &device.device.id, &customer.id, pull)?;
+            }
+            enrolled.push(device);
         }
         Ok::<_, ServiceError>(enrolled)
     })?;
     crate::db::refresh_device_statistics(conn)?;
     Ok(enrolled)
+}
+
+/// Names the input line an error is about.
+fn at_line(err: ServiceError, line: usize) -> ServiceError {
+    match err {
+        ServiceError::Invalid { field, message } => ServiceError::Invalid {
+            field: field.map(|f| format!("line {}: {f}", line + 1)),
+            message: format!("line {}: {message}", line + 1),
+        },
+        other => other,
+    }
 }
 
 /// Enrols a device that presents an enrolment token; rate limited per token and
@@ -475,6 +514,10 @@ pub struct DeviceDetail {
     pub labels: Vec<(String, String)>,
     pub observations: Vec<ObservationRecord>,
     pub reports: Vec<(ReportRecord, String)>,
+    /// Where and when it is pulled, and how the pulls go.
+    pub pull: Option<DevicePull>,
+    pub pull_failures: Vec<PullFailureRecord>,
+    pub anomalies: Vec<ListedAnomaly>,
 }
 
 /// The device `id` as `scope` may see it.
@@ -489,6 +532,9 @@ pub async fn detail(services: &Services, scope: &Scope, id: String) -> Result<De
                 labels: DeviceRecord::labels(conn, &device.id)?,
                 observations: ObservationRecord::of_device(conn, &device.id, HISTORY_ROWS)?,
                 reports: ReportRecord::of_device(conn, &device.id, HISTORY_ROWS)?,
+                pull: DevicePull::find(conn, &device.id)?,
+                pull_failures: PullFailureRecord::of_device(conn, &device.id, HISTORY_ROWS)?,
+                anomalies: AnomalyRecord::list(conn, None, Some(&device.id), None, HISTORY_ROWS)?,
                 device,
                 customer,
                 product,
@@ -511,6 +557,7 @@ pub async fn decommission(services: &Services, caller: &Caller, id: String) -> R
                 }
                 let seq = Generations::next_device_change(conn)?;
                 DeviceRecord::decommission(conn, &device.id, now(), seq)?;
+                DevicePull::remove(conn, &device.id)?;
                 Ok(device.id)
             })
         })

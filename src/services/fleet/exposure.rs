@@ -558,3 +558,69 @@ pub async fn snapshot(services: &Services) -> Result<usize, ServiceError> {
 pub async fn products(services: &Services) -> Result<Vec<Product>, ServiceError> {
     Ok(services.db.query(Product::list).await?)
 }
+
+/// One published advisory's counts per customer, for the events that follow from
+/// them (who an advisory concerns, whose deadline passed).
+pub struct AdvisoryCounts {
+    pub advisory: AdvisoryRecord,
+    pub public_id: String,
+    pub title: String,
+    pub emergency: bool,
+    pub fix_deadline: Option<DateTime<Utc>>,
+    pub overdue: bool,
+    pub customers: HashMap<CustomerId, Counts>,
+}
+
+/// The counts per customer of the published advisory `record`; `None` when it
+/// names no product the catalogue knows.
+pub fn advisory_counts(
+    conn: &mut DbConnection,
+    catalogue: &Catalogue,
+    record: AdvisoryRecord,
+) -> Result<Option<AdvisoryCounts>, ServiceError> {
+    if record.status != AdvisoryStatus::Published {
+        return Ok(None);
+    }
+    let mut rules = Rules::load(conn, catalogue, record, TimeDelta::hours(2))?;
+    if rules.products.is_empty() {
+        return Ok(None);
+    }
+    let customers = rules.tally(conn, None)?.1;
+    Ok(Some(AdvisoryCounts {
+        public_id: rules.public_id.clone(),
+        title: rules.advisory.title.clone(),
+        emergency: rules.advisory.emergency,
+        fix_deadline: rules.advisory.fix_deadline,
+        overdue: rules.overdue,
+        customers,
+        advisory: rules.record,
+    }))
+}
+
+/// The published emergency advisories that affect each of `devices` (by product and
+/// running version): device id → advisory public ids.
+pub fn emergencies_affecting(
+    conn: &mut DbConnection,
+    devices: &[DeviceRecord],
+) -> Result<HashMap<crate::ids::DeviceId, Vec<String>>, ServiceError> {
+    let mut found: HashMap<crate::ids::DeviceId, Vec<String>> = HashMap::new();
+    if devices.is_empty() {
+        return Ok(found);
+    }
+    let catalogue = Catalogue::load(conn)?;
+    for record in AdvisoryRecord::list_all(conn)? {
+        if record.status != AdvisoryStatus::Published {
+            continue;
+        }
+        let mut rules = Rules::load(conn, &catalogue, record, TimeDelta::hours(2))?;
+        if !rules.advisory.emergency {
+            continue;
+        }
+        for device in devices {
+            if rules.state(&device.product_id, device.version.as_ref()) == ExposureState::Affected {
+                found.entry(device.id.clone()).or_default().push(rules.public_id.clone());
+            }
+        }
+    }
+    Ok(found)
+}

@@ -16,6 +16,7 @@ use crate::db::models::{DeviceRecord, Latest, ObservationRecord, Offers, Seen};
 use crate::db::DbConnection;
 use crate::domain::ObservationSource;
 use crate::ids::{DeviceId, ObservationId};
+use crate::services::anomalies::{self, Change};
 use crate::services::{ServiceError, Services};
 
 use super::observations::Batch;
@@ -23,7 +24,9 @@ use super::observations::Batch;
 /// Ids per statement, within the bind-parameter limits of both backends.
 const CHUNK: usize = 10_000;
 
-fn write(conn: &mut DbConnection, batch: &Batch) -> Result<(), ServiceError> {
+/// Writes `batch` (observations of polls or pulls, offers), flagging anomalies in
+/// the changes it holds.
+pub fn write(conn: &mut DbConnection, batch: &Batch) -> Result<(), ServiceError> {
     conn.transaction(|conn| {
         let devices: Vec<&DeviceId> = {
             let mut unique = HashSet::new();
@@ -75,9 +78,22 @@ fn write(conn: &mut DbConnection, batch: &Batch) -> Result<(), ServiceError> {
                 ObservationRecord::fold(conn, chunk, *at, *times, *source)?;
             }
         }
+        let mut running_now: HashMap<&DeviceId, Option<&str>> = HashMap::new();
+        let mut changes = Vec::new();
         for seen in new_rows {
             ObservationRecord::record(conn, seen)?;
+            if matches!(seen.source, ObservationSource::Poll | ObservationSource::Pull) {
+                let previous = running_now
+                    .entry(&seen.device)
+                    .or_insert_with(|| latest.get(&seen.device).and_then(|l| l.running_version.as_deref()));
+                changes.push(Change {
+                    previous: *previous,
+                    seen,
+                });
+                *previous = Some(seen.version.as_str());
+            }
         }
+        anomalies::inspect(conn, &changes)?;
         for (device, seen) in running {
             let source = if seen.last_source.shows_running() {
                 seen.last_source

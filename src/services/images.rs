@@ -1,0 +1,81 @@
+//! Release image hashes: the vendor registers, per product version (and platform),
+//! the SHA-256 of each image it built, so a device reporting an image that no
+//! signed release explains can be flagged.
+
+use serde::Deserialize;
+
+use crate::db::models::{now, Product, ReleaseImage};
+use crate::domain::patch::Platform;
+use crate::domain::Caller;
+use crate::ids::ReleaseImageId;
+use crate::services::{ServiceError, Services};
+
+/// A release image as the vendor registers it.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageDraft {
+    pub version: String,
+    pub image_sha256: String,
+    #[serde(default)]
+    pub platform: Option<String>,
+}
+
+/// Registers a release image of product `slug`; whether it was new.
+pub async fn register(
+    services: &Services,
+    caller: &Caller,
+    slug: String,
+    draft: ImageDraft,
+) -> Result<(ReleaseImage, bool), ServiceError> {
+    if caller.scope.customer().is_some() {
+        return Err(ServiceError::Forbidden("release images are registered by the vendor".into()));
+    }
+    let sha = draft.image_sha256.trim().to_ascii_lowercase();
+    if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(ServiceError::invalid("image_sha256", "image_sha256 must be 64 hex digits"));
+    }
+    let platform = draft
+        .platform
+        .map(|p| p.parse::<Platform>().map_err(|e| ServiceError::invalid("platform", e)))
+        .transpose()?
+        .map(Platform::into_string)
+        .unwrap_or_default();
+    let by = caller.user.to_string();
+    let (image, new) = services
+        .db
+        .run(move |conn| {
+            let product = Product::find_by_slug(conn, &slug)?.ok_or(ServiceError::NotFound("product"))?;
+            let version = product
+                .scheme()
+                .parse(draft.version.trim())
+                .map_err(|e| ServiceError::invalid("version", format!("not a {} version: {e}", product.scheme())))?
+                .to_string();
+            let image = ReleaseImage {
+                id: ReleaseImageId::generate(),
+                product_id: product.id,
+                version,
+                platform,
+                image_sha256: sha,
+                created_by: by,
+                created_at: now(),
+            };
+            let new = ReleaseImage::insert(conn, &image)?;
+            Ok::<_, ServiceError>((image, new))
+        })
+        .await?;
+    if new {
+        tracing::info!(user.id = %caller.user, version = %image.version, "registered release image");
+    }
+    Ok((image, new))
+}
+
+/// The release images of product `slug`.
+pub async fn list(services: &Services, slug: String) -> Result<Vec<ReleaseImage>, ServiceError> {
+    services
+        .db
+        .run(move |conn| {
+            let product = Product::find_by_slug(conn, &slug)?.ok_or(ServiceError::NotFound("product"))?;
+            Ok(ReleaseImage::of_product(conn, &product.id)?)
+        })
+        .await
+}

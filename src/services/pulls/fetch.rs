@@ -1,0 +1,159 @@
+//! One pull: `GET <pull_url>` with the device's bearer token when it has one,
+//! expecting `200 {"version", "image_sha256"?}`. The answer is read as a stream up to
+//! a size cap; transient failures are tried again after a wait that doubles, with
+//! jitter; everything else fails at once with its reason.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use url::Url;
+
+use crate::config::PullSettings;
+use crate::domain::PullFailure;
+use crate::services::outbound::{check_host, read_capped, Failure, Outbound};
+
+/// What a device said it runs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reading {
+    pub version: String,
+    pub image_sha256: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Answer {
+    version: String,
+    #[serde(default)]
+    image_sha256: Option<String>,
+}
+
+/// A factor from 0.75 to 1.25 that spreads retries and backoffs apart.
+pub fn jitter() -> f64 {
+    let mut bytes = [0u8; 2];
+    argon2::password_hash::rand_core::RngCore::fill_bytes(&mut argon2::password_hash::rand_core::OsRng, &mut bytes);
+    0.75 + f64::from(u16::from_le_bytes(bytes)) / f64::from(u16::MAX) / 2.0
+}
+
+/// Reads a device's answer.
+pub fn parse_answer(body: &[u8]) -> Result<Reading, Failure> {
+    let answer: Answer = serde_json::from_slice(body).map_err(|e| {
+        Failure::new(
+            PullFailure::BadJson,
+            format!("the answer is not {{\"version\", \"image_sha256\"?}} JSON: {e}"),
+        )
+    })?;
+    let version = answer.version.trim().to_owned();
+    if version.is_empty() || version.len() > 64 {
+        return Err(Failure::new(PullFailure::BadJson, "version must be 1 to 64 characters"));
+    }
+    let image_sha256 = answer
+        .image_sha256
+        .map(|h| {
+            let h = h.trim().to_ascii_lowercase();
+            if h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()) {
+                Ok(h)
+            } else {
+                Err(Failure::new(PullFailure::BadJson, "image_sha256 is not 64 hex digits"))
+            }
+        })
+        .transpose()?;
+    Ok(Reading { version, image_sha256 })
+}
+
+async fn attempt(outbound: &Outbound, settings: &PullSettings, url: &Url, token: Option<&str>) -> Result<Reading, Failure> {
+    check_host(url, &outbound.policy).map_err(|why| Failure::new(PullFailure::DeniedAddress, why))?;
+    let _slot = outbound.host_slot(url).await;
+    let mut request = outbound
+        .client
+        .get(url.clone())
+        .timeout(settings.timeout)
+        .header(reqwest::header::ACCEPT, "application/json");
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let read = async {
+        let response = request.send().await.map_err(|e| Failure::of(&e))?;
+        let status = response.status();
+        if status.is_redirection() {
+            return Err(Failure {
+                reason: PullFailure::Status,
+                detail: format!("HTTP {} (redirects are not followed)", status.as_u16()),
+                status: Some(status.as_u16()),
+            });
+        }
+        if status != reqwest::StatusCode::OK {
+            return Err(Failure {
+                reason: PullFailure::Status,
+                detail: format!("HTTP {}", status.as_u16()),
+                status: Some(status.as_u16()),
+            });
+        }
+        let body = read_capped(response, settings.max_response_bytes)
+            .await?
+            .ok_or_else(|| {
+                Failure::new(
+                    PullFailure::TooLarge,
+                    format!("the answer is longer than {} bytes", settings.max_response_bytes),
+                )
+            })?;
+        parse_answer(&body)
+    };
+    // The client's timeout covers the body too; this bounds the wait for a host slot.
+    match tokio::time::timeout(settings.timeout + settings.connect_timeout, read).await {
+        Ok(result) => result,
+        Err(_) => Err(Failure::new(PullFailure::Timeout, "no complete answer in time")),
+    }
+}
+
+/// Pulls `url`, trying again after transient failures.
+pub async fn pull(outbound: &Outbound, settings: &PullSettings, url: &Url, token: Option<&str>) -> Result<Reading, Failure> {
+    let mut tries = 0;
+    loop {
+        match attempt(outbound, settings, url, token).await {
+            Err(failure) if failure.transient() && tries < settings.retries => {
+                let wait = settings.retry_delay.as_secs_f64() * f64::from(1u32 << tries.min(16)) * jitter();
+                tokio::time::sleep(Duration::from_secs_f64(wait)).await;
+                tries += 1;
+            }
+            Err(mut failure) => {
+                if tries > 0 {
+                    failure.detail = format!("{} (after {} tries)", failure.detail, tries + 1);
+                }
+                return Err(failure);
+            }
+            Ok(reading) => return Ok(reading),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_are_checked() {
+        assert_eq!(
+            parse_answer(br#"{"version": " 6.3.0r21 ", "extra": 1}"#).unwrap(),
+            Reading {
+                version: "6.3.0r21".into(),
+                image_sha256: None
+            }
+        );
+        let upper = "AB".repeat(32);
+        assert_eq!(
+            parse_answer(format!(r#"{{"version": "1", "image_sha256": "{upper}"}}"#).as_bytes())
+                .unwrap()
+                .image_sha256,
+            Some(upper.to_lowercase())
+        );
+        assert_eq!(parse_answer(b"<html>").unwrap_err().reason, PullFailure::BadJson);
+        assert_eq!(parse_answer(br#"{"version": ""}"#).unwrap_err().reason, PullFailure::BadJson);
+        assert_eq!(
+            parse_answer(br#"{"version": "1", "image_sha256": "nothex"}"#).unwrap_err().reason,
+            PullFailure::BadJson
+        );
+        for _ in 0..100 {
+            let j = jitter();
+            assert!((0.75..=1.25).contains(&j), "{j}");
+        }
+    }
+}

@@ -1,0 +1,286 @@
+//! The pull scheduler. Due pulls are claimed in batches with a lease (so two
+//! instances never pull the same device, and a dead instance's claims are taken
+//! over when they expire), run concurrently up to `pull_concurrency` with at most
+//! `pull_per_host` per host, and written back in batches as they finish: a slow
+//! device holds its own slot, never the others. A device that keeps failing is put
+//! off further each time (see [`super::backoff`]).
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use chrono::{NaiveDateTime, TimeDelta};
+use diesel::prelude::*;
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use url::Url;
+
+use crate::db::models::observation::to_the_second;
+use crate::db::models::{now, Claimed, DevicePull, Product, PullDone, Seen};
+use crate::db::schema::devices;
+use crate::db::DbConnection;
+use crate::domain::schedule::Schedule;
+use crate::domain::{ObservationSource, PullFailure};
+use crate::ids::{CustomerId, DeviceId, ProductId};
+use crate::services::fleet::flush;
+use crate::services::fleet::observations::Batch;
+use crate::services::outbound::Failure;
+use crate::services::{ServiceError, Services};
+
+use super::fetch::{self, Reading};
+use super::{backoff, token_purpose, FailureView, PullResult};
+
+/// How long results wait to be written together.
+const WRITE_EVERY: Duration = Duration::from_millis(50);
+/// Most pulls claimed in one statement.
+const CLAIM_MAX: usize = 2_000;
+
+/// A pull that ended.
+pub struct Finished {
+    pub device: DeviceId,
+    pub at: NaiveDateTime,
+    /// When the schedule wants the next pull (before any backoff).
+    pub next_due: Option<NaiveDateTime>,
+    pub failures_before: i32,
+    pub outcome: Result<Reading, Failure>,
+    /// Whether a failure moves the next pull back (scheduled pulls do; a pull on
+    /// demand leaves the schedule alone).
+    pub rescheduled: bool,
+}
+
+/// How long a claim holds: long enough for every try of a pull.
+pub fn lease(services: &Services) -> Result<TimeDelta, ServiceError> {
+    TimeDelta::from_std(services.config.pulls.lease).map_err(|e| ServiceError::internal("lease", e))
+}
+
+/// Reads the versions in `finished` in their product's scheme (a version the
+/// scheme does not know is a bad answer), writes readings as observations and
+/// failures into the history, and releases the leases.
+fn write_finished(
+    conn: &mut DbConnection,
+    holder: &str,
+    backoff_max: Duration,
+    finished: Vec<Finished>,
+) -> Result<Vec<PullResult>, ServiceError> {
+    let ids: Vec<&DeviceId> = finished.iter().map(|f| &f.device).collect();
+    let mut product_of: HashMap<DeviceId, ProductId> = HashMap::new();
+    for chunk in ids.chunks(10_000) {
+        product_of.extend(
+            devices::table
+                .filter(devices::id.eq_any(chunk))
+                .select((devices::id, devices::product_id))
+                .load::<(DeviceId, ProductId)>(conn)?,
+        );
+    }
+    let mut products: HashMap<ProductId, Option<Product>> = HashMap::new();
+    for product in product_of.values() {
+        if !products.contains_key(product) {
+            products.insert(product.clone(), Product::find(conn, product)?);
+        }
+    }
+    let mut seen = Vec::new();
+    let mut done = Vec::with_capacity(finished.len());
+    let mut results = Vec::with_capacity(finished.len());
+    for f in finished {
+        let scheme = product_of
+            .get(&f.device)
+            .and_then(|p| products.get(p).cloned().flatten())
+            .map(|p| p.scheme());
+        let outcome = match (f.outcome, scheme) {
+            (Ok(reading), Some(scheme)) => match scheme.parse(&reading.version) {
+                Ok(version) => Ok(Reading {
+                    version: version.to_string(),
+                    image_sha256: reading.image_sha256,
+                }),
+                Err(e) => Err(Failure::new(
+                    PullFailure::BadJson,
+                    format!("version `{}` is not a {scheme} version: {e}", reading.version),
+                )),
+            },
+            (outcome, _) => outcome,
+        };
+        let at = to_the_second(f.at);
+        match &outcome {
+            Ok(reading) => {
+                seen.push(Seen {
+                    device: f.device.clone(),
+                    version: reading.version.clone(),
+                    image_sha256: reading.image_sha256.clone(),
+                    source: ObservationSource::Pull,
+                    last_source: ObservationSource::Pull,
+                    first_seen_at: at,
+                    last_seen_at: at,
+                    times: 1,
+                });
+                done.push(PullDone {
+                    device: f.device.clone(),
+                    at,
+                    next_due: f.next_due,
+                    failure: None,
+                });
+            }
+            Err(failure) => {
+                let next_due = if f.rescheduled {
+                    let put_off = at + backoff(f.failures_before + 1, backoff_max);
+                    f.next_due.map(|due| due.max(put_off))
+                } else {
+                    f.next_due
+                };
+                done.push(PullDone {
+                    device: f.device.clone(),
+                    at,
+                    next_due,
+                    failure: Some((failure.reason, failure.detail.clone())),
+                });
+            }
+        }
+        results.push(PullResult {
+            device: f.device,
+            at: at.and_utc(),
+            source: ObservationSource::Pull.as_str(),
+            version: outcome.as_ref().ok().map(|r| r.version.clone()),
+            image_sha256: outcome.as_ref().ok().and_then(|r| r.image_sha256.clone()),
+            failure: outcome.err().map(|f| FailureView {
+                reason: f.reason,
+                detail: f.detail,
+            }),
+        });
+    }
+    conn.transaction(|conn| {
+        if !seen.is_empty() {
+            flush::write(conn, &Batch { seen, offers: Vec::new() })?;
+        }
+        DevicePull::finish(conn, holder, &done)?;
+        Ok::<_, ServiceError>(())
+    })?;
+    Ok(results)
+}
+
+/// Writes pulls that ended.
+pub async fn write(services: &Services, finished: Vec<Finished>) -> Result<Vec<PullResult>, ServiceError> {
+    let holder = services.instance.clone();
+    let backoff_max = services.config.pulls.backoff_max;
+    services
+        .db
+        .run(move |conn| write_finished(conn, &holder, backoff_max, finished))
+        .await
+}
+
+/// Runs one claimed pull.
+async fn run_one(services: &Services, claimed: Claimed, next_due: Option<NaiveDateTime>) -> Finished {
+    let token = match &claimed.token_sealed {
+        None => Ok(None),
+        Some(sealed) => services
+            .sealing
+            .open(&token_purpose(&claimed.device_id), sealed)
+            .map(Some)
+            .ok_or_else(|| {
+                Failure::new(
+                    PullFailure::Connection,
+                    "the pull token cannot be opened with this server's key (secrets_key_file differs?)",
+                )
+            }),
+    };
+    let outcome = match (token, Url::parse(&claimed.url)) {
+        (Ok(token), Ok(url)) => fetch::pull(&services.outbound, &services.config.pulls, &url, token.as_deref()).await,
+        (Err(failure), _) => Err(failure),
+        (_, Err(e)) => Err(Failure::new(PullFailure::Connection, format!("the stored URL is not valid: {e}"))),
+    };
+    Finished {
+        device: claimed.device_id,
+        at: now(),
+        next_due,
+        failures_before: claimed.failures,
+        outcome,
+        rescheduled: true,
+    }
+}
+
+/// The schedules of claimed pulls: each device's own, or its customer's default.
+struct Schedules {
+    defaults: HashMap<CustomerId, Option<Schedule>>,
+    own: HashMap<String, Option<Schedule>>,
+}
+
+impl Schedules {
+    fn next(&mut self, conn_defaults: &HashMap<CustomerId, Option<String>>, claimed: &Claimed, at: NaiveDateTime) -> Option<NaiveDateTime> {
+        let schedule = match &claimed.schedule {
+            Some(text) => self
+                .own
+                .entry(text.clone())
+                .or_insert_with(|| Schedule::parse(text).ok())
+                .clone(),
+            None => self
+                .defaults
+                .entry(claimed.customer_id.clone())
+                .or_insert_with(|| {
+                    conn_defaults
+                        .get(&claimed.customer_id)
+                        .cloned()
+                        .flatten()
+                        .and_then(|t| Schedule::parse(&t).ok())
+                })
+                .clone(),
+        }?;
+        // The next slot after the one that was due, and never one already past: a
+        // backlog is caught up once, not slot by slot.
+        schedule.next_after(claimed.due_at.unwrap_or(at).max(at))
+    }
+}
+
+/// Claims due pulls while there are any, runs them and writes them back; returns
+/// how many pulls ended.
+pub async fn run_due(services: &Services) -> Result<usize, ServiceError> {
+    let settings = &services.config.pulls;
+    let lease = lease(services)?;
+    let holder = services.instance.clone();
+    let mut running = FuturesUnordered::new();
+    let mut ended: Vec<Finished> = Vec::new();
+    let mut total = 0;
+    let mut schedules = Schedules {
+        defaults: HashMap::new(),
+        own: HashMap::new(),
+    };
+    let mut nothing_due = false;
+    let mut last_claim = Instant::now();
+    loop {
+        let room = settings.concurrency.saturating_sub(running.len()).min(CLAIM_MAX);
+        // Claim when there is room: at once while work keeps coming, and again
+        // every write period once nothing was due, for pulls that fall due while
+        // slow ones finish.
+        if room > 0 && (!nothing_due || last_claim.elapsed() >= WRITE_EVERY) {
+            let claim_holder = holder.clone();
+            let (claimed, defaults) = services
+                .db
+                .run(move |conn| {
+                    let at = now();
+                    let claimed = DevicePull::claim_due(conn, &claim_holder, at, at + lease, room as i64)?;
+                    let customers: HashSet<&CustomerId> =
+                        claimed.iter().filter(|c| c.schedule.is_none()).map(|c| &c.customer_id).collect();
+                    let mut defaults = HashMap::new();
+                    for customer in customers {
+                        defaults.insert(customer.clone(), DevicePull::default_schedule(conn, customer)?);
+                    }
+                    Ok::<_, ServiceError>((claimed, defaults))
+                })
+                .await?;
+            last_claim = Instant::now();
+            nothing_due = claimed.len() < room;
+            let at = now();
+            for c in claimed {
+                let next_due = schedules.next(&defaults, &c, at);
+                running.push(run_one(services, c, next_due));
+            }
+        }
+        if running.is_empty() {
+            break;
+        }
+        let window = tokio::time::Instant::now() + WRITE_EVERY;
+        while let Ok(Some(f)) = tokio::time::timeout_at(window, running.next()).await {
+            ended.push(f);
+        }
+        if !ended.is_empty() {
+            total += ended.len();
+            write(services, std::mem::take(&mut ended)).await?;
+        }
+    }
+    Ok(total)
+}

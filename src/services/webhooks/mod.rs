@@ -1,0 +1,269 @@
+//! Webhooks: customer admins subscribe HTTPS URLs to events; events are queued in
+//! the database in the transaction of what caused them, and the delivery job sends
+//! each to every subscribed webhook, signed as Standard Webhooks specifies
+//! (`webhook-id`, `webhook-timestamp`, `webhook-signature`), until it succeeds or a
+//! day has passed. The signing secret is shown once and kept sealed.
+
+pub mod deliver;
+
+use chrono::{NaiveDateTime, TimeDelta};
+use diesel::Connection;
+use serde::Deserialize;
+
+use crate::db::models::{now, utc, DeliveryRecord, EventRecord, LoggedDelivery, WebhookRecord};
+use crate::db::DbConnection;
+use crate::domain::{Caller, EventType};
+use crate::ids::{CustomerId, DeliveryId, WebhookId};
+use crate::secrets::{webhook_secret, SealingKey};
+use crate::services::outbound::check_url;
+use crate::services::{ServiceError, Services};
+
+/// How long a delivery is retried.
+pub const RETRY_FOR: TimeDelta = TimeDelta::hours(24);
+/// Webhooks one customer may have.
+pub const MAX_WEBHOOKS: usize = 20;
+/// Deliveries a log shows.
+pub const LOG_ROWS: i64 = 100;
+
+/// What a sealed webhook secret is bound to.
+pub fn secret_purpose(id: &WebhookId) -> String {
+    format!("webhook_secret:{id}")
+}
+
+/// A webhook as a customer admin registers it.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookDraft {
+    pub url: String,
+    pub events: Vec<String>,
+}
+
+/// Queues an event for `customer`'s webhooks that subscribe to its type. With a
+/// `dedupe` key, an event already queued under that key is not queued again.
+/// Whether it was queued.
+pub fn emit(
+    conn: &mut DbConnection,
+    customer: &CustomerId,
+    kind: EventType,
+    data: serde_json::Value,
+    dedupe: Option<String>,
+) -> Result<bool, ServiceError> {
+    let at = now();
+    let id = format!("msg_{}", uuid::Uuid::now_v7().simple());
+    let payload = serde_json::json!({
+        "id": id,
+        "type": kind.as_str(),
+        "timestamp": utc(at).to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        "data": data,
+    });
+    let event = EventRecord {
+        id,
+        customer_id: customer.clone(),
+        event_type: kind,
+        payload: payload.to_string(),
+        dedupe_key: dedupe,
+        created_at: at,
+    };
+    if !EventRecord::insert(conn, &event)? {
+        return Ok(false);
+    }
+    for hook in WebhookRecord::of_customer(conn, customer)? {
+        if hook.event_types().contains(&kind) {
+            DeliveryRecord::queue(conn, &hook.id, &event.id, at, at + RETRY_FOR)?;
+        }
+    }
+    Ok(true)
+}
+
+fn customer_of(caller: &Caller) -> Result<&CustomerId, ServiceError> {
+    caller
+        .scope
+        .customer()
+        .ok_or_else(|| ServiceError::Forbidden("webhooks belong to a customer's admins".into()))
+}
+
+fn parse_events(events: &[String]) -> Result<Vec<EventType>, ServiceError> {
+    if events.is_empty() {
+        return Err(ServiceError::invalid("events", "events must name at least one event"));
+    }
+    let mut parsed = Vec::new();
+    for event in events {
+        let kind = event
+            .parse::<EventType>()
+            .ok()
+            .filter(|k| *k != EventType::Ping)
+            .ok_or_else(|| {
+                let known: Vec<&str> = EventType::ALL
+                    .iter()
+                    .filter(|k| **k != EventType::Ping)
+                    .map(|k| k.as_str())
+                    .collect();
+                ServiceError::invalid("events", format!("`{event}` is not an event ({})", known.join(", ")))
+            })?;
+        if !parsed.contains(&kind) {
+            parsed.push(kind);
+        }
+    }
+    Ok(parsed)
+}
+
+/// Registers a webhook for the caller's customer; returns it with its secret,
+/// shown this once.
+pub async fn register(
+    services: &Services,
+    caller: &Caller,
+    draft: WebhookDraft,
+) -> Result<(WebhookRecord, String), ServiceError> {
+    let customer = customer_of(caller)?.clone();
+    let url = check_url(&draft.url, &services.outbound.policy).map_err(|why| ServiceError::invalid("url", format!("url {why}")))?;
+    let events = parse_events(&draft.events)?;
+    let secret = webhook_secret();
+    let id = WebhookId::generate();
+    let hook = WebhookRecord {
+        secret_sealed: services.sealing.seal(&secret_purpose(&id), &secret),
+        id,
+        customer_id: customer,
+        url: url.to_string(),
+        events: events.iter().map(|e| e.as_str()).collect::<Vec<_>>().join(","),
+        created_by: caller.user.clone(),
+        created_at: now(),
+        deleted_at: None,
+    };
+    let stored = hook.clone();
+    services
+        .db
+        .run(move |conn| {
+            conn.transaction(|conn| {
+                if WebhookRecord::of_customer(conn, &stored.customer_id)?.len() >= MAX_WEBHOOKS {
+                    return Err(ServiceError::Conflict(format!(
+                        "a customer may have at most {MAX_WEBHOOKS} webhooks"
+                    )));
+                }
+                WebhookRecord::insert(conn, &stored)?;
+                Ok(())
+            })
+        })
+        .await?;
+    tracing::info!(webhook.id = %hook.id, user.id = %caller.user, "registered webhook");
+    Ok((hook, secret))
+}
+
+/// The caller's customer's webhooks.
+pub async fn list(services: &Services, caller: &Caller) -> Result<Vec<WebhookRecord>, ServiceError> {
+    let customer = customer_of(caller)?.clone();
+    Ok(services
+        .db
+        .query(move |conn| WebhookRecord::of_customer(conn, &customer))
+        .await?)
+}
+
+fn own(conn: &mut DbConnection, customer: &CustomerId, id: &str) -> Result<WebhookRecord, ServiceError> {
+    let not_found = || ServiceError::NotFound("webhook");
+    let id: WebhookId = id.parse().map_err(|_| not_found())?;
+    WebhookRecord::find(conn, &id)?
+        .filter(|h| &h.customer_id == customer)
+        .ok_or_else(not_found)
+}
+
+/// Deletes one of the caller's customer's webhooks.
+pub async fn delete(services: &Services, caller: &Caller, id: String) -> Result<(), ServiceError> {
+    let customer = customer_of(caller)?.clone();
+    services
+        .db
+        .run(move |conn| {
+            conn.transaction(|conn| {
+                let hook = own(conn, &customer, &id)?;
+                WebhookRecord::delete(conn, &hook.id, now())?;
+                Ok::<_, ServiceError>(())
+            })
+        })
+        .await?;
+    tracing::info!(user.id = %caller.user, "deleted webhook");
+    Ok(())
+}
+
+/// A webhook's delivery log, newest first.
+pub async fn deliveries(
+    services: &Services,
+    caller: &Caller,
+    id: String,
+) -> Result<(WebhookRecord, Vec<LoggedDelivery>), ServiceError> {
+    let customer = customer_of(caller)?.clone();
+    services
+        .db
+        .run(move |conn| {
+            let hook = own(conn, &customer, &id)?;
+            let log = DeliveryRecord::log(conn, &hook.id, LOG_ROWS)?;
+            Ok((hook, log))
+        })
+        .await
+}
+
+/// Queues a test event for one webhook.
+pub async fn ping(services: &Services, caller: &Caller, id: String) -> Result<DeliveryId, ServiceError> {
+    let customer = customer_of(caller)?.clone();
+    let user = caller.user.clone();
+    services
+        .db
+        .run(move |conn| {
+            conn.transaction(|conn| {
+                let hook = own(conn, &customer, &id)?;
+                let at = now();
+                let event_id = format!("msg_{}", uuid::Uuid::now_v7().simple());
+                let payload = serde_json::json!({
+                    "id": event_id,
+                    "type": EventType::Ping.as_str(),
+                    "timestamp": utc(at).to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    "data": {"webhook_id": hook.id, "requested_by": user},
+                });
+                EventRecord::insert(
+                    conn,
+                    &EventRecord {
+                        id: event_id.clone(),
+                        customer_id: customer.clone(),
+                        event_type: EventType::Ping,
+                        payload: payload.to_string(),
+                        dedupe_key: None,
+                        created_at: at,
+                    },
+                )?;
+                Ok(DeliveryRecord::queue(conn, &hook.id, &event_id, at, at + RETRY_FOR)?)
+            })
+        })
+        .await
+}
+
+/// Sends one delivery of a webhook of the caller's customer again, with the same
+/// event id.
+pub async fn send_again(services: &Services, caller: &Caller, id: String, delivery: String) -> Result<(), ServiceError> {
+    let customer = customer_of(caller)?.clone();
+    services
+        .db
+        .run(move |conn| {
+            conn.transaction(|conn| {
+                let hook = own(conn, &customer, &id)?;
+                let not_found = || ServiceError::NotFound("delivery");
+                let delivery: DeliveryId = delivery.parse().map_err(|_| not_found())?;
+                let found = DeliveryRecord::find(conn, &delivery)?
+                    .filter(|d| d.webhook_id == hook.id)
+                    .ok_or_else(not_found)?;
+                let at = now();
+                DeliveryRecord::send_again(conn, &found.id, at, at + RETRY_FOR)?;
+                Ok::<_, ServiceError>(())
+            })
+        })
+        .await
+}
+
+/// Opens a webhook's sealed secret.
+pub fn open_secret(sealing: &SealingKey, id: &WebhookId, sealed: &str) -> Option<String> {
+    sealing.open(&secret_purpose(id), sealed)
+}
+
+/// The next try of a delivery that failed `attempts` times: the wait doubles from
+/// `first`, with jitter, up to an hour.
+pub fn retry_at(at: NaiveDateTime, attempts: i32, first: std::time::Duration) -> NaiveDateTime {
+    let factor = 2f64.powi(attempts.clamp(0, 20));
+    let wait = (first.as_secs_f64() * factor).min(3600.0) * crate::services::pulls::fetch::jitter();
+    at + TimeDelta::milliseconds((wait * 1000.0) as i64)
+}
