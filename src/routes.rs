@@ -231,6 +231,16 @@ pub fn table() -> Table {
         .post("/fleet/devices", fleet_pages::post_device)
         .get("/fleet/devices/{id}", fleet_pages::get_device)
         .post("/fleet/devices/{id}/decommission", fleet_pages::post_decommission)
+        .post("/fleet/devices/{id}/pull", fleet_pages::post_pull)
+        .post("/fleet/anomalies/{id}/ack", fleet_pages::post_ack)
+        .get("/fleet/webhooks", fleet_pages::get_webhooks)
+        .post("/fleet/webhooks", fleet_pages::post_webhook)
+        .post("/fleet/webhooks/{id}/delete", fleet_pages::post_webhook_delete)
+        .post("/fleet/webhooks/{id}/ping", fleet_pages::post_webhook_ping)
+        .post(
+            "/fleet/webhooks/{id}/deliveries/{delivery}/retry",
+            fleet_pages::post_delivery_retry,
+        )
         .get("/fleet/enrollment-tokens", fleet_pages::get_tokens)
         .post("/fleet/enrollment-tokens", fleet_pages::post_token)
         .post("/fleet/enrollment-tokens/{id}/revoke", fleet_pages::post_token_revoke)

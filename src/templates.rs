@@ -25,6 +25,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("fleet_devices.html", include_str!("../templates/fleet_devices.html")),
     ("fleet_device.html", include_str!("../templates/fleet_device.html")),
     ("fleet_tokens.html", include_str!("../templates/fleet_tokens.html")),
+    ("fleet_webhooks.html", include_str!("../templates/fleet_webhooks.html")),
     ("advisories.atom", include_str!("../templates/advisories.atom")),
     ("advisory_index.html", include_str!("../templates/advisory_index.html")),
     ("advisory.html", include_str!("../templates/advisory.html")),

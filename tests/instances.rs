@@ -106,3 +106,93 @@ async fn a_change_on_one_instance_reaches_polls_on_the_other_within_a_second() {
         actix_web::rt::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+#[actix_web::test]
+#[ignore = "needs PostgreSQL: set PATCHWARDEN_TEST_POSTGRES_URL and run with -- --include-ignored, as CI does"]
+async fn two_instances_pull_each_due_device_once_and_take_over_a_dead_ones_leases() {
+    use patchwarden::jobs::{start_jobs, Job};
+    use patchwarden::services::fleet::devices::{import, DeviceDraft};
+    use support::endpoint::{Endpoint, Reply};
+
+    const DEVICES: usize = 1000;
+    support::on_backend(Backend::Postgres);
+    let pg = PgDatabase::create();
+    let url = pg.url.clone();
+    let first_dir = tempfile::tempdir().unwrap();
+    let keys = first_dir.path().join("keys").to_string_lossy().into_owned();
+    let settings = [("pull_lease", "3s"), ("pull_per_host", "64"), ("pull_concurrency", "256")];
+    let one = TestApp::start_on(Backend::Postgres, url.clone(), Some(pg), first_dir, &settings).await;
+    let mut with_keys = settings.to_vec();
+    with_keys.push(("keys_dir", &keys));
+    let two = TestApp::start_on(Backend::Postgres, url, None, tempfile::tempdir().unwrap(), &with_keys).await;
+
+    fixture(&one).await;
+    let devices = Endpoint::start("127.0.0.1").await;
+    let drafts: Vec<DeviceDraft> = (0..DEVICES)
+        .map(|n| {
+            devices.script(&format!("/d/{n}"), vec![Reply::version("6.3.0r20", None)]);
+            serde_json::from_value(json!({
+                "name": format!("fw-{n:04}"), "product": "screenos", "version": "6.3.0r20",
+                "pull_url": devices.url(&format!("/d/{n}")), "pull_schedule": "*/2 * * * * *",
+            }))
+            .unwrap()
+        })
+        .collect();
+    let (sealing, policy) = (one.state.sealing.clone(), one.config.outbound.clone());
+    one.db(move |conn| import(conn, &sealing, &policy, "acme", drafts).map(drop)).await;
+
+    let hits = |devices: &Endpoint| -> Vec<Vec<Instant>> {
+        let mut by_device = vec![Vec::new(); DEVICES];
+        for request in devices.all_requests() {
+            let n: usize = request.path.trim_start_matches("/d/").parse().unwrap();
+            by_device[n].push(request.at);
+        }
+        by_device
+    };
+    let wait_for = |what: &str, deadline: Duration, started: Instant, done: bool| {
+        assert!(started.elapsed() < deadline, "{what} not within {deadline:?}");
+        done
+    };
+
+    let runner_one = start_jobs(one.state.clone().into_inner(), &[Job::PullDevices]);
+    let runner_two = start_jobs(two.state.clone().into_inner(), &[Job::PullDevices]);
+    let started = Instant::now();
+    loop {
+        let done = hits(&devices).iter().all(|h| h.len() >= 4);
+        if wait_for("four pulls of every device", Duration::from_secs(30), started, done) {
+            break;
+        }
+        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+    }
+    // One instance dies with pulls claimed; the other takes its leases over.
+    drop(runner_one);
+    let killed = Instant::now();
+    loop {
+        let done = hits(&devices)
+            .iter()
+            .all(|h| h.iter().filter(|at| **at > killed).count() >= 3);
+        if wait_for("three pulls of every device after the kill", Duration::from_secs(30), killed, done) {
+            break;
+        }
+        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(runner_two);
+
+    let by_device = hits(&devices);
+    let mut total = 0;
+    for (n, at) in by_device.iter().enumerate() {
+        let mut at = at.clone();
+        at.sort();
+        total += at.len();
+        for pair in at.windows(2) {
+            let gap = pair[1] - pair[0];
+            // Slots are two seconds apart: a slot pulled twice shows as a short gap.
+            assert!(gap >= Duration::from_millis(1000), "device {n} was pulled twice for one slot ({gap:?})");
+            // A skipped slot shows as a long gap; after the kill a slot may wait for
+            // the dead instance's lease (3 s) to run out.
+            let limit = if pair[1] < killed { 3_200 } else { 6_500 };
+            assert!(gap <= Duration::from_millis(limit), "device {n} missed a slot ({gap:?})");
+        }
+    }
+    assert!(total >= DEVICES * 7, "{total} pulls");
+}

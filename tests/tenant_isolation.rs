@@ -168,6 +168,10 @@ struct Victim {
     key: String,
     device: String,
     enrollment_token: String,
+    product: String,
+    anomaly: String,
+    webhook: String,
+    delivery: String,
 }
 
 /// For the parameter that follows `resource` in a path: the victim's value and a
@@ -184,6 +188,10 @@ fn fill(victim: &Victim, resource: &str, param: &str, path: &str) -> Option<(Str
         ("revisions", "n") => ("1".to_owned(), "1".to_owned()),
         ("devices", "id") => (victim.device.clone(), absent_id),
         ("enrollment-tokens", "id") => (victim.enrollment_token.clone(), absent_id),
+        ("products", "slug") => (victim.product.clone(), "no-such-product".to_owned()),
+        ("anomalies", "id") => (victim.anomaly.clone(), absent_id),
+        ("webhooks", "id") => (victim.webhook.clone(), absent_id),
+        ("deliveries", "delivery") => (victim.delivery.clone(), absent_id),
         ("keys", "key_id") => return None,
         ("white", "year") | (_, "file") => return None,
         _ => panic!(
@@ -252,7 +260,44 @@ async fn every_route_with_an_id_hides_another_customers_objects() {
             .post("/api/v1/enrollment-tokens", &f.acme.admin.token, json!({}))
             .await;
         assert_eq!(status, 201, "{enrollment}");
+        // An anomaly: the device reports an image no release explains.
+        let (status, _) = app
+            .post(
+                "/api/v1/device/poll",
+                device["token"].as_str().unwrap(),
+                json!({"version": "6.3.0r20", "image_sha256": "b".repeat(64)}),
+            )
+            .await;
+        assert_eq!(status, 200);
+        patchwarden::jobs::run_once(&app.state, patchwarden::jobs::Job::FlushObservations)
+            .await
+            .unwrap();
+        let (_, anomalies) = app.get("/api/v1/anomalies", &f.acme.admin.token).await;
+        let (status, webhook) = app
+            .post(
+                "/api/v1/webhooks",
+                &f.acme.admin.token,
+                json!({"url": "https://hooks.acme.example/patchwarden", "events": ["anomaly"]}),
+            )
+            .await;
+        assert_eq!(status, 201, "{webhook}");
+        let webhook = webhook["id"].as_str().unwrap().to_owned();
+        let (_, deliveries) = app
+            .get(&format!("/api/v1/webhooks/{webhook}/deliveries"), &f.acme.admin.token)
+            .await;
+        let (status, _) = app
+            .post(&format!("/api/v1/webhooks/{webhook}/ping"), &f.acme.admin.token, json!({}))
+            .await;
+        assert_eq!(status, 202);
+        let (_, with_ping) = app
+            .get(&format!("/api/v1/webhooks/{webhook}/deliveries"), &f.acme.admin.token)
+            .await;
+        assert_eq!(deliveries["deliveries"], json!([]), "no anomaly event before the webhook existed");
         let victim = Victim {
+            product: "screenos".to_owned(),
+            anomaly: anomalies["anomalies"][0]["id"].as_str().unwrap().to_owned(),
+            webhook: webhook.clone(),
+            delivery: with_ping["deliveries"][0]["id"].as_str().unwrap().to_owned(),
             device: device["id"].as_str().unwrap().to_owned(),
             enrollment_token: enrollment["id"].as_str().unwrap().to_owned(),
             customer: f.acme.slug.clone(),
@@ -298,6 +343,12 @@ async fn every_route_with_an_id_hides_another_customers_objects() {
         assert_eq!(listed["total"], 0, "{listed}");
         let (_, listed) = app.get("/api/v1/enrollment-tokens", &f.globex.admin.token).await;
         assert_eq!(listed, json!([]));
+        let (_, listed) = app.get("/api/v1/anomalies", &f.globex.admin.token).await;
+        assert_eq!(listed["anomalies"], json!([]));
+        let (_, listed) = app.get("/api/v1/anomalies?state=open", &f.acme.admin.token).await;
+        assert_eq!(listed["anomalies"].as_array().unwrap().len(), 1, "the anomaly is still open");
+        let (_, listed) = app.get("/api/v1/webhooks", &f.acme.admin.token).await;
+        assert_eq!(listed["webhooks"].as_array().unwrap().len(), 1, "the webhook is still there");
         assert_eq!(app.get("/api/v1/me", token["token"].as_str().unwrap()).await.0, 200);
         assert_eq!(app.get("/api/v1/me", &f.acme.admin.token).await.0, 200);
         let (_, patch_now) = app.get(&format!("/api/v1/patches/{patch}"), &f.acme.admin.token).await;

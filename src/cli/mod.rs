@@ -22,6 +22,9 @@ use patchwarden::server;
 use patchwarden::services::accounts::{self, UserDraft};
 use patchwarden::services::fleet::devices::{self, DeviceDraft};
 use patchwarden::services::fleet::flush::flush;
+use patchwarden::domain::Scope;
+use patchwarden::services::images::{self, ImageDraft};
+use patchwarden::services::pulls;
 use patchwarden::services::{ServiceError, Services};
 use patchwarden::state::AppState;
 
@@ -96,6 +99,17 @@ pub enum Command {
         #[command(subcommand)]
         action: TokenCommand,
     },
+    /// Pull one device's version now, as its schedule would, and print what was
+    /// observed (JSON).
+    Pull {
+        #[arg(long, value_name = "ID")]
+        device: String,
+    },
+    /// Register and list release image hashes (what an untampered device runs).
+    Image {
+        #[command(subcommand)]
+        action: ImageCommand,
+    },
     /// Run a background job once, as the server's job runner would.
     Job {
         #[command(subcommand)]
@@ -115,6 +129,27 @@ pub enum DeviceCommand {
         /// The JSON-lines file; `-` for standard input.
         #[arg(long, value_name = "FILE")]
         file: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum ImageCommand {
+    /// Register the SHA-256 of a release image of a product version.
+    Add {
+        #[arg(long)]
+        product: String,
+        #[arg(long)]
+        version: String,
+        #[arg(long, value_name = "HEX")]
+        sha256: String,
+        /// Only for this platform (any platform when absent).
+        #[arg(long)]
+        platform: Option<String>,
+    },
+    /// List a product's registered release images.
+    List {
+        #[arg(long)]
+        product: String,
     },
 }
 
@@ -256,6 +291,40 @@ pub fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Job {
             action: JobCommand::Run { name },
         } => run_job(config, &name),
+        Command::Pull { device } => actix_web::rt::System::new().block_on(async move {
+            let services = Services::open(config).await?;
+            let result = pulls::pull_now(&services, &Scope::Vendor, device).await.map_err(cli_error)?;
+            println!("{}", serde_json::to_string(&result)?);
+            Ok(())
+        }),
+        Command::Image { action } => actix_web::rt::System::new().block_on(async move {
+            let services = Services::open(config).await?;
+            match action {
+                ImageCommand::Add {
+                    product,
+                    version,
+                    sha256,
+                    platform,
+                } => {
+                    let draft = ImageDraft {
+                        version,
+                        image_sha256: sha256,
+                        platform,
+                    };
+                    let (image, new) = images::register_by(&services, "cli".into(), product, draft)
+                        .await
+                        .map_err(cli_error)?;
+                    let verb = if new { "registered" } else { "already registered:" };
+                    println!("{verb} {} {} {}", image.version, image.image_sha256, image.platform);
+                }
+                ImageCommand::List { product } => {
+                    for image in images::list(&services, product).await.map_err(cli_error)? {
+                        println!("{}\t{}\t{}", image.version, image.platform, image.image_sha256);
+                    }
+                }
+            }
+            Ok(())
+        }),
         Command::Keygen {
             password_file,
             unencrypted,

@@ -269,6 +269,8 @@ pub struct Config {
     pub unreachable_after: Duration,
     pub webhook_retry_delay: Duration,
     pub webhook_timeout: Duration,
+    /// Whether webhook URLs may be plain `http://`.
+    pub webhooks_allow_http: bool,
     /// How many `X-Forwarded-For` hops from the right the client's address is; 0
     /// when proxy headers are not trusted and the peer's address counts.
     pub client_address_hops: usize,

@@ -155,6 +155,11 @@ pub const SETTINGS: &[Setting] = &[
         help: "first wait before a webhook delivery is tried again; doubled each time, with jitter, for a day",
     },
     Setting {
+        name: "webhooks_allow_http",
+        default: "false",
+        help: "accept `http://` webhook URLs (deliveries are signed but not encrypted); otherwise only `https://`",
+    },
+    Setting {
         name: "webhook_timeout",
         default: "10s",
         help: "how long one webhook delivery may take",

@@ -289,7 +289,13 @@ impl RawSettings {
             Duration::from_millis(10),
             Duration::from_secs(120),
         )?;
+        let webhooks_allow_http = self.parse("webhooks_allow_http", false, |s| match s {
+            "true" => Ok(true),
+            "false" => Ok(false),
+            _ => Err(format!("`{s}` is not `true` or `false`")),
+        })?;
         Ok(Config {
+            webhooks_allow_http,
             secrets_key_file,
             outbound,
             pulls,

@@ -172,6 +172,7 @@ pub async fn list(
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Acknowledgement {
+    #[serde(default)]
     pub comment: String,
 }
 
@@ -187,7 +188,6 @@ pub async fn acknowledge(
             "anomalies are acknowledged by the customer's admins".into(),
         ));
     };
-    let comment = text::SUMMARY.check("comment", &ack.comment, true)?;
     let not_found = || ServiceError::NotFound("anomaly");
     let id: AnomalyId = id.parse().map_err(|_| not_found())?;
     let user = caller.user.clone();
@@ -198,6 +198,7 @@ pub async fn acknowledge(
                 let anomaly = AnomalyRecord::find(conn, &id)?
                     .filter(|a| a.customer_id == customer)
                     .ok_or_else(not_found)?;
+                let comment = text::SUMMARY.check("comment", &ack.comment, true)?;
                 if let Some(at) = anomaly.acknowledged_at {
                     return Err(ServiceError::Conflict(format!(
                         "this anomaly was acknowledged at {}",

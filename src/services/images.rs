@@ -30,6 +30,21 @@ pub async fn register(
     if caller.scope.customer().is_some() {
         return Err(ServiceError::Forbidden("release images are registered by the vendor".into()));
     }
+    let registered = register_by(services, caller.user.to_string(), slug, draft).await?;
+    if registered.1 {
+        tracing::info!(user.id = %caller.user, version = %registered.0.version, "registered release image");
+    }
+    Ok(registered)
+}
+
+/// Registers a release image of product `slug` on behalf of `by` (a user id, or
+/// `cli` for the command line); whether it was new.
+pub async fn register_by(
+    services: &Services,
+    by: String,
+    slug: String,
+    draft: ImageDraft,
+) -> Result<(ReleaseImage, bool), ServiceError> {
     let sha = draft.image_sha256.trim().to_ascii_lowercase();
     if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(ServiceError::invalid("image_sha256", "image_sha256 must be 64 hex digits"));
@@ -40,8 +55,7 @@ pub async fn register(
         .transpose()?
         .map(Platform::into_string)
         .unwrap_or_default();
-    let by = caller.user.to_string();
-    let (image, new) = services
+    services
         .db
         .run(move |conn| {
             let product = Product::find_by_slug(conn, &slug)?.ok_or(ServiceError::NotFound("product"))?;
@@ -62,11 +76,7 @@ pub async fn register(
             let new = ReleaseImage::insert(conn, &image)?;
             Ok::<_, ServiceError>((image, new))
         })
-        .await?;
-    if new {
-        tracing::info!(user.id = %caller.user, version = %image.version, "registered release image");
-    }
-    Ok((image, new))
+        .await
 }
 
 /// The release images of product `slug`.

@@ -17,7 +17,15 @@ use crate::error::{AppError, PageError};
 use crate::http::chart;
 use crate::http::pages::{context, form_error, render, see_other, NoFields};
 use crate::services::fleet::screens::{self, DeviceListPage};
-use crate::services::fleet::{devices, exposure};
+use crate::api::events::{
+    Acknowledgement, AnomalyResponse, DeliveryResponse, PullFailureResponse, PullStatusResponse, WebhookDraft,
+    WebhookResponse,
+};
+use crate::domain::EventType;
+use crate::services::webhooks;
+use crate::services::anomalies;
+use crate::services::fleet::devices;
+use crate::services::pulls;
 use crate::services::ServiceError;
 use crate::state::AppState;
 
@@ -60,10 +68,11 @@ pub async fn get_dashboard(
     query: web::Query<DashboardQuery>,
 ) -> Result<HttpResponse, PageError> {
     let customer = query.into_inner().customer.filter(|c| !c.is_empty());
-    let entries = exposure::dashboard(&state, &user.0.scope, customer.clone())
+    let overview = screens::overview(&state, &user.0.scope, customer.clone())
         .await
         .map_err(|e| page_error(&state, e))?;
-    let cards: Vec<AdvisoryCard> = entries
+    let cards: Vec<AdvisoryCard> = overview
+        .advisories
         .iter()
         .map(|e| AdvisoryCard {
             id: e.public_id.clone(),
@@ -82,8 +91,10 @@ pub async fn get_dashboard(
             chart: chart::adoption(&e.history),
         })
         .collect();
+    let anomalies: Vec<AnomalyResponse> = overview.anomalies.iter().map(AnomalyResponse::from).collect();
     let mut page = context(Some(&user.0));
     page.insert("advisories", &cards);
+    page.insert("anomalies", &anomalies);
     page.insert("customer", &customer);
     page.insert("is_customer", &user.customer().is_some());
     render(&state, StatusCode::OK, "fleet_dashboard.html", &page)
@@ -329,7 +340,13 @@ pub async fn get_device(
             reported_at: when(r.reported_at),
         })
         .collect();
+    let pull = detail.pull.as_ref().map(PullStatusResponse::from);
+    let pull_failures: Vec<PullFailureResponse> = detail.pull_failures.iter().map(Into::into).collect();
+    let anomalies: Vec<AnomalyResponse> = detail.anomalies.iter().map(Into::into).collect();
     let mut page = context(Some(&user.0));
+    page.insert("pull", &pull);
+    page.insert("pull_failures", &pull_failures);
+    page.insert("anomalies", &anomalies);
     page.insert("device", &device);
     page.insert("timeline", &timeline);
     page.insert("reports", &reports);
@@ -348,6 +365,41 @@ pub async fn post_decommission(
         .await
         .map_err(|e| page_error(&state, e))?;
     Ok(see_other(&format!("/fleet/devices/{id}")))
+}
+
+/// `POST /fleet/devices/{id}/pull`: pulls the device now, then shows its page.
+pub async fn post_pull(
+    state: web::Data<AppState>,
+    form: CustomerAdminForm<NoFields>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, PageError> {
+    let id = id.into_inner();
+    pulls::pull_now(&state, &form.user.scope, id.clone())
+        .await
+        .map_err(|e| page_error(&state, e))?;
+    Ok(see_other(&format!("/fleet/devices/{id}")))
+}
+
+/// The acknowledgement form.
+#[derive(Deserialize)]
+pub struct AckForm {
+    #[serde(default)]
+    comment: String,
+}
+
+/// `POST /fleet/anomalies/{id}/ack`: acknowledges an anomaly, then shows its device.
+pub async fn post_ack(
+    state: web::Data<AppState>,
+    form: CustomerAdminForm<AckForm>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, PageError> {
+    let ack = Acknowledgement {
+        comment: form.fields.comment.clone(),
+    };
+    let listed = anomalies::acknowledge(&state, &form.user.caller(), id.into_inner(), ack)
+        .await
+        .map_err(|e| page_error(&state, e))?;
+    Ok(see_other(&format!("/fleet/devices/{}", listed.anomaly.device_id)))
 }
 
 /// The enrolment-token form.
@@ -439,4 +491,176 @@ pub async fn post_token_revoke(
         .await
         .map_err(|e| page_error(&state, e))?;
     Ok(see_other("/fleet/enrollment-tokens"))
+}
+
+/// The webhook form: the URL and one box per event.
+#[derive(Deserialize, Serialize, Default)]
+pub struct WebhookForm {
+    #[serde(default)]
+    url: String,
+    #[serde(default)]
+    advisory_published: Option<String>,
+    #[serde(default)]
+    advisory_revised: Option<String>,
+    #[serde(default)]
+    emergency: Option<String>,
+    #[serde(default)]
+    anomaly: Option<String>,
+    #[serde(default)]
+    device_unreachable: Option<String>,
+    #[serde(default)]
+    deadline_overdue: Option<String>,
+}
+
+impl WebhookForm {
+    /// Each event with its box's name and whether it is ticked.
+    fn boxes(&self) -> [(EventType, &'static str, bool); 6] {
+        [
+            (EventType::AdvisoryPublished, "advisory_published", self.advisory_published.is_some()),
+            (EventType::AdvisoryRevised, "advisory_revised", self.advisory_revised.is_some()),
+            (EventType::Emergency, "emergency", self.emergency.is_some()),
+            (EventType::Anomaly, "anomaly", self.anomaly.is_some()),
+            (EventType::DeviceUnreachable, "device_unreachable", self.device_unreachable.is_some()),
+            (EventType::DeadlineOverdue, "deadline_overdue", self.deadline_overdue.is_some()),
+        ]
+    }
+}
+
+#[derive(Serialize)]
+struct EventBox {
+    name: &'static str,
+    field: &'static str,
+    checked: bool,
+}
+
+#[derive(Serialize)]
+struct HookView {
+    hook: WebhookResponse,
+    deliveries: Vec<DeliveryResponse>,
+}
+
+async fn webhooks_page(
+    state: &AppState,
+    user: &AuthUser,
+    status: StatusCode,
+    form: &WebhookForm,
+    error: Option<&str>,
+    created: Option<&str>,
+) -> Result<HttpResponse, PageError> {
+    let hooks = webhooks::overview(state, &user.caller())
+        .await
+        .map_err(|e| page_error(state, e))?;
+    let views: Vec<HookView> = hooks
+        .iter()
+        .map(|(hook, log)| HookView {
+            hook: WebhookResponse::of(hook, None),
+            deliveries: log.iter().map(DeliveryResponse::from).collect(),
+        })
+        .collect();
+    let boxes: Vec<EventBox> = form
+        .boxes()
+        .into_iter()
+        .map(|(kind, field, checked)| EventBox {
+            name: kind.as_str(),
+            field,
+            checked,
+        })
+        .collect();
+    let mut page = context(Some(user));
+    page.insert("hooks", &views);
+    page.insert("form", form);
+    page.insert("event_types", &boxes);
+    page.insert("error", &error);
+    page.insert("created", &created);
+    render(state, status, "fleet_webhooks.html", &page)
+}
+
+/// `GET /fleet/webhooks`
+pub async fn get_webhooks(state: web::Data<AppState>, user: WebCustomer) -> Result<HttpResponse, PageError> {
+    let form = WebhookForm {
+        anomaly: Some("on".into()),
+        emergency: Some("on".into()),
+        ..WebhookForm::default()
+    };
+    webhooks_page(&state, &user.0, StatusCode::OK, &form, None, None).await
+}
+
+/// `POST /fleet/webhooks`: registers a webhook and shows its secret once.
+pub async fn post_webhook(
+    state: web::Data<AppState>,
+    form: CustomerAdminForm<WebhookForm>,
+) -> Result<HttpResponse, PageError> {
+    let draft = WebhookDraft {
+        url: form.fields.url.clone(),
+        events: form
+            .fields
+            .boxes()
+            .into_iter()
+            .filter(|(_, _, checked)| *checked)
+            .map(|(kind, _, _)| kind.as_str().to_owned())
+            .collect(),
+    };
+    match webhooks::register(&state, &form.user.caller(), draft).await {
+        Ok((_, secret)) => {
+            webhooks_page(
+                &state,
+                &form.user,
+                StatusCode::CREATED,
+                &WebhookForm::default(),
+                None,
+                Some(&secret),
+            )
+            .await
+        }
+        Err(err @ (ServiceError::Invalid { .. } | ServiceError::Conflict(_))) => {
+            let message = err.to_string();
+            webhooks_page(
+                &state,
+                &form.user,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &form.fields,
+                Some(&message),
+                None,
+            )
+            .await
+        }
+        Err(err) => Err(page_error(&state, err)),
+    }
+}
+
+/// `POST /fleet/webhooks/{id}/delete`
+pub async fn post_webhook_delete(
+    state: web::Data<AppState>,
+    form: CustomerAdminForm<NoFields>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, PageError> {
+    webhooks::delete(&state, &form.user.caller(), id.into_inner())
+        .await
+        .map_err(|e| page_error(&state, e))?;
+    Ok(see_other("/fleet/webhooks"))
+}
+
+/// `POST /fleet/webhooks/{id}/ping`
+pub async fn post_webhook_ping(
+    state: web::Data<AppState>,
+    form: CustomerAdminForm<NoFields>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, PageError> {
+    webhooks::ping(&state, &form.user.caller(), id.into_inner())
+        .await
+        .map_err(|e| page_error(&state, e))?;
+    Ok(see_other("/fleet/webhooks"))
+}
+
+/// `POST /fleet/webhooks/{id}/deliveries/{delivery}/retry`: sends a delivery again.
+pub async fn post_delivery_retry(
+    state: web::Data<AppState>,
+    form: CustomerAdminForm<NoFields>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, PageError> {
+    let (id, delivery) = path.into_inner();
+    webhooks::send_again(&state, &form.user.caller(), id, delivery)
+        .await
+        .map_err(|e| page_error(&state, e))?;
+    Ok(see_other("/fleet/webhooks"))
 }

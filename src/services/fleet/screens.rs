@@ -99,3 +99,24 @@ pub async fn device_list(
         advisories,
     })
 }
+
+/// The fleet dashboard: the advisories that concern the fleet and its open anomaly
+/// flags.
+pub struct Overview {
+    pub advisories: Vec<exposure::DashboardEntry>,
+    pub anomalies: Vec<crate::db::models::ListedAnomaly>,
+}
+
+/// The dashboard of the fleet `scope` sees (narrowed by the vendor to customer `slug`).
+pub async fn overview(services: &Services, scope: &Scope, slug: Option<String>) -> Result<Overview, ServiceError> {
+    let advisories = exposure::dashboard(services, scope, slug.clone()).await?;
+    let mut anomalies = crate::services::anomalies::list(services, scope, Some(true), None).await?;
+    if let (Scope::Vendor, Some(slug)) = (scope, slug) {
+        let customer = services
+            .db
+            .run(move |conn| super::scoped_customer(conn, &Scope::Vendor, Some(&slug)))
+            .await?;
+        anomalies.retain(|a| Some(&a.anomaly.customer_id) == customer.as_ref());
+    }
+    Ok(Overview { advisories, anomalies })
+}

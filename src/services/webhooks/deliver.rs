@@ -23,6 +23,9 @@ async fn send(services: &Services, claimed: &ClaimedDelivery) -> (Option<i32>, O
         Ok(url) => url,
         Err(why) => return (None, Some(format!("denied_address: url {why}"))),
     };
+    if url.scheme() != "https" && !services.config.webhooks_allow_http {
+        return (None, Some("the URL is not https and webhooks_allow_http is off".into()));
+    }
     let Some(secret) = open_secret(&services.sealing, &claimed.webhook_id, &claimed.secret_sealed) else {
         return (None, Some("the webhook's secret cannot be opened with this server's key".into()));
     };

@@ -116,6 +116,9 @@ pub async fn register(
 ) -> Result<(WebhookRecord, String), ServiceError> {
     let customer = customer_of(caller)?.clone();
     let url = check_url(&draft.url, &services.outbound.policy).map_err(|why| ServiceError::invalid("url", format!("url {why}")))?;
+    if url.scheme() != "https" && !services.config.webhooks_allow_http {
+        return Err(ServiceError::invalid("url", "url must be https (webhooks_allow_http is off)"));
+    }
     let events = parse_events(&draft.events)?;
     let secret = webhook_secret();
     let id = WebhookId::generate();
@@ -266,4 +269,24 @@ pub fn retry_at(at: NaiveDateTime, attempts: i32, first: std::time::Duration) ->
     let factor = 2f64.powi(attempts.clamp(0, 20));
     let wait = (first.as_secs_f64() * factor).min(3600.0) * crate::services::pulls::fetch::jitter();
     at + TimeDelta::milliseconds((wait * 1000.0) as i64)
+}
+
+/// The caller's customer's webhooks, each with its latest deliveries (the
+/// webhooks screen).
+pub async fn overview(
+    services: &Services,
+    caller: &Caller,
+) -> Result<Vec<(WebhookRecord, Vec<LoggedDelivery>)>, ServiceError> {
+    let customer = customer_of(caller)?.clone();
+    services
+        .db
+        .run(move |conn| {
+            let mut hooks = Vec::new();
+            for hook in WebhookRecord::of_customer(conn, &customer)? {
+                let log = DeliveryRecord::log(conn, &hook.id, 20)?;
+                hooks.push((hook, log));
+            }
+            Ok(hooks)
+        })
+        .await
 }

@@ -1,0 +1,282 @@
+//! Anomaly flags and webhooks, on every backend: an image no signed release
+//! explains is flagged (a registered one is not) and the event reaches the
+//! customer's webhook signed as Standard Webhooks specifies, once more after three
+//! 500s, with the same id; events queued before a restart are delivered after it;
+//! acknowledgements keep who and when, and stay within the customer.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use hmac::Mac;
+use patchwarden::jobs::{run_once, start_jobs, Job};
+use serde_json::{json, Value};
+use support::endpoint::{Endpoint, Reply, Request};
+use support::patching::fixture;
+use support::{error_code, TestApp};
+
+const SETTINGS: [(&str, &str); 2] = [("webhook_retry_delay", "50ms"), ("webhooks_allow_http", "true")];
+
+async fn until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        assert!(started.elapsed() < limit, "{what}: not within {limit:?}");
+        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Checks a delivery's signature with the webhook's secret, as a receiver does.
+fn verify(secret: &str, request: &Request) -> Value {
+    let id = &request.headers["webhook-id"];
+    let timestamp = &request.headers["webhook-timestamp"];
+    let signature = request.headers["webhook-signature"].strip_prefix("v1,").expect("a v1 signature");
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(secret.strip_prefix("whsec_").unwrap())
+        .unwrap();
+    let mut mac = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(&key).unwrap();
+    mac.update(format!("{id}.{timestamp}.").as_bytes());
+    mac.update(&request.body);
+    let expected = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+    assert_eq!(signature, expected, "the signature does not verify");
+    let sent: i64 = timestamp.parse().unwrap();
+    assert!((chrono::Utc::now().timestamp() - sent).abs() < 300, "a stale timestamp");
+    let body: Value = serde_json::from_slice(&request.body).unwrap();
+    assert_eq!(body["id"].as_str(), Some(id.as_str()), "the body's id is the header's");
+    body
+}
+
+async fn register(app: &TestApp, token: &str, url: &str, events: Value) -> (String, String) {
+    let (status, body) = app.post("/api/v1/webhooks", token, json!({"url": url, "events": events})).await;
+    assert_eq!(status, 201, "[{}] {body}", app.backend.name());
+    let secret = body["secret"].as_str().unwrap().to_owned();
+    assert!(secret.starts_with("whsec_"));
+    (body["id"].as_str().unwrap().to_owned(), secret)
+}
+
+#[actix_web::test]
+async fn an_unknown_image_is_flagged_and_its_signed_event_survives_three_500s() {
+    let good = "a".repeat(64);
+    let evil = "e".repeat(64);
+    for app in TestApp::each_with(&SETTINGS).await {
+        let backend = app.backend.name();
+        let f = fixture(&app).await;
+        let receiver = Endpoint::start("127.0.0.1").await;
+        receiver.script(
+            "/hook",
+            vec![Reply::status(500), Reply::status(500), Reply::status(500), Reply::Json(200, "{}".into())],
+        );
+        let (hook, secret) = register(&app, &f.acme.admin.token, &receiver.url("/hook"), json!(["anomaly"])).await;
+        let (_, listed) = app.get("/api/v1/webhooks", &f.acme.admin.token).await;
+        assert!(listed["webhooks"][0].get("secret").is_none(), "[{backend}] the secret is shown once");
+
+        // The vendor registers the release image; the device runs it: nothing to flag.
+        let image = json!({"version": "6.3.0r20", "image_sha256": good, "platform": "ssg-500"});
+        let (status, body) = app.post("/api/v1/products/screenos/images", &f.vendor.token, image.clone()).await;
+        assert_eq!(status, 201, "[{backend}] {body}");
+        assert_eq!(app.post("/api/v1/products/screenos/images", &f.vendor.token, image).await.0, 200);
+        let (status, _) = app
+            .post("/api/v1/products/screenos/images", &f.acme.admin.token, json!({"version": "1", "image_sha256": good}))
+            .await;
+        assert_eq!(status, 403, "[{backend}] customers register no images");
+
+        let devices = Endpoint::start("127.0.0.1").await;
+        devices.script("/fw", vec![Reply::version("6.3.0r20", Some(&good))]);
+        let (_, enrolled) = app
+            .post(
+                "/api/v1/devices",
+                &f.acme.admin.token,
+                json!({"name": "fw-1", "product": "screenos", "platform": "ssg-500", "version": "6.3.0r20",
+                       "pull_url": devices.url("/fw")}),
+            )
+            .await;
+        let id = enrolled["id"].as_str().unwrap().to_owned();
+        let pull = format!("/api/v1/devices/{id}/pull");
+        assert_eq!(app.post(&pull, &f.acme.admin.token, json!({})).await.1["image_sha256"], good);
+        let (_, open) = app.get("/api/v1/anomalies?state=open", &f.acme.admin.token).await;
+        assert_eq!(open["anomalies"], json!([]), "[{backend}] a registered image is explained");
+
+        // The image changes to one no signed release explains.
+        devices.script("/fw", vec![Reply::version("6.3.0r20", Some(&evil))]);
+        app.post(&pull, &f.acme.admin.token, json!({})).await;
+        let (_, open) = app.get("/api/v1/anomalies?state=open", &f.acme.admin.token).await;
+        let anomalies = open["anomalies"].as_array().unwrap();
+        assert_eq!(anomalies.len(), 1, "[{backend}] {open}");
+        assert_eq!(anomalies[0]["kind"], "unknown_image");
+        assert_eq!(anomalies[0]["image_sha256"], evil);
+        assert_eq!(anomalies[0]["device"]["name"], "fw-1");
+        let anomaly = anomalies[0]["id"].as_str().unwrap().to_owned();
+        // Seen again, it is not flagged twice.
+        app.post(&pull, &f.acme.admin.token, json!({})).await;
+        let (_, all) = app.get("/api/v1/anomalies", &f.acme.admin.token).await;
+        assert_eq!(all["anomalies"].as_array().unwrap().len(), 1, "[{backend}]");
+        let (_, theirs) = app.get("/api/v1/anomalies", &f.globex.admin.token).await;
+        assert_eq!(theirs["anomalies"], json!([]), "[{backend}] another customer sees none");
+        let (_, vendor) = app.get("/api/v1/anomalies?state=open", &f.vendor.token).await;
+        assert_eq!(vendor["anomalies"].as_array().unwrap().len(), 1, "[{backend}] the vendor sees all");
+
+        let _jobs = start_jobs(app.state.clone().into_inner(), &[Job::DeliverWebhooks]);
+        until("four tries of the event", Duration::from_secs(15), || receiver.hits("/hook") >= 4).await;
+        drop(_jobs);
+        let tries = receiver.requests("/hook");
+        assert_eq!(tries.len(), 4, "[{backend}] delivered once more after three 500s, then no more");
+        let ids: Vec<&String> = tries.iter().map(|r| &r.headers["webhook-id"]).collect();
+        assert!(ids.iter().all(|i| *i == ids[0]), "[{backend}] the same id on every try: {ids:?}");
+        for request in &tries {
+            assert_eq!(request.method, "POST");
+            let event = verify(&secret, request);
+            assert_eq!(event["type"], "anomaly", "[{backend}] {event}");
+            assert_eq!(event["data"]["kind"], "unknown_image");
+            assert_eq!(event["data"]["image_sha256"], evil);
+            assert_eq!(event["data"]["device"]["id"], id.as_str());
+        }
+        assert!(tries.windows(2).all(|w| w[1].at > w[0].at));
+        assert_eq!(run_once(&app.state, Job::DeliverWebhooks).await.unwrap(), 0, "[{backend}] nothing left");
+        let (_, log) = app.get(&format!("/api/v1/webhooks/{hook}/deliveries"), &f.acme.admin.token).await;
+        let delivery = &log["deliveries"][0];
+        assert_eq!(delivery["state"], "delivered", "[{backend}] {log}");
+        assert_eq!(delivery["attempts"], 4);
+        assert_eq!(delivery["last_status"], 200);
+        assert_eq!(delivery["event_id"], ids[0].as_str());
+        let session = support::sign_in(&app, &f.acme.admin).await;
+        let (status, page) = app.page(&session, "/fleet/webhooks").await;
+        assert_eq!(status, 200);
+        assert!(page.contains(ids[0].as_str()) && page.contains("Send again"), "[{backend}] the delivery log");
+
+        // Sent again on request: the same id.
+        let delivery_id = delivery["id"].as_str().unwrap();
+        let (status, _) = app
+            .post(
+                &format!("/api/v1/webhooks/{hook}/deliveries/{delivery_id}/retry"),
+                &f.acme.admin.token,
+                json!({}),
+            )
+            .await;
+        assert_eq!(status, 202);
+        run_once(&app.state, Job::DeliverWebhooks).await.unwrap();
+        let again = receiver.requests("/hook");
+        assert_eq!(again.len(), 5, "[{backend}]");
+        assert_eq!(&again[4].headers["webhook-id"], ids[0]);
+        verify(&secret, &again[4]);
+
+        // Acknowledged by the customer's admin, with a comment; who and when are kept.
+        let ack = format!("/api/v1/anomalies/{anomaly}/ack");
+        let (status, _) = app.post(&ack, &f.globex.admin.token, json!({"comment": "ours?"})).await;
+        assert_eq!(status, 404, "[{backend}] another customer's anomaly is not found");
+        let (status, _) = app.post(&ack, &f.vendor.token, json!({"comment": "seen"})).await;
+        assert_eq!(status, 403, "[{backend}]");
+        let (status, body) = app.post(&ack, &f.acme.admin.token, json!({"comment": ""})).await;
+        assert_eq!((status, body["error"]["field"].as_str()), (422, Some("comment")), "[{backend}] {body}");
+        let (status, body) = app
+            .post(&ack, &f.acme.admin.token, json!({"comment": "Reimaged from the signed r21 release"}))
+            .await;
+        assert_eq!(status, 200, "[{backend}] {body}");
+        assert_eq!(body["acknowledged"]["by"], f.acme.admin.user_id.as_str());
+        assert_eq!(body["acknowledged"]["comment"], "Reimaged from the signed r21 release");
+        assert!(body["acknowledged"]["at"].is_string());
+        let (status, body) = app.post(&ack, &f.acme.admin.token, json!({"comment": "again"})).await;
+        assert_eq!((status, error_code(&body)), (409, "conflict"), "[{backend}] {body}");
+        let (_, open) = app.get("/api/v1/anomalies?state=open", &f.acme.admin.token).await;
+        assert_eq!(open["anomalies"], json!([]), "[{backend}]");
+        let (status, body) = app.get("/api/v1/anomalies?state=closed", &f.acme.admin.token).await;
+        assert_eq!((status, body["error"]["field"].as_str()), (422, Some("state")), "{body}");
+    }
+}
+
+#[actix_web::test]
+async fn events_queued_before_a_restart_are_delivered_after_it() {
+    for app in TestApp::each_with(&SETTINGS).await {
+        let backend = app.backend.name();
+        let f = fixture(&app).await;
+        let receiver = Endpoint::start("127.0.0.1").await;
+        receiver.script("/hook", vec![Reply::Json(204, String::new())]);
+        let (hook, secret) = register(
+            &app,
+            &f.acme.admin.token,
+            &receiver.url("/hook"),
+            json!(["advisory.published", "emergency"]),
+        )
+        .await;
+        let (status, _) = app
+            .post(
+                "/api/v1/devices",
+                &f.acme.admin.token,
+                json!({"name": "fw-1", "product": "screenos", "version": "6.3.0r20"}),
+            )
+            .await;
+        assert_eq!(status, 201);
+        // An emergency advisory that affects acme's device.
+        let advisory = json!({
+            "title": "VPN traffic decryption", "summary": "A second backdoor.", "emergency": true,
+            "cvss_v3": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H",
+            "affected": [{"product": "screenos", "ranges": [{"introduced": "6.3.0r12", "fixed": "6.3.0r22"}]}]
+        });
+        let (_, draft) = app.post("/api/v1/advisories", &f.vendor.token, advisory).await;
+        let (status, published) = app
+            .post(
+                &format!("/api/v1/advisories/{}/publish", draft["id"].as_str().unwrap()),
+                &f.vendor.token,
+                json!({}),
+            )
+            .await;
+        assert_eq!(status, 201, "{published}");
+        let (status, _) = app
+            .post(&format!("/api/v1/webhooks/{hook}/ping"), &f.acme.admin.token, json!({}))
+            .await;
+        assert_eq!(status, 202);
+        assert_eq!(receiver.hits("/hook"), 0, "nothing is sent without the delivery job");
+
+        let app = app.restart().await;
+        let _jobs = start_jobs(app.state.clone().into_inner(), &[Job::DeliverWebhooks]);
+        until("three events after the restart", Duration::from_secs(10), || receiver.hits("/hook") >= 3).await;
+        let mut kinds: Vec<String> = receiver
+            .requests("/hook")
+            .iter()
+            .map(|r| verify(&secret, r)["type"].as_str().unwrap().to_owned())
+            .collect();
+        kinds.sort();
+        assert_eq!(kinds, ["advisory.published", "emergency", "ping"], "[{backend}]");
+        let published_event = receiver
+            .requests("/hook")
+            .iter()
+            .map(|r| verify(&secret, r))
+            .find(|e| e["type"] == "advisory.published")
+            .unwrap();
+        assert_eq!(published_event["data"]["advisory"]["id"], published["id"], "[{backend}]");
+        assert_eq!(published_event["data"]["exposure"]["affected"], 1);
+    }
+}
+
+#[actix_web::test]
+async fn webhook_urls_and_events_are_checked() {
+    for app in TestApp::each().await {
+        let backend = app.backend.name();
+        let f = fixture(&app).await;
+        let admin = &f.acme.admin.token;
+        let cases = [
+            (json!({"url": "http://hooks.example.net/x", "events": ["anomaly"]}), "url", "https"),
+            (json!({"url": "https://169.254.169.254/x", "events": ["anomaly"]}), "url", "denied network"),
+            (json!({"url": "https://hooks.example.net/x", "events": []}), "events", "at least one"),
+            (json!({"url": "https://hooks.example.net/x", "events": ["anomaly", "everything"]}), "events", "`everything`"),
+        ];
+        for (body, field, message) in cases {
+            let (status, answer) = app.post("/api/v1/webhooks", admin, body).await;
+            assert_eq!((status, answer["error"]["field"].as_str()), (422, Some(field)), "[{backend}] {answer}");
+            assert!(answer["error"]["message"].as_str().unwrap().contains(message), "[{backend}] {answer}");
+        }
+        let (status, body) = app.post("/api/v1/webhooks", admin, json!({"url": "https://h.example.net/", "events": ["anomaly"], "extra": 1})).await;
+        assert_eq!(status, 422, "[{backend}] unknown fields are refused: {body}");
+        assert!(body["error"]["message"].as_str().unwrap().contains("unknown field `extra`"));
+        let (_, listed) = app.get("/api/v1/webhooks", admin).await;
+        assert_eq!(listed["webhooks"], json!([]), "[{backend}] nothing refused was kept");
+        let (status, _) = app.post("/api/v1/webhooks", &f.vendor.token, json!({"url": "https://h.example.net/", "events": ["anomaly"]})).await;
+        assert_eq!(status, 403, "[{backend}] webhooks are a customer's");
+        let (hook, _) = register(&app, admin, "https://hooks.example.net/patchwarden", json!(["anomaly"])).await;
+        assert_eq!(app.get(&format!("/api/v1/webhooks/{hook}/deliveries"), &f.globex.admin.token).await.0, 404);
+        assert_eq!(app.delete(&format!("/api/v1/webhooks/{hook}"), &f.globex.admin.token).await.0, 404);
+        assert_eq!(app.delete(&format!("/api/v1/webhooks/{hook}"), admin).await.0, 204);
+        assert_eq!(app.get(&format!("/api/v1/webhooks/{hook}/deliveries"), admin).await.0, 404);
+    }
+}
