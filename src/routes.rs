@@ -8,8 +8,7 @@ use actix_web::{web, FromRequest, Handler, HttpRequest, HttpResponse, Responder,
 use crate::error::{AppError, PageError};
 use crate::handlers::api::{
     advisories, anomalies, customers, devices, enrollment_tokens, entitlements, exposure, images, keys, me, patches,
-    products, pulls, query,
-    session, tokens, uploads, users, webhooks,
+    products, pulls, query, session, tokens, uploads, users, webhooks,
 };
 use crate::handlers::device::{enroll, poll, report};
 use crate::handlers::feeds::{atom, csaf};

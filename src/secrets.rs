@@ -163,7 +163,8 @@ impl SealingKey {
                 .with_context(|| format!("writing the secrets key {}", path.display()))?;
             tracing::info!(path = %path.display(), "created the key that seals pull tokens and webhook secrets");
         }
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading the secrets key {}", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading the secrets key {}", path.display()))?;
         let bytes: [u8; 32] = hex::decode(text.trim())
             .ok()
             .and_then(|b| b.try_into().ok())
@@ -187,7 +188,10 @@ impl SealingKey {
             .unwrap_or_default();
         let mut out = nonce.to_vec();
         out.extend_from_slice(&sealed);
-        format!("{SEALED_PREFIX}{}", base64::engine::general_purpose::STANDARD_NO_PAD.encode(out))
+        format!(
+            "{SEALED_PREFIX}{}",
+            base64::engine::general_purpose::STANDARD_NO_PAD.encode(out)
+        )
     }
 
     /// Opens a value sealed for `purpose`; `None` when it was sealed under another
@@ -273,8 +277,15 @@ mod tests {
         let key = SealingKey::from_bytes(&[7; 32]);
         let sealed = key.seal("pull_token:a", "hunter2-device-token");
         assert!(!sealed.contains("hunter2"));
-        assert_ne!(sealed, key.seal("pull_token:a", "hunter2-device-token"), "a fresh nonce each time");
-        assert_eq!(key.open("pull_token:a", &sealed).as_deref(), Some("hunter2-device-token"));
+        assert_ne!(
+            sealed,
+            key.seal("pull_token:a", "hunter2-device-token"),
+            "a fresh nonce each time"
+        );
+        assert_eq!(
+            key.open("pull_token:a", &sealed).as_deref(),
+            Some("hunter2-device-token")
+        );
         assert_eq!(key.open("pull_token:b", &sealed), None);
         assert_eq!(SealingKey::from_bytes(&[8; 32]).open("pull_token:a", &sealed), None);
         let mut altered = sealed.clone().into_bytes();

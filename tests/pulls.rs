@@ -88,7 +88,11 @@ async fn pull_row(app: &TestApp, id: &str) -> (Option<NaiveDateTime>, Option<Nai
     app.db(move |conn| {
         Ok(device_pulls::table
             .filter(device_pulls::device_id.eq(id))
-            .select((device_pulls::due_at, device_pulls::last_attempt_at, device_pulls::failures))
+            .select((
+                device_pulls::due_at,
+                device_pulls::last_attempt_at,
+                device_pulls::failures,
+            ))
             .first(conn)?)
     })
     .await
@@ -110,21 +114,31 @@ async fn scheduled_pulls_fire_feed_exposure_and_send_the_token_only_to_the_devic
         )
         .await;
         let _jobs = start_jobs(app.state.clone().into_inner(), &[Job::PullDevices]);
-        until("two scheduled pulls", Duration::from_secs(10), || devices.hits("/fw-1") >= 2).await;
+        until("two scheduled pulls", Duration::from_secs(10), || {
+            devices.hits("/fw-1") >= 2
+        })
+        .await;
         let first = devices.requests("/fw-1");
         assert_eq!(
             first[0].headers.get("authorization").map(String::as_str),
             Some(format!("Bearer {TOKEN}").as_str()),
             "[{backend}] the device gets its token"
         );
-        assert!(first[1].at - first[0].at >= Duration::from_millis(500), "[{backend}] one pull per second");
+        assert!(
+            first[1].at - first[0].at >= Duration::from_millis(500),
+            "[{backend}] one pull per second"
+        );
 
         let exposure_path = format!("/api/v1/advisories/{}/exposure", f.advisory);
         let body = device(&app, &f.acme.admin.token, &id).await;
         assert_eq!(body["version_source"], "pull", "[{backend}] {body}");
         assert_eq!(body["pull"]["has_token"], true);
         assert!(body["pull"]["next_pull_at"].is_string());
-        assert_eq!(app.get(&exposure_path, &f.acme.admin.token).await.1["affected"], 1, "[{backend}]");
+        assert_eq!(
+            app.get(&exposure_path, &f.acme.admin.token).await.1["affected"],
+            1,
+            "[{backend}]"
+        );
 
         // The device moves to the fixed release: the next pull makes it fixed.
         devices.script("/fw-1", vec![Reply::version("6.3.0r21", None)]);
@@ -133,10 +147,17 @@ async fn scheduled_pulls_fire_feed_exposure_and_send_the_token_only_to_the_devic
             if app.get(&exposure_path, &f.acme.admin.token).await.1["fixed"] == 1 {
                 break;
             }
-            assert!(started.elapsed() < Duration::from_secs(10), "[{backend}] not fixed after a pull");
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "[{backend}] not fixed after a pull"
+            );
             actix_web::rt::time::sleep(Duration::from_millis(50)).await;
         }
-        assert_eq!(app.get(&exposure_path, &f.acme.admin.token).await.1["affected"], 0, "[{backend}]");
+        assert_eq!(
+            app.get(&exposure_path, &f.acme.admin.token).await.1["affected"],
+            0,
+            "[{backend}]"
+        );
         // No install was reported: the change is flagged.
         let (_, anomalies) = app.get("/api/v1/anomalies?state=open", &f.acme.admin.token).await;
         let kinds: Vec<&str> = anomalies["anomalies"]
@@ -176,21 +197,33 @@ async fn scheduled_pulls_fire_feed_exposure_and_send_the_token_only_to_the_devic
             .await
             .unwrap()
         };
-        assert!(!stored.contains(TOKEN) && stored.starts_with("v1."), "[{backend}] sealed at rest");
+        assert!(
+            !stored.contains(TOKEN) && stored.starts_with("v1."),
+            "[{backend}] sealed at rest"
+        );
 
         // A pull from the shell, logging at debug level, prints no token either.
         // The command runs on a blocking thread: the simulated device answers on this one.
         let env = [
             ("PATCHWARDEN_DATABASE_URL", app.database_url.clone()),
-            ("PATCHWARDEN_DATA_DIR", app.data_dir.path().to_string_lossy().into_owned()),
-            ("PATCHWARDEN_KEYS_DIR", app.data_dir.path().join("keys").to_string_lossy().into_owned()),
+            (
+                "PATCHWARDEN_DATA_DIR",
+                app.data_dir.path().to_string_lossy().into_owned(),
+            ),
+            (
+                "PATCHWARDEN_KEYS_DIR",
+                app.data_dir.path().join("keys").to_string_lossy().into_owned(),
+            ),
             ("PATCHWARDEN_LOG_LEVEL", "debug".to_owned()),
         ];
         let device_id = id.clone();
         let out = actix_web::rt::task::spawn_blocking(move || {
             let dir = tempfile::tempdir().unwrap();
             let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-            run(patchwarden(dir.path(), &env).args(["pull", "--device", &device_id]), None)
+            run(
+                patchwarden(dir.path(), &env).args(["pull", "--device", &device_id]),
+                None,
+            )
         })
         .await
         .unwrap();
@@ -198,8 +231,14 @@ async fn scheduled_pulls_fire_feed_exposure_and_send_the_token_only_to_the_devic
         assert!(out.status.success(), "[{backend}] {stderr}");
         assert!(stdout.contains("\"version\":\"6.3.0r21\""), "[{backend}] {stdout}");
         assert!(stderr.contains("DEBUG"), "[{backend}] logging at debug level: {stderr}");
-        assert!(!stdout.contains(TOKEN) && !stderr.contains(TOKEN), "[{backend}] the token was printed");
-        assert_eq!(devices.requests("/fw-1").last().unwrap().headers["authorization"], format!("Bearer {TOKEN}"));
+        assert!(
+            !stdout.contains(TOKEN) && !stderr.contains(TOKEN),
+            "[{backend}] the token was printed"
+        );
+        assert_eq!(
+            devices.requests("/fw-1").last().unwrap().headers["authorization"],
+            format!("Bearer {TOKEN}")
+        );
     }
 }
 
@@ -216,7 +255,10 @@ async fn every_failure_is_recorded_with_its_reason() {
         let backend = app.backend.name();
         let f = fixture(&app).await;
         let devices = Endpoint::start("127.0.0.1").await;
-        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
         let huge = json!({"version": "6.3.0r20", "padding": "x".repeat(4096)}).to_string();
         devices.script("/ok", vec![Reply::version("6.3.0r20", Some(&"a".repeat(64)))]);
         devices.script("/error", vec![Reply::status(500)]);
@@ -228,14 +270,34 @@ async fn every_failure_is_recorded_with_its_reason() {
         devices.script("/unauthorized", vec![Reply::status(401)]);
         let cases = [
             ("ok", devices.url("/ok"), None),
-            ("error", devices.url("/error"), Some(("status", "HTTP 500 (after 3 tries)"))),
+            (
+                "error",
+                devices.url("/error"),
+                Some(("status", "HTTP 500 (after 3 tries)")),
+            ),
             ("garbage", devices.url("/garbage"), Some(("bad_json", "not {"))),
-            ("huge", devices.url("/huge"), Some(("too_large", "longer than 1024 bytes"))),
+            (
+                "huge",
+                devices.url("/huge"),
+                Some(("too_large", "longer than 1024 bytes")),
+            ),
             ("drip", devices.url("/drip"), Some(("timeout", "in time"))),
             ("hang", devices.url("/hang"), Some(("timeout", "in time"))),
-            ("refused", format!("http://{closed}/x"), Some(("refused", "refused (after 3 tries)"))),
-            ("wrong-scheme", devices.url("/wrong-scheme"), Some(("bad_json", "not a vendor version"))),
-            ("unauthorized", devices.url("/unauthorized"), Some(("status", "HTTP 401"))),
+            (
+                "refused",
+                format!("http://{closed}/x"),
+                Some(("refused", "refused (after 3 tries)")),
+            ),
+            (
+                "wrong-scheme",
+                devices.url("/wrong-scheme"),
+                Some(("bad_json", "not a vendor version")),
+            ),
+            (
+                "unauthorized",
+                devices.url("/unauthorized"),
+                Some(("status", "HTTP 401")),
+            ),
         ];
         for (name, url, expected) in cases {
             let id = enrol_pulled(&app, &f.acme.admin.token, name, &url, json!({})).await;
@@ -258,8 +320,16 @@ async fn every_failure_is_recorded_with_its_reason() {
             }
         }
         assert_eq!(devices.hits("/error"), 3, "[{backend}] a 500 is tried again, twice");
-        assert_eq!(devices.hits("/garbage"), 1, "[{backend}] a bad answer is not asked again at once");
-        assert_eq!(devices.hits("/unauthorized"), 1, "[{backend}] a 401 is not worth retrying");
+        assert_eq!(
+            devices.hits("/garbage"),
+            1,
+            "[{backend}] a bad answer is not asked again at once"
+        );
+        assert_eq!(
+            devices.hits("/unauthorized"),
+            1,
+            "[{backend}] a 401 is not worth retrying"
+        );
     }
 }
 
@@ -272,18 +342,35 @@ async fn a_slow_device_holds_up_no_other_pull() {
         devices.script("/slow", vec![Reply::Hang]);
         devices.script("/quick", vec![Reply::version("6.3.0r20", None)]);
         let every_second = json!({"pull_schedule": "* * * * * *"});
-        let slow = enrol_pulled(&app, &f.acme.admin.token, "slow", &devices.url("/slow"), every_second.clone()).await;
+        let slow = enrol_pulled(
+            &app,
+            &f.acme.admin.token,
+            "slow",
+            &devices.url("/slow"),
+            every_second.clone(),
+        )
+        .await;
         enrol_pulled(&app, &f.acme.admin.token, "quick", &devices.url("/quick"), every_second).await;
         let _jobs = start_jobs(app.state.clone().into_inner(), &[Job::PullDevices]);
-        until("the slow device is asked", Duration::from_secs(5), || devices.hits("/slow") == 1).await;
+        until("the slow device is asked", Duration::from_secs(5), || {
+            devices.hits("/slow") == 1
+        })
+        .await;
         let asked = Instant::now();
-        until("three pulls of the quick device", Duration::from_secs(5), || devices.hits("/quick") >= 3).await;
+        until("three pulls of the quick device", Duration::from_secs(5), || {
+            devices.hits("/quick") >= 3
+        })
+        .await;
         let (_, attempted, _) = pull_row(&app, &slow).await;
         assert!(
             asked.elapsed() < Duration::from_secs(6) && attempted.is_none(),
             "[{backend}] the quick device was pulled while the slow one was still being waited for"
         );
-        assert_eq!(devices.hits("/slow"), 1, "[{backend}] a device being pulled is not pulled twice");
+        assert_eq!(
+            devices.hits("/slow"),
+            1,
+            "[{backend}] a device being pulled is not pulled twice"
+        );
     }
 }
 
@@ -323,7 +410,10 @@ async fn a_failing_device_backs_off_further_each_time_and_shows_unreachable() {
 
         let body = device(&app, &f.acme.admin.token, &id).await;
         assert_eq!(body["pull"]["failures"], 4);
-        assert_eq!(body["pull_failures"][0]["times"], 4, "[{backend}] identical failures fold: {body}");
+        assert_eq!(
+            body["pull_failures"][0]["times"], 4,
+            "[{backend}] identical failures fold: {body}"
+        );
         let since = body["pull"]["unreachable_since"].as_str().unwrap().to_owned();
         let session = support::sign_in(&app, &f.acme.admin).await;
         let (_, page) = app.page(&session, &format!("/fleet/devices/{id}")).await;
@@ -334,10 +424,16 @@ async fn a_failing_device_backs_off_further_each_time_and_shows_unreachable() {
         make_due(&app, &id).await;
         run_once(&app.state, Job::PullDevices).await.unwrap();
         let body = device(&app, &f.acme.admin.token, &id).await;
-        assert!(body["pull"]["unreachable_since"].is_null(), "[{backend}] {body} (was {since})");
+        assert!(
+            body["pull"]["unreachable_since"].is_null(),
+            "[{backend}] {body} (was {since})"
+        );
         assert_eq!(body["pull"]["failures"], 0);
         let (due, attempted, _) = pull_row(&app, &id).await;
-        assert!((due.unwrap() - attempted.unwrap()).num_seconds() <= 2, "[{backend}] back on its schedule");
+        assert!(
+            (due.unwrap() - attempted.unwrap()).num_seconds() <= 2,
+            "[{backend}] back on its schedule"
+        );
     }
 }
 
@@ -350,10 +446,7 @@ async fn denied_addresses_are_never_contacted() {
         let denied = Endpoint::start("127.0.0.2").await;
         denied.script("/fw", vec![Reply::version("6.3.0r20", None)]);
         let allowed = Endpoint::start("127.0.0.1").await;
-        allowed.script(
-            "/bounce",
-            vec![Reply::Redirect(302, denied.url("/fw"))],
-        );
+        allowed.script("/bounce", vec![Reply::Redirect(302, denied.url("/fw"))]);
 
         // Set to a denied address: refused, naming the field.
         for url in [denied.url("/fw"), "http://169.254.169.254/latest/meta-data/".to_owned()] {
@@ -366,14 +459,20 @@ async fn denied_addresses_are_never_contacted() {
                 .await;
             assert_eq!(status, 422, "[{backend}] {body}");
             assert_eq!(body["error"]["field"], "pull_url");
-            assert!(body["error"]["message"].as_str().unwrap().contains("denied network"), "{body}");
+            assert!(
+                body["error"]["message"].as_str().unwrap().contains("denied network"),
+                "{body}"
+            );
         }
 
         // A redirect to it is not followed.
         let bounce = enrol_pulled(&app, &f.acme.admin.token, "bounce", &allowed.url("/bounce"), json!({})).await;
         let pulled = pull_now(&app, &f.acme.admin.token, &bounce).await;
         assert_eq!(pulled["failure"]["reason"], "status", "[{backend}] {pulled}");
-        assert!(pulled["failure"]["detail"].as_str().unwrap().contains("redirects are not followed"));
+        assert!(pulled["failure"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("redirects are not followed"));
         assert_eq!(denied.hits("/fw"), 0, "[{backend}] the denied address was contacted");
     }
     // A name that resolves to a denied address is refused after resolution.
@@ -386,7 +485,10 @@ async fn denied_addresses_are_never_contacted() {
         let id = enrol_pulled(&app, &f.acme.admin.token, "named", &url, json!({})).await;
         let pulled = pull_now(&app, &f.acme.admin.token, &id).await;
         assert_eq!(pulled["failure"]["reason"], "denied_address", "[{backend}] {pulled}");
-        assert!(pulled["failure"]["detail"].as_str().unwrap().contains("localhost resolves to denied addresses only"));
+        assert!(pulled["failure"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("localhost resolves to denied addresses only"));
         assert_eq!(device.hits("/fw"), 0, "[{backend}] the denied address was contacted");
     }
 }
@@ -398,8 +500,16 @@ async fn bad_pull_settings_are_refused_naming_the_field() {
         let f = fixture(&app).await;
         let admin = &f.acme.admin.token;
         let cases = [
-            (json!({"pull_url": "ftp://fw.example.net/version"}), "pull_url", "scheme `ftp`"),
-            (json!({"pull_url": "http://user:pw@fw.example.net/"}), "pull_url", "credentials"),
+            (
+                json!({"pull_url": "ftp://fw.example.net/version"}),
+                "pull_url",
+                "scheme `ftp`",
+            ),
+            (
+                json!({"pull_url": "http://user:pw@fw.example.net/"}),
+                "pull_url",
+                "credentials",
+            ),
             (json!({"pull_url": "not a url"}), "pull_url", "not a URL"),
             (json!({"pull_schedule": "0 * * * * *"}), "pull_url", "need a pull_url"),
             (
@@ -437,8 +547,14 @@ async fn bad_pull_settings_are_refused_naming_the_field() {
             .await;
         assert_eq!(status, 422, "[{backend}] {body}");
         assert!(body["error"]["message"].as_str().unwrap().contains("hours field `25`"));
-        let (status, body) = app.put("/api/v1/pull-schedule", admin, json!({"schedule": "0 */5 * * * *"})).await;
-        assert_eq!((status, body["schedule"].as_str()), (200, Some("0 */5 * * * *")), "{body}");
+        let (status, body) = app
+            .put("/api/v1/pull-schedule", admin, json!({"schedule": "0 */5 * * * *"}))
+            .await;
+        assert_eq!(
+            (status, body["schedule"].as_str()),
+            (200, Some("0 */5 * * * *")),
+            "{body}"
+        );
 
         // Devices without a schedule follow the customer's default.
         let devices = Endpoint::start("127.0.0.1").await;
@@ -454,7 +570,9 @@ async fn bad_pull_settings_are_refused_naming_the_field() {
             .post(&format!("/api/v1/devices/{id}/pull"), &f.globex.admin.token, json!({}))
             .await;
         assert_eq!(status, 404, "[{backend}]");
-        let (status, body) = app.post(&format!("/api/v1/devices/{id}/pull"), &f.vendor.token, json!({})).await;
+        let (status, body) = app
+            .post(&format!("/api/v1/devices/{id}/pull"), &f.vendor.token, json!({}))
+            .await;
         assert_eq!((status, error_code(&body)), (403, "forbidden"), "[{backend}] {body}");
     }
 }

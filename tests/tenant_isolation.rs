@@ -286,13 +286,21 @@ async fn every_route_with_an_id_hides_another_customers_objects() {
             .get(&format!("/api/v1/webhooks/{webhook}/deliveries"), &f.acme.admin.token)
             .await;
         let (status, _) = app
-            .post(&format!("/api/v1/webhooks/{webhook}/ping"), &f.acme.admin.token, json!({}))
+            .post(
+                &format!("/api/v1/webhooks/{webhook}/ping"),
+                &f.acme.admin.token,
+                json!({}),
+            )
             .await;
         assert_eq!(status, 202);
         let (_, with_ping) = app
             .get(&format!("/api/v1/webhooks/{webhook}/deliveries"), &f.acme.admin.token)
             .await;
-        assert_eq!(deliveries["deliveries"], json!([]), "no anomaly event before the webhook existed");
+        assert_eq!(
+            deliveries["deliveries"],
+            json!([]),
+            "no anomaly event before the webhook existed"
+        );
         let victim = Victim {
             product: "screenos".to_owned(),
             anomaly: anomalies["anomalies"][0]["id"].as_str().unwrap().to_owned(),
@@ -346,9 +354,17 @@ async fn every_route_with_an_id_hides_another_customers_objects() {
         let (_, listed) = app.get("/api/v1/anomalies", &f.globex.admin.token).await;
         assert_eq!(listed["anomalies"], json!([]));
         let (_, listed) = app.get("/api/v1/anomalies?state=open", &f.acme.admin.token).await;
-        assert_eq!(listed["anomalies"].as_array().unwrap().len(), 1, "the anomaly is still open");
+        assert_eq!(
+            listed["anomalies"].as_array().unwrap().len(),
+            1,
+            "the anomaly is still open"
+        );
         let (_, listed) = app.get("/api/v1/webhooks", &f.acme.admin.token).await;
-        assert_eq!(listed["webhooks"].as_array().unwrap().len(), 1, "the webhook is still there");
+        assert_eq!(
+            listed["webhooks"].as_array().unwrap().len(),
+            1,
+            "the webhook is still there"
+        );
         assert_eq!(app.get("/api/v1/me", token["token"].as_str().unwrap()).await.0, 200);
         assert_eq!(app.get("/api/v1/me", &f.acme.admin.token).await.0, 200);
         let (_, patch_now) = app.get(&format!("/api/v1/patches/{patch}"), &f.acme.admin.token).await;

@@ -32,7 +32,9 @@ async fn until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
 fn verify(secret: &str, request: &Request) -> Value {
     let id = &request.headers["webhook-id"];
     let timestamp = &request.headers["webhook-timestamp"];
-    let signature = request.headers["webhook-signature"].strip_prefix("v1,").expect("a v1 signature");
+    let signature = request.headers["webhook-signature"]
+        .strip_prefix("v1,")
+        .expect("a v1 signature");
     let key = base64::engine::general_purpose::STANDARD
         .decode(secret.strip_prefix("whsec_").unwrap())
         .unwrap();
@@ -49,7 +51,9 @@ fn verify(secret: &str, request: &Request) -> Value {
 }
 
 async fn register(app: &TestApp, token: &str, url: &str, events: Value) -> (String, String) {
-    let (status, body) = app.post("/api/v1/webhooks", token, json!({"url": url, "events": events})).await;
+    let (status, body) = app
+        .post("/api/v1/webhooks", token, json!({"url": url, "events": events}))
+        .await;
     assert_eq!(status, 201, "[{}] {body}", app.backend.name());
     let secret = body["secret"].as_str().unwrap().to_owned();
     assert!(secret.starts_with("whsec_"));
@@ -66,19 +70,38 @@ async fn an_unknown_image_is_flagged_and_its_signed_event_survives_three_500s() 
         let receiver = Endpoint::start("127.0.0.1").await;
         receiver.script(
             "/hook",
-            vec![Reply::status(500), Reply::status(500), Reply::status(500), Reply::Json(200, "{}".into())],
+            vec![
+                Reply::status(500),
+                Reply::status(500),
+                Reply::status(500),
+                Reply::Json(200, "{}".into()),
+            ],
         );
         let (hook, secret) = register(&app, &f.acme.admin.token, &receiver.url("/hook"), json!(["anomaly"])).await;
         let (_, listed) = app.get("/api/v1/webhooks", &f.acme.admin.token).await;
-        assert!(listed["webhooks"][0].get("secret").is_none(), "[{backend}] the secret is shown once");
+        assert!(
+            listed["webhooks"][0].get("secret").is_none(),
+            "[{backend}] the secret is shown once"
+        );
 
         // The vendor registers the release image; the device runs it: nothing to flag.
         let image = json!({"version": "6.3.0r20", "image_sha256": good, "platform": "ssg-500"});
-        let (status, body) = app.post("/api/v1/products/screenos/images", &f.vendor.token, image.clone()).await;
+        let (status, body) = app
+            .post("/api/v1/products/screenos/images", &f.vendor.token, image.clone())
+            .await;
         assert_eq!(status, 201, "[{backend}] {body}");
-        assert_eq!(app.post("/api/v1/products/screenos/images", &f.vendor.token, image).await.0, 200);
+        assert_eq!(
+            app.post("/api/v1/products/screenos/images", &f.vendor.token, image)
+                .await
+                .0,
+            200
+        );
         let (status, _) = app
-            .post("/api/v1/products/screenos/images", &f.acme.admin.token, json!({"version": "1", "image_sha256": good}))
+            .post(
+                "/api/v1/products/screenos/images",
+                &f.acme.admin.token,
+                json!({"version": "1", "image_sha256": good}),
+            )
             .await;
         assert_eq!(status, 403, "[{backend}] customers register no images");
 
@@ -94,9 +117,16 @@ async fn an_unknown_image_is_flagged_and_its_signed_event_survives_three_500s() 
             .await;
         let id = enrolled["id"].as_str().unwrap().to_owned();
         let pull = format!("/api/v1/devices/{id}/pull");
-        assert_eq!(app.post(&pull, &f.acme.admin.token, json!({})).await.1["image_sha256"], good);
+        assert_eq!(
+            app.post(&pull, &f.acme.admin.token, json!({})).await.1["image_sha256"],
+            good
+        );
         let (_, open) = app.get("/api/v1/anomalies?state=open", &f.acme.admin.token).await;
-        assert_eq!(open["anomalies"], json!([]), "[{backend}] a registered image is explained");
+        assert_eq!(
+            open["anomalies"],
+            json!([]),
+            "[{backend}] a registered image is explained"
+        );
 
         // The image changes to one no signed release explains.
         devices.script("/fw", vec![Reply::version("6.3.0r20", Some(&evil))]);
@@ -115,15 +145,29 @@ async fn an_unknown_image_is_flagged_and_its_signed_event_survives_three_500s() 
         let (_, theirs) = app.get("/api/v1/anomalies", &f.globex.admin.token).await;
         assert_eq!(theirs["anomalies"], json!([]), "[{backend}] another customer sees none");
         let (_, vendor) = app.get("/api/v1/anomalies?state=open", &f.vendor.token).await;
-        assert_eq!(vendor["anomalies"].as_array().unwrap().len(), 1, "[{backend}] the vendor sees all");
+        assert_eq!(
+            vendor["anomalies"].as_array().unwrap().len(),
+            1,
+            "[{backend}] the vendor sees all"
+        );
 
         let _jobs = start_jobs(app.state.clone().into_inner(), &[Job::DeliverWebhooks]);
-        until("four tries of the event", Duration::from_secs(15), || receiver.hits("/hook") >= 4).await;
+        until("four tries of the event", Duration::from_secs(15), || {
+            receiver.hits("/hook") >= 4
+        })
+        .await;
         drop(_jobs);
         let tries = receiver.requests("/hook");
-        assert_eq!(tries.len(), 4, "[{backend}] delivered once more after three 500s, then no more");
+        assert_eq!(
+            tries.len(),
+            4,
+            "[{backend}] delivered once more after three 500s, then no more"
+        );
         let ids: Vec<&String> = tries.iter().map(|r| &r.headers["webhook-id"]).collect();
-        assert!(ids.iter().all(|i| *i == ids[0]), "[{backend}] the same id on every try: {ids:?}");
+        assert!(
+            ids.iter().all(|i| *i == ids[0]),
+            "[{backend}] the same id on every try: {ids:?}"
+        );
         for request in &tries {
             assert_eq!(request.method, "POST");
             let event = verify(&secret, request);
@@ -133,8 +177,14 @@ async fn an_unknown_image_is_flagged_and_its_signed_event_survives_three_500s() 
             assert_eq!(event["data"]["device"]["id"], id.as_str());
         }
         assert!(tries.windows(2).all(|w| w[1].at > w[0].at));
-        assert_eq!(run_once(&app.state, Job::DeliverWebhooks).await.unwrap(), 0, "[{backend}] nothing left");
-        let (_, log) = app.get(&format!("/api/v1/webhooks/{hook}/deliveries"), &f.acme.admin.token).await;
+        assert_eq!(
+            run_once(&app.state, Job::DeliverWebhooks).await.unwrap(),
+            0,
+            "[{backend}] nothing left"
+        );
+        let (_, log) = app
+            .get(&format!("/api/v1/webhooks/{hook}/deliveries"), &f.acme.admin.token)
+            .await;
         let delivery = &log["deliveries"][0];
         assert_eq!(delivery["state"], "delivered", "[{backend}] {log}");
         assert_eq!(delivery["attempts"], 4);
@@ -143,7 +193,10 @@ async fn an_unknown_image_is_flagged_and_its_signed_event_survives_three_500s() 
         let session = support::sign_in(&app, &f.acme.admin).await;
         let (status, page) = app.page(&session, "/fleet/webhooks").await;
         assert_eq!(status, 200);
-        assert!(page.contains(ids[0].as_str()) && page.contains("Send again"), "[{backend}] the delivery log");
+        assert!(
+            page.contains(ids[0].as_str()) && page.contains("Send again"),
+            "[{backend}] the delivery log"
+        );
 
         // Sent again on request: the same id.
         let delivery_id = delivery["id"].as_str().unwrap();
@@ -168,9 +221,17 @@ async fn an_unknown_image_is_flagged_and_its_signed_event_survives_three_500s() 
         let (status, _) = app.post(&ack, &f.vendor.token, json!({"comment": "seen"})).await;
         assert_eq!(status, 403, "[{backend}]");
         let (status, body) = app.post(&ack, &f.acme.admin.token, json!({"comment": ""})).await;
-        assert_eq!((status, body["error"]["field"].as_str()), (422, Some("comment")), "[{backend}] {body}");
+        assert_eq!(
+            (status, body["error"]["field"].as_str()),
+            (422, Some("comment")),
+            "[{backend}] {body}"
+        );
         let (status, body) = app
-            .post(&ack, &f.acme.admin.token, json!({"comment": "Reimaged from the signed r21 release"}))
+            .post(
+                &ack,
+                &f.acme.admin.token,
+                json!({"comment": "Reimaged from the signed r21 release"}),
+            )
             .await;
         assert_eq!(status, 200, "[{backend}] {body}");
         assert_eq!(body["acknowledged"]["by"], f.acme.admin.user_id.as_str());
@@ -181,7 +242,11 @@ async fn an_unknown_image_is_flagged_and_its_signed_event_survives_three_500s() 
         let (_, open) = app.get("/api/v1/anomalies?state=open", &f.acme.admin.token).await;
         assert_eq!(open["anomalies"], json!([]), "[{backend}]");
         let (status, body) = app.get("/api/v1/anomalies?state=closed", &f.acme.admin.token).await;
-        assert_eq!((status, body["error"]["field"].as_str()), (422, Some("state")), "{body}");
+        assert_eq!(
+            (status, body["error"]["field"].as_str()),
+            (422, Some("state")),
+            "{body}"
+        );
     }
 }
 
@@ -230,7 +295,10 @@ async fn events_queued_before_a_restart_are_delivered_after_it() {
 
         let app = app.restart().await;
         let _jobs = start_jobs(app.state.clone().into_inner(), &[Job::DeliverWebhooks]);
-        until("three events after the restart", Duration::from_secs(10), || receiver.hits("/hook") >= 3).await;
+        until("three events after the restart", Duration::from_secs(10), || {
+            receiver.hits("/hook") >= 3
+        })
+        .await;
         let mut kinds: Vec<String> = receiver
             .requests("/hook")
             .iter()
@@ -244,7 +312,10 @@ async fn events_queued_before_a_restart_are_delivered_after_it() {
             .map(|r| verify(&secret, r))
             .find(|e| e["type"] == "advisory.published")
             .unwrap();
-        assert_eq!(published_event["data"]["advisory"]["id"], published["id"], "[{backend}]");
+        assert_eq!(
+            published_event["data"]["advisory"]["id"], published["id"],
+            "[{backend}]"
+        );
         assert_eq!(published_event["data"]["exposure"]["affected"], 1);
     }
 }
@@ -256,27 +327,78 @@ async fn webhook_urls_and_events_are_checked() {
         let f = fixture(&app).await;
         let admin = &f.acme.admin.token;
         let cases = [
-            (json!({"url": "http://hooks.example.net/x", "events": ["anomaly"]}), "url", "https"),
-            (json!({"url": "https://169.254.169.254/x", "events": ["anomaly"]}), "url", "denied network"),
-            (json!({"url": "https://hooks.example.net/x", "events": []}), "events", "at least one"),
-            (json!({"url": "https://hooks.example.net/x", "events": ["anomaly", "everything"]}), "events", "`everything`"),
+            (
+                json!({"url": "http://hooks.example.net/x", "events": ["anomaly"]}),
+                "url",
+                "https",
+            ),
+            (
+                json!({"url": "https://169.254.169.254/x", "events": ["anomaly"]}),
+                "url",
+                "denied network",
+            ),
+            (
+                json!({"url": "https://hooks.example.net/x", "events": []}),
+                "events",
+                "at least one",
+            ),
+            (
+                json!({"url": "https://hooks.example.net/x", "events": ["anomaly", "everything"]}),
+                "events",
+                "`everything`",
+            ),
         ];
         for (body, field, message) in cases {
             let (status, answer) = app.post("/api/v1/webhooks", admin, body).await;
-            assert_eq!((status, answer["error"]["field"].as_str()), (422, Some(field)), "[{backend}] {answer}");
-            assert!(answer["error"]["message"].as_str().unwrap().contains(message), "[{backend}] {answer}");
+            assert_eq!(
+                (status, answer["error"]["field"].as_str()),
+                (422, Some(field)),
+                "[{backend}] {answer}"
+            );
+            assert!(
+                answer["error"]["message"].as_str().unwrap().contains(message),
+                "[{backend}] {answer}"
+            );
         }
-        let (status, body) = app.post("/api/v1/webhooks", admin, json!({"url": "https://h.example.net/", "events": ["anomaly"], "extra": 1})).await;
+        let (status, body) = app
+            .post(
+                "/api/v1/webhooks",
+                admin,
+                json!({"url": "https://h.example.net/", "events": ["anomaly"], "extra": 1}),
+            )
+            .await;
         assert_eq!(status, 422, "[{backend}] unknown fields are refused: {body}");
-        assert!(body["error"]["message"].as_str().unwrap().contains("unknown field `extra`"));
+        assert!(body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("unknown field `extra`"));
         let (_, listed) = app.get("/api/v1/webhooks", admin).await;
         assert_eq!(listed["webhooks"], json!([]), "[{backend}] nothing refused was kept");
-        let (status, _) = app.post("/api/v1/webhooks", &f.vendor.token, json!({"url": "https://h.example.net/", "events": ["anomaly"]})).await;
+        let (status, _) = app
+            .post(
+                "/api/v1/webhooks",
+                &f.vendor.token,
+                json!({"url": "https://h.example.net/", "events": ["anomaly"]}),
+            )
+            .await;
         assert_eq!(status, 403, "[{backend}] webhooks are a customer's");
         let (hook, _) = register(&app, admin, "https://hooks.example.net/patchwarden", json!(["anomaly"])).await;
-        assert_eq!(app.get(&format!("/api/v1/webhooks/{hook}/deliveries"), &f.globex.admin.token).await.0, 404);
-        assert_eq!(app.delete(&format!("/api/v1/webhooks/{hook}"), &f.globex.admin.token).await.0, 404);
+        assert_eq!(
+            app.get(&format!("/api/v1/webhooks/{hook}/deliveries"), &f.globex.admin.token)
+                .await
+                .0,
+            404
+        );
+        assert_eq!(
+            app.delete(&format!("/api/v1/webhooks/{hook}"), &f.globex.admin.token)
+                .await
+                .0,
+            404
+        );
         assert_eq!(app.delete(&format!("/api/v1/webhooks/{hook}"), admin).await.0, 204);
-        assert_eq!(app.get(&format!("/api/v1/webhooks/{hook}/deliveries"), admin).await.0, 404);
+        assert_eq!(
+            app.get(&format!("/api/v1/webhooks/{hook}/deliveries"), admin).await.0,
+            404
+        );
     }
 }

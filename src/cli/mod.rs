@@ -14,6 +14,7 @@ use clap::{Parser, Subcommand};
 use patchwarden::config::Config;
 use patchwarden::db::models::{now, ApiToken, Customer, User};
 use patchwarden::db::{self, Db};
+use patchwarden::domain::Scope;
 use patchwarden::domain::{parse_duration, NewPassword};
 use patchwarden::ids::TokenId;
 use patchwarden::jobs::{self, Job};
@@ -22,7 +23,6 @@ use patchwarden::server;
 use patchwarden::services::accounts::{self, UserDraft};
 use patchwarden::services::fleet::devices::{self, DeviceDraft};
 use patchwarden::services::fleet::flush::flush;
-use patchwarden::domain::Scope;
 use patchwarden::services::images::{self, ImageDraft};
 use patchwarden::services::pulls;
 use patchwarden::services::{ServiceError, Services};
@@ -293,7 +293,9 @@ pub fn run(command: Command, config: Config) -> anyhow::Result<()> {
         } => run_job(config, &name),
         Command::Pull { device } => actix_web::rt::System::new().block_on(async move {
             let services = Services::open(config).await?;
-            let result = pulls::pull_now(&services, &Scope::Vendor, device).await.map_err(cli_error)?;
+            let result = pulls::pull_now(&services, &Scope::Vendor, device)
+                .await
+                .map_err(cli_error)?;
             println!("{}", serde_json::to_string(&result)?);
             Ok(())
         }),

@@ -50,7 +50,13 @@ impl RawSettings {
         }))
     }
 
-    fn span(&self, name: &'static str, default: Duration, min: Duration, max: Duration) -> Result<Duration, ConfigError> {
+    fn span(
+        &self,
+        name: &'static str,
+        default: Duration,
+        min: Duration,
+        max: Duration,
+    ) -> Result<Duration, ConfigError> {
         self.parse(name, default, |s| {
             let value = parse_duration(s)?;
             if value < min || value > max {
@@ -71,9 +77,23 @@ impl RawSettings {
     fn pulls(&self) -> Result<PullSettings, ConfigError> {
         let ms = Duration::from_millis;
         let secs = Duration::from_secs;
+        let connect_timeout = self.span("pull_connect_timeout", secs(3), ms(10), secs(60))?;
+        let timeout = self.span("pull_timeout", secs(10), ms(10), secs(300))?;
+        let lease = self.span("pull_lease", secs(60), ms(500), secs(3600))?;
+        if lease <= timeout + connect_timeout {
+            return Err(ConfigError {
+                setting: "pull_lease".into(),
+                origin: self.get("pull_lease").map_or("default".into(), |raw| raw.origin.clone()),
+                problem: format!(
+                    "must be longer than pull_timeout and pull_connect_timeout together ({} ms), so that a pull ends within its lease",
+                    (timeout + connect_timeout).as_millis()
+                ),
+            });
+        }
         Ok(PullSettings {
-            connect_timeout: self.span("pull_connect_timeout", secs(3), ms(10), secs(60))?,
-            timeout: self.span("pull_timeout", secs(10), ms(10), secs(300))?,
+            connect_timeout,
+            timeout,
+            lease,
             max_response_bytes: self.count("pull_max_response_bytes", 65_536, 16 * 1024 * 1024)?,
             concurrency: self.count("pull_concurrency", 512, 65_536)?,
             per_host: self.count("pull_per_host", 4, 1024)?,
@@ -83,7 +103,6 @@ impl RawSettings {
             })?,
             retry_delay: self.span("pull_retry_delay", ms(500), ms(1), secs(60))?,
             backoff_max: self.span("pull_backoff_max", secs(6 * 3600), secs(1), secs(7 * 86_400))?,
-            lease: self.span("pull_lease", secs(60), ms(500), secs(3600))?,
         })
     }
 
@@ -259,16 +278,24 @@ impl RawSettings {
             }
             Ok(Some(p.to_owned()))
         })?;
-        let secrets_key_file = self.parse("secrets_key_file", keys_dir.join(crate::secrets::SEALING_KEY_FILE), |s| {
-            if s.is_empty() {
-                Err("must not be empty".into())
-            } else {
-                Ok(PathBuf::from(s))
-            }
-        })?;
+        let secrets_key_file = self.parse(
+            "secrets_key_file",
+            keys_dir.join(crate::secrets::SEALING_KEY_FILE),
+            |s| {
+                if s.is_empty() {
+                    Err("must not be empty".into())
+                } else {
+                    Ok(PathBuf::from(s))
+                }
+            },
+        )?;
         let outbound = AddressPolicy {
             allow: self.parse("outbound_allow", Vec::new(), parse_list)?,
-            deny: self.parse("outbound_deny", parse_list(DEFAULT_DENY).unwrap_or_default(), parse_list)?,
+            deny: self.parse(
+                "outbound_deny",
+                parse_list(DEFAULT_DENY).unwrap_or_default(),
+                parse_list,
+            )?,
         };
         let pulls = self.pulls()?;
         let unreachable_after = self.span(

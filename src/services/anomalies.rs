@@ -95,12 +95,16 @@ pub fn inspect(conn: &mut DbConnection, changes: &[Change<'_>]) -> Result<usize,
     let mut raised = 0;
     for change in changes {
         let seen = change.seen;
-        let Some(device) = DeviceRecord::find(conn, &seen.device)? else { continue };
+        let Some(device) = DeviceRecord::find(conn, &seen.device)? else {
+            continue;
+        };
         if !products.contains_key(&device.product_id) {
             let product = Product::find(conn, &device.product_id)?;
             products.insert(device.product_id.clone(), product);
         }
-        let Some(product) = products.get(&device.product_id).cloned().flatten() else { continue };
+        let Some(product) = products.get(&device.product_id).cloned().flatten() else {
+            continue;
+        };
         let at = seen.last_seen_at;
         if let Some(image) = &seen.image_sha256 {
             if !ReleaseImage::explains(conn, &product.id, &seen.version, device.platform.as_deref(), image)? {
@@ -109,10 +113,20 @@ pub fn inspect(conn: &mut DbConnection, changes: &[Change<'_>]) -> Result<usize,
                     product.slug, seen.version
                 );
                 let key = format!("unknown_image:{}:{}:{image}", device.id, seen.version);
-                raised += usize::from(raise(conn, &device, AnomalyKind::UnknownImage, detail, Some(seen), key, at)?);
+                raised += usize::from(raise(
+                    conn,
+                    &device,
+                    AnomalyKind::UnknownImage,
+                    detail,
+                    Some(seen),
+                    key,
+                    at,
+                )?);
             }
         }
-        let Some(previous) = change.previous.filter(|p| *p != seen.version) else { continue };
+        let Some(previous) = change.previous.filter(|p| *p != seen.version) else {
+            continue;
+        };
         let scheme = product.scheme();
         let backwards = match (scheme.parse(previous), scheme.parse(&seen.version)) {
             (Ok(before), Ok(now)) => now < before,
@@ -121,14 +135,33 @@ pub fn inspect(conn: &mut DbConnection, changes: &[Change<'_>]) -> Result<usize,
         let stamp = at.and_utc().timestamp();
         if backwards {
             if device.report_state != Maybe(Some(ReportState::RolledBack)) {
-                let detail = format!("went from {previous} back to {} with no rollback reported", seen.version);
+                let detail = format!(
+                    "went from {previous} back to {} with no rollback reported",
+                    seen.version
+                );
                 let key = format!("version_backwards:{}:{previous}:{}:{stamp}", device.id, seen.version);
-                raised += usize::from(raise(conn, &device, AnomalyKind::VersionBackwards, detail, Some(seen), key, at)?);
+                raised += usize::from(raise(
+                    conn,
+                    &device,
+                    AnomalyKind::VersionBackwards,
+                    detail,
+                    Some(seen),
+                    key,
+                    at,
+                )?);
             }
         } else if !installed_to(conn, &device.id, &seen.version)? {
             let detail = format!("went from {previous} to {} with no install reported", seen.version);
             let key = format!("unannounced_change:{}:{previous}:{}:{stamp}", device.id, seen.version);
-            raised += usize::from(raise(conn, &device, AnomalyKind::UnannouncedChange, detail, Some(seen), key, at)?);
+            raised += usize::from(raise(
+                conn,
+                &device,
+                AnomalyKind::UnannouncedChange,
+                detail,
+                Some(seen),
+                key,
+                at,
+            )?);
         }
     }
     Ok(raised)
@@ -150,7 +183,15 @@ pub fn unreachable_in_emergency(
         device.id,
         since.and_utc().timestamp()
     );
-    raise(conn, device, AnomalyKind::UnreachableInEmergency, detail, None, key, now())
+    raise(
+        conn,
+        device,
+        AnomalyKind::UnreachableInEmergency,
+        detail,
+        None,
+        key,
+        now(),
+    )
 }
 
 /// Anomalies `scope` may see, newest first: `open` ones only, acknowledged ones

@@ -28,7 +28,9 @@ pub async fn register(
     draft: ImageDraft,
 ) -> Result<(ReleaseImage, bool), ServiceError> {
     if caller.scope.customer().is_some() {
-        return Err(ServiceError::Forbidden("release images are registered by the vendor".into()));
+        return Err(ServiceError::Forbidden(
+            "release images are registered by the vendor".into(),
+        ));
     }
     let registered = register_by(services, caller.user.to_string(), slug, draft).await?;
     if registered.1 {
@@ -47,7 +49,10 @@ pub async fn register_by(
 ) -> Result<(ReleaseImage, bool), ServiceError> {
     let sha = draft.image_sha256.trim().to_ascii_lowercase();
     if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(ServiceError::invalid("image_sha256", "image_sha256 must be 64 hex digits"));
+        return Err(ServiceError::invalid(
+            "image_sha256",
+            "image_sha256 must be 64 hex digits",
+        ));
     }
     let platform = draft
         .platform

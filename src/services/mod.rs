@@ -94,7 +94,8 @@ impl Services {
             tracing::info!(count = removed, "removed leftovers of interrupted uploads");
         }
         let sealing = Arc::new(
-            SealingKey::open_or_create(&config.secrets_key_file).context("opening the secrets key (setting secrets_key_file)")?,
+            SealingKey::open_or_create(&config.secrets_key_file)
+                .context("opening the secrets key (setting secrets_key_file)")?,
         );
         let outbound = Outbound::new(
             config.outbound.clone(),
@@ -102,11 +103,7 @@ impl Services {
             config.pulls.per_host,
         )
         .context("building the HTTP client for pulls and webhooks")?;
-        let instance = format!(
-            "{}-{}",
-            std::process::id(),
-            uuid::Uuid::now_v7().simple()
-        );
+        let instance = format!("{}-{}", std::process::id(), uuid::Uuid::now_v7().simple());
         let services = Services {
             sealing,
             outbound,

@@ -38,7 +38,9 @@ impl Resolve for PolicyResolver {
             let host = name.as_str().to_owned();
             let found: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
                 .await
-                .map_err(|e| Box::new(Unresolved(format!("{host} does not resolve: {e}"))) as Box<dyn StdError + Send + Sync>)?
+                .map_err(|e| {
+                    Box::new(Unresolved(format!("{host} does not resolve: {e}"))) as Box<dyn StdError + Send + Sync>
+                })?
                 .collect();
             let mut reasons = Vec::new();
             let allowed: Vec<SocketAddr> = found
@@ -195,7 +197,11 @@ impl Outbound {
     /// Waits for a free slot for `url`'s host; the slot is freed when the permit
     /// is dropped, and hosts with no request in flight are forgotten.
     pub async fn host_slot(&self, url: &Url) -> HostSlot {
-        let key = format!("{}:{}", url.host_str().unwrap_or(""), url.port_or_known_default().unwrap_or(0));
+        let key = format!(
+            "{}:{}",
+            url.host_str().unwrap_or(""),
+            url.port_or_known_default().unwrap_or(0)
+        );
         let semaphore = {
             let mut hosts = self.hosts.lock().unwrap_or_else(|p| p.into_inner());
             hosts

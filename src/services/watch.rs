@@ -35,7 +35,13 @@ fn unreachable(conn: &mut DbConnection, after: TimeDelta) -> Result<usize, Servi
             "last_failure": pull.last_failure,
             "version": device.version,
         });
-        raised += usize::from(webhooks::emit(conn, &device.customer_id, EventType::DeviceUnreachable, data, Some(key))?);
+        raised += usize::from(webhooks::emit(
+            conn,
+            &device.customer_id,
+            EventType::DeviceUnreachable,
+            data,
+            Some(key),
+        )?);
         for advisory in emergencies.get(&device.id).into_iter().flatten() {
             raised += usize::from(anomalies::unreachable_in_emergency(conn, &device, since, advisory)?);
         }
@@ -47,7 +53,9 @@ fn overdue(conn: &mut DbConnection) -> Result<usize, ServiceError> {
     let catalogue = Catalogue::load(conn)?;
     let mut raised = 0;
     for record in AdvisoryRecord::list_all(conn)? {
-        let Some(counts) = advisory_counts(conn, &catalogue, record)? else { continue };
+        let Some(counts) = advisory_counts(conn, &catalogue, record)? else {
+            continue;
+        };
         if !counts.overdue {
             continue;
         }
@@ -65,7 +73,13 @@ fn overdue(conn: &mut DbConnection) -> Result<usize, ServiceError> {
                 },
                 "exposure": c,
             });
-            raised += usize::from(webhooks::emit(conn, customer, EventType::DeadlineOverdue, data, Some(key))?);
+            raised += usize::from(webhooks::emit(
+                conn,
+                customer,
+                EventType::DeadlineOverdue,
+                data,
+                Some(key),
+            )?);
         }
     }
     Ok(raised)
@@ -74,7 +88,8 @@ fn overdue(conn: &mut DbConnection) -> Result<usize, ServiceError> {
 /// Looks for unreachable devices and passed deadlines; returns how many events
 /// and flags it raised.
 pub async fn run(services: &Services) -> Result<usize, ServiceError> {
-    let after = TimeDelta::from_std(services.config.unreachable_after).map_err(|e| ServiceError::internal("unreachable_after", e))?;
+    let after = TimeDelta::from_std(services.config.unreachable_after)
+        .map_err(|e| ServiceError::internal("unreachable_after", e))?;
     services
         .db
         .run(move |conn| {

@@ -26,6 +26,8 @@ pub enum Reply {
     Drip(Duration),
     /// Accepts the request and never answers.
     Hang,
+    /// Answers as the inner reply after a wait.
+    Delayed(Duration, Box<Reply>),
 }
 
 impl Reply {
@@ -46,6 +48,8 @@ impl Reply {
 #[derive(Clone, Debug)]
 pub struct Request {
     pub at: Instant,
+    /// Seconds since the Unix epoch, for requests that belong to a wall-clock slot.
+    pub wall: f64,
     pub method: String,
     pub path: String,
     pub headers: HashMap<String, String>,
@@ -81,7 +85,11 @@ impl Endpoint {
         let shared = inner.clone();
         let task = tokio::spawn(async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else { continue };
+                let Ok((stream, _)) = listener.accept().await else {
+                    // Out of file descriptors, say: wait for some to close.
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                };
                 let shared = shared.clone();
                 tokio::spawn(async move { serve(stream, shared).await });
             }
@@ -170,11 +178,16 @@ fn reason(status: u16) -> &'static str {
 }
 
 async fn serve(mut stream: TcpStream, shared: Arc<Mutex<Inner>>) {
-    let Some((method, path, headers, body)) = read_request(&mut stream).await else { return };
+    let Some((method, path, headers, body)) = read_request(&mut stream).await else {
+        return;
+    };
     let reply = {
         let mut inner = shared.lock().unwrap();
         inner.requests.push(Request {
             at: Instant::now(),
+            wall: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64()),
             method,
             path: path.clone(),
             headers,
@@ -196,7 +209,15 @@ async fn serve(mut stream: TcpStream, shared: Arc<Mutex<Inner>>) {
             body.len()
         )
     };
+    let reply = match reply {
+        Reply::Delayed(wait, inner) => {
+            tokio::time::sleep(wait).await;
+            *inner
+        }
+        other => other,
+    };
     match reply {
+        Reply::Delayed(..) => {}
         Reply::Json(status, body) => {
             let _ = stream.write_all(respond(status, "", &body).as_bytes()).await;
         }
@@ -209,7 +230,8 @@ async fn serve(mut stream: TcpStream, shared: Arc<Mutex<Inner>>) {
                 .await;
         }
         Reply::Drip(every) => {
-            let head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n{\"version\": \"";
+            let head =
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n{\"version\": \"";
             if stream.write_all(head.as_bytes()).await.is_err() {
                 return;
             }

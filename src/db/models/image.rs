@@ -44,7 +44,11 @@ impl ReleaseImage {
     pub fn of_product(conn: &mut DbConnection, product: &ProductId) -> QueryResult<Vec<ReleaseImage>> {
         release_images::table
             .filter(release_images::product_id.eq(product))
-            .order((release_images::version, release_images::platform, release_images::created_at))
+            .order((
+                release_images::version,
+                release_images::platform,
+                release_images::created_at,
+            ))
             .select(ReleaseImage::as_select())
             .load(conn)
     }

@@ -21,8 +21,8 @@ pub mod upload;
 pub mod user;
 pub mod webhook;
 
-pub use anomaly::{AnomalyRecord, ListedAnomaly};
 pub use advisory::{AdvisoryFilter, AdvisoryRecord, NewAdvisory, PublishedSummary, RevisionRecord};
+pub use anomaly::{AnomalyRecord, ListedAnomaly};
 pub use api_token::{ApiToken, NewApiToken};
 pub use customer::{Customer, NewCustomer};
 pub use device::{DeviceFilter, DeviceRecord, Generations, NamedDevice};

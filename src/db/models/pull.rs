@@ -118,7 +118,8 @@ impl DevicePull {
         until: NaiveDateTime,
         limit: i64,
     ) -> QueryResult<Vec<Claimed>> {
-        const COLUMNS: &str = "device_id, customer_id, url, schedule, token_sealed, due_at, failures, unreachable_since";
+        const COLUMNS: &str =
+            "device_id, customer_id, url, schedule, token_sealed, due_at, failures, unreachable_since";
         let sql = match conn {
             DbConnection::Sqlite(_) => format!(
                 "UPDATE device_pulls SET lease_holder = ?, lease_until = ? WHERE device_id IN (\
@@ -259,7 +260,11 @@ impl DevicePull {
             .map(Option::flatten)
     }
 
-    pub fn set_default_schedule(conn: &mut DbConnection, id: &CustomerId, schedule: Option<&str>) -> QueryResult<usize> {
+    pub fn set_default_schedule(
+        conn: &mut DbConnection,
+        id: &CustomerId,
+        schedule: Option<&str>,
+    ) -> QueryResult<usize> {
         diesel::update(customers::table.find(id))
             .set(customers::pull_schedule.eq(schedule))
             .execute(conn)

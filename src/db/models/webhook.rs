@@ -305,7 +305,12 @@ impl DeliveryRecord {
 
     /// Sends a delivery again from now on, for another day (the same event, so the
     /// same id for the receiver to recognise).
-    pub fn send_again(conn: &mut DbConnection, id: &DeliveryId, at: NaiveDateTime, give_up_at: NaiveDateTime) -> QueryResult<bool> {
+    pub fn send_again(
+        conn: &mut DbConnection,
+        id: &DeliveryId,
+        at: NaiveDateTime,
+        give_up_at: NaiveDateTime,
+    ) -> QueryResult<bool> {
         let changed = diesel::update(webhook_deliveries::table.find(id))
             .set((
                 webhook_deliveries::state.eq(DeliveryState::Pending.as_str()),

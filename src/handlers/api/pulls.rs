@@ -43,4 +43,3 @@ pub async fn put_default_schedule(
     let schedule = pulls::set_default_schedule(&state, &caller.0.caller(), body.into_inner().schedule).await?;
     Ok(HttpResponse::Ok().json(DefaultSchedule { schedule }))
 }
-

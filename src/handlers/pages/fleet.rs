@@ -9,23 +9,23 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 
-use crate::api::fleet::{DeviceDraft, DeviceResponse, EnrollmentTokenDraft, EnrollmentTokenResponse, FleetQuery};
-use crate::auth::{AuthUser, CsrfForm, CustomerAdminForm, WebCustomer, WebUser};
-use crate::db::models::utc;
-use crate::domain::fleet::Labels;
-use crate::error::{AppError, PageError};
-use crate::http::chart;
-use crate::http::pages::{context, form_error, render, see_other, NoFields};
-use crate::services::fleet::screens::{self, DeviceListPage};
 use crate::api::events::{
     Acknowledgement, AnomalyResponse, DeliveryResponse, PullFailureResponse, PullStatusResponse, WebhookDraft,
     WebhookResponse,
 };
+use crate::api::fleet::{DeviceDraft, DeviceResponse, EnrollmentTokenDraft, EnrollmentTokenResponse, FleetQuery};
+use crate::auth::{AuthUser, CsrfForm, CustomerAdminForm, WebCustomer, WebUser};
+use crate::db::models::utc;
+use crate::domain::fleet::Labels;
 use crate::domain::EventType;
-use crate::services::webhooks;
+use crate::error::{AppError, PageError};
+use crate::http::chart;
+use crate::http::pages::{context, form_error, render, see_other, NoFields};
 use crate::services::anomalies;
 use crate::services::fleet::devices;
+use crate::services::fleet::screens::{self, DeviceListPage};
 use crate::services::pulls;
+use crate::services::webhooks;
 use crate::services::ServiceError;
 use crate::state::AppState;
 
@@ -516,12 +516,28 @@ impl WebhookForm {
     /// Each event with its box's name and whether it is ticked.
     fn boxes(&self) -> [(EventType, &'static str, bool); 6] {
         [
-            (EventType::AdvisoryPublished, "advisory_published", self.advisory_published.is_some()),
-            (EventType::AdvisoryRevised, "advisory_revised", self.advisory_revised.is_some()),
+            (
+                EventType::AdvisoryPublished,
+                "advisory_published",
+                self.advisory_published.is_some(),
+            ),
+            (
+                EventType::AdvisoryRevised,
+                "advisory_revised",
+                self.advisory_revised.is_some(),
+            ),
             (EventType::Emergency, "emergency", self.emergency.is_some()),
             (EventType::Anomaly, "anomaly", self.anomaly.is_some()),
-            (EventType::DeviceUnreachable, "device_unreachable", self.device_unreachable.is_some()),
-            (EventType::DeadlineOverdue, "deadline_overdue", self.deadline_overdue.is_some()),
+            (
+                EventType::DeviceUnreachable,
+                "device_unreachable",
+                self.device_unreachable.is_some(),
+            ),
+            (
+                EventType::DeadlineOverdue,
+                "deadline_overdue",
+                self.deadline_overdue.is_some(),
+            ),
         ]
     }
 }

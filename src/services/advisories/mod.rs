@@ -24,8 +24,8 @@ use crate::domain::advisory::{
     canonical_json, input_of, revision_document, Advisory, AdvisoryInput, Completeness, ProductInfo, RevisionEntry,
     RevisionMeta, RevisionStatus,
 };
-use crate::domain::{AdvisoryStatus, EventType};
 use crate::domain::{csaf, text};
+use crate::domain::{AdvisoryStatus, EventType};
 use crate::ids::{AdvisoryId, ProductId};
 use crate::secrets::sha256_hex;
 use crate::services::error::ServiceError;

@@ -618,7 +618,10 @@ pub fn emergencies_affecting(
         }
         for device in devices {
             if rules.state(&device.product_id, device.version.as_ref()) == ExposureState::Affected {
-                found.entry(device.id.clone()).or_default().push(rules.public_id.clone());
+                found
+                    .entry(device.id.clone())
+                    .or_default()
+                    .push(rules.public_id.clone());
             }
         }
     }

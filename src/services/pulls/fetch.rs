@@ -3,7 +3,7 @@
 //! a size cap; transient failures are tried again after a wait that doubles, with
 //! jitter; everything else fails at once with its reason.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 use url::Url;
@@ -59,9 +59,26 @@ pub fn parse_answer(body: &[u8]) -> Result<Reading, Failure> {
     Ok(Reading { version, image_sha256 })
 }
 
-async fn attempt(outbound: &Outbound, settings: &PullSettings, url: &Url, token: Option<&str>) -> Result<Reading, Failure> {
-    check_host(url, &outbound.policy).map_err(|why| Failure::new(PullFailure::DeniedAddress, why))?;
+/// The header that names the scheduled time a pull serves (absent on pulls on
+/// demand): a device that logs pulls can tell a retry or a late pull from a new one.
+pub const DUE_HEADER: &str = "x-patchwarden-due";
+
+/// One try; `None` when it could not be sent in time to finish within the lease.
+async fn attempt(
+    outbound: &Outbound,
+    settings: &PullSettings,
+    url: &Url,
+    token: Option<&str>,
+    due: Option<&str>,
+    send_by: Instant,
+) -> Option<Result<Reading, Failure>> {
+    if let Err(why) = check_host(url, &outbound.policy) {
+        return Some(Err(Failure::new(PullFailure::DeniedAddress, why)));
+    }
     let _slot = outbound.host_slot(url).await;
+    if Instant::now() > send_by {
+        return None;
+    }
     let mut request = outbound
         .client
         .get(url.clone())
@@ -69,6 +86,9 @@ async fn attempt(outbound: &Outbound, settings: &PullSettings, url: &Url, token:
         .header(reqwest::header::ACCEPT, "application/json");
     if let Some(token) = token {
         request = request.bearer_auth(token);
+    }
+    if let Some(due) = due {
+        request = request.header(DUE_HEADER, due);
     }
     let read = async {
         let response = request.send().await.map_err(|e| Failure::of(&e))?;
@@ -97,19 +117,44 @@ async fn attempt(outbound: &Outbound, settings: &PullSettings, url: &Url, token:
             })?;
         parse_answer(&body)
     };
-    // The client's timeout covers the body too; this bounds the wait for a host slot.
-    match tokio::time::timeout(settings.timeout + settings.connect_timeout, read).await {
-        Ok(result) => result,
-        Err(_) => Err(Failure::new(PullFailure::Timeout, "no complete answer in time")),
-    }
+    // The client's timeout covers the body too; this bounds connecting as well.
+    Some(
+        match tokio::time::timeout(settings.timeout + settings.connect_timeout, read).await {
+            Ok(result) => result,
+            Err(_) => Err(Failure::new(PullFailure::Timeout, "no complete answer in time")),
+        },
+    )
 }
 
-/// Pulls `url`, trying again after transient failures.
-pub async fn pull(outbound: &Outbound, settings: &PullSettings, url: &Url, token: Option<&str>) -> Result<Reading, Failure> {
+/// The latest moment a try may start so that it ends within a lease that runs
+/// out at `lease_end`.
+pub fn send_by(settings: &PullSettings, lease_end: Instant) -> Instant {
+    lease_end
+        .checked_sub(settings.timeout + settings.connect_timeout)
+        .unwrap_or(lease_end)
+}
+
+/// Pulls `url` (for the scheduled time `due`, when it is a scheduled pull), trying
+/// again after transient failures. A try starts only while it can end before the
+/// claim's lease runs out at `lease_end` (after which another instance may pull the
+/// device); `None` when not even the first could.
+pub async fn pull(
+    outbound: &Outbound,
+    settings: &PullSettings,
+    url: &Url,
+    token: Option<&str>,
+    due: Option<chrono::NaiveDateTime>,
+    lease_end: Instant,
+) -> Option<Result<Reading, Failure>> {
+    let due = due.map(|d| d.and_utc().to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+    let send_by = send_by(settings, lease_end);
     let mut tries = 0;
     loop {
-        match attempt(outbound, settings, url, token).await {
-            Err(failure) if failure.transient() && tries < settings.retries => {
+        let Some(result) = attempt(outbound, settings, url, token, due.as_deref(), send_by).await else {
+            return None;
+        };
+        match result {
+            Err(failure) if failure.transient() && tries < settings.retries && Instant::now() < send_by => {
                 let wait = settings.retry_delay.as_secs_f64() * f64::from(1u32 << tries.min(16)) * jitter();
                 tokio::time::sleep(Duration::from_secs_f64(wait)).await;
                 tries += 1;
@@ -118,9 +163,9 @@ pub async fn pull(outbound: &Outbound, settings: &PullSettings, url: &Url, token
                 if tries > 0 {
                     failure.detail = format!("{} (after {} tries)", failure.detail, tries + 1);
                 }
-                return Err(failure);
+                return Some(Err(failure));
             }
-            Ok(reading) => return Ok(reading),
+            Ok(reading) => return Some(Ok(reading)),
         }
     }
 }
@@ -146,9 +191,14 @@ mod tests {
             Some(upper.to_lowercase())
         );
         assert_eq!(parse_answer(b"<html>").unwrap_err().reason, PullFailure::BadJson);
-        assert_eq!(parse_answer(br#"{"version": ""}"#).unwrap_err().reason, PullFailure::BadJson);
         assert_eq!(
-            parse_answer(br#"{"version": "1", "image_sha256": "nothex"}"#).unwrap_err().reason,
+            parse_answer(br#"{"version": ""}"#).unwrap_err().reason,
+            PullFailure::BadJson
+        );
+        assert_eq!(
+            parse_answer(br#"{"version": "1", "image_sha256": "nothex"}"#)
+                .unwrap_err()
+                .reason,
             PullFailure::BadJson
         );
         for _ in 0..100 {

@@ -56,7 +56,9 @@ pub fn check_request(
     };
     let url = check_url(url, policy).map_err(|why| ServiceError::invalid("pull_url", format!("pull_url {why}")))?;
     let schedule = schedule
-        .map(|s| Schedule::parse(s).map_err(|why| ServiceError::invalid("pull_schedule", format!("pull_schedule: {why}"))))
+        .map(|s| {
+            Schedule::parse(s).map_err(|why| ServiceError::invalid("pull_schedule", format!("pull_schedule: {why}")))
+        })
         .transpose()?;
     let token = token
         .map(|t| {
@@ -225,8 +227,9 @@ pub struct FailureView {
 /// Pulls device `id` now, whatever its schedule; answers with what was observed.
 /// Its next scheduled pull stays where it was.
 pub async fn pull_now(services: &Services, scope: &Scope, id: String) -> Result<PullResult, ServiceError> {
-    let holder = services.instance.clone();
+    let holder = scheduler::claim_name(services);
     let lease = scheduler::lease(services)?;
+    let lease_end = std::time::Instant::now() + services.config.pulls.lease;
     let claim_scope = scope.clone();
     let claim_holder = holder.clone();
     let claimed = services
@@ -238,11 +241,14 @@ pub async fn pull_now(services: &Services, scope: &Scope, id: String) -> Result<
                     return Err(ServiceError::Conflict("this device is decommissioned".into()));
                 }
                 if DevicePull::find(conn, &device.id)?.is_none() {
-                    return Err(ServiceError::Conflict("this device has no pull_url to pull from".into()));
+                    return Err(ServiceError::Conflict(
+                        "this device has no pull_url to pull from".into(),
+                    ));
                 }
                 let at = now();
-                DevicePull::claim_one(conn, &device.id, &claim_holder, at, at + lease)?
-                    .ok_or_else(|| ServiceError::Conflict("a pull of this device is under way; try again shortly".into()))
+                DevicePull::claim_one(conn, &device.id, &claim_holder, at, at + lease)?.ok_or_else(|| {
+                    ServiceError::Conflict("a pull of this device is under way; try again shortly".into())
+                })
             })
         })
         .await?;
@@ -258,8 +264,18 @@ pub async fn pull_now(services: &Services, scope: &Scope, id: String) -> Result<
         ),
     };
     let url = Url::parse(&claimed.url).map_err(|e| ServiceError::internal("stored pull URL", e))?;
-    let outcome = fetch::pull(&services.outbound, &services.config.pulls, &url, token.as_deref()).await;
+    let outcome = fetch::pull(
+        &services.outbound,
+        &services.config.pulls,
+        &url,
+        token.as_deref(),
+        None,
+        lease_end,
+    )
+    .await
+    .ok_or_else(|| ServiceError::Conflict("the pull could not start in time; try again".into()))?;
     let finished = Finished {
+        holder: holder.into(),
         device: device.clone(),
         at: now(),
         next_due: due,

@@ -6,11 +6,11 @@
 //! off further each time (see [`super::backoff`]).
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{NaiveDateTime, TimeDelta};
 use diesel::prelude::*;
-use futures_util::stream::{FuturesUnordered, StreamExt};
 use url::Url;
 
 use crate::db::models::observation::to_the_second;
@@ -35,6 +35,8 @@ const CLAIM_MAX: usize = 2_000;
 
 /// A pull that ended.
 pub struct Finished {
+    /// The claim it was made under.
+    pub holder: Arc<str>,
     pub device: DeviceId,
     pub at: NaiveDateTime,
     /// When the schedule wants the next pull (before any backoff).
@@ -44,6 +46,13 @@ pub struct Finished {
     /// Whether a failure moves the next pull back (scheduled pulls do; a pull on
     /// demand leaves the schedule alone).
     pub rescheduled: bool,
+}
+
+/// A fresh name for one claim: this instance and a nonce, so that a result that
+/// comes back after its lease ran out (and the device was claimed again, even by
+/// this instance) is not written over the new claim's.
+pub fn claim_name(services: &Services) -> String {
+    format!("{}:{}", services.instance, uuid::Uuid::now_v7().simple())
 }
 
 /// How long a claim holds: long enough for every try of a pull.
@@ -56,7 +65,6 @@ pub fn lease(services: &Services) -> Result<TimeDelta, ServiceError> {
 /// failures into the history, and releases the leases.
 fn write_finished(
     conn: &mut DbConnection,
-    holder: &str,
     backoff_max: Duration,
     finished: Vec<Finished>,
 ) -> Result<Vec<PullResult>, ServiceError> {
@@ -77,7 +85,7 @@ fn write_finished(
         }
     }
     let mut seen = Vec::new();
-    let mut done = Vec::with_capacity(finished.len());
+    let mut done: HashMap<Arc<str>, Vec<PullDone>> = HashMap::new();
     let mut results = Vec::with_capacity(finished.len());
     for f in finished {
         let scheme = product_of
@@ -110,7 +118,7 @@ fn write_finished(
                     last_seen_at: at,
                     times: 1,
                 });
-                done.push(PullDone {
+                done.entry(f.holder.clone()).or_default().push(PullDone {
                     device: f.device.clone(),
                     at,
                     next_due: f.next_due,
@@ -124,7 +132,7 @@ fn write_finished(
                 } else {
                     f.next_due
                 };
-                done.push(PullDone {
+                done.entry(f.holder.clone()).or_default().push(PullDone {
                     device: f.device.clone(),
                     at,
                     next_due,
@@ -146,9 +154,17 @@ fn write_finished(
     }
     conn.transaction(|conn| {
         if !seen.is_empty() {
-            flush::write(conn, &Batch { seen, offers: Vec::new() })?;
+            flush::write(
+                conn,
+                &Batch {
+                    seen,
+                    offers: Vec::new(),
+                },
+            )?;
         }
-        DevicePull::finish(conn, holder, &done)?;
+        for (holder, done) in &done {
+            DevicePull::finish(conn, holder, done)?;
+        }
         Ok::<_, ServiceError>(())
     })?;
     Ok(results)
@@ -156,16 +172,31 @@ fn write_finished(
 
 /// Writes pulls that ended.
 pub async fn write(services: &Services, finished: Vec<Finished>) -> Result<Vec<PullResult>, ServiceError> {
-    let holder = services.instance.clone();
     let backoff_max = services.config.pulls.backoff_max;
     services
         .db
-        .run(move |conn| write_finished(conn, &holder, backoff_max, finished))
+        .run(move |conn| write_finished(conn, backoff_max, finished))
         .await
 }
 
-/// Runs one claimed pull.
-async fn run_one(services: &Services, claimed: Claimed, next_due: Option<NaiveDateTime>) -> Finished {
+/// What a pull needs, owned, so that each runs as a task of its own and makes
+/// progress while the scheduler waits on the database.
+#[derive(Clone)]
+struct Puller {
+    outbound: crate::services::outbound::Outbound,
+    settings: crate::config::PullSettings,
+    sealing: Arc<crate::secrets::SealingKey>,
+}
+
+/// Runs one claimed pull; `None` when it could not start before its lease ran out
+/// (the claim then lapses, and the device is claimed again).
+async fn run_one(
+    services: Puller,
+    holder: Arc<str>,
+    lease_end: Instant,
+    claimed: Claimed,
+    next_due: Option<NaiveDateTime>,
+) -> Option<Finished> {
     let token = match &claimed.token_sealed {
         None => Ok(None),
         Some(sealed) => services
@@ -180,18 +211,33 @@ async fn run_one(services: &Services, claimed: Claimed, next_due: Option<NaiveDa
             }),
     };
     let outcome = match (token, Url::parse(&claimed.url)) {
-        (Ok(token), Ok(url)) => fetch::pull(&services.outbound, &services.config.pulls, &url, token.as_deref()).await,
+        (Ok(token), Ok(url)) => {
+            let settings = &services.settings;
+            fetch::pull(
+                &services.outbound,
+                settings,
+                &url,
+                token.as_deref(),
+                claimed.due_at,
+                lease_end,
+            )
+            .await?
+        }
         (Err(failure), _) => Err(failure),
-        (_, Err(e)) => Err(Failure::new(PullFailure::Connection, format!("the stored URL is not valid: {e}"))),
+        (_, Err(e)) => Err(Failure::new(
+            PullFailure::Connection,
+            format!("the stored URL is not valid: {e}"),
+        )),
     };
-    Finished {
+    Some(Finished {
+        holder,
         device: claimed.device_id,
         at: now(),
         next_due,
         failures_before: claimed.failures,
         outcome,
         rescheduled: true,
-    }
+    })
 }
 
 /// The schedules of claimed pulls: each device's own, or its customer's default.
@@ -201,7 +247,12 @@ struct Schedules {
 }
 
 impl Schedules {
-    fn next(&mut self, conn_defaults: &HashMap<CustomerId, Option<String>>, claimed: &Claimed, at: NaiveDateTime) -> Option<NaiveDateTime> {
+    fn next(
+        &mut self,
+        conn_defaults: &HashMap<CustomerId, Option<String>>,
+        claimed: &Claimed,
+        at: NaiveDateTime,
+    ) -> Option<NaiveDateTime> {
         let schedule = match &claimed.schedule {
             Some(text) => self
                 .own
@@ -231,8 +282,14 @@ impl Schedules {
 pub async fn run_due(services: &Services) -> Result<usize, ServiceError> {
     let settings = &services.config.pulls;
     let lease = lease(services)?;
-    let holder = services.instance.clone();
-    let mut running = FuturesUnordered::new();
+    let puller = Puller {
+        outbound: services.outbound.clone(),
+        settings: settings.clone(),
+        sealing: services.sealing.clone(),
+    };
+    // Dropping the set (the runner stopping) aborts the pulls in flight; their
+    // leases lapse and another instance takes the work over.
+    let mut running = tokio::task::JoinSet::new();
     let mut ended: Vec<Finished> = Vec::new();
     let mut total = 0;
     let mut schedules = Schedules {
@@ -247,14 +304,19 @@ pub async fn run_due(services: &Services) -> Result<usize, ServiceError> {
         // every write period once nothing was due, for pulls that fall due while
         // slow ones finish.
         if room > 0 && (!nothing_due || last_claim.elapsed() >= WRITE_EVERY) {
+            let holder: Arc<str> = claim_name(services).into();
             let claim_holder = holder.clone();
+            let lease_end = Instant::now() + settings.lease;
             let (claimed, defaults) = services
                 .db
                 .run(move |conn| {
                     let at = now();
                     let claimed = DevicePull::claim_due(conn, &claim_holder, at, at + lease, room as i64)?;
-                    let customers: HashSet<&CustomerId> =
-                        claimed.iter().filter(|c| c.schedule.is_none()).map(|c| &c.customer_id).collect();
+                    let customers: HashSet<&CustomerId> = claimed
+                        .iter()
+                        .filter(|c| c.schedule.is_none())
+                        .map(|c| &c.customer_id)
+                        .collect();
                     let mut defaults = HashMap::new();
                     for customer in customers {
                         defaults.insert(customer.clone(), DevicePull::default_schedule(conn, customer)?);
@@ -267,15 +329,18 @@ pub async fn run_due(services: &Services) -> Result<usize, ServiceError> {
             let at = now();
             for c in claimed {
                 let next_due = schedules.next(&defaults, &c, at);
-                running.push(run_one(services, c, next_due));
+                running.spawn(run_one(puller.clone(), holder.clone(), lease_end, c, next_due));
             }
         }
         if running.is_empty() {
             break;
         }
         let window = tokio::time::Instant::now() + WRITE_EVERY;
-        while let Ok(Some(f)) = tokio::time::timeout_at(window, running.next()).await {
-            ended.push(f);
+        while let Ok(Some(joined)) = tokio::time::timeout_at(window, running.join_next()).await {
+            match joined {
+                Ok(f) => ended.extend(f),
+                Err(err) => tracing::error!(error = %err, "a pull task failed"),
+            }
         }
         if !ended.is_empty() {
             total += ended.len();

@@ -27,7 +27,10 @@ async fn send(services: &Services, claimed: &ClaimedDelivery) -> (Option<i32>, O
         return (None, Some("the URL is not https and webhooks_allow_http is off".into()));
     }
     let Some(secret) = open_secret(&services.sealing, &claimed.webhook_id, &claimed.secret_sealed) else {
-        return (None, Some("the webhook's secret cannot be opened with this server's key".into()));
+        return (
+            None,
+            Some("the webhook's secret cannot be opened with this server's key".into()),
+        );
     };
     let timestamp = chrono::Utc::now().timestamp();
     let body = claimed.payload.as_bytes();
@@ -59,7 +62,10 @@ async fn send(services: &Services, claimed: &ClaimedDelivery) -> (Option<i32>, O
             if status.is_success() {
                 (Some(i32::from(status.as_u16())), None)
             } else {
-                (Some(i32::from(status.as_u16())), Some(format!("HTTP {}", status.as_u16())))
+                (
+                    Some(i32::from(status.as_u16())),
+                    Some(format!("HTTP {}", status.as_u16())),
+                )
             }
         }
     }

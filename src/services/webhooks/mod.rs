@@ -115,9 +115,13 @@ pub async fn register(
     draft: WebhookDraft,
 ) -> Result<(WebhookRecord, String), ServiceError> {
     let customer = customer_of(caller)?.clone();
-    let url = check_url(&draft.url, &services.outbound.policy).map_err(|why| ServiceError::invalid("url", format!("url {why}")))?;
+    let url = check_url(&draft.url, &services.outbound.policy)
+        .map_err(|why| ServiceError::invalid("url", format!("url {why}")))?;
     if url.scheme() != "https" && !services.config.webhooks_allow_http {
-        return Err(ServiceError::invalid("url", "url must be https (webhooks_allow_http is off)"));
+        return Err(ServiceError::invalid(
+            "url",
+            "url must be https (webhooks_allow_http is off)",
+        ));
     }
     let events = parse_events(&draft.events)?;
     let secret = webhook_secret();
@@ -238,7 +242,12 @@ pub async fn ping(services: &Services, caller: &Caller, id: String) -> Result<De
 
 /// Sends one delivery of a webhook of the caller's customer again, with the same
 /// event id.
-pub async fn send_again(services: &Services, caller: &Caller, id: String, delivery: String) -> Result<(), ServiceError> {
+pub async fn send_again(
+    services: &Services,
+    caller: &Caller,
+    id: String,
+    delivery: String,
+) -> Result<(), ServiceError> {
     let customer = customer_of(caller)?.clone();
     services
         .db
