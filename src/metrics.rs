@@ -1,6 +1,7 @@
 //! Prometheus metrics: requests by route and status, request latency, the fleet held
-//! in memory (devices, queued and dropped observations), and the state
-//! of the database pool, rendered in the text exposition format.
+//! in memory (devices, queued and dropped observations), pulls made by this
+//! instance by outcome, and the state of the database pool, rendered in the text
+//! exposition format.
 
 use std::time::Duration;
 
@@ -18,6 +19,7 @@ pub struct Metrics {
     fleet_devices: IntGauge,
     observations_queued: IntGauge,
     observations_dropped: prometheus::IntCounter,
+    pulls: IntCounterVec,
 }
 
 impl Metrics {
@@ -51,6 +53,14 @@ impl Metrics {
             "fleet_observations_dropped_total",
             "observations dropped because the queue was full while the database was away",
         )?;
+        let pulls = IntCounterVec::new(
+            Opts::new(
+                "pulls_total",
+                "device pulls this instance made, by outcome (ok or failed)",
+            ),
+            &["outcome"],
+        )?;
+        registry.register(Box::new(pulls.clone()))?;
         registry.register(Box::new(fleet_devices.clone()))?;
         registry.register(Box::new(observations_queued.clone()))?;
         registry.register(Box::new(observations_dropped.clone()))?;
@@ -69,6 +79,7 @@ impl Metrics {
             fleet_devices,
             observations_queued,
             observations_dropped,
+            pulls,
         })
     }
 
@@ -91,6 +102,14 @@ impl Metrics {
         let dropped = fleet.queue.dropped();
         self.observations_dropped
             .inc_by(dropped.saturating_sub(self.observations_dropped.get()));
+        for (outcome, count) in [
+            ("ok", &services.pull_counts.succeeded),
+            ("failed", &services.pull_counts.failed),
+        ] {
+            let counter = self.pulls.with_label_values(&[outcome]);
+            let now = count.load(std::sync::atomic::Ordering::Relaxed);
+            counter.inc_by(now.saturating_sub(counter.get()));
+        }
         let (connections, idle) = db.pool_state();
         self.pool_connections.set(i64::from(connections));
         self.pool_idle.set(i64::from(idle));

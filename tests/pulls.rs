@@ -482,7 +482,35 @@ async fn denied_addresses_are_never_contacted() {
         let device = Endpoint::start("127.0.0.1").await;
         device.script("/fw", vec![Reply::version("6.3.0r20", None)]);
         let url = format!("http://localhost:{}/fw", device.addr.port());
-        let id = enrol_pulled(&app, &f.acme.admin.token, "named", &url, json!({})).await;
+        // Checked when set, after resolution...
+        let (status, body) = app
+            .post(
+                "/api/v1/devices",
+                &f.acme.admin.token,
+                json!({"name": "named", "product": "screenos", "pull_url": url}),
+            )
+            .await;
+        assert_eq!(
+            (status, body["error"]["field"].as_str()),
+            (422, Some("pull_url")),
+            "[{backend}] {body}"
+        );
+        assert!(body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("localhost resolves to a denied address"));
+        // ...and again at connect time, for a name that resolved elsewhere (or, as
+        // here, not at all) when it was set.
+        let id = enrol_pulled(&app, &f.acme.admin.token, "named", "http://fw-1.invalid/fw", json!({})).await;
+        let url_now = url.clone();
+        let named = id.clone();
+        app.db(move |conn| {
+            diesel::update(device_pulls::table.filter(device_pulls::device_id.eq(named)))
+                .set(device_pulls::url.eq(url_now))
+                .execute(conn)?;
+            Ok(())
+        })
+        .await;
         let pulled = pull_now(&app, &f.acme.admin.token, &id).await;
         assert_eq!(pulled["failure"]["reason"], "denied_address", "[{backend}] {pulled}");
         assert!(pulled["failure"]["detail"]

@@ -63,6 +63,8 @@ pub struct Services {
     pub outbound: Outbound,
     /// This instance's name in the leases it takes.
     pub instance: String,
+    /// Pulls made by this instance, by outcome.
+    pub pull_counts: pulls::scheduler::PullCounts,
 }
 
 impl Services {
@@ -108,6 +110,7 @@ impl Services {
             sealing,
             outbound,
             instance,
+            pull_counts: Default::default(),
             login_limiter: AttemptLimiter::new("login", config.login_attempts_per_minute),
             enrol_limiter: AttemptLimiter::new("enrollment", config.enrollment_attempts_per_minute),
             fleet: Fleet::new(config.observation_queue_max),

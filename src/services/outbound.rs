@@ -153,6 +153,24 @@ pub fn check_url(text: &str, policy: &AddressPolicy) -> Result<Url, String> {
     Ok(url)
 }
 
+/// Checks the addresses a URL's host name resolves to now (a literal address is
+/// checked by [`check_url`]). A name that does not resolve here is let through: it
+/// is checked again at every connection.
+pub async fn check_resolved(url: &Url, policy: &AddressPolicy) -> Result<(), String> {
+    let Some(url::Host::Domain(name)) = url.host() else {
+        return Ok(());
+    };
+    let Ok(found) = tokio::net::lookup_host((name, url.port_or_known_default().unwrap_or(0))).await else {
+        return Ok(());
+    };
+    for address in found {
+        policy
+            .check(address.ip())
+            .map_err(|why| format!("{name} resolves to a denied address: {why}"))?;
+    }
+    Ok(())
+}
+
 /// Checks a URL's host when it is a literal address (names are checked when they
 /// resolve, at connect time).
 pub fn check_host(url: &Url, policy: &AddressPolicy) -> Result<(), String> {

@@ -263,6 +263,7 @@ fn customer_of(caller: &Caller) -> Result<&CustomerId, ServiceError> {
 pub async fn enrol(services: &Services, caller: &Caller, draft: DeviceDraft) -> Result<Enrolled, ServiceError> {
     let customer = customer_of(caller)?.clone();
     let pull = draft.pull_request(&services.outbound.policy)?;
+    pulls::check_resolved(&services.outbound.policy, pull.as_ref()).await?;
     let sealing = services.sealing.clone();
     let enrolled = services
         .db

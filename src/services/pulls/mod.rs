@@ -76,6 +76,16 @@ pub fn check_request(
     Ok(Some(PullRequest { url, schedule, token }))
 }
 
+/// Checks, for a request that has a pull URL, what its host name resolves to now.
+pub async fn check_resolved(policy: &AddressPolicy, request: Option<&PullRequest>) -> Result<(), ServiceError> {
+    if let Some(request) = request {
+        crate::services::outbound::check_resolved(&request.url, policy)
+            .await
+            .map_err(|why| ServiceError::invalid("pull_url", format!("pull_url {why}")))?;
+    }
+    Ok(())
+}
+
 /// The next scheduled pull after `at` by `schedule`, or the customer's default.
 fn next_due(
     conn: &mut DbConnection,
@@ -140,6 +150,7 @@ pub async fn configure(
         draft.schedule.as_deref(),
         draft.token.as_deref(),
     )?;
+    check_resolved(&services.outbound.policy, request.as_ref()).await?;
     let sealing = services.sealing.clone();
     let scope = Scope::Customer(customer.clone());
     let pull = services

@@ -33,6 +33,13 @@ const WRITE_EVERY: Duration = Duration::from_millis(50);
 /// Most pulls claimed in one statement.
 const CLAIM_MAX: usize = 2_000;
 
+/// Pulls this instance made, by outcome (for the metrics).
+#[derive(Default)]
+pub struct PullCounts {
+    pub succeeded: std::sync::atomic::AtomicU64,
+    pub failed: std::sync::atomic::AtomicU64,
+}
+
 /// A pull that ended.
 pub struct Finished {
     /// The claim it was made under.
@@ -173,10 +180,17 @@ fn write_finished(
 /// Writes pulls that ended.
 pub async fn write(services: &Services, finished: Vec<Finished>) -> Result<Vec<PullResult>, ServiceError> {
     let backoff_max = services.config.pulls.backoff_max;
-    services
+    let results = services
         .db
         .run(move |conn| write_finished(conn, backoff_max, finished))
-        .await
+        .await?;
+    let failed = results.iter().filter(|r| r.failure.is_some()).count() as u64;
+    let counts = &services.pull_counts;
+    counts.failed.fetch_add(failed, std::sync::atomic::Ordering::Relaxed);
+    counts
+        .succeeded
+        .fetch_add(results.len() as u64 - failed, std::sync::atomic::Ordering::Relaxed);
+    Ok(results)
 }
 
 /// What a pull needs, owned, so that each runs as a task of its own and makes

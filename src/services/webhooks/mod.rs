@@ -117,6 +117,9 @@ pub async fn register(
     let customer = customer_of(caller)?.clone();
     let url = check_url(&draft.url, &services.outbound.policy)
         .map_err(|why| ServiceError::invalid("url", format!("url {why}")))?;
+    crate::services::outbound::check_resolved(&url, &services.outbound.policy)
+        .await
+        .map_err(|why| ServiceError::invalid("url", format!("url {why}")))?;
     if url.scheme() != "https" && !services.config.webhooks_allow_http {
         return Err(ServiceError::invalid(
             "url",
