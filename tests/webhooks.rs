@@ -402,3 +402,171 @@ async fn webhook_urls_and_events_are_checked() {
         );
     }
 }
+
+#[actix_web::test]
+async fn backwards_versions_unreachable_devices_and_passed_deadlines_are_raised_once() {
+    use diesel::prelude::*;
+    use patchwarden::db::schema::device_pulls;
+    for app in TestApp::each_with(&SETTINGS).await {
+        let backend = app.backend.name();
+        let f = fixture(&app).await;
+        let admin = &f.acme.admin.token;
+        let receiver = Endpoint::start("127.0.0.1").await;
+        receiver.script("/hook", vec![Reply::Json(200, "{}".into())]);
+        let (hook, secret) = register(
+            &app,
+            admin,
+            &receiver.url("/hook"),
+            json!(["anomaly", "device.unreachable", "deadline.overdue"]),
+        )
+        .await;
+        let devices = Endpoint::start("127.0.0.1").await;
+        let enrol = |name: &'static str, path: &'static str| {
+            let url = devices.url(path);
+            let app = &app;
+            async move {
+                let (status, body) = app
+                    .post(
+                        "/api/v1/devices",
+                        admin,
+                        json!({"name": name, "product": "screenos", "version": "6.3.0r20", "pull_url": url}),
+                    )
+                    .await;
+                assert_eq!(status, 201, "{body}");
+                body["id"].as_str().unwrap().to_owned()
+            }
+        };
+        let pull = |id: String| {
+            let app = &app;
+            async move {
+                app.post(&format!("/api/v1/devices/{id}/pull"), admin, json!({}))
+                    .await
+                    .1
+            }
+        };
+
+        // Back from r21 to r20 with no rollback reported: flagged. After a reported
+        // rollback: not.
+        let sliding = enrol("sliding", "/sliding").await;
+        devices.script("/sliding", vec![Reply::version("6.3.0r21", None)]);
+        pull(sliding.clone()).await;
+        devices.script("/sliding", vec![Reply::version("6.3.0r20", None)]);
+        pull(sliding.clone()).await;
+        let (_, open) = app.get("/api/v1/anomalies?state=open", admin).await;
+        let mut kinds: Vec<&str> = open["anomalies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["kind"].as_str().unwrap())
+            .collect();
+        kinds.sort();
+        assert_eq!(kinds, ["unannounced_change", "version_backwards"], "[{backend}] {open}");
+        let backwards = open["anomalies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["kind"] == "version_backwards")
+            .unwrap();
+        assert!(backwards["detail"]
+            .as_str()
+            .unwrap()
+            .contains("from 6.3.0r21 back to 6.3.0r20"));
+
+        // Unreachable for longer than `unreachable_after` (its outage began two hours
+        // ago) while the emergency advisory affects its r20.
+        let silent = enrol("silent", "/silent").await;
+        devices.script("/silent", vec![Reply::status(503)]);
+        assert!(pull(silent.clone()).await["failure"].is_object());
+        let two_hours_ago = chrono::Utc::now().naive_utc() - chrono::TimeDelta::hours(2);
+        let id = silent.clone();
+        app.db(move |conn| {
+            diesel::update(device_pulls::table.filter(device_pulls::device_id.eq(id)))
+                .set(device_pulls::unreachable_since.eq(two_hours_ago))
+                .execute(conn)?;
+            Ok(())
+        })
+        .await;
+        // The fixture's emergency advisory gets a deadline that has passed.
+        let (status, body) = app
+            .post(
+                &format!("/api/v1/advisories/{}/revisions", f.advisory),
+                &f.vendor.token,
+                json!({"change_summary": "Deadline set",
+                    "title": "Unauthorized code in ScreenOS", "summary": "Backdoor.", "emergency": true,
+                    "cvss_v3": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H", "fix_deadline": "2026-01-01T00:00:00Z",
+                    "affected": [{"product": "screenos", "ranges": [{"introduced": "6.3.0r12", "fixed": "6.3.0r21"}]}]}),
+            )
+            .await;
+        assert_eq!(status, 201, "[{backend}] {body}");
+        for _ in 0..2 {
+            run_once(&app.state, Job::WatchFleet).await.unwrap();
+        }
+        let (_, open) = app.get("/api/v1/anomalies?state=open", admin).await;
+        let unreachable: Vec<&Value> = open["anomalies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["kind"] == "unreachable_in_emergency")
+            .collect();
+        assert_eq!(unreachable.len(), 1, "[{backend}] raised once: {open}");
+        assert_eq!(unreachable[0]["device"]["name"], "silent");
+        assert!(unreachable[0]["detail"].as_str().unwrap().contains(&f.advisory));
+
+        run_once(&app.state, Job::DeliverWebhooks).await.unwrap();
+        let mut events: Vec<String> = receiver
+            .requests("/hook")
+            .iter()
+            .map(|r| {
+                let event = verify(&secret, r);
+                format!(
+                    "{} {}",
+                    event["type"].as_str().unwrap(),
+                    event["data"]["kind"].as_str().unwrap_or("")
+                )
+            })
+            .collect();
+        events.sort();
+        assert_eq!(
+            events,
+            [
+                "anomaly unannounced_change",
+                "anomaly unreachable_in_emergency",
+                "anomaly version_backwards",
+                "deadline.overdue ",
+                "device.unreachable ",
+            ],
+            "[{backend}] each once"
+        );
+        let (_, log) = app.get(&format!("/api/v1/webhooks/{hook}/deliveries"), admin).await;
+        assert_eq!(log["deliveries"].as_array().unwrap().len(), 5, "[{backend}]");
+
+        // The dashboard lists the open flags; a device page acknowledges one.
+        let session = support::sign_in(&app, &f.acme.admin).await;
+        let (_, dashboard) = app.page(&session, "/fleet").await;
+        assert!(dashboard.contains("kind-unreachable_in_emergency"), "[{backend}]");
+        assert!(dashboard.contains("kind-version_backwards"));
+        let (_, page) = app.page(&session, &format!("/fleet/devices/{sliding}")).await;
+        assert!(page.contains("went from 6.3.0r21 back to 6.3.0r20"), "[{backend}]");
+        let (status, location, _) = app
+            .post_form(
+                &session,
+                &format!("/fleet/anomalies/{}/ack", backwards["id"].as_str().unwrap()),
+                &[
+                    ("csrf_token", support::csrf_field(&page).as_str()),
+                    ("comment", "Rolled back by hand <b>after</b> a failed upgrade"),
+                ],
+            )
+            .await;
+        assert_eq!(
+            (status, location.as_str()),
+            (303, format!("/fleet/devices/{sliding}").as_str())
+        );
+        let (_, page) = app.page(&session, &format!("/fleet/devices/{sliding}")).await;
+        assert!(
+            page.contains("Rolled back by hand &lt;b&gt;after&lt;&#x2F;b&gt; a failed upgrade"),
+            "[{backend}] escaped"
+        );
+        let (_, open) = app.get("/api/v1/anomalies?state=open", admin).await;
+        assert_eq!(open["anomalies"].as_array().unwrap().len(), 2, "[{backend}] {open}");
+    }
+}
