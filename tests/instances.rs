@@ -247,7 +247,7 @@ async fn two_instances_pull_each_due_device_once_and_take_over_a_dead_ones_lease
     let mut repeated = 0;
     for (n, hits) in hits(&devices).into_iter().enumerate() {
         let mut hits = hits;
-        hits.sort_by(|a, b| a.0.cmp(&b.0));
+        hits.sort_by_key(|a| a.0);
         total += hits.len();
         for pair in hits.windows(2) {
             let ((first, slot, sent), (at, next, _)) = (pair[0], pair[1]);

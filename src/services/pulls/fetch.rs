@@ -150,10 +150,7 @@ pub async fn pull(
     let send_by = send_by(settings, lease_end);
     let mut tries = 0;
     loop {
-        let Some(result) = attempt(outbound, settings, url, token, due.as_deref(), send_by).await else {
-            return None;
-        };
-        match result {
+        match attempt(outbound, settings, url, token, due.as_deref(), send_by).await? {
             Err(failure) if failure.transient() && tries < settings.retries && Instant::now() < send_by => {
                 let wait = settings.retry_delay.as_secs_f64() * f64::from(1u32 << tries.min(16)) * jitter();
                 tokio::time::sleep(Duration::from_secs_f64(wait)).await;
