@@ -722,3 +722,67 @@ async fn device_import_enrols_a_fleet_all_or_none_and_the_server_picks_it_up() {
         assert_eq!(listed["total"], 50);
     }
 }
+
+#[actix_web::test]
+async fn release_images_are_registered_and_listed_from_the_shell() {
+    use support::patching::fixture;
+    use support::TestApp;
+    for app in TestApp::each().await {
+        let backend = app.backend.name();
+        let f = fixture(&app).await;
+        let dir = tempfile::tempdir().unwrap();
+        let data_dir = app.data_dir.path().to_string_lossy().into_owned();
+        let keys_dir = app.data_dir.path().join("keys").to_string_lossy().into_owned();
+        let env = [
+            ("PATCHWARDEN_DATABASE_URL", app.database_url.as_str()),
+            ("PATCHWARDEN_DATA_DIR", data_dir.as_str()),
+            ("PATCHWARDEN_KEYS_DIR", keys_dir.as_str()),
+        ];
+        let sha = "C0FFEE".repeat(10) + "C0DE";
+        let add = |sha: &str| {
+            run(
+                patchwarden(dir.path(), &env).args([
+                    "image",
+                    "add",
+                    "--product",
+                    "screenos",
+                    "--version",
+                    "6.3.0r21",
+                    "--sha256",
+                    sha,
+                ]),
+                None,
+            )
+        };
+        let out = add(&sha);
+        assert!(out.status.success(), "[{backend}] {}", text(&out.stderr));
+        assert!(
+            text(&out.stdout).starts_with("registered 6.3.0r21"),
+            "[{backend}] {}",
+            text(&out.stdout)
+        );
+        let again = add(&sha);
+        assert!(text(&again.stdout).starts_with("already registered"), "[{backend}]");
+        let bad = add("not-a-hash");
+        assert!(!bad.status.success());
+        assert!(
+            text(&bad.stderr).contains("image_sha256 must be 64 hex digits"),
+            "[{backend}] {}",
+            text(&bad.stderr)
+        );
+
+        let out = run(
+            patchwarden(dir.path(), &env).args(["image", "list", "--product", "screenos"]),
+            None,
+        );
+        assert_eq!(text(&out.stdout).lines().count(), 1, "[{backend}]");
+        let (_, listed) = app.get("/api/v1/products/screenos/images", &f.vendor.token).await;
+        assert_eq!(
+            listed["images"][0]["image_sha256"],
+            sha.to_lowercase(),
+            "[{backend}] {listed}"
+        );
+        assert_eq!(listed["images"][0]["version"], "6.3.0r21");
+        assert!(listed["images"][0]["platform"].is_null());
+    }
+}
