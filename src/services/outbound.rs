@@ -234,11 +234,6 @@ impl Outbound {
             hosts: self.hosts.clone(),
         }
     }
-
-    /// Hosts with a request in flight or waiting (for the metrics and tests).
-    pub fn hosts_tracked(&self) -> usize {
-        self.hosts.lock().map_or(0, |h| h.len())
-    }
 }
 
 /// A slot of a host's limit.

@@ -303,11 +303,6 @@ pub async fn pull_now(services: &Services, scope: &Scope, id: String) -> Result<
     Ok(result)
 }
 
-/// A device's pull settings and state, for its page and the API (never its token).
-pub async fn status(services: &Services, device: DeviceId) -> Result<Option<DevicePull>, ServiceError> {
-    Ok(services.db.query(move |conn| DevicePull::find(conn, &device)).await?)
-}
-
 /// How long a device that failed `failures` pulls in a row waits before the next:
 /// 30 s doubled for each failure, with jitter, up to `max`.
 pub fn backoff(failures: i32, max: std::time::Duration) -> TimeDelta {
