@@ -19,7 +19,7 @@ use serde_json::{json, Value};
 use support::endpoint::{Endpoint, Reply};
 use support::patching::fixture;
 use support::process::{patchwarden, run, text};
-use support::{error_code, TestApp};
+use support::{error_code, until, TestApp};
 
 const TOKEN: &str = "device-secret-4b1d7c0e9f";
 
@@ -33,15 +33,6 @@ async fn enrol_pulled(app: &TestApp, admin: &str, name: &str, url: &str, extra: 
     let (status, body) = app.post("/api/v1/devices", admin, body).await;
     assert_eq!(status, 201, "[{}] {body}", app.backend.name());
     body["id"].as_str().unwrap().to_owned()
-}
-
-/// Waits (up to `limit`) until `done` holds.
-async fn until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !done() {
-        assert!(started.elapsed() < limit, "{what}: not within {limit:?}");
-        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 async fn device(app: &TestApp, token: &str, id: &str) -> Value {

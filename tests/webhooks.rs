@@ -8,7 +8,7 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine;
 use hmac::Mac;
@@ -16,17 +16,9 @@ use patchwarden::jobs::{run_once, start_jobs, Job};
 use serde_json::{json, Value};
 use support::endpoint::{Endpoint, Reply, Request};
 use support::patching::fixture;
-use support::{error_code, TestApp};
+use support::{error_code, until, TestApp};
 
 const SETTINGS: [(&str, &str); 2] = [("webhook_retry_delay", "50ms"), ("webhooks_allow_http", "true")];
-
-async fn until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !done() {
-        assert!(started.elapsed() < limit, "{what}: not within {limit:?}");
-        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
-    }
-}
 
 /// Checks a delivery's signature with the webhook's secret, as a receiver does.
 fn verify(secret: &str, request: &Request) -> Value {

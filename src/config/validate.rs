@@ -66,6 +66,14 @@ impl RawSettings {
         })
     }
 
+    fn flag(&self, name: &'static str, default: bool) -> Result<bool, ConfigError> {
+        self.parse(name, default, |s| match s {
+            "true" => Ok(true),
+            "false" => Ok(false),
+            _ => Err(format!("`{s}` is not `true` or `false`")),
+        })
+    }
+
     fn count(&self, name: &'static str, default: usize, max: usize) -> Result<usize, ConfigError> {
         self.parse(name, default, |s| match s.parse::<usize>() {
             Ok(n) if (1..=max).contains(&n) => Ok(n),
@@ -194,20 +202,12 @@ impl RawSettings {
             Ok(n @ 1..=100_000_000) => Ok(n),
             _ => Err(format!("`{s}` is not a whole number from 1 to 100000000")),
         })?;
-        let trust_proxy_headers = self.parse("trust_proxy_headers", false, |s| match s {
-            "true" => Ok(true),
-            "false" => Ok(false),
-            _ => Err(format!("`{s}` is not `true` or `false`")),
-        })?;
+        let trust_proxy_headers = self.flag("trust_proxy_headers", false)?;
         let trusted_proxy_hops = self.parse("trusted_proxy_hops", 1, |s| match s.parse::<usize>() {
             Ok(n @ 1..=16) => Ok(n),
             _ => Err(format!("`{s}` is not a whole number from 1 to 16")),
         })?;
-        let jobs = self.parse("jobs", true, |s| match s {
-            "true" => Ok(true),
-            "false" => Ok(false),
-            _ => Err(format!("`{s}` is not `true` or `false`")),
-        })?;
+        let jobs = self.flag("jobs", true)?;
         let workers = self.parse(
             "workers",
             std::thread::available_parallelism().map_or(2, |n| n.get()),
@@ -316,11 +316,7 @@ impl RawSettings {
             Duration::from_millis(10),
             Duration::from_secs(120),
         )?;
-        let webhooks_allow_http = self.parse("webhooks_allow_http", false, |s| match s {
-            "true" => Ok(true),
-            "false" => Ok(false),
-            _ => Err(format!("`{s}` is not `true` or `false`")),
-        })?;
+        let webhooks_allow_http = self.flag("webhooks_allow_http", false)?;
         Ok(Config {
             webhooks_allow_http,
             secrets_key_file,

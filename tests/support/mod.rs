@@ -161,6 +161,15 @@ pub struct CustomerFixture {
     pub admin: Actor,
 }
 
+/// Waits, checking every 20 ms, until `done` holds; fails naming `what` after `limit`.
+pub async fn until(what: &str, limit: std::time::Duration, mut done: impl FnMut() -> bool) {
+    let started = std::time::Instant::now();
+    while !done() {
+        assert!(started.elapsed() < limit, "{what}: not within {limit:?}");
+        actix_web::rt::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 /// One running server with its own database.
 pub struct TestApp {
     pub backend: Backend,

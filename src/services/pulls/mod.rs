@@ -30,6 +30,15 @@ pub fn token_purpose(device: &DeviceId) -> String {
     format!("pull_token:{device}")
 }
 
+/// The caller's customer; the vendor is refused with `why`.
+fn own_customer(caller: &Caller, why: &str) -> Result<CustomerId, ServiceError> {
+    caller
+        .scope
+        .customer()
+        .cloned()
+        .ok_or_else(|| ServiceError::Forbidden(why.to_owned()))
+}
+
 /// Where and how to pull a device, checked.
 #[derive(Clone, Debug)]
 pub struct PullRequest {
@@ -141,9 +150,7 @@ pub async fn configure(
     id: String,
     draft: PullSettingsDraft,
 ) -> Result<Option<DevicePull>, ServiceError> {
-    let Some(customer) = caller.scope.customer().cloned() else {
-        return Err(ServiceError::Forbidden("pulls are set by the customer's admins".into()));
-    };
+    let customer = own_customer(caller, "pulls are set by the customer's admins")?;
     let request = check_request(
         &services.outbound.policy,
         draft.url.as_deref(),
@@ -177,9 +184,7 @@ pub async fn configure(
 
 /// The caller's customer's default schedule.
 pub async fn default_schedule(services: &Services, caller: &Caller) -> Result<Option<String>, ServiceError> {
-    let Some(customer) = caller.scope.customer().cloned() else {
-        return Err(ServiceError::Forbidden("the default schedule is a customer's".into()));
-    };
+    let customer = own_customer(caller, "the default schedule is a customer's")?;
     Ok(services
         .db
         .query(move |conn| DevicePull::default_schedule(conn, &customer))
@@ -193,18 +198,17 @@ pub async fn set_default_schedule(
     caller: &Caller,
     schedule: Option<String>,
 ) -> Result<Option<String>, ServiceError> {
-    let Some(customer) = caller.scope.customer().cloned() else {
-        return Err(ServiceError::Forbidden("the default schedule is a customer's".into()));
-    };
+    let customer = own_customer(caller, "the default schedule is a customer's")?;
     let schedule = schedule
         .map(|s| Schedule::parse(&s).map_err(|why| ServiceError::invalid("schedule", format!("schedule: {why}"))))
         .transpose()?;
     let text = schedule.as_ref().map(|s| s.as_str().to_owned());
+    let stored = text.clone();
     services
         .db
         .run(move |conn| {
             conn.transaction(|conn| {
-                DevicePull::set_default_schedule(conn, &customer, text.as_deref())?;
+                DevicePull::set_default_schedule(conn, &customer, stored.as_deref())?;
                 let due = schedule.and_then(|s| s.next_after(now()));
                 DevicePull::reschedule_defaults(conn, &customer, due)?;
                 Ok::<_, ServiceError>(())
@@ -212,7 +216,7 @@ pub async fn set_default_schedule(
         })
         .await?;
     tracing::info!(user.id = %caller.user, "changed the default pull schedule");
-    default_schedule(services, caller).await
+    Ok(text)
 }
 
 /// What one pull found, as the history and the API show it.

@@ -38,6 +38,26 @@ pub struct WebhookDraft {
     pub events: Vec<String>,
 }
 
+/// A new event with its delivered body: `{"id", "type", "timestamp", "data"}`.
+fn event(customer: &CustomerId, kind: EventType, data: serde_json::Value, dedupe: Option<String>) -> EventRecord {
+    let at = now();
+    let id = format!("msg_{}", uuid::Uuid::now_v7().simple());
+    let payload = serde_json::json!({
+        "id": id,
+        "type": kind.as_str(),
+        "timestamp": utc(at).to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        "data": data,
+    });
+    EventRecord {
+        id,
+        customer_id: customer.clone(),
+        event_type: kind,
+        payload: payload.to_string(),
+        dedupe_key: dedupe,
+        created_at: at,
+    }
+}
+
 /// Queues an event for `customer`'s webhooks that subscribe to its type. With a
 /// `dedupe` key, an event already queued under that key is not queued again.
 /// Whether it was queued.
@@ -48,28 +68,19 @@ pub fn emit(
     data: serde_json::Value,
     dedupe: Option<String>,
 ) -> Result<bool, ServiceError> {
-    let at = now();
-    let id = format!("msg_{}", uuid::Uuid::now_v7().simple());
-    let payload = serde_json::json!({
-        "id": id,
-        "type": kind.as_str(),
-        "timestamp": utc(at).to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        "data": data,
-    });
-    let event = EventRecord {
-        id,
-        customer_id: customer.clone(),
-        event_type: kind,
-        payload: payload.to_string(),
-        dedupe_key: dedupe,
-        created_at: at,
-    };
+    let event = event(customer, kind, data, dedupe);
     if !EventRecord::insert(conn, &event)? {
         return Ok(false);
     }
     for hook in WebhookRecord::of_customer(conn, customer)? {
         if hook.event_types().contains(&kind) {
-            DeliveryRecord::queue(conn, &hook.id, &event.id, at, at + RETRY_FOR)?;
+            DeliveryRecord::queue(
+                conn,
+                &hook.id,
+                &event.id,
+                event.created_at,
+                event.created_at + RETRY_FOR,
+            )?;
         }
     }
     Ok(true)
@@ -218,26 +229,11 @@ pub async fn ping(services: &Services, caller: &Caller, id: String) -> Result<De
         .run(move |conn| {
             conn.transaction(|conn| {
                 let hook = own(conn, &customer, &id)?;
-                let at = now();
-                let event_id = format!("msg_{}", uuid::Uuid::now_v7().simple());
-                let payload = serde_json::json!({
-                    "id": event_id,
-                    "type": EventType::Ping.as_str(),
-                    "timestamp": utc(at).to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                    "data": {"webhook_id": hook.id, "requested_by": user},
-                });
-                EventRecord::insert(
-                    conn,
-                    &EventRecord {
-                        id: event_id.clone(),
-                        customer_id: customer.clone(),
-                        event_type: EventType::Ping,
-                        payload: payload.to_string(),
-                        dedupe_key: None,
-                        created_at: at,
-                    },
-                )?;
-                Ok(DeliveryRecord::queue(conn, &hook.id, &event_id, at, at + RETRY_FOR)?)
+                let data = serde_json::json!({"webhook_id": hook.id, "requested_by": user});
+                let ping = event(&customer, EventType::Ping, data, None);
+                EventRecord::insert(conn, &ping)?;
+                let at = ping.created_at;
+                Ok(DeliveryRecord::queue(conn, &hook.id, &ping.id, at, at + RETRY_FOR)?)
             })
         })
         .await
