@@ -7,27 +7,48 @@
 //! operations, no HTTP), `jobs` (the background runner), `db`, `storage`, `signing`,
 //! `domain` (pure rules, no I/O), `config`, `secrets`, `ids`; and beside them
 //! `server`, `state`, `metrics`, `templates`, `telemetry`, `error`.
+//!
+//! Without the default `server` feature only the device side builds: `client::agent`
+//! (the reference device agent) with the wire types of `api::device`, `signing` and
+//! `domain`.
 
 #![forbid(unsafe_code)]
 
 pub mod api;
+#[cfg(feature = "server")]
 pub mod auth;
 pub mod client;
+#[cfg(feature = "server")]
 pub mod config;
+#[cfg(feature = "server")]
 pub mod db;
 pub mod domain;
+#[cfg(feature = "server")]
 pub mod error;
+#[cfg(feature = "server")]
 pub mod handlers;
+#[cfg(feature = "server")]
 pub mod http;
+#[cfg(feature = "server")]
 pub mod ids;
+#[cfg(feature = "server")]
 pub mod jobs;
+#[cfg(feature = "server")]
 pub mod metrics;
+#[cfg(feature = "server")]
 pub mod routes;
+#[cfg(feature = "server")]
 pub mod secrets;
+#[cfg(feature = "server")]
 pub mod server;
+#[cfg(feature = "server")]
 pub mod services;
 pub mod signing;
+#[cfg(feature = "server")]
 pub mod state;
+#[cfg(feature = "server")]
 pub mod storage;
+#[cfg(feature = "server")]
 pub mod telemetry;
+#[cfg(feature = "server")]
 pub mod templates;

@@ -209,6 +209,13 @@ fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))
 }
 
+/// The id of the key that made `signature_text`, read before anything is verified so
+/// that the right public key can be chosen.
+pub fn signer_key_id(signature_text: &str) -> Result<String, String> {
+    let signature = SignatureBox::from_string(signature_text).map_err(|e| format!("not a minisign signature: {e}"))?;
+    Ok(key_id_of(signature.keynum()))
+}
+
 /// Checks `signature_text` over `data` with `public_key_text`.
 pub fn verify(
     public_key_text: &str,

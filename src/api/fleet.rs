@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+pub use super::device::{Offer, PollResponse};
 use crate::db::models::{utc, DeviceRecord, EnrollmentToken, ObservationRecord, ReportRecord};
 use crate::domain::fleet::Labels;
 use crate::services::fleet::devices::{DeviceDetail, Enrolled, ListQuery};
@@ -74,10 +75,10 @@ impl DeviceResponse {
     }
 }
 
-/// A device just enrolled: its token is shown here once.
+/// A device just enrolled: its token is shown here once. The device's fields,
+/// `id` among them, appear once each beside the token.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct EnrolledResponse {
-    pub id: String,
     pub token: String,
     #[serde(flatten)]
     pub device: DeviceResponse,
@@ -86,7 +87,6 @@ pub struct EnrolledResponse {
 impl EnrolledResponse {
     pub fn of(enrolled: &Enrolled) -> Result<Self, ServiceError> {
         Ok(EnrolledResponse {
-            id: enrolled.device.id.to_string(),
             token: enrolled.token.plaintext().to_owned(),
             device: DeviceResponse::of(&enrolled.device, &enrolled.customer, &enrolled.product)?,
         })
@@ -437,30 +437,4 @@ pub fn poll_body(answer: &PollAnswer) -> String {
         answer.tag,
         answer.poll_interval_s
     )
-}
-
-/// The poll answer as a client reads it.
-#[derive(Debug, Deserialize)]
-pub struct PollResponse {
-    #[serde(default)]
-    pub update: Option<Offer>,
-    #[serde(default)]
-    pub unchanged: bool,
-    pub catalogue: String,
-    pub poll_interval_s: u64,
-}
-
-/// An update offered to a device.
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
-pub struct Offer {
-    pub patch_id: String,
-    pub version: String,
-    pub platform: Option<String>,
-    pub filename: String,
-    pub download_url: String,
-    pub sha256: String,
-    pub size: u64,
-    pub signature: String,
-    pub advisories: Vec<String>,
-    pub emergency: bool,
 }

@@ -1,9 +1,14 @@
 //! Wire types: the request and response bodies of the API that more than one side
 //! uses (handlers and pages, the server and its clients). Each is defined once.
 
+#[cfg(feature = "server")]
 pub mod advisories;
+pub mod device;
+#[cfg(feature = "server")]
 pub mod events;
+#[cfg(feature = "server")]
 pub mod fleet;
+#[cfg(feature = "server")]
 pub mod patches;
 
 use serde::Deserialize;

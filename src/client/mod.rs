@@ -1,4 +1,7 @@
 //! HTTP clients of a patchwarden server: `patch upload`, which sends a file through
-//! the resumable upload API. They speak the wire types of `crate::api`.
+//! the resumable upload API, and the reference device agent. They speak the wire
+//! types of `crate::api`.
 
+pub mod agent;
+#[cfg(feature = "server")]
 pub mod upload;

@@ -4,6 +4,7 @@
 //! database, HTTP, signing and randomness live elsewhere.
 
 pub mod advisory;
+#[cfg(feature = "server")]
 pub mod caller;
 pub mod csaf;
 pub mod cvss;
@@ -22,6 +23,7 @@ pub mod state;
 pub mod text;
 pub mod version;
 
+#[cfg(feature = "server")]
 pub use caller::{Caller, Scope};
 pub use duration::parse_duration;
 pub use email::Email;

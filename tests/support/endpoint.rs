@@ -22,6 +22,8 @@ pub enum Reply {
     Redirect(u16, String),
     /// `200` with a body that is not JSON.
     Text(String),
+    /// `200` with these bytes as an octet stream.
+    Bytes(Vec<u8>),
     /// `200`, headers announcing a short body, then one byte of it every interval.
     Drip(Duration),
     /// Accepts the request and never answers.
@@ -223,6 +225,14 @@ async fn serve(mut stream: TcpStream, shared: Arc<Mutex<Inner>>) {
         }
         Reply::Text(body) => {
             let _ = stream.write_all(respond(200, "", &body).as_bytes()).await;
+        }
+        Reply::Bytes(body) => {
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(head.as_bytes()).await;
+            let _ = stream.write_all(&body).await;
         }
         Reply::Redirect(status, location) => {
             let _ = stream

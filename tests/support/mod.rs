@@ -174,6 +174,7 @@ pub async fn until(what: &str, limit: std::time::Duration, mut done: impl FnMut(
 pub struct TestApp {
     pub backend: Backend,
     pub config: patchwarden::config::Config,
+    public_url_follows: bool,
     pub base: String,
     /// The database URL as configured (with any password), for the command line.
     pub database_url: String,
@@ -232,19 +233,27 @@ impl TestApp {
             raw.set(name, *value).unwrap();
         }
         let config = raw.validate().expect("test configuration");
-        Self::serve(backend, config, database_url, data_dir, pg).await
+        let public_url_follows = !settings.iter().any(|(name, _)| *name == "public_url");
+        Self::serve(backend, config, public_url_follows, database_url, data_dir, pg).await
     }
 
+    /// Serves on a new loopback port; unless a test set `public_url`, the server's
+    /// public URL is that port's, so the addresses it hands out (download URLs in
+    /// offers, links) reach it.
     async fn serve(
         backend: Backend,
-        config: patchwarden::config::Config,
+        mut config: patchwarden::config::Config,
+        public_url_follows: bool,
         database_url: String,
         data_dir: TempDir,
         pg: Option<PgDatabase>,
     ) -> TestApp {
-        let state = web::Data::new(AppState::build(config.clone()).await.expect("app state"));
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
         let base = format!("http://{}", listener.local_addr().expect("local address"));
+        if public_url_follows {
+            config.public_url = base.parse().expect("a loopback URL");
+        }
+        let state = web::Data::new(AppState::build(config.clone()).await.expect("app state"));
         let server = patchwarden::server::serve(state.clone(), listener).expect("server");
         actix_web::rt::spawn(server);
         let jobs = patchwarden::jobs::start(state.clone().into_inner(), false);
@@ -255,6 +264,7 @@ impl TestApp {
         TestApp {
             backend,
             config,
+            public_url_follows,
             base,
             database_url,
             client,
@@ -270,12 +280,13 @@ impl TestApp {
         let TestApp {
             backend,
             config,
+            public_url_follows,
             database_url,
             data_dir,
             _pg,
             ..
         } = self;
-        Self::serve(backend, config, database_url, data_dir, _pg).await
+        Self::serve(backend, config, public_url_follows, database_url, data_dir, _pg).await
     }
 
     pub fn url(&self, path: &str) -> String {

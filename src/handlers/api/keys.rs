@@ -3,26 +3,12 @@
 //! the `.pub` file the `minisign` tool reads.
 
 use actix_web::{web, HttpResponse};
-use serde::Serialize;
 
+use crate::api::device::KeyResponse;
 use crate::db::models::utc;
 use crate::error::AppError;
 use crate::services::keys;
 use crate::state::AppState;
-
-#[derive(Serialize)]
-pub struct KeyResponse {
-    pub key_id: String,
-    pub public_key: String,
-    pub created_at: chrono::DateTime<chrono::Utc>,
-    pub retired_at: Option<chrono::DateTime<chrono::Utc>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub introduced_by: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub rotation_statement: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub rotation_signature: Option<String>,
-}
 
 pub async fn list_keys(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
     let keys = keys::list(&state).await?;

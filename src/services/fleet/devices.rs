@@ -82,6 +82,12 @@ pub struct SelfEnrolment {
     pub version: String,
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// Where the device answers pulls, pulled on the customer's default schedule.
+    #[serde(default)]
+    pub pull_url: Option<String>,
+    /// The bearer token the device expects on a pull.
+    #[serde(default)]
+    pub pull_token: Option<String>,
 }
 
 /// An enrolment token as a customer admin asks for it.
@@ -358,6 +364,14 @@ pub async fn enrol_with_token(
         .check(address, presented.as_ref().map_or("malformed", |p| p.lookup))?;
     let refused = || ServiceError::Unauthenticated("the enrollment token is not valid".into());
     let presented = presented.ok_or_else(refused)?;
+    let pull = check_request(
+        &services.outbound.policy,
+        request.pull_url.as_deref(),
+        None,
+        request.pull_token.as_deref(),
+    )?;
+    pulls::check_resolved(&services.outbound.policy, pull.as_ref()).await?;
+    let sealing = services.sealing.clone();
     let lookup = presented.lookup.to_owned();
     let token = services
         .db
@@ -385,7 +399,11 @@ pub async fn enrol_with_token(
                     return Err(exhausted(&token));
                 }
                 let seq = Generations::next_device_change(conn)?;
-                insert_device(conn, &customer, checked, Some(&token.id), ObservationSource::Poll, seq)
+                let enrolled = insert_device(conn, &customer, checked, Some(&token.id), ObservationSource::Poll, seq)?;
+                if let Some(pull) = &pull {
+                    pulls::store(conn, &sealing, &enrolled.device.id, &customer.id, pull)?;
+                }
+                Ok::<_, ServiceError>(enrolled)
             })
         })
         .await?;

@@ -1,0 +1,100 @@
+//! The device protocol's wire types as a device sends and reads them: enrolment,
+//! the poll answer and its offer, install reports, the signing keys, and what a
+//! device answers a pull. They need nothing of the server, so the device agent
+//! builds without it.
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::ReportState;
+
+/// `POST /api/v1/device/enroll`, as a device sends it.
+#[derive(Clone, Debug, Serialize)]
+pub struct Enrolment<'a> {
+    pub enrollment_token: &'a str,
+    pub name: &'a str,
+    pub product: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub platform: Option<&'a str>,
+    pub version: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pull_url: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pull_token: Option<&'a str>,
+}
+
+/// The identity an enrolment hands out.
+#[derive(Clone, Debug, Deserialize)]
+pub struct Enrolled {
+    pub id: String,
+    pub token: String,
+}
+
+/// `POST /api/v1/device/poll`, as a device sends it.
+#[derive(Clone, Debug, Serialize)]
+pub struct Poll<'a> {
+    pub version: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image_sha256: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub catalogue: Option<&'a str>,
+}
+
+/// The poll answer as a client reads it.
+#[derive(Debug, Deserialize)]
+pub struct PollResponse {
+    #[serde(default)]
+    pub update: Option<Offer>,
+    #[serde(default)]
+    pub unchanged: bool,
+    pub catalogue: String,
+    pub poll_interval_s: u64,
+}
+
+/// An update offered to a device.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+pub struct Offer {
+    pub patch_id: String,
+    pub version: String,
+    pub platform: Option<String>,
+    pub filename: String,
+    pub download_url: String,
+    pub sha256: String,
+    pub size: u64,
+    pub signature: String,
+    pub advisories: Vec<String>,
+    pub emergency: bool,
+}
+
+/// `POST /api/v1/device/report`, as a device sends it.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report<'a> {
+    pub patch_id: &'a str,
+    pub state: ReportState,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<&'a str>,
+}
+
+/// One signing key of `GET /api/v1/keys`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct KeyResponse {
+    pub key_id: String,
+    pub public_key: String,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub retired_at: Option<chrono::DateTime<chrono::Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub introduced_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotation_statement: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotation_signature: Option<String>,
+}
+
+/// What a device answers a pull: `200 {"version", "image_sha256"?}`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Pulled {
+    pub version: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_sha256: Option<String>,
+}

@@ -1,0 +1,550 @@
+//! The reference device agent: enrols (or uses a device token), polls on the
+//! interval the server gives, downloads an offered patch (resuming an interrupted
+//! download), verifies it before anything else happens — signature by a pinned key
+//! or one a pinned key introduced, trusted comment against the offer and the
+//! device, size and sha256 — and only then installs it, reporting each step. It
+//! serves the pull endpoint, and keeps its state in a small file replaced
+//! atomically, so a restart goes on where it stopped.
+
+pub mod config;
+pub mod download;
+pub mod pull;
+pub mod simulate;
+pub mod state;
+pub mod verify;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use reqwest::header::AUTHORIZATION;
+use reqwest::StatusCode;
+use url::Url;
+
+pub use config::{AgentConfig, Identity, Installer, SimulatedInstall, SimulatedOutcome};
+pub use state::AgentState;
+
+use crate::api::device::{Enrolled, Enrolment, KeyResponse, Offer, Poll, PollResponse, Pulled, Report};
+use crate::domain::ReportState;
+use download::{DownloadError, Fetched};
+use state::Pending;
+use verify::{Expected, Keyring, Refusal};
+
+/// What the device runs, shared with its pull endpoint.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Running {
+    pub version: String,
+    pub image_sha256: Option<String>,
+}
+
+/// What one poll brought.
+#[derive(Clone, Debug)]
+pub struct Polled {
+    pub offer: Option<Offer>,
+    pub interval: Duration,
+}
+
+/// How handling an offer ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Verified and installed; `running` is what the device runs now.
+    Installed { fetched: Fetched, running: Running },
+    /// The download failed verification: nothing was installed and the file is gone.
+    Refused(String),
+    /// The install command failed.
+    InstallFailed(String),
+    /// The transfer stopped; the partial file is kept and the next attempt resumes.
+    Interrupted(String),
+}
+
+pub struct Agent {
+    config: AgentConfig,
+    http: reqwest::Client,
+    state: AgentState,
+    keyring: Keyring,
+    running: Arc<RwLock<Running>>,
+    catalogue: Option<String>,
+    /// Offers already installed, refused or failed, by patch and signature: not
+    /// tried again (a device whose install did not take shows on the server as
+    /// claimed but not running, instead of installing in a loop).
+    settled: Vec<(String, String)>,
+}
+
+impl Agent {
+    /// Loads the state, and enrols when the device has no identity yet.
+    pub async fn start(config: AgentConfig) -> anyhow::Result<Agent> {
+        config.check()?;
+        let http = reqwest::Client::builder()
+            .timeout(config.request_timeout)
+            .connect_timeout(Duration::from_secs(10))
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("patchwarden-agent/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .context("building the HTTP client")?;
+        let mut state = AgentState::load(&config.state_file)?;
+        let keyring = Keyring::new(&config.pinned_keys, &state.learnt_keys).map_err(anyhow::Error::msg)?;
+        if state.version.is_none() {
+            state.version = Some(config.version.clone());
+            state.image_sha256 = match &config.image_file {
+                Some(image) => {
+                    Some(verify::sha256_file(image).with_context(|| format!("hashing {}", image.display()))?)
+                }
+                None => config.image_sha256.clone(),
+            };
+        }
+        if let (None, Identity::Token { id, token }) = (&state.device_token, &config.identity) {
+            state.device_id = id.clone();
+            state.device_token = Some(token.clone());
+        }
+        let running = Arc::new(RwLock::new(Running {
+            version: state.version.clone().unwrap_or_else(|| config.version.clone()),
+            image_sha256: state.image_sha256.clone(),
+        }));
+        let mut agent = Agent {
+            config,
+            http,
+            state,
+            keyring,
+            running,
+            catalogue: None,
+            settled: Vec::new(),
+        };
+        if agent.state.device_token.is_none() {
+            agent.enrol().await?;
+        }
+        agent.save()?;
+        Ok(agent)
+    }
+
+    pub fn config(&self) -> &AgentConfig {
+        &self.config
+    }
+
+    pub fn state(&self) -> &AgentState {
+        &self.state
+    }
+
+    pub fn device_id(&self) -> Option<&str> {
+        self.state.device_id.as_deref()
+    }
+
+    /// What the device runs, as its pull endpoint reports it.
+    pub fn running(&self) -> Running {
+        self.running
+            .read()
+            .map(|r| r.clone())
+            .unwrap_or_else(|e| e.into_inner().clone())
+    }
+
+    pub fn running_handle(&self) -> Arc<RwLock<Running>> {
+        self.running.clone()
+    }
+
+    fn save(&self) -> anyhow::Result<()> {
+        self.state.save(&self.config.state_file)
+    }
+
+    fn token(&self) -> anyhow::Result<&str> {
+        self.state.device_token.as_deref().context("the device has no token")
+    }
+
+    fn url(&self, path: &str) -> anyhow::Result<Url> {
+        self.config
+            .server
+            .join(path)
+            .with_context(|| format!("`{path}` is not a URL"))
+    }
+
+    async fn enrol(&mut self) -> anyhow::Result<()> {
+        let Identity::Enrol(enrollment_token) = &self.config.identity else {
+            bail!("the device has no token and no enrollment token");
+        };
+        let running = self.running();
+        let body = Enrolment {
+            enrollment_token,
+            name: &self.config.name,
+            product: &self.config.product,
+            platform: self.config.platform.as_deref(),
+            version: &running.version,
+            pull_url: self.config.pull_url.as_deref(),
+            pull_token: self.config.pull_token.as_deref(),
+        };
+        let mut wait = Duration::from_secs(1);
+        loop {
+            let response = self
+                .http
+                .post(self.url("/api/v1/device/enroll")?)
+                .json(&body)
+                .send()
+                .await
+                .context("enrolling")?;
+            if response.status() == StatusCode::TOO_MANY_REQUESTS {
+                let retry = retry_after(&response).unwrap_or(wait);
+                tokio::time::sleep(retry).await;
+                wait = (wait * 2).min(Duration::from_secs(60));
+                continue;
+            }
+            let enrolled: Enrolled = answer(response, "enrolment").await?;
+            tracing::info!(device.id = %enrolled.id, "enrolled");
+            self.state.device_id = Some(enrolled.id);
+            self.state.device_token = Some(enrolled.token);
+            return Ok(());
+        }
+    }
+
+    /// Asks the server whether there is an update, saying what the device runs.
+    pub async fn poll(&mut self) -> anyhow::Result<Polled> {
+        let running = self.running();
+        let body = Poll {
+            version: &running.version,
+            image_sha256: running.image_sha256.as_deref(),
+            catalogue: None,
+        };
+        let response = self
+            .http
+            .post(self.url("/api/v1/device/poll")?)
+            .header(AUTHORIZATION, format!("Bearer {}", self.token()?))
+            .json(&body)
+            .send()
+            .await
+            .context("polling")?;
+        if response.status() == StatusCode::TOO_MANY_REQUESTS {
+            let wait = retry_after(&response).unwrap_or(Duration::from_secs(30));
+            return Ok(Polled {
+                offer: None,
+                interval: wait,
+            });
+        }
+        let answer: PollResponse = answer(response, "the poll").await?;
+        self.catalogue = Some(answer.catalogue);
+        Ok(Polled {
+            offer: answer.update,
+            interval: Duration::from_secs(answer.poll_interval_s.max(1)),
+        })
+    }
+
+    /// Whether this offer was installed, refused or failed before (it is not tried
+    /// again).
+    pub fn settled(&self, offer: &Offer) -> bool {
+        self.settled
+            .iter()
+            .any(|(id, sig)| *id == offer.patch_id && *sig == offer.signature)
+    }
+
+    /// Downloads, verifies and installs `offer`, reporting each step.
+    pub async fn apply(&mut self, offer: &Offer) -> anyhow::Result<Outcome> {
+        // The same file from the same signer resumes, wherever it is served from now.
+        let same_pending = self.state.pending.as_ref().is_some_and(|p| {
+            p.offer.patch_id == offer.patch_id
+                && p.offer.sha256 == offer.sha256
+                && p.offer.size == offer.size
+                && p.offer.signature == offer.signature
+        });
+        if !same_pending {
+            self.state.pending = Some(Pending {
+                offer: offer.clone(),
+                etag: None,
+            });
+            let _ = tokio::fs::remove_file(self.part_path(offer)).await;
+            self.save()?;
+            self.report(offer, ReportState::Downloading, None, None).await;
+        }
+        tokio::fs::create_dir_all(&self.config.download_dir)
+            .await
+            .with_context(|| format!("creating {}", self.config.download_dir.display()))?;
+        let part = self.part_path(offer);
+        let url = self.url(&offer.download_url)?;
+        let same_origin = url.origin() == self.config.server.origin();
+        let bearer = if same_origin {
+            Some(self.token()?.to_owned())
+        } else {
+            None
+        };
+        let etag = self.state.pending.as_ref().and_then(|p| p.etag.clone());
+        let state_file = self.config.state_file.clone();
+        let mut state = self.state.clone();
+        let fetched = download::fetch(
+            &self.http,
+            &url,
+            bearer.as_deref(),
+            &part,
+            etag.as_deref(),
+            offer.size,
+            |etag| {
+                if let Some(pending) = state.pending.as_mut() {
+                    pending.etag = etag;
+                }
+                state.save(&state_file)
+            },
+        )
+        .await;
+        self.state = AgentState::load(&self.config.state_file)?;
+        let fetched = match fetched {
+            Ok(fetched) => fetched,
+            Err(DownloadError::Interrupted(why)) => {
+                tracing::warn!(patch = %offer.patch_id, "download interrupted, will resume: {why}");
+                return Ok(Outcome::Interrupted(why));
+            }
+            Err(e @ DownloadError::TooLong(_)) => {
+                return self.refuse(offer, &part, format!("refused: {e}")).await;
+            }
+        };
+        let expected = Expected {
+            product: &self.config.product,
+            platform: self.config.platform.as_deref(),
+        };
+        let mut verdict = verify::check(&self.keyring, expected, offer, &part);
+        if let Err(Refusal::UntrustedKey(_)) = verdict {
+            // A key rotation may have introduced the signing key: learn, then look again.
+            if self.learn_keys().await? {
+                let expected = Expected {
+                    product: &self.config.product,
+                    platform: self.config.platform.as_deref(),
+                };
+                verdict = verify::check(&self.keyring, expected, offer, &part);
+            }
+        }
+        if let Err(refusal) = verdict {
+            return self.refuse(offer, &part, refusal.to_string()).await;
+        }
+        self.report(offer, ReportState::Downloaded, None, None).await;
+        self.report(offer, ReportState::Installing, None, None).await;
+        let installed = self.install(offer, &part).await;
+        let _ = tokio::fs::remove_file(&part).await;
+        self.state.pending = None;
+        match installed {
+            Ok((claimed, running)) => {
+                self.state.version = Some(running.version.clone());
+                self.state.image_sha256 = running.image_sha256.clone();
+                self.save()?;
+                *self.running.write().unwrap_or_else(|e| e.into_inner()) = running.clone();
+                self.settled.push((offer.patch_id.clone(), offer.signature.clone()));
+                self.report(offer, ReportState::Installed, Some(&claimed), None).await;
+                tracing::info!(patch = %offer.patch_id, version = %claimed, "installed");
+                Ok(Outcome::Installed { fetched, running })
+            }
+            Err(why) => {
+                self.save()?;
+                self.settled.push((offer.patch_id.clone(), offer.signature.clone()));
+                self.report(offer, ReportState::Failed, None, Some(&why)).await;
+                tracing::warn!(patch = %offer.patch_id, "install failed: {why}");
+                Ok(Outcome::InstallFailed(why))
+            }
+        }
+    }
+
+    /// Deletes the download, forgets it, and reports why.
+    async fn refuse(&mut self, offer: &Offer, part: &Path, why: String) -> anyhow::Result<Outcome> {
+        let _ = tokio::fs::remove_file(part).await;
+        self.state.pending = None;
+        self.save()?;
+        self.settled.push((offer.patch_id.clone(), offer.signature.clone()));
+        tracing::warn!(patch = %offer.patch_id, "{why}");
+        self.report(offer, ReportState::Failed, None, Some(&why)).await;
+        Ok(Outcome::Refused(why))
+    }
+
+    /// Fetches the server's key list and trusts the keys that rotation statements,
+    /// signed by keys already trusted, introduce. Returns whether any was added.
+    pub async fn learn_keys(&mut self) -> anyhow::Result<bool> {
+        let response = self
+            .http
+            .get(self.url("/api/v1/keys")?)
+            .send()
+            .await
+            .context("listing keys")?;
+        let listing: Vec<KeyResponse> = answer(response, "the key list").await?;
+        let learnt = self.keyring.learn(&listing);
+        if learnt.is_empty() {
+            return Ok(false);
+        }
+        for key in &learnt {
+            tracing::info!(key.id = %key.key_id, introduced_by = %key.introduced_by, "trusting a rotated signing key");
+        }
+        self.state.learnt_keys.extend(learnt);
+        self.save()?;
+        Ok(true)
+    }
+
+    /// Installs a verified file. Returns the version to report and what runs after.
+    async fn install(&self, offer: &Offer, file: &Path) -> Result<(String, Running), String> {
+        let before = self.running();
+        match &self.config.installer {
+            Installer::Command(command) => {
+                let status = tokio::process::Command::new(&command[0])
+                    .args(&command[1..])
+                    .env("PATCHWARDEN_FILE", file)
+                    .env("PATCHWARDEN_VERSION", &offer.version)
+                    .env("PATCHWARDEN_PATCH_ID", &offer.patch_id)
+                    .env("PATCHWARDEN_SHA256", &offer.sha256)
+                    .stdin(std::process::Stdio::null())
+                    .status()
+                    .await
+                    .map_err(|e| format!("the install command {} could not start: {e}", command[0]))?;
+                if !status.success() {
+                    return Err(format!("the install command {} ended with {status}", command[0]));
+                }
+                let image_sha256 = match &self.config.image_file {
+                    Some(image) => {
+                        Some(verify::sha256_file(image).map_err(|e| format!("hashing {}: {e}", image.display()))?)
+                    }
+                    None => Some(offer.sha256.clone()),
+                };
+                let running = Running {
+                    version: offer.version.clone(),
+                    image_sha256,
+                };
+                Ok((offer.version.clone(), running))
+            }
+            Installer::Simulated(simulated) => {
+                tokio::time::sleep(simulated.duration).await;
+                match simulated.outcome {
+                    SimulatedOutcome::Succeeds => Ok((
+                        offer.version.clone(),
+                        Running {
+                            version: offer.version.clone(),
+                            image_sha256: Some(offer.sha256.clone()),
+                        },
+                    )),
+                    SimulatedOutcome::Fails => Err("the install ended with status 1 (simulated failure)".into()),
+                    SimulatedOutcome::ClaimsOnly => Ok((offer.version.clone(), before)),
+                }
+            }
+        }
+    }
+
+    /// Reports an install step. A report that does not arrive is logged, not fatal:
+    /// the next poll tells the server what runs.
+    async fn report(&self, offer: &Offer, state: ReportState, version: Option<&str>, message: Option<&str>) {
+        let sent = async {
+            let body = Report {
+                patch_id: &offer.patch_id,
+                state,
+                version,
+                message,
+            };
+            let response = self
+                .http
+                .post(self.url("/api/v1/device/report")?)
+                .header(AUTHORIZATION, format!("Bearer {}", self.token()?))
+                .json(&body)
+                .send()
+                .await?;
+            answer::<serde_json::Value>(response, "the report").await.map(|_| ())
+        };
+        if let Err(e) = sent.await {
+            tracing::warn!(patch = %offer.patch_id, state = state.as_str(), "report not delivered: {e:#}");
+        }
+    }
+
+    fn part_path(&self, offer: &Offer) -> PathBuf {
+        let safe: String = offer
+            .patch_id
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
+            .collect();
+        self.config.download_dir.join(format!("{safe}.part"))
+    }
+
+    /// Polls, applies what is offered, waits the interval the server gave; until
+    /// `stop` resolves.
+    pub async fn run(mut self, stop: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
+        tokio::pin!(stop);
+        if let Some(listen) = self.config.pull_listen {
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .with_context(|| format!("listening for pulls on {listen}"))?;
+            tracing::info!(address = %listen, "serving pulls on /pull");
+            tokio::spawn(self.pull_server(listener));
+        }
+        loop {
+            let interval = match self.cycle().await {
+                Ok(interval) => interval,
+                Err(e) => {
+                    tracing::warn!("{e:#}");
+                    Duration::from_secs(30)
+                }
+            };
+            tokio::select! {
+                () = tokio::time::sleep(interval) => {}
+                () = &mut stop => return Ok(()),
+            }
+        }
+    }
+
+    /// Serves this device's pull endpoint, `GET /pull`, on `listener`.
+    pub fn pull_server(
+        &self,
+        listener: tokio::net::TcpListener,
+    ) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let directory = Arc::new(OneDevice {
+            running: self.running.clone(),
+            token: self.config.pull_token.as_deref().map(Arc::from),
+        });
+        pull::serve(listener, directory)
+    }
+
+    /// One poll and what follows from it; returns how long to wait.
+    pub async fn cycle(&mut self) -> anyhow::Result<Duration> {
+        let polled = self.poll().await?;
+        if let Some(offer) = &polled.offer {
+            if !self.settled(offer) {
+                match self.apply(offer).await? {
+                    Outcome::Interrupted(_) => return Ok(polled.interval.min(Duration::from_secs(30))),
+                    // Back from the install: say at once what runs now.
+                    Outcome::Installed { .. } => return Ok(Duration::ZERO),
+                    Outcome::Refused(_) | Outcome::InstallFailed(_) => {}
+                }
+            }
+        }
+        Ok(polled.interval)
+    }
+}
+
+/// The pull endpoint of a single agent: `/pull`.
+struct OneDevice {
+    running: Arc<RwLock<Running>>,
+    token: Option<Arc<str>>,
+}
+
+impl pull::Directory for OneDevice {
+    fn lookup(&self, path: &str) -> Option<pull::Answer> {
+        (path == "/pull").then(|| {
+            let running = self
+                .running
+                .read()
+                .map(|r| r.clone())
+                .unwrap_or_else(|e| e.into_inner().clone());
+            pull::Answer::Device {
+                reading: Pulled {
+                    version: running.version,
+                    image_sha256: running.image_sha256,
+                },
+                token: self.token.clone(),
+            }
+        })
+    }
+}
+
+fn retry_after(response: &reqwest::Response) -> Option<Duration> {
+    response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok())
+        .map(Duration::from_secs)
+}
+
+/// Reads a JSON answer, or turns an error answer into a message naming `what`.
+async fn answer<T: serde::de::DeserializeOwned>(response: reqwest::Response, what: &str) -> anyhow::Result<T> {
+    let status = response.status();
+    let bytes = response.bytes().await.with_context(|| format!("reading {what}"))?;
+    if !status.is_success() {
+        let message = serde_json::from_slice::<crate::api::ErrorResponse>(&bytes)
+            .map(|e| e.error.message)
+            .unwrap_or_else(|_| String::from_utf8_lossy(&bytes).chars().take(200).collect());
+        bail!("{what} answered {status}: {message}");
+    }
+    serde_json::from_slice(&bytes).with_context(|| format!("{what} answered JSON that is not understood"))
+}

@@ -1,0 +1,332 @@
+//! What the agent checks before it acts on a download: the minisign signature by a
+//! trusted key, the trusted comment against the offer and the device, the size and
+//! the sha256 of the bytes. Trusted keys are the pinned ones and those introduced
+//! by a rotation statement that a trusted key signed.
+
+use std::fmt;
+use std::io::Read;
+use std::path::Path;
+
+use sha2::{Digest, Sha256};
+
+use super::state::LearntKey;
+use crate::api::device::{KeyResponse, Offer};
+use crate::signing::{self, PublicKeyInfo};
+
+/// A key the agent trusts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TrustedKey {
+    pub key_id: String,
+    pub text: String,
+    /// The key whose rotation statement introduced it; `None` when pinned.
+    pub introduced_by: Option<String>,
+}
+
+/// The keys the agent trusts.
+#[derive(Clone, Debug, Default)]
+pub struct Keyring {
+    keys: Vec<TrustedKey>,
+}
+
+impl Keyring {
+    /// The pinned keys and those learnt earlier.
+    pub fn new(pinned: &[String], learnt: &[LearntKey]) -> Result<Keyring, String> {
+        let mut keys = Vec::new();
+        for text in pinned {
+            let info = PublicKeyInfo::parse(text)?;
+            keys.push(TrustedKey {
+                key_id: info.key_id,
+                text: info.text,
+                introduced_by: None,
+            });
+        }
+        let mut ring = Keyring { keys };
+        for key in learnt {
+            if ring.find(&key.key_id).is_none() {
+                ring.keys.push(TrustedKey {
+                    key_id: key.key_id.clone(),
+                    text: key.public_key.clone(),
+                    introduced_by: Some(key.introduced_by.clone()),
+                });
+            }
+        }
+        Ok(ring)
+    }
+
+    pub fn find(&self, key_id: &str) -> Option<&TrustedKey> {
+        self.keys.iter().find(|k| k.key_id.eq_ignore_ascii_case(key_id))
+    }
+
+    pub fn keys(&self) -> &[TrustedKey] {
+        &self.keys
+    }
+
+    /// Accepts each listed key whose rotation statement a trusted key signed, and
+    /// then the keys those introduce, and so on. Returns the keys newly trusted.
+    pub fn learn(&mut self, listing: &[KeyResponse]) -> Vec<LearntKey> {
+        let mut learnt = Vec::new();
+        loop {
+            let before = learnt.len();
+            for key in listing {
+                if self.find(&key.key_id).is_some() {
+                    continue;
+                }
+                match self.rotation(key) {
+                    Ok(accepted) => {
+                        self.keys.push(TrustedKey {
+                            key_id: accepted.key_id.clone(),
+                            text: accepted.public_key.clone(),
+                            introduced_by: Some(accepted.introduced_by.clone()),
+                        });
+                        learnt.push(accepted);
+                    }
+                    Err(why) => tracing::debug!(key.id = %key.key_id, "key not trusted: {why}"),
+                }
+            }
+            if learnt.len() == before {
+                return learnt;
+            }
+        }
+    }
+
+    /// Checks `key`'s rotation statement: signed by a trusted key, with the trusted
+    /// comment naming both keys, introducing exactly the key that is listed.
+    fn rotation(&self, key: &KeyResponse) -> Result<LearntKey, String> {
+        let (Some(statement), Some(signature)) = (&key.rotation_statement, &key.rotation_signature) else {
+            return Err("no rotation statement".into());
+        };
+        let signer = signing::signer_key_id(signature)?;
+        let old = self
+            .find(&signer)
+            .ok_or_else(|| format!("its rotation statement is signed by {signer}, which is not trusted"))?;
+        let verified = signing::verify(&old.text, std::io::Cursor::new(statement.as_bytes()), signature)?;
+        let listed = PublicKeyInfo::parse(&key.public_key)?;
+        let expected = format!("patchwarden-key-rotation old={} new={}", old.key_id, listed.key_id);
+        if verified.trusted_comment != expected {
+            return Err(format!(
+                "the rotation statement's trusted comment is `{}`",
+                verified.trusted_comment
+            ));
+        }
+        let introduced = statement
+            .split_once("new public key:\n")
+            .map(|(_, text)| text)
+            .ok_or("the rotation statement holds no public key")?;
+        let introduced = PublicKeyInfo::parse(introduced)?;
+        if introduced.key_id != listed.key_id || listed.key_id != key.key_id.to_uppercase() {
+            return Err("the rotation statement introduces another key".into());
+        }
+        Ok(LearntKey {
+            key_id: introduced.key_id,
+            public_key: introduced.text,
+            introduced_by: old.key_id.clone(),
+        })
+    }
+}
+
+/// Why a download is refused. The text is what the agent reports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    Size { got: u64, offered: u64 },
+    UntrustedKey(String),
+    Signature(String),
+    Comment(String),
+    Hash { got: String, offered: String },
+    Io(String),
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Refusal::Size { got, offered } => {
+                write!(f, "refused: the download is {got} bytes, the offer says {offered}")
+            }
+            Refusal::UntrustedKey(id) => write!(
+                f,
+                "refused: the signature is by key {id}, which is neither pinned nor introduced by a pinned key"
+            ),
+            Refusal::Signature(why) => write!(f, "refused: the signature does not verify: {why}"),
+            Refusal::Comment(why) => write!(f, "refused: the signed trusted comment {why}"),
+            Refusal::Hash { got, offered } => {
+                write!(f, "refused: the file's sha256 is {got}, the offer says {offered}")
+            }
+            Refusal::Io(why) => write!(f, "refused: the download could not be read: {why}"),
+        }
+    }
+}
+
+/// What the device expects a patch for it to say of itself.
+#[derive(Clone, Copy, Debug)]
+pub struct Expected<'a> {
+    pub product: &'a str,
+    pub platform: Option<&'a str>,
+}
+
+/// Checks the downloaded `file` against `offer`: size, signature by a trusted key,
+/// trusted comment (patch id, product, version, platform, sha256), sha256.
+pub fn check(keyring: &Keyring, expected: Expected<'_>, offer: &Offer, file: &Path) -> Result<(), Refusal> {
+    let io = |e: std::io::Error| Refusal::Io(e.to_string());
+    let size = std::fs::metadata(file).map_err(io)?.len();
+    if size != offer.size {
+        return Err(Refusal::Size {
+            got: size,
+            offered: offer.size,
+        });
+    }
+    let key_id = signing::signer_key_id(&offer.signature).map_err(Refusal::Signature)?;
+    let key = keyring
+        .find(&key_id)
+        .ok_or_else(|| Refusal::UntrustedKey(key_id.clone()))?;
+    let verified = signing::verify(&key.text, std::fs::File::open(file).map_err(io)?, &offer.signature)
+        .map_err(Refusal::Signature)?;
+    check_comment(&verified.trusted_comment, expected, offer)?;
+    let got = sha256_file(file).map_err(io)?;
+    if !got.eq_ignore_ascii_case(&offer.sha256) {
+        return Err(Refusal::Hash {
+            got,
+            offered: offer.sha256.clone(),
+        });
+    }
+    Ok(())
+}
+
+/// The trusted comment of a patch signature names what the file is; every part of
+/// it must agree with the offer and with the device.
+fn check_comment(comment: &str, expected: Expected<'_>, offer: &Offer) -> Result<(), Refusal> {
+    let fields = comment
+        .strip_prefix("patchwarden patch ")
+        .ok_or_else(|| Refusal::Comment(format!("`{comment}` is not a patch signature")))?;
+    let field = |name: &str| {
+        fields
+            .split_whitespace()
+            .find_map(|f| f.strip_prefix(name).and_then(|v| v.strip_prefix('=')))
+            .ok_or_else(|| Refusal::Comment(format!("`{comment}` has no {name}")))
+    };
+    let mismatch = |what: &str, signed: &str, offered: &str| {
+        Refusal::Comment(format!("says {what} {signed}, but it was offered as {offered}"))
+    };
+    let product = field("product")?;
+    if product != expected.product {
+        return Err(mismatch("product", product, expected.product));
+    }
+    let version = field("version")?;
+    if version != offer.version {
+        return Err(mismatch("version", version, &offer.version));
+    }
+    let platform = field("platform")?;
+    let offered_platform = offer.platform.as_deref().unwrap_or("any");
+    if !platform.eq_ignore_ascii_case(offered_platform) {
+        return Err(mismatch("platform", platform, offered_platform));
+    }
+    if let (false, Some(mine)) = (platform == "any", expected.platform) {
+        if !platform.eq_ignore_ascii_case(mine) {
+            return Err(mismatch("platform", platform, mine));
+        }
+    }
+    let id = field("id")?;
+    if id != offer.patch_id {
+        return Err(mismatch("patch", id, &offer.patch_id));
+    }
+    let sha256 = field("sha256")?;
+    if !sha256.eq_ignore_ascii_case(&offer.sha256) {
+        return Err(mismatch("sha256", sha256, &offer.sha256));
+    }
+    Ok(())
+}
+
+/// The sha256 of a file, as lowercase hex.
+pub fn sha256_file(path: &Path) -> std::io::Result<String> {
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0u8; 256 * 1024];
+    loop {
+        let read = file.read(&mut buffer)?;
+        if read == 0 {
+            return Ok(hex::encode(hasher.finalize()));
+        }
+        hasher.update(&buffer[..read]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::signing::{rotate, Signer};
+
+    fn listing(key: &PublicKeyInfo, statement: Option<(&str, &str)>) -> KeyResponse {
+        KeyResponse {
+            key_id: key.key_id.clone(),
+            public_key: key.text.clone(),
+            created_at: chrono::Utc::now(),
+            retired_at: None,
+            introduced_by: None,
+            rotation_statement: statement.map(|s| s.0.to_owned()),
+            rotation_signature: statement.map(|s| s.1.to_owned()),
+        }
+    }
+
+    #[test]
+    fn a_rotation_signed_by_a_pinned_key_adds_the_new_key_and_chains() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = Signer::generate(dir.path(), None).unwrap().public_key().clone();
+        let (second, r1) = rotate(dir.path(), None, None, "2026-11-28T00:00:00Z").unwrap();
+        let (third, r2) = rotate(dir.path(), None, None, "2026-11-29T00:00:00Z").unwrap();
+        let keys = [
+            listing(third.public_key(), Some((&r2.statement, &r2.signature))),
+            listing(second.public_key(), Some((&r1.statement, &r1.signature))),
+            listing(&first, None),
+        ];
+        let mut ring = Keyring::new(std::slice::from_ref(&first.text), &[]).unwrap();
+        let learnt = ring.learn(&keys);
+        let ids: Vec<_> = learnt.iter().map(|k| k.key_id.as_str()).collect();
+        assert_eq!(ids, [second.key_id(), third.key_id()]);
+        assert_eq!(learnt[1].introduced_by, second.key_id());
+        assert!(ring.find(third.key_id()).is_some());
+
+        // Pinned to an unrelated key, none of them is trusted.
+        let other = Signer::generate(&dir.path().join("other"), None).unwrap();
+        let mut stranger = Keyring::new(&[other.public_key().text.clone()], &[]).unwrap();
+        assert!(stranger.learn(&keys).is_empty());
+
+        // A statement moved onto another listed key does not introduce it.
+        let swapped = [listing(third.public_key(), Some((&r1.statement, &r1.signature)))];
+        let mut ring = Keyring::new(std::slice::from_ref(&first.text), &[]).unwrap();
+        assert!(ring.learn(&swapped).is_empty());
+    }
+
+    #[test]
+    fn the_trusted_comment_must_agree_with_offer_and_device() {
+        let offer = Offer {
+            patch_id: "pat_1".into(),
+            version: "6.3.0r21".into(),
+            platform: Some("ssg-500".into()),
+            filename: "f.bin".into(),
+            download_url: "/d".into(),
+            sha256: "ab".repeat(32),
+            size: 1,
+            signature: String::new(),
+            advisories: vec![],
+            emergency: true,
+        };
+        let me = Expected {
+            product: "screenos",
+            platform: Some("ssg-500"),
+        };
+        let good = format!(
+            "patchwarden patch id=pat_1 product=screenos version=6.3.0r21 platform=ssg-500 sha256={} advisories=PW-1",
+            "ab".repeat(32)
+        );
+        assert_eq!(check_comment(&good, me, &offer), Ok(()));
+        for (from, to, names) in [
+            ("product=screenos", "product=junos", "product junos"),
+            ("version=6.3.0r21", "version=6.3.0r19", "version 6.3.0r19"),
+            ("platform=ssg-500", "platform=ssg-20", "platform ssg-20"),
+            ("id=pat_1", "id=pat_2", "patch pat_2"),
+        ] {
+            let err = check_comment(&good.replace(from, to), me, &offer).unwrap_err();
+            assert!(err.to_string().contains(names), "{err}");
+        }
+        let err = check_comment("patchwarden-key-rotation old=A new=B", me, &offer).unwrap_err();
+        assert!(err.to_string().contains("not a patch signature"), "{err}");
+    }
+}
