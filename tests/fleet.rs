@@ -499,3 +499,31 @@ async fn enrolment_is_rate_limited_per_token_and_an_old_install_step_shows_as_st
         assert_eq!(later["devices"][0]["stalled"], true);
     }
 }
+
+#[actix_web::test]
+async fn devices_enrolling_at_once_are_all_enrolled() {
+    for app in TestApp::each_with(&[("enrollment_attempts_per_minute", "1000")]).await {
+        let f = fixture(&app).await;
+        let (status, token) = app
+            .post(
+                "/api/v1/enrollment-tokens",
+                &f.acme.admin.token,
+                json!({"max_uses": 40}),
+            )
+            .await;
+        assert_eq!(status, 201, "{token}");
+        let secret = token["token"].as_str().unwrap().to_owned();
+        // Forty enrolments in flight together, while observations are flushed: each
+        // is a write transaction that first reads (the token, the customer).
+        let enrolments = (0..40).map(|n| {
+            let body = json!({"enrollment_token": secret, "name": format!("fw-{n}"), "product": "screenos",
+                              "version": "6.3.0r20"});
+            let request = app.client.post(app.url("/api/v1/device/enroll")).json(&body).send();
+            async move { request.await.unwrap().status().as_u16() }
+        });
+        let (statuses, _) = futures_util::future::join(futures_util::future::join_all(enrolments), flush(&app)).await;
+        assert!(statuses.iter().all(|s| *s == 201), "{statuses:?}");
+        let (_, listed) = app.get("/api/v1/devices?per_page=100", &f.acme.admin.token).await;
+        assert_eq!(listed["total"].as_i64(), Some(40), "{listed}");
+    }
+}

@@ -2,6 +2,7 @@
 //! the job runner; the other commands bootstrap accounts, manage keys, verify
 //! downloads, upload patches and run a job once.
 
+mod demo;
 mod keys;
 
 use std::io::{BufRead, Write};
@@ -109,6 +110,17 @@ pub enum Command {
     Image {
         #[command(subcommand)]
         action: ImageCommand,
+    },
+    /// Run a demonstration: a fresh SQLite database in its own directory, seeded with a
+    /// vendor, two customers, the ScreenOS emergency advisory, its fixes and a
+    /// simulated fleet; prints the URL and the logins. Listens on `bind`.
+    Demo {
+        /// The demo's own directory, replaced on every run.
+        #[arg(long, default_value = "data/demo", value_name = "DIR")]
+        dir: PathBuf,
+        /// How many simulated devices, split between the two customers.
+        #[arg(long, default_value_t = 300)]
+        devices: usize,
     },
     /// Run a background job once, as the server's job runner would.
     Job {
@@ -288,6 +300,7 @@ fn open_db(config: &Config) -> anyhow::Result<db::DbPooled> {
 pub fn run(command: Command, config: Config) -> anyhow::Result<()> {
     match command {
         Command::Serve => serve(config),
+        Command::Demo { dir, devices } => demo::run(&config, demo::DemoOptions { dir, devices }),
         Command::Job {
             action: JobCommand::Run { name },
         } => run_job(config, &name),

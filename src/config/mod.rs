@@ -256,6 +256,8 @@ pub struct Config {
     pub poll_interval: Duration,
     /// The poll interval of a device an emergency advisory affects.
     pub emergency_poll_interval: Duration,
+    /// How often the adoption charts get a point.
+    pub exposure_point_interval: Duration,
     /// When an install step in progress counts as stalled.
     pub install_stall_after: Duration,
     /// Observations held in memory at most.

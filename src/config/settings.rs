@@ -75,6 +75,11 @@ pub const SETTINGS: &[Setting] = &[
         help: "the poll interval of a device that an emergency advisory affects",
     },
     Setting {
+        name: "exposure_point_interval",
+        default: "1h",
+        help: "how often the adoption charts get a point (each advisory's exposure counts per customer)",
+    },
+    Setting {
         name: "install_stall_after",
         default: "2h",
         help: "a device whose latest install step (downloading, downloaded, installing) is older than this is shown as stalled",

@@ -198,6 +198,7 @@ impl RawSettings {
         let poll_interval = interval("poll_interval", 30 * 60)?;
         let emergency_poll_interval = interval("emergency_poll_interval", 5 * 60)?;
         let install_stall_after = interval("install_stall_after", 2 * 3600)?;
+        let exposure_point_interval = interval("exposure_point_interval", 3600)?;
         let observation_queue_max = self.parse("observation_queue_max", 1_000_000, |s| match s.parse::<usize>() {
             Ok(n @ 1..=100_000_000) => Ok(n),
             _ => Err(format!("`{s}` is not a whole number from 1 to 100000000")),
@@ -345,6 +346,7 @@ impl RawSettings {
             enrollment_attempts_per_minute,
             poll_interval,
             emergency_poll_interval,
+            exposure_point_interval,
             install_stall_after,
             observation_queue_max,
             client_address_hops: if trust_proxy_headers { trusted_proxy_hops } else { 0 },

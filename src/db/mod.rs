@@ -24,6 +24,46 @@ pub enum DbConnection {
     Sqlite(SqliteConnection),
 }
 
+impl DbConnection {
+    /// Runs `work` in a transaction that writes. On SQLite the outermost one begins
+    /// with `BEGIN IMMEDIATE`, taking the write lock at once: a deferred transaction
+    /// that read first fails at its first write with "database is locked" whenever
+    /// another writer committed in between, where this one waits its turn (the
+    /// connection's busy timeout). Nested, it is a savepoint as usual.
+    pub fn write_transaction<T, E, F>(&mut self, work: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut DbConnection) -> Result<T, E>,
+        E: From<diesel::result::Error>,
+    {
+        use diesel::connection::{AnsiTransactionManager, TransactionManager};
+        let DbConnection::Sqlite(sqlite) = self else {
+            return self.transaction(work);
+        };
+        let outermost = AnsiTransactionManager::transaction_manager_status_mut(sqlite)
+            .transaction_depth()
+            .map_err(diesel::result::Error::from)?
+            .is_none();
+        if !outermost {
+            return self.transaction(work);
+        }
+        AnsiTransactionManager::begin_transaction_sql(sqlite, "BEGIN IMMEDIATE")?;
+        let outcome = work(self);
+        let DbConnection::Sqlite(sqlite) = self else {
+            unreachable!("the connection's backend does not change");
+        };
+        match outcome {
+            Ok(value) => {
+                AnsiTransactionManager::commit_transaction(sqlite)?;
+                Ok(value)
+            }
+            Err(e) => {
+                AnsiTransactionManager::rollback_transaction(sqlite)?;
+                Err(e)
+            }
+        }
+    }
+}
+
 /// The backend type that queries against [`DbConnection`] are built for.
 pub type DbBackend = <DbConnection as Connection>::Backend;
 

@@ -1,6 +1,6 @@
-//! Records this hour's exposure counts of every published advisory per customer,
-//! the points the adoption charts draw. Running it twice in an hour replaces the
-//! hour's point.
+//! Records the exposure counts of every published advisory per customer for this
+//! slot of `exposure_point_interval` (an hour unless configured), the points the
+//! adoption charts draw. Running it twice in one slot replaces the slot's point.
 
 use crate::services::fleet::exposure::snapshot;
 use crate::services::{ServiceError, Services};

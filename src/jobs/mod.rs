@@ -86,6 +86,14 @@ impl Job {
         }
     }
 
+    /// How often the runner starts it on a server with `config`.
+    pub fn interval(self, config: &crate::config::Config) -> Duration {
+        match self {
+            Job::ExposurePoints => config.exposure_point_interval,
+            other => other.every(),
+        }
+    }
+
     /// Whether every instance runs it, whatever `jobs` says: it keeps this
     /// instance's memory in step with the database.
     pub fn per_instance(self) -> bool {
@@ -147,7 +155,7 @@ pub fn start_jobs(services: Arc<impl AsRef<Services> + Send + Sync + 'static>, j
         .map(|job| {
             let services = services.clone();
             tokio::spawn(async move {
-                let mut ticks = tokio::time::interval(job.every());
+                let mut ticks = tokio::time::interval(job.interval(&services.as_ref().as_ref().config));
                 ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 let mut failing = false;
                 loop {

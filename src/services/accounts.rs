@@ -352,11 +352,10 @@ pub fn set_password(
     password_hash: &str,
     revoke_tokens: bool,
 ) -> Result<PasswordChanged, ServiceError> {
-    use diesel::Connection;
     let email: Email = email
         .parse()
         .map_err(|e| ServiceError::invalid("email", format!("email {e}")))?;
-    conn.transaction(|conn| {
+    conn.write_transaction(|conn| {
         let user = User::find_by_email(conn, email.as_str())?.ok_or(ServiceError::NotFound("user"))?;
         User::set_password_hash(conn, &user.id, password_hash)?;
         let sessions_ended = Session::delete_for_user(conn, &user.id)?;

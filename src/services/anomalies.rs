@@ -235,7 +235,7 @@ pub async fn acknowledge(
     let anomaly = services
         .db
         .run(move |conn| {
-            conn.transaction(|conn| {
+            conn.write_transaction(|conn| {
                 let anomaly = AnomalyRecord::find(conn, &id)?
                     .filter(|a| a.customer_id == customer)
                     .ok_or_else(not_found)?;

@@ -3,7 +3,6 @@
 //! admins; a customer that the caller may not see is not found.
 
 use crate::db::models::patch::{entitled_products, set_entitlements};
-use diesel::Connection;
 
 use crate::db::models::{now, Customer, Generations, NewProduct, Product};
 use crate::domain::version::VersionScheme;
@@ -134,7 +133,7 @@ pub async fn set_customer_entitlements(
                     ids.push(found.id);
                 }
             }
-            conn.transaction(|conn| {
+            conn.write_transaction(|conn| {
                 set_entitlements(conn, &customer.id, &ids, now())?;
                 Generations::catalogue_changed(conn)
             })?;

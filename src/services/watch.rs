@@ -5,7 +5,6 @@
 //! (once per advisory).
 
 use chrono::TimeDelta;
-use diesel::Connection;
 
 use crate::db::models::{now, utc, AdvisoryRecord, DevicePull, DeviceRecord};
 use crate::db::DbConnection;
@@ -93,8 +92,8 @@ pub async fn run(services: &Services) -> Result<usize, ServiceError> {
     services
         .db
         .run(move |conn| {
-            let unreachable = conn.transaction(|conn| unreachable(conn, after))?;
-            let overdue = conn.transaction(overdue)?;
+            let unreachable = conn.write_transaction(|conn| unreachable(conn, after))?;
+            let overdue = conn.write_transaction(overdue)?;
             Ok(unreachable + overdue)
         })
         .await

@@ -171,6 +171,9 @@ impl AgentConfig {
             request_timeout: Duration::from_secs(file.request_timeout_seconds.unwrap_or(60)),
         };
         config.check()?;
+        if config.pull_token.is_some() && config.pull_listen.is_none() {
+            bail!("pull_token needs pull_listen: the agent serves pulls only when it listens");
+        }
         Ok(config)
     }
 
@@ -184,9 +187,6 @@ impl AgentConfig {
         }
         for key in &self.pinned_keys {
             crate::signing::PublicKeyInfo::parse(key).map_err(anyhow::Error::msg)?;
-        }
-        if self.pull_token.is_some() && self.pull_listen.is_none() {
-            bail!("pull_token needs pull_listen");
         }
         Ok(())
     }

@@ -94,11 +94,15 @@ impl FromStr for Mix {
 }
 
 impl Mix {
-    /// The behaviour of device `n`: the shares dealt out in turn, so any stretch of
-    /// devices has the mix.
+    /// The behaviour of device `n`. Every run of `total` devices holds each share
+    /// exactly; the positions are spread through the run (a stride coprime to the
+    /// total), so a small fleet gets a bit of every behaviour too.
     pub fn of(&self, n: usize) -> Behaviour {
         let total: u32 = self.0.iter().map(|s| s.1).sum();
-        let mut at = (n as u32) % total;
+        let stride = (total * 5 / 8..=total)
+            .find(|s| *s > 0 && gcd(*s, total) == 1)
+            .unwrap_or(1);
+        let mut at = ((n as u64 * u64::from(stride)) % u64::from(total)) as u32;
         for (behaviour, share) in &self.0 {
             if at < *share {
                 return *behaviour;
@@ -106,6 +110,14 @@ impl Mix {
             at -= share;
         }
         Behaviour::Honest
+    }
+}
+
+fn gcd(a: u32, b: u32) -> u32 {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
     }
 }
 
@@ -340,11 +352,15 @@ async fn device(n: usize, spec: &FleetSpec, stats: &Stats, directory: &FleetDire
     let behaviour = spec.mix.of(n);
     let delay = spec.start_spread.mul_f64(n as f64 / spec.count as f64);
     tokio::time::sleep(delay).await;
+    let mut attempts = 0;
     let mut agent = loop {
         match Agent::start(config_of(n, spec, behaviour)).await {
             Ok(agent) => break agent,
             Err(e) => {
-                tracing::debug!(device = n, "enrolment failed, trying again: {e:#}");
+                attempts += 1;
+                if attempts == 1 {
+                    tracing::warn!(device = n, "enrolment failed, trying again every 2 s: {e:#}");
+                }
                 tokio::time::sleep(Duration::from_secs(2)).await;
             }
         }
@@ -410,15 +426,33 @@ mod tests {
             dealt,
             [
                 Behaviour::Honest,
-                Behaviour::Honest,
-                Behaviour::Slow,
                 Behaviour::Silent,
-                Behaviour::Honest,
-                Behaviour::Honest,
                 Behaviour::Slow,
-                Behaviour::Silent
+                Behaviour::Honest,
+                Behaviour::Honest,
+                Behaviour::Silent,
+                Behaviour::Slow,
+                Behaviour::Honest
             ]
         );
+        // Every run of 100 holds the shares exactly, and the first 30 already show
+        // each behaviour.
+        let mix: Mix = "honest=84,slow=6,fails_install=3,claims_only=3,silent=2,unknown_image=2"
+            .parse()
+            .unwrap();
+        for start in [0, 37, 100] {
+            let count = |b| (start..start + 100).filter(|n| mix.of(*n) == b).count();
+            assert_eq!(
+                [
+                    count(Behaviour::Honest),
+                    count(Behaviour::Slow),
+                    count(Behaviour::Silent)
+                ],
+                [84, 6, 2]
+            );
+        }
+        let first: std::collections::HashSet<_> = (0..30).map(|n| mix.of(n)).collect();
+        assert!(first.len() >= 4, "{first:?}");
         assert!("lazy=1".parse::<Mix>().unwrap_err().contains("not a behaviour"));
         assert!("honest=x".parse::<Mix>().unwrap_err().contains("not a whole number"));
         assert!("honest=0".parse::<Mix>().unwrap_err().contains("no device"));

@@ -1,6 +1,6 @@
 //! The rows exposure is computed from: devices counted by customer, product, running
 //! version and latest install report (a handful of groups however large the fleet,
-//! read from the `devices_exposure` index), and the hourly counts the adoption
+//! read from the `devices_exposure` index), and the counts per time slot the adoption
 //! charts draw.
 
 use chrono::NaiveDateTime;
@@ -101,7 +101,7 @@ pub struct ExposurePoint {
 }
 
 impl ExposurePoint {
-    /// Records the point, replacing one of the same hour.
+    /// Records the point, replacing one of the same time slot.
     pub fn upsert(conn: &mut DbConnection, point: &ExposurePoint) -> QueryResult<()> {
         diesel::delete(
             exposure_history::table

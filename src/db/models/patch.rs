@@ -60,7 +60,7 @@ pub struct PatchView {
 
 impl PatchRecord {
     pub fn insert(conn: &mut DbConnection, new: &NewPatch<'_>, fixes: &[AdvisoryId]) -> QueryResult<()> {
-        conn.transaction(|conn| {
+        conn.write_transaction(|conn| {
             diesel::insert_into(patches::table).values(new).execute(conn)?;
             for advisory in fixes {
                 diesel::insert_into(patch_advisories::table)
@@ -259,7 +259,7 @@ pub fn set_entitlements(
     products: &[ProductId],
     at: NaiveDateTime,
 ) -> QueryResult<()> {
-    conn.transaction(|conn| {
+    conn.write_transaction(|conn| {
         diesel::delete(entitlements::table.filter(entitlements::customer_id.eq(customer))).execute(conn)?;
         for product in products {
             diesel::insert_into(entitlements::table)

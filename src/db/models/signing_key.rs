@@ -39,7 +39,7 @@ impl SigningKeyRecord {
     /// Records `record` as the active key (unless it is known) and retires every
     /// other active key at `at`.
     pub fn activate(conn: &mut DbConnection, record: &SigningKeyRecord, at: NaiveDateTime) -> QueryResult<()> {
-        conn.transaction(|conn| {
+        conn.write_transaction(|conn| {
             if Self::find(conn, &record.key_id)?.is_none() {
                 diesel::insert_into(signing_keys::table).values(record).execute(conn)?;
             }

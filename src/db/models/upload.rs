@@ -38,7 +38,7 @@ impl PatchUpload {
 
     /// Records a new upload in place of the patch's previous one, which it returns.
     pub fn replace(conn: &mut DbConnection, upload: &PatchUpload) -> QueryResult<Option<PatchUpload>> {
-        conn.transaction(|conn| {
+        conn.write_transaction(|conn| {
             let previous = PatchUpload::find(conn, &upload.patch_id)?;
             diesel::delete(patch_uploads::table.find(&upload.patch_id)).execute(conn)?;
             diesel::insert_into(patch_uploads::table).values(upload).execute(conn)?;

@@ -333,9 +333,8 @@ fn write_revision(
     change_summary: &str,
     withdrawn_reason: Option<String>,
 ) -> Result<RevisionRecord, ServiceError> {
-    use diesel::Connection;
     let next = record.latest_revision + 1;
-    conn.transaction(|conn| {
+    conn.write_transaction(|conn| {
         let at = now();
         // The first statement writes, so SQLite takes its write lock here.
         let public_id = match &record.public_id {

@@ -7,7 +7,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 
 use chrono::{NaiveDateTime, TimeDelta};
-use diesel::Connection;
 use serde::Deserialize;
 
 use crate::db::models::observation::to_the_second;
@@ -274,7 +273,7 @@ pub async fn enrol(services: &Services, caller: &Caller, draft: DeviceDraft) -> 
     let enrolled = services
         .db
         .run(move |conn| {
-            conn.transaction(|conn| {
+            conn.write_transaction(|conn| {
                 let customer = customer_row(conn, &customer)?;
                 let checked = check_device(
                     conn,
@@ -310,7 +309,7 @@ pub fn import(
     slug: &str,
     drafts: Vec<DeviceDraft>,
 ) -> Result<Vec<Enrolled>, ServiceError> {
-    let enrolled = conn.transaction(|conn| {
+    let enrolled = conn.write_transaction(|conn| {
         let customer = Customer::find_by_slug(conn, slug)?
             .ok_or_else(|| ServiceError::invalid("customer", format!("there is no customer `{slug}`")))?;
         let mut entitled = Entitled::of(&customer);
@@ -382,7 +381,7 @@ pub async fn enrol_with_token(
     let enrolled = services
         .db
         .run(move |conn| {
-            conn.transaction(|conn| {
+            conn.write_transaction(|conn| {
                 let token = EnrollmentToken::find(conn, &token.id)?.ok_or_else(refused)?;
                 usable(&token, now())?;
                 let customer = customer_row(conn, &token.customer_id)?;
@@ -569,7 +568,7 @@ pub async fn decommission(services: &Services, caller: &Caller, id: String) -> R
     let device = services
         .db
         .run(move |conn| {
-            conn.transaction(|conn| {
+            conn.write_transaction(|conn| {
                 let (device, _) = visible(conn, &scope, &id)?;
                 if device.decommissioned_at.is_some() {
                     return Err(ServiceError::Conflict("this device is already decommissioned".into()));

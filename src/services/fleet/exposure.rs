@@ -519,12 +519,14 @@ pub async fn dashboard(
 /// points of the adoption charts. Safe to run twice (the hour's point is replaced).
 pub async fn snapshot(services: &Services) -> Result<usize, ServiceError> {
     let stall = stall_after(services)?;
+    let every = TimeDelta::from_std(services.config.exposure_point_interval)
+        .map_err(|e| ServiceError::internal("exposure_point_interval", e))?;
     services
         .db
         .run(move |conn| {
-            let hour = now()
-                .duration_trunc(TimeDelta::hours(1))
-                .map_err(|e| ServiceError::internal("the hour", e))?;
+            let slot = now()
+                .duration_trunc(every)
+                .map_err(|e| ServiceError::internal("the point's time", e))?;
             let catalogue = Catalogue::load(conn)?;
             let mut written = 0;
             for record in AdvisoryRecord::list_all(conn)? {
@@ -539,7 +541,7 @@ pub async fn snapshot(services: &Services) -> Result<usize, ServiceError> {
                         &ExposurePoint {
                             advisory_id: advisory_id.clone(),
                             customer_id: customer,
-                            recorded_at: hour,
+                            recorded_at: slot,
                             affected: counts.affected,
                             fixed: counts.fixed,
                             unaffected: counts.unaffected,

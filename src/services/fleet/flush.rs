@@ -10,7 +10,6 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::NaiveDateTime;
-use diesel::Connection;
 
 use crate::db::models::{DeviceRecord, Latest, ObservationRecord, Offers, Seen};
 use crate::db::DbConnection;
@@ -27,7 +26,7 @@ const CHUNK: usize = 10_000;
 /// Writes `batch` (observations of polls or pulls, offers), flagging anomalies in
 /// the changes it holds.
 pub fn write(conn: &mut DbConnection, batch: &Batch) -> Result<(), ServiceError> {
-    conn.transaction(|conn| {
+    conn.write_transaction(|conn| {
         let devices: Vec<&DeviceId> = {
             let mut unique = HashSet::new();
             batch

@@ -6,7 +6,6 @@
 use std::sync::Arc;
 
 use argon2::password_hash::rand_core::{OsRng, RngCore};
-use diesel::Connection;
 use serde::Deserialize;
 
 use crate::db::models::{now, DeviceRecord, Offers, ReportRecord};
@@ -252,7 +251,7 @@ pub async fn report(
     let record = services
         .db
         .run(move |conn| {
-            conn.transaction(|conn| {
+            conn.write_transaction(|conn| {
                 let report = ReportRecord::insert(
                     conn,
                     &id,

@@ -12,7 +12,6 @@ use serde::{Deserialize, Serialize};
 use sha2::Digest;
 
 use crate::db::models::patch::is_entitled;
-use diesel::Connection;
 
 use crate::db::models::{now, AdvisoryRecord, Generations, NewPatch, PatchRecord, PatchUpload, PatchView, Product};
 use crate::db::DbConnection;
@@ -215,7 +214,7 @@ pub async fn yank_published(
 ) -> Result<PatchView, ServiceError> {
     let view = services
         .db
-        .run(move |conn| conn.transaction(|conn| yank(conn, &id, &reason)))
+        .run(move |conn| conn.write_transaction(|conn| yank(conn, &id, &reason)))
         .await?;
     crate::services::fleet::refresh(services).await;
     tracing::info!(patch.id = %view.patch.id, user.id = %caller.user, "yanked patch");
@@ -331,7 +330,7 @@ pub async fn publish(services: &Services, caller: &Caller, id: &str) -> Result<P
     let changed = services
         .db
         .run(move |conn| {
-            conn.transaction(|conn| {
+            conn.write_transaction(|conn| {
                 let changed = PatchRecord::set_published(conn, &patch_id, &sha256, &signature, &key_id, now())?;
                 if changed > 0 {
                     Generations::catalogue_changed(conn)?;

@@ -8,7 +8,6 @@ pub mod fetch;
 pub mod scheduler;
 
 use chrono::{NaiveDateTime, TimeDelta};
-use diesel::Connection;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
@@ -163,7 +162,7 @@ pub async fn configure(
     let pull = services
         .db
         .run(move |conn| {
-            conn.transaction(|conn| {
+            conn.write_transaction(|conn| {
                 let (device, _) = visible(conn, &scope, &id)?;
                 if device.decommissioned_at.is_some() {
                     return Err(ServiceError::Conflict("this device is decommissioned".into()));
@@ -207,7 +206,7 @@ pub async fn set_default_schedule(
     services
         .db
         .run(move |conn| {
-            conn.transaction(|conn| {
+            conn.write_transaction(|conn| {
                 DevicePull::set_default_schedule(conn, &customer, stored.as_deref())?;
                 let due = schedule.and_then(|s| s.next_after(now()));
                 DevicePull::reschedule_defaults(conn, &customer, due)?;
@@ -250,7 +249,7 @@ pub async fn pull_now(services: &Services, scope: &Scope, id: String) -> Result<
     let claimed = services
         .db
         .run(move |conn| {
-            conn.transaction(|conn| {
+            conn.write_transaction(|conn| {
                 let (device, _) = visible(conn, &claim_scope, &id)?;
                 if device.decommissioned_at.is_some() {
                     return Err(ServiceError::Conflict("this device is decommissioned".into()));

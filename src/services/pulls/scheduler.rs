@@ -159,7 +159,7 @@ fn write_finished(
             }),
         });
     }
-    conn.transaction(|conn| {
+    conn.write_transaction(|conn| {
         if !seen.is_empty() {
             flush::write(
                 conn,

@@ -7,7 +7,6 @@
 pub mod deliver;
 
 use chrono::{NaiveDateTime, TimeDelta};
-use diesel::Connection;
 use serde::Deserialize;
 
 use crate::db::models::{now, utc, DeliveryRecord, EventRecord, LoggedDelivery, WebhookRecord};
@@ -154,7 +153,7 @@ pub async fn register(
     services
         .db
         .run(move |conn| {
-            conn.transaction(|conn| {
+            conn.write_transaction(|conn| {
                 if WebhookRecord::of_customer(conn, &stored.customer_id)?.len() >= MAX_WEBHOOKS {
                     return Err(ServiceError::Conflict(format!(
                         "a customer may have at most {MAX_WEBHOOKS} webhooks"
@@ -192,7 +191,7 @@ pub async fn delete(services: &Services, caller: &Caller, id: String) -> Result<
     services
         .db
         .run(move |conn| {
-            conn.transaction(|conn| {
+            conn.write_transaction(|conn| {
                 let hook = own(conn, &customer, &id)?;
                 WebhookRecord::delete(conn, &hook.id, now())?;
                 Ok::<_, ServiceError>(())
@@ -227,7 +226,7 @@ pub async fn ping(services: &Services, caller: &Caller, id: String) -> Result<De
     services
         .db
         .run(move |conn| {
-            conn.transaction(|conn| {
+            conn.write_transaction(|conn| {
                 let hook = own(conn, &customer, &id)?;
                 let data = serde_json::json!({"webhook_id": hook.id, "requested_by": user});
                 let ping = event(&customer, EventType::Ping, data, None);
@@ -251,7 +250,7 @@ pub async fn send_again(
     services
         .db
         .run(move |conn| {
-            conn.transaction(|conn| {
+            conn.write_transaction(|conn| {
                 let hook = own(conn, &customer, &id)?;
                 let not_found = || ServiceError::NotFound("delivery");
                 let delivery: DeliveryId = delivery.parse().map_err(|_| not_found())?;
