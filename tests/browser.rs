@@ -401,3 +401,126 @@ async fn the_fleet_dashboard_shows_exposure_and_the_device_page_its_timeline() {
         client.close().await.unwrap();
     }
 }
+
+/// Reads the demo's output until it has printed its URL and the acme login.
+fn demo_banner(stdout: std::process::ChildStdout) -> (String, String, String) {
+    use std::io::BufRead;
+    let (mut url, mut acme) = (None, None);
+    for line in std::io::BufReader::new(stdout).lines() {
+        let line = line.expect("the demo's output");
+        if let Some(rest) = line.trim().strip_prefix("patchwarden demo: open ") {
+            url = Some(rest.trim_end_matches('/').to_owned());
+        }
+        let words: Vec<&str> = line.split_whitespace().collect();
+        if let ["customer-admin", email @ "admin@acme.example", "password", password] = words[..] {
+            acme = Some((email.to_owned(), password.to_owned()));
+        }
+        if let (Some(url), Some((email, password))) = (&url, &acme) {
+            return (url.clone(), email.clone(), password.clone());
+        }
+    }
+    panic!("the demo ended before printing its URL and logins");
+}
+
+struct Demo(Child);
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn cell(text: &str) -> i64 {
+    text.trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("`{text}` is not a count"))
+}
+
+#[actix_web::test]
+async fn the_demo_fills_the_dashboard_within_two_minutes() {
+    let Some(driver) = start_driver().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_patchwarden"))
+        .args(["demo", "--devices", "90", "--dir"])
+        .arg(dir.path().join("demo"))
+        .env("PATCHWARDEN_BIND", "127.0.0.1:0")
+        .env("PATCHWARDEN_LOG_LEVEL", "warn")
+        .current_dir(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the demo");
+    let stdout = child.stdout.take().unwrap();
+    let _demo = Demo(child);
+    let (url, email, password) = tokio::task::spawn_blocking(move || demo_banner(stdout)).await.unwrap();
+
+    let client = browser(&driver).await;
+    client.set_window_size(1400, 1800).await.unwrap();
+    client.goto(&format!("{url}/login")).await.unwrap();
+    type_into(&client, "email", &email).await;
+    type_into(&client, "password", &password).await;
+    click(&client, "login-submit").await;
+    client.wait().for_element(Locator::Id("whoami")).await.unwrap();
+
+    // The dashboard fills as the simulated fleet enrols, installs and is pulled: some
+    // devices fixed, some still affected, one claiming an install it does not run,
+    // an image no release explains, and a chart with more than one point.
+    let started = Instant::now();
+    let (counts, points) = loop {
+        client.goto(&format!("{url}/fleet")).await.unwrap();
+        let card = client
+            .wait()
+            .for_element(Locator::Css("article.exposure.emergency"))
+            .await
+            .unwrap();
+        let mut counts = Vec::new();
+        for class in ["affected", "fixed", "claimed"] {
+            let text = card
+                .find(Locator::Css(&format!("td.{class}")))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            counts.push(cell(&text));
+        }
+        let points = match card.find(Locator::Css("svg.chart polyline")).await {
+            Ok(line) => line.attr("points").await.unwrap().unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        let anomalies = client
+            .find_all(Locator::Css("#anomalies tr.kind-unknown_image"))
+            .await
+            .unwrap();
+        let ready = counts[0] > 0 && counts[1] > 0 && counts[2] > 0 && !anomalies.is_empty();
+        if ready && points.split(' ').count() >= 2 {
+            break (counts, points);
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(150),
+            "the dashboard did not fill: affected/fixed/claimed {counts:?}, {} unknown-image anomalies, chart `{points}`",
+            anomalies.len()
+        );
+        actix_web::rt::time::sleep(Duration::from_secs(2)).await;
+    };
+    // The chart climbs: the newest point shows a larger share fixed than the first.
+    let ys: Vec<f64> = points
+        .split(' ')
+        .map(|p| p.split(',').nth(1).unwrap().parse().unwrap())
+        .collect();
+    assert!(
+        ys.last().unwrap() < ys.first().unwrap(),
+        "the chart does not climb: {points}"
+    );
+    assert!(counts[1] > 0, "{counts:?}");
+
+    let shot = client.screenshot().await.unwrap();
+    assert!(shot.starts_with(b"\x89PNG"), "the screenshot is a PNG");
+    let path = std::env::temp_dir().join("patchwarden-demo-dashboard.png");
+    std::fs::write(&path, &shot).unwrap();
+    eprintln!("dashboard screenshot: {} ({} bytes)", path.display(), shot.len());
+    client.close().await.unwrap();
+}
