@@ -5,14 +5,15 @@
 #
 #   bench/download.sh [SIZE_MIB] [SECONDS]      (defaults: 256 MiB, 20 s per run)
 #
-# Needs: nginx, wrk, curl, and `cargo build --release` (CARGO_TARGET_DIR is honoured).
+# Needs: nginx, wrk, curl, python3 and cargo; builds the release binary itself
+# (CARGO_TARGET_DIR is honoured) and appends a row to bench/RESULTS.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 size_mib=${1:-256}
 seconds=${2:-20}
-target=${CARGO_TARGET_DIR:-target}
+. bench/lib.sh
+build_release --bin patchwarden
 bin="$target/release/patchwarden"
-[ -x "$bin" ] || { echo "build first: cargo build --release" >&2; exit 1; }
 for tool in nginx wrk curl; do command -v "$tool" >/dev/null || { echo "missing $tool" >&2; exit 1; }; done
 
 work=$(mktemp -d)
@@ -121,13 +122,14 @@ rate() {
   wrk "$@" | awk '/Transfer\/sec/ { v=$2; u=substr(v, length(v)-1); n=substr(v, 1, length(v)-2);
     if (u=="GB") n*=1024; else if (u=="KB") n/=1024; printf "%.0f", n }'
 }
+summary=""
 run() {
   local label=$1 threads=$2 conns=$3 target=$4
   local pw nx
   pw=$(rate -t"$threads" -c"$conns" -d"${seconds}s" -H "Authorization: Bearer $customer" "$target")
   nx=$(rate -t"$threads" -c"$conns" -d"${seconds}s" "http://127.0.0.1:$nginx_port/patch.bin")
-  printf '%-22s patchwarden %6s MiB/s   nginx %6s MiB/s   ratio %s\n' "$label" "$pw" "$nx" \
-    "$(python3 -c "print(f'{$pw/$nx:.2f}')")"
+  printf '%-22s patchwarden %6s MiB/s   nginx %6s MiB/s   ratio %s\n' "$label" "$pw" "$nx" "$(ratio "$pw" "$nx")"
+  summary="$summary${summary:+; }$label $pw vs $nx MiB/s ($(ratio "$pw" "$nx"))"
 }
 echo "$upload_line"
 echo "file: ${size_mib} MiB, ${seconds} s per run, $(nproc) cores"
@@ -135,4 +137,6 @@ run "single stream" 1 1 "$url"
 run "32 concurrent" 2 32 "$url"
 run "single, offloaded" 1 1 "$front_url"
 run "32 conc., offloaded" 2 32 "$front_url"
-echo "patchwarden peak RSS: $(awk '/VmHWM/ {print $2/1024 " MiB"}' /proc/$pw_pid/status)"
+peak=$(awk '/VmHWM/ {printf "%.0f MiB", $2/1024}' /proc/$pw_pid/status)
+echo "patchwarden peak RSS: $peak"
+record "download, ${size_mib} MiB file, vs nginx" "$summary; peak RSS $peak" "ratio ≥ 1.0 (single), ≥ 0.8 (32 concurrent)"

@@ -7,19 +7,18 @@
 #
 #   bench/poll.sh [DEVICES] [SECONDS] [ROUNDS]      (defaults: 100000, 15 s, 2)
 #
-# Needs: nginx, wrk, curl, python3, a release build (`cargo build --release`;
+# Needs: nginx, wrk, curl, python3, cargo (it builds the release binary itself;
 # CARGO_TARGET_DIR is honoured) and, for the PostgreSQL exposure timing, a server at
 # BENCH_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/test) where a
-# database can be created.
+# database can be created. Appends a row to bench/RESULTS.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 devices=${1:-100000}
 seconds=${2:-15}
 rounds=${3:-2}
-target=${CARGO_TARGET_DIR:-target}
-bin="$(pwd)/$target/release/patchwarden"
-[ -x "$bin" ] || bin="$target/release/patchwarden"
-[ -x "$bin" ] || { echo "build first: cargo build --release" >&2; exit 1; }
+. bench/lib.sh
+build_release --bin patchwarden
+bin="$target/release/patchwarden"
 for tool in nginx wrk curl python3; do command -v "$tool" >/dev/null || { echo "missing $tool" >&2; exit 1; }; done
 pg_admin=${BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}
 
@@ -167,17 +166,20 @@ measure() {
     END { if (bad != "") { print "non-2xx answers: " bad > "/dev/stderr"; exit 1 }
           printf "%.0f %.2f\n", rps, p99 }'
 }
+rounds_summary=""
 for round in $(seq 1 "$rounds"); do
   read -r pw_rps pw_p99 < <(measure "http://127.0.0.1:$pw_port")
   read -r nx_rps nx_p99 < <(measure "http://127.0.0.1:$nginx_port")
   printf 'round %s: patchwarden %6s req/s p99 %5s ms   nginx %6s req/s p99 %5s ms   ratio %s\n' "$round" \
-    "$pw_rps" "$pw_p99" "$nx_rps" "$nx_p99" "$(python3 -c "print(f'{$pw_rps/$nx_rps:.2f}')")"
+    "$pw_rps" "$pw_p99" "$nx_rps" "$nx_p99" "$(ratio "$pw_rps" "$nx_rps")"
+  rounds_summary="$rounds_summary${rounds_summary:+; }$pw_rps req/s p99 $pw_p99 ms vs nginx $nx_rps req/s p99 $nx_p99 ms ($(ratio "$pw_rps" "$nx_rps"))"
 done
 echo "response: $size bytes; $counts"
 metrics=$(curl -sf "http://127.0.0.1:$pw_port/metrics")
 echo "observations dropped: $(echo "$metrics" | awk '/^patchwarden_fleet_observations_dropped_total/ {print $2}'),\
  queued now: $(echo "$metrics" | awk '/^patchwarden_fleet_observations_queued/ {print $2}')"
-echo "patchwarden peak RSS: $(awk '/VmHWM/ {printf "%.0f MiB", $2/1024}' "/proc/$pw_pid/status")"
+peak=$(awk '/VmHWM/ {printf "%.0f MiB", $2/1024}' "/proc/$pw_pid/status")
+echo "patchwarden peak RSS: $peak"
 stop_server
 
 if command -v psql >/dev/null && psql -q "$pg_admin" -c 'SELECT 1' >/dev/null 2>&1; then
@@ -186,8 +188,12 @@ if command -v psql >/dev/null && psql -q "$pg_admin" -c 'SELECT 1' >/dev/null 2>
   pg_url=$(python3 -c "import sys, urllib.parse as u; p = u.urlparse(sys.argv[1]); print(p._replace(path='/$pg_db').geturl())" "$pg_admin")
   mkdir -p "$work/pg"
   start_server "$pg_url" "$work/pg"
-  echo "exposure over the fleet, PostgreSQL: $(exposure_ms) ms (median of 7; import ${import_seconds} s)"
+  pg_exposure=$(exposure_ms)
+  echo "exposure over the fleet, PostgreSQL: $pg_exposure ms (median of 7; import ${import_seconds} s)"
   stop_server
+  record "poll and exposure, $devices devices" \
+    "poll: $rounds_summary; exposure SQLite $sqlite_exposure ms, PostgreSQL $pg_exposure ms; server peak RSS $peak" \
+    "poll ≥ 1.0 of nginx, p99 ≤ 10 ms; exposure ≤ 50 ms at 1M devices (≤ 100 ms at 100k); ≤ 300 MB at 1M"
 else
   echo "PostgreSQL at $pg_admin not reachable: exposure timed on SQLite only" >&2
   exit 1

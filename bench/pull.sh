@@ -10,21 +10,17 @@
 #
 #   bench/pull.sh [DEVICES] [BURSTS]
 #
-# Needs: curl, python3, a release build of the server and the responder
-# (`cargo build --release --bin patchwarden --example pull-responder`;
-# CARGO_TARGET_DIR is honoured).
+# Needs: curl, python3 and cargo: it builds the server and the responder in release
+# mode (CARGO_TARGET_DIR is honoured). Appends a row to bench/RESULTS.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 devices=${1:-10000}
 bursts=${2:-3}
 addresses=250
-target=${CARGO_TARGET_DIR:-target}
-case "$target" in /*) ;; *) target="$(pwd)/$target" ;; esac
+. bench/lib.sh
+build_release --bin patchwarden --example pull-responder
 bin="$target/release/patchwarden"
 responder="$target/release/examples/pull-responder"
-for exe in "$bin" "$responder"; do
-  [ -x "$exe" ] || { echo "build first: cargo build --release --bin patchwarden --example pull-responder" >&2; exit 1; }
-done
 for tool in curl python3; do command -v "$tool" >/dev/null || { echo "missing $tool" >&2; exit 1; }; done
 # Many connections at once on both sides.
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
@@ -82,7 +78,7 @@ PY
 "$bin" device import --customer acme --file "$work/fleet.jsonl" >/dev/null 2>&1
 
 echo "$backend, $devices devices on $addresses addresses, $(nproc) cores, pull_concurrency ${PULL_CONCURRENCY:-512}, pull_per_host 4"
-python3 - "$devices" "$bursts" "http://127.0.1.1:$port/stats" "$pw_pid" <<'PY'
+python3 - "$devices" "$bursts" "http://127.0.1.1:$port/stats" "$pw_pid" <<'PY' | tee "$work/bursts.txt"
 import json, sys, time, urllib.request
 devices, bursts, stats, pid = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
 def served():
@@ -114,3 +110,6 @@ print(f"pulls beyond one per device per burst: {extra}")
 PY
 failed=$(grep -c 'job failed' "$work/serve.log" || true)
 echo "job failures logged: $failed"
+rates=$(sed -n 's/.* = \([0-9,]*\) pulls\/s.*server RSS \([0-9]*\) MiB/\1\/s (\2 MiB)/p' "$work/bursts.txt" | paste -sd ' ' -)
+record "scheduled pulls, $devices devices, $backend" "bursts: $rates; $(tail -1 "$work/bursts.txt"); job failures $failed" \
+  "≥ 5,000 devices/s; memory flat across bursts"

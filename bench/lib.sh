@@ -1,0 +1,27 @@
+# Shared by the benchmark scripts: the release build, the machine's description and
+# the dated row each run appends to bench/RESULTS.md. Sourced, not run.
+
+target=${CARGO_TARGET_DIR:-target}
+case "$target" in /*) ;; *) target="$(pwd)/$target" ;; esac
+
+# Builds what the benchmark runs, in release mode (a no-op when it is up to date).
+build_release() {
+  cargo build --release --quiet "$@"
+}
+
+# "2 cores, AMD EPYC 7B13, Linux 6.1.0"
+machine() {
+  local model
+  model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo | tr -s ' ')
+  echo "$(nproc) cores, ${model:-unknown CPU}, $(uname -s) $(uname -r)"
+}
+
+# Appends one row to the run log at the end of bench/RESULTS.md:
+#   record BENCHMARK RESULT GOAL
+record() {
+  printf '| %s | %s | %s | %s | %s |\n' "$(date -u +%Y-%m-%dT%H:%MZ)" "$1" "$2" "$3" "$(machine)" \
+    >> bench/RESULTS.md
+  echo "recorded in bench/RESULTS.md: $1: $2"
+}
+
+ratio() { python3 -c "print(f'{$1/$2:.2f}')"; }
