@@ -151,3 +151,72 @@ fn top_level_modules_form_no_cycle() {
     }
     assert!(cycles.is_empty(), "module cycles: {cycles:#?}");
 }
+
+/// The device agent builds without the server (`--no-default-features`): what it
+/// compiles — the agent, the device wire types, signing and the domain rules — uses
+/// nothing of the server, and the server's database, storage, template and web
+/// dependencies are optional, switched on by the `server` feature alone.
+#[test]
+fn the_device_side_needs_nothing_of_the_server() {
+    let server_only = [
+        "actix-web",
+        "argon2",
+        "diesel",
+        "diesel_migrations",
+        "libsqlite3-sys",
+        "pq-sys",
+        "openssl-sys",
+        "object_store",
+        "tera",
+        "prometheus",
+        "governor",
+    ];
+    let manifest: toml::Table = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let dependencies = manifest["dependencies"].as_table().unwrap();
+    let server_feature: Vec<&str> = manifest["features"]["server"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    let mut found = Vec::new();
+    for name in server_only {
+        let optional = dependencies[name].get("optional").and_then(toml::Value::as_bool) == Some(true);
+        if !optional || !server_feature.contains(&format!("dep:{name}").as_str()) {
+            found.push(format!("{name} is not an optional dependency of the `server` feature"));
+        }
+    }
+    let mut files = source_files(&src().join("client").join("agent"));
+    files.extend([src().join("api").join("device.rs"), src().join("signing.rs")]);
+    files.extend(files_under("domain").into_iter().filter(|f| !f.ends_with("caller.rs")));
+    files.push(src().join("bin").join("patchwarden-agent.rs"));
+    assert!(files.len() > 20, "{files:?}");
+    let forbidden = [
+        "crate::db",
+        "crate::services",
+        "crate::storage",
+        "crate::templates",
+        "crate::config",
+        "crate::state",
+        "crate::ids",
+        "crate::http",
+        "patchwarden::services",
+        "patchwarden::db",
+        "actix_web",
+        "diesel",
+        "tera::",
+        "object_store",
+    ];
+    for file in files {
+        let code = code_of(&file);
+        for word in forbidden {
+            if code.contains(word) {
+                found.push(format!("{} uses {word}", file.display()));
+            }
+        }
+    }
+    assert!(found.is_empty(), "{found:#?}");
+}

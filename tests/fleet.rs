@@ -98,11 +98,11 @@ async fn the_backdoor_fleet_from_advisory_to_fixed_devices() {
             assert_eq!(offer["size"], 4096);
             assert!(offer["signature"].as_str().unwrap().contains("trusted comment"));
             let interval = answer["poll_interval_s"].as_u64().unwrap();
-            assert!((270..=330).contains(&interval), "emergency interval {interval}");
+            assert!((240..=300).contains(&interval), "emergency interval {interval}");
         }
         let answer = poll(&app, &old, "6.2.0r10").await;
         assert_eq!(answer["update"], Value::Null, "{answer}");
-        assert!((1620..=1980).contains(&answer["poll_interval_s"].as_u64().unwrap()));
+        assert!((1440..=1800).contains(&answer["poll_interval_s"].as_u64().unwrap()));
         // Nothing changed: the device holding the tag gets the short answer.
         let tag = answer["catalogue"].as_str().unwrap();
         let (_, again) = app

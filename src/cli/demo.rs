@@ -111,6 +111,8 @@ pub fn run(config: &Config, options: DemoOptions) -> anyhow::Result<()> {
         );
         println!("the dashboard fills within a minute or two. Ctrl-C stops the demo.");
         let mut ticker = tokio::time::interval(Duration::from_secs(15));
+        let stop = stopped();
+        tokio::pin!(stop);
         loop {
             tokio::select! {
                 _ = ticker.tick() => {
@@ -121,13 +123,29 @@ pub fn run(config: &Config, options: DemoOptions) -> anyhow::Result<()> {
                         "demo fleet"
                     );
                 }
-                _ = tokio::signal::ctrl_c() => break,
+                () = &mut stop => break,
             }
         }
         drop(fleets);
         serving.abort();
         Ok(())
     })
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn stopped() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
 }
 
 /// A client of the demo's own API with one bearer token.

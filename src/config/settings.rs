@@ -67,7 +67,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting {
         name: "poll_interval",
         default: "30m",
-        help: "how often devices are told to poll (each answer moves it by up to 10 % either way)",
+        help: "how often devices poll at the longest (each answer shortens it by up to 20 %, so devices spread out and every one asks again within it)",
     },
     Setting {
         name: "emergency_poll_interval",

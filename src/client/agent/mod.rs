@@ -74,14 +74,14 @@ pub struct Agent {
 impl Agent {
     /// Loads the state, and enrols when the device has no identity yet.
     pub async fn start(config: AgentConfig) -> anyhow::Result<Agent> {
+        let http = http_client(&config)?;
+        Agent::start_with(config, http).await
+    }
+
+    /// Like [`Agent::start`], with an HTTP client that other agents may share (the
+    /// simulated fleet: one connection pool and TLS setup for all its devices).
+    pub async fn start_with(config: AgentConfig, http: reqwest::Client) -> anyhow::Result<Agent> {
         config.check()?;
-        let http = reqwest::Client::builder()
-            .timeout(config.request_timeout)
-            .connect_timeout(Duration::from_secs(10))
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("patchwarden-agent/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .context("building the HTTP client")?;
         let mut state = AgentState::load(&config.state_file)?;
         let keyring = Keyring::new(&config.pinned_keys, &state.learnt_keys).map_err(anyhow::Error::msg)?;
         if state.version.is_none() {
@@ -525,6 +525,17 @@ impl pull::Directory for OneDevice {
             }
         })
     }
+}
+
+/// The agent's HTTP client: the configured timeout, no redirects followed.
+pub fn http_client(config: &AgentConfig) -> anyhow::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .timeout(config.request_timeout)
+        .connect_timeout(Duration::from_secs(10))
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("patchwarden-agent/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .context("building the HTTP client")
 }
 
 fn retry_after(response: &reqwest::Response) -> Option<Duration> {

@@ -17,7 +17,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::pull::{self, Answer, Directory};
-use super::{Agent, AgentConfig, Installer, Outcome, Running, SimulatedInstall, SimulatedOutcome};
+use super::{http_client, Agent, AgentConfig, Installer, Outcome, Running, SimulatedInstall, SimulatedOutcome};
 use crate::api::device::Pulled;
 
 /// How a simulated device behaves.
@@ -298,10 +298,11 @@ pub async fn start(spec: FleetSpec) -> anyhow::Result<Fleet> {
         tasks.spawn(pull::serve(listener, directory.clone()));
     }
     let spec = Arc::new(spec);
+    let http = http_client(&spec.base)?;
     for n in 0..spec.count {
-        let (spec, stats, directory) = (spec.clone(), stats.clone(), directory.clone());
+        let (spec, stats, directory, http) = (spec.clone(), stats.clone(), directory.clone(), http.clone());
         tasks.spawn(async move {
-            if let Err(e) = device(n, &spec, &stats, &directory).await {
+            if let Err(e) = device(n, &spec, &stats, &directory, http).await {
                 tracing::warn!(device = n, "simulated device stopped: {e:#}");
             }
         });
@@ -348,13 +349,19 @@ fn config_of(n: usize, spec: &FleetSpec, behaviour: Behaviour) -> AgentConfig {
     config
 }
 
-async fn device(n: usize, spec: &FleetSpec, stats: &Stats, directory: &FleetDirectory) -> anyhow::Result<()> {
+async fn device(
+    n: usize,
+    spec: &FleetSpec,
+    stats: &Stats,
+    directory: &FleetDirectory,
+    http: reqwest::Client,
+) -> anyhow::Result<()> {
     let behaviour = spec.mix.of(n);
     let delay = spec.start_spread.mul_f64(n as f64 / spec.count as f64);
     tokio::time::sleep(delay).await;
     let mut attempts = 0;
     let mut agent = loop {
-        match Agent::start(config_of(n, spec, behaviour)).await {
+        match Agent::start_with(config_of(n, spec, behaviour), http.clone()).await {
             Ok(agent) => break agent,
             Err(e) => {
                 attempts += 1;

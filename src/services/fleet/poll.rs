@@ -126,15 +126,16 @@ fn next_random() -> u64 {
     })
 }
 
-/// `seconds` moved at random by up to 10 % either way, so that a fleet that
-/// started together does not keep polling together.
+/// `seconds` shortened at random by up to 20 %, so that a fleet that started
+/// together does not keep polling together, while every device still asks again
+/// within the configured interval: a fix published now reaches the whole fleet
+/// within one interval.
 fn jittered(seconds: u64) -> u64 {
-    let spread = seconds / 10;
+    let spread = seconds / 5;
     if spread == 0 {
         return seconds.max(1);
     }
-    let offset = next_random() % (2 * spread + 1);
-    (seconds - spread + offset).max(1)
+    (seconds - next_random() % (spread + 1)).max(1)
 }
 
 #[cfg(test)]
@@ -142,9 +143,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn jitter_stays_within_ten_percent_and_spreads() {
+    fn jitter_shortens_by_at_most_a_fifth_and_spreads() {
         let seen: std::collections::HashSet<u64> = (0..1000).map(|_| jittered(1800)).collect();
-        assert!(seen.iter().all(|s| (1620..=1980).contains(s)), "{seen:?}");
+        assert!(seen.iter().all(|s| (1440..=1800).contains(s)), "{seen:?}");
         assert!(seen.len() > 100, "only {} distinct intervals", seen.len());
         assert_eq!(jittered(5), 5);
     }
