@@ -527,3 +527,100 @@ async fn devices_enrolling_at_once_are_all_enrolled() {
         assert_eq!(listed["total"].as_i64(), Some(40), "{listed}");
     }
 }
+
+/// The live devices counted straight from `devices`, as the tallies must sum up.
+fn counted(conn: &mut patchwarden::db::DbConnection) -> Vec<(String, Option<String>, Option<String>, i64)> {
+    use diesel::prelude::*;
+    use patchwarden::db::schema::devices;
+    let mut rows: Vec<(String, Option<String>, Option<String>, i64)> = devices::table
+        .filter(devices::decommissioned_at.is_null())
+        .group_by((devices::customer_id, devices::version, devices::report_state))
+        .select((
+            devices::customer_id,
+            devices::version,
+            devices::report_state,
+            diesel::dsl::count_star(),
+        ))
+        .load(conn)
+        .unwrap();
+    rows.sort();
+    rows
+}
+
+fn tallied(conn: &mut patchwarden::db::DbConnection) -> Vec<(String, Option<String>, Option<String>, i64)> {
+    use diesel::prelude::*;
+    use patchwarden::db::schema::products;
+    let products: Vec<patchwarden::ids::ProductId> = products::table.select(products::id).load(conn).unwrap();
+    let mut merged: std::collections::BTreeMap<(String, Option<String>, Option<String>), i64> = Default::default();
+    for g in patchwarden::db::models::exposure::device_groups(conn, &products, None).unwrap() {
+        *merged
+            .entry((g.customer_id.to_string(), g.version, g.report_state))
+            .or_default() += g.count;
+    }
+    merged.into_iter().map(|((c, v, r), n)| (c, v, r, n)).collect()
+}
+
+#[actix_web::test]
+async fn exposure_tallies_follow_every_change_and_survive_folding() {
+    for app in TestApp::each().await {
+        let f = fixture(&app).await;
+        let patch = publish_patch(&app, &f, "6.3.0r21", file_bytes(512)).await;
+        let mut devices = Vec::new();
+        for (n, version) in ["6.3.0r19", "6.3.0r20", "6.3.0r20", "6.2.0r10", "6.3.0r19"]
+            .iter()
+            .enumerate()
+        {
+            devices.push(enrol(&app, &f.acme.admin.token, &format!("fw-{n}"), version).await);
+        }
+        let (status, _) = app
+            .put(
+                "/api/v1/customers/globex/entitlements",
+                &f.vendor.token,
+                json!({"products": ["screenos"]}),
+            )
+            .await;
+        assert_eq!(status, 200);
+        let other = enrol(&app, &f.globex.admin.token, "gx-1", "6.3.0r20").await;
+        // Versions move (polls, flushed), install steps are reported, one device leaves.
+        poll(&app, &devices[0], "6.3.0r20").await;
+        poll(&app, &devices[1], "6.3.0r20").await;
+        assert_eq!(report(&app, &devices[1], &patch, "downloading", None).await.0, 201);
+        assert_eq!(
+            report(&app, &devices[1], &patch, "installed", Some("6.3.0r21")).await.0,
+            201
+        );
+        poll(&app, &devices[1], "6.3.0r21").await;
+        poll(&app, &other, "6.3.0r21").await;
+        flush(&app).await;
+        let (status, _) = app
+            .delete(&format!("/api/v1/devices/{}", devices[3].id), &f.acme.admin.token)
+            .await;
+        assert_eq!(status, 204);
+        let (truth, tallies) = app.db(|conn| Ok((counted(conn), tallied(conn)))).await;
+        assert_eq!(tallies, truth);
+        assert_eq!(truth.iter().map(|r| r.3).sum::<i64>(), 5, "{truth:?}");
+
+        let before = exposure(&app, &f.vendor.token, &f.advisory, "").await;
+        let folded = run_once(&app.state, Job::FoldTallies).await.unwrap();
+        assert!(folded > 0, "there were tallies to fold");
+        assert_eq!(
+            run_once(&app.state, Job::FoldTallies).await.unwrap(),
+            0,
+            "folded already"
+        );
+        let (truth, tallies, rows) = app
+            .db(|conn| {
+                use diesel::prelude::*;
+                let rows: i64 = patchwarden::db::schema::device_tallies::table
+                    .count()
+                    .get_result(conn)?;
+                Ok((counted(conn), tallied(conn), rows))
+            })
+            .await;
+        assert_eq!(tallies, truth);
+        assert_eq!(rows as usize, truth.len(), "one row per group after folding");
+        let after = exposure(&app, &f.vendor.token, &f.advisory, "").await;
+        assert_eq!(counts(&after), counts(&before), "{after}");
+        assert_eq!(after["fixed"].as_i64(), Some(2), "{after}");
+    }
+}

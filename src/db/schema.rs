@@ -146,6 +146,18 @@ diesel::table! {
 }
 
 diesel::table! {
+    device_tallies (id) {
+        id -> BigInt,
+        customer_id -> Text,
+        product_id -> Text,
+        version -> Nullable<Text>,
+        report_state -> Nullable<Text>,
+        report_patch_id -> Nullable<Text>,
+        devices -> BigInt,
+    }
+}
+
+diesel::table! {
     exposure_history (advisory_id, customer_id, recorded_at) {
         advisory_id -> Text,
         customer_id -> Text,
@@ -425,6 +437,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     device_labels,
     device_offers,
     device_pulls,
+    device_tallies,
     devices,
     enrollment_tokens,
     entitlements,

@@ -11,6 +11,7 @@
 pub mod deliver_webhooks;
 pub mod exposure_points;
 pub mod flush_observations;
+pub mod fold_tallies;
 pub mod pull_devices;
 pub mod sweep_files;
 pub mod sweep_uploads;
@@ -30,8 +31,10 @@ pub enum Job {
     SweepUploads,
     /// Removes stored patch files that no patch references any more.
     SweepFiles,
-    /// Records this hour's exposure counts, the points of the adoption charts.
+    /// Records this slot's exposure counts, the points of the adoption charts.
     ExposurePoints,
+    /// Sums the device tallies written since the last fold, one row per group.
+    FoldTallies,
     /// Writes the observations and offers polls queued.
     FlushObservations,
     /// Loads device and catalogue changes made by other instances.
@@ -45,10 +48,11 @@ pub enum Job {
 }
 
 impl Job {
-    pub const ALL: [Job; 8] = [
+    pub const ALL: [Job; 9] = [
         Job::SweepUploads,
         Job::SweepFiles,
         Job::ExposurePoints,
+        Job::FoldTallies,
         Job::FlushObservations,
         Job::SyncFleet,
         Job::PullDevices,
@@ -61,6 +65,7 @@ impl Job {
             Job::SweepUploads => "sweep-uploads",
             Job::SweepFiles => "sweep-files",
             Job::ExposurePoints => "exposure-points",
+            Job::FoldTallies => "fold-tallies",
             Job::FlushObservations => "flush-observations",
             Job::SyncFleet => "sync-fleet",
             Job::PullDevices => "pull-devices",
@@ -75,6 +80,7 @@ impl Job {
             Job::SweepUploads => Duration::from_secs(15 * 60),
             Job::SweepFiles => Duration::from_secs(60 * 60),
             Job::ExposurePoints => Duration::from_secs(60 * 60),
+            Job::FoldTallies => Duration::from_secs(30),
             // Observations are at most this late; a crash loses at most this much.
             Job::FlushObservations => Duration::from_secs(1),
             // Changes made on other instances reach polls here within this.
@@ -116,6 +122,7 @@ pub async fn run_once(services: &Services, job: Job) -> Result<usize, ServiceErr
         Job::SweepUploads => sweep_uploads::run(services).await,
         Job::SweepFiles => sweep_files::run(services).await,
         Job::ExposurePoints => exposure_points::run(services).await,
+        Job::FoldTallies => fold_tallies::run(services).await,
         Job::FlushObservations => flush_observations::run(services).await,
         Job::SyncFleet => sync_fleet::run(services).await,
         Job::PullDevices => pull_devices::run(services).await,

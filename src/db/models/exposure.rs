@@ -1,12 +1,12 @@
 //! The rows exposure is computed from: devices counted by customer, product, running
 //! version and latest install report (a handful of groups however large the fleet,
-//! read from the `devices_exposure` index), and the counts per time slot the adoption
-//! charts draw.
+//! summed from `device_tallies`, which triggers keep in step with `devices`), and the
+//! counts per time slot the adoption charts draw.
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use crate::db::schema::{customers, devices, exposure_history};
+use crate::db::schema::{customers, device_tallies, devices, exposure_history};
 use crate::db::DbConnection;
 use crate::ids::{AdvisoryId, CustomerId, PatchId, ProductId};
 
@@ -43,19 +43,100 @@ macro_rules! grouped {
     };
 }
 
-/// Counts the live devices of `products` (of one customer, or of all) by group.
+/// Counts the live devices of `products` (of one customer, or of all) by group,
+/// summing the tallies (a few rows per group until they are folded).
 pub fn device_groups(
     conn: &mut DbConnection,
     products: &[ProductId],
     customer: Option<&CustomerId>,
 ) -> QueryResult<Vec<DeviceGroup>> {
-    let live = devices::table
-        .filter(devices::decommissioned_at.is_null())
-        .filter(devices::product_id.eq_any(products));
-    match customer {
-        Some(customer) => grouped!(live.filter(devices::customer_id.eq(customer))).load(conn),
-        None => grouped!(live).load(conn),
+    macro_rules! tallied {
+        ($query:expr) => {
+            $query
+                .group_by((
+                    device_tallies::customer_id,
+                    device_tallies::product_id,
+                    device_tallies::version,
+                    device_tallies::report_state,
+                    device_tallies::report_patch_id,
+                ))
+                .select((
+                    device_tallies::customer_id,
+                    device_tallies::product_id,
+                    device_tallies::version,
+                    device_tallies::report_state,
+                    device_tallies::report_patch_id,
+                    diesel::dsl::sql::<diesel::sql_types::BigInt>("CAST(SUM(devices) AS BIGINT)"),
+                ))
+        };
     }
+    let tallies = device_tallies::table.filter(device_tallies::product_id.eq_any(products));
+    let groups: Vec<DeviceGroup> = match customer {
+        Some(customer) => tallied!(tallies.filter(device_tallies::customer_id.eq(customer))).load(conn)?,
+        None => tallied!(tallies).load(conn)?,
+    };
+    Ok(groups.into_iter().filter(|g| g.count != 0).collect())
+}
+
+/// Sums the tallies written so far into one row per group, so that reading them
+/// stays a few rows however many changes there were. Returns how many rows went.
+/// One fold runs at a time; what it removes and what it sums are the same rows
+/// (one statement on PostgreSQL; under SQLite's write lock on SQLite), so a tally
+/// written meanwhile is never lost, only left for the next fold.
+pub fn fold_tallies(conn: &mut DbConnection) -> QueryResult<usize> {
+    let columns = "customer_id, product_id, version, report_state, report_patch_id";
+    conn.write_transaction(|conn| {
+        if matches!(conn, DbConnection::Postgres(_)) {
+            // Two instances folding at once would both insert the sums.
+            diesel::sql_query("SELECT pg_advisory_xact_lock(7202611281)").execute(conn)?;
+        }
+        let last: Option<i64> = device_tallies::table
+            .select(diesel::dsl::max(device_tallies::id))
+            .first(conn)?;
+        let Some(last) = last else { return Ok(0) };
+        let rows: i64 = device_tallies::table
+            .filter(device_tallies::id.le(last))
+            .count()
+            .get_result(conn)?;
+        let groups = device_tallies::table
+            .filter(device_tallies::id.le(last))
+            .group_by((
+                device_tallies::customer_id,
+                device_tallies::product_id,
+                device_tallies::version,
+                device_tallies::report_state,
+                device_tallies::report_patch_id,
+            ))
+            .select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
+                "CAST(SUM(devices) AS BIGINT)",
+            ))
+            .load::<i64>(conn)?;
+        if usize::try_from(rows).unwrap_or(0) <= groups.iter().filter(|n| **n != 0).count() {
+            return Ok(0);
+        }
+        let sums = format!("SELECT {columns}, SUM(devices) FROM {{from}} GROUP BY {columns} HAVING SUM(devices) <> 0");
+        match conn {
+            DbConnection::Postgres(_) => {
+                let from = "gone";
+                diesel::sql_query(format!(
+                    "WITH gone AS (DELETE FROM device_tallies WHERE id <= {last} RETURNING {columns}, devices) \
+                     INSERT INTO device_tallies ({columns}, devices) {}",
+                    sums.replace("{from}", from)
+                ))
+                .execute(conn)?;
+            }
+            DbConnection::Sqlite(_) => {
+                let from = format!("device_tallies WHERE id <= {last}");
+                diesel::sql_query(format!(
+                    "INSERT INTO device_tallies ({columns}, devices) {}",
+                    sums.replace("{from}", &from)
+                ))
+                .execute(conn)?;
+                diesel::delete(device_tallies::table.filter(device_tallies::id.le(last))).execute(conn)?;
+            }
+        }
+        Ok(usize::try_from(rows).unwrap_or(0))
+    })
 }
 
 /// Like [`device_groups`], counting only devices whose latest report is one of

@@ -556,6 +556,15 @@ pub async fn snapshot(services: &Services) -> Result<usize, ServiceError> {
         .await
 }
 
+/// Folds the device tallies that exposure counts are summed from; returns how
+/// many rows were folded.
+pub async fn fold_tallies(services: &Services) -> Result<usize, ServiceError> {
+    services
+        .db
+        .run(|conn| Ok::<_, ServiceError>(crate::db::models::exposure::fold_tallies(conn)?))
+        .await
+}
+
 /// The products the customer's devices may be enrolled with, for forms.
 pub async fn products(services: &Services) -> Result<Vec<Product>, ServiceError> {
     Ok(services.db.query(Product::list).await?)
