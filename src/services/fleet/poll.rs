@@ -132,7 +132,7 @@ fn next_random() -> u64 {
 /// within one interval.
 fn jittered(seconds: u64) -> u64 {
     let spread = seconds / 5;
-    if spread == 0 {
+    if seconds < 10 {
         return seconds.max(1);
     }
     (seconds - next_random() % (spread + 1)).max(1)
@@ -147,7 +147,7 @@ mod tests {
         let seen: std::collections::HashSet<u64> = (0..1000).map(|_| jittered(1800)).collect();
         assert!(seen.iter().all(|s| (1440..=1800).contains(s)), "{seen:?}");
         assert!(seen.len() > 100, "only {} distinct intervals", seen.len());
-        assert_eq!(jittered(5), 5);
+        assert_eq!(jittered(9), 9);
     }
 }
 

@@ -5,9 +5,9 @@
 
 use std::time::{Duration, Instant};
 
+use serde::Deserialize;
 use url::Url;
 
-use crate::api::device::Pulled;
 use crate::config::PullSettings;
 use crate::domain::PullFailure;
 use crate::services::outbound::{check_host, read_capped, Failure, Outbound};
@@ -19,6 +19,13 @@ pub struct Reading {
     pub image_sha256: Option<String>,
 }
 
+#[derive(Deserialize)]
+struct Answer {
+    version: String,
+    #[serde(default)]
+    image_sha256: Option<String>,
+}
+
 /// A factor from 0.75 to 1.25 that spreads retries and backoffs apart.
 pub fn jitter() -> f64 {
     let mut bytes = [0u8; 2];
@@ -28,7 +35,7 @@ pub fn jitter() -> f64 {
 
 /// Reads a device's answer.
 pub fn parse_answer(body: &[u8]) -> Result<Reading, Failure> {
-    let answer: Pulled = serde_json::from_slice(body).map_err(|e| {
+    let answer: Answer = serde_json::from_slice(body).map_err(|e| {
         Failure::new(
             PullFailure::BadJson,
             format!("the answer is not {{\"version\", \"image_sha256\"?}} JSON: {e}"),
