@@ -76,7 +76,7 @@ PATCHWARDEN_AGENT_LOG=warn "$agent" --config "$work/agent.toml" --simulate "$dev
   --start-spread-s "$interval" --work-dir "$shm/fleet" 2>"$work/agent.log" &
 agent_pid=$!
 stats="http://127.0.0.1:$stats_port/stats"
-echo "$devices simulated devices enrolling over ${interval} s; poll interval ${interval} s (each answer ±10 %)"
+echo "$devices simulated devices enrolling over ${interval} s; poll interval ${interval} s (each answer shortens it by up to 20 %)"
 python3 - "$stats" "$devices" "$interval" <<'PY'
 import json, sys, time, urllib.request
 stats, devices, interval = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
@@ -129,5 +129,5 @@ agent_peak=$(awk '/VmHWM/ {printf "%.0f MiB", $2/1024}' "/proc/$agent_pid/status
 errors=$(grep -c 'ERROR' "$work/serve.log" || true)
 echo "server peak RSS $server_peak, simulator peak RSS $agent_peak, server errors logged $errors"
 record "emergency publish to $devices polling devices" \
-  "offered to all ${offered} s after publishing, installed by all ${installed} s (poll interval ${interval} s ±10 %, 64 KiB patch); server peak RSS $server_peak (simulator $agent_peak); server errors $errors" \
+  "offered to all ${offered} s after publishing, installed by all ${installed} s (poll interval ${interval} s, answers shortened by up to 20 %, 64 KiB patch); server peak RSS $server_peak (simulator $agent_peak); server errors $errors" \
   "offered ≤ interval + 1 s = $((interval + 1)) s"

@@ -19,7 +19,7 @@ use patchwarden::client::agent::{Agent, AgentConfig, Identity, Installer, Outcom
 use patchwarden::jobs::{run_once, Job};
 use serde_json::{json, Value};
 use support::endpoint::{Endpoint, Reply};
-use support::patching::{file_bytes, fixture, publish_patch, upload_file, Fixture};
+use support::patching::{enrollment_token, file_bytes, fixture, publish_draft, publish_patch, Fixture};
 use support::{until, TestApp};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -27,18 +27,6 @@ async fn server_key(app: &TestApp) -> String {
     let (status, keys) = app.get("/api/v1/keys", "").await;
     assert_eq!(status, 200, "{keys}");
     keys[0]["public_key"].as_str().unwrap().to_owned()
-}
-
-async fn enrollment_token(app: &TestApp, f: &Fixture) -> String {
-    let (status, body) = app
-        .post(
-            "/api/v1/enrollment-tokens",
-            &f.acme.admin.token,
-            json!({"max_uses": 50}),
-        )
-        .await;
-    assert_eq!(status, 201, "{body}");
-    body["token"].as_str().unwrap().to_owned()
 }
 
 /// An agent configuration in `dir` whose install command copies the file to
@@ -91,7 +79,7 @@ async fn the_agent_installs_a_genuine_patch_and_the_device_shows_fixed() {
         let mut settings = config(
             &app.base,
             dir.path(),
-            Identity::Enrol(enrollment_token(&app, &f).await),
+            Identity::Enrol(enrollment_token(&app, &f, 50).await),
             &server_key(&app).await,
         );
         settings.pull_url = Some(format!("http://{}/pull", listener.local_addr().unwrap()));
@@ -185,15 +173,7 @@ async fn other_product_patch(app: &TestApp, f: &Fixture, bytes: Vec<u8>) -> Stri
     assert_eq!(app.post("/api/v1/products", &f.vendor.token, product).await.0, 201);
     let body = json!({"product": "netscreen", "version": "6.3.0r22", "applies_to": [{"introduced": "6.3.0r1", "fixed": "6.3.0r22"}],
                       "fixes": [], "filename": "netscreen.bin"});
-    let (status, created) = app.post("/api/v1/patches", &f.vendor.token, body).await;
-    assert_eq!(status, 201, "{created}");
-    let id = created["id"].as_str().unwrap().to_owned();
-    assert_eq!(upload_file(app, &f.vendor.token, &id, bytes).await.0, 200);
-    let (status, body) = app
-        .post(&format!("/api/v1/patches/{id}/publish"), &f.vendor.token, json!({}))
-        .await;
-    assert_eq!(status, 201, "{body}");
-    id
+    publish_draft(app, f, body, bytes).await
 }
 
 async fn signature_of(app: &TestApp, f: &Fixture, patch: &str) -> String {
@@ -228,7 +208,7 @@ async fn every_forgery_is_refused_reported_with_its_reason_and_leaves_nothing() 
         let mut agent = Agent::start(config(
             &app.base,
             dir.path(),
-            Identity::Enrol(enrollment_token(&app, &f).await),
+            Identity::Enrol(enrollment_token(&app, &f, 50).await),
             &key,
         ))
         .await
@@ -420,7 +400,7 @@ async fn a_download_killed_half_way_resumes_where_it_stopped() {
         let through_proxy = config(
             &format!("http://{proxy}"),
             dir.path(),
-            Identity::Enrol(enrollment_token(&app, &f).await),
+            Identity::Enrol(enrollment_token(&app, &f, 50).await),
             &key,
         );
         let mut agent = Agent::start(through_proxy.clone()).await.unwrap();
@@ -492,7 +472,7 @@ async fn a_simulated_fleet_shows_every_behaviour() {
         let mut base = config(
             &app.base,
             dir.path(),
-            Identity::Enrol(enrollment_token(&app, &f).await),
+            Identity::Enrol(enrollment_token(&app, &f, 50).await),
             &server_key(&app).await,
         );
         base.name = "sim".into();

@@ -9,7 +9,7 @@ mod support;
 
 use patchwarden::jobs::{run_once, Job};
 use serde_json::{json, Value};
-use support::patching::{download, file_bytes, fixture, publish_patch};
+use support::patching::{download, enrollment_token, file_bytes, fixture, publish_patch};
 use support::{error_code, TestApp};
 
 struct Device {
@@ -504,15 +504,7 @@ async fn enrolment_is_rate_limited_per_token_and_an_old_install_step_shows_as_st
 async fn devices_enrolling_at_once_are_all_enrolled() {
     for app in TestApp::each_with(&[("enrollment_attempts_per_minute", "1000")]).await {
         let f = fixture(&app).await;
-        let (status, token) = app
-            .post(
-                "/api/v1/enrollment-tokens",
-                &f.acme.admin.token,
-                json!({"max_uses": 40}),
-            )
-            .await;
-        assert_eq!(status, 201, "{token}");
-        let secret = token["token"].as_str().unwrap().to_owned();
+        let secret = enrollment_token(&app, &f, 40).await;
         // Forty enrolments in flight together, while observations are flushed: each
         // is a write transaction that first reads (the token, the customer).
         let enrolments = (0..40).map(|n| {

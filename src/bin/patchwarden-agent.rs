@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use patchwarden::client::agent::simulate::{self, FleetSpec, Mix};
-use patchwarden::client::agent::{Agent, AgentConfig};
+use patchwarden::client::agent::{stop_signal, Agent, AgentConfig};
 
 #[derive(Parser)]
 #[command(name = "patchwarden-agent", version, about = "The patchwarden device agent")]
@@ -72,27 +72,11 @@ fn main() -> ExitCode {
     }
 }
 
-/// Resolves on Ctrl-C or SIGTERM.
-async fn shutdown() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
-}
-
 async fn run(args: Args) -> anyhow::Result<()> {
     let config = AgentConfig::load(&args.config)?;
     let Some(count) = args.simulate else {
         let agent = Agent::start(config).await?;
-        return agent.run(shutdown()).await;
+        return agent.run(stop_signal()).await;
     };
     let work_dir = args.work_dir.unwrap_or_else(|| {
         config
@@ -126,7 +110,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         tracing::info!(%address, "simulated devices answer pulls on /d/{{n}}, statistics on /stats");
     }
     let mut ticker = tokio::time::interval(Duration::from_secs(10));
-    let stop = shutdown();
+    let stop = stop_signal();
     tokio::pin!(stop);
     loop {
         tokio::select! {

@@ -14,7 +14,7 @@ use argon2::password_hash::rand_core::{OsRng, RngCore};
 use serde_json::{json, Value};
 
 use patchwarden::client::agent::simulate::{self, FleetSpec, Mix};
-use patchwarden::client::agent::{AgentConfig, Identity, Installer, SimulatedInstall, SimulatedOutcome};
+use patchwarden::client::agent::{stop_signal, AgentConfig, Identity, Installer, SimulatedInstall, SimulatedOutcome};
 use patchwarden::config::{Config, RawSettings};
 use patchwarden::db::models::User;
 use patchwarden::jobs;
@@ -111,7 +111,7 @@ pub fn run(config: &Config, options: DemoOptions) -> anyhow::Result<()> {
         );
         println!("the dashboard fills within a minute or two. Ctrl-C stops the demo.");
         let mut ticker = tokio::time::interval(Duration::from_secs(15));
-        let stop = stopped();
+        let stop = stop_signal();
         tokio::pin!(stop);
         loop {
             tokio::select! {
@@ -130,22 +130,6 @@ pub fn run(config: &Config, options: DemoOptions) -> anyhow::Result<()> {
         serving.abort();
         Ok(())
     })
-}
-
-/// Resolves on Ctrl-C or SIGTERM.
-async fn stopped() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
 }
 
 /// A client of the demo's own API with one bearer token.

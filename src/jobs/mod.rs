@@ -80,7 +80,7 @@ impl Job {
             Job::SweepUploads => Duration::from_secs(15 * 60),
             Job::SweepFiles => Duration::from_secs(60 * 60),
             Job::ExposurePoints => Duration::from_secs(60 * 60),
-            Job::FoldTallies => Duration::from_secs(30),
+            Job::FoldTallies => Duration::from_secs(10),
             // Observations are at most this late; a crash loses at most this much.
             Job::FlushObservations => Duration::from_secs(1),
             // Changes made on other instances reach polls here within this.

@@ -77,6 +77,11 @@ pub async fn publish_patch(app: &TestApp, f: &Fixture, version: &str, bytes: Vec
         "applies_to": [{"introduced": "6.3.0r12", "fixed": version}],
         "fixes": [f.advisory], "filename": format!("screenos-{version}.bin")
     });
+    publish_draft(app, f, body, bytes).await
+}
+
+/// Creates the draft `body` describes, uploads `bytes` and publishes it.
+pub async fn publish_draft(app: &TestApp, f: &Fixture, body: serde_json::Value, bytes: Vec<u8>) -> String {
     let (status, created) = app.post("/api/v1/patches", &f.vendor.token, body).await;
     assert_eq!(status, 201, "{created}");
     let id = created["id"].as_str().unwrap().to_owned();
@@ -111,6 +116,19 @@ pub async fn download(app: &TestApp, token: &str, id: &str, headers: &[(&str, &s
         request = request.header(*name, *value);
     }
     request.send().await.unwrap()
+}
+
+/// An enrolment token of the fixture's entitled customer, for `uses` devices.
+pub async fn enrollment_token(app: &TestApp, f: &Fixture, uses: u32) -> String {
+    let (status, body) = app
+        .post(
+            "/api/v1/enrollment-tokens",
+            &f.acme.admin.token,
+            json!({"max_uses": uses}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    body["token"].as_str().unwrap().to_owned()
 }
 
 pub fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {

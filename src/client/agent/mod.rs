@@ -538,6 +538,23 @@ pub fn http_client(config: &AgentConfig) -> anyhow::Result<reqwest::Client> {
         .context("building the HTTP client")
 }
 
+/// Resolves on Ctrl-C or, on Unix, SIGTERM: when an agent, a simulated fleet or
+/// the demo should stop.
+pub async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
 fn retry_after(response: &reqwest::Response) -> Option<Duration> {
     response
         .headers()
