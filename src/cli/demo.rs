@@ -367,7 +367,7 @@ async fn seed(
             versions: VERSIONS.iter().map(|v| (*v).to_owned()).collect(),
             mix: MIX.parse::<Mix>().map_err(anyhow::Error::msg)?,
             work_dir: options.dir.join("agents").join(customer),
-            pull: pulled.then(|| ("127.0.0.1:0".parse().expect("a socket address"), None)),
+            pull: pulled.then(|| (std::net::SocketAddr::from(([127, 0, 0, 1], 0)), None)),
             slow_install: Duration::from_secs(45),
             start_spread: Duration::from_secs(20),
         };

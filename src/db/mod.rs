@@ -40,8 +40,7 @@ impl DbConnection {
             return self.transaction(work);
         };
         let outermost = AnsiTransactionManager::transaction_manager_status_mut(sqlite)
-            .transaction_depth()
-            .map_err(diesel::result::Error::from)?
+            .transaction_depth()?
             .is_none();
         if !outermost {
             return self.transaction(work);
