@@ -346,7 +346,8 @@ pub fn ensure_counter_row(conn: &mut DbConnection, year: i32) -> diesel::QueryRe
 pub fn refresh_device_statistics(conn: &mut DbConnection) -> diesel::QueryResult<()> {
     let sql = match conn {
         DbConnection::Sqlite(_) => "ANALYZE devices",
-        DbConnection::Postgres(_) => "VACUUM (ANALYZE) devices",
+        // The folded tallies of a bulk import leave as many dead rows behind.
+        DbConnection::Postgres(_) => "VACUUM (ANALYZE) devices, device_tallies",
     };
     conn.batch_execute(sql)
 }

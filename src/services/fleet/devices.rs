@@ -335,9 +335,9 @@ pub fn import(
         }
         Ok::<_, ServiceError>(enrolled)
     })?;
-    crate::db::refresh_device_statistics(conn)?;
     // A bulk import leaves a tally per device; exposure should not sum them all.
     crate::db::models::exposure::fold_tallies(conn)?;
+    crate::db::refresh_device_statistics(conn)?;
     Ok(enrolled)
 }
 
