@@ -242,6 +242,10 @@ impl Agent {
                 && p.offer.signature == offer.signature
         });
         if !same_pending {
+            // Another download in progress is given up for this one: its bytes go.
+            if let Some(previous) = self.state.pending.take() {
+                let _ = tokio::fs::remove_file(self.part_path(&previous.offer)).await;
+            }
             self.state.pending = Some(Pending {
                 offer: offer.clone(),
                 etag: None,

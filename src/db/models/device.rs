@@ -139,8 +139,12 @@ impl DeviceRecord {
         if let Some(customer) = &filter.customer {
             query = query.filter(devices::customer_id.eq(customer.clone()));
         }
-        if let Some(products) = &filter.products {
-            query = query.filter(devices::product_id.eq_any(products.clone()));
+        match filter.products.as_deref() {
+            // One product (an advisory's usual case) as `=`: PostgreSQL then walks
+            // the name-ordered index for a page instead of sorting every device.
+            Some([product]) => query = query.filter(devices::product_id.eq(product.clone())),
+            Some(products) => query = query.filter(devices::product_id.eq_any(products.to_vec())),
+            None => {}
         }
         if let Some(versions) = &filter.versions {
             query = query.filter(devices::version.eq_any(versions.clone()));
