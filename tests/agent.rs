@@ -188,6 +188,16 @@ async fn signature_of(app: &TestApp, f: &Fixture, patch: &str) -> String {
     response.text().await.unwrap()
 }
 
+/// `offer` with a genuine file and signature of another patch in place of its own.
+fn replayed(offer: &Offer, bytes: &[u8], signature: &str) -> Offer {
+    Offer {
+        signature: signature.to_owned(),
+        sha256: sha256_hex(bytes),
+        size: bytes.len() as u64,
+        ..offer.clone()
+    }
+}
+
 fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(bytes))
@@ -252,12 +262,7 @@ async fn every_forgery_is_refused_reported_with_its_reason_and_leaves_nothing() 
                 served(
                     "/replayed-version",
                     older.clone(),
-                    Offer {
-                        signature: r21_signature.clone(),
-                        sha256: sha256_hex(&older),
-                        size: older.len() as u64,
-                        ..offer.clone()
-                    },
+                    replayed(&offer, &older, &r21_signature),
                 ),
                 "says version 6.3.0r21, but it was offered as 6.3.0r22",
             ),
@@ -266,12 +271,7 @@ async fn every_forgery_is_refused_reported_with_its_reason_and_leaves_nothing() 
                 served(
                     "/replayed-product",
                     other_bytes.clone(),
-                    Offer {
-                        signature: other_signature.clone(),
-                        sha256: sha256_hex(&other_bytes),
-                        size: other_bytes.len() as u64,
-                        ..offer.clone()
-                    },
+                    replayed(&offer, &other_bytes, &other_signature),
                 ),
                 "says product netscreen, but it was offered as screenos",
             ),
