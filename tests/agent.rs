@@ -62,6 +62,19 @@ fn files_in(dir: &Path) -> Vec<PathBuf> {
     support::patching::walk(dir)
 }
 
+/// Pulls the device's version now, as an admin asks for it.
+async fn pull_now(app: &TestApp, f: &Fixture, device: &str) -> Value {
+    let (status, pulled) = app
+        .post(
+            &format!("/api/v1/devices/{device}/pull"),
+            &f.acme.admin.token,
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200, "{pulled}");
+    pulled
+}
+
 async fn device_detail(app: &TestApp, f: &Fixture, id: &str) -> Value {
     let (status, body) = app.get(&format!("/api/v1/devices/{id}"), &f.acme.admin.token).await;
     assert_eq!(status, 200, "{body}");
@@ -90,14 +103,7 @@ async fn the_agent_installs_a_genuine_patch_and_the_device_shows_fixed() {
         actix_web::rt::spawn(agent.pull_server(listener));
 
         // The server's pull reads the agent's endpoint, with the bearer token.
-        let (status, pulled) = app
-            .post(
-                &format!("/api/v1/devices/{device}/pull"),
-                &f.acme.admin.token,
-                json!({}),
-            )
-            .await;
-        assert_eq!(status, 200, "{pulled}");
+        let pulled = pull_now(&app, &f, &device).await;
         assert_eq!(pulled["version"], "6.3.0r20", "{pulled}");
 
         let polled = agent.poll().await.unwrap();
@@ -154,14 +160,7 @@ async fn the_agent_installs_a_genuine_patch_and_the_device_shows_fixed() {
             "{exposure}"
         );
 
-        let (status, pulled) = app
-            .post(
-                &format!("/api/v1/devices/{device}/pull"),
-                &f.acme.admin.token,
-                json!({}),
-            )
-            .await;
-        assert_eq!(status, 200, "{pulled}");
+        let pulled = pull_now(&app, &f, &device).await;
         assert_eq!(pulled["version"], "6.3.0r21", "{pulled}");
         assert_eq!(pulled["image_sha256"].as_str(), Some(offer.sha256.as_str()), "{pulled}");
     }

@@ -62,6 +62,17 @@ fn counts(body: &Value) -> [i64; 5] {
     ["affected", "fixed", "unaffected", "unknown", "claimed_not_running"].map(|k| body[k].as_i64().unwrap())
 }
 
+async fn entitle_globex(app: &TestApp, f: &support::patching::Fixture) {
+    let (status, _) = app
+        .put(
+            "/api/v1/customers/globex/entitlements",
+            &f.vendor.token,
+            json!({"products": ["screenos"]}),
+        )
+        .await;
+    assert_eq!(status, 200);
+}
+
 async fn flush(app: &TestApp) {
     run_once(&app.state, Job::FlushObservations).await.unwrap();
 }
@@ -70,14 +81,7 @@ async fn flush(app: &TestApp) {
 async fn the_backdoor_fleet_from_advisory_to_fixed_devices() {
     for app in TestApp::each().await {
         let f = fixture(&app).await;
-        let (status, _) = app
-            .put(
-                "/api/v1/customers/globex/entitlements",
-                &f.vendor.token,
-                json!({"products": ["screenos"]}),
-            )
-            .await;
-        assert_eq!(status, 200);
+        entitle_globex(&app, &f).await;
         let bytes = file_bytes(4096);
         let fix = publish_patch(&app, &f, "6.3.0r21", bytes.clone()).await;
 
@@ -564,14 +568,7 @@ async fn exposure_tallies_follow_every_change_and_survive_folding() {
         {
             devices.push(enrol(&app, &f.acme.admin.token, &format!("fw-{n}"), version).await);
         }
-        let (status, _) = app
-            .put(
-                "/api/v1/customers/globex/entitlements",
-                &f.vendor.token,
-                json!({"products": ["screenos"]}),
-            )
-            .await;
-        assert_eq!(status, 200);
+        entitle_globex(&app, &f).await;
         let other = enrol(&app, &f.globex.admin.token, "gx-1", "6.3.0r20").await;
         // Versions move (polls, flushed), install steps are reported, one device leaves.
         poll(&app, &devices[0], "6.3.0r20").await;

@@ -38,6 +38,24 @@ pub struct Running {
     pub image_sha256: Option<String>,
 }
 
+impl Running {
+    /// What `shared` holds now.
+    pub fn of(shared: &RwLock<Running>) -> Running {
+        shared
+            .read()
+            .map(|r| r.clone())
+            .unwrap_or_else(|e| e.into_inner().clone())
+    }
+
+    /// As a pull answers it.
+    pub fn pulled(self) -> Pulled {
+        Pulled {
+            version: self.version,
+            image_sha256: self.image_sha256,
+        }
+    }
+}
+
 /// What one poll brought.
 #[derive(Clone, Debug)]
 pub struct Polled {
@@ -64,7 +82,6 @@ pub struct Agent {
     state: AgentState,
     keyring: Keyring,
     running: Arc<RwLock<Running>>,
-    catalogue: Option<String>,
     /// Offers already installed, refused or failed, by patch and signature: not
     /// tried again (a device whose install did not take shows on the server as
     /// claimed but not running, instead of installing in a loop).
@@ -107,7 +124,6 @@ impl Agent {
             state,
             keyring,
             running,
-            catalogue: None,
             settled: Vec::new(),
         };
         if agent.state.device_token.is_none() {
@@ -131,10 +147,7 @@ impl Agent {
 
     /// What the device runs, as its pull endpoint reports it.
     pub fn running(&self) -> Running {
-        self.running
-            .read()
-            .map(|r| r.clone())
-            .unwrap_or_else(|e| e.into_inner().clone())
+        Running::of(&self.running)
     }
 
     pub fn running_handle(&self) -> Arc<RwLock<Running>> {
@@ -217,7 +230,6 @@ impl Agent {
             });
         }
         let answer: PollResponse = answer(response, "the poll").await?;
-        self.catalogue = Some(answer.catalogue);
         Ok(Polled {
             offer: answer.update,
             interval: Duration::from_secs(answer.poll_interval_s.max(1)),
@@ -266,8 +278,9 @@ impl Agent {
             None
         };
         let etag = self.state.pending.as_ref().and_then(|p| p.etag.clone());
-        let state_file = self.config.state_file.clone();
+        // The state as it will be once a fresh response's validator is known.
         let mut state = self.state.clone();
+        let state_file = &self.config.state_file;
         let fetched = download::fetch(
             &self.http,
             &url,
@@ -279,11 +292,11 @@ impl Agent {
                 if let Some(pending) = state.pending.as_mut() {
                     pending.etag = etag;
                 }
-                state.save(&state_file)
+                state.save(state_file)
             },
         )
         .await;
-        self.state = AgentState::load(&self.config.state_file)?;
+        self.state = state;
         let fetched = match fetched {
             Ok(fetched) => fetched,
             Err(DownloadError::Interrupted(why)) => {
@@ -294,19 +307,11 @@ impl Agent {
                 return self.refuse(offer, &part, format!("refused: {e}")).await;
             }
         };
-        let expected = Expected {
-            product: &self.config.product,
-            platform: self.config.platform.as_deref(),
-        };
-        let mut verdict = verify::check(&self.keyring, expected, offer, &part);
+        let mut verdict = self.check(offer, &part);
         if let Err(Refusal::UntrustedKey(_)) = verdict {
             // A key rotation may have introduced the signing key: learn, then look again.
             if self.learn_keys().await? {
-                let expected = Expected {
-                    product: &self.config.product,
-                    platform: self.config.platform.as_deref(),
-                };
-                verdict = verify::check(&self.keyring, expected, offer, &part);
+                verdict = self.check(offer, &part);
             }
         }
         if let Err(refusal) = verdict {
@@ -336,6 +341,15 @@ impl Agent {
                 Ok(Outcome::InstallFailed(why))
             }
         }
+    }
+
+    /// Verifies a download of `offer` with the keys trusted now.
+    fn check(&self, offer: &Offer, file: &Path) -> Result<(), Refusal> {
+        let expected = Expected {
+            product: &self.config.product,
+            platform: self.config.platform.as_deref(),
+        };
+        verify::check(&self.keyring, expected, offer, file)
     }
 
     /// Deletes the download, forgets it, and reports why.
@@ -514,19 +528,9 @@ struct OneDevice {
 
 impl pull::Directory for OneDevice {
     fn lookup(&self, path: &str) -> Option<pull::Answer> {
-        (path == "/pull").then(|| {
-            let running = self
-                .running
-                .read()
-                .map(|r| r.clone())
-                .unwrap_or_else(|e| e.into_inner().clone());
-            pull::Answer::Device {
-                reading: Pulled {
-                    version: running.version,
-                    image_sha256: running.image_sha256,
-                },
-                token: self.token.clone(),
-            }
+        (path == "/pull").then(|| pull::Answer::Device {
+            reading: Running::of(&self.running).pulled(),
+            token: self.token.clone(),
         })
     }
 }

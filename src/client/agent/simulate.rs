@@ -18,7 +18,6 @@ use sha2::{Digest, Sha256};
 
 use super::pull::{self, Answer, Directory};
 use super::{http_client, Agent, AgentConfig, Installer, Outcome, Running, SimulatedInstall, SimulatedOutcome};
-use crate::api::device::Pulled;
 
 /// How a simulated device behaves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
@@ -253,12 +252,8 @@ impl Directory for FleetDirectory {
         if slot.silent.load(Ordering::Relaxed) {
             return Some(Answer::Silent);
         }
-        let running = slot.running.get()?.read().map(|r| r.clone()).ok()?;
         Some(Answer::Device {
-            reading: Pulled {
-                version: running.version,
-                image_sha256: running.image_sha256,
-            },
+            reading: Running::of(slot.running.get()?).pulled(),
             token: self.token.clone(),
         })
     }

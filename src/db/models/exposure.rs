@@ -43,6 +43,19 @@ macro_rules! grouped {
     };
 }
 
+/// The columns a device tally is grouped by.
+macro_rules! tally_group {
+    () => {
+        (
+            device_tallies::customer_id,
+            device_tallies::product_id,
+            device_tallies::version,
+            device_tallies::report_state,
+            device_tallies::report_patch_id,
+        )
+    };
+}
+
 /// Counts the live devices of `products` (of one customer, or of all) by group,
 /// summing the tallies (a few rows per group until they are folded).
 pub fn device_groups(
@@ -52,22 +65,14 @@ pub fn device_groups(
 ) -> QueryResult<Vec<DeviceGroup>> {
     macro_rules! tallied {
         ($query:expr) => {
-            $query
-                .group_by((
-                    device_tallies::customer_id,
-                    device_tallies::product_id,
-                    device_tallies::version,
-                    device_tallies::report_state,
-                    device_tallies::report_patch_id,
-                ))
-                .select((
-                    device_tallies::customer_id,
-                    device_tallies::product_id,
-                    device_tallies::version,
-                    device_tallies::report_state,
-                    device_tallies::report_patch_id,
-                    diesel::dsl::sql::<diesel::sql_types::BigInt>("CAST(SUM(devices) AS BIGINT)"),
-                ))
+            $query.group_by(tally_group!()).select((
+                device_tallies::customer_id,
+                device_tallies::product_id,
+                device_tallies::version,
+                device_tallies::report_state,
+                device_tallies::report_patch_id,
+                diesel::dsl::sql::<diesel::sql_types::BigInt>("CAST(SUM(devices) AS BIGINT)"),
+            ))
         };
     }
     let tallies = device_tallies::table.filter(device_tallies::product_id.eq_any(products));
@@ -94,42 +99,35 @@ pub fn fold_tallies(conn: &mut DbConnection) -> QueryResult<usize> {
             .select(diesel::dsl::max(device_tallies::id))
             .first(conn)?;
         let Some(last) = last else { return Ok(0) };
-        let rows: i64 = device_tallies::table
+        // Rows and sum per group: nothing to fold when each group is one row already.
+        let groups: Vec<(i64, i64)> = device_tallies::table
             .filter(device_tallies::id.le(last))
-            .count()
-            .get_result(conn)?;
-        let groups = device_tallies::table
-            .filter(device_tallies::id.le(last))
-            .group_by((
-                device_tallies::customer_id,
-                device_tallies::product_id,
-                device_tallies::version,
-                device_tallies::report_state,
-                device_tallies::report_patch_id,
+            .group_by(tally_group!())
+            .select((
+                diesel::dsl::count_star(),
+                diesel::dsl::sql::<diesel::sql_types::BigInt>("CAST(SUM(devices) AS BIGINT)"),
             ))
-            .select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
-                "CAST(SUM(devices) AS BIGINT)",
-            ))
-            .load::<i64>(conn)?;
-        if usize::try_from(rows).unwrap_or(0) <= groups.iter().filter(|n| **n != 0).count() {
+            .load(conn)?;
+        if groups.iter().all(|(rows, devices)| *rows == 1 && *devices != 0) {
             return Ok(0);
         }
-        let sums = format!("SELECT {columns}, SUM(devices) FROM {{from}} GROUP BY {columns} HAVING SUM(devices) <> 0");
+        let rows: i64 = groups.iter().map(|(rows, _)| rows).sum();
+        let sums = |from: &str| {
+            format!("SELECT {columns}, SUM(devices) FROM {from} GROUP BY {columns} HAVING SUM(devices) <> 0")
+        };
         match conn {
             DbConnection::Postgres(_) => {
-                let from = "gone";
                 diesel::sql_query(format!(
                     "WITH gone AS (DELETE FROM device_tallies WHERE id <= {last} RETURNING {columns}, devices) \
                      INSERT INTO device_tallies ({columns}, devices) {}",
-                    sums.replace("{from}", from)
+                    sums("gone")
                 ))
                 .execute(conn)?;
             }
             DbConnection::Sqlite(_) => {
-                let from = format!("device_tallies WHERE id <= {last}");
                 diesel::sql_query(format!(
                     "INSERT INTO device_tallies ({columns}, devices) {}",
-                    sums.replace("{from}", &from)
+                    sums(&format!("device_tallies WHERE id <= {last}"))
                 ))
                 .execute(conn)?;
                 diesel::delete(device_tallies::table.filter(device_tallies::id.le(last))).execute(conn)?;
