@@ -7,7 +7,7 @@ use actix_web::{web, FromRequest, Handler, HttpRequest, HttpResponse, Responder,
 
 use crate::error::{AppError, PageError};
 use crate::handlers::api::{
-    advisories, anomalies, customers, devices, enrollment_tokens, entitlements, exposure, images, keys, me, patches,
+    advisories, anomalies, customers, devices, enrollment_tokens, entitlements, evidence, exposure, images, keys, log, me, patches,
     products, pulls, query, session, tokens, uploads, users, webhooks,
 };
 use crate::handlers::device::{enroll, poll, report};
@@ -194,7 +194,12 @@ pub fn table() -> Table {
         )
         .post(&api("/query"), query::query)
         .get(&api("/keys"), keys::list_keys)
-        .get(&api("/keys/{key_id}"), keys::get_key);
+        .get(&api("/keys/{key_id}"), keys::get_key)
+        .get(&api("/log/head"), log::get_head)
+        .get(&api("/log/entries"), log::get_entries)
+        .get(&api("/log/proof/inclusion"), log::get_inclusion_proof)
+        .get(&api("/log/proof/consistency"), log::get_consistency_proof)
+        .get(&api("/advisories/{id}/evidence"), evidence::get_evidence);
     t.get("/feeds/advisories.atom", atom::get_atom_feed)
         .get("/.well-known/csaf/provider-metadata.json", csaf::get_provider_metadata)
         .get("/.well-known/csaf/white/index.txt", csaf::get_index)

@@ -31,9 +31,7 @@ pub fn random_hex(n: usize) -> String {
 }
 
 /// Lower-case hex SHA-256 of `data`.
-pub fn sha256_hex(data: &[u8]) -> String {
-    hex::encode(Sha256::digest(data))
-}
+pub use crate::domain::log::sha256_hex;
 
 /// Compares two strings in time that depends only on their lengths.
 pub fn constant_time_eq(a: &str, b: &str) -> bool {

@@ -5,6 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::api::log::{ConsistencyProof, OfferLog, SignedHead};
 use crate::domain::ReportState;
 
 /// `POST /api/v1/device/enroll`, as a device sends it.
@@ -37,6 +38,10 @@ pub struct Poll<'a> {
     pub image_sha256: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub catalogue: Option<&'a str>,
+    /// The size of the newest tree head the device holds: the answer then brings
+    /// the consistency proof from it when the server has it at hand.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_size: Option<u64>,
 }
 
 /// The poll answer as a client reads it.
@@ -48,6 +53,13 @@ pub struct PollResponse {
     pub unchanged: bool,
     pub catalogue: String,
     pub poll_interval_s: u64,
+    /// The latest signed tree head; re-signed every few minutes, so it also says
+    /// the answer is fresh.
+    #[serde(default)]
+    pub log_head: Option<SignedHead>,
+    /// From the size the device said it holds to `log_head`.
+    #[serde(default)]
+    pub log_consistency: Option<ConsistencyProof>,
 }
 
 /// An update offered to a device.
@@ -63,6 +75,12 @@ pub struct Offer {
     pub signature: String,
     pub advisories: Vec<String>,
     pub emergency: bool,
+    /// Signed as an explicit rollback: the one case a device goes to an older version.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rollback: bool,
+    /// The patch's entry in the log and its inclusion in `log_head`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log: Option<OfferLog>,
 }
 
 /// `POST /api/v1/device/report`, as a device sends it.

@@ -8,6 +8,7 @@ pub mod device;
 pub mod events;
 #[cfg(feature = "server")]
 pub mod fleet;
+pub mod log;
 #[cfg(feature = "server")]
 pub mod patches;
 

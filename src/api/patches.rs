@@ -37,6 +37,12 @@ pub struct PatchResponse {
     pub upload_url: Option<String>,
     pub download_url: String,
     pub signature_url: String,
+    /// Signed as an explicit rollback to an older version.
+    pub rollback: bool,
+    /// On a publish or yank answer: the entry in the transparency log and a signed
+    /// tree head that includes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log: Option<crate::api::log::Logged>,
 }
 
 impl PatchResponse {
@@ -65,6 +71,8 @@ impl PatchResponse {
             created_at: utc(patch.created_at),
             published_at: patch.published_at.map(utc),
             yanked_at: patch.yanked_at.map(utc),
+            rollback: patch.rollback,
+            log: None,
         })
     }
 }

@@ -266,6 +266,7 @@ async fn create_draft(
         fixes: fixes.clone(),
         filename: filename.to_owned(),
         sha256: Some(sha256.to_owned()),
+        rollback: false,
     };
     let response = client
         .post(format!("{base}/api/v1/patches"))

@@ -258,6 +258,12 @@ pub struct Config {
     pub emergency_poll_interval: Duration,
     /// How often the adoption charts get a point.
     pub exposure_point_interval: Duration,
+    /// How often the log's tree head is signed again.
+    pub log_head_interval: Duration,
+    /// How long a signed tree head is valid.
+    pub log_head_ttl: Duration,
+    /// The origin line of the log's checkpoints.
+    pub log_origin: String,
     /// When an install step in progress counts as stalled.
     pub install_stall_after: Duration,
     /// Observations held in memory at most.

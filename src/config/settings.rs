@@ -80,6 +80,21 @@ pub const SETTINGS: &[Setting] = &[
         help: "how often the adoption charts get a point (each advisory's exposure counts per customer)",
     },
     Setting {
+        name: "log_head_interval",
+        default: "5m",
+        help: "how often the transparency log's tree head is signed again, even when nothing changed",
+    },
+    Setting {
+        name: "log_head_ttl",
+        default: "1h",
+        help: "how long a signed tree head is valid: devices refuse answers whose head has expired (longer than log_head_interval)",
+    },
+    Setting {
+        name: "log_origin",
+        default: "<public_url host and path>/log",
+        help: "the origin line of the log's checkpoints, which names this log",
+    },
+    Setting {
         name: "install_stall_after",
         default: "2h",
         help: "a device whose latest install step (downloading, downloaded, installing) is older than this is shown as stalled",

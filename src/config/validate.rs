@@ -199,6 +199,28 @@ impl RawSettings {
         let emergency_poll_interval = interval("emergency_poll_interval", 5 * 60)?;
         let install_stall_after = interval("install_stall_after", 2 * 3600)?;
         let exposure_point_interval = interval("exposure_point_interval", 3600)?;
+        let log_head_interval = interval("log_head_interval", 5 * 60)?;
+        let log_head_ttl = interval("log_head_ttl", 3600)?;
+        if log_head_ttl <= log_head_interval {
+            return Err(ConfigError {
+                setting: "log_head_ttl".into(),
+                origin: self.get("log_head_ttl").map_or_else(|| "default".into(), |raw| raw.origin.clone()),
+                problem: "must be longer than log_head_interval, or heads expire before the next is signed".into(),
+            });
+        }
+        let default_origin = format!(
+            "{}{}{}/log",
+            public_url.host_str().unwrap_or("localhost"),
+            public_url.port().map(|p| format!(":{p}")).unwrap_or_default(),
+            public_url.path().trim_end_matches('/')
+        );
+        let log_origin = self.parse("log_origin", default_origin, |s| {
+            if s.is_empty() || s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                Err(format!("`{s}` must be one word without spaces, like `updates.example.com/log`"))
+            } else {
+                Ok(s.to_owned())
+            }
+        })?;
         let observation_queue_max = self.parse("observation_queue_max", 1_000_000, |s| match s.parse::<usize>() {
             Ok(n @ 1..=100_000_000) => Ok(n),
             _ => Err(format!("`{s}` is not a whole number from 1 to 100000000")),
@@ -347,6 +369,9 @@ impl RawSettings {
             poll_interval,
             emergency_poll_interval,
             exposure_point_interval,
+            log_head_interval,
+            log_head_ttl,
+            log_origin,
             install_stall_after,
             observation_queue_max,
             client_address_hops: if trust_proxy_headers { trusted_proxy_hops } else { 0 },

@@ -190,6 +190,47 @@ diesel::table! {
 }
 
 diesel::table! {
+    log_entries (idx) {
+        idx -> BigInt,
+        kind -> Text,
+        subject -> Text,
+        actor -> Text,
+        customer_id -> Nullable<Text>,
+        leaf -> Text,
+        leaf_hash -> Binary,
+        opening -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    log_heads (sequence) {
+        sequence -> BigInt,
+        tree_size -> BigInt,
+        root_hash -> Binary,
+        signed_at -> Timestamp,
+        expires_at -> Timestamp,
+        key_id -> Text,
+        checkpoint -> Text,
+        signature -> Text,
+    }
+}
+
+diesel::table! {
+    log_nodes (id) {
+        id -> BigInt,
+        hash -> Binary,
+    }
+}
+
+diesel::table! {
+    log_state (id) {
+        id -> Integer,
+        size -> BigInt,
+    }
+}
+
+diesel::table! {
     observations (id) {
         id -> Text,
         device_id -> Text,
@@ -243,6 +284,7 @@ diesel::table! {
         uploaded_at -> Nullable<Timestamp>,
         published_at -> Nullable<Timestamp>,
         yanked_at -> Nullable<Timestamp>,
+        rollback -> Bool,
     }
 }
 
@@ -444,6 +486,10 @@ diesel::allow_tables_to_appear_in_same_query!(
     exposure_history,
     fleet_state,
     install_reports,
+    log_entries,
+    log_heads,
+    log_nodes,
+    log_state,
     observations,
     patch_advisories,
     patch_uploads,

@@ -47,3 +47,10 @@ pub struct Caller {
     pub role: Role,
     pub scope: Scope,
 }
+
+impl Caller {
+    /// How the transparency log names this caller as the one who acted.
+    pub fn actor(&self) -> String {
+        format!("user:{}", self.user)
+    }
+}

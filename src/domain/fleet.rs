@@ -104,32 +104,41 @@ pub struct Candidate {
     pub applies_to: Vec<VersionRange>,
     /// It fixes an advisory marked as an emergency.
     pub emergency: bool,
+    /// Signed as an explicit rollback: it goes back to an older version.
+    pub rollback: bool,
 }
 
 impl Candidate {
     /// Whether it may be offered to a device on `platform` running `running`: for
-    /// its platform, applicable to the running version, and an upgrade.
+    /// its platform, applicable to the running version, and an upgrade (or, signed
+    /// as a rollback, a downgrade).
     pub fn applies(&self, running: &Version, platform: Option<&str>) -> bool {
         let platform_fits = match (&self.platform, platform) {
             (None, _) => true,
             (Some(wanted), Some(actual)) => wanted.eq_ignore_ascii_case(actual),
             (Some(_), None) => false,
         };
-        platform_fits && self.version > *running && self.applies_to.iter().any(|r| r.contains(running))
+        let direction = if self.rollback {
+            self.version < *running
+        } else {
+            self.version > *running
+        };
+        platform_fits && direction && self.applies_to.iter().any(|r| r.contains(running))
     }
 }
 
 /// The index of the patch to offer among `candidates`: an emergency fix before any
 /// other, then a patch on the running version's release train before one that moves
-/// to another train, then the newest. Never a downgrade, never a patch whose ranges
-/// leave out the running version.
+/// to another train, then the newest. Never a downgrade unless signed as a
+/// rollback (which the vendor then means before anything else), never a patch whose
+/// ranges leave out the running version.
 pub fn choose_offer(candidates: &[Candidate], running: &Version, platform: Option<&str>) -> Option<usize> {
     candidates
         .iter()
         .enumerate()
         .filter(|(_, c)| c.applies(running, platform))
         .max_by(|(_, a), (_, b)| {
-            let rank = |c: &Candidate| (c.emergency, c.version.same_train(running));
+            let rank = |c: &Candidate| (c.rollback, c.emergency, c.version.same_train(running));
             rank(a).cmp(&rank(b)).then_with(|| a.version.cmp(&b.version))
         })
         .map(|(index, _)| index)
@@ -205,6 +214,7 @@ mod tests {
             platform: None,
             applies_to,
             emergency,
+            rollback: false,
         }
     }
 

@@ -4,6 +4,7 @@
 //! database, HTTP, signing and randomness live elsewhere.
 
 pub mod advisory;
+pub mod bundle;
 #[cfg(feature = "server")]
 pub mod caller;
 pub mod csaf;
@@ -12,6 +13,8 @@ pub mod cwe;
 pub mod duration;
 pub mod email;
 pub mod fleet;
+pub mod log;
+pub mod merkle;
 pub mod network;
 pub mod password;
 pub mod patch;

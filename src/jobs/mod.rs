@@ -13,6 +13,7 @@ pub mod exposure_points;
 pub mod flush_observations;
 pub mod fold_tallies;
 pub mod pull_devices;
+pub mod sign_tree_head;
 pub mod sweep_files;
 pub mod sweep_uploads;
 pub mod sync_fleet;
@@ -45,10 +46,12 @@ pub enum Job {
     DeliverWebhooks,
     /// Raises unreachable-device and overdue-deadline events.
     WatchFleet,
+    /// Signs the log's tree head again when the newest is due for renewal.
+    SignTreeHead,
 }
 
 impl Job {
-    pub const ALL: [Job; 9] = [
+    pub const ALL: [Job; 10] = [
         Job::SweepUploads,
         Job::SweepFiles,
         Job::ExposurePoints,
@@ -58,6 +61,7 @@ impl Job {
         Job::PullDevices,
         Job::DeliverWebhooks,
         Job::WatchFleet,
+        Job::SignTreeHead,
     ];
 
     pub fn name(self) -> &'static str {
@@ -71,6 +75,7 @@ impl Job {
             Job::PullDevices => "pull-devices",
             Job::DeliverWebhooks => "deliver-webhooks",
             Job::WatchFleet => "watch-fleet",
+            Job::SignTreeHead => "sign-tree-head",
         }
     }
 
@@ -89,6 +94,8 @@ impl Job {
             Job::PullDevices => Duration::from_millis(250),
             Job::DeliverWebhooks => Duration::from_millis(250),
             Job::WatchFleet => Duration::from_secs(60),
+            // Checks often; signs only when the newest head is `log_head_interval` old.
+            Job::SignTreeHead => Duration::from_secs(5),
         }
     }
 
@@ -128,6 +135,7 @@ pub async fn run_once(services: &Services, job: Job) -> Result<usize, ServiceErr
         Job::PullDevices => pull_devices::run(services).await,
         Job::DeliverWebhooks => deliver_webhooks::run(services).await,
         Job::WatchFleet => watch_fleet::run(services).await,
+        Job::SignTreeHead => sign_tree_head::run(services).await,
     }
 }
 

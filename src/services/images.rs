@@ -8,6 +8,8 @@ use crate::db::models::{now, Product, ReleaseImage};
 use crate::domain::patch::Platform;
 use crate::domain::Caller;
 use crate::ids::ReleaseImageId;
+use crate::domain::log::LogKind;
+use crate::services::log;
 use crate::services::{ServiceError, Services};
 
 /// A release image as the vendor registers it.
@@ -32,15 +34,15 @@ pub async fn register(
             "release images are registered by the vendor".into(),
         ));
     }
-    let registered = register_by(services, caller.user.to_string(), slug, draft).await?;
+    let registered = register_by(services, caller.actor(), slug, draft).await?;
     if registered.1 {
         tracing::info!(user.id = %caller.user, version = %registered.0.version, "registered release image");
     }
     Ok(registered)
 }
 
-/// Registers a release image of product `slug` on behalf of `by` (a user id, or
-/// `cli` for the command line); whether it was new.
+/// Registers a release image of product `slug` on behalf of `by` (`user:<id>`, or
+/// `cli` for the command line), and logs it when it is new; whether it was new.
 pub async fn register_by(
     services: &Services,
     by: String,
@@ -71,15 +73,34 @@ pub async fn register_by(
                 .to_string();
             let image = ReleaseImage {
                 id: ReleaseImageId::generate(),
-                product_id: product.id,
+                product_id: product.id.clone(),
                 version,
                 platform,
                 image_sha256: sha,
                 created_by: by,
                 created_at: now(),
             };
-            let new = ReleaseImage::insert(conn, &image)?;
-            Ok::<_, ServiceError>((image, new))
+            conn.write_transaction(|conn| {
+                let new = ReleaseImage::insert(conn, &image)?;
+                if new {
+                    log::append(
+                        conn,
+                        log::Record {
+                            kind: LogKind::ImageRegistered,
+                            subject: format!("image/{}/{}", product.slug, image.image_sha256),
+                            actor: &image.created_by,
+                            customer: None,
+                            fields: log::fields([
+                                ("sha256", image.image_sha256.clone().into()),
+                                ("product", product.slug.clone().into()),
+                                ("version", image.version.clone().into()),
+                                ("platform", image.platform.clone().into()),
+                            ]),
+                        },
+                    )?;
+                }
+                Ok::<_, ServiceError>((image, new))
+            })
         })
         .await
 }

@@ -15,6 +15,7 @@ pub mod error;
 pub mod fleet;
 pub mod images;
 pub mod keys;
+pub mod log;
 pub mod outbound;
 pub mod patches;
 pub mod pulls;
@@ -65,6 +66,8 @@ pub struct Services {
     pub instance: String,
     /// Pulls made by this instance, by outcome.
     pub pull_counts: pulls::scheduler::PullCounts,
+    /// The newest signed tree head and the proofs polls carry.
+    pub log: log::LogCache,
 }
 
 impl Services {
@@ -111,6 +114,7 @@ impl Services {
             outbound,
             instance,
             pull_counts: Default::default(),
+            log: Default::default(),
             login_limiter: AttemptLimiter::new("login", config.login_attempts_per_minute),
             enrol_limiter: AttemptLimiter::new("enrollment", config.enrollment_attempts_per_minute),
             fleet: Fleet::new(config.observation_queue_max),
@@ -129,6 +133,8 @@ impl Services {
             tracing::info!(count = removed, "removed upload data that no upload owns");
         }
         Fleet::sync(&services).await.context("loading the fleet")?;
+        log::sign_if_due(&services).await.context("signing the log's tree head")?;
+        log::follow(&services).await.context("loading the log's tree head")?;
         Ok(services)
     }
 }

@@ -26,6 +26,9 @@ pub use config::{AgentConfig, Identity, Installer, SimulatedInstall, SimulatedOu
 pub use state::AgentState;
 
 use crate::api::device::{Enrolled, Enrolment, KeyResponse, Offer, Poll, PollResponse, Pulled, Report};
+use crate::api::log::{parse_proof, ConsistencyProof, SignedHead};
+use crate::domain::log::TreeHead;
+use crate::domain::merkle::verify_consistency;
 use crate::domain::ReportState;
 use download::{DownloadError, Fetched};
 use state::Pending;
@@ -61,6 +64,9 @@ impl Running {
 pub struct Polled {
     pub offer: Option<Offer>,
     pub interval: Duration,
+    /// Why the answer was refused (its tree head older, expired or forked): then
+    /// there is no offer.
+    pub refused: Option<String>,
 }
 
 /// How handling an offer ended.
@@ -86,6 +92,8 @@ pub struct Agent {
     /// tried again (a device whose install did not take shows on the server as
     /// claimed but not running, instead of installing in a loop).
     settled: Vec<(String, String)>,
+    /// The accepted tree head, verified.
+    head: Option<TreeHead>,
 }
 
 impl Agent {
@@ -125,7 +133,14 @@ impl Agent {
             keyring,
             running,
             settled: Vec::new(),
+            head: None,
         };
+        if let Some(held) = &agent.state.log_head {
+            agent.head = Some(
+                held.verify(|id| agent.keyring.find(id).map(|k| k.text.clone()))
+                    .map_err(|e| anyhow::anyhow!("the tree head in the agent state does not verify: {e}"))?,
+            );
+        }
         if agent.state.device_token.is_none() {
             agent.enrol().await?;
         }
@@ -213,6 +228,7 @@ impl Agent {
             version: &running.version,
             image_sha256: running.image_sha256.as_deref(),
             catalogue: None,
+            log_size: self.head.as_ref().map(|h| h.tree_size),
         };
         let response = self
             .http
@@ -227,13 +243,132 @@ impl Agent {
             return Ok(Polled {
                 offer: None,
                 interval: wait,
+                refused: None,
             });
         }
         let answer: PollResponse = answer(response, "the poll").await?;
+        let interval = Duration::from_secs(answer.poll_interval_s.max(1));
+        if let Err(why) = self.accept_head(&answer).await? {
+            tracing::warn!("refused the poll answer: {why}");
+            if let Some(offer) = &answer.update {
+                self.report(offer, ReportState::Failed, None, Some(&why)).await;
+            }
+            return Ok(Polled {
+                offer: None,
+                interval,
+                refused: Some(why),
+            });
+        }
         Ok(Polled {
             offer: answer.update,
-            interval: Duration::from_secs(answer.poll_interval_s.max(1)),
+            interval,
+            refused: None,
         })
+    }
+
+    /// The newest tree head this agent accepted, verified.
+    pub fn head(&self) -> Option<&TreeHead> {
+        self.head.as_ref()
+    }
+
+    /// Checks the tree head of a poll answer against the one held: signed by a
+    /// trusted key, not expired (a frozen answer), not older (a rollback), and
+    /// consistent with the one held (not a fork). Keeps it when it is good;
+    /// returns why it is refused otherwise.
+    async fn accept_head(&mut self, answer: &PollResponse) -> anyhow::Result<Result<(), String>> {
+        let Some(signed) = &answer.log_head else {
+            return Ok(Err("refused: the answer carries no signed tree head".into()));
+        };
+        let mut verified = signed.verify(|id| self.keyring.find(id).map(|k| k.text.clone()));
+        if verified.as_ref().is_err_and(|e| e.contains("not trusted")) && self.learn_keys().await? {
+            verified = signed.verify(|id| self.keyring.find(id).map(|k| k.text.clone()));
+        }
+        let head = match verified {
+            Ok(head) => head,
+            Err(why) => return Ok(Err(format!("refused: {why}"))),
+        };
+        if head.expires_at <= chrono::Utc::now() {
+            return Ok(Err(format!(
+                "refused (freeze): the tree head of sequence {} expired at {}",
+                head.sequence,
+                head.expires_at.to_rfc3339()
+            )));
+        }
+        if let Some(held) = &self.head {
+            if let Err(why) = self.follows(held, &head, signed, answer).await? {
+                return Ok(Err(why));
+            }
+        }
+        if self.state.log_head.as_ref() != Some(signed) {
+            self.state.log_head = Some(signed.clone());
+            self.save()?;
+        }
+        self.head = Some(head);
+        Ok(Ok(()))
+    }
+
+    /// Whether `head` may follow `held`: the same or a later sequence, no fewer
+    /// entries, and a consistency proof from `held` when it has more.
+    async fn follows(
+        &self,
+        held: &TreeHead,
+        head: &TreeHead,
+        signed: &SignedHead,
+        polled: &PollResponse,
+    ) -> anyhow::Result<Result<(), String>> {
+        if head.origin != held.origin {
+            return Ok(Err(format!(
+                "refused (fork): the tree head is of log `{}`, not of `{}`",
+                head.origin, held.origin
+            )));
+        }
+        if head.sequence < held.sequence || head.tree_size < held.tree_size {
+            return Ok(Err(format!(
+                "refused (rollback): the tree head (sequence {}, {} entries) is older than the one already seen (sequence {}, {} entries)",
+                head.sequence, head.tree_size, held.sequence, held.tree_size
+            )));
+        }
+        if head.sequence == held.sequence && (head != held || self.state.log_head.as_ref() != Some(signed)) {
+            return Ok(Err(format!(
+                "refused (fork): two different tree heads carry sequence {}",
+                head.sequence
+            )));
+        }
+        if head.tree_size == held.tree_size {
+            if head.root_hash != held.root_hash {
+                return Ok(Err(format!(
+                    "refused (fork): a tree of {} entries with another root hash than the one already seen",
+                    head.tree_size
+                )));
+            }
+            return Ok(Ok(()));
+        }
+        let proof = match polled
+            .log_consistency
+            .as_ref()
+            .filter(|p| p.from == held.tree_size && p.to == head.tree_size)
+        {
+            Some(proof) => proof.clone(),
+            None => {
+                let url = self.url(&format!(
+                    "/api/v1/log/proof/consistency?from={}&to={}",
+                    held.tree_size, head.tree_size
+                ))?;
+                let response = self.http.get(url).send().await.context("fetching a consistency proof")?;
+                let proof: ConsistencyProof = answer(response, "the consistency proof").await?;
+                proof
+            }
+        };
+        let checked = parse_proof(&proof.proof).and_then(|hashes| {
+            verify_consistency(held.tree_size, head.tree_size, &held.root_hash, &head.root_hash, &hashes)
+                .map_err(|e| e.to_string())
+        });
+        Ok(checked.map_err(|why| {
+            format!(
+                "refused (fork): the tree of {} entries does not extend the one of {} already seen: {why}",
+                head.tree_size, held.tree_size
+            )
+        }))
     }
 
     /// Whether this offer was installed, refused or failed before (it is not tried
@@ -246,6 +381,10 @@ impl Agent {
 
     /// Downloads, verifies and installs `offer`, reporting each step.
     pub async fn apply(&mut self, offer: &Offer) -> anyhow::Result<Outcome> {
+        if let Err(refusal) = self.check_offer(offer) {
+            let part = self.part_path(offer);
+            return self.refuse(offer, &part, refusal.to_string()).await;
+        }
         // The same file from the same signer resumes, wherever it is served from now.
         let same_pending = self.state.pending.as_ref().is_some_and(|p| {
             p.offer.patch_id == offer.patch_id
@@ -345,11 +484,28 @@ impl Agent {
 
     /// Verifies a download of `offer` with the keys trusted now.
     fn check(&self, offer: &Offer, file: &Path) -> Result<(), Refusal> {
+        let running = self.running();
         let expected = Expected {
             product: &self.config.product,
             platform: self.config.platform.as_deref(),
+            running: &running.version,
         };
         verify::check(&self.keyring, expected, offer, file)
+    }
+
+    /// Checks `offer` against the log and the running version, before downloading.
+    fn check_offer(&self, offer: &Offer) -> Result<(), Refusal> {
+        let running = self.running();
+        let expected = Expected {
+            product: &self.config.product,
+            platform: self.config.platform.as_deref(),
+            running: &running.version,
+        };
+        let head = self
+            .head
+            .as_ref()
+            .ok_or_else(|| Refusal::NotLogged("no tree head has been accepted yet".into()))?;
+        verify::check_offer(head, expected, offer)
     }
 
     /// Deletes the download, forgets it, and reports why.

@@ -10,6 +10,7 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
 use crate::api::device::Offer;
+use crate::api::log::SignedHead;
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct AgentState {
@@ -28,6 +29,10 @@ pub struct AgentState {
     /// The download in progress, with the validator that lets it resume.
     #[serde(default)]
     pub pending: Option<Pending>,
+    /// The newest signed tree head of the transparency log the agent accepted: an
+    /// answer with an older, expired or inconsistent head is refused.
+    #[serde(default)]
+    pub log_head: Option<SignedHead>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]

@@ -11,6 +11,10 @@ use sha2::{Digest, Sha256};
 
 use super::state::LearntKey;
 use crate::api::device::{KeyResponse, Offer};
+use crate::api::log::parse_proof;
+use crate::domain::log::{patch_subject, sha256_hex, Entry, LogKind, TreeHead};
+use crate::domain::merkle::{leaf_hash, verify_inclusion};
+use crate::domain::version::VersionScheme;
 use crate::signing::{self, PublicKeyInfo};
 
 /// A key the agent trusts.
@@ -133,6 +137,10 @@ pub enum Refusal {
     Comment(String),
     Hash { got: String, offered: String },
     Io(String),
+    /// The offer is not the patch the transparency log holds.
+    NotLogged(String),
+    /// The offer goes back to an older version without being a signed rollback.
+    Downgrade { running: String, offered: String },
 }
 
 impl fmt::Display for Refusal {
@@ -151,6 +159,11 @@ impl fmt::Display for Refusal {
                 write!(f, "refused: the file's sha256 is {got}, the offer says {offered}")
             }
             Refusal::Io(why) => write!(f, "refused: the download could not be read: {why}"),
+            Refusal::NotLogged(why) => write!(f, "refused: the patch is not in the transparency log as offered: {why}"),
+            Refusal::Downgrade { running, offered } => write!(
+                f,
+                "refused: the offer goes back from {running} to the older {offered} and is not a signed rollback"
+            ),
         }
     }
 }
@@ -160,6 +173,61 @@ impl fmt::Display for Refusal {
 pub struct Expected<'a> {
     pub product: &'a str,
     pub platform: Option<&'a str>,
+    /// The version it runs: an offer of an older one must be a signed rollback.
+    pub running: &'a str,
+}
+
+/// Whether version `a` is older than `b`, read in the first scheme that reads both.
+pub fn older(a: &str, b: &str) -> bool {
+    [VersionScheme::Vendor, VersionScheme::Semver]
+        .into_iter()
+        .find_map(|scheme| Some(scheme.parse(a).ok()? < scheme.parse(b).ok()?))
+        .unwrap_or(false)
+}
+
+/// Checks, before anything is downloaded, that `offer` is what the log holds under
+/// `head` (the verified head of the same answer) and that it does not take the
+/// device back to an older version unless it is offered as a rollback.
+pub fn check_offer(head: &TreeHead, expected: Expected<'_>, offer: &Offer) -> Result<(), Refusal> {
+    if older(&offer.version, expected.running) && !offer.rollback {
+        return Err(Refusal::Downgrade {
+            running: expected.running.to_owned(),
+            offered: offer.version.clone(),
+        });
+    }
+    let not = |why: String| Refusal::NotLogged(why);
+    let log = offer
+        .log
+        .as_ref()
+        .ok_or_else(|| not("the offer names no log entry".into()))?;
+    if log.tree_size != head.tree_size {
+        return Err(not(format!(
+            "its inclusion proof is for a tree of {} entries, the answer's head has {}",
+            log.tree_size, head.tree_size
+        )));
+    }
+    let proof = parse_proof(&log.proof).map_err(not)?;
+    verify_inclusion(log.index, head.tree_size, &leaf_hash(log.leaf.as_bytes()), &proof, &head.root_hash)
+        .map_err(|e| not(format!("entry {}: {e}", log.index)))?;
+    let entry = Entry::parse(&log.leaf).map_err(not)?;
+    if entry.kind != Some(LogKind::PatchPublished) || entry.subject.as_deref() != Some(&patch_subject(&offer.patch_id)) {
+        return Err(not(format!("entry {} is not the publication of patch {}", log.index, offer.patch_id)));
+    }
+    let signature_hash = sha256_hex(offer.signature.as_bytes());
+    let agrees = [
+        ("sha256", entry.text("sha256") == Some(offer.sha256.to_ascii_lowercase().as_str())),
+        ("signature", entry.text("signature_sha256") == Some(signature_hash.as_str())),
+        ("version", entry.text("version") == Some(offer.version.as_str())),
+        ("product", entry.text("product") == Some(expected.product)),
+        (
+            "rollback",
+            entry.fields.get("rollback").and_then(serde_json::Value::as_bool) == Some(offer.rollback),
+        ),
+    ];
+    if let Some((what, _)) = agrees.iter().find(|(_, same)| !same) {
+        return Err(not(format!("entry {} logs another {what} than the offer's", log.index)));
+    }
+    Ok(())
 }
 
 /// Checks the downloaded `file` against `offer`: size, signature by a trusted key,
@@ -230,6 +298,13 @@ fn check_comment(comment: &str, expected: Expected<'_>, offer: &Offer) -> Result
     let sha256 = field("sha256")?;
     if !sha256.eq_ignore_ascii_case(&offer.sha256) {
         return Err(mismatch("sha256", sha256, &offer.sha256));
+    }
+    let signed_rollback = fields.split_whitespace().any(|f| f == "rollback=yes");
+    if older(&offer.version, expected.running) && !signed_rollback {
+        return Err(Refusal::Downgrade {
+            running: expected.running.to_owned(),
+            offered: offer.version.clone(),
+        });
     }
     Ok(())
 }
@@ -311,6 +386,7 @@ mod tests {
         let me = Expected {
             product: "screenos",
             platform: Some("ssg-500"),
+            running: "6.3.0r20",
         };
         let good = format!(
             "patchwarden patch id=pat_1 product=screenos version=6.3.0r21 platform=ssg-500 sha256={} advisories=PW-1",

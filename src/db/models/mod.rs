@@ -10,6 +10,7 @@ pub mod device;
 pub mod enrollment;
 pub mod exposure;
 pub mod image;
+pub mod log;
 pub mod observation;
 pub mod patch;
 pub mod product;

@@ -34,6 +34,7 @@ pub struct PatchRecord {
     pub uploaded_at: Option<NaiveDateTime>,
     pub published_at: Option<NaiveDateTime>,
     pub yanked_at: Option<NaiveDateTime>,
+    pub rollback: bool,
 }
 
 #[derive(Insertable)]
@@ -48,6 +49,7 @@ pub struct NewPatch<'a> {
     pub expected_sha256: Option<&'a str>,
     pub state: &'a str,
     pub created_at: NaiveDateTime,
+    pub rollback: bool,
 }
 
 /// A patch with its product and the public ids of the advisories it fixes.

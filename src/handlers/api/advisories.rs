@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::api::advisories::{AdvisoryList, AdvisorySummary, ListQuery};
+use crate::api::log::Logged;
 use crate::auth::VendorUser;
 use crate::db::models::utc;
 use crate::db::models::{AdvisoryRecord, RevisionRecord};
@@ -54,6 +55,10 @@ pub struct RevisionResponse {
     pub sha256: String,
     pub url: String,
     pub signature_url: String,
+    /// On a publish answer: the revision's entry in the transparency log and a
+    /// signed tree head that includes it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log: Option<Logged>,
 }
 
 fn revision_response(state: &AppState, public_id: &str, r: &RevisionRecord) -> RevisionResponse {
@@ -70,6 +75,7 @@ fn revision_response(state: &AppState, public_id: &str, r: &RevisionRecord) -> R
         sha256: sha256_hex(r.document.as_bytes()),
         signature_url: format!("{base}/minisig"),
         url: base,
+        log: None,
     }
 }
 
@@ -198,9 +204,13 @@ async fn signed(
     key: String,
     action: SignAction,
 ) -> Result<HttpResponse, AppError> {
-    let (record, revision) = advisories::sign(state, &caller.0.caller(), key, action).await?;
+    let (record, revision, logged) = advisories::sign(state, &caller.0.caller(), key, action).await?;
     let public_id = record.public_id.unwrap_or_default();
-    Ok(HttpResponse::Created().json(revision_response(state, &public_id, &revision)))
+    let response = RevisionResponse {
+        log: Some(logged),
+        ..revision_response(state, &public_id, &revision)
+    };
+    Ok(HttpResponse::Created().json(response))
 }
 
 /// `GET /api/v1/advisories`

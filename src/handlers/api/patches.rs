@@ -7,7 +7,9 @@ use actix_web::http::{header, Method, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
+use crate::api::log::Logged;
 use crate::api::patches::{PatchResponse, StoredFileResponse};
+use crate::db::models::PatchView;
 use crate::auth::{AuthUser, Someone, VendorUser};
 use crate::error::AppError;
 use crate::http::extract::declared_length;
@@ -46,14 +48,8 @@ pub async fn publish_patch(
     caller: VendorUser,
     id: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
-    let view = patches::publish(&state, &caller.0.caller(), &id).await?;
-    get_patch_response(
-        &state,
-        PatchReader::Vendor,
-        view.patch.id.to_string(),
-        StatusCode::CREATED,
-    )
-    .await
+    let (view, logged) = patches::publish(&state, &caller.0.caller(), &id).await?;
+    logged_patch_response(&state, view, logged, StatusCode::CREATED).await
 }
 
 #[derive(Deserialize)]
@@ -70,8 +66,23 @@ pub async fn yank_patch(
     id: web::Path<String>,
     body: web::Json<YankRequest>,
 ) -> Result<HttpResponse, AppError> {
-    let view = patches::yank_published(&state, &caller.0.caller(), id.into_inner(), body.into_inner().reason).await?;
-    get_patch_response(&state, PatchReader::Vendor, view.patch.id.to_string(), StatusCode::OK).await
+    let (view, logged) =
+        patches::yank_published(&state, &caller.0.caller(), id.into_inner(), body.into_inner().reason).await?;
+    logged_patch_response(&state, view, logged, StatusCode::OK).await
+}
+
+/// The patch as it stands after a publish or yank, with its log entry and head.
+async fn logged_patch_response(
+    state: &AppState,
+    view: PatchView,
+    logged: Logged,
+    status: StatusCode,
+) -> Result<HttpResponse, AppError> {
+    let response = PatchResponse {
+        log: Some(logged),
+        ..PatchResponse::of(&state.config, view)?
+    };
+    Ok(HttpResponse::build(status).json(response))
 }
 
 async fn get_patch_response(

@@ -111,6 +111,7 @@ impl PatchForm {
                 .collect(),
             filename: self.filename.trim().to_owned(),
             sha256: optional(&self.sha256),
+            rollback: false,
         })
     }
 }

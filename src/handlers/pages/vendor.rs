@@ -182,7 +182,7 @@ async fn sign_action(
     action: SignAction,
 ) -> Result<HttpResponse, PageError> {
     match advisories::sign(state, &user.caller(), key.clone(), action).await {
-        Ok((record, _)) => Ok(see_other(&format!(
+        Ok((record, _, _)) => Ok(see_other(&format!(
             "/advisories/{}",
             record.public_id.unwrap_or_default()
         ))),

@@ -8,7 +8,10 @@ use crate::db::models::{AdvisoryRecord, RevisionRecord};
 use crate::domain::advisory::{
     canonical_json, revision_document, AdvisoryInput, Completeness, RevisionMeta, RevisionStatus,
 };
+use crate::api::log::Logged;
+use crate::domain::log::advisory_subject;
 use crate::domain::{AdvisoryStatus, Caller};
+use crate::services::log;
 
 use super::Catalogue;
 use crate::services::{ServiceError, Services};
@@ -97,33 +100,40 @@ pub enum SignAction {
     },
 }
 
-/// Runs `action` on the advisory `key`; returns the advisory as it now stands and
-/// the revision that was signed.
+/// Runs `action` on the advisory `key`; returns the advisory as it now stands, the
+/// revision that was signed, and its place in the transparency log.
 pub async fn sign(
     services: &Services,
     caller: &Caller,
     key: String,
     action: SignAction,
-) -> Result<(AdvisoryRecord, RevisionRecord), ServiceError> {
+) -> Result<(AdvisoryRecord, RevisionRecord, Logged), ServiceError> {
     let ctx = services.publish.clone();
-    let (record, revision) = services
+    let actor = caller.actor();
+    let (record, revision, index) = services
         .db
         .run(move |conn| {
             let revision = match &action {
-                SignAction::Publish { change_summary } => super::publish(conn, &ctx, &key, change_summary)?,
-                SignAction::Revise { input, change_summary } => super::revise(conn, &ctx, &key, input, change_summary)?,
-                SignAction::Withdraw { reason } => super::withdraw(conn, &ctx, &key, reason)?,
+                SignAction::Publish { change_summary } => super::publish(conn, &ctx, &actor, &key, change_summary)?,
+                SignAction::Revise { input, change_summary } => {
+                    super::revise(conn, &ctx, &actor, &key, input, change_summary)?
+                }
+                SignAction::Withdraw { reason } => super::withdraw(conn, &ctx, &actor, &key, reason)?,
             };
             let record = super::find(conn, revision.advisory_id.as_str())?;
-            Ok::<_, ServiceError>((record, revision))
+            let subject = advisory_subject(record.public_id.as_deref().unwrap_or_default(), revision.revision);
+            let index = log::index_of_subject(conn, &subject)?
+                .ok_or_else(|| ServiceError::internal("a signed revision", "it has no log entry"))?;
+            Ok::<_, ServiceError>((record, revision, index))
         })
         .await?;
     crate::services::fleet::refresh(services).await;
+    let logged = log::logged(services, index).await?;
     tracing::info!(
         advisory.id = record.public_id.as_deref().unwrap_or_default(),
         revision = revision.revision,
         user.id = %caller.user,
         "advisory revision signed"
     );
-    Ok((record, revision))
+    Ok((record, revision, logged))
 }

@@ -27,7 +27,9 @@ use crate::domain::advisory::{
 use crate::domain::{csaf, text};
 use crate::domain::{AdvisoryStatus, EventType};
 use crate::ids::{AdvisoryId, ProductId};
+use crate::domain::log::{advisory_subject, LogKind};
 use crate::secrets::sha256_hex;
+use crate::services::log;
 use crate::services::error::ServiceError;
 use crate::signing::Signer;
 
@@ -189,6 +191,7 @@ pub fn current_input(record: &AdvisoryRecord) -> Result<AdvisoryInput, ServiceEr
 pub fn publish(
     conn: &mut DbConnection,
     ctx: &PublishContext,
+    actor: &str,
     key: &str,
     change_summary: &str,
 ) -> Result<RevisionRecord, ServiceError> {
@@ -211,6 +214,7 @@ pub fn publish(
     write_revision(
         conn,
         ctx,
+        actor,
         &catalogue,
         &record,
         &advisory,
@@ -224,6 +228,7 @@ pub fn publish(
 pub fn revise(
     conn: &mut DbConnection,
     ctx: &PublishContext,
+    actor: &str,
     key: &str,
     input: &AdvisoryInput,
     change_summary: &str,
@@ -240,6 +245,7 @@ pub fn revise(
     write_revision(
         conn,
         ctx,
+        actor,
         &catalogue,
         &record,
         &advisory,
@@ -253,6 +259,7 @@ pub fn revise(
 pub fn withdraw(
     conn: &mut DbConnection,
     ctx: &PublishContext,
+    actor: &str,
     key: &str,
     reason: &str,
 ) -> Result<RevisionRecord, ServiceError> {
@@ -269,6 +276,7 @@ pub fn withdraw(
     write_revision(
         conn,
         ctx,
+        actor,
         &catalogue,
         &record,
         &advisory,
@@ -326,6 +334,7 @@ fn announce(
 fn write_revision(
     conn: &mut DbConnection,
     ctx: &PublishContext,
+    actor: &str,
     catalogue: &Catalogue,
     record: &AdvisoryRecord,
     advisory: &Advisory,
@@ -394,6 +403,26 @@ fn write_revision(
             csaf: csaf_doc,
         };
         RevisionRecord::insert(conn, &revision)?;
+        let kind = match (revision_status, next) {
+            (RevisionStatus::Withdrawn, _) => LogKind::AdvisoryWithdrawn,
+            (_, 1) => LogKind::AdvisoryPublished,
+            _ => LogKind::AdvisoryRevised,
+        };
+        log::append(
+            conn,
+            log::Record {
+                kind,
+                subject: advisory_subject(&public_id, next),
+                actor,
+                customer: None,
+                fields: log::fields([
+                    ("revision", next.into()),
+                    ("sha256", sha256_hex(revision.document.as_bytes()).into()),
+                    ("signature_sha256", sha256_hex(revision.signature.as_bytes()).into()),
+                    ("key_id", revision.key_id.clone().into()),
+                ]),
+            },
+        )?;
         let draft = to_json(&input_of(advisory))?;
         let severity = advisory.severity().map(|s| s.as_str());
         AdvisoryRecord::set_published(

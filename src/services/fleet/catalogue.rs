@@ -178,6 +178,7 @@ impl OfferCatalogue {
                 "signature": signature,
                 "advisories": view.fixes,
                 "emergency": is_emergency,
+                "rollback": patch.rollback,
             })
             .to_string();
             let tag = sha256_hex(json.as_bytes())[..16].to_owned();
@@ -186,6 +187,7 @@ impl OfferCatalogue {
                 platform: patch.platform.clone(),
                 applies_to,
                 emergency: is_emergency,
+                rollback: patch.rollback,
             });
             offers.offers.push(Offer {
                 patch: patch.id.clone(),

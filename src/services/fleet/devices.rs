@@ -24,6 +24,8 @@ use crate::domain::{parse_duration, text, Caller, ObservationSource, Scope};
 use crate::ids::{CustomerId, DeviceId, EnrollmentTokenId, ObservationId};
 use crate::secrets::{IssuedToken, PresentedToken, SealingKey};
 use crate::services::pulls::{self, check_request, PullRequest};
+use crate::domain::log::LogKind;
+use crate::services::log;
 use crate::services::{ServiceError, Services};
 
 use super::cache::DEVICE_TOKEN_PREFIX;
@@ -192,6 +194,7 @@ fn check_device(
 /// history) as change `seq`: three inserts, nothing read back.
 fn insert_device(
     conn: &mut DbConnection,
+    actor: &str,
     customer: &Customer,
     checked: Checked,
     enrollment_token: Option<&EnrollmentTokenId>,
@@ -244,6 +247,22 @@ fn insert_device(
             },
         )?;
     }
+    log::append(
+        conn,
+        log::Record {
+            kind: LogKind::DeviceEnrolled,
+            subject: format!("device/{}", device.id),
+            actor,
+            customer: Some(&customer.id),
+            fields: log::fields([
+                ("device", device.id.as_str().into()),
+                ("name", device.name.clone().into()),
+                ("product", checked.product.slug.clone().into()),
+                ("platform", device.platform.clone().into()),
+                ("version", device.version.clone().into()),
+            ]),
+        },
+    )?;
     Ok(Enrolled {
         device,
         customer: customer.slug.clone(),
@@ -267,6 +286,7 @@ fn customer_of(caller: &Caller) -> Result<&CustomerId, ServiceError> {
 /// Enrols a device into the caller's fleet.
 pub async fn enrol(services: &Services, caller: &Caller, draft: DeviceDraft) -> Result<Enrolled, ServiceError> {
     let customer = customer_of(caller)?.clone();
+    let actor = caller.actor();
     let pull = draft.pull_request(&services.outbound.policy)?;
     pulls::check_resolved(&services.outbound.policy, pull.as_ref()).await?;
     let sealing = services.sealing.clone();
@@ -285,7 +305,7 @@ pub async fn enrol(services: &Services, caller: &Caller, draft: DeviceDraft) -> 
                     draft.labels,
                 )?;
                 let seq = Generations::next_device_change(conn)?;
-                let enrolled = insert_device(conn, &customer, checked, None, ObservationSource::Admin, seq)?;
+                let enrolled = insert_device(conn, &actor, &customer, checked, None, ObservationSource::Admin, seq)?;
                 if let Some(pull) = &pull {
                     pulls::store(conn, &sealing, &enrolled.device.id, &customer.id, pull)?;
                 }
@@ -327,7 +347,7 @@ pub fn import(
                 draft.labels,
             )
             .map_err(|err| at_line(err, line))?;
-            let device = insert_device(conn, &customer, checked, None, ObservationSource::Admin, seq)?;
+            let device = insert_device(conn, "cli", &customer, checked, None, ObservationSource::Admin, seq)?;
             if let Some(pull) = &pull {
                 pulls::store(conn, sealing, &device.device.id, &customer.id, pull)?;
             }
@@ -400,7 +420,16 @@ pub async fn enrol_with_token(
                     return Err(exhausted(&token));
                 }
                 let seq = Generations::next_device_change(conn)?;
-                let enrolled = insert_device(conn, &customer, checked, Some(&token.id), ObservationSource::Poll, seq)?;
+                let actor = format!("enrollment-token:{}", token.id);
+                let enrolled = insert_device(
+                    conn,
+                    &actor,
+                    &customer,
+                    checked,
+                    Some(&token.id),
+                    ObservationSource::Poll,
+                    seq,
+                )?;
                 if let Some(pull) = &pull {
                     pulls::store(conn, &sealing, &enrolled.device.id, &customer.id, pull)?;
                 }
@@ -567,6 +596,7 @@ pub async fn detail(services: &Services, scope: &Scope, id: String) -> Result<De
 /// once (on this instance, and on others at their next sync); its history stays.
 pub async fn decommission(services: &Services, caller: &Caller, id: String) -> Result<(), ServiceError> {
     let scope = Scope::Customer(customer_of(caller)?.clone());
+    let actor = caller.actor();
     let device = services
         .db
         .run(move |conn| {
@@ -578,6 +608,16 @@ pub async fn decommission(services: &Services, caller: &Caller, id: String) -> R
                 let seq = Generations::next_device_change(conn)?;
                 DeviceRecord::decommission(conn, &device.id, now(), seq)?;
                 DevicePull::remove(conn, &device.id)?;
+                log::append(
+                    conn,
+                    log::Record {
+                        kind: LogKind::DeviceDecommissioned,
+                        subject: format!("device/{}", device.id),
+                        actor: &actor,
+                        customer: Some(&device.customer_id),
+                        fields: log::fields([("device", device.id.as_str().into())]),
+                    },
+                )?;
                 Ok(device.id)
             })
         })

@@ -15,7 +15,9 @@ use crate::db::models::{DeviceRecord, Latest, ObservationRecord, Offers, Seen};
 use crate::db::DbConnection;
 use crate::domain::ObservationSource;
 use crate::ids::{DeviceId, ObservationId};
+use crate::domain::log::LogKind;
 use crate::services::anomalies::{self, Change};
+use crate::services::log;
 use crate::services::{ServiceError, Services};
 
 use super::observations::Batch;
@@ -81,6 +83,7 @@ pub fn write(conn: &mut DbConnection, batch: &Batch) -> Result<(), ServiceError>
         let mut changes = Vec::new();
         for seen in new_rows {
             ObservationRecord::record(conn, seen)?;
+            observed(conn, seen)?;
             if matches!(seen.source, ObservationSource::Poll | ObservationSource::Pull) {
                 let previous = running_now
                     .entry(&seen.device)
@@ -123,6 +126,32 @@ pub fn write(conn: &mut DbConnection, batch: &Batch) -> Result<(), ServiceError>
         }
         Ok(())
     })
+}
+
+/// Logs a version a device was seen running, the first time it is seen: the
+/// observations that show a device fixed, sealed for its customer.
+fn observed(conn: &mut DbConnection, seen: &Seen) -> Result<(), ServiceError> {
+    let Some(device) = DeviceRecord::find(conn, &seen.device)? else {
+        return Ok(());
+    };
+    let at = seen.first_seen_at.and_utc().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    log::append(
+        conn,
+        log::Record {
+            kind: LogKind::FixObserved,
+            subject: format!("device/{}", device.id),
+            actor: &format!("device:{}", device.id),
+            customer: Some(&device.customer_id),
+            fields: log::fields([
+                ("device", device.id.as_str().into()),
+                ("version", seen.version.clone().into()),
+                ("image_sha256", seen.image_sha256.clone().into()),
+                ("source", seen.source.as_str().into()),
+                ("seen_at", at.into()),
+            ]),
+        },
+    )?;
+    Ok(())
 }
 
 /// Writes what is queued; returns how many observations and offers it wrote.

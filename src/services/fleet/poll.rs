@@ -13,6 +13,8 @@ use crate::domain::patch::{Platform, Sha256};
 use crate::domain::{text, ObservationSource, ReportState};
 use crate::ids::PatchId;
 use crate::services::patches::{self, Downloadable, PatchReader};
+use crate::domain::log::LogKind;
+use crate::services::log;
 use crate::services::{ServiceError, Services};
 
 use super::cache::DeviceEntry;
@@ -30,6 +32,9 @@ pub struct PollRequest {
     /// The tag of the last answer; when the answer is the same, it is not repeated.
     #[serde(default)]
     pub catalogue: Option<String>,
+    /// The size of the newest tree head the device holds.
+    #[serde(default)]
+    pub log_size: Option<u64>,
 }
 
 /// The answer to a poll.
@@ -41,6 +46,12 @@ pub struct PollAnswer {
     /// The device already holds this answer (it sent its tag).
     pub unchanged: bool,
     pub poll_interval_s: u64,
+    /// The newest signed tree head, rendered.
+    pub log_head: Option<Arc<str>>,
+    /// The offered patch's log entry and its inclusion in `log_head`, rendered.
+    pub offer_log: Option<Arc<str>>,
+    /// The consistency proof from the size the device holds to `log_head`, rendered.
+    pub log_consistency: Option<Arc<str>>,
 }
 
 /// Answers a poll of `device` from memory, and queues what it runs and what it was
@@ -100,11 +111,19 @@ pub fn poll(services: &Services, device: &DeviceEntry, request: &PollRequest) ->
         services.fleet.queue.offered(&device.id, &offer.patch, at);
     }
     let tag: Arc<str> = offer.map_or_else(|| Arc::from(NO_OFFER_TAG), |o| o.tag.clone());
+    let log = services.log.view();
+    let log_consistency = request
+        .log_size
+        .filter(|&size| size != log.tree_size)
+        .and_then(|size| log.consistency.get(&size).cloned());
     Ok(PollAnswer {
         unchanged: request.catalogue.as_deref() == Some(&*tag),
+        offer_log: offer.and_then(|o| log.offers.get(&o.patch).cloned()),
         offer: offer.map(|o| o.json.clone()),
         tag,
         poll_interval_s: jittered(base.as_secs()),
+        log_head: log.head.clone(),
+        log_consistency,
     })
 }
 
@@ -247,7 +266,7 @@ pub async fn report(
         .transpose()?;
     check_offered(services, device, &patch).await?;
     let at = now();
-    let (id, state) = (device.id.clone(), request.state);
+    let (id, state, customer) = (device.id.clone(), request.state, (*device.customer).clone());
     let stored_version = version.as_ref().map(ToString::to_string);
     let record = services
         .db
@@ -263,6 +282,21 @@ pub async fn report(
                     at,
                 )?;
                 DeviceRecord::set_report(conn, &id, &patch, state, at)?;
+                log::append(
+                    conn,
+                    log::Record {
+                        kind: LogKind::InstallReported,
+                        subject: format!("device/{id}"),
+                        actor: &format!("device:{id}"),
+                        customer: Some(&customer),
+                        fields: log::fields([
+                            ("device", id.as_str().into()),
+                            ("patch", patch.as_str().into()),
+                            ("state", state.as_str().into()),
+                            ("version", stored_version.clone().into()),
+                        ]),
+                    },
+                )?;
                 Ok::<_, ServiceError>(ReportRecord {
                     id: report,
                     device_id: id,

@@ -20,6 +20,9 @@ use crate::domain::range::{RangeInput, VersionRange};
 use crate::domain::{text, Caller, PatchState, Scope};
 use crate::ids::{AdvisoryId, CustomerId, PatchId};
 use crate::services::error::ServiceError;
+use crate::api::log::Logged;
+use crate::domain::log::{patch_subject, sha256_hex, LogKind};
+use crate::services::log;
 use crate::services::Services;
 use crate::storage::ByteStream;
 
@@ -38,6 +41,10 @@ pub struct PatchDraft {
     pub filename: String,
     #[serde(default)]
     pub sha256: Option<String>,
+    /// Signed as an explicit rollback: it takes devices on the versions it applies
+    /// to back to an older `version`.
+    #[serde(default)]
+    pub rollback: bool,
 }
 
 /// Parses a SHA-256 given in `field`.
@@ -75,6 +82,12 @@ pub fn create(conn: &mut DbConnection, draft: &PatchDraft) -> Result<PatchRecord
                 format!("the target version {version} lies inside the range it upgrades from"),
             ));
         }
+        if draft.rollback && *range.introduced() <= version {
+            return Err(ServiceError::invalid(
+                format!("applies_to[{i}]"),
+                format!("a rollback goes back to {version}, so it applies only to versions above it"),
+            ));
+        }
         ranges.push(range);
     }
     let mut fixes: Vec<AdvisoryId> = Vec::new();
@@ -106,6 +119,7 @@ pub fn create(conn: &mut DbConnection, draft: &PatchDraft) -> Result<PatchRecord
             expected_sha256: expected.as_ref().map(Sha256::as_str),
             state: PatchState::Draft.as_str(),
             created_at: now(),
+            rollback: draft.rollback,
         },
         &fixes,
     )?;
@@ -120,8 +134,9 @@ pub fn trusted_comment(view: &PatchView, sha256: &str) -> String {
     } else {
         view.fixes.join(",")
     };
+    let rollback = if view.patch.rollback { " rollback=yes" } else { "" };
     format!(
-        "patchwarden patch id={} product={} version={} platform={} sha256={sha256} advisories={fixes}",
+        "patchwarden patch id={} product={} version={} platform={} sha256={sha256} advisories={fixes}{rollback}",
         view.patch.id,
         view.product.slug,
         view.patch.version,
@@ -211,14 +226,16 @@ pub async fn yank_published(
     caller: &Caller,
     id: String,
     reason: String,
-) -> Result<PatchView, ServiceError> {
-    let view = services
+) -> Result<(PatchView, Logged), ServiceError> {
+    let actor = caller.actor();
+    let (view, index) = services
         .db
-        .run(move |conn| conn.write_transaction(|conn| yank(conn, &id, &reason)))
+        .run(move |conn| conn.write_transaction(|conn| yank(conn, &actor, &id, &reason)))
         .await?;
     crate::services::fleet::refresh(services).await;
-    tracing::info!(patch.id = %view.patch.id, user.id = %caller.user, "yanked patch");
-    Ok(view)
+    let logged = log::logged(services, index).await?;
+    tracing::info!(patch.id = %view.patch.id, user.id = %caller.user, log.index = index, "yanked patch");
+    Ok((view, logged))
 }
 
 /// A patch whose file may be downloaded now.
@@ -269,7 +286,7 @@ pub async fn view(services: &Services, reader: PatchReader, id: String) -> Resul
 /// be published (a signature must not carry an id the world cannot look up), and the
 /// bytes signed are hashed on the way: a stored file that is not the one recorded
 /// (an object replaced in the bucket) gets no signature.
-pub async fn publish(services: &Services, caller: &Caller, id: &str) -> Result<PatchView, ServiceError> {
+pub async fn publish(services: &Services, caller: &Caller, id: &str) -> Result<(PatchView, Logged), ServiceError> {
     let lookup = id.to_owned();
     let (view, drafts) = services
         .db
@@ -326,27 +343,57 @@ pub async fn publish(services: &Services, caller: &Caller, id: &str) -> Result<P
         )));
     }
     let key_id = services.signer.key_id().to_owned();
-    let patch_id = view.patch.id.clone();
-    let changed = services
+    let actor = caller.actor();
+    let logged_view = view.clone();
+    let index = services
         .db
         .run(move |conn| {
             conn.write_transaction(|conn| {
-                let changed = PatchRecord::set_published(conn, &patch_id, &sha256, &signature, &key_id, now())?;
-                if changed > 0 {
-                    Generations::catalogue_changed(conn)?;
+                let view = logged_view;
+                let patch_id = &view.patch.id;
+                let changed = PatchRecord::set_published(conn, patch_id, &sha256, &signature, &key_id, now())?;
+                if changed == 0 {
+                    return Ok::<_, ServiceError>(None);
                 }
-                Ok::<_, ServiceError>(changed)
+                Generations::catalogue_changed(conn)?;
+                let index = log::append(
+                    conn,
+                    log::Record {
+                        kind: LogKind::PatchPublished,
+                        subject: patch_subject(patch_id.as_str()),
+                        actor: &actor,
+                        customer: None,
+                        fields: log::fields([
+                            ("sha256", sha256.into()),
+                            ("size", size.into()),
+                            ("signature_sha256", sha256_hex(signature.as_bytes()).into()),
+                            ("key_id", key_id.into()),
+                            ("product", view.product.slug.clone().into()),
+                            ("version", view.patch.version.clone().into()),
+                            ("platform", view.patch.platform.clone().into()),
+                            ("advisories", view.fixes.clone().into()),
+                            ("rollback", view.patch.rollback.into()),
+                        ]),
+                    },
+                )?;
+                Ok(Some(index))
             })
         })
         .await?;
     crate::services::fleet::refresh(services).await;
-    if changed == 0 {
+    let Some(index) = index else {
         return Err(ServiceError::Conflict(
             "the patch changed meanwhile; reload it and try again".into(),
         ));
-    }
-    tracing::info!(patch.id = %view.patch.id, user.id = %caller.user, "published patch");
-    Ok(view)
+    };
+    let lookup = view.patch.id.to_string();
+    let view = services
+        .db
+        .run(move |conn| visible(conn, &PatchReader::Vendor, &lookup))
+        .await?;
+    let logged = log::logged(services, index).await?;
+    tracing::info!(patch.id = %view.patch.id, user.id = %caller.user, log.index = index, "published patch");
+    Ok((view, logged))
 }
 
 /// A reader that hashes and counts what passes through it.
@@ -414,8 +461,9 @@ pub async fn sweep_unreferenced_files(services: &Services) -> Result<usize, Serv
     Ok(removed)
 }
 
-/// Yanks a published patch: no longer offered or served, still listed with `reason`.
-pub fn yank(conn: &mut DbConnection, id: &str, reason: &str) -> Result<PatchView, ServiceError> {
+/// Yanks a published patch: no longer offered or served, still listed with `reason`;
+/// returns it with its log entry's index.
+pub fn yank(conn: &mut DbConnection, actor: &str, id: &str, reason: &str) -> Result<(PatchView, u64), ServiceError> {
     let reason = text::REASON.check("reason", reason, true)?;
     let view = visible(conn, &PatchReader::Vendor, id)?;
     if PatchRecord::set_yanked(conn, &view.patch.id, &reason, now())? == 0 {
@@ -425,5 +473,15 @@ pub fn yank(conn: &mut DbConnection, id: &str, reason: &str) -> Result<PatchView
         )));
     }
     Generations::catalogue_changed(conn)?;
-    Ok(view)
+    let index = log::append(
+        conn,
+        log::Record {
+            kind: LogKind::PatchYanked,
+            subject: patch_subject(view.patch.id.as_str()),
+            actor,
+            customer: None,
+            fields: log::fields([("reason", reason.into())]),
+        },
+    )?;
+    Ok((visible(conn, &PatchReader::Vendor, view.patch.id.as_str())?, index))
 }

@@ -1,0 +1,227 @@
+//! The transparency log's rows: entries, the complete subtrees' hashes, the one
+//! row that serialises appends, and the signed tree heads.
+
+use std::collections::HashMap;
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use crate::db::schema::{log_entries, log_heads, log_nodes, log_state};
+use crate::db::DbConnection;
+use crate::domain::merkle::{Frontier, Hash, Node};
+
+/// One entry as stored.
+#[derive(Clone, Debug, Queryable, Selectable, Insertable)]
+#[diesel(table_name = log_entries)]
+pub struct LogEntryRecord {
+    pub idx: i64,
+    pub kind: String,
+    pub subject: String,
+    pub actor: String,
+    pub customer_id: Option<String>,
+    pub leaf: String,
+    pub leaf_hash: Vec<u8>,
+    pub opening: Option<String>,
+    pub created_at: NaiveDateTime,
+}
+
+/// One signed tree head as stored.
+#[derive(Clone, Debug, Queryable, Selectable, Insertable)]
+#[diesel(table_name = log_heads)]
+pub struct LogHeadRecord {
+    pub sequence: i64,
+    pub tree_size: i64,
+    pub root_hash: Vec<u8>,
+    pub signed_at: NaiveDateTime,
+    pub expires_at: NaiveDateTime,
+    pub key_id: String,
+    pub checkpoint: String,
+    pub signature: String,
+}
+
+/// What the audit page filters by.
+#[derive(Clone, Debug, Default)]
+pub struct EntryFilter {
+    pub kind: Option<String>,
+    pub actor: Option<String>,
+    pub customer: Option<String>,
+    /// Entries below this index (for paging back in time).
+    pub before: Option<i64>,
+}
+
+fn hash_of(bytes: Vec<u8>) -> QueryResult<Hash> {
+    bytes.try_into().map_err(|_| {
+        diesel::result::Error::DeserializationError("a stored log hash is not 32 bytes".into())
+    })
+}
+
+/// The number of entries in the log.
+pub fn size(conn: &mut DbConnection) -> QueryResult<u64> {
+    let size: i64 = log_state::table.find(1).select(log_state::size).first(conn)?;
+    Ok(size as u64)
+}
+
+/// The hashes of `nodes`, those that are stored.
+pub fn nodes(conn: &mut DbConnection, nodes: &[Node]) -> QueryResult<HashMap<Node, Hash>> {
+    let keys: Vec<i64> = nodes.iter().map(|n| n.key()).collect();
+    let mut found = HashMap::with_capacity(keys.len());
+    for chunk in keys.chunks(500) {
+        let rows: Vec<(i64, Vec<u8>)> = log_nodes::table
+            .filter(log_nodes::id.eq_any(chunk))
+            .select((log_nodes::id, log_nodes::hash))
+            .load(conn)?;
+        for (key, hash) in rows {
+            found.insert(Node::from_key(key), hash_of(hash)?);
+        }
+    }
+    Ok(found)
+}
+
+/// The frontier of the first `size` entries.
+pub fn frontier(conn: &mut DbConnection, size: u64) -> QueryResult<Frontier> {
+    let wanted = Frontier::nodes(size);
+    let found = nodes(conn, &wanted)?;
+    let hashes = wanted
+        .iter()
+        .map(|n| {
+            found.get(n).copied().ok_or_else(|| {
+                diesel::result::Error::DeserializationError(format!("log node {}/{} is missing", n.level, n.index).into())
+            })
+        })
+        .collect::<QueryResult<Vec<_>>>()?;
+    Frontier::new(size, hashes).map_err(|e| diesel::result::Error::DeserializationError(e.to_string().into()))
+}
+
+/// Appends `entry` (its `idx` is assigned here) inside the caller's transaction,
+/// which must be a write transaction: the first statement takes the log's row
+/// lock, so appends are serialised and the entry commits or rolls back with the
+/// event it records. Returns the entry's index.
+pub fn append(conn: &mut DbConnection, entry: &mut LogEntryRecord, leaf: Hash) -> QueryResult<u64> {
+    diesel::update(log_state::table.find(1))
+        .set(log_state::size.eq(log_state::size + 1))
+        .execute(conn)?;
+    let index = size(conn)? - 1;
+    let mut frontier = frontier(conn, index)?;
+    let made = frontier.push(leaf);
+    for (node, hash) in &made {
+        diesel::insert_into(log_nodes::table)
+            .values((log_nodes::id.eq(node.key()), log_nodes::hash.eq(hash.to_vec())))
+            .execute(conn)?;
+    }
+    entry.idx = index as i64;
+    diesel::insert_into(log_entries::table).values(&*entry).execute(conn)?;
+    Ok(index)
+}
+
+/// Entries `start..end`, in order.
+pub fn entries(conn: &mut DbConnection, start: u64, end: u64) -> QueryResult<Vec<LogEntryRecord>> {
+    log_entries::table
+        .filter(log_entries::idx.ge(start as i64))
+        .filter(log_entries::idx.lt(end as i64))
+        .order(log_entries::idx)
+        .select(LogEntryRecord::as_select())
+        .load(conn)
+}
+
+/// One entry.
+pub fn entry(conn: &mut DbConnection, index: u64) -> QueryResult<Option<LogEntryRecord>> {
+    log_entries::table
+        .find(index as i64)
+        .select(LogEntryRecord::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// The entries about `subject` (of `kind`, when given), oldest first.
+pub fn about(conn: &mut DbConnection, subjects: &[String], kind: Option<&str>) -> QueryResult<Vec<LogEntryRecord>> {
+    let mut query = log_entries::table
+        .filter(log_entries::subject.eq_any(subjects))
+        .order(log_entries::idx)
+        .select(LogEntryRecord::as_select())
+        .into_boxed();
+    if let Some(kind) = kind {
+        query = query.filter(log_entries::kind.eq(kind.to_owned()));
+    }
+    query.load(conn)
+}
+
+/// The newest entries that pass `filter`, newest first.
+pub fn recent(conn: &mut DbConnection, filter: &EntryFilter, limit: i64) -> QueryResult<Vec<LogEntryRecord>> {
+    let mut query = log_entries::table
+        .order(log_entries::idx.desc())
+        .limit(limit)
+        .select(LogEntryRecord::as_select())
+        .into_boxed();
+    if let Some(kind) = &filter.kind {
+        query = query.filter(log_entries::kind.eq(kind.clone()));
+    }
+    if let Some(actor) = &filter.actor {
+        query = query.filter(log_entries::actor.eq(actor.clone()));
+    }
+    if let Some(customer) = &filter.customer {
+        query = query.filter(log_entries::customer_id.eq(customer.clone()));
+    }
+    if let Some(before) = filter.before {
+        query = query.filter(log_entries::idx.lt(before));
+    }
+    query.load(conn)
+}
+
+/// The entries of `kind` among the first `size`, oldest first.
+pub fn of_kind(conn: &mut DbConnection, kind: &str, size: u64) -> QueryResult<Vec<LogEntryRecord>> {
+    log_entries::table
+        .filter(log_entries::kind.eq(kind))
+        .filter(log_entries::idx.lt(size as i64))
+        .order(log_entries::idx)
+        .select(LogEntryRecord::as_select())
+        .load(conn)
+}
+
+/// The entries of `customer` of the given kinds, oldest first.
+pub fn of_customer(conn: &mut DbConnection, customer: &str, kinds: &[&str]) -> QueryResult<Vec<LogEntryRecord>> {
+    log_entries::table
+        .filter(log_entries::customer_id.eq(customer))
+        .filter(log_entries::kind.eq_any(kinds))
+        .order(log_entries::idx)
+        .select(LogEntryRecord::as_select())
+        .load(conn)
+}
+
+/// The newest signed head.
+pub fn latest_head(conn: &mut DbConnection) -> QueryResult<Option<LogHeadRecord>> {
+    log_heads::table
+        .order(log_heads::sequence.desc())
+        .select(LogHeadRecord::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// The newest heads, newest first.
+pub fn heads(conn: &mut DbConnection, limit: i64) -> QueryResult<Vec<LogHeadRecord>> {
+    log_heads::table
+        .order(log_heads::sequence.desc())
+        .limit(limit)
+        .select(LogHeadRecord::as_select())
+        .load(conn)
+}
+
+pub fn insert_head(conn: &mut DbConnection, head: &LogHeadRecord) -> QueryResult<()> {
+    diesel::insert_into(log_heads::table).values(head).execute(conn).map(drop)
+}
+
+/// The root hash of the first `size` entries.
+pub fn root(conn: &mut DbConnection, size: u64) -> QueryResult<Hash> {
+    Ok(frontier(conn, size)?.root())
+}
+
+impl LogEntryRecord {
+    pub fn leaf_hash(&self) -> QueryResult<Hash> {
+        hash_of(self.leaf_hash.clone())
+    }
+}
+
+impl LogHeadRecord {
+    pub fn root(&self) -> QueryResult<Hash> {
+        hash_of(self.root_hash.clone())
+    }
+}

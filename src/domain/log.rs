@@ -1,0 +1,318 @@
+//! What the transparency log records and how its tree heads read. An entry is one
+//! line of canonical JSON, the exact bytes its leaf hash covers; an entry about one
+//! customer's fleet shows the world only a salted commitment to its details, which
+//! that customer (and an auditor it hands them to) can open. A tree head is a C2SP
+//! `tlog-checkpoint` (origin, size, base64 root hash) signed with minisign, the
+//! trusted comment binding the same origin, size and root with the time it was
+//! signed, its sequence number and its expiry, so a device can refuse an older head
+//! (rollback) or an expired one (freeze).
+
+use std::fmt;
+use std::str::FromStr;
+
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+use super::advisory::canonical_json;
+use super::merkle::Hash;
+
+/// What an entry records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum LogKind {
+    AdvisoryPublished,
+    AdvisoryRevised,
+    AdvisoryWithdrawn,
+    PatchPublished,
+    PatchYanked,
+    KeyIntroduced,
+    KeyRetired,
+    ImageRegistered,
+    DeviceEnrolled,
+    DeviceDecommissioned,
+    InstallReported,
+    FixObserved,
+}
+
+impl LogKind {
+    pub const ALL: [LogKind; 12] = [
+        LogKind::AdvisoryPublished,
+        LogKind::AdvisoryRevised,
+        LogKind::AdvisoryWithdrawn,
+        LogKind::PatchPublished,
+        LogKind::PatchYanked,
+        LogKind::KeyIntroduced,
+        LogKind::KeyRetired,
+        LogKind::ImageRegistered,
+        LogKind::DeviceEnrolled,
+        LogKind::DeviceDecommissioned,
+        LogKind::InstallReported,
+        LogKind::FixObserved,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogKind::AdvisoryPublished => "advisory.published",
+            LogKind::AdvisoryRevised => "advisory.revised",
+            LogKind::AdvisoryWithdrawn => "advisory.withdrawn",
+            LogKind::PatchPublished => "patch.published",
+            LogKind::PatchYanked => "patch.yanked",
+            LogKind::KeyIntroduced => "key.introduced",
+            LogKind::KeyRetired => "key.retired",
+            LogKind::ImageRegistered => "image.registered",
+            LogKind::DeviceEnrolled => "device.enrolled",
+            LogKind::DeviceDecommissioned => "device.decommissioned",
+            LogKind::InstallReported => "install.reported",
+            LogKind::FixObserved => "fix.observed",
+        }
+    }
+
+    /// Whether its details concern one customer's fleet, and are sealed.
+    pub fn is_customer_scoped(self) -> bool {
+        matches!(
+            self,
+            LogKind::DeviceEnrolled | LogKind::DeviceDecommissioned | LogKind::InstallReported | LogKind::FixObserved
+        )
+    }
+
+    /// Whether it is an advisory revision.
+    pub fn is_advisory(self) -> bool {
+        matches!(
+            self,
+            LogKind::AdvisoryPublished | LogKind::AdvisoryRevised | LogKind::AdvisoryWithdrawn
+        )
+    }
+}
+
+impl fmt::Display for LogKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for LogKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        LogKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| format!("`{s}` is not a kind of log entry"))
+    }
+}
+
+/// The kind a sealed entry shows the world.
+pub const SEALED: &str = "sealed";
+
+/// The subject of an advisory revision's entry.
+pub fn advisory_subject(public_id: &str, revision: i32) -> String {
+    format!("advisory/{public_id}/{revision}")
+}
+
+/// The subject of a patch's entries.
+pub fn patch_subject(patch_id: &str) -> String {
+    format!("patch/{patch_id}")
+}
+
+/// The canonical text of a public entry: its kind, subject, time and `fields`.
+pub fn entry_text(kind: LogKind, subject: &str, at: DateTime<Utc>, fields: Map<String, Value>) -> String {
+    let mut object = fields;
+    object.insert("v".into(), 1.into());
+    object.insert("kind".into(), kind.as_str().into());
+    object.insert("subject".into(), subject.into());
+    object.insert("at".into(), at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true).into());
+    canonical_json(&Value::Object(object))
+}
+
+/// The commitment a sealed entry carries to `details` (an entry text) under `salt`.
+pub fn commitment(salt: &str, details: &str) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(b"patchwarden-sealed-entry-v1\n");
+    hasher.update(salt.as_bytes());
+    hasher.update(b"\n");
+    hasher.update(details.as_bytes());
+    hex::encode(hasher.finalize())
+}
+
+/// The public text of a sealed entry.
+pub fn sealed_text(commitment: &str) -> String {
+    canonical_json(&serde_json::json!({"v": 1, "kind": SEALED, "commitment": commitment}))
+}
+
+/// A parsed public entry: what an auditor or a device reads of it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Entry {
+    /// `None` for a sealed entry.
+    pub kind: Option<LogKind>,
+    pub subject: Option<String>,
+    pub fields: Map<String, Value>,
+}
+
+impl Entry {
+    pub fn parse(text: &str) -> Result<Entry, String> {
+        let value: Value = serde_json::from_str(text).map_err(|e| format!("the entry is not JSON: {e}"))?;
+        if canonical_json(&value) != text {
+            return Err("the entry is not in canonical form".into());
+        }
+        let Value::Object(fields) = value else {
+            return Err("the entry is not a JSON object".into());
+        };
+        let kind = match fields.get("kind").and_then(Value::as_str) {
+            Some(SEALED) => None,
+            Some(kind) => Some(kind.parse()?),
+            None => return Err("the entry names no kind".into()),
+        };
+        let subject = fields.get("subject").and_then(Value::as_str).map(str::to_owned);
+        if kind.is_some() && subject.is_none() {
+            return Err("the entry names no subject".into());
+        }
+        Ok(Entry { kind, subject, fields })
+    }
+
+    /// A text field.
+    pub fn text(&self, name: &str) -> Option<&str> {
+        self.fields.get(name).and_then(Value::as_str)
+    }
+}
+
+/// The SHA-256 of some bytes, in hex: how entries name what was signed.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// A tree head as it is signed: the checkpoint's three lines and what the trusted
+/// comment adds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TreeHead {
+    pub origin: String,
+    pub tree_size: u64,
+    pub root_hash: Hash,
+    pub timestamp: DateTime<Utc>,
+    pub sequence: u64,
+    pub expires_at: DateTime<Utc>,
+}
+
+fn b64() -> base64::engine::GeneralPurpose {
+    base64::engine::general_purpose::STANDARD
+}
+
+impl TreeHead {
+    /// The C2SP checkpoint text: origin, size and base64 root hash, one per line.
+    pub fn checkpoint(&self) -> String {
+        format!("{}\n{}\n{}\n", self.origin, self.tree_size, b64().encode(self.root_hash))
+    }
+
+    /// The trusted comment of its signature.
+    pub fn trusted_comment(&self) -> String {
+        format!(
+            "patchwarden-log-head origin={} size={} root={} timestamp={} sequence={} expires={}",
+            self.origin,
+            self.tree_size,
+            b64().encode(self.root_hash),
+            self.timestamp.timestamp(),
+            self.sequence,
+            self.expires_at.timestamp()
+        )
+    }
+
+    /// The head a checkpoint and a verified trusted comment describe, when the two
+    /// agree.
+    pub fn from_signed(checkpoint: &str, trusted_comment: &str) -> Result<TreeHead, String> {
+        let mut lines = checkpoint.split('\n');
+        let (Some(origin), Some(size), Some(root), Some("")) = (lines.next(), lines.next(), lines.next(), lines.next())
+        else {
+            return Err("the checkpoint is not three lines of origin, size and root hash".into());
+        };
+        let tree_size: u64 = size
+            .parse()
+            .map_err(|_| format!("the checkpoint's size `{size}` is not a number"))?;
+        let root_bytes = b64()
+            .decode(root)
+            .map_err(|_| "the checkpoint's root hash is not base64".to_owned())?;
+        let root_hash: Hash = root_bytes
+            .try_into()
+            .map_err(|_| "the checkpoint's root hash is not 32 bytes".to_owned())?;
+        let mut words = trusted_comment.split(' ');
+        if words.next() != Some("patchwarden-log-head") {
+            return Err("the signature's trusted comment is not that of a tree head".into());
+        }
+        let mut field = |name: &str| -> Result<String, String> {
+            words
+                .next()
+                .and_then(|w| w.strip_prefix(name)?.strip_prefix('='))
+                .map(str::to_owned)
+                .ok_or_else(|| format!("the trusted comment has no {name}"))
+        };
+        let signed = (field("origin")?, field("size")?, field("root")?);
+        if signed != (origin.to_owned(), size.to_owned(), root.to_owned()) {
+            return Err("the trusted comment does not bind this checkpoint's origin, size and root".into());
+        }
+        let time = |text: String, what: &str| {
+            text.parse::<i64>()
+                .ok()
+                .and_then(|s| DateTime::from_timestamp(s, 0))
+                .ok_or_else(|| format!("the trusted comment's {what} is not a time"))
+        };
+        let timestamp = time(field("timestamp")?, "timestamp")?;
+        let sequence = field("sequence")?
+            .parse()
+            .map_err(|_| "the trusted comment's sequence is not a number".to_owned())?;
+        let expires_at = time(field("expires")?, "expiry")?;
+        Ok(TreeHead {
+            origin: origin.to_owned(),
+            tree_size,
+            root_hash,
+            timestamp,
+            sequence,
+            expires_at,
+        })
+    }
+}
+
+/// Decodes a hex hash.
+pub fn parse_hash(text: &str) -> Result<Hash, String> {
+    let bytes = hex::decode(text).map_err(|_| format!("`{text}` is not a hex hash"))?;
+    bytes.try_into().map_err(|_| format!("`{text}` is not a 32-byte hash"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_head_reads_back_from_its_checkpoint_and_comment_and_a_mismatch_is_refused() {
+        let head = TreeHead {
+            origin: "updates.example.com/log".into(),
+            tree_size: 42,
+            root_hash: [7; 32],
+            timestamp: DateTime::from_timestamp(1_800_000_000, 0).unwrap(),
+            sequence: 9,
+            expires_at: DateTime::from_timestamp(1_800_003_600, 0).unwrap(),
+        };
+        let checkpoint = head.checkpoint();
+        assert_eq!(checkpoint.lines().count(), 3);
+        assert_eq!(TreeHead::from_signed(&checkpoint, &head.trusted_comment()).unwrap(), head);
+        let other = TreeHead {
+            tree_size: 43,
+            ..head.clone()
+        };
+        let err = TreeHead::from_signed(&checkpoint, &other.trusted_comment()).unwrap_err();
+        assert!(err.contains("does not bind"), "{err}");
+    }
+
+    #[test]
+    fn entries_are_canonical_and_sealed_ones_hide_their_details() {
+        let at = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        let mut fields = Map::new();
+        fields.insert("sha256".into(), "ab".into());
+        let text = entry_text(LogKind::PatchPublished, "patch/p1", at, fields);
+        let entry = Entry::parse(&text).unwrap();
+        assert_eq!(entry.kind, Some(LogKind::PatchPublished));
+        assert_eq!(entry.text("sha256"), Some("ab"));
+        assert!(Entry::parse(&text.replace(",\"v\"", ", \"v\"")).is_err());
+        let sealed = sealed_text(&commitment("salt", &text));
+        assert!(!sealed.contains("patch/p1"));
+        assert_eq!(Entry::parse(&sealed).unwrap().kind, None);
+        assert_ne!(commitment("salt", &text), commitment("other", &text));
+    }
+}

@@ -1,0 +1,70 @@
+//! The transparency log, public: `GET /api/v1/log/head` (the newest signed tree
+//! head), `…/entries?start=&end=` (at most 1000 per answer, `end` exclusive),
+//! `…/proof/inclusion?index=&tree_size=` and `…/proof/consistency?from=&to=`
+//! (hex hashes in RFC 9162 order, for sizes a signed head covers).
+
+use actix_web::{web, HttpResponse};
+use serde::Deserialize;
+
+use crate::error::AppError;
+use crate::services::log;
+use crate::state::AppState;
+
+pub async fn get_head(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+    let head = log::head(&state).await?;
+    Ok(HttpResponse::Ok().insert_header(("cache-control", "no-cache")).json(head))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EntriesQuery {
+    #[serde(default)]
+    start: u64,
+    #[serde(default)]
+    end: Option<u64>,
+}
+
+pub async fn get_entries(
+    state: web::Data<AppState>,
+    query: web::Query<EntriesQuery>,
+) -> Result<HttpResponse, AppError> {
+    if query.end.is_some_and(|end| end < query.start) {
+        return Err(AppError::invalid("end", "end must not be below start"));
+    }
+    let page = log::entries(&state, query.start, query.end).await?;
+    Ok(HttpResponse::Ok().json(page))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InclusionQuery {
+    index: u64,
+    tree_size: u64,
+}
+
+pub async fn get_inclusion_proof(
+    state: web::Data<AppState>,
+    query: web::Query<InclusionQuery>,
+) -> Result<HttpResponse, AppError> {
+    let proof = log::inclusion(&state, query.index, query.tree_size).await?;
+    Ok(HttpResponse::Ok()
+        .insert_header(("cache-control", "public, max-age=86400, immutable"))
+        .json(proof))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsistencyQuery {
+    from: u64,
+    to: u64,
+}
+
+pub async fn get_consistency_proof(
+    state: web::Data<AppState>,
+    query: web::Query<ConsistencyQuery>,
+) -> Result<HttpResponse, AppError> {
+    let proof = log::consistency(&state, query.from, query.to).await?;
+    Ok(HttpResponse::Ok()
+        .insert_header(("cache-control", "public, max-age=86400, immutable"))
+        .json(proof))
+}

@@ -1,0 +1,423 @@
+//! The transparency log: every event that changes what customers or devices may
+//! trust is appended, in the transaction of the event itself, to a Merkle tree
+//! (RFC 9162); tree heads are signed with the vendor key and kept as a history;
+//! anyone reads entries, heads and proofs. An entry about one customer's fleet is
+//! sealed: the public leaf is a salted commitment, the opening stays with the
+//! entry for that customer's evidence bundles and the operator's audit page.
+//!
+//! Polls are answered from memory, so this instance keeps the newest head, the
+//! inclusion proof of every offered patch in it, and consistency proofs from the
+//! heads before it ([`LogView`]), refreshed when a new head appears.
+
+pub mod evidence;
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use argon2::password_hash::rand_core::{OsRng, RngCore};
+use chrono::{DurationRound, TimeDelta};
+use serde_json::{Map, Value};
+
+use crate::api::log::{hex_proof, ConsistencyProof, EntriesPage, InclusionProof, LogEntry, Logged, OfferLog, SignedHead};
+use crate::db::models::log::{self as rows, EntryFilter, LogEntryRecord, LogHeadRecord};
+use crate::db::models::{now, utc};
+use crate::db::DbConnection;
+use crate::domain::log::{commitment, entry_text, sealed_text, LogKind, TreeHead};
+use crate::domain::merkle::{consistency_plan, inclusion_plan, leaf_hash, Hash, ProofError, ProofPlan};
+use crate::ids::{CustomerId, PatchId};
+use crate::services::{ServiceError, Services};
+use crate::signing::Signer;
+
+/// The most entries one read returns.
+pub const MAX_ENTRIES: u64 = 1000;
+
+/// How many earlier heads polls carry a ready consistency proof from.
+const RECENT_HEADS: i64 = 32;
+
+/// An event to append.
+pub struct Record<'a> {
+    pub kind: LogKind,
+    pub subject: String,
+    /// Who did it: `user:<id>`, `device:<id>`, `server`.
+    pub actor: &'a str,
+    /// The customer whose fleet it concerns: the entry is sealed.
+    pub customer: Option<&'a CustomerId>,
+    pub fields: Map<String, Value>,
+}
+
+/// Builds the fields of a record from pairs.
+pub fn fields<const N: usize>(pairs: [(&str, Value); N]) -> Map<String, Value> {
+    pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+}
+
+/// Appends `record` inside the caller's write transaction; returns its index.
+pub fn append(conn: &mut DbConnection, record: Record<'_>) -> Result<u64, ServiceError> {
+    let at = now();
+    let mut fields = record.fields;
+    if let Some(customer) = record.customer {
+        fields.insert("customer".into(), customer.as_str().into());
+    }
+    let text = entry_text(record.kind, &record.subject, utc(at), fields);
+    let (leaf, opening) = if record.kind.is_customer_scoped() {
+        let mut salt = [0u8; 32];
+        OsRng.fill_bytes(&mut salt);
+        let salt = hex::encode(salt);
+        let sealed = sealed_text(&commitment(&salt, &text));
+        let opening = serde_json::json!({"salt": salt, "entry": text}).to_string();
+        (sealed, Some(opening))
+    } else {
+        (text, None)
+    };
+    let hash = leaf_hash(leaf.as_bytes());
+    let mut row = LogEntryRecord {
+        idx: 0,
+        kind: record.kind.as_str().to_owned(),
+        subject: record.subject,
+        actor: record.actor.to_owned(),
+        customer_id: record.customer.map(|c| c.as_str().to_owned()),
+        leaf,
+        leaf_hash: hash.to_vec(),
+        opening,
+        created_at: at,
+    };
+    Ok(rows::append(conn, &mut row, hash)?)
+}
+
+fn proof_error(err: ProofError) -> ServiceError {
+    match err {
+        ProofError::MissingNode(_) => ServiceError::internal("reading the log", err),
+        other => ServiceError::invalid("tree_size", other.to_string()),
+    }
+}
+
+/// The hashes of `plan`, read in one query.
+fn resolve(conn: &mut DbConnection, plan: &ProofPlan) -> Result<Vec<Hash>, ServiceError> {
+    let found = rows::nodes(conn, &plan.nodes())?;
+    plan.resolve(|n| found.get(&n).copied()).map_err(proof_error)
+}
+
+/// Signs a head over the log as it stands, with the next sequence number.
+pub fn sign_head(
+    conn: &mut DbConnection,
+    signer: &Signer,
+    origin: &str,
+    ttl: std::time::Duration,
+) -> Result<LogHeadRecord, ServiceError> {
+    conn.write_transaction(|conn| {
+        let size = rows::size(conn)?;
+        let root = rows::root(conn, size)?;
+        let sequence = rows::latest_head(conn)?.map_or(1, |h| h.sequence + 1);
+        let at = now().duration_trunc(TimeDelta::seconds(1)).unwrap_or_else(|_| now());
+        let ttl = TimeDelta::from_std(ttl).map_err(|e| ServiceError::internal("log_head_ttl", e))?;
+        let head = TreeHead {
+            origin: origin.to_owned(),
+            tree_size: size,
+            root_hash: root,
+            timestamp: utc(at),
+            sequence: sequence as u64,
+            expires_at: utc(at + ttl),
+        };
+        let signature = signer
+            .sign(head.checkpoint().as_bytes(), &head.trusted_comment())
+            .map_err(ServiceError::Internal)?;
+        let record = LogHeadRecord {
+            sequence,
+            tree_size: size as i64,
+            root_hash: root.to_vec(),
+            signed_at: at,
+            expires_at: at + ttl,
+            key_id: signer.key_id().to_owned(),
+            checkpoint: head.checkpoint(),
+            signature,
+        };
+        rows::insert_head(conn, &record)?;
+        Ok(record)
+    })
+}
+
+/// A stored head on the wire.
+pub fn signed_head(record: &LogHeadRecord, origin: &str) -> Result<SignedHead, ServiceError> {
+    let root = record.root()?;
+    // The origin is the first line of what was signed.
+    let origin = record.checkpoint.lines().next().unwrap_or(origin).to_owned();
+    Ok(SignedHead {
+        origin,
+        tree_size: record.tree_size as u64,
+        root_hash: hex::encode(root),
+        timestamp: utc(record.signed_at),
+        sequence: record.sequence as u64,
+        expires_at: utc(record.expires_at),
+        key_id: record.key_id.clone(),
+        checkpoint: record.checkpoint.clone(),
+        signature: record.signature.clone(),
+    })
+}
+
+/// Signs a new head now, and brings this instance's view to it.
+pub async fn sign_now(services: &Services) -> Result<SignedHead, ServiceError> {
+    let signer = services.signer.clone();
+    let (origin, ttl) = (services.config.log_origin.clone(), services.config.log_head_ttl);
+    let record = services
+        .db
+        .run(move |conn| sign_head(conn, &signer, &origin, ttl))
+        .await?;
+    let head = signed_head(&record, &services.config.log_origin)?;
+    follow(services).await?;
+    Ok(head)
+}
+
+/// What a publish answers: the entry's index and a fresh head that includes it.
+pub async fn logged(services: &Services, index: u64) -> Result<Logged, ServiceError> {
+    Ok(Logged {
+        index,
+        tree_head: sign_now(services).await?,
+    })
+}
+
+/// Signs a head when the newest is older than `log_head_interval` (or there is
+/// none): the head is fresh even when nothing changed. Returns whether it signed.
+pub async fn sign_if_due(services: &Services) -> Result<bool, ServiceError> {
+    let latest = services.db.query(rows::latest_head).await?;
+    let interval = TimeDelta::from_std(services.config.log_head_interval)
+        .map_err(|e| ServiceError::internal("log_head_interval", e))?;
+    // A little early, so that a run on the interval is never just too soon.
+    let due = latest.is_none_or(|h| h.signed_at + interval - TimeDelta::seconds(2) <= now());
+    if due {
+        sign_now(services).await?;
+    }
+    Ok(due)
+}
+
+/// The newest signed head.
+pub async fn head(services: &Services) -> Result<SignedHead, ServiceError> {
+    let record = services
+        .db
+        .query(rows::latest_head)
+        .await?
+        .ok_or_else(|| ServiceError::Unavailable("no tree head has been signed yet".into()))?;
+    signed_head(&record, &services.config.log_origin)
+}
+
+/// Entries `start..end` (at most [`MAX_ENTRIES`]).
+pub async fn entries(services: &Services, start: u64, end: Option<u64>) -> Result<EntriesPage, ServiceError> {
+    services
+        .db
+        .run(move |conn| {
+            let size = rows::size(conn)?;
+            let end = end.unwrap_or(size).min(size).min(start.saturating_add(MAX_ENTRIES));
+            if start > size {
+                return Err(ServiceError::invalid(
+                    "start",
+                    format!("the log holds {size} entries; start {start} is past its end"),
+                ));
+            }
+            let entries = rows::entries(conn, start, end.max(start))?
+                .into_iter()
+                .map(|e| LogEntry {
+                    index: e.idx as u64,
+                    leaf_hash: hex::encode(&e.leaf_hash),
+                    leaf: e.leaf,
+                })
+                .collect();
+            Ok(EntriesPage { tree_size: size, entries })
+        })
+        .await
+}
+
+/// Checks that a tree of `size` entries has been signed: proofs are given only
+/// for heads that exist, so they cannot reveal entries no head covers yet.
+fn check_size(conn: &mut DbConnection, field: &str, size: u64) -> Result<(), ServiceError> {
+    let signed = rows::latest_head(conn)?.map_or(0, |h| h.tree_size as u64);
+    if size > signed {
+        return Err(ServiceError::invalid(
+            field,
+            format!("the newest signed head covers {signed} entries; {size} is past it"),
+        ));
+    }
+    Ok(())
+}
+
+/// The inclusion proof of entry `index` in the tree of `size` entries.
+pub fn inclusion_in(conn: &mut DbConnection, index: u64, size: u64) -> Result<InclusionProof, ServiceError> {
+    let plan = inclusion_plan(index, size).map_err(|e| ServiceError::invalid("index", e.to_string()))?;
+    let entry = rows::entry(conn, index)?.ok_or(ServiceError::NotFound("log entry"))?;
+    let proof = resolve(conn, &plan)?;
+    Ok(InclusionProof {
+        index,
+        tree_size: size,
+        leaf_hash: hex::encode(&entry.leaf_hash),
+        proof: hex_proof(&proof),
+    })
+}
+
+/// `GET /api/v1/log/proof/inclusion`.
+pub async fn inclusion(services: &Services, index: u64, size: u64) -> Result<InclusionProof, ServiceError> {
+    services
+        .db
+        .run(move |conn| {
+            check_size(conn, "tree_size", size)?;
+            inclusion_in(conn, index, size)
+        })
+        .await
+}
+
+/// The consistency proof between trees of `from` and `to` entries.
+pub fn consistency_in(conn: &mut DbConnection, from: u64, to: u64) -> Result<ConsistencyProof, ServiceError> {
+    let plan = consistency_plan(from, to).map_err(|e| ServiceError::invalid("from", e.to_string()))?;
+    Ok(ConsistencyProof {
+        from,
+        to,
+        proof: hex_proof(&resolve(conn, &plan)?),
+    })
+}
+
+/// `GET /api/v1/log/proof/consistency`.
+pub async fn consistency(services: &Services, from: u64, to: u64) -> Result<ConsistencyProof, ServiceError> {
+    services
+        .db
+        .run(move |conn| {
+            check_size(conn, "to", to)?;
+            consistency_in(conn, from, to)
+        })
+        .await
+}
+
+/// One entry of the operator's audit page.
+#[derive(Clone, Debug)]
+pub struct AuditEntry {
+    pub index: u64,
+    pub kind: String,
+    pub subject: String,
+    pub actor: String,
+    pub customer: Option<String>,
+    pub at: chrono::DateTime<chrono::Utc>,
+    /// What the entry says: its text, or for a sealed one the opened details.
+    pub details: String,
+    pub sealed: bool,
+}
+
+/// The newest entries that pass `filter`, for the audit page (vendor staff only).
+pub async fn timeline(services: &Services, filter: EntryFilter, limit: i64) -> Result<Vec<AuditEntry>, ServiceError> {
+    let rows = services.db.query(move |conn| rows::recent(conn, &filter, limit)).await?;
+    Ok(rows
+        .into_iter()
+        .map(|e| {
+            let details = e
+                .opening
+                .as_deref()
+                .and_then(|o| serde_json::from_str::<Value>(o).ok())
+                .and_then(|o| o.get("entry").and_then(Value::as_str).map(str::to_owned))
+                .unwrap_or_else(|| e.leaf.clone());
+            AuditEntry {
+                index: e.idx as u64,
+                sealed: e.opening.is_some(),
+                kind: e.kind,
+                subject: e.subject,
+                actor: e.actor,
+                customer: e.customer_id,
+                at: utc(e.created_at),
+                details,
+            }
+        })
+        .collect())
+}
+
+/// What polls carry of the log, rendered once per head.
+#[derive(Debug, Default)]
+pub struct LogView {
+    pub sequence: u64,
+    pub tree_size: u64,
+    /// The head, as JSON.
+    pub head: Option<Arc<str>>,
+    /// Each published patch's entry and its inclusion in the head, as JSON.
+    pub offers: HashMap<PatchId, Arc<str>>,
+    /// Consistency proofs to the head from the sizes of recent heads, as JSON.
+    pub consistency: HashMap<u64, Arc<str>>,
+}
+
+/// This instance's [`LogView`].
+#[derive(Default)]
+pub struct LogCache {
+    view: RwLock<Arc<LogView>>,
+    following: tokio::sync::Mutex<()>,
+}
+
+impl LogCache {
+    pub fn view(&self) -> Arc<LogView> {
+        self.view.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> Result<Arc<str>, ServiceError> {
+    serde_json::to_string(value)
+        .map(Arc::from)
+        .map_err(|e| ServiceError::internal("rendering the log view", e))
+}
+
+/// Brings this instance's view to the newest head, when it moved. Returns whether
+/// it did.
+pub async fn follow(services: &Services) -> Result<bool, ServiceError> {
+    let _one_at_a_time = services.log.following.lock().await;
+    let known = services.log.view().sequence;
+    let origin = services.config.log_origin.clone();
+    let view = services
+        .db
+        .run(move |conn| {
+            let Some(latest) = rows::latest_head(conn)? else {
+                return Ok::<_, ServiceError>(None);
+            };
+            if latest.sequence as u64 == known {
+                return Ok(None);
+            }
+            let size = latest.tree_size as u64;
+            let mut offers = HashMap::new();
+            for entry in rows::of_kind(conn, LogKind::PatchPublished.as_str(), size)? {
+                let Some(id) = entry.subject.strip_prefix("patch/").and_then(|p| p.parse::<PatchId>().ok()) else {
+                    continue;
+                };
+                let index = entry.idx as u64;
+                let plan = inclusion_plan(index, size).map_err(proof_error)?;
+                let proof = hex_proof(&resolve(conn, &plan)?);
+                let log = OfferLog {
+                    index,
+                    leaf: entry.leaf,
+                    tree_size: size,
+                    proof,
+                };
+                offers.insert(id, to_json(&log)?);
+            }
+            let mut consistency = HashMap::new();
+            for earlier in rows::heads(conn, RECENT_HEADS)? {
+                let from = earlier.tree_size as u64;
+                if from == 0 || from > size || consistency.contains_key(&from) {
+                    continue;
+                }
+                consistency.insert(from, to_json(&consistency_in(conn, from, size)?)?);
+            }
+            Ok(Some(LogView {
+                sequence: latest.sequence as u64,
+                tree_size: size,
+                head: Some(to_json(&signed_head(&latest, &origin)?)?),
+                offers,
+                consistency,
+            }))
+        })
+        .await?;
+    let Some(view) = view else {
+        return Ok(false);
+    };
+    *services.log.view.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(view);
+    Ok(true)
+}
+
+/// The index of the newest entry of `kind` about `subject`.
+pub fn index_of(conn: &mut DbConnection, subject: &str, kind: LogKind) -> Result<Option<u64>, ServiceError> {
+    Ok(rows::about(conn, &[subject.to_owned()], Some(kind.as_str()))?
+        .last()
+        .map(|e| e.idx as u64))
+}
+
+/// The index of the newest entry about `subject`, whatever its kind.
+pub fn index_of_subject(conn: &mut DbConnection, subject: &str) -> Result<Option<u64>, ServiceError> {
+    Ok(rows::about(conn, &[subject.to_owned()], None)?.last().map(|e| e.idx as u64))
+}
