@@ -14,7 +14,8 @@ use crate::handlers::device::{enroll, poll, report};
 use crate::handlers::feeds::{atom, csaf};
 use crate::handlers::ops::{assets, health, metrics};
 use crate::handlers::pages::{
-    account, advisories as advisory_pages, customers as customer_pages, fleet as fleet_pages, home, login,
+    account, advisories as advisory_pages, customers as customer_pages, fleet as fleet_pages, home, log as log_pages,
+    login,
     patches as patch_pages, vendor,
 };
 
@@ -221,6 +222,7 @@ pub fn table() -> Table {
         .get("/vendor/patches/{id}", patch_pages::get_vendor_patch)
         .post("/vendor/patches/{id}/publish", patch_pages::post_vendor_patch_publish)
         .post("/vendor/patches/{id}/yank", patch_pages::post_vendor_patch_yank)
+        .get("/vendor/log", log_pages::get_log)
         .get("/vendor/customers", customer_pages::get_customers)
         .post("/vendor/customers", customer_pages::post_customer)
         .get("/vendor/customers/{slug}", customer_pages::get_customer)

@@ -46,6 +46,7 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../templates/advisory_fields.html"),
     ),
     ("vendor_patches.html", include_str!("../templates/vendor_patches.html")),
+    ("vendor_log.html", include_str!("../templates/vendor_log.html")),
     ("vendor_patch.html", include_str!("../templates/vendor_patch.html")),
     (
         "customer_patches.html",

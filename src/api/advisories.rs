@@ -61,7 +61,7 @@ impl ListQuery {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Deserialize)]
 pub struct AdvisorySummary {
     pub id: String,
     pub title: String,
@@ -97,7 +97,7 @@ impl AdvisorySummary {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Deserialize)]
 pub struct AdvisoryList {
     pub advisories: Vec<AdvisorySummary>,
     pub page: u32,

@@ -2,6 +2,7 @@
 //! the job runner; the other commands bootstrap accounts, manage keys, verify
 //! downloads, upload patches and run a job once.
 
+mod audit;
 mod demo;
 mod keys;
 
@@ -121,6 +122,38 @@ pub enum Command {
         /// How many simulated devices, split between the two customers.
         #[arg(long, default_value_t = 300)]
         devices: usize,
+    },
+    /// Audit a server's transparency log from outside (what a customer's security
+    /// team runs from cron), or check an evidence bundle offline. Exits 1 when
+    /// anything is wrong, naming it.
+    Audit {
+        /// The server's URL, e.g. https://updates.example.com
+        #[arg(long, env = "PATCHWARDEN_SERVER", required_unless_present = "bundle")]
+        server: Option<url::Url>,
+        /// The vendor's public key (minisign `.pub`), the one thing trusted.
+        #[arg(long, value_name = "FILE")]
+        pubkey: PathBuf,
+        /// Keeps the last head trusted; the next run checks the log extends it.
+        #[arg(long, value_name = "FILE")]
+        state: Option<PathBuf>,
+        /// An API token: the patches it may see are checked against the log too.
+        #[arg(long, env = "PATCHWARDEN_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        /// Check this evidence bundle offline instead of a server.
+        #[arg(long, value_name = "FILE", conflicts_with_all = ["server", "state", "token"])]
+        bundle: Option<PathBuf>,
+    },
+    /// Write the evidence bundle of an advisory for a customer (as
+    /// `GET /api/v1/advisories/{id}/evidence` serves it to the customer's admins).
+    Evidence {
+        #[arg(long, value_name = "ID")]
+        advisory: String,
+        /// The customer's slug.
+        #[arg(long)]
+        customer: String,
+        /// Where to write it; `<advisory>-<customer>-evidence.pwb` when absent.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
     },
     /// Run a background job once, as the server's job runner would.
     Job {
@@ -300,6 +333,18 @@ fn open_db(config: &Config) -> anyhow::Result<db::DbPooled> {
 pub fn run(command: Command, config: Config) -> anyhow::Result<()> {
     match command {
         Command::Serve => serve(config),
+        Command::Audit {
+            server,
+            pubkey,
+            state,
+            token,
+            bundle,
+        } => audit::run(server, pubkey, state, token, bundle),
+        Command::Evidence {
+            advisory,
+            customer,
+            out,
+        } => audit::evidence(config, advisory, customer, out),
         Command::Demo { dir, devices } => demo::run(&config, demo::DemoOptions { dir, devices }),
         Command::Job {
             action: JobCommand::Run { name },

@@ -124,7 +124,14 @@ pub fn parse(bytes: &[u8]) -> Result<Parsed<'_>, String> {
         });
         rest = &body[length + 1..];
     }
-    let signed = signed.ok_or_else(|| format!("the bundle does not end with its signature, {SIGNATURE_PART}"))?;
+    let signed = signed.ok_or_else(|| match parts.last() {
+        Some(last) => format!(
+            "part {} ({}): the bundle ends here, without its signature part {SIGNATURE_PART}",
+            parts.len(),
+            last.name
+        ),
+        None => format!("the bundle holds no parts after its first line, not even {SIGNATURE_PART}"),
+    })?;
     Ok(Parsed { parts, signed })
 }
 

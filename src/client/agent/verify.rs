@@ -382,6 +382,8 @@ mod tests {
             signature: String::new(),
             advisories: vec![],
             emergency: true,
+            rollback: false,
+            log: None,
         };
         let me = Expected {
             product: "screenos",
@@ -404,5 +406,23 @@ mod tests {
         }
         let err = check_comment("patchwarden-key-rotation old=A new=B", me, &offer).unwrap_err();
         assert!(err.to_string().contains("not a patch signature"), "{err}");
+
+        // Going back from a newer version takes a signature that says rollback.
+        let newer = Expected {
+            running: "6.3.0r22",
+            ..me
+        };
+        let err = check_comment(&good, newer, &offer).unwrap_err();
+        assert!(matches!(err, Refusal::Downgrade { .. }), "{err}");
+        assert_eq!(check_comment(&format!("{good} rollback=yes"), newer, &offer), Ok(()));
+    }
+
+    #[test]
+    fn versions_compare_in_the_scheme_that_reads_both() {
+        assert!(older("6.3.0r19", "6.3.0r21"));
+        assert!(!older("6.3.0r21", "6.3.0r21"));
+        assert!(older("21.4R3-S4", "21.4R3-S5"));
+        assert!(older("1.2.3", "1.10.0"));
+        assert!(!older("not a version", "1.0.0"));
     }
 }

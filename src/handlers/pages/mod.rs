@@ -5,6 +5,7 @@ pub mod advisories;
 pub mod customers;
 pub mod fleet;
 pub mod home;
+pub mod log;
 pub mod login;
 pub mod patches;
 pub mod vendor;

@@ -1,0 +1,609 @@
+//! Auditing a patchwarden server from outside, and checking an evidence bundle
+//! offline: what a customer's security team runs from cron, with the vendor's
+//! public key and nothing else to trust.
+//!
+//! Online ([`audit`]): the newest tree head must be signed by the pinned key (or a
+//! key that a chain of rotation statements leads to from it), must not be older
+//! than the head seen last time (kept in a state file), and must extend it (a
+//! consistency proof). Every entry is fetched and hashed again: the entries must
+//! be contiguous and hash to the signed root, and to the earlier head's root over
+//! its prefix, so an entry rewritten after it was signed is found. Every advisory
+//! revision and patch the server lists must be in the log with the hash of what was
+//! signed, and every advisory or patch the log records must be listed.
+//!
+//! Offline ([`verify_bundle`]): see [`crate::services::log::evidence`].
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::Path;
+
+use anyhow::{bail, Context};
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use crate::api::advisories::AdvisoryList;
+use crate::api::device::KeyResponse;
+use crate::api::log::{parse_proof, ConsistencyProof, EntriesPage, InclusionProof, SignedHead};
+use crate::api::patches::PatchResponse;
+use crate::client::agent::verify::Keyring;
+use crate::domain::bundle::{self, SIGNATURE_PART};
+use crate::domain::log::{commitment, sha256_hex, Entry, LogKind, TreeHead};
+use crate::domain::merkle::{leaf_hash, verify_consistency, verify_inclusion, Frontier};
+use crate::services::log::evidence::{bundle_comment, DeviceFacts, Manifest, Opening, PatchFacts, ProvenEntry};
+use crate::signing;
+
+/// What the auditor keeps between runs.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AuditState {
+    pub head: SignedHead,
+}
+
+/// What an audit found.
+#[derive(Clone, Debug, Default)]
+pub struct Report {
+    /// What holds, for the record.
+    pub checked: Vec<String>,
+    /// What does not: each is a reason to distrust the server.
+    pub problems: Vec<String>,
+}
+
+impl Report {
+    pub fn ok(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+/// How an audit is run.
+pub struct AuditRequest {
+    pub server: Url,
+    pub public_key: String,
+    pub state_file: Option<std::path::PathBuf>,
+    /// An API token: the patches it may see are checked against the log too.
+    pub token: Option<String>,
+}
+
+async fn get<T: serde::de::DeserializeOwned>(
+    http: &reqwest::Client,
+    url: Url,
+    token: Option<&str>,
+) -> anyhow::Result<T> {
+    let mut request = http.get(url.clone());
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.with_context(|| format!("fetching {url}"))?;
+    let status = response.status();
+    let bytes = response.bytes().await.with_context(|| format!("reading {url}"))?;
+    if !status.is_success() {
+        bail!("{url} answered {status}: {}", String::from_utf8_lossy(&bytes).chars().take(300).collect::<String>());
+    }
+    serde_json::from_slice(&bytes).with_context(|| format!("{url} answered JSON that is not understood"))
+}
+
+fn keyring(public_key: &str, listing: &[KeyResponse]) -> anyhow::Result<Keyring> {
+    let mut ring = Keyring::new(&[public_key.to_owned()], &[]).map_err(anyhow::Error::msg)?;
+    ring.learn(listing);
+    Ok(ring)
+}
+
+fn verify_head(ring: &Keyring, head: &SignedHead) -> Result<TreeHead, String> {
+    head.verify(|id| ring.find(id).map(|k| k.text.clone()))
+}
+
+/// Audits the server once. Saves the new head to the state file only when nothing
+/// is wrong, so a later run compares with the last head that was trusted.
+pub async fn audit(request: &AuditRequest) -> anyhow::Result<Report> {
+    let http = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(60))
+        .user_agent(concat!("patchwarden-audit/", env!("CARGO_PKG_VERSION")))
+        .build()?;
+    let url = |path: &str| request.server.join(path).with_context(|| format!("`{path}` is not a URL"));
+    let mut report = Report::default();
+    let listing: Vec<KeyResponse> = get(&http, url("/api/v1/keys")?, None).await?;
+    let ring = keyring(&request.public_key, &listing)?;
+    let signed: SignedHead = get(&http, url("/api/v1/log/head")?, None).await?;
+    let head = match verify_head(&ring, &signed) {
+        Ok(head) => head,
+        Err(why) => {
+            report.problems.push(format!("the tree head: {why}"));
+            return Ok(report);
+        }
+    };
+    report.checked.push(format!(
+        "tree head {} of log {}: {} entries, signed {} by key {}",
+        head.sequence, head.origin, head.tree_size, head.timestamp, signed.key_id
+    ));
+    if head.expires_at <= chrono::Utc::now() {
+        report.problems.push(format!("the tree head expired at {}", head.expires_at));
+    }
+
+    let held = match &request.state_file {
+        Some(path) if path.exists() => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            let state: AuditState =
+                serde_json::from_str(&text).with_context(|| format!("{} is not an audit state", path.display()))?;
+            let held = verify_head(&ring, &state.head)
+                .map_err(|e| anyhow::anyhow!("the head in {} does not verify: {e}", path.display()))?;
+            Some(held)
+        }
+        _ => None,
+    };
+    if let Some(held) = &held {
+        if held.origin != head.origin {
+            report
+                .problems
+                .push(format!("the log is now `{}`; it was `{}`", head.origin, held.origin));
+        } else if head.sequence < held.sequence || head.tree_size < held.tree_size {
+            report.problems.push(format!(
+                "rollback: the head (sequence {}, {} entries) is older than the one seen before (sequence {}, {} entries)",
+                head.sequence, head.tree_size, held.sequence, held.tree_size
+            ));
+        } else if head.tree_size == held.tree_size {
+            if head.root_hash != held.root_hash {
+                report.problems.push(format!(
+                    "fork: {} entries with another root hash than the head seen before",
+                    head.tree_size
+                ));
+            }
+        } else {
+            let proof: ConsistencyProof = get(
+                &http,
+                url(&format!(
+                    "/api/v1/log/proof/consistency?from={}&to={}",
+                    held.tree_size, head.tree_size
+                ))?,
+                None,
+            )
+            .await?;
+            let checked = parse_proof(&proof.proof).and_then(|p| {
+                verify_consistency(held.tree_size, head.tree_size, &held.root_hash, &head.root_hash, &p)
+                    .map_err(|e| e.to_string())
+            });
+            match checked {
+                Ok(()) => report.checked.push(format!(
+                    "the log of {} entries extends the {} seen before",
+                    head.tree_size, held.tree_size
+                )),
+                Err(why) => report.problems.push(format!(
+                    "fork: the log of {} entries does not extend the {} seen before: {why}",
+                    head.tree_size, held.tree_size
+                )),
+            }
+        }
+    }
+
+    // Every entry, hashed again.
+    let mut frontier = Frontier::default();
+    let mut entries: Vec<(u64, String)> = Vec::with_capacity(head.tree_size as usize);
+    while frontier.size() < head.tree_size {
+        let start = frontier.size();
+        let page: EntriesPage = get(
+            &http,
+            url(&format!("/api/v1/log/entries?start={start}&end={}", head.tree_size))?,
+            None,
+        )
+        .await?;
+        if page.entries.is_empty() {
+            report.problems.push(format!("gap: the server serves no entry {start}"));
+            break;
+        }
+        for entry in page.entries {
+            if entry.index != frontier.size() {
+                report.problems.push(format!(
+                    "gap: entry {} follows entry {}",
+                    entry.index,
+                    frontier.size().wrapping_sub(1)
+                ));
+                break;
+            }
+            let hash = leaf_hash(entry.leaf.as_bytes());
+            if hex::encode(hash) != entry.leaf_hash {
+                report.problems.push(format!(
+                    "entry {}: its text hashes to {}, the server says {}",
+                    entry.index,
+                    hex::encode(hash),
+                    entry.leaf_hash
+                ));
+            }
+            frontier.push(hash);
+            if let Some(held) = &held {
+                if frontier.size() == held.tree_size && frontier.root() != held.root_hash {
+                    report.problems.push(format!(
+                        "the first {} entries as served now do not hash to the root signed in the head seen before: \
+                         an entry was changed after it was logged",
+                        held.tree_size
+                    ));
+                }
+            }
+            entries.push((entry.index, entry.leaf));
+        }
+        if report.problems.iter().any(|p| p.starts_with("gap")) {
+            break;
+        }
+    }
+    if frontier.size() == head.tree_size {
+        if frontier.root() == head.root_hash {
+            report.checked.push(format!("all {} entries hash to the signed root", head.tree_size));
+        } else {
+            report.problems.push(format!(
+                "the {} entries served do not hash to the signed root: an entry was changed or replaced",
+                head.tree_size
+            ));
+        }
+    }
+
+    // What the log records, by subject.
+    let mut logged: HashMap<String, Vec<(u64, Entry)>> = HashMap::new();
+    for (index, text) in &entries {
+        match Entry::parse(text) {
+            Ok(entry) => {
+                if let Some(subject) = entry.subject.clone() {
+                    logged.entry(subject).or_default().push((*index, entry));
+                }
+            }
+            Err(why) => report.problems.push(format!("entry {index}: {why}")),
+        }
+    }
+
+    // Advisories listed by the server.
+    let mut listed_advisories = BTreeSet::new();
+    let mut page = 1;
+    loop {
+        let list: AdvisoryList = get(&http, url(&format!("/api/v1/advisories?per_page=100&page={page}"))?, None).await?;
+        for advisory in &list.advisories {
+            for revision in 1..=advisory.revision {
+                let subject = crate::domain::log::advisory_subject(&advisory.id, revision);
+                listed_advisories.insert(subject.clone());
+                let revision_url = url(&format!("/api/v1/advisories/{}/revisions/{revision}", advisory.id))?;
+                let document = http.get(revision_url.clone()).send().await?.bytes().await?;
+                let signature = http
+                    .get(url(&format!("/api/v1/advisories/{}/revisions/{revision}/minisig", advisory.id))?)
+                    .send()
+                    .await?
+                    .text()
+                    .await?;
+                let found = logged.get(&subject).and_then(|e| e.last());
+                match found {
+                    None => report
+                        .problems
+                        .push(format!("{} revision {revision} is listed but not in the log", advisory.id)),
+                    Some((index, entry)) => {
+                        if entry.text("sha256") != Some(sha256_hex(&document).as_str())
+                            || entry.text("signature_sha256") != Some(sha256_hex(signature.as_bytes()).as_str())
+                        {
+                            report.problems.push(format!(
+                                "{} revision {revision}: the document or signature served is not the one logged in entry {index}",
+                                advisory.id
+                            ));
+                        }
+                        check_inclusion(&http, &url, &head, *index, &entries, &mut report).await?;
+                    }
+                }
+            }
+        }
+        if list.advisories.is_empty() || i64::from(page) * i64::from(list.per_page) >= list.total {
+            break;
+        }
+        page += 1;
+    }
+    for (subject, logs) in &logged {
+        if logs.iter().any(|(_, e)| e.kind.is_some_and(LogKind::is_advisory)) && !listed_advisories.contains(subject) {
+            report.problems.push(format!(
+                "the log records {subject} (entry {}), which the server does not list",
+                logs[0].0
+            ));
+        }
+    }
+    report
+        .checked
+        .push(format!("{} advisory revisions listed and logged", listed_advisories.len()));
+
+    // Patches the token may see.
+    if let Some(token) = &request.token {
+        let patches: Vec<PatchResponse> = get(&http, url("/api/v1/patches")?, Some(token)).await?;
+        let mut listed = BTreeSet::new();
+        for patch in patches.iter().filter(|p| p.state != "draft") {
+            let subject = crate::domain::log::patch_subject(&patch.id);
+            listed.insert(subject.clone());
+            let published = logged
+                .get(&subject)
+                .and_then(|e| e.iter().find(|(_, e)| e.kind == Some(LogKind::PatchPublished)));
+            let Some((index, entry)) = published else {
+                report.problems.push(format!("patch {} is listed but its publication is not in the log", patch.id));
+                continue;
+            };
+            let signature = patch.signature.as_deref().unwrap_or_default();
+            if entry.text("sha256") != patch.sha256.as_deref()
+                || entry.text("signature_sha256") != Some(sha256_hex(signature.as_bytes()).as_str())
+            {
+                report.problems.push(format!(
+                    "patch {}: the file hash or signature served is not the one logged in entry {index}",
+                    patch.id
+                ));
+            }
+            if patch.state == "yanked"
+                && !logged[&subject].iter().any(|(_, e)| e.kind == Some(LogKind::PatchYanked))
+            {
+                report.problems.push(format!("patch {} is yanked but its yanking is not in the log", patch.id));
+            }
+            check_inclusion(&http, &url, &head, *index, &entries, &mut report).await?;
+        }
+        let vendor = get::<serde_json::Value>(&http, url("/api/v1/me")?, Some(token))
+            .await
+            .map(|me| me["role"].as_str().is_some_and(|r| r.starts_with("vendor")))
+            .unwrap_or(false);
+        let unlisted: Vec<&String> = logged
+            .iter()
+            .filter(|(s, e)| {
+                e.iter().any(|(_, e)| e.kind == Some(LogKind::PatchPublished)) && !listed.contains(*s)
+            })
+            .map(|(s, _)| s)
+            .collect();
+        if vendor {
+            for subject in unlisted {
+                report
+                    .problems
+                    .push(format!("the log records {subject}, which the server does not list"));
+            }
+        } else if !unlisted.is_empty() {
+            report.checked.push(format!(
+                "{} logged patches are not listed to this customer (not entitled)",
+                unlisted.len()
+            ));
+        }
+        report.checked.push(format!("{} patches listed and logged", listed.len()));
+    } else {
+        report
+            .checked
+            .push("patches not listed: give --token to check the patches a token may see".into());
+    }
+
+    if report.ok() {
+        if let Some(path) = &request.state_file {
+            let state = AuditState { head: signed.clone() };
+            let text = serde_json::to_string_pretty(&state)?;
+            let temporary = path.with_extension("tmp");
+            std::fs::write(&temporary, text).with_context(|| format!("writing {}", temporary.display()))?;
+            std::fs::rename(&temporary, path).with_context(|| format!("replacing {}", path.display()))?;
+        }
+    }
+    Ok(report)
+}
+
+/// Checks the server's inclusion proof of entry `index` against the head and the
+/// entry as served: it names the entry when its stored text was changed.
+async fn check_inclusion(
+    http: &reqwest::Client,
+    url: &impl Fn(&str) -> anyhow::Result<Url>,
+    head: &TreeHead,
+    index: u64,
+    entries: &[(u64, String)],
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    let Some((_, text)) = entries.iter().find(|(i, _)| *i == index) else {
+        return Ok(());
+    };
+    let proof: InclusionProof = get(
+        http,
+        url(&format!("/api/v1/log/proof/inclusion?index={index}&tree_size={}", head.tree_size))?,
+        None,
+    )
+    .await?;
+    let checked = parse_proof(&proof.proof).and_then(|p| {
+        verify_inclusion(index, head.tree_size, &leaf_hash(text.as_bytes()), &p, &head.root_hash)
+            .map_err(|e| e.to_string())
+    });
+    if let Err(why) = checked {
+        report
+            .problems
+            .push(format!("entry {index} as served is not the entry the signed head includes: {why}"));
+    }
+    Ok(())
+}
+
+/// What an evidence bundle shows, once verified.
+#[derive(Clone, Debug)]
+pub struct BundleReport {
+    pub manifest: Manifest,
+    pub head: TreeHead,
+    pub entries: usize,
+    pub devices: Vec<DeviceFacts>,
+}
+
+/// Verifies an evidence bundle with the vendor's public key alone. Every failure
+/// names the part it is in.
+pub fn verify_bundle(bytes: &[u8], public_key: &str) -> Result<BundleReport, String> {
+    let parsed = bundle::parse(bytes)?;
+    let named = |name: &str| -> Result<(usize, &[u8]), String> {
+        parsed
+            .get(name)
+            .map(|(n, p)| (n, p.bytes.as_slice()))
+            .ok_or_else(|| format!("the bundle has no part {name}"))
+    };
+    let fail = |number: usize, name: &str, why: String| format!("part {number} ({name}): {why}");
+    fn read<T: serde::de::DeserializeOwned>(number: usize, name: &str, bytes: &[u8]) -> Result<T, String> {
+        serde_json::from_slice(bytes).map_err(|e| format!("part {number} ({name}): not what it should hold: {e}"))
+    }
+    for (i, part) in parsed.parts.iter().enumerate() {
+        let known = matches!(
+            part.name.as_str(),
+            "manifest.json" | "keys.json" | "log/head.json" | "log/entries.json" | "log/openings.json" | "devices.json"
+        ) || part.name == SIGNATURE_PART
+            || (part.name.starts_with("advisory/r") && (part.name.ends_with(".json") || part.name.ends_with(".json.minisig")))
+            || (part.name.starts_with("patches/") && (part.name.ends_with(".json") || part.name.ends_with(".minisig")));
+        if !known {
+            return Err(fail(i + 1, &part.name, "is not a part an evidence bundle has".into()));
+        }
+    }
+    let (n, bytes) = named("manifest.json")?;
+    let manifest: Manifest = read(n, "manifest.json", bytes)?;
+    let (n, bytes) = named("keys.json")?;
+    let listing: Vec<KeyResponse> = read(n, "keys.json", bytes)?;
+    let ring = keyring(public_key, &listing).map_err(|e| fail(n, "keys.json", e.to_string()))?;
+    let trusted = |id: &str| ring.find(id).map(|k| k.text.clone());
+
+    let (n, bytes) = named("log/head.json")?;
+    let signed: SignedHead = read(n, "log/head.json", bytes)?;
+    let head = signed.verify(trusted).map_err(|e| fail(n, "log/head.json", e))?;
+
+    let (n, bytes) = named("log/entries.json")?;
+    let proven: Vec<ProvenEntry> = read(n, "log/entries.json", bytes)?;
+    let mut entries: BTreeMap<u64, Entry> = BTreeMap::new();
+    for entry in &proven {
+        let proof = parse_proof(&entry.proof).map_err(|e| fail(n, "log/entries.json", e))?;
+        verify_inclusion(entry.index, head.tree_size, &leaf_hash(entry.leaf.as_bytes()), &proof, &head.root_hash)
+            .map_err(|e| fail(n, "log/entries.json", format!("entry {}: {e}", entry.index)))?;
+        let parsed_entry =
+            Entry::parse(&entry.leaf).map_err(|e| fail(n, "log/entries.json", format!("entry {}: {e}", entry.index)))?;
+        entries.insert(entry.index, parsed_entry);
+    }
+    let find = |subject: &str, kind: LogKind| {
+        entries
+            .iter()
+            .rev()
+            .find(|(_, e)| e.kind == Some(kind) && e.subject.as_deref() == Some(subject))
+    };
+
+    for revision in &manifest.revisions {
+        let doc_name = format!("advisory/r{revision}.json");
+        let sig_name = format!("advisory/r{revision}.json.minisig");
+        let (dn, document) = named(&doc_name)?;
+        let (sn, signature) = named(&sig_name)?;
+        let signature = std::str::from_utf8(signature).map_err(|_| fail(sn, &sig_name, "not text".into()))?;
+        let signer = signing::signer_key_id(signature).map_err(|e| fail(sn, &sig_name, e))?;
+        let key = trusted(&signer).ok_or_else(|| fail(sn, &sig_name, format!("signed by key {signer}, which is not trusted")))?;
+        let verified = signing::verify(&key, std::io::Cursor::new(document), signature)
+            .map_err(|e| fail(dn, &doc_name, format!("its signature does not verify: {e}")))?;
+        let subject = crate::domain::log::advisory_subject(&manifest.advisory, *revision);
+        let logged = [LogKind::AdvisoryPublished, LogKind::AdvisoryRevised, LogKind::AdvisoryWithdrawn]
+            .into_iter()
+            .find_map(|k| find(&subject, k))
+            .ok_or_else(|| fail(dn, &doc_name, format!("no log entry records {subject}")))?;
+        if logged.1.text("sha256") != Some(sha256_hex(document).as_str()) {
+            return Err(fail(dn, &doc_name, format!("it is not the document logged in entry {}", logged.0)));
+        }
+        if logged.1.text("signature_sha256") != Some(sha256_hex(signature.as_bytes()).as_str()) {
+            return Err(fail(sn, &sig_name, format!("it is not the signature logged in entry {}", logged.0)));
+        }
+        if !verified.trusted_comment.contains(&sha256_hex(document)) {
+            return Err(fail(sn, &sig_name, "its trusted comment names another document".into()));
+        }
+    }
+
+    for id in &manifest.patches {
+        let facts_name = format!("patches/{id}.json");
+        let sig_name = format!("patches/{id}.minisig");
+        let (fnum, facts) = named(&facts_name)?;
+        let facts: PatchFacts = read(fnum, &facts_name, facts)?;
+        let (sn, signature) = named(&sig_name)?;
+        let signature = std::str::from_utf8(signature).map_err(|_| fail(sn, &sig_name, "not text".into()))?;
+        let comment = signature
+            .lines()
+            .find_map(|l| l.strip_prefix("trusted comment: "))
+            .ok_or_else(|| fail(sn, &sig_name, "it has no trusted comment".into()))?;
+        let (index, entry) = find(&crate::domain::log::patch_subject(id), LogKind::PatchPublished)
+            .ok_or_else(|| fail(fnum, &facts_name, format!("no log entry records the publication of patch {id}")))?;
+        if entry.text("signature_sha256") != Some(sha256_hex(signature.as_bytes()).as_str()) {
+            return Err(fail(sn, &sig_name, format!("it is not the signature logged in entry {index}")));
+        }
+        if !comment.contains(&format!("sha256={}", facts.sha256)) || !comment.contains(&format!("id={id}")) {
+            return Err(fail(sn, &sig_name, "its trusted comment names another file".into()));
+        }
+        if entry.text("sha256") != Some(facts.sha256.as_str()) || entry.text("version") != Some(facts.version.as_str()) {
+            return Err(fail(fnum, &facts_name, format!("it is not the patch logged in entry {index}")));
+        }
+    }
+
+    let (n, bytes) = named("log/openings.json")?;
+    let openings: Vec<Opening> = read(n, "log/openings.json", bytes)?;
+    let mut opened: BTreeMap<u64, Entry> = BTreeMap::new();
+    for opening in &openings {
+        let sealed = entries
+            .get(&opening.index)
+            .ok_or_else(|| fail(n, "log/openings.json", format!("entry {} is not in the bundle", opening.index)))?;
+        let expected = sealed.text("commitment");
+        if sealed.kind.is_some() || expected != Some(commitment(&opening.salt, &opening.entry).as_str()) {
+            return Err(fail(
+                n,
+                "log/openings.json",
+                format!("the opening of entry {} is not what the log committed to", opening.index),
+            ));
+        }
+        let details = Entry::parse(&opening.entry).map_err(|e| fail(n, "log/openings.json", e))?;
+        if details.text("customer") != Some(manifest.customer_id.as_str()) {
+            return Err(fail(
+                n,
+                "log/openings.json",
+                format!("entry {} is about another customer", opening.index),
+            ));
+        }
+        opened.insert(opening.index, details);
+    }
+    if let Some((index, _)) = entries.iter().find(|(i, e)| e.kind.is_none() && !opened.contains_key(i)) {
+        return Err(fail(n, "log/openings.json", format!("sealed entry {index} has no opening")));
+    }
+
+    let (n, bytes) = named("devices.json")?;
+    let devices: Vec<DeviceFacts> = read(n, "devices.json", bytes)?;
+    for device in &devices {
+        for index in &device.entries {
+            let details = opened.get(index).ok_or_else(|| {
+                fail(n, "devices.json", format!("device {} names entry {index}, which is not opened", device.id))
+            })?;
+            if details.text("device") != Some(device.id.as_str()) {
+                return Err(fail(n, "devices.json", format!("entry {index} is not about device {}", device.id)));
+            }
+        }
+        let observed = device
+            .entries
+            .iter()
+            .filter_map(|i| opened.get(i))
+            .filter(|e| e.kind == Some(LogKind::FixObserved))
+            .last();
+        if let (Some(observed), Some(version)) = (observed, &device.version) {
+            if observed.text("version") != Some(version.as_str()) {
+                return Err(fail(
+                    n,
+                    "devices.json",
+                    format!(
+                        "device {} is said to run {version}, but the log last saw it run {}",
+                        device.id,
+                        observed.text("version").unwrap_or("nothing")
+                    ),
+                ));
+            }
+        }
+    }
+
+    let (n, signature) = named(SIGNATURE_PART)?;
+    let signature = std::str::from_utf8(signature).map_err(|_| fail(n, SIGNATURE_PART, "not text".into()))?;
+    let signer = signing::signer_key_id(signature).map_err(|e| fail(n, SIGNATURE_PART, e))?;
+    let key = trusted(&signer)
+        .ok_or_else(|| fail(n, SIGNATURE_PART, format!("signed by key {signer}, which is not trusted")))?;
+    let verified = signing::verify(&key, std::io::Cursor::new(parsed.signed), signature).map_err(|e| {
+        fail(
+            n,
+            SIGNATURE_PART,
+            format!("the bundle's parts and headers are not the ones signed: {e}"),
+        )
+    })?;
+    if verified.trusted_comment != bundle_comment(&manifest.advisory, &manifest.customer, head.tree_size) {
+        return Err(fail(
+            n,
+            SIGNATURE_PART,
+            format!("its trusted comment `{}` is not this bundle's", verified.trusted_comment),
+        ));
+    }
+    Ok(BundleReport {
+        manifest,
+        head,
+        entries: proven.len(),
+        devices,
+    })
+}
+
+/// Reads a public key file.
+pub fn read_public_key(path: &Path) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    signing::PublicKeyInfo::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    Ok(text)
+}
