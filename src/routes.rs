@@ -7,16 +7,15 @@ use actix_web::{web, FromRequest, Handler, HttpRequest, HttpResponse, Responder,
 
 use crate::error::{AppError, PageError};
 use crate::handlers::api::{
-    advisories, anomalies, customers, devices, enrollment_tokens, entitlements, evidence, exposure, images, keys, log, me, patches,
-    products, pulls, query, session, tokens, uploads, users, webhooks,
+    advisories, anomalies, customers, devices, enrollment_tokens, entitlements, evidence, exposure, images, keys, log,
+    me, patches, products, pulls, query, session, tokens, uploads, users, webhooks,
 };
 use crate::handlers::device::{enroll, poll, report};
 use crate::handlers::feeds::{atom, csaf};
 use crate::handlers::ops::{assets, health, metrics};
 use crate::handlers::pages::{
     account, advisories as advisory_pages, customers as customer_pages, fleet as fleet_pages, home, log as log_pages,
-    login,
-    patches as patch_pages, vendor,
+    login, patches as patch_pages, vendor,
 };
 
 /// The prefix of the JSON API.

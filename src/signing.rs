@@ -43,6 +43,21 @@ impl PublicKeyInfo {
     }
 }
 
+/// One signing key of `GET /api/v1/keys`.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct KeyResponse {
+    pub key_id: String,
+    pub public_key: String,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub retired_at: Option<chrono::DateTime<chrono::Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub introduced_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotation_statement: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotation_signature: Option<String>,
+}
+
 /// The key that signs what this server publishes.
 pub struct Signer {
     public: PublicKey,

@@ -94,20 +94,7 @@ pub struct Report<'a> {
     pub message: Option<&'a str>,
 }
 
-/// One signing key of `GET /api/v1/keys`.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct KeyResponse {
-    pub key_id: String,
-    pub public_key: String,
-    pub created_at: chrono::DateTime<chrono::Utc>,
-    pub retired_at: Option<chrono::DateTime<chrono::Utc>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub introduced_by: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rotation_statement: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rotation_signature: Option<String>,
-}
+pub use crate::signing::KeyResponse;
 
 /// What a device answers a pull: `200 {"version", "image_sha256"?}`.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]

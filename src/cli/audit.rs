@@ -23,8 +23,8 @@ pub fn run(
     let public_key = audit::read_public_key(&pubkey)?;
     if let Some(path) = bundle {
         let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-        let report = audit::verify_bundle(&bytes, &public_key)
-            .map_err(|why| anyhow::anyhow!("{}: {why}", path.display()))?;
+        let report =
+            audit::verify_bundle(&bytes, &public_key).map_err(|why| anyhow::anyhow!("{}: {why}", path.display()))?;
         let fixed = report.devices.iter().filter(|d| d.exposure == "fixed").count();
         println!(
             "{}: evidence of {} for customer {} verifies: {} revision(s), {} patch(es), {} log entries in the tree of {} (head {}), {} device(s), {} fixed",

@@ -74,7 +74,10 @@ async fn get<T: serde::de::DeserializeOwned>(
     let status = response.status();
     let bytes = response.bytes().await.with_context(|| format!("reading {url}"))?;
     if !status.is_success() {
-        bail!("{url} answered {status}: {}", String::from_utf8_lossy(&bytes).chars().take(300).collect::<String>());
+        bail!(
+            "{url} answered {status}: {}",
+            String::from_utf8_lossy(&bytes).chars().take(300).collect::<String>()
+        );
     }
     serde_json::from_slice(&bytes).with_context(|| format!("{url} answered JSON that is not understood"))
 }
@@ -96,7 +99,12 @@ pub async fn audit(request: &AuditRequest) -> anyhow::Result<Report> {
         .timeout(std::time::Duration::from_secs(60))
         .user_agent(concat!("patchwarden-audit/", env!("CARGO_PKG_VERSION")))
         .build()?;
-    let url = |path: &str| request.server.join(path).with_context(|| format!("`{path}` is not a URL"));
+    let url = |path: &str| {
+        request
+            .server
+            .join(path)
+            .with_context(|| format!("`{path}` is not a URL"))
+    };
     let mut report = Report::default();
     let listing: Vec<KeyResponse> = get(&http, url("/api/v1/keys")?, None).await?;
     let ring = keyring(&request.public_key, &listing)?;
@@ -113,7 +121,9 @@ pub async fn audit(request: &AuditRequest) -> anyhow::Result<Report> {
         head.sequence, head.origin, head.tree_size, head.timestamp, signed.key_id
     ));
     if head.expires_at <= chrono::Utc::now() {
-        report.problems.push(format!("the tree head expired at {}", head.expires_at));
+        report
+            .problems
+            .push(format!("the tree head expired at {}", head.expires_at));
     }
 
     let held = match &request.state_file {
@@ -222,7 +232,9 @@ pub async fn audit(request: &AuditRequest) -> anyhow::Result<Report> {
     }
     if frontier.size() == head.tree_size {
         if frontier.root() == head.root_hash {
-            report.checked.push(format!("all {} entries hash to the signed root", head.tree_size));
+            report
+                .checked
+                .push(format!("all {} entries hash to the signed root", head.tree_size));
         } else {
             report.problems.push(format!(
                 "the {} entries served do not hash to the signed root: an entry was changed or replaced",
@@ -248,7 +260,12 @@ pub async fn audit(request: &AuditRequest) -> anyhow::Result<Report> {
     let mut listed_advisories = BTreeSet::new();
     let mut page = 1;
     loop {
-        let list: AdvisoryList = get(&http, url(&format!("/api/v1/advisories?per_page=100&page={page}"))?, None).await?;
+        let list: AdvisoryList = get(
+            &http,
+            url(&format!("/api/v1/advisories?per_page=100&page={page}"))?,
+            None,
+        )
+        .await?;
         for advisory in &list.advisories {
             for revision in 1..=advisory.revision {
                 let subject = crate::domain::log::advisory_subject(&advisory.id, revision);
@@ -256,16 +273,20 @@ pub async fn audit(request: &AuditRequest) -> anyhow::Result<Report> {
                 let revision_url = url(&format!("/api/v1/advisories/{}/revisions/{revision}", advisory.id))?;
                 let document = http.get(revision_url.clone()).send().await?.bytes().await?;
                 let signature = http
-                    .get(url(&format!("/api/v1/advisories/{}/revisions/{revision}/minisig", advisory.id))?)
+                    .get(url(&format!(
+                        "/api/v1/advisories/{}/revisions/{revision}/minisig",
+                        advisory.id
+                    ))?)
                     .send()
                     .await?
                     .text()
                     .await?;
                 let found = logged.get(&subject).and_then(|e| e.last());
                 match found {
-                    None => report
-                        .problems
-                        .push(format!("{} revision {revision} is listed but not in the log", advisory.id)),
+                    None => report.problems.push(format!(
+                        "{} revision {revision} is listed but not in the log",
+                        advisory.id
+                    )),
                     Some((index, entry)) => {
                         if entry.text("sha256") != Some(sha256_hex(&document).as_str())
                             || entry.text("signature_sha256") != Some(sha256_hex(signature.as_bytes()).as_str())
@@ -293,9 +314,10 @@ pub async fn audit(request: &AuditRequest) -> anyhow::Result<Report> {
             ));
         }
     }
-    report
-        .checked
-        .push(format!("{} advisory revisions listed and logged", listed_advisories.len()));
+    report.checked.push(format!(
+        "{} advisory revisions listed and logged",
+        listed_advisories.len()
+    ));
 
     // Patches the token may see.
     if let Some(token) = &request.token {
@@ -308,7 +330,10 @@ pub async fn audit(request: &AuditRequest) -> anyhow::Result<Report> {
                 .get(&subject)
                 .and_then(|e| e.iter().find(|(_, e)| e.kind == Some(LogKind::PatchPublished)));
             let Some((index, entry)) = published else {
-                report.problems.push(format!("patch {} is listed but its publication is not in the log", patch.id));
+                report.problems.push(format!(
+                    "patch {} is listed but its publication is not in the log",
+                    patch.id
+                ));
                 continue;
             };
             let signature = patch.signature.as_deref().unwrap_or_default();
@@ -321,9 +346,14 @@ pub async fn audit(request: &AuditRequest) -> anyhow::Result<Report> {
                 ));
             }
             if patch.state == "yanked"
-                && !logged[&subject].iter().any(|(_, e)| e.kind == Some(LogKind::PatchYanked))
+                && !logged[&subject]
+                    .iter()
+                    .any(|(_, e)| e.kind == Some(LogKind::PatchYanked))
             {
-                report.problems.push(format!("patch {} is yanked but its yanking is not in the log", patch.id));
+                report.problems.push(format!(
+                    "patch {} is yanked but its yanking is not in the log",
+                    patch.id
+                ));
             }
             check_inclusion(&http, &url, &head, *index, &entries, &mut report).await?;
         }
@@ -333,9 +363,7 @@ pub async fn audit(request: &AuditRequest) -> anyhow::Result<Report> {
             .unwrap_or(false);
         let unlisted: Vec<&String> = logged
             .iter()
-            .filter(|(s, e)| {
-                e.iter().any(|(_, e)| e.kind == Some(LogKind::PatchPublished)) && !listed.contains(*s)
-            })
+            .filter(|(s, e)| e.iter().any(|(_, e)| e.kind == Some(LogKind::PatchPublished)) && !listed.contains(*s))
             .map(|(s, _)| s)
             .collect();
         if vendor {
@@ -350,7 +378,9 @@ pub async fn audit(request: &AuditRequest) -> anyhow::Result<Report> {
                 unlisted.len()
             ));
         }
-        report.checked.push(format!("{} patches listed and logged", listed.len()));
+        report
+            .checked
+            .push(format!("{} patches listed and logged", listed.len()));
     } else {
         report
             .checked
@@ -384,7 +414,10 @@ async fn check_inclusion(
     };
     let proof: InclusionProof = get(
         http,
-        url(&format!("/api/v1/log/proof/inclusion?index={index}&tree_size={}", head.tree_size))?,
+        url(&format!(
+            "/api/v1/log/proof/inclusion?index={index}&tree_size={}",
+            head.tree_size
+        ))?,
         None,
     )
     .await?;
@@ -393,9 +426,9 @@ async fn check_inclusion(
             .map_err(|e| e.to_string())
     });
     if let Err(why) = checked {
-        report
-            .problems
-            .push(format!("entry {index} as served is not the entry the signed head includes: {why}"));
+        report.problems.push(format!(
+            "entry {index} as served is not the entry the signed head includes: {why}"
+        ));
     }
     Ok(())
 }
@@ -423,19 +456,60 @@ pub fn verify_bundle(bytes: &[u8], public_key: &str) -> Result<BundleReport, Str
     fn read<T: serde::de::DeserializeOwned>(number: usize, name: &str, bytes: &[u8]) -> Result<T, String> {
         serde_json::from_slice(bytes).map_err(|e| format!("part {number} ({name}): not what it should hold: {e}"))
     }
+    // Names first: a part whose name is not one a bundle has, or (below) not one
+    // its manifest lists, is named by its number before anything is looked up.
+    let lowercase = |name: &str| {
+        name.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'/' | b'_' | b'-'))
+    };
     for (i, part) in parsed.parts.iter().enumerate() {
+        let name = part.name.as_str();
+        let revision = |stem: &str| {
+            stem.strip_prefix("advisory/r")
+                .is_some_and(|n| n.parse::<u32>().is_ok())
+        };
         let known = matches!(
-            part.name.as_str(),
+            name,
             "manifest.json" | "keys.json" | "log/head.json" | "log/entries.json" | "log/openings.json" | "devices.json"
-        ) || part.name == SIGNATURE_PART
-            || (part.name.starts_with("advisory/r") && (part.name.ends_with(".json") || part.name.ends_with(".json.minisig")))
-            || (part.name.starts_with("patches/") && (part.name.ends_with(".json") || part.name.ends_with(".minisig")));
-        if !known {
-            return Err(fail(i + 1, &part.name, "is not a part an evidence bundle has".into()));
+        ) || name == SIGNATURE_PART
+            || name.strip_suffix(".json.minisig").is_some_and(revision)
+            || name.strip_suffix(".json").is_some_and(revision)
+            || (name.starts_with("patches/") && (name.ends_with(".json") || name.ends_with(".minisig")));
+        if !known || !lowercase(name) {
+            return Err(fail(i + 1, name, "is not a part an evidence bundle has".into()));
         }
     }
     let (n, bytes) = named("manifest.json")?;
     let manifest: Manifest = read(n, "manifest.json", bytes)?;
+    let mut listed: BTreeSet<String> = [
+        "manifest.json",
+        "keys.json",
+        "log/head.json",
+        "log/entries.json",
+        "log/openings.json",
+        "devices.json",
+        SIGNATURE_PART,
+    ]
+    .into_iter()
+    .map(str::to_owned)
+    .collect();
+    for revision in &manifest.revisions {
+        listed.insert(format!("advisory/r{revision}.json"));
+        listed.insert(format!("advisory/r{revision}.json.minisig"));
+    }
+    for id in &manifest.patches {
+        listed.insert(format!("patches/{id}.json"));
+        listed.insert(format!("patches/{id}.minisig"));
+    }
+    for (i, part) in parsed.parts.iter().enumerate() {
+        if !listed.contains(&part.name) {
+            return Err(fail(
+                i + 1,
+                &part.name,
+                "is not a part the bundle's manifest lists".into(),
+            ));
+        }
+    }
     let (n, bytes) = named("keys.json")?;
     let listing: Vec<KeyResponse> = read(n, "keys.json", bytes)?;
     let ring = keyring(public_key, &listing).map_err(|e| fail(n, "keys.json", e.to_string()))?;
@@ -450,10 +524,16 @@ pub fn verify_bundle(bytes: &[u8], public_key: &str) -> Result<BundleReport, Str
     let mut entries: BTreeMap<u64, Entry> = BTreeMap::new();
     for entry in &proven {
         let proof = parse_proof(&entry.proof).map_err(|e| fail(n, "log/entries.json", e))?;
-        verify_inclusion(entry.index, head.tree_size, &leaf_hash(entry.leaf.as_bytes()), &proof, &head.root_hash)
+        verify_inclusion(
+            entry.index,
+            head.tree_size,
+            &leaf_hash(entry.leaf.as_bytes()),
+            &proof,
+            &head.root_hash,
+        )
+        .map_err(|e| fail(n, "log/entries.json", format!("entry {}: {e}", entry.index)))?;
+        let parsed_entry = Entry::parse(&entry.leaf)
             .map_err(|e| fail(n, "log/entries.json", format!("entry {}: {e}", entry.index)))?;
-        let parsed_entry =
-            Entry::parse(&entry.leaf).map_err(|e| fail(n, "log/entries.json", format!("entry {}: {e}", entry.index)))?;
         entries.insert(entry.index, parsed_entry);
     }
     let find = |subject: &str, kind: LogKind| {
@@ -470,19 +550,32 @@ pub fn verify_bundle(bytes: &[u8], public_key: &str) -> Result<BundleReport, Str
         let (sn, signature) = named(&sig_name)?;
         let signature = std::str::from_utf8(signature).map_err(|_| fail(sn, &sig_name, "not text".into()))?;
         let signer = signing::signer_key_id(signature).map_err(|e| fail(sn, &sig_name, e))?;
-        let key = trusted(&signer).ok_or_else(|| fail(sn, &sig_name, format!("signed by key {signer}, which is not trusted")))?;
+        let key = trusted(&signer)
+            .ok_or_else(|| fail(sn, &sig_name, format!("signed by key {signer}, which is not trusted")))?;
         let verified = signing::verify(&key, std::io::Cursor::new(document), signature)
             .map_err(|e| fail(dn, &doc_name, format!("its signature does not verify: {e}")))?;
         let subject = crate::domain::log::advisory_subject(&manifest.advisory, *revision);
-        let logged = [LogKind::AdvisoryPublished, LogKind::AdvisoryRevised, LogKind::AdvisoryWithdrawn]
-            .into_iter()
-            .find_map(|k| find(&subject, k))
-            .ok_or_else(|| fail(dn, &doc_name, format!("no log entry records {subject}")))?;
+        let logged = [
+            LogKind::AdvisoryPublished,
+            LogKind::AdvisoryRevised,
+            LogKind::AdvisoryWithdrawn,
+        ]
+        .into_iter()
+        .find_map(|k| find(&subject, k))
+        .ok_or_else(|| fail(dn, &doc_name, format!("no log entry records {subject}")))?;
         if logged.1.text("sha256") != Some(sha256_hex(document).as_str()) {
-            return Err(fail(dn, &doc_name, format!("it is not the document logged in entry {}", logged.0)));
+            return Err(fail(
+                dn,
+                &doc_name,
+                format!("it is not the document logged in entry {}", logged.0),
+            ));
         }
         if logged.1.text("signature_sha256") != Some(sha256_hex(signature.as_bytes()).as_str()) {
-            return Err(fail(sn, &sig_name, format!("it is not the signature logged in entry {}", logged.0)));
+            return Err(fail(
+                sn,
+                &sig_name,
+                format!("it is not the signature logged in entry {}", logged.0),
+            ));
         }
         if !verified.trusted_comment.contains(&sha256_hex(document)) {
             return Err(fail(sn, &sig_name, "its trusted comment names another document".into()));
@@ -500,16 +593,31 @@ pub fn verify_bundle(bytes: &[u8], public_key: &str) -> Result<BundleReport, Str
             .lines()
             .find_map(|l| l.strip_prefix("trusted comment: "))
             .ok_or_else(|| fail(sn, &sig_name, "it has no trusted comment".into()))?;
-        let (index, entry) = find(&crate::domain::log::patch_subject(id), LogKind::PatchPublished)
-            .ok_or_else(|| fail(fnum, &facts_name, format!("no log entry records the publication of patch {id}")))?;
+        let (index, entry) =
+            find(&crate::domain::log::patch_subject(id), LogKind::PatchPublished).ok_or_else(|| {
+                fail(
+                    fnum,
+                    &facts_name,
+                    format!("no log entry records the publication of patch {id}"),
+                )
+            })?;
         if entry.text("signature_sha256") != Some(sha256_hex(signature.as_bytes()).as_str()) {
-            return Err(fail(sn, &sig_name, format!("it is not the signature logged in entry {index}")));
+            return Err(fail(
+                sn,
+                &sig_name,
+                format!("it is not the signature logged in entry {index}"),
+            ));
         }
         if !comment.contains(&format!("sha256={}", facts.sha256)) || !comment.contains(&format!("id={id}")) {
             return Err(fail(sn, &sig_name, "its trusted comment names another file".into()));
         }
-        if entry.text("sha256") != Some(facts.sha256.as_str()) || entry.text("version") != Some(facts.version.as_str()) {
-            return Err(fail(fnum, &facts_name, format!("it is not the patch logged in entry {index}")));
+        if entry.text("sha256") != Some(facts.sha256.as_str()) || entry.text("version") != Some(facts.version.as_str())
+        {
+            return Err(fail(
+                fnum,
+                &facts_name,
+                format!("it is not the patch logged in entry {index}"),
+            ));
         }
     }
 
@@ -517,15 +625,22 @@ pub fn verify_bundle(bytes: &[u8], public_key: &str) -> Result<BundleReport, Str
     let openings: Vec<Opening> = read(n, "log/openings.json", bytes)?;
     let mut opened: BTreeMap<u64, Entry> = BTreeMap::new();
     for opening in &openings {
-        let sealed = entries
-            .get(&opening.index)
-            .ok_or_else(|| fail(n, "log/openings.json", format!("entry {} is not in the bundle", opening.index)))?;
+        let sealed = entries.get(&opening.index).ok_or_else(|| {
+            fail(
+                n,
+                "log/openings.json",
+                format!("entry {} is not in the bundle", opening.index),
+            )
+        })?;
         let expected = sealed.text("commitment");
         if sealed.kind.is_some() || expected != Some(commitment(&opening.salt, &opening.entry).as_str()) {
             return Err(fail(
                 n,
                 "log/openings.json",
-                format!("the opening of entry {} is not what the log committed to", opening.index),
+                format!(
+                    "the opening of entry {} is not what the log committed to",
+                    opening.index
+                ),
             ));
         }
         let details = Entry::parse(&opening.entry).map_err(|e| fail(n, "log/openings.json", e))?;
@@ -538,8 +653,15 @@ pub fn verify_bundle(bytes: &[u8], public_key: &str) -> Result<BundleReport, Str
         }
         opened.insert(opening.index, details);
     }
-    if let Some((index, _)) = entries.iter().find(|(i, e)| e.kind.is_none() && !opened.contains_key(i)) {
-        return Err(fail(n, "log/openings.json", format!("sealed entry {index} has no opening")));
+    if let Some((index, _)) = entries
+        .iter()
+        .find(|(i, e)| e.kind.is_none() && !opened.contains_key(i))
+    {
+        return Err(fail(
+            n,
+            "log/openings.json",
+            format!("sealed entry {index} has no opening"),
+        ));
     }
 
     let (n, bytes) = named("devices.json")?;
@@ -547,17 +669,25 @@ pub fn verify_bundle(bytes: &[u8], public_key: &str) -> Result<BundleReport, Str
     for device in &devices {
         for index in &device.entries {
             let details = opened.get(index).ok_or_else(|| {
-                fail(n, "devices.json", format!("device {} names entry {index}, which is not opened", device.id))
+                fail(
+                    n,
+                    "devices.json",
+                    format!("device {} names entry {index}, which is not opened", device.id),
+                )
             })?;
             if details.text("device") != Some(device.id.as_str()) {
-                return Err(fail(n, "devices.json", format!("entry {index} is not about device {}", device.id)));
+                return Err(fail(
+                    n,
+                    "devices.json",
+                    format!("entry {index} is not about device {}", device.id),
+                ));
             }
         }
         let observed = device
             .entries
             .iter()
             .filter_map(|i| opened.get(i))
-            .filter(|e| e.kind == Some(LogKind::FixObserved))
+            .filter(|e| matches!(e.kind, Some(LogKind::FixObserved | LogKind::DeviceEnrolled)))
             .last();
         if let (Some(observed), Some(version)) = (observed, &device.version) {
             if observed.text("version") != Some(version.as_str()) {
@@ -577,8 +707,13 @@ pub fn verify_bundle(bytes: &[u8], public_key: &str) -> Result<BundleReport, Str
     let (n, signature) = named(SIGNATURE_PART)?;
     let signature = std::str::from_utf8(signature).map_err(|_| fail(n, SIGNATURE_PART, "not text".into()))?;
     let signer = signing::signer_key_id(signature).map_err(|e| fail(n, SIGNATURE_PART, e))?;
-    let key = trusted(&signer)
-        .ok_or_else(|| fail(n, SIGNATURE_PART, format!("signed by key {signer}, which is not trusted")))?;
+    let key = trusted(&signer).ok_or_else(|| {
+        fail(
+            n,
+            SIGNATURE_PART,
+            format!("signed by key {signer}, which is not trusted"),
+        )
+    })?;
     let verified = signing::verify(&key, std::io::Cursor::new(parsed.signed), signature).map_err(|e| {
         fail(
             n,
@@ -590,7 +725,10 @@ pub fn verify_bundle(bytes: &[u8], public_key: &str) -> Result<BundleReport, Str
         return Err(fail(
             n,
             SIGNATURE_PART,
-            format!("its trusted comment `{}` is not this bundle's", verified.trusted_comment),
+            format!(
+                "its trusted comment `{}` is not this bundle's",
+                verified.trusted_comment
+            ),
         ));
     }
     Ok(BundleReport {

@@ -204,7 +204,9 @@ impl RawSettings {
         if log_head_ttl <= log_head_interval {
             return Err(ConfigError {
                 setting: "log_head_ttl".into(),
-                origin: self.get("log_head_ttl").map_or_else(|| "default".into(), |raw| raw.origin.clone()),
+                origin: self
+                    .get("log_head_ttl")
+                    .map_or_else(|| "default".into(), |raw| raw.origin.clone()),
                 problem: "must be longer than log_head_interval, or heads expire before the next is signed".into(),
             });
         }
@@ -216,7 +218,9 @@ impl RawSettings {
         );
         let log_origin = self.parse("log_origin", default_origin, |s| {
             if s.is_empty() || s.chars().any(|c| c.is_whitespace() || c.is_control()) {
-                Err(format!("`{s}` must be one word without spaces, like `updates.example.com/log`"))
+                Err(format!(
+                    "`{s}` must be one word without spaces, like `updates.example.com/log`"
+                ))
             } else {
                 Ok(s.to_owned())
             }

@@ -88,7 +88,9 @@ pub fn parse(bytes: &[u8]) -> Result<Parsed<'_>, String> {
             ));
         };
         if word != "part" || !valid_name(name) {
-            return Err(format!("part {number} (after {after}): its header is not `part <name> <length> <sha256>`"));
+            return Err(format!(
+                "part {number} (after {after}): its header is not `part <name> <length> <sha256>`"
+            ));
         }
         let length: usize = length
             .parse()
@@ -101,7 +103,9 @@ pub fn parse(bytes: &[u8]) -> Result<Parsed<'_>, String> {
         }
         let content = &body[..length];
         if body[length] != b'\n' {
-            return Err(format!("part {number} ({name}): its bytes do not end where its header says"));
+            return Err(format!(
+                "part {number} ({name}): its bytes do not end where its header says"
+            ));
         }
         let actual = hex::encode(Sha256::digest(content));
         if actual != sha256 {

@@ -427,10 +427,7 @@ mod tests {
             vec![
                 Node { level: 3, index: 0 },
                 Node { level: 2, index: 2 },
-                Node {
-                    level: 0,
-                    index: 12
-                }
+                Node { level: 0, index: 12 }
             ]
         );
         assert_eq!(frontier.hashes.len(), 3);

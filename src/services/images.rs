@@ -5,10 +5,10 @@
 use serde::Deserialize;
 
 use crate::db::models::{now, Product, ReleaseImage};
+use crate::domain::log::LogKind;
 use crate::domain::patch::Platform;
 use crate::domain::Caller;
 use crate::ids::ReleaseImageId;
-use crate::domain::log::LogKind;
 use crate::services::log;
 use crate::services::{ServiceError, Services};
 

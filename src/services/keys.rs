@@ -208,7 +208,10 @@ fn log_key(conn: &mut DbConnection, kind: LogKind, key: &SigningKeyRecord) -> an
         );
         fields.insert(
             "statement_signature_sha256".into(),
-            key.statement_signature.as_deref().map(|s| sha256_hex(s.as_bytes())).into(),
+            key.statement_signature
+                .as_deref()
+                .map(|s| sha256_hex(s.as_bytes()))
+                .into(),
         );
     }
     log::append(

@@ -133,7 +133,9 @@ impl Services {
             tracing::info!(count = removed, "removed upload data that no upload owns");
         }
         Fleet::sync(&services).await.context("loading the fleet")?;
-        log::sign_if_due(&services).await.context("signing the log's tree head")?;
+        log::sign_if_due(&services)
+            .await
+            .context("signing the log's tree head")?;
         log::follow(&services).await.context("loading the log's tree head")?;
         Ok(services)
     }

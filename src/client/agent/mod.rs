@@ -354,14 +354,25 @@ impl Agent {
                     "/api/v1/log/proof/consistency?from={}&to={}",
                     held.tree_size, head.tree_size
                 ))?;
-                let response = self.http.get(url).send().await.context("fetching a consistency proof")?;
+                let response = self
+                    .http
+                    .get(url)
+                    .send()
+                    .await
+                    .context("fetching a consistency proof")?;
                 let proof: ConsistencyProof = answer(response, "the consistency proof").await?;
                 proof
             }
         };
         let checked = parse_proof(&proof.proof).and_then(|hashes| {
-            verify_consistency(held.tree_size, head.tree_size, &held.root_hash, &head.root_hash, &hashes)
-                .map_err(|e| e.to_string())
+            verify_consistency(
+                held.tree_size,
+                head.tree_size,
+                &held.root_hash,
+                &head.root_hash,
+                &hashes,
+            )
+            .map_err(|e| e.to_string())
         });
         Ok(checked.map_err(|why| {
             format!(

@@ -131,16 +131,25 @@ impl Keyring {
 /// Why a download is refused. The text is what the agent reports.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Refusal {
-    Size { got: u64, offered: u64 },
+    Size {
+        got: u64,
+        offered: u64,
+    },
     UntrustedKey(String),
     Signature(String),
     Comment(String),
-    Hash { got: String, offered: String },
+    Hash {
+        got: String,
+        offered: String,
+    },
     Io(String),
     /// The offer is not the patch the transparency log holds.
     NotLogged(String),
     /// The offer goes back to an older version without being a signed rollback.
-    Downgrade { running: String, offered: String },
+    Downgrade {
+        running: String,
+        offered: String,
+    },
 }
 
 impl fmt::Display for Refusal {
@@ -207,16 +216,32 @@ pub fn check_offer(head: &TreeHead, expected: Expected<'_>, offer: &Offer) -> Re
         )));
     }
     let proof = parse_proof(&log.proof).map_err(not)?;
-    verify_inclusion(log.index, head.tree_size, &leaf_hash(log.leaf.as_bytes()), &proof, &head.root_hash)
-        .map_err(|e| not(format!("entry {}: {e}", log.index)))?;
+    verify_inclusion(
+        log.index,
+        head.tree_size,
+        &leaf_hash(log.leaf.as_bytes()),
+        &proof,
+        &head.root_hash,
+    )
+    .map_err(|e| not(format!("entry {}: {e}", log.index)))?;
     let entry = Entry::parse(&log.leaf).map_err(not)?;
-    if entry.kind != Some(LogKind::PatchPublished) || entry.subject.as_deref() != Some(&patch_subject(&offer.patch_id)) {
-        return Err(not(format!("entry {} is not the publication of patch {}", log.index, offer.patch_id)));
+    if entry.kind != Some(LogKind::PatchPublished) || entry.subject.as_deref() != Some(&patch_subject(&offer.patch_id))
+    {
+        return Err(not(format!(
+            "entry {} is not the publication of patch {}",
+            log.index, offer.patch_id
+        )));
     }
     let signature_hash = sha256_hex(offer.signature.as_bytes());
     let agrees = [
-        ("sha256", entry.text("sha256") == Some(offer.sha256.to_ascii_lowercase().as_str())),
-        ("signature", entry.text("signature_sha256") == Some(signature_hash.as_str())),
+        (
+            "sha256",
+            entry.text("sha256") == Some(offer.sha256.to_ascii_lowercase().as_str()),
+        ),
+        (
+            "signature",
+            entry.text("signature_sha256") == Some(signature_hash.as_str()),
+        ),
         ("version", entry.text("version") == Some(offer.version.as_str())),
         ("product", entry.text("product") == Some(expected.product)),
         (

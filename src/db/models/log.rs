@@ -50,9 +50,9 @@ pub struct EntryFilter {
 }
 
 fn hash_of(bytes: Vec<u8>) -> QueryResult<Hash> {
-    bytes.try_into().map_err(|_| {
-        diesel::result::Error::DeserializationError("a stored log hash is not 32 bytes".into())
-    })
+    bytes
+        .try_into()
+        .map_err(|_| diesel::result::Error::DeserializationError("a stored log hash is not 32 bytes".into()))
 }
 
 /// The number of entries in the log.
@@ -85,7 +85,9 @@ pub fn frontier(conn: &mut DbConnection, size: u64) -> QueryResult<Frontier> {
         .iter()
         .map(|n| {
             found.get(n).copied().ok_or_else(|| {
-                diesel::result::Error::DeserializationError(format!("log node {}/{} is missing", n.level, n.index).into())
+                diesel::result::Error::DeserializationError(
+                    format!("log node {}/{} is missing", n.level, n.index).into(),
+                )
             })
         })
         .collect::<QueryResult<Vec<_>>>()?;
@@ -206,7 +208,10 @@ pub fn heads(conn: &mut DbConnection, limit: i64) -> QueryResult<Vec<LogHeadReco
 }
 
 pub fn insert_head(conn: &mut DbConnection, head: &LogHeadRecord) -> QueryResult<()> {
-    diesel::insert_into(log_heads::table).values(head).execute(conn).map(drop)
+    diesel::insert_into(log_heads::table)
+        .values(head)
+        .execute(conn)
+        .map(drop)
 }
 
 /// The root hash of the first `size` entries.

@@ -12,7 +12,9 @@ use crate::state::AppState;
 
 pub async fn get_head(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
     let head = log::head(&state).await?;
-    Ok(HttpResponse::Ok().insert_header(("cache-control", "no-cache")).json(head))
+    Ok(HttpResponse::Ok()
+        .insert_header(("cache-control", "no-cache"))
+        .json(head))
 }
 
 #[derive(Deserialize)]

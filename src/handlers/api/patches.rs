@@ -9,8 +9,8 @@ use serde::Deserialize;
 
 use crate::api::log::Logged;
 use crate::api::patches::{PatchResponse, StoredFileResponse};
-use crate::db::models::PatchView;
 use crate::auth::{AuthUser, Someone, VendorUser};
+use crate::db::models::PatchView;
 use crate::error::AppError;
 use crate::http::extract::declared_length;
 use crate::http::ranges::{if_range_allows, none_match_hits, parse_range, RangeAnswer};

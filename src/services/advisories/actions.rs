@@ -8,8 +8,8 @@ use crate::db::models::{AdvisoryRecord, RevisionRecord};
 use crate::domain::advisory::{
     canonical_json, revision_document, AdvisoryInput, Completeness, RevisionMeta, RevisionStatus,
 };
-use crate::api::log::Logged;
 use crate::domain::log::advisory_subject;
+use crate::domain::log::Logged;
 use crate::domain::{AdvisoryStatus, Caller};
 use crate::services::log;
 

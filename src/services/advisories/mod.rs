@@ -24,13 +24,13 @@ use crate::domain::advisory::{
     canonical_json, input_of, revision_document, Advisory, AdvisoryInput, Completeness, ProductInfo, RevisionEntry,
     RevisionMeta, RevisionStatus,
 };
+use crate::domain::log::{advisory_subject, LogKind};
 use crate::domain::{csaf, text};
 use crate::domain::{AdvisoryStatus, EventType};
 use crate::ids::{AdvisoryId, ProductId};
-use crate::domain::log::{advisory_subject, LogKind};
 use crate::secrets::sha256_hex;
-use crate::services::log;
 use crate::services::error::ServiceError;
+use crate::services::log;
 use crate::signing::Signer;
 
 /// Products by slug, for validation.

@@ -17,15 +17,15 @@ use crate::db::models::{
 };
 use crate::db::DbConnection;
 use crate::domain::fleet::Labels;
+use crate::domain::log::LogKind;
 use crate::domain::network::AddressPolicy;
 use crate::domain::patch::Platform;
 use crate::domain::state::Maybe;
 use crate::domain::{parse_duration, text, Caller, ObservationSource, Scope};
 use crate::ids::{CustomerId, DeviceId, EnrollmentTokenId, ObservationId};
 use crate::secrets::{IssuedToken, PresentedToken, SealingKey};
-use crate::services::pulls::{self, check_request, PullRequest};
-use crate::domain::log::LogKind;
 use crate::services::log;
+use crate::services::pulls::{self, check_request, PullRequest};
 use crate::services::{ServiceError, Services};
 
 use super::cache::DEVICE_TOKEN_PREFIX;

@@ -13,9 +13,9 @@ use chrono::NaiveDateTime;
 
 use crate::db::models::{DeviceRecord, Latest, ObservationRecord, Offers, Seen};
 use crate::db::DbConnection;
+use crate::domain::log::LogKind;
 use crate::domain::ObservationSource;
 use crate::ids::{DeviceId, ObservationId};
-use crate::domain::log::LogKind;
 use crate::services::anomalies::{self, Change};
 use crate::services::log;
 use crate::services::{ServiceError, Services};
@@ -134,7 +134,10 @@ fn observed(conn: &mut DbConnection, seen: &Seen) -> Result<(), ServiceError> {
     let Some(device) = DeviceRecord::find(conn, &seen.device)? else {
         return Ok(());
     };
-    let at = seen.first_seen_at.and_utc().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let at = seen
+        .first_seen_at
+        .and_utc()
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     log::append(
         conn,
         log::Record {

@@ -9,12 +9,12 @@ use argon2::password_hash::rand_core::{OsRng, RngCore};
 use serde::Deserialize;
 
 use crate::db::models::{now, DeviceRecord, Offers, ReportRecord};
+use crate::domain::log::LogKind;
 use crate::domain::patch::{Platform, Sha256};
 use crate::domain::{text, ObservationSource, ReportState};
 use crate::ids::PatchId;
-use crate::services::patches::{self, Downloadable, PatchReader};
-use crate::domain::log::LogKind;
 use crate::services::log;
+use crate::services::patches::{self, Downloadable, PatchReader};
 use crate::services::{ServiceError, Services};
 
 use super::cache::DeviceEntry;

@@ -21,9 +21,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::api::device::KeyResponse;
 use crate::db::models::log::{self as rows, LogEntryRecord};
-use crate::db::models::{now, utc, Customer, DeviceFilter, DeviceRecord, PatchRecord, RevisionRecord, SigningKeyRecord};
+use crate::db::models::{
+    now, utc, Customer, DeviceFilter, DeviceRecord, PatchRecord, RevisionRecord, SigningKeyRecord,
+};
 use crate::domain::advisory::Completeness;
 use crate::domain::bundle::{self, Part, SIGNATURE_PART};
 use crate::domain::fleet::classify;
@@ -32,6 +33,7 @@ use crate::domain::{AdvisoryStatus, Caller, PatchState};
 use crate::ids::CustomerId;
 use crate::services::advisories::{current_input, find, Catalogue};
 use crate::services::{ServiceError, Services};
+use crate::signing::KeyResponse;
 
 /// `manifest.json`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -87,8 +89,9 @@ pub struct DeviceFacts {
     pub version: Option<String>,
     /// `affected`, `fixed`, `unaffected` or `unknown` for this advisory.
     pub exposure: String,
-    /// The log entries that show it: the observations of what it runs and its
-    /// install reports of the patches that fix the advisory.
+    /// The log entries that show it: the latest observation of what it runs (its
+    /// enrolment, or a version seen since) and its install reports of the patches
+    /// that fix the advisory.
     pub entries: Vec<u64>,
 }
 
@@ -116,7 +119,11 @@ pub async fn for_caller(services: &Services, caller: &Caller, key: String) -> Re
 }
 
 /// Builds the bundle of advisory `key` for `customer`, over a head signed now.
-pub async fn bundle(services: &Services, customer: &CustomerId, key: String) -> Result<(String, Vec<u8>), ServiceError> {
+pub async fn bundle(
+    services: &Services,
+    customer: &CustomerId,
+    key: String,
+) -> Result<(String, Vec<u8>), ServiceError> {
     // A head that covers everything up to now, devices' latest observations included.
     crate::services::fleet::flush::flush(services).await?;
     let head = super::sign_now(services).await?;
@@ -204,7 +211,11 @@ pub async fn bundle(services: &Services, customer: &CustomerId, key: String) -> 
             let sealed = rows::of_customer(
                 conn,
                 customer.as_str(),
-                &[LogKind::FixObserved.as_str(), LogKind::InstallReported.as_str()],
+                &[
+                    LogKind::DeviceEnrolled.as_str(),
+                    LogKind::FixObserved.as_str(),
+                    LogKind::InstallReported.as_str(),
+                ],
             )?;
             let mut devices = Vec::new();
             for affected in &advisory.affected {
@@ -223,7 +234,7 @@ pub async fn bundle(services: &Services, customer: &CustomerId, key: String) -> 
                     for entry in sealed.iter().filter(|e| e.subject == subject && (e.idx as u64) < size) {
                         let opened = opened_entry(entry);
                         let relevant = match entry.kind.parse::<LogKind>() {
-                            Ok(LogKind::FixObserved) => {
+                            Ok(LogKind::DeviceEnrolled | LogKind::FixObserved) => {
                                 latest_observation = Some(entry.idx as u64);
                                 false
                             }
@@ -245,10 +256,7 @@ pub async fn bundle(services: &Services, customer: &CustomerId, key: String) -> 
                         }
                     }
                     shown.sort_unstable();
-                    let version = device
-                        .version
-                        .as_deref()
-                        .and_then(|v| product.scheme().parse(v).ok());
+                    let version = device.version.as_deref().and_then(|v| product.scheme().parse(v).ok());
                     devices.push(DeviceFacts {
                         id: device.id.to_string(),
                         name: device.name.clone(),
@@ -270,8 +278,8 @@ pub async fn bundle(services: &Services, customer: &CustomerId, key: String) -> 
                     proof: proof.proof,
                 });
                 if let Some(opening) = entry.opening.as_deref() {
-                    let opening: Value = serde_json::from_str(opening)
-                        .map_err(|e| ServiceError::internal("a stored log opening", e))?;
+                    let opening: Value =
+                        serde_json::from_str(opening).map_err(|e| ServiceError::internal("a stored log opening", e))?;
                     openings.push(Opening {
                         index: *index,
                         salt: opening["salt"].as_str().unwrap_or_default().to_owned(),

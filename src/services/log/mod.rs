@@ -18,11 +18,13 @@ use argon2::password_hash::rand_core::{OsRng, RngCore};
 use chrono::{DurationRound, TimeDelta};
 use serde_json::{Map, Value};
 
-use crate::api::log::{hex_proof, ConsistencyProof, EntriesPage, InclusionProof, LogEntry, Logged, OfferLog, SignedHead};
 use crate::db::models::log::{self as rows, EntryFilter, LogEntryRecord, LogHeadRecord};
 use crate::db::models::{now, utc};
 use crate::db::DbConnection;
 use crate::domain::log::{commitment, entry_text, sealed_text, LogKind, TreeHead};
+use crate::domain::log::{
+    hex_proof, ConsistencyProof, EntriesPage, InclusionProof, LogEntry, Logged, OfferLog, SignedHead,
+};
 use crate::domain::merkle::{consistency_plan, inclusion_plan, leaf_hash, Hash, ProofError, ProofPlan};
 use crate::ids::{CustomerId, PatchId};
 use crate::services::{ServiceError, Services};
@@ -219,7 +221,10 @@ pub async fn entries(services: &Services, start: u64, end: Option<u64>) -> Resul
                     leaf: e.leaf,
                 })
                 .collect();
-            Ok(EntriesPage { tree_size: size, entries })
+            Ok(EntriesPage {
+                tree_size: size,
+                entries,
+            })
         })
         .await
 }
@@ -336,7 +341,8 @@ pub async fn timeline(services: &Services, query: TimelineQuery) -> Result<Timel
     services
         .db
         .run(move |conn| {
-            let non_empty = |v: &Option<String>| v.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned);
+            let non_empty =
+                |v: &Option<String>| v.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned);
             let kind = non_empty(&query.kind);
             if let Some(kind) = &kind {
                 kind.parse::<LogKind>().map_err(|e| ServiceError::invalid("kind", e))?;
@@ -363,8 +369,7 @@ pub async fn timeline(services: &Services, query: TimelineQuery) -> Result<Timel
                 .into_iter()
                 .map(|(u, _)| (format!("user:{}", u.id), u.email))
                 .collect();
-            let slugs: HashMap<String, String> =
-                customers.iter().map(|c| (c.id.to_string(), c.slug.clone())).collect();
+            let slugs: HashMap<String, String> = customers.iter().map(|c| (c.id.to_string(), c.slug.clone())).collect();
             let older = (rows.len() as i64 > TIMELINE_PAGE).then(|| rows[TIMELINE_PAGE as usize - 1].idx as u64);
             let entries = rows
                 .into_iter()
@@ -451,7 +456,11 @@ pub async fn follow(services: &Services) -> Result<bool, ServiceError> {
             let size = latest.tree_size as u64;
             let mut offers = HashMap::new();
             for entry in rows::of_kind(conn, LogKind::PatchPublished.as_str(), size)? {
-                let Some(id) = entry.subject.strip_prefix("patch/").and_then(|p| p.parse::<PatchId>().ok()) else {
+                let Some(id) = entry
+                    .subject
+                    .strip_prefix("patch/")
+                    .and_then(|p| p.parse::<PatchId>().ok())
+                else {
                     continue;
                 };
                 let index = entry.idx as u64;
@@ -498,5 +507,7 @@ pub fn index_of(conn: &mut DbConnection, subject: &str, kind: LogKind) -> Result
 
 /// The index of the newest entry about `subject`, whatever its kind.
 pub fn index_of_subject(conn: &mut DbConnection, subject: &str) -> Result<Option<u64>, ServiceError> {
-    Ok(rows::about(conn, &[subject.to_owned()], None)?.last().map(|e| e.idx as u64))
+    Ok(rows::about(conn, &[subject.to_owned()], None)?
+        .last()
+        .map(|e| e.idx as u64))
 }

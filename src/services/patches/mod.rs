@@ -15,13 +15,13 @@ use crate::db::models::patch::is_entitled;
 
 use crate::db::models::{now, AdvisoryRecord, Generations, NewPatch, PatchRecord, PatchUpload, PatchView, Product};
 use crate::db::DbConnection;
+use crate::domain::log::Logged;
+use crate::domain::log::{patch_subject, sha256_hex, LogKind};
 use crate::domain::patch::{FileName, Platform, Sha256};
 use crate::domain::range::{RangeInput, VersionRange};
 use crate::domain::{text, Caller, PatchState, Scope};
 use crate::ids::{AdvisoryId, CustomerId, PatchId};
 use crate::services::error::ServiceError;
-use crate::api::log::Logged;
-use crate::domain::log::{patch_subject, sha256_hex, LogKind};
 use crate::services::log;
 use crate::services::Services;
 use crate::storage::ByteStream;
