@@ -687,8 +687,7 @@ pub fn verify_bundle(bytes: &[u8], public_key: &str) -> Result<BundleReport, Str
             .entries
             .iter()
             .filter_map(|i| opened.get(i))
-            .filter(|e| matches!(e.kind, Some(LogKind::FixObserved | LogKind::DeviceEnrolled)))
-            .last();
+            .rfind(|e| matches!(e.kind, Some(LogKind::FixObserved | LogKind::DeviceEnrolled)));
         if let (Some(observed), Some(version)) = (observed, &device.version) {
             if observed.text("version") != Some(version.as_str()) {
                 return Err(fail(
