@@ -1,0 +1,131 @@
+//! The transparency log at scale, through the same service calls the server makes:
+//! fills a log to TOTAL entries (a thousand appends per transaction), then times
+//! appends as events make them (one transaction each) and the generation of
+//! inclusion and consistency proofs at that size, and hashes every entry again as
+//! an auditor does. Prints one JSON object.
+//!
+//!   log-bench DATABASE_URL TOTAL [SINGLE] [PROOFS]     e.g. log.db 1000000 5000 2000
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use argon2::password_hash::rand_core::{OsRng, RngCore};
+
+use patchwarden::db::models::log as rows;
+use patchwarden::db::{Db, DatabaseUrl, DbConnection};
+use patchwarden::domain::log::LogKind;
+use patchwarden::domain::merkle::{leaf_hash, Frontier};
+use patchwarden::services::log::{self, consistency_in, inclusion_in, Record};
+use patchwarden::services::ServiceError;
+
+fn record(i: u64) -> Record<'static> {
+    Record {
+        kind: LogKind::ImageRegistered,
+        subject: format!("image/bench/{i}"),
+        actor: "bench",
+        customer: None,
+        fields: log::fields([
+            ("sha256", format!("{i:064x}").into()),
+            ("product", "screenos".into()),
+            ("version", "6.3.0r21".into()),
+        ]),
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    let at = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[at].as_secs_f64() * 1000.0
+}
+
+fn timed(mut samples: Vec<Duration>) -> serde_json::Value {
+    samples.sort_unstable();
+    serde_json::json!({
+        "median_ms": percentile(&samples, 0.5),
+        "p99_ms": percentile(&samples, 0.99),
+        "max_ms": percentile(&samples, 1.0),
+    })
+}
+
+fn random_below(n: u64) -> u64 {
+    OsRng.next_u64() % n.max(1)
+}
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let usage = "usage: log-bench DATABASE_URL TOTAL [SINGLE] [PROOFS]";
+    let url = DatabaseUrl::parse(args.get(1).context(usage)?).map_err(anyhow::Error::msg)?;
+    let total: u64 = args.get(2).context(usage)?.parse().context(usage)?;
+    let single: u64 = args.get(3).map_or(Ok(5000), |s| s.parse()).context(usage)?;
+    let proofs: u64 = args.get(4).map_or(Ok(2000), |s| s.parse()).context(usage)?;
+    let db = Db::open(&url, 1)?;
+    let mut conn = db.conn()?;
+    let conn: &mut DbConnection = &mut conn;
+
+    // Fill, a thousand appends per transaction.
+    let start = rows::size(conn)?;
+    let fill_from = Instant::now();
+    let mut i = start;
+    while i < total.saturating_sub(single) {
+        let end = (i + 1000).min(total.saturating_sub(single));
+        conn.write_transaction(|conn| {
+            for n in i..end {
+                log::append(conn, record(n))?;
+            }
+            Ok::<_, ServiceError>(())
+        })?;
+        i = end;
+    }
+    let filled = i - start;
+    let fill_rate = filled as f64 / fill_from.elapsed().as_secs_f64().max(1e-9);
+
+    // Appends as events make them: each its own transaction.
+    let from = Instant::now();
+    let mut latencies = Vec::with_capacity(single as usize);
+    for n in 0..single {
+        let began = Instant::now();
+        conn.write_transaction(|conn| log::append(conn, record(i + n)))?;
+        latencies.push(began.elapsed());
+    }
+    let single_rate = single as f64 / from.elapsed().as_secs_f64().max(1e-9);
+    let size = rows::size(conn)?;
+
+    // Proofs at this size.
+    let mut inclusion = Vec::new();
+    let mut consistency = Vec::new();
+    for _ in 0..proofs {
+        let began = Instant::now();
+        let proof = inclusion_in(conn, random_below(size), size)?;
+        inclusion.push(began.elapsed());
+        assert!(!proof.proof.is_empty());
+        let began = Instant::now();
+        consistency_in(conn, 1 + random_below(size - 1), size)?;
+        consistency.push(began.elapsed());
+    }
+
+    // An auditor's pass: read every entry and hash the tree again.
+    let began = Instant::now();
+    let mut frontier = Frontier::default();
+    let mut at = 0;
+    while at < size {
+        for entry in rows::entries(conn, at, (at + 1000).min(size))? {
+            frontier.push(leaf_hash(entry.leaf.as_bytes()));
+        }
+        at = (at + 1000).min(size);
+    }
+    anyhow::ensure!(frontier.root() == rows::root(conn, size)?, "the entries do not hash to the stored root");
+    let audit = began.elapsed();
+
+    let out = serde_json::json!({
+        "backend": url.backend_name(),
+        "size": size,
+        "filled": filled,
+        "fill_appends_per_s": fill_rate.round(),
+        "event_appends_per_s": single_rate.round(),
+        "event_append": timed(latencies),
+        "inclusion_proof": timed(inclusion),
+        "consistency_proof": timed(consistency),
+        "rehash_all_s": audit.as_secs_f64(),
+    });
+    println!("{out}");
+    Ok(())
+}
