@@ -12,7 +12,7 @@ use anyhow::Context;
 use argon2::password_hash::rand_core::{OsRng, RngCore};
 
 use patchwarden::db::models::log as rows;
-use patchwarden::db::{Db, DatabaseUrl, DbConnection};
+use patchwarden::db::{DatabaseUrl, Db, DbConnection};
 use patchwarden::domain::log::LogKind;
 use patchwarden::domain::merkle::{leaf_hash, Frontier};
 use patchwarden::services::log::{self, consistency_in, inclusion_in, Record};
@@ -112,7 +112,10 @@ fn main() -> anyhow::Result<()> {
         }
         at = (at + 1000).min(size);
     }
-    anyhow::ensure!(frontier.root() == rows::root(conn, size)?, "the entries do not hash to the stored root");
+    anyhow::ensure!(
+        frontier.root() == rows::root(conn, size)?,
+        "the entries do not hash to the stored root"
+    );
     let audit = began.elapsed();
 
     let out = serde_json::json!({

@@ -403,26 +403,6 @@ fn write_revision(
             csaf: csaf_doc,
         };
         RevisionRecord::insert(conn, &revision)?;
-        let kind = match (revision_status, next) {
-            (RevisionStatus::Withdrawn, _) => LogKind::AdvisoryWithdrawn,
-            (_, 1) => LogKind::AdvisoryPublished,
-            _ => LogKind::AdvisoryRevised,
-        };
-        log::append(
-            conn,
-            log::Record {
-                kind,
-                subject: advisory_subject(&public_id, next),
-                actor,
-                customer: None,
-                fields: log::fields([
-                    ("revision", next.into()),
-                    ("sha256", sha256_hex(revision.document.as_bytes()).into()),
-                    ("signature_sha256", sha256_hex(revision.signature.as_bytes()).into()),
-                    ("key_id", revision.key_id.clone().into()),
-                ]),
-            },
-        )?;
         let draft = to_json(&input_of(advisory))?;
         let severity = advisory.severity().map(|s| s.as_str());
         AdvisoryRecord::set_published(
@@ -455,6 +435,27 @@ fn write_revision(
             let updated = find(conn, record.id.as_str())?;
             announce(conn, ctx, catalogue, updated, kind, next)?;
         }
+        // Last: the append holds the log's lock until the commit.
+        let kind = match (revision_status, next) {
+            (RevisionStatus::Withdrawn, _) => LogKind::AdvisoryWithdrawn,
+            (_, 1) => LogKind::AdvisoryPublished,
+            _ => LogKind::AdvisoryRevised,
+        };
+        log::append(
+            conn,
+            log::Record {
+                kind,
+                subject: advisory_subject(&public_id, next),
+                actor,
+                customer: None,
+                fields: log::fields([
+                    ("revision", next.into()),
+                    ("sha256", sha256_hex(revision.document.as_bytes()).into()),
+                    ("signature_sha256", sha256_hex(revision.signature.as_bytes()).into()),
+                    ("key_id", revision.key_id.clone().into()),
+                ]),
+            },
+        )?;
         tracing::info!(advisory.id = %public_id, revision = next, status = revision_status.as_str(), "published advisory revision");
         Ok(revision)
     })

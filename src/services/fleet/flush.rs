@@ -81,9 +81,9 @@ pub fn write(conn: &mut DbConnection, batch: &Batch) -> Result<(), ServiceError>
         }
         let mut running_now: HashMap<&DeviceId, Option<&str>> = HashMap::new();
         let mut changes = Vec::new();
+        let logged = new_rows.clone();
         for seen in new_rows {
             ObservationRecord::record(conn, seen)?;
-            observed(conn, seen)?;
             if matches!(seen.source, ObservationSource::Poll | ObservationSource::Pull) {
                 let previous = running_now
                     .entry(&seen.device)
@@ -123,6 +123,11 @@ pub fn write(conn: &mut DbConnection, batch: &Batch) -> Result<(), ServiceError>
 
         for (device, patch, at) in &batch.offers {
             Offers::record(conn, device, patch, *at)?;
+        }
+        // Last: an append holds the log's lock until the commit, so it takes no other
+        // row's lock after it (no deadlock with an install report that holds a device).
+        for seen in logged {
+            observed(conn, seen)?;
         }
         Ok(())
     })

@@ -106,9 +106,16 @@ pub fn sign_head(
     ttl: std::time::Duration,
 ) -> Result<LogHeadRecord, ServiceError> {
     conn.write_transaction(|conn| {
+        // The newest head first, then the size: a head signed in between either
+        // holds the sequence taken here (the insert fails; the caller tries again)
+        // or covers no more than the size read after it, so sizes never go back.
+        let latest = rows::latest_head(conn)?;
+        let sequence = latest.as_ref().map_or(1, |h| h.sequence + 1);
         let size = rows::size(conn)?;
+        if latest.as_ref().is_some_and(|h| h.tree_size as u64 > size) {
+            return Err(ServiceError::Conflict("the log is shorter than its newest head".into()));
+        }
         let root = rows::root(conn, size)?;
-        let sequence = rows::latest_head(conn)?.map_or(1, |h| h.sequence + 1);
         let at = now().duration_trunc(TimeDelta::seconds(1)).unwrap_or_else(|_| now());
         let ttl = TimeDelta::from_std(ttl).map_err(|e| ServiceError::internal("log_head_ttl", e))?;
         let head = TreeHead {
@@ -132,7 +139,13 @@ pub fn sign_head(
             checkpoint: head.checkpoint(),
             signature,
         };
-        rows::insert_head(conn, &record)?;
+        rows::insert_head(conn, &record).map_err(|e| {
+            if crate::services::error::is_unique_violation(&e) {
+                ServiceError::Conflict(format!("another instance signed head {sequence} meanwhile"))
+            } else {
+                e.into()
+            }
+        })?;
         Ok(record)
     })
 }
@@ -159,10 +172,20 @@ pub fn signed_head(record: &LogHeadRecord, origin: &str) -> Result<SignedHead, S
 pub async fn sign_now(services: &Services) -> Result<SignedHead, ServiceError> {
     let signer = services.signer.clone();
     let (origin, ttl) = (services.config.log_origin.clone(), services.config.log_head_ttl);
-    let record = services
-        .db
-        .run(move |conn| sign_head(conn, &signer, &origin, ttl))
-        .await?;
+    // Two instances signing at once pick the same sequence; the second tries again.
+    let mut attempt = 0;
+    let record = loop {
+        let (signer, origin) = (signer.clone(), origin.clone());
+        match services
+            .db
+            .run(move |conn| sign_head(conn, &signer, &origin, ttl))
+            .await
+        {
+            Ok(record) => break record,
+            Err(ServiceError::Conflict(_)) if attempt < 3 => attempt += 1,
+            Err(err) => return Err(err),
+        }
+    };
     let head = signed_head(&record, &services.config.log_origin)?;
     follow(services).await?;
     Ok(head)
