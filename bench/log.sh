@@ -29,24 +29,28 @@ cleanup() {
 trap cleanup EXIT
 
 summary() {
-  python3 -c '
+  python3 - "$1" <<'PY'
 import json, sys
 r = json.loads(sys.argv[1])
 e, i, c = r["event_append"], r["inclusion_proof"], r["consistency_proof"]
-print(f"{r[\"size\"]:,} entries: event appends {r[\"event_appends_per_s\"]:,.0f}/s (median {e[\"median_ms\"]:.2f} ms, p99 {e[\"p99_ms\"]:.2f} ms; "
-      f"fill {r[\"fill_appends_per_s\"]:,.0f}/s in transactions of 1000); inclusion proof median {i[\"median_ms\"]:.2f} ms p99 {i[\"p99_ms\"]:.2f} ms; "
-      f"consistency proof median {c[\"median_ms\"]:.2f} ms p99 {c[\"p99_ms\"]:.2f} ms; every entry hashed again in {r[\"rehash_all_s\"]:.1f} s")
-' "$1"
+print("{:,} entries: event appends {:,.0f}/s (median {:.2f} ms, p99 {:.2f} ms; fill {:,.0f}/s in transactions of 1000); "
+      "inclusion proof median {:.2f} ms, p99 {:.2f} ms; consistency proof median {:.2f} ms, p99 {:.2f} ms; "
+      "every entry hashed again in {:.1f} s".format(
+          r["size"], r["event_appends_per_s"], e["median_ms"], e["p99_ms"], r["fill_appends_per_s"],
+          i["median_ms"], i["p99_ms"], c["median_ms"], c["p99_ms"], r["rehash_all_s"]))
+PY
 }
 
 echo "SQLite: filling to $entries entries"
 sqlite=$("$bin" "$work/log.db" "$entries" "$single" "$proofs")
 echo "$sqlite"
-record "transparency log, SQLite" "$(summary "$sqlite")" "appends and proofs measured at 1,000,000 entries"
+line=$(summary "$sqlite")
+record "transparency log, SQLite" "$line" "appends and proofs measured at 1,000,000 entries"
 
 pg_db="bench_log_$$"
 psql -q "$pg_admin" -c "CREATE DATABASE $pg_db" >/dev/null
 echo "PostgreSQL: filling to $entries entries"
 postgres=$("$bin" "${pg_admin%/*}/$pg_db" "$entries" "$single" "$proofs")
 echo "$postgres"
-record "transparency log, PostgreSQL" "$(summary "$postgres")" "appends and proofs measured at 1,000,000 entries"
+line=$(summary "$postgres")
+record "transparency log, PostgreSQL" "$line" "appends and proofs measured at 1,000,000 entries"

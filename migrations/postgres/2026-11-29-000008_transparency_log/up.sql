@@ -5,8 +5,9 @@
 -- operator's audit page shows beside it: the full kind, the subject, who acted,
 -- and for an entry about one customer's fleet its customer and the opening of
 -- the commitment that the public leaf carries instead of the details.
--- `log_nodes` holds the hash of every complete aligned subtree, keyed by level
--- and index (level << 40 | index), so a proof is one read of log2(size) rows.
+-- `log_nodes` holds the hash of every complete aligned subtree above the leaves
+-- (a leaf's hash is its entry's `leaf_hash`), keyed by level
+-- and index (level << 40 | index), so a proof is two reads of log2(size) rows.
 -- `log_state` is the single row that appends update first: it serialises them
 -- and says how many entries the log holds. `log_heads` keeps every signed tree
 -- head, numbered by sequence.

@@ -61,10 +61,28 @@ pub fn size(conn: &mut DbConnection) -> QueryResult<u64> {
     Ok(size as u64)
 }
 
-/// The hashes of `nodes`, those that are stored.
+/// The hashes of `nodes`, those that are stored: leaves (level 0) are the
+/// entries' own leaf hashes, the subtrees above them rows of `log_nodes`.
 pub fn nodes(conn: &mut DbConnection, nodes: &[Node]) -> QueryResult<HashMap<Node, Hash>> {
-    let keys: Vec<i64> = nodes.iter().map(|n| n.key()).collect();
-    let mut found = HashMap::with_capacity(keys.len());
+    let (leaves, inner): (Vec<&Node>, Vec<&Node>) = nodes.iter().partition(|n| n.level == 0);
+    let mut found = HashMap::with_capacity(nodes.len());
+    let leaf_ids: Vec<i64> = leaves.iter().map(|n| n.index as i64).collect();
+    for chunk in leaf_ids.chunks(500) {
+        let rows: Vec<(i64, Vec<u8>)> = log_entries::table
+            .filter(log_entries::idx.eq_any(chunk))
+            .select((log_entries::idx, log_entries::leaf_hash))
+            .load(conn)?;
+        for (index, hash) in rows {
+            found.insert(
+                Node {
+                    level: 0,
+                    index: index as u64,
+                },
+                hash_of(hash)?,
+            );
+        }
+    }
+    let keys: Vec<i64> = inner.iter().map(|n| n.key()).collect();
     for chunk in keys.chunks(500) {
         let rows: Vec<(i64, Vec<u8>)> = log_nodes::table
             .filter(log_nodes::id.eq_any(chunk))
@@ -99,13 +117,15 @@ pub fn frontier(conn: &mut DbConnection, size: u64) -> QueryResult<Frontier> {
 /// lock, so appends are serialised and the entry commits or rolls back with the
 /// event it records. Returns the entry's index.
 pub fn append(conn: &mut DbConnection, entry: &mut LogEntryRecord, leaf: Hash) -> QueryResult<u64> {
-    diesel::update(log_state::table.find(1))
+    let size: i64 = diesel::update(log_state::table.find(1))
         .set(log_state::size.eq(log_state::size + 1))
-        .execute(conn)?;
-    let index = size(conn)? - 1;
+        .returning(log_state::size)
+        .get_result(conn)?;
+    let index = size as u64 - 1;
     let mut frontier = frontier(conn, index)?;
     let made = frontier.push(leaf);
-    for (node, hash) in &made {
+    // The leaf itself is stored with its entry; only the subtrees it completes here.
+    for (node, hash) in made.iter().filter(|(node, _)| node.level > 0) {
         diesel::insert_into(log_nodes::table)
             .values((log_nodes::id.eq(node.key()), log_nodes::hash.eq(hash.to_vec())))
             .execute(conn)?;
