@@ -1204,3 +1204,77 @@ async fn kill_9_while_events_are_logged_leaves_each_with_its_entry_or_neither() 
         drop(server);
     }
 }
+
+#[actix_web::test]
+async fn a_server_upgraded_to_the_log_logs_what_it_published_before_and_still_offers_it() {
+    for app in TestApp::each().await {
+        let f = fixture(&app).await;
+        publish_patch(&app, &f, "6.3.0r21", file_bytes(10_000)).await;
+        let image = json!({"version": "6.3.0r21", "image_sha256": "a".repeat(64)});
+        assert_eq!(
+            app.post("/api/v1/products/screenos/images", &f.vendor.token, image)
+                .await
+                .0,
+            201
+        );
+        // The database as it was before the log.
+        app.db(|conn| {
+            for statement in [
+                "DELETE FROM log_heads",
+                "DELETE FROM log_nodes",
+                "DELETE FROM log_entries",
+                "UPDATE log_state SET size = 0",
+            ] {
+                diesel::sql_query(statement).execute(conn).map_err(error_text)?;
+            }
+            Ok(())
+        })
+        .await;
+        let app = app.restart().await;
+        let (_, head) = app.get("/api/v1/log/head", "").await;
+        assert_eq!(head["sequence"].as_u64(), Some(1), "{head}");
+        let (_, page) = app.get("/api/v1/log/entries?start=0", "").await;
+        let kinds: Vec<String> = page["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                serde_json::from_str::<Value>(e["leaf"].as_str().unwrap()).unwrap()["kind"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect();
+        assert_eq!(kinds[0], "key.introduced", "keys first: {kinds:?}");
+        for kind in ["advisory.published", "patch.published", "image.registered"] {
+            assert!(kinds.iter().any(|k| k == kind), "{kind} missing: {kinds:?}");
+        }
+        let report = audit::audit(&AuditRequest {
+            server: app.base.parse().unwrap(),
+            public_key: server_key(&app).await,
+            state_file: None,
+            token: Some(f.vendor.token.clone()),
+        })
+        .await
+        .unwrap();
+        assert!(report.ok(), "{:?}", report.problems);
+        let (_, device) = app
+            .post(
+                "/api/v1/devices",
+                &f.acme.admin.token,
+                json!({"name": "fw1", "product": "screenos", "platform": "ssg-500", "version": "6.3.0r20"}),
+            )
+            .await;
+        let (_, polled) = app
+            .post(
+                "/api/v1/device/poll",
+                device["token"].as_str().unwrap(),
+                json!({"version": "6.3.0r20"}),
+            )
+            .await;
+        assert!(
+            polled["update"]["log"]["index"].is_u64(),
+            "the fix is offered with its entry: {polled}"
+        );
+    }
+}

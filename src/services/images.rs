@@ -5,7 +5,6 @@
 use serde::Deserialize;
 
 use crate::db::models::{now, Product, ReleaseImage};
-use crate::domain::log::LogKind;
 use crate::domain::patch::Platform;
 use crate::domain::Caller;
 use crate::ids::ReleaseImageId;
@@ -83,21 +82,7 @@ pub async fn register_by(
             conn.write_transaction(|conn| {
                 let new = ReleaseImage::insert(conn, &image)?;
                 if new {
-                    log::append(
-                        conn,
-                        log::Record {
-                            kind: LogKind::ImageRegistered,
-                            subject: format!("image/{}/{}", product.slug, image.image_sha256),
-                            actor: &image.created_by,
-                            customer: None,
-                            fields: log::fields([
-                                ("sha256", image.image_sha256.clone().into()),
-                                ("product", product.slug.clone().into()),
-                                ("version", image.version.clone().into()),
-                                ("platform", image.platform.clone().into()),
-                            ]),
-                        },
-                    )?;
+                    log::append(conn, log::records::image(&product.slug, &image, &image.created_by))?;
                 }
                 Ok::<_, ServiceError>((image, new))
             })

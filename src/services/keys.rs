@@ -15,7 +15,7 @@ use anyhow::{bail, Context};
 use crate::config::Config;
 use crate::db::models::{now, SigningKeyRecord};
 use crate::db::{Db, DbConnection};
-use crate::domain::log::{sha256_hex, LogKind};
+use crate::domain::log::LogKind;
 use crate::services::log;
 use crate::services::{ServiceError, Services};
 use crate::signing::{self, PublicKeyInfo, Signer};
@@ -193,38 +193,9 @@ fn register_keys(conn: &mut DbConnection, signer: &Signer, keys_dir: &Path) -> a
     })
 }
 
-/// Logs that `key` was introduced (with the hash of the rotation statement that
-/// introduced it, when one did) or retired.
+/// Logs that `key` was introduced or retired.
 fn log_key(conn: &mut DbConnection, kind: LogKind, key: &SigningKeyRecord) -> anyhow::Result<()> {
-    let mut fields = log::fields([
-        ("key_id", key.key_id.clone().into()),
-        ("sha256", sha256_hex(key.public_key.as_bytes()).into()),
-    ]);
-    if kind == LogKind::KeyIntroduced {
-        fields.insert("introduced_by".into(), key.introduced_by.clone().into());
-        fields.insert(
-            "statement_sha256".into(),
-            key.statement.as_deref().map(|s| sha256_hex(s.as_bytes())).into(),
-        );
-        fields.insert(
-            "statement_signature_sha256".into(),
-            key.statement_signature
-                .as_deref()
-                .map(|s| sha256_hex(s.as_bytes()))
-                .into(),
-        );
-    }
-    log::append(
-        conn,
-        log::Record {
-            kind,
-            subject: format!("key/{}", key.key_id),
-            actor: "server",
-            customer: None,
-            fields,
-        },
-    )
-    .map_err(|e| anyhow::anyhow!("logging key {}: {e}", key.key_id))?;
+    log::append(conn, log::records::key(kind, key)).map_err(|e| anyhow::anyhow!("logging key {}: {e}", key.key_id))?;
     Ok(())
 }
 

@@ -133,6 +133,11 @@ impl Services {
             tracing::info!(count = removed, "removed upload data that no upload owns");
         }
         Fleet::sync(&services).await.context("loading the fleet")?;
+        services
+            .db
+            .run(log::backfill)
+            .await
+            .context("logging what was published before the transparency log")?;
         log::sign_if_due(&services)
             .await
             .context("signing the log's tree head")?;

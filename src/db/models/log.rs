@@ -189,6 +189,15 @@ pub fn recent(conn: &mut DbConnection, filter: &EntryFilter, limit: i64) -> Quer
     query.load(conn)
 }
 
+/// Every (subject, kind) the log holds.
+pub fn subjects(conn: &mut DbConnection) -> QueryResult<Vec<(String, String)>> {
+    log_entries::table
+        .filter(log_entries::customer_id.is_null())
+        .select((log_entries::subject, log_entries::kind))
+        .distinct()
+        .load(conn)
+}
+
 /// The entries of `kind` among the first `size`, oldest first.
 pub fn of_kind(conn: &mut DbConnection, kind: &str, size: u64) -> QueryResult<Vec<LogEntryRecord>> {
     log_entries::table

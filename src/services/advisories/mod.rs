@@ -24,7 +24,6 @@ use crate::domain::advisory::{
     canonical_json, input_of, revision_document, Advisory, AdvisoryInput, Completeness, ProductInfo, RevisionEntry,
     RevisionMeta, RevisionStatus,
 };
-use crate::domain::log::{advisory_subject, LogKind};
 use crate::domain::{csaf, text};
 use crate::domain::{AdvisoryStatus, EventType};
 use crate::ids::{AdvisoryId, ProductId};
@@ -436,26 +435,7 @@ fn write_revision(
             announce(conn, ctx, catalogue, updated, kind, next)?;
         }
         // Last: the append holds the log's lock until the commit.
-        let kind = match (revision_status, next) {
-            (RevisionStatus::Withdrawn, _) => LogKind::AdvisoryWithdrawn,
-            (_, 1) => LogKind::AdvisoryPublished,
-            _ => LogKind::AdvisoryRevised,
-        };
-        log::append(
-            conn,
-            log::Record {
-                kind,
-                subject: advisory_subject(&public_id, next),
-                actor,
-                customer: None,
-                fields: log::fields([
-                    ("revision", next.into()),
-                    ("sha256", sha256_hex(revision.document.as_bytes()).into()),
-                    ("signature_sha256", sha256_hex(revision.signature.as_bytes()).into()),
-                    ("key_id", revision.key_id.clone().into()),
-                ]),
-            },
-        )?;
+        log::append(conn, log::records::revision(&public_id, &revision, actor))?;
         tracing::info!(advisory.id = %public_id, revision = next, status = revision_status.as_str(), "published advisory revision");
         Ok(revision)
     })

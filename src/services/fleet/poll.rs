@@ -89,8 +89,13 @@ pub fn poll(services: &Services, device: &DeviceEntry, request: &PollRequest) ->
         }
         (None, None) => None,
     };
+    let log = services.log.view();
+    // Only what the log's newest head includes is offered: a patch published a
+    // moment ago is offered once its head is signed (within the same request).
     let offer = if catalogue.entitled(&device.customer, &device.product) {
-        product.offer_for(&version, platform)
+        product
+            .offer_for(&version, platform)
+            .filter(|o| log.offers.contains_key(&o.patch))
     } else {
         None
     };
@@ -111,7 +116,6 @@ pub fn poll(services: &Services, device: &DeviceEntry, request: &PollRequest) ->
         services.fleet.queue.offered(&device.id, &offer.patch, at);
     }
     let tag: Arc<str> = offer.map_or_else(|| Arc::from(NO_OFFER_TAG), |o| o.tag.clone());
-    let log = services.log.view();
     let log_consistency = request
         .log_size
         .filter(|&size| size != log.tree_size)

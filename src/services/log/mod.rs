@@ -10,6 +10,7 @@
 //! heads before it ([`LogView`]), refreshed when a new head appears.
 
 pub mod evidence;
+pub mod records;
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -519,6 +520,66 @@ pub async fn follow(services: &Services) -> Result<bool, ServiceError> {
     };
     *services.log.view.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(view);
     Ok(true)
+}
+
+/// Logs what was published before this server kept a log (a server upgraded to
+/// it): signing keys, advisory revisions, patches and their yanking, release
+/// images — each once, keys first, then in the order they were made. Runs at start;
+/// returns how many entries it appended.
+pub fn backfill(conn: &mut DbConnection) -> Result<usize, ServiceError> {
+    use std::collections::HashSet;
+
+    use crate::db::models::{AdvisoryRecord, PatchRecord, Product, ReleaseImage, RevisionRecord, SigningKeyRecord};
+    use crate::domain::PatchState;
+
+    conn.write_transaction(|conn| {
+        let logged: HashSet<(String, String)> = rows::subjects(conn)?.into_iter().collect();
+        let mut missing: Vec<(chrono::NaiveDateTime, Record<'static>)> = Vec::new();
+        let mut keep = |at: chrono::NaiveDateTime, record: Record<'static>| {
+            if !logged.contains(&(record.subject.clone(), record.kind.as_str().to_owned())) {
+                missing.push((at, record));
+            }
+        };
+        for key in SigningKeyRecord::list(conn)? {
+            keep(key.created_at, records::key(LogKind::KeyIntroduced, &key));
+            if let Some(retired) = key.retired_at {
+                keep(retired, records::key(LogKind::KeyRetired, &key));
+            }
+        }
+        for advisory in AdvisoryRecord::list_all(conn)? {
+            let Some(public_id) = &advisory.public_id else {
+                continue;
+            };
+            for revision in RevisionRecord::list(conn, &advisory.id)? {
+                keep(revision.published_at, records::revision(public_id, &revision, "server"));
+            }
+        }
+        for view in PatchRecord::list(conn, None)? {
+            if view.patch.state == PatchState::Draft {
+                continue;
+            }
+            let published = view.patch.published_at.unwrap_or(view.patch.created_at);
+            keep(published, records::patch_published(&view, "server")?);
+            if let Some(yanked) = view.patch.yanked_at {
+                keep(yanked, records::patch_yanked(&view, "server"));
+            }
+        }
+        for product in Product::list(conn)? {
+            for image in ReleaseImage::of_product(conn, &product.id)? {
+                keep(image.created_at, records::image(&product.slug, &image, "server"));
+            }
+        }
+        // Keys before what they signed; then by time.
+        missing.sort_by_key(|(at, record)| (!matches!(record.kind, LogKind::KeyIntroduced), *at));
+        let count = missing.len();
+        for (_, record) in missing {
+            append(conn, record)?;
+        }
+        if count > 0 {
+            tracing::info!(count, "logged what was published before the transparency log");
+        }
+        Ok(count)
+    })
 }
 
 /// The index of the newest entry of `kind` about `subject`.

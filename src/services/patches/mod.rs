@@ -16,7 +16,6 @@ use crate::db::models::patch::is_entitled;
 use crate::db::models::{now, AdvisoryRecord, Generations, NewPatch, PatchRecord, PatchUpload, PatchView, Product};
 use crate::db::DbConnection;
 use crate::domain::log::Logged;
-use crate::domain::log::{patch_subject, sha256_hex, LogKind};
 use crate::domain::patch::{FileName, Platform, Sha256};
 use crate::domain::range::{RangeInput, VersionRange};
 use crate::domain::{text, Caller, PatchState, Scope};
@@ -356,26 +355,8 @@ pub async fn publish(services: &Services, caller: &Caller, id: &str) -> Result<(
                     return Ok::<_, ServiceError>(None);
                 }
                 Generations::catalogue_changed(conn)?;
-                let index = log::append(
-                    conn,
-                    log::Record {
-                        kind: LogKind::PatchPublished,
-                        subject: patch_subject(patch_id.as_str()),
-                        actor: &actor,
-                        customer: None,
-                        fields: log::fields([
-                            ("sha256", sha256.into()),
-                            ("size", size.into()),
-                            ("signature_sha256", sha256_hex(signature.as_bytes()).into()),
-                            ("key_id", key_id.into()),
-                            ("product", view.product.slug.clone().into()),
-                            ("version", view.patch.version.clone().into()),
-                            ("platform", view.patch.platform.clone().into()),
-                            ("advisories", view.fixes.clone().into()),
-                            ("rollback", view.patch.rollback.into()),
-                        ]),
-                    },
-                )?;
+                let published = visible(conn, &PatchReader::Vendor, patch_id.as_str())?;
+                let index = log::append(conn, log::records::patch_published(&published, &actor)?)?;
                 Ok(Some(index))
             })
         })
@@ -473,15 +454,7 @@ pub fn yank(conn: &mut DbConnection, actor: &str, id: &str, reason: &str) -> Res
         )));
     }
     Generations::catalogue_changed(conn)?;
-    let index = log::append(
-        conn,
-        log::Record {
-            kind: LogKind::PatchYanked,
-            subject: patch_subject(view.patch.id.as_str()),
-            actor,
-            customer: None,
-            fields: log::fields([("reason", reason.into())]),
-        },
-    )?;
-    Ok((visible(conn, &PatchReader::Vendor, view.patch.id.as_str())?, index))
+    let yanked = visible(conn, &PatchReader::Vendor, view.patch.id.as_str())?;
+    let index = log::append(conn, log::records::patch_yanked(&yanked, actor))?;
+    Ok((yanked, index))
 }
