@@ -324,6 +324,21 @@ async fn bad_log_queries_are_refused_with_the_reason() {
     }
 }
 
+/// Enrols a ScreenOS device of acme on the ssg-500; the answer with its id and token.
+async fn enrol(app: &TestApp, f: &support::patching::Fixture, name: &str, version: &str) -> Value {
+    let body = json!({"name": name, "product": "screenos", "platform": "ssg-500", "version": version});
+    let (status, device) = app.post("/api/v1/devices", &f.acme.admin.token, body).await;
+    assert_eq!(status, 201, "{device}");
+    device
+}
+
+/// A device's poll answer.
+async fn poll(app: &TestApp, token: &str, body: Value) -> Value {
+    let (status, answer) = app.post("/api/v1/device/poll", token, body).await;
+    assert_eq!(status, 200, "{answer}");
+    answer
+}
+
 fn verified(head: &Value, key: &str) -> TreeHead {
     let signed: SignedHead = serde_json::from_value(head.clone()).unwrap();
     signed.verify(|_| Some(key.to_owned())).unwrap()
@@ -405,18 +420,9 @@ async fn publishing_answers_with_the_entry_and_a_head_that_includes_it_and_polls
         inclusion_holds(&app, patch_index, &text, &patch_head).await;
 
         // A device's poll carries the head, and the offer its entry and proof.
-        let (_, device) = app
-            .post(
-                "/api/v1/devices",
-                &f.acme.admin.token,
-                json!({"name": "fw1", "product": "screenos", "platform": "ssg-500", "version": "6.3.0r20"}),
-            )
-            .await;
+        let device = enrol(&app, &f, "fw1", "6.3.0r20").await;
         let token = device["token"].as_str().unwrap();
-        let (status, polled) = app
-            .post("/api/v1/device/poll", token, json!({"version": "6.3.0r20"}))
-            .await;
-        assert_eq!(status, 200, "{polled}");
+        let polled = poll(&app, token, json!({"version": "6.3.0r20"})).await;
         let poll_head = verified(&polled["log_head"], &key);
         let offer_log = &polled["update"]["log"];
         assert_eq!(offer_log["index"].as_u64(), Some(patch_index), "{polled}");
@@ -432,13 +438,12 @@ async fn publishing_answers_with_the_entry_and_a_head_that_includes_it_and_polls
         // The device says which size it holds: the answer brings the consistency proof.
         append_images(&app, 2).await;
         log::sign_now(&app.state).await.unwrap();
-        let (_, again) = app
-            .post(
-                "/api/v1/device/poll",
-                token,
-                json!({"version": "6.3.0r20", "log_size": poll_head.tree_size}),
-            )
-            .await;
+        let again = poll(
+            &app,
+            token,
+            json!({"version": "6.3.0r20", "log_size": poll_head.tree_size}),
+        )
+        .await;
         let newer = verified(&again["log_head"], &key);
         assert!(newer.tree_size > poll_head.tree_size);
         assert_eq!(
@@ -616,25 +621,14 @@ async fn the_agent_refuses_older_expired_and_forked_heads_with_the_reason() {
         let f = fixture(&app).await;
         publish_patch(&app, &f, "6.3.0r21", file_bytes(20_000)).await;
         let key = server_key(&app).await;
-        let (_, device) = app
-            .post(
-                "/api/v1/devices",
-                &f.acme.admin.token,
-                json!({"name": "fw1", "product": "screenos", "platform": "ssg-500", "version": "6.3.0r20"}),
-            )
-            .await;
+        let device = enrol(&app, &f, "fw1", "6.3.0r20").await;
         let (id, token) = (device["id"].as_str().unwrap(), device["token"].as_str().unwrap());
         let real_poll = |log_size: Option<u64>| {
             let body = match log_size {
                 Some(size) => json!({"version": "6.3.0r20", "log_size": size}),
                 None => json!({"version": "6.3.0r20"}),
             };
-            let app = &app;
-            async move {
-                let (status, answer) = app.post("/api/v1/device/poll", token, body).await;
-                assert_eq!(status, 200, "{answer}");
-                answer
-            }
+            poll(&app, token, body)
         };
         let mirror = Endpoint::start("127.0.0.1").await;
         mirror.script("/api/v1/device/report", vec![Reply::Json(201, "{}".into())]);
@@ -767,27 +761,9 @@ async fn a_downgrade_is_refused_unless_it_is_a_signed_rollback() {
         let key = server_key(&app).await;
         publish_patch(&app, &f, "6.3.0r21", file_bytes(20_000)).await;
         // A device on 6.3.0r22 is handed the genuine r21 offer of an r20 device.
-        let (_, r20) = app
-            .post(
-                "/api/v1/devices",
-                &f.acme.admin.token,
-                json!({"name": "old", "product": "screenos", "platform": "ssg-500", "version": "6.3.0r20"}),
-            )
-            .await;
-        let (_, offered) = app
-            .post(
-                "/api/v1/device/poll",
-                r20["token"].as_str().unwrap(),
-                json!({"version": "6.3.0r20"}),
-            )
-            .await;
-        let (_, r22) = app
-            .post(
-                "/api/v1/devices",
-                &f.acme.admin.token,
-                json!({"name": "new", "product": "screenos", "platform": "ssg-500", "version": "6.3.0r22"}),
-            )
-            .await;
+        let r20 = enrol(&app, &f, "old", "6.3.0r20").await;
+        let offered = poll(&app, r20["token"].as_str().unwrap(), json!({"version": "6.3.0r20"})).await;
+        let r22 = enrol(&app, &f, "new", "6.3.0r22").await;
         let mirror = Endpoint::start("127.0.0.1").await;
         mirror.script("/api/v1/device/report", vec![Reply::Json(201, "{}".into())]);
         mirror.script("/api/v1/device/poll", vec![Reply::Json(200, offered.to_string())]);
@@ -877,14 +853,7 @@ async fn the_evidence_bundle_verifies_offline_and_every_flipped_byte_names_its_p
             ("fw-affected", "6.3.0r19"),
             ("<script>alert(1)</script>", "6.3.0r21"),
         ] {
-            let (status, device) = app
-                .post(
-                    "/api/v1/devices",
-                    &f.acme.admin.token,
-                    json!({"name": name, "product": "screenos", "platform": "ssg-500", "version": version}),
-                )
-                .await;
-            assert_eq!(status, 201, "{device}");
+            let device = enrol(&app, &f, name, version).await;
             tokens.insert(
                 name,
                 (
@@ -895,9 +864,7 @@ async fn the_evidence_bundle_verifies_offline_and_every_flipped_byte_names_its_p
         }
         // fw-fixed installs the fix and says so.
         let (id, token) = &tokens["fw-fixed"];
-        let (_, polled) = app
-            .post("/api/v1/device/poll", token, json!({"version": "6.3.0r20"}))
-            .await;
+        let polled = poll(&app, token, json!({"version": "6.3.0r20"})).await;
         let patch = polled["update"]["patch_id"].as_str().unwrap();
         let (status, body) = app
             .post(
@@ -907,8 +874,7 @@ async fn the_evidence_bundle_verifies_offline_and_every_flipped_byte_names_its_p
             )
             .await;
         assert_eq!(status, 201, "{body}");
-        app.post("/api/v1/device/poll", token, json!({"version": "6.3.0r21"}))
-            .await;
+        poll(&app, token, json!({"version": "6.3.0r21"})).await;
 
         let response = app
             .client
@@ -1258,20 +1224,8 @@ async fn a_server_upgraded_to_the_log_logs_what_it_published_before_and_still_of
         .await
         .unwrap();
         assert!(report.ok(), "{:?}", report.problems);
-        let (_, device) = app
-            .post(
-                "/api/v1/devices",
-                &f.acme.admin.token,
-                json!({"name": "fw1", "product": "screenos", "platform": "ssg-500", "version": "6.3.0r20"}),
-            )
-            .await;
-        let (_, polled) = app
-            .post(
-                "/api/v1/device/poll",
-                device["token"].as_str().unwrap(),
-                json!({"version": "6.3.0r20"}),
-            )
-            .await;
+        let device = enrol(&app, &f, "fw1", "6.3.0r20").await;
+        let polled = poll(&app, device["token"].as_str().unwrap(), json!({"version": "6.3.0r20"})).await;
         assert!(
             polled["update"]["log"]["index"].is_u64(),
             "the fix is offered with its entry: {polled}"

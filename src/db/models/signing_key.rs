@@ -55,6 +55,20 @@ impl SigningKeyRecord {
     }
 }
 
+impl From<SigningKeyRecord> for crate::signing::KeyResponse {
+    fn from(k: SigningKeyRecord) -> Self {
+        crate::signing::KeyResponse {
+            key_id: k.key_id,
+            public_key: k.public_key,
+            created_at: k.created_at.and_utc(),
+            retired_at: k.retired_at.map(|at| at.and_utc()),
+            introduced_by: k.introduced_by,
+            rotation_statement: k.statement,
+            rotation_signature: k.statement_signature,
+        }
+    }
+}
+
 /// Inserts a key row as it is.
 pub fn insert(conn: &mut DbConnection, record: &SigningKeyRecord) -> QueryResult<()> {
     diesel::insert_into(signing_keys::table)

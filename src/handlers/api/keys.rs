@@ -5,25 +5,13 @@
 use actix_web::{web, HttpResponse};
 
 use crate::api::device::KeyResponse;
-use crate::db::models::utc;
 use crate::error::AppError;
 use crate::services::keys;
 use crate::state::AppState;
 
 pub async fn list_keys(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
     let keys = keys::list(&state).await?;
-    let body: Vec<KeyResponse> = keys
-        .into_iter()
-        .map(|k| KeyResponse {
-            key_id: k.key_id,
-            public_key: k.public_key,
-            created_at: utc(k.created_at),
-            retired_at: k.retired_at.map(utc),
-            introduced_by: k.introduced_by,
-            rotation_statement: k.statement,
-            rotation_signature: k.statement_signature,
-        })
-        .collect();
+    let body: Vec<KeyResponse> = keys.into_iter().map(KeyResponse::from).collect();
     Ok(HttpResponse::Ok()
         .insert_header(("cache-control", "public, max-age=300"))
         .json(body))

@@ -187,15 +187,7 @@ pub async fn bundle(
                 .into_iter()
                 .map(|k| {
                     subjects.push(format!("key/{}", k.key_id));
-                    KeyResponse {
-                        key_id: k.key_id,
-                        public_key: k.public_key,
-                        created_at: utc(k.created_at),
-                        retired_at: k.retired_at.map(utc),
-                        introduced_by: k.introduced_by,
-                        rotation_statement: k.statement,
-                        rotation_signature: k.statement_signature,
-                    }
+                    KeyResponse::from(k)
                 })
                 .collect();
             let mut entries: BTreeMap<u64, LogEntryRecord> = rows::about(conn, &subjects, None)?
