@@ -381,15 +381,7 @@ async fn publishing_answers_with_the_entry_and_a_head_that_includes_it_and_polls
         let key = server_key(&app).await;
         let body = json!({"title": "Second", "summary": "More.", "cvss_v3": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H",
             "affected": [{"product": "screenos", "ranges": [{"introduced": "6.3.0r1", "fixed": "6.3.0r21"}]}]});
-        let (_, draft) = app.post("/api/v1/advisories", &f.vendor.token, body).await;
-        let (status, published) = app
-            .post(
-                &format!("/api/v1/advisories/{}/publish", draft["id"].as_str().unwrap()),
-                &f.vendor.token,
-                json!({}),
-            )
-            .await;
-        assert_eq!(status, 201, "{published}");
+        let published = support::patching::publish_advisory(&app, &f.vendor.token, body).await;
         let index = published["log"]["index"].as_u64().unwrap();
         let head = verified(&published["log"]["tree_head"], &key);
         assert!(head.tree_size > index);

@@ -270,15 +270,7 @@ async fn events_queued_before_a_restart_are_delivered_after_it() {
             "cvss_v3": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H",
             "affected": [{"product": "screenos", "ranges": [{"introduced": "6.3.0r12", "fixed": "6.3.0r22"}]}]
         });
-        let (_, draft) = app.post("/api/v1/advisories", &f.vendor.token, advisory).await;
-        let (status, published) = app
-            .post(
-                &format!("/api/v1/advisories/{}/publish", draft["id"].as_str().unwrap()),
-                &f.vendor.token,
-                json!({}),
-            )
-            .await;
-        assert_eq!(status, 201, "{published}");
+        let published = support::patching::publish_advisory(&app, &f.vendor.token, advisory).await;
         let (status, _) = app
             .post(&format!("/api/v1/webhooks/{hook}/ping"), &f.acme.admin.token, json!({}))
             .await;

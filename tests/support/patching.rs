@@ -50,6 +50,21 @@ pub async fn fixture(app: &TestApp) -> Fixture {
     }
 }
 
+/// Drafts the advisory `body` as `token` and publishes it; the publish answer.
+pub async fn publish_advisory(app: &TestApp, token: &str, body: serde_json::Value) -> serde_json::Value {
+    let (status, draft) = app.post("/api/v1/advisories", token, body).await;
+    assert_eq!(status, 201, "{draft}");
+    let (status, published) = app
+        .post(
+            &format!("/api/v1/advisories/{}/publish", draft["id"].as_str().unwrap()),
+            token,
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 201, "{published}");
+    published
+}
+
 /// Bytes that are not all alike, so that ranges are checked for real.
 pub fn file_bytes(len: usize) -> Vec<u8> {
     (0..len).map(|i| (i.wrapping_mul(31) ^ (i >> 8)) as u8).collect()
