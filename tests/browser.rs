@@ -406,7 +406,8 @@ async fn the_fleet_dashboard_shows_exposure_and_the_device_page_its_timeline() {
 fn demo_banner(stdout: std::process::ChildStdout) -> (String, String, String) {
     use std::io::BufRead;
     let (mut url, mut acme) = (None, None);
-    for line in std::io::BufReader::new(stdout).lines() {
+    let mut lines = std::io::BufReader::new(stdout).lines();
+    while let Some(line) = lines.next() {
         let line = line.expect("the demo's output");
         if let Some(rest) = line.trim().strip_prefix("patchwarden demo: open ") {
             url = Some(rest.trim_end_matches('/').to_owned());
@@ -416,6 +417,9 @@ fn demo_banner(stdout: std::process::ChildStdout) -> (String, String, String) {
             acme = Some((email.to_owned(), password.to_owned()));
         }
         if let (Some(url), Some((email, password))) = (&url, &acme) {
+            // Whatever the demo prints later is read (and dropped), not left to a
+            // closed pipe.
+            std::thread::spawn(move || lines.for_each(drop));
             return (url.clone(), email.clone(), password.clone());
         }
     }

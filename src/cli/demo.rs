@@ -98,18 +98,22 @@ pub fn run(config: &Config, options: DemoOptions) -> anyhow::Result<()> {
         let base = format!("http://{address}");
         let serving = actix_web::rt::spawn(server);
         let (logins, fleets) = seed(&state, &base, &options).await?;
-        println!();
-        println!("patchwarden demo: open {base}/");
-        println!();
+        // The banner is written whole, and a reader that stops reading (`| head`)
+        // does not stop the demo.
+        let mut banner = format!("\npatchwarden demo: open {base}/\n\n");
         for login in &logins {
-            println!("  {:<16} {:<28} password {}", login.role, login.email, login.password);
+            banner += &format!("  {:<16} {:<28} password {}\n", login.role, login.email, login.password);
         }
-        println!();
-        println!(
-            "{} simulated devices enrol over the next 20 s, poll, install the fix and answer pulls;",
+        banner += &format!(
+            "\n{} simulated devices enrol over the next 20 s, poll, install the fix and answer pulls;\n\
+             the dashboard fills within a minute or two. Ctrl-C stops the demo.\n",
             options.devices
         );
-        println!("the dashboard fills within a minute or two. Ctrl-C stops the demo.");
+        {
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(banner.as_bytes()).and_then(|()| out.flush());
+        }
         let mut ticker = tokio::time::interval(Duration::from_secs(15));
         let stop = stop_signal();
         tokio::pin!(stop);
