@@ -515,8 +515,21 @@ async fn audit_finds_an_entry_rewritten_in_the_database_against_an_earlier_head(
             report.checked
         );
 
-        // The log grows: the next audit sees it extend the head it kept.
+        // The log grows (a patch, an advisory published and withdrawn): the next
+        // audit sees it extend the head it kept, and every revision logged.
         publish_patch(&app, &f, "6.3.0r22", file_bytes(12_000)).await;
+        let body = json!({"title": "Withdrawn later", "summary": "Not a flaw after all.",
+            "cvss_v3": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:L/I:N/A:N",
+            "affected": [{"product": "screenos", "ranges": [{"introduced": "6.3.0r1", "fixed": "6.3.0r2"}]}]});
+        let published = support::patching::publish_advisory(&app, &f.vendor.token, body).await;
+        let (status, withdrawn) = app
+            .post(
+                &format!("/api/v1/advisories/{}/withdraw", published["id"].as_str().unwrap()),
+                &f.vendor.token,
+                json!({"reason": "not reproducible"}),
+            )
+            .await;
+        assert_eq!(status, 201, "{withdrawn}");
         let report = audit::audit(&request).await.unwrap();
         assert!(report.ok(), "{:?}", report.problems);
         assert!(

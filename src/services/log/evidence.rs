@@ -16,7 +16,7 @@
 //!   log entries that show it;
 //! - `bundle.minisig`: the vendor key's signature over everything before it.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -200,7 +200,9 @@ pub async fn bundle(
             let catalogue = Catalogue::load(conn)?;
             let advisory = catalogue.validate(&current_input(&record)?, Completeness::Draft)?;
             let fixing: BTreeSet<String> = patches.iter().map(|v| v.patch.id.to_string()).collect();
-            let sealed = rows::of_customer(
+            // The customer's sealed entries under this head, by device, oldest first.
+            let mut sealed: HashMap<String, Vec<LogEntryRecord>> = HashMap::new();
+            for entry in rows::of_customer(
                 conn,
                 customer.as_str(),
                 &[
@@ -208,7 +210,11 @@ pub async fn bundle(
                     LogKind::FixObserved.as_str(),
                     LogKind::InstallReported.as_str(),
                 ],
-            )?;
+            )? {
+                if (entry.idx as u64) < size {
+                    sealed.entry(entry.subject.clone()).or_default().push(entry);
+                }
+            }
             let mut devices = Vec::new();
             for affected in &advisory.affected {
                 let Some(product) = catalogue.get(&affected.product.slug) else {
@@ -223,7 +229,8 @@ pub async fn bundle(
                     let subject = format!("device/{}", device.id);
                     let mut shown = Vec::new();
                     let mut latest_observation = None;
-                    for entry in sealed.iter().filter(|e| e.subject == subject && (e.idx as u64) < size) {
+                    let of_device = sealed.get(&subject).map(Vec::as_slice).unwrap_or_default();
+                    for entry in of_device {
                         let opened = opened_entry(entry);
                         let relevant = match entry.kind.parse::<LogKind>() {
                             Ok(LogKind::DeviceEnrolled | LogKind::FixObserved) => {
@@ -243,7 +250,7 @@ pub async fn bundle(
                     }
                     if let Some(index) = latest_observation {
                         shown.push(index);
-                        if let Some(entry) = sealed.iter().find(|e| e.idx as u64 == index) {
+                        if let Some(entry) = of_device.iter().find(|e| e.idx as u64 == index) {
                             entries.insert(index, entry.clone());
                         }
                     }
