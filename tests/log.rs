@@ -491,6 +491,30 @@ async fn the_head_is_signed_again_when_it_is_due_even_if_nothing_changed() {
         assert_eq!(second.sequence, first.sequence + 1);
         assert_eq!((second.tree_size, second.root_hash), (first.tree_size, first.root_hash));
         assert!(second.expires_at >= first.expires_at);
+        // Both are kept, newest first, and page back by sequence. (The first one's
+        // stored time was moved above, so it no longer matches what its signature
+        // covers: a client refuses it, as it should.)
+        let (status, kept) = app.get("/api/v1/log/heads", "").await;
+        assert_eq!(status, 200, "{kept}");
+        let sequences: Vec<u64> = kept
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["sequence"].as_u64().unwrap())
+            .collect();
+        assert_eq!(sequences[..2], [second.sequence, first.sequence]);
+        assert_eq!(verified(&kept[0], &key), second);
+        let (_, older) = app
+            .get(&format!("/api/v1/log/heads?before={}&limit=1", second.sequence), "")
+            .await;
+        assert_eq!(older.as_array().unwrap().len(), 1);
+        assert_eq!(older[0]["sequence"].as_u64(), Some(first.sequence));
+        let moved: SignedHead = serde_json::from_value(older[0].clone()).unwrap();
+        assert!(moved
+            .verify(|_| Some(key.clone()))
+            .unwrap_err()
+            .contains("differ from what its signature covers"));
+        assert_eq!(app.get("/api/v1/log/heads?limit=0", "").await.0, 422);
     }
 }
 

@@ -229,11 +229,20 @@ pub fn latest_head(conn: &mut DbConnection) -> QueryResult<Option<LogHeadRecord>
 
 /// The newest heads, newest first.
 pub fn heads(conn: &mut DbConnection, limit: i64) -> QueryResult<Vec<LogHeadRecord>> {
-    log_heads::table
+    heads_before(conn, None, limit)
+}
+
+/// The newest heads below sequence `before` (all when `None`), newest first.
+pub fn heads_before(conn: &mut DbConnection, before: Option<i64>, limit: i64) -> QueryResult<Vec<LogHeadRecord>> {
+    let mut query = log_heads::table
         .order(log_heads::sequence.desc())
         .limit(limit)
         .select(LogHeadRecord::as_select())
-        .load(conn)
+        .into_boxed();
+    if let Some(before) = before {
+        query = query.filter(log_heads::sequence.lt(before));
+    }
+    query.load(conn)
 }
 
 pub fn insert_head(conn: &mut DbConnection, head: &LogHeadRecord) -> QueryResult<()> {

@@ -1,5 +1,5 @@
 //! The transparency log, public: `GET /api/v1/log/head` (the newest signed tree
-//! head), `…/entries?start=&end=` (at most 1000 per answer, `end` exclusive),
+//! head), `…/heads?before=&limit=` (those kept, newest first), `…/entries?start=&end=` (at most 1000 per answer, `end` exclusive),
 //! `…/proof/inclusion?index=&tree_size=` and `…/proof/consistency?from=&to=`
 //! (hex hashes in RFC 9162 order, for sizes a signed head covers).
 
@@ -15,6 +15,25 @@ pub async fn get_head(state: web::Data<AppState>) -> Result<HttpResponse, AppErr
     Ok(HttpResponse::Ok()
         .insert_header(("cache-control", "no-cache"))
         .json(head))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeadsQuery {
+    #[serde(default)]
+    before: Option<u64>,
+    #[serde(default = "default_heads")]
+    limit: u32,
+}
+
+fn default_heads() -> u32 {
+    20
+}
+
+/// `GET /api/v1/log/heads?before=&limit=`: the signed heads kept, newest first.
+pub async fn get_heads(state: web::Data<AppState>, query: web::Query<HeadsQuery>) -> Result<HttpResponse, AppError> {
+    let heads = log::history(&state, query.before, query.limit).await?;
+    Ok(HttpResponse::Ok().json(heads))
 }
 
 #[derive(Deserialize)]

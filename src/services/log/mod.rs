@@ -224,6 +224,23 @@ pub async fn head(services: &Services) -> Result<SignedHead, ServiceError> {
     signed_head(&record, &services.config.log_origin)
 }
 
+/// Signed heads, newest first: at most `limit` (1 to 100) below sequence `before`.
+pub async fn history(services: &Services, before: Option<u64>, limit: u32) -> Result<Vec<SignedHead>, ServiceError> {
+    if !(1..=100).contains(&limit) {
+        return Err(ServiceError::invalid("limit", "limit is 1 to 100"));
+    }
+    let origin = services.config.log_origin.clone();
+    services
+        .db
+        .run(move |conn| {
+            rows::heads_before(conn, before.map(|b| b as i64), i64::from(limit))?
+                .iter()
+                .map(|h| signed_head(h, &origin))
+                .collect()
+        })
+        .await
+}
+
 /// Entries `start..end` (at most [`MAX_ENTRIES`]).
 pub async fn entries(services: &Services, start: u64, end: Option<u64>) -> Result<EntriesPage, ServiceError> {
     services
