@@ -112,27 +112,32 @@ pub fn frontier(conn: &mut DbConnection, size: u64) -> QueryResult<Frontier> {
     Frontier::new(size, hashes).map_err(|e| diesel::result::Error::DeserializationError(e.to_string().into()))
 }
 
-/// Appends `entry` (its `idx` is assigned here) inside the caller's transaction,
-/// which must be a write transaction: the first statement takes the log's row
-/// lock, so appends are serialised and the entry commits or rolls back with the
-/// event it records. Returns the entry's index.
-pub fn append(conn: &mut DbConnection, entry: &mut LogEntryRecord, leaf: Hash) -> QueryResult<u64> {
+/// Appends `entries` in order (their `idx` is assigned here; `leaves` are their
+/// leaf hashes) inside the caller's transaction, which must be a write
+/// transaction: the first statement takes the log's row lock, so appends are
+/// serialised and the entries commit or roll back with the events they record.
+/// The right edge of the tree is read once however many are appended. Returns
+/// the index of the first.
+pub fn append(conn: &mut DbConnection, entries: &mut [LogEntryRecord], leaves: &[Hash]) -> QueryResult<u64> {
+    debug_assert_eq!(entries.len(), leaves.len());
+    let count = entries.len() as i64;
     let size: i64 = diesel::update(log_state::table.find(1))
-        .set(log_state::size.eq(log_state::size + 1))
+        .set(log_state::size.eq(log_state::size + count))
         .returning(log_state::size)
         .get_result(conn)?;
-    let index = size as u64 - 1;
-    let mut frontier = frontier(conn, index)?;
-    let made = frontier.push(leaf);
-    // The leaf itself is stored with its entry; only the subtrees it completes here.
-    for (node, hash) in made.iter().filter(|(node, _)| node.level > 0) {
-        diesel::insert_into(log_nodes::table)
-            .values((log_nodes::id.eq(node.key()), log_nodes::hash.eq(hash.to_vec())))
-            .execute(conn)?;
+    let first = (size - count) as u64;
+    let mut frontier = frontier(conn, first)?;
+    for (offset, (entry, leaf)) in entries.iter_mut().zip(leaves).enumerate() {
+        // The leaf itself is stored with its entry; only the subtrees it completes here.
+        for (node, hash) in frontier.push(*leaf).iter().filter(|(node, _)| node.level > 0) {
+            diesel::insert_into(log_nodes::table)
+                .values((log_nodes::id.eq(node.key()), log_nodes::hash.eq(hash.to_vec())))
+                .execute(conn)?;
+        }
+        entry.idx = (first + offset as u64) as i64;
+        diesel::insert_into(log_entries::table).values(&*entry).execute(conn)?;
     }
-    entry.idx = index as i64;
-    diesel::insert_into(log_entries::table).values(&*entry).execute(conn)?;
-    Ok(index)
+    Ok(first)
 }
 
 /// Entries `start..end`, in order.

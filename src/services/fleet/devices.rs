@@ -190,11 +190,28 @@ fn check_device(
     })
 }
 
+/// The log entry of an enrolment, sealed for the device's customer.
+fn enrolled_entry<'a>(enrolled: &'a Enrolled, actor: &'a str) -> log::Record<'a> {
+    let device = &enrolled.device;
+    log::Record {
+        kind: LogKind::DeviceEnrolled,
+        subject: format!("device/{}", device.id),
+        actor,
+        customer: Some(&device.customer_id),
+        fields: log::fields([
+            ("device", device.id.as_str().into()),
+            ("name", device.name.clone().into()),
+            ("product", enrolled.product.clone().into()),
+            ("platform", device.platform.clone().into()),
+            ("version", device.version.clone().into()),
+        ]),
+    }
+}
+
 /// Inserts a checked device (and, when its version is known, the first row of its
 /// history) as change `seq`: three inserts, nothing read back.
 fn insert_device(
     conn: &mut DbConnection,
-    actor: &str,
     customer: &Customer,
     checked: Checked,
     enrollment_token: Option<&EnrollmentTokenId>,
@@ -247,22 +264,6 @@ fn insert_device(
             },
         )?;
     }
-    log::append(
-        conn,
-        log::Record {
-            kind: LogKind::DeviceEnrolled,
-            subject: format!("device/{}", device.id),
-            actor,
-            customer: Some(&customer.id),
-            fields: log::fields([
-                ("device", device.id.as_str().into()),
-                ("name", device.name.clone().into()),
-                ("product", checked.product.slug.clone().into()),
-                ("platform", device.platform.clone().into()),
-                ("version", device.version.clone().into()),
-            ]),
-        },
-    )?;
     Ok(Enrolled {
         device,
         customer: customer.slug.clone(),
@@ -305,10 +306,11 @@ pub async fn enrol(services: &Services, caller: &Caller, draft: DeviceDraft) -> 
                     draft.labels,
                 )?;
                 let seq = Generations::next_device_change(conn)?;
-                let enrolled = insert_device(conn, &actor, &customer, checked, None, ObservationSource::Admin, seq)?;
+                let enrolled = insert_device(conn, &customer, checked, None, ObservationSource::Admin, seq)?;
                 if let Some(pull) = &pull {
                     pulls::store(conn, &sealing, &enrolled.device.id, &customer.id, pull)?;
                 }
+                log::append(conn, enrolled_entry(&enrolled, &actor))?;
                 Ok::<_, ServiceError>(enrolled)
             })
         })
@@ -347,12 +349,13 @@ pub fn import(
                 draft.labels,
             )
             .map_err(|err| at_line(err, line))?;
-            let device = insert_device(conn, "cli", &customer, checked, None, ObservationSource::Admin, seq)?;
+            let device = insert_device(conn, &customer, checked, None, ObservationSource::Admin, seq)?;
             if let Some(pull) = &pull {
                 pulls::store(conn, sealing, &device.device.id, &customer.id, pull)?;
             }
             enrolled.push(device);
         }
+        log::append_all(conn, enrolled.iter().map(|e| enrolled_entry(e, "cli")).collect())?;
         Ok::<_, ServiceError>(enrolled)
     })?;
     // A bulk import leaves a tally per device; exposure should not sum them all.
@@ -423,7 +426,6 @@ pub async fn enrol_with_token(
                 let actor = format!("enrollment-token:{}", token.id);
                 let enrolled = insert_device(
                     conn,
-                    &actor,
                     &customer,
                     checked,
                     Some(&token.id),
@@ -433,6 +435,7 @@ pub async fn enrol_with_token(
                 if let Some(pull) = &pull {
                     pulls::store(conn, &sealing, &enrolled.device.id, &customer.id, pull)?;
                 }
+                log::append(conn, enrolled_entry(&enrolled, &actor))?;
                 Ok::<_, ServiceError>(enrolled)
             })
         })

@@ -126,40 +126,40 @@ pub fn write(conn: &mut DbConnection, batch: &Batch) -> Result<(), ServiceError>
         }
         // Last: an append holds the log's lock until the commit, so it takes no other
         // row's lock after it (no deadlock with an install report that holds a device).
+        let mut found = Vec::with_capacity(logged.len());
         for seen in logged {
-            observed(conn, seen)?;
+            if let Some(device) = DeviceRecord::find(conn, &seen.device)? {
+                let actor = format!("device:{}", device.id);
+                found.push((device, seen, actor));
+            }
+        }
+        if !found.is_empty() {
+            log::append_all(conn, found.iter().map(|(d, seen, actor)| observed(d, seen, actor)).collect())?;
         }
         Ok(())
     })
 }
 
-/// Logs a version a device was seen running, the first time it is seen: the
-/// observations that show a device fixed, sealed for its customer.
-fn observed(conn: &mut DbConnection, seen: &Seen) -> Result<(), ServiceError> {
-    let Some(device) = DeviceRecord::find(conn, &seen.device)? else {
-        return Ok(());
-    };
+/// The log entry of a version a device was seen running, the first time it is
+/// seen: the observations that show a device fixed, sealed for its customer.
+fn observed<'a>(device: &'a DeviceRecord, seen: &Seen, actor: &'a str) -> log::Record<'a> {
     let at = seen
         .first_seen_at
         .and_utc()
         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    log::append(
-        conn,
-        log::Record {
-            kind: LogKind::FixObserved,
-            subject: format!("device/{}", device.id),
-            actor: &format!("device:{}", device.id),
-            customer: Some(&device.customer_id),
-            fields: log::fields([
-                ("device", device.id.as_str().into()),
-                ("version", seen.version.clone().into()),
-                ("image_sha256", seen.image_sha256.clone().into()),
-                ("source", seen.source.as_str().into()),
-                ("seen_at", at.into()),
-            ]),
-        },
-    )?;
-    Ok(())
+    log::Record {
+        kind: LogKind::FixObserved,
+        subject: format!("device/{}", device.id),
+        actor,
+        customer: Some(&device.customer_id),
+        fields: log::fields([
+            ("device", device.id.as_str().into()),
+            ("version", seen.version.clone().into()),
+            ("image_sha256", seen.image_sha256.clone().into()),
+            ("source", seen.source.as_str().into()),
+            ("seen_at", at.into()),
+        ]),
+    }
 }
 
 /// Writes what is queued; returns how many observations and offers it wrote.

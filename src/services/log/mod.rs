@@ -55,7 +55,21 @@ pub fn fields<const N: usize>(pairs: [(&str, Value); N]) -> Map<String, Value> {
 
 /// Appends `record` inside the caller's write transaction; returns its index.
 pub fn append(conn: &mut DbConnection, record: Record<'_>) -> Result<u64, ServiceError> {
+    append_all(conn, vec![record])
+}
+
+/// Appends `records` in order inside the caller's write transaction (reading the
+/// tree's right edge once); returns the index of the first.
+pub fn append_all(conn: &mut DbConnection, records: Vec<Record<'_>>) -> Result<u64, ServiceError> {
     let at = now();
+    let (mut entries, leaves): (Vec<LogEntryRecord>, Vec<Hash>) =
+        records.into_iter().map(|record| entry_of(record, at)).unzip();
+    Ok(rows::append(conn, &mut entries, &leaves)?)
+}
+
+/// The stored entry of `record` at `at`, with its leaf hash: its public text, or
+/// for a customer's entry a salted commitment to it, opened beside it.
+fn entry_of(record: Record<'_>, at: chrono::NaiveDateTime) -> (LogEntryRecord, Hash) {
     let mut fields = record.fields;
     if let Some(customer) = record.customer {
         fields.insert("customer".into(), customer.as_str().into());
@@ -72,7 +86,7 @@ pub fn append(conn: &mut DbConnection, record: Record<'_>) -> Result<u64, Servic
         (text, None)
     };
     let hash = leaf_hash(leaf.as_bytes());
-    let mut row = LogEntryRecord {
+    let row = LogEntryRecord {
         idx: 0,
         kind: record.kind.as_str().to_owned(),
         subject: record.subject,
@@ -83,7 +97,7 @@ pub fn append(conn: &mut DbConnection, record: Record<'_>) -> Result<u64, Servic
         opening,
         created_at: at,
     };
-    Ok(rows::append(conn, &mut row, hash)?)
+    (row, hash)
 }
 
 fn proof_error(err: ProofError) -> ServiceError {
