@@ -424,14 +424,7 @@ pub async fn enrol_with_token(
                 }
                 let seq = Generations::next_device_change(conn)?;
                 let actor = format!("enrollment-token:{}", token.id);
-                let enrolled = insert_device(
-                    conn,
-                    &customer,
-                    checked,
-                    Some(&token.id),
-                    ObservationSource::Poll,
-                    seq,
-                )?;
+                let enrolled = insert_device(conn, &customer, checked, Some(&token.id), ObservationSource::Poll, seq)?;
                 if let Some(pull) = &pull {
                     pulls::store(conn, &sealing, &enrolled.device.id, &customer.id, pull)?;
                 }

@@ -134,7 +134,10 @@ pub fn write(conn: &mut DbConnection, batch: &Batch) -> Result<(), ServiceError>
             }
         }
         if !found.is_empty() {
-            log::append_all(conn, found.iter().map(|(d, seen, actor)| observed(d, seen, actor)).collect())?;
+            log::append_all(
+                conn,
+                found.iter().map(|(d, seen, actor)| observed(d, seen, actor)).collect(),
+            )?;
         }
         Ok(())
     })
