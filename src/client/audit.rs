@@ -89,7 +89,7 @@ fn keyring(public_key: &str, listing: &[KeyResponse]) -> anyhow::Result<Keyring>
 }
 
 fn verify_head(ring: &Keyring, head: &SignedHead) -> Result<TreeHead, String> {
-    head.verify(|id| ring.find(id).map(|k| k.text.clone()))
+    head.verify(|id| ring.public_key(id))
 }
 
 /// Audits the server once. Saves the new head to the state file only when nothing
@@ -513,7 +513,7 @@ pub fn verify_bundle(bytes: &[u8], public_key: &str) -> Result<BundleReport, Str
     let (n, bytes) = named("keys.json")?;
     let listing: Vec<KeyResponse> = read(n, "keys.json", bytes)?;
     let ring = keyring(public_key, &listing).map_err(|e| fail(n, "keys.json", e.to_string()))?;
-    let trusted = |id: &str| ring.find(id).map(|k| k.text.clone());
+    let trusted = |id: &str| ring.public_key(id);
 
     let (n, bytes) = named("log/head.json")?;
     let signed: SignedHead = read(n, "log/head.json", bytes)?;

@@ -137,7 +137,7 @@ impl Agent {
         };
         if let Some(held) = &agent.state.log_head {
             agent.head = Some(
-                held.verify(|id| agent.keyring.find(id).map(|k| k.text.clone()))
+                held.verify(|id| agent.keyring.public_key(id))
                     .map_err(|e| anyhow::anyhow!("the tree head in the agent state does not verify: {e}"))?,
             );
         }
@@ -279,9 +279,9 @@ impl Agent {
         let Some(signed) = &answer.log_head else {
             return Ok(Err("refused: the answer carries no signed tree head".into()));
         };
-        let mut verified = signed.verify(|id| self.keyring.find(id).map(|k| k.text.clone()));
+        let mut verified = signed.verify(|id| self.keyring.public_key(id));
         if verified.as_ref().is_err_and(|e| e.contains("not trusted")) && self.learn_keys().await? {
-            verified = signed.verify(|id| self.keyring.find(id).map(|k| k.text.clone()));
+            verified = signed.verify(|id| self.keyring.public_key(id));
         }
         let head = match verified {
             Ok(head) => head,

@@ -61,6 +61,11 @@ impl Keyring {
         self.keys.iter().find(|k| k.key_id.eq_ignore_ascii_case(key_id))
     }
 
+    /// The public key text of trusted key `key_id`, to check a signature with.
+    pub fn public_key(&self, key_id: &str) -> Option<String> {
+        self.find(key_id).map(|k| k.text.clone())
+    }
+
     pub fn keys(&self) -> &[TrustedKey] {
         &self.keys
     }

@@ -194,6 +194,14 @@ pub fn recent(conn: &mut DbConnection, filter: &EntryFilter, limit: i64) -> Quer
     query.load(conn)
 }
 
+/// Whether the log holds any entry besides signing keys'.
+pub fn holds_more_than_keys(conn: &mut DbConnection) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(
+        log_entries::table.filter(log_entries::kind.not_like("key.%")),
+    ))
+    .get_result(conn)
+}
+
 /// Every (subject, kind) the log holds.
 pub fn subjects(conn: &mut DbConnection) -> QueryResult<Vec<(String, String)>> {
     log_entries::table
@@ -260,12 +268,6 @@ pub fn insert_head(conn: &mut DbConnection, head: &LogHeadRecord) -> QueryResult
 /// The root hash of the first `size` entries.
 pub fn root(conn: &mut DbConnection, size: u64) -> QueryResult<Hash> {
     Ok(frontier(conn, size)?.root())
-}
-
-impl LogEntryRecord {
-    pub fn leaf_hash(&self) -> QueryResult<Hash> {
-        hash_of(self.leaf_hash.clone())
-    }
 }
 
 impl LogHeadRecord {

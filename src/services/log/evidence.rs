@@ -276,13 +276,13 @@ pub async fn bundle(
                     leaf: entry.leaf.clone(),
                     proof: proof.proof,
                 });
-                if let Some(opening) = entry.opening.as_deref() {
-                    let opening: Value =
-                        serde_json::from_str(opening).map_err(|e| ServiceError::internal("a stored log opening", e))?;
+                if entry.opening.is_some() {
+                    let stored = super::Opening::of(entry)
+                        .ok_or_else(|| ServiceError::internal("a stored log opening", "it is not readable"))?;
                     openings.push(Opening {
                         index: *index,
-                        salt: opening["salt"].as_str().unwrap_or_default().to_owned(),
-                        entry: opening["entry"].as_str().unwrap_or_default().to_owned(),
+                        salt: stored.salt,
+                        entry: stored.entry,
                     });
                 }
             }
@@ -341,9 +341,7 @@ pub async fn bundle(
 
 /// The opened details of a sealed entry.
 fn opened_entry(entry: &LogEntryRecord) -> Option<serde_json::Map<String, Value>> {
-    let opening: Value = serde_json::from_str(entry.opening.as_deref()?).ok()?;
-    let text = opening.get("entry")?.as_str()?;
-    match serde_json::from_str(text).ok()? {
+    match serde_json::from_str(&super::Opening::of(entry)?.entry).ok()? {
         Value::Object(map) => Some(map),
         _ => None,
     }

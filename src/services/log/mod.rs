@@ -67,6 +67,21 @@ pub fn append_all(conn: &mut DbConnection, records: Vec<Record<'_>>) -> Result<u
     Ok(rows::append(conn, &mut entries, &leaves)?)
 }
 
+/// How a sealed entry's opening is stored: the salt and the entry text the public
+/// leaf commits to.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct Opening {
+    pub salt: String,
+    pub entry: String,
+}
+
+impl Opening {
+    /// The opening of `entry`, when it is sealed.
+    pub fn of(entry: &LogEntryRecord) -> Option<Opening> {
+        serde_json::from_str(entry.opening.as_deref()?).ok()
+    }
+}
+
 /// The stored entry of `record` at `at`, with its leaf hash: its public text, or
 /// for a customer's entry a salted commitment to it, opened beside it.
 fn entry_of(record: Record<'_>, at: chrono::NaiveDateTime) -> (LogEntryRecord, Hash) {
@@ -80,8 +95,8 @@ fn entry_of(record: Record<'_>, at: chrono::NaiveDateTime) -> (LogEntryRecord, H
         OsRng.fill_bytes(&mut salt);
         let salt = hex::encode(salt);
         let sealed = sealed_text(&commitment(&salt, &text));
-        let opening = serde_json::json!({"salt": salt, "entry": text}).to_string();
-        (sealed, Some(opening))
+        let opening = Opening { salt, entry: text };
+        (sealed, Some(serde_json::to_string(&opening).unwrap_or_default()))
     } else {
         (text, None)
     };
@@ -165,13 +180,11 @@ pub fn sign_head(
     })
 }
 
-/// A stored head on the wire.
-pub fn signed_head(record: &LogHeadRecord, origin: &str) -> Result<SignedHead, ServiceError> {
+/// A stored head on the wire; its origin is the first line of what was signed.
+pub fn signed_head(record: &LogHeadRecord) -> Result<SignedHead, ServiceError> {
     let root = record.root()?;
-    // The origin is the first line of what was signed.
-    let origin = record.checkpoint.lines().next().unwrap_or(origin).to_owned();
     Ok(SignedHead {
-        origin,
+        origin: record.checkpoint.lines().next().unwrap_or_default().to_owned(),
         tree_size: record.tree_size as u64,
         root_hash: hex::encode(root),
         timestamp: utc(record.signed_at),
@@ -201,7 +214,7 @@ pub async fn sign_now(services: &Services) -> Result<SignedHead, ServiceError> {
             Err(err) => return Err(err),
         }
     };
-    let head = signed_head(&record, &services.config.log_origin)?;
+    let head = signed_head(&record)?;
     follow(services).await?;
     Ok(head)
 }
@@ -235,7 +248,7 @@ pub async fn head(services: &Services) -> Result<SignedHead, ServiceError> {
         .query(rows::latest_head)
         .await?
         .ok_or_else(|| ServiceError::Unavailable("no tree head has been signed yet".into()))?;
-    signed_head(&record, &services.config.log_origin)
+    signed_head(&record)
 }
 
 /// Signed heads, newest first: at most `limit` (1 to 100) below sequence `before`.
@@ -243,13 +256,12 @@ pub async fn history(services: &Services, before: Option<u64>, limit: u32) -> Re
     if !(1..=100).contains(&limit) {
         return Err(ServiceError::invalid("limit", "limit is 1 to 100"));
     }
-    let origin = services.config.log_origin.clone();
     services
         .db
         .run(move |conn| {
             rows::heads_before(conn, before.map(|b| b as i64), i64::from(limit))?
                 .iter()
-                .map(|h| signed_head(h, &origin))
+                .map(signed_head)
                 .collect()
         })
         .await
@@ -392,7 +404,6 @@ const TIMELINE_PAGE: i64 = 100;
 /// One page of the log as a timeline, newest first, filtered; for vendor staff.
 pub async fn timeline(services: &Services, query: TimelineQuery) -> Result<Timeline, ServiceError> {
     use crate::db::models::{Customer, User};
-    let origin = services.config.log_origin.clone();
     services
         .db
         .run(move |conn| {
@@ -430,12 +441,7 @@ pub async fn timeline(services: &Services, query: TimelineQuery) -> Result<Timel
                 .into_iter()
                 .take(TIMELINE_PAGE as usize)
                 .map(|e| {
-                    let details = e
-                        .opening
-                        .as_deref()
-                        .and_then(|o| serde_json::from_str::<Value>(o).ok())
-                        .and_then(|o| o.get("entry").and_then(Value::as_str).map(str::to_owned))
-                        .unwrap_or_else(|| e.leaf.clone());
+                    let details = Opening::of(&e).map_or_else(|| e.leaf.clone(), |o| o.entry);
                     AuditEntry {
                         index: e.idx as u64,
                         sealed: e.opening.is_some(),
@@ -449,7 +455,7 @@ pub async fn timeline(services: &Services, query: TimelineQuery) -> Result<Timel
                     }
                 })
                 .collect();
-            let head = rows::latest_head(conn)?.map(|h| signed_head(&h, &origin)).transpose()?;
+            let head = rows::latest_head(conn)?.map(|h| signed_head(&h)).transpose()?;
             Ok(Timeline {
                 head,
                 entries,
@@ -498,7 +504,6 @@ fn to_json<T: serde::Serialize>(value: &T) -> Result<Arc<str>, ServiceError> {
 pub async fn follow(services: &Services) -> Result<bool, ServiceError> {
     let _one_at_a_time = services.log.following.lock().await;
     let known = services.log.view().sequence;
-    let origin = services.config.log_origin.clone();
     let view = services
         .db
         .run(move |conn| {
@@ -540,7 +545,7 @@ pub async fn follow(services: &Services) -> Result<bool, ServiceError> {
             Ok(Some(LogView {
                 sequence: latest.sequence as u64,
                 tree_size: size,
-                head: Some(to_json(&signed_head(&latest, &origin)?)?),
+                head: Some(to_json(&signed_head(&latest)?)?),
                 offers,
                 consistency,
             }))
@@ -564,6 +569,11 @@ pub fn backfill(conn: &mut DbConnection) -> Result<usize, ServiceError> {
     use crate::domain::PatchState;
 
     conn.write_transaction(|conn| {
+        // Every later event is logged in its own transaction, so once the log holds
+        // anything besides keys there is nothing left to fill in.
+        if rows::holds_more_than_keys(conn)? {
+            return Ok(0);
+        }
         let logged: HashSet<(String, String)> = rows::subjects(conn)?.into_iter().collect();
         let mut missing: Vec<(chrono::NaiveDateTime, Record<'static>)> = Vec::new();
         let mut keep = |at: chrono::NaiveDateTime, record: Record<'static>| {
@@ -611,13 +621,6 @@ pub fn backfill(conn: &mut DbConnection) -> Result<usize, ServiceError> {
         }
         Ok(count)
     })
-}
-
-/// The index of the newest entry of `kind` about `subject`.
-pub fn index_of(conn: &mut DbConnection, subject: &str, kind: LogKind) -> Result<Option<u64>, ServiceError> {
-    Ok(rows::about(conn, &[subject.to_owned()], Some(kind.as_str()))?
-        .last()
-        .map(|e| e.idx as u64))
 }
 
 /// The index of the newest entry about `subject`, whatever its kind.
