@@ -258,12 +258,59 @@ pub struct Rotation {
     pub signature: String,
 }
 
-/// The text the old key signs when it hands over to the new one.
-pub fn rotation_statement(old_key_id: &str, new_key: &PublicKeyInfo, at: &str) -> String {
+/// The line of a rotation statement that declares the old key compromised.
+const COMPROMISED_LINE: &str =
+    "old key compromised: nothing it signs for a log of more than this many entries counts: ";
+
+/// The text the old key signs when it hands over to the new one. A rotation forced
+/// by a leak declares the old key compromised after `compromised_after` log entries:
+/// heads, patches and advisories it signs past that point are refused, what it
+/// signed before stays good.
+pub fn rotation_statement(
+    old_key_id: &str,
+    new_key: &PublicKeyInfo,
+    at: &str,
+    compromised_after: Option<u64>,
+) -> String {
+    let compromised = compromised_after
+        .map(|size| format!("{COMPROMISED_LINE}{size}\n"))
+        .unwrap_or_default();
     format!(
-        "patchwarden signing key rotation\nold key: {old_key_id}\nnew key: {}\ndate: {at}\nnew public key:\n{}",
+        "patchwarden signing key rotation\nold key: {old_key_id}\nnew key: {}\ndate: {at}\n{compromised}new public key:\n{}",
         new_key.key_id, new_key.text
     )
+}
+
+/// The trusted comment of a rotation statement's signature.
+pub fn rotation_comment(old_key_id: &str, new_key_id: &str, compromised_after: Option<u64>) -> String {
+    let compromised = compromised_after
+        .map(|size| format!(" compromised_after={size}"))
+        .unwrap_or_default();
+    format!("patchwarden-key-rotation old={old_key_id} new={new_key_id}{compromised}")
+}
+
+/// What a verified rotation comment says of the old key: `Ok(None)` for a routine
+/// rotation, `Ok(Some(size))` when it declares the old key compromised after `size`
+/// log entries; an error when it is not the rotation from `old` to `new`.
+pub fn rotation_compromise(comment: &str, old_key_id: &str, new_key_id: &str) -> Result<Option<u64>, String> {
+    let routine = rotation_comment(old_key_id, new_key_id, None);
+    match comment.strip_prefix(&routine) {
+        Some("") => Ok(None),
+        Some(rest) => rest
+            .strip_prefix(" compromised_after=")
+            .and_then(|size| size.parse().ok())
+            .map(Some)
+            .ok_or_else(|| format!("the rotation statement's trusted comment is `{comment}`")),
+        None => Err(format!("the rotation statement's trusted comment is `{comment}`")),
+    }
+}
+
+/// The log size after which a rotation statement declares its old key compromised.
+pub fn statement_compromised_after(statement: &str) -> Option<u64> {
+    statement
+        .lines()
+        .find_map(|line| line.strip_prefix(COMPROMISED_LINE))
+        .and_then(|size| size.parse().ok())
 }
 
 /// Replaces the active key in `dir` with a new one. The new pair is made aside, the
@@ -271,11 +318,15 @@ pub fn rotation_statement(old_key_id: &str, new_key: &PublicKeyInfo, at: &str) -
 /// `.minisig`), the old public key is kept as `dir/retired/<KEY ID>.pub` so its
 /// signatures stay verifiable, and the new pair then replaces the old one: the old
 /// secret key is gone, so a stolen backup of the directory cannot sign any more.
+///
+/// With `compromised_after`, the statement declares the old key compromised after
+/// that many log entries (the log's size when the leak was found).
 pub fn rotate(
     dir: &Path,
     old_password: Option<String>,
     new_password: Option<String>,
     at: &str,
+    compromised_after: Option<u64>,
 ) -> anyhow::Result<(Signer, Rotation)> {
     let old = Signer::load(dir, old_password).context("loading the current key")?;
     let staging = dir.join(".rotating");
@@ -283,8 +334,8 @@ pub fn rotate(
         fs::remove_dir_all(&staging).with_context(|| format!("removing {}", staging.display()))?;
     }
     let new = Signer::generate(&staging, new_password)?;
-    let statement = rotation_statement(old.key_id(), new.public_key(), at);
-    let comment = format!("patchwarden-key-rotation old={} new={}", old.key_id(), new.key_id());
+    let statement = rotation_statement(old.key_id(), new.public_key(), at, compromised_after);
+    let comment = rotation_comment(old.key_id(), new.key_id(), compromised_after);
     let signature = old.sign(statement.as_bytes(), &comment)?;
     fs::write(dir.join(format!("rotation-{}.txt", new.key_id())), &statement)
         .context("writing the rotation statement")?;
@@ -349,7 +400,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let old = Signer::generate(dir.path(), None).unwrap();
         let old_public = old.public_key().text.clone();
-        let (new, rotation) = rotate(dir.path(), None, None, "2026-11-28T00:00:00Z").unwrap();
+        let (new, rotation) = rotate(dir.path(), None, None, "2026-11-28T00:00:00Z", None).unwrap();
         assert_ne!(new.key_id(), old.key_id());
         let verified = verify(
             &old_public,
@@ -371,5 +422,31 @@ mod tests {
         );
         assert!(!dir.path().join(".rotating").exists());
         assert_eq!(Signer::load(dir.path(), None).unwrap().key_id(), new.key_id());
+        assert_eq!(
+            rotation_compromise(&verified.trusted_comment, old.key_id(), new.key_id()),
+            Ok(None)
+        );
+        assert_eq!(statement_compromised_after(&rotation.statement), None);
+
+        // A rotation forced by a leak says so, in the statement and in its signature.
+        let (third, leaked) = rotate(dir.path(), None, None, "2026-11-29T00:00:00Z", Some(42)).unwrap();
+        let verified = verify(
+            &new.public_key().text,
+            Cursor::new(leaked.statement.as_bytes()),
+            &leaked.signature,
+        )
+        .unwrap();
+        assert_eq!(
+            rotation_compromise(&verified.trusted_comment, new.key_id(), third.key_id()),
+            Ok(Some(42))
+        );
+        assert_eq!(statement_compromised_after(&leaked.statement), Some(42));
+        assert!(rotation_compromise(&verified.trusted_comment, new.key_id(), old.key_id()).is_err());
+        assert!(rotation_compromise(
+            &format!("{} extra", verified.trusted_comment),
+            new.key_id(),
+            third.key_id()
+        )
+        .is_err());
     }
 }

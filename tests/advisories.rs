@@ -587,7 +587,7 @@ async fn a_rotated_key_is_introduced_by_the_old_one_and_old_signatures_still_ver
         let id = publish(&app, &vendor, screenos_advisory()).await;
         let old_key = app.state.signer.key_id().to_owned();
 
-        patchwarden::signing::rotate(&app.config.keys_dir, None, None, "2026-11-28T00:00:00Z").unwrap();
+        patchwarden::signing::rotate(&app.config.keys_dir, None, None, "2026-11-28T00:00:00Z", None).unwrap();
         let app = app.restart().await;
         let new_key = app.state.signer.key_id().to_owned();
         assert_ne!(new_key, old_key);

@@ -15,7 +15,8 @@ use std::time::Duration;
 
 use patchwarden::api::device::Offer;
 use patchwarden::client::agent::simulate::{self, FleetSpec};
-use patchwarden::client::agent::{Agent, AgentConfig, Identity, Installer, Outcome};
+use patchwarden::client::agent::{Agent, AgentConfig, AgentLimits, Identity, Installer, Outcome};
+use patchwarden::domain::version::VersionScheme;
 use patchwarden::jobs::{run_once, Job};
 use serde_json::{json, Value};
 use support::endpoint::{Endpoint, Reply};
@@ -55,6 +56,8 @@ fn config(server: &str, dir: &Path, identity: Identity, key: &str) -> AgentConfi
         pull_url: None,
         pull_token: None,
         request_timeout: Duration::from_secs(30),
+        version_scheme: VersionScheme::Vendor,
+        limits: AgentLimits::default(),
     }
 }
 

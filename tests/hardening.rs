@@ -69,9 +69,9 @@ async fn a_rotation_is_accepted_and_leaves_no_retired_secret_key() {
     for app in TestApp::each().await {
         let first = app.state.signer.key_id().to_owned();
         let keys_dir = app.config.keys_dir.clone();
-        let (second, _) = signing::rotate(&keys_dir, None, None, "2026-11-28T00:00:00Z").unwrap();
+        let (second, _) = signing::rotate(&keys_dir, None, None, "2026-11-28T00:00:00Z", None).unwrap();
         // Two rotations while the server was down: the chain leads back to the active key.
-        let (third, _) = signing::rotate(&keys_dir, None, None, "2026-11-29T00:00:00Z").unwrap();
+        let (third, _) = signing::rotate(&keys_dir, None, None, "2026-11-29T00:00:00Z", None).unwrap();
         let restarted = AppState::build(app.config.clone()).await.expect("a rotated key starts");
         assert_eq!(restarted.signer.key_id(), third.key_id());
 

@@ -22,11 +22,12 @@ use proptest::strategy::ValueTree;
 use serde_json::{json, Value};
 
 use patchwarden::api::log::{parse_proof, SignedHead};
-use patchwarden::client::agent::{Agent, AgentConfig, Identity, Installer, Outcome};
+use patchwarden::client::agent::{Agent, AgentConfig, AgentLimits, Identity, Installer, Outcome};
 use patchwarden::client::audit::{self, AuditRequest};
 use patchwarden::db::models::log as rows;
 use patchwarden::domain::log::{LogKind, TreeHead};
 use patchwarden::domain::merkle::{self, Frontier, Node};
+use patchwarden::domain::version::VersionScheme;
 use patchwarden::jobs::{run_once, Job};
 use patchwarden::services::log;
 use patchwarden::services::ServiceError;
@@ -627,6 +628,8 @@ fn agent_config(server: &str, dir: &std::path::Path, id: &str, token: &str, key:
         pull_url: None,
         pull_token: None,
         request_timeout: Duration::from_secs(30),
+        version_scheme: VersionScheme::Vendor,
+        limits: AgentLimits::default(),
     }
 }
 

@@ -10,37 +10,13 @@ mod support;
 
 use std::time::Duration;
 
-use base64::Engine;
-use hmac::Mac;
 use patchwarden::jobs::{run_once, start_jobs, Job};
 use serde_json::{json, Value};
-use support::endpoint::{Endpoint, Reply, Request};
+use support::endpoint::{Endpoint, Reply};
 use support::patching::fixture;
-use support::{error_code, until, TestApp};
+use support::{error_code, until, verify_webhook as verify, TestApp};
 
 const SETTINGS: [(&str, &str); 2] = [("webhook_retry_delay", "50ms"), ("webhooks_allow_http", "true")];
-
-/// Checks a delivery's signature with the webhook's secret, as a receiver does.
-fn verify(secret: &str, request: &Request) -> Value {
-    let id = &request.headers["webhook-id"];
-    let timestamp = &request.headers["webhook-timestamp"];
-    let signature = request.headers["webhook-signature"]
-        .strip_prefix("v1,")
-        .expect("a v1 signature");
-    let key = base64::engine::general_purpose::STANDARD
-        .decode(secret.strip_prefix("whsec_").unwrap())
-        .unwrap();
-    let mut mac = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(&key).unwrap();
-    mac.update(format!("{id}.{timestamp}.").as_bytes());
-    mac.update(&request.body);
-    let expected = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
-    assert_eq!(signature, expected, "the signature does not verify");
-    let sent: i64 = timestamp.parse().unwrap();
-    assert!((chrono::Utc::now().timestamp() - sent).abs() < 300, "a stale timestamp");
-    let body: Value = serde_json::from_slice(&request.body).unwrap();
-    assert_eq!(body["id"].as_str(), Some(id.as_str()), "the body's id is the header's");
-    body
-}
 
 async fn register(app: &TestApp, token: &str, url: &str, events: Value) -> (String, String) {
     let (status, body) = app

@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::api::log::{ConsistencyProof, OfferLog, SignedHead};
+use crate::domain::log::Revocation;
 use crate::domain::ReportState;
 
 /// `POST /api/v1/device/enroll`, as a device sends it.
@@ -42,6 +43,12 @@ pub struct Poll<'a> {
     /// the consistency proof from it when the server has it at hand.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_size: Option<u64>,
+    /// How old (seconds) the newest genuine tree head the device holds is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub head_age_s: Option<u64>,
+    /// The device has held no genuine head for longer than its `stale_after`: it is
+    /// being cut off from genuine answers, or frozen.
+    pub stale: bool,
 }
 
 /// The poll answer as a client reads it.
@@ -60,6 +67,10 @@ pub struct PollResponse {
     /// From the size the device said it holds to `log_head`.
     #[serde(default)]
     pub log_consistency: Option<ConsistencyProof>,
+    /// With an offer: the patches yanked within `log_head`'s tree, which the head's
+    /// signature commits to.
+    #[serde(default)]
+    pub revoked: Option<Vec<Revocation>>,
 }
 
 /// An update offered to a device.
@@ -96,10 +107,17 @@ pub struct Report<'a> {
 
 pub use crate::signing::KeyResponse;
 
-/// What a device answers a pull: `200 {"version", "image_sha256"?}`.
+/// What a device answers a pull: `200 {"version", "image_sha256"?, "head_age_s"?,
+/// "stale"?}`.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Pulled {
     pub version: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_sha256: Option<String>,
+    /// How old (seconds) the newest genuine tree head the device holds is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head_age_s: Option<u64>,
+    /// Whether that is past the device's `stale_after`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stale: Option<bool>,
 }

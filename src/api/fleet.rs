@@ -43,6 +43,10 @@ pub struct DeviceResponse {
     pub report: Option<LatestReport>,
     pub created_at: Timestamp,
     pub decommissioned_at: Option<Timestamp>,
+    /// How old the newest genuine tree head the device holds was, as it last said.
+    pub head_age_s: Option<i64>,
+    /// Since when the device has said it is stale: cut off from genuine answers.
+    pub stale_since: Option<Timestamp>,
 }
 
 impl DeviceResponse {
@@ -71,6 +75,8 @@ impl DeviceResponse {
             report,
             created_at: utc(device.created_at),
             decommissioned_at: device.decommissioned_at.map(utc),
+            head_age_s: device.head_age_s,
+            stale_since: device.stale_since.map(utc),
         })
     }
 }
@@ -430,7 +436,8 @@ pub fn poll_body(answer: &PollAnswer) -> String {
         256 + answer.offer.as_deref().map_or(0, str::len)
             + answer.offer_log.as_deref().map_or(0, str::len)
             + answer.log_head.as_deref().map_or(0, str::len)
-            + answer.log_consistency.as_deref().map_or(0, str::len),
+            + answer.log_consistency.as_deref().map_or(0, str::len)
+            + answer.revoked.as_deref().map_or(0, str::len),
     );
     body.push('{');
     if answer.unchanged {
@@ -461,6 +468,10 @@ pub fn poll_body(answer: &PollAnswer) -> String {
     if let Some(proof) = answer.log_consistency.as_deref() {
         body.push_str(r#","log_consistency":"#);
         body.push_str(proof);
+    }
+    if let (false, Some(revoked)) = (answer.unchanged, answer.revoked.as_deref()) {
+        body.push_str(r#","revoked":"#);
+        body.push_str(revoked);
     }
     body.push('}');
     body

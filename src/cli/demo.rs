@@ -14,9 +14,12 @@ use argon2::password_hash::rand_core::{OsRng, RngCore};
 use serde_json::{json, Value};
 
 use patchwarden::client::agent::simulate::{self, FleetSpec, Mix};
-use patchwarden::client::agent::{stop_signal, AgentConfig, Identity, Installer, SimulatedInstall, SimulatedOutcome};
+use patchwarden::client::agent::{
+    stop_signal, AgentConfig, AgentLimits, Identity, Installer, SimulatedInstall, SimulatedOutcome,
+};
 use patchwarden::config::{Config, RawSettings};
 use patchwarden::db::models::User;
+use patchwarden::domain::version::VersionScheme;
 use patchwarden::jobs;
 use patchwarden::server;
 use patchwarden::services::accounts::{self, UserDraft};
@@ -364,6 +367,8 @@ async fn seed(
             pull_url: None,
             pull_token: pulled.then(password),
             request_timeout: Duration::from_secs(30),
+            version_scheme: VersionScheme::Vendor,
+            limits: AgentLimits::default(),
         };
         let spec = FleetSpec {
             base: base_config,

@@ -21,7 +21,9 @@ pub fn keygen(
     unencrypted: bool,
     rotate: bool,
     old_password_file: Option<PathBuf>,
+    compromised: bool,
 ) -> anyhow::Result<()> {
+    anyhow::ensure!(!compromised || rotate, "--compromised goes with --rotate");
     let configured = config.key_password.as_ref().map(|p| p.expose().to_owned());
     let password = match password_file {
         Some(path) => Some(read_secret_file(&path)?),
@@ -41,8 +43,22 @@ pub fn keygen(
             None => password.clone(),
         };
         let at = patchwarden::domain::advisory::rfc3339(chrono::Utc::now());
-        let (signer, rotation) = signing::rotate(dir, old_password, password, &at)?;
+        // A leaked key counts for what the log held when the leak was found, and no
+        // further: the statement names that size.
+        let compromised_after = if compromised {
+            let mut conn = super::open_db(config)?;
+            Some(patchwarden::db::models::log::size(&mut conn).context("reading the log's size")?)
+        } else {
+            None
+        };
+        let (signer, rotation) = signing::rotate(dir, old_password, password, &at, compromised_after)?;
         println!("rotated: key {} replaces {}", signer.key_id(), rotation.old_key_id);
+        if let Some(size) = compromised_after {
+            println!(
+                "key {} is declared compromised: devices and auditors refuse what it signs for a log of more than {size} entries",
+                rotation.old_key_id
+            );
+        }
         println!(
             "the rotation statement, signed by the old key, is in {}",
             dir.join(format!("rotation-{}.txt", signer.key_id())).display()

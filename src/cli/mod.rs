@@ -64,6 +64,10 @@ pub enum Command {
         /// The current key's password file when rotating, if it differs from the new one.
         #[arg(long, value_name = "FILE")]
         old_password_file: Option<PathBuf>,
+        /// With --rotate: the old key leaked. The statement declares it compromised
+        /// after the log's current size, so what it signs past that is refused.
+        #[arg(long)]
+        compromised: bool,
     },
     /// Verify a downloaded advisory or patch against its minisign signature.
     Verify {
@@ -325,7 +329,7 @@ fn read_password() -> anyhow::Result<String> {
     Ok(password)
 }
 
-fn open_db(config: &Config) -> anyhow::Result<db::DbPooled> {
+pub(crate) fn open_db(config: &Config) -> anyhow::Result<db::DbPooled> {
     let db = Db::open(&config.database, 1)?;
     db.conn().context("taking a database connection")
 }
@@ -390,7 +394,15 @@ pub fn run(command: Command, config: Config) -> anyhow::Result<()> {
             unencrypted,
             rotate,
             old_password_file,
-        } => keys::keygen(&config, password_file, unencrypted, rotate, old_password_file),
+            compromised,
+        } => keys::keygen(
+            &config,
+            password_file,
+            unencrypted,
+            rotate,
+            old_password_file,
+            compromised,
+        ),
         Command::Verify { file, sig, pubkey } => keys::verify(&config, file, sig, pubkey),
         Command::Patch { action } => {
             let PatchCommand::Upload {

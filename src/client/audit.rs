@@ -26,7 +26,7 @@ use crate::api::log::{parse_proof, ConsistencyProof, EntriesPage, InclusionProof
 use crate::api::patches::PatchResponse;
 use crate::client::agent::verify::Keyring;
 use crate::domain::bundle::{self, SIGNATURE_PART};
-use crate::domain::log::{commitment, sha256_hex, Entry, LogKind, TreeHead};
+use crate::domain::log::{commitment, revocations_digest, sha256_hex, Entry, LogKind, Revocation, TreeHead};
 use crate::domain::merkle::{leaf_hash, verify_consistency, verify_inclusion, Frontier};
 use crate::services::log::evidence::{bundle_comment, DeviceFacts, Manifest, Opening, PatchFacts, ProvenEntry};
 use crate::signing;
@@ -124,6 +124,14 @@ pub async fn audit(request: &AuditRequest) -> anyhow::Result<Report> {
         report
             .problems
             .push(format!("the tree head expired at {}", head.expires_at));
+    }
+    if let Some(after) = ring.compromised_after(&signed.key_id) {
+        if head.tree_size > after {
+            report.problems.push(format!(
+                "the tree head of {} entries is signed by key {}, which a rotation declared compromised after {after} entries",
+                head.tree_size, signed.key_id
+            ));
+        }
     }
 
     let held = match &request.state_file {
@@ -253,6 +261,42 @@ pub async fn audit(request: &AuditRequest) -> anyhow::Result<Report> {
                 }
             }
             Err(why) => report.problems.push(format!("entry {index}: {why}")),
+        }
+    }
+
+    // The yanked patches the head commits to are those its tree records.
+    if frontier.size() == head.tree_size {
+        let revoked: Vec<Revocation> = entries
+            .iter()
+            .filter_map(|(index, text)| Revocation::of_entry(*index, text))
+            .collect();
+        match head.revoked {
+            Some(digest) if digest == revocations_digest(&revoked) => report.checked.push(format!(
+                "the head commits to the {} yanked patches its entries record",
+                revoked.len()
+            )),
+            Some(_) => report.problems.push(
+                "the head's list of yanked patches is not the one its entries record: a yank is hidden or invented"
+                    .into(),
+            ),
+            None => report
+                .problems
+                .push("the head commits to no list of yanked patches".into()),
+        }
+    }
+
+    // Nothing signed by a key declared compromised, past the point it was declared so.
+    for (index, text) in &entries {
+        let Ok(entry) = Entry::parse(text) else { continue };
+        let signed_by = entry.text("key_id");
+        let kind = entry.kind.filter(|k| k.is_advisory() || *k == LogKind::PatchPublished);
+        if let (Some(kind), Some(key_id)) = (kind, signed_by) {
+            if ring.compromised_after(key_id).is_some_and(|after| *index >= after) {
+                report.problems.push(format!(
+                    "entry {index} ({kind}, {}) is signed by key {key_id}, which a rotation declared compromised before it was logged",
+                    entry.subject.as_deref().unwrap_or_default()
+                ));
+            }
         }
     }
 

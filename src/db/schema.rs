@@ -118,6 +118,8 @@ diesel::table! {
         created_at -> Timestamp,
         decommissioned_at -> Nullable<Timestamp>,
         change_seq -> BigInt,
+        head_age_s -> Nullable<BigInt>,
+        stale_since -> Nullable<Timestamp>,
     }
 }
 

@@ -311,3 +311,13 @@ mod tests {
         }
     }
 }
+
+/// What a device said of its view of the transparency log: whether it is stale
+/// (no genuine tree head for longer than its `stale_after`) and how old its newest
+/// genuine head is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HeadReport {
+    pub stale: bool,
+    pub head_age_s: Option<u64>,
+    pub at: chrono::NaiveDateTime,
+}

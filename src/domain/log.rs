@@ -5,7 +5,10 @@
 //! `tlog-checkpoint` (origin, size, base64 root hash) signed with minisign, the
 //! trusted comment binding the same origin, size and root with the time it was
 //! signed, its sequence number and its expiry, so a device can refuse an older head
-//! (rollback) or an expired one (freeze).
+//! (rollback) or an expired one (freeze). The comment also commits to the patches
+//! yanked within the tree ([`Revocation`]): an answer that offers a patch carries
+//! that list, so a device checks that what it is offered was not withdrawn without
+//! reading the log between two heads.
 
 use std::fmt;
 use std::str::FromStr;
@@ -186,6 +189,38 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
+/// A patch the vendor withdrew from offer, as its `patch.yanked` entry records it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Revocation {
+    /// The index of the `patch.yanked` entry.
+    pub index: u64,
+    pub patch: String,
+    pub reason: String,
+}
+
+impl Revocation {
+    /// The revocation a `patch.yanked` entry at `index` records, if it is one.
+    pub fn of_entry(index: u64, text: &str) -> Option<Revocation> {
+        let entry = Entry::parse(text).ok()?;
+        if entry.kind != Some(LogKind::PatchYanked) {
+            return None;
+        }
+        Some(Revocation {
+            index,
+            patch: entry.subject.as_deref()?.strip_prefix("patch/")?.to_owned(),
+            reason: entry.text("reason").unwrap_or_default().to_owned(),
+        })
+    }
+}
+
+/// What a head's trusted comment says of the revocations in its tree: the SHA-256
+/// of their canonical JSON, in log order.
+pub fn revocations_digest(revocations: &[Revocation]) -> Hash {
+    let value = serde_json::to_value(revocations).unwrap_or(Value::Null);
+    Sha256::digest(canonical_json(&value).as_bytes()).into()
+}
+
 /// A tree head as it is signed: the checkpoint's three lines and what the trusted
 /// comment adds.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -196,6 +231,9 @@ pub struct TreeHead {
     pub timestamp: DateTime<Utc>,
     pub sequence: u64,
     pub expires_at: DateTime<Utc>,
+    /// The digest of the patches yanked within the tree ([`revocations_digest`]);
+    /// `None` in heads signed before heads carried it.
+    pub revoked: Option<Hash>,
 }
 
 fn b64() -> base64::engine::GeneralPurpose {
@@ -215,8 +253,12 @@ impl TreeHead {
 
     /// The trusted comment of its signature.
     pub fn trusted_comment(&self) -> String {
+        let revoked = self
+            .revoked
+            .map(|digest| format!(" revoked={}", hex::encode(digest)))
+            .unwrap_or_default();
         format!(
-            "patchwarden-log-head origin={} size={} root={} timestamp={} sequence={} expires={}",
+            "patchwarden-log-head origin={} size={} root={} timestamp={} sequence={} expires={}{revoked}",
             self.origin,
             self.tree_size,
             b64().encode(self.root_hash),
@@ -269,6 +311,19 @@ impl TreeHead {
             .parse()
             .map_err(|_| "the trusted comment's sequence is not a number".to_owned())?;
         let expires_at = time(field("expires")?, "expiry")?;
+        let revoked = match words.next() {
+            None => None,
+            Some(word) => Some(
+                word.strip_prefix("revoked=")
+                    .and_then(|digest| parse_hash(digest).ok())
+                    .ok_or_else(|| format!("the trusted comment's `{word}` is not a digest of revocations"))?,
+            ),
+        };
+        if let Some(extra) = words.next() {
+            return Err(format!(
+                "the trusted comment ends in `{extra}`, which no tree head says"
+            ));
+        }
         Ok(TreeHead {
             origin: origin.to_owned(),
             tree_size,
@@ -276,6 +331,7 @@ impl TreeHead {
             timestamp,
             sequence,
             expires_at,
+            revoked,
         })
     }
 }
@@ -406,6 +462,7 @@ mod tests {
             timestamp: DateTime::from_timestamp(1_800_000_000, 0).unwrap(),
             sequence: 9,
             expires_at: DateTime::from_timestamp(1_800_003_600, 0).unwrap(),
+            revoked: Some([3; 32]),
         };
         let checkpoint = head.checkpoint();
         assert_eq!(checkpoint.lines().count(), 3);
@@ -419,6 +476,50 @@ mod tests {
         };
         let err = TreeHead::from_signed(&checkpoint, &other.trusted_comment()).unwrap_err();
         assert!(err.contains("does not bind"), "{err}");
+        // A head signed before heads committed to revocations still reads.
+        let older = TreeHead {
+            revoked: None,
+            ..head.clone()
+        };
+        assert_eq!(
+            TreeHead::from_signed(&checkpoint, &older.trusted_comment()).unwrap(),
+            older
+        );
+        let padded = format!("{} extra=1", head.trusted_comment());
+        assert!(TreeHead::from_signed(&checkpoint, &padded).is_err());
+    }
+
+    #[test]
+    fn the_revocation_digest_covers_every_field_and_the_order() {
+        let at = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        let mut fields = Map::new();
+        fields.insert("reason".into(), "bricks the SSG-5".into());
+        let text = entry_text(LogKind::PatchYanked, "patch/pat_1", at, fields);
+        let yanked = Revocation::of_entry(7, &text).unwrap();
+        assert_eq!(
+            yanked,
+            Revocation {
+                index: 7,
+                patch: "pat_1".into(),
+                reason: "bricks the SSG-5".into()
+            }
+        );
+        let published = entry_text(LogKind::PatchPublished, "patch/pat_1", at, Map::new());
+        assert_eq!(Revocation::of_entry(6, &published), None);
+        let other = Revocation {
+            index: 9,
+            patch: "pat_2".into(),
+            reason: "wrong build".into(),
+        };
+        let both = revocations_digest(&[yanked.clone(), other.clone()]);
+        assert_ne!(both, revocations_digest(&[other.clone(), yanked.clone()]));
+        assert_ne!(both, revocations_digest(std::slice::from_ref(&yanked)));
+        let reworded = Revocation {
+            reason: "fine".into(),
+            ..yanked.clone()
+        };
+        assert_ne!(both, revocations_digest(&[reworded, other]));
+        assert_ne!(revocations_digest(&[]), both);
     }
 
     #[test]

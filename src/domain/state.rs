@@ -208,6 +208,7 @@ text_enum!(
         UnknownImage => "unknown_image",
         UnannouncedChange => "unannounced_change",
         UnreachableInEmergency => "unreachable_in_emergency",
+        DeviceStale => "device_stale",
     }
 );
 
@@ -218,6 +219,7 @@ impl AnomalyKind {
             AnomalyKind::UnknownImage => "image matches no published patch and no registered release image",
             AnomalyKind::UnannouncedChange => "running version changed without an install report",
             AnomalyKind::UnreachableInEmergency => "unreachable while an emergency advisory affects it",
+            AnomalyKind::DeviceStale => "cut off from genuine answers: no fresh signed tree head for too long",
         }
     }
 }
@@ -230,6 +232,7 @@ text_enum!(
         Emergency => "emergency",
         Anomaly => "anomaly",
         DeviceUnreachable => "device.unreachable",
+        DeviceStale => "device.stale",
         DeadlineOverdue => "deadline.overdue",
         Ping => "ping",
     }

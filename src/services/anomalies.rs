@@ -15,6 +15,7 @@ use serde::Deserialize;
 use crate::db::models::{now, utc, AnomalyRecord, DeviceRecord, ListedAnomaly, Product, ReleaseImage, Seen};
 use crate::db::schema::{install_reports, patches};
 use crate::db::DbConnection;
+use crate::domain::fleet::HeadReport;
 use crate::domain::state::Maybe;
 use crate::domain::{text, AnomalyKind, Caller, EventType, ReportState, Scope};
 use crate::ids::{AnomalyId, DeviceId, ProductId};
@@ -163,6 +164,47 @@ pub fn inspect(conn: &mut DbConnection, changes: &[Change<'_>]) -> Result<usize,
                 at,
             )?);
         }
+    }
+    Ok(raised)
+}
+
+/// Flags a device that says it has held no genuine tree head for longer than its
+/// `stale_after`: someone between it and the server is refusing it genuine answers
+/// or feeding it frozen ones. Raised once per stale spell, with a `device.stale`
+/// event beside the `anomaly` one.
+pub fn stale(conn: &mut DbConnection, device: &DeviceRecord, report: &HeadReport) -> Result<bool, ServiceError> {
+    let held = match report.head_age_s {
+        Some(age) => format!("its newest genuine tree head is {age} s old"),
+        None => "it has never held a genuine tree head".to_owned(),
+    };
+    let detail = format!(
+        "the device says it is stale: {held}, longer than it allows; it may be cut off from genuine answers \
+         or fed frozen ones"
+    );
+    let since = report.at.and_utc().timestamp();
+    let key = format!("device_stale:{}:{since}", device.id);
+    let raised = raise(
+        conn,
+        device,
+        AnomalyKind::DeviceStale,
+        detail,
+        None,
+        key.clone(),
+        report.at,
+    )?;
+    if raised {
+        webhooks::emit(
+            conn,
+            &device.customer_id,
+            EventType::DeviceStale,
+            serde_json::json!({
+                "device": {"id": device.id, "name": device.name},
+                "stale_since": utc(report.at).to_rfc3339(),
+                "head_age_s": report.head_age_s,
+                "version": device.version,
+            }),
+            Some(key),
+        )?;
     }
     Ok(raised)
 }

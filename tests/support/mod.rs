@@ -6,6 +6,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod endpoint;
+pub mod mitm;
 pub mod patching;
 pub mod process;
 pub mod proxy;
@@ -14,8 +15,10 @@ use std::net::TcpListener;
 use std::sync::Once;
 
 use actix_web::web;
+use base64::Engine;
 use diesel::connection::SimpleConnection;
 use diesel::{Connection, PgConnection};
+use hmac::Mac;
 use reqwest::header::HeaderMap;
 use serde_json::Value;
 use tempfile::TempDir;
@@ -653,4 +656,26 @@ impl S3Server {
             ("s3_secret_access_key", "testing".into()),
         ]
     }
+}
+
+/// Checks a delivery's signature with the webhook's secret, as a receiver does.
+pub fn verify_webhook(secret: &str, request: &endpoint::Request) -> Value {
+    let id = &request.headers["webhook-id"];
+    let timestamp = &request.headers["webhook-timestamp"];
+    let signature = request.headers["webhook-signature"]
+        .strip_prefix("v1,")
+        .expect("a v1 signature");
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(secret.strip_prefix("whsec_").unwrap())
+        .unwrap();
+    let mut mac = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(&key).unwrap();
+    mac.update(format!("{id}.{timestamp}.").as_bytes());
+    mac.update(&request.body);
+    let expected = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+    assert_eq!(signature, expected, "the signature does not verify");
+    let sent: i64 = timestamp.parse().unwrap();
+    assert!((chrono::Utc::now().timestamp() - sent).abs() < 300, "a stale timestamp");
+    let body: Value = serde_json::from_slice(&request.body).unwrap();
+    assert_eq!(body["id"].as_str(), Some(id.as_str()), "the body's id is the header's");
+    body
 }

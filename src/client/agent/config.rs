@@ -15,7 +15,17 @@
 //! pull_listen = "0.0.0.0:9100"          # serves GET /pull (optional)
 //! pull_url = "https://fw-berlin-01.example.com:9100/pull"  # announced at enrolment
 //! pull_token = "…"                      # the bearer token a pull must carry
+//! version_scheme = "vendor"             # how the product's versions order: vendor or semver
+//! poll_min = "10s"                      # the shortest wait between polls, whatever an answer says
+//! poll_max = "30m"                      # the longest; at most a tree head's lifetime
+//! max_patch_bytes = 4294967296          # the largest patch downloaded
+//! stale_after = "2h"                    # a newest genuine tree head older than this: stale
 //! ```
+//!
+//! Nothing an answer says moves the agent outside these bounds: a poll interval or
+//! `Retry-After` is clamped to `poll_min`..`poll_max`, a refused answer leaves the
+//! agent's own schedule (a backoff from `poll_min`), and a patch larger than
+//! `max_patch_bytes` is refused before a byte of it is written.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -24,6 +34,9 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use serde::Deserialize;
 use url::Url;
+
+use crate::domain::duration::parse_duration;
+use crate::domain::version::VersionScheme;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -59,6 +72,59 @@ struct File {
     pull_token: Option<String>,
     #[serde(default)]
     request_timeout_seconds: Option<u64>,
+    #[serde(default)]
+    version_scheme: Option<String>,
+    #[serde(default)]
+    poll_min: Option<String>,
+    #[serde(default)]
+    poll_max: Option<String>,
+    #[serde(default)]
+    max_patch_bytes: Option<u64>,
+    #[serde(default)]
+    stale_after: Option<String>,
+}
+
+/// The bounds the agent keeps whatever the answers it gets say.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AgentLimits {
+    /// The shortest wait between two polls.
+    pub poll_min: Duration,
+    /// The longest wait between two polls: a device asks again at least this often,
+    /// so it notices a frozen or forked log within one tree head's lifetime.
+    pub poll_max: Duration,
+    /// The largest patch the agent downloads.
+    pub max_patch_bytes: u64,
+    /// How old the newest genuine tree head the agent holds may grow before the
+    /// device says it is stale (cut off from genuine answers).
+    pub stale_after: Duration,
+}
+
+impl Default for AgentLimits {
+    /// A poll at least every 30 minutes (heads live an hour), never more often than
+    /// every 10 seconds; patches up to 4 GiB; stale after two hours without a
+    /// genuine head.
+    fn default() -> Self {
+        AgentLimits {
+            poll_min: Duration::from_secs(10),
+            poll_max: Duration::from_secs(30 * 60),
+            max_patch_bytes: 4 << 30,
+            stale_after: Duration::from_secs(2 * 3600),
+        }
+    }
+}
+
+impl AgentLimits {
+    /// A wait an answer asked for, brought within `poll_min`..`poll_max`.
+    pub fn clamp(&self, asked: Duration) -> Duration {
+        asked.clamp(self.poll_min, self.poll_max)
+    }
+
+    /// The agent's own wait after `failures` refused or failed polls in a row: from
+    /// `poll_min`, doubling, up to `poll_max`.
+    pub fn backoff(&self, failures: u32) -> Duration {
+        let doubled = self.poll_min.saturating_mul(1u32 << failures.saturating_sub(1).min(20));
+        doubled.min(self.poll_max)
+    }
 }
 
 /// How the agent gets its identity.
@@ -118,6 +184,10 @@ pub struct AgentConfig {
     pub pull_url: Option<String>,
     pub pull_token: Option<String>,
     pub request_timeout: Duration,
+    /// The version scheme of the product: patches must be signed as of this scheme,
+    /// and versions are ordered in it.
+    pub version_scheme: VersionScheme,
+    pub limits: AgentLimits,
 }
 
 impl AgentConfig {
@@ -152,6 +222,23 @@ impl AgentConfig {
                 outcome: SimulatedOutcome::Succeeds,
             }),
         };
+        let defaults = AgentLimits::default();
+        let duration = |name: &str, text: Option<&String>, default: Duration| match text {
+            None => Ok(default),
+            Some(text) => parse_duration(text).map_err(|e| anyhow::anyhow!("{name}: {e}")),
+        };
+        let limits = AgentLimits {
+            poll_min: duration("poll_min", file.poll_min.as_ref(), defaults.poll_min)?,
+            poll_max: duration("poll_max", file.poll_max.as_ref(), defaults.poll_max)?,
+            max_patch_bytes: file.max_patch_bytes.unwrap_or(defaults.max_patch_bytes),
+            stale_after: duration("stale_after", file.stale_after.as_ref(), defaults.stale_after)?,
+        };
+        let version_scheme = match &file.version_scheme {
+            Some(text) => text
+                .parse()
+                .map_err(|e: String| anyhow::anyhow!("version_scheme: {e}"))?,
+            None => VersionScheme::Vendor,
+        };
         let config = AgentConfig {
             server,
             product: file.product,
@@ -169,6 +256,8 @@ impl AgentConfig {
             pull_url: file.pull_url,
             pull_token: file.pull_token,
             request_timeout: Duration::from_secs(file.request_timeout_seconds.unwrap_or(60)),
+            version_scheme,
+            limits,
         };
         config.check()?;
         if config.pull_token.is_some() && config.pull_listen.is_none() {
@@ -188,6 +277,96 @@ impl AgentConfig {
         for key in &self.pinned_keys {
             crate::signing::PublicKeyInfo::parse(key).map_err(anyhow::Error::msg)?;
         }
+        let limits = &self.limits;
+        if limits.poll_min.is_zero() || limits.poll_min > limits.poll_max {
+            bail!(
+                "poll_min ({:?}) must be above zero and no longer than poll_max ({:?})",
+                limits.poll_min,
+                limits.poll_max
+            );
+        }
+        if limits.max_patch_bytes == 0 {
+            bail!("max_patch_bytes must be above zero");
+        }
+        if limits.stale_after <= limits.poll_max {
+            bail!(
+                "stale_after ({:?}) must be longer than poll_max ({:?}), or a device on its longest wait counts as stale",
+                limits.stale_after,
+                limits.poll_max
+            );
+        }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waits_asked_for_stay_within_the_bounds_and_the_backoff_doubles_to_poll_max() {
+        let limits = AgentLimits {
+            poll_min: Duration::from_secs(10),
+            poll_max: Duration::from_secs(600),
+            ..AgentLimits::default()
+        };
+        assert_eq!(
+            limits.clamp(Duration::from_secs(1_000_000_000)),
+            Duration::from_secs(600)
+        );
+        assert_eq!(limits.clamp(Duration::ZERO), Duration::from_secs(10));
+        assert_eq!(limits.clamp(Duration::from_secs(42)), Duration::from_secs(42));
+        let backoff: Vec<u64> = (1..=8).map(|n| limits.backoff(n).as_secs()).collect();
+        assert_eq!(backoff, [10, 20, 40, 80, 160, 320, 600, 600]);
+        assert_eq!(limits.backoff(u32::MAX), Duration::from_secs(600));
+    }
+
+    #[test]
+    fn the_file_names_the_bounds_and_bad_ones_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = crate::signing::Signer::generate(&dir.path().join("keys"), None).unwrap();
+        std::fs::write(dir.path().join("pinned.pub"), &key.public_key().text).unwrap();
+        let base = r#"
+            server = "http://127.0.0.1:8080"
+            product = "acmeos"
+            name = "a"
+            version = "2.0.0"
+            device_token = "pwd_x"
+            public_keys = ["pinned.pub"]
+            state_file = "state.json"
+            download_dir = "downloads"
+        "#;
+        let load = |extra: &str| {
+            let path = dir.path().join("agent.toml");
+            std::fs::write(&path, format!("{base}{extra}")).unwrap();
+            AgentConfig::load(&path)
+        };
+        let defaults = load("").unwrap();
+        assert_eq!(defaults.version_scheme, VersionScheme::Vendor);
+        assert_eq!(defaults.limits, AgentLimits::default());
+        let set = load(
+            "version_scheme = \"semver\"\npoll_min = \"5s\"\npoll_max = \"10m\"\nmax_patch_bytes = 1024\nstale_after = \"1h\"\n",
+        )
+        .unwrap();
+        assert_eq!(set.version_scheme, VersionScheme::Semver);
+        assert_eq!(
+            set.limits,
+            AgentLimits {
+                poll_min: Duration::from_secs(5),
+                poll_max: Duration::from_secs(600),
+                max_patch_bytes: 1024,
+                stale_after: Duration::from_secs(3600),
+            }
+        );
+        for (extra, names) in [
+            ("version_scheme = \"calver\"\n", "version_scheme"),
+            ("poll_min = \"1h\"\npoll_max = \"10m\"\n", "poll_min"),
+            ("stale_after = \"10m\"\n", "stale_after"),
+            ("max_patch_bytes = 0\n", "max_patch_bytes"),
+            ("poll_max = \"soon\"\n", "poll_max"),
+        ] {
+            let err = load(extra).unwrap_err();
+            assert!(format!("{err:#}").contains(names), "{extra}: {err:#}");
+        }
     }
 }

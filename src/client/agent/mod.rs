@@ -1,10 +1,18 @@
-//! The reference device agent: enrols (or uses a device token), polls on the
-//! interval the server gives, downloads an offered patch (resuming an interrupted
-//! download), verifies it before anything else happens — signature by a pinned key
-//! or one a pinned key introduced, trusted comment against the offer and the
-//! device, size and sha256 — and only then installs it, reporting each step. It
-//! serves the pull endpoint, and keeps its state in a small file replaced
-//! atomically, so a restart goes on where it stopped.
+//! The reference device agent: enrols (or uses a device token), polls, downloads an
+//! offered patch (resuming an interrupted download), verifies it before anything
+//! else happens — signature by a pinned key or one a pinned key introduced, trusted
+//! comment against the offer and the device, size and sha256 — and only then
+//! installs it, reporting each step. It serves the pull endpoint, and keeps its
+//! state in a small file replaced atomically, so a restart goes on where it stopped.
+//!
+//! It acts only on what a vendor signature or the log covers. An answer whose tree
+//! head is missing, untrusted, expired, older or forked is refused and changes
+//! nothing: the next poll comes at the agent's own backoff, not at the interval the
+//! answer named. An accepted answer's interval (and any `Retry-After`) is held
+//! within `poll_min`..`poll_max` and never past the expiry of the head it holds, so
+//! no answer can make a device stop asking. A device that has held no genuine head
+//! for `stale_after` says so: in its log at every poll, in its polls, and in its
+//! pull answers. Every answer body is read up to [`MAX_ANSWER_BYTES`].
 
 pub mod config;
 pub mod download;
@@ -22,17 +30,21 @@ use reqwest::header::AUTHORIZATION;
 use reqwest::StatusCode;
 use url::Url;
 
-pub use config::{AgentConfig, Identity, Installer, SimulatedInstall, SimulatedOutcome};
+pub use config::{AgentConfig, AgentLimits, Identity, Installer, SimulatedInstall, SimulatedOutcome};
 pub use state::AgentState;
 
 use crate::api::device::{Enrolled, Enrolment, KeyResponse, Offer, Poll, PollResponse, Pulled, Report};
 use crate::api::log::{parse_proof, ConsistencyProof, SignedHead};
-use crate::domain::log::TreeHead;
+use crate::domain::log::{revocations_digest, Revocation, TreeHead};
 use crate::domain::merkle::verify_consistency;
 use crate::domain::ReportState;
 use download::{DownloadError, Fetched};
 use state::Pending;
-use verify::{Expected, Keyring, Refusal};
+use verify::{Expected, Keyring, Refusal, Verified};
+
+/// The most bytes of any answer (poll, keys, proofs, enrolment, report) the agent
+/// reads; a longer one is refused without being held whole.
+pub const MAX_ANSWER_BYTES: usize = 1 << 20;
 
 /// What the device runs, shared with its pull endpoint.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -50,12 +62,45 @@ impl Running {
             .unwrap_or_else(|e| e.into_inner().clone())
     }
 
-    /// As a pull answers it.
-    pub fn pulled(self) -> Pulled {
+    /// As a pull answers it, with how fresh the device's view of the log is.
+    pub fn pulled(self, freshness: Freshness) -> Pulled {
+        let now = chrono::Utc::now();
         Pulled {
             version: self.version,
             image_sha256: self.image_sha256,
+            head_age_s: freshness.head_age_s(now),
+            stale: Some(freshness.stale(now)),
         }
+    }
+}
+
+/// How fresh the genuine answers a device gets are: when the newest tree head it
+/// holds was signed, against its `stale_after`. Shared with its pull endpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Freshness {
+    /// When the newest genuine head held was signed; `None` before the first.
+    pub head_signed_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// When the agent started: a device that never got a genuine head counts from then.
+    pub since: chrono::DateTime<chrono::Utc>,
+    pub stale_after: Duration,
+}
+
+impl Freshness {
+    /// What `shared` holds now.
+    pub fn of(shared: &RwLock<Freshness>) -> Freshness {
+        *shared.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The age of the newest genuine head, in seconds, at `now`.
+    pub fn head_age_s(&self, now: chrono::DateTime<chrono::Utc>) -> Option<u64> {
+        self.head_signed_at
+            .map(|at| u64::try_from((now - at).num_seconds()).unwrap_or(0))
+    }
+
+    /// Whether the device has gone `stale_after` without a genuine head at `now`.
+    pub fn stale(&self, now: chrono::DateTime<chrono::Utc>) -> bool {
+        let from = self.head_signed_at.unwrap_or(self.since);
+        (now - from).to_std().is_ok_and(|age| age > self.stale_after)
     }
 }
 
@@ -63,10 +108,23 @@ impl Running {
 #[derive(Clone, Debug)]
 pub struct Polled {
     pub offer: Option<Offer>,
+    /// How long to wait before the next poll: the answer's interval within the
+    /// agent's bounds, or, for a refused answer, the agent's own backoff.
     pub interval: Duration,
-    /// Why the answer was refused (its tree head older, expired or forked): then
-    /// there is no offer.
+    /// Why the answer was refused (its tree head missing, older, expired or
+    /// forked): then there is no offer.
     pub refused: Option<String>,
+}
+
+/// What a poll's answer was, before the agent chose its wait.
+enum Asked {
+    Accepted {
+        offer: Option<Box<Offer>>,
+        interval: Duration,
+    },
+    Refused(String),
+    /// `429`, with the wait it asked for.
+    Throttled(Option<Duration>),
 }
 
 /// How handling an offer ended.
@@ -94,6 +152,12 @@ pub struct Agent {
     settled: Vec<(String, String)>,
     /// The accepted tree head, verified.
     head: Option<TreeHead>,
+    /// The yanked patches the accepted head commits to, when its answer carried
+    /// them (answers that offer a patch do).
+    revoked: Option<Vec<Revocation>>,
+    freshness: Arc<RwLock<Freshness>>,
+    /// Polls in a row that were refused or failed: the backoff's exponent.
+    failures: u32,
 }
 
 impl Agent {
@@ -126,6 +190,11 @@ impl Agent {
             version: state.version.clone().unwrap_or_else(|| config.version.clone()),
             image_sha256: state.image_sha256.clone(),
         }));
+        let freshness = Arc::new(RwLock::new(Freshness {
+            head_signed_at: None,
+            since: chrono::Utc::now(),
+            stale_after: config.limits.stale_after,
+        }));
         let mut agent = Agent {
             config,
             http,
@@ -134,12 +203,16 @@ impl Agent {
             running,
             settled: Vec::new(),
             head: None,
+            revoked: None,
+            freshness,
+            failures: 0,
         };
         if let Some(held) = &agent.state.log_head {
-            agent.head = Some(
-                held.verify(|id| agent.keyring.public_key(id))
-                    .map_err(|e| anyhow::anyhow!("the tree head in the agent state does not verify: {e}"))?,
-            );
+            let head = held
+                .verify(|id| agent.keyring.public_key(id))
+                .map_err(|e| anyhow::anyhow!("the tree head in the agent state does not verify: {e}"))?;
+            agent.set_fresh(head.timestamp);
+            agent.head = Some(head);
         }
         if agent.state.device_token.is_none() {
             agent.enrol().await?;
@@ -167,6 +240,26 @@ impl Agent {
 
     pub fn running_handle(&self) -> Arc<RwLock<Running>> {
         self.running.clone()
+    }
+
+    /// How fresh this device's view of the log is, shared with its pull endpoint.
+    pub fn freshness_handle(&self) -> Arc<RwLock<Freshness>> {
+        self.freshness.clone()
+    }
+
+    /// How fresh this device's view of the log is now.
+    pub fn freshness(&self) -> Freshness {
+        Freshness::of(&self.freshness)
+    }
+
+    fn set_fresh(&self, signed_at: chrono::DateTime<chrono::Utc>) {
+        let mut freshness = self.freshness.write().unwrap_or_else(|e| e.into_inner());
+        freshness.head_signed_at = Some(freshness.head_signed_at.map_or(signed_at, |held| held.max(signed_at)));
+    }
+
+    /// The agent's own wait after the refused or failed polls so far.
+    pub fn retry_interval(&self) -> Duration {
+        self.config.limits.backoff(self.failures.max(1))
     }
 
     fn save(&self) -> anyhow::Result<()> {
@@ -208,7 +301,7 @@ impl Agent {
                 .await
                 .context("enrolling")?;
             if response.status() == StatusCode::TOO_MANY_REQUESTS {
-                let retry = retry_after(&response).unwrap_or(wait);
+                let retry = self.config.limits.clamp(retry_after(&response).unwrap_or(wait));
                 tokio::time::sleep(retry).await;
                 wait = (wait * 2).min(Duration::from_secs(60));
                 continue;
@@ -221,14 +314,55 @@ impl Agent {
         }
     }
 
-    /// Asks the server whether there is an update, saying what the device runs.
+    /// Asks the server whether there is an update, saying what the device runs and
+    /// how fresh its view of the log is. The wait it returns is the answer's interval
+    /// within the agent's bounds, or the agent's own backoff when the answer was
+    /// refused; a failed poll counts towards that backoff too.
     pub async fn poll(&mut self) -> anyhow::Result<Polled> {
+        let asked = self.ask().await;
+        self.failures = match &asked {
+            Ok(Asked::Accepted { .. } | Asked::Throttled(_)) => 0,
+            Ok(Asked::Refused(_)) | Err(_) => self.failures.saturating_add(1),
+        };
+        Ok(match asked? {
+            Asked::Accepted { offer, interval } => Polled {
+                offer: offer.map(|o| *o),
+                interval,
+                refused: None,
+            },
+            Asked::Refused(why) => Polled {
+                offer: None,
+                interval: self.retry_interval(),
+                refused: Some(why),
+            },
+            Asked::Throttled(wait) => Polled {
+                offer: None,
+                interval: self.config.limits.clamp(wait.unwrap_or_else(|| self.retry_interval())),
+                refused: None,
+            },
+        })
+    }
+
+    async fn ask(&mut self) -> anyhow::Result<Asked> {
         let running = self.running();
+        let now = chrono::Utc::now();
+        let freshness = self.freshness();
+        let stale = freshness.stale(now);
+        let head_age_s = freshness.head_age_s(now);
+        if stale {
+            tracing::error!(
+                head_age_s,
+                stale_after_s = freshness.stale_after.as_secs(),
+                "STALE: no genuine tree head for longer than stale_after; this device may be cut off from genuine answers"
+            );
+        }
         let body = Poll {
             version: &running.version,
             image_sha256: running.image_sha256.as_deref(),
             catalogue: None,
             log_size: self.head.as_ref().map(|h| h.tree_size),
+            head_age_s,
+            stale,
         };
         let response = self
             .http
@@ -239,31 +373,53 @@ impl Agent {
             .await
             .context("polling")?;
         if response.status() == StatusCode::TOO_MANY_REQUESTS {
-            let wait = retry_after(&response).unwrap_or(Duration::from_secs(30));
-            return Ok(Polled {
-                offer: None,
-                interval: wait,
-                refused: None,
-            });
+            return Ok(Asked::Throttled(retry_after(&response)));
         }
         let answer: PollResponse = answer(response, "the poll").await?;
-        let interval = Duration::from_secs(answer.poll_interval_s.max(1));
-        if let Err(why) = self.accept_head(&answer).await? {
-            tracing::warn!("refused the poll answer: {why}");
-            if let Some(offer) = &answer.update {
-                self.report(offer, ReportState::Failed, None, Some(&why)).await;
+        let head = match self.accept_head(&answer).await? {
+            Ok(head) => head,
+            Err(why) => {
+                tracing::warn!("refused the poll answer: {why}");
+                if let Some(offer) = &answer.update {
+                    self.report(offer, ReportState::Failed, None, Some(&why)).await;
+                }
+                return Ok(Asked::Refused(why));
             }
-            return Ok(Polled {
-                offer: None,
-                interval,
-                refused: Some(why),
-            });
+        };
+        // The yanked patches, when the list the answer carries is the one the head
+        // commits to; otherwise none are known, and no offer is taken.
+        self.revoked = match (&answer.revoked, head.revoked) {
+            (Some(list), Some(digest)) if revocations_digest(list) == digest => Some(list.clone()),
+            _ => None,
+        };
+        self.forget_untrusted_download(answer.update.as_ref()).await?;
+        let limits = &self.config.limits;
+        let mut interval = limits.clamp(Duration::from_secs(answer.poll_interval_s));
+        // Never past the expiry the vendor signed into the head held: the device asks
+        // again while that head is still good.
+        if let Ok(left) = (head.expires_at - now).to_std() {
+            interval = interval.min(left.max(limits.poll_min));
         }
-        Ok(Polled {
-            offer: answer.update,
+        Ok(Asked::Accepted {
+            offer: answer.update.map(Box::new),
             interval,
-            refused: None,
         })
+    }
+
+    /// Gives up a download in progress that the newest genuine answer no longer
+    /// offers (a yanked patch, a replaced offer): its partial file goes.
+    async fn forget_untrusted_download(&mut self, offered: Option<&Offer>) -> anyhow::Result<()> {
+        let Some(pending) = &self.state.pending else {
+            return Ok(());
+        };
+        if offered.is_some_and(|offer| same_file(&pending.offer, offer)) {
+            return Ok(());
+        }
+        let part = self.part_path(&pending.offer);
+        tracing::info!(patch = %pending.offer.patch_id, "no longer offered: the partial download goes");
+        remove_if_present(&part).await?;
+        self.state.pending = None;
+        self.save()
     }
 
     /// The newest tree head this agent accepted, verified.
@@ -272,10 +428,10 @@ impl Agent {
     }
 
     /// Checks the tree head of a poll answer against the one held: signed by a
-    /// trusted key, not expired (a frozen answer), not older (a rollback), and
-    /// consistent with the one held (not a fork). Keeps it when it is good;
-    /// returns why it is refused otherwise.
-    async fn accept_head(&mut self, answer: &PollResponse) -> anyhow::Result<Result<(), String>> {
+    /// trusted key that was not declared compromised before this size, not expired
+    /// (a frozen answer), not older (a rollback), and consistent with the one held
+    /// (not a fork). Keeps it when it is good; returns why it is refused otherwise.
+    async fn accept_head(&mut self, answer: &PollResponse) -> anyhow::Result<Result<TreeHead, String>> {
         let Some(signed) = &answer.log_head else {
             return Ok(Err("refused: the answer carries no signed tree head".into()));
         };
@@ -287,6 +443,16 @@ impl Agent {
             Ok(head) => head,
             Err(why) => return Ok(Err(format!("refused: {why}"))),
         };
+        if let Some(after) = self.keyring.compromised_after(&signed.key_id) {
+            if head.tree_size > after {
+                return Ok(Err(format!(
+                    "refused (compromised key): the tree head of {} entries is signed by key {}, which a rotation \
+                     declared compromised after {after} entries",
+                    head.tree_size,
+                    signed.key_id.to_uppercase()
+                )));
+            }
+        }
         if head.expires_at <= chrono::Utc::now() {
             return Ok(Err(format!(
                 "refused (freeze): the tree head of sequence {} expired at {}",
@@ -303,8 +469,9 @@ impl Agent {
             self.state.log_head = Some(signed.clone());
             self.save()?;
         }
-        self.head = Some(head);
-        Ok(Ok(()))
+        self.set_fresh(head.timestamp);
+        self.head = Some(head.clone());
+        Ok(Ok(head))
     }
 
     /// Whether `head` may follow `held`: the same or a later sequence, no fewer
@@ -397,12 +564,7 @@ impl Agent {
             return self.refuse(offer, &part, refusal.to_string()).await;
         }
         // The same file from the same signer resumes, wherever it is served from now.
-        let same_pending = self.state.pending.as_ref().is_some_and(|p| {
-            p.offer.patch_id == offer.patch_id
-                && p.offer.sha256 == offer.sha256
-                && p.offer.size == offer.size
-                && p.offer.signature == offer.signature
-        });
+        let same_pending = self.state.pending.as_ref().is_some_and(|p| same_file(&p.offer, offer));
         if !same_pending {
             // Another download in progress is given up for this one: its bytes go.
             if let Some(previous) = self.state.pending.take() {
@@ -493,30 +655,41 @@ impl Agent {
         }
     }
 
+    /// What this device expects of a patch, running `running`.
+    fn expected<'a>(&'a self, running: &'a Running) -> Expected<'a> {
+        Expected {
+            product: &self.config.product,
+            platform: self.config.platform.as_deref(),
+            running: &running.version,
+            scheme: self.config.version_scheme,
+        }
+    }
+
     /// Verifies a download of `offer` with the keys trusted now.
     fn check(&self, offer: &Offer, file: &Path) -> Result<(), Refusal> {
         let running = self.running();
-        let expected = Expected {
-            product: &self.config.product,
-            platform: self.config.platform.as_deref(),
-            running: &running.version,
-        };
-        verify::check(&self.keyring, expected, offer, file)
+        verify::check(&self.keyring, self.expected(&running), offer, file)
     }
 
-    /// Checks `offer` against the log and the running version, before downloading.
+    /// Checks `offer` against the log, the yanked patches and the running version,
+    /// before downloading.
     fn check_offer(&self, offer: &Offer) -> Result<(), Refusal> {
         let running = self.running();
-        let expected = Expected {
-            product: &self.config.product,
-            platform: self.config.platform.as_deref(),
-            running: &running.version,
-        };
         let head = self
             .head
             .as_ref()
             .ok_or_else(|| Refusal::NotLogged("no tree head has been accepted yet".into()))?;
-        verify::check_offer(head, expected, offer)
+        let verified = Verified {
+            head,
+            revoked: self.revoked.as_deref(),
+            keyring: &self.keyring,
+        };
+        verify::check_offer(
+            verified,
+            self.expected(&running),
+            offer,
+            self.config.limits.max_patch_bytes,
+        )
     }
 
     /// Deletes the download, forgets it, and reports why.
@@ -648,7 +821,7 @@ impl Agent {
                 Ok(interval) => interval,
                 Err(e) => {
                     tracing::warn!("{e:#}");
-                    Duration::from_secs(30)
+                    self.retry_interval()
                 }
             };
             tokio::select! {
@@ -665,6 +838,7 @@ impl Agent {
     ) -> impl std::future::Future<Output = ()> + Send + 'static {
         let directory = Arc::new(OneDevice {
             running: self.running.clone(),
+            freshness: self.freshness.clone(),
             token: self.config.pull_token.as_deref().map(Arc::from),
         });
         pull::serve(listener, directory)
@@ -676,7 +850,10 @@ impl Agent {
         if let Some(offer) = &polled.offer {
             if !self.settled(offer) {
                 match self.apply(offer).await? {
-                    Outcome::Interrupted(_) => return Ok(polled.interval.min(Duration::from_secs(30))),
+                    Outcome::Interrupted(_) => {
+                        let soon = polled.interval.min(Duration::from_secs(30));
+                        return Ok(soon.max(self.config.limits.poll_min));
+                    }
                     // Back from the install: say at once what runs now.
                     Outcome::Installed { .. } => return Ok(Duration::ZERO),
                     Outcome::Refused(_) | Outcome::InstallFailed(_) => {}
@@ -690,15 +867,29 @@ impl Agent {
 /// The pull endpoint of a single agent: `/pull`.
 struct OneDevice {
     running: Arc<RwLock<Running>>,
+    freshness: Arc<RwLock<Freshness>>,
     token: Option<Arc<str>>,
 }
 
 impl pull::Directory for OneDevice {
     fn lookup(&self, path: &str) -> Option<pull::Answer> {
         (path == "/pull").then(|| pull::Answer::Device {
-            reading: Running::of(&self.running).pulled(),
+            reading: Running::of(&self.running).pulled(Freshness::of(&self.freshness)),
             token: self.token.clone(),
         })
+    }
+}
+
+/// Whether two offers are the same file from the same signer.
+fn same_file(a: &Offer, b: &Offer) -> bool {
+    a.patch_id == b.patch_id && a.sha256 == b.sha256 && a.size == b.size && a.signature == b.signature
+}
+
+async fn remove_if_present(path: &Path) -> anyhow::Result<()> {
+    match tokio::fs::remove_file(path).await {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("removing {}", path.display())),
     }
 }
 
@@ -739,10 +930,26 @@ fn retry_after(response: &reqwest::Response) -> Option<Duration> {
         .map(Duration::from_secs)
 }
 
+/// Reads an answer's body up to [`MAX_ANSWER_BYTES`]; a longer one is refused as
+/// soon as it announces or runs past that, without being read further.
+async fn read_capped(mut response: reqwest::Response, what: &str) -> anyhow::Result<Vec<u8>> {
+    if let Some(length) = response.content_length().filter(|&l| l > MAX_ANSWER_BYTES as u64) {
+        bail!("{what} announced {length} bytes, more than the {MAX_ANSWER_BYTES} an answer may have; refused unread");
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.with_context(|| format!("reading {what}"))? {
+        if body.len() + chunk.len() > MAX_ANSWER_BYTES {
+            bail!("{what} ran past the {MAX_ANSWER_BYTES} bytes an answer may have; refused, not read further");
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
 /// Reads a JSON answer, or turns an error answer into a message naming `what`.
 async fn answer<T: serde::de::DeserializeOwned>(response: reqwest::Response, what: &str) -> anyhow::Result<T> {
     let status = response.status();
-    let bytes = response.bytes().await.with_context(|| format!("reading {what}"))?;
+    let bytes = read_capped(response, what).await?;
     if !status.is_success() {
         let message = serde_json::from_slice::<crate::api::ErrorResponse>(&bytes)
             .map(|e| e.error.message)

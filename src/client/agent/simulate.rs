@@ -17,7 +17,9 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::pull::{self, Answer, Directory};
-use super::{http_client, Agent, AgentConfig, Installer, Outcome, Running, SimulatedInstall, SimulatedOutcome};
+use super::{
+    http_client, Agent, AgentConfig, Freshness, Installer, Outcome, Running, SimulatedInstall, SimulatedOutcome,
+};
 
 /// How a simulated device behaves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
@@ -231,6 +233,7 @@ fn now_ms() -> u64 {
 #[derive(Default)]
 struct Slot {
     running: OnceLock<Arc<RwLock<Running>>>,
+    freshness: OnceLock<Arc<RwLock<Freshness>>>,
     silent: AtomicBool,
 }
 
@@ -253,7 +256,7 @@ impl Directory for FleetDirectory {
             return Some(Answer::Silent);
         }
         Some(Answer::Device {
-            reading: Running::of(slot.running.get()?).pulled(),
+            reading: Running::of(slot.running.get()?).pulled(Freshness::of(slot.freshness.get()?)),
             token: self.token.clone(),
         })
     }
@@ -370,6 +373,7 @@ async fn device(
     stats.enrolled.fetch_add(1, Ordering::Relaxed);
     let slot = &directory.slots[n];
     let _ = slot.running.set(agent.running_handle());
+    let _ = slot.freshness.set(agent.freshness_handle());
     let mut offered = false;
     loop {
         let polled = match agent.poll().await {

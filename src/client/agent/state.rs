@@ -40,6 +40,9 @@ pub struct LearntKey {
     pub key_id: String,
     pub public_key: String,
     pub introduced_by: String,
+    /// The statement declared `introduced_by` compromised after this log size.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compromised_after: Option<u64>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -78,9 +81,16 @@ impl AgentState {
             .unwrap_or_else(|| "state".into());
         let temporary = dir.join(format!(".{name}.tmp"));
         let bytes = serde_json::to_vec_pretty(self).context("encoding the agent state")?;
+        // Made afresh, never opened: a file or link left in its place (by a crash, or
+        // planted) would keep its own mode and owner, or point the token elsewhere.
+        match std::fs::remove_file(&temporary) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).with_context(|| format!("removing {}", temporary.display())),
+        }
         {
             let mut options = std::fs::OpenOptions::new();
-            options.write(true).create(true).truncate(true);
+            options.write(true).create_new(true);
             #[cfg(unix)]
             std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
             let mut file = options
@@ -130,6 +140,23 @@ mod tests {
         {
             use std::os::unix::fs::PermissionsExt;
             assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        }
+        // A file or a link planted where the temporary file goes is not written through.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let temporary = path.parent().unwrap().join(".state.json.tmp");
+            let elsewhere = dir.path().join("elsewhere");
+            std::fs::write(&elsewhere, b"untouched").unwrap();
+            std::fs::set_permissions(&elsewhere, std::fs::Permissions::from_mode(0o644)).unwrap();
+            std::os::unix::fs::symlink(&elsewhere, &temporary).unwrap();
+            state.save(&path).unwrap();
+            assert_eq!(std::fs::read(&elsewhere).unwrap(), b"untouched");
+            std::fs::write(&temporary, b"planted").unwrap();
+            std::fs::set_permissions(&temporary, std::fs::Permissions::from_mode(0o666)).unwrap();
+            state.save(&path).unwrap();
+            assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+            assert_eq!(AgentState::load(&path).unwrap(), state);
         }
         std::fs::write(&path, b"{not json").unwrap();
         let err = AgentState::load(&path).unwrap_err();

@@ -1,7 +1,12 @@
-//! What the agent checks before it acts on a download: the minisign signature by a
-//! trusted key, the trusted comment against the offer and the device, the size and
-//! the sha256 of the bytes. Trusted keys are the pinned ones and those introduced
-//! by a rotation statement that a trusted key signed.
+//! What the agent checks before it acts on an offer and on a download. Before: the
+//! offer is the patch the log holds under the answer's verified head (file hash,
+//! signature, size, product, platform, version scheme, rollback flag), is not among
+//! the yanked patches that head commits to, does not go back to an older version
+//! in the product's scheme unless signed as a rollback, fits `max_patch_bytes`, and
+//! was not signed by a key declared compromised before it was logged. After: the
+//! minisign signature by a trusted key, the trusted comment against the offer and
+//! the device, the size and the sha256 of the bytes. Trusted keys are the pinned
+//! ones and those introduced by a rotation statement that a trusted key signed.
 
 use std::fmt;
 use std::io::Read;
@@ -9,10 +14,12 @@ use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
+use std::collections::HashMap;
+
 use super::state::LearntKey;
 use crate::api::device::{KeyResponse, Offer};
 use crate::api::log::parse_proof;
-use crate::domain::log::{patch_subject, sha256_hex, Entry, LogKind, TreeHead};
+use crate::domain::log::{patch_subject, sha256_hex, Entry, LogKind, Revocation, TreeHead};
 use crate::domain::merkle::{leaf_hash, verify_inclusion};
 use crate::domain::version::VersionScheme;
 use crate::signing::{self, PublicKeyInfo};
@@ -26,10 +33,12 @@ pub struct TrustedKey {
     pub introduced_by: Option<String>,
 }
 
-/// The keys the agent trusts.
+/// The keys the agent trusts, and those a rotation declared compromised.
 #[derive(Clone, Debug, Default)]
 pub struct Keyring {
     keys: Vec<TrustedKey>,
+    /// Key id → the log size after which nothing it signs counts.
+    compromised: HashMap<String, u64>,
 }
 
 impl Keyring {
@@ -44,7 +53,10 @@ impl Keyring {
                 introduced_by: None,
             });
         }
-        let mut ring = Keyring { keys };
+        let mut ring = Keyring {
+            keys,
+            compromised: HashMap::new(),
+        };
         for key in learnt {
             if ring.find(&key.key_id).is_none() {
                 ring.keys.push(TrustedKey {
@@ -53,8 +65,22 @@ impl Keyring {
                     introduced_by: Some(key.introduced_by.clone()),
                 });
             }
+            if let Some(size) = key.compromised_after {
+                ring.distrust(&key.introduced_by, size);
+            }
         }
         Ok(ring)
+    }
+
+    fn distrust(&mut self, key_id: &str, after: u64) {
+        let size = self.compromised.entry(key_id.to_uppercase()).or_insert(after);
+        *size = (*size).min(after);
+    }
+
+    /// The log size after which a rotation declared `key_id` compromised: what it
+    /// signs for a larger log is refused.
+    pub fn compromised_after(&self, key_id: &str) -> Option<u64> {
+        self.compromised.get(&key_id.to_uppercase()).copied()
     }
 
     pub fn find(&self, key_id: &str) -> Option<&TrustedKey> {
@@ -72,11 +98,23 @@ impl Keyring {
 
     /// Accepts each listed key whose rotation statement a trusted key signed, and
     /// then the keys those introduce, and so on. Returns the keys newly trusted.
+    ///
+    /// Statements that declare a key compromised are taken first, so that a
+    /// compromised key introduces no key but the one that replaced it: a statement
+    /// its thief signed is not taken.
     pub fn learn(&mut self, listing: &[KeyResponse]) -> Vec<LearntKey> {
         let mut learnt = Vec::new();
+        let declares_compromise = |key: &KeyResponse| {
+            key.rotation_statement
+                .as_deref()
+                .and_then(signing::statement_compromised_after)
+                .is_some()
+        };
+        let mut ordered: Vec<&KeyResponse> = listing.iter().filter(|k| declares_compromise(k)).collect();
+        ordered.extend(listing.iter().filter(|k| !declares_compromise(k)));
         loop {
             let before = learnt.len();
-            for key in listing {
+            for key in &ordered {
                 if self.find(&key.key_id).is_some() {
                     continue;
                 }
@@ -87,6 +125,9 @@ impl Keyring {
                             text: accepted.public_key.clone(),
                             introduced_by: Some(accepted.introduced_by.clone()),
                         });
+                        if let Some(size) = accepted.compromised_after {
+                            self.distrust(&accepted.introduced_by, size);
+                        }
                         learnt.push(accepted);
                     }
                     Err(why) => tracing::debug!(key.id = %key.key_id, "key not trusted: {why}"),
@@ -110,11 +151,11 @@ impl Keyring {
             .ok_or_else(|| format!("its rotation statement is signed by {signer}, which is not trusted"))?;
         let verified = signing::verify(&old.text, std::io::Cursor::new(statement.as_bytes()), signature)?;
         let listed = PublicKeyInfo::parse(&key.public_key)?;
-        let expected = format!("patchwarden-key-rotation old={} new={}", old.key_id, listed.key_id);
-        if verified.trusted_comment != expected {
+        let compromised_after = signing::rotation_compromise(&verified.trusted_comment, &old.key_id, &listed.key_id)?;
+        if compromised_after.is_none() && self.compromised_after(&old.key_id).is_some() {
             return Err(format!(
-                "the rotation statement's trusted comment is `{}`",
-                verified.trusted_comment
+                "its rotation statement is signed by {}, which was declared compromised",
+                old.key_id
             ));
         }
         let introduced = statement
@@ -129,6 +170,7 @@ impl Keyring {
             key_id: introduced.key_id,
             public_key: introduced.text,
             introduced_by: old.key_id.clone(),
+            compromised_after,
         })
     }
 }
@@ -155,6 +197,25 @@ pub enum Refusal {
         running: String,
         offered: String,
     },
+    /// A version that the product's scheme does not read, or a patch of another scheme.
+    Scheme(String),
+    /// The vendor yanked the patch: the head the answer carries commits to it.
+    Yanked {
+        patch: String,
+        index: u64,
+        reason: String,
+    },
+    /// Larger than the agent downloads.
+    TooLarge {
+        size: u64,
+        max: u64,
+    },
+    /// Signed by a key declared compromised, after the point it was declared so.
+    Compromised {
+        key_id: String,
+        after: u64,
+        index: u64,
+    },
 }
 
 impl fmt::Display for Refusal {
@@ -178,6 +239,20 @@ impl fmt::Display for Refusal {
                 f,
                 "refused: the offer goes back from {running} to the older {offered} and is not a signed rollback"
             ),
+            Refusal::Scheme(why) => write!(f, "refused: {why}"),
+            Refusal::Yanked { patch, index, reason } => write!(
+                f,
+                "refused: patch {patch} was yanked by the vendor (log entry {index}): {reason}"
+            ),
+            Refusal::TooLarge { size, max } => write!(
+                f,
+                "refused: the patch is {size} bytes, more than the {max} this device downloads (max_patch_bytes)"
+            ),
+            Refusal::Compromised { key_id, after, index } => write!(
+                f,
+                "refused: the patch is signed by key {key_id}, declared compromised after log size {after}, \
+                 and was logged later (entry {index})"
+            ),
         }
     }
 }
@@ -189,24 +264,53 @@ pub struct Expected<'a> {
     pub platform: Option<&'a str>,
     /// The version it runs: an offer of an older one must be a signed rollback.
     pub running: &'a str,
+    /// How the product's versions order; patches are signed as of this scheme.
+    pub scheme: VersionScheme,
 }
 
-/// Whether version `a` is older than `b`, read in the first scheme that reads both.
-pub fn older(a: &str, b: &str) -> bool {
-    [VersionScheme::Vendor, VersionScheme::Semver]
-        .into_iter()
-        .find_map(|scheme| Some(scheme.parse(a).ok()? < scheme.parse(b).ok()?))
-        .unwrap_or(false)
+/// Whether `offered` is older than `running` in `scheme`; an error names a version
+/// the scheme does not read.
+pub fn older(scheme: VersionScheme, offered: &str, running: &str) -> Result<bool, Refusal> {
+    let read = |version: &str| {
+        scheme
+            .parse(version)
+            .map_err(|e| Refusal::Scheme(format!("`{version}` is not a {scheme} version: {e}")))
+    };
+    Ok(read(offered)? < read(running)?)
+}
+
+/// What the agent verified of the answer that made an offer: its tree head, the
+/// yanked patches that head commits to (when the answer carried a list that
+/// matches), and the keys trusted.
+#[derive(Clone, Copy, Debug)]
+pub struct Verified<'a> {
+    pub head: &'a TreeHead,
+    pub revoked: Option<&'a [Revocation]>,
+    pub keyring: &'a Keyring,
 }
 
 /// Checks, before anything is downloaded, that `offer` is what the log holds under
-/// `head` (the verified head of the same answer) and that it does not take the
-/// device back to an older version unless it is offered as a rollback.
-pub fn check_offer(head: &TreeHead, expected: Expected<'_>, offer: &Offer) -> Result<(), Refusal> {
-    if older(&offer.version, expected.running) && !offer.rollback {
+/// the answer's verified head, that the head does not list it as yanked, that it
+/// fits `max_bytes`, that it does not take the device back to an older version
+/// unless signed as a rollback, and that its signer was not declared compromised
+/// before it was logged.
+pub fn check_offer(
+    verified: Verified<'_>,
+    expected: Expected<'_>,
+    offer: &Offer,
+    max_bytes: u64,
+) -> Result<(), Refusal> {
+    let head = verified.head;
+    if older(expected.scheme, &offer.version, expected.running)? && !offer.rollback {
         return Err(Refusal::Downgrade {
             running: expected.running.to_owned(),
             offered: offer.version.clone(),
+        });
+    }
+    if offer.size > max_bytes {
+        return Err(Refusal::TooLarge {
+            size: offer.size,
+            max: max_bytes,
         });
     }
     let not = |why: String| Refusal::NotLogged(why);
@@ -238,6 +342,7 @@ pub fn check_offer(head: &TreeHead, expected: Expected<'_>, offer: &Offer) -> Re
         )));
     }
     let signature_hash = sha256_hex(offer.signature.as_bytes());
+    let logged_platform = entry.text("platform");
     let agrees = [
         (
             "sha256",
@@ -250,12 +355,65 @@ pub fn check_offer(head: &TreeHead, expected: Expected<'_>, offer: &Offer) -> Re
         ("version", entry.text("version") == Some(offer.version.as_str())),
         ("product", entry.text("product") == Some(expected.product)),
         (
+            "size",
+            entry.fields.get("size").and_then(serde_json::Value::as_u64) == Some(offer.size),
+        ),
+        (
+            "platform",
+            entry.fields.get("platform").is_some()
+                && logged_platform.map(str::to_ascii_lowercase)
+                    == offer.platform.as_deref().map(str::to_ascii_lowercase),
+        ),
+        (
             "rollback",
             entry.fields.get("rollback").and_then(serde_json::Value::as_bool) == Some(offer.rollback),
         ),
     ];
     if let Some((what, _)) = agrees.iter().find(|(_, same)| !same) {
         return Err(not(format!("entry {} logs another {what} than the offer's", log.index)));
+    }
+    if let (Some(logged), Some(mine)) = (logged_platform, expected.platform) {
+        if !logged.eq_ignore_ascii_case(mine) {
+            return Err(not(format!(
+                "entry {} logs a patch for platform {logged}, this device is {mine}",
+                log.index
+            )));
+        }
+    }
+    match entry.text("version_scheme") {
+        Some(scheme) if scheme == expected.scheme.as_str() => {}
+        Some(scheme) => {
+            return Err(Refusal::Scheme(format!(
+                "entry {} logs the patch's versions as {scheme}, this device orders its versions as {}",
+                log.index, expected.scheme
+            )))
+        }
+        None => {
+            return Err(Refusal::Scheme(format!(
+                "entry {} does not say which version scheme orders the patch's versions",
+                log.index
+            )))
+        }
+    }
+    let revoked = verified
+        .revoked
+        .ok_or_else(|| not("the answer carries no list of yanked patches that its tree head commits to".into()))?;
+    if let Some(yank) = revoked.iter().find(|r| r.patch == offer.patch_id) {
+        return Err(Refusal::Yanked {
+            patch: yank.patch.clone(),
+            index: yank.index,
+            reason: yank.reason.clone(),
+        });
+    }
+    let signer = signing::signer_key_id(&offer.signature).map_err(Refusal::Signature)?;
+    if let Some(after) = verified.keyring.compromised_after(&signer) {
+        if log.index >= after {
+            return Err(Refusal::Compromised {
+                key_id: signer,
+                after,
+                index: log.index,
+            });
+        }
     }
     Ok(())
 }
@@ -307,6 +465,10 @@ fn check_comment(comment: &str, expected: Expected<'_>, offer: &Offer) -> Result
     if product != expected.product {
         return Err(mismatch("product", product, expected.product));
     }
+    let scheme = field("scheme")?;
+    if scheme != expected.scheme.as_str() {
+        return Err(mismatch("version scheme", scheme, expected.scheme.as_str()));
+    }
     let version = field("version")?;
     if version != offer.version {
         return Err(mismatch("version", version, &offer.version));
@@ -330,7 +492,7 @@ fn check_comment(comment: &str, expected: Expected<'_>, offer: &Offer) -> Result
         return Err(mismatch("sha256", sha256, &offer.sha256));
     }
     let signed_rollback = fields.split_whitespace().any(|f| f == "rollback=yes");
-    if older(&offer.version, expected.running) && !signed_rollback {
+    if older(expected.scheme, &offer.version, expected.running)? && !signed_rollback {
         return Err(Refusal::Downgrade {
             running: expected.running.to_owned(),
             offered: offer.version.clone(),
@@ -374,8 +536,8 @@ mod tests {
     fn a_rotation_signed_by_a_pinned_key_adds_the_new_key_and_chains() {
         let dir = tempfile::tempdir().unwrap();
         let first = Signer::generate(dir.path(), None).unwrap().public_key().clone();
-        let (second, r1) = rotate(dir.path(), None, None, "2026-11-28T00:00:00Z").unwrap();
-        let (third, r2) = rotate(dir.path(), None, None, "2026-11-29T00:00:00Z").unwrap();
+        let (second, r1) = rotate(dir.path(), None, None, "2026-11-28T00:00:00Z", None).unwrap();
+        let (third, r2) = rotate(dir.path(), None, None, "2026-11-29T00:00:00Z", None).unwrap();
         let keys = [
             listing(third.public_key(), Some((&r2.statement, &r2.signature))),
             listing(second.public_key(), Some((&r1.statement, &r1.signature))),
@@ -419,9 +581,10 @@ mod tests {
             product: "screenos",
             platform: Some("ssg-500"),
             running: "6.3.0r20",
+            scheme: VersionScheme::Vendor,
         };
         let good = format!(
-            "patchwarden patch id=pat_1 product=screenos version=6.3.0r21 platform=ssg-500 sha256={} advisories=PW-1",
+            "patchwarden patch id=pat_1 product=screenos version=6.3.0r21 scheme=vendor platform=ssg-500 sha256={} advisories=PW-1",
             "ab".repeat(32)
         );
         assert_eq!(check_comment(&good, me, &offer), Ok(()));
@@ -430,6 +593,8 @@ mod tests {
             ("version=6.3.0r21", "version=6.3.0r19", "version 6.3.0r19"),
             ("platform=ssg-500", "platform=ssg-20", "platform ssg-20"),
             ("id=pat_1", "id=pat_2", "patch pat_2"),
+            ("scheme=vendor", "scheme=semver", "version scheme semver"),
+            ("scheme=vendor ", "", "has no scheme"),
         ] {
             let err = check_comment(&good.replace(from, to), me, &offer).unwrap_err();
             assert!(err.to_string().contains(names), "{err}");
@@ -448,11 +613,53 @@ mod tests {
     }
 
     #[test]
-    fn versions_compare_in_the_scheme_that_reads_both() {
-        assert!(older("6.3.0r19", "6.3.0r21"));
-        assert!(!older("6.3.0r21", "6.3.0r21"));
-        assert!(older("21.4R3-S4", "21.4R3-S5"));
-        assert!(older("1.2.3", "1.10.0"));
-        assert!(!older("not a version", "1.0.0"));
+    fn versions_compare_in_the_scheme_the_device_names() {
+        let vendor = VersionScheme::Vendor;
+        let semver = VersionScheme::Semver;
+        assert_eq!(older(vendor, "6.3.0r19", "6.3.0r21"), Ok(true));
+        assert_eq!(older(vendor, "6.3.0r21", "6.3.0r21"), Ok(false));
+        assert_eq!(older(vendor, "21.4R3-S4", "21.4R3-S5"), Ok(true));
+        assert_eq!(older(semver, "1.2.3", "1.10.0"), Ok(true));
+        // A pre-release comes before its release in semver, whatever another scheme says.
+        assert_eq!(older(semver, "2.0.0-rc.1", "2.0.0"), Ok(true));
+        assert!(matches!(older(semver, "6.3.0r21", "6.3.0r20"), Err(Refusal::Scheme(_))));
+        assert!(matches!(
+            older(vendor, "not a version", "1.0.0"),
+            Err(Refusal::Scheme(_))
+        ));
+    }
+
+    #[test]
+    fn a_compromise_statement_distrusts_the_old_key_and_stops_it_introducing_others() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = Signer::generate(dir.path(), None).unwrap();
+        let first_public = first.public_key().clone();
+        // The thief of the first key introduces a key of its own.
+        let thief_dir = tempfile::tempdir().unwrap();
+        let thief = Signer::generate(thief_dir.path(), None).unwrap();
+        let forged_statement =
+            crate::signing::rotation_statement(first.key_id(), thief.public_key(), "2026-11-30", None);
+        let forged_signature = first
+            .sign(
+                forged_statement.as_bytes(),
+                &crate::signing::rotation_comment(first.key_id(), thief.key_id(), None),
+            )
+            .unwrap();
+        // The vendor rotates away from it, declaring it compromised after 40 entries.
+        let (second, leak) = rotate(dir.path(), None, None, "2026-12-01T00:00:00Z", Some(40)).unwrap();
+        let keys = [
+            listing(thief.public_key(), Some((&forged_statement, &forged_signature))),
+            listing(second.public_key(), Some((&leak.statement, &leak.signature))),
+            listing(&first_public, None),
+        ];
+        let mut ring = Keyring::new(std::slice::from_ref(&first_public.text), &[]).unwrap();
+        let learnt = ring.learn(&keys);
+        let ids: Vec<_> = learnt.iter().map(|k| k.key_id.as_str()).collect();
+        assert_eq!(ids, [second.key_id()], "the thief's key is not taken");
+        assert_eq!(ring.compromised_after(first.key_id()), Some(40));
+        assert_eq!(ring.compromised_after(second.key_id()), None);
+        // What was learnt survives a restart.
+        let again = Keyring::new(std::slice::from_ref(&first_public.text), &learnt).unwrap();
+        assert_eq!(again.compromised_after(first.key_id()), Some(40));
     }
 }

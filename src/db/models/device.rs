@@ -41,6 +41,10 @@ pub struct DeviceRecord {
     pub created_at: NaiveDateTime,
     pub decommissioned_at: Option<NaiveDateTime>,
     pub change_seq: i64,
+    /// How old the newest genuine tree head it holds was, as it last said.
+    pub head_age_s: Option<i64>,
+    /// Since when it has said it holds no genuine head newer than its `stale_after`.
+    pub stale_since: Option<NaiveDateTime>,
 }
 
 /// What authenticating a device and answering its poll need of its row.
@@ -55,6 +59,7 @@ pub struct DeviceKey {
     pub token_lookup: String,
     pub token_hash: String,
     pub decommissioned_at: Option<NaiveDateTime>,
+    pub stale_since: Option<NaiveDateTime>,
 }
 
 /// Filters of a device list; every one narrows it.
@@ -284,6 +289,76 @@ impl DeviceRecord {
                 devices::version_source.eq(source.as_str()),
             ))
             .execute(conn)
+    }
+
+    /// Live devices of `customer` (all customers' when `None`) that say they are
+    /// stale, longest stale first: at most `limit`.
+    pub fn stale(conn: &mut DbConnection, customer: Option<&CustomerId>, limit: i64) -> QueryResult<Vec<DeviceRecord>> {
+        let mut query = devices::table
+            .filter(devices::stale_since.is_not_null())
+            .filter(devices::decommissioned_at.is_null())
+            .into_boxed();
+        if let Some(customer) = customer {
+            query = query.filter(devices::customer_id.eq(customer.clone()));
+        }
+        query
+            .order((devices::stale_since.asc(), devices::id.asc()))
+            .limit(limit)
+            .select(DeviceRecord::as_select())
+            .load(conn)
+    }
+
+    /// Records that the device said it is stale, with the age of its newest genuine
+    /// head; whether it was not stale before (then it is marked as of `at`, as
+    /// change `seq`).
+    pub fn mark_stale(
+        conn: &mut DbConnection,
+        id: &DeviceId,
+        head_age_s: Option<i64>,
+        at: NaiveDateTime,
+        seq: &mut impl FnMut(&mut DbConnection) -> QueryResult<i64>,
+    ) -> QueryResult<bool> {
+        let already = diesel::update(devices::table.find(id).filter(devices::stale_since.is_not_null()))
+            .set(devices::head_age_s.eq(head_age_s))
+            .execute(conn)?;
+        if already == 1 {
+            return Ok(false);
+        }
+        let change = seq(conn)?;
+        let marked = diesel::update(devices::table.find(id).filter(devices::stale_since.is_null()))
+            .set((
+                devices::stale_since.eq(at),
+                devices::head_age_s.eq(head_age_s),
+                devices::change_seq.eq(change),
+            ))
+            .execute(conn)?;
+        Ok(marked == 1)
+    }
+
+    /// Records that the device said it holds a genuine head again; whether it had
+    /// been stale (then that ends, as change `seq`).
+    pub fn mark_fresh(
+        conn: &mut DbConnection,
+        id: &DeviceId,
+        head_age_s: Option<i64>,
+        seq: &mut impl FnMut(&mut DbConnection) -> QueryResult<i64>,
+    ) -> QueryResult<bool> {
+        let stale = diesel::select(diesel::dsl::exists(
+            devices::table.find(id).filter(devices::stale_since.is_not_null()),
+        ))
+        .get_result::<bool>(conn)?;
+        if !stale {
+            return Ok(false);
+        }
+        let change = seq(conn)?;
+        diesel::update(devices::table.find(id))
+            .set((
+                devices::stale_since.eq(None::<NaiveDateTime>),
+                devices::head_age_s.eq(head_age_s),
+                devices::change_seq.eq(change),
+            ))
+            .execute(conn)?;
+        Ok(true)
     }
 
     /// Moves `last_seen_at` of devices `ids` forward to `at` (never back).

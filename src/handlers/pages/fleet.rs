@@ -61,6 +61,25 @@ fn page_error(state: &AppState, err: impl Into<AppError>) -> PageError {
     PageError::with_state(state, err)
 }
 
+/// A device that says it is cut off from genuine answers.
+#[derive(Serialize)]
+struct StaleRow {
+    id: String,
+    name: String,
+    since: String,
+    head_age: Option<String>,
+}
+
+/// An age in seconds as a person reads it: `3 h 12 min`, `45 min`, `20 s`.
+fn age_text(seconds: i64) -> String {
+    match seconds {
+        s if s >= 86_400 => format!("{} d {} h", s / 86_400, s % 86_400 / 3600),
+        s if s >= 3600 => format!("{} h {} min", s / 3600, s % 3600 / 60),
+        s if s >= 60 => format!("{} min", s / 60),
+        s => format!("{s} s"),
+    }
+}
+
 /// `GET /fleet`: the advisories that concern the fleet, emergencies first.
 pub async fn get_dashboard(
     state: web::Data<AppState>,
@@ -92,7 +111,21 @@ pub async fn get_dashboard(
         })
         .collect();
     let anomalies: Vec<AnomalyResponse> = overview.anomalies.iter().map(AnomalyResponse::from).collect();
+    let stale: Vec<StaleRow> = overview
+        .stale
+        .iter()
+        .map(|d| StaleRow {
+            id: d.id.to_string(),
+            name: d.name.clone(),
+            since: d
+                .stale_since
+                .map(|t| utc(t).format("%Y-%m-%d %H:%M:%S").to_string())
+                .unwrap_or_default(),
+            head_age: d.head_age_s.map(age_text),
+        })
+        .collect();
     let mut page = context(Some(&user.0));
+    page.insert("stale", &stale);
     page.insert("advisories", &cards);
     page.insert("anomalies", &anomalies);
     page.insert("customer", &customer);
@@ -343,7 +376,9 @@ pub async fn get_device(
     let pull = detail.pull.as_ref().map(PullStatusResponse::from);
     let pull_failures: Vec<PullFailureResponse> = detail.pull_failures.iter().map(Into::into).collect();
     let anomalies: Vec<AnomalyResponse> = detail.anomalies.iter().map(Into::into).collect();
+    let head_age = detail.device.head_age_s.map(age_text);
     let mut page = context(Some(&user.0));
+    page.insert("head_age", &head_age);
     page.insert("pull", &pull);
     page.insert("pull_failures", &pull_failures);
     page.insert("anomalies", &anomalies);

@@ -33,6 +33,8 @@ pub struct DeviceEntry {
     pub customer: Arc<CustomerId>,
     pub product: Arc<ProductId>,
     pub platform: Option<Arc<str>>,
+    /// Whether the device last said it is stale: a poll that says otherwise ends it.
+    pub stale: std::sync::atomic::AtomicBool,
     secret_digest: [u8; 32],
 }
 
@@ -67,6 +69,7 @@ impl Interner {
                     .or_insert_with(|| Arc::from(p.as_str()))
                     .clone()
             }),
+            stale: record.stale_since.is_some().into(),
             secret_digest,
         })
     }

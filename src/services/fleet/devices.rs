@@ -245,6 +245,8 @@ fn insert_device(
         created_at: at,
         decommissioned_at: None,
         change_seq: seq,
+        head_age_s: None,
+        stale_since: None,
     };
     DeviceRecord::insert(conn, &device, &checked.labels)?;
     if let (Some(row), Some(version)) = (&first, &device.version) {

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use chrono::NaiveDateTime;
 
-use crate::db::models::{DeviceRecord, Latest, ObservationRecord, Offers, Seen};
+use crate::db::models::{DeviceRecord, Generations, Latest, ObservationRecord, Offers, Seen};
 use crate::db::DbConnection;
 use crate::domain::log::LogKind;
 use crate::domain::ObservationSource;
@@ -21,6 +21,7 @@ use crate::services::log;
 use crate::services::{ServiceError, Services};
 
 use super::observations::Batch;
+use crate::domain::fleet::HeadReport;
 
 /// Ids per statement, within the bind-parameter limits of both backends.
 const CHUNK: usize = 10_000;
@@ -124,6 +125,7 @@ pub fn write(conn: &mut DbConnection, batch: &Batch) -> Result<(), ServiceError>
         for (device, patch, at) in &batch.offers {
             Offers::record(conn, device, patch, *at)?;
         }
+        write_head_reports(conn, &batch.heads)?;
         // Last: an append holds the log's lock until the commit, so it takes no other
         // row's lock after it (no deadlock with an install report that holds a device).
         let mut found = Vec::with_capacity(logged.len());
@@ -141,6 +143,35 @@ pub fn write(conn: &mut DbConnection, batch: &Batch) -> Result<(), ServiceError>
         }
         Ok(())
     })
+}
+
+/// Records what devices said of their view of the log: a device that turns stale is
+/// marked and flagged (a `device_stale` anomaly and a `device.stale` event), one that
+/// holds a genuine head again is unmarked. A change is counted as a device change,
+/// so every instance's copy learns whether a device is stale.
+fn write_head_reports(conn: &mut DbConnection, reports: &[(DeviceId, HeadReport)]) -> Result<(), ServiceError> {
+    let mut change = None;
+    let mut seq = |conn: &mut DbConnection| match change {
+        Some(seq) => Ok(seq),
+        None => {
+            let seq = Generations::next_device_change(conn)?;
+            change = Some(seq);
+            Ok(seq)
+        }
+    };
+    for (device, report) in reports {
+        let age = report.head_age_s.map(|a| i64::try_from(a).unwrap_or(i64::MAX));
+        if report.stale {
+            if DeviceRecord::mark_stale(conn, device, age, report.at, &mut seq)? {
+                if let Some(record) = DeviceRecord::find(conn, device)? {
+                    anomalies::stale(conn, &record, report)?;
+                }
+            }
+        } else {
+            DeviceRecord::mark_fresh(conn, device, age, &mut seq)?;
+        }
+    }
+    Ok(())
 }
 
 /// The log entry of a version a device was seen running, the first time it is

@@ -12,23 +12,26 @@ use chrono::NaiveDateTime;
 
 use crate::db::models::observation::to_the_second;
 use crate::db::models::Seen;
+use crate::domain::fleet::HeadReport;
 use crate::domain::ObservationSource;
 use crate::ids::{DeviceId, PatchId};
 
-/// One batch to write: observations oldest first, and offers made.
+/// One batch to write: observations oldest first, offers made, and the latest head
+/// report of devices that are or were stale.
 #[derive(Debug, Default)]
 pub struct Batch {
     pub seen: Vec<Seen>,
     pub offers: Vec<(DeviceId, PatchId, NaiveDateTime)>,
+    pub heads: Vec<(DeviceId, HeadReport)>,
 }
 
 impl Batch {
     pub fn is_empty(&self) -> bool {
-        self.seen.is_empty() && self.offers.is_empty()
+        self.seen.is_empty() && self.offers.is_empty() && self.heads.is_empty()
     }
 
     pub fn len(&self) -> usize {
-        self.seen.len() + self.offers.len()
+        self.seen.len() + self.offers.len() + self.heads.len()
     }
 }
 
@@ -40,6 +43,8 @@ struct Pending {
     /// Each device's latest waiting observation, by sequence number.
     latest: HashMap<DeviceId, u64>,
     offers: VecDeque<(DeviceId, PatchId, NaiveDateTime)>,
+    /// Each device's latest head report (one per device, so bounded by the fleet).
+    heads: HashMap<DeviceId, HeadReport>,
 }
 
 impl Pending {
@@ -163,6 +168,11 @@ impl ObservationQueue {
         self.count_dropped(dropped);
     }
 
+    /// Records what `device` said of its view of the log; only its latest report waits.
+    pub fn head_report(&self, device: &DeviceId, report: HeadReport) {
+        self.pending().heads.insert(device.clone(), report);
+    }
+
     /// Whether this instance offered `patch` to `device`.
     pub fn was_offered(&self, device: &DeviceId, patch: &PatchId) -> bool {
         self.offered_map().get(device).is_some_and(|list| list.contains(patch))
@@ -185,6 +195,7 @@ impl ObservationQueue {
         Batch {
             seen: pending.seen.into(),
             offers: pending.offers.into(),
+            heads: pending.heads.into_iter().collect(),
         }
     }
 
@@ -199,6 +210,8 @@ impl ObservationQueue {
                 dropped += pending.push(seen, self.max);
             }
             pending.offers = batch.offers.into_iter().chain(newer.offers).collect();
+            // A newer report of a device wins over the one put back.
+            pending.heads = batch.heads.into_iter().chain(newer.heads).collect();
             dropped + pending.trim(self.max)
         };
         self.count_dropped(dropped);
@@ -207,7 +220,7 @@ impl ObservationQueue {
     /// Observations and offers waiting.
     pub fn len(&self) -> usize {
         let pending = self.pending();
-        pending.seen.len() + pending.offers.len()
+        pending.seen.len() + pending.offers.len() + pending.heads.len()
     }
 
     pub fn is_empty(&self) -> bool {

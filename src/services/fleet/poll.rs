@@ -19,6 +19,7 @@ use crate::services::{ServiceError, Services};
 
 use super::cache::DeviceEntry;
 use super::catalogue::NO_OFFER_TAG;
+use crate::domain::fleet::HeadReport;
 
 /// What a device says when it polls.
 #[derive(Clone, Debug, Deserialize)]
@@ -35,6 +36,12 @@ pub struct PollRequest {
     /// The size of the newest tree head the device holds.
     #[serde(default)]
     pub log_size: Option<u64>,
+    /// How old (seconds) the newest genuine tree head the device holds is.
+    #[serde(default)]
+    pub head_age_s: Option<u64>,
+    /// The device has held no genuine head for longer than its `stale_after`.
+    #[serde(default)]
+    pub stale: Option<bool>,
 }
 
 /// The answer to a poll.
@@ -52,6 +59,9 @@ pub struct PollAnswer {
     pub offer_log: Option<Arc<str>>,
     /// The consistency proof from the size the device holds to `log_head`, rendered.
     pub log_consistency: Option<Arc<str>>,
+    /// With an offer: the patches yanked within `log_head`'s tree, which the head's
+    /// signature commits to, rendered.
+    pub revoked: Option<Arc<str>>,
 }
 
 /// Answers a poll of `device` from memory, and queues what it runs and what it was
@@ -115,6 +125,19 @@ pub fn poll(services: &Services, device: &DeviceEntry, request: &PollRequest) ->
     if let Some(offer) = offer {
         services.fleet.queue.offered(&device.id, &offer.patch, at);
     }
+    // Written only while a device says it is stale, and once when it stops saying
+    // so: the common, fresh poll costs nothing here.
+    if let Some(stale) = request.stale {
+        if stale || device.stale.load(std::sync::atomic::Ordering::Relaxed) {
+            let report = HeadReport {
+                stale,
+                head_age_s: request.head_age_s,
+                at,
+            };
+            services.fleet.queue.head_report(&device.id, report);
+            device.stale.store(stale, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
     let tag: Arc<str> = offer.map_or_else(|| Arc::from(NO_OFFER_TAG), |o| o.tag.clone());
     let log_consistency = request
         .log_size
@@ -128,6 +151,7 @@ pub fn poll(services: &Services, device: &DeviceEntry, request: &PollRequest) ->
         poll_interval_s: jittered(base.as_secs()),
         log_head: log.head.clone(),
         log_consistency,
+        revoked: offer.and(log.revoked.clone()),
     })
 }
 

@@ -100,16 +100,22 @@ pub async fn device_list(
     })
 }
 
+/// Stale devices the dashboard lists at most.
+const STALE_LIMIT: i64 = 200;
+
 /// The fleet dashboard: the advisories that concern the fleet and its open anomaly
 /// flags.
 pub struct Overview {
     pub advisories: Vec<exposure::DashboardEntry>,
     pub anomalies: Vec<crate::db::models::ListedAnomaly>,
+    /// Devices that say they are cut off from genuine answers, longest first.
+    pub stale: Vec<crate::db::models::DeviceRecord>,
 }
 
 /// The dashboard of the fleet `scope` sees (narrowed by the vendor to customer `slug`).
 pub async fn overview(services: &Services, scope: &Scope, slug: Option<String>) -> Result<Overview, ServiceError> {
     let advisories = exposure::dashboard(services, scope, slug.clone()).await?;
+    let (stale_scope, stale_slug) = (scope.clone(), slug.clone());
     let mut anomalies = crate::services::anomalies::list(services, scope, Some(true), None).await?;
     if let (Scope::Vendor, Some(slug)) = (scope, slug) {
         let customer = services
@@ -118,5 +124,20 @@ pub async fn overview(services: &Services, scope: &Scope, slug: Option<String>) 
             .await?;
         anomalies.retain(|a| Some(&a.anomaly.customer_id) == customer.as_ref());
     }
-    Ok(Overview { advisories, anomalies })
+    let stale = services
+        .db
+        .run(move |conn| {
+            let customer = super::scoped_customer(conn, &stale_scope, stale_slug.as_deref())?;
+            Ok::<_, ServiceError>(crate::db::models::DeviceRecord::stale(
+                conn,
+                customer.as_ref(),
+                STALE_LIMIT,
+            )?)
+        })
+        .await?;
+    Ok(Overview {
+        advisories,
+        anomalies,
+        stale,
+    })
 }

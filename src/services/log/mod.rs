@@ -22,7 +22,7 @@ use serde_json::{Map, Value};
 use crate::db::models::log::{self as rows, EntryFilter, LogEntryRecord, LogHeadRecord};
 use crate::db::models::{now, utc};
 use crate::db::DbConnection;
-use crate::domain::log::{commitment, entry_text, sealed_text, LogKind, TreeHead};
+use crate::domain::log::{commitment, entry_text, revocations_digest, sealed_text, LogKind, Revocation, TreeHead};
 use crate::domain::log::{
     hex_proof, ConsistencyProof, EntriesPage, InclusionProof, LogEntry, Logged, OfferLog, SignedHead,
 };
@@ -146,6 +146,7 @@ pub fn sign_head(
             return Err(ServiceError::Conflict("the log is shorter than its newest head".into()));
         }
         let root = rows::root(conn, size)?;
+        let revoked = revocations(conn, size)?;
         let at = now().duration_trunc(TimeDelta::seconds(1)).unwrap_or_else(|_| now());
         let ttl = TimeDelta::from_std(ttl).map_err(|e| ServiceError::internal("log_head_ttl", e))?;
         let head = TreeHead {
@@ -155,6 +156,7 @@ pub fn sign_head(
             timestamp: utc(at),
             sequence: sequence as u64,
             expires_at: utc(at + ttl),
+            revoked: Some(revocations_digest(&revoked)),
         };
         let signature = signer
             .sign(head.checkpoint().as_bytes(), &head.trusted_comment())
@@ -178,6 +180,18 @@ pub fn sign_head(
         })?;
         Ok(record)
     })
+}
+
+/// The patches yanked within the first `size` entries, in log order: what a head of
+/// that size commits to.
+pub fn revocations(conn: &mut DbConnection, size: u64) -> Result<Vec<Revocation>, ServiceError> {
+    rows::of_kind(conn, LogKind::PatchYanked.as_str(), size)?
+        .into_iter()
+        .map(|entry| {
+            Revocation::of_entry(entry.idx as u64, &entry.leaf)
+                .ok_or_else(|| ServiceError::internal("reading the log", format!("entry {} is no yank", entry.idx)))
+        })
+        .collect()
 }
 
 /// A stored head on the wire; its origin is the first line of what was signed.
@@ -227,14 +241,20 @@ pub async fn logged(services: &Services, index: u64) -> Result<Logged, ServiceEr
     })
 }
 
-/// Signs a head when the newest is older than `log_head_interval` (or there is
-/// none): the head is fresh even when nothing changed. Returns whether it signed.
+/// Signs a head when the newest is older than `log_head_interval`, was signed by
+/// another key than the active one, or there is none: the head is fresh even when
+/// nothing changed. Returns whether it signed.
 pub async fn sign_if_due(services: &Services) -> Result<bool, ServiceError> {
     let latest = services.db.query(rows::latest_head).await?;
     let interval = TimeDelta::from_std(services.config.log_head_interval)
         .map_err(|e| ServiceError::internal("log_head_interval", e))?;
-    // A little early, so that a run on the interval is never just too soon.
-    let due = latest.is_none_or(|h| h.signed_at + interval - TimeDelta::seconds(2) <= now());
+    // A little early, so that a run on the interval is never just too soon; and at
+    // once after a key rotation, so that no answer carries a head of the key that
+    // was replaced (perhaps because it leaked) for longer than a start takes.
+    let active = services.signer.key_id();
+    let due = latest.is_none_or(|h| {
+        h.signed_at + interval - TimeDelta::seconds(2) <= now() || !h.key_id.eq_ignore_ascii_case(active)
+    });
     if due {
         sign_now(services).await?;
     }
@@ -478,6 +498,9 @@ pub struct LogView {
     pub offers: HashMap<PatchId, Arc<str>>,
     /// Consistency proofs to the head from the sizes of recent heads, as JSON.
     pub consistency: HashMap<u64, Arc<str>>,
+    /// The patches yanked within the head's tree, which its signature commits to, as
+    /// JSON: answers that offer a patch carry it.
+    pub revoked: Option<Arc<str>>,
 }
 
 /// This instance's [`LogView`].
@@ -548,6 +571,7 @@ pub async fn follow(services: &Services) -> Result<bool, ServiceError> {
                 head: Some(to_json(&signed_head(&latest)?)?),
                 offers,
                 consistency,
+                revoked: Some(to_json(&revocations(conn, size)?)?),
             }))
         })
         .await?;

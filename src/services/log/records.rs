@@ -5,6 +5,7 @@ use crate::db::models::{PatchView, ReleaseImage, RevisionRecord, SigningKeyRecor
 use crate::domain::advisory::RevisionStatus;
 use crate::domain::log::{advisory_subject, patch_subject, sha256_hex, LogKind};
 use crate::services::ServiceError;
+use crate::signing;
 
 use super::{fields, Record};
 
@@ -52,6 +53,7 @@ pub fn patch_published<'a>(view: &PatchView, actor: &'a str) -> Result<Record<'a
             ("key_id", key_id.clone().into()),
             ("product", view.product.slug.clone().into()),
             ("version", patch.version.clone().into()),
+            ("version_scheme", view.product.scheme().as_str().into()),
             ("platform", patch.platform.clone().into()),
             ("advisories", view.fixes.clone().into()),
             ("rollback", patch.rollback.into()),
@@ -90,6 +92,10 @@ pub fn key(kind: LogKind, key: &SigningKeyRecord) -> Record<'static> {
                 .map(|s| sha256_hex(s.as_bytes()))
                 .into(),
         );
+        // A rotation forced by a leak: the log says so too, for auditors.
+        if let Some(size) = key.statement.as_deref().and_then(signing::statement_compromised_after) {
+            entry.insert("old_key_compromised_after".into(), size.into());
+        }
     }
     Record {
         kind,

@@ -126,7 +126,8 @@ pub fn create(conn: &mut DbConnection, draft: &PatchDraft) -> Result<PatchRecord
         .ok_or_else(|| ServiceError::Internal(anyhow::anyhow!("a patch vanished after its insert")))
 }
 
-/// The trusted comment that binds a patch signature to what the patch is.
+/// The trusted comment that binds a patch signature to what the patch is, with the
+/// version scheme its versions are ordered in.
 pub fn trusted_comment(view: &PatchView, sha256: &str) -> String {
     let fixes = if view.fixes.is_empty() {
         "none".to_owned()
@@ -135,10 +136,11 @@ pub fn trusted_comment(view: &PatchView, sha256: &str) -> String {
     };
     let rollback = if view.patch.rollback { " rollback=yes" } else { "" };
     format!(
-        "patchwarden patch id={} product={} version={} platform={} sha256={sha256} advisories={fixes}{rollback}",
+        "patchwarden patch id={} product={} version={} scheme={} platform={} sha256={sha256} advisories={fixes}{rollback}",
         view.patch.id,
         view.product.slug,
         view.patch.version,
+        view.product.scheme(),
         view.patch.platform.as_deref().unwrap_or("any"),
     )
 }

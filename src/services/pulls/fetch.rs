@@ -17,6 +17,10 @@ use crate::services::outbound::{check_host, read_capped, Failure, Outbound};
 pub struct Reading {
     pub version: String,
     pub image_sha256: Option<String>,
+    /// What the device said of its view of the log: the age of its newest genuine
+    /// tree head, and whether that makes it stale.
+    pub head_age_s: Option<u64>,
+    pub stale: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -24,6 +28,10 @@ struct Answer {
     version: String,
     #[serde(default)]
     image_sha256: Option<String>,
+    #[serde(default)]
+    head_age_s: Option<u64>,
+    #[serde(default)]
+    stale: Option<bool>,
 }
 
 /// A factor from 0.75 to 1.25 that spreads retries and backoffs apart.
@@ -56,7 +64,12 @@ pub fn parse_answer(body: &[u8]) -> Result<Reading, Failure> {
             }
         })
         .transpose()?;
-    Ok(Reading { version, image_sha256 })
+    Ok(Reading {
+        version,
+        image_sha256,
+        head_age_s: answer.head_age_s,
+        stale: answer.stale,
+    })
 }
 
 /// The header that names the scheduled time a pull serves (absent on pulls on
@@ -177,9 +190,13 @@ mod tests {
             parse_answer(br#"{"version": " 6.3.0r21 ", "extra": 1}"#).unwrap(),
             Reading {
                 version: "6.3.0r21".into(),
-                image_sha256: None
+                image_sha256: None,
+                head_age_s: None,
+                stale: None,
             }
         );
+        let stale = parse_answer(br#"{"version": "1", "head_age_s": 9000, "stale": true}"#).unwrap();
+        assert_eq!((stale.head_age_s, stale.stale), (Some(9000), Some(true)));
         let upper = "AB".repeat(32);
         assert_eq!(
             parse_answer(format!(r#"{{"version": "1", "image_sha256": "{upper}"}}"#).as_bytes())

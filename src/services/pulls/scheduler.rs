@@ -27,6 +27,7 @@ use crate::services::{ServiceError, Services};
 
 use super::fetch::{self, Reading};
 use super::{backoff, token_purpose, FailureView, PullResult};
+use crate::domain::fleet::HeadReport;
 
 /// How long results wait to be written together.
 const WRITE_EVERY: Duration = Duration::from_millis(50);
@@ -92,6 +93,7 @@ fn write_finished(
         }
     }
     let mut seen = Vec::new();
+    let mut heads = Vec::new();
     let mut done: HashMap<Arc<str>, Vec<PullDone>> = HashMap::new();
     let mut results = Vec::with_capacity(finished.len());
     for f in finished {
@@ -103,7 +105,7 @@ fn write_finished(
             (Ok(reading), Some(scheme)) => match scheme.parse(&reading.version) {
                 Ok(version) => Ok(Reading {
                     version: version.to_string(),
-                    image_sha256: reading.image_sha256,
+                    ..reading
                 }),
                 Err(e) => Err(Failure::new(
                     PullFailure::BadJson,
@@ -125,6 +127,14 @@ fn write_finished(
                     last_seen_at: at,
                     times: 1,
                 });
+                if let Some(stale) = reading.stale {
+                    let report = HeadReport {
+                        stale,
+                        head_age_s: reading.head_age_s,
+                        at,
+                    };
+                    heads.push((f.device.clone(), report));
+                }
                 done.entry(f.holder.clone()).or_default().push(PullDone {
                     device: f.device.clone(),
                     at,
@@ -160,12 +170,13 @@ fn write_finished(
         });
     }
     conn.write_transaction(|conn| {
-        if !seen.is_empty() {
+        if !seen.is_empty() || !heads.is_empty() {
             flush::write(
                 conn,
                 &Batch {
                     seen,
                     offers: Vec::new(),
+                    heads,
                 },
             )?;
         }
