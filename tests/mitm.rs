@@ -16,7 +16,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use patchwarden::api::device::Offer;
 use patchwarden::api::log::SignedHead;
+use patchwarden::client::agent::state::Pending;
 use patchwarden::client::agent::{Agent, AgentConfig, AgentLimits, AgentState, Identity, Installer, Outcome};
 use patchwarden::client::audit::{self, AuditRequest};
 use patchwarden::domain::log::{Revocation, TreeHead};
@@ -114,6 +116,26 @@ fn signed(signer: &Signer, head: &TreeHead) -> Value {
     })
 }
 
+/// A ScreenOS fix for 6.3.0r20 devices published, one such device of acme, and a
+/// relay in front of the server.
+struct Scene {
+    key: String,
+    device: Value,
+    mitm: Mitm,
+}
+
+impl Scene {
+    async fn with_fix(app: &TestApp) -> Scene {
+        let f = fixture(app).await;
+        publish_patch(app, &f, "6.3.0r21", file_bytes(4096)).await;
+        Scene {
+            key: server_key(app).await,
+            device: enrol_screenos(app, &f, "fw1", "6.3.0r20").await,
+            mitm: Mitm::start(&app.base).await,
+        }
+    }
+}
+
 fn refused(polled: &patchwarden::client::agent::Polled) -> &str {
     assert!(polled.offer.is_none(), "a refused answer offers nothing");
     polled.refused.as_deref().expect("the answer was refused")
@@ -128,11 +150,7 @@ fn no_download(dir: &Path) {
 async fn a_forged_poll_interval_neither_silences_nor_rushes_the_device() {
     for app in TestApp::each().await {
         let backend = app.backend.name();
-        let f = fixture(&app).await;
-        publish_patch(&app, &f, "6.3.0r21", file_bytes(4096)).await;
-        let key = server_key(&app).await;
-        let device = enrol_screenos(&app, &f, "fw1", "6.3.0r20").await;
-        let mitm = Mitm::start(&app.base).await;
+        let Scene { key, device, mitm, .. } = Scene::with_fix(&app).await;
         let dir = tempfile::tempdir().unwrap();
         let settings = agent_config(&mitm.url(), dir.path(), &device, &key, "screenos", "6.3.0r20");
         let mut agent = Agent::start(settings).await.unwrap();
@@ -267,8 +285,36 @@ async fn a_yanked_patch_offered_again_under_a_fresh_head_is_refused_naming_the_y
 
         let mitm = Mitm::start(&app.base).await;
         let dir = tempfile::tempdir().unwrap();
+        // The device had begun downloading the patch before the yank.
+        let pending: Offer = serde_json::from_value(captured["update"].clone()).unwrap();
+        let part = dir.path().join("downloads").join(format!("{patch}.part"));
+        std::fs::create_dir_all(part.parent().unwrap()).unwrap();
+        std::fs::write(&part, &file_bytes(4096)[..1000]).unwrap();
+        AgentState {
+            device_id: device["id"].as_str().map(str::to_owned),
+            device_token: device["token"].as_str().map(str::to_owned),
+            version: Some("6.3.0r20".into()),
+            pending: Some(Pending {
+                offer: pending,
+                etag: Some("\"x\"".into()),
+            }),
+            ..AgentState::default()
+        }
+        .save(&dir.path().join("state.json"))
+        .unwrap();
         let settings = agent_config(&mitm.url(), dir.path(), &device, &key, "screenos", "6.3.0r20");
         let mut agent = Agent::start(settings).await.unwrap();
+        // The genuine answer no longer offers it: the partial download goes.
+        let polled = agent.poll().await.unwrap();
+        assert!(
+            polled.refused.is_none() && polled.offer.is_none(),
+            "[{backend}] {polled:?}"
+        );
+        assert!(
+            !part.exists(),
+            "[{backend}] the partial download of a yanked patch is kept"
+        );
+        assert!(agent.state().pending.is_none(), "[{backend}]");
         let forge = |revoked: Option<Value>| {
             let mut answer = now.clone();
             answer["update"] = offer.clone();
@@ -414,11 +460,7 @@ async fn a_semver_device_refuses_a_pre_release_downgrade_unless_it_is_a_signed_r
 async fn a_rewritten_size_or_an_oversized_answer_is_refused_before_it_is_written_or_held() {
     for app in TestApp::each().await {
         let backend = app.backend.name();
-        let f = fixture(&app).await;
-        publish_patch(&app, &f, "6.3.0r21", file_bytes(4096)).await;
-        let key = server_key(&app).await;
-        let device = enrol_screenos(&app, &f, "fw1", "6.3.0r20").await;
-        let mitm = Mitm::start(&app.base).await;
+        let Scene { key, device, mitm, .. } = Scene::with_fix(&app).await;
         let relay = mitm.url();
         // The size says 64 MiB; the download would come through the relay.
         mitm.edit(POLL, move |mut answer| {

@@ -130,7 +130,8 @@ impl Endpoint {
     }
 }
 
-async fn read_request(stream: &mut TcpStream) -> Option<(String, String, HashMap<String, String>, Vec<u8>)> {
+/// Reads one HTTP/1.1 request: method, target, headers (names in lower case), body.
+pub async fn read_request(stream: &mut TcpStream) -> Option<(String, String, HashMap<String, String>, Vec<u8>)> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     let head_end = loop {

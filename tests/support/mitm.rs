@@ -12,9 +12,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
+
+use super::endpoint::read_request;
 
 /// Edits a JSON answer.
 pub type Edit = Arc<dyn Fn(Value) -> Value + Send + Sync>;
@@ -159,56 +161,6 @@ impl Mitm {
     }
 }
 
-struct Incoming {
-    method: String,
-    target: String,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-async fn read_request(stream: &mut TcpStream) -> Option<Incoming> {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 8192];
-    let head_end = loop {
-        let n = stream.read(&mut chunk).await.ok()?;
-        if n == 0 {
-            return None;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i;
-        }
-    };
-    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
-    let mut lines = head.split("\r\n");
-    let mut first = lines.next()?.split(' ');
-    let method = first.next()?.to_owned();
-    let target = first.next()?.to_owned();
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
-        .collect();
-    let length: usize = headers
-        .iter()
-        .find(|(k, _)| k == "content-length")
-        .and_then(|(_, v)| v.parse().ok())
-        .unwrap_or(0);
-    let mut body = buf[head_end + 4..].to_vec();
-    while body.len() < length {
-        let n = stream.read(&mut chunk).await.ok()?;
-        if n == 0 {
-            break;
-        }
-        body.extend_from_slice(&chunk[..n]);
-    }
-    Some(Incoming {
-        method,
-        target,
-        headers,
-        body,
-    })
-}
-
 async fn respond(stream: &mut TcpStream, status: u16, headers: &[(String, String)], body: &[u8]) {
     let mut head = format!(
         "HTTP/1.1 {status} Relayed\r\nContent-Length: {}\r\nConnection: close\r\n",
@@ -223,10 +175,10 @@ async fn respond(stream: &mut TcpStream, status: u16, headers: &[(String, String
 }
 
 async fn relay(mut stream: TcpStream, shared: &Shared) {
-    let Some(request) = read_request(&mut stream).await else {
+    let Some((method, target, request_headers, request_body)) = read_request(&mut stream).await else {
         return;
     };
-    let path = request.target.split('?').next().unwrap_or_default().to_owned();
+    let path = target.split('?').next().unwrap_or_default().to_owned();
     let rule = {
         let mut inner = shared.inner.lock().unwrap();
         *inner.hits.entry(path.clone()).or_default() += 1;
@@ -251,9 +203,9 @@ async fn relay(mut stream: TcpStream, shared: &Shared) {
         _ => {}
     }
     let upstream = shared.upstream.lock().unwrap().clone();
-    let method = reqwest::Method::from_bytes(request.method.as_bytes()).unwrap();
-    let mut forward = shared.client.request(method, format!("{upstream}{}", request.target));
-    for (name, value) in &request.headers {
+    let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+    let mut forward = shared.client.request(method, format!("{upstream}{target}"));
+    for (name, value) in &request_headers {
         if matches!(
             name.as_str(),
             "authorization" | "content-type" | "range" | "if-range" | "if-none-match" | "user-agent"
@@ -261,7 +213,7 @@ async fn relay(mut stream: TcpStream, shared: &Shared) {
             forward = forward.header(name.as_str(), value.as_str());
         }
     }
-    let Ok(answer) = forward.body(request.body).send().await else {
+    let Ok(answer) = forward.body(request_body).send().await else {
         return;
     };
     let status = answer.status().as_u16();
