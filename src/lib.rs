@@ -36,6 +36,8 @@ pub mod jobs;
 #[cfg(feature = "server")]
 pub mod metrics;
 #[cfg(feature = "server")]
+pub mod random;
+#[cfg(feature = "server")]
 pub mod routes;
 #[cfg(feature = "server")]
 pub mod secrets;

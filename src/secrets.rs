@@ -10,7 +10,7 @@ use base64::Engine;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 
-use argon2::password_hash::rand_core::{OsRng, RngCore};
+use crate::random::{fill, SecureRng as OsRng};
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 use sha2::{Digest, Sha256};
@@ -26,7 +26,7 @@ pub const SESSION_PREFIX: &str = "pws";
 /// `n` bytes from the operating system's CSPRNG, hex-encoded.
 pub fn random_hex(n: usize) -> String {
     let mut bytes = vec![0u8; n];
-    OsRng.fill_bytes(&mut bytes);
+    fill(&mut bytes);
     hex::encode(bytes)
 }
 
@@ -172,8 +172,7 @@ impl SealingKey {
 
     /// Seals `secret` for `purpose`.
     pub fn seal(&self, purpose: &str, secret: &str) -> String {
-        let mut nonce = [0u8; 24];
-        OsRng.fill_bytes(&mut nonce);
+        let nonce: [u8; 24] = crate::random::bytes();
         let sealed = self
             .0
             .encrypt(
@@ -224,8 +223,7 @@ impl fmt::Debug for SealingKey {
 
 /// A new webhook signing secret: `whsec_` and 32 random bytes in base64.
 pub fn webhook_secret() -> String {
-    let mut bytes = [0u8; 32];
-    OsRng.fill_bytes(&mut bytes);
+    let bytes: [u8; 32] = crate::random::bytes();
     format!("whsec_{}", base64::engine::general_purpose::STANDARD.encode(bytes))
 }
 

@@ -7,7 +7,7 @@ use anyhow::Context;
 use patchwarden::client::audit::{self, AuditRequest};
 use patchwarden::config::Config;
 use patchwarden::db::models::Customer;
-use patchwarden::services::log::evidence;
+use patchwarden::services::evidence;
 use patchwarden::services::Services;
 
 use super::cli_error;

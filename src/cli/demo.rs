@@ -10,7 +10,6 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use argon2::password_hash::rand_core::{OsRng, RngCore};
 use serde_json::{json, Value};
 
 use patchwarden::client::agent::simulate::{self, FleetSpec, Mix};
@@ -46,9 +45,7 @@ struct Login {
 }
 
 fn password() -> String {
-    let mut bytes = [0u8; 12];
-    OsRng.fill_bytes(&mut bytes);
-    hex::encode(bytes)
+    hex::encode(patchwarden::random::bytes::<12>())
 }
 
 /// The demo's settings: its own directory, the bind address asked for, intervals

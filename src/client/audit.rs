@@ -11,7 +11,7 @@
 //! revision and patch the server lists must be in the log with the hash of what was
 //! signed, and every advisory or patch the log records must be listed.
 //!
-//! Offline ([`verify_bundle`]): see [`crate::services::log::evidence`].
+//! Offline ([`verify_bundle`]): see [`crate::services::evidence`].
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
@@ -28,7 +28,7 @@ use crate::client::agent::verify::Keyring;
 use crate::domain::bundle::{self, SIGNATURE_PART};
 use crate::domain::log::{commitment, revocations_digest, sha256_hex, Entry, LogKind, Revocation, TreeHead};
 use crate::domain::merkle::{leaf_hash, verify_consistency, verify_inclusion, Frontier};
-use crate::services::log::evidence::{bundle_comment, DeviceFacts, Manifest, Opening, PatchFacts, ProvenEntry};
+use crate::services::evidence::{bundle_comment, DeviceFacts, Manifest, Opening, PatchFacts, ProvenEntry};
 use crate::signing;
 
 /// What the auditor keeps between runs.

@@ -12,6 +12,7 @@ pub mod cvss;
 pub mod cwe;
 pub mod duration;
 pub mod email;
+pub mod field;
 pub mod fleet;
 pub mod log;
 pub mod merkle;

@@ -3,7 +3,7 @@
 //! trimmed; control characters are refused (a line break only where lines are
 //! allowed), so nothing typed can forge a log line or a trusted comment.
 
-use crate::domain::advisory::FieldError;
+use crate::domain::field::FieldError;
 
 /// What a field of free text accepts.
 #[derive(Clone, Copy, Debug)]

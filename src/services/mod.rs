@@ -12,6 +12,7 @@ pub mod advisories;
 pub mod anomalies;
 pub mod catalog;
 pub mod error;
+pub mod evidence;
 pub mod fleet;
 pub mod images;
 pub mod keys;

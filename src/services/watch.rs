@@ -13,7 +13,7 @@ use crate::services::advisories::Catalogue;
 use crate::services::fleet::exposure::{advisory_counts, emergencies_affecting};
 use crate::services::{anomalies, webhooks, ServiceError, Services};
 
-fn unreachable(conn: &mut DbConnection, after: TimeDelta) -> Result<usize, ServiceError> {
+fn unreachable(conn: &mut DbConnection, after: TimeDelta, stall: TimeDelta) -> Result<usize, ServiceError> {
     let pulls = DevicePull::unreachable_before(conn, now() - after)?;
     let mut devices = Vec::new();
     for pull in &pulls {
@@ -22,7 +22,7 @@ fn unreachable(conn: &mut DbConnection, after: TimeDelta) -> Result<usize, Servi
         }
     }
     let records: Vec<DeviceRecord> = devices.iter().map(|(d, _)| d.clone()).collect();
-    let emergencies = emergencies_affecting(conn, &records)?;
+    let emergencies = emergencies_affecting(conn, &records, stall)?;
     let mut raised = 0;
     for (device, pull) in devices {
         let Some(since) = pull.unreachable_since else { continue };
@@ -48,11 +48,11 @@ fn unreachable(conn: &mut DbConnection, after: TimeDelta) -> Result<usize, Servi
     Ok(raised)
 }
 
-fn overdue(conn: &mut DbConnection) -> Result<usize, ServiceError> {
+fn overdue(conn: &mut DbConnection, stall: TimeDelta) -> Result<usize, ServiceError> {
     let catalogue = Catalogue::load(conn)?;
     let mut raised = 0;
     for record in AdvisoryRecord::list_all(conn)? {
-        let Some(counts) = advisory_counts(conn, &catalogue, record)? else {
+        let Some(counts) = advisory_counts(conn, &catalogue, record, stall)? else {
             continue;
         };
         if !counts.overdue {
@@ -89,11 +89,12 @@ fn overdue(conn: &mut DbConnection) -> Result<usize, ServiceError> {
 pub async fn run(services: &Services) -> Result<usize, ServiceError> {
     let after = TimeDelta::from_std(services.config.unreachable_after)
         .map_err(|e| ServiceError::internal("unreachable_after", e))?;
+    let stall = crate::services::fleet::exposure::stall_after(services)?;
     services
         .db
         .run(move |conn| {
-            let unreachable = conn.write_transaction(|conn| unreachable(conn, after))?;
-            let overdue = conn.write_transaction(overdue)?;
+            let unreachable = conn.write_transaction(|conn| unreachable(conn, after, stall))?;
+            let overdue = conn.write_transaction(|conn| overdue(conn, stall))?;
             Ok(unreachable + overdue)
         })
         .await

@@ -8,6 +8,7 @@ pub use document::{canonical_json, revision_document, rfc3339, RevisionEntry, Re
 
 use std::collections::BTreeSet;
 
+pub use crate::domain::field::FieldError;
 pub use crate::domain::state::RevisionStatus;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -71,22 +72,6 @@ pub struct ProductInfo {
     pub slug: String,
     pub name: String,
     pub scheme: VersionScheme,
-}
-
-/// A refusal that names the field at fault (`affected[0].ranges[1].fixed`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct FieldError {
-    pub field: String,
-    pub message: String,
-}
-
-impl FieldError {
-    fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        FieldError {
-            field: field.into(),
-            message: message.into(),
-        }
-    }
 }
 
 /// How complete the body must be.

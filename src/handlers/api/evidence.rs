@@ -5,7 +5,7 @@ use actix_web::{web, HttpResponse};
 
 use crate::auth::CustomerAdmin;
 use crate::error::AppError;
-use crate::services::log::evidence;
+use crate::services::evidence;
 use crate::state::AppState;
 
 pub async fn get_evidence(

@@ -71,6 +71,8 @@ pub struct PublishContext {
     pub id_prefix: String,
     pub publisher: csaf::Publisher,
     pub public_url: String,
+    /// When an install step counts as stalled, for the exposure counts announced.
+    pub install_stall_after: chrono::TimeDelta,
 }
 
 impl PublishContext {
@@ -83,6 +85,8 @@ impl PublishContext {
                 namespace: config.public_url.to_string(),
             },
             public_url: config.url(""),
+            install_stall_after: chrono::TimeDelta::from_std(config.install_stall_after)
+                .unwrap_or(chrono::TimeDelta::MAX),
         }
     }
 }
@@ -299,7 +303,9 @@ fn announce(
     kind: EventType,
     revision: i32,
 ) -> Result<(), ServiceError> {
-    let Some(counts) = crate::services::fleet::exposure::advisory_counts(conn, catalogue, record)? else {
+    let Some(counts) =
+        crate::services::fleet::exposure::advisory_counts(conn, catalogue, record, ctx.install_stall_after)?
+    else {
         return Ok(());
     };
     for (customer, c) in &counts.customers {

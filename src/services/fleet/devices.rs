@@ -9,6 +9,7 @@ use std::net::IpAddr;
 use chrono::{NaiveDateTime, TimeDelta};
 use serde::Deserialize;
 
+use super::pull_target::{self as pulls, check_request, PullRequest};
 use crate::db::models::observation::to_the_second;
 use crate::db::models::patch::is_entitled;
 use crate::db::models::{
@@ -25,7 +26,6 @@ use crate::domain::{parse_duration, text, Caller, ObservationSource, Scope};
 use crate::ids::{CustomerId, DeviceId, EnrollmentTokenId, ObservationId};
 use crate::secrets::{IssuedToken, PresentedToken, SealingKey};
 use crate::services::log;
-use crate::services::pulls::{self, check_request, PullRequest};
 use crate::services::{ServiceError, Services};
 
 use super::cache::DEVICE_TOKEN_PREFIX;

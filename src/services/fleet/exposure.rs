@@ -364,7 +364,7 @@ fn published(conn: &mut DbConnection, key: &str) -> Result<AdvisoryRecord, Servi
     Ok(record)
 }
 
-fn stall_after(services: &Services) -> Result<TimeDelta, ServiceError> {
+pub fn stall_after(services: &Services) -> Result<TimeDelta, ServiceError> {
     TimeDelta::from_std(services.config.install_stall_after).map_err(|e| ServiceError::internal("stall limit", e))
 }
 
@@ -582,17 +582,18 @@ pub struct AdvisoryCounts {
     pub customers: HashMap<CustomerId, Counts>,
 }
 
-/// The counts per customer of the published advisory `record`; `None` when it
-/// names no product the catalogue knows.
+/// The counts per customer of the published advisory `record`, installs stalled
+/// after `stall`; `None` when it names no product the catalogue knows.
 pub fn advisory_counts(
     conn: &mut DbConnection,
     catalogue: &Catalogue,
     record: AdvisoryRecord,
+    stall: TimeDelta,
 ) -> Result<Option<AdvisoryCounts>, ServiceError> {
     if record.status != AdvisoryStatus::Published {
         return Ok(None);
     }
-    let mut rules = Rules::load(conn, catalogue, record, TimeDelta::hours(2))?;
+    let mut rules = Rules::load(conn, catalogue, record, stall)?;
     if rules.products.is_empty() {
         return Ok(None);
     }
@@ -613,6 +614,7 @@ pub fn advisory_counts(
 pub fn emergencies_affecting(
     conn: &mut DbConnection,
     devices: &[DeviceRecord],
+    stall: TimeDelta,
 ) -> Result<HashMap<crate::ids::DeviceId, Vec<String>>, ServiceError> {
     let mut found: HashMap<crate::ids::DeviceId, Vec<String>> = HashMap::new();
     if devices.is_empty() {
@@ -623,7 +625,7 @@ pub fn emergencies_affecting(
         if record.status != AdvisoryStatus::Published {
             continue;
         }
-        let mut rules = Rules::load(conn, &catalogue, record, TimeDelta::hours(2))?;
+        let mut rules = Rules::load(conn, &catalogue, record, stall)?;
         if !rules.advisory.emergency {
             continue;
         }

@@ -18,6 +18,7 @@ pub mod exposure;
 pub mod flush;
 pub mod observations;
 pub mod poll;
+pub mod pull_target;
 pub mod screens;
 
 pub use cache::{DeviceEntry, Fleet, DEVICE_TOKEN_PREFIX};

@@ -5,7 +5,6 @@
 
 use std::sync::Arc;
 
-use argon2::password_hash::rand_core::{OsRng, RngCore};
 use serde::Deserialize;
 
 use crate::db::models::{now, DeviceRecord, Offers, ReportRecord};
@@ -155,24 +154,6 @@ pub fn poll(services: &Services, device: &DeviceEntry, request: &PollRequest) ->
     })
 }
 
-thread_local! {
-    /// A xorshift generator per thread, seeded from the operating system once: the
-    /// jitter needs spread, not secrecy, and a system call per poll would cost more
-    /// than the rest of the answer.
-    static JITTER: std::cell::Cell<u64> = std::cell::Cell::new(OsRng.next_u64() | 1);
-}
-
-fn next_random() -> u64 {
-    JITTER.with(|state| {
-        let mut x = state.get();
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        state.set(x);
-        x
-    })
-}
-
 /// `seconds` shortened at random by up to 20 %, so that a fleet that started
 /// together does not keep polling together, while every device still asks again
 /// within the configured interval: a fix published now reaches the whole fleet
@@ -182,7 +163,7 @@ fn jittered(seconds: u64) -> u64 {
     if seconds < 10 {
         return seconds.max(1);
     }
-    (seconds - next_random() % (spread + 1)).max(1)
+    (seconds - crate::random::fast_u64() % (spread + 1)).max(1)
 }
 
 #[cfg(test)]

@@ -9,13 +9,11 @@
 //! inclusion proof of every offered patch in it, and consistency proofs from the
 //! heads before it ([`LogView`]), refreshed when a new head appears.
 
-pub mod evidence;
 pub mod records;
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use argon2::password_hash::rand_core::{OsRng, RngCore};
 use chrono::{DurationRound, TimeDelta};
 use serde_json::{Map, Value};
 
@@ -91,9 +89,7 @@ fn entry_of(record: Record<'_>, at: chrono::NaiveDateTime) -> (LogEntryRecord, H
     }
     let text = entry_text(record.kind, &record.subject, utc(at), fields);
     let (leaf, opening) = if record.kind.is_customer_scoped() {
-        let mut salt = [0u8; 32];
-        OsRng.fill_bytes(&mut salt);
-        let salt = hex::encode(salt);
+        let salt = hex::encode(crate::random::bytes::<32>());
         let sealed = sealed_text(&commitment(&salt, &text));
         let opening = Opening { salt, entry: text };
         (sealed, Some(serde_json::to_string(&opening).unwrap_or_default()))

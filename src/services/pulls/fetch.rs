@@ -34,13 +34,6 @@ struct Answer {
     stale: Option<bool>,
 }
 
-/// A factor from 0.75 to 1.25 that spreads retries and backoffs apart.
-pub fn jitter() -> f64 {
-    let mut bytes = [0u8; 2];
-    argon2::password_hash::rand_core::RngCore::fill_bytes(&mut argon2::password_hash::rand_core::OsRng, &mut bytes);
-    0.75 + f64::from(u16::from_le_bytes(bytes)) / f64::from(u16::MAX) / 2.0
-}
-
 /// Reads a device's answer.
 pub fn parse_answer(body: &[u8]) -> Result<Reading, Failure> {
     let answer: Answer = serde_json::from_slice(body).map_err(|e| {
@@ -165,7 +158,8 @@ pub async fn pull(
     loop {
         match attempt(outbound, settings, url, token, due.as_deref(), send_by).await? {
             Err(failure) if failure.transient() && tries < settings.retries && Instant::now() < send_by => {
-                let wait = settings.retry_delay.as_secs_f64() * f64::from(1u32 << tries.min(16)) * jitter();
+                let wait =
+                    settings.retry_delay.as_secs_f64() * f64::from(1u32 << tries.min(16)) * crate::random::spread();
                 tokio::time::sleep(Duration::from_secs_f64(wait)).await;
                 tries += 1;
             }
@@ -215,9 +209,5 @@ mod tests {
                 .reason,
             PullFailure::BadJson
         );
-        for _ in 0..100 {
-            let j = jitter();
-            assert!((0.75..=1.25).contains(&j), "{j}");
-        }
     }
 }

@@ -7,27 +7,19 @@
 pub mod fetch;
 pub mod scheduler;
 
-use chrono::{NaiveDateTime, TimeDelta};
+use chrono::TimeDelta;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use crate::db::models::{now, DevicePull, PullTarget};
-use crate::db::DbConnection;
-use crate::domain::network::AddressPolicy;
+use crate::db::models::{now, DevicePull};
 use crate::domain::schedule::Schedule;
 use crate::domain::{Caller, PullFailure, Scope};
 use crate::ids::{CustomerId, DeviceId};
-use crate::secrets::SealingKey;
 use crate::services::fleet::devices::visible;
-use crate::services::outbound::check_url;
+pub use crate::services::fleet::pull_target::{check_request, check_resolved, store, token_purpose, PullRequest};
 use crate::services::{ServiceError, Services};
 
 use scheduler::Finished;
-
-/// What a sealed pull token is bound to.
-pub fn token_purpose(device: &DeviceId) -> String {
-    format!("pull_token:{device}")
-}
 
 /// The caller's customer; the vendor is refused with `why`.
 fn own_customer(caller: &Caller, why: &str) -> Result<CustomerId, ServiceError> {
@@ -36,96 +28,6 @@ fn own_customer(caller: &Caller, why: &str) -> Result<CustomerId, ServiceError> 
         .customer()
         .cloned()
         .ok_or_else(|| ServiceError::Forbidden(why.to_owned()))
-}
-
-/// Where and how to pull a device, checked.
-#[derive(Clone, Debug)]
-pub struct PullRequest {
-    pub url: Url,
-    pub schedule: Option<Schedule>,
-    pub token: Option<String>,
-}
-
-/// Checks the pull fields of a device; `None` when there is no pull URL.
-pub fn check_request(
-    policy: &AddressPolicy,
-    url: Option<&str>,
-    schedule: Option<&str>,
-    token: Option<&str>,
-) -> Result<Option<PullRequest>, ServiceError> {
-    let Some(url) = url.map(str::trim).filter(|u| !u.is_empty()) else {
-        if schedule.is_some() || token.is_some() {
-            return Err(ServiceError::invalid(
-                "pull_url",
-                "pull_schedule and pull_token need a pull_url",
-            ));
-        }
-        return Ok(None);
-    };
-    let url = check_url(url, policy).map_err(|why| ServiceError::invalid("pull_url", format!("pull_url {why}")))?;
-    let schedule = schedule
-        .map(|s| {
-            Schedule::parse(s).map_err(|why| ServiceError::invalid("pull_schedule", format!("pull_schedule: {why}")))
-        })
-        .transpose()?;
-    let token = token
-        .map(|t| {
-            let ok = (1..=4096).contains(&t.len()) && t.bytes().all(|b| b.is_ascii_graphic());
-            if ok {
-                Ok(t.to_owned())
-            } else {
-                Err(ServiceError::invalid(
-                    "pull_token",
-                    "pull_token must be 1 to 4096 printable ASCII characters without spaces",
-                ))
-            }
-        })
-        .transpose()?;
-    Ok(Some(PullRequest { url, schedule, token }))
-}
-
-/// Checks, for a request that has a pull URL, what its host name resolves to now.
-pub async fn check_resolved(policy: &AddressPolicy, request: Option<&PullRequest>) -> Result<(), ServiceError> {
-    if let Some(request) = request {
-        crate::services::outbound::check_resolved(&request.url, policy)
-            .await
-            .map_err(|why| ServiceError::invalid("pull_url", format!("pull_url {why}")))?;
-    }
-    Ok(())
-}
-
-/// The next scheduled pull after `at` by `schedule`, or the customer's default.
-fn next_due(
-    conn: &mut DbConnection,
-    customer: &CustomerId,
-    schedule: Option<&str>,
-    at: NaiveDateTime,
-) -> Result<Option<NaiveDateTime>, ServiceError> {
-    let text = match schedule {
-        Some(s) => Some(s.to_owned()),
-        None => DevicePull::default_schedule(conn, customer)?,
-    };
-    Ok(text
-        .and_then(|t| Schedule::parse(&t).ok())
-        .and_then(|s| s.next_after(at)))
-}
-
-/// Stores where `device` is pulled from (sealing its token), due by its schedule.
-pub fn store(
-    conn: &mut DbConnection,
-    sealing: &SealingKey,
-    device: &DeviceId,
-    customer: &CustomerId,
-    request: &PullRequest,
-) -> Result<(), ServiceError> {
-    let target = PullTarget {
-        url: request.url.to_string(),
-        schedule: request.schedule.as_ref().map(|s| s.as_str().to_owned()),
-        token_sealed: request.token.as_ref().map(|t| sealing.seal(&token_purpose(device), t)),
-    };
-    let due = next_due(conn, customer, target.schedule.as_deref(), now())?;
-    DevicePull::set(conn, device, customer, Some(&target), due)?;
-    Ok(())
 }
 
 /// The pull settings of a device, as an admin changes them.
@@ -310,6 +212,6 @@ pub async fn pull_now(services: &Services, scope: &Scope, id: String) -> Result<
 /// 30 s doubled for each failure, with jitter, up to `max`.
 pub fn backoff(failures: i32, max: std::time::Duration) -> TimeDelta {
     let base = 30.0 * 2f64.powi(failures.clamp(1, 30) - 1);
-    let secs = base.min(max.as_secs_f64()) * fetch::jitter();
+    let secs = base.min(max.as_secs_f64()) * crate::random::spread();
     TimeDelta::milliseconds((secs * 1000.0) as i64)
 }

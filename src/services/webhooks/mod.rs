@@ -274,7 +274,7 @@ pub fn open_secret(sealing: &SealingKey, id: &WebhookId, sealed: &str) -> Option
 /// `first`, with jitter, up to an hour.
 pub fn retry_at(at: NaiveDateTime, attempts: i32, first: std::time::Duration) -> NaiveDateTime {
     let factor = 2f64.powi(attempts.clamp(0, 20));
-    let wait = (first.as_secs_f64() * factor).min(3600.0) * crate::services::pulls::fetch::jitter();
+    let wait = (first.as_secs_f64() * factor).min(3600.0) * crate::random::spread();
     at + TimeDelta::milliseconds((wait * 1000.0) as i64)
 }
 

@@ -32,7 +32,7 @@ use crate::domain::log::{advisory_subject, patch_subject, LogKind};
 use crate::domain::{AdvisoryStatus, Caller, PatchState};
 use crate::ids::CustomerId;
 use crate::services::advisories::{current_input, find, Catalogue};
-use crate::services::{ServiceError, Services};
+use crate::services::{log, ServiceError, Services};
 use crate::signing::KeyResponse;
 
 /// `manifest.json`.
@@ -126,7 +126,7 @@ pub async fn bundle(
 ) -> Result<(String, Vec<u8>), ServiceError> {
     // A head that covers everything up to now, devices' latest observations included.
     crate::services::fleet::flush::flush(services).await?;
-    let head = super::sign_now(services).await?;
+    let head = log::sign_now(services).await?;
     let tree_size = head.tree_size;
     let customer = customer.clone();
     let (public_id, slug, parts) = services
@@ -270,14 +270,14 @@ pub async fn bundle(
             let mut proven = Vec::new();
             let mut openings = Vec::new();
             for (index, entry) in &entries {
-                let proof = super::inclusion_in(conn, *index, size)?;
+                let proof = log::inclusion_in(conn, *index, size)?;
                 proven.push(ProvenEntry {
                     index: *index,
                     leaf: entry.leaf.clone(),
                     proof: proof.proof,
                 });
                 if entry.opening.is_some() {
-                    let stored = super::Opening::of(entry)
+                    let stored = log::Opening::of(entry)
                         .ok_or_else(|| ServiceError::internal("a stored log opening", "it is not readable"))?;
                     openings.push(Opening {
                         index: *index,
@@ -341,7 +341,7 @@ pub async fn bundle(
 
 /// The opened details of a sealed entry.
 fn opened_entry(entry: &LogEntryRecord) -> Option<serde_json::Map<String, Value>> {
-    match serde_json::from_str(&super::Opening::of(entry)?.entry).ok()? {
+    match serde_json::from_str(&log::Opening::of(entry)?.entry).ok()? {
         Value::Object(map) => Some(map),
         _ => None,
     }
