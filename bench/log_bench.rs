@@ -13,22 +13,17 @@ use argon2::password_hash::rand_core::{OsRng, RngCore};
 
 use patchwarden::db::models::log as rows;
 use patchwarden::db::{DatabaseUrl, Db, DbConnection};
-use patchwarden::domain::log::LogKind;
+use patchwarden::domain::event::{Actor, Event};
 use patchwarden::domain::merkle::{leaf_hash, Frontier};
-use patchwarden::services::log::{self, consistency_in, inclusion_in, Record};
+use patchwarden::services::log::{self, consistency_in, inclusion_in};
 use patchwarden::services::ServiceError;
 
-fn record(i: u64) -> Record<'static> {
-    Record {
-        kind: LogKind::ImageRegistered,
-        subject: format!("image/bench/{i}"),
-        actor: "bench",
-        customer: None,
-        fields: log::fields([
-            ("sha256", format!("{i:064x}").into()),
-            ("product", "screenos".into()),
-            ("version", "6.3.0r21".into()),
-        ]),
+fn record(i: u64) -> Event {
+    Event::ImageRegistered {
+        product: "bench".into(),
+        sha256: format!("{i:064x}"),
+        version: "6.3.0r21".into(),
+        platform: String::new(),
     }
 }
 
@@ -69,7 +64,7 @@ fn main() -> anyhow::Result<()> {
         let end = (i + 1000).min(total.saturating_sub(single));
         conn.write_transaction(|conn| {
             for n in i..end {
-                log::append(conn, record(n))?;
+                log::append(conn, &record(n), &Actor::Cli)?;
             }
             Ok::<_, ServiceError>(())
         })?;
@@ -83,7 +78,7 @@ fn main() -> anyhow::Result<()> {
     let mut latencies = Vec::with_capacity(single as usize);
     for n in 0..single {
         let began = Instant::now();
-        conn.write_transaction(|conn| log::append(conn, record(i + n)))?;
+        conn.write_transaction(|conn| log::append(conn, &record(i + n), &Actor::Cli))?;
         latencies.push(began.elapsed());
     }
     let single_rate = single as f64 / from.elapsed().as_secs_f64().max(1e-9);

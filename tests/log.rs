@@ -25,7 +25,8 @@ use patchwarden::api::log::{parse_proof, SignedHead};
 use patchwarden::client::agent::{Agent, AgentConfig, AgentLimits, Identity, Installer, Outcome};
 use patchwarden::client::audit::{self, AuditRequest};
 use patchwarden::db::models::log as rows;
-use patchwarden::domain::log::{LogKind, TreeHead};
+use patchwarden::domain::event::{Actor, Event};
+use patchwarden::domain::log::TreeHead;
 use patchwarden::domain::merkle::{self, Frontier, Node};
 use patchwarden::domain::version::VersionScheme;
 use patchwarden::jobs::{run_once, Job};
@@ -125,16 +126,13 @@ async fn append_images(app: &TestApp, count: usize) {
     app.db(move |conn| {
         for i in 0..count {
             conn.write_transaction(|conn| {
-                log::append(
-                    conn,
-                    log::Record {
-                        kind: LogKind::ImageRegistered,
-                        subject: format!("image/test/{i}"),
-                        actor: "test",
-                        customer: None,
-                        fields: log::fields([("sha256", format!("{i:064x}").into())]),
-                    },
-                )
+                let event = Event::ImageRegistered {
+                    product: "test".into(),
+                    sha256: format!("{i:064x}"),
+                    version: "1".into(),
+                    platform: String::new(),
+                };
+                log::append(conn, &event, &Actor::Cli)
             })?;
         }
         Ok(())

@@ -375,9 +375,10 @@ pub fn run(command: Command, config: Config) -> anyhow::Result<()> {
                         image_sha256: sha256,
                         platform,
                     };
-                    let (image, new) = images::register_by(&services, "cli".into(), product, draft)
-                        .await
-                        .map_err(cli_error)?;
+                    let (image, new) =
+                        images::register_by(&services, patchwarden::domain::event::Actor::Cli, product, draft)
+                            .await
+                            .map_err(cli_error)?;
                     let verb = if new { "registered" } else { "already registered:" };
                     println!("{verb} {} {} {}", image.version, image.image_sha256, image.platform);
                 }

@@ -50,7 +50,7 @@ pub struct Caller {
 
 impl Caller {
     /// How the transparency log names this caller as the one who acted.
-    pub fn actor(&self) -> String {
-        format!("user:{}", self.user)
+    pub fn actor(&self) -> crate::domain::event::Actor {
+        crate::domain::event::Actor::User(self.user.clone())
     }
 }

@@ -12,6 +12,8 @@ pub mod cvss;
 pub mod cwe;
 pub mod duration;
 pub mod email;
+#[cfg(feature = "server")]
+pub mod event;
 pub mod field;
 pub mod fleet;
 pub mod log;

@@ -5,6 +5,7 @@
 use serde::Deserialize;
 
 use crate::db::models::{now, Product, ReleaseImage};
+use crate::domain::event::Actor;
 use crate::domain::patch::Platform;
 use crate::domain::Caller;
 use crate::ids::ReleaseImageId;
@@ -40,11 +41,11 @@ pub async fn register(
     Ok(registered)
 }
 
-/// Registers a release image of product `slug` on behalf of `by` (`user:<id>`, or
-/// `cli` for the command line), and logs it when it is new; whether it was new.
+/// Registers a release image of product `slug` on behalf of `by` (a user, or the
+/// command line), and logs it when it is new; whether it was new.
 pub async fn register_by(
     services: &Services,
-    by: String,
+    by: Actor,
     slug: String,
     draft: ImageDraft,
 ) -> Result<(ReleaseImage, bool), ServiceError> {
@@ -76,13 +77,13 @@ pub async fn register_by(
                 version,
                 platform,
                 image_sha256: sha,
-                created_by: by,
+                created_by: by.as_text(),
                 created_at: now(),
             };
             conn.write_transaction(|conn| {
                 let new = ReleaseImage::insert(conn, &image)?;
                 if new {
-                    log::append(conn, log::records::image(&product.slug, &image, &image.created_by))?;
+                    log::append(conn, &log::records::image(&product.slug, &image), &by)?;
                 }
                 Ok::<_, ServiceError>((image, new))
             })

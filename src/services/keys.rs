@@ -15,7 +15,7 @@ use anyhow::{bail, Context};
 use crate::config::Config;
 use crate::db::models::{now, SigningKeyRecord};
 use crate::db::{Db, DbConnection};
-use crate::domain::log::LogKind;
+use crate::domain::event::{Actor, Event};
 use crate::services::log;
 use crate::services::{ServiceError, Services};
 use crate::signing::{self, PublicKeyInfo, Signer};
@@ -183,19 +183,19 @@ fn register_keys(conn: &mut DbConnection, signer: &Signer, keys_dir: &Path) -> a
         for key in SigningKeyRecord::list(conn)? {
             let was = before.iter().find(|k| k.key_id == key.key_id);
             if was.is_none() {
-                log_key(conn, LogKind::KeyIntroduced, &key)?;
+                log_key(conn, &log::records::key_introduced(&key), &key)?;
             }
             if key.retired_at.is_some() && was.is_none_or(|w| w.retired_at.is_none()) {
-                log_key(conn, LogKind::KeyRetired, &key)?;
+                log_key(conn, &log::records::key_retired(&key), &key)?;
             }
         }
         Ok::<_, anyhow::Error>(())
     })
 }
 
-/// Logs that `key` was introduced or retired.
-fn log_key(conn: &mut DbConnection, kind: LogKind, key: &SigningKeyRecord) -> anyhow::Result<()> {
-    log::append(conn, log::records::key(kind, key)).map_err(|e| anyhow::anyhow!("logging key {}: {e}", key.key_id))?;
+/// Logs that `key` was introduced or retired (`event`).
+fn log_key(conn: &mut DbConnection, event: &Event, key: &SigningKeyRecord) -> anyhow::Result<()> {
+    log::append(conn, event, &Actor::Server).map_err(|e| anyhow::anyhow!("logging key {}: {e}", key.key_id))?;
     Ok(())
 }
 

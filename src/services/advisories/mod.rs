@@ -24,6 +24,7 @@ use crate::domain::advisory::{
     canonical_json, input_of, revision_document, Advisory, AdvisoryInput, Completeness, ProductInfo, RevisionEntry,
     RevisionMeta, RevisionStatus,
 };
+use crate::domain::event::Actor;
 use crate::domain::{csaf, text};
 use crate::domain::{AdvisoryStatus, EventType};
 use crate::ids::{AdvisoryId, ProductId};
@@ -194,7 +195,7 @@ pub fn current_input(record: &AdvisoryRecord) -> Result<AdvisoryInput, ServiceEr
 pub fn publish(
     conn: &mut DbConnection,
     ctx: &PublishContext,
-    actor: &str,
+    actor: &Actor,
     key: &str,
     change_summary: &str,
 ) -> Result<RevisionRecord, ServiceError> {
@@ -231,7 +232,7 @@ pub fn publish(
 pub fn revise(
     conn: &mut DbConnection,
     ctx: &PublishContext,
-    actor: &str,
+    actor: &Actor,
     key: &str,
     input: &AdvisoryInput,
     change_summary: &str,
@@ -262,7 +263,7 @@ pub fn revise(
 pub fn withdraw(
     conn: &mut DbConnection,
     ctx: &PublishContext,
-    actor: &str,
+    actor: &Actor,
     key: &str,
     reason: &str,
 ) -> Result<RevisionRecord, ServiceError> {
@@ -339,7 +340,7 @@ fn announce(
 fn write_revision(
     conn: &mut DbConnection,
     ctx: &PublishContext,
-    actor: &str,
+    actor: &Actor,
     catalogue: &Catalogue,
     record: &AdvisoryRecord,
     advisory: &Advisory,
@@ -441,7 +442,7 @@ fn write_revision(
             announce(conn, ctx, catalogue, updated, kind, next)?;
         }
         // Last: the append holds the log's lock until the commit.
-        log::append(conn, log::records::revision(&public_id, &revision, actor))?;
+        log::append(conn, &log::records::revision(&public_id, &revision), actor)?;
         tracing::info!(advisory.id = %public_id, revision = next, status = revision_status.as_str(), "published advisory revision");
         Ok(revision)
     })

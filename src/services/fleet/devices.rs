@@ -17,8 +17,8 @@ use crate::db::models::{
     NamedDevice, ObservationRecord, Product, PullFailureRecord, ReportRecord, Seen,
 };
 use crate::db::DbConnection;
+use crate::domain::event::{Actor, Event};
 use crate::domain::fleet::Labels;
-use crate::domain::log::LogKind;
 use crate::domain::network::AddressPolicy;
 use crate::domain::patch::Platform;
 use crate::domain::state::Maybe;
@@ -190,21 +190,16 @@ fn check_device(
     })
 }
 
-/// The log entry of an enrolment, sealed for the device's customer.
-fn enrolled_entry<'a>(enrolled: &'a Enrolled, actor: &'a str) -> log::Record<'a> {
+/// The event of an enrolment (its entry is sealed for the device's customer).
+fn enrolled_event(enrolled: &Enrolled) -> Event {
     let device = &enrolled.device;
-    log::Record {
-        kind: LogKind::DeviceEnrolled,
-        subject: format!("device/{}", device.id),
-        actor,
-        customer: Some(&device.customer_id),
-        fields: log::fields([
-            ("device", device.id.as_str().into()),
-            ("name", device.name.clone().into()),
-            ("product", enrolled.product.clone().into()),
-            ("platform", device.platform.clone().into()),
-            ("version", device.version.clone().into()),
-        ]),
+    Event::DeviceEnrolled {
+        customer: device.customer_id.clone(),
+        device: device.id.clone(),
+        name: device.name.clone(),
+        product: enrolled.product.clone(),
+        platform: device.platform.clone(),
+        version: device.version.clone(),
     }
 }
 
@@ -312,7 +307,7 @@ pub async fn enrol(services: &Services, caller: &Caller, draft: DeviceDraft) -> 
                 if let Some(pull) = &pull {
                     pulls::store(conn, &sealing, &enrolled.device.id, &customer.id, pull)?;
                 }
-                log::append(conn, enrolled_entry(&enrolled, &actor))?;
+                log::append(conn, &enrolled_event(&enrolled), &actor)?;
                 Ok::<_, ServiceError>(enrolled)
             })
         })
@@ -357,7 +352,9 @@ pub fn import(
             }
             enrolled.push(device);
         }
-        log::append_all(conn, enrolled.iter().map(|e| enrolled_entry(e, "cli")).collect())?;
+        let events: Vec<Event> = enrolled.iter().map(enrolled_event).collect();
+        let logged: Vec<(&Event, &Actor)> = events.iter().map(|e| (e, &Actor::Cli)).collect();
+        log::append_all(conn, &logged)?;
         Ok::<_, ServiceError>(enrolled)
     })?;
     // A bulk import leaves a tally per device; exposure should not sum them all.
@@ -425,12 +422,12 @@ pub async fn enrol_with_token(
                     return Err(exhausted(&token));
                 }
                 let seq = Generations::next_device_change(conn)?;
-                let actor = format!("enrollment-token:{}", token.id);
+                let actor = Actor::EnrollmentToken(token.id.clone());
                 let enrolled = insert_device(conn, &customer, checked, Some(&token.id), ObservationSource::Poll, seq)?;
                 if let Some(pull) = &pull {
                     pulls::store(conn, &sealing, &enrolled.device.id, &customer.id, pull)?;
                 }
-                log::append(conn, enrolled_entry(&enrolled, &actor))?;
+                log::append(conn, &enrolled_event(&enrolled), &actor)?;
                 Ok::<_, ServiceError>(enrolled)
             })
         })
@@ -606,16 +603,11 @@ pub async fn decommission(services: &Services, caller: &Caller, id: String) -> R
                 let seq = Generations::next_device_change(conn)?;
                 DeviceRecord::decommission(conn, &device.id, now(), seq)?;
                 DevicePull::remove(conn, &device.id)?;
-                log::append(
-                    conn,
-                    log::Record {
-                        kind: LogKind::DeviceDecommissioned,
-                        subject: format!("device/{}", device.id),
-                        actor: &actor,
-                        customer: Some(&device.customer_id),
-                        fields: log::fields([("device", device.id.as_str().into())]),
-                    },
-                )?;
+                let event = Event::DeviceDecommissioned {
+                    customer: device.customer_id.clone(),
+                    device: device.id.clone(),
+                };
+                log::append(conn, &event, &actor)?;
                 Ok(device.id)
             })
         })

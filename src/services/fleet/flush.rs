@@ -13,7 +13,7 @@ use chrono::NaiveDateTime;
 
 use crate::db::models::{DeviceRecord, Generations, Latest, ObservationRecord, Offers, Seen};
 use crate::db::DbConnection;
-use crate::domain::log::LogKind;
+use crate::domain::event::{Actor, Event};
 use crate::domain::ObservationSource;
 use crate::ids::{DeviceId, ObservationId};
 use crate::services::anomalies::{self, Change};
@@ -131,15 +131,12 @@ pub fn write(conn: &mut DbConnection, batch: &Batch) -> Result<(), ServiceError>
         let mut found = Vec::with_capacity(logged.len());
         for seen in logged {
             if let Some(device) = DeviceRecord::find(conn, &seen.device)? {
-                let actor = format!("device:{}", device.id);
-                found.push((device, seen, actor));
+                found.push((observed(&device, seen), Actor::Device(device.id)));
             }
         }
         if !found.is_empty() {
-            log::append_all(
-                conn,
-                found.iter().map(|(d, seen, actor)| observed(d, seen, actor)).collect(),
-            )?;
+            let events: Vec<(&Event, &Actor)> = found.iter().map(|(event, actor)| (event, actor)).collect();
+            log::append_all(conn, &events)?;
         }
         Ok(())
     })
@@ -176,23 +173,14 @@ fn write_head_reports(conn: &mut DbConnection, reports: &[(DeviceId, HeadReport)
 
 /// The log entry of a version a device was seen running, the first time it is
 /// seen: the observations that show a device fixed, sealed for its customer.
-fn observed<'a>(device: &'a DeviceRecord, seen: &Seen, actor: &'a str) -> log::Record<'a> {
-    let at = seen
-        .first_seen_at
-        .and_utc()
-        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    log::Record {
-        kind: LogKind::FixObserved,
-        subject: format!("device/{}", device.id),
-        actor,
-        customer: Some(&device.customer_id),
-        fields: log::fields([
-            ("device", device.id.as_str().into()),
-            ("version", seen.version.clone().into()),
-            ("image_sha256", seen.image_sha256.clone().into()),
-            ("source", seen.source.as_str().into()),
-            ("seen_at", at.into()),
-        ]),
+fn observed(device: &DeviceRecord, seen: &Seen) -> Event {
+    Event::FixObserved {
+        customer: device.customer_id.clone(),
+        device: device.id.clone(),
+        version: seen.version.clone(),
+        image_sha256: seen.image_sha256.clone(),
+        source: seen.source,
+        seen_at: seen.first_seen_at.and_utc(),
     }
 }
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 use crate::db::models::{now, DeviceRecord, Offers, ReportRecord};
-use crate::domain::log::LogKind;
+use crate::domain::event::{Actor, Event};
 use crate::domain::patch::{Platform, Sha256};
 use crate::domain::{text, ObservationSource, ReportState};
 use crate::ids::PatchId;
@@ -291,21 +291,14 @@ pub async fn report(
                     at,
                 )?;
                 DeviceRecord::set_report(conn, &id, &patch, state, at)?;
-                log::append(
-                    conn,
-                    log::Record {
-                        kind: LogKind::InstallReported,
-                        subject: format!("device/{id}"),
-                        actor: &format!("device:{id}"),
-                        customer: Some(&customer),
-                        fields: log::fields([
-                            ("device", id.as_str().into()),
-                            ("patch", patch.as_str().into()),
-                            ("state", state.as_str().into()),
-                            ("version", stored_version.clone().into()),
-                        ]),
-                    },
-                )?;
+                let event = Event::InstallReported {
+                    customer: customer.clone(),
+                    device: id.clone(),
+                    patch: patch.clone(),
+                    state,
+                    version: stored_version.clone(),
+                };
+                log::append(conn, &event, &Actor::Device(id.clone()))?;
                 Ok::<_, ServiceError>(ReportRecord {
                     id: report,
                     device_id: id,

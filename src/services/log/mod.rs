@@ -15,17 +15,17 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use chrono::{DurationRound, TimeDelta};
-use serde_json::{Map, Value};
 
 use crate::db::models::log::{self as rows, EntryFilter, LogEntryRecord, LogHeadRecord};
 use crate::db::models::{now, utc};
 use crate::db::DbConnection;
-use crate::domain::log::{commitment, entry_text, revocations_digest, sealed_text, LogKind, Revocation, TreeHead};
+use crate::domain::event::{Actor, Event};
+use crate::domain::log::{commitment, revocations_digest, sealed_text, LogKind, Revocation, TreeHead};
 use crate::domain::log::{
     hex_proof, ConsistencyProof, EntriesPage, InclusionProof, LogEntry, Logged, OfferLog, SignedHead,
 };
 use crate::domain::merkle::{consistency_plan, inclusion_plan, leaf_hash, Hash, ProofError, ProofPlan};
-use crate::ids::{CustomerId, PatchId};
+use crate::ids::PatchId;
 use crate::services::{ServiceError, Services};
 use crate::signing::Signer;
 
@@ -35,33 +35,22 @@ pub const MAX_ENTRIES: u64 = 1000;
 /// How many earlier heads polls carry a ready consistency proof from.
 const RECENT_HEADS: i64 = 32;
 
-/// An event to append.
-pub struct Record<'a> {
-    pub kind: LogKind,
-    pub subject: String,
-    /// Who did it: `user:<id>`, `device:<id>`, `server`.
-    pub actor: &'a str,
-    /// The customer whose fleet it concerns: the entry is sealed.
-    pub customer: Option<&'a CustomerId>,
-    pub fields: Map<String, Value>,
+/// Appends `event`, caused by `actor`, inside the caller's write transaction;
+/// returns its index.
+pub fn append(conn: &mut DbConnection, event: &Event, actor: &Actor) -> Result<u64, ServiceError> {
+    append_all(conn, &[(event, actor)])
 }
 
-/// Builds the fields of a record from pairs.
-pub fn fields<const N: usize>(pairs: [(&str, Value); N]) -> Map<String, Value> {
-    pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
-}
-
-/// Appends `record` inside the caller's write transaction; returns its index.
-pub fn append(conn: &mut DbConnection, record: Record<'_>) -> Result<u64, ServiceError> {
-    append_all(conn, vec![record])
-}
-
-/// Appends `records` in order inside the caller's write transaction (reading the
+/// Appends `events` in order inside the caller's write transaction (reading the
 /// tree's right edge once); returns the index of the first.
-pub fn append_all(conn: &mut DbConnection, records: Vec<Record<'_>>) -> Result<u64, ServiceError> {
+pub fn append_all(conn: &mut DbConnection, events: &[(&Event, &Actor)]) -> Result<u64, ServiceError> {
     let at = now();
-    let (mut entries, leaves): (Vec<LogEntryRecord>, Vec<Hash>) =
-        records.into_iter().map(|record| entry_of(record, at)).unzip();
+    let (mut entries, leaves): (Vec<LogEntryRecord>, Vec<Hash>) = events
+        .iter()
+        .map(|(event, actor)| entry_of(event, actor, at))
+        .collect::<Result<Vec<_>, _>>()?
+        .into_iter()
+        .unzip();
     Ok(rows::append(conn, &mut entries, &leaves)?)
 }
 
@@ -80,35 +69,33 @@ impl Opening {
     }
 }
 
-/// The stored entry of `record` at `at`, with its leaf hash: its public text, or
+/// The stored entry of `event` at `at`, with its leaf hash: its public text, or
 /// for a customer's entry a salted commitment to it, opened beside it.
-fn entry_of(record: Record<'_>, at: chrono::NaiveDateTime) -> (LogEntryRecord, Hash) {
-    let mut fields = record.fields;
-    if let Some(customer) = record.customer {
-        fields.insert("customer".into(), customer.as_str().into());
-    }
-    let text = entry_text(record.kind, &record.subject, utc(at), fields);
-    let (leaf, opening) = if record.kind.is_customer_scoped() {
+fn entry_of(event: &Event, actor: &Actor, at: chrono::NaiveDateTime) -> Result<(LogEntryRecord, Hash), ServiceError> {
+    let text = event.entry_text(utc(at));
+    let kind = event.kind();
+    let (leaf, opening) = if kind.is_customer_scoped() {
         let salt = hex::encode(crate::random::bytes::<32>());
         let sealed = sealed_text(&commitment(&salt, &text));
         let opening = Opening { salt, entry: text };
-        (sealed, Some(serde_json::to_string(&opening).unwrap_or_default()))
+        let opening = serde_json::to_string(&opening).map_err(|e| ServiceError::internal("sealing an entry", e))?;
+        (sealed, Some(opening))
     } else {
         (text, None)
     };
     let hash = leaf_hash(leaf.as_bytes());
     let row = LogEntryRecord {
         idx: 0,
-        kind: record.kind.as_str().to_owned(),
-        subject: record.subject,
-        actor: record.actor.to_owned(),
-        customer_id: record.customer.map(|c| c.as_str().to_owned()),
+        kind: kind.as_str().to_owned(),
+        subject: event.subject().to_string(),
+        actor: actor.as_text(),
+        customer_id: event.customer().map(|c| c.as_str().to_owned()),
         leaf,
         leaf_hash: hash.to_vec(),
         opening,
         created_at: at,
     };
-    (row, hash)
+    Ok((row, hash))
 }
 
 fn proof_error(err: ProofError) -> ServiceError {
@@ -595,16 +582,16 @@ pub fn backfill(conn: &mut DbConnection) -> Result<usize, ServiceError> {
             return Ok(0);
         }
         let logged: HashSet<(String, String)> = rows::subjects(conn)?.into_iter().collect();
-        let mut missing: Vec<(chrono::NaiveDateTime, Record<'static>)> = Vec::new();
-        let mut keep = |at: chrono::NaiveDateTime, record: Record<'static>| {
-            if !logged.contains(&(record.subject.clone(), record.kind.as_str().to_owned())) {
-                missing.push((at, record));
+        let mut missing: Vec<(chrono::NaiveDateTime, Event)> = Vec::new();
+        let mut keep = |at: chrono::NaiveDateTime, event: Event| {
+            if !logged.contains(&(event.subject().to_string(), event.kind().as_str().to_owned())) {
+                missing.push((at, event));
             }
         };
         for key in SigningKeyRecord::list(conn)? {
-            keep(key.created_at, records::key(LogKind::KeyIntroduced, &key));
+            keep(key.created_at, records::key_introduced(&key));
             if let Some(retired) = key.retired_at {
-                keep(retired, records::key(LogKind::KeyRetired, &key));
+                keep(retired, records::key_retired(&key));
             }
         }
         for advisory in AdvisoryRecord::list_all(conn)? {
@@ -612,7 +599,7 @@ pub fn backfill(conn: &mut DbConnection) -> Result<usize, ServiceError> {
                 continue;
             };
             for revision in RevisionRecord::list(conn, &advisory.id)? {
-                keep(revision.published_at, records::revision(public_id, &revision, "server"));
+                keep(revision.published_at, records::revision(public_id, &revision));
             }
         }
         for view in PatchRecord::list(conn, None)? {
@@ -620,21 +607,21 @@ pub fn backfill(conn: &mut DbConnection) -> Result<usize, ServiceError> {
                 continue;
             }
             let published = view.patch.published_at.unwrap_or(view.patch.created_at);
-            keep(published, records::patch_published(&view, "server")?);
+            keep(published, records::patch_published(&view)?);
             if let Some(yanked) = view.patch.yanked_at {
-                keep(yanked, records::patch_yanked(&view, "server"));
+                keep(yanked, records::patch_yanked(&view));
             }
         }
         for product in Product::list(conn)? {
             for image in ReleaseImage::of_product(conn, &product.id)? {
-                keep(image.created_at, records::image(&product.slug, &image, "server"));
+                keep(image.created_at, records::image(&product.slug, &image));
             }
         }
         // Keys before what they signed; then by time.
-        missing.sort_by_key(|(at, record)| (!matches!(record.kind, LogKind::KeyIntroduced), *at));
+        missing.sort_by_key(|(at, event)| (!matches!(event, Event::KeyIntroduced(_)), *at));
         let count = missing.len();
-        for (_, record) in missing {
-            append(conn, record)?;
+        for (_, event) in missing {
+            append(conn, &event, &Actor::Server)?;
         }
         if count > 0 {
             tracing::info!(count, "logged what was published before the transparency log");

@@ -1,37 +1,31 @@
-//! The entries of the vendor's events, built from what was stored, so that an event
-//! and the backfill of a server upgraded to the log write the same entry.
+//! The events of what the vendor published, made from what was stored, so that an
+//! event and the backfill of a server upgraded to the log write the same entry.
 
 use crate::db::models::{PatchView, ReleaseImage, RevisionRecord, SigningKeyRecord};
 use crate::domain::advisory::RevisionStatus;
-use crate::domain::log::{advisory_subject, patch_subject, sha256_hex, LogKind};
+use crate::domain::event::{Event, IntroducedKey, PublishedPatch, Revision};
+use crate::domain::log::sha256_hex;
 use crate::services::ServiceError;
 use crate::signing;
 
-use super::{fields, Record};
-
 /// An advisory revision: published, revised or withdrawn.
-pub fn revision<'a>(public_id: &str, revision: &RevisionRecord, actor: &'a str) -> Record<'a> {
-    let kind = match (revision.status, revision.revision) {
-        (RevisionStatus::Withdrawn, _) => LogKind::AdvisoryWithdrawn,
-        (_, 1) => LogKind::AdvisoryPublished,
-        _ => LogKind::AdvisoryRevised,
+pub fn revision(public_id: &str, revision: &RevisionRecord) -> Event {
+    let logged = Revision {
+        public_id: public_id.to_owned(),
+        revision: revision.revision,
+        sha256: sha256_hex(revision.document.as_bytes()),
+        signature_sha256: sha256_hex(revision.signature.as_bytes()),
+        key_id: revision.key_id.clone(),
     };
-    Record {
-        kind,
-        subject: advisory_subject(public_id, revision.revision),
-        actor,
-        customer: None,
-        fields: fields([
-            ("revision", revision.revision.into()),
-            ("sha256", sha256_hex(revision.document.as_bytes()).into()),
-            ("signature_sha256", sha256_hex(revision.signature.as_bytes()).into()),
-            ("key_id", revision.key_id.clone().into()),
-        ]),
+    match (revision.status, revision.revision) {
+        (RevisionStatus::Withdrawn, _) => Event::AdvisoryWithdrawn(logged),
+        (_, 1) => Event::AdvisoryPublished(logged),
+        _ => Event::AdvisoryRevised(logged),
     }
 }
 
 /// A patch's publication, from the published patch.
-pub fn patch_published<'a>(view: &PatchView, actor: &'a str) -> Result<Record<'a>, ServiceError> {
+pub fn patch_published(view: &PatchView) -> Result<Event, ServiceError> {
     let patch = &view.patch;
     let (Some(sha256), Some(size), Some(signature), Some(key_id)) =
         (&patch.sha256, patch.size, &patch.signature, &patch.key_id)
@@ -41,83 +35,57 @@ pub fn patch_published<'a>(view: &PatchView, actor: &'a str) -> Result<Record<'a
             "it has no file or signature",
         ));
     };
-    Ok(Record {
-        kind: LogKind::PatchPublished,
-        subject: patch_subject(patch.id.as_str()),
-        actor,
-        customer: None,
-        fields: fields([
-            ("sha256", sha256.clone().into()),
-            ("size", size.into()),
-            ("signature_sha256", sha256_hex(signature.as_bytes()).into()),
-            ("key_id", key_id.clone().into()),
-            ("product", view.product.slug.clone().into()),
-            ("version", patch.version.clone().into()),
-            ("version_scheme", view.product.scheme().as_str().into()),
-            ("platform", patch.platform.clone().into()),
-            ("advisories", view.fixes.clone().into()),
-            ("rollback", patch.rollback.into()),
-        ]),
-    })
+    Ok(Event::PatchPublished(PublishedPatch {
+        patch: patch.id.clone(),
+        sha256: sha256.clone(),
+        size,
+        signature_sha256: sha256_hex(signature.as_bytes()),
+        key_id: key_id.clone(),
+        product: view.product.slug.clone(),
+        version: patch.version.clone(),
+        version_scheme: view.product.scheme().as_str().to_owned(),
+        platform: patch.platform.clone(),
+        advisories: view.fixes.clone(),
+        rollback: patch.rollback,
+    }))
 }
 
 /// A patch's yanking, from the yanked patch.
-pub fn patch_yanked<'a>(view: &PatchView, actor: &'a str) -> Record<'a> {
-    Record {
-        kind: LogKind::PatchYanked,
-        subject: patch_subject(view.patch.id.as_str()),
-        actor,
-        customer: None,
-        fields: fields([("reason", view.patch.yank_reason.clone().into())]),
+pub fn patch_yanked(view: &PatchView) -> Event {
+    Event::PatchYanked {
+        patch: view.patch.id.clone(),
+        reason: view.patch.yank_reason.clone(),
     }
 }
 
-/// A signing key introduced (with the hashes of the rotation statement that
-/// introduced it, when one did) or retired.
-pub fn key(kind: LogKind, key: &SigningKeyRecord) -> Record<'static> {
-    let mut entry = fields([
-        ("key_id", key.key_id.clone().into()),
-        ("sha256", sha256_hex(key.public_key.as_bytes()).into()),
-    ]);
-    if kind == LogKind::KeyIntroduced {
-        entry.insert("introduced_by".into(), key.introduced_by.clone().into());
-        entry.insert(
-            "statement_sha256".into(),
-            key.statement.as_deref().map(|s| sha256_hex(s.as_bytes())).into(),
-        );
-        entry.insert(
-            "statement_signature_sha256".into(),
-            key.statement_signature
-                .as_deref()
-                .map(|s| sha256_hex(s.as_bytes()))
-                .into(),
-        );
-        // A rotation forced by a leak: the log says so too, for auditors.
-        if let Some(size) = key.statement.as_deref().and_then(signing::statement_compromised_after) {
-            entry.insert("old_key_compromised_after".into(), size.into());
-        }
-    }
-    Record {
-        kind,
-        subject: format!("key/{}", key.key_id),
-        actor: "server",
-        customer: None,
-        fields: entry,
+/// A signing key introduced, with the hashes of the rotation statement that
+/// introduced it when one did (and, for a rotation forced by a leak, the log size
+/// after which the old key is compromised).
+pub fn key_introduced(key: &SigningKeyRecord) -> Event {
+    Event::KeyIntroduced(IntroducedKey {
+        key_id: key.key_id.clone(),
+        sha256: sha256_hex(key.public_key.as_bytes()),
+        introduced_by: key.introduced_by.clone(),
+        statement_sha256: key.statement.as_deref().map(|s| sha256_hex(s.as_bytes())),
+        statement_signature_sha256: key.statement_signature.as_deref().map(|s| sha256_hex(s.as_bytes())),
+        old_key_compromised_after: key.statement.as_deref().and_then(signing::statement_compromised_after),
+    })
+}
+
+/// A signing key retired.
+pub fn key_retired(key: &SigningKeyRecord) -> Event {
+    Event::KeyRetired {
+        key_id: key.key_id.clone(),
+        sha256: sha256_hex(key.public_key.as_bytes()),
     }
 }
 
-/// A release image registered for `product` by `actor`.
-pub fn image<'a>(product: &str, image: &ReleaseImage, actor: &'a str) -> Record<'a> {
-    Record {
-        kind: LogKind::ImageRegistered,
-        subject: format!("image/{product}/{}", image.image_sha256),
-        actor,
-        customer: None,
-        fields: fields([
-            ("sha256", image.image_sha256.clone().into()),
-            ("product", product.into()),
-            ("version", image.version.clone().into()),
-            ("platform", image.platform.clone().into()),
-        ]),
+/// A release image registered for `product`.
+pub fn image(product: &str, image: &ReleaseImage) -> Event {
+    Event::ImageRegistered {
+        product: product.to_owned(),
+        sha256: image.image_sha256.clone(),
+        version: image.version.clone(),
+        platform: image.platform.clone(),
     }
 }

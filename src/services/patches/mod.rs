@@ -15,6 +15,7 @@ use crate::db::models::patch::is_entitled;
 
 use crate::db::models::{now, AdvisoryRecord, Generations, NewPatch, PatchRecord, PatchUpload, PatchView, Product};
 use crate::db::DbConnection;
+use crate::domain::event::Actor;
 use crate::domain::log::Logged;
 use crate::domain::patch::{FileName, Platform, Sha256};
 use crate::domain::range::{RangeInput, VersionRange};
@@ -358,7 +359,7 @@ pub async fn publish(services: &Services, caller: &Caller, id: &str) -> Result<(
                 }
                 Generations::catalogue_changed(conn)?;
                 let published = visible(conn, &PatchReader::Vendor, patch_id.as_str())?;
-                let index = log::append(conn, log::records::patch_published(&published, &actor)?)?;
+                let index = log::append(conn, &log::records::patch_published(&published)?, &actor)?;
                 Ok(Some(index))
             })
         })
@@ -446,7 +447,7 @@ pub async fn sweep_unreferenced_files(services: &Services) -> Result<usize, Serv
 
 /// Yanks a published patch: no longer offered or served, still listed with `reason`;
 /// returns it with its log entry's index.
-pub fn yank(conn: &mut DbConnection, actor: &str, id: &str, reason: &str) -> Result<(PatchView, u64), ServiceError> {
+pub fn yank(conn: &mut DbConnection, actor: &Actor, id: &str, reason: &str) -> Result<(PatchView, u64), ServiceError> {
     let reason = text::REASON.check("reason", reason, true)?;
     let view = visible(conn, &PatchReader::Vendor, id)?;
     if PatchRecord::set_yanked(conn, &view.patch.id, &reason, now())? == 0 {
@@ -457,6 +458,6 @@ pub fn yank(conn: &mut DbConnection, actor: &str, id: &str, reason: &str) -> Res
     }
     Generations::catalogue_changed(conn)?;
     let yanked = visible(conn, &PatchReader::Vendor, view.patch.id.as_str())?;
-    let index = log::append(conn, log::records::patch_yanked(&yanked, actor))?;
+    let index = log::append(conn, &log::records::patch_yanked(&yanked), actor)?;
     Ok((yanked, index))
 }
