@@ -6,11 +6,17 @@
 //! [`Services`] is what they share: configuration, database, signing key, patch
 //! storage and the in-memory guards (login limiter, password-check gate, upload
 //! writers). It is built once at start.
-
+//!
+//! Capabilities form a tree: a capability uses only those below it. What follows
+//! an event (the fleet copy refreshed, a tree head signed, customers told) is not
+//! called by the capability that caused it: it reports its events to
+//! [`Services::reactions`], which the `effects` capability, above the others,
+//! provides.
 pub mod accounts;
 pub mod advisories;
 pub mod anomalies;
 pub mod catalog;
+pub mod effects;
 pub mod error;
 pub mod evidence;
 pub mod fleet;
@@ -32,7 +38,9 @@ use anyhow::Context;
 pub use error::{ServiceError, ServiceResult};
 
 use crate::config::Config;
-use crate::db::Db;
+use crate::db::{Db, DbConnection};
+use crate::domain::event::Event;
+use crate::domain::log::SignedHead;
 use crate::secrets::SealingKey;
 use crate::signing::Signer;
 use crate::storage::Storage;
@@ -42,6 +50,22 @@ use fleet::Fleet;
 use outbound::Outbound;
 use patches::uploads::Writers;
 use ratelimit::AttemptLimiter;
+
+/// What follows events, whoever caused them. A capability reports the events it
+/// commits here, and so needs to know nothing of what reacts to them.
+pub trait Reactions: Send + Sync {
+    /// Runs inside the transaction that commits `events`, before their log entries
+    /// are appended: what must commit with them (webhook events for customers).
+    fn within(&self, conn: &mut DbConnection, events: &[Event]) -> Result<(), ServiceError>;
+
+    /// Runs after `events` committed: caches brought up to date, and a tree head
+    /// that covers them signed when devices must see them at once (returned).
+    fn after<'a>(
+        &'a self,
+        services: &'a Services,
+        events: &'a [Event],
+    ) -> futures_util::future::BoxFuture<'a, Result<Option<SignedHead>, ServiceError>>;
+}
 
 /// What every service works with.
 pub struct Services {
@@ -69,6 +93,8 @@ pub struct Services {
     pub pull_counts: pulls::scheduler::PullCounts,
     /// The newest signed tree head and the proofs polls carry.
     pub log: log::LogCache,
+    /// What follows events.
+    pub reactions: Arc<dyn Reactions>,
 }
 
 impl Services {
@@ -110,6 +136,7 @@ impl Services {
         )
         .context("building the HTTP client for pulls and webhooks")?;
         let instance = format!("{}-{}", std::process::id(), uuid::Uuid::now_v7().simple());
+        let reactions: Arc<dyn Reactions> = Arc::new(effects::Effects::new(&config)?);
         let services = Services {
             sealing,
             outbound,
@@ -120,7 +147,8 @@ impl Services {
             enrol_limiter: AttemptLimiter::new("enrollment", config.enrollment_attempts_per_minute),
             fleet: Fleet::new(config.observation_queue_max),
             password_gate: PasswordGate::new(config.workers.max(1)),
-            publish: PublishContext::new(&config, signer.clone()),
+            publish: PublishContext::new(&config, signer.clone(), reactions.clone()),
+            reactions,
             config,
             db,
             signer,

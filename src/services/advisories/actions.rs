@@ -127,8 +127,13 @@ pub async fn sign(
             Ok::<_, ServiceError>((record, revision, index))
         })
         .await?;
-    crate::services::fleet::refresh(services).await;
-    let logged = log::logged(services, index).await?;
+    let event = log::records::revision(record.public_id.as_deref().unwrap_or_default(), &revision);
+    let tree_head = services
+        .reactions
+        .after(services, std::slice::from_ref(&event))
+        .await?
+        .ok_or_else(|| ServiceError::internal("a signed revision", "no tree head covers it"))?;
+    let logged = Logged { index, tree_head };
     tracing::info!(
         advisory.id = record.public_id.as_deref().unwrap_or_default(),
         revision = revision.revision,

@@ -25,12 +25,13 @@ use crate::domain::advisory::{
     RevisionMeta, RevisionStatus,
 };
 use crate::domain::event::Actor;
+use crate::domain::AdvisoryStatus;
 use crate::domain::{csaf, text};
-use crate::domain::{AdvisoryStatus, EventType};
 use crate::ids::{AdvisoryId, ProductId};
 use crate::secrets::sha256_hex;
 use crate::services::error::ServiceError;
 use crate::services::log;
+use crate::services::Reactions;
 use crate::signing::Signer;
 
 /// Products by slug, for validation.
@@ -72,12 +73,12 @@ pub struct PublishContext {
     pub id_prefix: String,
     pub publisher: csaf::Publisher,
     pub public_url: String,
-    /// When an install step counts as stalled, for the exposure counts announced.
-    pub install_stall_after: chrono::TimeDelta,
+    /// What follows a revision: it is announced inside its transaction.
+    pub reactions: Arc<dyn Reactions>,
 }
 
 impl PublishContext {
-    pub fn new(config: &Config, signer: Arc<Signer>) -> Self {
+    pub fn new(config: &Config, signer: Arc<Signer>, reactions: Arc<dyn Reactions>) -> Self {
         PublishContext {
             signer,
             id_prefix: config.advisory_id_prefix.clone(),
@@ -86,8 +87,7 @@ impl PublishContext {
                 namespace: config.public_url.to_string(),
             },
             public_url: config.url(""),
-            install_stall_after: chrono::TimeDelta::from_std(config.install_stall_after)
-                .unwrap_or(chrono::TimeDelta::MAX),
+            reactions,
         }
     }
 }
@@ -294,45 +294,6 @@ fn to_utc(at: NaiveDateTime) -> chrono::DateTime<Utc> {
     at.and_utc()
 }
 
-/// Queues `kind` (and `emergency`, for an emergency advisory) for every customer
-/// whose fleet the advisory concerns: devices affected, fixed or of unknown version.
-fn announce(
-    conn: &mut DbConnection,
-    ctx: &PublishContext,
-    catalogue: &Catalogue,
-    record: AdvisoryRecord,
-    kind: EventType,
-    revision: i32,
-) -> Result<(), ServiceError> {
-    let Some(counts) =
-        crate::services::fleet::exposure::advisory_counts(conn, catalogue, record, ctx.install_stall_after)?
-    else {
-        return Ok(());
-    };
-    for (customer, c) in &counts.customers {
-        if c.concerned() + c.unknown == 0 {
-            continue;
-        }
-        let data = serde_json::json!({
-            "advisory": {
-                "id": counts.public_id,
-                "revision": revision,
-                "title": counts.title,
-                "emergency": counts.emergency,
-                "fix_deadline": counts.fix_deadline.map(crate::domain::advisory::rfc3339),
-                "url": format!("{}/advisories/{}", ctx.public_url, counts.public_id),
-            },
-            "exposure": c,
-        });
-        crate::services::webhooks::emit(conn, customer, kind, data.clone(), None)?;
-        if counts.emergency && c.affected > 0 {
-            let key = format!("emergency:{}:{}:{customer}", counts.public_id, revision);
-            crate::services::webhooks::emit(conn, customer, EventType::Emergency, data, Some(key))?;
-        }
-    }
-    Ok(())
-}
-
 #[expect(
     clippy::too_many_arguments,
     reason = "one transaction needs every part of the revision"
@@ -432,17 +393,10 @@ fn write_revision(
         )?;
         AdvisoryRecord::set_index(conn, &record.id, &advisory.cves, &catalogue.product_ids(advisory))?;
         Generations::catalogue_changed(conn)?;
-        if revision_status == RevisionStatus::Published {
-            let kind = if next == 1 {
-                EventType::AdvisoryPublished
-            } else {
-                EventType::AdvisoryRevised
-            };
-            let updated = find(conn, record.id.as_str())?;
-            announce(conn, ctx, catalogue, updated, kind, next)?;
-        }
+        let event = log::records::revision(&public_id, &revision);
+        ctx.reactions.within(conn, std::slice::from_ref(&event))?;
         // Last: the append holds the log's lock until the commit.
-        log::append(conn, &log::records::revision(&public_id, &revision), actor)?;
+        log::append(conn, &event, actor)?;
         tracing::info!(advisory.id = %public_id, revision = next, status = revision_status.as_str(), "published advisory revision");
         Ok(revision)
     })

@@ -21,9 +21,7 @@ use crate::db::models::{now, utc};
 use crate::db::DbConnection;
 use crate::domain::event::{Actor, Event};
 use crate::domain::log::{commitment, revocations_digest, sealed_text, LogKind, Revocation, TreeHead};
-use crate::domain::log::{
-    hex_proof, ConsistencyProof, EntriesPage, InclusionProof, LogEntry, Logged, OfferLog, SignedHead,
-};
+use crate::domain::log::{hex_proof, ConsistencyProof, EntriesPage, InclusionProof, LogEntry, OfferLog, SignedHead};
 use crate::domain::merkle::{consistency_plan, inclusion_plan, leaf_hash, Hash, ProofError, ProofPlan};
 use crate::ids::PatchId;
 use crate::services::{ServiceError, Services};
@@ -214,14 +212,6 @@ pub async fn sign_now(services: &Services) -> Result<SignedHead, ServiceError> {
     let head = signed_head(&record)?;
     follow(services).await?;
     Ok(head)
-}
-
-/// What a publish answers: the entry's index and a fresh head that includes it.
-pub async fn logged(services: &Services, index: u64) -> Result<Logged, ServiceError> {
-    Ok(Logged {
-        index,
-        tree_head: sign_now(services).await?,
-    })
 }
 
 /// Signs a head when the newest is older than `log_head_interval`, was signed by

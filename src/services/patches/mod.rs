@@ -15,7 +15,7 @@ use crate::db::models::patch::is_entitled;
 
 use crate::db::models::{now, AdvisoryRecord, Generations, NewPatch, PatchRecord, PatchUpload, PatchView, Product};
 use crate::db::DbConnection;
-use crate::domain::event::Actor;
+use crate::domain::event::{Actor, Event};
 use crate::domain::log::Logged;
 use crate::domain::patch::{FileName, Platform, Sha256};
 use crate::domain::range::{RangeInput, VersionRange};
@@ -222,6 +222,17 @@ pub async fn with_upload(services: &Services, id: String) -> Result<(PatchView, 
         .await
 }
 
+/// Hands the event of the entry at `index` to what follows it; the entry's place
+/// in the log, under the head signed for it.
+async fn followed(services: &Services, event: Event, index: u64) -> Result<Logged, ServiceError> {
+    let tree_head = services
+        .reactions
+        .after(services, std::slice::from_ref(&event))
+        .await?
+        .ok_or_else(|| ServiceError::internal("a patch event", "no tree head covers it"))?;
+    Ok(Logged { index, tree_head })
+}
+
 /// Yanks a published patch (see [`yank`]) and logs who did.
 pub async fn yank_published(
     services: &Services,
@@ -234,8 +245,7 @@ pub async fn yank_published(
         .db
         .run(move |conn| conn.write_transaction(|conn| yank(conn, &actor, &id, &reason)))
         .await?;
-    crate::services::fleet::refresh(services).await;
-    let logged = log::logged(services, index).await?;
+    let logged = followed(services, log::records::patch_yanked(&view), index).await?;
     tracing::info!(patch.id = %view.patch.id, user.id = %caller.user, log.index = index, "yanked patch");
     Ok((view, logged))
 }
@@ -364,7 +374,6 @@ pub async fn publish(services: &Services, caller: &Caller, id: &str) -> Result<(
             })
         })
         .await?;
-    crate::services::fleet::refresh(services).await;
     let Some(index) = index else {
         return Err(ServiceError::Conflict(
             "the patch changed meanwhile; reload it and try again".into(),
@@ -375,7 +384,7 @@ pub async fn publish(services: &Services, caller: &Caller, id: &str) -> Result<(
         .db
         .run(move |conn| visible(conn, &PatchReader::Vendor, &lookup))
         .await?;
-    let logged = log::logged(services, index).await?;
+    let logged = followed(services, log::records::patch_published(&view)?, index).await?;
     tracing::info!(patch.id = %view.patch.id, user.id = %caller.user, log.index = index, "published patch");
     Ok((view, logged))
 }
