@@ -10,6 +10,7 @@ pub mod caller;
 pub mod csaf;
 pub mod cvss;
 pub mod cwe;
+pub mod device;
 pub mod duration;
 pub mod email;
 #[cfg(feature = "server")]

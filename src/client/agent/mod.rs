@@ -283,13 +283,14 @@ impl Agent {
         };
         let running = self.running();
         let body = Enrolment {
-            enrollment_token,
-            name: &self.config.name,
-            product: &self.config.product,
-            platform: self.config.platform.as_deref(),
-            version: &running.version,
-            pull_url: self.config.pull_url.as_deref(),
-            pull_token: self.config.pull_token.as_deref(),
+            enrollment_token: enrollment_token.clone(),
+            name: self.config.name.clone(),
+            product: self.config.product.clone(),
+            platform: self.config.platform.clone(),
+            version: running.version,
+            labels: Default::default(),
+            pull_url: self.config.pull_url.clone(),
+            pull_token: self.config.pull_token.clone(),
         };
         let mut wait = Duration::from_secs(1);
         loop {
@@ -357,12 +358,13 @@ impl Agent {
             );
         }
         let body = Poll {
-            version: &running.version,
-            image_sha256: running.image_sha256.as_deref(),
-            catalogue: None,
+            version: running.version,
+            image_sha256: running.image_sha256,
+            platform: self.config.platform.clone(),
             log_size: self.head.as_ref().map(|h| h.tree_size),
             head_age_s,
-            stale,
+            stale: Some(stale),
+            ..Poll::default()
         };
         let response = self
             .http
@@ -777,10 +779,10 @@ impl Agent {
     async fn report(&self, offer: &Offer, state: ReportState, version: Option<&str>, message: Option<&str>) {
         let sent = async {
             let body = Report {
-                patch_id: &offer.patch_id,
+                patch_id: offer.patch_id.clone(),
                 state,
-                version,
-                message,
+                version: version.map(str::to_owned),
+                message: message.map(str::to_owned),
             };
             let response = self
                 .http

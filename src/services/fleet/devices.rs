@@ -71,25 +71,7 @@ impl DeviceDraft {
     }
 }
 
-/// A device enrolling itself.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SelfEnrolment {
-    pub enrollment_token: String,
-    pub name: String,
-    pub product: String,
-    #[serde(default)]
-    pub platform: Option<String>,
-    pub version: String,
-    #[serde(default)]
-    pub labels: BTreeMap<String, String>,
-    /// Where the device answers pulls, pulled on the customer's default schedule.
-    #[serde(default)]
-    pub pull_url: Option<String>,
-    /// The bearer token the device expects on a pull.
-    #[serde(default)]
-    pub pull_token: Option<String>,
-}
+pub use crate::domain::device::Enrolment as SelfEnrolment;
 
 /// An enrolment token as a customer admin asks for it.
 #[derive(Clone, Debug, Default, Deserialize)]

@@ -5,8 +5,6 @@
 
 use std::sync::Arc;
 
-use serde::Deserialize;
-
 use crate::db::models::{now, DeviceRecord, Offers, ReportRecord};
 use crate::domain::event::{Actor, Event};
 use crate::domain::patch::{Platform, Sha256};
@@ -20,28 +18,7 @@ use super::cache::DeviceEntry;
 use super::catalogue::NO_OFFER_TAG;
 use crate::domain::fleet::HeadReport;
 
-/// What a device says when it polls.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PollRequest {
-    pub version: String,
-    #[serde(default)]
-    pub image_sha256: Option<String>,
-    #[serde(default)]
-    pub platform: Option<String>,
-    /// The tag of the last answer; when the answer is the same, it is not repeated.
-    #[serde(default)]
-    pub catalogue: Option<String>,
-    /// The size of the newest tree head the device holds.
-    #[serde(default)]
-    pub log_size: Option<u64>,
-    /// How old (seconds) the newest genuine tree head the device holds is.
-    #[serde(default)]
-    pub head_age_s: Option<u64>,
-    /// The device has held no genuine head for longer than its `stale_after`.
-    #[serde(default)]
-    pub stale: Option<bool>,
-}
+pub use crate::domain::device::{Poll as PollRequest, Report as ReportRequest};
 
 /// The answer to a poll.
 #[derive(Clone, Debug)]
@@ -166,19 +143,6 @@ fn jittered(seconds: u64) -> u64 {
     (seconds - crate::random::fast_u64() % (spread + 1)).max(1)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn jitter_shortens_by_at_most_a_fifth_and_spreads() {
-        let seen: std::collections::HashSet<u64> = (0..1000).map(|_| jittered(1800)).collect();
-        assert!(seen.iter().all(|s| (1440..=1800).contains(s)), "{seen:?}");
-        assert!(seen.len() > 100, "only {} distinct intervals", seen.len());
-        assert_eq!(jittered(9), 9);
-    }
-}
-
 /// Refuses a patch the device may not act on: yanked (409 with the reason) or
 /// never offered to it (409). A patch counts as offered when an instance recorded
 /// the offer, or when it is what the device's running version is offered now (a
@@ -222,18 +186,6 @@ async fn check_offered(services: &Services, device: &DeviceEntry, patch: &PatchI
     } else {
         Err(never())
     }
-}
-
-/// An install step as a device reports it.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ReportRequest {
-    pub patch_id: String,
-    pub state: ReportState,
-    #[serde(default)]
-    pub version: Option<String>,
-    #[serde(default)]
-    pub message: Option<String>,
 }
 
 /// Records an install step of `device` for a patch it was offered.
@@ -333,4 +285,17 @@ pub async fn downloadable(services: &Services, device: &DeviceEntry, id: String)
         other => other,
     })?;
     patches::downloadable(services, PatchReader::Customer((*device.customer).clone()), id).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jitter_shortens_by_at_most_a_fifth_and_spreads() {
+        let seen: std::collections::HashSet<u64> = (0..1000).map(|_| jittered(1800)).collect();
+        assert!(seen.iter().all(|s| (1440..=1800).contains(s)), "{seen:?}");
+        assert!(seen.len() > 100, "only {} distinct intervals", seen.len());
+        assert_eq!(jittered(9), 9);
+    }
 }

@@ -1,0 +1,139 @@
+//! The device protocol's messages, defined once for both sides: enrolment, the poll
+//! and its answer's offer, install reports, the signing keys, and what a device
+//! answers a pull. The server reads the requests with these types (unknown fields
+//! refused) and the agent writes them with the same types, so the compiler keeps
+//! the two in step. They need nothing of the server, so the agent builds without
+//! it; `crate::api::device` is where the rest of the code names them.
+
+use serde::{Deserialize, Serialize};
+
+use std::collections::BTreeMap;
+
+use crate::domain::log::{ConsistencyProof, OfferLog, Revocation, SignedHead};
+use crate::domain::ReportState;
+
+/// `POST /api/v1/device/enroll`: a device enrolling itself.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Enrolment {
+    pub enrollment_token: String,
+    pub name: String,
+    pub product: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<String>,
+    pub version: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// Where the device answers pulls, pulled on the customer's default schedule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pull_url: Option<String>,
+    /// The bearer token the device expects on a pull.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pull_token: Option<String>,
+}
+
+/// The identity an enrolment hands out.
+#[derive(Clone, Debug, Deserialize)]
+pub struct Enrolled {
+    pub id: String,
+    pub token: String,
+}
+
+/// `POST /api/v1/device/poll`: what a device runs, and how fresh its view of the
+/// log is.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Poll {
+    pub version: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_sha256: Option<String>,
+    /// The platform it runs on, when it was enrolled without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<String>,
+    /// The tag of the last answer; when the answer is the same, it is not repeated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub catalogue: Option<String>,
+    /// The size of the newest tree head the device holds: the answer then brings
+    /// the consistency proof from it when the server has it at hand.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_size: Option<u64>,
+    /// How old (seconds) the newest genuine tree head the device holds is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head_age_s: Option<u64>,
+    /// The device has held no genuine head for longer than its `stale_after`: it is
+    /// being cut off from genuine answers, or frozen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stale: Option<bool>,
+}
+
+/// The poll answer as a client reads it.
+#[derive(Debug, Deserialize)]
+pub struct PollResponse {
+    #[serde(default)]
+    pub update: Option<Offer>,
+    #[serde(default)]
+    pub unchanged: bool,
+    pub catalogue: String,
+    pub poll_interval_s: u64,
+    /// The latest signed tree head; re-signed every few minutes, so it also says
+    /// the answer is fresh.
+    #[serde(default)]
+    pub log_head: Option<SignedHead>,
+    /// From the size the device said it holds to `log_head`.
+    #[serde(default)]
+    pub log_consistency: Option<ConsistencyProof>,
+    /// With an offer: the patches yanked within `log_head`'s tree, which the head's
+    /// signature commits to.
+    #[serde(default)]
+    pub revoked: Option<Vec<Revocation>>,
+}
+
+/// An update offered to a device.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+pub struct Offer {
+    pub patch_id: String,
+    pub version: String,
+    pub platform: Option<String>,
+    pub filename: String,
+    pub download_url: String,
+    pub sha256: String,
+    pub size: u64,
+    pub signature: String,
+    pub advisories: Vec<String>,
+    pub emergency: bool,
+    /// Signed as an explicit rollback: the one case a device goes to an older version.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rollback: bool,
+    /// The patch's entry in the log and its inclusion in `log_head`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log: Option<OfferLog>,
+}
+
+/// `POST /api/v1/device/report`: an install step.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Report {
+    pub patch_id: String,
+    pub state: ReportState,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+pub use crate::signing::KeyResponse;
+
+/// What a device answers a pull: `200 {"version", "image_sha256"?, "head_age_s"?,
+/// "stale"?}`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Pulled {
+    pub version: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_sha256: Option<String>,
+    /// How old (seconds) the newest genuine tree head the device holds is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head_age_s: Option<u64>,
+    /// Whether that is past the device's `stale_after`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stale: Option<bool>,
+}
