@@ -14,14 +14,21 @@
 //! for `stale_after` says so: in its log at every poll, in its polls, and in its
 //! pull answers. Every answer body is read up to [`MAX_ANSWER_BYTES`].
 
+mod answers;
+mod apply;
 pub mod config;
 pub mod download;
+mod head;
 pub mod pull;
+mod running;
 pub mod simulate;
 pub mod state;
 pub mod verify;
 
-use std::path::{Path, PathBuf};
+pub use answers::{http_client, MAX_ANSWER_BYTES};
+pub use running::{Freshness, Running};
+
+use std::path::Path;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -33,76 +40,12 @@ use url::Url;
 pub use config::{AgentConfig, AgentLimits, Identity, Installer, SimulatedInstall, SimulatedOutcome};
 pub use state::AgentState;
 
-use crate::api::device::{Enrolled, Enrolment, KeyResponse, Offer, Poll, PollResponse, Pulled, Report};
-use crate::api::log::{parse_proof, ConsistencyProof, SignedHead};
+use crate::api::device::{Enrolled, Enrolment, Offer, Poll, PollResponse};
 use crate::domain::log::{revocations_digest, Revocation, TreeHead};
-use crate::domain::merkle::verify_consistency;
 use crate::domain::ReportState;
-use download::{DownloadError, Fetched};
-use state::Pending;
-use verify::{Expected, Keyring, Refusal, Verified};
-
-/// The most bytes of any answer (poll, keys, proofs, enrolment, report) the agent
-/// reads; a longer one is refused without being held whole.
-pub const MAX_ANSWER_BYTES: usize = 1 << 20;
-
-/// What the device runs, shared with its pull endpoint.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Running {
-    pub version: String,
-    pub image_sha256: Option<String>,
-}
-
-impl Running {
-    /// What `shared` holds now.
-    pub fn of(shared: &RwLock<Running>) -> Running {
-        shared
-            .read()
-            .map(|r| r.clone())
-            .unwrap_or_else(|e| e.into_inner().clone())
-    }
-
-    /// As a pull answers it, with how fresh the device's view of the log is.
-    pub fn pulled(self, freshness: Freshness) -> Pulled {
-        let now = chrono::Utc::now();
-        Pulled {
-            version: self.version,
-            image_sha256: self.image_sha256,
-            head_age_s: freshness.head_age_s(now),
-            stale: Some(freshness.stale(now)),
-        }
-    }
-}
-
-/// How fresh the genuine answers a device gets are: when the newest tree head it
-/// holds was signed, against its `stale_after`. Shared with its pull endpoint.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Freshness {
-    /// When the newest genuine head held was signed; `None` before the first.
-    pub head_signed_at: Option<chrono::DateTime<chrono::Utc>>,
-    /// When the agent started: a device that never got a genuine head counts from then.
-    pub since: chrono::DateTime<chrono::Utc>,
-    pub stale_after: Duration,
-}
-
-impl Freshness {
-    /// What `shared` holds now.
-    pub fn of(shared: &RwLock<Freshness>) -> Freshness {
-        *shared.read().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// The age of the newest genuine head, in seconds, at `now`.
-    pub fn head_age_s(&self, now: chrono::DateTime<chrono::Utc>) -> Option<u64> {
-        self.head_signed_at
-            .map(|at| u64::try_from((now - at).num_seconds()).unwrap_or(0))
-    }
-
-    /// Whether the device has gone `stale_after` without a genuine head at `now`.
-    pub fn stale(&self, now: chrono::DateTime<chrono::Utc>) -> bool {
-        let from = self.head_signed_at.unwrap_or(self.since);
-        (now - from).to_std().is_ok_and(|age| age > self.stale_after)
-    }
-}
+use answers::{answer, retry_after};
+use download::Fetched;
+use verify::Keyring;
 
 /// What one poll brought.
 #[derive(Clone, Debug)]
@@ -391,7 +334,7 @@ impl Agent {
         // The yanked patches, when the list the answer carries is the one the head
         // commits to; otherwise none are known, and no offer is taken.
         self.revoked = match (&answer.revoked, head.revoked) {
-            (Some(list), Some(digest)) if revocations_digest(list) == digest => Some(list.clone()),
+            (Some(list), Some(digest)) if revocations_digest(list) == digest => Some(list.to_vec()),
             _ => None,
         };
         self.forget_untrusted_download(answer.update.as_ref()).await?;
@@ -422,389 +365,6 @@ impl Agent {
         remove_if_present(&part).await?;
         self.state.pending = None;
         self.save()
-    }
-
-    /// The newest tree head this agent accepted, verified.
-    pub fn head(&self) -> Option<&TreeHead> {
-        self.head.as_ref()
-    }
-
-    /// Checks the tree head of a poll answer against the one held: signed by a
-    /// trusted key that was not declared compromised before this size, not expired
-    /// (a frozen answer), not older (a rollback), and consistent with the one held
-    /// (not a fork). Keeps it when it is good; returns why it is refused otherwise.
-    async fn accept_head(&mut self, answer: &PollResponse) -> anyhow::Result<Result<TreeHead, String>> {
-        let Some(signed) = &answer.log_head else {
-            return Ok(Err("refused: the answer carries no signed tree head".into()));
-        };
-        let mut verified = signed.verify(|id| self.keyring.public_key(id));
-        if verified.as_ref().is_err_and(|e| e.contains("not trusted")) && self.learn_keys().await? {
-            verified = signed.verify(|id| self.keyring.public_key(id));
-        }
-        let head = match verified {
-            Ok(head) => head,
-            Err(why) => return Ok(Err(format!("refused: {why}"))),
-        };
-        if let Some(after) = self.keyring.compromised_after(&signed.key_id) {
-            if head.tree_size > after {
-                return Ok(Err(format!(
-                    "refused (compromised key): the tree head of {} entries is signed by key {}, which a rotation \
-                     declared compromised after {after} entries",
-                    head.tree_size,
-                    signed.key_id.to_uppercase()
-                )));
-            }
-        }
-        if head.expires_at <= chrono::Utc::now() {
-            return Ok(Err(format!(
-                "refused (freeze): the tree head of sequence {} expired at {}",
-                head.sequence,
-                head.expires_at.to_rfc3339()
-            )));
-        }
-        if let Some(held) = &self.head {
-            if let Err(why) = self.follows(held, &head, signed, answer).await? {
-                return Ok(Err(why));
-            }
-        }
-        if self.state.log_head.as_ref() != Some(signed) {
-            self.state.log_head = Some(signed.clone());
-            self.save()?;
-        }
-        self.set_fresh(head.timestamp);
-        self.head = Some(head.clone());
-        Ok(Ok(head))
-    }
-
-    /// Whether `head` may follow `held`: the same or a later sequence, no fewer
-    /// entries, and a consistency proof from `held` when it has more.
-    async fn follows(
-        &self,
-        held: &TreeHead,
-        head: &TreeHead,
-        signed: &SignedHead,
-        polled: &PollResponse,
-    ) -> anyhow::Result<Result<(), String>> {
-        if head.origin != held.origin {
-            return Ok(Err(format!(
-                "refused (fork): the tree head is of log `{}`, not of `{}`",
-                head.origin, held.origin
-            )));
-        }
-        if head.sequence < held.sequence || head.tree_size < held.tree_size {
-            return Ok(Err(format!(
-                "refused (rollback): the tree head (sequence {}, {} entries) is older than the one already seen (sequence {}, {} entries)",
-                head.sequence, head.tree_size, held.sequence, held.tree_size
-            )));
-        }
-        if head.sequence == held.sequence && (head != held || self.state.log_head.as_ref() != Some(signed)) {
-            return Ok(Err(format!(
-                "refused (fork): two different tree heads carry sequence {}",
-                head.sequence
-            )));
-        }
-        if head.tree_size == held.tree_size {
-            if head.root_hash != held.root_hash {
-                return Ok(Err(format!(
-                    "refused (fork): a tree of {} entries with another root hash than the one already seen",
-                    head.tree_size
-                )));
-            }
-            return Ok(Ok(()));
-        }
-        let proof = match polled
-            .log_consistency
-            .as_ref()
-            .filter(|p| p.from == held.tree_size && p.to == head.tree_size)
-        {
-            Some(proof) => proof.clone(),
-            None => {
-                let url = self.url(&format!(
-                    "/api/v1/log/proof/consistency?from={}&to={}",
-                    held.tree_size, head.tree_size
-                ))?;
-                let response = self
-                    .http
-                    .get(url)
-                    .send()
-                    .await
-                    .context("fetching a consistency proof")?;
-                let proof: ConsistencyProof = answer(response, "the consistency proof").await?;
-                proof
-            }
-        };
-        let checked = parse_proof(&proof.proof).and_then(|hashes| {
-            verify_consistency(
-                held.tree_size,
-                head.tree_size,
-                &held.root_hash,
-                &head.root_hash,
-                &hashes,
-            )
-            .map_err(|e| e.to_string())
-        });
-        Ok(checked.map_err(|why| {
-            format!(
-                "refused (fork): the tree of {} entries does not extend the one of {} already seen: {why}",
-                head.tree_size, held.tree_size
-            )
-        }))
-    }
-
-    /// Whether this offer was installed, refused or failed before (it is not tried
-    /// again).
-    pub fn settled(&self, offer: &Offer) -> bool {
-        self.settled
-            .iter()
-            .any(|(id, sig)| *id == offer.patch_id && *sig == offer.signature)
-    }
-
-    /// Downloads, verifies and installs `offer`, reporting each step.
-    pub async fn apply(&mut self, offer: &Offer) -> anyhow::Result<Outcome> {
-        if let Err(refusal) = self.check_offer(offer) {
-            let part = self.part_path(offer);
-            return self.refuse(offer, &part, refusal.to_string()).await;
-        }
-        // The same file from the same signer resumes, wherever it is served from now.
-        let same_pending = self.state.pending.as_ref().is_some_and(|p| same_file(&p.offer, offer));
-        if !same_pending {
-            // Another download in progress is given up for this one: its bytes go.
-            if let Some(previous) = self.state.pending.take() {
-                let _ = tokio::fs::remove_file(self.part_path(&previous.offer)).await;
-            }
-            self.state.pending = Some(Pending {
-                offer: offer.clone(),
-                etag: None,
-            });
-            let _ = tokio::fs::remove_file(self.part_path(offer)).await;
-            self.save()?;
-            self.report(offer, ReportState::Downloading, None, None).await;
-        }
-        tokio::fs::create_dir_all(&self.config.download_dir)
-            .await
-            .with_context(|| format!("creating {}", self.config.download_dir.display()))?;
-        let part = self.part_path(offer);
-        let url = self.url(&offer.download_url)?;
-        let same_origin = url.origin() == self.config.server.origin();
-        let bearer = if same_origin {
-            Some(self.token()?.to_owned())
-        } else {
-            None
-        };
-        let etag = self.state.pending.as_ref().and_then(|p| p.etag.clone());
-        // The state as it will be once a fresh response's validator is known.
-        let mut state = self.state.clone();
-        let state_file = &self.config.state_file;
-        let fetched = download::fetch(
-            &self.http,
-            &url,
-            bearer.as_deref(),
-            &part,
-            etag.as_deref(),
-            offer.size,
-            |etag| {
-                if let Some(pending) = state.pending.as_mut() {
-                    pending.etag = etag;
-                }
-                state.save(state_file)
-            },
-        )
-        .await;
-        self.state = state;
-        let fetched = match fetched {
-            Ok(fetched) => fetched,
-            Err(DownloadError::Interrupted(why)) => {
-                tracing::warn!(patch = %offer.patch_id, "download interrupted, will resume: {why}");
-                return Ok(Outcome::Interrupted(why));
-            }
-            Err(e @ DownloadError::TooLong(_)) => {
-                return self.refuse(offer, &part, format!("refused: {e}")).await;
-            }
-        };
-        let mut verdict = self.check(offer, &part);
-        if let Err(Refusal::UntrustedKey(_)) = verdict {
-            // A key rotation may have introduced the signing key: learn, then look again.
-            if self.learn_keys().await? {
-                verdict = self.check(offer, &part);
-            }
-        }
-        if let Err(refusal) = verdict {
-            return self.refuse(offer, &part, refusal.to_string()).await;
-        }
-        self.report(offer, ReportState::Downloaded, None, None).await;
-        self.report(offer, ReportState::Installing, None, None).await;
-        let installed = self.install(offer, &part).await;
-        let _ = tokio::fs::remove_file(&part).await;
-        self.state.pending = None;
-        match installed {
-            Ok((claimed, running)) => {
-                self.state.version = Some(running.version.clone());
-                self.state.image_sha256 = running.image_sha256.clone();
-                self.save()?;
-                *self.running.write().unwrap_or_else(|e| e.into_inner()) = running.clone();
-                self.settled.push((offer.patch_id.clone(), offer.signature.clone()));
-                self.report(offer, ReportState::Installed, Some(&claimed), None).await;
-                tracing::info!(patch = %offer.patch_id, version = %claimed, "installed");
-                Ok(Outcome::Installed { fetched, running })
-            }
-            Err(why) => {
-                self.save()?;
-                self.settled.push((offer.patch_id.clone(), offer.signature.clone()));
-                self.report(offer, ReportState::Failed, None, Some(&why)).await;
-                tracing::warn!(patch = %offer.patch_id, "install failed: {why}");
-                Ok(Outcome::InstallFailed(why))
-            }
-        }
-    }
-
-    /// What this device expects of a patch, running `running`.
-    fn expected<'a>(&'a self, running: &'a Running) -> Expected<'a> {
-        Expected {
-            product: &self.config.product,
-            platform: self.config.platform.as_deref(),
-            running: &running.version,
-            scheme: self.config.version_scheme,
-        }
-    }
-
-    /// Verifies a download of `offer` with the keys trusted now.
-    fn check(&self, offer: &Offer, file: &Path) -> Result<(), Refusal> {
-        let running = self.running();
-        verify::check(&self.keyring, self.expected(&running), offer, file)
-    }
-
-    /// Checks `offer` against the log, the yanked patches and the running version,
-    /// before downloading.
-    fn check_offer(&self, offer: &Offer) -> Result<(), Refusal> {
-        let running = self.running();
-        let head = self
-            .head
-            .as_ref()
-            .ok_or_else(|| Refusal::NotLogged("no tree head has been accepted yet".into()))?;
-        let verified = Verified {
-            head,
-            revoked: self.revoked.as_deref(),
-            keyring: &self.keyring,
-        };
-        verify::check_offer(
-            verified,
-            self.expected(&running),
-            offer,
-            self.config.limits.max_patch_bytes,
-        )
-    }
-
-    /// Deletes the download, forgets it, and reports why.
-    async fn refuse(&mut self, offer: &Offer, part: &Path, why: String) -> anyhow::Result<Outcome> {
-        let _ = tokio::fs::remove_file(part).await;
-        self.state.pending = None;
-        self.save()?;
-        self.settled.push((offer.patch_id.clone(), offer.signature.clone()));
-        tracing::warn!(patch = %offer.patch_id, "{why}");
-        self.report(offer, ReportState::Failed, None, Some(&why)).await;
-        Ok(Outcome::Refused(why))
-    }
-
-    /// Fetches the server's key list and trusts the keys that rotation statements,
-    /// signed by keys already trusted, introduce. Returns whether any was added.
-    pub async fn learn_keys(&mut self) -> anyhow::Result<bool> {
-        let response = self
-            .http
-            .get(self.url("/api/v1/keys")?)
-            .send()
-            .await
-            .context("listing keys")?;
-        let listing: Vec<KeyResponse> = answer(response, "the key list").await?;
-        let learnt = self.keyring.learn(&listing);
-        if learnt.is_empty() {
-            return Ok(false);
-        }
-        for key in &learnt {
-            tracing::info!(key.id = %key.key_id, introduced_by = %key.introduced_by, "trusting a rotated signing key");
-        }
-        self.state.learnt_keys.extend(learnt);
-        self.save()?;
-        Ok(true)
-    }
-
-    /// Installs a verified file. Returns the version to report and what runs after.
-    async fn install(&self, offer: &Offer, file: &Path) -> Result<(String, Running), String> {
-        let before = self.running();
-        match &self.config.installer {
-            Installer::Command(command) => {
-                let status = tokio::process::Command::new(&command[0])
-                    .args(&command[1..])
-                    .env("PATCHWARDEN_FILE", file)
-                    .env("PATCHWARDEN_VERSION", &offer.version)
-                    .env("PATCHWARDEN_PATCH_ID", &offer.patch_id)
-                    .env("PATCHWARDEN_SHA256", &offer.sha256)
-                    .stdin(std::process::Stdio::null())
-                    .status()
-                    .await
-                    .map_err(|e| format!("the install command {} could not start: {e}", command[0]))?;
-                if !status.success() {
-                    return Err(format!("the install command {} ended with {status}", command[0]));
-                }
-                let image_sha256 = match &self.config.image_file {
-                    Some(image) => {
-                        Some(verify::sha256_file(image).map_err(|e| format!("hashing {}: {e}", image.display()))?)
-                    }
-                    None => Some(offer.sha256.clone()),
-                };
-                let running = Running {
-                    version: offer.version.clone(),
-                    image_sha256,
-                };
-                Ok((offer.version.clone(), running))
-            }
-            Installer::Simulated(simulated) => {
-                tokio::time::sleep(simulated.duration).await;
-                match simulated.outcome {
-                    SimulatedOutcome::Succeeds => Ok((
-                        offer.version.clone(),
-                        Running {
-                            version: offer.version.clone(),
-                            image_sha256: Some(offer.sha256.clone()),
-                        },
-                    )),
-                    SimulatedOutcome::Fails => Err("the install ended with status 1 (simulated failure)".into()),
-                    SimulatedOutcome::ClaimsOnly => Ok((offer.version.clone(), before)),
-                }
-            }
-        }
-    }
-
-    /// Reports an install step. A report that does not arrive is logged, not fatal:
-    /// the next poll tells the server what runs.
-    async fn report(&self, offer: &Offer, state: ReportState, version: Option<&str>, message: Option<&str>) {
-        let sent = async {
-            let body = Report {
-                patch_id: offer.patch_id.clone(),
-                state,
-                version: version.map(str::to_owned),
-                message: message.map(str::to_owned),
-            };
-            let response = self
-                .http
-                .post(self.url("/api/v1/device/report")?)
-                .header(AUTHORIZATION, format!("Bearer {}", self.token()?))
-                .json(&body)
-                .send()
-                .await?;
-            answer::<serde_json::Value>(response, "the report").await.map(|_| ())
-        };
-        if let Err(e) = sent.await {
-            tracing::warn!(patch = %offer.patch_id, state = state.as_str(), "report not delivered: {e:#}");
-        }
-    }
-
-    fn part_path(&self, offer: &Offer) -> PathBuf {
-        let safe: String = offer
-            .patch_id
-            .chars()
-            .filter(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
-            .collect();
-        self.config.download_dir.join(format!("{safe}.part"))
     }
 
     /// Polls, applies what is offered, waits the interval the server gave; until
@@ -895,17 +455,6 @@ async fn remove_if_present(path: &Path) -> anyhow::Result<()> {
     }
 }
 
-/// The agent's HTTP client: the configured timeout, no redirects followed.
-pub fn http_client(config: &AgentConfig) -> anyhow::Result<reqwest::Client> {
-    reqwest::Client::builder()
-        .timeout(config.request_timeout)
-        .connect_timeout(Duration::from_secs(10))
-        .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("patchwarden-agent/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .context("building the HTTP client")
-}
-
 /// Resolves on Ctrl-C or, on Unix, SIGTERM: when an agent, a simulated fleet or
 /// the demo should stop.
 pub async fn stop_signal() {
@@ -921,42 +470,4 @@ pub async fn stop_signal() {
         }
     }
     let _ = tokio::signal::ctrl_c().await;
-}
-
-fn retry_after(response: &reqwest::Response) -> Option<Duration> {
-    response
-        .headers()
-        .get(reqwest::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse().ok())
-        .map(Duration::from_secs)
-}
-
-/// Reads an answer's body up to [`MAX_ANSWER_BYTES`]; a longer one is refused as
-/// soon as it announces or runs past that, without being read further.
-async fn read_capped(mut response: reqwest::Response, what: &str) -> anyhow::Result<Vec<u8>> {
-    if let Some(length) = response.content_length().filter(|&l| l > MAX_ANSWER_BYTES as u64) {
-        bail!("{what} announced {length} bytes, more than the {MAX_ANSWER_BYTES} an answer may have; refused unread");
-    }
-    let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.with_context(|| format!("reading {what}"))? {
-        if body.len() + chunk.len() > MAX_ANSWER_BYTES {
-            bail!("{what} ran past the {MAX_ANSWER_BYTES} bytes an answer may have; refused, not read further");
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
-}
-
-/// Reads a JSON answer, or turns an error answer into a message naming `what`.
-async fn answer<T: serde::de::DeserializeOwned>(response: reqwest::Response, what: &str) -> anyhow::Result<T> {
-    let status = response.status();
-    let bytes = read_capped(response, what).await?;
-    if !status.is_success() {
-        let message = serde_json::from_slice::<crate::api::ErrorResponse>(&bytes)
-            .map(|e| e.error.message)
-            .unwrap_or_else(|_| String::from_utf8_lossy(&bytes).chars().take(200).collect());
-        bail!("{what} answered {status}: {message}");
-    }
-    serde_json::from_slice(&bytes).with_context(|| format!("{what} answered JSON that is not understood"))
 }
