@@ -1,0 +1,164 @@
+//! Signed tree heads: signing one over the log as it stands (committing to the
+//! patches yanked within it), when one is due, and reading the newest and the history.
+
+use chrono::{DurationRound, TimeDelta};
+
+use super::view::follow;
+use crate::db::models::log::{self as rows, LogHeadRecord};
+use crate::db::models::{now, utc};
+use crate::db::DbConnection;
+use crate::domain::log::SignedHead;
+use crate::domain::log::{revocations_digest, LogKind, Revocation, TreeHead};
+use crate::services::{ServiceError, Services};
+use crate::signing::Signer;
+
+/// Signs a head over the log as it stands, with the next sequence number.
+pub fn sign_head(
+    conn: &mut DbConnection,
+    signer: &Signer,
+    origin: &str,
+    ttl: std::time::Duration,
+) -> Result<LogHeadRecord, ServiceError> {
+    conn.write_transaction(|conn| {
+        // The newest head first, then the size: a head signed in between either
+        // holds the sequence taken here (the insert fails; the caller tries again)
+        // or covers no more than the size read after it, so sizes never go back.
+        let latest = rows::latest_head(conn)?;
+        let sequence = latest.as_ref().map_or(1, |h| h.sequence + 1);
+        let size = rows::size(conn)?;
+        if latest.as_ref().is_some_and(|h| h.tree_size as u64 > size) {
+            return Err(ServiceError::Conflict("the log is shorter than its newest head".into()));
+        }
+        let root = rows::root(conn, size)?;
+        let revoked = revocations(conn, size)?;
+        let at = now().duration_trunc(TimeDelta::seconds(1)).unwrap_or_else(|_| now());
+        let ttl = TimeDelta::from_std(ttl).map_err(|e| ServiceError::internal("log_head_ttl", e))?;
+        let head = TreeHead {
+            origin: origin.to_owned(),
+            tree_size: size,
+            root_hash: root,
+            timestamp: utc(at),
+            sequence: sequence as u64,
+            expires_at: utc(at + ttl),
+            revoked: Some(revocations_digest(&revoked)),
+        };
+        let signature = signer
+            .sign(head.checkpoint().as_bytes(), &head.trusted_comment())
+            .map_err(ServiceError::Internal)?;
+        let record = LogHeadRecord {
+            sequence,
+            tree_size: size as i64,
+            root_hash: root.to_vec(),
+            signed_at: at,
+            expires_at: at + ttl,
+            key_id: signer.key_id().to_owned(),
+            checkpoint: head.checkpoint(),
+            signature,
+        };
+        rows::insert_head(conn, &record).map_err(|e| {
+            if crate::services::error::is_unique_violation(&e) {
+                ServiceError::Conflict(format!("another instance signed head {sequence} meanwhile"))
+            } else {
+                e.into()
+            }
+        })?;
+        Ok(record)
+    })
+}
+
+/// The patches yanked within the first `size` entries, in log order: what a head of
+/// that size commits to.
+pub fn revocations(conn: &mut DbConnection, size: u64) -> Result<Vec<Revocation>, ServiceError> {
+    rows::of_kind(conn, LogKind::PatchYanked.as_str(), size)?
+        .into_iter()
+        .map(|entry| {
+            Revocation::of_entry(entry.idx as u64, &entry.leaf)
+                .ok_or_else(|| ServiceError::internal("reading the log", format!("entry {} is no yank", entry.idx)))
+        })
+        .collect()
+}
+
+/// A stored head on the wire; its origin is the first line of what was signed.
+pub fn signed_head(record: &LogHeadRecord) -> Result<SignedHead, ServiceError> {
+    let root = record.root()?;
+    Ok(SignedHead {
+        origin: record.checkpoint.lines().next().unwrap_or_default().to_owned(),
+        tree_size: record.tree_size as u64,
+        root_hash: hex::encode(root),
+        timestamp: utc(record.signed_at),
+        sequence: record.sequence as u64,
+        expires_at: utc(record.expires_at),
+        key_id: record.key_id.clone(),
+        checkpoint: record.checkpoint.clone(),
+        signature: record.signature.clone(),
+    })
+}
+
+/// Signs a new head now, and brings this instance's view to it.
+pub async fn sign_now(services: &Services) -> Result<SignedHead, ServiceError> {
+    let signer = services.signer.clone();
+    let (origin, ttl) = (services.config.log_origin.clone(), services.config.log_head_ttl);
+    // Two instances signing at once pick the same sequence; the second tries again.
+    let mut attempt = 0;
+    let record = loop {
+        let (signer, origin) = (signer.clone(), origin.clone());
+        match services
+            .db
+            .run(move |conn| sign_head(conn, &signer, &origin, ttl))
+            .await
+        {
+            Ok(record) => break record,
+            Err(ServiceError::Conflict(_)) if attempt < 3 => attempt += 1,
+            Err(err) => return Err(err),
+        }
+    };
+    let head = signed_head(&record)?;
+    follow(services).await?;
+    Ok(head)
+}
+
+/// Signs a head when the newest is older than `log_head_interval`, was signed by
+/// another key than the active one, or there is none: the head is fresh even when
+/// nothing changed. Returns whether it signed.
+pub async fn sign_if_due(services: &Services) -> Result<bool, ServiceError> {
+    let latest = services.db.query(rows::latest_head).await?;
+    let interval = TimeDelta::from_std(services.config.log_head_interval)
+        .map_err(|e| ServiceError::internal("log_head_interval", e))?;
+    // A little early, so that a run on the interval is never just too soon; and at
+    // once after a key rotation, so that no answer carries a head of the key that
+    // was replaced (perhaps because it leaked) for longer than a start takes.
+    let active = services.signer.key_id();
+    let due = latest.is_none_or(|h| {
+        h.signed_at + interval - TimeDelta::seconds(2) <= now() || !h.key_id.eq_ignore_ascii_case(active)
+    });
+    if due {
+        sign_now(services).await?;
+    }
+    Ok(due)
+}
+
+/// The newest signed head.
+pub async fn head(services: &Services) -> Result<SignedHead, ServiceError> {
+    let record = services
+        .db
+        .query(rows::latest_head)
+        .await?
+        .ok_or_else(|| ServiceError::Unavailable("no tree head has been signed yet".into()))?;
+    signed_head(&record)
+}
+
+/// Signed heads, newest first: at most `limit` (1 to 100) below sequence `before`.
+pub async fn history(services: &Services, before: Option<u64>, limit: u32) -> Result<Vec<SignedHead>, ServiceError> {
+    if !(1..=100).contains(&limit) {
+        return Err(ServiceError::invalid("limit", "limit is 1 to 100"));
+    }
+    services
+        .db
+        .run(move |conn| {
+            rows::heads_before(conn, before.map(|b| b as i64), i64::from(limit))?
+                .iter()
+                .map(signed_head)
+                .collect()
+        })
+        .await
+}

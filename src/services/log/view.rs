@@ -1,0 +1,113 @@
+//! What polls carry of the log, kept in memory: the newest head, the inclusion
+//! proof of every offered patch in it, consistency proofs from recent heads, and
+//! the list of yanked patches the head commits to — rebuilt when a new head appears.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use super::heads::{revocations, signed_head};
+use super::proofs::{consistency_in, proof_error, resolve};
+use crate::db::models::log::{self as rows};
+use crate::domain::log::LogKind;
+use crate::domain::log::{hex_proof, OfferLog};
+use crate::domain::merkle::inclusion_plan;
+use crate::ids::PatchId;
+use crate::services::{ServiceError, Services};
+
+/// How many earlier heads polls carry a ready consistency proof from.
+const RECENT_HEADS: i64 = 32;
+
+/// What polls carry of the log, rendered once per head.
+#[derive(Debug, Default)]
+pub struct LogView {
+    pub sequence: u64,
+    pub tree_size: u64,
+    /// The head, as JSON.
+    pub head: Option<Arc<str>>,
+    /// Each published patch's entry and its inclusion in the head, as JSON.
+    pub offers: HashMap<PatchId, Arc<str>>,
+    /// Consistency proofs to the head from the sizes of recent heads, as JSON.
+    pub consistency: HashMap<u64, Arc<str>>,
+    /// The patches yanked within the head's tree, which its signature commits to, as
+    /// JSON: answers that offer a patch carry it.
+    pub revoked: Option<Arc<str>>,
+}
+
+/// This instance's [`LogView`].
+#[derive(Default)]
+pub struct LogCache {
+    view: RwLock<Arc<LogView>>,
+    following: tokio::sync::Mutex<()>,
+}
+
+impl LogCache {
+    pub fn view(&self) -> Arc<LogView> {
+        self.view.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> Result<Arc<str>, ServiceError> {
+    serde_json::to_string(value)
+        .map(Arc::from)
+        .map_err(|e| ServiceError::internal("rendering the log view", e))
+}
+
+/// Brings this instance's view to the newest head, when it moved. Returns whether
+/// it did.
+pub async fn follow(services: &Services) -> Result<bool, ServiceError> {
+    let _one_at_a_time = services.log.following.lock().await;
+    let known = services.log.view().sequence;
+    let view = services
+        .db
+        .run(move |conn| {
+            let Some(latest) = rows::latest_head(conn)? else {
+                return Ok::<_, ServiceError>(None);
+            };
+            if latest.sequence as u64 == known {
+                return Ok(None);
+            }
+            let size = latest.tree_size as u64;
+            let mut offers = HashMap::new();
+            for entry in rows::of_kind(conn, LogKind::PatchPublished.as_str(), size)? {
+                let Some(id) = entry
+                    .subject
+                    .strip_prefix("patch/")
+                    .and_then(|p| p.parse::<PatchId>().ok())
+                else {
+                    continue;
+                };
+                let index = entry.idx as u64;
+                let plan = inclusion_plan(index, size).map_err(proof_error)?;
+                let proof = hex_proof(&resolve(conn, &plan)?);
+                let log = OfferLog {
+                    index,
+                    leaf: entry.leaf,
+                    tree_size: size,
+                    proof,
+                };
+                offers.insert(id, to_json(&log)?);
+            }
+            let mut consistency = HashMap::new();
+            for earlier in rows::heads(conn, RECENT_HEADS)? {
+                let from = earlier.tree_size as u64;
+                if from == 0 || from > size || consistency.contains_key(&from) {
+                    continue;
+                }
+                consistency.insert(from, to_json(&consistency_in(conn, from, size)?)?);
+            }
+            Ok(Some(LogView {
+                sequence: latest.sequence as u64,
+                tree_size: size,
+                head: Some(to_json(&signed_head(&latest)?)?),
+                offers,
+                consistency,
+                revoked: Some(to_json(&revocations(conn, size)?)?),
+            }))
+        })
+        .await?;
+    let Some(view) = view else {
+        return Ok(false);
+    };
+    *services.log.view.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(view);
+    Ok(true)
+}
