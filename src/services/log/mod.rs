@@ -17,18 +17,20 @@ mod timeline;
 mod view;
 
 pub use backfill::{backfill, index_of_subject};
-pub use heads::{head, history, revocations, sign_head, sign_if_due, sign_now, signed_head};
+pub use heads::{head, history, revocations, sign_head, signed_head};
 pub use proofs::{consistency, consistency_in, entries, inclusion, inclusion_in};
 pub use timeline::{timeline, AuditEntry, Timeline, TimelineQuery};
 pub use view::{follow, LogCache, LogView};
+
+use chrono::TimeDelta;
 
 use crate::db::models::log::{self as rows, LogEntryRecord};
 use crate::db::models::{now, utc};
 use crate::db::DbConnection;
 use crate::domain::event::{Actor, Event};
-use crate::domain::log::{commitment, sealed_text};
+use crate::domain::log::{commitment, sealed_text, SignedHead};
 use crate::domain::merkle::{leaf_hash, Hash};
-use crate::services::ServiceError;
+use crate::services::{ServiceError, Services};
 
 /// The most entries one read returns.
 pub const MAX_ENTRIES: u64 = 1000;
@@ -94,4 +96,47 @@ fn entry_of(event: &Event, actor: &Actor, at: chrono::NaiveDateTime) -> Result<(
         created_at: at,
     };
     Ok((row, hash))
+}
+
+/// Signs a new head now, and brings this instance's view to it.
+pub async fn sign_now(services: &Services) -> Result<SignedHead, ServiceError> {
+    let signer = services.signer.clone();
+    let (origin, ttl) = (services.config.log_origin.clone(), services.config.log_head_ttl);
+    // Two instances signing at once pick the same sequence; the second tries again.
+    let mut attempt = 0;
+    let record = loop {
+        let (signer, origin) = (signer.clone(), origin.clone());
+        match services
+            .db
+            .run(move |conn| sign_head(conn, &signer, &origin, ttl))
+            .await
+        {
+            Ok(record) => break record,
+            Err(ServiceError::Conflict(_)) if attempt < 3 => attempt += 1,
+            Err(err) => return Err(err),
+        }
+    };
+    let head = signed_head(&record)?;
+    follow(services).await?;
+    Ok(head)
+}
+
+/// Signs a head when the newest is older than `log_head_interval`, was signed by
+/// another key than the active one, or there is none: the head is fresh even when
+/// nothing changed. Returns whether it signed.
+pub async fn sign_if_due(services: &Services) -> Result<bool, ServiceError> {
+    let latest = services.db.query(rows::latest_head).await?;
+    let interval = TimeDelta::from_std(services.config.log_head_interval)
+        .map_err(|e| ServiceError::internal("log_head_interval", e))?;
+    // A little early, so that a run on the interval is never just too soon; and at
+    // once after a key rotation, so that no answer carries a head of the key that
+    // was replaced (perhaps because it leaked) for longer than a start takes.
+    let active = services.signer.key_id();
+    let due = latest.is_none_or(|h| {
+        h.signed_at + interval - TimeDelta::seconds(2) <= now() || !h.key_id.eq_ignore_ascii_case(active)
+    });
+    if due {
+        sign_now(services).await?;
+    }
+    Ok(due)
 }
