@@ -139,12 +139,27 @@ pub async fn run_once(services: &Services, job: Job) -> Result<usize, ServiceErr
     }
 }
 
-/// The running jobs; dropping it stops them.
-pub struct Runner(Vec<tokio::task::JoinHandle<()>>);
+/// The running jobs: [`Runner::stop`] lets each finish the run it is in; dropping
+/// it stops them at once.
+pub struct Runner {
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    stop: tokio::sync::watch::Sender<bool>,
+}
+
+impl Runner {
+    /// Stops the jobs once each has finished the run it is in (what a run claimed is
+    /// written back, not left to its lease), and waits for that.
+    pub async fn stop(mut self) {
+        let _ = self.stop.send(true);
+        for task in std::mem::take(&mut self.tasks) {
+            let _ = task.await;
+        }
+    }
+}
 
 impl Drop for Runner {
     fn drop(&mut self) {
-        for task in &self.0 {
+        for task in &self.tasks {
             task.abort();
         }
     }
@@ -164,17 +179,25 @@ pub fn start(services: Arc<impl AsRef<Services> + Send + Sync + 'static>, schedu
 
 /// Starts `jobs`, each on its interval on the current runtime.
 pub fn start_jobs(services: Arc<impl AsRef<Services> + Send + Sync + 'static>, jobs: &[Job]) -> Runner {
+    let (stop, stopping) = tokio::sync::watch::channel(false);
     let tasks = jobs
         .iter()
         .copied()
         .map(|job| {
             let services = services.clone();
+            let mut stopping = stopping.clone();
             tokio::spawn(async move {
                 let mut ticks = tokio::time::interval(job.interval(&services.as_ref().as_ref().config));
                 ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 let mut failing = false;
                 loop {
-                    ticks.tick().await;
+                    tokio::select! {
+                        _ = ticks.tick() => {}
+                        _ = stopping.changed() => return,
+                    }
+                    if *stopping.borrow() {
+                        return;
+                    }
                     match run_once(services.as_ref().as_ref(), job).await {
                         Ok(count) => {
                             if failing {
@@ -195,5 +218,5 @@ pub fn start_jobs(services: Arc<impl AsRef<Services> + Send + Sync + 'static>, j
             })
         })
         .collect();
-    Runner(tasks)
+    Runner { tasks, stop }
 }
