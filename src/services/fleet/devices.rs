@@ -6,15 +6,13 @@
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 
-use chrono::{NaiveDateTime, TimeDelta};
 use serde::Deserialize;
 
 use super::pull_target::{self as pulls, check_request, PullRequest};
 use crate::db::models::observation::to_the_second;
 use crate::db::models::patch::is_entitled;
 use crate::db::models::{
-    now, AnomalyRecord, Customer, DeviceFilter, DevicePull, DeviceRecord, EnrollmentToken, Generations, ListedAnomaly,
-    NamedDevice, ObservationRecord, Product, PullFailureRecord, ReportRecord, Seen,
+    now, Customer, DevicePull, DeviceRecord, EnrollmentToken, Generations, ObservationRecord, Product, Seen,
 };
 use crate::db::DbConnection;
 use crate::domain::event::{Actor, Event};
@@ -22,19 +20,26 @@ use crate::domain::fleet::Labels;
 use crate::domain::network::AddressPolicy;
 use crate::domain::patch::Platform;
 use crate::domain::state::Maybe;
-use crate::domain::{parse_duration, text, Caller, ObservationSource, Scope};
+use crate::domain::{text, Caller, ObservationSource, Scope};
 use crate::ids::{CustomerId, DeviceId, EnrollmentTokenId, ObservationId};
 use crate::secrets::{IssuedToken, PresentedToken, SealingKey};
 use crate::services::log;
 use crate::services::{ServiceError, Services};
 
 use super::cache::DEVICE_TOKEN_PREFIX;
-use super::{scoped_customer, Fleet};
+use super::Fleet;
 
 /// Prefix of enrolment tokens: `pwe_<lookup>_<secret>`.
 pub const ENROLLMENT_TOKEN_PREFIX: &str = "pwe";
 /// Rows of history a device page shows.
 pub const HISTORY_ROWS: i64 = 200;
+
+use super::customer_of;
+pub use super::device_reads::{detail, list, visible, DeviceDetail, ListQuery};
+pub use super::enrollment_tokens::{
+    create_enrollment_token, enrollment_tokens, revoke_enrollment_token, EnrollmentTokenDraft,
+};
+use super::enrollment_tokens::{exhausted, usable};
 
 /// A device as a customer admin enrols it.
 #[derive(Clone, Debug, Deserialize)]
@@ -72,19 +77,6 @@ impl DeviceDraft {
 }
 
 pub use crate::domain::device::Enrolment as SelfEnrolment;
-
-/// An enrolment token as a customer admin asks for it.
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EnrollmentTokenDraft {
-    #[serde(default)]
-    pub label: Option<String>,
-    #[serde(default)]
-    pub max_uses: Option<i32>,
-    /// How long it stays valid, like `7d` (the default) or `12h`.
-    #[serde(default)]
-    pub expires_in: Option<String>,
-}
 
 /// A device just enrolled, with its token (shown once).
 pub struct Enrolled {
@@ -256,13 +248,6 @@ fn customer_row(conn: &mut DbConnection, id: &CustomerId) -> Result<Customer, Se
     Customer::find(conn, id)?.ok_or(ServiceError::NotFound("customer"))
 }
 
-fn customer_of(caller: &Caller) -> Result<&CustomerId, ServiceError> {
-    caller
-        .scope
-        .customer()
-        .ok_or_else(|| ServiceError::Forbidden("devices are enrolled by the customer's admins".into()))
-}
-
 /// Enrols a device into the caller's fleet.
 pub async fn enrol(services: &Services, caller: &Caller, draft: DeviceDraft) -> Result<Enrolled, ServiceError> {
     let customer = customer_of(caller)?.clone();
@@ -419,156 +404,6 @@ pub async fn enrol_with_token(
     Ok(enrolled)
 }
 
-fn exhausted(token: &EnrollmentToken) -> ServiceError {
-    ServiceError::Forbidden(format!(
-        "the enrollment token has been used {} of {} times",
-        token.uses, token.max_uses
-    ))
-}
-
-/// Refuses a token that is revoked, expired or used up, saying which.
-fn usable(token: &EnrollmentToken, at: NaiveDateTime) -> Result<(), ServiceError> {
-    if token.revoked_at.is_some() {
-        return Err(ServiceError::Forbidden("the enrollment token was revoked".into()));
-    }
-    if token.expires_at <= at {
-        return Err(ServiceError::Forbidden(format!(
-            "the enrollment token expired at {}",
-            token.expires_at.and_utc().to_rfc3339()
-        )));
-    }
-    if token.uses >= token.max_uses {
-        return Err(exhausted(token));
-    }
-    Ok(())
-}
-
-/// Creates an enrolment token for the caller's customer.
-pub async fn create_enrollment_token(
-    services: &Services,
-    caller: &Caller,
-    draft: EnrollmentTokenDraft,
-) -> Result<(EnrollmentToken, IssuedToken), ServiceError> {
-    let customer = customer_of(caller)?.clone();
-    let label = text::NAME.check("label", draft.label.as_deref().unwrap_or(""), false)?;
-    let max_uses = draft.max_uses.unwrap_or(1);
-    if !(1..=100_000).contains(&max_uses) {
-        return Err(ServiceError::invalid(
-            "max_uses",
-            "max_uses must be a whole number from 1 to 100000",
-        ));
-    }
-    let expires_in = match draft.expires_in.as_deref() {
-        None => std::time::Duration::from_secs(7 * 86_400),
-        Some(text) => parse_duration(text).map_err(|e| ServiceError::invalid("expires_in", e))?,
-    };
-    if expires_in.as_secs() < 60 || expires_in.as_secs() > 366 * 86_400 {
-        return Err(ServiceError::invalid(
-            "expires_in",
-            "expires_in must be from 1m to 366d",
-        ));
-    }
-    let issued = IssuedToken::generate(ENROLLMENT_TOKEN_PREFIX);
-    let at = now();
-    let token = EnrollmentToken {
-        id: EnrollmentTokenId::generate(),
-        customer_id: customer,
-        label,
-        lookup: issued.lookup.clone(),
-        secret_hash: issued.secret_hash.clone(),
-        max_uses,
-        uses: 0,
-        created_by: caller.user.to_string(),
-        created_at: at,
-        expires_at: at + TimeDelta::from_std(expires_in).map_err(|e| ServiceError::internal("expiry", e))?,
-        revoked_at: None,
-    };
-    let stored = token.clone();
-    services
-        .db
-        .query(move |conn| EnrollmentToken::insert(conn, &stored))
-        .await?;
-    tracing::info!(enrollment_token.id = %token.id, user.id = %caller.user, "created enrollment token");
-    Ok((token, issued))
-}
-
-/// The caller's customer's enrolment tokens, newest first.
-pub async fn enrollment_tokens(services: &Services, caller: &Caller) -> Result<Vec<EnrollmentToken>, ServiceError> {
-    let customer = customer_of(caller)?.clone();
-    Ok(services
-        .db
-        .query(move |conn| EnrollmentToken::of_customer(conn, &customer))
-        .await?)
-}
-
-/// Revokes one of the caller's customer's enrolment tokens.
-pub async fn revoke_enrollment_token(services: &Services, caller: &Caller, id: String) -> Result<(), ServiceError> {
-    let customer = customer_of(caller)?.clone();
-    let not_found = || ServiceError::NotFound("enrollment token");
-    let id: EnrollmentTokenId = id.parse().map_err(|_| not_found())?;
-    services
-        .db
-        .run(move |conn| {
-            let token = EnrollmentToken::find(conn, &id)?
-                .filter(|t| t.customer_id == customer)
-                .ok_or_else(not_found)?;
-            EnrollmentToken::revoke(conn, &token.id, now())?;
-            Ok::<_, ServiceError>(())
-        })
-        .await?;
-    tracing::info!(user.id = %caller.user, "revoked enrollment token");
-    Ok(())
-}
-
-/// A device visible to `scope`, with its customer's slug; 404 otherwise.
-pub fn visible(conn: &mut DbConnection, scope: &Scope, id: &str) -> Result<(DeviceRecord, String), ServiceError> {
-    let not_found = || ServiceError::NotFound("device");
-    let id: DeviceId = id.parse().map_err(|_| not_found())?;
-    let (device, slug) = DeviceRecord::find_with_customer(conn, &id)?.ok_or_else(not_found)?;
-    if scope.can_see(Some(&device.customer_id)) {
-        Ok((device, slug))
-    } else {
-        Err(not_found())
-    }
-}
-
-/// One device with its labels, product, version history and install reports.
-pub struct DeviceDetail {
-    pub device: DeviceRecord,
-    pub customer: String,
-    pub product: Product,
-    pub labels: Vec<(String, String)>,
-    pub observations: Vec<ObservationRecord>,
-    pub reports: Vec<(ReportRecord, String)>,
-    /// Where and when it is pulled, and how the pulls go.
-    pub pull: Option<DevicePull>,
-    pub pull_failures: Vec<PullFailureRecord>,
-    pub anomalies: Vec<ListedAnomaly>,
-}
-
-/// The device `id` as `scope` may see it.
-pub async fn detail(services: &Services, scope: &Scope, id: String) -> Result<DeviceDetail, ServiceError> {
-    let scope = scope.clone();
-    services
-        .db
-        .run(move |conn| {
-            let (device, customer) = visible(conn, &scope, &id)?;
-            let product = Product::find(conn, &device.product_id)?.ok_or(ServiceError::NotFound("product"))?;
-            Ok(DeviceDetail {
-                labels: DeviceRecord::labels(conn, &device.id)?,
-                observations: ObservationRecord::of_device(conn, &device.id, HISTORY_ROWS)?,
-                reports: ReportRecord::of_device(conn, &device.id, HISTORY_ROWS)?,
-                pull: DevicePull::find(conn, &device.id)?,
-                pull_failures: PullFailureRecord::of_device(conn, &device.id, HISTORY_ROWS)?,
-                anomalies: AnomalyRecord::list(conn, None, Some(&device.id), None, HISTORY_ROWS)?,
-                device,
-                customer,
-                product,
-            })
-        })
-        .await
-}
-
 /// Decommissions a device of the caller's customer: its token stops working at
 /// once (on this instance, and on others at their next sync); its history stays.
 pub async fn decommission(services: &Services, caller: &Caller, id: String) -> Result<(), ServiceError> {
@@ -597,38 +432,4 @@ pub async fn decommission(services: &Services, caller: &Caller, id: String) -> R
     Fleet::sync(services).await?;
     tracing::info!(device.id = %device, user.id = %caller.user, "decommissioned device");
     Ok(())
-}
-
-/// What a device list is narrowed to.
-#[derive(Clone, Debug, Default)]
-pub struct ListQuery {
-    /// A customer's slug: the vendor's filter (a customer admin sees its own anyway).
-    pub customer: Option<String>,
-    pub label: Option<(String, String)>,
-    pub version: Option<String>,
-    pub page: u32,
-    pub per_page: u32,
-}
-
-/// One page of the live devices `scope` may see, by name, and how many there are.
-pub async fn list(
-    services: &Services,
-    scope: &Scope,
-    query: ListQuery,
-) -> Result<(Vec<NamedDevice>, i64), ServiceError> {
-    let scope = scope.clone();
-    services
-        .db
-        .run(move |conn| {
-            let customer = scoped_customer(conn, &scope, query.customer.as_deref())?;
-            let filter = DeviceFilter {
-                customer,
-                label: query.label,
-                versions: query.version.map(|v| vec![v]),
-                ..DeviceFilter::default()
-            };
-            let offset = i64::from(query.page.max(1) - 1) * i64::from(query.per_page);
-            Ok(DeviceRecord::list(conn, &filter, offset, i64::from(query.per_page))?)
-        })
-        .await
 }

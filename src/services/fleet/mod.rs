@@ -13,7 +13,9 @@
 
 pub mod cache;
 pub mod catalogue;
+pub mod device_reads;
 pub mod devices;
+pub mod enrollment_tokens;
 pub mod exposure;
 pub mod flush;
 pub mod observations;
@@ -54,4 +56,12 @@ pub async fn refresh(services: &Services) {
     if let Err(err) = Fleet::sync(services).await {
         tracing::warn!(error = %err, "the fleet copy could not be brought up to date; the sync job will retry");
     }
+}
+
+/// The caller's customer: devices and their enrolment tokens are its admins' to manage.
+pub(crate) fn customer_of(caller: &crate::domain::Caller) -> Result<&CustomerId, ServiceError> {
+    caller
+        .scope
+        .customer()
+        .ok_or_else(|| ServiceError::Forbidden("devices are enrolled by the customer's admins".into()))
 }
