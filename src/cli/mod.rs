@@ -4,9 +4,11 @@
 
 mod audit;
 mod demo;
+mod fleet;
 mod keys;
+mod people;
 
-use std::io::{BufRead, Write};
+use std::io::BufRead;
 use std::net::TcpListener;
 use std::path::PathBuf;
 
@@ -14,18 +16,11 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use patchwarden::config::Config;
-use patchwarden::db::models::{now, ApiToken, Customer, User};
 use patchwarden::db::{self, Db};
 use patchwarden::domain::Scope;
-use patchwarden::domain::{parse_duration, NewPassword};
-use patchwarden::ids::TokenId;
 use patchwarden::jobs::{self, Job};
-use patchwarden::secrets::{hash_password, SealingKey};
 use patchwarden::server;
-use patchwarden::services::accounts::{self, UserDraft};
-use patchwarden::services::fleet::devices::{self, DeviceDraft};
 use patchwarden::services::fleet::flush::flush;
-use patchwarden::services::images::{self, ImageDraft};
 use patchwarden::services::pulls;
 use patchwarden::services::{ServiceError, Services};
 use patchwarden::state::AppState;
@@ -361,35 +356,7 @@ pub fn run(command: Command, config: Config) -> anyhow::Result<()> {
             println!("{}", serde_json::to_string(&result)?);
             Ok(())
         }),
-        Command::Image { action } => actix_web::rt::System::new().block_on(async move {
-            let services = Services::open(config).await?;
-            match action {
-                ImageCommand::Add {
-                    product,
-                    version,
-                    sha256,
-                    platform,
-                } => {
-                    let draft = ImageDraft {
-                        version,
-                        image_sha256: sha256,
-                        platform,
-                    };
-                    let (image, new) =
-                        images::register_by(&services, patchwarden::domain::event::Actor::Cli, product, draft)
-                            .await
-                            .map_err(cli_error)?;
-                    let verb = if new { "registered" } else { "already registered:" };
-                    println!("{verb} {} {} {}", image.version, image.image_sha256, image.platform);
-                }
-                ImageCommand::List { product } => {
-                    for image in images::list(&services, product).await.map_err(cli_error)? {
-                        println!("{}\t{}\t{}", image.version, image.platform, image.image_sha256);
-                    }
-                }
-            }
-            Ok(())
-        }),
+        Command::Image { action } => fleet::image(config, action),
         Command::Keygen {
             password_file,
             unencrypted,
@@ -405,44 +372,7 @@ pub fn run(command: Command, config: Config) -> anyhow::Result<()> {
             compromised,
         ),
         Command::Verify { file, sig, pubkey } => keys::verify(&config, file, sig, pubkey),
-        Command::Patch { action } => {
-            let PatchCommand::Upload {
-                server,
-                token,
-                product,
-                version,
-                platform,
-                applies_to,
-                fixes,
-                file,
-                publish,
-                attempts,
-                patch,
-            } = *action;
-            let target = match (patch, product, version) {
-                (Some(id), _, _) => patchwarden::client::upload::Target::Existing(id),
-                (None, Some(product), Some(version)) => patchwarden::client::upload::Target::New {
-                    product,
-                    version,
-                    platform,
-                    applies_to: applies_to
-                        .iter()
-                        .map(|r| patchwarden::client::upload::parse_range(r))
-                        .collect::<anyhow::Result<_>>()?,
-                    fixes,
-                },
-                _ => anyhow::bail!("patch upload needs --product and --version, or --patch"),
-            };
-            let request = patchwarden::client::upload::UploadRequest {
-                server,
-                token,
-                target,
-                file,
-                publish,
-                attempts: attempts.max(1),
-            };
-            actix_web::rt::System::new().block_on(patchwarden::client::upload::run(request))
-        }
+        Command::Patch { action } => fleet::upload(*action),
         Command::Migrate => {
             let applied = db::migrate(&config.database)?;
             for version in &applied {
@@ -453,106 +383,10 @@ pub fn run(command: Command, config: Config) -> anyhow::Result<()> {
         }
         Command::Device {
             action: DeviceCommand::Import { customer, file },
-        } => {
-            let text = if file.as_os_str() == "-" {
-                std::io::read_to_string(std::io::stdin()).context("reading standard input")?
-            } else {
-                std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?
-            };
-            let mut drafts = Vec::new();
-            for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-                drafts.push(serde_json::from_str::<DeviceDraft>(line).with_context(|| format!("line {}", n + 1))?);
-            }
-            let mut conn = open_db(&config)?;
-            let sealing = SealingKey::open_or_create(&config.secrets_key_file)?;
-            let enrolled =
-                devices::import(&mut conn, &sealing, &config.outbound, &customer, drafts).map_err(cli_error)?;
-            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-            for device in &enrolled {
-                let line = serde_json::json!({
-                    "id": device.device.id,
-                    "name": device.device.name,
-                    "token": device.token.plaintext(),
-                });
-                writeln!(out, "{line}")?;
-            }
-            out.flush()?;
-            eprintln!("enrolled {} device(s) for {customer}", enrolled.len());
-            Ok(())
-        }
-        Command::Customer { action } => {
-            let mut conn = open_db(&config)?;
-            match action {
-                CustomerCommand::Add { slug, name } => {
-                    let customer = accounts::create_customer(&mut conn, &slug, &name).map_err(cli_error)?;
-                    println!("created customer {} ({})", customer.slug, customer.id);
-                }
-                CustomerCommand::List => {
-                    for customer in Customer::list(&mut conn)? {
-                        println!("{}\t{}\t{}", customer.slug, customer.id, customer.name);
-                    }
-                }
-            }
-            Ok(())
-        }
-        Command::User { action } => {
-            match action {
-                UserCommand::Add {
-                    email, role, customer, ..
-                } => {
-                    let password = read_password()?;
-                    let draft = UserDraft::new(&email, password, &role, customer).map_err(cli_error)?;
-                    let mut conn = open_db(&config)?;
-                    let user = accounts::create_user(&mut conn, &draft).map_err(cli_error)?;
-                    println!("created user {} ({}, {})", user.email, user.role, user.id);
-                }
-                UserCommand::SetPassword {
-                    email, revoke_tokens, ..
-                } => {
-                    let password = NewPassword::parse(read_password()?).map_err(|e| anyhow::anyhow!("password {e}"))?;
-                    let hash = hash_password(&password)?;
-                    let mut conn = open_db(&config)?;
-                    let changed = accounts::set_password(&mut conn, &email, &hash, revoke_tokens).map_err(cli_error)?;
-                    println!(
-                        "password of {} replaced; {} session(s) ended, {} token(s) revoked",
-                        email.trim().to_lowercase(),
-                        changed.sessions_ended,
-                        changed.tokens_revoked
-                    );
-                }
-            }
-            Ok(())
-        }
-        Command::Token { action } => {
-            let mut conn = open_db(&config)?;
-            match action {
-                TokenCommand::Create {
-                    email,
-                    label,
-                    expires_in,
-                } => {
-                    let expires_in = expires_in
-                        .as_deref()
-                        .map(parse_duration)
-                        .transpose()
-                        .map_err(|e| anyhow::anyhow!("--expires-in: {e}"))?;
-                    let user = User::find_by_email(&mut conn, &email.trim().to_lowercase())?
-                        .with_context(|| format!("there is no user `{email}`"))?;
-                    let (token, issued) =
-                        accounts::issue_token(&mut conn, &user, &label, expires_in).map_err(cli_error)?;
-                    eprintln!("token {} for {}", token.id, user.email);
-                    println!("{}", issued.plaintext());
-                }
-                TokenCommand::Revoke { id } => {
-                    let id: TokenId = id.parse().map_err(|e| anyhow::anyhow!("--id: {e}"))?;
-                    match ApiToken::revoke(&mut conn, &id, now())? {
-                        0 => anyhow::bail!("no active token with id {id}"),
-                        _ => println!("revoked token {id}"),
-                    }
-                }
-            }
-            Ok(())
-        }
+        } => fleet::import(&config, &customer, &file),
+        Command::Customer { action } => people::customer(&config, action),
+        Command::User { action } => people::user(&config, action),
+        Command::Token { action } => people::token(&config, action),
     }
 }
 
@@ -581,8 +415,9 @@ fn serve(config: Config) -> anyhow::Result<()> {
         let runner = jobs::start(state.clone().into_inner(), state.config.jobs);
         let server = server::serve(state.clone(), listener)?;
         let served = server.await.context("serving");
-        drop(runner);
-        // A clean stop writes what polls observed since the last flush.
+        runner.stop().await;
+        // The jobs finish what they are doing, then a clean stop writes what polls
+        // observed since the last flush.
         match flush(&state).await {
             Ok(count) => tracing::info!(count, "wrote the observations still queued"),
             Err(err) => tracing::error!(error = %err, queued = state.fleet.queue.len(), "observations still queued could not be written"),
