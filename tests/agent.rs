@@ -15,50 +15,28 @@ use std::time::Duration;
 
 use patchwarden::api::device::Offer;
 use patchwarden::client::agent::simulate::{self, FleetSpec};
-use patchwarden::client::agent::{Agent, AgentConfig, AgentLimits, Identity, Installer, Outcome};
-use patchwarden::domain::version::VersionScheme;
+use patchwarden::client::agent::{Agent, AgentConfig, Identity, Installer, Outcome};
 use patchwarden::jobs::{run_once, Job};
 use serde_json::{json, Value};
+use support::devices::{screenos_agent, server_key};
 use support::endpoint::{Endpoint, Reply};
 use support::patching::{enrollment_token, file_bytes, fixture, publish_draft, publish_patch, Fixture};
 use support::{until, TestApp};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-async fn server_key(app: &TestApp) -> String {
-    let (status, keys) = app.get("/api/v1/keys", "").await;
-    assert_eq!(status, 200, "{keys}");
-    keys[0]["public_key"].as_str().unwrap().to_owned()
-}
-
 /// An agent configuration in `dir` whose install command copies the file to
 /// `dir/installed.bin`.
 fn config(server: &str, dir: &Path, identity: Identity, key: &str) -> AgentConfig {
     let installed = dir.join("installed.bin");
-    AgentConfig {
-        server: server.parse().unwrap(),
-        product: "screenos".into(),
-        platform: Some("ssg-500".into()),
-        name: "fw-agent".into(),
-        version: "6.3.0r20".into(),
-        image_sha256: Some("1".repeat(64)),
-        image_file: None,
-        identity,
-        pinned_keys: vec![key.to_owned()],
-        state_file: dir.join("state.json"),
-        download_dir: dir.join("downloads"),
-        installer: Installer::Command(vec![
-            "sh".into(),
-            "-c".into(),
-            "cp \"$PATCHWARDEN_FILE\" \"$0\"".into(),
-            installed.to_string_lossy().into_owned(),
-        ]),
-        pull_listen: None,
-        pull_url: None,
-        pull_token: None,
-        request_timeout: Duration::from_secs(30),
-        version_scheme: VersionScheme::Vendor,
-        limits: AgentLimits::default(),
-    }
+    let mut config = screenos_agent(server, dir, identity, key, "6.3.0r20");
+    config.image_sha256 = Some("1".repeat(64));
+    config.installer = Installer::Command(vec![
+        "sh".into(),
+        "-c".into(),
+        "cp \"$PATCHWARDEN_FILE\" \"$0\"".into(),
+        installed.to_string_lossy().into_owned(),
+    ]);
+    config
 }
 
 fn files_in(dir: &Path) -> Vec<PathBuf> {

@@ -114,35 +114,7 @@ fn top_level_modules_form_no_cycle() {
         }
     }
     assert!(edges.len() > 15, "{edges:?}");
-    // Depth-first search for a back edge, reporting the cycle it closes.
-    fn visit(
-        node: &str,
-        edges: &BTreeMap<String, BTreeSet<String>>,
-        path: &mut Vec<String>,
-        done: &mut BTreeSet<String>,
-        cycles: &mut Vec<String>,
-    ) {
-        if let Some(start) = path.iter().position(|n| n == node) {
-            let mut cycle = path[start..].to_vec();
-            cycle.push(node.to_owned());
-            cycles.push(cycle.join(" -> "));
-            return;
-        }
-        if done.contains(node) {
-            return;
-        }
-        path.push(node.to_owned());
-        for next in edges.get(node).into_iter().flatten() {
-            visit(next, edges, path, done, cycles);
-        }
-        path.pop();
-        done.insert(node.to_owned());
-    }
-    let mut cycles = Vec::new();
-    let mut done = BTreeSet::new();
-    for node in edges.keys() {
-        visit(node, &edges, &mut Vec::new(), &mut done, &mut cycles);
-    }
+    let cycles = cycles_of(&edges);
     assert!(cycles.is_empty(), "module cycles: {cycles:#?}");
 }
 

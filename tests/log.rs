@@ -22,16 +22,16 @@ use proptest::strategy::ValueTree;
 use serde_json::{json, Value};
 
 use patchwarden::api::log::{parse_proof, SignedHead};
-use patchwarden::client::agent::{Agent, AgentConfig, AgentLimits, Identity, Installer, Outcome};
+use patchwarden::client::agent::{Agent, AgentConfig, Identity, Outcome};
 use patchwarden::client::audit::{self, AuditRequest};
 use patchwarden::db::models::log as rows;
 use patchwarden::domain::event::{Actor, Event};
 use patchwarden::domain::log::TreeHead;
 use patchwarden::domain::merkle::{self, Frontier, Node};
-use patchwarden::domain::version::VersionScheme;
 use patchwarden::jobs::{run_once, Job};
 use patchwarden::services::log;
 use patchwarden::services::ServiceError;
+use support::devices::{enrol, poll, screenos_agent, server_key, signed, verified};
 use support::endpoint::{Endpoint, Reply};
 use support::patching::{file_bytes, fixture, publish_draft, publish_patch};
 use support::process::{bootstrap_vendor, patchwarden, run, text, wait_healthy, Server};
@@ -323,31 +323,6 @@ async fn bad_log_queries_are_refused_with_the_reason() {
     }
 }
 
-/// Enrols a ScreenOS device of acme on the ssg-500; the answer with its id and token.
-async fn enrol(app: &TestApp, f: &support::patching::Fixture, name: &str, version: &str) -> Value {
-    let body = json!({"name": name, "product": "screenos", "platform": "ssg-500", "version": version});
-    let (status, device) = app.post("/api/v1/devices", &f.acme.admin.token, body).await;
-    assert_eq!(status, 201, "{device}");
-    device
-}
-
-/// A device's poll answer.
-async fn poll(app: &TestApp, token: &str, body: Value) -> Value {
-    let (status, answer) = app.post("/api/v1/device/poll", token, body).await;
-    assert_eq!(status, 200, "{answer}");
-    answer
-}
-
-fn verified(head: &Value, key: &str) -> TreeHead {
-    let signed: SignedHead = serde_json::from_value(head.clone()).unwrap();
-    signed.verify(|_| Some(key.to_owned())).unwrap()
-}
-
-async fn server_key(app: &TestApp) -> String {
-    let (_, keys) = app.get("/api/v1/keys", "").await;
-    keys[0]["public_key"].as_str().unwrap().to_owned()
-}
-
 async fn inclusion_holds(app: &TestApp, index: u64, leaf: &str, head: &TreeHead) {
     let (status, proof) = app
         .get(
@@ -606,43 +581,16 @@ async fn audit_finds_an_entry_rewritten_in_the_database_against_an_earlier_head(
 
 /// An agent that polls `server` as the device `id` with `token`.
 fn agent_config(server: &str, dir: &std::path::Path, id: &str, token: &str, key: &str, version: &str) -> AgentConfig {
-    AgentConfig {
-        server: server.parse().unwrap(),
-        product: "screenos".into(),
-        platform: Some("ssg-500".into()),
-        name: "fw-agent".into(),
-        version: version.into(),
-        image_sha256: None,
-        image_file: None,
-        identity: Identity::Token {
-            id: Some(id.to_owned()),
-            token: token.to_owned(),
-        },
-        pinned_keys: vec![key.to_owned()],
-        state_file: dir.join("state.json"),
-        download_dir: dir.join("downloads"),
-        installer: Installer::Command(vec!["true".into()]),
-        pull_listen: None,
-        pull_url: None,
-        pull_token: None,
-        request_timeout: Duration::from_secs(30),
-        version_scheme: VersionScheme::Vendor,
-        limits: AgentLimits::default(),
-    }
+    let identity = Identity::Token {
+        id: Some(id.to_owned()),
+        token: token.to_owned(),
+    };
+    screenos_agent(server, dir, identity, key, version)
 }
 
 /// A head signed with the server's key that says what the caller wants.
 fn forged(app: &TestApp, head: TreeHead) -> Value {
-    let signature = app
-        .state
-        .signer
-        .sign(head.checkpoint().as_bytes(), &head.trusted_comment())
-        .unwrap();
-    json!({
-        "origin": head.origin, "tree_size": head.tree_size, "root_hash": hex::encode(head.root_hash),
-        "timestamp": head.timestamp, "sequence": head.sequence, "expires_at": head.expires_at,
-        "key_id": app.state.signer.key_id(), "checkpoint": head.checkpoint(), "signature": signature,
-    })
+    signed(&app.state.signer, &head)
 }
 
 #[actix_web::test]

@@ -17,15 +17,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use patchwarden::api::device::Offer;
-use patchwarden::api::log::SignedHead;
 use patchwarden::client::agent::state::Pending;
-use patchwarden::client::agent::{Agent, AgentConfig, AgentLimits, AgentState, Identity, Installer, Outcome};
+use patchwarden::client::agent::{Agent, AgentConfig, AgentLimits, AgentState, Outcome};
 use patchwarden::client::audit::{self, AuditRequest};
 use patchwarden::domain::log::{Revocation, TreeHead};
 use patchwarden::domain::version::VersionScheme;
 use patchwarden::jobs::{run_once, Job};
-use patchwarden::signing::{self, Signer};
+use patchwarden::signing::{self};
 use serde_json::{json, Value};
+use support::devices::{identity, screenos_agent, server_key, signed, verified};
 use support::endpoint::{Endpoint, Reply};
 use support::mitm::{Mitm, Rule};
 use support::patching::{file_bytes, fixture, publish_patch, upload_file, Fixture};
@@ -42,41 +42,18 @@ fn limits() -> AgentLimits {
     }
 }
 
-/// An agent of `device` (an enrolment answer) that talks to `server`.
+/// An agent of `device` (an enrolment answer) that talks to `server`, within
+/// bounds the tests can tell apart from anything a server would send.
 fn agent_config(server: &str, dir: &Path, device: &Value, key: &str, product: &str, version: &str) -> AgentConfig {
-    AgentConfig {
-        server: server.parse().unwrap(),
-        product: product.into(),
-        platform: (product == "screenos").then(|| "ssg-500".into()),
-        name: "fw-agent".into(),
-        version: version.into(),
-        image_sha256: None,
-        image_file: None,
-        identity: Identity::Token {
-            id: device["id"].as_str().map(str::to_owned),
-            token: device["token"].as_str().unwrap().to_owned(),
-        },
-        pinned_keys: vec![key.to_owned()],
-        state_file: dir.join("state.json"),
-        download_dir: dir.join("downloads"),
-        installer: Installer::Command(vec!["true".into()]),
-        pull_listen: None,
-        pull_url: None,
-        pull_token: None,
-        request_timeout: Duration::from_secs(20),
-        version_scheme: if product == "screenos" {
-            VersionScheme::Vendor
-        } else {
-            VersionScheme::Semver
-        },
-        limits: limits(),
+    let mut config = screenos_agent(server, dir, identity(device), key, version);
+    config.request_timeout = Duration::from_secs(20);
+    config.limits = limits();
+    if product != "screenos" {
+        config.product = product.into();
+        config.platform = None;
+        config.version_scheme = VersionScheme::Semver;
     }
-}
-
-async fn server_key(app: &TestApp) -> String {
-    let (status, keys) = app.get("/api/v1/keys", "").await;
-    assert_eq!(status, 200, "{keys}");
-    keys[0]["public_key"].as_str().unwrap().to_owned()
+    config
 }
 
 /// Enrols a device of acme; the answer with its id and token.
@@ -97,23 +74,6 @@ async fn poll(app: &TestApp, device: &Value, version: &str) -> Value {
     let (status, answer) = app.post(POLL, token, json!({"version": version})).await;
     assert_eq!(status, 200, "[{}] {answer}", app.backend.name());
     answer
-}
-
-fn verified(head: &Value, key: &str) -> TreeHead {
-    let signed: SignedHead = serde_json::from_value(head.clone()).unwrap();
-    signed.verify(|_| Some(key.to_owned())).unwrap()
-}
-
-/// `head` signed with `signer`, as a poll answer carries it.
-fn signed(signer: &Signer, head: &TreeHead) -> Value {
-    let signature = signer
-        .sign(head.checkpoint().as_bytes(), &head.trusted_comment())
-        .unwrap();
-    json!({
-        "origin": head.origin, "tree_size": head.tree_size, "root_hash": hex::encode(head.root_hash),
-        "timestamp": head.timestamp, "sequence": head.sequence, "expires_at": head.expires_at,
-        "key_id": signer.key_id(), "checkpoint": head.checkpoint(), "signature": signature,
-    })
 }
 
 /// A ScreenOS fix for 6.3.0r20 devices published, one such device of acme, and a

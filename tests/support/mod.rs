@@ -5,6 +5,7 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod devices;
 pub mod endpoint;
 pub mod mitm;
 pub mod patching;
