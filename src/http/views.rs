@@ -15,7 +15,7 @@ use crate::domain::state::RevisionStatus;
 use crate::error::PageError;
 use crate::http::pages::{context, product_options, render};
 use crate::services::advisories::list_page;
-use crate::services::{catalog, ServiceError};
+use crate::services::{tenants, ServiceError};
 use crate::state::AppState;
 
 #[derive(Serialize)]
@@ -57,7 +57,7 @@ pub async fn render_index(
     query: &ListQuery,
 ) -> Result<HttpResponse, PageError> {
     let fail = |err: ServiceError| PageError::with_state(state, err);
-    let products = catalog::products(state).await.map_err(fail)?;
+    let products = tenants::products(state).await.map_err(fail)?;
     let mut page = context(user);
     page.insert("products", &product_options(&products));
     page.insert(

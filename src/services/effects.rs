@@ -16,7 +16,7 @@ use crate::db::DbConnection;
 use crate::domain::event::{Event, Revision};
 use crate::domain::log::SignedHead;
 use crate::domain::EventType;
-use crate::services::advisories::{find, Catalogue};
+use crate::services::advisories::{find, KnownProducts};
 use crate::services::fleet::exposure::advisory_counts;
 use crate::services::{fleet, log, webhooks, Reactions, ServiceError, Services};
 
@@ -40,7 +40,7 @@ impl Effects {
     /// devices) for every customer whose fleet the revision concerns: devices
     /// affected, fixed or of unknown version.
     fn announce(&self, conn: &mut DbConnection, revision: &Revision, kind: EventType) -> Result<(), ServiceError> {
-        let catalogue = Catalogue::load(conn)?;
+        let catalogue = KnownProducts::load(conn)?;
         let record = find(conn, &revision.public_id)?;
         let Some(counts) = advisory_counts(conn, &catalogue, record, self.stall)? else {
             return Ok(());

@@ -31,7 +31,7 @@ use crate::domain::fleet::classify;
 use crate::domain::log::{advisory_subject, patch_subject, LogKind};
 use crate::domain::{AdvisoryStatus, Caller, PatchState};
 use crate::ids::CustomerId;
-use crate::services::advisories::{current_input, find, Catalogue};
+use crate::services::advisories::{current_input, find, KnownProducts};
 use crate::services::{log, ServiceError, Services};
 use crate::signing::KeyResponse;
 
@@ -60,7 +60,7 @@ pub struct ProvenEntry {
 /// One opening of `log/openings.json`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Opening {
+pub struct BundleOpening {
     pub index: u64,
     pub salt: String,
     pub entry: String,
@@ -197,7 +197,7 @@ pub async fn bundle(
                 .collect();
 
             // The customer's devices of the products the advisory names.
-            let catalogue = Catalogue::load(conn)?;
+            let catalogue = KnownProducts::load(conn)?;
             let advisory = catalogue.validate(&current_input(&record)?, Completeness::Draft)?;
             let fixing: BTreeSet<String> = patches.iter().map(|v| v.patch.id.to_string()).collect();
             // The customer's sealed entries under this head, by device, oldest first.
@@ -279,7 +279,7 @@ pub async fn bundle(
                 if entry.opening.is_some() {
                     let stored = log::Opening::of(entry)
                         .ok_or_else(|| ServiceError::internal("a stored log opening", "it is not readable"))?;
-                    openings.push(Opening {
+                    openings.push(BundleOpening {
                         index: *index,
                         salt: stored.salt,
                         entry: stored.entry,

@@ -15,7 +15,6 @@
 pub mod accounts;
 pub mod advisories;
 pub mod anomalies;
-pub mod catalog;
 pub mod effects;
 pub mod error;
 pub mod evidence;
@@ -27,6 +26,7 @@ pub mod outbound;
 pub mod patches;
 pub mod pulls;
 pub mod ratelimit;
+pub mod tenants;
 pub mod users;
 pub mod watch;
 pub mod webhooks;

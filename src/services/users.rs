@@ -116,7 +116,7 @@ pub async fn of_customer(
     slug: String,
 ) -> Result<Vec<UserWithCustomer>, ServiceError> {
     require_admin(caller)?;
-    let customer = super::catalog::customer(services, &caller.scope, slug).await?;
+    let customer = super::tenants::customer(services, &caller.scope, slug).await?;
     Ok(services
         .db
         .query(move |conn| User::list_with_customer(conn, Some(&customer.id)))

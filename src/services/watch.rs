@@ -9,7 +9,7 @@ use chrono::TimeDelta;
 use crate::db::models::{now, utc, AdvisoryRecord, DevicePull, DeviceRecord};
 use crate::db::DbConnection;
 use crate::domain::EventType;
-use crate::services::advisories::Catalogue;
+use crate::services::advisories::KnownProducts;
 use crate::services::fleet::exposure::{advisory_counts, emergencies_affecting};
 use crate::services::{anomalies, webhooks, ServiceError, Services};
 
@@ -49,7 +49,7 @@ fn unreachable(conn: &mut DbConnection, after: TimeDelta, stall: TimeDelta) -> R
 }
 
 fn overdue(conn: &mut DbConnection, stall: TimeDelta) -> Result<usize, ServiceError> {
-    let catalogue = Catalogue::load(conn)?;
+    let catalogue = KnownProducts::load(conn)?;
     let mut raised = 0;
     for record in AdvisoryRecord::list_all(conn)? {
         let Some(counts) = advisory_counts(conn, &catalogue, record, stall)? else {

@@ -9,7 +9,7 @@ use crate::api::log::{parse_proof, SignedHead};
 use crate::domain::bundle::{self, SIGNATURE_PART};
 use crate::domain::log::{commitment, sha256_hex, Entry, LogKind, TreeHead};
 use crate::domain::merkle::{leaf_hash, verify_inclusion};
-use crate::services::evidence::{bundle_comment, DeviceFacts, Manifest, Opening, PatchFacts, ProvenEntry};
+use crate::services::evidence::{bundle_comment, BundleOpening, DeviceFacts, Manifest, PatchFacts, ProvenEntry};
 use crate::signing;
 
 use super::keyring;
@@ -203,7 +203,7 @@ pub fn verify_bundle(bytes: &[u8], public_key: &str) -> Result<BundleReport, Str
     }
 
     let (n, bytes) = named("log/openings.json")?;
-    let openings: Vec<Opening> = read(n, "log/openings.json", bytes)?;
+    let openings: Vec<BundleOpening> = read(n, "log/openings.json", bytes)?;
     let mut opened: BTreeMap<u64, Entry> = BTreeMap::new();
     for opening in &openings {
         let sealed = entries.get(&opening.index).ok_or_else(|| {

@@ -9,7 +9,7 @@ use crate::db::models::utc;
 use crate::db::models::Customer;
 use crate::error::AppError;
 use crate::ids::CustomerId;
-use crate::services::catalog;
+use crate::services::tenants;
 use crate::state::AppState;
 
 #[derive(Deserialize)]
@@ -44,7 +44,7 @@ pub async fn create_customer(
     body: web::Json<CreateCustomerRequest>,
 ) -> Result<HttpResponse, AppError> {
     let CreateCustomerRequest { slug, name } = body.into_inner();
-    let customer = catalog::create_customer(&state, &caller.0.caller(), slug, name).await?;
+    let customer = tenants::create_customer(&state, &caller.0.caller(), slug, name).await?;
     Ok(HttpResponse::Created().json(CustomerResponse::from(customer)))
 }
 
@@ -52,7 +52,7 @@ pub async fn list_customers(
     state: web::Data<AppState>,
     caller: AuthUser,
 ) -> Result<web::Json<Vec<CustomerResponse>>, AppError> {
-    let customers = catalog::customers(&state, &caller.scope).await?;
+    let customers = tenants::customers(&state, &caller.scope).await?;
     Ok(web::Json(customers.into_iter().map(CustomerResponse::from).collect()))
 }
 
@@ -61,6 +61,6 @@ pub async fn get_customer(
     caller: AuthUser,
     slug: web::Path<String>,
 ) -> Result<web::Json<CustomerResponse>, AppError> {
-    let customer = catalog::customer(&state, &caller.scope, slug.into_inner()).await?;
+    let customer = tenants::customer(&state, &caller.scope, slug.into_inner()).await?;
     Ok(web::Json(customer.into()))
 }

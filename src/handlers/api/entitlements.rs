@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::{AuthUser, VendorAdmin};
 use crate::error::AppError;
-use crate::services::catalog;
+use crate::services::tenants;
 use crate::state::AppState;
 
 #[derive(Deserialize)]
@@ -30,7 +30,7 @@ pub async fn put_entitlements(
 ) -> Result<HttpResponse, AppError> {
     let wanted = body.into_inner().products;
     let (customer, products) =
-        catalog::set_customer_entitlements(&state, &caller.0.caller(), slug.into_inner(), wanted).await?;
+        tenants::set_customer_entitlements(&state, &caller.0.caller(), slug.into_inner(), wanted).await?;
     Ok(HttpResponse::Ok().json(EntitlementsResponse { customer, products }))
 }
 
@@ -39,6 +39,6 @@ pub async fn get_entitlements(
     caller: AuthUser,
     slug: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
-    let (customer, products) = catalog::entitlements(&state, &caller.scope, slug.into_inner()).await?;
+    let (customer, products) = tenants::entitlements(&state, &caller.scope, slug.into_inner()).await?;
     Ok(HttpResponse::Ok().json(EntitlementsResponse { customer, products }))
 }

@@ -7,7 +7,7 @@ use crate::auth::VendorUser;
 use crate::db::models::utc;
 use crate::db::models::Product;
 use crate::error::AppError;
-use crate::services::catalog;
+use crate::services::tenants;
 use crate::state::AppState;
 
 #[derive(Deserialize)]
@@ -47,11 +47,11 @@ pub async fn create_product(
         name,
         version_scheme,
     } = body.into_inner();
-    let product = catalog::create_product(&state, &caller.0.caller(), &slug, &name, &version_scheme).await?;
+    let product = tenants::create_product(&state, &caller.0.caller(), &slug, &name, &version_scheme).await?;
     Ok(HttpResponse::Created().json(ProductResponse::from(product)))
 }
 
 pub async fn list_products(state: web::Data<AppState>) -> Result<web::Json<Vec<ProductResponse>>, AppError> {
-    let products = catalog::products(&state).await?;
+    let products = tenants::products(&state).await?;
     Ok(web::Json(products.into_iter().map(ProductResponse::from).collect()))
 }

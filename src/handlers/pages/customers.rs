@@ -13,7 +13,7 @@ use crate::domain::Role;
 use crate::error::PageError;
 use crate::http::pages::{context, form_error, render, see_other};
 use crate::services::users::{self, NewUserRequest};
-use crate::services::{catalog, ServiceError};
+use crate::services::{tenants, ServiceError};
 use crate::state::AppState;
 
 #[derive(Serialize)]
@@ -37,7 +37,7 @@ async fn list_page(
     form: &CustomerForm,
     error: Option<&str>,
 ) -> Result<HttpResponse, PageError> {
-    let customers = catalog::customers(state, &user.scope)
+    let customers = tenants::customers(state, &user.scope)
         .await
         .map_err(|e| PageError::with_state(state, e))?;
     let rows: Vec<CustomerRow> = customers
@@ -66,7 +66,7 @@ pub async fn post_customer(
     form: VendorAdminForm<CustomerForm>,
 ) -> Result<HttpResponse, PageError> {
     let CsrfForm { user, fields, .. } = form;
-    match catalog::create_customer(&state, &user.caller(), fields.slug.clone(), fields.name.clone()).await {
+    match tenants::create_customer(&state, &user.caller(), fields.slug.clone(), fields.name.clone()).await {
         Ok(customer) => Ok(see_other(&format!("/vendor/customers/{}", customer.slug))),
         Err(err) => {
             let (status, message) = form_error(&state, err)?;
@@ -103,14 +103,14 @@ async fn customer_page(
     error: Option<&str>,
 ) -> Result<HttpResponse, PageError> {
     let fail = |e: ServiceError| PageError::with_state(state, e);
-    let customer = catalog::customer(state, &user.scope, slug.clone())
+    let customer = tenants::customer(state, &user.scope, slug.clone())
         .await
         .map_err(fail)?;
-    let (_, entitled) = catalog::entitlements(state, &user.scope, slug.clone())
+    let (_, entitled) = tenants::entitlements(state, &user.scope, slug.clone())
         .await
         .map_err(fail)?;
     let entitled: BTreeSet<String> = entitled.into_iter().collect();
-    let products: Vec<ProductChoice> = catalog::products(state)
+    let products: Vec<ProductChoice> = tenants::products(state)
         .await
         .map_err(fail)?
         .into_iter()
@@ -176,7 +176,7 @@ pub async fn post_entitlements(
         .filter_map(|name| name.strip_prefix("product:").map(str::to_owned))
         .collect();
     wanted.sort();
-    match catalog::set_customer_entitlements(&state, &user.caller(), slug.clone(), wanted).await {
+    match tenants::set_customer_entitlements(&state, &user.caller(), slug.clone(), wanted).await {
         Ok((slug, _)) => Ok(see_other(&format!("/vendor/customers/{slug}"))),
         Err(err) => {
             let (status, message) = form_error(&state, err)?;
@@ -193,7 +193,7 @@ pub async fn post_admin(
 ) -> Result<HttpResponse, PageError> {
     let CsrfForm { user, fields, .. } = form;
     let slug = slug.into_inner();
-    let customer = catalog::customer(&state, &user.scope, slug.clone())
+    let customer = tenants::customer(&state, &user.scope, slug.clone())
         .await
         .map_err(|e| PageError::with_state(&state, e))?;
     let request = NewUserRequest {

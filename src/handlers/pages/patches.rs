@@ -15,7 +15,7 @@ use crate::error::PageError;
 use crate::http::advisory_form::parse_affected;
 use crate::http::pages::{context, form_error, product_options, render, see_other};
 use crate::services::patches::{self, PatchDraft, PatchReader};
-use crate::services::{catalog, ServiceError};
+use crate::services::{tenants, ServiceError};
 use crate::state::AppState;
 
 #[derive(Serialize)]
@@ -125,7 +125,7 @@ async fn list_page(
 ) -> Result<HttpResponse, PageError> {
     let fail = |e: ServiceError| PageError::with_state(state, e);
     let views = patches::list(state, PatchReader::Vendor).await.map_err(fail)?;
-    let products = catalog::products(state).await.map_err(fail)?;
+    let products = tenants::products(state).await.map_err(fail)?;
     let mut page = context(Some(user));
     let rows = views
         .iter()

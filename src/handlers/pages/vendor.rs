@@ -14,7 +14,7 @@ use crate::http::advisory_form::AdvisoryForm;
 use crate::http::pages::{context, form_error, render, see_other};
 use crate::http::views::advisory_context;
 use crate::services::advisories::{self, SignAction};
-use crate::services::catalog;
+use crate::services::tenants;
 use crate::services::ServiceError;
 use crate::state::AppState;
 
@@ -59,7 +59,7 @@ async fn form_page(
     form: &AdvisoryForm,
     error: Option<&str>,
 ) -> Result<HttpResponse, PageError> {
-    let products = catalog::products(state)
+    let products = tenants::products(state)
         .await
         .map_err(|e| PageError::with_state(state, e))?;
     let mut page = context(Some(user));
@@ -113,7 +113,7 @@ async fn advisory_page(
         .await
         .map_err(|e| PageError::with_state(state, e))?;
     let input = advisories::current_input(&record).map_err(|e| PageError::with_state(state, e))?;
-    let products = catalog::products(state)
+    let products = tenants::products(state)
         .await
         .map_err(|e| PageError::with_state(state, e))?;
     let mut page = context(Some(user));

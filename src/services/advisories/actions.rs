@@ -13,7 +13,7 @@ use crate::domain::log::Logged;
 use crate::domain::{AdvisoryStatus, Caller};
 use crate::services::log;
 
-use super::Catalogue;
+use super::KnownProducts;
 use crate::services::{ServiceError, Services};
 
 /// Creates a draft.
@@ -58,7 +58,7 @@ pub async fn preview(services: &Services, key: String) -> Result<(AdvisoryRecord
         .run(move |conn| {
             let record = super::find(conn, &key)?;
             let input: AdvisoryInput = super::current_input(&record)?;
-            Ok::<_, ServiceError>((record, input, Catalogue::load(conn)?))
+            Ok::<_, ServiceError>((record, input, KnownProducts::load(conn)?))
         })
         .await?;
     let advisory = catalogue.validate(&input, Completeness::Draft)?;

@@ -34,15 +34,16 @@ use crate::services::log;
 use crate::services::Reactions;
 use crate::signing::Signer;
 
-/// Products by slug, for validation.
-pub struct Catalogue {
+/// The products the vendor ships, by slug: what an advisory may name. (The offers
+/// devices get are the fleet's `OfferCatalogue`.)
+pub struct KnownProducts {
     products: HashMap<String, Product>,
 }
 
-impl Catalogue {
+impl KnownProducts {
     pub fn load(conn: &mut DbConnection) -> Result<Self, ServiceError> {
         let products = Product::list(conn)?.into_iter().map(|p| (p.slug.clone(), p)).collect();
-        Ok(Catalogue { products })
+        Ok(KnownProducts { products })
     }
 
     pub fn info(&self, slug: &str) -> Option<ProductInfo> {
@@ -123,7 +124,7 @@ fn find_published(
 
 /// Creates a draft from a (possibly partial) body.
 pub fn create_draft(conn: &mut DbConnection, input: &AdvisoryInput) -> Result<AdvisoryRecord, ServiceError> {
-    let catalogue = Catalogue::load(conn)?;
+    let catalogue = KnownProducts::load(conn)?;
     let advisory = catalogue.validate(input, Completeness::Draft)?;
     let at = now();
     let id = AdvisoryId::generate();
@@ -178,7 +179,7 @@ fn store_draft(
     record: &AdvisoryRecord,
     input: &AdvisoryInput,
 ) -> Result<AdvisoryRecord, ServiceError> {
-    let advisory = Catalogue::load(conn)?.validate(input, Completeness::Draft)?;
+    let advisory = KnownProducts::load(conn)?.validate(input, Completeness::Draft)?;
     let changed = AdvisoryRecord::update_draft(conn, &record.id, &to_json(input)?, &advisory.title, now())?;
     if changed == 0 {
         return Err(ServiceError::Conflict("the advisory was published meanwhile".into()));
@@ -213,7 +214,7 @@ pub fn publish(
         summary
     };
     let input = stored_input(&record)?;
-    let catalogue = Catalogue::load(conn)?;
+    let catalogue = KnownProducts::load(conn)?;
     let advisory = catalogue.validate(&input, Completeness::Publish)?;
     write_revision(
         conn,
@@ -244,7 +245,7 @@ pub fn revise(
         "a withdrawn advisory cannot be revised",
     )?;
     let summary = text::SUMMARY.check("change_summary", change_summary, true)?;
-    let catalogue = Catalogue::load(conn)?;
+    let catalogue = KnownProducts::load(conn)?;
     let advisory = catalogue.validate(input, Completeness::Publish)?;
     write_revision(
         conn,
@@ -274,7 +275,7 @@ pub fn withdraw(
         "the advisory is already withdrawn",
     )?;
     let reason = text::REASON.check("reason", reason, true)?;
-    let catalogue = Catalogue::load(conn)?;
+    let catalogue = KnownProducts::load(conn)?;
     let advisory = catalogue.validate(&stored_input(&record)?, Completeness::Publish)?;
     let summary = format!("Withdrawn: {reason}");
     write_revision(
@@ -302,7 +303,7 @@ fn write_revision(
     conn: &mut DbConnection,
     ctx: &PublishContext,
     actor: &Actor,
-    catalogue: &Catalogue,
+    catalogue: &KnownProducts,
     record: &AdvisoryRecord,
     advisory: &Advisory,
     revision_status: RevisionStatus,

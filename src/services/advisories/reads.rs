@@ -6,7 +6,7 @@ use crate::domain::advisory::Completeness;
 use crate::domain::AdvisoryStatus;
 use crate::services::{ServiceError, Services};
 
-use super::{current_input, find, Catalogue};
+use super::{current_input, find, KnownProducts};
 
 /// Parsed list filters and page, shared with the HTML index.
 pub struct ListRequest {
@@ -120,7 +120,7 @@ pub async fn affecting(
                 .scheme()
                 .parse(version.trim())
                 .map_err(|e| ServiceError::invalid("version", format!("not a {} version: {e}", product.scheme())))?;
-            let catalogue = Catalogue::load(conn)?;
+            let catalogue = KnownProducts::load(conn)?;
             let mut found = Vec::new();
             for record in AdvisoryRecord::published_for_product(conn, &product.id)? {
                 if record.status != AdvisoryStatus::Published {

@@ -16,7 +16,7 @@ use crate::domain::version::{Version, VersionScheme};
 use crate::domain::{AdvisoryStatus, PatchState};
 use crate::ids::{AdvisoryId, CustomerId, PatchId, ProductId};
 use crate::secrets::sha256_hex;
-use crate::services::advisories::{current_input, Catalogue};
+use crate::services::advisories::{current_input, KnownProducts};
 use crate::services::ServiceError;
 
 /// A published patch as devices are offered it.
@@ -96,7 +96,7 @@ impl OfferCatalogue {
     /// Reads the catalogue; `download_url` makes a patch's download address.
     pub fn load(conn: &mut DbConnection, download_url: &dyn Fn(&PatchId) -> String) -> Result<Self, ServiceError> {
         let products = Product::list(conn)?;
-        let validation = Catalogue::load(conn)?;
+        let validation = KnownProducts::load(conn)?;
         let mut rules: HashMap<String, Vec<AdvisoryRule>> = HashMap::new();
         let mut emergency: HashMap<String, bool> = HashMap::new();
         for record in AdvisoryRecord::list_all(conn)? {

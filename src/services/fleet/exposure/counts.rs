@@ -9,7 +9,7 @@ use crate::db::models::{AdvisoryRecord, DeviceRecord};
 use crate::db::DbConnection;
 use crate::domain::{AdvisoryStatus, ExposureState};
 use crate::ids::CustomerId;
-use crate::services::advisories::Catalogue;
+use crate::services::advisories::KnownProducts;
 use crate::services::ServiceError;
 
 use super::Counts;
@@ -31,7 +31,7 @@ pub struct AdvisoryCounts {
 /// after `stall`; `None` when it names no product the catalogue knows.
 pub fn advisory_counts(
     conn: &mut DbConnection,
-    catalogue: &Catalogue,
+    catalogue: &KnownProducts,
     record: AdvisoryRecord,
     stall: TimeDelta,
 ) -> Result<Option<AdvisoryCounts>, ServiceError> {
@@ -65,7 +65,7 @@ pub fn emergencies_affecting(
     if devices.is_empty() {
         return Ok(found);
     }
-    let catalogue = Catalogue::load(conn)?;
+    let catalogue = KnownProducts::load(conn)?;
     for record in AdvisoryRecord::list_all(conn)? {
         if record.status != AdvisoryStatus::Published {
             continue;

@@ -7,7 +7,7 @@ use crate::db::models::exposure::ExposurePoint;
 use crate::db::models::{now, AdvisoryRecord, Product};
 use crate::domain::{AdvisoryStatus, Scope};
 use crate::ids::AdvisoryId;
-use crate::services::advisories::Catalogue;
+use crate::services::advisories::KnownProducts;
 use crate::services::{ServiceError, Services};
 
 use super::Rules;
@@ -39,7 +39,7 @@ pub async fn dashboard(
         .db
         .run(move |conn| {
             let customer = scoped_customer(conn, &scope, slug.as_deref())?;
-            let catalogue = Catalogue::load(conn)?;
+            let catalogue = KnownProducts::load(conn)?;
             let mut entries = Vec::new();
             for record in AdvisoryRecord::list_all(conn)? {
                 if record.status != AdvisoryStatus::Published {
@@ -103,7 +103,7 @@ pub async fn snapshot(services: &Services) -> Result<usize, ServiceError> {
             let slot = now()
                 .duration_trunc(every)
                 .map_err(|e| ServiceError::internal("the point's time", e))?;
-            let catalogue = Catalogue::load(conn)?;
+            let catalogue = KnownProducts::load(conn)?;
             let mut written = 0;
             for record in AdvisoryRecord::list_all(conn)? {
                 if record.status != AdvisoryStatus::Published {

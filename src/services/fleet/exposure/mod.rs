@@ -15,7 +15,7 @@ use crate::db::models::{AdvisoryRecord, DeviceRecord};
 use crate::db::DbConnection;
 use crate::domain::{AdvisoryStatus, ExposureState, ReportState, Scope};
 use crate::ids::CustomerId;
-use crate::services::advisories::{find, Catalogue};
+use crate::services::advisories::{find, KnownProducts};
 use crate::services::{ServiceError, Services};
 
 use super::scoped_customer;
@@ -181,7 +181,7 @@ pub async fn exposure(
         .db
         .run(move |conn| {
             let record = published(conn, &key)?;
-            let catalogue = Catalogue::load(conn)?;
+            let catalogue = KnownProducts::load(conn)?;
             let mut rules = Rules::load(conn, &catalogue, record, stall)?;
             let customer = scoped_customer(conn, &scope, query.customer.as_deref())?;
             let (groups, by_customer) = rules.tally(conn, customer.as_ref())?;

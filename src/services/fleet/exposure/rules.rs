@@ -14,7 +14,7 @@ use crate::domain::fleet::classify;
 use crate::domain::version::VersionScheme;
 use crate::domain::{ExposureState, ReportState};
 use crate::ids::{CustomerId, PatchId, ProductId};
-use crate::services::advisories::{current_input, Catalogue};
+use crate::services::advisories::{current_input, KnownProducts};
 use crate::services::ServiceError;
 
 use super::{in_progress, Counts, ExposedDevice, StateFilter};
@@ -35,7 +35,7 @@ pub(super) struct Rules {
 impl Rules {
     pub(super) fn load(
         conn: &mut DbConnection,
-        catalogue: &Catalogue,
+        catalogue: &KnownProducts,
         record: AdvisoryRecord,
         stall_after: TimeDelta,
     ) -> Result<Rules, ServiceError> {

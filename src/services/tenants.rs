@@ -1,4 +1,4 @@
-//! The catalogue of what the vendor ships and who may have it: products, customers
+//! The tenants and what they may have: the products the vendor ships, customers
 //! and their entitlements. Customers are visible to the vendor and each to its own
 //! admins; a customer that the caller may not see is not found.
 
