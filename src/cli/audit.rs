@@ -25,7 +25,11 @@ pub fn run(
         let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
         let report =
             audit::verify_bundle(&bytes, &public_key).map_err(|why| anyhow::anyhow!("{}: {why}", path.display()))?;
-        let fixed = report.devices.iter().filter(|d| d.exposure == "fixed").count();
+        let fixed = report
+            .devices
+            .iter()
+            .filter(|d| d.exposure == patchwarden::domain::ExposureState::Fixed)
+            .count();
         println!(
             "{}: evidence of {} for customer {} verifies: {} revision(s), {} patch(es), {} log entries in the tree of {} (head {}), {} device(s), {} fixed",
             path.display(),

@@ -298,7 +298,7 @@ async fn draft_holds(
         return Err(failure(response, "reading the patch").await);
     }
     let patch: PatchResponse = response.json().await?;
-    if patch.state != PatchState::Draft.as_str() {
+    if patch.state != PatchState::Draft {
         bail!("patch {id} is {}; its file can no longer change", patch.state);
     }
     Ok(patch.sha256.as_deref() == Some(sha256))

@@ -29,7 +29,7 @@ use crate::domain::advisory::Completeness;
 use crate::domain::bundle::{self, Part, SIGNATURE_PART};
 use crate::domain::fleet::classify;
 use crate::domain::log::{advisory_subject, patch_subject, LogKind};
-use crate::domain::{AdvisoryStatus, Caller, PatchState};
+use crate::domain::{AdvisoryStatus, Caller, ExposureState, PatchState};
 use crate::ids::CustomerId;
 use crate::services::advisories::{current_input, find, KnownProducts};
 use crate::services::{log, ServiceError, Services};
@@ -88,7 +88,7 @@ pub struct DeviceFacts {
     pub product: String,
     pub version: Option<String>,
     /// `affected`, `fixed`, `unaffected` or `unknown` for this advisory.
-    pub exposure: String,
+    pub exposure: ExposureState,
     /// The log entries that show it: the latest observation of what it runs (its
     /// enrolment, or a version seen since) and its install reports of the patches
     /// that fix the advisory.
@@ -261,7 +261,7 @@ pub async fn bundle(
                         name: device.name.clone(),
                         product: product.slug.clone(),
                         version: device.version.clone(),
-                        exposure: classify(affected, version.as_ref()).as_str().to_owned(),
+                        exposure: classify(affected, version.as_ref()),
                         entries: shown,
                     });
                 }

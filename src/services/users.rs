@@ -13,7 +13,7 @@ use crate::services::{ServiceError, Services};
 pub struct NewUserRequest {
     pub email: String,
     pub password: String,
-    pub role: String,
+    pub role: Role,
     pub customer: Option<String>,
 }
 
@@ -69,7 +69,7 @@ pub async fn create(
         Scope::Vendor => customer,
         Scope::Customer(own) => {
             let own_slug = customer_slug(services, own).await?;
-            if role.parse::<Role>().ok() != Some(Role::CustomerAdmin) {
+            if role != Role::CustomerAdmin {
                 return Err(ServiceError::Forbidden(
                     "a customer-admin can only add customer-admins".into(),
                 ));
@@ -84,7 +84,7 @@ pub async fn create(
         }
     };
     // Hashing is slow: it runs on the blocking pool, holding no connection.
-    let draft = tokio::task::spawn_blocking(move || UserDraft::new(&email, password, &role, customer))
+    let draft = tokio::task::spawn_blocking(move || UserDraft::new(&email, password, role.as_str(), customer))
         .await
         .map_err(|e| ServiceError::internal("hashing a password", e))??;
     let created = services

@@ -27,6 +27,7 @@ use crate::api::patches::PatchResponse;
 use crate::client::agent::verify::Keyring;
 use crate::domain::log::{revocations_digest, sha256_hex, Entry, LogKind, Revocation, TreeHead};
 use crate::domain::merkle::{leaf_hash, verify_consistency, verify_inclusion, Frontier};
+use crate::domain::PatchState;
 use crate::signing;
 
 mod offline;
@@ -369,7 +370,7 @@ pub async fn audit(request: &AuditRequest) -> anyhow::Result<Report> {
     if let Some(token) = &request.token {
         let patches: Vec<PatchResponse> = get(&http, url("/api/v1/patches")?, Some(token)).await?;
         let mut listed = BTreeSet::new();
-        for patch in patches.iter().filter(|p| p.state != "draft") {
+        for patch in patches.iter().filter(|p| p.state != PatchState::Draft) {
             let subject = crate::domain::log::patch_subject(&patch.id);
             listed.insert(subject.clone());
             let published = logged
@@ -391,7 +392,7 @@ pub async fn audit(request: &AuditRequest) -> anyhow::Result<Report> {
                     patch.id
                 ));
             }
-            if patch.state == "yanked"
+            if patch.state == PatchState::Yanked
                 && !logged[&subject]
                     .iter()
                     .any(|(_, e)| e.kind == Some(LogKind::PatchYanked))

@@ -59,7 +59,9 @@ pub async fn create_user(
     let request = NewUserRequest {
         email,
         password,
-        role,
+        role: role
+            .parse()
+            .map_err(|e: String| crate::services::ServiceError::invalid("role", e))?,
         customer,
     };
     let created = users::create(&state, &caller.caller(), request).await?;

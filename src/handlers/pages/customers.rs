@@ -199,7 +199,7 @@ pub async fn post_admin(
     let request = NewUserRequest {
         email: fields.email,
         password: fields.password,
-        role: Role::CustomerAdmin.as_str().to_owned(),
+        role: Role::CustomerAdmin,
         customer: Some(customer.slug.clone()),
     };
     match users::create(&state, &user.caller(), request).await {

@@ -13,7 +13,7 @@ use url::Url;
 
 use crate::db::models::{now, DevicePull};
 use crate::domain::schedule::Schedule;
-use crate::domain::{Caller, PullFailure, Scope};
+use crate::domain::{Caller, ObservationSource, PullFailure, Scope};
 use crate::ids::{CustomerId, DeviceId};
 use crate::services::fleet::devices::visible;
 pub use crate::services::fleet::pull_target::{check_request, check_resolved, store, token_purpose, PullRequest};
@@ -125,7 +125,7 @@ pub async fn set_default_schedule(
 pub struct PullResult {
     pub device: DeviceId,
     pub at: chrono::DateTime<chrono::Utc>,
-    pub source: &'static str,
+    pub source: ObservationSource,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -160,7 +160,7 @@ fn write_finished(
         results.push(PullResult {
             device: f.device,
             at: at.and_utc(),
-            source: ObservationSource::Pull.as_str(),
+            source: ObservationSource::Pull,
             version: outcome.as_ref().ok().map(|r| r.version.clone()),
             image_sha256: outcome.as_ref().ok().and_then(|r| r.image_sha256.clone()),
             failure: outcome.err().map(|f| FailureView {
