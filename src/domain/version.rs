@@ -42,6 +42,15 @@ impl VersionScheme {
     }
 }
 
+/// A scheme as stored.
+impl TryFrom<String> for VersionScheme {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, String> {
+        text.parse()
+    }
+}
+
 impl FromStr for VersionScheme {
     type Err = String;
 

@@ -15,7 +15,9 @@ pub struct Product {
     pub id: ProductId,
     pub slug: String,
     pub name: String,
-    pub version_scheme: String,
+    /// Read as its type: a scheme the code does not know is an error, not a default.
+    #[diesel(deserialize_as = String)]
+    pub version_scheme: VersionScheme,
     pub created_at: NaiveDateTime,
 }
 
@@ -32,7 +34,7 @@ pub struct NewProduct<'a> {
 impl Product {
     /// The scheme; the database's CHECK constraint keeps the column to known values.
     pub fn scheme(&self) -> VersionScheme {
-        self.version_scheme.parse().unwrap_or(VersionScheme::Vendor)
+        self.version_scheme
     }
 
     pub fn info(&self) -> ProductInfo {

@@ -31,7 +31,7 @@ impl From<Product> for ProductResponse {
         ProductResponse {
             slug: p.slug,
             name: p.name,
-            version_scheme: p.version_scheme,
+            version_scheme: p.version_scheme.as_str().to_owned(),
             created_at: utc(p.created_at),
         }
     }

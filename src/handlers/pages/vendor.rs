@@ -74,7 +74,7 @@ async fn form_page(
 fn products_with_schemes(products: &[Product]) -> Vec<(String, String, String)> {
     products
         .iter()
-        .map(|p| (p.slug.clone(), p.name.clone(), p.version_scheme.clone()))
+        .map(|p| (p.slug.clone(), p.name.clone(), p.version_scheme.as_str().to_owned()))
         .collect()
 }
 
