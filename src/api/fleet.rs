@@ -51,8 +51,7 @@ pub struct DeviceResponse {
 
 impl DeviceResponse {
     pub fn of(device: &DeviceRecord, customer: &str, product: &str) -> Result<Self, ServiceError> {
-        let labels = serde_json::from_str(&device.labels)
-            .map_err(|e| ServiceError::internal(format!("labels of device {}", device.id), e))?;
+        let labels = device.labels.as_map().clone();
         let report = match (&device.report_patch_id, device.report_state.0, device.report_at) {
             (Some(patch), Some(state), Some(at)) => Some(LatestReport {
                 patch_id: patch.to_string(),

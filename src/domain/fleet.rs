@@ -65,6 +65,28 @@ impl Labels {
     pub fn into_map(self) -> BTreeMap<String, String> {
         self.0
     }
+
+    pub fn as_map(&self) -> &BTreeMap<String, String> {
+        &self.0
+    }
+
+    /// As stored: a JSON object, names in order.
+    pub fn to_json(&self) -> String {
+        let object: serde_json::Map<String, serde_json::Value> =
+            self.0.iter().map(|(k, v)| (k.clone(), v.clone().into())).collect();
+        serde_json::Value::Object(object).to_string()
+    }
+}
+
+/// Labels as stored: a JSON object that must still hold to the rules.
+impl TryFrom<String> for Labels {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, String> {
+        let raw: BTreeMap<String, String> =
+            serde_json::from_str(&text).map_err(|e| format!("stored labels are not a JSON object of text: {e}"))?;
+        Labels::parse(raw)
+    }
 }
 
 /// Where a device running `version` stands against the affected versions of one
@@ -276,6 +298,12 @@ mod tests {
         assert!(Labels::parse_pair("site=a\nb").is_err());
         let many = (0..=MAX_LABELS).map(|n| (format!("l{n}"), "x".to_owned())).collect();
         assert!(Labels::parse(many).is_err());
+        // As stored: a JSON object that reads back, and is checked when it does.
+        let labels = Labels::parse(BTreeMap::from([("site".to_owned(), "berlin".to_owned())])).unwrap();
+        assert_eq!(labels.to_json(), r#"{"site":"berlin"}"#);
+        assert_eq!(Labels::try_from(labels.to_json()), Ok(labels));
+        assert!(Labels::try_from(r#"{"si te":"x"}"#.to_owned()).is_err());
+        assert!(Labels::try_from("[1]".to_owned()).is_err());
     }
 
     proptest::proptest! {

@@ -8,6 +8,7 @@ use diesel::sql_types::{Bool, Nullable};
 
 use crate::db::schema::{customers, device_labels, devices, fleet_state, products};
 use crate::db::{DbBackend, DbConnection};
+use crate::domain::fleet::Labels;
 use crate::domain::state::Maybe;
 use crate::domain::{ObservationSource, ReportState};
 use crate::ids::{CustomerId, DeviceId, EnrollmentTokenId, ObservationId, PatchId, ProductId};
@@ -20,8 +21,9 @@ pub struct DeviceRecord {
     pub product_id: ProductId,
     pub name: String,
     pub platform: Option<String>,
-    /// JSON object of labels.
-    pub labels: String,
+    /// Stored as a JSON object, read as checked labels.
+    #[diesel(deserialize_as = String)]
+    pub labels: Labels,
     pub token_lookup: String,
     pub token_hash: String,
     pub enrollment_token_id: Option<EnrollmentTokenId>,
@@ -87,7 +89,7 @@ type BoxedDevices<'a> = devices::BoxedQuery<'a, DbBackend>;
 
 impl DeviceRecord {
     /// Inserts a device with its labels.
-    pub fn insert(conn: &mut DbConnection, device: &DeviceRecord, labels: &[(String, String)]) -> QueryResult<()> {
+    pub fn insert(conn: &mut DbConnection, device: &DeviceRecord) -> QueryResult<()> {
         diesel::insert_into(devices::table)
             .values((
                 devices::id.eq(&device.id),
@@ -95,7 +97,7 @@ impl DeviceRecord {
                 devices::product_id.eq(&device.product_id),
                 devices::name.eq(&device.name),
                 devices::platform.eq(&device.platform),
-                devices::labels.eq(&device.labels),
+                devices::labels.eq(device.labels.to_json()),
                 devices::token_lookup.eq(&device.token_lookup),
                 devices::token_hash.eq(&device.token_hash),
                 devices::enrollment_token_id.eq(&device.enrollment_token_id),
@@ -106,7 +108,7 @@ impl DeviceRecord {
                 devices::change_seq.eq(device.change_seq),
             ))
             .execute(conn)?;
-        for (name, value) in labels {
+        for (name, value) in device.labels.iter() {
             diesel::insert_into(device_labels::table)
                 .values((
                     device_labels::device_id.eq(&device.id),

@@ -92,7 +92,7 @@ struct Checked {
     product: Product,
     platform: Option<String>,
     version: Option<String>,
-    labels: Vec<(String, String)>,
+    labels: Labels,
 }
 
 /// The products a customer is entitled to, looked up once per slug.
@@ -150,11 +150,7 @@ fn check_device(
                 .map_err(|e| ServiceError::invalid("version", format!("not a {} version: {e}", product.scheme())))
         })
         .transpose()?;
-    let labels = Labels::parse(labels)
-        .map_err(|e| ServiceError::invalid("labels", e))?
-        .into_map()
-        .into_iter()
-        .collect();
+    let labels = Labels::parse(labels).map_err(|e| ServiceError::invalid("labels", e))?;
     Ok(Checked {
         name,
         product,
@@ -190,8 +186,6 @@ fn insert_device(
     let token = IssuedToken::generate(DEVICE_TOKEN_PREFIX);
     let id = DeviceId::generate();
     let at = now();
-    let labels_json = serde_json::to_string(&checked.labels.iter().cloned().collect::<BTreeMap<_, _>>())
-        .map_err(|e| ServiceError::internal("labels", e))?;
     let first = checked.version.as_ref().map(|_| ObservationId::generate());
     let device = DeviceRecord {
         id: id.clone(),
@@ -199,7 +193,7 @@ fn insert_device(
         product_id: checked.product.id.clone(),
         name: checked.name,
         platform: checked.platform,
-        labels: labels_json,
+        labels: checked.labels,
         token_lookup: token.lookup.clone(),
         token_hash: token.secret_hash.clone(),
         enrollment_token_id: enrollment_token.cloned(),
@@ -217,7 +211,7 @@ fn insert_device(
         head_age_s: None,
         stale_since: None,
     };
-    DeviceRecord::insert(conn, &device, &checked.labels)?;
+    DeviceRecord::insert(conn, &device)?;
     if let (Some(row), Some(version)) = (&first, &device.version) {
         let at = to_the_second(at);
         ObservationRecord::insert(
