@@ -189,7 +189,7 @@ impl WebhookResponse {
         WebhookResponse {
             id: hook.id.to_string(),
             url: hook.url.clone(),
-            events: hook.event_types().iter().map(|e| e.to_string()).collect(),
+            events: hook.events.0.iter().map(|e| e.to_string()).collect(),
             created_at: utc(hook.created_at),
             secret: secret.map(str::to_owned),
         }

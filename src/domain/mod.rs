@@ -38,6 +38,6 @@ pub use password::NewPassword;
 pub use role::Role;
 pub use slug::Slug;
 pub use state::{
-    AdvisoryStatus, AnomalyKind, DeliveryState, EventType, ExposureState, ObservationSource, PatchState, PullFailure,
-    ReportState,
+    AdvisoryStatus, AnomalyKind, DeliveryState, EventType, EventTypes, ExposureState, ObservationSource, PatchState,
+    PullFailure, ReportState,
 };

@@ -172,6 +172,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn webhook_event_lists_read_back_and_refuse_unknown_names() {
+        let events = EventTypes(vec![EventType::Anomaly, EventType::DeviceStale]);
+        assert_eq!(events.to_text(), "anomaly,device.stale");
+        assert_eq!(EventTypes::try_from(events.to_text()).unwrap(), events);
+        let err = EventTypes::try_from("anomaly,device.exploded".to_owned()).unwrap_err();
+        assert!(err.to_string().contains("`device.exploded`"), "{err}");
+    }
+
+    #[test]
     fn every_state_round_trips_and_unknown_text_is_an_error() {
         for s in AdvisoryStatus::ALL {
             assert_eq!(s.as_str().parse::<AdvisoryStatus>().unwrap(), *s);
@@ -237,6 +246,34 @@ text_enum!(
         Ping => "ping",
     }
 );
+
+/// The event types a webhook subscribes to, stored as their names joined by
+/// commas; a stored name the code does not know fails the read.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EventTypes(pub Vec<EventType>);
+
+impl EventTypes {
+    pub fn contains(&self, kind: EventType) -> bool {
+        self.0.contains(&kind)
+    }
+
+    /// As stored.
+    pub fn to_text(&self) -> String {
+        self.0.iter().map(|e| e.as_str()).collect::<Vec<_>>().join(",")
+    }
+}
+
+impl TryFrom<String> for EventTypes {
+    type Error = UnknownValue;
+
+    fn try_from(text: String) -> Result<Self, UnknownValue> {
+        text.split(',')
+            .filter(|e| !e.is_empty())
+            .map(str::parse)
+            .collect::<Result<Vec<_>, _>>()
+            .map(EventTypes)
+    }
+}
 
 text_enum!(
     /// Where one delivery of an event to one webhook stands.

@@ -8,7 +8,7 @@ use diesel::sql_types::{BigInt, Integer, Text, Timestamp};
 
 use crate::db::schema::{webhook_deliveries, webhook_events, webhooks};
 use crate::db::DbConnection;
-use crate::domain::{DeliveryState, EventType};
+use crate::domain::{DeliveryState, EventType, EventTypes};
 use crate::ids::{CustomerId, DeliveryId, UserId, WebhookId};
 
 #[derive(Clone, Debug, Queryable, Selectable, Identifiable)]
@@ -17,8 +17,9 @@ pub struct WebhookRecord {
     pub id: WebhookId,
     pub customer_id: CustomerId,
     pub url: String,
-    /// Event types, comma-separated.
-    pub events: String,
+    /// Stored comma-separated, read as their types.
+    #[diesel(deserialize_as = String)]
+    pub events: EventTypes,
     pub secret_sealed: String,
     pub created_by: UserId,
     pub created_at: NaiveDateTime,
@@ -26,17 +27,13 @@ pub struct WebhookRecord {
 }
 
 impl WebhookRecord {
-    pub fn event_types(&self) -> Vec<EventType> {
-        self.events.split(',').filter_map(|e| e.parse().ok()).collect()
-    }
-
     pub fn insert(conn: &mut DbConnection, hook: &WebhookRecord) -> QueryResult<()> {
         diesel::insert_into(webhooks::table)
             .values((
                 webhooks::id.eq(&hook.id),
                 webhooks::customer_id.eq(&hook.customer_id),
                 webhooks::url.eq(&hook.url),
-                webhooks::events.eq(&hook.events),
+                webhooks::events.eq(hook.events.to_text()),
                 webhooks::secret_sealed.eq(&hook.secret_sealed),
                 webhooks::created_by.eq(&hook.created_by),
                 webhooks::created_at.eq(hook.created_at),

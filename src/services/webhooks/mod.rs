@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use crate::db::models::{now, utc, DeliveryRecord, EventRecord, LoggedDelivery, WebhookRecord};
 use crate::db::DbConnection;
-use crate::domain::{Caller, EventType};
+use crate::domain::{Caller, EventType, EventTypes};
 use crate::ids::{CustomerId, DeliveryId, WebhookId};
 use crate::secrets::{webhook_secret, SealingKey};
 use crate::services::outbound::check_url;
@@ -72,7 +72,7 @@ pub fn emit(
         return Ok(false);
     }
     for hook in WebhookRecord::of_customer(conn, customer)? {
-        if hook.event_types().contains(&kind) {
+        if hook.events.contains(kind) {
             DeliveryRecord::queue(
                 conn,
                 &hook.id,
@@ -144,7 +144,7 @@ pub async fn register(
         id,
         customer_id: customer,
         url: url.to_string(),
-        events: events.iter().map(|e| e.as_str()).collect::<Vec<_>>().join(","),
+        events: EventTypes(events),
         created_by: caller.user.clone(),
         created_at: now(),
         deleted_at: None,
