@@ -613,3 +613,63 @@ async fn exposure_tallies_follow_every_change_and_survive_folding() {
         assert_eq!(after["fixed"].as_i64(), Some(2), "{after}");
     }
 }
+
+#[actix_web::test]
+async fn a_malformed_enrolment_token_body_is_refused_naming_the_field_and_creates_nothing() {
+    for app in TestApp::each().await {
+        let backend = app.backend.name();
+        let f = fixture(&app).await;
+        let admin = &f.acme.admin.token;
+        for (body, field) in [
+            (r#"{"max_uses": 3, "colour": "red"}"#, None),
+            (r#"{"max_uses": "3"}"#, Some("max_uses")),
+            (r#"{"max_uses": 1.5}"#, Some("max_uses")),
+            (r#"{"expires_in": 3600}"#, Some("expires_in")),
+            (r#"{"expires_in": ["1h"]}"#, Some("expires_in")),
+        ] {
+            let response = app
+                .client
+                .post(app.url("/api/v1/enrollment-tokens"))
+                .bearer_auth(admin)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            let (status, answer) = support::status_and_json(response).await;
+            assert_eq!(status, 422, "[{backend}] {body}: {answer}");
+            match field {
+                Some(field) => assert_eq!(answer["error"]["field"], field, "[{backend}] {body}: {answer}"),
+                None => assert!(
+                    answer["error"]["message"].as_str().unwrap().contains("colour"),
+                    "[{backend}] {body}: {answer}"
+                ),
+            }
+        }
+        let response = app
+            .client
+            .post(app.url("/api/v1/enrollment-tokens"))
+            .bearer_auth(admin)
+            .header("content-type", "application/json")
+            .body("{not json")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 400, "[{backend}] malformed JSON");
+        let (_, listed) = app.get("/api/v1/enrollment-tokens", admin).await;
+        assert_eq!(listed, json!([]), "[{backend}] no token was made from a refused body");
+        // No body at all: a token with the defaults.
+        let response = app
+            .client
+            .post(app.url("/api/v1/enrollment-tokens"))
+            .bearer_auth(admin)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            response.status().as_u16(),
+            201,
+            "[{backend}] an empty body takes the defaults"
+        );
+    }
+}

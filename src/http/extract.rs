@@ -52,6 +52,38 @@ fn form_error(err: UrlencodedError, limit: usize) -> AppError {
     }
 }
 
+/// A JSON body that may be left out, every field of `T` having a default: an empty
+/// body is `None`; anything else must be exactly the JSON of `T` — malformed JSON is
+/// a 400, and an unknown field or a value of the wrong type a 422 naming the field.
+/// (An `Option<Json<T>>` extractor would read a malformed body as no body at all.)
+pub fn optional_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<Option<T>, AppError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    let value: serde_json::Value =
+        serde_json::from_slice(body).map_err(|err| AppError::BadRequest(format!("malformed JSON: {err}")))?;
+    match serde_json::from_value::<T>(value.clone()) {
+        Ok(parsed) => Ok(Some(parsed)),
+        Err(err) => {
+            // Every field has a default, so each one can be tried alone: the first
+            // that fails is the one to name.
+            let field = value.as_object().and_then(|object| {
+                object.iter().find_map(|(name, field)| {
+                    let alone = serde_json::Value::Object([(name.clone(), field.clone())].into_iter().collect());
+                    serde_json::from_value::<T>(alone).is_err().then(|| name.clone())
+                })
+            });
+            Err(AppError::Invalid {
+                message: match &field {
+                    Some(name) => format!("{name}: {err}"),
+                    None => format!("invalid body: {err}"),
+                },
+                field,
+            })
+        }
+    }
+}
+
 /// The body length the client announced in `Content-Length`, if any.
 pub fn declared_length(req: &HttpRequest) -> Option<u64> {
     req.headers()

@@ -6,15 +6,16 @@ use actix_web::{web, HttpResponse};
 use crate::api::fleet::{EnrollmentTokenDraft, EnrollmentTokenResponse};
 use crate::auth::CustomerAdmin;
 use crate::error::AppError;
+use crate::http::extract::optional_json;
 use crate::services::fleet::devices;
 use crate::state::AppState;
 
 pub async fn create_enrollment_token(
     state: web::Data<AppState>,
     caller: CustomerAdmin,
-    body: Option<web::Json<EnrollmentTokenDraft>>,
+    body: web::Bytes,
 ) -> Result<HttpResponse, AppError> {
-    let draft = body.map(web::Json::into_inner).unwrap_or_default();
+    let draft: EnrollmentTokenDraft = optional_json(&body)?.unwrap_or_default();
     let (token, issued) = devices::create_enrollment_token(&state, &caller.0.caller(), draft).await?;
     Ok(HttpResponse::Created().json(EnrollmentTokenResponse::of(&token, Some(issued.plaintext()))))
 }
