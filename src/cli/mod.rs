@@ -415,9 +415,10 @@ fn serve(config: Config) -> anyhow::Result<()> {
         let runner = jobs::start(state.clone().into_inner(), state.config.jobs);
         let server = server::serve(state.clone(), listener)?;
         let served = server.await.context("serving");
-        runner.stop().await;
-        // The jobs finish what they are doing, then a clean stop writes what polls
+        // Jobs stop at once (a pull backlog must not hold up a shutdown; what they had
+        // claimed lapses with its lease), then a clean stop writes what polls
         // observed since the last flush.
+        drop(runner);
         match flush(&state).await {
             Ok(count) => tracing::info!(count, "wrote the observations still queued"),
             Err(err) => tracing::error!(error = %err, queued = state.fleet.queue.len(), "observations still queued could not be written"),

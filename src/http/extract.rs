@@ -55,7 +55,7 @@ fn form_error(err: UrlencodedError, limit: usize) -> AppError {
 /// A JSON body that may be left out, every field of `T` having a default: an empty
 /// body is `None`; anything else must be exactly the JSON of `T` — malformed JSON is
 /// a 400, and an unknown field or a value of the wrong type a 422 naming the field.
-/// (An `Option<Json<T>>` extractor would read a malformed body as no body at all.)
+/// (Actix's optional JSON extractor would read a malformed body as no body at all.)
 pub fn optional_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<Option<T>, AppError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
