@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
 
+use crate::services::refusals::Refusal;
 use crate::services::Services;
 
 pub struct Metrics {
@@ -20,6 +21,7 @@ pub struct Metrics {
     observations_queued: IntGauge,
     observations_dropped: prometheus::IntCounter,
     pulls: IntCounterVec,
+    refusals: IntCounterVec,
 }
 
 impl Metrics {
@@ -60,6 +62,14 @@ impl Metrics {
             ),
             &["outcome"],
         )?;
+        let refusals = IntCounterVec::new(
+            Opts::new(
+                "refusals_total",
+                "requests refused to protect the service, by reason (rate_limited, denied_address) and what was limited",
+            ),
+            &["reason", "limit"],
+        )?;
+        registry.register(Box::new(refusals.clone()))?;
         registry.register(Box::new(pulls.clone()))?;
         registry.register(Box::new(fleet_devices.clone()))?;
         registry.register(Box::new(observations_queued.clone()))?;
@@ -80,6 +90,7 @@ impl Metrics {
             observations_queued,
             observations_dropped,
             pulls,
+            refusals,
         })
     }
 
@@ -108,6 +119,15 @@ impl Metrics {
         ] {
             let counter = self.pulls.with_label_values(&[outcome]);
             let now = count.load(std::sync::atomic::Ordering::Relaxed);
+            counter.inc_by(now.saturating_sub(counter.get()));
+        }
+        let mut refused: Vec<((&str, &str), u64)> = Refusal::ALL
+            .iter()
+            .map(|why| (why.labels(), services.refusals.get(*why)))
+            .collect();
+        refused.push((("denied_address", "outbound"), services.outbound.denied()));
+        for ((reason, limit), now) in refused {
+            let counter = self.refusals.with_label_values(&[reason, limit]);
             counter.inc_by(now.saturating_sub(counter.get()));
         }
         let (connections, idle) = db.pool_state();

@@ -22,6 +22,8 @@ use crate::domain::NewPassword;
 pub const API_TOKEN_PREFIX: &str = "pwt";
 /// Prefix of session cookie values: `pws_<lookup>_<secret>`.
 pub const SESSION_PREFIX: &str = "pws";
+/// Prefix of enrolment tokens: `pwe_<lookup>_<secret>`.
+pub const ENROLLMENT_TOKEN_PREFIX: &str = "pwe";
 
 /// `n` bytes from the operating system's CSPRNG, hex-encoded.
 pub fn random_hex(n: usize) -> String {

@@ -673,3 +673,167 @@ async fn a_malformed_enrolment_token_body_is_refused_naming_the_field_and_create
         );
     }
 }
+
+#[actix_web::test]
+async fn enrolment_checks_the_token_before_it_judges_the_pull_url() {
+    for app in TestApp::each_with(&[("outbound_deny", "127.0.0.0/8")]).await {
+        let backend = app.backend.name();
+        let f = fixture(&app).await;
+        let request = |token: &str| {
+            json!({"enrollment_token": token, "name": "fw-pulled", "product": "screenos",
+                   "version": "6.3.0r20", "pull_url": "http://localhost:9/version"})
+        };
+        // An invalid token learns nothing of how the URL resolves or is judged.
+        let forged = "pwe_0123456789abcdef01234567_0123456789abcdef0123456789abcdef0123456789abcdef";
+        let (status, body) = app.post("/api/v1/device/enroll", "", request(forged)).await;
+        assert_eq!((status, error_code(&body)), (401, "unauthorized"), "[{backend}] {body}");
+        let said = body.to_string();
+        assert!(
+            !said.contains("127.0.0.1") && !said.contains("denied") && !said.contains("pull_url"),
+            "[{backend}] the refusal tells an unauthenticated caller about the URL: {said}"
+        );
+        // A genuine token is told why its URL is refused, and enrols nothing.
+        let secret = enrollment_token(&app, &f, 1).await;
+        let (status, body) = app.post("/api/v1/device/enroll", "", request(&secret)).await;
+        assert_eq!(
+            (status, body["error"]["field"].as_str()),
+            (422, Some("pull_url")),
+            "[{backend}] {body}"
+        );
+        let (_, listed) = app.get("/api/v1/enrollment-tokens", &f.acme.admin.token).await;
+        assert_eq!(listed[0]["uses"], 0, "[{backend}] a refused enrolment spends nothing");
+    }
+}
+
+#[actix_web::test]
+async fn a_bearer_that_is_no_token_is_unauthenticated_on_the_device_routes() {
+    for app in TestApp::each().await {
+        let backend = app.backend.name();
+        let f = fixture(&app).await;
+        for garbage in ["garbage", "pwt_nope", "pwd_0000"] {
+            let (status, body) = app
+                .post("/api/v1/device/poll", garbage, json!({"version": "6.3.0r20"}))
+                .await;
+            assert_eq!(
+                (status, error_code(&body)),
+                (401, "unauthorized"),
+                "[{backend}] bearer `{garbage}`: {body}"
+            );
+        }
+        // A genuine user token is known, just not a device's: forbidden.
+        let (status, body) = app
+            .post(
+                "/api/v1/device/poll",
+                &f.acme.admin.token,
+                json!({"version": "6.3.0r20"}),
+            )
+            .await;
+        assert_eq!(status, 403, "[{backend}] {body}");
+    }
+}
+
+#[actix_web::test]
+async fn spending_an_enrolment_token_checks_revocation_and_expiry_in_the_same_statement() {
+    use patchwarden::db::models::{now, EnrollmentToken};
+    for app in TestApp::each().await {
+        let backend = app.backend.name();
+        let f = fixture(&app).await;
+        let (status, created) = app
+            .post(
+                "/api/v1/enrollment-tokens",
+                &f.acme.admin.token,
+                json!({"max_uses": 5, "expires_in": "1h"}),
+            )
+            .await;
+        assert_eq!(status, 201, "[{backend}] {created}");
+        let secret = created["token"].as_str().unwrap().to_owned();
+        // Read as usable, then revoked by another transaction before the spend.
+        let spent = app
+            .db(move |conn| {
+                let lookup = secret.split('_').nth(1).unwrap_or_default().to_owned();
+                let token = EnrollmentToken::find_by_lookup(conn, &lookup)?.expect("the token");
+                let usable_now = EnrollmentToken::spend(conn, &token.id, now())?;
+                EnrollmentToken::revoke(conn, &token.id, now())?;
+                let after_revoke = EnrollmentToken::spend(conn, &token.id, now())?;
+                Ok((usable_now, after_revoke))
+            })
+            .await;
+        assert_eq!(spent, (true, false), "[{backend}] a revoked token was spent");
+
+        let (_, second) = app
+            .post(
+                "/api/v1/enrollment-tokens",
+                &f.acme.admin.token,
+                json!({"max_uses": 5, "expires_in": "1h"}),
+            )
+            .await;
+        let secret = second["token"].as_str().unwrap().to_owned();
+        let past_expiry = app
+            .db(move |conn| {
+                let lookup = secret.split('_').nth(1).unwrap_or_default().to_owned();
+                let token = EnrollmentToken::find_by_lookup(conn, &lookup)?.expect("the token");
+                let later = token.expires_at + chrono::Duration::seconds(1);
+                Ok(EnrollmentToken::spend(conn, &token.id, later)?)
+            })
+            .await;
+        assert!(!past_expiry, "[{backend}] an expired token was spent");
+    }
+}
+
+#[actix_web::test]
+async fn a_device_past_its_budget_is_answered_429_from_memory_and_others_are_not() {
+    for app in TestApp::each_with(&[("device_requests_per_minute", "5")]).await {
+        let backend = app.backend.name();
+        let f = fixture(&app).await;
+        let greedy = enrol(&app, &f.acme.admin.token, "fw-greedy", "6.3.0r20").await;
+        let quiet = enrol(&app, &f.acme.admin.token, "fw-quiet", "6.3.0r20").await;
+        let poll = |token: String| {
+            let request = app
+                .client
+                .post(app.url("/api/v1/device/poll"))
+                .bearer_auth(token)
+                .json(&json!({"version": "6.3.0r20"}))
+                .send();
+            async move { request.await.unwrap() }
+        };
+        let mut answered = Vec::new();
+        for _ in 0..20 {
+            let response = poll(greedy.token.clone()).await;
+            answered.push(response.status().as_u16());
+            if response.status() == 429 {
+                let wait: u64 = response.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+                assert!((1..=60).contains(&wait), "[{backend}] Retry-After {wait}");
+            }
+        }
+        assert_eq!(
+            answered.iter().filter(|s| **s == 200).count(),
+            5,
+            "[{backend}] the budget of five, then refusals: {answered:?}"
+        );
+        assert!(answered[5..].iter().all(|s| *s == 429), "[{backend}] {answered:?}");
+        // Reports spend from the same budget.
+        let (status, _) = app
+            .post(
+                "/api/v1/device/report",
+                &greedy.token,
+                json!({"patch_id": "00000000-0000-0000-0000-000000000000", "state": "downloading"}),
+            )
+            .await;
+        assert_eq!(status, 429, "[{backend}] a report past the budget");
+        // Another device of the same customer still has all of its own.
+        for n in 0..5 {
+            assert_eq!(
+                poll(quiet.token.clone()).await.status(),
+                200,
+                "[{backend}] quiet poll {n}"
+            );
+        }
+        // The refusals are counted by why.
+        let (_, metrics) = app.get_text("/metrics").await;
+        let line = metrics
+            .lines()
+            .find(|l| l.starts_with("patchwarden_refusals_total") && l.contains("limit=\"device\""))
+            .unwrap_or_default();
+        assert!(line.ends_with(" 16"), "[{backend}] {line:?}");
+    }
+}

@@ -8,25 +8,30 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use patchwarden::api::device::{Poll, PollResponse};
+use serde_json::json;
+use support::devices::TestDevice;
 use support::patching::{file_bytes, fixture, publish_patch};
 use support::{Backend, PgDatabase, TestApp};
 
-/// Polls `token` on `app` until `done` holds for the answer; how long that took.
-async fn until(app: &TestApp, token: &str, done: impl Fn(&Value) -> bool) -> Duration {
+/// Polls as `device` on `app`, one poll after the other, until `done` holds for the
+/// answer; how long that took. The time it takes is what is measured, so this asks
+/// as a device would rather than waiting on the instance's internals.
+async fn until(app: &TestApp, device: &TestDevice, done: impl Fn(&PollResponse) -> bool) -> Duration {
     let started = Instant::now();
+    let request = Poll {
+        version: "6.3.0r20".into(),
+        ..Poll::default()
+    };
     loop {
-        let (status, body) = app
-            .post("/api/v1/device/poll", token, json!({"version": "6.3.0r20"}))
-            .await;
-        if status == 200 && done(&body) {
+        let answer = app.poll_as(device, &request).await;
+        if answer.as_ref().is_ok_and(&done) {
             return started.elapsed();
         }
         assert!(
             started.elapsed() < Duration::from_secs(5),
-            "the other instance did not follow within 5 s: {status} {body}"
+            "the other instance did not follow within 5 s: {answer:?}"
         );
-        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
@@ -38,30 +43,27 @@ async fn a_change_on_one_instance_reaches_polls_on_the_other_within_a_second() {
     let url = pg.url.clone();
     let first_dir = tempfile::tempdir().unwrap();
     let keys = first_dir.path().join("keys").to_string_lossy().into_owned();
-    let one = TestApp::start_on(Backend::Postgres, url.clone(), Some(pg), first_dir, &[]).await;
+    // The test polls back to back to time the change: no device budget to spend.
+    let unlimited = ("device_requests_per_minute", "1000000");
+    let one = TestApp::start_on(Backend::Postgres, url.clone(), Some(pg), first_dir, &[unlimited]).await;
     let two = TestApp::start_on(
         Backend::Postgres,
         url,
         None,
         tempfile::tempdir().unwrap(),
-        &[("keys_dir", &keys), ("jobs", "false")],
+        &[("keys_dir", &keys), ("jobs", "false"), unlimited],
     )
     .await;
 
     let f = fixture(&one).await;
     let fix = publish_patch(&one, &f, "6.3.0r21", file_bytes(512)).await;
-    let (status, device) = one
-        .post(
-            "/api/v1/devices",
-            &f.acme.admin.token,
-            json!({"name": "fw-1", "product": "screenos", "platform": "ssg-500", "version": "6.3.0r20"}),
-        )
-        .await;
-    assert_eq!(status, 201, "{device}");
-    let token = device["token"].as_str().unwrap();
+    let device = one.enrol_device(&f.acme.admin.token, "fw-1", "6.3.0r20").await;
 
     // Enrolled and published on one; known to the other within a second.
-    let learnt = until(&two, token, |body| body["update"]["patch_id"] == fix.as_str()).await;
+    let learnt = until(&two, &device, |answer| {
+        answer.offer().is_some_and(|offer| offer.patch_id == fix.as_str())
+    })
+    .await;
     assert!(
         learnt < Duration::from_secs(1),
         "enrolment reached the other instance after {learnt:?}"
@@ -76,34 +78,34 @@ async fn a_change_on_one_instance_reaches_polls_on_the_other_within_a_second() {
         )
         .await;
     assert_eq!(status, 200);
-    let yanked = until(&two, token, |body| body["update"].is_null()).await;
+    let yanked = until(&two, &device, |answer| answer.offer().is_none()).await;
     assert!(
         yanked < Duration::from_secs(1),
         "the yank reached the other instance after {yanked:?}"
     );
 
     // Decommissioned on one: the token stops working on the other.
-    let id = device["id"].as_str().unwrap();
     assert_eq!(
-        one.delete(&format!("/api/v1/devices/{id}"), &f.acme.admin.token)
+        one.delete(&format!("/api/v1/devices/{}", device.id), &f.acme.admin.token)
             .await
             .0,
         204
     );
     let started = Instant::now();
+    let request = Poll {
+        version: "6.3.0r20".into(),
+        ..Poll::default()
+    };
     loop {
-        let (status, _) = two
-            .post("/api/v1/device/poll", token, json!({"version": "6.3.0r20"}))
-            .await;
-        if status == 401 {
+        let answer = two.poll_as(&device, &request).await;
+        if answer.as_ref().err() == Some(&401) {
             break;
         }
         assert!(
             started.elapsed() < Duration::from_secs(1),
-            "still {status} after {:?}",
+            "still {answer:?} after {:?}",
             started.elapsed()
         );
-        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

@@ -563,7 +563,9 @@ async fn audit_finds_an_entry_rewritten_in_the_database_against_an_earlier_head(
             .await;
         let report = audit::audit(&request).await.unwrap();
         assert!(!report.ok());
-        let problems = report.problems.join("\n");
+        assert!(report.has(audit::ProblemKind::Rewritten), "{:?}", report.problems);
+        let problems: Vec<String> = report.problems.iter().map(|p| p.to_string()).collect();
+        let problems = problems.join("\n");
         assert!(problems.contains("root signed in the head seen before"), "{problems}");
         assert!(
             problems.contains(&format!(
@@ -1207,6 +1209,49 @@ async fn a_server_upgraded_to_the_log_logs_what_it_published_before_and_still_of
         assert!(
             polled["update"]["log"]["index"].is_u64(),
             "the fix is offered with its entry: {polled}"
+        );
+    }
+}
+
+/// The sequence number of the newest signed head.
+async fn head_sequence(app: &TestApp) -> Option<i64> {
+    app.db(|conn| Ok(rows::latest_head(conn)?.map(|h| h.sequence))).await
+}
+
+#[actix_web::test]
+async fn evidence_downloads_reuse_the_newest_head_while_it_covers_the_log() {
+    for app in TestApp::each().await {
+        let backend = app.backend.name();
+        let f = fixture(&app).await;
+        publish_patch(&app, &f, "6.3.0r21", file_bytes(1_000)).await;
+        let download = || async {
+            let response = app
+                .client
+                .get(app.url(&format!("/api/v1/advisories/{}/evidence", f.advisory)))
+                .bearer_auth(&f.acme.admin.token)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 200, "[{backend}]");
+        };
+        download().await;
+        let first = head_sequence(&app).await;
+        assert!(first.is_some(), "[{backend}] the bundle is over a signed head");
+        for _ in 0..5 {
+            download().await;
+        }
+        assert_eq!(
+            head_sequence(&app).await,
+            first,
+            "[{backend}] downloads of an unchanged log signed new heads"
+        );
+        // Once the log grows, the next bundle is over a head that covers it.
+        enrol(&app, &f, "fw-new", "6.3.0r20").await;
+        download().await;
+        let grown = head_sequence(&app).await;
+        assert!(
+            grown > first,
+            "[{backend}] the grown log got no covering head: {grown:?} after {first:?}"
         );
     }
 }

@@ -32,7 +32,16 @@ async fn behind_proxy() -> (Proxy, TestApp) {
     through_proxy.set_port(Some(proxy.address.port())).unwrap();
     support::on_backend(Backend::Postgres);
     let data_dir = tempfile::tempdir().unwrap();
-    let app = TestApp::start_on(Backend::Postgres, through_proxy.to_string(), Some(pg), data_dir, &[]).await;
+    // Devices here poll back to back to load the outage: no device budget to spend.
+    let settings = [("device_requests_per_minute", "1000000")];
+    let app = TestApp::start_on(
+        Backend::Postgres,
+        through_proxy.to_string(),
+        Some(pg),
+        data_dir,
+        &settings,
+    )
+    .await;
     (proxy, app)
 }
 

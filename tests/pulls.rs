@@ -19,7 +19,7 @@ use serde_json::{json, Value};
 use support::endpoint::{Endpoint, Reply};
 use support::patching::fixture;
 use support::process::{patchwarden, run, text};
-use support::{error_code, until, TestApp};
+use support::{error_code, TestApp};
 
 const TOKEN: &str = "device-secret-4b1d7c0e9f";
 
@@ -105,10 +105,9 @@ async fn scheduled_pulls_fire_feed_exposure_and_send_the_token_only_to_the_devic
         )
         .await;
         let _jobs = start_jobs(app.state.clone().into_inner(), &[Job::PullDevices]);
-        until("two scheduled pulls", Duration::from_secs(10), || {
-            devices.hits("/fw-1") >= 2
-        })
-        .await;
+        devices
+            .wait_hits("/fw-1", 2, Duration::from_secs(10), "two scheduled pulls")
+            .await;
         let first = devices.requests("/fw-1");
         assert_eq!(
             first[0].headers.get("authorization").map(String::as_str),
@@ -343,15 +342,13 @@ async fn a_slow_device_holds_up_no_other_pull() {
         .await;
         enrol_pulled(&app, &f.acme.admin.token, "quick", &devices.url("/quick"), every_second).await;
         let _jobs = start_jobs(app.state.clone().into_inner(), &[Job::PullDevices]);
-        until("the slow device is asked", Duration::from_secs(5), || {
-            devices.hits("/slow") == 1
-        })
-        .await;
+        devices
+            .wait_hits("/slow", 1, Duration::from_secs(5), "the slow device is asked")
+            .await;
         let asked = Instant::now();
-        until("three pulls of the quick device", Duration::from_secs(5), || {
-            devices.hits("/quick") >= 3
-        })
-        .await;
+        devices
+            .wait_hits("/quick", 3, Duration::from_secs(5), "three pulls of the quick device")
+            .await;
         let (_, attempted, _) = pull_row(&app, &slow).await;
         assert!(
             asked.elapsed() < Duration::from_secs(6) && attempted.is_none(),

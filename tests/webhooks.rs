@@ -14,7 +14,7 @@ use patchwarden::jobs::{run_once, start_jobs, Job};
 use serde_json::{json, Value};
 use support::endpoint::{Endpoint, Reply};
 use support::patching::fixture;
-use support::{error_code, until, verify_webhook as verify, TestApp};
+use support::{error_code, verify_webhook as verify, TestApp};
 
 const SETTINGS: [(&str, &str); 2] = [("webhook_retry_delay", "50ms"), ("webhooks_allow_http", "true")];
 
@@ -120,10 +120,9 @@ async fn an_unknown_image_is_flagged_and_its_signed_event_survives_three_500s() 
         );
 
         let jobs = start_jobs(app.state.clone().into_inner(), &[Job::DeliverWebhooks]);
-        until("four tries of the event", Duration::from_secs(15), || {
-            receiver.hits("/hook") >= 4
-        })
-        .await;
+        receiver
+            .wait_hits("/hook", 4, Duration::from_secs(15), "four tries of the event")
+            .await;
         // The run that sent the fourth try writes its outcome before the jobs stop.
         jobs.stop().await;
         let tries = receiver.requests("/hook");
@@ -256,10 +255,9 @@ async fn events_queued_before_a_restart_are_delivered_after_it() {
 
         let app = app.restart().await;
         let _jobs = start_jobs(app.state.clone().into_inner(), &[Job::DeliverWebhooks]);
-        until("three events after the restart", Duration::from_secs(10), || {
-            receiver.hits("/hook") >= 3
-        })
-        .await;
+        receiver
+            .wait_hits("/hook", 3, Duration::from_secs(10), "three events after the restart")
+            .await;
         let mut kinds: Vec<String> = receiver
             .requests("/hook")
             .iter()

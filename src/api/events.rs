@@ -32,7 +32,7 @@ impl From<&DevicePull> for PullStatusResponse {
     fn from(p: &DevicePull) -> Self {
         PullStatusResponse {
             url: p.url.clone(),
-            schedule: p.schedule.clone(),
+            schedule: p.schedule.as_ref().map(|s| s.as_str().to_owned()),
             has_token: p.token_sealed.is_some(),
             next_pull_at: p.due_at.map(utc),
             failures: p.failures,

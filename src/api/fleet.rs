@@ -11,7 +11,6 @@ use crate::db::models::{utc, DeviceRecord, EnrollmentToken, ObservationRecord, R
 use crate::domain::fleet::Labels;
 use crate::services::fleet::devices::{DeviceDetail, Enrolled, ListQuery};
 use crate::services::fleet::exposure::{Counts, ExposedDevice, Exposure, ExposureQuery, StateFilter};
-use crate::services::fleet::poll::PollAnswer;
 use crate::services::fleet::screens::DeviceListQuery;
 use crate::services::ServiceError;
 
@@ -425,53 +424,4 @@ pub fn exposure_csv(exposure: &Exposure) -> String {
         out.push('\n');
     }
     out
-}
-
-/// The poll answer's bytes: rendered by hand around the offer JSON prepared when
-/// the catalogue was loaded, so a poll serialises two numbers and a tag.
-pub fn poll_body(answer: &PollAnswer) -> String {
-    use std::fmt::Write;
-    let mut body = String::with_capacity(
-        256 + answer.offer.as_deref().map_or(0, str::len)
-            + answer.offer_log.as_deref().map_or(0, str::len)
-            + answer.log_head.as_deref().map_or(0, str::len)
-            + answer.log_consistency.as_deref().map_or(0, str::len)
-            + answer.revoked.as_deref().map_or(0, str::len),
-    );
-    body.push('{');
-    if answer.unchanged {
-        body.push_str(r#""unchanged":true"#);
-    } else {
-        body.push_str(r#""update":"#);
-        match (answer.offer.as_deref(), answer.offer_log.as_deref()) {
-            (Some(offer), Some(log)) => {
-                // The offer object, with its log entry added as its last field.
-                body.push_str(offer.strip_suffix('}').unwrap_or(offer));
-                body.push_str(r#","log":"#);
-                body.push_str(log);
-                body.push('}');
-            }
-            (Some(offer), None) => body.push_str(offer),
-            (None, _) => body.push_str("null"),
-        }
-    }
-    let _ = write!(
-        body,
-        r#","catalogue":"{}","poll_interval_s":{}"#,
-        answer.tag, answer.poll_interval_s
-    );
-    if let Some(head) = answer.log_head.as_deref() {
-        body.push_str(r#","log_head":"#);
-        body.push_str(head);
-    }
-    if let Some(proof) = answer.log_consistency.as_deref() {
-        body.push_str(r#","log_consistency":"#);
-        body.push_str(proof);
-    }
-    if let (false, Some(revoked)) = (answer.unchanged, answer.revoked.as_deref()) {
-        body.push_str(r#","revoked":"#);
-        body.push_str(revoked);
-    }
-    body.push('}');
-    body
 }

@@ -286,7 +286,11 @@ impl FromRequest for Device {
             let proven = proven(&req).await?;
             match (proven.device, proven.token) {
                 (Some(device), _) => Ok(Device(device?)),
-                (None, Some(_)) => Err(AppError::forbidden("this route is for devices: present a device token")),
+                // A bearer that is no token at all is not a device's: unauthenticated.
+                (None, Some(Err(_))) => Err(AppError::Unauthorized(
+                    "a device token is required; the bearer presented is not a valid token".into(),
+                )),
+                (None, Some(Ok(_))) => Err(AppError::forbidden("this route is for devices: present a device token")),
                 (None, None) => Err(AppError::Unauthorized("a device token is required".into())),
             }
         })

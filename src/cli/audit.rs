@@ -66,8 +66,8 @@ pub fn run(
     for line in &report.checked {
         println!("ok: {line}");
     }
-    for line in &report.problems {
-        println!("PROBLEM: {line}");
+    for problem in &report.problems {
+        println!("PROBLEM ({}): {}", problem.kind.as_str(), problem.detail);
     }
     anyhow::ensure!(report.ok(), "the audit found {} problem(s)", report.problems.len());
     Ok(())

@@ -252,6 +252,8 @@ pub struct Config {
     pub session_ttl: Duration,
     pub login_attempts_per_minute: NonZeroU32,
     pub enrollment_attempts_per_minute: NonZeroU32,
+    /// Polls and install reports per device a minute.
+    pub device_requests_per_minute: NonZeroU32,
     /// The poll interval devices are told (before jitter).
     pub poll_interval: Duration,
     /// The poll interval of a device an emergency advisory affects.

@@ -65,6 +65,11 @@ pub const SETTINGS: &[Setting] = &[
         help: "device enrolments allowed per enrollment token and per client address",
     },
     Setting {
+        name: "device_requests_per_minute",
+        default: "120",
+        help: "polls and install reports allowed per device a minute (as many at once after a quiet minute); past it 429 with Retry-After, answered from memory",
+    },
+    Setting {
         name: "poll_interval",
         default: "30m",
         help: "how often devices poll at the longest (each answer shortens it by up to 20 %, so devices spread out and every one asks again within it)",

@@ -169,23 +169,18 @@ impl RawSettings {
             }
             Ok(ttl)
         })?;
-        let login_attempts_per_minute =
-            self.parse("login_attempts_per_minute", NonZeroU32::MIN.saturating_add(4), |s| {
+        // A count a minute, from 1 to `max`.
+        let per_minute = |name: &'static str, default: u32, max: u32| {
+            self.parse(name, NonZeroU32::MIN.saturating_add(default - 1), |s| {
                 s.parse::<NonZeroU32>()
                     .ok()
-                    .filter(|n| n.get() <= 1000)
-                    .ok_or_else(|| format!("`{s}` is not a whole number from 1 to 1000"))
-            })?;
-        let enrollment_attempts_per_minute = self.parse(
-            "enrollment_attempts_per_minute",
-            NonZeroU32::MIN.saturating_add(29),
-            |s| {
-                s.parse::<NonZeroU32>()
-                    .ok()
-                    .filter(|n| n.get() <= 100_000)
-                    .ok_or_else(|| format!("`{s}` is not a whole number from 1 to 100000"))
-            },
-        )?;
+                    .filter(|n| n.get() <= max)
+                    .ok_or_else(|| format!("`{s}` is not a whole number from 1 to {max}"))
+            })
+        };
+        let login_attempts_per_minute = per_minute("login_attempts_per_minute", 5, 1000)?;
+        let enrollment_attempts_per_minute = per_minute("enrollment_attempts_per_minute", 30, 100_000)?;
+        let device_requests_per_minute = per_minute("device_requests_per_minute", 120, 1_000_000)?;
         let interval = |name: &'static str, default: u64| {
             self.parse(name, Duration::from_secs(default), |s| {
                 let every = parse_duration(s)?;
@@ -370,6 +365,7 @@ impl RawSettings {
             session_ttl,
             login_attempts_per_minute,
             enrollment_attempts_per_minute,
+            device_requests_per_minute,
             poll_interval,
             emergency_poll_interval,
             exposure_point_interval,

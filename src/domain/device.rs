@@ -66,31 +66,47 @@ pub struct Poll {
     pub stale: Option<bool>,
 }
 
-/// The poll answer as a client reads it.
-#[derive(Debug, Deserialize)]
-pub struct PollResponse {
-    #[serde(default)]
-    pub update: Option<Offer>,
-    #[serde(default)]
+/// The poll answer. The agent reads it with the default parameters; the server
+/// writes it with each part rendered once (per offer and per head) and passed
+/// through as raw JSON — the same fields, names and order, kept in step by the
+/// compiler.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(bound(deserialize = "U: Deserialize<'de>, H: Deserialize<'de>, C: Deserialize<'de>, R: Deserialize<'de>"))]
+pub struct PollResponse<U = Offer, H = SignedHead, C = ConsistencyProof, R = Vec<Revocation>> {
+    /// Absent when `unchanged`; `null` when there is nothing to install.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update: Option<Option<U>>,
+    /// The device already holds this answer (it sent its tag).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub unchanged: bool,
+    /// Names this answer; sent back as the poll's `catalogue`.
     pub catalogue: String,
     pub poll_interval_s: u64,
     /// The latest signed tree head; re-signed every few minutes, so it also says
     /// the answer is fresh.
-    #[serde(default)]
-    pub log_head: Option<SignedHead>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_head: Option<H>,
     /// From the size the device said it holds to `log_head`.
-    #[serde(default)]
-    pub log_consistency: Option<ConsistencyProof>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_consistency: Option<C>,
     /// With an offer: the patches yanked within `log_head`'s tree, which the head's
     /// signature commits to.
-    #[serde(default)]
-    pub revoked: Option<Vec<Revocation>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked: Option<R>,
 }
 
-/// An update offered to a device.
+impl<U, H, C, R> PollResponse<U, H, C, R> {
+    /// The update offered, if any.
+    pub fn offer(&self) -> Option<&U> {
+        self.update.as_ref().and_then(Option::as_ref)
+    }
+}
+
+/// An update offered to a device; `L` is its log entry and inclusion proof (the
+/// server renders the offer without it once, and adds it per head).
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
-pub struct Offer {
+#[serde(bound(deserialize = "L: Deserialize<'de>"))]
+pub struct Offer<L = OfferLog> {
     pub patch_id: String,
     pub version: String,
     pub platform: Option<String>,
@@ -106,7 +122,27 @@ pub struct Offer {
     pub rollback: bool,
     /// The patch's entry in the log and its inclusion in `log_head`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub log: Option<OfferLog>,
+    pub log: Option<L>,
+}
+
+impl<L> Offer<L> {
+    /// The same offer with `log` as its log entry.
+    pub fn with_log<M>(&self, log: M) -> Offer<M> {
+        Offer {
+            patch_id: self.patch_id.clone(),
+            version: self.version.clone(),
+            platform: self.platform.clone(),
+            filename: self.filename.clone(),
+            download_url: self.download_url.clone(),
+            sha256: self.sha256.clone(),
+            size: self.size,
+            signature: self.signature.clone(),
+            advisories: self.advisories.clone(),
+            emergency: self.emergency,
+            rollback: self.rollback,
+            log: Some(log),
+        }
+    }
 }
 
 /// `POST /api/v1/device/report`: an install step.

@@ -16,6 +16,7 @@ use crate::secrets::{
     hash_password, random_hex, verify_password, IssuedToken, PresentedToken, API_TOKEN_PREFIX, SESSION_PREFIX,
 };
 use crate::services::error::{is_unique_violation, ServiceError};
+use crate::services::refusals::Refusal;
 use crate::services::Services;
 
 fn to_timedelta(field: &str, duration: Duration) -> Result<TimeDelta, ServiceError> {
@@ -243,7 +244,9 @@ pub async fn sign_in(
             format!("email is longer than {MAX_EMAIL_BYTES} bytes"),
         ));
     }
-    services.login_limiter.check(address, email)?;
+    services
+        .refusals
+        .note(Refusal::LoginRate, services.login_limiter.check(address, email))?;
     let email = email.to_lowercase();
     let user = services.db.query(move |conn| User::find_by_email(conn, &email)).await?;
     let stored = user.as_ref().map(|u| u.password_hash.clone());

@@ -32,6 +32,7 @@ use crate::domain::log::{advisory_subject, patch_subject, LogKind};
 use crate::domain::{AdvisoryStatus, Caller, ExposureState, PatchState};
 use crate::ids::CustomerId;
 use crate::services::advisories::{current_input, find, KnownProducts};
+use crate::services::refusals::Refusal;
 use crate::services::{log, ServiceError, Services};
 use crate::signing::KeyResponse;
 
@@ -115,10 +116,15 @@ pub async fn for_caller(services: &Services, caller: &Caller, key: String) -> Re
         .scope
         .customer()
         .ok_or_else(|| ServiceError::Forbidden("evidence bundles are made for a customer's admins".into()))?;
+    services
+        .evidence_budgets
+        .spend(customer)
+        .map_err(|wait| services.refusals.rate_limited(Refusal::EvidenceRate, wait))?;
     bundle(services, customer, key).await
 }
 
-/// Builds the bundle of advisory `key` for `customer`, over a head signed now.
+/// Builds the bundle of advisory `key` for `customer`, over a head that covers the
+/// log as it stands (the newest, or one signed now when the log grew past it).
 pub async fn bundle(
     services: &Services,
     customer: &CustomerId,
@@ -126,7 +132,7 @@ pub async fn bundle(
 ) -> Result<(String, Vec<u8>), ServiceError> {
     // A head that covers everything up to now, devices' latest observations included.
     crate::services::fleet::flush::flush(services).await?;
-    let head = log::sign_now(services).await?;
+    let head = log::covering_head(services).await?;
     let tree_size = head.tree_size;
     let customer = customer.clone();
     let (public_id, slug, parts) = services

@@ -15,6 +15,7 @@
 pub mod accounts;
 pub mod advisories;
 pub mod anomalies;
+pub mod budget;
 pub mod effects;
 pub mod error;
 pub mod evidence;
@@ -26,6 +27,7 @@ pub mod outbound;
 pub mod patches;
 pub mod pulls;
 pub mod ratelimit;
+pub mod refusals;
 pub mod tenants;
 pub mod users;
 pub mod watch;
@@ -50,6 +52,10 @@ use fleet::Fleet;
 use outbound::Outbound;
 use patches::uploads::Writers;
 use ratelimit::AttemptLimiter;
+
+/// Evidence bundles a customer may build a minute: each flushes the fleet's
+/// observations and may sign a head.
+const EVIDENCE_PER_MINUTE: u32 = 20;
 
 /// What follows events, whoever caused them. A capability reports the events it
 /// commits here, and so needs to know nothing of what reacts to them.
@@ -95,6 +101,12 @@ pub struct Services {
     pub log: log::LogCache,
     /// What follows events.
     pub reactions: Arc<dyn Reactions>,
+    /// Polls and reports each device may make a minute.
+    pub device_rate: budget::Rate,
+    /// Evidence bundles each customer may build a minute.
+    pub evidence_budgets: budget::KeyedBudgets<crate::ids::CustomerId>,
+    /// Requests refused to protect the service, by why.
+    pub refusals: refusals::Refusals,
 }
 
 impl Services {
@@ -146,6 +158,11 @@ impl Services {
             login_limiter: AttemptLimiter::new("login", config.login_attempts_per_minute),
             enrol_limiter: AttemptLimiter::new("enrollment", config.enrollment_attempts_per_minute),
             fleet: Fleet::new(config.observation_queue_max),
+            device_rate: budget::Rate::per_minute(config.device_requests_per_minute),
+            evidence_budgets: budget::KeyedBudgets::new(budget::Rate::per_minute(
+                std::num::NonZeroU32::MIN.saturating_add(EVIDENCE_PER_MINUTE - 1),
+            )),
+            refusals: Default::default(),
             password_gate: PasswordGate::new(config.workers.max(1)),
             publish: PublishContext::new(&config, signer.clone(), reactions.clone()),
             reactions,

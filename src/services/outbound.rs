@@ -29,11 +29,12 @@ struct Denied(String);
 struct Unresolved(String);
 
 /// Resolves names with the system resolver and keeps only allowed addresses.
-struct PolicyResolver(Arc<AddressPolicy>);
+struct PolicyResolver(Arc<AddressPolicy>, Arc<std::sync::atomic::AtomicU64>);
 
 impl Resolve for PolicyResolver {
     fn resolve(&self, name: Name) -> Resolving {
         let policy = self.0.clone();
+        let denied = self.1.clone();
         Box::pin(async move {
             let host = name.as_str().to_owned();
             let found: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
@@ -54,6 +55,9 @@ impl Resolve for PolicyResolver {
                 })
                 .collect();
             if allowed.is_empty() {
+                if !reasons.is_empty() {
+                    denied.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
                 let why = if reasons.is_empty() {
                     format!("{host} has no addresses")
                 } else {
@@ -189,13 +193,16 @@ pub struct Outbound {
     pub policy: Arc<AddressPolicy>,
     per_host: usize,
     hosts: Arc<Mutex<HashMap<String, Arc<Semaphore>>>>,
+    /// Requests refused because every address their host resolved to is denied.
+    denied: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Outbound {
     pub fn new(policy: AddressPolicy, connect_timeout: Duration, per_host: usize) -> anyhow::Result<Outbound> {
         let policy = Arc::new(policy);
+        let denied = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let client = reqwest::Client::builder()
-            .dns_resolver(Arc::new(PolicyResolver(policy.clone())))
+            .dns_resolver(Arc::new(PolicyResolver(policy.clone(), denied.clone())))
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
             .connect_timeout(connect_timeout)
@@ -209,7 +216,13 @@ impl Outbound {
             policy,
             per_host,
             hosts: Arc::new(Mutex::new(HashMap::new())),
+            denied,
         })
+    }
+
+    /// Requests refused so far because their host resolved to denied addresses only.
+    pub fn denied(&self) -> u64 {
+        self.denied.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Waits for a free slot for `url`'s host; the slot is freed when the permit

@@ -7,6 +7,7 @@
 use std::path::Path;
 use std::time::Duration;
 
+use patchwarden::api::device::{Poll, PollResponse};
 use patchwarden::api::log::SignedHead;
 use patchwarden::client::agent::{AgentConfig, AgentLimits, Identity, Installer};
 use patchwarden::domain::log::TreeHead;
@@ -37,6 +38,45 @@ pub async fn poll(app: &TestApp, token: &str, body: Value) -> Value {
     let (status, answer) = app.post("/api/v1/device/poll", token, body).await;
     assert_eq!(status, 200, "[{}] {answer}", app.backend.name());
     answer
+}
+
+/// A device as a test holds it.
+#[derive(Clone, Debug)]
+pub struct TestDevice {
+    pub id: String,
+    pub token: String,
+}
+
+impl TestApp {
+    /// Enrols a ScreenOS ssg-500 device running `version` for the customer whose
+    /// admin holds `admin_token`.
+    pub async fn enrol_device(&self, admin_token: &str, name: &str, version: &str) -> TestDevice {
+        let body = json!({"name": name, "product": "screenos", "platform": "ssg-500", "version": version});
+        let (status, device) = self.post("/api/v1/devices", admin_token, body).await;
+        assert_eq!(status, 201, "[{}] {device}", self.backend.name());
+        TestDevice {
+            id: device["id"].as_str().unwrap().to_owned(),
+            token: device["token"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    /// `device`'s poll, read as the agent reads it; `None` when it is not answered
+    /// 200 (with the status).
+    pub async fn poll_as(&self, device: &TestDevice, request: &Poll) -> Result<PollResponse, u16> {
+        let response = self
+            .client
+            .post(self.url("/api/v1/device/poll"))
+            .bearer_auth(&device.token)
+            .json(request)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        if status != 200 {
+            return Err(status);
+        }
+        Ok(response.json().await.unwrap())
+    }
 }
 
 /// The identity an enrolment answer hands a device.

@@ -69,6 +69,8 @@ struct Inner {
 pub struct Endpoint {
     pub addr: SocketAddr,
     inner: Arc<Mutex<Inner>>,
+    /// Counts the requests that arrived, so a test can wait for one without polling.
+    arrived: Arc<tokio::sync::watch::Sender<usize>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -85,6 +87,8 @@ impl Endpoint {
         let addr = listener.local_addr().unwrap();
         let inner = Arc::new(Mutex::new(Inner::default()));
         let shared = inner.clone();
+        let arrived = Arc::new(tokio::sync::watch::Sender::new(0));
+        let counter = arrived.clone();
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
@@ -93,10 +97,16 @@ impl Endpoint {
                     continue;
                 };
                 let shared = shared.clone();
-                tokio::spawn(async move { serve(stream, shared).await });
+                let counter = counter.clone();
+                tokio::spawn(async move { serve(stream, shared, counter).await });
             }
         });
-        Endpoint { addr, inner, task }
+        Endpoint {
+            addr,
+            inner,
+            arrived,
+            task,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -127,6 +137,18 @@ impl Endpoint {
 
     pub fn hits(&self, path: &str) -> usize {
         self.requests(path).len()
+    }
+
+    /// Waits until `path` has had `count` requests, woken by each arrival; fails
+    /// the test, naming `what`, when that takes longer than `limit`.
+    pub async fn wait_hits(&self, path: &str, count: usize, limit: Duration, what: &str) {
+        let mut arrivals = self.arrived.subscribe();
+        let reached = tokio::time::timeout(limit, arrivals.wait_for(|_| self.hits(path) >= count)).await;
+        assert!(
+            matches!(reached, Ok(Ok(_))),
+            "{what}: {} of {count} requests to {path} within {limit:?}",
+            self.hits(path)
+        );
     }
 }
 
@@ -180,7 +202,7 @@ fn reason(status: u16) -> &'static str {
     }
 }
 
-async fn serve(mut stream: TcpStream, shared: Arc<Mutex<Inner>>) {
+async fn serve(mut stream: TcpStream, shared: Arc<Mutex<Inner>>, arrived: Arc<tokio::sync::watch::Sender<usize>>) {
     let Some((method, path, headers, body)) = read_request(&mut stream).await else {
         return;
     };
@@ -205,6 +227,7 @@ async fn serve(mut stream: TcpStream, shared: Arc<Mutex<Inner>>) {
         inner.served.insert(path, served + 1);
         reply
     };
+    arrived.send_modify(|n| *n += 1);
     let respond = |status: u16, extra: &str, body: &str| {
         format!(
             "HTTP/1.1 {status} {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n{extra}\r\n{body}",

@@ -325,7 +325,7 @@ impl Agent {
             Ok(head) => head,
             Err(why) => {
                 tracing::warn!("refused the poll answer: {why}");
-                if let Some(offer) = &answer.update {
+                if let Some(offer) = answer.offer() {
                     self.report(offer, ReportState::Failed, None, Some(&why)).await;
                 }
                 return Ok(Asked::Refused(why));
@@ -337,7 +337,7 @@ impl Agent {
             (Some(list), Some(digest)) if revocations_digest(list) == digest => Some(list.to_vec()),
             _ => None,
         };
-        self.forget_untrusted_download(answer.update.as_ref()).await?;
+        self.forget_untrusted_download(answer.offer()).await?;
         let limits = &self.config.limits;
         let mut interval = limits.clamp(Duration::from_secs(answer.poll_interval_s));
         // Never past the expiry the vendor signed into the head held: the device asks
@@ -346,7 +346,7 @@ impl Agent {
             interval = interval.min(left.max(limits.poll_min));
         }
         Ok(Asked::Accepted {
-            offer: answer.update.map(Box::new),
+            offer: answer.update.flatten().map(Box::new),
             interval,
         })
     }

@@ -46,12 +46,82 @@ pub struct Report {
     /// What holds, for the record.
     pub checked: Vec<String>,
     /// What does not: each is a reason to distrust the server.
-    pub problems: Vec<String>,
+    pub problems: Vec<Problem>,
 }
 
 impl Report {
     pub fn ok(&self) -> bool {
         self.problems.is_empty()
+    }
+
+    /// Whether a problem of `kind` was found.
+    pub fn has(&self, kind: ProblemKind) -> bool {
+        self.problems.iter().any(|p| p.kind == kind)
+    }
+
+    fn problem(&mut self, kind: ProblemKind, detail: impl Into<String>) {
+        self.problems.push(Problem {
+            kind,
+            detail: detail.into(),
+        });
+    }
+}
+
+/// One reason to distrust the server, by what it breaks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    pub kind: ProblemKind,
+    pub detail: String,
+}
+
+/// What a problem breaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ProblemKind {
+    /// The tree head does not verify or has expired.
+    Head,
+    /// The log now has another name than the one seen before.
+    Renamed,
+    /// The head is older than the one seen before.
+    Rollback,
+    /// The log does not extend the one seen before.
+    Fork,
+    /// The server does not serve every entry of the tree.
+    Gap,
+    /// An entry as served is not the entry the signed roots include.
+    Rewritten,
+    /// An entry's text is not an entry.
+    Unreadable,
+    /// The head's list of yanked patches is not the one its entries record.
+    Revocations,
+    /// A signature by a key declared compromised, made after it was declared so.
+    Compromised,
+    /// The server serves what the log does not record as it is served.
+    Unlogged,
+    /// The log records what the server does not list.
+    Unlisted,
+}
+
+impl ProblemKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProblemKind::Head => "head",
+            ProblemKind::Renamed => "renamed",
+            ProblemKind::Rollback => "rollback",
+            ProblemKind::Fork => "fork",
+            ProblemKind::Gap => "gap",
+            ProblemKind::Rewritten => "rewritten",
+            ProblemKind::Unreadable => "unreadable",
+            ProblemKind::Revocations => "revocations",
+            ProblemKind::Compromised => "compromised",
+            ProblemKind::Unlogged => "unlogged",
+            ProblemKind::Unlisted => "unlisted",
+        }
+    }
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.kind.as_str(), self.detail)
     }
 }
 
@@ -115,7 +185,7 @@ pub async fn audit(request: &AuditRequest) -> anyhow::Result<Report> {
     let head = match verify_head(&ring, &signed) {
         Ok(head) => head,
         Err(why) => {
-            report.problems.push(format!("the tree head: {why}"));
+            report.problem(ProblemKind::Head, format!("the tree head does not verify: {why}"));
             return Ok(report);
         }
     };
@@ -124,13 +194,14 @@ pub async fn audit(request: &AuditRequest) -> anyhow::Result<Report> {
         head.sequence, head.origin, head.tree_size, head.timestamp, signed.key_id
     ));
     if head.expires_at <= chrono::Utc::now() {
-        report
-            .problems
-            .push(format!("the tree head expired at {}", head.expires_at));
+        report.problem(
+            ProblemKind::Head,
+            format!("the tree head expired at {}", head.expires_at),
+        );
     }
     if let Some(after) = ring.compromised_after(&signed.key_id) {
         if head.tree_size > after {
-            report.problems.push(format!(
+            report.problem(ProblemKind::Compromised, format!(
                 "the tree head of {} entries is signed by key {}, which a rotation declared compromised after {after} entries",
                 head.tree_size, signed.key_id
             ));
@@ -150,20 +221,27 @@ pub async fn audit(request: &AuditRequest) -> anyhow::Result<Report> {
     };
     if let Some(held) = &held {
         if held.origin != head.origin {
-            report
-                .problems
-                .push(format!("the log is now `{}`; it was `{}`", head.origin, held.origin));
+            report.problem(
+                ProblemKind::Renamed,
+                format!("the log is now `{}`; it was `{}`", head.origin, held.origin),
+            );
         } else if head.sequence < held.sequence || head.tree_size < held.tree_size {
-            report.problems.push(format!(
-                "rollback: the head (sequence {}, {} entries) is older than the one seen before (sequence {}, {} entries)",
-                head.sequence, head.tree_size, held.sequence, held.tree_size
-            ));
+            report.problem(
+                ProblemKind::Rollback,
+                format!(
+                    "the head (sequence {}, {} entries) is older than the one seen before (sequence {}, {} entries)",
+                    head.sequence, head.tree_size, held.sequence, held.tree_size
+                ),
+            );
         } else if head.tree_size == held.tree_size {
             if head.root_hash != held.root_hash {
-                report.problems.push(format!(
-                    "fork: {} entries with another root hash than the head seen before",
-                    head.tree_size
-                ));
+                report.problem(
+                    ProblemKind::Fork,
+                    format!(
+                        "{} entries with another root hash than the head seen before",
+                        head.tree_size
+                    ),
+                );
             }
         } else {
             let proof: ConsistencyProof = get(
@@ -184,10 +262,13 @@ pub async fn audit(request: &AuditRequest) -> anyhow::Result<Report> {
                     "the log of {} entries extends the {} seen before",
                     head.tree_size, held.tree_size
                 )),
-                Err(why) => report.problems.push(format!(
-                    "fork: the log of {} entries does not extend the {} seen before: {why}",
-                    head.tree_size, held.tree_size
-                )),
+                Err(why) => report.problem(
+                    ProblemKind::Fork,
+                    format!(
+                        "the log of {} entries does not extend the {} seen before: {why}",
+                        head.tree_size, held.tree_size
+                    ),
+                ),
             }
         }
     }
@@ -204,40 +285,49 @@ pub async fn audit(request: &AuditRequest) -> anyhow::Result<Report> {
         )
         .await?;
         if page.entries.is_empty() {
-            report.problems.push(format!("gap: the server serves no entry {start}"));
+            report.problem(ProblemKind::Gap, format!("the server serves no entry {start}"));
             break;
         }
         for entry in page.entries {
             if entry.index != frontier.size() {
-                report.problems.push(format!(
-                    "gap: entry {} follows entry {}",
-                    entry.index,
-                    frontier.size().wrapping_sub(1)
-                ));
+                report.problem(
+                    ProblemKind::Gap,
+                    format!(
+                        "entry {} follows entry {}",
+                        entry.index,
+                        frontier.size().wrapping_sub(1)
+                    ),
+                );
                 break;
             }
             let hash = leaf_hash(entry.leaf.as_bytes());
             if hex::encode(hash) != entry.leaf_hash {
-                report.problems.push(format!(
-                    "entry {}: its text hashes to {}, the server says {}",
-                    entry.index,
-                    hex::encode(hash),
-                    entry.leaf_hash
-                ));
+                report.problem(
+                    ProblemKind::Rewritten,
+                    format!(
+                        "entry {}: its text hashes to {}, the server says {}",
+                        entry.index,
+                        hex::encode(hash),
+                        entry.leaf_hash
+                    ),
+                );
             }
             frontier.push(hash);
             if let Some(held) = &held {
                 if frontier.size() == held.tree_size && frontier.root() != held.root_hash {
-                    report.problems.push(format!(
+                    report.problem(
+                        ProblemKind::Rewritten,
+                        format!(
                         "the first {} entries as served now do not hash to the root signed in the head seen before: \
                          an entry was changed after it was logged",
                         held.tree_size
-                    ));
+                    ),
+                    );
                 }
             }
             entries.push((entry.index, entry.leaf));
         }
-        if report.problems.iter().any(|p| p.starts_with("gap")) {
+        if report.has(ProblemKind::Gap) {
             break;
         }
     }
@@ -247,10 +337,13 @@ pub async fn audit(request: &AuditRequest) -> anyhow::Result<Report> {
                 .checked
                 .push(format!("all {} entries hash to the signed root", head.tree_size));
         } else {
-            report.problems.push(format!(
-                "the {} entries served do not hash to the signed root: an entry was changed or replaced",
-                head.tree_size
-            ));
+            report.problem(
+                ProblemKind::Rewritten,
+                format!(
+                    "the {} entries served do not hash to the signed root: an entry was changed or replaced",
+                    head.tree_size
+                ),
+            );
         }
     }
 
@@ -263,7 +356,7 @@ pub async fn audit(request: &AuditRequest) -> anyhow::Result<Report> {
                     logged.entry(subject).or_default().push((*index, entry));
                 }
             }
-            Err(why) => report.problems.push(format!("entry {index}: {why}")),
+            Err(why) => report.problem(ProblemKind::Unreadable, format!("entry {index}: {why}")),
         }
     }
 
@@ -278,13 +371,14 @@ pub async fn audit(request: &AuditRequest) -> anyhow::Result<Report> {
                 "the head commits to the {} yanked patches its entries record",
                 revoked.len()
             )),
-            Some(_) => report.problems.push(
-                "the head's list of yanked patches is not the one its entries record: a yank is hidden or invented"
-                    .into(),
+            Some(_) => report.problem(
+                ProblemKind::Revocations,
+                "the head's list of yanked patches is not the one its entries record: a yank is hidden or invented",
             ),
-            None => report
-                .problems
-                .push("the head commits to no list of yanked patches".into()),
+            None => report.problem(
+                ProblemKind::Revocations,
+                "the head commits to no list of yanked patches",
+            ),
         }
     }
 
@@ -295,7 +389,7 @@ pub async fn audit(request: &AuditRequest) -> anyhow::Result<Report> {
         let kind = entry.kind.filter(|k| k.is_advisory() || *k == LogKind::PatchPublished);
         if let (Some(kind), Some(key_id)) = (kind, signed_by) {
             if ring.compromised_after(key_id).is_some_and(|after| *index >= after) {
-                report.problems.push(format!(
+                report.problem(ProblemKind::Compromised, format!(
                     "entry {index} ({kind}, {}) is signed by key {key_id}, which a rotation declared compromised before it was logged",
                     entry.subject.as_deref().unwrap_or_default()
                 ));
@@ -330,15 +424,15 @@ pub async fn audit(request: &AuditRequest) -> anyhow::Result<Report> {
                     .await?;
                 let found = logged.get(&subject).and_then(|e| e.last());
                 match found {
-                    None => report.problems.push(format!(
-                        "{} revision {revision} is listed but not in the log",
-                        advisory.id
-                    )),
+                    None => report.problem(
+                        ProblemKind::Unlogged,
+                        format!("{} revision {revision} is listed but not in the log", advisory.id),
+                    ),
                     Some((index, entry)) => {
                         if entry.text("sha256") != Some(sha256_hex(&document).as_str())
                             || entry.text("signature_sha256") != Some(sha256_hex(signature.as_bytes()).as_str())
                         {
-                            report.problems.push(format!(
+                            report.problem(ProblemKind::Unlogged, format!(
                                 "{} revision {revision}: the document or signature served is not the one logged in entry {index}",
                                 advisory.id
                             ));
@@ -355,10 +449,13 @@ pub async fn audit(request: &AuditRequest) -> anyhow::Result<Report> {
     }
     for (subject, logs) in &logged {
         if logs.iter().any(|(_, e)| e.kind.is_some_and(LogKind::is_advisory)) && !listed_advisories.contains(subject) {
-            report.problems.push(format!(
-                "the log records {subject} (entry {}), which the server does not list",
-                logs[0].0
-            ));
+            report.problem(
+                ProblemKind::Unlisted,
+                format!(
+                    "the log records {subject} (entry {}), which the server does not list",
+                    logs[0].0
+                ),
+            );
         }
     }
     report.checked.push(format!(
@@ -377,30 +474,33 @@ pub async fn audit(request: &AuditRequest) -> anyhow::Result<Report> {
                 .get(&subject)
                 .and_then(|e| e.iter().find(|(_, e)| e.kind == Some(LogKind::PatchPublished)));
             let Some((index, entry)) = published else {
-                report.problems.push(format!(
-                    "patch {} is listed but its publication is not in the log",
-                    patch.id
-                ));
+                report.problem(
+                    ProblemKind::Unlogged,
+                    format!("patch {} is listed but its publication is not in the log", patch.id),
+                );
                 continue;
             };
             let signature = patch.signature.as_deref().unwrap_or_default();
             if entry.text("sha256") != patch.sha256.as_deref()
                 || entry.text("signature_sha256") != Some(sha256_hex(signature.as_bytes()).as_str())
             {
-                report.problems.push(format!(
-                    "patch {}: the file hash or signature served is not the one logged in entry {index}",
-                    patch.id
-                ));
+                report.problem(
+                    ProblemKind::Unlogged,
+                    format!(
+                        "patch {}: the file hash or signature served is not the one logged in entry {index}",
+                        patch.id
+                    ),
+                );
             }
             if patch.state == PatchState::Yanked
                 && !logged[&subject]
                     .iter()
                     .any(|(_, e)| e.kind == Some(LogKind::PatchYanked))
             {
-                report.problems.push(format!(
-                    "patch {} is yanked but its yanking is not in the log",
-                    patch.id
-                ));
+                report.problem(
+                    ProblemKind::Unlogged,
+                    format!("patch {} is yanked but its yanking is not in the log", patch.id),
+                );
             }
             check_inclusion(&http, &url, &head, *index, &entries, &mut report).await?;
         }
@@ -415,9 +515,10 @@ pub async fn audit(request: &AuditRequest) -> anyhow::Result<Report> {
             .collect();
         if vendor {
             for subject in unlisted {
-                report
-                    .problems
-                    .push(format!("the log records {subject}, which the server does not list"));
+                report.problem(
+                    ProblemKind::Unlisted,
+                    format!("the log records {subject}, which the server does not list"),
+                );
             }
         } else if !unlisted.is_empty() {
             report.checked.push(format!(
@@ -473,9 +574,10 @@ async fn check_inclusion(
             .map_err(|e| e.to_string())
     });
     if let Err(why) = checked {
-        report.problems.push(format!(
-            "entry {index} as served is not the entry the signed head includes: {why}"
-        ));
+        report.problem(
+            ProblemKind::Rewritten,
+            format!("entry {index} as served is not the entry the signed head includes: {why}"),
+        );
     }
     Ok(())
 }

@@ -59,11 +59,16 @@ impl EnrollmentToken {
     }
 
     /// Spends one use, if one is left; whether it was.
-    pub fn spend(conn: &mut DbConnection, id: &EnrollmentTokenId) -> QueryResult<bool> {
+    /// Spends one use of token `id` at `at`, in one statement that checks it is still
+    /// unrevoked, unexpired and not used up: a revocation or expiry that commits
+    /// between reading the token and spending it is not overtaken.
+    pub fn spend(conn: &mut DbConnection, id: &EnrollmentTokenId, at: NaiveDateTime) -> QueryResult<bool> {
         let changed = diesel::update(
             enrollment_tokens::table
                 .find(id)
-                .filter(enrollment_tokens::uses.lt(enrollment_tokens::max_uses)),
+                .filter(enrollment_tokens::uses.lt(enrollment_tokens::max_uses))
+                .filter(enrollment_tokens::revoked_at.is_null())
+                .filter(enrollment_tokens::expires_at.gt(at)),
         )
         .set(enrollment_tokens::uses.eq(enrollment_tokens::uses + 1))
         .execute(conn)?;

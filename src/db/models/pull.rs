@@ -5,13 +5,47 @@
 //! holder that dies leaves work that becomes claimable when its lease runs out.
 
 use chrono::NaiveDateTime;
+use diesel::backend::Backend;
+use diesel::deserialize::{self, FromSql, FromSqlRow};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Integer, Nullable, Text, Timestamp};
 
 use crate::db::schema::{customers, device_pulls, pull_failures};
 use crate::db::DbConnection;
+use crate::domain::schedule::Schedule;
 use crate::domain::PullFailure;
 use crate::ids::{CustomerId, DeviceId, ObservationId};
+
+/// A nullable schedule column read as a checked schedule: a stored schedule that no
+/// longer parses fails the read instead of being taken for "none".
+#[derive(Debug, FromSqlRow)]
+#[diesel(sql_type = Nullable<Text>)]
+pub struct StoredSchedule(Option<Schedule>);
+
+impl<DB> FromSql<Nullable<Text>, DB> for StoredSchedule
+where
+    DB: Backend,
+    String: FromSql<Text, DB>,
+{
+    fn from_sql(bytes: DB::RawValue<'_>) -> deserialize::Result<Self> {
+        let text = <String as FromSql<Text, DB>>::from_sql(bytes)?;
+        let schedule = Schedule::parse(&text).map_err(|why| format!("stored schedule: {why}"))?;
+        Ok(StoredSchedule(Some(schedule)))
+    }
+
+    fn from_nullable_sql(bytes: Option<DB::RawValue<'_>>) -> deserialize::Result<Self> {
+        match bytes {
+            Some(bytes) => Self::from_sql(bytes),
+            None => Ok(StoredSchedule(None)),
+        }
+    }
+}
+
+impl From<StoredSchedule> for Option<Schedule> {
+    fn from(stored: StoredSchedule) -> Self {
+        stored.0
+    }
+}
 
 #[derive(Clone, Debug, Queryable, Selectable, Identifiable)]
 #[diesel(table_name = device_pulls, primary_key(device_id))]
@@ -19,7 +53,8 @@ pub struct DevicePull {
     pub device_id: DeviceId,
     pub customer_id: CustomerId,
     pub url: String,
-    pub schedule: Option<String>,
+    #[diesel(deserialize_as = StoredSchedule)]
+    pub schedule: Option<Schedule>,
     pub token_sealed: Option<String>,
     pub due_at: Option<NaiveDateTime>,
     pub lease_holder: Option<String>,
@@ -40,8 +75,8 @@ pub struct Claimed {
     pub customer_id: CustomerId,
     #[diesel(sql_type = Text)]
     pub url: String,
-    #[diesel(sql_type = Nullable<Text>)]
-    pub schedule: Option<String>,
+    #[diesel(sql_type = Nullable<Text>, deserialize_as = StoredSchedule)]
+    pub schedule: Option<Schedule>,
     #[diesel(sql_type = Nullable<Text>)]
     pub token_sealed: Option<String>,
     #[diesel(sql_type = Nullable<Timestamp>)]
@@ -56,7 +91,7 @@ pub struct Claimed {
 #[derive(Clone, Debug)]
 pub struct PullTarget {
     pub url: String,
-    pub schedule: Option<String>,
+    pub schedule: Option<Schedule>,
     pub token_sealed: Option<String>,
 }
 
@@ -94,7 +129,7 @@ impl DevicePull {
                     device_pulls::device_id.eq(device),
                     device_pulls::customer_id.eq(customer),
                     device_pulls::url.eq(&target.url),
-                    device_pulls::schedule.eq(&target.schedule),
+                    device_pulls::schedule.eq(target.schedule.as_ref().map(Schedule::as_str)),
                     device_pulls::token_sealed.eq(&target.token_sealed),
                     device_pulls::due_at.eq(due),
                     device_pulls::failures.eq(0),
@@ -251,22 +286,22 @@ impl DevicePull {
     }
 
     /// The default schedule of customer `id`.
-    pub fn default_schedule(conn: &mut DbConnection, id: &CustomerId) -> QueryResult<Option<String>> {
+    pub fn default_schedule(conn: &mut DbConnection, id: &CustomerId) -> QueryResult<Option<Schedule>> {
         customers::table
             .find(id)
             .select(customers::pull_schedule)
-            .first(conn)
+            .first::<StoredSchedule>(conn)
             .optional()
-            .map(Option::flatten)
+            .map(|stored| stored.and_then(Option::from))
     }
 
     pub fn set_default_schedule(
         conn: &mut DbConnection,
         id: &CustomerId,
-        schedule: Option<&str>,
+        schedule: Option<&Schedule>,
     ) -> QueryResult<usize> {
         diesel::update(customers::table.find(id))
-            .set(customers::pull_schedule.eq(schedule))
+            .set(customers::pull_schedule.eq(schedule.map(Schedule::as_str)))
             .execute(conn)
     }
 }

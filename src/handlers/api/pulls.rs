@@ -32,7 +32,9 @@ pub async fn put_pull_settings(
 
 pub async fn get_default_schedule(state: web::Data<AppState>, caller: CustomerAdmin) -> Result<HttpResponse, AppError> {
     let schedule = pulls::default_schedule(&state, &caller.0.caller()).await?;
-    Ok(HttpResponse::Ok().json(DefaultSchedule { schedule }))
+    Ok(HttpResponse::Ok().json(DefaultSchedule {
+        schedule: schedule.map(|s| s.as_str().to_owned()),
+    }))
 }
 
 pub async fn put_default_schedule(
@@ -41,5 +43,7 @@ pub async fn put_default_schedule(
     body: web::Json<DefaultSchedule>,
 ) -> Result<HttpResponse, AppError> {
     let schedule = pulls::set_default_schedule(&state, &caller.0.caller(), body.into_inner().schedule).await?;
-    Ok(HttpResponse::Ok().json(DefaultSchedule { schedule }))
+    Ok(HttpResponse::Ok().json(DefaultSchedule {
+        schedule: schedule.map(|s| s.as_str().to_owned()),
+    }))
 }

@@ -4,7 +4,7 @@
 use actix_web::http::header;
 use actix_web::{web, HttpResponse};
 
-use crate::api::fleet::{poll_body, PollRequest};
+use crate::api::fleet::PollRequest;
 use crate::auth::Device;
 use crate::error::AppError;
 use crate::services::fleet::poll;
@@ -18,6 +18,5 @@ pub async fn poll_device(
     let answer = poll::poll(&state, &device.0, &body)?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
-        .content_type("application/json")
-        .body(poll_body(&answer)))
+        .json(answer.response()))
 }

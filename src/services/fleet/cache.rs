@@ -16,6 +16,8 @@ use crate::services::{ServiceError, Services};
 
 use super::catalogue::OfferCatalogue;
 use super::observations::ObservationQueue;
+use super::updates::Updates;
+use crate::services::budget::Budget;
 
 /// Devices loaded per query when the copy catches up.
 const SYNC_PAGE: i64 = 5_000;
@@ -35,6 +37,8 @@ pub struct DeviceEntry {
     pub platform: Option<Arc<str>>,
     /// Whether the device last said it is stale: a poll that says otherwise ends it.
     pub stale: std::sync::atomic::AtomicBool,
+    /// What the device may still ask this minute.
+    pub budget: Budget,
     secret_digest: [u8; 32],
 }
 
@@ -70,6 +74,7 @@ impl Interner {
                     .clone()
             }),
             stale: record.stale_since.is_some().into(),
+            budget: Budget::default(),
             secret_digest,
         })
     }
@@ -91,6 +96,8 @@ pub struct Fleet {
     syncing: tokio::sync::Mutex<()>,
     /// Observations and offers waiting to be written.
     pub queue: ObservationQueue,
+    /// The poll answers' update objects, rendered.
+    pub updates: Updates,
 }
 
 fn poisoned<T>(err: std::sync::PoisonError<T>) -> T {
@@ -110,6 +117,7 @@ impl Fleet {
             }),
             syncing: tokio::sync::Mutex::new(()),
             queue: ObservationQueue::new(queue_max),
+            updates: Updates::default(),
         }
     }
 

@@ -10,6 +10,7 @@ use crate::db::models::patch::all_entitlements;
 use crate::db::models::{AdvisoryRecord, PatchRecord, Product};
 use crate::db::DbConnection;
 use crate::domain::advisory::{Affected, Completeness};
+use crate::domain::device;
 use crate::domain::fleet::{choose_offer, Candidate};
 use crate::domain::range::{RangeInput, VersionRange};
 use crate::domain::version::{Version, VersionScheme};
@@ -23,8 +24,8 @@ use crate::services::ServiceError;
 #[derive(Debug)]
 pub struct Offer {
     pub patch: PatchId,
-    /// The offer object of the poll answer, rendered once.
-    pub json: Arc<str>,
+    /// The offer of the poll answer, without its log entry (added per head).
+    pub wire: device::Offer<()>,
     /// Names this offer in `catalogue` tags.
     pub tag: Arc<str>,
 }
@@ -88,6 +89,11 @@ pub struct OfferCatalogue {
 pub const NO_OFFER_TAG: &str = "none";
 
 impl OfferCatalogue {
+    /// Every offer of every product.
+    pub fn offers(&self) -> impl Iterator<Item = &Offer> {
+        self.products.values().flat_map(|p| p.offers.iter())
+    }
+
     /// Whether `customer` may be offered `product`'s patches.
     pub fn entitled(&self, customer: &CustomerId, product: &ProductId) -> bool {
         self.entitled.contains(&(customer.clone(), product.clone()))
@@ -167,20 +173,21 @@ impl OfferCatalogue {
                 return Err(broken("has no file or signature"));
             };
             let is_emergency = view.fixes.iter().any(|id| emergency.get(id).copied().unwrap_or(false));
-            let json = serde_json::json!({
-                "patch_id": patch.id,
-                "version": patch.version,
-                "platform": patch.platform,
-                "filename": patch.filename,
-                "download_url": download_url(&patch.id),
-                "sha256": sha256,
-                "size": size,
-                "signature": signature,
-                "advisories": view.fixes,
-                "emergency": is_emergency,
-                "rollback": patch.rollback,
-            })
-            .to_string();
+            let wire = device::Offer {
+                patch_id: patch.id.to_string(),
+                version: patch.version.clone(),
+                platform: patch.platform.clone(),
+                filename: patch.filename.clone(),
+                download_url: download_url(&patch.id),
+                sha256: sha256.clone(),
+                size: size as u64,
+                signature: signature.clone(),
+                advisories: view.fixes.clone(),
+                emergency: is_emergency,
+                rollback: patch.rollback,
+                log: None,
+            };
+            let json = serde_json::to_string(&wire).map_err(|e| broken(&e.to_string()))?;
             let tag = sha256_hex(json.as_bytes())[..16].to_owned();
             offers.candidates.push(Candidate {
                 version,
@@ -191,7 +198,7 @@ impl OfferCatalogue {
             });
             offers.offers.push(Offer {
                 patch: patch.id.clone(),
-                json: json.into(),
+                wire,
                 tag: tag.into(),
             });
             catalogue.published.insert(patch.id.clone(), patch.product_id.clone());

@@ -12,8 +12,6 @@ use crate::services::{ServiceError, Services};
 
 use super::scoped_customer;
 
-/// Prefix of enrolment tokens: `pwe_<lookup>_<secret>`.
-pub const ENROLLMENT_TOKEN_PREFIX: &str = "pwe";
 /// Rows of history a device page shows.
 pub const HISTORY_ROWS: i64 = 200;
 

@@ -22,15 +22,14 @@ use crate::domain::patch::Platform;
 use crate::domain::state::Maybe;
 use crate::domain::{text, Caller, ObservationSource, Scope};
 use crate::ids::{CustomerId, DeviceId, EnrollmentTokenId, ObservationId};
-use crate::secrets::{IssuedToken, PresentedToken, SealingKey};
+use crate::secrets::{IssuedToken, PresentedToken, SealingKey, ENROLLMENT_TOKEN_PREFIX};
 use crate::services::log;
+use crate::services::refusals::Refusal;
 use crate::services::{ServiceError, Services};
 
 use super::cache::DEVICE_TOKEN_PREFIX;
 use super::Fleet;
 
-/// Prefix of enrolment tokens: `pwe_<lookup>_<secret>`.
-pub const ENROLLMENT_TOKEN_PREFIX: &str = "pwe";
 /// Rows of history a device page shows.
 pub const HISTORY_ROWS: i64 = 200;
 
@@ -343,11 +342,22 @@ pub async fn enrol_with_token(
     request: SelfEnrolment,
 ) -> Result<Enrolled, ServiceError> {
     let presented = PresentedToken::parse(ENROLLMENT_TOKEN_PREFIX, request.enrollment_token.trim());
-    services
+    let checked = services
         .enrol_limiter
-        .check(address, presented.as_ref().map_or("malformed", |p| p.lookup))?;
+        .check(address, presented.as_ref().map_or("malformed", |p| p.lookup));
+    services.refusals.note(Refusal::EnrollmentRate, checked)?;
     let refused = || ServiceError::Unauthenticated("the enrollment token is not valid".into());
     let presented = presented.ok_or_else(refused)?;
+    let lookup = presented.lookup.to_owned();
+    let token = services
+        .db
+        .query(move |conn| EnrollmentToken::find_by_lookup(conn, &lookup))
+        .await?
+        .filter(|t| presented.matches(&t.secret_hash))
+        .ok_or_else(refused)?;
+    // Only a caller with a genuine token learns how its pull URL is judged (what it
+    // resolves to is no one else's business).
+    usable(&token, now())?;
     let pull = check_request(
         &services.outbound.policy,
         request.pull_url.as_deref(),
@@ -356,13 +366,6 @@ pub async fn enrol_with_token(
     )?;
     pulls::check_resolved(&services.outbound.policy, pull.as_ref()).await?;
     let sealing = services.sealing.clone();
-    let lookup = presented.lookup.to_owned();
-    let token = services
-        .db
-        .query(move |conn| EnrollmentToken::find_by_lookup(conn, &lookup))
-        .await?
-        .filter(|t| presented.matches(&t.secret_hash))
-        .ok_or_else(refused)?;
     let enrolled = services
         .db
         .run(move |conn| {
@@ -379,7 +382,10 @@ pub async fn enrol_with_token(
                     Some(&request.version),
                     request.labels,
                 )?;
-                if !EnrollmentToken::spend(conn, &token.id)? {
+                if !EnrollmentToken::spend(conn, &token.id, now())? {
+                    // Revoked or expired since it was read, or used up.
+                    let token = EnrollmentToken::find(conn, &token.id)?.ok_or_else(refused)?;
+                    usable(&token, now())?;
                     return Err(exhausted(&token));
                 }
                 let seq = Generations::next_device_change(conn)?;

@@ -10,11 +10,9 @@ use serde::Deserialize;
 use crate::db::models::{now, EnrollmentToken};
 use crate::domain::{parse_duration, text, Caller};
 use crate::ids::EnrollmentTokenId;
-use crate::secrets::IssuedToken;
+use crate::secrets::{IssuedToken, ENROLLMENT_TOKEN_PREFIX};
 use crate::services::{ServiceError, Services};
 
-/// Prefix of enrolment tokens: `pwe_<lookup>_<secret>`.
-pub const ENROLLMENT_TOKEN_PREFIX: &str = "pwe";
 /// Rows of history a device page shows.
 pub const HISTORY_ROWS: i64 = 200;
 

@@ -22,6 +22,7 @@ pub mod observations;
 pub mod poll;
 pub mod pull_target;
 pub mod screens;
+pub mod updates;
 
 pub use cache::{DeviceEntry, Fleet, DEVICE_TOKEN_PREFIX};
 

@@ -5,6 +5,8 @@
 
 use std::sync::Arc;
 
+use serde_json::value::RawValue;
+
 use crate::db::models::{now, DeviceRecord, Offers, ReportRecord};
 use crate::domain::event::{Actor, Event};
 use crate::domain::patch::{Platform, Sha256};
@@ -12,6 +14,7 @@ use crate::domain::{text, ObservationSource, ReportState};
 use crate::ids::PatchId;
 use crate::services::log;
 use crate::services::patches::{self, Downloadable, PatchReader};
+use crate::services::refusals::Refusal;
 use crate::services::{ServiceError, Services};
 
 use super::cache::DeviceEntry;
@@ -20,29 +23,44 @@ use crate::domain::fleet::HeadReport;
 
 pub use crate::domain::device::{Poll as PollRequest, Report as ReportRequest};
 
-/// The answer to a poll.
+/// The answer to a poll, its parts rendered once per offer and head.
 #[derive(Clone, Debug)]
 pub struct PollAnswer {
-    /// The offer object, rendered; `None` when there is nothing to install.
-    pub offer: Option<Arc<str>>,
+    /// The update object (the offer with its log entry); `None` when there is
+    /// nothing to install.
+    pub update: Option<Arc<RawValue>>,
     pub tag: Arc<str>,
     /// The device already holds this answer (it sent its tag).
     pub unchanged: bool,
     pub poll_interval_s: u64,
-    /// The newest signed tree head, rendered.
-    pub log_head: Option<Arc<str>>,
-    /// The offered patch's log entry and its inclusion in `log_head`, rendered.
-    pub offer_log: Option<Arc<str>>,
-    /// The consistency proof from the size the device holds to `log_head`, rendered.
-    pub log_consistency: Option<Arc<str>>,
+    /// The newest signed tree head.
+    pub log_head: Option<Arc<RawValue>>,
+    /// The consistency proof from the size the device holds to `log_head`.
+    pub log_consistency: Option<Arc<RawValue>>,
     /// With an offer: the patches yanked within `log_head`'s tree, which the head's
-    /// signature commits to, rendered.
-    pub revoked: Option<Arc<str>>,
+    /// signature commits to.
+    pub revoked: Option<Arc<RawValue>>,
+}
+
+impl PollAnswer {
+    /// The answer as the device protocol's [`PollResponse`](crate::domain::device::PollResponse).
+    pub fn response(&self) -> crate::domain::device::PollResponse<&RawValue, &RawValue, &RawValue, &RawValue> {
+        crate::domain::device::PollResponse {
+            update: (!self.unchanged).then_some(self.update.as_deref()),
+            unchanged: self.unchanged,
+            catalogue: self.tag.to_string(),
+            poll_interval_s: self.poll_interval_s,
+            log_head: self.log_head.as_deref(),
+            log_consistency: self.log_consistency.as_deref(),
+            revoked: self.revoked.as_deref().filter(|_| !self.unchanged),
+        }
+    }
 }
 
 /// Answers a poll of `device` from memory, and queues what it runs and what it was
 /// offered for the next flush.
 pub fn poll(services: &Services, device: &DeviceEntry, request: &PollRequest) -> Result<PollAnswer, ServiceError> {
+    spend(services, device)?;
     let catalogue = services.fleet.catalogue();
     let product = catalogue
         .products
@@ -78,13 +96,14 @@ pub fn poll(services: &Services, device: &DeviceEntry, request: &PollRequest) ->
     let log = services.log.view();
     // Only what the log's newest head includes is offered: a patch published a
     // moment ago is offered once its head is signed (within the same request).
-    let offer = if catalogue.entitled(&device.customer, &device.product) {
+    let offered = if catalogue.entitled(&device.customer, &device.product) {
         product
             .offer_for(&version, platform)
-            .filter(|o| log.offers.contains_key(&o.patch))
+            .and_then(|o| Some((o, services.fleet.updates.update(&catalogue, &log, o)?)))
     } else {
         None
     };
+    let offer = offered.as_ref().map(|(o, _)| *o);
     let base = if product.emergency_affects(&version) {
         services.config.emergency_poll_interval
     } else {
@@ -121,14 +140,21 @@ pub fn poll(services: &Services, device: &DeviceEntry, request: &PollRequest) ->
         .and_then(|size| log.consistency.get(&size).cloned());
     Ok(PollAnswer {
         unchanged: request.catalogue.as_deref() == Some(&*tag),
-        offer_log: offer.and_then(|o| log.offers.get(&o.patch).cloned()),
-        offer: offer.map(|o| o.json.clone()),
+        update: offered.map(|(_, update)| update),
         tag,
         poll_interval_s: jittered(base.as_secs()),
         log_head: log.head.clone(),
         log_consistency,
         revoked: offer.and(log.revoked.clone()),
     })
+}
+
+/// Spends one of `device`'s requests this minute, from memory; 429 past its budget.
+fn spend(services: &Services, device: &DeviceEntry) -> Result<(), ServiceError> {
+    device
+        .budget
+        .spend(&services.device_rate)
+        .map_err(|wait| services.refusals.rate_limited(Refusal::DeviceRate, wait))
 }
 
 /// `seconds` shortened at random by up to 20 %, so that a fleet that started
@@ -194,6 +220,7 @@ pub async fn report(
     device: &DeviceEntry,
     request: ReportRequest,
 ) -> Result<ReportRecord, ServiceError> {
+    spend(services, device)?;
     let patch: PatchId = request
         .patch_id
         .parse()

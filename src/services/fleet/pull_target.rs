@@ -80,16 +80,13 @@ pub async fn check_resolved(policy: &AddressPolicy, request: Option<&PullRequest
 pub fn next_due(
     conn: &mut DbConnection,
     customer: &CustomerId,
-    schedule: Option<&str>,
+    schedule: Option<&Schedule>,
     at: NaiveDateTime,
 ) -> Result<Option<NaiveDateTime>, ServiceError> {
-    let text = match schedule {
-        Some(s) => Some(s.to_owned()),
-        None => DevicePull::default_schedule(conn, customer)?,
-    };
-    Ok(text
-        .and_then(|t| Schedule::parse(&t).ok())
-        .and_then(|s| s.next_after(at)))
+    Ok(match schedule {
+        Some(schedule) => schedule.next_after(at),
+        None => DevicePull::default_schedule(conn, customer)?.and_then(|s| s.next_after(at)),
+    })
 }
 
 /// Stores where `device` is pulled from (sealing its token), due by its schedule.
@@ -102,10 +99,10 @@ pub fn store(
 ) -> Result<(), ServiceError> {
     let target = PullTarget {
         url: request.url.to_string(),
-        schedule: request.schedule.as_ref().map(|s| s.as_str().to_owned()),
+        schedule: request.schedule.clone(),
         token_sealed: request.token.as_ref().map(|t| sealing.seal(&token_purpose(device), t)),
     };
-    let due = next_due(conn, customer, target.schedule.as_deref(), now())?;
+    let due = next_due(conn, customer, target.schedule.as_ref(), now())?;
     DevicePull::set(conn, device, customer, Some(&target), due)?;
     Ok(())
 }

@@ -121,6 +121,31 @@ pub async fn sign_now(services: &Services) -> Result<SignedHead, ServiceError> {
     Ok(head)
 }
 
+/// A head that covers the whole log as it stands: the newest one when it does
+/// (every entry, the active key, well before its expiry), else one signed now. So
+/// reading evidence does not sign a head per download.
+pub async fn covering_head(services: &Services) -> Result<SignedHead, ServiceError> {
+    let active = services.signer.key_id().to_owned();
+    let margin = TimeDelta::from_std(services.config.log_head_interval)
+        .map_err(|e| ServiceError::internal("log_head_interval", e))?;
+    let newest = services
+        .db
+        .query(move |conn| {
+            let Some(head) = rows::latest_head(conn)? else {
+                return Ok(None);
+            };
+            let covers = head.tree_size as u64 == rows::size(conn)?
+                && head.key_id.eq_ignore_ascii_case(&active)
+                && head.expires_at - margin > now();
+            Ok(covers.then_some(head))
+        })
+        .await?;
+    match newest {
+        Some(head) => signed_head(&head),
+        None => sign_now(services).await,
+    }
+}
+
 /// Signs a head when the newest is older than `log_head_interval`, was signed by
 /// another key than the active one, or there is none: the head is fresh even when
 /// nothing changed. Returns whether it signed.

@@ -13,6 +13,7 @@ use crate::domain::log::{hex_proof, OfferLog};
 use crate::domain::merkle::inclusion_plan;
 use crate::ids::PatchId;
 use crate::services::{ServiceError, Services};
+use serde_json::value::RawValue;
 
 /// How many earlier heads polls carry a ready consistency proof from.
 const RECENT_HEADS: i64 = 32;
@@ -23,14 +24,14 @@ pub struct LogView {
     pub sequence: u64,
     pub tree_size: u64,
     /// The head, as JSON.
-    pub head: Option<Arc<str>>,
+    pub head: Option<Arc<RawValue>>,
     /// Each published patch's entry and its inclusion in the head, as JSON.
-    pub offers: HashMap<PatchId, Arc<str>>,
+    pub offers: HashMap<PatchId, Arc<RawValue>>,
     /// Consistency proofs to the head from the sizes of recent heads, as JSON.
-    pub consistency: HashMap<u64, Arc<str>>,
+    pub consistency: HashMap<u64, Arc<RawValue>>,
     /// The patches yanked within the head's tree, which its signature commits to, as
     /// JSON: answers that offer a patch carry it.
-    pub revoked: Option<Arc<str>>,
+    pub revoked: Option<Arc<RawValue>>,
 }
 
 /// This instance's [`LogView`].
@@ -46,8 +47,8 @@ impl LogCache {
     }
 }
 
-fn to_json<T: serde::Serialize>(value: &T) -> Result<Arc<str>, ServiceError> {
-    serde_json::to_string(value)
+fn to_json<T: serde::Serialize>(value: &T) -> Result<Arc<RawValue>, ServiceError> {
+    serde_json::value::to_raw_value(value)
         .map(Arc::from)
         .map_err(|e| ServiceError::internal("rendering the log view", e))
 }

@@ -84,7 +84,7 @@ pub async fn configure(
 }
 
 /// The caller's customer's default schedule.
-pub async fn default_schedule(services: &Services, caller: &Caller) -> Result<Option<String>, ServiceError> {
+pub async fn default_schedule(services: &Services, caller: &Caller) -> Result<Option<Schedule>, ServiceError> {
     let customer = own_customer(caller, "the default schedule is a customer's")?;
     Ok(services
         .db
@@ -98,26 +98,25 @@ pub async fn set_default_schedule(
     services: &Services,
     caller: &Caller,
     schedule: Option<String>,
-) -> Result<Option<String>, ServiceError> {
+) -> Result<Option<Schedule>, ServiceError> {
     let customer = own_customer(caller, "the default schedule is a customer's")?;
     let schedule = schedule
         .map(|s| Schedule::parse(&s).map_err(|why| ServiceError::invalid("schedule", format!("schedule: {why}"))))
         .transpose()?;
-    let text = schedule.as_ref().map(|s| s.as_str().to_owned());
-    let stored = text.clone();
+    let stored = schedule.clone();
     services
         .db
         .run(move |conn| {
             conn.write_transaction(|conn| {
-                DevicePull::set_default_schedule(conn, &customer, stored.as_deref())?;
-                let due = schedule.and_then(|s| s.next_after(now()));
+                DevicePull::set_default_schedule(conn, &customer, stored.as_ref())?;
+                let due = stored.as_ref().and_then(|s| s.next_after(now()));
                 DevicePull::reschedule_defaults(conn, &customer, due)?;
                 Ok::<_, ServiceError>(())
             })
         })
         .await?;
     tracing::info!(user.id = %caller.user, "changed the default pull schedule");
-    Ok(text)
+    Ok(schedule)
 }
 
 /// What one pull found, as the history and the API show it.

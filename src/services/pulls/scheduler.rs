@@ -265,41 +265,20 @@ async fn run_one(
     })
 }
 
-/// The schedules of claimed pulls: each device's own, or its customer's default.
-struct Schedules {
-    defaults: HashMap<CustomerId, Option<Schedule>>,
-    own: HashMap<String, Option<Schedule>>,
-}
-
-impl Schedules {
-    fn next(
-        &mut self,
-        conn_defaults: &HashMap<CustomerId, Option<String>>,
-        claimed: &Claimed,
-        at: NaiveDateTime,
-    ) -> Option<NaiveDateTime> {
-        let schedule = match &claimed.schedule {
-            Some(text) => self
-                .own
-                .entry(text.clone())
-                .or_insert_with(|| Schedule::parse(text).ok())
-                .clone(),
-            None => self
-                .defaults
-                .entry(claimed.customer_id.clone())
-                .or_insert_with(|| {
-                    conn_defaults
-                        .get(&claimed.customer_id)
-                        .cloned()
-                        .flatten()
-                        .and_then(|t| Schedule::parse(&t).ok())
-                })
-                .clone(),
-        }?;
-        // The next slot after the one that was due, and never one already past: a
-        // backlog is caught up once, not slot by slot.
-        schedule.next_after(claimed.due_at.unwrap_or(at).max(at))
-    }
+/// When a claimed pull is next due: by the device's own schedule, or its customer's
+/// default (`defaults`, read with the claim).
+fn next_due(
+    defaults: &HashMap<CustomerId, Option<Schedule>>,
+    claimed: &Claimed,
+    at: NaiveDateTime,
+) -> Option<NaiveDateTime> {
+    let schedule = match &claimed.schedule {
+        Some(own) => own,
+        None => defaults.get(&claimed.customer_id)?.as_ref()?,
+    };
+    // The next slot after the one that was due, and never one already past: a
+    // backlog is caught up once, not slot by slot.
+    schedule.next_after(claimed.due_at.unwrap_or(at).max(at))
 }
 
 /// Claims due pulls while there are any, runs them and writes them back; returns
@@ -317,10 +296,6 @@ pub async fn run_due(services: &Services) -> Result<usize, ServiceError> {
     let mut running = tokio::task::JoinSet::new();
     let mut ended: Vec<Finished> = Vec::new();
     let mut total = 0;
-    let mut schedules = Schedules {
-        defaults: HashMap::new(),
-        own: HashMap::new(),
-    };
     let mut nothing_due = false;
     let mut last_claim = Instant::now();
     loop {
@@ -353,7 +328,7 @@ pub async fn run_due(services: &Services) -> Result<usize, ServiceError> {
             nothing_due = claimed.len() < room;
             let at = now();
             for c in claimed {
-                let next_due = schedules.next(&defaults, &c, at);
+                let next_due = next_due(&defaults, &c, at);
                 running.spawn(run_one(puller.clone(), holder.clone(), lease_end, c, next_due));
             }
         }

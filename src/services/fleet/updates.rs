@@ -1,0 +1,75 @@
+//! The `update` objects of poll answers — an offer with its patch's log entry and
+//! inclusion in the newest head — rendered once per catalogue and head, so a poll
+//! copies them instead of serialising them.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use serde_json::value::RawValue;
+
+use crate::ids::PatchId;
+use crate::services::log::LogView;
+
+use super::catalogue::{Offer, OfferCatalogue};
+
+/// The rendered updates of one catalogue and one log view (held, so that neither
+/// can be mistaken for a later one at the same address).
+#[derive(Default)]
+struct Rendered {
+    catalogue: Option<Arc<OfferCatalogue>>,
+    log: Option<Arc<LogView>>,
+    by_patch: HashMap<PatchId, Arc<RawValue>>,
+}
+
+impl Rendered {
+    fn of(&self, catalogue: &Arc<OfferCatalogue>, log: &Arc<LogView>) -> bool {
+        self.catalogue.as_ref().is_some_and(|c| Arc::ptr_eq(c, catalogue))
+            && self.log.as_ref().is_some_and(|l| Arc::ptr_eq(l, log))
+    }
+}
+
+/// This instance's rendered updates.
+#[derive(Default)]
+pub struct Updates {
+    rendered: RwLock<Arc<Rendered>>,
+}
+
+impl Updates {
+    /// The update object offering `offer` under `log`'s head; `None` when the head
+    /// does not include the patch (it is offered once a head does).
+    pub fn update(&self, catalogue: &Arc<OfferCatalogue>, log: &Arc<LogView>, offer: &Offer) -> Option<Arc<RawValue>> {
+        let current = self.rendered.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let rendered = if current.of(catalogue, log) {
+            current
+        } else {
+            self.render(catalogue, log)
+        };
+        rendered.by_patch.get(&offer.patch).cloned()
+    }
+
+    /// Renders every offer of `catalogue` that `log`'s head includes, once however
+    /// many polls ask at the same moment.
+    fn render(&self, catalogue: &Arc<OfferCatalogue>, log: &Arc<LogView>) -> Arc<Rendered> {
+        let mut slot = self.rendered.write().unwrap_or_else(|e| e.into_inner());
+        if slot.of(catalogue, log) {
+            return slot.clone();
+        }
+        let by_patch = catalogue
+            .offers()
+            .filter_map(|offer| {
+                let entry = log.offers.get(&offer.patch)?;
+                let update = offer.wire.with_log(&**entry);
+                // An offer is strings and numbers: it always renders.
+                let raw = serde_json::value::to_raw_value(&update).ok()?;
+                Some((offer.patch.clone(), Arc::from(raw)))
+            })
+            .collect();
+        let rendered = Arc::new(Rendered {
+            catalogue: Some(catalogue.clone()),
+            log: Some(log.clone()),
+            by_patch,
+        });
+        *slot = rendered.clone();
+        rendered
+    }
+}
