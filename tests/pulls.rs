@@ -252,11 +252,21 @@ async fn every_failure_is_recorded_with_its_reason() {
         let huge = json!({"version": "6.3.0r20", "padding": "x".repeat(4096)}).to_string();
         devices.script("/ok", vec![Reply::version("6.3.0r20", Some(&"a".repeat(64)))]);
         devices.script("/error", vec![Reply::status(500)]);
-        devices.script("/garbage", vec![Reply::Text("<html>not json</html>".into())]);
+        devices.script(
+            "/garbage",
+            vec![Reply::Text("<html>internal-admin-secret-41</html>".into())],
+        );
+        devices.script(
+            "/other-shape",
+            vec![Reply::Json(
+                200,
+                r#"{"admin_password": "internal-admin-secret-43"}"#.into(),
+            )],
+        );
         devices.script("/huge", vec![Reply::Json(200, huge)]);
         devices.script("/drip", vec![Reply::Drip(Duration::from_millis(100))]);
         devices.script("/hang", vec![Reply::Hang]);
-        devices.script("/wrong-scheme", vec![Reply::version("not a version!", None)]);
+        devices.script("/wrong-scheme", vec![Reply::version("internal-admin-secret-42!", None)]);
         devices.script("/unauthorized", vec![Reply::status(401)]);
         let cases = [
             ("ok", devices.url("/ok"), None),
@@ -266,6 +276,11 @@ async fn every_failure_is_recorded_with_its_reason() {
                 Some(("status", "HTTP 500 (after 3 tries)")),
             ),
             ("garbage", devices.url("/garbage"), Some(("bad_json", "not {"))),
+            (
+                "other-shape",
+                devices.url("/other-shape"),
+                Some(("bad_json", "another shape")),
+            ),
             (
                 "huge",
                 devices.url("/huge"),
@@ -301,6 +316,10 @@ async fn every_failure_is_recorded_with_its_reason() {
                     assert_eq!(pulled["failure"]["reason"], reason, "[{backend}] {name}: {pulled}");
                     let said = pulled["failure"]["detail"].as_str().unwrap();
                     assert!(said.contains(detail), "[{backend}] {name}: {said}");
+                    assert!(
+                        !said.contains("internal-admin-secret"),
+                        "[{backend}] {name}: the failure echoes the answer: {said}"
+                    );
                     let body = device(&app, &f.acme.admin.token, &id).await;
                     assert_eq!(body["pull_failures"][0]["reason"], reason, "[{backend}] {body}");
                     assert_eq!(body["pull"]["failures"], 1);

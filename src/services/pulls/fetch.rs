@@ -34,12 +34,22 @@ struct Answer {
     stale: Option<bool>,
 }
 
-/// Reads a device's answer.
+/// Reads a device's answer. A failure says where the answer went wrong, never what
+/// it said: whoever sets a pull URL must not read other services' answers through it.
 pub fn parse_answer(body: &[u8]) -> Result<Reading, Failure> {
     let answer: Answer = serde_json::from_slice(body).map_err(|e| {
+        let what = match e.classify() {
+            serde_json::error::Category::Data => "a JSON object of another shape",
+            serde_json::error::Category::Eof => "cut short",
+            serde_json::error::Category::Io | serde_json::error::Category::Syntax => "not JSON",
+        };
         Failure::new(
             PullFailure::BadJson,
-            format!("the answer is not {{\"version\", \"image_sha256\"?}} JSON: {e}"),
+            format!(
+                "the answer is not {{\"version\", \"image_sha256\"?}} JSON: {what} (line {}, column {})",
+                e.line(),
+                e.column()
+            ),
         )
     })?;
     let version = answer.version.trim().to_owned();

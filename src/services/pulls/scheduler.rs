@@ -107,9 +107,9 @@ fn write_finished(
                     version: version.to_string(),
                     ..reading
                 }),
-                Err(e) => Err(Failure::new(
+                Err(_) => Err(Failure::new(
                     PullFailure::BadJson,
-                    format!("version `{}` is not a {scheme} version: {e}", reading.version),
+                    format!("the version answered is not a {scheme} version"),
                 )),
             },
             (outcome, _) => outcome,
