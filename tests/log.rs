@@ -1255,3 +1255,33 @@ async fn evidence_downloads_reuse_the_newest_head_while_it_covers_the_log() {
         );
     }
 }
+
+#[actix_web::test]
+async fn evidence_bundles_are_limited_per_customer() {
+    for app in TestApp::each().await {
+        let backend = app.backend.name();
+        let f = fixture(&app).await;
+        let download = |token: String| {
+            let request = app
+                .client
+                .get(app.url(&format!("/api/v1/advisories/{}/evidence", f.advisory)))
+                .bearer_auth(token)
+                .send();
+            async move { request.await.unwrap() }
+        };
+        let mut statuses = Vec::new();
+        for _ in 0..20 {
+            statuses.push(download(f.acme.admin.token.clone()).await.status().as_u16());
+        }
+        assert!(statuses.iter().all(|s| *s == 200), "[{backend}] {statuses:?}");
+        let refused = download(f.acme.admin.token.clone()).await;
+        assert_eq!(refused.status(), 429, "[{backend}] past twenty a minute");
+        assert!(refused.headers().contains_key("retry-after"), "[{backend}]");
+        // Another customer has a budget of its own.
+        let other = download(f.globex.admin.token.clone()).await.status().as_u16();
+        assert_ne!(
+            other, 429,
+            "[{backend}] one customer's downloads spent another's budget"
+        );
+    }
+}
