@@ -856,13 +856,7 @@ async fn the_evidence_bundle_verifies_offline_and_every_flipped_byte_names_its_p
         assert_eq!(status, 201, "{body}");
         poll(&app, token, json!({"version": "6.3.0r21"})).await;
 
-        let response = app
-            .client
-            .get(app.url(&format!("/api/v1/advisories/{}/evidence", f.advisory)))
-            .bearer_auth(&f.acme.admin.token)
-            .send()
-            .await
-            .unwrap();
+        let response = evidence(&app, &f.advisory, &f.acme.admin.token).await;
         assert_eq!(response.status(), 200);
         assert!(response.headers()["content-disposition"]
             .to_str()
@@ -1213,6 +1207,16 @@ async fn a_server_upgraded_to_the_log_logs_what_it_published_before_and_still_of
     }
 }
 
+/// The evidence bundle of `advisory` as `token` downloads it.
+async fn evidence(app: &TestApp, advisory: &str, token: &str) -> reqwest::Response {
+    app.client
+        .get(app.url(&format!("/api/v1/advisories/{advisory}/evidence")))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+}
+
 /// The sequence number of the newest signed head.
 async fn head_sequence(app: &TestApp) -> Option<i64> {
     app.db(|conn| Ok(rows::latest_head(conn)?.map(|h| h.sequence))).await
@@ -1225,13 +1229,7 @@ async fn evidence_downloads_reuse_the_newest_head_while_it_covers_the_log() {
         let f = fixture(&app).await;
         publish_patch(&app, &f, "6.3.0r21", file_bytes(1_000)).await;
         let download = || async {
-            let response = app
-                .client
-                .get(app.url(&format!("/api/v1/advisories/{}/evidence", f.advisory)))
-                .bearer_auth(&f.acme.admin.token)
-                .send()
-                .await
-                .unwrap();
+            let response = evidence(&app, &f.advisory, &f.acme.admin.token).await;
             assert_eq!(response.status(), 200, "[{backend}]");
         };
         download().await;
@@ -1262,12 +1260,8 @@ async fn evidence_bundles_are_limited_per_customer() {
         let backend = app.backend.name();
         let f = fixture(&app).await;
         let download = |token: String| {
-            let request = app
-                .client
-                .get(app.url(&format!("/api/v1/advisories/{}/evidence", f.advisory)))
-                .bearer_auth(token)
-                .send();
-            async move { request.await.unwrap() }
+            let (app, advisory) = (&app, f.advisory.clone());
+            async move { evidence(app, &advisory, &token).await }
         };
         let mut statuses = Vec::new();
         for _ in 0..20 {
