@@ -125,7 +125,10 @@ impl Metrics {
             .iter()
             .map(|why| (why.labels(), services.refusals.get(*why)))
             .collect();
-        refused.push((("denied_address", "outbound"), services.outbound.denied()));
+        refused.push((
+            ("denied_address", "outbound"),
+            services.outbound.denied() + services.webhook_outbound.denied(),
+        ));
         for ((reason, limit), now) in refused {
             let counter = self.refusals.with_label_values(&[reason, limit]);
             counter.inc_by(now.saturating_sub(counter.get()));

@@ -137,32 +137,38 @@ pub struct SealingKey(XChaCha20Poly1305);
 pub const SEALING_KEY_FILE: &str = "secrets.key";
 
 const SEALED_PREFIX: &str = "v1.";
+/// What the key check value seals, and for which purpose.
+const KEY_CHECK_PURPOSE: &str = "sealing-key-check";
+const KEY_CHECK_TEXT: &str = "patchwarden sealing key";
 
 impl SealingKey {
     pub fn from_bytes(bytes: &[u8; 32]) -> SealingKey {
         SealingKey(XChaCha20Poly1305::new(bytes.into()))
     }
 
-    /// Reads the key at `path` (64 hex digits), creating it (readable by the owner
-    /// only) when it does not exist.
-    pub fn open_or_create(path: &Path) -> anyhow::Result<SealingKey> {
-        if !path.exists() {
-            if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-            }
-            let mut file = {
-                let mut options = std::fs::OpenOptions::new();
-                options.write(true).create_new(true);
-                #[cfg(unix)]
-                std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-                options.open(path)
-            }
-            .with_context(|| format!("creating the secrets key {}", path.display()))?;
-            std::io::Write::write_all(&mut file, format!("{}\n", random_hex(32)).as_bytes())
-                .and_then(|()| file.sync_all())
-                .with_context(|| format!("writing the secrets key {}", path.display()))?;
-            tracing::info!(path = %path.display(), "created the key that seals pull tokens and webhook secrets");
+    /// Creates a new key at `path` (readable by the owner only); fails when a file
+    /// is there already.
+    pub fn create(path: &Path) -> anyhow::Result<SealingKey> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
+        let mut file = {
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            options.open(path)
+        }
+        .with_context(|| format!("creating the secrets key {}", path.display()))?;
+        std::io::Write::write_all(&mut file, format!("{}\n", random_hex(32)).as_bytes())
+            .and_then(|()| file.sync_all())
+            .with_context(|| format!("writing the secrets key {}", path.display()))?;
+        tracing::info!(path = %path.display(), "created the key that seals pull tokens and webhook secrets");
+        SealingKey::read(path)
+    }
+
+    /// Reads the key at `path` (64 hex digits).
+    pub fn read(path: &Path) -> anyhow::Result<SealingKey> {
         let text =
             std::fs::read_to_string(path).with_context(|| format!("reading the secrets key {}", path.display()))?;
         let bytes: [u8; 32] = hex::decode(text.trim())
@@ -170,6 +176,17 @@ impl SealingKey {
             .and_then(|b| b.try_into().ok())
             .with_context(|| format!("the secrets key {} is not 64 hex digits", path.display()))?;
         Ok(SealingKey::from_bytes(&bytes))
+    }
+
+    /// A value sealed with this key that only this key opens: stored once, it tells
+    /// whether a key is the one the stored values were sealed with.
+    pub fn check_value(&self) -> String {
+        self.seal(KEY_CHECK_PURPOSE, KEY_CHECK_TEXT)
+    }
+
+    /// Whether `check` (a [`check_value`](Self::check_value)) was made with this key.
+    pub fn opens_check(&self, check: &str) -> bool {
+        self.open(KEY_CHECK_PURPOSE, check).as_deref() == Some(KEY_CHECK_TEXT)
     }
 
     /// Seals `secret` for `purpose`.

@@ -670,7 +670,13 @@ async fn device_import_enrols_a_fleet_all_or_none_and_the_server_picks_it_up() {
     for app in TestApp::each().await {
         let f = fixture(&app).await;
         let dir = tempfile::tempdir().unwrap();
-        let env = [("PATCHWARDEN_DATABASE_URL", app.database_url.as_str())];
+        // The server's keys: pull tokens are sealed with its sealing key, which the
+        // database holds the command line to.
+        let keys_dir = app.data_dir.path().join("keys").to_string_lossy().into_owned();
+        let env = [
+            ("PATCHWARDEN_DATABASE_URL", app.database_url.as_str()),
+            ("PATCHWARDEN_KEYS_DIR", keys_dir.as_str()),
+        ];
         let lines: String = (0..50)
             .map(|n| {
                 format!(
@@ -684,6 +690,16 @@ async fn device_import_enrols_a_fleet_all_or_none_and_the_server_picks_it_up() {
             "{lines}{}\n",
             serde_json::json!({"name": "fw-bad", "product": "screenos", "version": "nope!"})
         );
+        // Without the server's sealing key the import refuses, rather than sealing
+        // pull tokens with a key of its own that the server could not open.
+        let keyless = [("PATCHWARDEN_DATABASE_URL", app.database_url.as_str())];
+        let out = run(
+            patchwarden(dir.path(), &keyless).args(["device", "import", "--customer", "acme", "--file", "-"]),
+            Some(&lines),
+        );
+        assert!(!out.status.success());
+        assert!(text(&out.stderr).contains("does not exist"), "{}", text(&out.stderr));
+
         let out = run(
             patchwarden(dir.path(), &env).args(["device", "import", "--customer", "acme", "--file", "-"]),
             Some(&broken),

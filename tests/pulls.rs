@@ -205,6 +205,8 @@ async fn scheduled_pulls_fire_feed_exposure_and_send_the_token_only_to_the_devic
                 app.data_dir.path().join("keys").to_string_lossy().into_owned(),
             ),
             ("PATCHWARDEN_LOG_LEVEL", "debug".to_owned()),
+            // The device answers on loopback, which pulls do not reach by default.
+            ("PATCHWARDEN_OUTBOUND_DENY", support::TEST_OUTBOUND_DENY.to_owned()),
         ];
         let device_id = id.clone();
         let out = actix_web::rt::task::spawn_blocking(move || {

@@ -89,6 +89,12 @@ pub struct AnomalyResponse {
     pub version: Option<String>,
     pub image_sha256: Option<String>,
     pub detected_at: Timestamp,
+    /// How often it was seen while open: a device that keeps misbehaving leaves one
+    /// open anomaly of each kind, counting.
+    pub occurrences: u32,
+    /// When it was last seen again, when it was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_detected_at: Option<Timestamp>,
     pub acknowledged: Option<AcknowledgedBy>,
 }
 
@@ -107,6 +113,8 @@ impl From<&ListedAnomaly> for AnomalyResponse {
             version: a.version.clone(),
             image_sha256: a.image_sha256.clone(),
             detected_at: utc(a.detected_at),
+            occurrences: u32::try_from(a.occurrences).unwrap_or(1),
+            last_detected_at: a.last_detected_at.map(utc),
             acknowledged: match (&a.acknowledged_by, a.acknowledged_at) {
                 (Some(by), Some(at)) => Some(AcknowledgedBy {
                     by: by.to_string(),

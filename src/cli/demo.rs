@@ -62,6 +62,12 @@ fn settings(dir: &Path, bind: &str) -> anyhow::Result<RawSettings> {
     raw.set("install_stall_after", "60s")?;
     raw.set("unreachable_after", "30s")?;
     raw.set("enrollment_attempts_per_minute", "100000")?;
+    // The simulated devices answer pulls on loopback, which pulls do not reach by
+    // default: the demo's own machine is its whole network.
+    raw.set(
+        "outbound_deny",
+        "0.0.0.0/8,169.254.0.0/16,224.0.0.0/4,::/128,fe80::/10,ff00::/8,fd00:ec2::254",
+    )?;
     Ok(raw)
 }
 

@@ -7,9 +7,9 @@ use std::path::Path;
 use anyhow::Context;
 
 use patchwarden::config::Config;
-use patchwarden::secrets::SealingKey;
 use patchwarden::services::fleet::devices::{self, DeviceDraft};
 use patchwarden::services::images::{self, ImageDraft};
+use patchwarden::services::keys;
 use patchwarden::services::Services;
 
 use super::{cli_error, open_db, ImageCommand, PatchCommand};
@@ -102,7 +102,7 @@ pub fn import(config: &Config, customer: &str, file: &Path) -> anyhow::Result<()
             drafts.push(serde_json::from_str::<DeviceDraft>(line).with_context(|| format!("line {}", n + 1))?);
         }
         let mut conn = open_db(config)?;
-        let sealing = SealingKey::open_or_create(&config.secrets_key_file)?;
+        let sealing = keys::open_sealing(&config.secrets_key_file, &mut conn)?;
         let enrolled = devices::import(&mut conn, &sealing, &config.outbound, customer, drafts).map_err(cli_error)?;
         let mut out = std::io::BufWriter::new(std::io::stdout().lock());
         for device in &enrolled {

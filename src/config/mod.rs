@@ -90,6 +90,8 @@ pub struct PullSettings {
     pub timeout: Duration,
     pub max_response_bytes: usize,
     pub concurrency: usize,
+    /// Pulls of one customer's devices in flight at once on this instance.
+    pub per_customer: usize,
     pub per_host: usize,
     pub retries: u32,
     pub retry_delay: Duration,
@@ -274,6 +276,8 @@ pub struct Config {
     pub secrets_key_file: PathBuf,
     /// Where pulls and webhook deliveries may connect.
     pub outbound: crate::domain::network::AddressPolicy,
+    /// Where webhook deliveries may go: `outbound` less `webhook_deny`.
+    pub webhook_outbound: crate::domain::network::AddressPolicy,
     pub pulls: PullSettings,
     /// Failing this long makes a device unreachable.
     pub unreachable_after: Duration,
@@ -313,6 +317,29 @@ mod tests {
                 .map(|(k, v)| (format!("PATCHWARDEN_{}", k.to_uppercase()), v.to_string())),
         );
         raw
+    }
+
+    #[test]
+    fn by_default_outbound_requests_reach_neither_the_server_nor_loopback() {
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        let config = raw(&[("bind", "10.0.0.5:8443")]).validate().unwrap();
+        assert!(
+            config.outbound.check(ip("10.0.0.5")).is_err(),
+            "the server's own address"
+        );
+        assert!(config.outbound.check(ip("127.0.0.1")).is_err());
+        assert!(config.outbound.check(ip("10.0.0.6")).is_ok(), "a device beside it");
+        assert!(
+            config.webhook_outbound.check(ip("10.0.0.6")).is_err(),
+            "webhooks reach no private network"
+        );
+        assert!(config.webhook_outbound.check(ip("203.0.113.7")).is_ok());
+        let open = raw(&[("webhook_deny", "")]).validate().unwrap();
+        assert!(open.webhook_outbound.check(ip("10.0.0.6")).is_ok(), "unless allowed");
+        assert!(
+            open.webhook_outbound.check(ip("127.0.0.1")).is_err(),
+            "loopback stays denied"
+        );
     }
 
     #[test]

@@ -121,8 +121,13 @@ pub const SETTINGS: &[Setting] = &[
     },
     Setting {
         name: "outbound_deny",
-        default: "0.0.0.0/8,169.254.0.0/16,::/128,fe80::/10,fd00:ec2::254/128",
+        default: "0.0.0.0/8,127.0.0.0/8,169.254.0.0/16,224.0.0.0/4,255.255.255.255,::/96,fe80::/10,ff00::/8,fd00:ec2::254,<bind address>",
         help: "networks pulls and webhooks never reach, checked after name resolution; wins over `outbound_allow`",
+    },
+    Setting {
+        name: "webhook_deny",
+        default: "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,100.64.0.0/10,fc00::/7",
+        help: "networks webhook deliveries never reach besides `outbound_deny` (private networks by default; empty to let webhooks reach them)",
     },
     Setting {
         name: "pull_connect_timeout",
@@ -143,6 +148,11 @@ pub const SETTINGS: &[Setting] = &[
         name: "pull_concurrency",
         default: "512",
         help: "pulls in flight at once on this instance",
+    },
+    Setting {
+        name: "pull_concurrency_per_customer",
+        default: "64",
+        help: "pulls of one customer's devices in flight at once on this instance: one customer's slow or numerous devices leave the rest to others, whose due pulls are claimed in turns",
     },
     Setting {
         name: "pull_per_host",

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use super::{Config, ConfigError, LogFormat, PullSettings, RawSettings, S3Config, Secret};
 use crate::db::DatabaseUrl;
-use crate::domain::network::{parse_list, AddressPolicy, DEFAULT_DENY};
+use crate::domain::network::{parse_list, AddressPolicy, Network, DEFAULT_DENY, PRIVATE_NETWORKS};
 use crate::domain::parse_duration;
 
 impl RawSettings {
@@ -104,6 +104,7 @@ impl RawSettings {
             lease,
             max_response_bytes: self.count("pull_max_response_bytes", 65_536, 16 * 1024 * 1024)?,
             concurrency: self.count("pull_concurrency", 512, 65_536)?,
+            per_customer: self.count("pull_concurrency_per_customer", 64, 65_536)?,
             per_host: self.count("pull_per_host", 4, 1024)?,
             retries: self.parse("pull_retries", 2, |s| match s.parse::<u32>() {
                 Ok(n @ 0..=10) => Ok(n),
@@ -311,13 +312,28 @@ impl RawSettings {
                 }
             },
         )?;
+        // By default the server's own listening address is denied too (when it
+        // listens on one address; loopback is denied anyway).
+        let mut default_deny = parse_list(DEFAULT_DENY).unwrap_or_default();
+        if !bind.ip().is_unspecified() {
+            default_deny.push(Network::from(bind.ip()));
+        }
         let outbound = AddressPolicy {
             allow: self.parse("outbound_allow", Vec::new(), parse_list)?,
-            deny: self.parse(
-                "outbound_deny",
-                parse_list(DEFAULT_DENY).unwrap_or_default(),
-                parse_list,
-            )?,
+            deny: self.parse("outbound_deny", default_deny, parse_list)?,
+        };
+        let webhook_outbound = AddressPolicy {
+            allow: outbound.allow.clone(),
+            deny: outbound
+                .deny
+                .iter()
+                .copied()
+                .chain(self.parse(
+                    "webhook_deny",
+                    parse_list(PRIVATE_NETWORKS).unwrap_or_default(),
+                    parse_list,
+                )?)
+                .collect(),
         };
         let pulls = self.pulls()?;
         let unreachable_after = self.span(
@@ -343,6 +359,7 @@ impl RawSettings {
             webhooks_allow_http,
             secrets_key_file,
             outbound,
+            webhook_outbound,
             pulls,
             unreachable_after,
             webhook_retry_delay,

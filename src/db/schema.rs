@@ -301,6 +301,14 @@ diesel::table! {
 }
 
 diesel::table! {
+    sealing_key_check (id) {
+        id -> Integer,
+        sealed -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     sessions (id) {
         id -> Text,
         secret_hash -> Text,
@@ -348,6 +356,8 @@ diesel::table! {
         acknowledged_by -> Nullable<Text>,
         acknowledged_at -> Nullable<Timestamp>,
         ack_comment -> Nullable<Text>,
+        occurrences -> Integer,
+        last_detected_at -> Nullable<Timestamp>,
     }
 }
 
@@ -499,6 +509,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     products,
     pull_failures,
     release_images,
+    sealing_key_check,
     sessions,
     signing_keys,
     users,

@@ -7,10 +7,18 @@ use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
 
-/// What is denied when nothing is configured: "this host" addresses, link-local
-/// networks (where cloud metadata services answer) and the EC2 IPv6 metadata
-/// address.
-pub const DEFAULT_DENY: &str = "0.0.0.0/8,169.254.0.0/16,::/128,fe80::/10,fd00:ec2::254/128";
+/// What is denied when nothing is configured: "this host" and loopback addresses
+/// (the server itself and whatever listens beside it), link-local networks (where
+/// cloud metadata services answer), multicast and broadcast, IPv4-compatible IPv6
+/// addresses, and the EC2 IPv6 metadata address. The server's own listening address
+/// is added to it (see `Config`).
+pub const DEFAULT_DENY: &str =
+    "0.0.0.0/8,127.0.0.0/8,169.254.0.0/16,224.0.0.0/4,255.255.255.255,::/96,fe80::/10,ff00::/8,fd00:ec2::254";
+
+/// What webhook deliveries are denied besides: private networks (RFC 1918, the
+/// carrier-grade NAT range, unique local IPv6). Devices live there, so pulls reach
+/// them; a webhook receiver normally does not, and one there is a way in.
+pub const PRIVATE_NETWORKS: &str = "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,100.64.0.0/10,fc00::/7";
 
 /// An address block such as `169.254.0.0/16`; a bare address is a block of one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -70,6 +78,17 @@ impl FromStr for Network {
                 .ok_or_else(|| format!("`{text}` has a prefix length that is not 0 to {width}"))?,
         };
         Ok(Network { base, prefix })
+    }
+}
+
+impl From<IpAddr> for Network {
+    /// The block of one address.
+    fn from(ip: IpAddr) -> Network {
+        let base = canonical(ip);
+        Network {
+            base,
+            prefix: bits(base).1,
+        }
     }
 }
 
@@ -153,8 +172,21 @@ mod tests {
         assert!(default.check(ip("fd00:ec2::254")).is_err());
         assert!(default.check(ip("fe80::1")).is_err());
         assert!(default.check(ip("0.0.0.0")).is_err());
-        assert!(default.check(ip("10.1.2.3")).is_ok());
-        assert!(default.check(ip("127.0.0.1")).is_ok());
+        assert!(
+            default.check(ip("10.1.2.3")).is_ok(),
+            "devices live in private networks"
+        );
+        for local in [
+            "127.0.0.1",
+            "127.1.2.3",
+            "::1",
+            "::ffff:127.0.0.1",
+            "::127.0.0.1",
+            "224.0.0.1",
+            "ff02::1",
+        ] {
+            assert!(default.check(ip(local)).is_err(), "{local} is reached by default");
+        }
         let narrow = AddressPolicy {
             allow: parse_list("127.0.0.0/8").unwrap(),
             deny: parse_list("127.0.0.2").unwrap(),

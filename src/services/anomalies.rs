@@ -66,6 +66,8 @@ fn raise(
         acknowledged_by: None,
         acknowledged_at: None,
         ack_comment: None,
+        occurrences: 1,
+        last_detected_at: None,
     };
     if !AnomalyRecord::raise(conn, &anomaly)? {
         return Ok(false);

@@ -13,9 +13,10 @@ use std::path::Path;
 use anyhow::{bail, Context};
 
 use crate::config::Config;
-use crate::db::models::{now, SigningKeyRecord};
+use crate::db::models::{now, sealing, SigningKeyRecord};
 use crate::db::{Db, DbConnection};
 use crate::domain::event::{Actor, Event};
+use crate::secrets::SealingKey;
 use crate::services::log;
 use crate::services::{ServiceError, Services};
 use crate::signing::{self, PublicKeyInfo, Signer};
@@ -56,6 +57,44 @@ pub fn open_signer(config: &Config, db: &Db) -> anyhow::Result<Signer> {
     }
     register_keys(&mut conn, &signer, keys_dir)?;
     Ok(signer)
+}
+
+/// Opens the key that seals pull tokens and webhook secrets at rest, and holds it to
+/// the check value the database stores: the server refuses to start with a key that
+/// is not the one the stored values were sealed with (a lost, replaced or unshared
+/// key file). A key is created only for a database that holds nothing sealed.
+pub fn open_sealing(path: &Path, conn: &mut DbConnection) -> anyhow::Result<SealingKey> {
+    let stored = sealing::check(conn)?;
+    let key = match (&stored, path.exists()) {
+        (_, true) => SealingKey::read(path)?,
+        (Some(_), false) => bail!(
+            "secrets_key_file {} does not exist, but the database holds values sealed with a key; refusing to \
+             create another (it could open none of them): restore that key file, shared by every instance",
+            path.display()
+        ),
+        (None, false) => {
+            if sealing::holds_sealed_values(conn)? {
+                bail!(
+                    "secrets_key_file {} does not exist, but the database holds sealed pull tokens or webhook \
+                     secrets; refusing to create another key (it could open none of them): restore that key file",
+                    path.display()
+                );
+            }
+            SealingKey::create(path)?
+        }
+    };
+    let check = match stored {
+        Some(check) => check,
+        None => sealing::set_check(conn, &key.check_value(), now())?,
+    };
+    if !key.opens_check(&check) {
+        bail!(
+            "the secrets key {} is not the one the database's sealed values were made with; start with that \
+             key file (every instance shares one)",
+            path.display()
+        );
+    }
+    Ok(key)
 }
 
 fn create_development_key(keys_dir: &Path) -> anyhow::Result<Signer> {

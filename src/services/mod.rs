@@ -56,6 +56,9 @@ use ratelimit::AttemptLimiter;
 /// Evidence bundles a customer may build a minute: each flushes the fleet's
 /// observations and may sign a head.
 const EVIDENCE_PER_MINUTE: u32 = 20;
+/// Webhook pings and deliveries sent again a customer may ask for a minute: each
+/// is a request to a receiver the customer chose.
+const WEBHOOK_REQUESTS_PER_MINUTE: u32 = 30;
 
 /// What follows events, whoever caused them. A capability reports the events it
 /// commits here, and so needs to know nothing of what reacts to them.
@@ -91,8 +94,10 @@ pub struct Services {
     pub writers: Writers,
     /// Seals pull tokens and webhook secrets at rest.
     pub sealing: Arc<SealingKey>,
-    /// The client for pulls and webhook deliveries, with the address policy.
+    /// The client for pulls, with the address policy.
     pub outbound: Outbound,
+    /// The client for webhook deliveries, with theirs (private networks denied too).
+    pub webhook_outbound: Outbound,
     /// This instance's name in the leases it takes.
     pub instance: String,
     /// Pulls made by this instance, by outcome.
@@ -105,6 +110,8 @@ pub struct Services {
     pub device_rate: budget::Rate,
     /// Evidence bundles each customer may build a minute.
     pub evidence_budgets: budget::KeyedBudgets<crate::ids::CustomerId>,
+    /// Webhook pings and deliveries sent again each customer may ask for a minute.
+    pub webhook_budgets: budget::KeyedBudgets<crate::ids::CustomerId>,
     /// Requests refused to protect the service, by why.
     pub refusals: refusals::Refusals,
 }
@@ -137,21 +144,31 @@ impl Services {
         if removed > 0 {
             tracing::info!(count = removed, "removed leftovers of interrupted uploads");
         }
-        let sealing = Arc::new(
-            SealingKey::open_or_create(&config.secrets_key_file)
-                .context("opening the secrets key (setting secrets_key_file)")?,
-        );
+        let sealing = {
+            let mut conn = db.conn().context("taking a database connection")?;
+            Arc::new(
+                keys::open_sealing(&config.secrets_key_file, &mut conn)
+                    .context("opening the secrets key (setting secrets_key_file)")?,
+            )
+        };
         let outbound = Outbound::new(
             config.outbound.clone(),
             config.pulls.connect_timeout,
             config.pulls.per_host,
         )
         .context("building the HTTP client for pulls and webhooks")?;
+        let webhook_outbound = Outbound::new(
+            config.webhook_outbound.clone(),
+            config.pulls.connect_timeout,
+            config.pulls.per_host,
+        )
+        .context("building the HTTP client for webhooks")?;
         let instance = format!("{}-{}", std::process::id(), uuid::Uuid::now_v7().simple());
         let reactions: Arc<dyn Reactions> = Arc::new(effects::Effects::new(&config)?);
         let services = Services {
             sealing,
             outbound,
+            webhook_outbound,
             instance,
             pull_counts: Default::default(),
             log: Default::default(),
@@ -161,6 +178,9 @@ impl Services {
             device_rate: budget::Rate::per_minute(config.device_requests_per_minute),
             evidence_budgets: budget::KeyedBudgets::new(budget::Rate::per_minute(
                 std::num::NonZeroU32::MIN.saturating_add(EVIDENCE_PER_MINUTE - 1),
+            )),
+            webhook_budgets: budget::KeyedBudgets::new(budget::Rate::per_minute(
+                std::num::NonZeroU32::MIN.saturating_add(WEBHOOK_REQUESTS_PER_MINUTE - 1),
             )),
             refusals: Default::default(),
             password_gate: PasswordGate::new(config.workers.max(1)),

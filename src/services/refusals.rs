@@ -17,14 +17,17 @@ pub enum Refusal {
     EnrollmentRate,
     /// Evidence bundles past the customer's budget.
     EvidenceRate,
+    /// Webhook pings and deliveries sent again past the customer's budget.
+    WebhookRate,
 }
 
 impl Refusal {
-    pub const ALL: [Refusal; 4] = [
+    pub const ALL: [Refusal; 5] = [
         Refusal::DeviceRate,
         Refusal::LoginRate,
         Refusal::EnrollmentRate,
         Refusal::EvidenceRate,
+        Refusal::WebhookRate,
     ];
 
     /// The reason and what it limits, as the metric's labels.
@@ -34,6 +37,7 @@ impl Refusal {
             Refusal::LoginRate => ("rate_limited", "login"),
             Refusal::EnrollmentRate => ("rate_limited", "enrollment"),
             Refusal::EvidenceRate => ("rate_limited", "evidence"),
+            Refusal::WebhookRate => ("rate_limited", "webhook"),
         }
     }
 

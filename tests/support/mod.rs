@@ -174,6 +174,50 @@ pub async fn until(what: &str, limit: std::time::Duration, mut done: impl FnMut(
     }
 }
 
+/// What pulls and webhooks never reach in tests: the default but for loopback.
+pub const TEST_OUTBOUND_DENY: &str = "0.0.0.0/8,169.254.0.0/16,224.0.0.0/4,::/128,fe80::/10,ff00::/8,fd00:ec2::254";
+
+/// The instance jobs on a thread and runtime of their own, as beside a server that
+/// runs on its own threads: a test that waits synchronously (on a command-line
+/// process talking to the server, say) cannot stall them, and so cannot stall a
+/// request that waits on one of them.
+pub struct InstanceJobs {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl InstanceJobs {
+    fn start(state: std::sync::Arc<AppState>) -> InstanceJobs {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime for the instance jobs");
+            runtime.block_on(async move {
+                let runner = patchwarden::jobs::start(state, false);
+                let _ = stopped.await;
+                drop(runner);
+            });
+        });
+        InstanceJobs {
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for InstanceJobs {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
 /// One running server with its own database.
 pub struct TestApp {
     pub backend: Backend,
@@ -187,7 +231,7 @@ pub struct TestApp {
     pub data_dir: TempDir,
     _pg: Option<PgDatabase>,
     /// The instance jobs (fleet sync, observation flush), as `serve` runs them.
-    _jobs: patchwarden::jobs::Runner,
+    _jobs: InstanceJobs,
 }
 
 impl TestApp {
@@ -233,6 +277,11 @@ impl TestApp {
         raw.set("database_url", database_url.clone()).unwrap();
         raw.set("database_pool_size", "4").unwrap();
         raw.set("workers", "1").unwrap();
+        // Tests stand devices and webhook receivers up on loopback, which pulls and
+        // webhooks do not reach by default: the default less loopback, unless a
+        // test says otherwise.
+        raw.set("outbound_deny", TEST_OUTBOUND_DENY).unwrap();
+        raw.set("webhook_deny", "").unwrap();
         for (name, value) in settings {
             raw.set(name, *value).unwrap();
         }
@@ -260,7 +309,7 @@ impl TestApp {
         let state = web::Data::new(AppState::build(config.clone()).await.expect("app state"));
         let server = patchwarden::server::serve(state.clone(), listener).expect("server");
         actix_web::rt::spawn(server);
-        let jobs = patchwarden::jobs::start(state.clone().into_inner(), false);
+        let jobs = InstanceJobs::start(state.clone().into_inner());
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()

@@ -26,6 +26,10 @@ pub struct AnomalyRecord {
     pub acknowledged_by: Option<UserId>,
     pub acknowledged_at: Option<NaiveDateTime>,
     pub ack_comment: Option<String>,
+    /// How often it was seen while open (1 when raised).
+    pub occurrences: i32,
+    /// When it was last seen again, while open.
+    pub last_detected_at: Option<NaiveDateTime>,
 }
 
 /// An anomaly with its device's name, for lists.
@@ -37,12 +41,30 @@ pub struct ListedAnomaly {
 
 impl AnomalyRecord {
     /// Raises `anomaly` unless one with its key was raised before; whether it is new.
+    ///
+    /// While an anomaly of the same device and kind is open (not acknowledged), a
+    /// new one is not raised: the open one counts it. So one device can leave one
+    /// flag of each kind to acknowledge, however much it misbehaves.
     pub fn raise(conn: &mut DbConnection, anomaly: &AnomalyRecord) -> QueryResult<bool> {
         let exists = diesel::select(diesel::dsl::exists(
             anomalies::table.filter(anomalies::dedupe_key.eq(&anomaly.dedupe_key)),
         ))
         .get_result::<bool>(conn)?;
         if exists {
+            return Ok(false);
+        }
+        let counted = diesel::update(
+            anomalies::table
+                .filter(anomalies::device_id.eq(&anomaly.device_id))
+                .filter(anomalies::kind.eq(anomaly.kind.as_str()))
+                .filter(anomalies::acknowledged_at.is_null()),
+        )
+        .set((
+            anomalies::occurrences.eq(anomalies::occurrences + 1),
+            anomalies::last_detected_at.eq(anomaly.detected_at),
+        ))
+        .execute(conn)?;
+        if counted > 0 {
             return Ok(false);
         }
         diesel::insert_into(anomalies::table)

@@ -16,6 +16,7 @@ pub mod patch;
 pub mod product;
 pub mod pull;
 pub mod report;
+pub mod sealing;
 pub mod session;
 pub mod signing_key;
 pub mod upload;

@@ -145,27 +145,40 @@ impl DevicePull {
     }
 
     /// Claims up to `limit` pulls due at `at` that no live lease holds, for
-    /// `holder` until `until`.
+    /// `holder` until `until`: in turns between customers (every customer's first
+    /// due pull before any customer's second), at most `per_customer` of each, none
+    /// of the customers in `full` (comma-separated: those with as many in flight as
+    /// they may have). The lease is re-checked in the update itself.
     pub fn claim_due(
         conn: &mut DbConnection,
         holder: &str,
         at: NaiveDateTime,
         until: NaiveDateTime,
         limit: i64,
+        per_customer: i64,
+        full: &str,
     ) -> QueryResult<Vec<Claimed>> {
         const COLUMNS: &str =
             "device_id, customer_id, url, schedule, token_sealed, due_at, failures, unreachable_since";
         let sql = match conn {
             DbConnection::Sqlite(_) => format!(
                 "UPDATE device_pulls SET lease_holder = ?, lease_until = ? WHERE device_id IN (\
-                 SELECT device_id FROM device_pulls WHERE due_at <= ? \
-                 AND (lease_until IS NULL OR lease_until < ?) ORDER BY due_at LIMIT ?) RETURNING {COLUMNS}"
+                 SELECT device_id FROM (SELECT device_id, due_at, ROW_NUMBER() OVER \
+                 (PARTITION BY customer_id ORDER BY due_at) AS turn FROM device_pulls WHERE due_at <= ? \
+                 AND (lease_until IS NULL OR lease_until < ?) \
+                 AND instr(',' || ? || ',', ',' || customer_id || ',') = 0) \
+                 WHERE turn <= ? ORDER BY turn, due_at LIMIT ?) \
+                 AND (lease_until IS NULL OR lease_until < ?) RETURNING {COLUMNS}"
             ),
             DbConnection::Postgres(_) => format!(
                 "UPDATE device_pulls SET lease_holder = $1, lease_until = $2 WHERE device_id IN (\
-                 SELECT device_id FROM device_pulls WHERE due_at <= $3 \
-                 AND (lease_until IS NULL OR lease_until < $4) ORDER BY due_at LIMIT $5 \
-                 FOR UPDATE SKIP LOCKED) RETURNING {COLUMNS}"
+                 SELECT p.device_id FROM device_pulls p JOIN (SELECT device_id, ROW_NUMBER() OVER \
+                 (PARTITION BY customer_id ORDER BY due_at) AS turn FROM device_pulls WHERE due_at <= $3 \
+                 AND (lease_until IS NULL OR lease_until < $4) \
+                 AND NOT (customer_id = ANY(string_to_array($5, ',')))) ranked ON ranked.device_id = p.device_id \
+                 WHERE ranked.turn <= $6 ORDER BY ranked.turn, p.due_at LIMIT $7 \
+                 FOR UPDATE OF p SKIP LOCKED) \
+                 AND (lease_until IS NULL OR lease_until < $8) RETURNING {COLUMNS}"
             ),
         };
         diesel::sql_query(sql)
@@ -173,7 +186,10 @@ impl DevicePull {
             .bind::<Timestamp, _>(until)
             .bind::<Timestamp, _>(at)
             .bind::<Timestamp, _>(at)
+            .bind::<Text, _>(full)
+            .bind::<BigInt, _>(per_customer)
             .bind::<BigInt, _>(limit)
+            .bind::<Timestamp, _>(at)
             .load(conn)
     }
 

@@ -174,6 +174,8 @@ pub struct ClaimedDelivery {
     pub secret_sealed: String,
     #[diesel(sql_type = Text)]
     pub payload: String,
+    #[diesel(sql_type = Text)]
+    pub customer_id: CustomerId,
 }
 
 /// How one attempt ended.
@@ -239,29 +241,53 @@ impl DeliveryRecord {
     }
 
     /// Claims up to `limit` deliveries due at `at` for `holder` until `until`.
+    ///
+    /// Claims are shared between customers in turns: every customer's first due
+    /// delivery comes before any customer's second, and so on, at most `per_customer`
+    /// of each, none of the customers in `full` (a comma-separated list of those
+    /// with as many in flight as they may have). So one customer's backlog cannot
+    /// hold up another's deliveries. The lease is re-checked in the update itself,
+    /// so two instances never claim one delivery.
     pub fn claim_due(
         conn: &mut DbConnection,
         holder: &str,
         at: NaiveDateTime,
         until: NaiveDateTime,
         limit: i64,
+        per_customer: i64,
+        full: &str,
     ) -> QueryResult<Vec<ClaimedDelivery>> {
         let sql = match conn {
             DbConnection::Sqlite(_) => {
                 "UPDATE webhook_deliveries SET lease_holder = ?, lease_until = ? WHERE id IN (\
-                 SELECT id FROM webhook_deliveries WHERE state = 'pending' AND next_attempt_at <= ? \
-                 AND (lease_until IS NULL OR lease_until < ?) ORDER BY next_attempt_at LIMIT ?) \
+                 SELECT id FROM (SELECT d.id, d.next_attempt_at, ROW_NUMBER() OVER \
+                 (PARTITION BY w.customer_id ORDER BY d.next_attempt_at) AS turn \
+                 FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id \
+                 WHERE d.state = 'pending' AND d.next_attempt_at <= ? \
+                 AND (d.lease_until IS NULL OR d.lease_until < ?) \
+                 AND instr(',' || ? || ',', ',' || w.customer_id || ',') = 0) \
+                 WHERE turn <= ? ORDER BY turn, next_attempt_at LIMIT ?) \
+                 AND (lease_until IS NULL OR lease_until < ?) \
                  RETURNING id, event_id, attempts, give_up_at, webhook_id, \
                  (SELECT url FROM webhooks WHERE webhooks.id = webhook_id) AS url, \
                  (SELECT secret_sealed FROM webhooks WHERE webhooks.id = webhook_id) AS secret_sealed, \
-                 (SELECT payload FROM webhook_events WHERE webhook_events.id = event_id) AS payload"
+                 (SELECT payload FROM webhook_events WHERE webhook_events.id = event_id) AS payload, \
+                 (SELECT customer_id FROM webhooks WHERE webhooks.id = webhook_id) AS customer_id"
             }
             DbConnection::Postgres(_) => {
                 "UPDATE webhook_deliveries d SET lease_holder = $1, lease_until = $2 FROM webhooks w, webhook_events e \
-                 WHERE d.id IN (SELECT id FROM webhook_deliveries WHERE state = 'pending' AND next_attempt_at <= $3 \
-                 AND (lease_until IS NULL OR lease_until < $4) ORDER BY next_attempt_at LIMIT $5 FOR UPDATE SKIP LOCKED) \
+                 WHERE d.id IN (SELECT d3.id FROM webhook_deliveries d3 JOIN (SELECT d2.id, ROW_NUMBER() OVER \
+                 (PARTITION BY w2.customer_id ORDER BY d2.next_attempt_at) AS turn \
+                 FROM webhook_deliveries d2 JOIN webhooks w2 ON w2.id = d2.webhook_id \
+                 WHERE d2.state = 'pending' AND d2.next_attempt_at <= $3 \
+                 AND (d2.lease_until IS NULL OR d2.lease_until < $4) \
+                 AND NOT (w2.customer_id = ANY(string_to_array($5, ',')))) ranked ON ranked.id = d3.id \
+                 WHERE ranked.turn <= $6 ORDER BY ranked.turn, d3.next_attempt_at LIMIT $7 \
+                 FOR UPDATE OF d3 SKIP LOCKED) \
+                 AND (d.lease_until IS NULL OR d.lease_until < $8) \
                  AND w.id = d.webhook_id AND e.id = d.event_id \
-                 RETURNING d.id, d.event_id, d.attempts, d.give_up_at, d.webhook_id, w.url, w.secret_sealed, e.payload"
+                 RETURNING d.id, d.event_id, d.attempts, d.give_up_at, d.webhook_id, w.url, w.secret_sealed, e.payload, \
+                 w.customer_id"
             }
         };
         diesel::sql_query(sql)
@@ -269,7 +295,10 @@ impl DeliveryRecord {
             .bind::<Timestamp, _>(until)
             .bind::<Timestamp, _>(at)
             .bind::<Timestamp, _>(at)
+            .bind::<Text, _>(full)
+            .bind::<BigInt, _>(per_customer)
             .bind::<BigInt, _>(limit)
+            .bind::<Timestamp, _>(at)
             .load(conn)
     }
 

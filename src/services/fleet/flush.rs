@@ -82,7 +82,22 @@ pub fn write(conn: &mut DbConnection, batch: &Batch) -> Result<(), ServiceError>
         }
         let mut running_now: HashMap<&DeviceId, Option<&str>> = HashMap::new();
         let mut changes = Vec::new();
-        let logged = new_rows.clone();
+        // The log records a device's version when it changes, not every image it
+        // shows under one version: a device cannot grow the public log by sending
+        // made-up image hashes (those raise an anomaly, which counts its repeats).
+        let mut logged_version: HashMap<&DeviceId, Option<&str>> = HashMap::new();
+        let logged: Vec<&Seen> = new_rows
+            .iter()
+            .copied()
+            .filter(|seen| {
+                let before = logged_version
+                    .entry(&seen.device)
+                    .or_insert_with(|| latest.get(&seen.device).map(|l| l.version.as_str()));
+                let changed = *before != Some(seen.version.as_str());
+                *before = Some(seen.version.as_str());
+                changed
+            })
+            .collect();
         for seen in new_rows {
             ObservationRecord::record(conn, seen)?;
             if matches!(seen.source, ObservationSource::Poll | ObservationSource::Pull) {

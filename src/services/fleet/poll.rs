@@ -270,14 +270,18 @@ pub async fn report(
                     at,
                 )?;
                 DeviceRecord::set_report(conn, &id, &patch, state, at)?;
-                let event = Event::InstallReported {
-                    customer: customer.clone(),
-                    device: id.clone(),
-                    patch: patch.clone(),
-                    state,
-                    version: stored_version.clone(),
-                };
-                log::append(conn, &event, &Actor::Device(id.clone()))?;
+                // The log records how an install ended, not each step on the way: a
+                // device cannot grow the public log by reporting progress.
+                if !state.in_progress() {
+                    let event = Event::InstallReported {
+                        customer: customer.clone(),
+                        device: id.clone(),
+                        patch: patch.clone(),
+                        state,
+                        version: stored_version.clone(),
+                    };
+                    log::append(conn, &event, &Actor::Device(id.clone()))?;
+                }
                 Ok::<_, ServiceError>(ReportRecord {
                     id: report,
                     device_id: id,

@@ -298,6 +298,9 @@ pub async fn run_due(services: &Services) -> Result<usize, ServiceError> {
     let mut total = 0;
     let mut nothing_due = false;
     let mut last_claim = Instant::now();
+    // Pulls in flight by customer: none may have more than its share.
+    let mut in_flight: HashMap<CustomerId, usize> = HashMap::new();
+    let share = settings.per_customer.max(1);
     loop {
         let room = settings.concurrency.saturating_sub(running.len()).min(CLAIM_MAX);
         // Claim when there is room: at once while work keeps coming, and again
@@ -307,11 +310,21 @@ pub async fn run_due(services: &Services) -> Result<usize, ServiceError> {
             let holder: Arc<str> = claim_name(services).into();
             let claim_holder = holder.clone();
             let lease_end = Instant::now() + settings.lease;
+            let full: Vec<String> = in_flight
+                .iter()
+                .filter(|(_, n)| **n >= share)
+                .map(|(c, _)| c.to_string())
+                .collect();
+            let full = full.join(",");
+            // No customer may go past its share with this claim.
+            let busiest = in_flight.values().copied().filter(|n| *n < share).max().unwrap_or(0);
+            let per_customer = (share - busiest) as i64;
             let (claimed, defaults) = services
                 .db
                 .run(move |conn| {
                     let at = now();
-                    let claimed = DevicePull::claim_due(conn, &claim_holder, at, at + lease, room as i64)?;
+                    let claimed =
+                        DevicePull::claim_due(conn, &claim_holder, at, at + lease, room as i64, per_customer, &full)?;
                     let customers: HashSet<&CustomerId> = claimed
                         .iter()
                         .filter(|c| c.schedule.is_none())
@@ -329,7 +342,10 @@ pub async fn run_due(services: &Services) -> Result<usize, ServiceError> {
             let at = now();
             for c in claimed {
                 let next_due = next_due(&defaults, &c, at);
-                running.spawn(run_one(puller.clone(), holder.clone(), lease_end, c, next_due));
+                let customer = c.customer_id.clone();
+                *in_flight.entry(customer.clone()).or_default() += 1;
+                let pull = run_one(puller.clone(), holder.clone(), lease_end, c, next_due);
+                running.spawn(async move { (customer, pull.await) });
             }
         }
         if running.is_empty() {
@@ -338,7 +354,15 @@ pub async fn run_due(services: &Services) -> Result<usize, ServiceError> {
         let window = tokio::time::Instant::now() + WRITE_EVERY;
         while let Ok(Some(joined)) = tokio::time::timeout_at(window, running.join_next()).await {
             match joined {
-                Ok(f) => ended.extend(f),
+                Ok((customer, f)) => {
+                    if let Some(count) = in_flight.get_mut(&customer) {
+                        *count = count.saturating_sub(1);
+                        if *count == 0 {
+                            in_flight.remove(&customer);
+                        }
+                    }
+                    ended.extend(f);
+                }
                 Err(err) => tracing::error!(error = %err, "a pull task failed"),
             }
         }

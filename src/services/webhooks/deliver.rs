@@ -1,24 +1,30 @@
-//! The delivery job: claims due deliveries with a lease, sends them concurrently
-//! and writes back how each went. A 2xx is delivered; anything else is tried again
+//! The delivery job: claims due deliveries with a lease, fairly between customers,
+//! sends each on its own and writes back how each went. A 2xx is delivered; anything else is tried again
 //! after a wait that doubles, until the delivery's day is over.
 
-use std::time::Duration;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use chrono::TimeDelta;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 
 use crate::db::models::{now, Attempt, ClaimedDelivery, DeliveryRecord};
 use crate::domain::network::AddressPolicy;
+use crate::ids::CustomerId;
 use crate::services::outbound::{check_url, read_capped, Failure};
 use crate::services::{ServiceError, Services};
 
 use super::{open_secret, retry_at};
 
-/// Deliveries claimed at once.
-const BATCH: i64 = 64;
+/// Deliveries in flight at once on this instance.
+const IN_FLIGHT: usize = 64;
+/// Deliveries of one customer in flight at once on this instance.
+pub const PER_CUSTOMER: usize = 8;
+/// How often due deliveries are looked for while others are in flight.
+const CLAIM_EVERY: Duration = Duration::from_millis(100);
 
 async fn send(services: &Services, claimed: &ClaimedDelivery) -> (Option<i32>, Option<String>) {
-    let policy: &AddressPolicy = &services.outbound.policy;
+    let policy: &AddressPolicy = &services.webhook_outbound.policy;
     let url = match check_url(&claimed.url, policy) {
         Ok(url) => url,
         Err(why) => return (None, Some(format!("denied_address: url {why}"))),
@@ -37,9 +43,9 @@ async fn send(services: &Services, claimed: &ClaimedDelivery) -> (Option<i32>, O
     let Some(signature) = crate::secrets::webhook_signature(&secret, &claimed.event_id, timestamp, body) else {
         return (None, Some("the webhook's secret is malformed".into()));
     };
-    let _slot = services.outbound.host_slot(&url).await;
+    let _slot = services.webhook_outbound.host_slot(&url).await;
     let sent = services
-        .outbound
+        .webhook_outbound
         .client
         .post(url)
         .timeout(services.config.webhook_timeout)
@@ -71,64 +77,94 @@ async fn send(services: &Services, claimed: &ClaimedDelivery) -> (Option<i32>, O
     }
 }
 
-/// Sends what is due; returns how many attempts were made.
+/// Sends what is due, each delivery on its own: claimed in turns between customers,
+/// at most [`PER_CUSTOMER`] of a customer's in flight at once, and claimed again as
+/// slots free, so a customer whose receivers are slow (or a tarpit) holds up only
+/// its own deliveries. Each delivery writes its outcome when it ends. Returns how
+/// many attempts were made.
 pub async fn run(services: &Services) -> Result<usize, ServiceError> {
-    let holder = services.instance.clone();
+    let holder = services.instance.as_str();
     let lease = TimeDelta::from_std(services.config.webhook_timeout * 2 + Duration::from_secs(5))
         .map_err(|e| ServiceError::internal("lease", e))?;
-    let first_retry = services.config.webhook_retry_delay;
+    let mut sending = FuturesUnordered::new();
+    let mut in_flight: HashMap<CustomerId, usize> = HashMap::new();
     let mut total = 0;
+    let mut nothing_due = false;
+    let mut last_claim: Option<Instant> = None;
     loop {
-        let at = now();
-        let claim_holder = holder.clone();
-        let claimed = services
-            .db
-            .query(move |conn| DeliveryRecord::claim_due(conn, &claim_holder, at, at + lease, BATCH))
-            .await?;
-        if claimed.is_empty() {
-            return Ok(total);
-        }
-        let count = claimed.len();
-        let mut sending: FuturesUnordered<_> = claimed
-            .iter()
-            .map(|c| async move { (c, send(services, c).await) })
-            .collect();
-        let mut results = Vec::with_capacity(count);
-        while let Some((claimed, (status, error))) = sending.next().await {
+        let room = IN_FLIGHT.saturating_sub(sending.len());
+        let claim_now = !nothing_due || last_claim.is_none_or(|at| at.elapsed() >= CLAIM_EVERY);
+        if room > 0 && claim_now {
+            let full: Vec<String> = in_flight
+                .iter()
+                .filter(|(_, n)| **n >= PER_CUSTOMER)
+                .map(|(c, _)| c.to_string())
+                .collect();
+            // No customer may go past its share with this claim.
+            let busiest = in_flight
+                .values()
+                .copied()
+                .filter(|n| *n < PER_CUSTOMER)
+                .max()
+                .unwrap_or(0);
+            let per_customer = (PER_CUSTOMER - busiest) as i64;
+            let (full, claim_holder) = (full.join(","), holder.to_owned());
             let at = now();
-            let retry = error
-                .as_ref()
-                .map(|_| retry_at(at, claimed.attempts, first_retry))
-                .filter(|next| *next < claimed.give_up_at);
-            if let Some(error) = &error {
-                tracing::info!(delivery.id = %claimed.id, error = %error, retry = retry.is_some(), "webhook delivery failed");
-            }
-            results.push((
-                claimed.id.clone(),
-                Attempt {
-                    at,
-                    status,
-                    error,
-                    retry_at: retry,
-                },
-            ));
-        }
-        drop(sending);
-        let write_holder = holder.clone();
-        services
-            .db
-            .run(move |conn| {
-                diesel::Connection::transaction(conn, |conn| {
-                    for (id, attempt) in &results {
-                        DeliveryRecord::finish(conn, &write_holder, id, attempt)?;
-                    }
-                    Ok::<_, ServiceError>(())
+            let claimed = services
+                .db
+                .query(move |conn| {
+                    DeliveryRecord::claim_due(conn, &claim_holder, at, at + lease, room as i64, per_customer, &full)
                 })
-            })
-            .await?;
-        total += count;
-        if count < BATCH as usize {
+                .await?;
+            last_claim = Some(Instant::now());
+            nothing_due = claimed.len() < room;
+            for delivery in claimed {
+                *in_flight.entry(delivery.customer_id.clone()).or_default() += 1;
+                sending.push(deliver(services, holder, delivery));
+            }
+        }
+        if sending.is_empty() {
             return Ok(total);
+        }
+        // One ends, or the claim period passes (deliveries may have fallen due).
+        if let Ok(Some((customer, written))) = tokio::time::timeout(CLAIM_EVERY, sending.next()).await {
+            total += 1;
+            if let Some(count) = in_flight.get_mut(&customer) {
+                *count = count.saturating_sub(1);
+                if *count == 0 {
+                    in_flight.remove(&customer);
+                }
+            }
+            written?;
         }
     }
+}
+
+/// Sends one delivery and writes how it went; its customer, for the count in flight.
+async fn deliver(
+    services: &Services,
+    holder: &str,
+    claimed: ClaimedDelivery,
+) -> (CustomerId, Result<(), ServiceError>) {
+    let (status, error) = send(services, &claimed).await;
+    let at = now();
+    let retry = error
+        .as_ref()
+        .map(|_| retry_at(at, claimed.attempts, services.config.webhook_retry_delay))
+        .filter(|next| *next < claimed.give_up_at);
+    if let Some(error) = &error {
+        tracing::info!(delivery.id = %claimed.id, error = %error, retry = retry.is_some(), "webhook delivery failed");
+    }
+    let attempt = Attempt {
+        at,
+        status,
+        error,
+        retry_at: retry,
+    };
+    let (holder, id) = (holder.to_owned(), claimed.id.clone());
+    let written = services
+        .db
+        .run(move |conn| Ok::<_, ServiceError>(DeliveryRecord::finish(conn, &holder, &id, &attempt)?))
+        .await;
+    (claimed.customer_id, written)
 }

@@ -15,6 +15,7 @@ use crate::domain::{Caller, EventType, EventTypes};
 use crate::ids::{CustomerId, DeliveryId, WebhookId};
 use crate::secrets::{webhook_secret, SealingKey};
 use crate::services::outbound::check_url;
+use crate::services::refusals::Refusal;
 use crate::services::{ServiceError, Services};
 
 /// How long a delivery is retried.
@@ -125,9 +126,9 @@ pub async fn register(
     draft: WebhookDraft,
 ) -> Result<(WebhookRecord, String), ServiceError> {
     let customer = customer_of(caller)?.clone();
-    let url = check_url(&draft.url, &services.outbound.policy)
+    let url = check_url(&draft.url, &services.webhook_outbound.policy)
         .map_err(|why| ServiceError::invalid("url", format!("url {why}")))?;
-    crate::services::outbound::check_resolved(&url, &services.outbound.policy)
+    crate::services::outbound::check_resolved(&url, &services.webhook_outbound.policy)
         .await
         .map_err(|why| ServiceError::invalid("url", format!("url {why}")))?;
     if url.scheme() != "https" && !services.config.webhooks_allow_http {
@@ -222,6 +223,7 @@ pub async fn deliveries(
 /// Queues a test event for one webhook.
 pub async fn ping(services: &Services, caller: &Caller, id: String) -> Result<DeliveryId, ServiceError> {
     let customer = customer_of(caller)?.clone();
+    spend(services, &customer)?;
     let user = caller.user.clone();
     services
         .db
@@ -247,6 +249,7 @@ pub async fn send_again(
     delivery: String,
 ) -> Result<(), ServiceError> {
     let customer = customer_of(caller)?.clone();
+    spend(services, &customer)?;
     services
         .db
         .run(move |conn| {
@@ -263,6 +266,14 @@ pub async fn send_again(
             })
         })
         .await
+}
+
+/// Spends one of the customer's webhook requests (pings, sends again) this minute.
+fn spend(services: &Services, customer: &CustomerId) -> Result<(), ServiceError> {
+    services
+        .webhook_budgets
+        .spend(customer)
+        .map_err(|wait| services.refusals.rate_limited(Refusal::WebhookRate, wait))
 }
 
 /// Opens a webhook's sealed secret.

@@ -1,0 +1,3 @@
+DROP INDEX anomalies_open;
+ALTER TABLE anomalies DROP COLUMN last_detected_at;
+ALTER TABLE anomalies DROP COLUMN occurrences;
