@@ -8,8 +8,6 @@
 
 mod support;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use patchwarden::api::device::Poll;
@@ -56,21 +54,16 @@ async fn a_flooding_device_grows_the_log_by_a_handful_and_the_anomalies_by_one()
 
         // 10,000 polls and reports, each poll with an image hash never seen before,
         // from 16 connections at once.
-        let sent = Arc::new(AtomicUsize::new(0));
         let started = Instant::now();
         let flood: Vec<_> = (0..16)
             .map(|lane| {
-                let (client, url, token, fix, sent) = (
-                    app.client.clone(),
-                    app.base.clone(),
-                    flooder.token.clone(),
-                    fix.clone(),
-                    sent.clone(),
-                );
+                let (client, url, token, fix) =
+                    (app.client.clone(), app.base.clone(), flooder.token.clone(), fix.clone());
                 actix_web::rt::spawn(async move {
                     let mut statuses = Vec::new();
                     for n in 0..625usize {
-                        let request = if n % 4 == 3 {
+                        let report = n % 4 == 3;
+                        let request = if report {
                             client
                                 .post(format!("{url}/api/v1/device/report"))
                                 .json(&json!({"patch_id": fix, "state": "downloading"}))
@@ -81,18 +74,18 @@ async fn a_flooding_device_grows_the_log_by_a_handful_and_the_anomalies_by_one()
                             }))
                         };
                         let status = request.bearer_auth(&token).send().await.unwrap().status().as_u16();
-                        statuses.push(status);
-                        sent.fetch_add(1, Ordering::Relaxed);
+                        statuses.push((report, status));
                     }
                     statuses
                 })
             })
             .collect();
         let during = p99(timed_polls(40).await);
-        let mut statuses = Vec::new();
+        let mut answers: Vec<(bool, u16)> = Vec::new();
         for lane in flood {
-            statuses.extend(lane.await.unwrap());
+            answers.extend(lane.await.unwrap());
         }
+        let statuses: Vec<u16> = answers.iter().map(|(_, status)| *status).collect();
         let flood_took = started.elapsed();
         assert_eq!(statuses.len(), 10_000);
         assert!(
@@ -126,6 +119,37 @@ async fn a_flooding_device_grows_the_log_by_a_handful_and_the_anomalies_by_one()
             flagged[0]["occurrences"].as_u64().unwrap() > 1,
             "[{backend}] the repeats are counted: {}",
             flagged[0]
+        );
+        // Its install steps, all the same, fold into one history row that counts them.
+        let flooder_id = flooder.id.clone();
+        let reports: Vec<i32> = app
+            .db(move |conn| {
+                use diesel::prelude::*;
+                use patchwarden::db::schema::install_reports;
+                Ok(install_reports::table
+                    .filter(install_reports::device_id.eq(flooder_id))
+                    .select(install_reports::times)
+                    .load(conn)?)
+            })
+            .await;
+        let served_reports = answers
+            .iter()
+            .filter(|(report, status)| *report && *status < 300)
+            .count();
+        assert!(
+            reports.len() <= 1,
+            "[{backend}] {} report rows: {reports:?}",
+            reports.len()
+        );
+        assert_eq!(
+            reports.iter().sum::<i32>() as usize,
+            served_reports.max(reports.len()),
+            "[{backend}] every served report is counted"
+        );
+        eprintln!(
+            "[{backend}] flood of 10,000 in {flood_took:?}: {accepted} served, {limited} refused; \
+             log +{}; bystander poll p99 {quiet:?} quiet, {during:?} during",
+            size_after - size_before
         );
         // Past its budget the flooder is answered from memory: another device's
         // polls stay within a small bound of their latency before.

@@ -188,6 +188,8 @@ diesel::table! {
         version -> Nullable<Text>,
         message -> Nullable<Text>,
         reported_at -> Timestamp,
+        times -> Integer,
+        last_reported_at -> Nullable<Timestamp>,
     }
 }
 

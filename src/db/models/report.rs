@@ -1,5 +1,5 @@
 //! Install reports: each step a device reports while installing a patch, kept in
-//! the order they arrived.
+//! the order they arrived; a step reported again as the latest is counted on it.
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -23,6 +23,9 @@ pub struct ReportRecord {
 }
 
 impl ReportRecord {
+    /// Records a report: a new row, or when the device's latest report says the same
+    /// (patch, state, version, message), one more time on that row. So a device
+    /// that repeats itself adds nothing to its history but a count.
     pub fn insert(
         conn: &mut DbConnection,
         device: &DeviceId,
@@ -32,6 +35,27 @@ impl ReportRecord {
         message: Option<&str>,
         at: NaiveDateTime,
     ) -> QueryResult<ReportId> {
+        let latest = install_reports::table
+            .filter(install_reports::device_id.eq(device))
+            .order(install_reports::id.desc())
+            .select(ReportRecord::as_select())
+            .first(conn)
+            .optional()?;
+        if let Some(latest) = latest {
+            if latest.patch_id == *patch
+                && latest.state == state
+                && latest.version.as_deref() == version
+                && latest.message.as_deref() == message
+            {
+                diesel::update(install_reports::table.find(&latest.id))
+                    .set((
+                        install_reports::times.eq(install_reports::times + 1),
+                        install_reports::last_reported_at.eq(at),
+                    ))
+                    .execute(conn)?;
+                return Ok(latest.id);
+            }
+        }
         let id = ReportId::generate();
         diesel::insert_into(install_reports::table)
             .values((

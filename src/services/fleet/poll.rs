@@ -260,6 +260,9 @@ pub async fn report(
         .db
         .run(move |conn| {
             conn.write_transaction(|conn| {
+                // The device's row first: its lock orders a device's concurrent
+                // reports, so a repeated step is counted on the latest, not raced.
+                DeviceRecord::set_report(conn, &id, &patch, state, at)?;
                 let report = ReportRecord::insert(
                     conn,
                     &id,
@@ -269,7 +272,6 @@ pub async fn report(
                     message.as_deref(),
                     at,
                 )?;
-                DeviceRecord::set_report(conn, &id, &patch, state, at)?;
                 // The log records how an install ended, not each step on the way: a
                 // device cannot grow the public log by reporting progress.
                 if !state.in_progress() {
