@@ -370,3 +370,63 @@ async fn one_customers_tarpits_and_slow_devices_delay_no_other_customer() {
         );
     }
 }
+
+#[actix_web::test]
+async fn webhook_pings_are_limited_per_customer_and_counted() {
+    use support::endpoint::{Endpoint, Reply};
+    let settings = [("webhooks_allow_http", "true")];
+    for app in TestApp::each_with(&settings).await {
+        let backend = app.backend.name();
+        let f = fixture(&app).await;
+        let receiver = Endpoint::start("127.0.0.1").await;
+        receiver.script("/hook", vec![Reply::status(204)]);
+        let (status, body) = app
+            .post(
+                "/api/v1/webhooks",
+                &f.acme.admin.token,
+                json!({"url": receiver.url("/hook"), "events": ["anomaly"]}),
+            )
+            .await;
+        assert_eq!(status, 201, "[{backend}] {body}");
+        let hook = body["id"].as_str().unwrap().to_owned();
+        let ping = |token: String| {
+            let (app, hook) = (&app, hook.clone());
+            async move {
+                app.post(&format!("/api/v1/webhooks/{hook}/ping"), &token, json!({}))
+                    .await
+                    .0
+            }
+        };
+        let mut statuses = Vec::new();
+        for _ in 0..31 {
+            statuses.push(ping(f.acme.admin.token.clone()).await);
+        }
+        assert!(statuses[..30].iter().all(|s| *s < 300), "[{backend}] {statuses:?}");
+        assert_eq!(statuses[30], 429, "[{backend}] the 31st ping in a minute");
+        // Another customer's pings are its own.
+        let (status, body) = app
+            .post(
+                "/api/v1/webhooks",
+                &f.globex.admin.token,
+                json!({"url": receiver.url("/hook"), "events": ["anomaly"]}),
+            )
+            .await;
+        assert_eq!(status, 201, "[{backend}] {body}");
+        let other = body["id"].as_str().unwrap().to_owned();
+        let (status, body) = app
+            .post(
+                &format!("/api/v1/webhooks/{other}/ping"),
+                &f.globex.admin.token,
+                json!({}),
+            )
+            .await;
+        assert!(status < 300, "[{backend}] {body}");
+
+        let (_, metrics) = app.get_text("/metrics").await;
+        let webhook = metrics
+            .lines()
+            .find(|l| l.starts_with("patchwarden_refusals_total") && l.contains("limit=\"webhook\""))
+            .unwrap_or_default();
+        assert!(webhook.ends_with(" 1"), "[{backend}] {webhook:?}");
+    }
+}

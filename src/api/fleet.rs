@@ -139,6 +139,12 @@ pub struct ReportResponse {
     pub version: Option<String>,
     pub message: Option<String>,
     pub reported_at: Timestamp,
+    /// How often the device reported this step in a row.
+    #[serde(default)]
+    pub times: u32,
+    /// When it last reported it again, when it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_reported_at: Option<Timestamp>,
 }
 
 impl ReportResponse {
@@ -151,6 +157,8 @@ impl ReportResponse {
             version: report.version.clone(),
             message: report.message.clone(),
             reported_at: utc(report.reported_at),
+            times: u32::try_from(report.times).unwrap_or(1),
+            last_reported_at: report.last_reported_at.map(utc),
         }
     }
 }

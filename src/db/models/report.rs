@@ -20,12 +20,17 @@ pub struct ReportRecord {
     pub version: Option<String>,
     pub message: Option<String>,
     pub reported_at: NaiveDateTime,
+    /// How often the device reported this step in a row (1 when it was new).
+    pub times: i32,
+    /// When it last reported it again.
+    pub last_reported_at: Option<NaiveDateTime>,
 }
 
 impl ReportRecord {
     /// Records a report: a new row, or when the device's latest report says the same
     /// (patch, state, version, message), one more time on that row. So a device
-    /// that repeats itself adds nothing to its history but a count.
+    /// that repeats itself adds nothing to its history but a count. Returns the
+    /// report's id and whether it is new.
     pub fn insert(
         conn: &mut DbConnection,
         device: &DeviceId,
@@ -34,7 +39,7 @@ impl ReportRecord {
         version: Option<&str>,
         message: Option<&str>,
         at: NaiveDateTime,
-    ) -> QueryResult<ReportId> {
+    ) -> QueryResult<(ReportId, bool)> {
         let latest = install_reports::table
             .filter(install_reports::device_id.eq(device))
             .order(install_reports::id.desc())
@@ -53,7 +58,7 @@ impl ReportRecord {
                         install_reports::last_reported_at.eq(at),
                     ))
                     .execute(conn)?;
-                return Ok(latest.id);
+                return Ok((latest.id, false));
             }
         }
         let id = ReportId::generate();
@@ -68,7 +73,14 @@ impl ReportRecord {
                 install_reports::reported_at.eq(at),
             ))
             .execute(conn)?;
-        Ok(id)
+        Ok((id, true))
+    }
+
+    pub fn find(conn: &mut DbConnection, id: &ReportId) -> QueryResult<ReportRecord> {
+        install_reports::table
+            .find(id)
+            .select(ReportRecord::as_select())
+            .first(conn)
     }
 
     /// A device's reports, newest first, with each patch's target version.

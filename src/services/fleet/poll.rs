@@ -263,7 +263,7 @@ pub async fn report(
                 // The device's row first: its lock orders a device's concurrent
                 // reports, so a repeated step is counted on the latest, not raced.
                 DeviceRecord::set_report(conn, &id, &patch, state, at)?;
-                let report = ReportRecord::insert(
+                let (report, new) = ReportRecord::insert(
                     conn,
                     &id,
                     &patch,
@@ -272,9 +272,10 @@ pub async fn report(
                     message.as_deref(),
                     at,
                 )?;
-                // The log records how an install ended, not each step on the way: a
-                // device cannot grow the public log by reporting progress.
-                if !state.in_progress() {
+                // The log records how an install ended, once, not each step on the
+                // way: a device cannot grow the public log by reporting progress or
+                // repeating an end.
+                if new && !state.in_progress() {
                     let event = Event::InstallReported {
                         customer: customer.clone(),
                         device: id.clone(),
@@ -284,15 +285,7 @@ pub async fn report(
                     };
                     log::append(conn, &event, &Actor::Device(id.clone()))?;
                 }
-                Ok::<_, ServiceError>(ReportRecord {
-                    id: report,
-                    device_id: id,
-                    patch_id: patch,
-                    state,
-                    version: stored_version,
-                    message,
-                    reported_at: at,
-                })
+                Ok::<_, ServiceError>(ReportRecord::find(conn, &report)?)
             })
         })
         .await?;
