@@ -64,10 +64,7 @@ fn settings(dir: &Path, bind: &str) -> anyhow::Result<RawSettings> {
     raw.set("enrollment_attempts_per_minute", "100000")?;
     // The simulated devices answer pulls on loopback, which pulls do not reach by
     // default: the demo's own machine is its whole network.
-    raw.set(
-        "outbound_deny",
-        "0.0.0.0/8,169.254.0.0/16,224.0.0.0/4,::/128,fe80::/10,ff00::/8,fd00:ec2::254",
-    )?;
+    raw.set("outbound_deny", patchwarden::domain::network::DEFAULT_DENY_BUT_LOOPBACK)?;
     Ok(raw)
 }
 

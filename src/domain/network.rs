@@ -15,6 +15,11 @@ use std::str::FromStr;
 pub const DEFAULT_DENY: &str =
     "0.0.0.0/8,127.0.0.0/8,169.254.0.0/16,224.0.0.0/4,255.255.255.255,::/96,fe80::/10,ff00::/8,fd00:ec2::254";
 
+/// The default less loopback: for a machine that is its own whole network (the
+/// demo, tests, benchmarks), whose devices and receivers answer on loopback.
+pub const DEFAULT_DENY_BUT_LOOPBACK: &str =
+    "0.0.0.0/8,169.254.0.0/16,224.0.0.0/4,::/128,fe80::/10,ff00::/8,fd00:ec2::254";
+
 /// What webhook deliveries are denied besides: private networks (RFC 1918, the
 /// carrier-grade NAT range, unique local IPv6). Devices live there, so pulls reach
 /// them; a webhook receiver normally does not, and one there is a way in.

@@ -82,6 +82,54 @@ impl<K: std::hash::Hash + Eq + Clone> KeyedBudgets<K> {
     }
 }
 
+/// Work in flight by customer, each capped at a share: what a claim may still take.
+#[derive(Debug)]
+pub struct Shares {
+    share: usize,
+    in_flight: std::collections::HashMap<crate::ids::CustomerId, usize>,
+}
+
+impl Shares {
+    pub fn new(share: usize) -> Shares {
+        Shares {
+            share: share.max(1),
+            in_flight: Default::default(),
+        }
+    }
+
+    /// For the next claim: how many of each customer it may take (so none goes past
+    /// its share), and the customers at their share, comma-separated.
+    pub fn claim_limits(&self) -> (i64, String) {
+        let busiest = self
+            .in_flight
+            .values()
+            .copied()
+            .filter(|n| *n < self.share)
+            .max()
+            .unwrap_or(0);
+        let full: Vec<String> = self
+            .in_flight
+            .iter()
+            .filter(|(_, n)| **n >= self.share)
+            .map(|(c, _)| c.to_string())
+            .collect();
+        ((self.share - busiest) as i64, full.join(","))
+    }
+
+    pub fn started(&mut self, customer: &crate::ids::CustomerId) {
+        *self.in_flight.entry(customer.clone()).or_default() += 1;
+    }
+
+    pub fn ended(&mut self, customer: &crate::ids::CustomerId) {
+        if let Some(count) = self.in_flight.get_mut(customer) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                self.in_flight.remove(customer);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -175,7 +175,7 @@ pub async fn until(what: &str, limit: std::time::Duration, mut done: impl FnMut(
 }
 
 /// What pulls and webhooks never reach in tests: the default but for loopback.
-pub const TEST_OUTBOUND_DENY: &str = "0.0.0.0/8,169.254.0.0/16,224.0.0.0/4,::/128,fe80::/10,ff00::/8,fd00:ec2::254";
+pub const TEST_OUTBOUND_DENY: &str = patchwarden::domain::network::DEFAULT_DENY_BUT_LOOPBACK;
 
 /// The instance jobs on a thread and runtime of their own, as beside a server that
 /// runs on its own threads: a test that waits synchronously (on a command-line

@@ -20,6 +20,7 @@ use crate::db::DbConnection;
 use crate::domain::schedule::Schedule;
 use crate::domain::{ObservationSource, PullFailure};
 use crate::ids::{CustomerId, DeviceId, ProductId};
+use crate::services::budget::Shares;
 use crate::services::fleet::flush;
 use crate::services::fleet::observations::Batch;
 use crate::services::outbound::Failure;
@@ -299,8 +300,7 @@ pub async fn run_due(services: &Services) -> Result<usize, ServiceError> {
     let mut nothing_due = false;
     let mut last_claim = Instant::now();
     // Pulls in flight by customer: none may have more than its share.
-    let mut in_flight: HashMap<CustomerId, usize> = HashMap::new();
-    let share = settings.per_customer.max(1);
+    let mut in_flight = Shares::new(settings.per_customer);
     loop {
         let room = settings.concurrency.saturating_sub(running.len()).min(CLAIM_MAX);
         // Claim when there is room: at once while work keeps coming, and again
@@ -310,15 +310,7 @@ pub async fn run_due(services: &Services) -> Result<usize, ServiceError> {
             let holder: Arc<str> = claim_name(services).into();
             let claim_holder = holder.clone();
             let lease_end = Instant::now() + settings.lease;
-            let full: Vec<String> = in_flight
-                .iter()
-                .filter(|(_, n)| **n >= share)
-                .map(|(c, _)| c.to_string())
-                .collect();
-            let full = full.join(",");
-            // No customer may go past its share with this claim.
-            let busiest = in_flight.values().copied().filter(|n| *n < share).max().unwrap_or(0);
-            let per_customer = (share - busiest) as i64;
+            let (per_customer, full) = in_flight.claim_limits();
             let (claimed, defaults) = services
                 .db
                 .run(move |conn| {
@@ -343,7 +335,7 @@ pub async fn run_due(services: &Services) -> Result<usize, ServiceError> {
             for c in claimed {
                 let next_due = next_due(&defaults, &c, at);
                 let customer = c.customer_id.clone();
-                *in_flight.entry(customer.clone()).or_default() += 1;
+                in_flight.started(&customer);
                 let pull = run_one(puller.clone(), holder.clone(), lease_end, c, next_due);
                 running.spawn(async move { (customer, pull.await) });
             }
@@ -355,12 +347,7 @@ pub async fn run_due(services: &Services) -> Result<usize, ServiceError> {
         while let Ok(Some(joined)) = tokio::time::timeout_at(window, running.join_next()).await {
             match joined {
                 Ok((customer, f)) => {
-                    if let Some(count) = in_flight.get_mut(&customer) {
-                        *count = count.saturating_sub(1);
-                        if *count == 0 {
-                            in_flight.remove(&customer);
-                        }
-                    }
+                    in_flight.ended(&customer);
                     ended.extend(f);
                 }
                 Err(err) => tracing::error!(error = %err, "a pull task failed"),

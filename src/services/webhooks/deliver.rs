@@ -2,7 +2,6 @@
 //! sends each on its own and writes back how each went. A 2xx is delivered; anything else is tried again
 //! after a wait that doubles, until the delivery's day is over.
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use chrono::TimeDelta;
@@ -11,6 +10,7 @@ use futures_util::stream::{FuturesUnordered, StreamExt};
 use crate::db::models::{now, Attempt, ClaimedDelivery, DeliveryRecord};
 use crate::domain::network::AddressPolicy;
 use crate::ids::CustomerId;
+use crate::services::budget::Shares;
 use crate::services::outbound::{check_url, read_capped, Failure};
 use crate::services::{ServiceError, Services};
 
@@ -87,7 +87,7 @@ pub async fn run(services: &Services) -> Result<usize, ServiceError> {
     let lease = TimeDelta::from_std(services.config.webhook_timeout * 2 + Duration::from_secs(5))
         .map_err(|e| ServiceError::internal("lease", e))?;
     let mut sending = FuturesUnordered::new();
-    let mut in_flight: HashMap<CustomerId, usize> = HashMap::new();
+    let mut in_flight = Shares::new(PER_CUSTOMER);
     let mut total = 0;
     let mut nothing_due = false;
     let mut last_claim: Option<Instant> = None;
@@ -95,20 +95,8 @@ pub async fn run(services: &Services) -> Result<usize, ServiceError> {
         let room = IN_FLIGHT.saturating_sub(sending.len());
         let claim_now = !nothing_due || last_claim.is_none_or(|at| at.elapsed() >= CLAIM_EVERY);
         if room > 0 && claim_now {
-            let full: Vec<String> = in_flight
-                .iter()
-                .filter(|(_, n)| **n >= PER_CUSTOMER)
-                .map(|(c, _)| c.to_string())
-                .collect();
-            // No customer may go past its share with this claim.
-            let busiest = in_flight
-                .values()
-                .copied()
-                .filter(|n| *n < PER_CUSTOMER)
-                .max()
-                .unwrap_or(0);
-            let per_customer = (PER_CUSTOMER - busiest) as i64;
-            let (full, claim_holder) = (full.join(","), holder.to_owned());
+            let (per_customer, full) = in_flight.claim_limits();
+            let claim_holder = holder.to_owned();
             let at = now();
             let claimed = services
                 .db
@@ -119,7 +107,7 @@ pub async fn run(services: &Services) -> Result<usize, ServiceError> {
             last_claim = Some(Instant::now());
             nothing_due = claimed.len() < room;
             for delivery in claimed {
-                *in_flight.entry(delivery.customer_id.clone()).or_default() += 1;
+                in_flight.started(&delivery.customer_id);
                 sending.push(deliver(services, holder, delivery));
             }
         }
@@ -129,12 +117,7 @@ pub async fn run(services: &Services) -> Result<usize, ServiceError> {
         // One ends, or the claim period passes (deliveries may have fallen due).
         if let Ok(Some((customer, written))) = tokio::time::timeout(CLAIM_EVERY, sending.next()).await {
             total += 1;
-            if let Some(count) = in_flight.get_mut(&customer) {
-                *count = count.saturating_sub(1);
-                if *count == 0 {
-                    in_flight.remove(&customer);
-                }
-            }
+            in_flight.ended(&customer);
             written?;
         }
     }
