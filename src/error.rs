@@ -216,6 +216,7 @@ impl From<ServiceError> for AppError {
             ServiceError::NotFound(what) => AppError::NotFound(what),
             ServiceError::Gone(message) => AppError::Gone(message),
             ServiceError::Conflict(message) => AppError::Conflict(message),
+            ServiceError::OverCap(cap) => AppError::Conflict(cap.message()),
             ServiceError::TooLarge(message) => AppError::PayloadTooLarge(message),
             ServiceError::Invalid { field, message } => AppError::Invalid { field, message },
             ServiceError::RateLimited { retry_after } => AppError::RateLimited { retry_after },

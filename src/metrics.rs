@@ -65,7 +65,7 @@ impl Metrics {
         let refusals = IntCounterVec::new(
             Opts::new(
                 "refusals_total",
-                "requests refused to protect the service, by reason (rate_limited, denied_address) and what was limited",
+                "requests refused to protect the service, by reason (rate_limited, denied_address, over_cap) and what was limited",
             ),
             &["reason", "limit"],
         )?;
@@ -125,10 +125,8 @@ impl Metrics {
             .iter()
             .map(|why| (why.labels(), services.refusals.get(*why)))
             .collect();
-        refused.push((
-            ("denied_address", "outbound"),
-            services.outbound.denied() + services.webhook_outbound.denied(),
-        ));
+        refused.push((("denied_address", "pull"), services.outbound.denied()));
+        refused.push((("denied_address", "webhook"), services.webhook_outbound.denied()));
         for ((reason, limit), now) in refused {
             let counter = self.refusals.with_label_values(&[reason, limit]);
             counter.inc_by(now.saturating_sub(counter.get()));

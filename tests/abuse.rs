@@ -1,8 +1,8 @@
 //! One device against everyone else: a device that floods polls and install reports
 //! with made-up image hashes is answered from memory past its budget, grows the
 //! public log by nothing and the anomalies by one (which counts the repeats), and
-//! another device's polls keep their latency; and what pulls and webhooks may reach
-//! by default. On SQLite and PostgreSQL.
+//! another device's polls keep their latency; what pulls and webhooks may reach
+//! by default; and how much one customer or user may keep. On SQLite and PostgreSQL.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -223,6 +223,13 @@ async fn by_default_pulls_and_webhooks_reach_no_loopback_and_webhooks_no_private
                 "[{backend}] a webhook to {url}: {body}"
             );
         }
+        // Each refused address is counted, pulls and webhooks apart.
+        assert_eq!(
+            app.refusals("denied_address", "pull").await,
+            loopback.len() as u64,
+            "[{backend}]"
+        );
+        assert_eq!(app.refusals("denied_address", "webhook").await, 7, "[{backend}]");
     }
 }
 
@@ -422,11 +429,115 @@ async fn webhook_pings_are_limited_per_customer_and_counted() {
             .await;
         assert!(status < 300, "[{backend}] {body}");
 
-        let (_, metrics) = app.get_text("/metrics").await;
-        let webhook = metrics
-            .lines()
-            .find(|l| l.starts_with("patchwarden_refusals_total") && l.contains("limit=\"webhook\""))
-            .unwrap_or_default();
-        assert!(webhook.ends_with(" 1"), "[{backend}] {webhook:?}");
+        assert_eq!(app.refusals("rate_limited", "webhook").await, 1, "[{backend}]");
+    }
+}
+
+#[actix_web::test]
+async fn what_one_customer_or_user_keeps_is_capped_and_each_refusal_counted() {
+    use patchwarden::db::models::{now, Customer, NewUser, User};
+    use patchwarden::ids::UserId;
+    use patchwarden::services::refusals::Cap;
+    for app in TestApp::each_with(&[("webhooks_allow_http", "true")]).await {
+        let backend = app.backend.name();
+        let acme = app.with_customer("acme").await;
+        let globex = app.with_customer("globex").await;
+        let admin = &acme.admin.token;
+        let full =
+            |body: &serde_json::Value, cap: Cap| body["error"]["message"].as_str() == Some(cap.message().as_str());
+
+        // Enrolment tokens: the usable ones are capped; a revoked one makes room.
+        let mut tokens = Vec::new();
+        for n in 0..Cap::EnrollmentTokens.limit() {
+            let (status, body) = app.post("/api/v1/enrollment-tokens", admin, json!({})).await;
+            assert_eq!(status, 201, "[{backend}] enrolment token {n}: {body}");
+            tokens.push(body["id"].as_str().unwrap().to_owned());
+        }
+        let (status, body) = app.post("/api/v1/enrollment-tokens", admin, json!({})).await;
+        assert_eq!(status, 409, "[{backend}] {body}");
+        assert!(full(&body, Cap::EnrollmentTokens), "[{backend}] {body}");
+        let (status, _) = app
+            .delete(&format!("/api/v1/enrollment-tokens/{}", tokens[0]), admin)
+            .await;
+        assert!(status < 300, "[{backend}] revoking: {status}");
+        let (status, body) = app.post("/api/v1/enrollment-tokens", admin, json!({})).await;
+        assert_eq!(status, 201, "[{backend}] after a revocation: {body}");
+        let (status, body) = app
+            .post("/api/v1/enrollment-tokens", &globex.admin.token, json!({}))
+            .await;
+        assert_eq!(status, 201, "[{backend}] another customer's are its own: {body}");
+
+        // API tokens: the live ones of a user, counting the one it signs in with.
+        for n in 1..Cap::ApiTokens.limit() {
+            let (status, body) = app
+                .post("/api/v1/tokens", admin, json!({"label": format!("t{n}")}))
+                .await;
+            assert_eq!(status, 201, "[{backend}] API token {n}: {body}");
+        }
+        let (status, body) = app.post("/api/v1/tokens", admin, json!({"label": "one more"})).await;
+        assert_eq!(status, 409, "[{backend}] {body}");
+        assert!(full(&body, Cap::ApiTokens), "[{backend}] {body}");
+
+        // Webhooks of a customer.
+        for n in 0..Cap::Webhooks.limit() {
+            let (status, body) = app
+                .post(
+                    "/api/v1/webhooks",
+                    admin,
+                    json!({"url": format!("http://127.0.0.1:9/hook/{n}"), "events": ["anomaly"]}),
+                )
+                .await;
+            assert_eq!(status, 201, "[{backend}] webhook {n}: {body}");
+        }
+        let (status, body) = app
+            .post(
+                "/api/v1/webhooks",
+                admin,
+                json!({"url": "http://127.0.0.1:9/hook/more", "events": ["anomaly"]}),
+            )
+            .await;
+        assert_eq!(status, 409, "[{backend}] {body}");
+        assert!(full(&body, Cap::Webhooks), "[{backend}] {body}");
+
+        // Users of a customer: filled in the database (hashing a thousand passwords
+        // is not what is tested), then one more is refused.
+        let slug = acme.slug.clone();
+        app.db(move |conn| {
+            let customer = Customer::find_by_slug(conn, &slug)?.expect("acme");
+            let held = User::count(conn, Some(&customer.id))?;
+            let rows: Vec<(UserId, String)> = (held..Cap::Users.limit() as i64)
+                .map(|n| (UserId::generate(), format!("colleague-{n}@acme.example")))
+                .collect();
+            let at = now();
+            conn.write_transaction(|conn| {
+                for (id, email) in &rows {
+                    let new = NewUser {
+                        id,
+                        email,
+                        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA",
+                        role: "customer-admin",
+                        customer_id: Some(&customer.id),
+                        created_at: at,
+                    };
+                    User::insert(conn, &new)?;
+                }
+                Ok::<_, diesel::result::Error>(())
+            })?;
+            Ok(())
+        })
+        .await;
+        let (status, body) = app
+            .post(
+                "/api/v1/users",
+                admin,
+                json!({"email": "one-more@acme.example", "password": "a long enough passphrase", "role": "customer-admin"}),
+            )
+            .await;
+        assert_eq!(status, 409, "[{backend}] {body}");
+        assert!(full(&body, Cap::Users), "[{backend}] {body}");
+
+        for cap in ["enrollment_tokens", "api_tokens", "webhooks", "users"] {
+            assert_eq!(app.refusals("over_cap", cap).await, 1, "[{backend}] {cap}");
+        }
     }
 }

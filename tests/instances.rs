@@ -164,8 +164,8 @@ async fn two_instances_pull_each_due_device_once_and_take_over_a_dead_ones_lease
             .unwrap()
         })
         .collect();
-    let (sealing, policy) = (one.state.sealing.clone(), one.config.outbound.clone());
-    one.db(move |conn| import(conn, &sealing, &policy, "acme", drafts).map(drop))
+    let (sealing, outbound) = (one.state.sealing.clone(), one.state.outbound.clone());
+    one.db(move |conn| import(conn, &sealing, &outbound, "acme", drafts).map(drop))
         .await;
 
     // Each request with the two-second slot it serves, as the scheduler names it.

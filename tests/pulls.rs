@@ -527,6 +527,8 @@ async fn denied_addresses_are_never_contacted() {
             .unwrap()
             .contains("localhost resolves to denied addresses only"));
         assert_eq!(device.hits("/fw"), 0, "[{backend}] the denied address was contacted");
+        // Both refusals are counted: when the URL was set and at connect time.
+        assert_eq!(app.refusals("denied_address", "pull").await, 2, "[{backend}]");
     }
 }
 

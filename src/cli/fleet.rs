@@ -10,6 +10,7 @@ use patchwarden::config::Config;
 use patchwarden::services::fleet::devices::{self, DeviceDraft};
 use patchwarden::services::images::{self, ImageDraft};
 use patchwarden::services::keys;
+use patchwarden::services::outbound::Outbound;
 use patchwarden::services::Services;
 
 use super::{cli_error, open_db, ImageCommand, PatchCommand};
@@ -103,7 +104,8 @@ pub fn import(config: &Config, customer: &str, file: &Path) -> anyhow::Result<()
         }
         let mut conn = open_db(config)?;
         let sealing = keys::open_sealing(&config.secrets_key_file, &mut conn)?;
-        let enrolled = devices::import(&mut conn, &sealing, &config.outbound, customer, drafts).map_err(cli_error)?;
+        let outbound = Outbound::for_pulls(config)?;
+        let enrolled = devices::import(&mut conn, &sealing, &outbound, customer, drafts).map_err(cli_error)?;
         let mut out = std::io::BufWriter::new(std::io::stdout().lock());
         for device in &enrolled {
             let line = serde_json::json!({

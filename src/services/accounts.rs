@@ -16,7 +16,7 @@ use crate::secrets::{
     hash_password, random_hex, verify_password, IssuedToken, PresentedToken, API_TOKEN_PREFIX, SESSION_PREFIX,
 };
 use crate::services::error::{is_unique_violation, ServiceError};
-use crate::services::refusals::Refusal;
+use crate::services::refusals::{Cap, Refusal};
 use crate::services::Services;
 
 fn to_timedelta(field: &str, duration: Duration) -> Result<TimeDelta, ServiceError> {
@@ -96,12 +96,18 @@ pub fn create_user(conn: &mut DbConnection, draft: &UserDraft) -> Result<User, S
         customer_id: customer.as_ref().map(|c| &c.id),
         created_at: now(),
     };
-    User::insert(conn, &new).map_err(|err| {
-        if is_unique_violation(&err) {
-            ServiceError::Conflict(format!("a user with e-mail `{}` already exists", draft.email))
-        } else {
-            err.into()
+    conn.write_transaction(|conn| {
+        if let Some(customer) = &customer {
+            Customer::hold(conn, &customer.id)?;
+            Cap::Users.check(User::count(conn, Some(&customer.id))?)?;
         }
+        User::insert(conn, &new).map_err(|err| {
+            if is_unique_violation(&err) {
+                ServiceError::Conflict(format!("a user with e-mail `{}` already exists", draft.email))
+            } else {
+                err.into()
+            }
+        })
     })
 }
 
@@ -129,7 +135,11 @@ pub fn issue_token(
         created_at,
         expires_at,
     };
-    let token = ApiToken::insert(conn, &new)?;
+    let token = conn.write_transaction(|conn| {
+        User::hold(conn, &user.id)?;
+        Cap::ApiTokens.check(ApiToken::count_live(conn, &user.id, created_at)?)?;
+        Ok::<_, ServiceError>(ApiToken::insert(conn, &new)?)
+    })?;
     Ok((token, issued))
 }
 
@@ -141,10 +151,11 @@ pub async fn create_token(
     expires_in: Option<Duration>,
 ) -> Result<(ApiToken, IssuedToken), ServiceError> {
     let owner = user.clone();
-    let (token, issued) = services
+    let issued = services
         .db
         .run(move |conn| issue_token(conn, &owner, &label, expires_in))
-        .await?;
+        .await;
+    let (token, issued) = services.refusals.note_cap(issued)?;
     tracing::info!(token.id = %token.id, user.id = %user.id, "issued API token");
     Ok((token, issued))
 }

@@ -34,6 +34,9 @@ pub enum ServiceError {
     /// Well-formed but invalid; `field` names the offending field when known.
     #[error("{message}")]
     Invalid { field: Option<String>, message: String },
+    /// The caller already keeps as many as its cap allows.
+    #[error("{}", .0.message())]
+    OverCap(crate::services::refusals::Cap),
     #[error("too many attempts; retry later")]
     RateLimited { retry_after: Duration },
     /// A dependency (the database) cannot be reached; the detail is for the log.

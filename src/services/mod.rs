@@ -151,12 +151,7 @@ impl Services {
                     .context("opening the secrets key (setting secrets_key_file)")?,
             )
         };
-        let outbound = Outbound::new(
-            config.outbound.clone(),
-            config.pulls.connect_timeout,
-            config.pulls.per_host,
-        )
-        .context("building the HTTP client for pulls and webhooks")?;
+        let outbound = Outbound::for_pulls(&config).context("building the HTTP client for pulls")?;
         let webhook_outbound = Outbound::new(
             config.webhook_outbound.clone(),
             config.pulls.connect_timeout,

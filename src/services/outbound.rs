@@ -137,9 +137,9 @@ impl Failure {
     }
 }
 
-/// Checks a URL users give for outbound requests: `http` or `https`, a host, no
-/// credentials in it, and (for a literal address) allowed by the policy.
-pub fn check_url(text: &str, policy: &AddressPolicy) -> Result<Url, String> {
+/// Checks the form of a URL users give for outbound requests: `http` or `https`,
+/// a host, no credentials or fragment, not too long.
+fn check_form(text: &str) -> Result<Url, String> {
     let url = Url::parse(text.trim()).map_err(|e| format!("not a URL: {e}"))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(format!("the scheme `{}` is not http or https", url.scheme()));
@@ -150,17 +150,29 @@ pub fn check_url(text: &str, policy: &AddressPolicy) -> Result<Url, String> {
     if url.fragment().is_some() {
         return Err("must not have a fragment".into());
     }
-    check_host(&url, policy)?;
+    if url.host().is_none() {
+        return Err("has no host".into());
+    }
     if url.as_str().len() > 2048 {
         return Err("is longer than 2048 characters".into());
     }
     Ok(url)
 }
 
-/// Checks the addresses a URL's host name resolves to now (a literal address is
-/// checked by [`check_url`]). A name that does not resolve here is let through: it
-/// is checked again at every connection.
-pub async fn check_resolved(url: &Url, policy: &AddressPolicy) -> Result<(), String> {
+/// Checks a URL's host when it is a literal address (names are checked when they
+/// resolve).
+fn check_literal(url: &Url, policy: &AddressPolicy) -> Result<(), String> {
+    match url.host() {
+        None => Err("has no host".into()),
+        Some(url::Host::Ipv4(ip)) => policy.check(IpAddr::V4(ip)),
+        Some(url::Host::Ipv6(ip)) => policy.check(IpAddr::V6(ip)),
+        Some(url::Host::Domain(_)) => Ok(()),
+    }
+}
+
+/// Checks the addresses a URL's host name resolves to now. A name that does not
+/// resolve here is let through: it is checked again at every connection.
+async fn check_name(url: &Url, policy: &AddressPolicy) -> Result<(), String> {
     let Some(url::Host::Domain(name)) = url.host() else {
         return Ok(());
     };
@@ -173,17 +185,6 @@ pub async fn check_resolved(url: &Url, policy: &AddressPolicy) -> Result<(), Str
             .map_err(|why| format!("{name} resolves to a denied address: {why}"))?;
     }
     Ok(())
-}
-
-/// Checks a URL's host when it is a literal address (names are checked when they
-/// resolve, at connect time).
-pub fn check_host(url: &Url, policy: &AddressPolicy) -> Result<(), String> {
-    match url.host() {
-        None => Err("has no host".into()),
-        Some(url::Host::Ipv4(ip)) => policy.check(IpAddr::V4(ip)),
-        Some(url::Host::Ipv6(ip)) => policy.check(IpAddr::V6(ip)),
-        Some(url::Host::Domain(_)) => Ok(()),
-    }
 }
 
 /// The HTTP client for outbound requests, and the per-host limits.
@@ -220,9 +221,45 @@ impl Outbound {
         })
     }
 
-    /// Requests refused so far because their host resolved to denied addresses only.
+    /// The client for device pulls, by the configured policy and limits.
+    pub fn for_pulls(config: &crate::config::Config) -> anyhow::Result<Outbound> {
+        Outbound::new(
+            config.outbound.clone(),
+            config.pulls.connect_timeout,
+            config.pulls.per_host,
+        )
+    }
+
+    /// Addresses refused so far: URLs users gave whose host the policy denies, and
+    /// connections whose host resolved to denied addresses only.
     pub fn denied(&self) -> u64 {
         self.denied.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn counted(&self, checked: Result<(), String>) -> Result<(), String> {
+        if checked.is_err() {
+            self.denied.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        checked
+    }
+
+    /// Checks a URL users give for outbound requests: its form, and (for a literal
+    /// address) the policy. A name is checked when it resolves ([`Self::check_resolved`],
+    /// and at every connection).
+    pub fn check_url(&self, text: &str) -> Result<Url, String> {
+        let url = check_form(text)?;
+        self.check_host(&url)?;
+        Ok(url)
+    }
+
+    /// Checks a URL's host when it is a literal address.
+    pub fn check_host(&self, url: &Url) -> Result<(), String> {
+        self.counted(check_literal(url, &self.policy))
+    }
+
+    /// Checks the addresses a URL's host name resolves to now.
+    pub async fn check_resolved(&self, url: &Url) -> Result<(), String> {
+        self.counted(check_name(url, &self.policy).await)
     }
 
     /// Waits for a free slot for `url`'s host; the slot is freed when the permit

@@ -93,7 +93,8 @@ pub async fn create(
             let user = accounts::create_user(conn, &draft)?;
             Ok::<_, ServiceError>(User::find_with_customer(conn, &user.id)?.unwrap_or((user, draft.customer_slug)))
         })
-        .await?;
+        .await;
+    let created = services.refusals.note_cap(created)?;
     tracing::info!(user.id = %created.0.id, by.user.id = %caller.user, "created user");
     Ok(created)
 }

@@ -468,6 +468,22 @@ impl TestApp {
         (status, response.text().await.expect("body"))
     }
 
+    /// The instance's `refusals_total` for `reason` and `limit` (0 before the first).
+    pub async fn refusals(&self, reason: &str, limit: &str) -> u64 {
+        let (status, metrics) = self.get_text("/metrics").await;
+        assert_eq!(status, 200, "[{}] /metrics: {metrics}", self.backend.name());
+        let labels = format!("reason=\"{reason}\"");
+        let limited = format!("limit=\"{limit}\"");
+        metrics
+            .lines()
+            .find(|l| l.starts_with("patchwarden_refusals_total{") && l.contains(&labels) && l.contains(&limited))
+            .map(|l| {
+                let value = l.rsplit(' ').next().unwrap_or_default();
+                value.parse().unwrap_or_else(|_| panic!("a count in {l:?}"))
+            })
+            .unwrap_or(0)
+    }
+
     pub async fn delete(&self, path: &str, token: &str) -> (u16, Value) {
         self.send(reqwest::Method::DELETE, path, token, None).await
     }

@@ -115,6 +115,16 @@ impl ApiToken {
         Ok(())
     }
 
+    /// How many of `user`'s tokens are neither revoked nor expired at `at`.
+    pub fn count_live(conn: &mut DbConnection, user: &UserId, at: NaiveDateTime) -> QueryResult<i64> {
+        api_tokens::table
+            .filter(api_tokens::user_id.eq(user))
+            .filter(api_tokens::revoked_at.is_null())
+            .filter(api_tokens::expires_at.is_null().or(api_tokens::expires_at.gt(at)))
+            .count()
+            .get_result(conn)
+    }
+
     /// Whether the token may be used at `at`.
     pub fn is_active(&self, at: NaiveDateTime) -> bool {
         self.revoked_at.is_none() && self.expires_at.is_none_or(|expiry| at < expiry)

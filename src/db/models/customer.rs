@@ -59,4 +59,14 @@ impl Customer {
     pub fn count(conn: &mut DbConnection) -> QueryResult<i64> {
         customers::table.count().get_result(conn)
     }
+
+    /// Takes the customer's row lock until the transaction ends (on SQLite the
+    /// write lock), so that counting what the customer keeps and adding one more
+    /// is not overtaken by a concurrent request doing the same.
+    pub fn hold(conn: &mut DbConnection, id: &CustomerId) -> QueryResult<()> {
+        diesel::update(customers::table.find(id))
+            .set(customers::id.eq(customers::id))
+            .execute(conn)
+            .map(drop)
+    }
 }

@@ -58,7 +58,17 @@ impl EnrollmentToken {
             .load(conn)
     }
 
-    /// Spends one use, if one is left; whether it was.
+    /// How many of `customer`'s tokens could still enrol a device at `at`.
+    pub fn count_usable(conn: &mut DbConnection, customer: &CustomerId, at: NaiveDateTime) -> QueryResult<i64> {
+        enrollment_tokens::table
+            .filter(enrollment_tokens::customer_id.eq(customer))
+            .filter(enrollment_tokens::uses.lt(enrollment_tokens::max_uses))
+            .filter(enrollment_tokens::revoked_at.is_null())
+            .filter(enrollment_tokens::expires_at.gt(at))
+            .count()
+            .get_result(conn)
+    }
+
     /// Spends one use of token `id` at `at`, in one statement that checks it is still
     /// unrevoked, unexpired and not used up: a revocation or expiry that commits
     /// between reading the token and spending it is not overtaken.

@@ -101,4 +101,14 @@ impl User {
         }
         query.get_result(conn)
     }
+
+    /// Takes the user's row lock until the transaction ends (on SQLite the write
+    /// lock), so that counting what the user keeps and adding one more is not
+    /// overtaken by a concurrent request doing the same.
+    pub fn hold(conn: &mut DbConnection, id: &UserId) -> QueryResult<()> {
+        diesel::update(users::table.find(id))
+            .set(users::id.eq(users::id))
+            .execute(conn)
+            .map(drop)
+    }
 }

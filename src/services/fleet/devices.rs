@@ -17,13 +17,13 @@ use crate::db::models::{
 use crate::db::DbConnection;
 use crate::domain::event::{Actor, Event};
 use crate::domain::fleet::Labels;
-use crate::domain::network::AddressPolicy;
 use crate::domain::patch::Platform;
 use crate::domain::state::Maybe;
 use crate::domain::{text, Caller, ObservationSource, Scope};
 use crate::ids::{CustomerId, DeviceId, EnrollmentTokenId, ObservationId};
 use crate::secrets::{IssuedToken, PresentedToken, SealingKey, ENROLLMENT_TOKEN_PREFIX};
 use crate::services::log;
+use crate::services::outbound::Outbound;
 use crate::services::refusals::Refusal;
 use crate::services::{ServiceError, Services};
 
@@ -65,9 +65,9 @@ pub struct DeviceDraft {
 }
 
 impl DeviceDraft {
-    fn pull_request(&self, policy: &AddressPolicy) -> Result<Option<PullRequest>, ServiceError> {
+    fn pull_request(&self, outbound: &Outbound) -> Result<Option<PullRequest>, ServiceError> {
         check_request(
-            policy,
+            outbound,
             self.pull_url.as_deref(),
             self.pull_schedule.as_deref(),
             self.pull_token.as_deref(),
@@ -245,8 +245,8 @@ fn customer_row(conn: &mut DbConnection, id: &CustomerId) -> Result<Customer, Se
 pub async fn enrol(services: &Services, caller: &Caller, draft: DeviceDraft) -> Result<Enrolled, ServiceError> {
     let customer = customer_of(caller)?.clone();
     let actor = caller.actor();
-    let pull = draft.pull_request(&services.outbound.policy)?;
-    pulls::check_resolved(&services.outbound.policy, pull.as_ref()).await?;
+    let pull = draft.pull_request(&services.outbound)?;
+    pulls::check_resolved(&services.outbound, pull.as_ref()).await?;
     let sealing = services.sealing.clone();
     let enrolled = services
         .db
@@ -280,11 +280,11 @@ pub async fn enrol(services: &Services, caller: &Caller, draft: DeviceDraft) -> 
 /// Enrols many devices of customer `slug` at once (provisioning at the factory or
 /// a migration), all or none; returns each with its token. The planner learns of
 /// the new rows before this returns.
-/// Pull URLs are checked against `policy` and pull tokens sealed with `sealing`.
+/// Pull URLs are checked by `outbound`'s policy and pull tokens sealed with `sealing`.
 pub fn import(
     conn: &mut DbConnection,
     sealing: &SealingKey,
-    policy: &AddressPolicy,
+    outbound: &Outbound,
     slug: &str,
     drafts: Vec<DeviceDraft>,
 ) -> Result<Vec<Enrolled>, ServiceError> {
@@ -295,7 +295,7 @@ pub fn import(
         let seq = Generations::next_device_change(conn)?;
         let mut enrolled = Vec::with_capacity(drafts.len());
         for (line, draft) in drafts.into_iter().enumerate() {
-            let pull = draft.pull_request(policy).map_err(|err| at_line(err, line))?;
+            let pull = draft.pull_request(outbound).map_err(|err| at_line(err, line))?;
             let checked = check_device(
                 conn,
                 &mut entitled,
@@ -359,12 +359,12 @@ pub async fn enrol_with_token(
     // resolves to is no one else's business).
     usable(&token, now())?;
     let pull = check_request(
-        &services.outbound.policy,
+        &services.outbound,
         request.pull_url.as_deref(),
         None,
         request.pull_token.as_deref(),
     )?;
-    pulls::check_resolved(&services.outbound.policy, pull.as_ref()).await?;
+    pulls::check_resolved(&services.outbound, pull.as_ref()).await?;
     let sealing = services.sealing.clone();
     let enrolled = services
         .db

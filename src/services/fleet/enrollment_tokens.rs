@@ -7,10 +7,11 @@ use super::customer_of;
 use chrono::{NaiveDateTime, TimeDelta};
 use serde::Deserialize;
 
-use crate::db::models::{now, EnrollmentToken};
+use crate::db::models::{now, Customer, EnrollmentToken};
 use crate::domain::{parse_duration, text, Caller};
 use crate::ids::EnrollmentTokenId;
 use crate::secrets::{IssuedToken, ENROLLMENT_TOKEN_PREFIX};
+use crate::services::refusals::Cap;
 use crate::services::{ServiceError, Services};
 
 /// Rows of history a device page shows.
@@ -94,10 +95,21 @@ pub async fn create_enrollment_token(
         revoked_at: None,
     };
     let stored = token.clone();
-    services
+    let created = services
         .db
-        .query(move |conn| EnrollmentToken::insert(conn, &stored))
-        .await?;
+        .run(move |conn| {
+            conn.write_transaction(|conn| {
+                Customer::hold(conn, &stored.customer_id)?;
+                Cap::EnrollmentTokens.check(EnrollmentToken::count_usable(
+                    conn,
+                    &stored.customer_id,
+                    stored.created_at,
+                )?)?;
+                Ok::<_, ServiceError>(EnrollmentToken::insert(conn, &stored)?)
+            })
+        })
+        .await;
+    services.refusals.note_cap(created)?;
     tracing::info!(enrollment_token.id = %token.id, user.id = %caller.user, "created enrollment token");
     Ok((token, issued))
 }

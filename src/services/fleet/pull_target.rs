@@ -8,11 +8,10 @@ use url::Url;
 
 use crate::db::models::{now, DevicePull, PullTarget};
 use crate::db::DbConnection;
-use crate::domain::network::AddressPolicy;
 use crate::domain::schedule::Schedule;
 use crate::ids::{CustomerId, DeviceId};
 use crate::secrets::SealingKey;
-use crate::services::outbound::check_url;
+use crate::services::outbound::Outbound;
 use crate::services::ServiceError;
 
 /// What a sealed pull token is bound to.
@@ -30,7 +29,7 @@ pub struct PullRequest {
 
 /// Checks the pull fields of a device; `None` when there is no pull URL.
 pub fn check_request(
-    policy: &AddressPolicy,
+    outbound: &Outbound,
     url: Option<&str>,
     schedule: Option<&str>,
     token: Option<&str>,
@@ -44,7 +43,9 @@ pub fn check_request(
         }
         return Ok(None);
     };
-    let url = check_url(url, policy).map_err(|why| ServiceError::invalid("pull_url", format!("pull_url {why}")))?;
+    let url = outbound
+        .check_url(url)
+        .map_err(|why| ServiceError::invalid("pull_url", format!("pull_url {why}")))?;
     let schedule = schedule
         .map(|s| {
             Schedule::parse(s).map_err(|why| ServiceError::invalid("pull_schedule", format!("pull_schedule: {why}")))
@@ -67,9 +68,10 @@ pub fn check_request(
 }
 
 /// Checks, for a request that has a pull URL, what its host name resolves to now.
-pub async fn check_resolved(policy: &AddressPolicy, request: Option<&PullRequest>) -> Result<(), ServiceError> {
+pub async fn check_resolved(outbound: &Outbound, request: Option<&PullRequest>) -> Result<(), ServiceError> {
     if let Some(request) = request {
-        crate::services::outbound::check_resolved(&request.url, policy)
+        outbound
+            .check_resolved(&request.url)
             .await
             .map_err(|why| ServiceError::invalid("pull_url", format!("pull_url {why}")))?;
     }

@@ -10,7 +10,7 @@ use url::Url;
 
 use crate::config::PullSettings;
 use crate::domain::PullFailure;
-use crate::services::outbound::{check_host, read_capped, Failure, Outbound};
+use crate::services::outbound::{read_capped, Failure, Outbound};
 
 /// What a device said it runs.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -88,7 +88,7 @@ async fn attempt(
     due: Option<&str>,
     send_by: Instant,
 ) -> Option<Result<Reading, Failure>> {
-    if let Err(why) = check_host(url, &outbound.policy) {
+    if let Err(why) = outbound.check_host(url) {
         return Some(Err(Failure::new(PullFailure::DeniedAddress, why)));
     }
     let _slot = outbound.host_slot(url).await;

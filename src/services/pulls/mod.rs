@@ -53,12 +53,12 @@ pub async fn configure(
 ) -> Result<Option<DevicePull>, ServiceError> {
     let customer = own_customer(caller, "pulls are set by the customer's admins")?;
     let request = check_request(
-        &services.outbound.policy,
+        &services.outbound,
         draft.url.as_deref(),
         draft.schedule.as_deref(),
         draft.token.as_deref(),
     )?;
-    check_resolved(&services.outbound.policy, request.as_ref()).await?;
+    check_resolved(&services.outbound, request.as_ref()).await?;
     let sealing = services.sealing.clone();
     let scope = Scope::Customer(customer.clone());
     let pull = services

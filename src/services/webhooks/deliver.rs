@@ -8,10 +8,9 @@ use chrono::TimeDelta;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 
 use crate::db::models::{now, Attempt, ClaimedDelivery, DeliveryRecord};
-use crate::domain::network::AddressPolicy;
 use crate::ids::CustomerId;
 use crate::services::budget::Shares;
-use crate::services::outbound::{check_url, read_capped, Failure};
+use crate::services::outbound::{read_capped, Failure};
 use crate::services::{ServiceError, Services};
 
 use super::{open_secret, retry_at};
@@ -24,8 +23,7 @@ pub const PER_CUSTOMER: usize = 8;
 const CLAIM_EVERY: Duration = Duration::from_millis(100);
 
 async fn send(services: &Services, claimed: &ClaimedDelivery) -> (Option<i32>, Option<String>) {
-    let policy: &AddressPolicy = &services.webhook_outbound.policy;
-    let url = match check_url(&claimed.url, policy) {
+    let url = match services.webhook_outbound.check_url(&claimed.url) {
         Ok(url) => url,
         Err(why) => return (None, Some(format!("denied_address: url {why}"))),
     };

@@ -9,19 +9,16 @@ pub mod deliver;
 use chrono::{NaiveDateTime, TimeDelta};
 use serde::Deserialize;
 
-use crate::db::models::{now, utc, DeliveryRecord, EventRecord, LoggedDelivery, WebhookRecord};
+use crate::db::models::{now, utc, Customer, DeliveryRecord, EventRecord, LoggedDelivery, WebhookRecord};
 use crate::db::DbConnection;
 use crate::domain::{Caller, EventType, EventTypes};
 use crate::ids::{CustomerId, DeliveryId, WebhookId};
 use crate::secrets::{webhook_secret, SealingKey};
-use crate::services::outbound::check_url;
-use crate::services::refusals::Refusal;
+use crate::services::refusals::{Cap, Refusal};
 use crate::services::{ServiceError, Services};
 
 /// How long a delivery is retried.
 pub const RETRY_FOR: TimeDelta = TimeDelta::hours(24);
-/// Webhooks one customer may have.
-pub const MAX_WEBHOOKS: usize = 20;
 /// Deliveries a log shows.
 pub const LOG_ROWS: i64 = 100;
 
@@ -126,9 +123,13 @@ pub async fn register(
     draft: WebhookDraft,
 ) -> Result<(WebhookRecord, String), ServiceError> {
     let customer = customer_of(caller)?.clone();
-    let url = check_url(&draft.url, &services.webhook_outbound.policy)
+    let url = services
+        .webhook_outbound
+        .check_url(&draft.url)
         .map_err(|why| ServiceError::invalid("url", format!("url {why}")))?;
-    crate::services::outbound::check_resolved(&url, &services.webhook_outbound.policy)
+    services
+        .webhook_outbound
+        .check_resolved(&url)
         .await
         .map_err(|why| ServiceError::invalid("url", format!("url {why}")))?;
     if url.scheme() != "https" && !services.config.webhooks_allow_http {
@@ -151,20 +152,19 @@ pub async fn register(
         deleted_at: None,
     };
     let stored = hook.clone();
-    services
+    let registered = services
         .db
         .run(move |conn| {
             conn.write_transaction(|conn| {
-                if WebhookRecord::of_customer(conn, &stored.customer_id)?.len() >= MAX_WEBHOOKS {
-                    return Err(ServiceError::Conflict(format!(
-                        "a customer may have at most {MAX_WEBHOOKS} webhooks"
-                    )));
-                }
+                Customer::hold(conn, &stored.customer_id)?;
+                let held = WebhookRecord::of_customer(conn, &stored.customer_id)?.len();
+                Cap::Webhooks.check(i64::try_from(held).unwrap_or(i64::MAX))?;
                 WebhookRecord::insert(conn, &stored)?;
                 Ok(())
             })
         })
-        .await?;
+        .await;
+    services.refusals.note_cap(registered)?;
     tracing::info!(webhook.id = %hook.id, user.id = %caller.user, "registered webhook");
     Ok((hook, secret))
 }

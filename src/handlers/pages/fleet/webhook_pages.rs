@@ -150,7 +150,7 @@ pub async fn post_webhook(
             )
             .await
         }
-        Err(err @ (ServiceError::Invalid { .. } | ServiceError::Conflict(_))) => {
+        Err(err @ (ServiceError::Invalid { .. } | ServiceError::Conflict(_) | ServiceError::OverCap(_))) => {
             let message = err.to_string();
             webhooks_page(
                 &state,
