@@ -54,3 +54,5 @@ pub mod storage;
 pub mod telemetry;
 #[cfg(feature = "server")]
 pub mod templates;
+#[cfg(feature = "server")]
+pub mod witness;

@@ -22,6 +22,8 @@ pub struct Metrics {
     observations_dropped: prometheus::IntCounter,
     pulls: IntCounterVec,
     refusals: IntCounterVec,
+    witness_size: prometheus::IntGaugeVec,
+    witness_age: prometheus::IntGaugeVec,
 }
 
 impl Metrics {
@@ -69,6 +71,22 @@ impl Metrics {
             ),
             &["reason", "limit"],
         )?;
+        let witness_size = prometheus::IntGaugeVec::new(
+            Opts::new(
+                "witness_cosigned_size",
+                "the largest log size each witness cosigned, as this instance knows it",
+            ),
+            &["witness"],
+        )?;
+        let witness_age = prometheus::IntGaugeVec::new(
+            Opts::new(
+                "witness_cosigned_age_seconds",
+                "seconds since each witness last cosigned a head, as this instance knows it",
+            ),
+            &["witness"],
+        )?;
+        registry.register(Box::new(witness_size.clone()))?;
+        registry.register(Box::new(witness_age.clone()))?;
         registry.register(Box::new(refusals.clone()))?;
         registry.register(Box::new(pulls.clone()))?;
         registry.register(Box::new(fleet_devices.clone()))?;
@@ -91,6 +109,8 @@ impl Metrics {
             observations_dropped,
             pulls,
             refusals,
+            witness_size,
+            witness_age,
         })
     }
 
@@ -130,6 +150,18 @@ impl Metrics {
         for ((reason, limit), now) in refused {
             let counter = self.refusals.with_label_values(&[reason, limit]);
             counter.inc_by(now.saturating_sub(counter.get()));
+        }
+        if let Some(policy) = &services.config.witness_policy {
+            for status in services.witness_tracker.statuses(policy) {
+                let (Some(size), Some(at)) = (status.cosigned_size, status.cosigned_at) else {
+                    continue;
+                };
+                let age = (chrono::Utc::now() - at).num_seconds().max(0);
+                self.witness_size
+                    .with_label_values(&[&status.name])
+                    .set(i64::try_from(size).unwrap_or(i64::MAX));
+                self.witness_age.with_label_values(&[&status.name]).set(age);
+            }
         }
         let (connections, idle) = db.pool_state();
         self.pool_connections.set(i64::from(connections));

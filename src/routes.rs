@@ -196,6 +196,7 @@ pub fn table() -> Table {
         .get(&api("/keys"), keys::list_keys)
         .get(&api("/keys/{key_id}"), keys::get_key)
         .get(&api("/log/head"), log::get_head)
+        .get(&api("/log/checkpoint"), log::get_checkpoint)
         .get(&api("/log/heads"), log::get_heads)
         .get(&api("/log/entries"), log::get_entries)
         .get(&api("/log/proof/inclusion"), log::get_inclusion_proof)

@@ -160,6 +160,20 @@ impl Signer {
         &self.info
     }
 
+    /// The Ed25519 seed of the key pair and its public key: what signs the log's
+    /// C2SP notes, so a rotation that introduces a new minisign key introduces its
+    /// note key too.
+    pub fn ed25519_pair(&self) -> anyhow::Result<([u8; 32], [u8; 32])> {
+        // The unencrypted secret key's bytes: algorithms and KDF parameters (54
+        // bytes), the key number (8), then the Ed25519 seed and public key (64).
+        let bytes = self.secret.to_bytes();
+        let seed: [u8; 32] = bytes
+            .get(62..94)
+            .and_then(|s| s.try_into().ok())
+            .context("the secret key is shorter than a minisign key")?;
+        Ok((seed, ed25519_public(&self.public)?))
+    }
+
     /// Signs bytes; returns the `.minisig` text.
     pub fn sign(&self, data: &[u8], trusted_comment: &str) -> anyhow::Result<String> {
         self.sign_reader(Cursor::new(data), trusted_comment)
@@ -181,6 +195,24 @@ impl Signer {
         .map_err(|e| anyhow::anyhow!("signing: {e}"))?;
         Ok(signature.into_string())
     }
+}
+
+/// The raw Ed25519 key of a minisign public key.
+fn ed25519_public(key: &PublicKey) -> anyhow::Result<[u8; 32]> {
+    // Algorithm (2 bytes), key number (8), then the Ed25519 key.
+    key.to_bytes()
+        .get(10..42)
+        .and_then(|k| k.try_into().ok())
+        .context("a minisign public key holds a 32-byte Ed25519 key")
+}
+
+/// The raw Ed25519 key of a minisign `.pub` text: what a note verifier key of the
+/// same key holds.
+pub fn ed25519_public_of(text: &str) -> Result<[u8; 32], String> {
+    let key = PublicKeyBox::from_string(text)
+        .and_then(PublicKeyBox::into_public_key)
+        .map_err(|e| format!("not a minisign public key: {e}"))?;
+    ed25519_public(&key).map_err(|e| e.to_string())
 }
 
 fn open_secret(text: &str, password: Option<String>) -> anyhow::Result<SecretKey> {

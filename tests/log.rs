@@ -504,6 +504,7 @@ async fn audit_finds_an_entry_rewritten_in_the_database_against_an_earlier_head(
             public_key: key.clone(),
             state_file: Some(dir.path().join("audit.json")),
             token: Some(f.vendor.token.clone()),
+            witness_policy: None,
         };
         let report = audit::audit(&request).await.unwrap();
         assert!(report.ok(), "{:?}", report.problems);
@@ -1137,6 +1138,7 @@ async fn kill_9_while_events_are_logged_leaves_each_with_its_entry_or_neither() 
             public_key: key,
             state_file: None,
             token: None,
+            witness_policy: None,
         })
         .await
         .unwrap();
@@ -1194,6 +1196,7 @@ async fn a_server_upgraded_to_the_log_logs_what_it_published_before_and_still_of
             public_key: server_key(&app).await,
             state_file: None,
             token: Some(f.vendor.token.clone()),
+            witness_policy: None,
         })
         .await
         .unwrap();

@@ -559,6 +559,7 @@ async fn a_head_signed_by_a_key_declared_compromised_is_refused() {
             public_key: key.clone(),
             state_file: None,
             token: None,
+            witness_policy: None,
         })
         .await
         .unwrap();

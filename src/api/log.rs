@@ -4,5 +4,6 @@
 //! them too.
 
 pub use crate::domain::log::{
-    hex_proof, parse_proof, ConsistencyProof, EntriesPage, InclusionProof, LogEntry, Logged, OfferLog, SignedHead,
+    hex_proof, parse_proof, ConsistencyProof, EntriesPage, InclusionProof, LogEntry, LogHead, Logged, OfferLog,
+    SignedHead,
 };

@@ -19,6 +19,7 @@ pub fn run(
     state: Option<PathBuf>,
     token: Option<String>,
     bundle: Option<PathBuf>,
+    witness_policy: Option<PathBuf>,
 ) -> anyhow::Result<()> {
     let public_key = audit::read_public_key(&pubkey)?;
     if let Some(path) = bundle {
@@ -61,6 +62,16 @@ pub fn run(
         public_key,
         state_file: state,
         token,
+        witness_policy: match witness_policy {
+            None => None,
+            Some(path) => {
+                let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+                Some(
+                    patchwarden::domain::policy::Policy::parse(&text)
+                        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
+                )
+            }
+        },
     };
     let report = actix_web::rt::System::new().block_on(audit::audit(&request))?;
     for line in &report.checked {

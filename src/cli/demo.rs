@@ -368,6 +368,7 @@ async fn seed(
             pull_token: pulled.then(password),
             request_timeout: Duration::from_secs(30),
             version_scheme: VersionScheme::Vendor,
+            witnesses: None,
             limits: AgentLimits::default(),
         };
         let spec = FleetSpec {

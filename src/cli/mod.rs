@@ -7,6 +7,7 @@ mod demo;
 mod fleet;
 mod keys;
 mod people;
+mod witness;
 
 use std::io::BufRead;
 use std::net::TcpListener;
@@ -141,6 +142,9 @@ pub enum Command {
         /// Check this evidence bundle offline instead of a server.
         #[arg(long, value_name = "FILE", conflicts_with_all = ["server", "state", "token"])]
         bundle: Option<PathBuf>,
+        /// A C2SP tlog-policy file: the head must carry its witnesses' quorum.
+        #[arg(long, value_name = "FILE", conflicts_with = "bundle")]
+        witness_policy: Option<PathBuf>,
     },
     /// Write the evidence bundle of an advisory for a customer (as
     /// `GET /api/v1/advisories/{id}/evidence` serves it to the customer's admins).
@@ -153,6 +157,25 @@ pub enum Command {
         /// Where to write it; `<advisory>-<customer>-evidence.pwb` when absent.
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
+    },
+    /// Run a witness (C2SP tlog-witness) for the named logs: it cosigns a log's
+    /// checkpoint only when a consistency proof shows it extends the one it cosigned
+    /// before, keeping that in a file under --data. Needs no database. Prints its
+    /// verifier key and address, then serves until stopped.
+    Witness {
+        /// The address to listen on (port 0: any free port, printed).
+        #[arg(long, default_value = "127.0.0.1:8081")]
+        listen: std::net::SocketAddr,
+        /// Where the witness keeps its key and state.
+        #[arg(long, value_name = "DIR")]
+        data: PathBuf,
+        /// A log's note verifier key (`note_verifier_key` of `GET /api/v1/log/head`);
+        /// repeat for each log witnessed.
+        #[arg(long = "log", value_name = "VKEY", required = true)]
+        logs: Vec<String>,
+        /// The witness's name, given on first start (it is kept with the key).
+        #[arg(long)]
+        name: Option<String>,
     },
     /// Run a background job once, as the server's job runner would.
     Job {
@@ -332,13 +355,20 @@ pub(crate) fn open_db(config: &Config) -> anyhow::Result<db::DbPooled> {
 pub fn run(command: Command, config: Config) -> anyhow::Result<()> {
     match command {
         Command::Serve => serve(config),
+        Command::Witness {
+            listen,
+            data,
+            logs,
+            name,
+        } => witness::run(listen, &data, &logs, name.as_deref()),
         Command::Audit {
             server,
             pubkey,
             state,
             token,
             bundle,
-        } => audit::run(server, pubkey, state, token, bundle),
+            witness_policy,
+        } => audit::run(server, pubkey, state, token, bundle, witness_policy),
         Command::Evidence {
             advisory,
             customer,

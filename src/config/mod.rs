@@ -283,6 +283,9 @@ pub struct Config {
     pub unreachable_after: Duration,
     pub webhook_retry_delay: Duration,
     pub webhook_timeout: Duration,
+    /// The witnesses new heads are sent to, and the quorum (`witness_policy`).
+    pub witness_policy: Option<crate::domain::policy::Policy>,
+    pub witness_timeout: Duration,
     /// Whether webhook URLs may be plain `http://`.
     pub webhooks_allow_http: bool,
     /// How many `X-Forwarded-For` hops from the right the client's address is; 0

@@ -195,6 +195,16 @@ pub const SETTINGS: &[Setting] = &[
         help: "accept `http://` webhook URLs (deliveries are signed but not encrypted); otherwise only `https://`",
     },
     Setting {
+        name: "witness_policy",
+        default: "(none)",
+        help: "a C2SP tlog-policy file: the witnesses each new tree head is sent to for cosigning (`witness <name> <vkey> <url>`), and the quorum the dashboard checks",
+    },
+    Setting {
+        name: "witness_timeout",
+        default: "5s",
+        help: "how long one witness may take to cosign a head before it is asked again later",
+    },
+    Setting {
         name: "webhook_timeout",
         default: "10s",
         help: "how long one webhook delivery may take",

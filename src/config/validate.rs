@@ -213,9 +213,9 @@ impl RawSettings {
             public_url.path().trim_end_matches('/')
         );
         let log_origin = self.parse("log_origin", default_origin, |s| {
-            if s.is_empty() || s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            if !crate::domain::note::valid_key_name(s) {
                 Err(format!(
-                    "`{s}` must be one word without spaces, like `updates.example.com/log`"
+                    "`{s}` must be one word without spaces or `+` (it names the log's note key), like `updates.example.com/log`"
                 ))
             } else {
                 Ok(s.to_owned())
@@ -355,8 +355,22 @@ impl RawSettings {
             Duration::from_secs(120),
         )?;
         let webhooks_allow_http = self.flag("webhooks_allow_http", false)?;
+        let witness_policy = self.parse("witness_policy", None, |s| {
+            let text = std::fs::read_to_string(s).map_err(|e| format!("cannot read `{s}`: {e}"))?;
+            crate::domain::policy::Policy::parse(&text)
+                .map(Some)
+                .map_err(|e| format!("`{s}`: {e}"))
+        })?;
+        let witness_timeout = self.span(
+            "witness_timeout",
+            Duration::from_secs(5),
+            Duration::from_millis(10),
+            Duration::from_secs(60),
+        )?;
         Ok(Config {
             webhooks_allow_http,
+            witness_policy,
+            witness_timeout,
             secrets_key_file,
             outbound,
             webhook_outbound,

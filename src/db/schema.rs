@@ -217,6 +217,16 @@ diesel::table! {
         key_id -> Text,
         checkpoint -> Text,
         signature -> Text,
+        note -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    log_cosignatures (sequence, witness) {
+        sequence -> BigInt,
+        witness -> Text,
+        line -> Text,
+        cosigned_at -> Timestamp,
     }
 }
 
@@ -501,6 +511,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     fleet_state,
     install_reports,
     log_entries,
+    log_cosignatures,
     log_heads,
     log_nodes,
     log_state,

@@ -71,8 +71,10 @@ pub struct Poll {
 /// through as raw JSON — the same fields, names and order, kept in step by the
 /// compiler.
 #[derive(Debug, Serialize, Deserialize)]
-#[serde(bound(deserialize = "U: Deserialize<'de>, H: Deserialize<'de>, C: Deserialize<'de>, R: Deserialize<'de>"))]
-pub struct PollResponse<U = Offer, H = SignedHead, C = ConsistencyProof, R = Vec<Revocation>> {
+#[serde(bound(
+    deserialize = "U: Deserialize<'de>, H: Deserialize<'de>, C: Deserialize<'de>, R: Deserialize<'de>, K: Deserialize<'de>"
+))]
+pub struct PollResponse<U = Offer, H = SignedHead, C = ConsistencyProof, R = Vec<Revocation>, K = Vec<String>> {
     /// Absent when `unchanged`; `null` when there is nothing to install.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub update: Option<Option<U>>,
@@ -86,6 +88,10 @@ pub struct PollResponse<U = Offer, H = SignedHead, C = ConsistencyProof, R = Vec
     /// the answer is fresh.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_head: Option<H>,
+    /// The witnesses' `tlog-cosignature/v1` lines for `log_head`'s checkpoint, as
+    /// the server has gathered them; an agent with a witness policy counts them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_cosignatures: Option<K>,
     /// From the size the device said it holds to `log_head`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_consistency: Option<C>,
@@ -95,7 +101,7 @@ pub struct PollResponse<U = Offer, H = SignedHead, C = ConsistencyProof, R = Vec
     pub revoked: Option<R>,
 }
 
-impl<U, H, C, R> PollResponse<U, H, C, R> {
+impl<U, H, C, R, K> PollResponse<U, H, C, R, K> {
     /// The update offered, if any.
     pub fn offer(&self) -> Option<&U> {
         self.update.as_ref().and_then(Option::as_ref)

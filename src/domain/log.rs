@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use super::advisory::canonical_json;
 use super::merkle::Hash;
+use super::note::{Note, VerifierKey, TYPE_ED25519};
 use crate::signing;
 
 /// What an entry records.
@@ -385,6 +386,84 @@ impl SignedHead {
             return Err("the tree head's fields differ from what its signature covers".into());
         }
         Ok(head)
+    }
+}
+
+/// `GET /api/v1/log/head`: the newest head, whose `checkpoint` is the C2SP signed
+/// note (the checkpoint body, the log's Ed25519 note signature and the witnesses'
+/// cosignatures) and whose `signature` is the minisign signature of the body; the
+/// note's key is `note_verifier_key`, the same Ed25519 key as the minisign key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogHead {
+    pub origin: String,
+    pub tree_size: u64,
+    /// Hex.
+    pub root_hash: String,
+    pub timestamp: DateTime<Utc>,
+    pub sequence: u64,
+    pub expires_at: DateTime<Utc>,
+    pub key_id: String,
+    pub checkpoint: String,
+    pub signature: String,
+    pub note_verifier_key: String,
+}
+
+impl LogHead {
+    /// The head of `signed` with its checkpoint as the signed `note`.
+    pub fn new(signed: SignedHead, note: &Note, key: &VerifierKey) -> LogHead {
+        LogHead {
+            origin: signed.origin,
+            tree_size: signed.tree_size,
+            root_hash: signed.root_hash,
+            timestamp: signed.timestamp,
+            sequence: signed.sequence,
+            expires_at: signed.expires_at,
+            key_id: signed.key_id,
+            checkpoint: note.to_text(),
+            signature: signed.signature,
+            note_verifier_key: key.to_string(),
+        }
+    }
+
+    /// The minisign-signed head inside: the checkpoint body in place of the note.
+    pub fn signed_head(&self) -> Result<SignedHead, String> {
+        let note = Note::parse(&self.checkpoint).map_err(|e| format!("the checkpoint is not a signed note: {e}"))?;
+        Ok(SignedHead {
+            origin: self.origin.clone(),
+            tree_size: self.tree_size,
+            root_hash: self.root_hash.clone(),
+            timestamp: self.timestamp,
+            sequence: self.sequence,
+            expires_at: self.expires_at,
+            key_id: self.key_id.clone(),
+            checkpoint: note.text,
+            signature: self.signature.clone(),
+        })
+    }
+
+    /// Checks the minisign signature (with the key `public_key` finds, as
+    /// [`SignedHead::verify`]) and the note signature of `note_verifier_key`, which
+    /// must be named by the origin and hold the same Ed25519 key that signed the
+    /// head. Returns the head and the note, whose other lines are unchecked here.
+    pub fn verify(&self, public_key: impl Fn(&str) -> Option<String>) -> Result<(TreeHead, Note), String> {
+        let signed = self.signed_head()?;
+        let minisign_key = public_key(&signing::signer_key_id(&signed.signature)?);
+        let head = signed.verify(|id| public_key(id))?;
+        let key = VerifierKey::parse(&self.note_verifier_key)?;
+        let same_key = minisign_key
+            .as_deref()
+            .map(signing::ed25519_public_of)
+            .transpose()?
+            .is_some_and(|public| public == key.public);
+        if key.kind != TYPE_ED25519 || key.name != head.origin || !same_key {
+            return Err("the note verifier key is not the log's signing key under the log's origin".into());
+        }
+        let note = Note::parse(&self.checkpoint)?;
+        if note.verified_by(&key).is_none() {
+            return Err("the checkpoint's note signature does not verify".into());
+        }
+        Ok((head, note))
     }
 }
 

@@ -12,6 +12,7 @@ pub mod deliver_webhooks;
 pub mod exposure_points;
 pub mod flush_observations;
 pub mod fold_tallies;
+pub mod gather_cosignatures;
 pub mod pull_devices;
 pub mod sign_tree_head;
 pub mod sweep_files;
@@ -48,10 +49,12 @@ pub enum Job {
     WatchFleet,
     /// Signs the log's tree head again when the newest is due for renewal.
     SignTreeHead,
+    /// Asks the witnesses to cosign the newest tree head.
+    GatherCosignatures,
 }
 
 impl Job {
-    pub const ALL: [Job; 10] = [
+    pub const ALL: [Job; 11] = [
         Job::SweepUploads,
         Job::SweepFiles,
         Job::ExposurePoints,
@@ -62,6 +65,7 @@ impl Job {
         Job::DeliverWebhooks,
         Job::WatchFleet,
         Job::SignTreeHead,
+        Job::GatherCosignatures,
     ];
 
     pub fn name(self) -> &'static str {
@@ -76,6 +80,7 @@ impl Job {
             Job::DeliverWebhooks => "deliver-webhooks",
             Job::WatchFleet => "watch-fleet",
             Job::SignTreeHead => "sign-tree-head",
+            Job::GatherCosignatures => "gather-cosignatures",
         }
     }
 
@@ -96,6 +101,8 @@ impl Job {
             Job::WatchFleet => Duration::from_secs(60),
             // Checks often; signs only when the newest head is `log_head_interval` old.
             Job::SignTreeHead => Duration::from_secs(5),
+            // A new head is sent to the witnesses within this.
+            Job::GatherCosignatures => Duration::from_millis(200),
         }
     }
 
@@ -136,6 +143,7 @@ pub async fn run_once(services: &Services, job: Job) -> Result<usize, ServiceErr
         Job::DeliverWebhooks => deliver_webhooks::run(services).await,
         Job::WatchFleet => watch_fleet::run(services).await,
         Job::SignTreeHead => sign_tree_head::run(services).await,
+        Job::GatherCosignatures => gather_cosignatures::run(services).await,
     }
 }
 

@@ -32,6 +32,7 @@ pub mod tenants;
 pub mod users;
 pub mod watch;
 pub mod webhooks;
+pub mod witnesses;
 
 use std::sync::Arc;
 
@@ -43,6 +44,7 @@ use crate::config::Config;
 use crate::db::{Db, DbConnection};
 use crate::domain::event::Event;
 use crate::domain::log::SignedHead;
+use crate::domain::note::NoteSigner;
 use crate::secrets::SealingKey;
 use crate::signing::Signer;
 use crate::storage::Storage;
@@ -81,6 +83,8 @@ pub struct Services {
     pub config: Config,
     pub db: Db,
     pub signer: Arc<Signer>,
+    /// The signing key as the log's C2SP note key, named by the log's origin.
+    pub note_signer: Arc<NoteSigner>,
     pub storage: Arc<Storage>,
     pub publish: PublishContext,
     pub login_limiter: AttemptLimiter,
@@ -114,6 +118,8 @@ pub struct Services {
     pub webhook_budgets: budget::KeyedBudgets<crate::ids::CustomerId>,
     /// Requests refused to protect the service, by why.
     pub refusals: refusals::Refusals,
+    /// What this instance knows of each witness of `witness_policy`.
+    pub witness_tracker: witnesses::WitnessTracker,
 }
 
 impl Services {
@@ -136,6 +142,7 @@ impl Services {
             .with_context(|| format!("creating data_dir {}", config.data_dir.display()))?;
         let db = Db::open(&config.database, config.database_pool_size)?;
         let signer = Arc::new(keys::open_signer(&config, &db)?);
+        let note_signer = Arc::new(log::note_signer(&signer, &config.log_origin)?);
         let storage = Arc::new(Storage::open(&config.data_dir.join("patches"), config.s3.as_ref())?);
         let removed = storage
             .clean_leftovers()
@@ -178,12 +185,14 @@ impl Services {
                 std::num::NonZeroU32::MIN.saturating_add(WEBHOOK_REQUESTS_PER_MINUTE - 1),
             )),
             refusals: Default::default(),
+            witness_tracker: Default::default(),
             password_gate: PasswordGate::new(config.workers.max(1)),
             publish: PublishContext::new(&config, signer.clone(), reactions.clone()),
             reactions,
             config,
             db,
             signer,
+            note_signer,
             storage,
             writers: Writers::default(),
         };

@@ -108,12 +108,18 @@ pub fn screenos_agent(server: &str, dir: &Path, identity: Identity, key: &str, v
         pull_token: None,
         request_timeout: Duration::from_secs(30),
         version_scheme: VersionScheme::Vendor,
+        witnesses: None,
         limits: AgentLimits::default(),
     }
 }
 
 /// A signed head as a poll answer carries it, verified with `key`.
 pub fn verified(head: &Value, key: &str) -> TreeHead {
+    if head.get("note_verifier_key").is_some() {
+        // `GET /api/v1/log/head`: the checkpoint is a signed note, verified too.
+        let head: patchwarden::api::log::LogHead = serde_json::from_value(head.clone()).unwrap();
+        return head.verify(|_| Some(key.to_owned())).unwrap().0;
+    }
     let signed: SignedHead = serde_json::from_value(head.clone()).unwrap();
     signed.verify(|_| Some(key.to_owned())).unwrap()
 }

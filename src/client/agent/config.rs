@@ -20,6 +20,8 @@
 //! poll_max = "30m"                      # the longest; at most a tree head's lifetime
 //! max_patch_bytes = 4294967296          # the largest patch downloaded
 //! stale_after = "2h"                    # a newest genuine tree head older than this: stale
+//! witness_policy = "witnesses.policy"    # a C2SP tlog-policy: heads need its quorum (optional)
+//! witness_max_age = "1h"                # a cosignature older than this does not count
 //! ```
 //!
 //! Nothing an answer says moves the agent outside these bounds: a poll interval or
@@ -36,6 +38,7 @@ use serde::Deserialize;
 use url::Url;
 
 use crate::domain::duration::parse_duration;
+use crate::domain::policy::Policy;
 use crate::domain::version::VersionScheme;
 
 #[derive(Debug, Deserialize)]
@@ -82,6 +85,18 @@ struct File {
     max_patch_bytes: Option<u64>,
     #[serde(default)]
     stale_after: Option<String>,
+    #[serde(default)]
+    witness_policy: Option<PathBuf>,
+    #[serde(default)]
+    witness_max_age: Option<String>,
+}
+
+/// What the agent requires of witnesses: a head counts only with cosignatures that
+/// meet `policy`'s quorum, each at most `max_age` old.
+#[derive(Clone, Debug)]
+pub struct WitnessRequirement {
+    pub policy: Policy,
+    pub max_age: Duration,
 }
 
 /// The bounds the agent keeps whatever the answers it gets say.
@@ -188,6 +203,8 @@ pub struct AgentConfig {
     /// and versions are ordered in it.
     pub version_scheme: VersionScheme,
     pub limits: AgentLimits,
+    /// Heads must carry a quorum of witnesses' cosignatures (`witness_policy`).
+    pub witnesses: Option<WitnessRequirement>,
 }
 
 impl AgentConfig {
@@ -239,7 +256,25 @@ impl AgentConfig {
                 .map_err(|e: String| anyhow::anyhow!("version_scheme: {e}"))?,
             None => VersionScheme::Vendor,
         };
+        let witnesses = match &file.witness_policy {
+            None => None,
+            Some(path) => {
+                let path = at(path);
+                let text = std::fs::read_to_string(&path)
+                    .with_context(|| format!("reading the witness policy {}", path.display()))?;
+                let policy = Policy::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+                Some(WitnessRequirement {
+                    policy,
+                    max_age: duration(
+                        "witness_max_age",
+                        file.witness_max_age.as_ref(),
+                        Duration::from_secs(3600),
+                    )?,
+                })
+            }
+        };
         let config = AgentConfig {
+            witnesses,
             server,
             product: file.product,
             platform: file.platform,

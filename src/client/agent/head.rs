@@ -1,5 +1,6 @@
 //! The tree head of each answer, checked against the one the agent holds: signed
-//! by a trusted key not declared compromised for it, not expired (freeze), not
+//! by a trusted key not declared compromised for it, cosigned by the witnesses'
+//! quorum when the agent has a witness policy, not expired (freeze), not
 //! older (rollback), and consistent with the one held (not a fork); the consistency
 //! proof comes with the answer or is fetched.
 
@@ -41,6 +42,19 @@ impl Agent {
                      declared compromised after {after} entries",
                     head.tree_size,
                     signed.key_id.to_uppercase()
+                )));
+            }
+        }
+        if let Some(required) = &self.config.witnesses {
+            let now = chrono::Utc::now().timestamp().max(0) as u64;
+            let lines = answer.log_cosignatures.as_deref().unwrap_or_default();
+            if let Err(why) = required
+                .policy
+                .check(&signed.checkpoint, lines, now, required.max_age.as_secs())
+            {
+                return Ok(Err(format!(
+                    "refused (witnesses): the tree head of {} entries (sequence {}): {why}",
+                    head.tree_size, head.sequence
                 )));
             }
         }

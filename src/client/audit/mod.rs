@@ -22,11 +22,12 @@ use url::Url;
 
 use crate::api::advisories::AdvisoryList;
 use crate::api::device::KeyResponse;
-use crate::api::log::{parse_proof, ConsistencyProof, EntriesPage, InclusionProof, SignedHead};
+use crate::api::log::{parse_proof, ConsistencyProof, EntriesPage, InclusionProof, LogHead, SignedHead};
 use crate::api::patches::PatchResponse;
 use crate::client::agent::verify::Keyring;
 use crate::domain::log::{revocations_digest, sha256_hex, Entry, LogKind, Revocation, TreeHead};
 use crate::domain::merkle::{leaf_hash, verify_consistency, verify_inclusion, Frontier};
+use crate::domain::note::Note;
 use crate::domain::PatchState;
 use crate::signing;
 
@@ -99,6 +100,8 @@ pub enum ProblemKind {
     Unlogged,
     /// The log records what the server does not list.
     Unlisted,
+    /// The head lacks the cosignatures the witness policy's quorum needs.
+    Witnesses,
 }
 
 impl ProblemKind {
@@ -115,6 +118,7 @@ impl ProblemKind {
             ProblemKind::Compromised => "compromised",
             ProblemKind::Unlogged => "unlogged",
             ProblemKind::Unlisted => "unlisted",
+            ProblemKind::Witnesses => "witnesses",
         }
     }
 }
@@ -132,6 +136,9 @@ pub struct AuditRequest {
     pub state_file: Option<std::path::PathBuf>,
     /// An API token: the patches it may see are checked against the log too.
     pub token: Option<String>,
+    /// The head must carry this witness policy's quorum of cosignatures, none older
+    /// than an hour.
+    pub witness_policy: Option<crate::domain::policy::Policy>,
 }
 
 async fn get<T: serde::de::DeserializeOwned>(
@@ -181,14 +188,31 @@ pub async fn audit(request: &AuditRequest) -> anyhow::Result<Report> {
     let mut report = Report::default();
     let listing: Vec<KeyResponse> = get(&http, url("/api/v1/keys")?, None).await?;
     let ring = keyring(&request.public_key, &listing)?;
-    let signed: SignedHead = get(&http, url("/api/v1/log/head")?, None).await?;
-    let head = match verify_head(&ring, &signed) {
-        Ok(head) => head,
+    let served: LogHead = get(&http, url("/api/v1/log/head")?, None).await?;
+    let verified = served
+        .verify(|id| ring.public_key(id))
+        .and_then(|(head, _)| Ok((head, served.signed_head()?)));
+    let (head, signed) = match verified {
+        Ok(verified) => verified,
         Err(why) => {
             report.problem(ProblemKind::Head, format!("the tree head does not verify: {why}"));
             return Ok(report);
         }
     };
+    if let Some(policy) = &request.witness_policy {
+        let cosigned = Note::parse(&served.checkpoint).map(|note| {
+            let lines: Vec<String> = note.signatures.iter().map(|s| s.line()).collect();
+            let now = chrono::Utc::now().timestamp().max(0) as u64;
+            policy.check(&note.text, &lines, now, 3600)
+        });
+        match cosigned {
+            Ok(Ok(())) => report.checked.push(format!(
+                "the witnesses' quorum `{}` cosigned the head",
+                policy.quorum_name()
+            )),
+            Ok(Err(why)) | Err(why) => report.problem(ProblemKind::Witnesses, why),
+        }
+    }
     report.checked.push(format!(
         "tree head {} of log {}: {} entries, signed {} by key {}",
         head.sequence, head.origin, head.tree_size, head.timestamp, signed.key_id

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use crate::db::schema::{log_entries, log_heads, log_nodes, log_state};
+use crate::db::schema::{log_cosignatures, log_entries, log_heads, log_nodes, log_state};
 use crate::db::DbConnection;
 use crate::domain::merkle::{Frontier, Hash, Node};
 
@@ -37,6 +37,42 @@ pub struct LogHeadRecord {
     pub key_id: String,
     pub checkpoint: String,
     pub signature: String,
+    /// The checkpoint as a C2SP signed note, signed with the same key.
+    pub note: Option<String>,
+}
+
+/// One witness's cosignature of a head.
+#[derive(Clone, Debug, Queryable, Selectable, Insertable)]
+#[diesel(table_name = log_cosignatures)]
+pub struct CosignatureRecord {
+    pub sequence: i64,
+    pub witness: String,
+    /// The `tlog-cosignature/v1` signature line.
+    pub line: String,
+    pub cosigned_at: NaiveDateTime,
+}
+
+/// The cosignatures of head `sequence`, by witness.
+pub fn cosignatures(conn: &mut DbConnection, sequence: i64) -> QueryResult<Vec<CosignatureRecord>> {
+    log_cosignatures::table
+        .filter(log_cosignatures::sequence.eq(sequence))
+        .order(log_cosignatures::witness)
+        .select(CosignatureRecord::as_select())
+        .load(conn)
+}
+
+/// Stores a cosignature (a witness's second answer for one head replaces its first).
+pub fn insert_cosignature(conn: &mut DbConnection, record: &CosignatureRecord) -> QueryResult<()> {
+    diesel::delete(
+        log_cosignatures::table
+            .filter(log_cosignatures::sequence.eq(record.sequence))
+            .filter(log_cosignatures::witness.eq(&record.witness)),
+    )
+    .execute(conn)?;
+    diesel::insert_into(log_cosignatures::table)
+        .values(record)
+        .execute(conn)
+        .map(drop)
 }
 
 /// What the audit page filters by.

@@ -1,5 +1,5 @@
 //! The transparency log, public: `GET /api/v1/log/head` (the newest signed tree
-//! head), `…/heads?before=&limit=` (those kept, newest first), `…/entries?start=&end=` (at most 1000 per answer, `end` exclusive),
+//! head, its checkpoint a C2SP signed note), `…/checkpoint` (that note as text), `…/heads?before=&limit=` (those kept, newest first), `…/entries?start=&end=` (at most 1000 per answer, `end` exclusive),
 //! `…/proof/inclusion?index=&tree_size=` and `…/proof/consistency?from=&to=`
 //! (hex hashes in RFC 9162 order, for sizes a signed head covers).
 
@@ -15,6 +15,16 @@ pub async fn get_head(state: web::Data<AppState>) -> Result<HttpResponse, AppErr
     Ok(HttpResponse::Ok()
         .insert_header(("cache-control", "no-cache"))
         .json(head))
+}
+
+/// `GET /api/v1/log/checkpoint`: the newest checkpoint as a C2SP signed note, with
+/// the witnesses' cosignatures.
+pub async fn get_checkpoint(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+    let note = log::checkpoint(&state).await?;
+    Ok(HttpResponse::Ok()
+        .insert_header(("cache-control", "no-cache"))
+        .content_type("text/plain; charset=utf-8")
+        .body(note))
 }
 
 #[derive(Deserialize)]

@@ -35,6 +35,8 @@ pub struct PollAnswer {
     pub poll_interval_s: u64,
     /// The newest signed tree head.
     pub log_head: Option<Arc<RawValue>>,
+    /// The witnesses' cosignature lines of its checkpoint, as a JSON list.
+    pub log_cosignatures: Option<Arc<RawValue>>,
     /// The consistency proof from the size the device holds to `log_head`.
     pub log_consistency: Option<Arc<RawValue>>,
     /// With an offer: the patches yanked within `log_head`'s tree, which the head's
@@ -44,13 +46,16 @@ pub struct PollAnswer {
 
 impl PollAnswer {
     /// The answer as the device protocol's [`PollResponse`](crate::domain::device::PollResponse).
-    pub fn response(&self) -> crate::domain::device::PollResponse<&RawValue, &RawValue, &RawValue, &RawValue> {
+    pub fn response(
+        &self,
+    ) -> crate::domain::device::PollResponse<&RawValue, &RawValue, &RawValue, &RawValue, &RawValue> {
         crate::domain::device::PollResponse {
             update: (!self.unchanged).then_some(self.update.as_deref()),
             unchanged: self.unchanged,
             catalogue: self.tag.to_string(),
             poll_interval_s: self.poll_interval_s,
             log_head: self.log_head.as_deref(),
+            log_cosignatures: self.log_cosignatures.as_deref(),
             log_consistency: self.log_consistency.as_deref(),
             revoked: self.revoked.as_deref().filter(|_| !self.unchanged),
         }
@@ -144,6 +149,7 @@ pub fn poll(services: &Services, device: &DeviceEntry, request: &PollRequest) ->
         tag,
         poll_interval_s: jittered(base.as_secs()),
         log_head: log.head.clone(),
+        log_cosignatures: log.cosignatures.clone(),
         log_consistency,
         revoked: offer.and(log.revoked.clone()),
     })

@@ -6,8 +6,9 @@ use chrono::{DurationRound, TimeDelta};
 use crate::db::models::log::{self as rows, LogHeadRecord};
 use crate::db::models::{now, utc};
 use crate::db::DbConnection;
-use crate::domain::log::SignedHead;
 use crate::domain::log::{revocations_digest, LogKind, Revocation, TreeHead};
+use crate::domain::log::{LogHead, SignedHead};
+use crate::domain::note::{Note, NoteSignature, NoteSigner};
 use crate::services::{ServiceError, Services};
 use crate::signing::Signer;
 
@@ -15,6 +16,7 @@ use crate::signing::Signer;
 pub fn sign_head(
     conn: &mut DbConnection,
     signer: &Signer,
+    note_signer: &NoteSigner,
     origin: &str,
     ttl: std::time::Duration,
 ) -> Result<LogHeadRecord, ServiceError> {
@@ -44,6 +46,11 @@ pub fn sign_head(
         let signature = signer
             .sign(head.checkpoint().as_bytes(), &head.trusted_comment())
             .map_err(ServiceError::Internal)?;
+        let checkpoint = head.checkpoint();
+        let note = Note {
+            signatures: vec![note_signer.sign(&checkpoint)],
+            text: checkpoint,
+        };
         let record = LogHeadRecord {
             sequence,
             tree_size: size as i64,
@@ -53,6 +60,7 @@ pub fn sign_head(
             key_id: signer.key_id().to_owned(),
             checkpoint: head.checkpoint(),
             signature,
+            note: Some(note.to_text()),
         };
         rows::insert_head(conn, &record).map_err(|e| {
             if crate::services::error::is_unique_violation(&e) {
@@ -93,14 +101,55 @@ pub fn signed_head(record: &LogHeadRecord) -> Result<SignedHead, ServiceError> {
     })
 }
 
-/// The newest signed head.
-pub async fn head(services: &Services) -> Result<SignedHead, ServiceError> {
-    let record = services
-        .db
-        .query(rows::latest_head)
-        .await?
-        .ok_or_else(|| ServiceError::Unavailable("no tree head has been signed yet".into()))?;
-    signed_head(&record)
+/// The newest head that is also a signed note, with the cosignatures witnesses
+/// gave it. A log whose newest head predates notes gets a new head first.
+async fn newest_note(services: &Services) -> Result<(LogHeadRecord, Note), ServiceError> {
+    for _ in 0..2 {
+        let newest = services
+            .db
+            .query(|conn| {
+                let Some(head) = rows::latest_head(conn)? else {
+                    return Ok(None);
+                };
+                let cosignatures = rows::cosignatures(conn, head.sequence)?;
+                Ok(Some((head, cosignatures)))
+            })
+            .await?;
+        match newest {
+            Some((head, cosignatures)) if head.note.is_some() => {
+                let mut note = Note::parse(head.note.as_deref().unwrap_or_default())
+                    .map_err(|e| ServiceError::internal("reading a stored checkpoint note", e))?;
+                for line in cosignatures {
+                    match NoteSignature::parse(line.line.trim_end_matches('\n')) {
+                        Ok(signature) => note.add(signature),
+                        Err(e) => {
+                            tracing::warn!(witness = %line.witness, error = %e, "a stored cosignature does not read")
+                        }
+                    }
+                }
+                return Ok((head, note));
+            }
+            _ => {
+                super::sign_now(services).await?;
+            }
+        }
+    }
+    Err(ServiceError::Unavailable("no tree head has been signed yet".into()))
+}
+
+/// The newest head, its checkpoint the cosigned note.
+pub async fn head(services: &Services) -> Result<LogHead, ServiceError> {
+    let (record, note) = newest_note(services).await?;
+    Ok(LogHead::new(
+        signed_head(&record)?,
+        &note,
+        services.note_signer.verifier(),
+    ))
+}
+
+/// The newest checkpoint as a C2SP signed note, with the witnesses' cosignatures.
+pub async fn checkpoint(services: &Services) -> Result<String, ServiceError> {
+    Ok(newest_note(services).await?.1.to_text())
 }
 
 /// Signed heads, newest first: at most `limit` (1 to 100) below sequence `before`.

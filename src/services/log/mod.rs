@@ -17,7 +17,7 @@ mod timeline;
 mod view;
 
 pub use backfill::{backfill, index_of_subject};
-pub use heads::{head, history, revocations, sign_head, signed_head};
+pub use heads::{checkpoint, head, history, revocations, sign_head, signed_head};
 pub use proofs::{consistency, consistency_in, entries, inclusion, inclusion_in};
 pub use timeline::{timeline, AuditEntry, Timeline, TimelineQuery};
 pub use view::{follow, LogCache, LogView};
@@ -30,6 +30,7 @@ use crate::db::DbConnection;
 use crate::domain::event::{Actor, Event};
 use crate::domain::log::{commitment, sealed_text, SignedHead};
 use crate::domain::merkle::{leaf_hash, Hash};
+use crate::domain::note::{NoteSigner, TYPE_ED25519};
 use crate::services::{ServiceError, Services};
 
 /// The most entries one read returns.
@@ -98,17 +99,29 @@ fn entry_of(event: &Event, actor: &Actor, at: chrono::NaiveDateTime) -> Result<(
     Ok((row, hash))
 }
 
+/// The signing key as the log's C2SP note key, named by the log's origin.
+pub fn note_signer(signer: &crate::signing::Signer, origin: &str) -> anyhow::Result<NoteSigner> {
+    let (seed, public) = signer.ed25519_pair()?;
+    let note = NoteSigner::from_seed(origin, TYPE_ED25519, &seed)
+        .map_err(|e| anyhow::anyhow!("the signing key as the log's note key (log_origin names it): {e}"))?;
+    anyhow::ensure!(
+        note.verifier().public == public,
+        "the secret key's Ed25519 key is not its public key's"
+    );
+    Ok(note)
+}
+
 /// Signs a new head now, and brings this instance's view to it.
 pub async fn sign_now(services: &Services) -> Result<SignedHead, ServiceError> {
-    let signer = services.signer.clone();
+    let (signer, note_signer) = (services.signer.clone(), services.note_signer.clone());
     let (origin, ttl) = (services.config.log_origin.clone(), services.config.log_head_ttl);
     // Two instances signing at once pick the same sequence; the second tries again.
     let mut attempt = 0;
     let record = loop {
-        let (signer, origin) = (signer.clone(), origin.clone());
+        let (signer, note_signer, origin) = (signer.clone(), note_signer.clone(), origin.clone());
         match services
             .db
-            .run(move |conn| sign_head(conn, &signer, &origin, ttl))
+            .run(move |conn| sign_head(conn, &signer, &note_signer, &origin, ttl))
             .await
         {
             Ok(record) => break record,
@@ -157,8 +170,11 @@ pub async fn sign_if_due(services: &Services) -> Result<bool, ServiceError> {
     // once after a key rotation, so that no answer carries a head of the key that
     // was replaced (perhaps because it leaked) for longer than a start takes.
     let active = services.signer.key_id();
+    // And at once when the newest head is not also a signed note (signed before heads were).
     let due = latest.is_none_or(|h| {
-        h.signed_at + interval - TimeDelta::seconds(2) <= now() || !h.key_id.eq_ignore_ascii_case(active)
+        h.signed_at + interval - TimeDelta::seconds(2) <= now()
+            || !h.key_id.eq_ignore_ascii_case(active)
+            || h.note.is_none()
     });
     if due {
         sign_now(services).await?;

@@ -25,6 +25,10 @@ pub struct LogView {
     pub tree_size: u64,
     /// The head, as JSON.
     pub head: Option<Arc<RawValue>>,
+    /// The witnesses' cosignature lines of the head, as a JSON list (none: absent).
+    pub cosignatures: Option<Arc<RawValue>>,
+    /// How many cosignatures that is.
+    pub cosigned: usize,
     /// Each published patch's entry and its inclusion in the head, as JSON.
     pub offers: HashMap<PatchId, Arc<RawValue>>,
     /// Consistency proofs to the head from the sizes of recent heads, as JSON.
@@ -53,19 +57,43 @@ fn to_json<T: serde::Serialize>(value: &T) -> Result<Arc<RawValue>, ServiceError
         .map_err(|e| ServiceError::internal("rendering the log view", e))
 }
 
-/// Brings this instance's view to the newest head, when it moved. Returns whether
-/// it did.
+/// The cosignature lines as polls carry them: a JSON list, or nothing when none.
+fn cosignature_list(records: &[rows::CosignatureRecord]) -> Result<Option<Arc<RawValue>>, ServiceError> {
+    if records.is_empty() {
+        return Ok(None);
+    }
+    let lines: Vec<&str> = records.iter().map(|r| r.line.trim_end()).collect();
+    to_json(&lines).map(Some)
+}
+
+/// Brings this instance's view to the newest head, when it moved or gained
+/// cosignatures. Returns whether it did.
 pub async fn follow(services: &Services) -> Result<bool, ServiceError> {
     let _one_at_a_time = services.log.following.lock().await;
-    let known = services.log.view().sequence;
+    let current = services.log.view();
+    let (known, cosigned) = (current.sequence, current.cosigned);
     let view = services
         .db
         .run(move |conn| {
             let Some(latest) = rows::latest_head(conn)? else {
                 return Ok::<_, ServiceError>(None);
             };
+            let cosignatures = rows::cosignatures(conn, latest.sequence)?;
             if latest.sequence as u64 == known {
-                return Ok(None);
+                if cosignatures.len() == cosigned {
+                    return Ok(None);
+                }
+                // Only the cosignatures changed: the rest of the view stays.
+                return Ok(Some(LogView {
+                    sequence: current.sequence,
+                    tree_size: current.tree_size,
+                    head: current.head.clone(),
+                    cosignatures: cosignature_list(&cosignatures)?,
+                    cosigned: cosignatures.len(),
+                    offers: current.offers.clone(),
+                    consistency: current.consistency.clone(),
+                    revoked: current.revoked.clone(),
+                }));
             }
             let size = latest.tree_size as u64;
             let mut offers = HashMap::new();
@@ -100,6 +128,8 @@ pub async fn follow(services: &Services) -> Result<bool, ServiceError> {
                 sequence: latest.sequence as u64,
                 tree_size: size,
                 head: Some(to_json(&signed_head(&latest)?)?),
+                cosignatures: cosignature_list(&cosignatures)?,
+                cosigned: cosignatures.len(),
                 offers,
                 consistency,
                 revoked: Some(to_json(&revocations(conn, size)?)?),
