@@ -25,7 +25,6 @@ use patchwarden::api::log::{parse_proof, SignedHead};
 use patchwarden::client::agent::{Agent, AgentConfig, Identity, Outcome};
 use patchwarden::client::audit::{self, AuditRequest};
 use patchwarden::db::models::log as rows;
-use patchwarden::domain::event::{Actor, Event};
 use patchwarden::domain::log::TreeHead;
 use patchwarden::domain::merkle::{self, Frontier, Node};
 use patchwarden::jobs::{run_once, Job};
@@ -121,25 +120,6 @@ fn error_text<E: std::fmt::Display>(e: E) -> ServiceError {
     ServiceError::Internal(anyhow::anyhow!("{e}"))
 }
 
-/// Appends `count` image entries through the service, one transaction each.
-async fn append_images(app: &TestApp, count: usize) {
-    app.db(move |conn| {
-        for i in 0..count {
-            conn.write_transaction(|conn| {
-                let event = Event::ImageRegistered {
-                    product: "test".into(),
-                    sha256: format!("{i:064x}"),
-                    version: "1".into(),
-                    platform: String::new(),
-                };
-                log::append(conn, &event, &Actor::Cli)
-            })?;
-        }
-        Ok(())
-    })
-    .await;
-}
-
 /// Every entry's leaf hash as the independent implementation computes it, read
 /// through the public API.
 async fn leaves(app: &TestApp) -> Vec<rfc::H> {
@@ -168,7 +148,7 @@ fn hashes(value: &Value) -> Vec<[u8; 32]> {
 #[actix_web::test]
 async fn proofs_match_an_independent_rfc_implementation_for_every_size() {
     for app in TestApp::each().await {
-        append_images(&app, 300).await;
+        app.append_images(0, 300).await;
         let leaves = leaves(&app).await;
         let n = leaves.len();
         assert!(n > 300, "{n}");
@@ -277,9 +257,9 @@ async fn proofs_match_an_independent_rfc_implementation_for_every_size() {
 #[actix_web::test]
 async fn bad_log_queries_are_refused_with_the_reason() {
     for app in TestApp::each().await {
-        append_images(&app, 5).await;
+        app.append_images(0, 5).await;
         log::sign_now(&app.state).await.unwrap();
-        append_images(&app, 3).await;
+        app.append_images(0, 3).await;
         let (_, head) = app.get("/api/v1/log/head", "").await;
         let size = head["tree_size"].as_u64().unwrap();
         for (path, status, names) in [
@@ -402,7 +382,7 @@ async fn publishing_answers_with_the_entry_and_a_head_that_includes_it_and_polls
         )
         .unwrap();
         // The device says which size it holds: the answer brings the consistency proof.
-        append_images(&app, 2).await;
+        app.append_images(0, 2).await;
         log::sign_now(&app.state).await.unwrap();
         let again = poll(
             &app,

@@ -19,7 +19,6 @@ use std::process::{Child, Command, Stdio};
 use base64::Engine;
 use patchwarden::client::agent::config::WitnessRequirement;
 use patchwarden::client::agent::Agent;
-use patchwarden::domain::event::{Actor, Event};
 use patchwarden::domain::note::{Note, NoteSignature, NoteSigner, VerifierKey, TYPE_ED25519};
 use patchwarden::domain::policy::Policy;
 use patchwarden::jobs::{run_once, Job};
@@ -97,21 +96,7 @@ impl Drop for WitnessProcess {
 }
 
 async fn grow(app: &TestApp, from: usize, count: usize) {
-    app.db(move |conn| {
-        for i in from..from + count {
-            conn.write_transaction(|conn| {
-                let event = Event::ImageRegistered {
-                    product: "test".into(),
-                    sha256: format!("{i:064x}"),
-                    version: "1".into(),
-                    platform: String::new(),
-                };
-                log::append(conn, &event, &Actor::Cli)
-            })?;
-        }
-        Ok(())
-    })
-    .await;
+    app.append_images(from, count).await;
     log::sign_now(&app.state).await.unwrap();
 }
 
@@ -307,18 +292,7 @@ async fn the_server_gathers_a_quorum_of_cosignatures_and_says_when_it_has_none()
         let app = TestApp::start(backend, &[("witness_policy", policy_file.to_str().unwrap())]).await;
         let name = app.backend.name();
         let (_, _, log_key) = checkpoint(&app).await;
-        let mut running: Vec<Option<WitnessProcess>> = witnesses
-            .iter()
-            .enumerate()
-            .map(|(i, (dir, port, _))| {
-                Some(WitnessProcess::start_at(
-                    dir,
-                    &log_key,
-                    &format!("w{}.example", i + 1),
-                    &format!("127.0.0.1:{port}"),
-                ))
-            })
-            .collect();
+        let mut running: Vec<Option<WitnessProcess>> = (0..3).map(|i| Some(restart(&witnesses, i, &log_key))).collect();
         let keys: Vec<VerifierKey> = witnesses.iter().map(|(_, _, k)| k.clone()).collect();
 
         // All three cosign the head; the served checkpoint carries the three lines.
@@ -377,12 +351,7 @@ async fn the_server_gathers_a_quorum_of_cosignatures_and_says_when_it_has_none()
 
         // Back up, the witness is asked again (after its wait) and catches up with a
         // proof from the size it held.
-        running[1] = Some(WitnessProcess::start_at(
-            &witnesses[1].0,
-            &log_key,
-            "w2.example",
-            &format!("127.0.0.1:{}", witnesses[1].1),
-        ));
+        running[1] = Some(restart(&witnesses, 1, &log_key));
         app.state.witness_tracker.retry_now();
         assert_eq!(
             run_once(&app.state, Job::GatherCosignatures).await.unwrap(),
@@ -418,6 +387,17 @@ fn three_witnesses(temp: &Path) -> (Vec<(PathBuf, u16, VerifierKey)>, PathBuf) {
     (witnesses, path)
 }
 
+/// Witness `i` of [`three_witnesses`] started for the log of `log_key`, on its port.
+fn restart(witnesses: &[(PathBuf, u16, VerifierKey)], i: usize, log_key: &str) -> WitnessProcess {
+    let (dir, port, _) = &witnesses[i];
+    WitnessProcess::start_at(
+        dir,
+        log_key,
+        &format!("w{}.example", i + 1),
+        &format!("127.0.0.1:{port}"),
+    )
+}
+
 /// An agent of acme's on `app` that requires the policy's quorum.
 async fn strict_agent(app: &TestApp, f: &support::patching::Fixture, dir: &Path, policy: &Path) -> Agent {
     let device = enrol(app, f, "fw-strict", "6.3.0r20").await;
@@ -448,18 +428,7 @@ async fn a_split_view_gets_no_quorum_and_agents_that_require_one_refuse_it_namin
         let f = fixture(&genuine).await;
         publish_patch(&genuine, &f, "6.3.0r21", file_bytes(1024)).await;
         let (_, _, log_key) = checkpoint(&genuine).await;
-        let mut running: Vec<Option<WitnessProcess>> = witnesses
-            .iter()
-            .enumerate()
-            .map(|(i, (dir, port, _))| {
-                Some(WitnessProcess::start_at(
-                    dir,
-                    &log_key,
-                    &format!("w{}.example", i + 1),
-                    &format!("127.0.0.1:{port}"),
-                ))
-            })
-            .collect();
+        let mut running: Vec<Option<WitnessProcess>> = (0..3).map(|i| Some(restart(&witnesses, i, &log_key))).collect();
         assert_eq!(gather(&genuine).await, 3, "[{name}]");
         let agent_dir = tempfile::tempdir().unwrap();
         let mut agent = strict_agent(&genuine, &f, agent_dir.path(), &policy).await;

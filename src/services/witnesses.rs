@@ -19,7 +19,7 @@ use crate::db::models::utc;
 use crate::domain::log::parse_proof;
 use crate::domain::note::{Note, NoteSignature};
 use crate::domain::policy::{Policy, PolicyWitness};
-use crate::services::log::consistency_in;
+use crate::services::log::{consistency_in, cosigned_note};
 use crate::services::{ServiceError, Services};
 
 /// The longest wait before a failed witness is asked again.
@@ -275,25 +275,14 @@ async fn ask(services: &Services, witness: &PolicyWitness, url: &str, head: &Log
     false
 }
 
-/// The newest head with its note and the cosignatures stored for it.
+/// The newest head, its note as the log signed it, and who cosigned it.
 async fn newest(services: &Services) -> Result<Option<(LogHeadRecord, Note, Vec<String>)>, ServiceError> {
-    let found = services
-        .db
-        .query(|conn| {
-            let Some(head) = rows::latest_head(conn)? else {
-                return Ok(None);
-            };
-            let cosignatures = rows::cosignatures(conn, head.sequence)?;
-            Ok(Some((head, cosignatures)))
-        })
-        .await?;
-    let Some((head, cosignatures)) = found else {
+    let Some((head, cosignatures)) = services.db.query(rows::latest_head_cosigned).await? else {
         return Ok(None);
     };
-    let Some(text) = head.note.as_deref() else {
+    let Some(note) = cosigned_note(&head, &[])? else {
         return Ok(None);
     };
-    let note = Note::parse(text).map_err(|e| ServiceError::internal("reading a stored checkpoint note", e))?;
     let by: Vec<String> = cosignatures.into_iter().map(|c| c.witness).collect();
     Ok(Some((head, note, by)))
 }
@@ -330,14 +319,13 @@ pub async fn report(services: &Services) -> Result<Option<WitnessReport>, Servic
     let Some(policy) = services.config.witness_policy.as_ref() else {
         return Ok(None);
     };
-    let newest_head = services.db.query(rows::latest_head).await?;
-    let Some(head) = newest_head else { return Ok(None) };
-    let sequence = head.sequence;
-    let stored = services
-        .db
-        .query(move |conn| rows::cosignatures(conn, sequence))
-        .await?;
-    let met = quorum_met(policy, &head, &stored);
+    let Some((head, stored)) = services.db.query(rows::latest_head_cosigned).await? else {
+        return Ok(None);
+    };
+    let met = match cosigned_note(&head, &stored)? {
+        Some(note) => policy.met_by(&policy.cosigned(&note).iter().map(Option::is_some).collect::<Vec<_>>()),
+        None => !policy.requires_cosignatures(),
+    };
     let witnesses = services.witness_tracker.statuses(policy);
     Ok(Some(WitnessReport {
         quorum: policy.quorum_name().to_owned(),
@@ -346,18 +334,4 @@ pub async fn report(services: &Services) -> Result<Option<WitnessReport>, Servic
         met,
         witnesses,
     }))
-}
-
-/// Whether `stored` cosignatures of `head` meet the policy's quorum.
-fn quorum_met(policy: &Policy, head: &LogHeadRecord, stored: &[CosignatureRecord]) -> bool {
-    let Some(Ok(mut note)) = head.note.as_deref().map(Note::parse) else {
-        return !policy.requires_cosignatures();
-    };
-    for record in stored {
-        if let Ok(signature) = NoteSignature::parse(record.line.trim_end()) {
-            note.add(signature);
-        }
-    }
-    let cosigned: Vec<bool> = policy.cosigned(&note).iter().map(Option::is_some).collect();
-    policy.met_by(&cosigned)
 }

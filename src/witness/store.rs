@@ -57,7 +57,8 @@ pub fn open_key(dir: &Path, name: Option<&str>) -> anyhow::Result<NoteSigner> {
         hex::encode(signer.verifier().id),
         b64().encode(key)
     );
-    write_new_private(&path, text.as_bytes())?;
+    // Created anew, readable by its owner only, and synced.
+    crate::signing::write_private(&path, text.as_bytes())?;
     sync_dir(dir)?;
     Ok(signer)
 }
@@ -83,25 +84,6 @@ fn read_key(text: &str) -> anyhow::Result<NoteSigner> {
         bail!("the key's id does not match its name and key");
     }
     Ok(signer)
-}
-
-#[cfg(unix)]
-fn write_new_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut file = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("creating {}", path.display()))?;
-    file.write_all(bytes)
-        .and_then(|()| file.sync_all())
-        .with_context(|| format!("writing {}", path.display()))
-}
-
-#[cfg(not(unix))]
-fn write_new_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))
 }
 
 fn sync_dir(dir: &Path) -> anyhow::Result<()> {

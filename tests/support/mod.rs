@@ -468,6 +468,27 @@ impl TestApp {
         (status, response.text().await.expect("body"))
     }
 
+    /// Appends `count` image registrations to the log (each in its own
+    /// transaction, as events do), numbered from `from`.
+    pub async fn append_images(&self, from: usize, count: usize) {
+        use patchwarden::domain::event::{Actor, Event};
+        self.db(move |conn| {
+            for i in from..from + count {
+                conn.write_transaction(|conn| {
+                    let event = Event::ImageRegistered {
+                        product: "test".into(),
+                        sha256: format!("{i:064x}"),
+                        version: "1".into(),
+                        platform: String::new(),
+                    };
+                    patchwarden::services::log::append(conn, &event, &Actor::Cli)
+                })?;
+            }
+            Ok(())
+        })
+        .await;
+    }
+
     /// The instance's `refusals_total` for `reason` and `limit` (0 before the first).
     pub async fn refusals(&self, reason: &str, limit: &str) -> u64 {
         let (status, metrics) = self.get_text("/metrics").await;

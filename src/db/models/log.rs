@@ -61,6 +61,15 @@ pub fn cosignatures(conn: &mut DbConnection, sequence: i64) -> QueryResult<Vec<C
         .load(conn)
 }
 
+/// The newest head and the cosignatures stored for it.
+pub fn latest_head_cosigned(conn: &mut DbConnection) -> QueryResult<Option<(LogHeadRecord, Vec<CosignatureRecord>)>> {
+    let Some(head) = latest_head(conn)? else {
+        return Ok(None);
+    };
+    let cosignatures = cosignatures(conn, head.sequence)?;
+    Ok(Some((head, cosignatures)))
+}
+
 /// Stores a cosignature (a witness's second answer for one head replaces its first).
 pub fn insert_cosignature(conn: &mut DbConnection, record: &CosignatureRecord) -> QueryResult<()> {
     diesel::delete(

@@ -3,7 +3,7 @@
 
 use chrono::{DurationRound, TimeDelta};
 
-use crate::db::models::log::{self as rows, LogHeadRecord};
+use crate::db::models::log::{self as rows, CosignatureRecord, LogHeadRecord};
 use crate::db::models::{now, utc};
 use crate::db::DbConnection;
 use crate::domain::log::{revocations_digest, LogKind, Revocation, TreeHead};
@@ -101,38 +101,32 @@ pub fn signed_head(record: &LogHeadRecord) -> Result<SignedHead, ServiceError> {
     })
 }
 
+/// `head`'s signed note with the stored `cosignatures` added; `None` for a head
+/// signed before heads were notes.
+pub fn cosigned_note(head: &LogHeadRecord, cosignatures: &[CosignatureRecord]) -> Result<Option<Note>, ServiceError> {
+    let Some(text) = head.note.as_deref() else {
+        return Ok(None);
+    };
+    let mut note = Note::parse(text).map_err(|e| ServiceError::internal("reading a stored checkpoint note", e))?;
+    for stored in cosignatures {
+        match NoteSignature::parse(stored.line.trim_end_matches('\n')) {
+            Ok(signature) => note.add(signature),
+            Err(e) => tracing::warn!(witness = %stored.witness, error = %e, "a stored cosignature does not read"),
+        }
+    }
+    Ok(Some(note))
+}
+
 /// The newest head that is also a signed note, with the cosignatures witnesses
 /// gave it. A log whose newest head predates notes gets a new head first.
 async fn newest_note(services: &Services) -> Result<(LogHeadRecord, Note), ServiceError> {
     for _ in 0..2 {
-        let newest = services
-            .db
-            .query(|conn| {
-                let Some(head) = rows::latest_head(conn)? else {
-                    return Ok(None);
-                };
-                let cosignatures = rows::cosignatures(conn, head.sequence)?;
-                Ok(Some((head, cosignatures)))
-            })
-            .await?;
-        match newest {
-            Some((head, cosignatures)) if head.note.is_some() => {
-                let mut note = Note::parse(head.note.as_deref().unwrap_or_default())
-                    .map_err(|e| ServiceError::internal("reading a stored checkpoint note", e))?;
-                for line in cosignatures {
-                    match NoteSignature::parse(line.line.trim_end_matches('\n')) {
-                        Ok(signature) => note.add(signature),
-                        Err(e) => {
-                            tracing::warn!(witness = %line.witness, error = %e, "a stored cosignature does not read")
-                        }
-                    }
-                }
+        if let Some((head, cosignatures)) = services.db.query(rows::latest_head_cosigned).await? {
+            if let Some(note) = cosigned_note(&head, &cosignatures)? {
                 return Ok((head, note));
             }
-            _ => {
-                super::sign_now(services).await?;
-            }
         }
+        super::sign_now(services).await?;
     }
     Err(ServiceError::Unavailable("no tree head has been signed yet".into()))
 }
