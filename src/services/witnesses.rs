@@ -19,6 +19,7 @@ use crate::db::models::utc;
 use crate::domain::log::parse_proof;
 use crate::domain::note::{Note, NoteSignature};
 use crate::domain::policy::{Policy, PolicyWitness};
+use crate::services::error::is_unique_violation;
 use crate::services::log::{consistency_in, cosigned_note};
 use crate::services::{ServiceError, Services};
 
@@ -233,11 +234,15 @@ async fn ask(services: &Services, witness: &PolicyWitness, url: &str, head: &Log
             Outcome::Cosigned(record) => {
                 let at = utc(record.cosigned_at);
                 let stored = record.clone();
-                if let Err(e) = services
+                // Another instance may have stored this witness's line a moment ago.
+                let inserted = services
                     .db
-                    .query(move |conn| rows::insert_cosignature(conn, &stored))
-                    .await
-                {
+                    .run(move |conn| match rows::insert_cosignature(conn, &stored) {
+                        Err(e) if is_unique_violation(&e) => Ok(()),
+                        other => other.map_err(ServiceError::from),
+                    })
+                    .await;
+                if let Err(e) = inserted {
                     tracker.failed(&witness.name, format!("storing the cosignature: {e}"));
                     return false;
                 }
