@@ -152,17 +152,8 @@ impl SealingKey {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
-        let mut file = {
-            let mut options = std::fs::OpenOptions::new();
-            options.write(true).create_new(true);
-            #[cfg(unix)]
-            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-            options.open(path)
-        }
-        .with_context(|| format!("creating the secrets key {}", path.display()))?;
-        std::io::Write::write_all(&mut file, format!("{}\n", random_hex(32)).as_bytes())
-            .and_then(|()| file.sync_all())
-            .with_context(|| format!("writing the secrets key {}", path.display()))?;
+        crate::signing::write_private(path, format!("{}\n", random_hex(32)).as_bytes())
+            .context("creating the secrets key")?;
         tracing::info!(path = %path.display(), "created the key that seals pull tokens and webhook secrets");
         SealingKey::read(path)
     }

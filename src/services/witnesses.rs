@@ -10,7 +10,6 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use base64::Engine;
 use chrono::{DateTime, Utc};
 use futures_util::future::join_all;
 
@@ -22,6 +21,7 @@ use crate::domain::policy::{Policy, PolicyWitness};
 use crate::services::error::is_unique_violation;
 use crate::services::log::{consistency_in, cosigned_note};
 use crate::services::{ServiceError, Services};
+use crate::witness::AddCheckpoint;
 
 /// The longest wait before a failed witness is asked again.
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
@@ -167,14 +167,7 @@ async fn submit(
             Err(e) => return Outcome::Failed(format!("no consistency proof from {old}: {e}")),
         }
     };
-    let b64 = base64::engine::general_purpose::STANDARD;
-    let mut body = format!("old {old}\n");
-    for hash in &proof {
-        body.push_str(&b64.encode(hash));
-        body.push('\n');
-    }
-    body.push('\n');
-    body.push_str(&note.to_text());
+    let body = AddCheckpoint::body(old, &proof, note);
     let target = format!("{}/add-checkpoint", url.trim_end_matches('/'));
     let Ok(parsed) = services.outbound.check_url(&target) else {
         return Outcome::Failed(format!("{target} is not a URL this server may reach"));

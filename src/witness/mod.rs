@@ -99,6 +99,20 @@ pub struct AddCheckpoint {
 }
 
 impl AddCheckpoint {
+    /// The request as a log sends it: `old <size>`, the proof's hashes in base64,
+    /// a blank line and the signed checkpoint.
+    pub fn body(old: u64, proof: &[Hash], note: &Note) -> String {
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let mut body = format!("old {old}\n");
+        for hash in proof {
+            body.push_str(&b64.encode(hash));
+            body.push('\n');
+        }
+        body.push('\n');
+        body.push_str(&note.to_text());
+        body
+    }
+
     pub fn parse(body: &str) -> Result<AddCheckpoint, Refused> {
         let malformed = |why: &str| Refused::Malformed(why.to_owned());
         let (head, note) = body
@@ -254,14 +268,7 @@ mod tests {
             signatures: vec![signer.sign(&body)],
             text: body,
         };
-        let mut out = format!("old {old}\n");
-        for hash in proof {
-            out.push_str(&b64.encode(hash));
-            out.push('\n');
-        }
-        out.push('\n');
-        out.push_str(&note.to_text());
-        out
+        AddCheckpoint::body(old, proof, &note)
     }
 
     #[test]

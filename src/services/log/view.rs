@@ -75,10 +75,9 @@ pub async fn follow(services: &Services) -> Result<bool, ServiceError> {
     let view = services
         .db
         .run(move |conn| {
-            let Some(latest) = rows::latest_head(conn)? else {
+            let Some((latest, cosignatures)) = rows::latest_head_cosigned(conn)? else {
                 return Ok::<_, ServiceError>(None);
             };
-            let cosignatures = rows::cosignatures(conn, latest.sequence)?;
             if latest.sequence as u64 == known {
                 if cosignatures.len() == cosigned {
                     return Ok(None);
