@@ -137,6 +137,7 @@ pub fn table() -> Table {
         .post(&api("/patches/{id}/publish"), patches::publish_patch)
         .post(&api("/patches/{id}/yank"), patches::yank_patch)
         .get(&api("/patches/{id}/minisig"), patches::get_patch_minisig)
+        .get(&api("/patches/{id}/proof"), patches::get_patch_proof)
         .get(&api("/users"), users::list_users)
         .post(&api("/users"), users::create_user)
         .get(&api("/users/{id}"), users::get_user)

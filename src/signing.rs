@@ -263,6 +263,13 @@ pub fn signer_key_id(signature_text: &str) -> Result<String, String> {
     Ok(key_id_of(signature.keynum()))
 }
 
+/// Whether `signature_text` is written exactly as minisign writes a signature:
+/// its reader tolerates other spellings of the same signature (spaces, line ends,
+/// base64 padding), which a text whose every byte counts must not have.
+pub fn is_canonical(signature_text: &str) -> bool {
+    SignatureBox::from_string(signature_text).is_ok_and(|signature| signature.to_string() == signature_text)
+}
+
 /// Checks `signature_text` over `data` with `public_key_text`.
 pub fn verify(
     public_key_text: &str,
@@ -412,6 +419,24 @@ mod tests {
             Signer::generate(dir.path(), None).is_err(),
             "an existing key must not be overwritten"
         );
+    }
+
+    #[test]
+    fn only_the_text_minisign_writes_is_canonical() {
+        let dir = tempfile::tempdir().unwrap();
+        let signer = Signer::generate(dir.path(), None).unwrap();
+        let signature = signer.sign(b"data", "a comment").unwrap();
+        assert!(is_canonical(&signature));
+        // The same signature spelled otherwise still verifies, but is not canonical.
+        let spaced = signature.replacen("\ntrusted comment", " \ntrusted comment", 1);
+        let crlf = signature.replace('\n', "\r\n");
+        let padding = signature.replacen("=\ntrusted comment", "A\ntrusted comment", 1);
+        assert_ne!(padding, signature, "a 74-byte signature's base64 ends in one `=`");
+        for other in [spaced, crlf, padding, format!("{signature}\n")] {
+            assert!(verify(&signer.public_key().text, Cursor::new(b"data"), &other).is_ok());
+            assert!(!is_canonical(&other), "{other:?}");
+        }
+        assert!(!is_canonical("not a signature"));
     }
 
     #[test]

@@ -3,7 +3,9 @@
 //! serves; cosignatures are checked with `ed25519-dalek` over the message the
 //! `tlog-cosignature` text defines, composed here; and our note code verifies and
 //! reproduces the example of the signed-note text (the Go `sumdb/note` vector).
-//! The served checkpoints on SQLite and PostgreSQL.
+//! A patch's `tlog-proof` is read line by line as that text defines it, its
+//! checkpoint verified by `signed_note` and its inclusion proof walked as RFC 9162
+//! words it. The served checkpoints and proofs on SQLite and PostgreSQL.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -136,5 +138,102 @@ async fn served_checkpoints_are_signed_notes_an_independent_verifier_accepts() {
         let forged = checkpoint.replacen(&format!("\n{}\n", head["tree_size"]), "\n999999\n", 1);
         let forged = signed_note::Note::from_bytes(forged.as_bytes()).unwrap();
         assert!(forged.verify(&VerifierList::new(vec![Box::new(verifier)])).is_err());
+    }
+}
+
+/// The root an RFC 9162 §2.1.3.2 inclusion proof leads to, as the RFC words it.
+fn root_from_inclusion(index: u64, size: u64, leaf: &[u8], proof: &[Vec<u8>]) -> Option<Vec<u8>> {
+    let node = |left: &[u8], right: &[u8]| {
+        let mut h = Sha256::new();
+        h.update([1u8]);
+        h.update(left);
+        h.update(right);
+        h.finalize().to_vec()
+    };
+    let (mut f, mut s) = (index, size.checked_sub(1)?);
+    let mut r = Sha256::new().chain_update([0u8]).chain_update(leaf).finalize().to_vec();
+    for p in proof {
+        if s == 0 {
+            return None;
+        }
+        if f & 1 == 1 || f == s {
+            r = node(p, &r);
+            while f & 1 == 0 && f != 0 {
+                f >>= 1;
+                s >>= 1;
+            }
+        } else {
+            r = node(&r, p);
+        }
+        f >>= 1;
+        s >>= 1;
+    }
+    (s == 0).then_some(r)
+}
+
+#[actix_web::test]
+async fn a_patch_proof_reads_as_the_tlog_proof_text_defines_it_and_its_parts_verify_apart_from_ours() {
+    for app in TestApp::each().await {
+        let backend = app.backend.name();
+        let f = support::patching::fixture(&app).await;
+        let bytes = support::patching::file_bytes(2048);
+        let id = support::patching::publish_patch(&app, &f, "6.3.0r21", bytes.clone()).await;
+        let (status, proof) = app
+            .get_bytes(&format!("/api/v1/patches/{id}/proof"), &f.acme.admin.token)
+            .await;
+        assert_eq!(status, 200, "[{backend}]");
+        let proof = String::from_utf8(proof).unwrap();
+
+        // c2sp.org/tlog-proof: the header, `extra`, `index` with no leading zero, the
+        // hashes one per line, a blank line, and the checkpoint verbatim.
+        let (lines, checkpoint) = proof.split_once("\n\n").unwrap();
+        let mut lines = lines.split('\n');
+        assert_eq!(lines.next(), Some("c2sp.org/tlog-proof@v1"), "[{backend}] {proof}");
+        let extra = B64
+            .decode(lines.next().unwrap().strip_prefix("extra ").unwrap())
+            .unwrap();
+        let index = lines.next().unwrap().strip_prefix("index ").unwrap();
+        assert!(index == "0" || !index.starts_with('0'), "[{backend}] {index}");
+        let index: u64 = index.parse().unwrap();
+        let hashes: Vec<Vec<u8>> = lines.map(|l| B64.decode(l).unwrap()).collect();
+        assert!(hashes.iter().all(|h| h.len() == 32), "[{backend}]");
+
+        // The checkpoint verifies with signed_note under the published note key.
+        let (_, head) = app.get("/api/v1/log/head", "").await;
+        let verifier = StandardVerifier::new(head["note_verifier_key"].as_str().unwrap()).unwrap();
+        let note = signed_note::Note::from_bytes(checkpoint.as_bytes()).unwrap();
+        note.verify(&VerifierList::new(vec![Box::new(verifier)])).unwrap();
+        let body = std::str::from_utf8(note.text()).unwrap();
+        let mut body_lines = body.lines();
+        assert_eq!(body_lines.next(), head["origin"].as_str(), "[{backend}]");
+        let size: u64 = body_lines.next().unwrap().parse().unwrap();
+        let root = B64.decode(body_lines.next().unwrap()).unwrap();
+
+        // The entry in the extra data is the patch's publication, and the proof
+        // leads from it to the checkpoint's root.
+        let extra: serde_json::Value = serde_json::from_slice(&extra).unwrap();
+        let entry_text = extra["entry"].as_str().unwrap();
+        let entry: serde_json::Value = serde_json::from_str(entry_text).unwrap();
+        assert_eq!(entry["subject"], format!("patch/{id}"), "[{backend}] {entry}");
+        assert_eq!(entry["sha256"], hex::encode(Sha256::digest(&bytes)), "[{backend}]");
+        assert_eq!(
+            root_from_inclusion(index, size, entry_text.as_bytes(), &hashes),
+            Some(root.clone()),
+            "[{backend}]"
+        );
+        assert_ne!(
+            root_from_inclusion(index ^ 1, size, entry_text.as_bytes(), &hashes),
+            Some(root),
+            "[{backend}] another index does not lead to the root"
+        );
+        // The same head's minisign signature is carried for devices that check what
+        // the head says of yanked patches.
+        assert!(
+            extra["head_signature"]
+                .as_str()
+                .unwrap()
+                .contains("trusted comment: patchwarden-log-head"),
+            "[{backend}] {extra}"
+        );
     }
 }

@@ -844,11 +844,18 @@ async fn the_evidence_bundle_verifies_offline_and_every_flipped_byte_names_its_p
             .unwrap()
             .contains("evidence.pwb"));
         let bytes = response.bytes().await.unwrap().to_vec();
-        let report = audit::verify_bundle(&bytes, &key).unwrap();
+        let report = audit::verify_bundle(&bytes, &key, None).unwrap();
         assert_eq!(report.manifest.advisory, f.advisory);
         assert_eq!(report.manifest.customer, "acme");
         assert_eq!(report.manifest.revisions, vec![1]);
         assert_eq!(report.manifest.patches.len(), 1);
+        // The head as a C2SP note, and the patch's offline proof.
+        let checkpoint = report
+            .checkpoint
+            .as_ref()
+            .expect("the bundle carries its head as a note");
+        assert_eq!(checkpoint.text, report.head.checkpoint());
+        assert_eq!(report.proofs, 1);
         let exposure: HashMap<&str, (&str, Option<&str>, usize)> = report
             .devices
             .iter()
@@ -893,7 +900,7 @@ async fn the_evidence_bundle_verifies_offline_and_every_flipped_byte_names_its_p
         for at in (0..bytes.len()).step_by(stride).chain(headers) {
             let mut bad = bytes.clone();
             bad[at] ^= 0x20;
-            let err = audit::verify_bundle(&bad, &key).expect_err(&format!("flipping byte {at} went unnoticed"));
+            let err = audit::verify_bundle(&bad, &key, None).expect_err(&format!("flipping byte {at} went unnoticed"));
             let part = part_at(&bytes, at);
             let named = if part == 0 {
                 "first line".to_owned()
@@ -918,7 +925,7 @@ async fn the_evidence_bundle_verifies_offline_and_every_flipped_byte_names_its_p
             .bytes()
             .await
             .unwrap();
-        let report = audit::verify_bundle(&globex, &key).unwrap();
+        let report = audit::verify_bundle(&globex, &key, None).unwrap();
         assert!(
             report.devices.is_empty() && report.manifest.patches.is_empty(),
             "{:?}",

@@ -6,7 +6,10 @@
 //! a second root for a size it answered for. And the server as the witnesses'
 //! client: under a policy of three witnesses and a quorum of two, it gathers their
 //! cosignatures into the checkpoint it serves, keeps the quorum with one witness
-//! down and says on the vendor's log page and in `/metrics` when two are.
+//! down and says on the vendor's log page and in `/metrics` when two are. And the
+//! air-gapped site: a patch, its signature and its C2SP tlog-proof installed by
+//! `patchwarden-agent install` with no server or witness reachable, and refused
+//! with any byte of the proof changed.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -18,7 +21,7 @@ use std::process::{Child, Command, Stdio};
 
 use base64::Engine;
 use patchwarden::client::agent::config::WitnessRequirement;
-use patchwarden::client::agent::Agent;
+use patchwarden::client::agent::{Agent, OfflineOutcome};
 use patchwarden::domain::note::{Note, NoteSignature, NoteSigner, VerifierKey, TYPE_ED25519};
 use patchwarden::domain::policy::Policy;
 use patchwarden::jobs::{run_once, Job};
@@ -500,4 +503,209 @@ async fn witnesses_report(app: &TestApp) -> patchwarden::services::witnesses::Wi
         .await
         .unwrap()
         .expect("a policy is set")
+}
+
+/// What a site without a network is handed for patch `id`: the file, its
+/// signature and its proof, as acme's admin downloads them.
+async fn carried(app: &TestApp, f: &support::patching::Fixture, id: &str) -> (Vec<u8>, String, String) {
+    let token = &f.acme.admin.token;
+    let name = app.backend.name();
+    let mut got = Vec::new();
+    for part in ["download", "minisig", "proof"] {
+        let (status, bytes) = app.get_bytes(&format!("/api/v1/patches/{id}/{part}"), token).await;
+        assert_eq!(status, 200, "[{name}] {part}: {}", String::from_utf8_lossy(&bytes));
+        got.push(bytes);
+    }
+    let proof = String::from_utf8(got.pop().unwrap()).unwrap();
+    let minisig = String::from_utf8(got.pop().unwrap()).unwrap();
+    (got.pop().unwrap(), minisig, proof)
+}
+
+/// The agent's configuration of an air-gapped ScreenOS ssg-500 on 6.3.0r20 in
+/// `dir`, whose server is nowhere to be reached; installing copies the file to
+/// `dir/installed.bin`.
+fn air_gapped_config(dir: &Path, device_token: &str, public_key: &str, policy: &Path) -> PathBuf {
+    std::fs::write(dir.join("vendor.pub"), public_key).unwrap();
+    let installed = dir.join("installed.bin");
+    let config = format!(
+        "server = \"http://127.0.0.1:{}\"\nproduct = \"screenos\"\nplatform = \"ssg-500\"\nname = \"fw-vault\"\n\
+         version = \"6.3.0r20\"\ndevice_token = \"{device_token}\"\npublic_keys = [\"vendor.pub\"]\n\
+         state_file = \"state.json\"\ndownload_dir = \"downloads\"\n\
+         install_command = [\"sh\", \"-c\", \"cp \\\"$PATCHWARDEN_FILE\\\" {}\"]\nwitness_policy = \"{}\"\n",
+        free_port(),
+        installed.display(),
+        policy.display()
+    );
+    let path = dir.join("agent.toml");
+    std::fs::write(&path, config).unwrap();
+    path
+}
+
+/// `patchwarden-agent install` of the files in `dir`.
+fn install_by_hand(config: &Path, dir: &Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_patchwarden-agent"))
+        .arg("--config")
+        .arg(config)
+        .args([
+            "install",
+            "patch.bin",
+            "--minisig",
+            "patch.bin.minisig",
+            "--proof",
+            "patch.tlog-proof",
+        ])
+        .current_dir(dir)
+        .env("PATCHWARDEN_AGENT_LOG", "warn")
+        .output()
+        .unwrap()
+}
+
+/// The version the agent's state file says runs, if it has one.
+fn state_version(dir: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(dir.join("state.json")).ok()?;
+    let state: serde_json::Value = serde_json::from_str(&text).unwrap();
+    state["version"].as_str().map(str::to_owned)
+}
+
+#[actix_web::test]
+async fn an_air_gapped_device_installs_a_patch_from_its_proof_and_refuses_it_with_any_byte_changed() {
+    for backend in backends() {
+        let temp = tempfile::tempdir().unwrap();
+        let (witnesses, policy) = three_witnesses(temp.path());
+        let app = TestApp::start(backend, &[("witness_policy", policy.to_str().unwrap())]).await;
+        let name = app.backend.name();
+        let f = fixture(&app).await;
+        let (_, _, log_key) = checkpoint(&app).await;
+        let running: Vec<WitnessProcess> = (0..3).map(|i| restart(&witnesses, i, &log_key)).collect();
+        let id = publish_patch(&app, &f, "6.3.0r21", file_bytes(4096)).await;
+        assert_eq!(gather(&app).await, 3, "[{name}]");
+        let (file, minisig, proof) = carried(&app, &f, &id).await;
+
+        // The proof is C2SP's: header, the entry as extra data, index, hashes, and the
+        // checkpoint with the three cosignatures.
+        assert!(proof.starts_with("c2sp.org/tlog-proof@v1\nextra "), "[{name}] {proof}");
+        let parsed = patchwarden::domain::proof::TlogProof::parse(&proof).unwrap();
+        let keys: Vec<VerifierKey> = running.iter().map(|w| w.key.clone()).collect();
+        assert_eq!(
+            cosigners(&parsed.checkpoint.to_text(), &keys),
+            vec![true, true, true],
+            "[{name}]"
+        );
+
+        // The evidence bundle carries the same proof and the cosigned checkpoint; under
+        // the policy, `audit --bundle` requires the quorum on both.
+        let path = format!("/api/v1/advisories/{}/evidence", f.advisory);
+        assert_eq!(app.get_bytes(&path, &f.acme.admin.token).await.0, 200, "[{name}]");
+        gather(&app).await;
+        let (status, bundle) = app.get_bytes(&path, &f.acme.admin.token).await;
+        assert_eq!(status, 200, "[{name}]");
+        let two_of_three = Policy::parse(&std::fs::read_to_string(&policy).unwrap()).unwrap();
+        let key = server_key(&app).await;
+        let report = patchwarden::client::audit::verify_bundle(&bundle, &key, Some(&two_of_three)).unwrap();
+        assert_eq!(report.proofs, 1, "[{name}]");
+        let bundled = report.checkpoint.unwrap().to_text();
+        assert_eq!(cosigners(&bundled, &keys), vec![true, true, true], "[{name}]");
+        let stranger = NoteSigner::from_seed("w4.example", patchwarden::domain::note::TYPE_COSIGNATURE_V1, &[4; 32])
+            .unwrap()
+            .verifier()
+            .to_string();
+        let four = std::fs::read_to_string(&policy)
+            .unwrap()
+            .replace("group two-of-three 2 w1.example w2.example w3.example", "")
+            .replace("quorum two-of-three", "")
+            + &format!(
+                "witness w4.example {stranger} http://127.0.0.1:9\n\
+                 group all-four all w1.example w2.example w3.example w4.example\nquorum all-four\n"
+            );
+        let err =
+            patchwarden::client::audit::verify_bundle(&bundle, &key, Some(&Policy::parse(&four).unwrap())).unwrap_err();
+        assert!(
+            err.contains("(log/checkpoint)") && err.contains("w4.example: no cosignature"),
+            "[{name}] {err}"
+        );
+
+        let site = tempfile::tempdir().unwrap();
+        let dir = site.path();
+        std::fs::write(dir.join("patch.bin"), &file).unwrap();
+        std::fs::write(dir.join("patch.bin.minisig"), &minisig).unwrap();
+        let device = enrol(&app, &f, "fw-vault", "6.3.0r20").await;
+        let config = air_gapped_config(dir, device["token"].as_str().unwrap(), &server_key(&app).await, &policy);
+
+        // One byte of the proof changed (in an inclusion proof hash), or of the file:
+        // refused, nothing installed.
+        let hash_line = proof.lines().nth(3).unwrap();
+        let mut changed_hash = hash_line.to_owned().into_bytes();
+        changed_hash[0] = if changed_hash[0] == b'A' { b'B' } else { b'A' };
+        let changed = proof.replacen(hash_line, std::str::from_utf8(&changed_hash).unwrap(), 1);
+        std::fs::write(dir.join("patch.tlog-proof"), &changed).unwrap();
+        let out = install_by_hand(&config, dir);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "[{name}] {stderr}");
+        assert!(
+            stderr.contains("refused: the proof does not verify"),
+            "[{name}] {stderr}"
+        );
+        assert!(!dir.join("installed.bin").exists(), "[{name}]");
+        std::fs::write(dir.join("patch.tlog-proof"), &proof).unwrap();
+        let mut bad_file = file.clone();
+        bad_file[100] ^= 1;
+        std::fs::write(dir.join("patch.bin"), &bad_file).unwrap();
+        let out = install_by_hand(&config, dir);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && stderr.contains("refused"), "[{name}] {stderr}");
+        assert!(!dir.join("installed.bin").exists(), "[{name}]");
+        assert_ne!(state_version(dir).as_deref(), Some("6.3.0r21"), "[{name}]");
+
+        // Every witness down and the server gone: the genuine files install.
+        drop(running);
+        std::fs::write(dir.join("patch.bin"), &file).unwrap();
+        let out = install_by_hand(&config, dir);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "[{name}] {stderr}");
+        assert_eq!(std::fs::read(dir.join("installed.bin")).unwrap(), file, "[{name}]");
+        assert_eq!(state_version(dir).as_deref(), Some("6.3.0r21"), "[{name}]");
+
+        // Every byte of the proof matters: under a policy that needs all three
+        // witnesses, each one-bit change is refused before the install command runs
+        // (which here would fail, telling a verified proof from a refused one).
+        let all_three = std::fs::read_to_string(&policy)
+            .unwrap()
+            .replace("group two-of-three 2", "group all-three all")
+            .replace("quorum two-of-three", "quorum all-three");
+        let strict_dir = tempfile::tempdir().unwrap();
+        let mut strict = screenos_agent(
+            "http://127.0.0.1:9",
+            strict_dir.path(),
+            identity(&device),
+            &server_key(&app).await,
+            "6.3.0r20",
+        );
+        strict.installer = patchwarden::client::agent::Installer::Command(vec!["false".into()]);
+        strict.witnesses = Some(WitnessRequirement {
+            policy: Policy::parse(&all_three).unwrap(),
+            max_age: std::time::Duration::from_secs(3600),
+        });
+        let mut agent = Agent::open(strict, reqwest::Client::new()).unwrap();
+        let path = dir.join("patch.bin");
+        let month = std::time::Duration::from_secs(30 * 86_400);
+        let genuine = agent.install_offline(&path, &minisig, &proof, month).await.unwrap();
+        assert!(
+            matches!(genuine, OfflineOutcome::InstallFailed(_)),
+            "[{name}] the genuine proof verifies: {genuine:?}"
+        );
+        let bytes = proof.as_bytes();
+        for at in 0..bytes.len() {
+            let mut flipped = bytes.to_vec();
+            flipped[at] ^= 1;
+            let Ok(text) = String::from_utf8(flipped) else {
+                continue; // not text: the agent cannot even read it
+            };
+            let outcome = agent.install_offline(&path, &minisig, &text, month).await.unwrap();
+            assert!(
+                matches!(outcome, OfflineOutcome::Refused(_)),
+                "[{name}] byte {at} changed went unnoticed: {outcome:?} in {:?}",
+                &proof[at.saturating_sub(30)..(at + 30).min(proof.len())]
+            );
+        }
+    }
 }

@@ -2,6 +2,8 @@
 //!
 //!   patchwarden-agent --config agent.toml                  one device
 //!   patchwarden-agent --config agent.toml --simulate 500   a simulated fleet
+//!   patchwarden-agent --config agent.toml install FILE --minisig SIG --proof PROOF
+//!                                                          a patch brought in by hand
 //!
 //! The agent enrols (or uses its device token), polls on the interval the server
 //! gives, verifies every download against its pinned keys before installing it,
@@ -11,16 +13,20 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Parser;
+use anyhow::Context;
+use clap::{Parser, Subcommand};
 use patchwarden::client::agent::simulate::{self, FleetSpec, Mix};
-use patchwarden::client::agent::{stop_signal, Agent, AgentConfig};
+use patchwarden::client::agent::{http_client, stop_signal, Agent, AgentConfig, OfflineOutcome};
+use patchwarden::domain::parse_duration;
 
 #[derive(Parser)]
 #[command(name = "patchwarden-agent", version, about = "The patchwarden device agent")]
 struct Args {
     /// The agent's configuration file (TOML).
-    #[arg(long, env = "PATCHWARDEN_AGENT_CONFIG")]
-    config: PathBuf,
+    #[arg(long, env = "PATCHWARDEN_AGENT_CONFIG", global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
     /// Runs this many simulated devices in one process instead of one real one.
     #[arg(long, value_name = "N")]
     simulate: Option<usize>,
@@ -45,6 +51,29 @@ struct Args {
     /// Simulated devices start spread over this many seconds.
     #[arg(long, default_value_t = 10)]
     start_spread_s: u64,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Installs a patch brought in by hand, reaching no server: the file is checked
+    /// against its minisign signature and the C2SP tlog-proof of its publication
+    /// (`GET /api/v1/patches/{id}/proof`) — signature, trusted comment, log entry,
+    /// inclusion, yanked patches and, with `witness_policy`, the witnesses' quorum.
+    /// Exits 1 when it is refused or the install fails.
+    Install {
+        /// The patch file.
+        file: PathBuf,
+        /// Its minisign signature (`GET /api/v1/patches/{id}/minisig`).
+        #[arg(long)]
+        minisig: PathBuf,
+        /// The tlog-proof of its publication.
+        #[arg(long)]
+        proof: PathBuf,
+        /// The oldest a proof's head (and each cosignature counted) may be: what it
+        /// says of yanked patches is no older than this.
+        #[arg(long, default_value = "30d", value_parser = parse_duration)]
+        max_age: Duration,
+    },
 }
 
 fn main() -> ExitCode {
@@ -73,7 +102,30 @@ fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
-    let config = AgentConfig::load(&args.config)?;
+    let path = args
+        .config
+        .context("the agent's configuration file is needed (--config or PATCHWARDEN_AGENT_CONFIG)")?;
+    let config = AgentConfig::load(&path)?;
+    if let Some(Command::Install {
+        file,
+        minisig,
+        proof,
+        max_age,
+    }) = args.command
+    {
+        let read =
+            |path: &PathBuf| std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()));
+        let (signature, proof) = (read(&minisig)?, read(&proof)?);
+        let http = http_client(&config)?;
+        let mut agent = Agent::open(config, http)?;
+        return match agent.install_offline(&file, &signature, &proof, max_age).await? {
+            OfflineOutcome::Installed(running) => {
+                println!("installed {} (version {})", file.display(), running.version);
+                Ok(())
+            }
+            OfflineOutcome::Refused(why) | OfflineOutcome::InstallFailed(why) => anyhow::bail!(why),
+        };
+    }
     let Some(count) = args.simulate else {
         let agent = Agent::start(config).await?;
         return agent.run(stop_signal()).await;

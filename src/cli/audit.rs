@@ -22,10 +22,20 @@ pub fn run(
     witness_policy: Option<PathBuf>,
 ) -> anyhow::Result<()> {
     let public_key = audit::read_public_key(&pubkey)?;
+    let witness_policy = match witness_policy {
+        None => None,
+        Some(path) => {
+            let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+            Some(
+                patchwarden::domain::policy::Policy::parse(&text)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
+            )
+        }
+    };
     if let Some(path) = bundle {
         let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-        let report =
-            audit::verify_bundle(&bytes, &public_key).map_err(|why| anyhow::anyhow!("{}: {why}", path.display()))?;
+        let report = audit::verify_bundle(&bytes, &public_key, witness_policy.as_ref())
+            .map_err(|why| anyhow::anyhow!("{}: {why}", path.display()))?;
         let fixed = report
             .devices
             .iter()
@@ -43,6 +53,20 @@ pub fn run(
             report.head.sequence,
             report.devices.len(),
             fixed
+        );
+        println!(
+            "  checkpoint: {}; offline proofs: {} of {} patch(es){}",
+            match &report.checkpoint {
+                Some(note) => format!("a signed note with {} signature line(s)", note.signatures.len()),
+                None => "none".into(),
+            },
+            report.proofs,
+            report.manifest.patches.len(),
+            if witness_policy.is_some() {
+                "; the witnesses' quorum holds"
+            } else {
+                ""
+            }
         );
         for device in &report.devices {
             println!(
@@ -62,16 +86,7 @@ pub fn run(
         public_key,
         state_file: state,
         token,
-        witness_policy: match witness_policy {
-            None => None,
-            Some(path) => {
-                let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-                Some(
-                    patchwarden::domain::policy::Policy::parse(&text)
-                        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
-                )
-            }
-        },
+        witness_policy,
     };
     let report = actix_web::rt::System::new().block_on(audit::audit(&request))?;
     for line in &report.checked {

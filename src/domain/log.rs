@@ -451,12 +451,8 @@ impl LogHead {
         let minisign_key = public_key(&signing::signer_key_id(&signed.signature)?);
         let head = signed.verify(|id| public_key(id))?;
         let key = VerifierKey::parse(&self.note_verifier_key)?;
-        let same_key = minisign_key
-            .as_deref()
-            .map(signing::ed25519_public_of)
-            .transpose()?
-            .is_some_and(|public| public == key.public);
-        if key.kind != TYPE_ED25519 || key.name != head.origin || !same_key {
+        let expected = minisign_key.map(|k| note_key(&head.origin, &k)).transpose()?;
+        if expected.as_ref() != Some(&key) {
             return Err("the note verifier key is not the log's signing key under the log's origin".into());
         }
         let note = Note::parse(&self.checkpoint)?;
@@ -465,6 +461,12 @@ impl LogHead {
         }
         Ok((head, note))
     }
+}
+
+/// The note verifier key of a log: the Ed25519 key of the minisign key
+/// `public_key` under the log's `origin`.
+pub fn note_key(origin: &str, public_key: &str) -> Result<VerifierKey, String> {
+    VerifierKey::new(origin, TYPE_ED25519, signing::ed25519_public_of(public_key)?)
 }
 
 /// One entry: its index, its exact text, and the leaf hash of that text (hex).

@@ -24,6 +24,7 @@ pub mod note;
 pub mod password;
 pub mod patch;
 pub mod policy;
+pub mod proof;
 pub mod range;
 pub mod role;
 pub mod schedule;

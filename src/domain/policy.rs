@@ -166,6 +166,12 @@ impl Policy {
         }
     }
 
+    /// Whether the cosignatures of `note` that verify meet the quorum, whatever
+    /// their age.
+    pub fn met_in(&self, note: &Note) -> bool {
+        self.met_by(&self.cosigned(note).iter().map(Option::is_some).collect::<Vec<_>>())
+    }
+
     fn satisfied(&self, member: Member, counts: &[bool]) -> bool {
         match member {
             Member::Witness(i) => counts.get(i).copied().unwrap_or(false),

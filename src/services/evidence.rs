@@ -8,7 +8,11 @@
 //! - `keys.json`: every signing key with the rotation statement that introduced it;
 //! - `advisory/r<n>.json` and `.minisig`: each revision exactly as signed;
 //! - `patches/<id>.json` and `.minisig`: each patch of the customer that fixes it;
-//! - `log/head.json`: a signed tree head; `log/entries.json`: the log entries of
+//! - `patches/<id>.tlog-proof`: each patch's C2SP tlog-proof, which an
+//!   air-gapped device installs it with;
+//! - `log/head.json`: a signed tree head, and `log/checkpoint` the same head as a
+//!   C2SP signed note with the witnesses' cosignatures, `log/note_verifier_key` the
+//!   key that note is signed with; `log/entries.json`: the log entries of
 //!   the revisions, patches and keys and of the customer's devices, each with its
 //!   inclusion proof in that head; `log/openings.json`: the openings of the
 //!   customer's sealed entries;
@@ -29,12 +33,19 @@ use crate::domain::advisory::Completeness;
 use crate::domain::bundle::{self, Part, SIGNATURE_PART};
 use crate::domain::fleet::classify;
 use crate::domain::log::{advisory_subject, patch_subject, LogKind};
+use crate::domain::proof::PROOF_EXTENSION;
 use crate::domain::{AdvisoryStatus, Caller, ExposureState, PatchState};
-use crate::ids::CustomerId;
+use crate::ids::{CustomerId, PatchId};
 use crate::services::advisories::{current_input, find, KnownProducts};
 use crate::services::refusals::Refusal;
 use crate::services::{log, ServiceError, Services};
 use crate::signing::KeyResponse;
+
+/// The part holding the bundle's head as a cosigned C2SP note.
+pub const CHECKPOINT_PART: &str = "log/checkpoint";
+
+/// The part holding the log's note verifier key (`<origin>+<hex id>+<base64>`).
+pub const NOTE_KEY_PART: &str = "log/note_verifier_key";
 
 /// `manifest.json`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -135,7 +146,8 @@ pub async fn bundle(
     let head = log::covering_head(services).await?;
     let tree_size = head.tree_size;
     let customer = customer.clone();
-    let (public_id, slug, parts) = services
+    let note_key = services.note_signer.verifier().to_string();
+    let (public_id, slug, parts, patches) = services
         .db
         .run(move |conn| {
             let record = find(conn, &key)?;
@@ -316,6 +328,21 @@ pub async fn bundle(
                 name: "log/head.json".into(),
                 bytes: json(&head)?,
             });
+            // The same head as a signed note with the witnesses' cosignatures.
+            let record = rows::heads_before(conn, Some(head.sequence as i64 + 1), 1)?
+                .into_iter()
+                .find(|r| r.sequence as u64 == head.sequence)
+                .ok_or_else(|| ServiceError::internal("reading the bundle's head", "it is gone"))?;
+            if let Some(note) = log::cosigned_note(&record, &rows::cosignatures(conn, record.sequence)?)? {
+                all.push(Part {
+                    name: CHECKPOINT_PART.into(),
+                    bytes: note.to_text().into_bytes(),
+                });
+                all.push(Part {
+                    name: NOTE_KEY_PART.into(),
+                    bytes: format!("{note_key}\n").into_bytes(),
+                });
+            }
             all.push(Part {
                 name: "log/entries.json".into(),
                 bytes: json(&proven)?,
@@ -328,9 +355,18 @@ pub async fn bundle(
                 name: "devices.json".into(),
                 bytes: json(&devices)?,
             });
-            Ok::<_, ServiceError>((public_id, customer_row.slug, all))
+            let ids: Vec<PatchId> = patches.iter().map(|v| v.patch.id.clone()).collect();
+            Ok::<_, ServiceError>((public_id, customer_row.slug, all, ids))
         })
         .await?;
+    let mut parts = parts;
+    // Each patch's offline proof, as `GET /api/v1/patches/{id}/proof` gives it.
+    for id in &patches {
+        parts.push(Part {
+            name: format!("patches/{id}.{PROOF_EXTENSION}"),
+            bytes: log::patch_proof(services, id).await?.into_bytes(),
+        });
+    }
     let mut bytes = bundle::write(&parts);
     let comment = bundle_comment(&public_id, &slug, tree_size);
     let signature = services.signer.sign(&bytes, &comment).map_err(ServiceError::Internal)?;

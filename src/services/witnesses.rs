@@ -321,7 +321,7 @@ pub async fn report(services: &Services) -> Result<Option<WitnessReport>, Servic
         return Ok(None);
     };
     let met = match cosigned_note(&head, &stored)? {
-        Some(note) => policy.met_by(&policy.cosigned(&note).iter().map(Option::is_some).collect::<Vec<_>>()),
+        Some(note) => policy.met_in(&note),
         None => !policy.requires_cosignatures(),
     };
     let witnesses = services.witness_tracker.statuses(policy);

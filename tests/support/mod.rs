@@ -468,6 +468,17 @@ impl TestApp {
         (status, response.text().await.expect("body"))
     }
 
+    /// A GET with `token` as the bearer (none when empty): status and body bytes.
+    pub async fn get_bytes(&self, path: &str, token: &str) -> (u16, Vec<u8>) {
+        let mut request = self.client.get(self.url(path));
+        if !token.is_empty() {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.expect("request");
+        let status = response.status().as_u16();
+        (status, response.bytes().await.expect("body").to_vec())
+    }
+
     /// Appends `count` image registrations to the log (each in its own
     /// transaction, as events do), numbered from `from`.
     pub async fn append_images(&self, from: usize, count: usize) {

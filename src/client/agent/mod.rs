@@ -19,6 +19,7 @@ mod apply;
 pub mod config;
 pub mod download;
 mod head;
+mod offline;
 pub mod pull;
 mod running;
 pub mod simulate;
@@ -26,6 +27,7 @@ pub mod state;
 pub mod verify;
 
 pub use answers::{http_client, MAX_ANSWER_BYTES};
+pub use offline::OfflineOutcome;
 pub use running::{Freshness, Running};
 
 use std::path::Path;
@@ -113,6 +115,16 @@ impl Agent {
     /// Like [`Agent::start`], with an HTTP client that other agents may share (the
     /// simulated fleet: one connection pool and TLS setup for all its devices).
     pub async fn start_with(config: AgentConfig, http: reqwest::Client) -> anyhow::Result<Agent> {
+        let mut agent = Agent::open(config, http)?;
+        if agent.state.device_token.is_none() {
+            agent.enrol().await?;
+        }
+        agent.save()?;
+        Ok(agent)
+    }
+
+    /// Loads the state and the keys, reaching no server (it does not enrol).
+    pub fn open(config: AgentConfig, http: reqwest::Client) -> anyhow::Result<Agent> {
         config.check()?;
         let mut state = AgentState::load(&config.state_file)?;
         let keyring = Keyring::new(&config.pinned_keys, &state.learnt_keys).map_err(anyhow::Error::msg)?;
@@ -157,10 +169,6 @@ impl Agent {
             agent.set_fresh(head.timestamp);
             agent.head = Some(head);
         }
-        if agent.state.device_token.is_none() {
-            agent.enrol().await?;
-        }
-        agent.save()?;
         Ok(agent)
     }
 

@@ -9,7 +9,12 @@ use crate::api::log::{parse_proof, SignedHead};
 use crate::domain::bundle::{self, SIGNATURE_PART};
 use crate::domain::log::{commitment, sha256_hex, Entry, LogKind, TreeHead};
 use crate::domain::merkle::{leaf_hash, verify_inclusion};
-use crate::services::evidence::{bundle_comment, BundleOpening, DeviceFacts, Manifest, PatchFacts, ProvenEntry};
+use crate::domain::note::{Note, VerifierKey};
+use crate::domain::policy::Policy;
+use crate::domain::proof::{check_patch_proof, TlogProof, PROOF_EXTENSION};
+use crate::services::evidence::{
+    bundle_comment, BundleOpening, DeviceFacts, Manifest, PatchFacts, ProvenEntry, CHECKPOINT_PART, NOTE_KEY_PART,
+};
 use crate::signing;
 
 use super::keyring;
@@ -21,11 +26,17 @@ pub struct BundleReport {
     pub head: TreeHead,
     pub entries: usize,
     pub devices: Vec<DeviceFacts>,
+    /// The head as a signed note with its cosignatures, when the bundle has it.
+    pub checkpoint: Option<Note>,
+    /// The patches that carry their offline proof.
+    pub proofs: usize,
 }
 
 /// Verifies an evidence bundle with the vendor's public key alone. Every failure
-/// names the part it is in.
-pub fn verify_bundle(bytes: &[u8], public_key: &str) -> Result<BundleReport, String> {
+/// names the part it is in. With `witnesses`, the bundle's checkpoint and every
+/// patch's proof must carry the policy's quorum of cosignatures (of any age: the
+/// bundle shows what was witnessed then).
+pub fn verify_bundle(bytes: &[u8], public_key: &str, witnesses: Option<&Policy>) -> Result<BundleReport, String> {
     let parsed = bundle::parse(bytes)?;
     let named = |name: &str| -> Result<(usize, &[u8]), String> {
         parsed
@@ -53,9 +64,12 @@ pub fn verify_bundle(bytes: &[u8], public_key: &str) -> Result<BundleReport, Str
             name,
             "manifest.json" | "keys.json" | "log/head.json" | "log/entries.json" | "log/openings.json" | "devices.json"
         ) || name == SIGNATURE_PART
+            || name == CHECKPOINT_PART
+            || name == NOTE_KEY_PART
             || name.strip_suffix(".json.minisig").is_some_and(revision)
             || name.strip_suffix(".json").is_some_and(revision)
-            || (name.starts_with("patches/") && (name.ends_with(".json") || name.ends_with(".minisig")));
+            || (name.starts_with("patches/")
+                && (name.ends_with(".json") || name.ends_with(".minisig") || name.ends_with(PROOF_EXTENSION)));
         if !known || !lowercase(name) {
             return Err(fail(i + 1, name, "is not a part an evidence bundle has".into()));
         }
@@ -69,6 +83,8 @@ pub fn verify_bundle(bytes: &[u8], public_key: &str) -> Result<BundleReport, Str
         "log/entries.json",
         "log/openings.json",
         "devices.json",
+        CHECKPOINT_PART,
+        NOTE_KEY_PART,
         SIGNATURE_PART,
     ]
     .into_iter()
@@ -81,6 +97,7 @@ pub fn verify_bundle(bytes: &[u8], public_key: &str) -> Result<BundleReport, Str
     for id in &manifest.patches {
         listed.insert(format!("patches/{id}.json"));
         listed.insert(format!("patches/{id}.minisig"));
+        listed.insert(format!("patches/{id}.{PROOF_EXTENSION}"));
     }
     for (i, part) in parsed.parts.iter().enumerate() {
         if !listed.contains(&part.name) {
@@ -99,6 +116,49 @@ pub fn verify_bundle(bytes: &[u8], public_key: &str) -> Result<BundleReport, Str
     let (n, bytes) = named("log/head.json")?;
     let signed: SignedHead = read(n, "log/head.json", bytes)?;
     let head = signed.verify(trusted).map_err(|e| fail(n, "log/head.json", e))?;
+    let quorum = |note: &Note| match witnesses {
+        Some(policy) => {
+            let lines: Vec<String> = note.signatures.iter().map(|s| s.line()).collect();
+            let now = chrono::Utc::now().timestamp().max(0) as u64;
+            policy.check(&note.text, &lines, now, u64::MAX)
+        }
+        None => Ok(()),
+    };
+    let checkpoint = match parsed.get(CHECKPOINT_PART) {
+        None if witnesses.is_some() => {
+            return Err(format!(
+                "the bundle has no part {CHECKPOINT_PART}, so no witness cosigned its head"
+            ))
+        }
+        None => None,
+        Some((cn, part)) => {
+            let bad = |why: String| fail(cn, CHECKPOINT_PART, why);
+            let text = std::str::from_utf8(&part.bytes).map_err(|_| bad("not text".into()))?;
+            let note = Note::parse(text).map_err(bad)?;
+            if note.text != signed.checkpoint {
+                return Err(bad("it is not the checkpoint of log/head.json".into()));
+            }
+            let key = trusted(&signed.key_id).ok_or_else(|| bad("its key is not trusted".into()))?;
+            let note_key = crate::domain::log::note_key(&head.origin, &key).map_err(bad)?;
+            if note.verified_by(&note_key).is_none() {
+                return Err(bad("it carries no note signature of the log's key".into()));
+            }
+            let (kn, published) = named(NOTE_KEY_PART)?;
+            let published = std::str::from_utf8(published)
+                .ok()
+                .and_then(|text| text.strip_suffix('\n'))
+                .map(VerifierKey::parse);
+            if published != Some(Ok(note_key)) {
+                return Err(fail(
+                    kn,
+                    NOTE_KEY_PART,
+                    "it is not the log's key under the log's origin".into(),
+                ));
+            }
+            quorum(&note).map_err(bad)?;
+            Some(note)
+        }
+    };
 
     let (n, bytes) = named("log/entries.json")?;
     let proven: Vec<ProvenEntry> = read(n, "log/entries.json", bytes)?;
@@ -163,6 +223,7 @@ pub fn verify_bundle(bytes: &[u8], public_key: &str) -> Result<BundleReport, Str
         }
     }
 
+    let mut proofs = 0;
     for id in &manifest.patches {
         let facts_name = format!("patches/{id}.json");
         let sig_name = format!("patches/{id}.minisig");
@@ -200,6 +261,29 @@ pub fn verify_bundle(bytes: &[u8], public_key: &str) -> Result<BundleReport, Str
                 format!("it is not the patch logged in entry {index}"),
             ));
         }
+        let proof_name = format!("patches/{id}.{PROOF_EXTENSION}");
+        let Some((pn, proof)) = parsed.get(&proof_name) else {
+            if witnesses.is_some() {
+                return Err(format!("the bundle has no part {proof_name}"));
+            }
+            continue;
+        };
+        let bad = |why: String| fail(pn, &proof_name, why);
+        let text = std::str::from_utf8(&proof.bytes).map_err(|_| bad("not text".into()))?;
+        let proven = TlogProof::parse(text)
+            .and_then(|proof| check_patch_proof(&proof, trusted))
+            .map_err(bad)?;
+        if proven.patch_id != *id
+            || proven.entry.text("sha256") != Some(facts.sha256.as_str())
+            || proven.entry.text("signature_sha256") != Some(sha256_hex(signature.as_bytes()).as_str())
+        {
+            return Err(bad(format!(
+                "it proves entry {}, which is not the publication of this patch and signature",
+                proven.index
+            )));
+        }
+        quorum(&proven.checkpoint).map_err(bad)?;
+        proofs += 1;
     }
 
     let (n, bytes) = named("log/openings.json")?;
@@ -316,5 +400,7 @@ pub fn verify_bundle(bytes: &[u8], public_key: &str) -> Result<BundleReport, Str
         head,
         entries: proven.len(),
         devices,
+        checkpoint,
+        proofs,
     })
 }

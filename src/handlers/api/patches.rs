@@ -11,10 +11,12 @@ use crate::api::log::Logged;
 use crate::api::patches::{PatchResponse, StoredFileResponse};
 use crate::auth::{AuthUser, Someone, VendorUser};
 use crate::db::models::PatchView;
+use crate::domain::proof::PROOF_EXTENSION;
 use crate::error::AppError;
 use crate::http::extract::declared_length;
 use crate::http::ranges::{if_range_allows, none_match_hits, parse_range, RangeAnswer};
 use crate::services::fleet::poll;
+use crate::services::log;
 use crate::services::patches::uploads;
 use crate::services::patches::{self, Downloadable, PatchDraft, PatchReader};
 use crate::state::AppState;
@@ -139,6 +141,35 @@ pub async fn get_patch_minisig(
         .body(signature))
 }
 
+/// Patch `id` when `caller` may download it: a user who may see it, or a device
+/// it is offered to (a device downloads exactly the patches it is offered).
+async fn downloadable_by(state: &AppState, caller: Someone, id: String) -> Result<Downloadable, AppError> {
+    Ok(match caller {
+        Someone::User(user) => patches::downloadable(state, PatchReader::from(&user.scope), id).await?,
+        Someone::Device(device) => poll::downloadable(state, &device, id).await?,
+    })
+}
+
+/// `GET /api/v1/patches/{id}/proof`: the C2SP `tlog-proof` of the patch's
+/// publication, for whoever may download it — what a patch brought in by hand is
+/// checked against offline.
+pub async fn get_patch_proof(
+    state: web::Data<AppState>,
+    caller: Someone,
+    id: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let Downloadable { view, .. } = downloadable_by(&state, caller, id.into_inner()).await?;
+    let proof = log::patch_proof(&state, &view.patch.id).await?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/plain; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "private, no-cache"))
+        .insert_header((
+            header::CONTENT_DISPOSITION,
+            format!("attachment; filename=\"{}.{PROOF_EXTENSION}\"", view.patch.filename),
+        ))
+        .body(proof))
+}
+
 /// `GET` and `HEAD /api/v1/patches/{id}/download`
 pub async fn download_patch(
     req: HttpRequest,
@@ -146,11 +177,7 @@ pub async fn download_patch(
     caller: Someone,
     id: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
-    let Downloadable { view, sha256, size } = match caller {
-        Someone::User(user) => patches::downloadable(&state, PatchReader::from(&user.scope), id.into_inner()).await?,
-        // A device downloads exactly the patches it is offered.
-        Someone::Device(device) => poll::downloadable(&state, &device, id.into_inner()).await?,
-    };
+    let Downloadable { view, sha256, size } = downloadable_by(&state, caller, id.into_inner()).await?;
     let etag = format!("\"{sha256}\"");
     let headers = req.headers();
     let text = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());

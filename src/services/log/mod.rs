@@ -18,7 +18,7 @@ mod view;
 
 pub use backfill::{backfill, index_of_subject};
 pub use heads::{checkpoint, cosigned_note, head, history, revocations, sign_head, signed_head};
-pub use proofs::{consistency, consistency_in, entries, inclusion, inclusion_in};
+pub use proofs::{consistency, consistency_in, entries, inclusion, inclusion_in, patch_proof};
 pub use timeline::{timeline, AuditEntry, Timeline, TimelineQuery};
 pub use view::{follow, LogCache, LogView};
 

@@ -1,11 +1,14 @@
 //! Reading the log: entries, and inclusion and consistency proofs, each resolved
 //! from the stored subtrees in one query, for trees a signed head covers.
 
+use super::heads::{cosigned_note, revocations};
 use super::MAX_ENTRIES;
 use crate::db::models::log::{self as rows};
 use crate::db::DbConnection;
-use crate::domain::log::{hex_proof, ConsistencyProof, EntriesPage, InclusionProof, LogEntry};
+use crate::domain::log::{hex_proof, patch_subject, ConsistencyProof, EntriesPage, InclusionProof, LogEntry, LogKind};
 use crate::domain::merkle::{consistency_plan, inclusion_plan, Hash, ProofError, ProofPlan};
+use crate::domain::proof::{ProofExtra, TlogProof};
+use crate::ids::PatchId;
 use crate::services::{ServiceError, Services};
 
 pub(super) fn proof_error(err: ProofError) -> ServiceError {
@@ -106,4 +109,70 @@ pub async fn consistency(services: &Services, from: u64, to: u64) -> Result<Cons
             consistency_in(conn, from, to)
         })
         .await
+}
+
+/// How many of the newest heads a patch's proof looks through for one that the
+/// witnesses' quorum cosigned.
+const PROOF_HEADS: i64 = 16;
+
+/// The C2SP `tlog-proof` of patch `patch`'s publication: its entry's inclusion in
+/// the newest head that covers it and carries the quorum of `witness_policy` (else
+/// the newest head that covers it, signed now when none does yet), that head's
+/// cosigned checkpoint, and as extra data the entry, the head's minisign signature
+/// and the patches yanked within it ([`ProofExtra`]).
+pub async fn patch_proof(services: &Services, patch: &PatchId) -> Result<String, ServiceError> {
+    let subject = patch_subject(patch.as_str());
+    for _ in 0..2 {
+        let subject = subject.clone();
+        let policy = services.config.witness_policy.clone();
+        let proof = services
+            .db
+            .run(move |conn| {
+                let entry = rows::about(conn, &[subject], Some(LogKind::PatchPublished.as_str()))?
+                    .into_iter()
+                    .next()
+                    .ok_or(ServiceError::NotFound("the patch's publication in the log"))?;
+                let index = entry.idx as u64;
+                let mut chosen = None;
+                for head in rows::heads(conn, PROOF_HEADS)? {
+                    if head.tree_size as u64 <= index {
+                        break;
+                    }
+                    let Some(note) = cosigned_note(&head, &rows::cosignatures(conn, head.sequence)?)? else {
+                        continue;
+                    };
+                    let met = policy.as_ref().is_none_or(|p| p.met_in(&note));
+                    if met || chosen.is_none() {
+                        chosen = Some((head, note));
+                    }
+                    if met {
+                        break;
+                    }
+                }
+                let Some((head, checkpoint)) = chosen else {
+                    return Ok::<_, ServiceError>(None);
+                };
+                let size = head.tree_size as u64;
+                let extra = ProofExtra::new(entry.leaf, &head.signature, revocations(conn, size)?);
+                let extra =
+                    serde_json::to_vec(&extra).map_err(|e| ServiceError::internal("writing a patch's proof", e))?;
+                let plan = inclusion_plan(index, size).map_err(proof_error)?;
+                Ok(Some(TlogProof {
+                    extra: Some(extra),
+                    index,
+                    proof: resolve(conn, &plan)?,
+                    checkpoint,
+                }))
+            })
+            .await?;
+        match proof {
+            Some(proof) => return Ok(proof.to_text()),
+            None => {
+                super::sign_now(services).await?;
+            }
+        }
+    }
+    Err(ServiceError::Unavailable(
+        "no signed tree head covers the patch yet".into(),
+    ))
 }
