@@ -1,10 +1,12 @@
 //! The transparency log at scale, through the same service calls the server makes:
-//! fills a log to TOTAL entries (a thousand appends per transaction), then times
-//! appends as events make them (one transaction each) and the generation of
-//! inclusion and consistency proofs at that size, and hashes every entry again as
-//! an auditor does. Prints one JSON object.
+//! fills a log to TOTAL entries (a thousand appends per transaction, integrated as
+//! they go), then times appends as events make them — WRITERS threads, one
+//! transaction per event, while a sequencer integrates what is pending every
+//! 100 ms as the `integrate-log` job does — and the generation of inclusion and
+//! consistency proofs at that size, and hashes every entry again as an auditor
+//! does. Prints one JSON object.
 //!
-//!   log-bench DATABASE_URL TOTAL [SINGLE] [PROOFS]     e.g. log.db 1000000 5000 2000
+//!   log-bench DATABASE_URL TOTAL [SINGLE] [PROOFS] [WRITERS]   e.g. log.db 1000000 20000 2000 8
 
 use std::time::{Duration, Instant};
 
@@ -26,6 +28,9 @@ fn record(i: u64) -> Event {
         platform: String::new(),
     }
 }
+
+/// Entries integrated by one run of the sequencer, and how long it took.
+type Batch = (usize, Duration);
 
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
     let at = ((sorted.len() as f64 - 1.0) * p).round() as usize;
@@ -52,11 +57,12 @@ fn main() -> anyhow::Result<()> {
     let total: u64 = args.get(2).context(usage)?.parse().context(usage)?;
     let single: u64 = args.get(3).map_or(Ok(5000), |s| s.parse()).context(usage)?;
     let proofs: u64 = args.get(4).map_or(Ok(2000), |s| s.parse()).context(usage)?;
-    let db = Db::open(&url, 1)?;
+    let writers: u64 = args.get(5).map_or(Ok(8), |s| s.parse()).context(usage)?;
+    let db = Db::open(&url, writers as u32 + 2)?;
     let mut conn = db.conn()?;
     let conn: &mut DbConnection = &mut conn;
 
-    // Fill, a thousand appends per transaction.
+    // Fill, a thousand appends per transaction, integrated as they go.
     let start = rows::size(conn)?;
     let fill_from = Instant::now();
     let mut i = start;
@@ -68,21 +74,72 @@ fn main() -> anyhow::Result<()> {
             }
             Ok::<_, ServiceError>(())
         })?;
+        log::integrate(conn)?;
         i = end;
     }
     let filled = i - start;
     let fill_rate = filled as f64 / fill_from.elapsed().as_secs_f64().max(1e-9);
 
-    // Appends as events make them: each its own transaction.
+    // Appends as events make them: each its own transaction, from WRITERS threads
+    // at once, while the sequencer integrates every 100 ms.
     let from = Instant::now();
-    let mut latencies = Vec::with_capacity(single as usize);
-    for n in 0..single {
-        let began = Instant::now();
-        conn.write_transaction(|conn| log::append(conn, &record(i + n), &Actor::Cli))?;
-        latencies.push(began.elapsed());
-    }
-    let single_rate = single as f64 / from.elapsed().as_secs_f64().max(1e-9);
+    let writing = std::sync::atomic::AtomicBool::new(true);
+    let (latencies, batches) = std::thread::scope(|scope| -> anyhow::Result<(Vec<Duration>, Vec<Batch>)> {
+        let sequencer = scope.spawn(|| -> anyhow::Result<Vec<Batch>> {
+            let mut conn = db.conn()?;
+            let mut batches = Vec::new();
+            loop {
+                let done = !writing.load(std::sync::atomic::Ordering::SeqCst);
+                let began = Instant::now();
+                let count = log::integrate(&mut conn)?;
+                if count > 0 {
+                    batches.push((count, began.elapsed()));
+                }
+                if done {
+                    return Ok(batches);
+                }
+                std::thread::sleep(Duration::from_millis(100).saturating_sub(began.elapsed()));
+            }
+        });
+        let per_writer = single / writers;
+        let handles: Vec<_> = (0..writers)
+            .map(|w| {
+                let db = &db;
+                scope.spawn(move || -> anyhow::Result<Vec<Duration>> {
+                    let mut conn = db.conn()?;
+                    let mut latencies = Vec::with_capacity(per_writer as usize);
+                    for n in 0..per_writer {
+                        let began = Instant::now();
+                        let event = record(i + w * per_writer + n);
+                        conn.write_transaction(|conn| log::append(conn, &event, &Actor::Cli))?;
+                        latencies.push(began.elapsed());
+                    }
+                    Ok(latencies)
+                })
+            })
+            .collect();
+        let mut latencies = Vec::new();
+        for handle in handles {
+            latencies.extend(handle.join().map_err(|_| anyhow::anyhow!("a writer panicked"))??);
+        }
+        writing.store(false, std::sync::atomic::Ordering::SeqCst);
+        let batches = sequencer
+            .join()
+            .map_err(|_| anyhow::anyhow!("the sequencer panicked"))??;
+        Ok((latencies, batches))
+    })?;
+    let appended = latencies.len() as u64;
+    let elapsed = from.elapsed().as_secs_f64().max(1e-9);
+    let single_rate = appended as f64 / elapsed;
     let size = rows::size(conn)?;
+    anyhow::ensure!(
+        size == i + appended,
+        "the log holds {size} entries, not {}",
+        i + appended
+    );
+    let integrated: usize = batches.iter().map(|(n, _)| n).sum();
+    let integration_time: f64 = batches.iter().map(|(_, t)| t.as_secs_f64()).sum();
+    let largest = batches.iter().map(|(n, _)| *n).max().unwrap_or(0);
 
     // Proofs at this size.
     let mut inclusion = Vec::new();
@@ -119,7 +176,10 @@ fn main() -> anyhow::Result<()> {
         "filled": filled,
         "fill_appends_per_s": fill_rate.round(),
         "event_appends_per_s": single_rate.round(),
+        "writers": writers,
         "event_append": timed(latencies),
+        "integrated_per_s_of_sequencer_time": (integrated as f64 / integration_time.max(1e-9)).round(),
+        "largest_batch": largest,
         "inclusion_proof": timed(inclusion),
         "consistency_proof": timed(consistency),
         "rehash_all_s": audit.as_secs_f64(),

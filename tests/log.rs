@@ -984,27 +984,34 @@ async fn the_evidence_bundle_verifies_offline_and_every_flipped_byte_names_its_p
     }
 }
 
-/// Every device and release image row has exactly one log entry, and every entry
-/// its row; the log's count, indexes and stored subtrees agree with its entries.
-fn check_atomic(conn: &mut patchwarden::db::DbConnection) {
+/// Every release image row has exactly one log entry, integrated or still
+/// pending, and every entry its row; the log's count, indexes and stored subtrees
+/// agree with its integrated entries. Returns how many entries are pending.
+fn check_atomic(conn: &mut patchwarden::db::DbConnection) -> usize {
     use diesel::prelude::*;
-    use patchwarden::db::schema::{log_entries, release_images};
+    use patchwarden::db::schema::{log_entries, log_pending, release_images};
     let images: Vec<String> = release_images::table
         .select(release_images::image_sha256)
         .load(conn)
         .unwrap();
-    let logged: Vec<String> = log_entries::table
+    let mut logged: Vec<String> = log_entries::table
         .filter(log_entries::kind.eq("image.registered"))
         .select(log_entries::subject)
         .load(conn)
         .unwrap();
+    let pending: Vec<String> = log_pending::table
+        .filter(log_pending::kind.eq("image.registered"))
+        .select(log_pending::subject)
+        .load(conn)
+        .unwrap();
+    let waiting = pending.len();
+    logged.extend(pending);
     let mut images: Vec<String> = images.into_iter().map(|s| format!("image/screenos/{s}")).collect();
-    let mut logged_sorted = logged.clone();
     images.sort();
-    logged_sorted.sort();
+    logged.sort();
     assert_eq!(
-        images, logged_sorted,
-        "an image row without its entry, or an entry without its row"
+        images, logged,
+        "an image row without its entry, an entry without its row, or an entry twice"
     );
     let size = rows::size(conn).unwrap();
     let entries = rows::entries(conn, 0, size + 10).unwrap();
@@ -1019,7 +1026,11 @@ fn check_atomic(conn: &mut patchwarden::db::DbConnection) {
         frontier.root(),
         "the stored subtrees match the entries"
     );
+    waiting
 }
+
+/// Image registrations acknowledged before the server was killed.
+const BURST: usize = 10_000;
 
 #[actix_web::test]
 async fn kill_9_while_events_are_logged_leaves_each_with_its_entry_or_neither() {
@@ -1059,14 +1070,17 @@ async fn kill_9_while_events_are_logged_leaves_each_with_its_entry_or_neither() 
         assert_eq!(response.status(), 201);
 
         // Eight writers register images as fast as they can; the server is killed
-        // once enough have landed, with writes in flight.
-        let done = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        // once a burst of them was acknowledged, with writes in flight and entries
+        // waiting for the sequencer.
+        let acknowledged = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
         let writers: Vec<_> = (0..8)
             .map(|w| {
-                let (client, base, token, done) = (client.clone(), base.clone(), token.clone(), done.clone());
+                let (client, base, token, acknowledged) =
+                    (client.clone(), base.clone(), token.clone(), acknowledged.clone());
                 actix_web::rt::spawn(async move {
                     for i in 0.. {
-                        let body = json!({"version": "6.3.0r21", "image_sha256": format!("{w:02x}{i:062x}")});
+                        let sha = format!("{w:02x}{i:062x}");
+                        let body = json!({"version": "6.3.0r21", "image_sha256": sha});
                         match client
                             .post(format!("{base}/api/v1/products/screenos/images"))
                             .bearer_auth(&token)
@@ -1074,17 +1088,15 @@ async fn kill_9_while_events_are_logged_leaves_each_with_its_entry_or_neither() 
                             .send()
                             .await
                         {
-                            Ok(r) if r.status().is_success() => {
-                                done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                            }
+                            Ok(r) if r.status().is_success() => acknowledged.lock().unwrap().push(sha),
                             _ => return,
                         }
                     }
                 })
             })
             .collect();
-        support::until("200 images registered", Duration::from_secs(60), || {
-            done.load(std::sync::atomic::Ordering::SeqCst) >= 200
+        support::until("a burst of images registered", Duration::from_secs(240), || {
+            acknowledged.lock().unwrap().len() >= BURST
         })
         .await;
         server.0.kill().unwrap(); // SIGKILL
@@ -1096,9 +1108,32 @@ async fn kill_9_while_events_are_logged_leaves_each_with_its_entry_or_neither() 
         let mut conn = patchwarden::db::establish(&url).unwrap();
         check_atomic(&mut conn);
 
-        // The restarted server goes on from there, and an outside audit agrees.
+        // The restarted server's sequencer integrates what was pending; every
+        // acknowledged registration has exactly one entry, and an outside audit agrees.
         let mut server = start();
         wait_healthy(&client, &base, &mut server).await;
+        support::until("the pending entries integrated", Duration::from_secs(60), || {
+            check_atomic(&mut conn) == 0
+        })
+        .await;
+        {
+            use diesel::prelude::*;
+            use patchwarden::db::schema::log_entries;
+            let subjects: Vec<String> = log_entries::table
+                .filter(log_entries::kind.eq("image.registered"))
+                .select(log_entries::subject)
+                .load(&mut conn)
+                .unwrap();
+            let mut counts: HashMap<String, usize> = HashMap::new();
+            for subject in subjects {
+                *counts.entry(subject).or_default() += 1;
+            }
+            let acknowledged = acknowledged.lock().unwrap();
+            assert!(acknowledged.len() >= BURST);
+            for sha in acknowledged.iter() {
+                assert_eq!(counts.get(&format!("image/screenos/{sha}")), Some(&1), "image {sha}");
+            }
+        }
         let body = json!({"version": "6.3.0r22", "image_sha256": "f".repeat(64)});
         let response = client
             .post(format!("{base}/api/v1/products/screenos/images"))
@@ -1152,6 +1187,7 @@ async fn a_server_upgraded_to_the_log_logs_what_it_published_before_and_still_of
                 "DELETE FROM log_heads",
                 "DELETE FROM log_nodes",
                 "DELETE FROM log_entries",
+                "DELETE FROM log_pending",
                 "UPDATE log_state SET size = 0",
             ] {
                 diesel::sql_query(statement).execute(conn).map_err(error_text)?;

@@ -47,6 +47,9 @@ pub fn keygen(
         // further: the statement names that size.
         let compromised_after = if compromised {
             let mut conn = super::open_db(config)?;
+            // Entries committed but not yet integrated count as held.
+            patchwarden::services::log::integrate(&mut conn)
+                .map_err(|e| anyhow::anyhow!("integrating the log: {e}"))?;
             Some(patchwarden::db::models::log::size(&mut conn).context("reading the log's size")?)
         } else {
             None

@@ -231,6 +231,20 @@ diesel::table! {
 }
 
 diesel::table! {
+    log_pending (id) {
+        id -> BigInt,
+        kind -> Text,
+        subject -> Text,
+        actor -> Text,
+        customer_id -> Nullable<Text>,
+        leaf -> Text,
+        leaf_hash -> Binary,
+        opening -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     log_nodes (id) {
         id -> BigInt,
         hash -> Binary,
@@ -514,6 +528,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     log_cosignatures,
     log_heads,
     log_nodes,
+    log_pending,
     log_state,
     observations,
     patch_advisories,

@@ -13,6 +13,7 @@ pub mod exposure_points;
 pub mod flush_observations;
 pub mod fold_tallies;
 pub mod gather_cosignatures;
+pub mod integrate_log;
 pub mod pull_devices;
 pub mod sign_tree_head;
 pub mod sweep_files;
@@ -51,10 +52,12 @@ pub enum Job {
     SignTreeHead,
     /// Asks the witnesses to cosign the newest tree head.
     GatherCosignatures,
+    /// Integrates pending log entries and signs a head that covers them.
+    IntegrateLog,
 }
 
 impl Job {
-    pub const ALL: [Job; 11] = [
+    pub const ALL: [Job; 12] = [
         Job::SweepUploads,
         Job::SweepFiles,
         Job::ExposurePoints,
@@ -66,6 +69,7 @@ impl Job {
         Job::WatchFleet,
         Job::SignTreeHead,
         Job::GatherCosignatures,
+        Job::IntegrateLog,
     ];
 
     pub fn name(self) -> &'static str {
@@ -81,6 +85,7 @@ impl Job {
             Job::WatchFleet => "watch-fleet",
             Job::SignTreeHead => "sign-tree-head",
             Job::GatherCosignatures => "gather-cosignatures",
+            Job::IntegrateLog => "integrate-log",
         }
     }
 
@@ -103,6 +108,8 @@ impl Job {
             Job::SignTreeHead => Duration::from_secs(5),
             // A new head is sent to the witnesses within this.
             Job::GatherCosignatures => Duration::from_millis(200),
+            // An entry waits at most this for its index.
+            Job::IntegrateLog => Duration::from_millis(100),
         }
     }
 
@@ -144,6 +151,7 @@ pub async fn run_once(services: &Services, job: Job) -> Result<usize, ServiceErr
         Job::WatchFleet => watch_fleet::run(services).await,
         Job::SignTreeHead => sign_tree_head::run(services).await,
         Job::GatherCosignatures => gather_cosignatures::run(services).await,
+        Job::IntegrateLog => integrate_log::run(services).await,
     }
 }
 

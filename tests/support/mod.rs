@@ -188,6 +188,16 @@ pub struct InstanceJobs {
 
 impl InstanceJobs {
     fn start(state: std::sync::Arc<AppState>) -> InstanceJobs {
+        let jobs: Vec<patchwarden::jobs::Job> = patchwarden::jobs::Job::ALL
+            .into_iter()
+            .filter(|job| job.per_instance())
+            .collect();
+        Self::of(state, &jobs)
+    }
+
+    /// `jobs`, each on its interval, on a thread of their own until dropped.
+    pub fn of(state: std::sync::Arc<AppState>, jobs: &[patchwarden::jobs::Job]) -> InstanceJobs {
+        let jobs = jobs.to_vec();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()
@@ -195,7 +205,7 @@ impl InstanceJobs {
                 .build()
                 .expect("a runtime for the instance jobs");
             runtime.block_on(async move {
-                let runner = patchwarden::jobs::start(state, false);
+                let runner = patchwarden::jobs::start_jobs(state, &jobs);
                 let _ = stopped.await;
                 drop(runner);
             });

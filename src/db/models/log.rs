@@ -1,18 +1,20 @@
-//! The transparency log's rows: entries, the complete subtrees' hashes, the one
-//! row that serialises appends, and the signed tree heads.
+//! The transparency log's rows: entries waiting to be integrated, entries, the
+//! complete subtrees' hashes, the one row that serialises integration, and the
+//! signed tree heads.
 
 use std::collections::HashMap;
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use crate::db::schema::{log_cosignatures, log_entries, log_heads, log_nodes, log_state};
+use crate::db::schema::{log_cosignatures, log_entries, log_heads, log_nodes, log_pending, log_state};
 use crate::db::DbConnection;
 use crate::domain::merkle::{Frontier, Hash, Node};
 
 /// One entry as stored.
 #[derive(Clone, Debug, Queryable, Selectable, Insertable)]
 #[diesel(table_name = log_entries)]
+#[diesel(treat_none_as_default_value = false)]
 pub struct LogEntryRecord {
     pub idx: i64,
     pub kind: String,
@@ -23,6 +25,119 @@ pub struct LogEntryRecord {
     pub leaf_hash: Vec<u8>,
     pub opening: Option<String>,
     pub created_at: NaiveDateTime,
+}
+
+/// An entry as appended, waiting for the sequencer to give it an index.
+#[derive(Clone, Debug, Queryable, Selectable, Insertable)]
+#[diesel(table_name = log_pending)]
+#[diesel(treat_none_as_default_value = false)]
+pub struct PendingEntry {
+    pub kind: String,
+    pub subject: String,
+    pub actor: String,
+    pub customer_id: Option<String>,
+    pub leaf: String,
+    pub leaf_hash: Vec<u8>,
+    pub opening: Option<String>,
+    pub created_at: NaiveDateTime,
+}
+
+impl PendingEntry {
+    /// The entry at `idx`.
+    fn at(self, idx: u64) -> LogEntryRecord {
+        LogEntryRecord {
+            idx: idx as i64,
+            kind: self.kind,
+            subject: self.subject,
+            actor: self.actor,
+            customer_id: self.customer_id,
+            leaf: self.leaf,
+            leaf_hash: self.leaf_hash,
+            opening: self.opening,
+            created_at: self.created_at,
+        }
+    }
+}
+
+/// Runs one multi-row statement on whichever backend `conn` is.
+macro_rules! on_backend {
+    ($conn:expr, |$c:ident| $body:expr) => {
+        match $conn {
+            DbConnection::Postgres($c) => $body,
+            DbConnection::Sqlite($c) => $body,
+        }
+    };
+}
+
+/// Rows per multi-row insert: well under either backend's limit of bound values.
+const ROWS_PER_INSERT: usize = 1000;
+
+/// Queues `entries` in order inside the caller's transaction, so they commit with
+/// the events they record. Takes no lock that other appends wait on.
+pub fn enqueue(conn: &mut DbConnection, entries: &[PendingEntry]) -> QueryResult<()> {
+    for chunk in entries.chunks(ROWS_PER_INSERT) {
+        on_backend!(&mut *conn, |c| diesel::insert_into(log_pending::table)
+            .values(chunk)
+            .execute(c))?;
+    }
+    Ok(())
+}
+
+/// Whether any entry waits to be integrated.
+pub fn any_pending(conn: &mut DbConnection) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(log_pending::table.select(log_pending::id))).get_result(conn)
+}
+
+/// Integrates up to `limit` pending entries, oldest first, inside the caller's
+/// write transaction: takes the log's row lock (one sequencer at a time), gives
+/// them the next indexes, inserts them and the subtrees they complete with
+/// multi-row statements (the tree's right edge read once), and removes them from
+/// the queue — all or none. Returns how many.
+pub fn integrate(conn: &mut DbConnection, limit: i64) -> QueryResult<usize> {
+    let size: i64 = diesel::update(log_state::table.find(1))
+        .set(log_state::size.eq(log_state::size))
+        .returning(log_state::size)
+        .get_result(conn)?;
+    let pending: Vec<(i64, PendingEntry)> = log_pending::table
+        .order(log_pending::id)
+        .limit(limit)
+        .select((log_pending::id, PendingEntry::as_select()))
+        .load(conn)?;
+    if pending.is_empty() {
+        return Ok(0);
+    }
+    let first = size as u64;
+    let mut frontier = frontier(conn, first)?;
+    let mut ids = Vec::with_capacity(pending.len());
+    let mut entries = Vec::with_capacity(pending.len());
+    let mut completed = Vec::with_capacity(pending.len());
+    for (offset, (id, entry)) in pending.into_iter().enumerate() {
+        let leaf = hash_of(entry.leaf_hash.clone())?;
+        // The leaf itself is stored with its entry; only the subtrees it completes here.
+        for (node, hash) in frontier.push(leaf).into_iter().filter(|(node, _)| node.level > 0) {
+            completed.push((log_nodes::id.eq(node.key()), log_nodes::hash.eq(hash.to_vec())));
+        }
+        entries.push(entry.at(first + offset as u64));
+        ids.push(id);
+    }
+    for chunk in entries.chunks(ROWS_PER_INSERT) {
+        on_backend!(&mut *conn, |c| diesel::insert_into(log_entries::table)
+            .values(chunk)
+            .execute(c))?;
+    }
+    for chunk in completed.chunks(ROWS_PER_INSERT) {
+        on_backend!(&mut *conn, |c| diesel::insert_into(log_nodes::table)
+            .values(chunk)
+            .execute(c))?;
+    }
+    for chunk in ids.chunks(ROWS_PER_INSERT) {
+        diesel::delete(log_pending::table.filter(log_pending::id.eq_any(chunk))).execute(conn)?;
+    }
+    let count = ids.len();
+    diesel::update(log_state::table.find(1))
+        .set(log_state::size.eq(size + count as i64))
+        .execute(conn)?;
+    Ok(count)
 }
 
 /// One signed tree head as stored.
@@ -155,34 +270,6 @@ pub fn frontier(conn: &mut DbConnection, size: u64) -> QueryResult<Frontier> {
         })
         .collect::<QueryResult<Vec<_>>>()?;
     Frontier::new(size, hashes).map_err(|e| diesel::result::Error::DeserializationError(e.to_string().into()))
-}
-
-/// Appends `entries` in order (their `idx` is assigned here; `leaves` are their
-/// leaf hashes) inside the caller's transaction, which must be a write
-/// transaction: the first statement takes the log's row lock, so appends are
-/// serialised and the entries commit or roll back with the events they record.
-/// The right edge of the tree is read once however many are appended. Returns
-/// the index of the first.
-pub fn append(conn: &mut DbConnection, entries: &mut [LogEntryRecord], leaves: &[Hash]) -> QueryResult<u64> {
-    debug_assert_eq!(entries.len(), leaves.len());
-    let count = entries.len() as i64;
-    let size: i64 = diesel::update(log_state::table.find(1))
-        .set(log_state::size.eq(log_state::size + count))
-        .returning(log_state::size)
-        .get_result(conn)?;
-    let first = (size - count) as u64;
-    let mut frontier = frontier(conn, first)?;
-    for (offset, (entry, leaf)) in entries.iter_mut().zip(leaves).enumerate() {
-        // The leaf itself is stored with its entry; only the subtrees it completes here.
-        for (node, hash) in frontier.push(*leaf).iter().filter(|(node, _)| node.level > 0) {
-            diesel::insert_into(log_nodes::table)
-                .values((log_nodes::id.eq(node.key()), log_nodes::hash.eq(hash.to_vec())))
-                .execute(conn)?;
-        }
-        entry.idx = (first + offset as u64) as i64;
-        diesel::insert_into(log_entries::table).values(&*entry).execute(conn)?;
-    }
-    Ok(first)
 }
 
 /// Entries `start..end`, in order.

@@ -8,7 +8,6 @@ use crate::db::models::{AdvisoryRecord, RevisionRecord};
 use crate::domain::advisory::{
     canonical_json, revision_document, AdvisoryInput, Completeness, RevisionMeta, RevisionStatus,
 };
-use crate::domain::log::advisory_subject;
 use crate::domain::log::Logged;
 use crate::domain::{AdvisoryStatus, Caller};
 use crate::services::log;
@@ -110,7 +109,7 @@ pub async fn sign(
 ) -> Result<(AdvisoryRecord, RevisionRecord, Logged), ServiceError> {
     let ctx = services.publish.clone();
     let actor = caller.actor();
-    let (record, revision, index) = services
+    let (record, revision) = services
         .db
         .run(move |conn| {
             let revision = match &action {
@@ -121,10 +120,7 @@ pub async fn sign(
                 SignAction::Withdraw { reason } => super::withdraw(conn, &ctx, &actor, &key, reason)?,
             };
             let record = super::find(conn, revision.advisory_id.as_str())?;
-            let subject = advisory_subject(record.public_id.as_deref().unwrap_or_default(), revision.revision);
-            let index = log::index_of_subject(conn, &subject)?
-                .ok_or_else(|| ServiceError::internal("a signed revision", "it has no log entry"))?;
-            Ok::<_, ServiceError>((record, revision, index))
+            Ok::<_, ServiceError>((record, revision))
         })
         .await?;
     let event = log::records::revision(record.public_id.as_deref().unwrap_or_default(), &revision);
@@ -133,6 +129,8 @@ pub async fn sign(
         .after(services, std::slice::from_ref(&event))
         .await?
         .ok_or_else(|| ServiceError::internal("a signed revision", "no tree head covers it"))?;
+    // The head covers every entry committed before it was signed.
+    let index = log::index_of(services, &event).await?;
     let logged = Logged { index, tree_head };
     tracing::info!(
         advisory.id = record.public_id.as_deref().unwrap_or_default(),

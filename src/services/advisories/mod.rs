@@ -396,7 +396,7 @@ fn write_revision(
         Generations::catalogue_changed(conn)?;
         let event = log::records::revision(&public_id, &revision);
         ctx.reactions.within(conn, std::slice::from_ref(&event))?;
-        // Last: the append holds the log's lock until the commit.
+        // The entry commits with the revision; the sequencer gives it its index.
         log::append(conn, &event, actor)?;
         tracing::info!(advisory.id = %public_id, revision = next, status = revision_status.as_str(), "published advisory revision");
         Ok(revision)

@@ -141,8 +141,7 @@ pub fn write(conn: &mut DbConnection, batch: &Batch) -> Result<(), ServiceError>
             Offers::record(conn, device, patch, *at)?;
         }
         write_head_reports(conn, &batch.heads)?;
-        // Last: an append holds the log's lock until the commit, so it takes no other
-        // row's lock after it (no deadlock with an install report that holds a device).
+        // The observations' entries, queued to commit with them.
         let mut found = Vec::with_capacity(logged.len());
         for seen in logged {
             if let Some(device) = DeviceRecord::find(conn, &seen.device)? {

@@ -17,6 +17,8 @@ pub fn backfill(conn: &mut DbConnection) -> Result<usize, ServiceError> {
     use crate::domain::PatchState;
 
     conn.write_transaction(|conn| {
+        // The keys logged at this start are pending: into the tree first, so they count as logged.
+        super::integrate(conn)?;
         // Every later event is logged in its own transaction, so once the log holds
         // anything besides keys there is nothing left to fill in.
         if rows::holds_more_than_keys(conn)? {
@@ -69,11 +71,4 @@ pub fn backfill(conn: &mut DbConnection) -> Result<usize, ServiceError> {
         }
         Ok(count)
     })
-}
-
-/// The index of the newest entry about `subject`, whatever its kind.
-pub fn index_of_subject(conn: &mut DbConnection, subject: &str) -> Result<Option<u64>, ServiceError> {
-    Ok(rows::about(conn, &[subject.to_owned()], None)?
-        .last()
-        .map(|e| e.idx as u64))
 }

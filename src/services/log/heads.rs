@@ -21,6 +21,8 @@ pub fn sign_head(
     ttl: std::time::Duration,
 ) -> Result<LogHeadRecord, ServiceError> {
     conn.write_transaction(|conn| {
+        // Everything committed before is in the tree the head covers.
+        super::integrate(conn)?;
         // The newest head first, then the size: a head signed in between either
         // holds the sequence taken here (the insert fails; the caller tries again)
         // or covers no more than the size read after it, so sizes never go back.
@@ -32,7 +34,10 @@ pub fn sign_head(
         }
         let root = rows::root(conn, size)?;
         let revoked = revocations(conn, size)?;
-        let at = now().duration_trunc(TimeDelta::seconds(1)).unwrap_or_else(|_| now());
+        // The head names the whole second; the row keeps the instant, which paces
+        // the heads that cover new entries.
+        let signed = now();
+        let at = whole_second(signed);
         let ttl = TimeDelta::from_std(ttl).map_err(|e| ServiceError::internal("log_head_ttl", e))?;
         let head = TreeHead {
             origin: origin.to_owned(),
@@ -55,7 +60,7 @@ pub fn sign_head(
             sequence,
             tree_size: size as i64,
             root_hash: root.to_vec(),
-            signed_at: at,
+            signed_at: signed,
             expires_at: at + ttl,
             key_id: signer.key_id().to_owned(),
             checkpoint: head.checkpoint(),
@@ -71,6 +76,11 @@ pub fn sign_head(
         })?;
         Ok(record)
     })
+}
+
+/// `at` to the whole second, as heads name their time.
+fn whole_second(at: chrono::NaiveDateTime) -> chrono::NaiveDateTime {
+    at.duration_trunc(TimeDelta::seconds(1)).unwrap_or(at)
 }
 
 /// The patches yanked within the first `size` entries, in log order: what a head of
@@ -92,7 +102,7 @@ pub fn signed_head(record: &LogHeadRecord) -> Result<SignedHead, ServiceError> {
         origin: record.checkpoint.lines().next().unwrap_or_default().to_owned(),
         tree_size: record.tree_size as u64,
         root_hash: hex::encode(root),
-        timestamp: utc(record.signed_at),
+        timestamp: utc(whole_second(record.signed_at)),
         sequence: record.sequence as u64,
         expires_at: utc(record.expires_at),
         key_id: record.key_id.clone(),

@@ -1,6 +1,8 @@
 //! The transparency log: every event that changes what customers or devices may
-//! trust is appended, in the transaction of the event itself, to a Merkle tree
-//! (RFC 9162); tree heads are signed with the vendor key and kept as a history;
+//! trust is appended, in the transaction of the event itself, as a pending entry;
+//! the sequencer integrates pending entries into a Merkle tree (RFC 9162) in
+//! batches, giving them their indexes, and a head that covers them is signed
+//! within a second; tree heads are signed with the vendor key and kept as a history;
 //! anyone reads entries, heads and proofs. An entry about one customer's fleet is
 //! sealed: the public leaf is a salted commitment, the opening stays with the
 //! entry for that customer's evidence bundles and the operator's audit page.
@@ -16,7 +18,7 @@ pub mod records;
 mod timeline;
 mod view;
 
-pub use backfill::{backfill, index_of_subject};
+pub use backfill::backfill;
 pub use heads::{checkpoint, cosigned_note, head, history, revocations, sign_head, signed_head};
 pub use proofs::{consistency, consistency_in, entries, inclusion, inclusion_in, patch_proof};
 pub use timeline::{timeline, AuditEntry, Timeline, TimelineQuery};
@@ -24,35 +26,78 @@ pub use view::{follow, LogCache, LogView};
 
 use chrono::TimeDelta;
 
-use crate::db::models::log::{self as rows, LogEntryRecord};
+use crate::db::models::log::{self as rows, LogEntryRecord, PendingEntry};
 use crate::db::models::{now, utc};
 use crate::db::DbConnection;
 use crate::domain::event::{Actor, Event};
 use crate::domain::log::{commitment, sealed_text, SignedHead};
-use crate::domain::merkle::{leaf_hash, Hash};
+use crate::domain::merkle::leaf_hash;
 use crate::domain::note::{NoteSigner, TYPE_ED25519};
 use crate::services::{ServiceError, Services};
 
 /// The most entries one read returns.
 pub const MAX_ENTRIES: u64 = 1000;
 
-/// Appends `event`, caused by `actor`, inside the caller's write transaction;
-/// returns its index.
-pub fn append(conn: &mut DbConnection, event: &Event, actor: &Actor) -> Result<u64, ServiceError> {
+/// How many pending entries one integration moves into the tree.
+const INTEGRATION_BATCH: i64 = 5000;
+
+/// Appends `event`, caused by `actor`, inside the caller's write transaction: the
+/// entry commits with the event, and the sequencer gives it its index.
+pub fn append(conn: &mut DbConnection, event: &Event, actor: &Actor) -> Result<(), ServiceError> {
     append_all(conn, &[(event, actor)])
 }
 
-/// Appends `events` in order inside the caller's write transaction (reading the
-/// tree's right edge once); returns the index of the first.
-pub fn append_all(conn: &mut DbConnection, events: &[(&Event, &Actor)]) -> Result<u64, ServiceError> {
+/// Appends `events` in order inside the caller's write transaction, as one
+/// multi-row insert into the queue of pending entries.
+pub fn append_all(conn: &mut DbConnection, events: &[(&Event, &Actor)]) -> Result<(), ServiceError> {
     let at = now();
-    let (mut entries, leaves): (Vec<LogEntryRecord>, Vec<Hash>) = events
+    let entries = events
         .iter()
         .map(|(event, actor)| entry_of(event, actor, at))
-        .collect::<Result<Vec<_>, _>>()?
-        .into_iter()
-        .unzip();
-    Ok(rows::append(conn, &mut entries, &leaves)?)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows::enqueue(conn, &entries)?)
+}
+
+/// Integrates every pending entry into the tree, a batch per write transaction
+/// (inside the caller's, when it holds one); returns how many.
+pub fn integrate(conn: &mut DbConnection) -> Result<usize, ServiceError> {
+    let mut total = 0;
+    loop {
+        let count = conn.write_transaction(|conn| rows::integrate(conn, INTEGRATION_BATCH))?;
+        total += count;
+        if count < INTEGRATION_BATCH as usize {
+            return Ok(total);
+        }
+    }
+}
+
+/// Integrates what is pending, when anything is: what readers of the log call
+/// first, so that they see every entry committed before them.
+pub async fn integrate_pending(services: &Services) -> Result<usize, ServiceError> {
+    services
+        .db
+        .run(|conn| {
+            if rows::any_pending(conn)? {
+                integrate(conn)
+            } else {
+                Ok(0)
+            }
+        })
+        .await
+}
+
+/// The index of the newest entry that records `event`.
+pub async fn index_of(services: &Services, event: &Event) -> Result<u64, ServiceError> {
+    let (subject, kind) = (event.subject().to_string(), event.kind().as_str());
+    services
+        .db
+        .run(move |conn| {
+            rows::about(conn, &[subject], Some(kind))?
+                .last()
+                .map(|e| e.idx as u64)
+                .ok_or(ServiceError::NotFound("the event's log entry"))
+        })
+        .await
 }
 
 /// How a sealed entry's opening is stored: the salt and the entry text the public
@@ -72,7 +117,7 @@ impl Opening {
 
 /// The stored entry of `event` at `at`, with its leaf hash: its public text, or
 /// for a customer's entry a salted commitment to it, opened beside it.
-fn entry_of(event: &Event, actor: &Actor, at: chrono::NaiveDateTime) -> Result<(LogEntryRecord, Hash), ServiceError> {
+fn entry_of(event: &Event, actor: &Actor, at: chrono::NaiveDateTime) -> Result<PendingEntry, ServiceError> {
     let text = event.entry_text(utc(at));
     let kind = event.kind();
     let (leaf, opening) = if kind.is_customer_scoped() {
@@ -85,8 +130,7 @@ fn entry_of(event: &Event, actor: &Actor, at: chrono::NaiveDateTime) -> Result<(
         (text, None)
     };
     let hash = leaf_hash(leaf.as_bytes());
-    let row = LogEntryRecord {
-        idx: 0,
+    Ok(PendingEntry {
         kind: kind.as_str().to_owned(),
         subject: event.subject().to_string(),
         actor: actor.as_text(),
@@ -95,8 +139,7 @@ fn entry_of(event: &Event, actor: &Actor, at: chrono::NaiveDateTime) -> Result<(
         leaf_hash: hash.to_vec(),
         opening,
         created_at: at,
-    };
-    Ok((row, hash))
+    })
 }
 
 /// The signing key as the log's C2SP note key, named by the log's origin.
@@ -138,6 +181,7 @@ pub async fn sign_now(services: &Services) -> Result<SignedHead, ServiceError> {
 /// (every entry, the active key, well before its expiry), else one signed now. So
 /// reading evidence does not sign a head per download.
 pub async fn covering_head(services: &Services) -> Result<SignedHead, ServiceError> {
+    integrate_pending(services).await?;
     let active = services.signer.key_id().to_owned();
     let margin = TimeDelta::from_std(services.config.log_head_interval)
         .map_err(|e| ServiceError::internal("log_head_interval", e))?;
@@ -157,6 +201,27 @@ pub async fn covering_head(services: &Services) -> Result<SignedHead, ServiceErr
         Some(head) => signed_head(&head),
         None => sign_now(services).await,
     }
+}
+
+/// How old the newest head must be before another is signed to cover new entries:
+/// heads at most about twice a second, each entry covered within about a second.
+pub const COVER_AFTER: TimeDelta = TimeDelta::milliseconds(500);
+
+/// Signs a head when the tree holds entries the newest head does not cover and
+/// that head was signed [`COVER_AFTER`] ago or more. Returns whether it signed.
+pub async fn cover(services: &Services) -> Result<bool, ServiceError> {
+    let (latest, size) = services
+        .db
+        .query(|conn| Ok((rows::latest_head(conn)?, rows::size(conn)?)))
+        .await?;
+    let due = match latest {
+        None => true,
+        Some(head) => (head.tree_size as u64) < size && head.signed_at + COVER_AFTER <= now(),
+    };
+    if due {
+        sign_now(services).await?;
+    }
+    Ok(due)
 }
 
 /// Signs a head when the newest is older than `log_head_interval`, was signed by

@@ -26,6 +26,7 @@ pub(super) fn resolve(conn: &mut DbConnection, plan: &ProofPlan) -> Result<Vec<H
 
 /// Entries `start..end` (at most [`MAX_ENTRIES`]).
 pub async fn entries(services: &Services, start: u64, end: Option<u64>) -> Result<EntriesPage, ServiceError> {
+    super::integrate_pending(services).await?;
     services
         .db
         .run(move |conn| {

@@ -61,6 +61,7 @@ const TIMELINE_PAGE: i64 = 100;
 /// One page of the log as a timeline, newest first, filtered; for vendor staff.
 pub async fn timeline(services: &Services, query: TimelineQuery) -> Result<Timeline, ServiceError> {
     use crate::db::models::{Customer, User};
+    super::integrate_pending(services).await?;
     services
         .db
         .run(move |conn| {

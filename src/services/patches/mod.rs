@@ -224,12 +224,14 @@ pub async fn with_upload(services: &Services, id: String) -> Result<(PatchView, 
 
 /// Hands the event of the entry at `index` to what follows it; the entry's place
 /// in the log, under the head signed for it.
-async fn followed(services: &Services, event: Event, index: u64) -> Result<Logged, ServiceError> {
+async fn followed(services: &Services, event: Event) -> Result<Logged, ServiceError> {
     let tree_head = services
         .reactions
         .after(services, std::slice::from_ref(&event))
         .await?
         .ok_or_else(|| ServiceError::internal("a patch event", "no tree head covers it"))?;
+    // The head was signed over the tree with every entry committed before it.
+    let index = log::index_of(services, &event).await?;
     Ok(Logged { index, tree_head })
 }
 
@@ -241,12 +243,12 @@ pub async fn yank_published(
     reason: String,
 ) -> Result<(PatchView, Logged), ServiceError> {
     let actor = caller.actor();
-    let (view, index) = services
+    let view = services
         .db
         .run(move |conn| conn.write_transaction(|conn| yank(conn, &actor, &id, &reason)))
         .await?;
-    let logged = followed(services, log::records::patch_yanked(&view), index).await?;
-    tracing::info!(patch.id = %view.patch.id, user.id = %caller.user, log.index = index, "yanked patch");
+    let logged = followed(services, log::records::patch_yanked(&view)).await?;
+    tracing::info!(patch.id = %view.patch.id, user.id = %caller.user, log.index = logged.index, "yanked patch");
     Ok((view, logged))
 }
 
@@ -357,7 +359,7 @@ pub async fn publish(services: &Services, caller: &Caller, id: &str) -> Result<(
     let key_id = services.signer.key_id().to_owned();
     let actor = caller.actor();
     let logged_view = view.clone();
-    let index = services
+    let published = services
         .db
         .run(move |conn| {
             conn.write_transaction(|conn| {
@@ -369,12 +371,12 @@ pub async fn publish(services: &Services, caller: &Caller, id: &str) -> Result<(
                 }
                 Generations::catalogue_changed(conn)?;
                 let published = visible(conn, &PatchReader::Vendor, patch_id.as_str())?;
-                let index = log::append(conn, &log::records::patch_published(&published)?, &actor)?;
-                Ok(Some(index))
+                log::append(conn, &log::records::patch_published(&published)?, &actor)?;
+                Ok(Some(()))
             })
         })
         .await?;
-    let Some(index) = index else {
+    let Some(()) = published else {
         return Err(ServiceError::Conflict(
             "the patch changed meanwhile; reload it and try again".into(),
         ));
@@ -384,8 +386,8 @@ pub async fn publish(services: &Services, caller: &Caller, id: &str) -> Result<(
         .db
         .run(move |conn| visible(conn, &PatchReader::Vendor, &lookup))
         .await?;
-    let logged = followed(services, log::records::patch_published(&view)?, index).await?;
-    tracing::info!(patch.id = %view.patch.id, user.id = %caller.user, log.index = index, "published patch");
+    let logged = followed(services, log::records::patch_published(&view)?).await?;
+    tracing::info!(patch.id = %view.patch.id, user.id = %caller.user, log.index = logged.index, "published patch");
     Ok((view, logged))
 }
 
@@ -455,8 +457,8 @@ pub async fn sweep_unreferenced_files(services: &Services) -> Result<usize, Serv
 }
 
 /// Yanks a published patch: no longer offered or served, still listed with `reason`;
-/// returns it with its log entry's index.
-pub fn yank(conn: &mut DbConnection, actor: &Actor, id: &str, reason: &str) -> Result<(PatchView, u64), ServiceError> {
+/// returns it.
+pub fn yank(conn: &mut DbConnection, actor: &Actor, id: &str, reason: &str) -> Result<PatchView, ServiceError> {
     let reason = text::REASON.check("reason", reason, true)?;
     let view = visible(conn, &PatchReader::Vendor, id)?;
     if PatchRecord::set_yanked(conn, &view.patch.id, &reason, now())? == 0 {
@@ -467,6 +469,6 @@ pub fn yank(conn: &mut DbConnection, actor: &Actor, id: &str, reason: &str) -> R
     }
     Generations::catalogue_changed(conn)?;
     let yanked = visible(conn, &PatchReader::Vendor, view.patch.id.as_str())?;
-    let index = log::append(conn, &log::records::patch_yanked(&yanked), actor)?;
-    Ok((yanked, index))
+    log::append(conn, &log::records::patch_yanked(&yanked), actor)?;
+    Ok(yanked)
 }
