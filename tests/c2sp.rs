@@ -5,7 +5,9 @@
 //! reproduces the example of the signed-note text (the Go `sumdb/note` vector).
 //! A patch's `tlog-proof` is read line by line as that text defines it, its
 //! checkpoint verified by `signed_note` and its inclusion proof walked as RFC 9162
-//! words it. The served checkpoints and proofs on SQLite and PostgreSQL.
+//! words it. The tree served as `tlog-tiles` hashes, by RFC 9162's own recursion,
+//! to the checkpoint's root, and its entry bundles to its leaves. The served
+//! checkpoints, proofs and tiles on SQLite and PostgreSQL.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -235,5 +237,99 @@ async fn a_patch_proof_reads_as_the_tlog_proof_text_defines_it_and_its_parts_ver
                 .contains("trusted comment: patchwarden-log-head"),
             "[{backend}] {extra}"
         );
+    }
+}
+
+/// MTH(D[n]) of RFC 9162 §2.1.1 over leaf hashes, as the RFC words it.
+fn mth(leaves: &[Vec<u8>]) -> Vec<u8> {
+    match leaves.len() {
+        0 => Sha256::digest([]).to_vec(),
+        1 => leaves[0].clone(),
+        n => {
+            let mut k = 1;
+            while k * 2 < n {
+                k *= 2;
+            }
+            let mut h = Sha256::new();
+            h.update([1u8]);
+            h.update(mth(&leaves[..k]));
+            h.update(mth(&leaves[k..]));
+            h.finalize().to_vec()
+        }
+    }
+}
+
+#[actix_web::test]
+async fn the_tree_as_tiles_hashes_to_the_checkpoint_as_the_tlog_tiles_text_defines_it() {
+    for app in TestApp::each().await {
+        let backend = app.backend.name();
+        app.append_images(0, 300).await;
+        log::sign_now(&app.state).await.unwrap();
+        let (_, checkpoint) = app.get_text("/api/v1/log/checkpoint").await;
+        let mut body = checkpoint.lines().skip(1);
+        let size: usize = body.next().unwrap().parse().unwrap();
+        let root = B64.decode(body.next().unwrap()).unwrap();
+        assert!(size > 256 && size < 512, "[{backend}] {size}");
+        let get = |path: String| {
+            let url = app.url(&format!("/api/v1/log/{path}"));
+            async move {
+                let response = reqwest::get(url).await.unwrap();
+                let status = response.status().as_u16();
+                let cache = response
+                    .headers()
+                    .get("cache-control")
+                    .map(|v| v.to_str().unwrap().to_owned())
+                    .unwrap_or_default();
+                (status, cache, response.bytes().await.unwrap().to_vec())
+            }
+        };
+
+        // Level 0: one full tile of 256 leaf hashes, and the rest as a partial one.
+        let (status, cache, full) = get("tile/0/000".into()).await;
+        assert_eq!((status, full.len()), (200, 256 * 32), "[{backend}]");
+        assert!(cache.contains("immutable"), "[{backend}] {cache}");
+        let rest = size - 256;
+        let (status, _, partial) = get(format!("tile/0/001.p/{rest}")).await;
+        assert_eq!((status, partial.len()), (200, rest * 32), "[{backend}]");
+        let leaves: Vec<Vec<u8>> = full.chunks(32).chain(partial.chunks(32)).map(<[u8]>::to_vec).collect();
+        assert_eq!(
+            mth(&leaves),
+            root,
+            "[{backend}] the leaves hash to the checkpoint's root"
+        );
+
+        // The entry bundles hold the entries those leaves hash.
+        let mut entries = Vec::new();
+        for path in ["tile/entries/000".to_owned(), format!("tile/entries/001.p/{rest}")] {
+            let (status, _, bundle) = get(path).await;
+            assert_eq!(status, 200, "[{backend}]");
+            let mut at = 0;
+            while at < bundle.len() {
+                let len = u16::from_be_bytes([bundle[at], bundle[at + 1]]) as usize;
+                entries.push(bundle[at + 2..at + 2 + len].to_vec());
+                at += 2 + len;
+            }
+        }
+        assert_eq!(entries.len(), size, "[{backend}]");
+        for (entry, leaf) in entries.iter().zip(&leaves) {
+            let hashed = Sha256::new()
+                .chain_update([0u8])
+                .chain_update(entry)
+                .finalize()
+                .to_vec();
+            assert_eq!(&hashed, leaf, "[{backend}]");
+        }
+
+        // Level 1: the first 256 leaves' subtree, as a partial tile of width 1.
+        let (status, _, level1) = get("tile/1/000.p/1".into()).await;
+        assert_eq!(status, 200, "[{backend}]");
+        assert_eq!(level1, mth(&leaves[..256]), "[{backend}]");
+
+        // Nothing past the signed tree, and a path of another spelling is refused.
+        assert_eq!(get("tile/0/001".into()).await.0, 404, "[{backend}]");
+        assert_eq!(get(format!("tile/0/001.p/{}", rest + 1)).await.0, 404, "[{backend}]");
+        assert_eq!(get("tile/1/000".into()).await.0, 404, "[{backend}]");
+        assert_eq!(get("tile/0/0".into()).await.0, 400, "[{backend}]");
+        assert_eq!(get("tile/0/x000/000".into()).await.0, 400, "[{backend}]");
     }
 }

@@ -193,6 +193,8 @@ fn fill(victim: &Victim, resource: &str, param: &str, path: &str) -> Option<(Str
         ("webhooks", "id") => (victim.webhook.clone(), absent_id),
         ("deliveries", "delivery") => (victim.delivery.clone(), absent_id),
         ("keys", "key_id") => return None,
+        // The log's tiles are public, as the log is.
+        ("tile", "tail:.*") => return None,
         ("white", "year") | (_, "file") => return None,
         _ => panic!(
             "{path}: the isolation walk does not know the objects behind `{{{param}}}` after `{resource}`; \

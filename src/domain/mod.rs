@@ -31,6 +31,7 @@ pub mod schedule;
 pub mod slug;
 pub mod state;
 pub mod text;
+pub mod tiles;
 pub mod version;
 
 #[cfg(feature = "server")]

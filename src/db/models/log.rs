@@ -407,3 +407,25 @@ impl LogHeadRecord {
         hash_of(self.root_hash.clone())
     }
 }
+
+/// The leaf hashes of entries `start..end`, in order.
+pub fn leaf_hashes(conn: &mut DbConnection, start: u64, end: u64) -> QueryResult<Vec<Vec<u8>>> {
+    log_entries::table
+        .filter(log_entries::idx.ge(start as i64))
+        .filter(log_entries::idx.lt(end as i64))
+        .order(log_entries::idx)
+        .select(log_entries::leaf_hash)
+        .load(conn)
+}
+
+/// The hashes of the complete subtrees at `level` (above the leaves) with indexes
+/// `start..end`, in order: those that are stored.
+pub fn level_hashes(conn: &mut DbConnection, level: u32, start: u64, end: u64) -> QueryResult<Vec<Vec<u8>>> {
+    let key = |index: u64| Node { level, index }.key();
+    log_nodes::table
+        .filter(log_nodes::id.ge(key(start)))
+        .filter(log_nodes::id.lt(key(end)))
+        .order(log_nodes::id)
+        .select(log_nodes::hash)
+        .load(conn)
+}

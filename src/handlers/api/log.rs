@@ -1,11 +1,13 @@
 //! The transparency log, public: `GET /api/v1/log/head` (the newest signed tree
 //! head, its checkpoint a C2SP signed note), `…/checkpoint` (that note as text), `…/heads?before=&limit=` (those kept, newest first), `…/entries?start=&end=` (at most 1000 per answer, `end` exclusive),
 //! `…/proof/inclusion?index=&tree_size=` and `…/proof/consistency?from=&to=`
-//! (hex hashes in RFC 9162 order, for sizes a signed head covers).
+//! (hex hashes in RFC 9162 order, for sizes a signed head covers), and the tree as
+//! C2SP tiles, `…/tile/<L>/<N>[.p/<W>]` and `…/tile/entries/<N>[.p/<W>]`.
 
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 
+use crate::domain::tiles::TilePath;
 use crate::error::AppError;
 use crate::services::log;
 use crate::state::AppState;
@@ -98,4 +100,20 @@ pub async fn get_consistency_proof(
     Ok(HttpResponse::Ok()
         .insert_header(("cache-control", "public, max-age=86400, immutable"))
         .json(proof))
+}
+
+/// `GET /api/v1/log/tile/…`: a C2SP tile or entry bundle. A full one never
+/// changes and is cached for a year; a partial one for an hour.
+pub async fn get_tile(state: web::Data<AppState>, tail: web::Path<String>) -> Result<HttpResponse, AppError> {
+    let path = TilePath::parse(&tail).map_err(|e| AppError::BadRequest(format!("tile path: {e}")))?;
+    let bytes = log::tile(&state, path).await?;
+    let cache = if path.width.is_none() {
+        "public, max-age=31536000, immutable"
+    } else {
+        "public, max-age=3600"
+    };
+    Ok(HttpResponse::Ok()
+        .content_type("application/octet-stream")
+        .insert_header(("cache-control", cache))
+        .body(bytes))
 }

@@ -15,12 +15,14 @@ mod backfill;
 mod heads;
 mod proofs;
 pub mod records;
+mod tiles;
 mod timeline;
 mod view;
 
 pub use backfill::backfill;
 pub use heads::{checkpoint, cosigned_note, head, history, revocations, sign_head, signed_head};
 pub use proofs::{consistency, consistency_in, entries, inclusion, inclusion_in, patch_proof};
+pub use tiles::tile;
 pub use timeline::{timeline, AuditEntry, Timeline, TimelineQuery};
 pub use view::{follow, LogCache, LogView};
 
