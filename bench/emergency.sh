@@ -41,7 +41,8 @@ pw_port=$(free_port); stats_port=$(free_port)
 export PATCHWARDEN_DATABASE_URL="$work/patchwarden.db" PATCHWARDEN_DATA_DIR="$work/data" PATCHWARDEN_KEYS_DIR="$work/keys" \
   PATCHWARDEN_BIND="127.0.0.1:$pw_port" PATCHWARDEN_LOG_LEVEL=warn PATCHWARDEN_WORKERS=2 \
   PATCHWARDEN_POLL_INTERVAL="${interval}s" PATCHWARDEN_EMERGENCY_POLL_INTERVAL=10s \
-  PATCHWARDEN_ENROLLMENT_ATTEMPTS_PER_MINUTE=100000 PATCHWARDEN_PUBLIC_URL="http://127.0.0.1:$pw_port"
+  PATCHWARDEN_ENROLLMENT_ATTEMPTS_PER_MINUTE=100000 PATCHWARDEN_PUBLIC_URL="http://127.0.0.1:$pw_port" \
+  PATCHWARDEN_OUTBOUND_DENY="$deny_but_loopback"
 "$bin" customer add --slug acme --name Acme >/dev/null
 echo 'benchmark vendor password' | "$bin" user add --email vendor@bench.example --role vendor-admin --password-stdin >/dev/null
 echo 'benchmark admin password' | "$bin" user add --email admin@acme.example --role customer-admin --customer acme --password-stdin >/dev/null

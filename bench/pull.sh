@@ -57,7 +57,7 @@ export PATCHWARDEN_DATABASE_URL="$database" PATCHWARDEN_DATA_DIR="$work/data" PA
   PATCHWARDEN_PULL_CONCURRENCY_PER_CUSTOMER=${PULL_CONCURRENCY:-512}
 # The simulated devices answer on loopback addresses (127.0.1.x), which pulls do
 # not reach by default: the default less loopback.
-export PATCHWARDEN_OUTBOUND_DENY="0.0.0.0/8,169.254.0.0/16,224.0.0.0/4,::/128,fe80::/10,ff00::/8,fd00:ec2::254"
+export PATCHWARDEN_OUTBOUND_DENY="$deny_but_loopback"
 echo 'benchmark vendor password' | "$bin" user add --email vendor@bench.example --role vendor-admin --password-stdin >/dev/null
 "$bin" customer add --slug acme --name Acme >/dev/null
 vendor=$("$bin" token create --email vendor@bench.example 2>/dev/null)

@@ -1,7 +1,9 @@
 //! The log's sequencer under a steady load, on SQLite and PostgreSQL: with events
 //! committed at 1,000 a second, each is covered by a signed tree head (one whose
 //! size passes the entry's index) within a second of its commit, and heads are
-//! signed at most about twice a second however fast entries come.
+//! signed at most about twice a second however fast entries come. And a device that
+//! holds a head older than the recent ones polls carry a proof from gets its
+//! consistency proof in a later answer, made in the background.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -15,6 +17,7 @@ use diesel::prelude::*;
 use patchwarden::db::models::log as rows;
 use patchwarden::db::schema::log_entries;
 use patchwarden::jobs::Job;
+use patchwarden::services::log;
 use support::{InstanceJobs, TestApp};
 
 const RATE: usize = 1000;
@@ -116,5 +119,52 @@ async fn under_a_thousand_events_a_second_each_is_covered_by_a_signed_head_withi
         let heads = app.db(|conn| Ok(rows::heads(conn, 1000)?)).await.len() - heads_before;
         assert!(heads >= SECONDS, "[{name}] {heads} heads in {SECONDS} s");
         assert!(heads <= 2 * SECONDS + 4, "[{name}] {heads} heads in {SECONDS} s");
+    }
+}
+
+#[actix_web::test]
+async fn a_device_holding_an_older_head_than_the_recent_ones_soon_gets_its_consistency_proof_in_the_answer() {
+    use patchwarden::domain::merkle::verify_consistency;
+    use serde_json::json;
+    for app in TestApp::each().await {
+        let name = app.backend.name();
+        let f = support::patching::fixture(&app).await;
+        let device = support::devices::enrol(&app, &f, "fw-old-head", "6.3.0r20").await;
+        let token = device["token"].as_str().unwrap().to_owned();
+        app.append_images(0, 1).await;
+        let held = log::sign_now(&app.state).await.unwrap();
+        // Forty heads later, the held one is not among those polls carry a proof from.
+        for n in 1..=40 {
+            app.append_images(n, 1).await;
+            log::sign_now(&app.state).await.unwrap();
+        }
+        let body = json!({"version": "6.3.0r20", "log_size": held.tree_size});
+        let first = support::devices::poll(&app, &token, body.clone()).await;
+        assert!(first["log_consistency"].is_null(), "[{name}] {first}");
+        // It is made in the background, and a later poll from that size carries it.
+        let mut answer = first;
+        let started = Instant::now();
+        while answer["log_consistency"].is_null() {
+            assert!(started.elapsed() < Duration::from_secs(10), "[{name}] no proof came");
+            actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+            answer = support::devices::poll(&app, &token, body.clone()).await;
+        }
+        let head = &answer["log_head"];
+        let proof: Vec<[u8; 32]> = answer["log_consistency"]["proof"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| hex::decode(h.as_str().unwrap()).unwrap().try_into().unwrap())
+            .collect();
+        let root = |hex_root: &str| -> [u8; 32] { hex::decode(hex_root).unwrap().try_into().unwrap() };
+        assert_eq!(answer["log_consistency"]["from"], held.tree_size, "[{name}]");
+        verify_consistency(
+            held.tree_size,
+            head["tree_size"].as_u64().unwrap(),
+            &root(&held.root_hash),
+            &root(head["root_hash"].as_str().unwrap()),
+            &proof,
+        )
+        .unwrap();
     }
 }

@@ -141,8 +141,7 @@ pub fn poll(services: &Services, device: &DeviceEntry, request: &PollRequest) ->
     let tag: Arc<str> = offer.map_or_else(|| Arc::from(NO_OFFER_TAG), |o| o.tag.clone());
     let log_consistency = request
         .log_size
-        .filter(|&size| size != log.tree_size)
-        .and_then(|size| log.consistency.get(&size).cloned());
+        .and_then(|size| log.consistency_from(&services.db, size));
     Ok(PollAnswer {
         unchanged: request.catalogue.as_deref() == Some(&*tag),
         update: offered.map(|(_, update)| update),

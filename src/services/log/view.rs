@@ -1,6 +1,11 @@
 //! What polls carry of the log, kept in memory: the newest head, the inclusion
 //! proof of every offered patch in it, consistency proofs from recent heads, and
 //! the list of yanked patches the head commits to — rebuilt when a new head appears.
+//! A device that holds an older head than the recent ones is answered without a
+//! proof (it fetches one), and the proof from its size is made in the background
+//! and kept with the view, so the devices that hold the same head get it ready:
+//! while the sequencer signs heads twice a second, a fleet polling every half
+//! minute holds some sixty different ones. Nothing a poll does waits for that.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -18,6 +23,11 @@ use serde_json::value::RawValue;
 /// How many earlier heads polls carry a ready consistency proof from.
 const RECENT_HEADS: i64 = 32;
 
+/// How many more consistency proofs, from the sizes devices hold, a view makes
+/// and keeps (each a few hundred bytes): a device names its size, so this bounds
+/// what devices can make a view hold.
+const MORE_PROOFS: usize = 1024;
+
 /// What polls carry of the log, rendered once per head.
 #[derive(Debug, Default)]
 pub struct LogView {
@@ -33,6 +43,9 @@ pub struct LogView {
     pub offers: HashMap<PatchId, Arc<RawValue>>,
     /// Consistency proofs to the head from the sizes of recent heads, as JSON.
     pub consistency: HashMap<u64, Arc<RawValue>>,
+    /// Proofs from other sizes devices hold, made in the background (`None`: being
+    /// made).
+    pub more: std::sync::Mutex<HashMap<u64, Option<Arc<RawValue>>>>,
     /// The patches yanked within the head's tree, which its signature commits to, as
     /// JSON: answers that offer a patch carry it.
     pub revoked: Option<Arc<RawValue>>,
@@ -91,6 +104,7 @@ pub async fn follow(services: &Services) -> Result<bool, ServiceError> {
                     cosigned: cosignatures.len(),
                     offers: current.offers.clone(),
                     consistency: current.consistency.clone(),
+                    more: std::sync::Mutex::new(current.more.lock().unwrap_or_else(|e| e.into_inner()).clone()),
                     revoked: current.revoked.clone(),
                 }));
             }
@@ -131,6 +145,7 @@ pub async fn follow(services: &Services) -> Result<bool, ServiceError> {
                 cosigned: cosignatures.len(),
                 offers,
                 consistency,
+                more: std::sync::Mutex::default(),
                 revoked: Some(to_json(&revocations(conn, size)?)?),
             }))
         })
@@ -140,4 +155,45 @@ pub async fn follow(services: &Services) -> Result<bool, ServiceError> {
     };
     *services.log.view.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(view);
     Ok(true)
+}
+
+impl LogView {
+    /// The consistency proof from `size` to this view's head, when it is at hand.
+    /// When it is not, it is made in the background (once per size, for at most
+    /// [`MORE_PROOFS`] sizes) for the next poll from that size; this returns at once.
+    pub fn consistency_from(self: &Arc<Self>, db: &crate::db::Db, size: u64) -> Option<Arc<RawValue>> {
+        if size == 0 || size >= self.tree_size {
+            return None;
+        }
+        if let Some(proof) = self.consistency.get(&size) {
+            return Some(proof.clone());
+        }
+        let mut more = self.more.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(made) = more.get(&size) {
+            return made.clone();
+        }
+        if more.len() >= MORE_PROOFS {
+            return None;
+        }
+        more.insert(size, None);
+        drop(more);
+        let (view, db, to) = (self.clone(), db.clone(), self.tree_size);
+        tokio::spawn(async move {
+            let made = db
+                .run(move |conn| consistency_in(conn, size, to).and_then(|proof| to_json(&proof)))
+                .await;
+            let mut more = view.more.lock().unwrap_or_else(|e| e.into_inner());
+            match made {
+                Ok(proof) => {
+                    more.insert(size, Some(proof));
+                }
+                // Tried again by the next poll from that size.
+                Err(err) => {
+                    more.remove(&size);
+                    tracing::debug!(size, error = %err, "a consistency proof for polls was not made");
+                }
+            }
+        });
+        None
+    }
 }
