@@ -264,6 +264,8 @@ pub struct Config {
     pub exposure_point_interval: Duration,
     /// How often the log's tree head is signed again.
     pub log_head_interval: Duration,
+    /// How soon after the newest head another is signed to cover new entries.
+    pub log_cover_after: Duration,
     /// How long a signed tree head is valid.
     pub log_head_ttl: Duration,
     /// The origin line of the log's checkpoints.

@@ -90,6 +90,11 @@ pub const SETTINGS: &[Setting] = &[
         help: "how often the transparency log's tree head is signed again, even when nothing changed",
     },
     Setting {
+        name: "log_cover_after",
+        default: "500ms",
+        help: "how soon after the newest tree head another is signed to cover new log entries: every event is covered by a signed head within about this plus 100 ms",
+    },
+    Setting {
         name: "log_head_ttl",
         default: "1h",
         help: "how long a signed tree head is valid: devices refuse answers whose head has expired (longer than log_head_interval)",

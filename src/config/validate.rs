@@ -197,6 +197,13 @@ impl RawSettings {
         let exposure_point_interval = interval("exposure_point_interval", 3600)?;
         let log_head_interval = interval("log_head_interval", 5 * 60)?;
         let log_head_ttl = interval("log_head_ttl", 3600)?;
+        let log_cover_after = self.parse("log_cover_after", Duration::from_millis(500), |s| {
+            let after = parse_duration(s)?;
+            if after < Duration::from_millis(100) || after > Duration::from_secs(300) {
+                return Err("must be from 100ms to 5m".into());
+            }
+            Ok(after)
+        })?;
         if log_head_ttl <= log_head_interval {
             return Err(ConfigError {
                 setting: "log_head_ttl".into(),
@@ -401,6 +408,7 @@ impl RawSettings {
             emergency_poll_interval,
             exposure_point_interval,
             log_head_interval,
+            log_cover_after,
             log_head_ttl,
             log_origin,
             install_stall_after,

@@ -205,20 +205,20 @@ pub async fn covering_head(services: &Services) -> Result<SignedHead, ServiceErr
     }
 }
 
-/// How old the newest head must be before another is signed to cover new entries:
-/// heads at most about twice a second, each entry covered within about a second.
-pub const COVER_AFTER: TimeDelta = TimeDelta::milliseconds(500);
-
 /// Signs a head when the tree holds entries the newest head does not cover and
-/// that head was signed [`COVER_AFTER`] ago or more. Returns whether it signed.
+/// that head was signed `log_cover_after` (500 ms: heads at most about twice a
+/// second, each entry covered within about a second) ago or more. Returns whether
+/// it signed.
 pub async fn cover(services: &Services) -> Result<bool, ServiceError> {
+    let after = TimeDelta::from_std(services.config.log_cover_after)
+        .map_err(|e| ServiceError::internal("log_cover_after", e))?;
     let (latest, size) = services
         .db
         .query(|conn| Ok((rows::latest_head(conn)?, rows::size(conn)?)))
         .await?;
     let due = match latest {
         None => true,
-        Some(head) => (head.tree_size as u64) < size && head.signed_at + COVER_AFTER <= now(),
+        Some(head) => (head.tree_size as u64) < size && head.signed_at + after <= now(),
     };
     if due {
         sign_now(services).await?;
