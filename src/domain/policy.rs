@@ -187,9 +187,6 @@ impl Policy {
     /// (a minute's skew allowed) nor older than `max_age` seconds. The refusal names
     /// the quorum, who cosigned and why each other witness does not count.
     pub fn check(&self, body: &str, lines: &[String], now: u64, max_age: u64) -> Result<(), String> {
-        if !self.requires_cosignatures() {
-            return Ok(());
-        }
         let mut note = Note {
             text: body.to_owned(),
             signatures: Vec::new(),
@@ -199,9 +196,17 @@ impl Policy {
                 note.add(signature);
             }
         }
+        self.check_note(&note, now, max_age)
+    }
+
+    /// [`Policy::check`] of a signed note's own cosignatures.
+    pub fn check_note(&self, note: &Note, now: u64, max_age: u64) -> Result<(), String> {
+        if !self.requires_cosignatures() {
+            return Ok(());
+        }
         let mut counted = Vec::with_capacity(self.witnesses.len());
         let mut missing = Vec::new();
-        for (witness, time) in self.witnesses.iter().zip(self.cosigned(&note)) {
+        for (witness, time) in self.witnesses.iter().zip(self.cosigned(note)) {
             let why = match time {
                 None => Some("no cosignature"),
                 Some(t) if t > now.saturating_add(60) => Some("a cosignature dated in the future"),

@@ -329,9 +329,7 @@ pub async fn bundle(
                 bytes: json(&head)?,
             });
             // The same head as a signed note with the witnesses' cosignatures.
-            let record = rows::heads_before(conn, Some(head.sequence as i64 + 1), 1)?
-                .into_iter()
-                .find(|r| r.sequence as u64 == head.sequence)
+            let record = rows::head(conn, head.sequence as i64)?
                 .ok_or_else(|| ServiceError::internal("reading the bundle's head", "it is gone"))?;
             if let Some(note) = log::cosigned_note(&record, &rows::cosignatures(conn, record.sequence)?)? {
                 all.push(Part {

@@ -97,11 +97,10 @@ impl Agent {
             ));
         }
         if let Some(required) = &self.config.witnesses {
-            let lines: Vec<String> = proven.checkpoint.signatures.iter().map(|s| s.line()).collect();
             let now = now.timestamp().max(0) as u64;
             required
                 .policy
-                .check(&proven.checkpoint.text, &lines, now, max_age.as_secs())
+                .check_note(&proven.checkpoint, now, max_age.as_secs())
                 .map_err(|why| {
                     format!(
                         "refused (witnesses): the proof's head of {} entries (sequence {}): {why}",

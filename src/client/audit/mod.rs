@@ -201,9 +201,8 @@ pub async fn audit(request: &AuditRequest) -> anyhow::Result<Report> {
     };
     if let Some(policy) = &request.witness_policy {
         let cosigned = Note::parse(&served.checkpoint).map(|note| {
-            let lines: Vec<String> = note.signatures.iter().map(|s| s.line()).collect();
             let now = chrono::Utc::now().timestamp().max(0) as u64;
-            policy.check(&note.text, &lines, now, 3600)
+            policy.check_note(&note, now, 3600)
         });
         match cosigned {
             Ok(Ok(())) => report.checked.push(format!(

@@ -117,11 +117,7 @@ pub fn verify_bundle(bytes: &[u8], public_key: &str, witnesses: Option<&Policy>)
     let signed: SignedHead = read(n, "log/head.json", bytes)?;
     let head = signed.verify(trusted).map_err(|e| fail(n, "log/head.json", e))?;
     let quorum = |note: &Note| match witnesses {
-        Some(policy) => {
-            let lines: Vec<String> = note.signatures.iter().map(|s| s.line()).collect();
-            let now = chrono::Utc::now().timestamp().max(0) as u64;
-            policy.check(&note.text, &lines, now, u64::MAX)
-        }
+        Some(policy) => policy.check_note(note, chrono::Utc::now().timestamp().max(0) as u64, u64::MAX),
         None => Ok(()),
     };
     let checkpoint = match parsed.get(CHECKPOINT_PART) {

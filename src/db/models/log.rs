@@ -372,6 +372,15 @@ pub fn latest_head(conn: &mut DbConnection) -> QueryResult<Option<LogHeadRecord>
         .optional()
 }
 
+/// Head `sequence`.
+pub fn head(conn: &mut DbConnection, sequence: i64) -> QueryResult<Option<LogHeadRecord>> {
+    log_heads::table
+        .find(sequence)
+        .select(LogHeadRecord::as_select())
+        .first(conn)
+        .optional()
+}
+
 /// The newest heads, newest first.
 pub fn heads(conn: &mut DbConnection, limit: i64) -> QueryResult<Vec<LogHeadRecord>> {
     heads_before(conn, None, limit)
