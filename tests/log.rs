@@ -987,7 +987,22 @@ async fn the_evidence_bundle_verifies_offline_and_every_flipped_byte_names_its_p
 /// Every release image row has exactly one log entry, integrated or still
 /// pending, and every entry its row; the log's count, indexes and stored subtrees
 /// agree with its integrated entries. Returns how many entries are pending.
+///
+/// Read in one snapshot: a running sequencer moves entries from pending to
+/// integrated between two separate reads.
 fn check_atomic(conn: &mut patchwarden::db::DbConnection) -> usize {
+    use diesel::connection::SimpleConnection;
+    let begin = match conn {
+        patchwarden::db::DbConnection::Postgres(_) => "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+        patchwarden::db::DbConnection::Sqlite(_) => "BEGIN",
+    };
+    conn.batch_execute(begin).unwrap();
+    let waiting = check_atomic_in_snapshot(conn);
+    conn.batch_execute("COMMIT").unwrap();
+    waiting
+}
+
+fn check_atomic_in_snapshot(conn: &mut patchwarden::db::DbConnection) -> usize {
     use diesel::prelude::*;
     use patchwarden::db::schema::{log_entries, log_pending, release_images};
     let images: Vec<String> = release_images::table
