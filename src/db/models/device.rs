@@ -13,6 +13,8 @@ use crate::domain::state::Maybe;
 use crate::domain::{ObservationSource, ReportState};
 use crate::ids::{CustomerId, DeviceId, EnrollmentTokenId, ObservationId, PatchId, ProductId};
 
+use super::ROWS_PER_INSERT;
+
 #[derive(Clone, Debug, Queryable, Selectable, Identifiable)]
 #[diesel(table_name = devices)]
 pub struct DeviceRecord {
@@ -56,7 +58,6 @@ pub struct DeviceKey {
     pub id: DeviceId,
     pub customer_id: CustomerId,
     pub product_id: ProductId,
-    pub name: String,
     pub platform: Option<String>,
     pub token_lookup: String,
     pub token_hash: String,
@@ -90,32 +91,53 @@ type BoxedDevices<'a> = devices::BoxedQuery<'a, DbBackend>;
 impl DeviceRecord {
     /// Inserts a device with its labels.
     pub fn insert(conn: &mut DbConnection, device: &DeviceRecord) -> QueryResult<()> {
-        diesel::insert_into(devices::table)
-            .values((
-                devices::id.eq(&device.id),
-                devices::customer_id.eq(&device.customer_id),
-                devices::product_id.eq(&device.product_id),
-                devices::name.eq(&device.name),
-                devices::platform.eq(&device.platform),
-                devices::labels.eq(device.labels.to_json()),
-                devices::token_lookup.eq(&device.token_lookup),
-                devices::token_hash.eq(&device.token_hash),
-                devices::enrollment_token_id.eq(&device.enrollment_token_id),
-                devices::version.eq(&device.version),
-                devices::version_source.eq(device.version_source.0.map(|s| s.as_str())),
-                devices::latest_observation_id.eq(&device.latest_observation_id),
-                devices::created_at.eq(device.created_at),
-                devices::change_seq.eq(device.change_seq),
-            ))
-            .execute(conn)?;
-        for (name, value) in device.labels.iter() {
-            diesel::insert_into(device_labels::table)
-                .values((
-                    device_labels::device_id.eq(&device.id),
-                    device_labels::name.eq(name),
-                    device_labels::value.eq(value),
-                ))
-                .execute(conn)?;
+        Self::insert_all(conn, &[device])
+    }
+
+    /// Inserts devices with their labels, many rows per statement.
+    pub fn insert_all(conn: &mut DbConnection, devices: &[&DeviceRecord]) -> QueryResult<()> {
+        for chunk in devices.chunks(ROWS_PER_INSERT) {
+            let rows: Vec<_> = chunk
+                .iter()
+                .map(|device| {
+                    (
+                        devices::id.eq(&device.id),
+                        devices::customer_id.eq(&device.customer_id),
+                        devices::product_id.eq(&device.product_id),
+                        devices::name.eq(&device.name),
+                        devices::platform.eq(&device.platform),
+                        devices::labels.eq(device.labels.to_json()),
+                        devices::token_lookup.eq(&device.token_lookup),
+                        devices::token_hash.eq(&device.token_hash),
+                        devices::enrollment_token_id.eq(&device.enrollment_token_id),
+                        devices::version.eq(&device.version),
+                        devices::version_source.eq(device.version_source.0.map(|s| s.as_str())),
+                        devices::latest_observation_id.eq(&device.latest_observation_id),
+                        devices::created_at.eq(device.created_at),
+                        devices::change_seq.eq(device.change_seq),
+                    )
+                })
+                .collect();
+            on_backend!(&mut *conn, |c| diesel::insert_into(devices::table)
+                .values(rows)
+                .execute(c))?;
+        }
+        let labels: Vec<_> = devices
+            .iter()
+            .flat_map(|device| {
+                device.labels.iter().map(|(name, value)| {
+                    (
+                        device_labels::device_id.eq(&device.id),
+                        device_labels::name.eq(name),
+                        device_labels::value.eq(value),
+                    )
+                })
+            })
+            .collect();
+        for chunk in labels.chunks(ROWS_PER_INSERT) {
+            on_backend!(&mut *conn, |c| diesel::insert_into(device_labels::table)
+                .values(chunk.to_vec())
+                .execute(c))?;
         }
         Ok(())
     }

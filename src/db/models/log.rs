@@ -9,6 +9,8 @@ use diesel::prelude::*;
 
 use crate::db::schema::{log_cosignatures, log_entries, log_heads, log_nodes, log_pending, log_state};
 use crate::db::DbConnection;
+
+use super::ROWS_PER_INSERT;
 use crate::domain::merkle::{Frontier, Hash, Node};
 
 /// One entry as stored.
@@ -58,19 +60,6 @@ impl PendingEntry {
         }
     }
 }
-
-/// Runs one multi-row statement on whichever backend `conn` is.
-macro_rules! on_backend {
-    ($conn:expr, |$c:ident| $body:expr) => {
-        match $conn {
-            DbConnection::Postgres($c) => $body,
-            DbConnection::Sqlite($c) => $body,
-        }
-    };
-}
-
-/// Rows per multi-row insert: well under either backend's limit of bound values.
-const ROWS_PER_INSERT: usize = 1000;
 
 /// Queues `entries` in order inside the caller's transaction, so they commit with
 /// the events they record. Takes no lock that other appends wait on.

@@ -2,6 +2,20 @@
 //! and return diesel's `QueryResult`; deciding what a result means for the caller
 //! (404, 409) is the job of the layer above.
 
+/// Runs one multi-row statement on whichever backend `conn` is: diesel builds a
+/// multi-row insert for a concrete connection, not for the connection enum.
+macro_rules! on_backend {
+    ($conn:expr, |$c:ident| $body:expr) => {
+        match $conn {
+            $crate::db::DbConnection::Postgres($c) => $body,
+            $crate::db::DbConnection::Sqlite($c) => $body,
+        }
+    };
+}
+
+/// Rows per multi-row insert: well under either backend's limit of bound values.
+const ROWS_PER_INSERT: usize = 1000;
+
 pub mod advisory;
 pub mod anomaly;
 pub mod api_token;

@@ -11,6 +11,8 @@ use crate::db::DbConnection;
 use crate::domain::ObservationSource;
 use crate::ids::{DeviceId, ObservationId, PatchId};
 
+use super::ROWS_PER_INSERT;
+
 #[derive(Clone, Debug, Queryable, Selectable, Identifiable)]
 #[diesel(table_name = observations)]
 pub struct ObservationRecord {
@@ -92,20 +94,33 @@ impl ObservationRecord {
 
     /// Inserts `seen` as row `id` of its device's history.
     pub fn insert(conn: &mut DbConnection, id: &ObservationId, seen: &Seen) -> QueryResult<()> {
-        diesel::insert_into(observations::table)
-            .values((
-                observations::id.eq(id),
-                observations::device_id.eq(&seen.device),
-                observations::version.eq(&seen.version),
-                observations::image_sha256.eq(&seen.image_sha256),
-                observations::source.eq(seen.source.as_str()),
-                observations::last_source.eq(seen.last_source.as_str()),
-                observations::first_seen_at.eq(seen.first_seen_at),
-                observations::last_seen_at.eq(seen.last_seen_at),
-                observations::times.eq(seen.times),
-            ))
-            .execute(conn)
-            .map(drop)
+        Self::insert_all(conn, &[(id, seen)])
+    }
+
+    /// Inserts each `seen` as its row of its device's history, many per statement.
+    pub fn insert_all(conn: &mut DbConnection, rows: &[(&ObservationId, &Seen)]) -> QueryResult<()> {
+        for chunk in rows.chunks(ROWS_PER_INSERT) {
+            let values: Vec<_> = chunk
+                .iter()
+                .map(|(id, seen)| {
+                    (
+                        observations::id.eq(*id),
+                        observations::device_id.eq(&seen.device),
+                        observations::version.eq(&seen.version),
+                        observations::image_sha256.eq(&seen.image_sha256),
+                        observations::source.eq(seen.source.as_str()),
+                        observations::last_source.eq(seen.last_source.as_str()),
+                        observations::first_seen_at.eq(seen.first_seen_at),
+                        observations::last_seen_at.eq(seen.last_seen_at),
+                        observations::times.eq(seen.times),
+                    )
+                })
+                .collect();
+            on_backend!(&mut *conn, |c| diesel::insert_into(observations::table)
+                .values(values)
+                .execute(c))?;
+        }
+        Ok(())
     }
 
     /// Folds one more sighting into each of the rows `ids` (each a device's latest):

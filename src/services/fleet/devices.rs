@@ -172,16 +172,15 @@ fn enrolled_event(enrolled: &Enrolled) -> Event {
     }
 }
 
-/// Inserts a checked device (and, when its version is known, the first row of its
-/// history) as change `seq`: three inserts, nothing read back.
-fn insert_device(
-    conn: &mut DbConnection,
+/// A checked device as change `seq`, with its token and, when its version is
+/// known, the first row of its history; nothing is written yet.
+fn new_device(
     customer: &Customer,
     checked: Checked,
     enrollment_token: Option<&EnrollmentTokenId>,
     source: ObservationSource,
     seq: i64,
-) -> Result<Enrolled, ServiceError> {
+) -> (Enrolled, Option<(ObservationId, Seen)>) {
     let token = IssuedToken::generate(DEVICE_TOKEN_PREFIX);
     let id = DeviceId::generate();
     let at = now();
@@ -210,30 +209,55 @@ fn insert_device(
         head_age_s: None,
         stale_since: None,
     };
-    DeviceRecord::insert(conn, &device)?;
-    if let (Some(row), Some(version)) = (&first, &device.version) {
+    let history = first.zip(device.version.clone()).map(|(row, version)| {
         let at = to_the_second(at);
-        ObservationRecord::insert(
-            conn,
-            row,
-            &Seen {
-                device: id,
-                version: version.clone(),
-                image_sha256: None,
-                source,
-                last_source: source,
-                first_seen_at: at,
-                last_seen_at: at,
-                times: 1,
-            },
-        )?;
-    }
-    Ok(Enrolled {
+        let seen = Seen {
+            device: id,
+            version,
+            image_sha256: None,
+            source,
+            last_source: source,
+            first_seen_at: at,
+            last_seen_at: at,
+            times: 1,
+        };
+        (row, seen)
+    });
+    let enrolled = Enrolled {
         device,
         customer: customer.slug.clone(),
         product: checked.product.slug,
         token,
-    })
+    };
+    (enrolled, history)
+}
+
+/// Writes new devices and the first rows of their histories, many per statement.
+fn insert_devices(
+    conn: &mut DbConnection,
+    devices: &[Enrolled],
+    history: &[(ObservationId, Seen)],
+) -> Result<(), ServiceError> {
+    let records: Vec<&DeviceRecord> = devices.iter().map(|e| &e.device).collect();
+    DeviceRecord::insert_all(conn, &records)?;
+    let rows: Vec<(&ObservationId, &Seen)> = history.iter().map(|(id, seen)| (id, seen)).collect();
+    ObservationRecord::insert_all(conn, &rows)?;
+    Ok(())
+}
+
+/// Inserts a checked device (and, when its version is known, the first row of its
+/// history) as change `seq`.
+fn insert_device(
+    conn: &mut DbConnection,
+    customer: &Customer,
+    checked: Checked,
+    enrollment_token: Option<&EnrollmentTokenId>,
+    source: ObservationSource,
+    seq: i64,
+) -> Result<Enrolled, ServiceError> {
+    let (enrolled, history) = new_device(customer, checked, enrollment_token, source, seq);
+    insert_devices(conn, std::slice::from_ref(&enrolled), history.as_slice())?;
+    Ok(enrolled)
 }
 
 /// The caller's customer.
@@ -293,7 +317,11 @@ pub fn import(
             .ok_or_else(|| ServiceError::invalid("customer", format!("there is no customer `{slug}`")))?;
         let mut entitled = Entitled::of(&customer);
         let seq = Generations::next_device_change(conn)?;
+        // Every line is checked before anything is written; then the rows go in
+        // many per statement.
         let mut enrolled = Vec::with_capacity(drafts.len());
+        let mut history = Vec::with_capacity(drafts.len());
+        let mut pulled = Vec::new();
         for (line, draft) in drafts.into_iter().enumerate() {
             let pull = draft.pull_request(outbound).map_err(|err| at_line(err, line))?;
             let checked = check_device(
@@ -306,11 +334,16 @@ pub fn import(
                 draft.labels,
             )
             .map_err(|err| at_line(err, line))?;
-            let device = insert_device(conn, &customer, checked, None, ObservationSource::Admin, seq)?;
-            if let Some(pull) = &pull {
-                pulls::store(conn, sealing, &device.device.id, &customer.id, pull)?;
+            let (device, first) = new_device(&customer, checked, None, ObservationSource::Admin, seq);
+            if let Some(pull) = pull {
+                pulled.push((enrolled.len(), pull));
             }
+            history.extend(first);
             enrolled.push(device);
+        }
+        insert_devices(conn, &enrolled, &history)?;
+        for (at, pull) in &pulled {
+            pulls::store(conn, sealing, &enrolled[*at].device.id, &customer.id, pull)?;
         }
         let events: Vec<Event> = enrolled.iter().map(enrolled_event).collect();
         let logged: Vec<(&Event, &Actor)> = events.iter().map(|e| (e, &Actor::Cli)).collect();
