@@ -30,6 +30,16 @@ macro_rules! id_type {
             pub fn as_str(&self) -> &str {
                 &self.0
             }
+
+            /// The id's sixteen bytes, for tables that hold many of them.
+            pub fn to_bytes(&self) -> Option<[u8; 16]> {
+                uuid::Uuid::try_parse(&self.0).ok().map(uuid::Uuid::into_bytes)
+            }
+
+            /// The id of `bytes` (from [`Self::to_bytes`]).
+            pub fn from_bytes(bytes: [u8; 16]) -> Self {
+                Self(uuid::Uuid::from_bytes(bytes).to_string())
+            }
         }
 
         impl FromStr for $name {

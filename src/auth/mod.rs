@@ -21,8 +21,6 @@ use serde::Deserialize;
 
 pub use client::client_ip;
 
-use std::sync::Arc;
-
 use crate::db::models::User;
 use crate::domain::{Caller, Role, Scope};
 use crate::error::{AppError, PageError};
@@ -154,7 +152,7 @@ impl From<Rejection> for AppError {
 #[derive(Clone, Debug, Default)]
 struct Proven {
     token: Option<Result<AuthUser, Rejection>>,
-    device: Option<Result<Arc<DeviceEntry>, Rejection>>,
+    device: Option<Result<DeviceEntry, Rejection>>,
     session: Option<Result<AuthUser, Rejection>>,
 }
 
@@ -274,7 +272,7 @@ impl FromRequest for AuthUser {
 }
 
 /// A device, authenticated by its device token (from memory, without the database).
-pub struct Device(pub Arc<DeviceEntry>);
+pub struct Device(pub DeviceEntry);
 
 impl FromRequest for Device {
     type Error = AppError;
@@ -300,7 +298,7 @@ impl FromRequest for Device {
 /// A user or a device: for the routes both may call.
 pub enum Someone {
     User(AuthUser),
-    Device(Arc<DeviceEntry>),
+    Device(DeviceEntry),
 }
 
 impl FromRequest for Someone {

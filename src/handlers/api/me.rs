@@ -6,6 +6,7 @@ use serde::Serialize;
 use crate::auth::Someone;
 use crate::domain::Role;
 use crate::error::AppError;
+use crate::services::fleet::device_reads;
 use crate::services::users;
 use crate::state::AppState;
 
@@ -26,33 +27,32 @@ pub struct MeResponse {
 }
 
 pub async fn get_me(state: web::Data<AppState>, caller: Someone) -> Result<web::Json<MeResponse>, AppError> {
-    let (customer, me) = match caller {
-        Someone::User(user) => (
-            user.scope.customer().cloned(),
+    let me = match caller {
+        Someone::User(user) => {
+            let customer = match user.scope.customer() {
+                None => None,
+                Some(id) => Some(users::customer_slug(&state, id).await?),
+            };
             MeResponse {
                 kind: "user",
                 email: Some(user.user.email),
                 role: Some(user.role),
-                customer: None,
+                customer,
                 id: None,
                 name: None,
-            },
-        ),
-        Someone::Device(device) => (
-            Some((*device.customer).clone()),
+            }
+        }
+        Someone::Device(device) => {
+            let (name, customer) = device_reads::identity(&state, &device).await?;
             MeResponse {
                 kind: "device",
                 email: None,
                 role: None,
-                customer: None,
-                id: Some(device.id.to_string()),
-                name: Some(device.name.to_string()),
-            },
-        ),
+                customer: Some(customer),
+                id: Some(device.id().to_string()),
+                name: Some(name),
+            }
+        }
     };
-    let customer = match customer {
-        None => None,
-        Some(id) => Some(users::customer_slug(&state, &id).await?),
-    };
-    Ok(web::Json(MeResponse { customer, ..me }))
+    Ok(web::Json(me))
 }

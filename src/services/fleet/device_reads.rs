@@ -10,6 +10,7 @@ use crate::domain::Scope;
 use crate::ids::DeviceId;
 use crate::services::{ServiceError, Services};
 
+use super::cache::DeviceEntry;
 use super::scoped_customer;
 
 /// Rows of history a device page shows.
@@ -25,6 +26,18 @@ pub fn visible(conn: &mut DbConnection, scope: &Scope, id: &str) -> Result<(Devi
     } else {
         Err(not_found())
     }
+}
+
+/// The authenticated device's own name and its customer's slug (what the fleet
+/// in memory does not hold).
+pub async fn identity(services: &Services, device: &DeviceEntry) -> Result<(String, String), ServiceError> {
+    let id = device.id();
+    let (record, slug) = services
+        .db
+        .query(move |conn| DeviceRecord::find_with_customer(conn, &id))
+        .await?
+        .ok_or(ServiceError::NotFound("device"))?;
+    Ok((record.name, slug))
 }
 
 /// One device with its labels, product, version history and install reports.

@@ -4,15 +4,16 @@
 //! wait. While the database is away the batch stays (a flush that fails puts it
 //! back); past `max` waiting observations the oldest are dropped and counted.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use chrono::NaiveDateTime;
 
 use crate::db::models::observation::to_the_second;
 use crate::db::models::Seen;
 use crate::domain::fleet::HeadReport;
+use crate::domain::patch::Sha256;
 use crate::domain::ObservationSource;
 use crate::ids::{DeviceId, PatchId};
 
@@ -35,13 +36,82 @@ impl Batch {
     }
 }
 
+/// An observation waiting to be written, in a fixed size: the device and image as
+/// bytes, the version shared with the other waiting observations of it. Memory
+/// grows with the waiting observations (at most the queue's bound), not with how
+/// often devices poll.
+struct Waiting {
+    device: [u8; 16],
+    version: Arc<str>,
+    image: Option<[u8; 32]>,
+    source: ObservationSource,
+    last_source: ObservationSource,
+    first_seen_at: NaiveDateTime,
+    last_seen_at: NaiveDateTime,
+    times: i64,
+}
+
+impl Waiting {
+    fn of(seen: Seen, versions: &mut HashSet<Arc<str>>) -> Option<Waiting> {
+        let image = match &seen.image_sha256 {
+            None => None,
+            Some(hex) => Some(image_bytes(hex)?),
+        };
+        Some(Waiting {
+            device: seen.device.to_bytes()?,
+            version: share(versions, &seen.version),
+            image,
+            source: seen.source,
+            last_source: seen.last_source,
+            first_seen_at: seen.first_seen_at,
+            last_seen_at: seen.last_seen_at,
+            times: seen.times,
+        })
+    }
+
+    fn seen(&self) -> Seen {
+        Seen {
+            device: DeviceId::from_bytes(self.device),
+            version: self.version.to_string(),
+            image_sha256: self.image.map(hex::encode),
+            source: self.source,
+            last_source: self.last_source,
+            first_seen_at: self.first_seen_at,
+            last_seen_at: self.last_seen_at,
+            times: self.times,
+        }
+    }
+
+    fn folds(&self, version: &str, image: Option<&[u8; 32]>) -> bool {
+        &*self.version == version && self.image.as_ref() == image
+    }
+}
+
+fn image_bytes(hex: &str) -> Option<[u8; 32]> {
+    let mut bytes = [0u8; 32];
+    hex::decode_to_slice(hex, &mut bytes).ok()?;
+    Some(bytes)
+}
+
+/// The waiting observations' copy of `version`.
+fn share(versions: &mut HashSet<Arc<str>>, version: &str) -> Arc<str> {
+    if let Some(shared) = versions.get(version) {
+        return shared.clone();
+    }
+    let shared: Arc<str> = Arc::from(version);
+    versions.insert(shared.clone());
+    shared
+}
+
 #[derive(Default)]
 struct Pending {
-    seen: VecDeque<Seen>,
+    seen: VecDeque<Waiting>,
     /// Sequence number of `seen[0]`.
     base: u64,
     /// Each device's latest waiting observation, by sequence number.
-    latest: HashMap<DeviceId, u64>,
+    latest: HashMap<[u8; 16], u64>,
+    /// The versions the waiting observations saw, each held once.
+    versions: HashSet<Arc<str>>,
     offers: VecDeque<(DeviceId, PatchId, NaiveDateTime)>,
     /// Each device's latest head report (one per device, so bounded by the fleet).
     heads: HashMap<DeviceId, HeadReport>,
@@ -50,24 +120,23 @@ struct Pending {
 impl Pending {
     /// The device's waiting observation that saw `version` and `image`, if it is
     /// the device's latest.
-    fn foldable(&mut self, device: &DeviceId, version: &str, image: Option<&str>) -> Option<&mut Seen> {
+    fn foldable(&mut self, device: &[u8; 16], version: &str, image: Option<&[u8; 32]>) -> Option<&mut Waiting> {
         let seq = *self.latest.get(device)?;
         let index = usize::try_from(seq.checked_sub(self.base)?).ok()?;
-        self.seen
-            .get_mut(index)
-            .filter(|last| last.version == version && last.image_sha256.as_deref() == image)
+        self.seen.get_mut(index).filter(|last| last.folds(version, image))
     }
 
-    fn push(&mut self, seen: Seen, max: usize) -> u64 {
-        if let Some(last) = self.foldable(&seen.device, &seen.version, seen.image_sha256.as_deref()) {
-            last.last_seen_at = last.last_seen_at.max(seen.last_seen_at);
-            last.last_source = seen.last_source;
-            last.times += seen.times;
+    fn push(&mut self, waiting: Waiting, max: usize) -> u64 {
+        let version = waiting.version.clone();
+        if let Some(last) = self.foldable(&waiting.device, &version, waiting.image.as_ref()) {
+            last.last_seen_at = last.last_seen_at.max(waiting.last_seen_at);
+            last.last_source = waiting.last_source;
+            last.times += waiting.times;
             return 0;
         }
         let seq = self.base + self.seen.len() as u64;
-        self.latest.insert(seen.device.clone(), seq);
-        self.seen.push_back(seen);
+        self.latest.insert(waiting.device, seq);
+        self.seen.push_back(waiting);
         self.trim(max)
     }
 
@@ -91,9 +160,6 @@ impl Pending {
 /// The observations and offers of this instance that are not written yet.
 pub struct ObservationQueue {
     pending: Mutex<Pending>,
-    /// Patches this instance offered to each device (written or not), so that a
-    /// repeated offer costs no write.
-    offered: Mutex<HashMap<DeviceId, Vec<PatchId>>>,
     max: usize,
     dropped: AtomicU64,
 }
@@ -102,7 +168,6 @@ impl ObservationQueue {
     pub fn new(max: usize) -> Self {
         ObservationQueue {
             pending: Mutex::new(Pending::default()),
-            offered: Mutex::new(HashMap::new()),
             max: max.max(1),
             dropped: AtomicU64::new(0),
         }
@@ -113,56 +178,48 @@ impl ObservationQueue {
         self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn offered_map(&self) -> std::sync::MutexGuard<'_, HashMap<DeviceId, Vec<PatchId>>> {
-        self.offered.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// Records that `device` was seen running `version` (and image) at `at`, kept to
-    /// the second: sightings of one second are written together.
+    /// Records that the device `device` (its id's bytes) was seen running `version`
+    /// (and image) at `at`, kept to the second: sightings of one second are written
+    /// together.
     pub fn observe(
         &self,
-        device: &DeviceId,
+        device: [u8; 16],
         version: &str,
-        image_sha256: Option<&str>,
+        image: Option<&Sha256>,
         source: ObservationSource,
         at: NaiveDateTime,
     ) {
         let at = to_the_second(at);
+        let image = image.and_then(|i| image_bytes(i.as_str()));
         let mut pending = self.pending();
         // The common case, a device seen again running the same: no allocation.
-        if let Some(last) = pending.foldable(device, version, image_sha256) {
+        if let Some(last) = pending.foldable(&device, version, image.as_ref()) {
             last.last_seen_at = last.last_seen_at.max(at);
             last.last_source = source;
             last.times += 1;
             return;
         }
-        let seen = Seen {
-            device: device.clone(),
-            version: version.to_owned(),
-            image_sha256: image_sha256.map(str::to_owned),
+        let version = share(&mut pending.versions, version);
+        let waiting = Waiting {
+            device,
+            version,
+            image,
             source,
             last_source: source,
             first_seen_at: at,
             last_seen_at: at,
             times: 1,
         };
-        let dropped = pending.push(seen, self.max);
+        let dropped = pending.push(waiting, self.max);
         drop(pending);
         self.count_dropped(dropped);
     }
 
-    /// Records that `patch` was offered to `device`; only the first offer is written.
-    pub fn offered(&self, device: &DeviceId, patch: &PatchId, at: NaiveDateTime) {
-        {
-            let mut offered = self.offered_map();
-            if offered.get(device).is_some_and(|list| list.contains(patch)) {
-                return;
-            }
-            offered.entry(device.clone()).or_default().push(patch.clone());
-        }
+    /// Queues the first offer of `patch` to `device`, to be written.
+    pub fn offered(&self, device: DeviceId, patch: &PatchId, at: NaiveDateTime) {
         let dropped = {
             let mut pending = self.pending();
-            pending.offers.push_back((device.clone(), patch.clone(), at));
+            pending.offers.push_back((device, patch.clone(), at));
             pending.trim(self.max)
         };
         self.count_dropped(dropped);
@@ -171,11 +228,6 @@ impl ObservationQueue {
     /// Records what `device` said of its view of the log; only its latest report waits.
     pub fn head_report(&self, device: &DeviceId, report: HeadReport) {
         self.pending().heads.insert(device.clone(), report);
-    }
-
-    /// Whether this instance offered `patch` to `device`.
-    pub fn was_offered(&self, device: &DeviceId, patch: &PatchId) -> bool {
-        self.offered_map().get(device).is_some_and(|list| list.contains(patch))
     }
 
     /// Counts observations that could not be written and were given up.
@@ -193,7 +245,7 @@ impl ObservationQueue {
     pub fn take(&self) -> Batch {
         let pending = std::mem::take(&mut *self.pending());
         Batch {
-            seen: pending.seen.into(),
+            seen: pending.seen.iter().map(Waiting::seen).collect(),
             offers: pending.offers.into(),
             heads: pending.heads.into_iter().collect(),
         }
@@ -206,9 +258,18 @@ impl ObservationQueue {
             let mut pending = self.pending();
             let newer = std::mem::take(&mut *pending);
             let mut dropped = 0;
-            for seen in batch.seen.into_iter().chain(newer.seen) {
-                dropped += pending.push(seen, self.max);
+            let mut unwritable = 0;
+            for seen in batch.seen {
+                match Waiting::of(seen, &mut pending.versions) {
+                    Some(waiting) => dropped += pending.push(waiting, self.max),
+                    None => unwritable += 1,
+                }
             }
+            pending.versions.extend(newer.versions);
+            for waiting in newer.seen {
+                dropped += pending.push(waiting, self.max);
+            }
+            dropped += unwritable;
             pending.offers = batch.offers.into_iter().chain(newer.offers).collect();
             // A newer report of a device wins over the one put back.
             pending.heads = batch.heads.into_iter().chain(newer.heads).collect();
@@ -237,6 +298,10 @@ impl ObservationQueue {
 mod tests {
     use super::*;
 
+    fn key(device: &DeviceId) -> [u8; 16] {
+        device.to_bytes().unwrap()
+    }
+
     fn at(second: u32) -> NaiveDateTime {
         chrono::DateTime::from_timestamp(1_700_000_000 + i64::from(second), 0)
             .unwrap()
@@ -248,10 +313,10 @@ mod tests {
         let queue = ObservationQueue::new(100);
         let device = DeviceId::generate();
         for second in 0..50 {
-            queue.observe(&device, "6.3.0r20", None, ObservationSource::Poll, at(second));
+            queue.observe(key(&device), "6.3.0r20", None, ObservationSource::Poll, at(second));
         }
-        queue.observe(&device, "6.3.0r21", None, ObservationSource::Poll, at(60));
-        queue.observe(&device, "6.3.0r21", None, ObservationSource::Pull, at(61));
+        queue.observe(key(&device), "6.3.0r21", None, ObservationSource::Poll, at(60));
+        queue.observe(key(&device), "6.3.0r21", None, ObservationSource::Pull, at(61));
         let batch = queue.take();
         assert_eq!(batch.seen.len(), 2);
         assert_eq!(batch.seen[0].times, 50);
@@ -267,14 +332,14 @@ mod tests {
         let queue = ObservationQueue::new(3);
         let devices: Vec<DeviceId> = (0..5).map(|_| DeviceId::generate()).collect();
         for (n, device) in devices.iter().enumerate() {
-            queue.observe(device, "1.0", None, ObservationSource::Poll, at(n as u32));
+            queue.observe(key(device), "1.0", None, ObservationSource::Poll, at(n as u32));
         }
         assert_eq!(queue.dropped(), 2);
         let batch = queue.take();
         let kept: Vec<&DeviceId> = batch.seen.iter().map(|s| &s.device).collect();
         assert_eq!(kept, devices[2..].iter().collect::<Vec<_>>());
         // A device whose observation was dropped starts a new one, not a fold.
-        queue.observe(&devices[0], "1.0", None, ObservationSource::Poll, at(9));
+        queue.observe(key(&devices[0]), "1.0", None, ObservationSource::Poll, at(9));
         assert_eq!(queue.take().seen.len(), 1);
     }
 
@@ -282,10 +347,10 @@ mod tests {
     fn a_batch_put_back_comes_before_newer_ones_and_keeps_folding() {
         let queue = ObservationQueue::new(10);
         let device = DeviceId::generate();
-        queue.observe(&device, "1.0", None, ObservationSource::Poll, at(0));
+        queue.observe(key(&device), "1.0", None, ObservationSource::Poll, at(0));
         let batch = queue.take();
-        queue.observe(&device, "1.0", None, ObservationSource::Poll, at(5));
-        queue.observe(&device, "2.0", None, ObservationSource::Poll, at(6));
+        queue.observe(key(&device), "1.0", None, ObservationSource::Poll, at(5));
+        queue.observe(key(&device), "2.0", None, ObservationSource::Poll, at(6));
         queue.put_back(batch);
         let again = queue.take();
         assert_eq!(again.seen.len(), 2);
@@ -294,12 +359,27 @@ mod tests {
     }
 
     #[test]
-    fn an_offer_is_queued_once() {
+    fn images_and_versions_come_back_as_they_were_seen() {
         let queue = ObservationQueue::new(10);
-        let (device, patch) = (DeviceId::generate(), PatchId::generate());
-        queue.offered(&device, &patch, at(0));
-        queue.offered(&device, &patch, at(1));
-        assert!(queue.was_offered(&device, &patch));
-        assert_eq!(queue.take().offers.len(), 1);
+        let (a, b) = (DeviceId::generate(), DeviceId::generate());
+        let image: Sha256 = "AB".repeat(32).parse().unwrap();
+        queue.observe(key(&a), "6.3.0r21", Some(&image), ObservationSource::Poll, at(0));
+        queue.observe(key(&b), "6.3.0r21", None, ObservationSource::Poll, at(0));
+        queue.observe(key(&a), "6.3.0r21", None, ObservationSource::Poll, at(1));
+        let batch = queue.take();
+        let seen: Vec<(&DeviceId, &str, Option<&str>)> = batch
+            .seen
+            .iter()
+            .map(|s| (&s.device, s.version.as_str(), s.image_sha256.as_deref()))
+            .collect();
+        let hex = "ab".repeat(32);
+        assert_eq!(
+            seen,
+            [
+                (&a, "6.3.0r21", Some(hex.as_str())),
+                (&b, "6.3.0r21", None),
+                (&a, "6.3.0r21", None)
+            ]
+        );
     }
 }

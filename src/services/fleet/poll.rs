@@ -116,26 +116,27 @@ pub fn poll(services: &Services, device: &DeviceEntry, request: &PollRequest) ->
     };
     let at = now();
     services.fleet.queue.observe(
-        &device.id,
+        device.uuid(),
         version.as_str(),
-        image.as_ref().map(Sha256::as_str),
+        image.as_ref(),
         ObservationSource::Poll,
         at,
     );
     if let Some(offer) = offer {
-        services.fleet.queue.offered(&device.id, &offer.patch, at);
+        if services.fleet.offer(device, &offer.patch) {
+            services.fleet.queue.offered(device.id(), &offer.patch, at);
+        }
     }
     // Written only while a device says it is stale, and once when it stops saying
     // so: the common, fresh poll costs nothing here.
     if let Some(stale) = request.stale {
-        if stale || device.stale.load(std::sync::atomic::Ordering::Relaxed) {
+        if services.fleet.swap_stale(device, stale) || stale {
             let report = HeadReport {
                 stale,
                 head_age_s: request.head_age_s,
                 at,
             };
-            services.fleet.queue.head_report(&device.id, report);
-            device.stale.store(stale, std::sync::atomic::Ordering::Relaxed);
+            services.fleet.queue.head_report(&device.id(), report);
         }
     }
     let tag: Arc<str> = offer.map_or_else(|| Arc::from(NO_OFFER_TAG), |o| o.tag.clone());
@@ -156,9 +157,9 @@ pub fn poll(services: &Services, device: &DeviceEntry, request: &PollRequest) ->
 
 /// Spends one of `device`'s requests this minute, from memory; 429 past its budget.
 fn spend(services: &Services, device: &DeviceEntry) -> Result<(), ServiceError> {
-    device
-        .budget
-        .spend(&services.device_rate)
+    services
+        .fleet
+        .spend(device, &services.device_rate)
         .map_err(|wait| services.refusals.rate_limited(Refusal::DeviceRate, wait))
 }
 
@@ -192,10 +193,10 @@ async fn check_offered(services: &Services, device: &DeviceEntry, patch: &PatchI
     if catalogue.published.get(patch) != Some(&*device.product) {
         return Err(never());
     }
-    if services.fleet.queue.was_offered(&device.id, patch) {
+    if services.fleet.was_offered(device, patch) {
         return Ok(());
     }
-    let (id, wanted) = (device.id.clone(), patch.clone());
+    let (id, wanted) = (device.id(), patch.clone());
     let (recorded, running) = services
         .db
         .run(move |conn| {
@@ -259,7 +260,7 @@ pub async fn report(
         .transpose()?;
     check_offered(services, device, &patch).await?;
     let at = now();
-    let (id, state, customer) = (device.id.clone(), request.state, (*device.customer).clone());
+    let (id, state, customer) = (device.id(), request.state, (*device.customer).clone());
     let stored_version = version.as_ref().map(ToString::to_string);
     let record = services
         .db
@@ -298,9 +299,9 @@ pub async fn report(
         services
             .fleet
             .queue
-            .observe(&device.id, version.as_str(), None, ObservationSource::Report, at);
+            .observe(device.uuid(), version.as_str(), None, ObservationSource::Report, at);
     }
-    tracing::info!(device.id = %device.id, patch.id = %record.patch_id, state = %record.state, "install report");
+    tracing::info!(device.id = %device.id(), patch.id = %record.patch_id, state = %record.state, "install report");
     Ok(record)
 }
 
