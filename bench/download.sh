@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Patch download throughput: patchwarden (release build, local storage) against nginx
-# serving the same file from disk, single stream and 32 concurrent, plus the server's
-# peak memory. Loopback only; every load run is bounded in time.
+# serving the same file from disk, single stream, 32 and 1,000 concurrent, plus the
+# server's peak memory. Loopback only; every load run is bounded in time.
 #
 #   bench/download.sh [SIZE_MIB] [SECONDS]      (defaults: 256 MiB, 20 s per run)
 #
@@ -9,6 +9,8 @@
 # (CARGO_TARGET_DIR is honoured) and appends a row to bench/RESULTS.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# A thousand connections to each server, plus their files.
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 size_mib=${1:-256}
 seconds=${2:-20}
 . bench/lib.sh
@@ -86,7 +88,7 @@ cat > "$work/nginx/nginx.conf" <<CONF
 worker_processes 2;
 error_log $work/nginx/logs/error.log;
 pid $work/nginx/nginx.pid;
-events { worker_connections 1024; }
+events { worker_connections 4096; }
 http {
   access_log off;
   sendfile on;
@@ -139,4 +141,24 @@ run "single, offloaded" 1 1 "$front_url"
 run "32 conc., offloaded" 2 32 "$front_url"
 peak=$(awk '/VmHWM/ {printf "%.0f MiB", $2/1024}' /proc/$pw_pid/status)
 echo "patchwarden peak RSS: $peak"
-record "download, ${size_mib} MiB file, vs nginx" "$summary; peak RSS $peak" "ratio ≥ 1.0 (single), ≥ 0.8 (32 concurrent)"
+# A thousand customers fetching the fix at once: the server's memory must not grow
+# with the number of downloads in flight. Its highest RSS is sampled during the run
+# (VmHWM also holds the uploads above).
+sample_rss() {
+  local most=0 now
+  while kill -0 "$pw_pid" 2>/dev/null; do
+    now=$(awk '/VmRSS/ {print int($2/1024)}' "/proc/$pw_pid/status")
+    [ "$now" -gt "$most" ] && most=$now && echo "$most" > "$work/rss_most"
+    sleep 0.2
+  done
+}
+echo 0 > "$work/rss_most"
+sample_rss &
+sampler=$!
+run "1000 concurrent" 2 1000 "$url"
+kill "$sampler" 2>/dev/null || true
+wait "$sampler" 2>/dev/null || true
+thousand_rss="$(cat "$work/rss_most") MiB"
+echo "patchwarden highest RSS during 1000 concurrent downloads: $thousand_rss"
+record "download, ${size_mib} MiB file, vs nginx" "$summary; peak RSS $peak; highest RSS during 1000 concurrent $thousand_rss" \
+  "ratio ≥ 1.0 (single), ≥ 0.8 (32 concurrent), ≥ 0.9 and RSS ≤ 100 MiB (1000 concurrent)"

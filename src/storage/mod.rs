@@ -63,6 +63,36 @@ const READ_CHUNK: usize = 512 * 1024;
 /// Chunk size of downloads from local files: large enough to keep the per-chunk cost
 /// low, small enough that a chunk is still in the CPU cache when it is copied out.
 const SEND_CHUNK: usize = 256 * 1024;
+/// What the chunks of all downloads in flight share: with many at once (a fleet
+/// fetching an emergency fix) each reads smaller chunks, so the server's memory
+/// stays flat in the number of downloads.
+const SEND_BUDGET: usize = 32 * 1024 * 1024;
+/// The smallest chunk, however many downloads share the budget.
+const MIN_SEND_CHUNK: usize = 16 * 1024;
+/// Downloads from local files in flight in this process.
+static SENDING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// One download in flight, counted while it lives.
+struct Sending;
+
+impl Sending {
+    fn start() -> Sending {
+        SENDING.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Sending
+    }
+
+    /// This download's share of the budget.
+    fn chunk(&self) -> usize {
+        let sending = SENDING.load(std::sync::atomic::Ordering::Relaxed).max(1);
+        (SEND_BUDGET / sending).clamp(MIN_SEND_CHUNK, SEND_CHUNK)
+    }
+}
+
+impl Drop for Sending {
+    fn drop(&mut self) {
+        SENDING.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
 /// Part size of S3 multipart uploads.
 const S3_PART: usize = 8 * 1024 * 1024;
 /// Temporary S3 objects older than this are leftovers of interrupted uploads.
@@ -164,6 +194,7 @@ impl Storage {
                     file,
                     offset: start,
                     remaining: end - start + 1,
+                    sending: Sending::start(),
                 }))
             }
             Storage::S3 { store, prefix } => {
@@ -234,12 +265,14 @@ impl Storage {
 /// is ready for it, on the thread that serves the connection. Patch files are read
 /// over and over while an advisory is fresh, so they sit in the page cache, where a
 /// read costs less than handing the chunk over from another thread (nginx without
-/// `aio` reads the same way); one chunk at a time per connection keeps memory flat
-/// in the file's size and in the number of downloads.
+/// `aio` reads the same way); one chunk at a time per connection, its size this
+/// download's share of [`SEND_BUDGET`], keeps memory flat in the file's size and in
+/// the number of downloads.
 struct FileChunks {
     file: std::fs::File,
     offset: u64,
     remaining: u64,
+    sending: Sending,
 }
 
 impl Stream for FileChunks {
@@ -250,7 +283,8 @@ impl Stream for FileChunks {
         if self.remaining == 0 {
             return std::task::Poll::Ready(None);
         }
-        let size = usize::try_from(self.remaining.min(SEND_CHUNK as u64)).unwrap_or(SEND_CHUNK);
+        let most = self.sending.chunk();
+        let size = usize::try_from(self.remaining.min(most as u64)).unwrap_or(most);
         let mut chunk = vec![0u8; size];
         match self.file.read_exact_at(&mut chunk, self.offset) {
             Ok(()) => {
@@ -283,6 +317,18 @@ mod tests {
             })
             .await
             .unwrap()
+    }
+
+    #[test]
+    fn downloads_in_flight_share_one_budget_of_chunks() {
+        // Other tests of this process may be downloading too: they only add.
+        let many: Vec<Sending> = (0..SEND_BUDGET / MIN_SEND_CHUNK).map(|_| Sending::start()).collect();
+        assert_eq!(many[0].chunk(), MIN_SEND_CHUNK);
+        drop(many);
+        assert!(
+            Sending::start().chunk() > MIN_SEND_CHUNK,
+            "the chunks grow back once they finish"
+        );
     }
 
     #[actix_web::test]
