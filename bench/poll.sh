@@ -105,6 +105,7 @@ start_server "$work/sqlite/patchwarden.db" "$work/sqlite"
 echo "devices: $devices (import ${import_seconds} s on SQLite), $(nproc) cores, ${seconds} s per run, 128 connections"
 sqlite_exposure=$(exposure_ms)
 sqlite_loaded_rss=$loaded_rss
+sqlite_import=$import_seconds
 counts=$(curl -sf -H "Authorization: Bearer $vendor" "$base/advisories/$advisory/exposure" | python3 -c '
 import json, sys
 print("affected %(affected)s, fixed %(fixed)s, unaffected %(unaffected)s, unknown %(unknown)s, overdue %(overdue)s" % json.load(sys.stdin))')
@@ -195,8 +196,8 @@ if command -v psql >/dev/null && psql -q "$pg_admin" -c 'SELECT 1' >/dev/null 2>
   echo "exposure over the fleet, PostgreSQL: $pg_exposure ms (median of 7; import ${import_seconds} s)"
   stop_server
   record "poll and exposure, $devices devices" \
-    "poll: $rounds_summary; exposure SQLite $sqlite_exposure ms, PostgreSQL $pg_exposure ms; server RSS $sqlite_loaded_rss with the fleet loaded, peak $peak" \
-    "poll ≥ 1.0 of nginx, p99 ≤ 10 ms; exposure ≤ 50 ms at 1M devices (≤ 100 ms at 100k); ≤ 300 MB at 1M"
+    "poll: $rounds_summary; exposure SQLite $sqlite_exposure ms, PostgreSQL $pg_exposure ms; import SQLite $sqlite_import s, PostgreSQL $import_seconds s; server RSS $sqlite_loaded_rss with the fleet loaded, peak $peak" \
+    "poll ≥ 1.3 of nginx, p99 ≤ 10 ms; exposure ≤ 50 ms; at 1M devices: ≤ 200 MiB loaded, ≤ 300 MiB peak, PostgreSQL import ≤ 60 s"
 else
   echo "PostgreSQL at $pg_admin not reachable: exposure timed on SQLite only" >&2
   exit 1

@@ -832,3 +832,82 @@ async fn a_device_past_its_budget_is_answered_429_from_memory_and_others_are_not
         assert_eq!(app.refusals("rate_limited", "device").await, 16, "[{backend}]");
     }
 }
+
+#[actix_web::test]
+async fn a_queue_longer_than_one_batch_is_written_whole_by_one_flush() {
+    use diesel::prelude::*;
+    use patchwarden::db::schema::{devices, observations};
+    use patchwarden::domain::ObservationSource;
+    use patchwarden::ids::DeviceId;
+    for app in TestApp::each().await {
+        let backend = app.backend.name();
+        let f = fixture(&app).await;
+        let mut fleet = Vec::new();
+        for n in 0..3 {
+            fleet.push(enrol(&app, &f.acme.admin.token, &format!("fw-{n}"), "6.3.0r20").await);
+        }
+        let ids: Vec<DeviceId> = fleet.iter().map(|d| d.id.parse().unwrap()).collect();
+        // 25,000 sightings that do not fold (each device alternates between two
+        // versions, as reports), then a poll of each that moves what it runs.
+        let queue = &app.state.fleet.queue;
+        // After the enrolment's own sighting, one second apart.
+        let start = chrono::Utc::now().naive_utc() + chrono::TimeDelta::seconds(1);
+        let per_device = 25_000 / ids.len();
+        for step in 0..per_device {
+            for id in &ids {
+                let version = if step % 2 == 0 { "6.3.0r21" } else { "6.3.0r20" };
+                let at = start + chrono::TimeDelta::seconds(step as i64);
+                queue.observe(id.to_bytes().unwrap(), version, None, ObservationSource::Report, at);
+            }
+        }
+        let end = start + chrono::TimeDelta::seconds(per_device as i64 + 1);
+        let finals = ["6.3.0r21", "6.3.0r19", "6.3.0r22"];
+        for (id, version) in ids.iter().zip(finals) {
+            queue.observe(id.to_bytes().unwrap(), version, None, ObservationSource::Poll, end);
+        }
+        assert!(queue.len() > 20_000, "[{backend}] more than one batch waits");
+        flush(&app).await;
+        assert_eq!(queue.len(), 0, "[{backend}] one flush wrote every batch");
+
+        let expected = ids.clone();
+        let rows = app
+            .db(move |conn| {
+                let mut found = Vec::new();
+                for id in &expected {
+                    let count: i64 = observations::table
+                        .filter(observations::device_id.eq(id))
+                        .count()
+                        .get_result(conn)?;
+                    let (latest, version): (Option<String>, Option<String>) = devices::table
+                        .find(id)
+                        .select((devices::latest_observation_id, devices::version))
+                        .first(conn)?;
+                    let newest: (String, String) = observations::table
+                        .filter(observations::device_id.eq(id))
+                        .order((observations::last_seen_at.desc(), observations::id.desc()))
+                        .select((observations::id, observations::version))
+                        .first(conn)?;
+                    found.push((count, latest, version, newest));
+                }
+                Ok::<_, patchwarden::services::ServiceError>(found)
+            })
+            .await;
+        for ((count, latest, version, (newest, newest_version)), wanted) in rows.into_iter().zip(finals) {
+            // The enrolment's row, one per sighting and the poll's (the last report
+            // saw 6.3.0r20 or 6.3.0r21; a poll that says the same folds into it).
+            let sightings = per_device as i64 + 1 - i64::from(wanted == "6.3.0r21" && per_device % 2 == 1);
+            assert_eq!(count, 1 + sightings, "[{backend}] history rows");
+            assert_eq!(
+                latest.as_deref(),
+                Some(newest.as_str()),
+                "[{backend}] the newest row is the latest"
+            );
+            assert_eq!(newest_version, wanted, "[{backend}]");
+            assert_eq!(
+                version.as_deref(),
+                Some(wanted),
+                "[{backend}] the poll moved what it runs"
+            );
+        }
+    }
+}

@@ -95,10 +95,24 @@ fn raise(
 /// Inspects changes as they are written; returns how many flags were raised.
 pub fn inspect(conn: &mut DbConnection, changes: &[Change<'_>]) -> Result<usize, ServiceError> {
     let mut products: HashMap<ProductId, Option<Product>> = HashMap::new();
+    let ids: Vec<&DeviceId> = {
+        let mut unique = std::collections::HashSet::new();
+        changes
+            .iter()
+            .map(|c| &c.seen.device)
+            .filter(|d| unique.insert(*d))
+            .collect()
+    };
+    let devices: HashMap<DeviceId, DeviceRecord> = DeviceRecord::find_many(conn, &ids)?
+        .into_iter()
+        .map(|d| (d.id.clone(), d))
+        .collect();
+    // A fleet pulled for the first time shows the same few images over and over.
+    let mut explained: HashMap<(ProductId, &str, Option<&str>, &str), bool> = HashMap::new();
     let mut raised = 0;
     for change in changes {
         let seen = change.seen;
-        let Some(device) = DeviceRecord::find(conn, &seen.device)? else {
+        let Some(device) = devices.get(&seen.device) else {
             continue;
         };
         if !products.contains_key(&device.product_id) {
@@ -110,7 +124,22 @@ pub fn inspect(conn: &mut DbConnection, changes: &[Change<'_>]) -> Result<usize,
         };
         let at = seen.last_seen_at;
         if let Some(image) = &seen.image_sha256 {
-            if !ReleaseImage::explains(conn, &product.id, &seen.version, device.platform.as_deref(), image)? {
+            let question = (
+                product.id.clone(),
+                seen.version.as_str(),
+                device.platform.as_deref(),
+                image.as_str(),
+            );
+            let explains = match explained.get(&question) {
+                Some(answer) => *answer,
+                None => {
+                    let answer =
+                        ReleaseImage::explains(conn, &product.id, &seen.version, device.platform.as_deref(), image)?;
+                    explained.insert(question, answer);
+                    answer
+                }
+            };
+            if !explains {
                 let detail = format!(
                     "image {image} is no published patch and no registered release image of {} {}",
                     product.slug, seen.version
@@ -118,7 +147,7 @@ pub fn inspect(conn: &mut DbConnection, changes: &[Change<'_>]) -> Result<usize,
                 let key = format!("unknown_image:{}:{}:{image}", device.id, seen.version);
                 raised += usize::from(raise(
                     conn,
-                    &device,
+                    device,
                     AnomalyKind::UnknownImage,
                     detail,
                     Some(seen),
@@ -145,7 +174,7 @@ pub fn inspect(conn: &mut DbConnection, changes: &[Change<'_>]) -> Result<usize,
                 let key = format!("version_backwards:{}:{previous}:{}:{stamp}", device.id, seen.version);
                 raised += usize::from(raise(
                     conn,
-                    &device,
+                    device,
                     AnomalyKind::VersionBackwards,
                     detail,
                     Some(seen),
@@ -158,7 +187,7 @@ pub fn inspect(conn: &mut DbConnection, changes: &[Change<'_>]) -> Result<usize,
             let key = format!("unannounced_change:{}:{previous}:{}:{stamp}", device.id, seen.version);
             raised += usize::from(raise(
                 conn,
-                &device,
+                device,
                 AnomalyKind::UnannouncedChange,
                 detail,
                 Some(seen),

@@ -15,6 +15,9 @@ use crate::ids::{CustomerId, DeviceId, EnrollmentTokenId, ObservationId, PatchId
 
 use super::ROWS_PER_INSERT;
 
+/// Ids per `IN (...)` list, within the bind-parameter limits of both backends.
+const IDS_PER_QUERY: usize = 10_000;
+
 #[derive(Clone, Debug, Queryable, Selectable, Identifiable)]
 #[diesel(table_name = devices)]
 pub struct DeviceRecord {
@@ -138,6 +141,54 @@ impl DeviceRecord {
             on_backend!(&mut *conn, |c| diesel::insert_into(device_labels::table)
                 .values(chunk.to_vec())
                 .execute(c))?;
+        }
+        Ok(())
+    }
+
+    /// The devices `ids` that exist, in no particular order.
+    pub fn find_many(conn: &mut DbConnection, ids: &[&DeviceId]) -> QueryResult<Vec<DeviceRecord>> {
+        let mut found = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(IDS_PER_QUERY) {
+            found.extend(
+                devices::table
+                    .filter(devices::id.eq_any(chunk))
+                    .select(DeviceRecord::as_select())
+                    .load(conn)?,
+            );
+        }
+        Ok(found)
+    }
+
+    /// Makes each `(device, row)`'s row the device's latest history row: one
+    /// statement per thousand devices.
+    pub fn set_latest_rows(conn: &mut DbConnection, rows: &[(&DeviceId, &ObservationId)]) -> QueryResult<()> {
+        use diesel::sql_types::Text;
+        for chunk in rows.chunks(ROWS_PER_INSERT) {
+            let (placeholders, sql_of): (Vec<String>, fn(&str) -> String) = match conn {
+                DbConnection::Postgres(_) => (
+                    (0..chunk.len())
+                        .map(|n| format!("(${}, ${})", 2 * n + 1, 2 * n + 2))
+                        .collect(),
+                    |values| {
+                        format!(
+                            "UPDATE devices SET latest_observation_id = v.row_id \
+                             FROM (VALUES {values}) AS v(device_id, row_id) WHERE devices.id = v.device_id"
+                        )
+                    },
+                ),
+                DbConnection::Sqlite(_) => (vec!["(?, ?)".to_owned(); chunk.len()], |values| {
+                    format!(
+                        "UPDATE devices SET latest_observation_id = v.column2 \
+                             FROM (VALUES {values}) AS v WHERE devices.id = v.column1"
+                    )
+                }),
+            };
+            let sql = sql_of(&placeholders.join(", "));
+            let mut query = diesel::sql_query(sql).into_boxed::<crate::db::DbBackend>();
+            for (device, row) in chunk {
+                query = query.bind::<Text, _>(device.as_str()).bind::<Text, _>(row.as_str());
+            }
+            query.execute(conn)?;
         }
         Ok(())
     }
@@ -301,12 +352,12 @@ impl DeviceRecord {
     /// Records what the device was seen running.
     pub fn set_running(
         conn: &mut DbConnection,
-        id: &DeviceId,
+        ids: &[&DeviceId],
         version: &str,
         image_sha256: Option<&str>,
         source: ObservationSource,
     ) -> QueryResult<usize> {
-        diesel::update(devices::table.find(id))
+        diesel::update(devices::table.filter(devices::id.eq_any(ids)))
             .set((
                 devices::version.eq(version),
                 devices::image_sha256.eq(image_sha256),

@@ -62,36 +62,6 @@ pub struct Seen {
 }
 
 impl ObservationRecord {
-    /// Records `seen`, folding it into the device's latest row when that row saw the
-    /// same version and image; a new row becomes the device's latest.
-    pub fn record(conn: &mut DbConnection, seen: &Seen) -> QueryResult<()> {
-        let latest: Option<ObservationRecord> = observations::table
-            .filter(observations::device_id.eq(&seen.device))
-            .order((observations::last_seen_at.desc(), observations::id.desc()))
-            .select(ObservationRecord::as_select())
-            .first(conn)
-            .optional()?;
-        match latest {
-            Some(row) if row.version == seen.version && row.image_sha256 == seen.image_sha256 => {
-                diesel::update(observations::table.find(&row.id))
-                    .set((
-                        observations::last_seen_at.eq(seen.last_seen_at.max(row.last_seen_at)),
-                        observations::last_source.eq(seen.last_source.as_str()),
-                        observations::times.eq(observations::times + seen.times),
-                    ))
-                    .execute(conn)?;
-            }
-            _ => {
-                let id = ObservationId::generate();
-                Self::insert(conn, &id, seen)?;
-                diesel::update(devices::table.find(&seen.device))
-                    .set(devices::latest_observation_id.eq(&id))
-                    .execute(conn)?;
-            }
-        }
-        Ok(())
-    }
-
     /// Inserts `seen` as row `id` of its device's history.
     pub fn insert(conn: &mut DbConnection, id: &ObservationId, seen: &Seen) -> QueryResult<()> {
         Self::insert_all(conn, &[(id, seen)])

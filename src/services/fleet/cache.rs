@@ -211,6 +211,9 @@ pub struct Fleet {
     catalogue: RwLock<Arc<OfferCatalogue>>,
     seen: std::sync::Mutex<Generations>,
     syncing: tokio::sync::Mutex<()>,
+    /// Held while the queue is written, so that batches commit in the order they
+    /// were taken (a device's rows, and which is its latest, follow that order).
+    flushing: tokio::sync::Mutex<()>,
     /// Observations and offers waiting to be written.
     pub queue: ObservationQueue,
     /// The poll answers' update objects, rendered.
@@ -233,6 +236,7 @@ impl Fleet {
                 catalogue: -1,
             }),
             syncing: tokio::sync::Mutex::new(()),
+            flushing: tokio::sync::Mutex::new(()),
             queue: ObservationQueue::new(queue_max),
             updates: Updates::default(),
         }
@@ -305,6 +309,11 @@ impl Fleet {
         self.table()
             .slot(device)
             .is_some_and(|slot| slot.offered.load(Ordering::Relaxed) == at + 1)
+    }
+
+    /// The right to write the queue, one writer at a time.
+    pub async fn flushing(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.flushing.lock().await
     }
 
     /// The catalogue polls are answered from now.

@@ -98,8 +98,14 @@ pub fn write(conn: &mut DbConnection, batch: &Batch) -> Result<(), ServiceError>
                 changed
             })
             .collect();
+        // The new rows in bulk; each device's last one becomes its latest.
+        let history: Vec<(ObservationId, &Seen)> = new_rows.iter().map(|s| (ObservationId::generate(), *s)).collect();
+        let rows: Vec<(&ObservationId, &Seen)> = history.iter().map(|(id, seen)| (id, *seen)).collect();
+        ObservationRecord::insert_all(conn, &rows)?;
+        let newest: HashMap<&DeviceId, &ObservationId> = rows.iter().map(|(id, seen)| (&seen.device, *id)).collect();
+        let newest: Vec<(&DeviceId, &ObservationId)> = newest.into_iter().collect();
+        DeviceRecord::set_latest_rows(conn, &newest)?;
         for seen in new_rows {
-            ObservationRecord::record(conn, seen)?;
             if matches!(seen.source, ObservationSource::Poll | ObservationSource::Pull) {
                 let previous = running_now
                     .entry(&seen.device)
@@ -112,6 +118,7 @@ pub fn write(conn: &mut DbConnection, batch: &Batch) -> Result<(), ServiceError>
             }
         }
         anomalies::inspect(conn, &changes)?;
+        let mut moved: HashMap<(&str, Option<&str>, ObservationSource), Vec<&DeviceId>> = HashMap::new();
         for (device, seen) in running {
             let source = if seen.last_source.shows_running() {
                 seen.last_source
@@ -124,7 +131,15 @@ pub fn write(conn: &mut DbConnection, batch: &Batch) -> Result<(), ServiceError>
                     && l.running_source.as_deref() == Some(source.as_str())
             });
             if !recorded {
-                DeviceRecord::set_running(conn, device, &seen.version, seen.image_sha256.as_deref(), source)?;
+                moved
+                    .entry((seen.version.as_str(), seen.image_sha256.as_deref(), source))
+                    .or_default()
+                    .push(device);
+            }
+        }
+        for ((version, image, source), devices) in &moved {
+            for chunk in devices.chunks(CHUNK) {
+                DeviceRecord::set_running(conn, chunk, version, *image, *source)?;
             }
         }
         let mut by_time: HashMap<NaiveDateTime, Vec<&DeviceId>> = HashMap::new();
@@ -142,10 +157,18 @@ pub fn write(conn: &mut DbConnection, batch: &Batch) -> Result<(), ServiceError>
         }
         write_head_reports(conn, &batch.heads)?;
         // The observations' entries, queued to commit with them.
+        let logged_devices: Vec<&DeviceId> = {
+            let mut unique = HashSet::new();
+            logged.iter().map(|s| &s.device).filter(|d| unique.insert(*d)).collect()
+        };
+        let records: HashMap<DeviceId, DeviceRecord> = DeviceRecord::find_many(conn, &logged_devices)?
+            .into_iter()
+            .map(|d| (d.id.clone(), d))
+            .collect();
         let mut found = Vec::with_capacity(logged.len());
         for seen in logged {
-            if let Some(device) = DeviceRecord::find(conn, &seen.device)? {
-                found.push((observed(&device, seen), Actor::Device(device.id)));
+            if let Some(device) = records.get(&seen.device) {
+                found.push((observed(device, seen), Actor::Device(device.id.clone())));
             }
         }
         if !found.is_empty() {
@@ -198,9 +221,28 @@ fn observed(device: &DeviceRecord, seen: &Seen) -> Event {
     }
 }
 
-/// Writes what is queued; returns how many observations and offers it wrote.
+/// Observations (and offers) written per transaction: what a flush holds in memory
+/// besides the queue is bounded by it, however far the queue has grown.
+const FLUSH_BATCH: usize = 20_000;
+
+/// Writes what is queued, in batches, until what was waiting when it started is
+/// written; returns how many observations, offers and head reports it wrote.
 pub async fn flush(services: &Services) -> Result<usize, ServiceError> {
-    let batch = services.fleet.queue.take();
+    let _one_at_a_time = services.fleet.flushing().await;
+    let due = services.fleet.queue.len();
+    let mut written = 0;
+    loop {
+        let count = flush_batch(services).await?;
+        written += count;
+        if count == 0 || written >= due {
+            return Ok(written);
+        }
+    }
+}
+
+/// Writes one batch of what is queued; how many it wrote.
+async fn flush_batch(services: &Services) -> Result<usize, ServiceError> {
+    let batch = services.fleet.queue.take(FLUSH_BATCH);
     if batch.is_empty() {
         return Ok(0);
     }

@@ -241,13 +241,35 @@ impl ObservationQueue {
         }
     }
 
-    /// Takes everything waiting, to be written.
-    pub fn take(&self) -> Batch {
-        let pending = std::mem::take(&mut *self.pending());
+    /// Takes the oldest `most` observations and offers waiting, and every head
+    /// report, to be written.
+    pub fn take(&self, most: usize) -> Batch {
+        let (waiting, offers, heads) = {
+            let mut pending = self.pending();
+            let count = most.min(pending.seen.len());
+            let mut waiting = Vec::with_capacity(count);
+            while waiting.len() < count {
+                let Some(old) = pending.seen.pop_front() else {
+                    break;
+                };
+                if pending.latest.get(&old.device) == Some(&pending.base) {
+                    pending.latest.remove(&old.device);
+                }
+                pending.base += 1;
+                waiting.push(old);
+            }
+            let offered = most.min(pending.offers.len());
+            let offers: Vec<_> = pending.offers.drain(..offered).collect();
+            let heads: Vec<_> = std::mem::take(&mut pending.heads).into_iter().collect();
+            // Versions no waiting observation holds any more.
+            pending.versions.retain(|v| Arc::strong_count(v) > 1);
+            (waiting, offers, heads)
+        };
+        // Made into rows outside the lock: polls do not wait on it.
         Batch {
-            seen: pending.seen.iter().map(Waiting::seen).collect(),
-            offers: pending.offers.into(),
-            heads: pending.heads.into_iter().collect(),
+            seen: waiting.iter().map(Waiting::seen).collect(),
+            offers,
+            heads,
         }
     }
 
@@ -317,7 +339,7 @@ mod tests {
         }
         queue.observe(key(&device), "6.3.0r21", None, ObservationSource::Poll, at(60));
         queue.observe(key(&device), "6.3.0r21", None, ObservationSource::Pull, at(61));
-        let batch = queue.take();
+        let batch = queue.take(usize::MAX);
         assert_eq!(batch.seen.len(), 2);
         assert_eq!(batch.seen[0].times, 50);
         assert_eq!(batch.seen[0].first_seen_at, at(0));
@@ -335,12 +357,12 @@ mod tests {
             queue.observe(key(device), "1.0", None, ObservationSource::Poll, at(n as u32));
         }
         assert_eq!(queue.dropped(), 2);
-        let batch = queue.take();
+        let batch = queue.take(usize::MAX);
         let kept: Vec<&DeviceId> = batch.seen.iter().map(|s| &s.device).collect();
         assert_eq!(kept, devices[2..].iter().collect::<Vec<_>>());
         // A device whose observation was dropped starts a new one, not a fold.
         queue.observe(key(&devices[0]), "1.0", None, ObservationSource::Poll, at(9));
-        assert_eq!(queue.take().seen.len(), 1);
+        assert_eq!(queue.take(usize::MAX).seen.len(), 1);
     }
 
     #[test]
@@ -348,14 +370,34 @@ mod tests {
         let queue = ObservationQueue::new(10);
         let device = DeviceId::generate();
         queue.observe(key(&device), "1.0", None, ObservationSource::Poll, at(0));
-        let batch = queue.take();
+        let batch = queue.take(usize::MAX);
         queue.observe(key(&device), "1.0", None, ObservationSource::Poll, at(5));
         queue.observe(key(&device), "2.0", None, ObservationSource::Poll, at(6));
         queue.put_back(batch);
-        let again = queue.take();
+        let again = queue.take(usize::MAX);
         assert_eq!(again.seen.len(), 2);
         assert_eq!((again.seen[0].times, again.seen[0].last_seen_at), (2, at(5)));
         assert_eq!(again.seen[1].version, "2.0");
+    }
+
+    #[test]
+    fn a_partial_take_gives_the_oldest_and_the_rest_keep_folding() {
+        let queue = ObservationQueue::new(100);
+        let (a, b) = (DeviceId::generate(), DeviceId::generate());
+        queue.observe(key(&a), "1.0", None, ObservationSource::Poll, at(0));
+        queue.observe(key(&b), "1.0", None, ObservationSource::Poll, at(1));
+        queue.observe(key(&a), "2.0", None, ObservationSource::Poll, at(2));
+        let first = queue.take(2);
+        let taken: Vec<(&DeviceId, &str)> = first.seen.iter().map(|s| (&s.device, s.version.as_str())).collect();
+        assert_eq!(taken, [(&a, "1.0"), (&b, "1.0")]);
+        // `a`'s waiting observation still folds; `b`'s was taken, so it starts anew.
+        queue.observe(key(&a), "2.0", None, ObservationSource::Poll, at(3));
+        queue.observe(key(&b), "1.0", None, ObservationSource::Poll, at(4));
+        let rest = queue.take(usize::MAX);
+        assert_eq!(rest.seen.len(), 2);
+        assert_eq!((rest.seen[0].times, rest.seen[0].last_seen_at), (2, at(3)));
+        assert_eq!((&rest.seen[1].device, rest.seen[1].times), (&b, 1));
+        assert!(queue.is_empty());
     }
 
     #[test]
@@ -366,7 +408,7 @@ mod tests {
         queue.observe(key(&a), "6.3.0r21", Some(&image), ObservationSource::Poll, at(0));
         queue.observe(key(&b), "6.3.0r21", None, ObservationSource::Poll, at(0));
         queue.observe(key(&a), "6.3.0r21", None, ObservationSource::Poll, at(1));
-        let batch = queue.take();
+        let batch = queue.take(usize::MAX);
         let seen: Vec<(&DeviceId, &str, Option<&str>)> = batch
             .seen
             .iter()
