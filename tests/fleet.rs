@@ -850,6 +850,8 @@ async fn a_queue_longer_than_one_batch_is_written_whole_by_one_flush() {
         // 25,000 sightings that do not fold (each device alternates between two
         // versions, as reports), then a poll of each that moves what it runs.
         let queue = &app.state.fleet.queue;
+        // The instance's own flush job waits while the queue fills.
+        let filling = app.state.fleet.flushing().await;
         // After the enrolment's own sighting, one second apart.
         let start = chrono::Utc::now().naive_utc() + chrono::TimeDelta::seconds(1);
         let per_device = 25_000 / ids.len();
@@ -866,6 +868,7 @@ async fn a_queue_longer_than_one_batch_is_written_whole_by_one_flush() {
             queue.observe(id.to_bytes().unwrap(), version, None, ObservationSource::Poll, end);
         }
         assert!(queue.len() > 20_000, "[{backend}] more than one batch waits");
+        drop(filling);
         flush(&app).await;
         assert_eq!(queue.len(), 0, "[{backend}] one flush wrote every batch");
 

@@ -97,34 +97,30 @@ impl DeviceRecord {
         Self::insert_all(conn, &[device])
     }
 
-    /// Inserts devices with their labels, many rows per statement.
+    /// Inserts devices with their labels in bulk.
     pub fn insert_all(conn: &mut DbConnection, devices: &[&DeviceRecord]) -> QueryResult<()> {
-        for chunk in devices.chunks(ROWS_PER_INSERT) {
-            let rows: Vec<_> = chunk
-                .iter()
-                .map(|device| {
-                    (
-                        devices::id.eq(&device.id),
-                        devices::customer_id.eq(&device.customer_id),
-                        devices::product_id.eq(&device.product_id),
-                        devices::name.eq(&device.name),
-                        devices::platform.eq(&device.platform),
-                        devices::labels.eq(device.labels.to_json()),
-                        devices::token_lookup.eq(&device.token_lookup),
-                        devices::token_hash.eq(&device.token_hash),
-                        devices::enrollment_token_id.eq(&device.enrollment_token_id),
-                        devices::version.eq(&device.version),
-                        devices::version_source.eq(device.version_source.0.map(|s| s.as_str())),
-                        devices::latest_observation_id.eq(&device.latest_observation_id),
-                        devices::created_at.eq(device.created_at),
-                        devices::change_seq.eq(device.change_seq),
-                    )
-                })
-                .collect();
-            on_backend!(&mut *conn, |c| diesel::insert_into(devices::table)
-                .values(rows)
-                .execute(c))?;
-        }
+        let rows: Vec<_> = devices
+            .iter()
+            .map(|device| {
+                (
+                    devices::id.eq(&device.id),
+                    devices::customer_id.eq(&device.customer_id),
+                    devices::product_id.eq(&device.product_id),
+                    devices::name.eq(&device.name),
+                    devices::platform.eq(&device.platform),
+                    devices::labels.eq(device.labels.to_json()),
+                    devices::token_lookup.eq(&device.token_lookup),
+                    devices::token_hash.eq(&device.token_hash),
+                    devices::enrollment_token_id.eq(&device.enrollment_token_id),
+                    devices::version.eq(&device.version),
+                    devices::version_source.eq(device.version_source.0.map(|s| s.as_str())),
+                    devices::latest_observation_id.eq(&device.latest_observation_id),
+                    devices::created_at.eq(device.created_at),
+                    devices::change_seq.eq(device.change_seq),
+                )
+            })
+            .collect();
+        insert_many!(&mut *conn, devices::table, &rows);
         let labels: Vec<_> = devices
             .iter()
             .flat_map(|device| {
@@ -137,11 +133,7 @@ impl DeviceRecord {
                 })
             })
             .collect();
-        for chunk in labels.chunks(ROWS_PER_INSERT) {
-            on_backend!(&mut *conn, |c| diesel::insert_into(device_labels::table)
-                .values(chunk.to_vec())
-                .execute(c))?;
-        }
+        insert_many!(&mut *conn, device_labels::table, &labels);
         Ok(())
     }
 

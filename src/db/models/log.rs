@@ -64,11 +64,7 @@ impl PendingEntry {
 /// Queues `entries` in order inside the caller's transaction, so they commit with
 /// the events they record. Takes no lock that other appends wait on.
 pub fn enqueue(conn: &mut DbConnection, entries: &[PendingEntry]) -> QueryResult<()> {
-    for chunk in entries.chunks(ROWS_PER_INSERT) {
-        on_backend!(&mut *conn, |c| diesel::insert_into(log_pending::table)
-            .values(chunk)
-            .execute(c))?;
-    }
+    insert_many!(&mut *conn, log_pending::table, entries);
     Ok(())
 }
 

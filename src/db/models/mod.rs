@@ -16,6 +16,26 @@ macro_rules! on_backend {
 /// Rows per multi-row insert: well under either backend's limit of bound values.
 const ROWS_PER_INSERT: usize = 1000;
 
+/// Inserts `rows` (a slice of insertable rows) into `table` in bulk: one `COPY` on
+/// PostgreSQL (its bulk path: no statement to parse per thousand rows, and row
+/// triggers still fire), a thousand rows per statement on SQLite.
+macro_rules! insert_many {
+    ($conn:expr, $table:expr, $rows:expr) => {{
+        let rows = $rows;
+        match $conn {
+            $crate::db::DbConnection::Postgres(c) if !rows.is_empty() => {
+                diesel::copy_from($table).from_insertable(rows).execute(c)?;
+            }
+            $crate::db::DbConnection::Postgres(_) => {}
+            $crate::db::DbConnection::Sqlite(c) => {
+                for chunk in rows.chunks(ROWS_PER_INSERT) {
+                    diesel::insert_into($table).values(chunk).execute(c)?;
+                }
+            }
+        }
+    }};
+}
+
 pub mod advisory;
 pub mod anomaly;
 pub mod api_token;

@@ -67,29 +67,25 @@ impl ObservationRecord {
         Self::insert_all(conn, &[(id, seen)])
     }
 
-    /// Inserts each `seen` as its row of its device's history, many per statement.
+    /// Inserts each `seen` as its row of its device's history, in bulk.
     pub fn insert_all(conn: &mut DbConnection, rows: &[(&ObservationId, &Seen)]) -> QueryResult<()> {
-        for chunk in rows.chunks(ROWS_PER_INSERT) {
-            let values: Vec<_> = chunk
-                .iter()
-                .map(|(id, seen)| {
-                    (
-                        observations::id.eq(*id),
-                        observations::device_id.eq(&seen.device),
-                        observations::version.eq(&seen.version),
-                        observations::image_sha256.eq(&seen.image_sha256),
-                        observations::source.eq(seen.source.as_str()),
-                        observations::last_source.eq(seen.last_source.as_str()),
-                        observations::first_seen_at.eq(seen.first_seen_at),
-                        observations::last_seen_at.eq(seen.last_seen_at),
-                        observations::times.eq(seen.times),
-                    )
-                })
-                .collect();
-            on_backend!(&mut *conn, |c| diesel::insert_into(observations::table)
-                .values(values)
-                .execute(c))?;
-        }
+        let values: Vec<_> = rows
+            .iter()
+            .map(|(id, seen)| {
+                (
+                    observations::id.eq(*id),
+                    observations::device_id.eq(&seen.device),
+                    observations::version.eq(&seen.version),
+                    observations::image_sha256.eq(&seen.image_sha256),
+                    observations::source.eq(seen.source.as_str()),
+                    observations::last_source.eq(seen.last_source.as_str()),
+                    observations::first_seen_at.eq(seen.first_seen_at),
+                    observations::last_seen_at.eq(seen.last_seen_at),
+                    observations::times.eq(seen.times),
+                )
+            })
+            .collect();
+        insert_many!(&mut *conn, observations::table, &values);
         Ok(())
     }
 
