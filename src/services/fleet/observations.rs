@@ -93,6 +93,16 @@ fn image_bytes(hex: &str) -> Option<[u8; 32]> {
     Some(bytes)
 }
 
+/// The waiting offers' copy of `patch`.
+fn share_patch(patches: &mut HashSet<Arc<PatchId>>, patch: &PatchId) -> Arc<PatchId> {
+    if let Some(shared) = patches.get(patch) {
+        return shared.clone();
+    }
+    let shared = Arc::new(patch.clone());
+    patches.insert(shared.clone());
+    shared
+}
+
 /// The waiting observations' copy of `version`.
 fn share(versions: &mut HashSet<Arc<str>>, version: &str) -> Arc<str> {
     if let Some(shared) = versions.get(version) {
@@ -112,7 +122,10 @@ struct Pending {
     latest: HashMap<[u8; 16], u64>,
     /// The versions the waiting observations saw, each held once.
     versions: HashSet<Arc<str>>,
-    offers: VecDeque<(DeviceId, PatchId, NaiveDateTime)>,
+    /// Offers waiting: the device's bytes, the patch (shared), when.
+    offers: VecDeque<([u8; 16], Arc<PatchId>, NaiveDateTime)>,
+    /// The patches the waiting offers name, each held once.
+    patches: HashSet<Arc<PatchId>>,
     /// Each device's latest head report (one per device, so bounded by the fleet).
     heads: HashMap<DeviceId, HeadReport>,
 }
@@ -138,6 +151,21 @@ impl Pending {
         self.latest.insert(waiting.device, seq);
         self.seen.push_back(waiting);
         self.trim(max)
+    }
+
+    /// Gives back what a burst grew the queue to once it has drained: a queue that
+    /// held a million observations for a minute does not keep their room.
+    fn shrink(&mut self) {
+        const KEEP: usize = 4096;
+        if self.seen.capacity() > KEEP && self.seen.len() < self.seen.capacity() / 4 {
+            self.seen.shrink_to(self.seen.len() * 2);
+        }
+        if self.latest.capacity() > KEEP && self.latest.len() < self.latest.capacity() / 4 {
+            self.latest.shrink_to(self.latest.len() * 2);
+        }
+        if self.offers.capacity() > KEEP && self.offers.len() < self.offers.capacity() / 4 {
+            self.offers.shrink_to(self.offers.len() * 2);
+        }
     }
 
     fn trim(&mut self, max: usize) -> u64 {
@@ -215,11 +243,13 @@ impl ObservationQueue {
         self.count_dropped(dropped);
     }
 
-    /// Queues the first offer of `patch` to `device`, to be written.
-    pub fn offered(&self, device: DeviceId, patch: &PatchId, at: NaiveDateTime) {
+    /// Queues the first offer of `patch` to the device `device` (its id's bytes), to
+    /// be written.
+    pub fn offered(&self, device: [u8; 16], patch: &PatchId, at: NaiveDateTime) {
         let dropped = {
             let mut pending = self.pending();
-            pending.offers.push_back((device, patch.clone(), at));
+            let patch = share_patch(&mut pending.patches, patch);
+            pending.offers.push_back((device, patch, at));
             pending.trim(self.max)
         };
         self.count_dropped(dropped);
@@ -261,16 +291,25 @@ impl ObservationQueue {
             let offered = most.min(pending.offers.len());
             let offers: Vec<_> = pending.offers.drain(..offered).collect();
             let heads: Vec<_> = std::mem::take(&mut pending.heads).into_iter().collect();
-            // Versions no waiting observation holds any more.
-            pending.versions.retain(|v| Arc::strong_count(v) > 1);
+            pending.shrink();
             (waiting, offers, heads)
         };
         // Made into rows outside the lock: polls do not wait on it.
-        Batch {
+        let batch = Batch {
             seen: waiting.iter().map(Waiting::seen).collect(),
-            offers,
+            offers: offers
+                .into_iter()
+                .map(|(device, patch, at)| (DeviceId::from_bytes(device), (*patch).clone(), at))
+                .collect(),
             heads,
-        }
+        };
+        drop(waiting);
+        // Versions and patches no waiting entry holds any more.
+        let mut pending = self.pending();
+        pending.versions.retain(|v| Arc::strong_count(v) > 1);
+        pending.patches.retain(|p| Arc::strong_count(p) > 1);
+        drop(pending);
+        batch
     }
 
     /// Puts back a batch that could not be written, before what arrived since; the
@@ -292,7 +331,16 @@ impl ObservationQueue {
                 dropped += pending.push(waiting, self.max);
             }
             dropped += unwritable;
-            pending.offers = batch.offers.into_iter().chain(newer.offers).collect();
+            let mut offers = VecDeque::with_capacity(batch.offers.len() + newer.offers.len());
+            for (device, patch, at) in batch.offers {
+                match device.to_bytes() {
+                    Some(device) => offers.push_back((device, share_patch(&mut pending.patches, &patch), at)),
+                    None => dropped += 1,
+                }
+            }
+            pending.patches.extend(newer.patches);
+            offers.extend(newer.offers);
+            pending.offers = offers;
             // A newer report of a device wins over the one put back.
             pending.heads = batch.heads.into_iter().chain(newer.heads).collect();
             dropped + pending.trim(self.max)
@@ -398,6 +446,31 @@ mod tests {
         assert_eq!((rest.seen[0].times, rest.seen[0].last_seen_at), (2, at(3)));
         assert_eq!((&rest.seen[1].device, rest.seen[1].times), (&b, 1));
         assert!(queue.is_empty());
+    }
+
+    #[test]
+    fn offers_come_back_whole_and_a_drained_queue_gives_back_its_room() {
+        let queue = ObservationQueue::new(100_000);
+        let patch = PatchId::generate();
+        let devices: Vec<DeviceId> = (0..20_000).map(|_| DeviceId::generate()).collect();
+        for device in &devices {
+            queue.observe(key(device), "6.3.0r20", None, ObservationSource::Poll, at(0));
+            queue.offered(key(device), &patch, at(0));
+        }
+        assert_eq!(queue.pending().patches.len(), 1, "one patch, held once");
+        let batch = queue.take(usize::MAX);
+        assert_eq!(batch.offers.len(), 20_000);
+        assert_eq!((&batch.offers[7].0, &batch.offers[7].1), (&devices[7], &patch));
+        {
+            let pending = queue.pending();
+            assert!(pending.seen.capacity() < 20_000, "{}", pending.seen.capacity());
+            assert!(pending.offers.capacity() < 20_000 && pending.latest.capacity() < 20_000);
+            assert!(pending.patches.is_empty() && pending.versions.is_empty());
+        }
+        queue.put_back(batch);
+        let again = queue.take(usize::MAX);
+        assert_eq!((again.seen.len(), again.offers.len()), (20_000, 20_000));
+        assert_eq!(again.offers[19_999], (devices[19_999].clone(), patch.clone(), at(0)));
     }
 
     #[test]

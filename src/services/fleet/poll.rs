@@ -124,7 +124,7 @@ pub fn poll(services: &Services, device: &DeviceEntry, request: &PollRequest) ->
     );
     if let Some(offer) = offer {
         if services.fleet.offer(device, &offer.patch) {
-            services.fleet.queue.offered(device.id(), &offer.patch, at);
+            services.fleet.queue.offered(device.uuid(), &offer.patch, at);
         }
     }
     // Written only while a device says it is stale, and once when it stops saying
