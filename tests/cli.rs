@@ -802,3 +802,51 @@ async fn release_images_are_registered_and_listed_from_the_shell() {
         assert!(listed["images"][0]["platform"].is_null());
     }
 }
+
+/// The variables a running process holds, from `/proc`.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn environment_of(pid: u32) -> Vec<String> {
+    let raw = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+    raw.split(|b| *b == 0)
+        .filter(|v| !v.is_empty())
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+        .collect()
+}
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[actix_web::test]
+async fn the_server_runs_with_two_malloc_arenas_unless_the_operator_chose() {
+    let client = reqwest::Client::new();
+    for (chosen, expected) in [(None, "MALLOC_ARENA_MAX=2"), (Some("4"), "MALLOC_ARENA_MAX=4")] {
+        let dir = tempfile::tempdir().unwrap();
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let bind = format!("127.0.0.1:{port}");
+        let mut env = vec![("PATCHWARDEN_BIND", bind.as_str())];
+        if let Some(arenas) = chosen {
+            env.push(("MALLOC_ARENA_MAX", arenas));
+        }
+        let mut server = Server(
+            patchwarden(dir.path(), &env)
+                .arg("serve")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        wait_healthy(&client, &format!("http://{bind}"), &mut server).await;
+        let environment = environment_of(server.0.id());
+        let arenas: Vec<&String> = environment
+            .iter()
+            .filter(|v| v.starts_with("MALLOC_ARENA_MAX="))
+            .collect();
+        assert_eq!(
+            arenas,
+            [expected],
+            "chosen by the operator: {chosen:?}; environment {environment:?}"
+        );
+        assert!(
+            environment.contains(&format!("PATCHWARDEN_BIND={bind}")),
+            "the restarted server keeps its environment: {environment:?}"
+        );
+    }
+}
