@@ -7,6 +7,10 @@
 #
 #   bench/poll.sh [DEVICES] [SECONDS] [ROUNDS]      (defaults: 100000, 15 s, 2)
 #
+# With BENCH_ROLLOUT=1 the rounds are run again with a five-wave rollout of the fix
+# started (its first wave, 1 %, open): the poll that decides per device whether a
+# rollout holds its update back, against the same server without one.
+#
 # Needs: nginx, wrk, curl, python3, cargo (it builds the release binary itself;
 # CARGO_TARGET_DIR is honoured) and, for the PostgreSQL exposure timing, a server at
 # BENCH_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/test) where a
@@ -178,6 +182,24 @@ for round in $(seq 1 "$rounds"); do
     "$pw_rps" "$pw_p99" "$nx_rps" "$nx_p99" "$(ratio "$pw_rps" "$nx_rps")"
   rounds_summary="$rounds_summary${rounds_summary:+; }$pw_rps req/s p99 $pw_p99 ms vs nginx $nx_rps req/s p99 $nx_p99 ms ($(ratio "$pw_rps" "$nx_rps"))"
 done
+rollout_summary=""
+if [ "${BENCH_ROLLOUT:-0}" = 1 ]; then
+  # The same load with a rollout of the fix in force: five waves, the first (1 %)
+  # open, so most answers are held back with the rollout's log entry.
+  wave() { echo "{\"percent\":$1,\"success_threshold\":90,\"error_threshold\":5,\"min_reports\":50,\"install_timeout\":\"2h\"}"; }
+  patch_id=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["update"]["patch_id"])' "$work/www/api/v1/device/poll")
+  rollout=$(curl -sf -H "Authorization: Bearer $vendor" -H 'content-type: application/json' "$base/patches/$patch_id/rollouts" \
+    -d "{\"waves\":[$(wave 1),$(wave 5),$(wave 25),$(wave 50),$(wave 100)]}" | json '["id"]')
+  curl -sf -X POST -H "Authorization: Bearer $vendor" "$base/rollouts/$rollout/start" | json '["waves"][0]["counts"]["members"]' \
+    | xargs -I{} echo "rollout $rollout started: {} devices in its first wave of five"
+  for round in $(seq 1 "$rounds"); do
+    read -r ro_rps ro_p99 < <(measure "http://127.0.0.1:$pw_port")
+    read -r nx_rps nx_p99 < <(measure "http://127.0.0.1:$nginx_port")
+    printf 'with the rollout, round %s: patchwarden %6s req/s p99 %5s ms   nginx %6s req/s p99 %5s ms   ratio %s\n' "$round" \
+      "$ro_rps" "$ro_p99" "$nx_rps" "$nx_p99" "$(ratio "$ro_rps" "$nx_rps")"
+    rollout_summary="$rollout_summary${rollout_summary:+; }$ro_rps req/s p99 $ro_p99 ms vs nginx $nx_rps req/s ($(ratio "$ro_rps" "$nx_rps"))"
+  done
+fi
 echo "response: $size bytes; $counts"
 metrics=$(curl -sf "http://127.0.0.1:$pw_port/metrics")
 echo "observations dropped: $(echo "$metrics" | awk '/^patchwarden_fleet_observations_dropped_total/ {print $2}'),\
@@ -196,7 +218,7 @@ if command -v psql >/dev/null && psql -q "$pg_admin" -c 'SELECT 1' >/dev/null 2>
   echo "exposure over the fleet, PostgreSQL: $pg_exposure ms (median of 7; import ${import_seconds} s)"
   stop_server
   record "poll and exposure, $devices devices" \
-    "poll: $rounds_summary; exposure SQLite $sqlite_exposure ms, PostgreSQL $pg_exposure ms; import SQLite $sqlite_import s, PostgreSQL $import_seconds s; server RSS $sqlite_loaded_rss with the fleet loaded, peak $peak" \
+    "poll: $rounds_summary${rollout_summary:+; with a 5-wave rollout in force: $rollout_summary}; exposure SQLite $sqlite_exposure ms, PostgreSQL $pg_exposure ms; import SQLite $sqlite_import s, PostgreSQL $import_seconds s; server RSS $sqlite_loaded_rss with the fleet loaded, peak $peak" \
     "poll ≥ 1.3 of nginx, p99 ≤ 10 ms; exposure ≤ 50 ms; at 1M devices: ≤ 200 MiB loaded, ≤ 300 MiB peak, PostgreSQL import ≤ 60 s"
 else
   echo "PostgreSQL at $pg_admin not reachable: exposure timed on SQLite only" >&2

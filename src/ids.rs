@@ -131,6 +131,14 @@ id_type!(
     AnomalyId
 );
 id_type!(
+    /// A rollout of a patch.
+    RolloutId
+);
+id_type!(
+    /// One line of a rollout's history.
+    RolloutStepId
+);
+id_type!(
     /// A webhook subscription.
     WebhookId
 );

@@ -8,7 +8,7 @@ use actix_web::{web, FromRequest, Handler, HttpRequest, HttpResponse, Responder,
 use crate::error::{AppError, PageError};
 use crate::handlers::api::{
     advisories, anomalies, customers, devices, enrollment_tokens, entitlements, evidence, exposure, images, keys, log,
-    me, patches, products, pulls, query, session, tokens, uploads, users, webhooks,
+    me, patches, products, pulls, query, rollouts, session, tokens, uploads, users, webhooks,
 };
 use crate::handlers::device::{enroll, poll, report};
 use crate::handlers::feeds::{atom, csaf};
@@ -138,6 +138,14 @@ pub fn table() -> Table {
         .post(&api("/patches/{id}/yank"), patches::yank_patch)
         .get(&api("/patches/{id}/minisig"), patches::get_patch_minisig)
         .get(&api("/patches/{id}/proof"), patches::get_patch_proof)
+        .post(&api("/patches/{id}/rollouts"), rollouts::create_rollout)
+        .get(&api("/patches/{id}/rollouts"), rollouts::list_rollouts)
+        .get(&api("/rollouts/{id}"), rollouts::get_rollout)
+        .post(&api("/rollouts/{id}/start"), rollouts::start_rollout)
+        .post(&api("/rollouts/{id}/pause"), rollouts::pause_rollout)
+        .post(&api("/rollouts/{id}/resume"), rollouts::resume_rollout)
+        .post(&api("/rollouts/{id}/advance"), rollouts::advance_rollout)
+        .post(&api("/rollouts/{id}/cancel"), rollouts::cancel_rollout)
         .get(&api("/users"), users::list_users)
         .post(&api("/users"), users::create_user)
         .get(&api("/users/{id}"), users::get_user)

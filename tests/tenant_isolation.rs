@@ -172,6 +172,7 @@ struct Victim {
     anomaly: String,
     webhook: String,
     delivery: String,
+    rollout: String,
 }
 
 /// For the parameter that follows `resource` in a path: the victim's value and a
@@ -192,6 +193,7 @@ fn fill(victim: &Victim, resource: &str, param: &str, path: &str) -> Option<(Str
         ("anomalies", "id") => (victim.anomaly.clone(), absent_id),
         ("webhooks", "id") => (victim.webhook.clone(), absent_id),
         ("deliveries", "delivery") => (victim.delivery.clone(), absent_id),
+        ("rollouts", "id") => (victim.rollout.clone(), absent_id),
         ("keys", "key_id") => return None,
         // The log's tiles are public, as the log is.
         ("tile", "tail:.*") => return None,
@@ -303,11 +305,21 @@ async fn every_route_with_an_id_hides_another_customers_objects() {
             json!([]),
             "no anomaly event before the webhook existed"
         );
+        let (status, rollout) = app
+            .post(
+                &format!("/api/v1/patches/{patch}/rollouts"),
+                &f.vendor.token,
+                json!({"waves": [{"percent": 100, "success_threshold": 90, "error_threshold": 5,
+                                  "min_reports": 10, "install_timeout": "2h"}]}),
+            )
+            .await;
+        assert_eq!(status, 201, "{rollout}");
         let victim = Victim {
             product: "screenos".to_owned(),
             anomaly: anomalies["anomalies"][0]["id"].as_str().unwrap().to_owned(),
             webhook: webhook.clone(),
             delivery: with_ping["deliveries"][0]["id"].as_str().unwrap().to_owned(),
+            rollout: rollout["id"].as_str().unwrap().to_owned(),
             device: device["id"].as_str().unwrap().to_owned(),
             enrollment_token: enrollment["id"].as_str().unwrap().to_owned(),
             customer: f.acme.slug.clone(),

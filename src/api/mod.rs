@@ -11,6 +11,8 @@ pub mod fleet;
 pub mod log;
 #[cfg(feature = "server")]
 pub mod patches;
+#[cfg(feature = "server")]
+pub mod rollouts;
 
 use serde::Deserialize;
 

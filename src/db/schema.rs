@@ -472,10 +472,58 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    rollouts (id) {
+        id -> Text,
+        patch_id -> Text,
+        state -> Text,
+        current_wave -> Nullable<Integer>,
+        reason -> Nullable<Text>,
+        created_by -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    rollout_waves (rollout_id, position) {
+        rollout_id -> Text,
+        position -> Integer,
+        spec -> Text,
+        opened_at -> Nullable<Timestamp>,
+        closed_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    rollout_members (rollout_id, device_id) {
+        rollout_id -> Text,
+        device_id -> Text,
+        wave -> Integer,
+        joined_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    rollout_history (id) {
+        id -> Text,
+        rollout_id -> Text,
+        at -> Timestamp,
+        actor -> Text,
+        action -> Text,
+        state -> Text,
+        wave -> Nullable<Integer>,
+        reason -> Nullable<Text>,
+    }
+}
+
 diesel::joinable!(anomalies -> devices (device_id));
 diesel::joinable!(device_pulls -> devices (device_id));
 diesel::joinable!(pull_failures -> devices (device_id));
 diesel::joinable!(release_images -> products (product_id));
+diesel::joinable!(rollout_members -> devices (device_id));
+diesel::joinable!(rollout_members -> rollouts (rollout_id));
+diesel::joinable!(rollouts -> patches (patch_id));
 diesel::joinable!(webhook_deliveries -> webhooks (webhook_id));
 diesel::joinable!(webhook_deliveries -> webhook_events (event_id));
 diesel::joinable!(advisory_cves -> advisories (advisory_id));
@@ -537,6 +585,10 @@ diesel::allow_tables_to_appear_in_same_query!(
     products,
     pull_failures,
     release_images,
+    rollout_history,
+    rollout_members,
+    rollout_waves,
+    rollouts,
     sealing_key_check,
     sessions,
     signing_keys,

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 use crate::domain::log::{ConsistencyProof, OfferLog, Revocation, SignedHead};
-use crate::domain::ReportState;
+use crate::domain::{ReportState, RolloutState};
 
 /// `POST /api/v1/device/enroll`: a device enrolling itself.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -72,9 +72,10 @@ pub struct Poll {
 /// compiler.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(bound(
-    deserialize = "U: Deserialize<'de>, H: Deserialize<'de>, C: Deserialize<'de>, R: Deserialize<'de>, K: Deserialize<'de>"
+    deserialize = "U: Deserialize<'de>, H: Deserialize<'de>, C: Deserialize<'de>, R: Deserialize<'de>, K: Deserialize<'de>, W: Deserialize<'de>"
 ))]
-pub struct PollResponse<U = Offer, H = SignedHead, C = ConsistencyProof, R = Vec<Revocation>, K = Vec<String>> {
+pub struct PollResponse<U = Offer, H = SignedHead, C = ConsistencyProof, R = Vec<Revocation>, K = Vec<String>, W = Held>
+{
     /// Absent when `unchanged`; `null` when there is nothing to install.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub update: Option<Option<U>>,
@@ -99,13 +100,28 @@ pub struct PollResponse<U = Offer, H = SignedHead, C = ConsistencyProof, R = Vec
     /// signature commits to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revoked: Option<R>,
+    /// The update this device would be offered is held back by a rollout: which,
+    /// in what state, and the rollout's latest log entry with its inclusion in
+    /// `log_head`, so the device can check the claim.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held: Option<W>,
 }
 
-impl<U, H, C, R, K> PollResponse<U, H, C, R, K> {
+impl<U, H, C, R, K, W> PollResponse<U, H, C, R, K, W> {
     /// The update offered, if any.
     pub fn offer(&self) -> Option<&U> {
         self.update.as_ref().and_then(Option::as_ref)
     }
+}
+
+/// Why an update is held back from a device: the rollout of its patch, the state
+/// the server says it is in, and the rollout's latest entry in the log.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+pub struct Held {
+    pub rollout: String,
+    pub patch_id: String,
+    pub state: RolloutState,
+    pub log: OfferLog,
 }
 
 /// An update offered to a device; `L` is its log entry and inclusion proof (the

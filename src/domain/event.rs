@@ -11,8 +11,8 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
 use crate::domain::log::{entry_text, LogKind};
-use crate::domain::{ObservationSource, ReportState};
-use crate::ids::{CustomerId, DeviceId, EnrollmentTokenId, PatchId, UserId};
+use crate::domain::{ObservationSource, ReportState, RolloutAction, RolloutState};
+use crate::ids::{CustomerId, DeviceId, EnrollmentTokenId, PatchId, RolloutId, UserId};
 
 /// Who caused an event.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -78,6 +78,7 @@ pub enum Subject {
         sha256: String,
     },
     Device(DeviceId),
+    Rollout(RolloutId),
 }
 
 impl fmt::Display for Subject {
@@ -88,6 +89,7 @@ impl fmt::Display for Subject {
             Subject::Key(id) => write!(f, "key/{id}"),
             Subject::Image { product, sha256 } => write!(f, "image/{product}/{sha256}"),
             Subject::Device(id) => write!(f, "device/{id}"),
+            Subject::Rollout(id) => write!(f, "rollout/{id}"),
         }
     }
 }
@@ -184,6 +186,17 @@ pub enum Event {
         source: ObservationSource,
         seen_at: DateTime<Utc>,
     },
+    /// A rollout was started, paused, resumed, advanced, finished or cancelled: the
+    /// state a device told "not yet" can check.
+    RolloutChanged {
+        rollout: RolloutId,
+        patch: PatchId,
+        action: RolloutAction,
+        state: RolloutState,
+        /// The open wave (from 0), once started.
+        wave: Option<u32>,
+        reason: Option<String>,
+    },
 }
 
 fn object<const N: usize>(pairs: [(&str, Value); N]) -> Map<String, Value> {
@@ -205,6 +218,7 @@ impl Event {
             Event::DeviceDecommissioned { .. } => LogKind::DeviceDecommissioned,
             Event::InstallReported { .. } => LogKind::InstallReported,
             Event::FixObserved { .. } => LogKind::FixObserved,
+            Event::RolloutChanged { .. } => LogKind::RolloutChanged,
         }
     }
 
@@ -228,6 +242,7 @@ impl Event {
             | Event::DeviceDecommissioned { device, .. }
             | Event::InstallReported { device, .. }
             | Event::FixObserved { device, .. } => Subject::Device(device.clone()),
+            Event::RolloutChanged { rollout, .. } => Subject::Rollout(rollout.clone()),
         }
     }
 
@@ -251,6 +266,7 @@ impl Event {
                 | Event::AdvisoryWithdrawn(_)
                 | Event::PatchPublished(_)
                 | Event::PatchYanked { .. }
+                | Event::RolloutChanged { .. }
         )
     }
 
@@ -350,6 +366,20 @@ impl Event {
                     "seen_at",
                     seen_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true).into(),
                 ),
+            ]),
+            Event::RolloutChanged {
+                patch,
+                action,
+                state,
+                wave,
+                reason,
+                ..
+            } => object([
+                ("patch", patch.as_str().into()),
+                ("action", action.as_str().into()),
+                ("state", state.as_str().into()),
+                ("wave", (*wave).into()),
+                ("reason", reason.clone().into()),
             ]),
         };
         if let Some(customer) = self.customer() {
@@ -458,12 +488,20 @@ mod tests {
                 source: ObservationSource::Poll,
                 seen_at: "2027-01-15T08:00:00Z".parse().unwrap(),
             },
+            Event::RolloutChanged {
+                rollout: id("0190a000-0000-7000-8000-000000000004"),
+                patch: id("0190a000-0000-7000-8000-000000000002"),
+                action: RolloutAction::Paused,
+                state: RolloutState::Paused,
+                wave: Some(0),
+                reason: Some("3 of 20 installs failed".into()),
+            },
         ]
     }
 
     /// The texts and leaf hashes that entries of each kind had when they were made
-    /// from maps of fields, before events were typed: entries logged then read and
-    /// hash the same now.
+    /// from maps of fields, before events were typed (and, for kinds added since,
+    /// when they were first logged): entries logged then read and hash the same now.
     const LOGGED_BEFORE: [(&str, &str, &str); CASES] = [
         (
             "advisory.published",
@@ -530,8 +568,13 @@ mod tests {
             "{\"at\":\"2027-01-15T08:00:00.123456Z\",\"customer\":\"0190a000-0000-7000-8000-000000000003\",\"device\":\"0190a000-0000-7000-8000-000000000001\",\"image_sha256\":\"abababababababababababababababababababababababababababababababab\",\"kind\":\"fix.observed\",\"seen_at\":\"2027-01-15T08:00:00Z\",\"source\":\"poll\",\"subject\":\"device/0190a000-0000-7000-8000-000000000001\",\"v\":1,\"version\":\"6.3.0r21\"}",
             "e53c41af3dccee210339e35c8710d1f566b81f0a6e198544a22bebeb16f75416",
         ),
+        (
+            "rollout.changed",
+            "{\"action\":\"paused\",\"at\":\"2027-01-15T08:00:00.123456Z\",\"kind\":\"rollout.changed\",\"patch\":\"0190a000-0000-7000-8000-000000000002\",\"reason\":\"3 of 20 installs failed\",\"state\":\"paused\",\"subject\":\"rollout/0190a000-0000-7000-8000-000000000004\",\"v\":1,\"wave\":0}",
+            "6e2662792da1bf0ae8b71dbe22afea41139e331ab618429b96afb4e260ae7f87",
+        ),
     ];
-    const CASES: usize = 13;
+    const CASES: usize = 14;
 
     #[test]
     fn entries_read_and_hash_as_they_did_before_events_were_typed() {

@@ -155,10 +155,21 @@ impl Candidate {
 /// rollback (which the vendor then means before anything else), never a patch whose
 /// ranges leave out the running version.
 pub fn choose_offer(candidates: &[Candidate], running: &Version, platform: Option<&str>) -> Option<usize> {
+    choose_offer_where(candidates, running, platform, |_| true)
+}
+
+/// [`choose_offer`] among the candidates whose index `allowed` lets through (those
+/// a rollout holds back are left out).
+pub fn choose_offer_where(
+    candidates: &[Candidate],
+    running: &Version,
+    platform: Option<&str>,
+    allowed: impl Fn(usize) -> bool,
+) -> Option<usize> {
     candidates
         .iter()
         .enumerate()
-        .filter(|(_, c)| c.applies(running, platform))
+        .filter(|(i, c)| allowed(*i) && c.applies(running, platform))
         .max_by(|(_, a), (_, b)| {
             let rank = |c: &Candidate| (c.rollback, c.emergency, c.version.same_train(running));
             rank(a).cmp(&rank(b)).then_with(|| a.version.cmp(&b.version))

@@ -40,10 +40,11 @@ pub enum LogKind {
     DeviceDecommissioned,
     InstallReported,
     FixObserved,
+    RolloutChanged,
 }
 
 impl LogKind {
-    pub const ALL: [LogKind; 12] = [
+    pub const ALL: [LogKind; 13] = [
         LogKind::AdvisoryPublished,
         LogKind::AdvisoryRevised,
         LogKind::AdvisoryWithdrawn,
@@ -56,6 +57,7 @@ impl LogKind {
         LogKind::DeviceDecommissioned,
         LogKind::InstallReported,
         LogKind::FixObserved,
+        LogKind::RolloutChanged,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -72,6 +74,7 @@ impl LogKind {
             LogKind::DeviceDecommissioned => "device.decommissioned",
             LogKind::InstallReported => "install.reported",
             LogKind::FixObserved => "fix.observed",
+            LogKind::RolloutChanged => "rollout.changed",
         }
     }
 

@@ -27,6 +27,7 @@ pub mod policy;
 pub mod proof;
 pub mod range;
 pub mod role;
+pub mod rollout;
 pub mod schedule;
 pub mod slug;
 pub mod state;
@@ -43,5 +44,5 @@ pub use role::Role;
 pub use slug::Slug;
 pub use state::{
     AdvisoryStatus, AnomalyKind, DeliveryState, EventType, EventTypes, ExposureState, ObservationSource, PatchState,
-    PullFailure, ReportState,
+    PullFailure, ReportState, RolloutAction, RolloutState, WaveGate,
 };

@@ -140,6 +140,48 @@ impl ReportState {
 }
 
 text_enum!(
+    /// Where a rollout stands. In a draft nothing is offered yet; running, the waves
+    /// opened so far are offered the patch; paused and cancelled, no device is
+    /// offered it anew; finished, every device it applies to is.
+    RolloutState, "rollout state" {
+        Draft => "draft",
+        Running => "running",
+        Paused => "paused",
+        Finished => "finished",
+        Cancelled => "cancelled",
+    }
+);
+
+impl RolloutState {
+    /// Whether the rollout still decides who is offered its patch.
+    pub fn in_force(self) -> bool {
+        matches!(self, RolloutState::Draft | RolloutState::Running | RolloutState::Paused)
+    }
+}
+
+text_enum!(
+    /// How a wave that met its success threshold moves on: by itself, or when an
+    /// operator advances it.
+    WaveGate, "wave gate" {
+        Auto => "auto",
+        Manual => "manual",
+    }
+);
+
+text_enum!(
+    /// A line of a rollout's history: what was done to it, or what it did itself.
+    RolloutAction, "rollout action" {
+        Created => "created",
+        Started => "started",
+        Paused => "paused",
+        Resumed => "resumed",
+        Advanced => "advanced",
+        Finished => "finished",
+        Cancelled => "cancelled",
+    }
+);
+
+text_enum!(
     /// How a device's version was learnt.
     ObservationSource, "observation source" {
         Poll => "poll",
@@ -243,6 +285,9 @@ text_enum!(
         DeviceUnreachable => "device.unreachable",
         DeviceStale => "device.stale",
         DeadlineOverdue => "deadline.overdue",
+        RolloutPaused => "rollout.paused",
+        RolloutAdvanced => "rollout.advanced",
+        RolloutFinished => "rollout.finished",
         Ping => "ping",
     }
 );

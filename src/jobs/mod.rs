@@ -8,6 +8,7 @@
 //! points) run only where `jobs = true`; those that claim work take database
 //! leases, so any number of instances may run them.
 
+pub mod advance_rollouts;
 pub mod deliver_webhooks;
 pub mod exposure_points;
 pub mod flush_observations;
@@ -54,10 +55,12 @@ pub enum Job {
     GatherCosignatures,
     /// Integrates pending log entries and signs a head that covers them.
     IntegrateLog,
+    /// Judges the open wave of each running rollout: pauses, advances or finishes it.
+    AdvanceRollouts,
 }
 
 impl Job {
-    pub const ALL: [Job; 12] = [
+    pub const ALL: [Job; 13] = [
         Job::SweepUploads,
         Job::SweepFiles,
         Job::ExposurePoints,
@@ -70,6 +73,7 @@ impl Job {
         Job::SignTreeHead,
         Job::GatherCosignatures,
         Job::IntegrateLog,
+        Job::AdvanceRollouts,
     ];
 
     pub fn name(self) -> &'static str {
@@ -86,6 +90,7 @@ impl Job {
             Job::SignTreeHead => "sign-tree-head",
             Job::GatherCosignatures => "gather-cosignatures",
             Job::IntegrateLog => "integrate-log",
+            Job::AdvanceRollouts => "advance-rollouts",
         }
     }
 
@@ -110,6 +115,8 @@ impl Job {
             Job::GatherCosignatures => Duration::from_millis(200),
             // An entry waits at most this for its index.
             Job::IntegrateLog => Duration::from_millis(100),
+            // A wave's threshold is acted on within this of the report that crossed it.
+            Job::AdvanceRollouts => Duration::from_secs(1),
         }
     }
 
@@ -152,6 +159,7 @@ pub async fn run_once(services: &Services, job: Job) -> Result<usize, ServiceErr
         Job::SignTreeHead => sign_tree_head::run(services).await,
         Job::GatherCosignatures => gather_cosignatures::run(services).await,
         Job::IntegrateLog => integrate_log::run(services).await,
+        Job::AdvanceRollouts => advance_rollouts::run(services).await,
     }
 }
 

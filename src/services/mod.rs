@@ -28,6 +28,7 @@ pub mod patches;
 pub mod pulls;
 pub mod ratelimit;
 pub mod refusals;
+pub mod rollouts;
 pub mod tenants;
 pub mod users;
 pub mod watch;

@@ -17,9 +17,9 @@ use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 
 use super::state::LearntKey;
-use crate::api::device::{KeyResponse, Offer};
+use crate::api::device::{Held, KeyResponse, Offer};
 use crate::api::log::parse_proof;
-use crate::domain::log::{patch_subject, sha256_hex, Entry, LogKind, Revocation, TreeHead};
+use crate::domain::log::{patch_subject, sha256_hex, Entry, LogKind, OfferLog, Revocation, TreeHead};
 use crate::domain::merkle::{leaf_hash, verify_inclusion};
 use crate::domain::version::VersionScheme;
 use crate::signing::{self, PublicKeyInfo};
@@ -318,22 +318,7 @@ pub fn check_offer(
         .log
         .as_ref()
         .ok_or_else(|| not("the offer names no log entry".into()))?;
-    if log.tree_size != head.tree_size {
-        return Err(not(format!(
-            "its inclusion proof is for a tree of {} entries, the answer's head has {}",
-            log.tree_size, head.tree_size
-        )));
-    }
-    let proof = parse_proof(&log.proof).map_err(not)?;
-    verify_inclusion(
-        log.index,
-        head.tree_size,
-        &leaf_hash(log.leaf.as_bytes()),
-        &proof,
-        &head.root_hash,
-    )
-    .map_err(|e| not(format!("entry {}: {e}", log.index)))?;
-    let entry = Entry::parse(&log.leaf).map_err(not)?;
+    let entry = included(log, head).map_err(not)?;
     if entry.kind != Some(LogKind::PatchPublished) || entry.subject.as_deref() != Some(&patch_subject(&offer.patch_id))
     {
         return Err(not(format!(
@@ -414,6 +399,51 @@ pub fn check_offer(
                 index: log.index,
             });
         }
+    }
+    Ok(())
+}
+
+/// The entry `log` names, once its inclusion proof leads to `head`'s root.
+fn included(log: &OfferLog, head: &TreeHead) -> Result<Entry, String> {
+    if log.tree_size != head.tree_size {
+        return Err(format!(
+            "its inclusion proof is for a tree of {} entries, the answer's head has {}",
+            log.tree_size, head.tree_size
+        ));
+    }
+    let proof = parse_proof(&log.proof)?;
+    verify_inclusion(
+        log.index,
+        head.tree_size,
+        &leaf_hash(log.leaf.as_bytes()),
+        &proof,
+        &head.root_hash,
+    )
+    .map_err(|e| format!("entry {}: {e}", log.index))?;
+    Entry::parse(&log.leaf)
+}
+
+/// Checks a claim that a rollout holds back the update: the rollout's entry is in
+/// the log under the answer's verified head, is a `rollout.changed` entry of that
+/// rollout and patch, and logs the state the answer says. A server that withholds
+/// a fix without a rollout saying so, or claims a state the log does not hold, is
+/// refused.
+pub fn check_held(head: &TreeHead, held: &Held) -> Result<(), String> {
+    let log = &held.log;
+    let entry = included(log, head)?;
+    let subject = format!("rollout/{}", held.rollout);
+    let agrees = entry.kind == Some(LogKind::RolloutChanged)
+        && entry.subject.as_deref() == Some(subject.as_str())
+        && entry.text("patch") == Some(held.patch_id.as_str())
+        && entry.text("state") == Some(held.state.as_str());
+    if !agrees {
+        return Err(format!(
+            "entry {} does not log rollout {} of patch {} as {}",
+            log.index, held.rollout, held.patch_id, held.state
+        ));
+    }
+    if !held.state.in_force() && held.state != crate::domain::RolloutState::Cancelled {
+        return Err(format!("a {} rollout holds nothing back", held.state));
     }
     Ok(())
 }

@@ -50,6 +50,7 @@ pub mod patch;
 pub mod product;
 pub mod pull;
 pub mod report;
+pub mod rollout;
 pub mod sealing;
 pub mod session;
 pub mod signing_key;

@@ -16,6 +16,7 @@ pub mod patches;
 pub mod products;
 pub mod pulls;
 pub mod query;
+pub mod rollouts;
 pub mod session;
 pub mod tokens;
 pub mod uploads;

@@ -7,15 +7,16 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use crate::db::models::patch::all_entitlements;
+use crate::db::models::rollout::{self, RolloutRecord};
 use crate::db::models::{AdvisoryRecord, PatchRecord, Product};
 use crate::db::DbConnection;
 use crate::domain::advisory::{Affected, Completeness};
 use crate::domain::device;
-use crate::domain::fleet::{choose_offer, Candidate};
+use crate::domain::fleet::{choose_offer, choose_offer_where, Candidate};
 use crate::domain::range::{RangeInput, VersionRange};
 use crate::domain::version::{Version, VersionScheme};
-use crate::domain::{AdvisoryStatus, PatchState};
-use crate::ids::{AdvisoryId, CustomerId, PatchId, ProductId};
+use crate::domain::{AdvisoryStatus, PatchState, RolloutState};
+use crate::ids::{AdvisoryId, CustomerId, PatchId, ProductId, RolloutId};
 use crate::secrets::sha256_hex;
 use crate::services::advisories::{current_input, KnownProducts};
 use crate::services::ServiceError;
@@ -60,6 +61,17 @@ impl ProductOffers {
         self.offer_for(running, platform).is_some_and(|o| o.patch == *patch)
     }
 
+    /// The offer for a device of this product on `platform` running `running`,
+    /// among the offers `allowed` lets through.
+    pub fn offer_for_where(
+        &self,
+        running: &Version,
+        platform: Option<&str>,
+        allowed: impl Fn(&Offer) -> bool,
+    ) -> Option<&Offer> {
+        choose_offer_where(&self.candidates, running, platform, |i| allowed(&self.offers[i])).map(|i| &self.offers[i])
+    }
+
     /// Whether an emergency advisory affects `running`.
     pub fn emergency_affects(&self, running: &Version) -> bool {
         self.advisories
@@ -75,10 +87,49 @@ pub struct Withdrawn {
     pub reason: String,
 }
 
+/// How a rollout holds its patch back: whom it is offered to now.
+#[derive(Debug)]
+pub struct Gate {
+    pub rollout: RolloutId,
+    pub state: RolloutState,
+    /// The open wave: while running, members of the waves up to it are offered.
+    open: Option<u32>,
+    /// Each member's wave, by the device's id bytes (only while running or paused).
+    members: HashMap<[u8; 16], u32>,
+    /// Names the answers of devices it holds back, for the poll's `catalogue` tag.
+    pub tag: Arc<str>,
+}
+
+impl Gate {
+    /// Whether the device `device` may be offered the patch now; `offered`: it was
+    /// offered it before (a pause or a cancellation stops new offers only).
+    pub fn admits(&self, device: &[u8; 16], offered: bool) -> bool {
+        match self.state {
+            RolloutState::Finished => true,
+            RolloutState::Draft => false,
+            RolloutState::Paused | RolloutState::Cancelled => offered,
+            RolloutState::Running => {
+                offered
+                    || self
+                        .open
+                        .zip(self.members.get(device))
+                        .is_some_and(|(open, wave)| *wave <= open)
+            }
+        }
+    }
+
+    /// The wave the device belongs to.
+    pub fn wave_of(&self, device: &[u8; 16]) -> Option<u32> {
+        self.members.get(device).copied()
+    }
+}
+
 /// Everything polls are answered from.
 #[derive(Debug, Default)]
 pub struct OfferCatalogue {
     pub products: HashMap<ProductId, ProductOffers>,
+    /// The newest rollout of each patch that has one, by patch.
+    pub rollouts: HashMap<PatchId, Gate>,
     pub yanked: HashMap<PatchId, Withdrawn>,
     /// Published patches by id, with their product.
     pub published: HashMap<PatchId, ProductId>,
@@ -128,6 +179,7 @@ impl OfferCatalogue {
         }
         let mut catalogue = OfferCatalogue {
             entitled: all_entitlements(conn)?.into_iter().collect(),
+            rollouts: gates(conn)?,
             ..OfferCatalogue::default()
         };
         for product in &products {
@@ -205,4 +257,34 @@ impl OfferCatalogue {
         }
         Ok(catalogue)
     }
+}
+
+/// The newest rollout of each patch, with the members of those running or paused.
+fn gates(conn: &mut DbConnection) -> Result<HashMap<PatchId, Gate>, ServiceError> {
+    let mut newest: HashMap<PatchId, RolloutRecord> = HashMap::new();
+    for record in RolloutRecord::all(conn)? {
+        newest.insert(record.patch_id.clone(), record);
+    }
+    let mut gates = HashMap::with_capacity(newest.len());
+    for (patch, record) in newest {
+        let members = if matches!(record.state, RolloutState::Running | RolloutState::Paused) {
+            rollout::members(conn, &record.id)?
+                .into_iter()
+                .filter_map(|(device, wave)| Some((device.to_bytes()?, u32::try_from(wave).ok()?)))
+                .collect()
+        } else {
+            HashMap::new()
+        };
+        gates.insert(
+            patch,
+            Gate {
+                tag: format!("held:{}:{}", record.id, record.state).into(),
+                rollout: record.id,
+                state: record.state,
+                open: record.current_wave.and_then(|w| u32::try_from(w).ok()),
+                members,
+            },
+        );
+    }
+    Ok(gates)
 }

@@ -42,13 +42,15 @@ pub struct PollAnswer {
     /// With an offer: the patches yanked within `log_head`'s tree, which the head's
     /// signature commits to.
     pub revoked: Option<Arc<RawValue>>,
+    /// Why the update the device would be offered is held back by a rollout.
+    pub held: Option<Arc<RawValue>>,
 }
 
 impl PollAnswer {
     /// The answer as the device protocol's [`PollResponse`](crate::domain::device::PollResponse).
     pub fn response(
         &self,
-    ) -> crate::domain::device::PollResponse<&RawValue, &RawValue, &RawValue, &RawValue, &RawValue> {
+    ) -> crate::domain::device::PollResponse<&RawValue, &RawValue, &RawValue, &RawValue, &RawValue, &RawValue> {
         crate::domain::device::PollResponse {
             update: (!self.unchanged).then_some(self.update.as_deref()),
             unchanged: self.unchanged,
@@ -58,6 +60,7 @@ impl PollAnswer {
             log_cosignatures: self.log_cosignatures.as_deref(),
             log_consistency: self.log_consistency.as_deref(),
             revoked: self.revoked.as_deref().filter(|_| !self.unchanged),
+            held: self.held.as_deref().filter(|_| !self.unchanged),
         }
     }
 }
@@ -101,10 +104,25 @@ pub fn poll(services: &Services, device: &DeviceEntry, request: &PollRequest) ->
     let log = services.log.view();
     // Only what the log's newest head includes is offered: a patch published a
     // moment ago is offered once its head is signed (within the same request).
+    // A patch a rollout holds back is left out: the device gets the best of the
+    // rest, and is told which rollout holds it back and in what state.
+    let mut held = None;
     let offered = if catalogue.entitled(&device.customer, &device.product) {
-        product
-            .offer_for(&version, platform)
-            .and_then(|o| Some((o, services.fleet.updates.update(&catalogue, &log, o)?)))
+        let best = product.offer_for(&version, platform);
+        let admitted = |offer: &super::catalogue::Offer| {
+            catalogue
+                .rollouts
+                .get(&offer.patch)
+                .is_none_or(|gate| gate.admits(&device.uuid(), services.fleet.was_offered(device, &offer.patch)))
+        };
+        let chosen = match best {
+            Some(best) if !admitted(best) => {
+                held = catalogue.rollouts.get(&best.patch).map(|gate| (best, gate));
+                product.offer_for_where(&version, platform, admitted)
+            }
+            best => best,
+        };
+        chosen.and_then(|o| Some((o, services.fleet.updates.update(&catalogue, &log, o)?)))
     } else {
         None
     };
@@ -139,7 +157,12 @@ pub fn poll(services: &Services, device: &DeviceEntry, request: &PollRequest) ->
             services.fleet.queue.head_report(&device.id(), report);
         }
     }
-    let tag: Arc<str> = offer.map_or_else(|| Arc::from(NO_OFFER_TAG), |o| o.tag.clone());
+    let tag: Arc<str> = match (offer, &held) {
+        (Some(offer), _) => offer.tag.clone(),
+        (None, Some((_, gate))) => gate.tag.clone(),
+        (None, None) => Arc::from(NO_OFFER_TAG),
+    };
+    let held = held.and_then(|(best, _)| services.fleet.updates.held(&catalogue, &log, &best.patch));
     let log_consistency = request
         .log_size
         .and_then(|size| log.consistency_from(&services.db, size));
@@ -152,6 +175,7 @@ pub fn poll(services: &Services, device: &DeviceEntry, request: &PollRequest) ->
         log_cosignatures: log.cosignatures.clone(),
         log_consistency,
         revoked: offer.and(log.revoked.clone()),
+        held,
     })
 }
 
@@ -208,11 +232,16 @@ async fn check_offered(services: &Services, device: &DeviceEntry, patch: &PatchI
     if recorded {
         return Ok(());
     }
-    let offered_now = catalogue.products.get(&*device.product).is_some_and(|product| {
-        running
-            .and_then(|v| product.scheme.parse(&v).ok())
-            .is_some_and(|v| product.offers(patch, &v, device.platform.as_deref()))
-    });
+    let held_back = catalogue
+        .rollouts
+        .get(patch)
+        .is_some_and(|gate| !gate.admits(&device.uuid(), false));
+    let offered_now = !held_back
+        && catalogue.products.get(&*device.product).is_some_and(|product| {
+            running
+                .and_then(|v| product.scheme.parse(&v).ok())
+                .is_some_and(|v| product.offers(patch, &v, device.platform.as_deref()))
+        });
     if offered_now {
         Ok(())
     } else {

@@ -1,12 +1,14 @@
 //! The `update` objects of poll answers — an offer with its patch's log entry and
-//! inclusion in the newest head — rendered once per catalogue and head, so a poll
-//! copies them instead of serialising them.
+//! inclusion in the newest head — and the `held` objects of answers a rollout holds
+//! back, rendered once per catalogue and head, so a poll copies them instead of
+//! serialising them.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use serde_json::value::RawValue;
 
+use crate::domain::device::Held;
 use crate::ids::PatchId;
 use crate::services::log::LogView;
 
@@ -19,6 +21,9 @@ struct Rendered {
     catalogue: Option<Arc<OfferCatalogue>>,
     log: Option<Arc<LogView>>,
     by_patch: HashMap<PatchId, Arc<RawValue>>,
+    /// Why each patch a rollout holds back is held, where the head has the
+    /// rollout's state as the catalogue knows it.
+    held: HashMap<PatchId, Arc<RawValue>>,
 }
 
 impl Rendered {
@@ -38,13 +43,21 @@ impl Updates {
     /// The update object offering `offer` under `log`'s head; `None` when the head
     /// does not include the patch (it is offered once a head does).
     pub fn update(&self, catalogue: &Arc<OfferCatalogue>, log: &Arc<LogView>, offer: &Offer) -> Option<Arc<RawValue>> {
+        self.current(catalogue, log).by_patch.get(&offer.patch).cloned()
+    }
+
+    /// The `held` object of an answer whose update the rollout of `patch` holds back.
+    pub fn held(&self, catalogue: &Arc<OfferCatalogue>, log: &Arc<LogView>, patch: &PatchId) -> Option<Arc<RawValue>> {
+        self.current(catalogue, log).held.get(patch).cloned()
+    }
+
+    fn current(&self, catalogue: &Arc<OfferCatalogue>, log: &Arc<LogView>) -> Arc<Rendered> {
         let current = self.rendered.read().unwrap_or_else(|e| e.into_inner()).clone();
-        let rendered = if current.of(catalogue, log) {
+        if current.of(catalogue, log) {
             current
         } else {
             self.render(catalogue, log)
-        };
-        rendered.by_patch.get(&offer.patch).cloned()
+        }
     }
 
     /// Renders every offer of `catalogue` that `log`'s head includes, once however
@@ -64,10 +77,29 @@ impl Updates {
                 Some((offer.patch.clone(), Arc::from(raw)))
             })
             .collect();
+        let held = catalogue
+            .rollouts
+            .iter()
+            .filter_map(|(patch, gate)| {
+                let (state, entry) = log.rollouts.get(&gate.rollout)?;
+                if *state != gate.state {
+                    return None;
+                }
+                let held = Held {
+                    rollout: gate.rollout.to_string(),
+                    patch_id: patch.to_string(),
+                    state: gate.state,
+                    log: entry.clone(),
+                };
+                let raw = serde_json::value::to_raw_value(&held).ok()?;
+                Some((patch.clone(), Arc::from(raw)))
+            })
+            .collect();
         let rendered = Arc::new(Rendered {
             catalogue: Some(catalogue.clone()),
             log: Some(log.clone()),
             by_patch,
+            held,
         });
         *slot = rendered.clone();
         rendered

@@ -1,5 +1,5 @@
 //! What polls carry of the log, kept in memory: the newest head, the inclusion
-//! proof of every offered patch in it, consistency proofs from recent heads, and
+//! proof of every offered patch in it and of each rollout's latest change, consistency proofs from recent heads, and
 //! the list of yanked patches the head commits to — rebuilt when a new head appears.
 //! A device that holds an older head than the recent ones is answered without a
 //! proof (it fetches one), and the proof from its size is made in the background
@@ -16,7 +16,8 @@ use crate::db::models::log::{self as rows};
 use crate::domain::log::LogKind;
 use crate::domain::log::{hex_proof, OfferLog};
 use crate::domain::merkle::inclusion_plan;
-use crate::ids::PatchId;
+use crate::domain::RolloutState;
+use crate::ids::{PatchId, RolloutId};
 use crate::services::{ServiceError, Services};
 use serde_json::value::RawValue;
 
@@ -41,6 +42,9 @@ pub struct LogView {
     pub cosigned: usize,
     /// Each published patch's entry and its inclusion in the head, as JSON.
     pub offers: HashMap<PatchId, Arc<RawValue>>,
+    /// Each rollout's latest change in the head: the state it logged, the entry and
+    /// its inclusion.
+    pub rollouts: HashMap<RolloutId, (RolloutState, OfferLog)>,
     /// Consistency proofs to the head from the sizes of recent heads, as JSON.
     pub consistency: HashMap<u64, Arc<RawValue>>,
     /// Proofs from other sizes devices hold, made in the background (`None`: being
@@ -103,6 +107,7 @@ pub async fn follow(services: &Services) -> Result<bool, ServiceError> {
                     cosignatures: cosignature_list(&cosignatures)?,
                     cosigned: cosignatures.len(),
                     offers: current.offers.clone(),
+                    rollouts: current.rollouts.clone(),
                     consistency: current.consistency.clone(),
                     more: std::sync::Mutex::new(current.more.lock().unwrap_or_else(|e| e.into_inner()).clone()),
                     revoked: current.revoked.clone(),
@@ -118,16 +123,28 @@ pub async fn follow(services: &Services) -> Result<bool, ServiceError> {
                 else {
                     continue;
                 };
-                let index = entry.idx as u64;
-                let plan = inclusion_plan(index, size).map_err(proof_error)?;
-                let proof = hex_proof(&resolve(conn, &plan)?);
-                let log = OfferLog {
-                    index,
-                    leaf: entry.leaf,
-                    tree_size: size,
-                    proof,
+                offers.insert(id, to_json(&included(conn, entry, size)?)?);
+            }
+            // Entries come in log order: the last one of a rollout is its latest.
+            let mut changes = HashMap::new();
+            for entry in rows::of_kind(conn, LogKind::RolloutChanged.as_str(), size)? {
+                if let Some(id) = entry
+                    .subject
+                    .strip_prefix("rollout/")
+                    .and_then(|r| r.parse::<RolloutId>().ok())
+                {
+                    changes.insert(id, entry);
+                }
+            }
+            let mut rollouts = HashMap::with_capacity(changes.len());
+            for (id, entry) in changes {
+                let state = serde_json::from_str::<serde_json::Value>(&entry.leaf)
+                    .ok()
+                    .and_then(|leaf| leaf.get("state")?.as_str()?.parse::<RolloutState>().ok());
+                let Some(state) = state else {
+                    continue;
                 };
-                offers.insert(id, to_json(&log)?);
+                rollouts.insert(id, (state, included(conn, entry, size)?));
             }
             let mut consistency = HashMap::new();
             for earlier in rows::heads(conn, RECENT_HEADS)? {
@@ -144,6 +161,7 @@ pub async fn follow(services: &Services) -> Result<bool, ServiceError> {
                 cosignatures: cosignature_list(&cosignatures)?,
                 cosigned: cosignatures.len(),
                 offers,
+                rollouts,
                 consistency,
                 more: std::sync::Mutex::default(),
                 revoked: Some(to_json(&revocations(conn, size)?)?),
@@ -155,6 +173,23 @@ pub async fn follow(services: &Services) -> Result<bool, ServiceError> {
     };
     *services.log.view.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(view);
     Ok(true)
+}
+
+/// `entry` with its inclusion proof in the tree of `size` entries.
+fn included(
+    conn: &mut crate::db::DbConnection,
+    entry: rows::LogEntryRecord,
+    size: u64,
+) -> Result<OfferLog, ServiceError> {
+    let index = entry.idx as u64;
+    let plan = inclusion_plan(index, size).map_err(proof_error)?;
+    let proof = hex_proof(&resolve(conn, &plan)?);
+    Ok(OfferLog {
+        index,
+        leaf: entry.leaf,
+        tree_size: size,
+        proof,
+    })
 }
 
 impl LogView {

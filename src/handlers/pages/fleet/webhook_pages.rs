@@ -32,11 +32,17 @@ pub struct WebhookForm {
     device_unreachable: Option<String>,
     #[serde(default)]
     deadline_overdue: Option<String>,
+    #[serde(default)]
+    rollout_paused: Option<String>,
+    #[serde(default)]
+    rollout_advanced: Option<String>,
+    #[serde(default)]
+    rollout_finished: Option<String>,
 }
 
 impl WebhookForm {
     /// Each event with its box's name and whether it is ticked.
-    fn boxes(&self) -> [(EventType, &'static str, bool); 6] {
+    fn boxes(&self) -> [(EventType, &'static str, bool); 9] {
         [
             (
                 EventType::AdvisoryPublished,
@@ -59,6 +65,21 @@ impl WebhookForm {
                 EventType::DeadlineOverdue,
                 "deadline_overdue",
                 self.deadline_overdue.is_some(),
+            ),
+            (
+                EventType::RolloutPaused,
+                "rollout_paused",
+                self.rollout_paused.is_some(),
+            ),
+            (
+                EventType::RolloutAdvanced,
+                "rollout_advanced",
+                self.rollout_advanced.is_some(),
+            ),
+            (
+                EventType::RolloutFinished,
+                "rollout_finished",
+                self.rollout_finished.is_some(),
             ),
         ]
     }

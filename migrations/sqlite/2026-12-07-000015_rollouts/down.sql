@@ -1,0 +1,4 @@
+DROP TABLE rollout_history;
+DROP TABLE rollout_members;
+DROP TABLE rollout_waves;
+DROP TABLE rollouts;

@@ -1,0 +1,625 @@
+//! Rollouts: a published patch offered wave by wave instead of to the whole fleet
+//! at once. The vendor plans the waves (share of the applicable devices, labels,
+//! customers, named devices) with their thresholds; starting opens the first wave,
+//! and the `advance-rollouts` job judges the open wave (see `domain::rollout`):
+//! it pauses the rollout when failures cross the error bound, opens the next wave
+//! when the success threshold is met (the last one finishes the rollout), and takes
+//! devices enrolled since the wave opened into it.
+//!
+//! A pause, an advance and the finish are announced to the customers with devices
+//! in the rollout (webhook events `rollout.paused`, `rollout.advanced`,
+//! `rollout.finished`).
+//!
+//! Wave membership is decided here, when a wave opens, and read by polls from the
+//! offer catalogue: a poll never computes it. Every change of state is a log event
+//! (`rollout.changed`), so a device that is told "not yet" can check that the
+//! rollout holding it back exists and is in the state the answer claims.
+
+use std::collections::HashSet;
+
+use chrono::{NaiveDateTime, TimeDelta};
+
+use crate::db::models::rollout::{self, MemberState, RolloutRecord, StepRecord, WaveRecord};
+use crate::db::models::{now, Customer, Generations, PatchRecord};
+use crate::db::DbConnection;
+use crate::domain::event::{Actor, Event};
+use crate::domain::fleet::Labels;
+use crate::domain::rollout::{judge, open_wave, parse_plan, Applicable, Verdict, Wave, WaveCounts, WaveInput};
+use crate::domain::{text, Caller, EventType, PatchState, ReportState, RolloutAction, RolloutState};
+use crate::ids::{DeviceId, PatchId, RolloutId};
+use crate::services::fleet::catalogue::OfferCatalogue;
+use crate::services::{log, webhooks};
+use crate::services::{ServiceError, Services};
+
+/// A rollout as the vendor writes it.
+#[derive(Clone, Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RolloutPlan {
+    pub waves: Vec<WaveInput>,
+}
+
+/// What an operator does to a rollout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Command {
+    Start,
+    Pause,
+    Resume,
+    Advance,
+    Cancel,
+}
+
+/// A wave with where its devices stand.
+#[derive(Clone, Debug)]
+pub struct WaveView {
+    pub position: i32,
+    pub spec: WaveInput,
+    pub opened_at: Option<NaiveDateTime>,
+    pub closed_at: Option<NaiveDateTime>,
+    pub counts: WaveCounts,
+}
+
+/// A rollout, its waves and its history.
+#[derive(Clone, Debug)]
+pub struct RolloutView {
+    pub rollout: RolloutRecord,
+    pub waves: Vec<WaveView>,
+    pub history: Vec<StepRecord>,
+}
+
+/// Plans a rollout of the patch `patch` (draft or published, not yanked), in draft:
+/// from now until it finishes or is cancelled, the patch is offered only as the
+/// rollout says.
+pub async fn create(
+    services: &Services,
+    caller: &Caller,
+    patch: String,
+    plan: RolloutPlan,
+) -> Result<RolloutView, ServiceError> {
+    let waves = parse_plan(&plan.waves).map_err(|(field, message)| ServiceError::invalid(field, message))?;
+    let actor = caller.actor();
+    let (view, event) = services
+        .db
+        .run(move |conn| {
+            conn.write_transaction(|conn| {
+                let patch = find_patch(conn, &patch)?;
+                if patch.state == PatchState::Yanked {
+                    return Err(ServiceError::Conflict("a yanked patch cannot be rolled out".into()));
+                }
+                if let Some(existing) = RolloutRecord::in_force_for(conn, &patch.id)? {
+                    return Err(ServiceError::Conflict(format!(
+                        "rollout {} of this patch is {}; cancel it first",
+                        existing.id, existing.state
+                    )));
+                }
+                check_names(conn, &waves)?;
+                let id = RolloutId::generate();
+                let at = now();
+                let specs = plan
+                    .waves
+                    .iter()
+                    .map(|w| serde_json::to_string(w).map_err(|e| ServiceError::internal("storing a wave", e)))
+                    .collect::<Result<Vec<_>, _>>()?;
+                RolloutRecord::insert(conn, &id, &patch.id, &actor.as_text(), &specs, at)?;
+                let event = record(
+                    conn,
+                    &id,
+                    &patch.id,
+                    &actor,
+                    RolloutAction::Created,
+                    RolloutState::Draft,
+                    None,
+                    None,
+                    at,
+                )?;
+                Generations::catalogue_changed(conn)?;
+                Ok::<_, ServiceError>((read(conn, &id)?, event))
+            })
+        })
+        .await?;
+    services.reactions.after(services, std::slice::from_ref(&event)).await?;
+    tracing::info!(rollout.id = %view.rollout.id, patch.id = %view.rollout.patch_id, user.id = %caller.user, "planned rollout");
+    Ok(view)
+}
+
+/// The rollout `id`.
+pub async fn view(services: &Services, id: String) -> Result<RolloutView, ServiceError> {
+    let id = parse_id(&id)?;
+    services.db.run(move |conn| read(conn, &id)).await
+}
+
+/// The rollouts of the patch `patch`, newest first.
+pub async fn of_patch(services: &Services, patch: String) -> Result<Vec<RolloutView>, ServiceError> {
+    services
+        .db
+        .run(move |conn| {
+            let patch = find_patch(conn, &patch)?;
+            RolloutRecord::of_patch(conn, &patch.id)?
+                .iter()
+                .map(|r| read(conn, &r.id))
+                .collect()
+        })
+        .await
+}
+
+/// Does `command` to the rollout `id`, with the operator's `reason`.
+pub async fn act(
+    services: &Services,
+    caller: &Caller,
+    id: String,
+    command: Command,
+    reason: Option<String>,
+) -> Result<RolloutView, ServiceError> {
+    let id = parse_id(&id)?;
+    let reason = reason
+        .as_deref()
+        .map(|r| text::REASON.check("reason", r, false))
+        .transpose()?
+        .filter(|r| !r.is_empty());
+    let actor = caller.actor();
+    let catalogue = services.fleet.catalogue();
+    let (view, events) = services
+        .db
+        .run(move |conn| {
+            conn.write_transaction(|conn| {
+                let rollout = RolloutRecord::find(conn, &id)?.ok_or(ServiceError::NotFound("rollout"))?;
+                let events = command_on(conn, &catalogue, &rollout, &actor, command, reason.as_deref())?;
+                Generations::catalogue_changed(conn)?;
+                Ok::<_, ServiceError>((read(conn, &id)?, events))
+            })
+        })
+        .await?;
+    services.reactions.after(services, &events).await?;
+    tracing::info!(rollout.id = %view.rollout.id, state = %view.rollout.state, user.id = %caller.user, ?command, "rollout changed");
+    Ok(view)
+}
+
+/// Judges the open wave of every running rollout and acts on the verdict; takes
+/// devices enrolled since a wave opened into it. Returns how many rollouts changed.
+pub async fn advance(services: &Services) -> Result<usize, ServiceError> {
+    let catalogue = services.fleet.catalogue();
+    let (events, joined) = services
+        .db
+        .run(move |conn| {
+            let (mut events, mut joined) = (Vec::new(), 0);
+            for rollout in RolloutRecord::running(conn)? {
+                let turn = conn.write_transaction(|conn| step(conn, &catalogue, &rollout))?;
+                events.extend(turn.events);
+                joined += turn.joined;
+            }
+            Ok::<_, ServiceError>((events, joined))
+        })
+        .await?;
+    if events.is_empty() {
+        if joined > 0 {
+            // New members are offered the patch on their next poll here.
+            crate::services::fleet::refresh(services).await;
+        }
+        return Ok(joined);
+    }
+    services.reactions.after(services, &events).await?;
+    Ok(events.len() + joined)
+}
+
+/// What one rollout's turn did: the events of its changes, and how many devices
+/// joined its open wave.
+#[derive(Default)]
+struct Turn {
+    events: Vec<Event>,
+    joined: usize,
+}
+
+/// One running rollout's turn: late devices join the open wave, then the wave is
+/// judged.
+fn step(conn: &mut DbConnection, catalogue: &OfferCatalogue, rollout: &RolloutRecord) -> Result<Turn, ServiceError> {
+    let Some(open) = rollout.current_wave else {
+        return Ok(Turn::default());
+    };
+    let (waves, records) = plan_of(conn, &rollout.id)?;
+    let Some(wave) = waves.get(position(open)) else {
+        return Ok(Turn::default());
+    };
+    let patch = PatchRecord::find(conn, &rollout.patch_id)?.ok_or(ServiceError::NotFound("patch"))?;
+    let at = now();
+    // Devices enrolled since the wave opened join it when its filters admit them.
+    let opened = records.get(position(open)).and_then(|w| w.opened_at);
+    let mut joined = 0;
+    if let Some(opened) = opened {
+        let late: Vec<DeviceId> = rollout::candidates(conn, &rollout.id, &patch.product_id, Some(opened), false)?
+            .into_iter()
+            .filter(|c| applies(catalogue, &patch, c) && wave.admits(&c.customer_slug, &labels_of(c)))
+            .map(|c| c.id)
+            .collect();
+        if !late.is_empty() {
+            rollout::add_members(conn, &rollout.id, &late, open, at)?;
+            Generations::catalogue_changed(conn)?;
+        }
+        joined = late.len();
+    }
+    let states = rollout::member_states(conn, &rollout.id, &rollout.patch_id, open)?;
+    let counts = counts_of(&states, open, wave, at);
+    let system = Actor::Server;
+    let events = match judge(wave, &counts) {
+        Verdict::Wait | Verdict::Ready => Vec::new(),
+        Verdict::Pause(why) => {
+            let moved = RolloutRecord::transition(
+                conn,
+                &rollout.id,
+                &[RolloutState::Running],
+                Some(open),
+                RolloutState::Paused,
+                Some(open),
+                Some(&why),
+                at,
+            )?;
+            if moved == 0 {
+                return Ok(Turn {
+                    events: Vec::new(),
+                    joined,
+                });
+            }
+            Generations::catalogue_changed(conn)?;
+            let event = record(
+                conn,
+                &rollout.id,
+                &rollout.patch_id,
+                &system,
+                RolloutAction::Paused,
+                RolloutState::Paused,
+                Some(open),
+                Some(&why),
+                at,
+            )?;
+            tracing::warn!(rollout.id = %rollout.id, wave = open, reason = %why, "rollout paused by its error threshold");
+            vec![event]
+        }
+        Verdict::Advance => next_wave(conn, catalogue, rollout, open, &system, None, at)?
+            .into_iter()
+            .collect(),
+    };
+    Ok(Turn { events, joined })
+}
+
+/// The events of `command` on `rollout`, or why it cannot be done now.
+fn command_on(
+    conn: &mut DbConnection,
+    catalogue: &OfferCatalogue,
+    rollout: &RolloutRecord,
+    actor: &Actor,
+    command: Command,
+    reason: Option<&str>,
+) -> Result<Vec<Event>, ServiceError> {
+    use RolloutState::{Cancelled, Draft, Paused, Running};
+    let at = now();
+    let open = rollout.current_wave;
+    // Where each command may start from, where it leads, and the wave open after it.
+    let (from, to, action, done, wave): (&[RolloutState], _, _, _, _) = match command {
+        Command::Start => (&[Draft], Running, RolloutAction::Started, "started", Some(0)),
+        Command::Pause => (&[Running], Paused, RolloutAction::Paused, "paused", open),
+        Command::Resume => (&[Paused], Running, RolloutAction::Resumed, "resumed", open),
+        Command::Cancel => (
+            &[Draft, Running, Paused],
+            Cancelled,
+            RolloutAction::Cancelled,
+            "cancelled",
+            open,
+        ),
+        Command::Advance => (&[Running, Paused], Running, RolloutAction::Advanced, "advanced", open),
+    };
+    if !from.contains(&rollout.state) {
+        return Err(ServiceError::Conflict(format!(
+            "a {} rollout cannot be {done}",
+            rollout.state
+        )));
+    }
+    if let (Command::Advance, Some(from)) = (command, open) {
+        return next_wave(conn, catalogue, rollout, from, actor, reason, at)?
+            .map(|e| vec![e])
+            .ok_or_else(changed_meanwhile);
+    }
+    let first = match command {
+        Command::Start => Some(first_wave(conn, catalogue, rollout)?),
+        _ => None,
+    };
+    let stored_reason = match to {
+        Paused => Some(reason.unwrap_or("paused by an operator")),
+        Cancelled => reason,
+        _ => None,
+    };
+    if RolloutRecord::transition(conn, &rollout.id, &[rollout.state], open, to, wave, stored_reason, at)? == 0 {
+        return Err(changed_meanwhile());
+    }
+    if let Some((patch, waves)) = first {
+        fill_wave(conn, catalogue, rollout, &patch, &waves, 0, at)?;
+    }
+    Ok(vec![record(
+        conn,
+        &rollout.id,
+        &rollout.patch_id,
+        actor,
+        action,
+        to,
+        wave,
+        reason,
+        at,
+    )?])
+}
+
+/// The patch and plan of a rollout about to start: its patch must be published
+/// and known to the offer catalogue.
+fn first_wave(
+    conn: &mut DbConnection,
+    catalogue: &OfferCatalogue,
+    rollout: &RolloutRecord,
+) -> Result<(PatchRecord, Vec<Wave>), ServiceError> {
+    let patch = PatchRecord::find(conn, &rollout.patch_id)?.ok_or(ServiceError::NotFound("patch"))?;
+    if patch.state != PatchState::Published {
+        return Err(ServiceError::Conflict(format!(
+            "the patch is {}; a rollout starts once it is published",
+            patch.state
+        )));
+    }
+    if !catalogue.published.contains_key(&patch.id) {
+        return Err(ServiceError::Unavailable(
+            "the offer catalogue has not loaded the patch yet".into(),
+        ));
+    }
+    let (waves, _) = plan_of(conn, &rollout.id)?;
+    Ok((patch, waves))
+}
+
+fn changed_meanwhile() -> ServiceError {
+    ServiceError::Conflict("the rollout changed meanwhile; read it again".into())
+}
+
+/// Closes wave `from` and opens the next (running), or finishes the rollout after
+/// its last wave. `None` when another change came first.
+fn next_wave(
+    conn: &mut DbConnection,
+    catalogue: &OfferCatalogue,
+    rollout: &RolloutRecord,
+    from: i32,
+    actor: &Actor,
+    reason: Option<&str>,
+    at: NaiveDateTime,
+) -> Result<Option<Event>, ServiceError> {
+    let (waves, _) = plan_of(conn, &rollout.id)?;
+    let next = from + 1;
+    let last = position(next) >= waves.len();
+    let (state, wave, action) = if last {
+        (RolloutState::Finished, Some(from), RolloutAction::Finished)
+    } else {
+        (RolloutState::Running, Some(next), RolloutAction::Advanced)
+    };
+    let moved = RolloutRecord::transition(
+        conn,
+        &rollout.id,
+        &[RolloutState::Running, RolloutState::Paused],
+        Some(from),
+        state,
+        wave,
+        None,
+        at,
+    )?;
+    if moved == 0 {
+        return Ok(None);
+    }
+    WaveRecord::close(conn, &rollout.id, from, at)?;
+    if !last {
+        let patch = PatchRecord::find(conn, &rollout.patch_id)?.ok_or(ServiceError::NotFound("patch"))?;
+        fill_wave(conn, catalogue, rollout, &patch, &waves, next, at)?;
+    }
+    Generations::catalogue_changed(conn)?;
+    tracing::info!(rollout.id = %rollout.id, wave = ?wave, state = %state, "rollout moved on");
+    Ok(Some(record(
+        conn,
+        &rollout.id,
+        &rollout.patch_id,
+        actor,
+        action,
+        state,
+        wave,
+        reason,
+        at,
+    )?))
+}
+
+/// Opens wave `at_wave`: decides which devices it takes in.
+fn fill_wave(
+    conn: &mut DbConnection,
+    catalogue: &OfferCatalogue,
+    rollout: &RolloutRecord,
+    patch: &PatchRecord,
+    waves: &[Wave],
+    at_wave: i32,
+    at: NaiveDateTime,
+) -> Result<(), ServiceError> {
+    let members: std::collections::HashMap<DeviceId, i32> = rollout::members(conn, &rollout.id)?.into_iter().collect();
+    // Earlier waves' members count towards a wave's share; so read them too.
+    let mut everyone = rollout::candidates(conn, &rollout.id, &patch.product_id, None, false)?;
+    everyone.retain(|c| applies(catalogue, patch, c));
+    let earlier = rollout::candidates(conn, &rollout.id, &patch.product_id, None, true)?;
+    let labels: Vec<Labels> = everyone.iter().chain(earlier.iter()).map(labels_of).collect();
+    let ids: Vec<String> = everyone
+        .iter()
+        .chain(earlier.iter())
+        .map(|c| c.id.to_string())
+        .collect();
+    let pool: Vec<Applicable<'_>> = everyone
+        .iter()
+        .chain(earlier.iter())
+        .enumerate()
+        .map(|(i, c)| Applicable {
+            device: &ids[i],
+            customer: &c.customer_slug,
+            labels: &labels[i],
+            wave: members.get(&c.id).map(|w| position(*w)),
+        })
+        .collect();
+    let taken: Vec<DeviceId> = open_wave(rollout.id.as_str(), waves, position(at_wave), &pool)
+        .into_iter()
+        .filter_map(|i| everyone.get(i).map(|c| c.id.clone()))
+        .collect();
+    rollout::add_members(conn, &rollout.id, &taken, at_wave, at)?;
+    WaveRecord::open(conn, &rollout.id, at_wave, at)?;
+    Ok(())
+}
+
+/// Whether `patch` is what the device would be offered, rollouts aside.
+fn applies(catalogue: &OfferCatalogue, patch: &PatchRecord, device: &rollout::Candidate) -> bool {
+    let Some(product) = catalogue.products.get(&patch.product_id) else {
+        return false;
+    };
+    device
+        .version
+        .as_deref()
+        .and_then(|v| product.scheme.parse(v).ok())
+        .is_some_and(|v| product.offers(&patch.id, &v, device.platform.as_deref()))
+}
+
+fn labels_of(device: &rollout::Candidate) -> Labels {
+    Labels::try_from(device.labels.clone()).unwrap_or_default()
+}
+
+/// Counts where the members of wave `wave` stand at `at`.
+fn counts_of(states: &[MemberState], wave: i32, spec: &Wave, at: NaiveDateTime) -> WaveCounts {
+    let timeout = TimeDelta::from_std(spec.install_timeout).unwrap_or(TimeDelta::MAX);
+    let mut counts = WaveCounts::default();
+    for member in states.iter().filter(|m| m.wave == wave) {
+        counts.members += 1;
+        let overdue = member.first_offered_at.is_some_and(|offered| at - offered > timeout);
+        match member.report.map(|(state, _)| state) {
+            Some(ReportState::Installed) => counts.installed += 1,
+            Some(ReportState::Failed | ReportState::RolledBack) => counts.failed += 1,
+            Some(_) if overdue => counts.timed_out += 1,
+            Some(_) => counts.in_progress += 1,
+            None if overdue => counts.timed_out += 1,
+            None if member.first_offered_at.is_some() => counts.offered += 1,
+            None => counts.waiting += 1,
+        }
+    }
+    counts
+}
+
+/// Logs a change of `rollout` and keeps it in its history; the event.
+#[allow(clippy::too_many_arguments)]
+fn record(
+    conn: &mut DbConnection,
+    rollout: &RolloutId,
+    patch: &PatchId,
+    actor: &Actor,
+    action: RolloutAction,
+    state: RolloutState,
+    wave: Option<i32>,
+    reason: Option<&str>,
+    at: NaiveDateTime,
+) -> Result<Event, ServiceError> {
+    StepRecord::insert(conn, rollout, &actor.as_text(), action, state, wave, reason, at)?;
+    let event = Event::RolloutChanged {
+        rollout: rollout.clone(),
+        patch: patch.clone(),
+        action,
+        state,
+        wave: wave.and_then(|w| u32::try_from(w).ok()),
+        reason: reason.map(str::to_owned),
+    };
+    log::append(conn, &event, actor)?;
+    let announced = match action {
+        RolloutAction::Paused => Some(EventType::RolloutPaused),
+        RolloutAction::Advanced => Some(EventType::RolloutAdvanced),
+        RolloutAction::Finished => Some(EventType::RolloutFinished),
+        _ => None,
+    };
+    if let Some(kind) = announced {
+        let data = serde_json::json!({
+            "rollout": {
+                "id": rollout,
+                "patch_id": patch,
+                "state": state,
+                "wave": wave,
+                "reason": reason,
+            },
+        });
+        for customer in rollout::member_customers(conn, rollout)? {
+            webhooks::emit(conn, &customer, kind, data.clone(), None)?;
+        }
+    }
+    Ok(event)
+}
+
+/// The rollout with its waves (and their counts) and history.
+fn read(conn: &mut DbConnection, id: &RolloutId) -> Result<RolloutView, ServiceError> {
+    let rollout = RolloutRecord::find(conn, id)?.ok_or(ServiceError::NotFound("rollout"))?;
+    let (plan, records) = plan_of(conn, id)?;
+    let through = i32::try_from(records.len()).unwrap_or(i32::MAX);
+    let states = rollout::member_states(conn, id, &rollout.patch_id, through)?;
+    let at = now();
+    let waves = records
+        .into_iter()
+        .zip(plan.iter())
+        .map(|(record, wave)| {
+            Ok(WaveView {
+                counts: counts_of(&states, record.position, wave, at),
+                position: record.position,
+                spec: serde_json::from_str(&record.spec).map_err(|e| ServiceError::internal("a stored wave", e))?,
+                opened_at: record.opened_at,
+                closed_at: record.closed_at,
+            })
+        })
+        .collect::<Result<Vec<_>, ServiceError>>()?;
+    let history = StepRecord::of(conn, id)?;
+    Ok(RolloutView {
+        rollout,
+        waves,
+        history,
+    })
+}
+
+/// The rollout's waves, checked, with their rows.
+fn plan_of(conn: &mut DbConnection, id: &RolloutId) -> Result<(Vec<Wave>, Vec<WaveRecord>), ServiceError> {
+    let records = WaveRecord::of(conn, id)?;
+    let inputs = records
+        .iter()
+        .map(|r| serde_json::from_str::<WaveInput>(&r.spec).map_err(|e| ServiceError::internal("a stored wave", e)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let waves = parse_plan(&inputs)
+        .map_err(|(field, message)| ServiceError::internal("a stored wave", format!("{field}: {message}")))?;
+    Ok((waves, records))
+}
+
+/// Named customers must exist and named devices be device ids.
+fn check_names(conn: &mut DbConnection, waves: &[Wave]) -> Result<(), ServiceError> {
+    let mut known: HashSet<String> = HashSet::new();
+    for (at, wave) in waves.iter().enumerate() {
+        for slug in &wave.customers {
+            if !known.contains(slug) {
+                if Customer::find_by_slug(conn, slug)?.is_none() {
+                    return Err(ServiceError::invalid(
+                        format!("waves[{at}].customers"),
+                        format!("no customer `{slug}`"),
+                    ));
+                }
+                known.insert(slug.clone());
+            }
+        }
+        if let Some(bad) = wave.devices.iter().find(|d| d.parse::<DeviceId>().is_err()) {
+            return Err(ServiceError::invalid(
+                format!("waves[{at}].devices"),
+                format!("`{bad}` is not a device id"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn find_patch(conn: &mut DbConnection, id: &str) -> Result<PatchRecord, ServiceError> {
+    let id: PatchId = id.parse().map_err(|_| ServiceError::NotFound("patch"))?;
+    PatchRecord::find(conn, &id)?.ok_or(ServiceError::NotFound("patch"))
+}
+
+fn parse_id(id: &str) -> Result<RolloutId, ServiceError> {
+    id.parse().map_err(|_| ServiceError::NotFound("rollout"))
+}
+
+fn position(wave: i32) -> usize {
+    usize::try_from(wave).unwrap_or(usize::MAX)
+}

@@ -1,0 +1,364 @@
+//! Rollouts on both databases: a patch offered wave by wave, held back from everyone
+//! else with a claim the device can check against the log, paused by its own error
+//! bound, advanced by the vendor, joined by devices enrolled mid-wave, finished.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::collections::HashSet;
+
+use patchwarden::api::device::Held;
+use patchwarden::client::agent::verify::check_held;
+use patchwarden::domain::log::TreeHead;
+use patchwarden::jobs::{run_once, Job};
+use serde_json::{json, Value};
+
+use support::devices::{server_key, verified, TestDevice};
+use support::patching::{file_bytes, fixture, upload_file, Fixture};
+use support::TestApp;
+
+/// A draft of the fix to 6.3.0r21 with its file uploaded, not yet published.
+async fn fix_draft(app: &TestApp, f: &Fixture) -> String {
+    let body = json!({
+        "product": "screenos", "version": "6.3.0r21", "platform": "ssg-500",
+        "applies_to": [{"introduced": "6.3.0r12", "fixed": "6.3.0r21"}],
+        "fixes": [f.advisory], "filename": "screenos-6.3.0r21.bin"
+    });
+    let (status, created) = app.post("/api/v1/patches", &f.vendor.token, body).await;
+    assert_eq!(status, 201, "[{}] {created}", app.backend.name());
+    let id = created["id"].as_str().unwrap().to_owned();
+    assert_eq!(upload_file(app, &f.vendor.token, &id, file_bytes(4096)).await.0, 200);
+    id
+}
+
+fn wave(percent: u32) -> Value {
+    json!({"percent": percent, "success_threshold": 90, "error_threshold": 10,
+           "min_reports": 5, "install_timeout": "1h"})
+}
+
+/// Polls as each device; the devices offered `patch`, and the answers.
+async fn poll_all(app: &TestApp, devices: &[TestDevice], patch: &str) -> (HashSet<String>, Vec<Value>) {
+    let mut offered = HashSet::new();
+    let mut answers = Vec::new();
+    for device in devices {
+        let (status, answer) = app
+            .post("/api/v1/device/poll", &device.token, json!({"version": "6.3.0r20"}))
+            .await;
+        assert_eq!(status, 200, "[{}] {answer}", app.backend.name());
+        if answer["update"]["patch_id"] == patch {
+            offered.insert(device.id.clone());
+        }
+        answers.push(answer);
+    }
+    (offered, answers)
+}
+
+/// Checks an answer's `held` claim as the agent does, against the answer's head
+/// verified with the server's key `key`.
+fn held_checks(answer: &Value, key: &str) -> Result<Held, String> {
+    let held: Held = serde_json::from_value(answer["held"].clone()).map_err(|e| e.to_string())?;
+    let head: TreeHead = verified(&answer["log_head"], key);
+    check_held(&head, &held)?;
+    Ok(held)
+}
+
+/// The log's `rollout.changed` entries of `rollout`, as their states, in order.
+async fn logged_states(app: &TestApp, rollout: &str) -> Vec<String> {
+    let (status, entries) = app.get("/api/v1/log/entries?start=0&end=1000", "").await;
+    assert_eq!(status, 200, "{entries}");
+    entries["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| serde_json::from_str::<Value>(e["leaf"].as_str()?).ok())
+        .filter(|leaf| leaf["kind"] == "rollout.changed" && leaf["subject"] == format!("rollout/{rollout}"))
+        .map(|leaf| leaf["state"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+async fn report(app: &TestApp, device: &TestDevice, patch: &str, state: &str) {
+    let mut body = json!({"patch_id": patch, "state": state});
+    if state == "failed" {
+        body["message"] = json!("the image did not boot");
+    }
+    let (status, answer) = app.post("/api/v1/device/report", &device.token, body).await;
+    assert!(
+        (200..300).contains(&status),
+        "[{}] {status} {answer}",
+        app.backend.name()
+    );
+}
+
+async fn rollout(app: &TestApp, f: &Fixture, id: &str) -> Value {
+    let (status, body) = app.get(&format!("/api/v1/rollouts/{id}"), &f.vendor.token).await;
+    assert_eq!(status, 200, "[{}] {body}", app.backend.name());
+    body
+}
+
+async fn command(app: &TestApp, f: &Fixture, id: &str, what: &str, body: Value) -> (u16, Value) {
+    app.post(&format!("/api/v1/rollouts/{id}/{what}"), &f.vendor.token, body)
+        .await
+}
+
+#[actix_web::test]
+async fn a_rollout_offers_its_patch_wave_by_wave_and_pauses_itself_on_failures() {
+    for app in TestApp::each().await {
+        let name = app.backend.name();
+        let f = fixture(&app).await;
+        let key = server_key(&app).await;
+        let mut devices = Vec::new();
+        for n in 0..40 {
+            devices.push(
+                app.enrol_device(&f.acme.admin.token, &format!("fw-{n}"), "6.3.0r20")
+                    .await,
+            );
+        }
+        let patch = fix_draft(&app, &f).await;
+        let (status, planned) = app
+            .post(
+                &format!("/api/v1/patches/{patch}/rollouts"),
+                &f.vendor.token,
+                json!({"waves": [wave(25), wave(100)]}),
+            )
+            .await;
+        assert_eq!(status, 201, "[{name}] {planned}");
+        assert_eq!(planned["state"], "draft");
+        let id = planned["id"].as_str().unwrap().to_owned();
+        let (status, body) = app
+            .post(&format!("/api/v1/patches/{patch}/publish"), &f.vendor.token, json!({}))
+            .await;
+        assert_eq!(status, 201, "[{name}] {body}");
+
+        // In draft, the published patch is offered to no one; each device is told
+        // why, in a claim the log backs.
+        let (offered, answers) = poll_all(&app, &devices, &patch).await;
+        assert!(offered.is_empty(), "[{name}] offered in draft: {offered:?}");
+        let held = held_checks(&answers[0], &key).unwrap_or_else(|e| panic!("[{name}] {e}: {}", answers[0]));
+        assert_eq!((held.rollout.as_str(), held.state.as_str()), (id.as_str(), "draft"));
+
+        let (status, hook) = app
+            .post(
+                "/api/v1/webhooks",
+                &f.acme.admin.token,
+                json!({"url": "https://hooks.acme.example/patchwarden", "events": ["rollout.paused", "rollout.finished"]}),
+            )
+            .await;
+        assert_eq!(status, 201, "[{name}] {hook}");
+        let deliveries = format!("/api/v1/webhooks/{}/deliveries", hook["id"].as_str().unwrap());
+
+        // Started: the first wave, a quarter of the 40, is offered it; no one else.
+        let (status, started) = command(&app, &f, &id, "start", json!({"reason": "canaries first"})).await;
+        assert_eq!(status, 200, "[{name}] {started}");
+        assert_eq!(started["waves"][0]["counts"]["members"], 10, "[{name}] {started}");
+        let (first_wave, answers) = poll_all(&app, &devices, &patch).await;
+        assert_eq!(first_wave.len(), 10, "[{name}]");
+        for (device, answer) in devices.iter().zip(&answers) {
+            if !first_wave.contains(&device.id) {
+                assert_eq!(answer["update"], Value::Null, "[{name}] {answer}");
+                assert_eq!(held_checks(answer, &key).unwrap().state.as_str(), "running");
+                // Nor can it fetch the file by naming the patch.
+                let (status, _) = app
+                    .get(&format!("/api/v1/patches/{patch}/download"), &device.token)
+                    .await;
+                assert_eq!(status, 404, "[{name}] a held-back device downloaded the patch");
+            }
+        }
+
+        // A device enrolled now joins the open wave when the rollout next looks.
+        let late = app.enrol_device(&f.acme.admin.token, "fw-late", "6.3.0r20").await;
+        run_once(&app.state, Job::AdvanceRollouts).await.unwrap();
+        let (offered, _) = poll_all(&app, std::slice::from_ref(&late), &patch).await;
+        assert!(offered.contains(&late.id), "[{name}] the late device was not taken in");
+
+        // Six of the first ten fail: the wave's error bound is crossed and the
+        // rollout pauses itself, as a logged event.
+        let wave_devices: Vec<&TestDevice> = devices.iter().filter(|d| first_wave.contains(&d.id)).collect();
+        for device in &wave_devices[..6] {
+            report(&app, device, &patch, "failed").await;
+        }
+        run_once(&app.state, Job::AdvanceRollouts).await.unwrap();
+        let paused = rollout(&app, &f, &id).await;
+        assert_eq!(paused["state"], "paused", "[{name}] {paused}");
+        assert!(
+            paused["reason"].as_str().unwrap().contains("6 of 6"),
+            "[{name}] {paused}"
+        );
+        let last = paused["history"].as_array().unwrap().last().unwrap().clone();
+        assert_eq!(
+            (last["action"].as_str(), last["actor"].as_str()),
+            (Some("paused"), Some("server"))
+        );
+        assert_eq!(
+            logged_states(&app, &id).await,
+            ["draft", "running", "paused"],
+            "[{name}]"
+        );
+        let (_, queued) = app.get(&deliveries, &f.acme.admin.token).await;
+        let kinds: Vec<&str> = queued["deliveries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["event_type"].as_str().unwrap())
+            .collect();
+        assert_eq!(kinds, ["rollout.paused"], "[{name}] the customer is told of the pause");
+
+        // Paused: no one is offered it anew; the wave's devices that were offered it
+        // keep it, so an install under way is not cut off.
+        let (offered, answers) = poll_all(&app, &devices, &patch).await;
+        assert_eq!(offered, first_wave, "[{name}]");
+        let outside = devices.iter().position(|d| !first_wave.contains(&d.id)).unwrap();
+        assert_eq!(held_checks(&answers[outside], &key).unwrap().state.as_str(), "paused");
+
+        // The vendor moves on to the second wave: everyone is in it now; the rest
+        // install and the rollout finishes.
+        let (status, advanced) = command(&app, &f, &id, "advance", json!({"reason": "fixed by a config change"})).await;
+        assert_eq!(status, 200, "[{name}] {advanced}");
+        assert_eq!(
+            (advanced["state"].as_str(), advanced["current_wave"].as_i64()),
+            (Some("running"), Some(1))
+        );
+        let (offered, _) = poll_all(&app, &devices, &patch).await;
+        assert_eq!(offered.len(), 40, "[{name}]");
+        for device in devices.iter().filter(|d| !first_wave.contains(&d.id)) {
+            report(&app, device, &patch, "installed").await;
+        }
+        run_once(&app.state, Job::AdvanceRollouts).await.unwrap();
+        let finished = rollout(&app, &f, &id).await;
+        assert_eq!(finished["state"], "finished", "[{name}] {finished}");
+        assert_eq!(finished["waves"][1]["counts"]["installed"], 30, "[{name}] {finished}");
+        let actions: Vec<&str> = finished["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["action"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            actions,
+            ["created", "started", "paused", "advanced", "finished"],
+            "[{name}]"
+        );
+        let (_, queued) = app.get(&deliveries, &f.acme.admin.token).await;
+        let finishes = queued["deliveries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|d| d["event_type"] == "rollout.finished")
+            .count();
+        assert_eq!(finishes, 1, "[{name}] {queued}");
+        // Finished: the patch is offered as if there had been no rollout.
+        let newcomer = app.enrol_device(&f.acme.admin.token, "fw-new", "6.3.0r20").await;
+        let (offered, answers) = poll_all(&app, std::slice::from_ref(&newcomer), &patch).await;
+        assert_eq!(offered.len(), 1, "[{name}] {answers:?}");
+        assert_eq!(answers[0]["held"], Value::Null);
+    }
+}
+
+#[actix_web::test]
+async fn a_claim_the_log_does_not_back_is_refused() {
+    for app in TestApp::each().await {
+        let name = app.backend.name();
+        let f = fixture(&app).await;
+        let key = server_key(&app).await;
+        let device = app.enrol_device(&f.acme.admin.token, "fw-1", "6.3.0r20").await;
+        let patch = fix_draft(&app, &f).await;
+        let (status, planned) = app
+            .post(
+                &format!("/api/v1/patches/{patch}/rollouts"),
+                &f.vendor.token,
+                json!({"waves": [wave(100)]}),
+            )
+            .await;
+        assert_eq!(status, 201, "[{name}] {planned}");
+        app.post(&format!("/api/v1/patches/{patch}/publish"), &f.vendor.token, json!({}))
+            .await;
+        let (_, answers) = poll_all(&app, std::slice::from_ref(&device), &patch).await;
+        let genuine = held_checks(&answers[0], &key).unwrap_or_else(|e| panic!("[{name}] {e}"));
+        assert_eq!(genuine.state.as_str(), "draft");
+        // The same entry claimed as another state, another rollout, or with a proof
+        // that does not reach the head: each refused.
+        let mut lies = Vec::new();
+        let mut other_state = answers[0].clone();
+        other_state["held"]["state"] = json!("paused");
+        lies.push(other_state);
+        let mut other_rollout = answers[0].clone();
+        other_rollout["held"]["rollout"] = json!("01900000-0000-7000-8000-000000000000");
+        lies.push(other_rollout);
+        let mut bad_proof = answers[0].clone();
+        bad_proof["held"]["log"]["index"] = json!(0);
+        lies.push(bad_proof);
+        for lie in &lies {
+            assert!(held_checks(lie, &key).is_err(), "[{name}] accepted {}", lie["held"]);
+        }
+    }
+}
+
+#[actix_web::test]
+async fn rollout_requests_are_checked_and_refused_naming_the_problem() {
+    for app in TestApp::each().await {
+        let name = app.backend.name();
+        let f = fixture(&app).await;
+        let patch = fix_draft(&app, &f).await;
+        let path = format!("/api/v1/patches/{patch}/rollouts");
+        for (body, status, field) in [
+            (json!({"waves": []}), 422, "waves"),
+            (
+                json!({"waves": [{"percent": 0, "success_threshold": 90, "error_threshold": 5,
+                               "min_reports": 5, "install_timeout": "1h"}]}),
+                422,
+                "waves[0].percent",
+            ),
+            (
+                json!({"waves": [wave(10), {"percent": 50, "success_threshold": 90, "error_threshold": 150,
+                               "min_reports": 5, "install_timeout": "1h"}]}),
+                422,
+                "waves[1].error_threshold",
+            ),
+            (
+                json!({"waves": [{"customers": ["nobody"], "success_threshold": 90, "error_threshold": 5,
+                               "min_reports": 5, "install_timeout": "1h"}]}),
+                422,
+                "waves[0].customers",
+            ),
+            (
+                json!({"waves": [{"devices": ["not-an-id"], "success_threshold": 90, "error_threshold": 5,
+                               "min_reports": 5, "install_timeout": "1h"}]}),
+                422,
+                "waves[0].devices",
+            ),
+        ] {
+            let (got, answer) = app.post(&path, &f.vendor.token, body.clone()).await;
+            assert_eq!(got, status, "[{name}] {body}: {answer}");
+            assert_eq!(answer["error"]["field"], field, "[{name}] {answer}");
+        }
+        let (got, answer) = app
+            .post(&path, &f.vendor.token, json!({"waves": [wave(10)], "speed": "fast"}))
+            .await;
+        assert!((400..500).contains(&got), "[{name}] an unknown field: {got} {answer}");
+        let (got, _) = app.post(&path, &f.acme.admin.token, json!({"waves": [wave(10)]})).await;
+        assert_eq!(got, 403, "[{name}] a customer admin planned a rollout");
+
+        let (status, planned) = app.post(&path, &f.vendor.token, json!({"waves": [wave(10)]})).await;
+        assert_eq!(status, 201, "[{name}] {planned}");
+        let id = planned["id"].as_str().unwrap();
+        let (got, answer) = app.post(&path, &f.vendor.token, json!({"waves": [wave(10)]})).await;
+        assert_eq!(got, 409, "[{name}] a second rollout in force: {answer}");
+        // The patch is not published: the rollout cannot start, and nothing moved.
+        let (got, answer) = command(&app, &f, id, "start", json!({})).await;
+        assert_eq!(got, 409, "[{name}] {answer}");
+        assert!(
+            answer["error"]["message"].as_str().unwrap().contains("published"),
+            "{answer}"
+        );
+        let (got, answer) = command(&app, &f, id, "pause", json!({})).await;
+        assert_eq!(got, 409, "[{name}] paused a draft: {answer}");
+        let (got, answer) = command(&app, &f, id, "start", json!({"reason": 7})).await;
+        assert!((400..500).contains(&got), "[{name}] {answer}");
+        assert_eq!(rollout(&app, &f, id).await["history"].as_array().unwrap().len(), 1);
+        // Cancelled, another may be planned.
+        let (got, answer) = command(&app, &f, id, "cancel", json!({"reason": "replanned"})).await;
+        assert_eq!(got, 200, "[{name}] {answer}");
+        let (status, _) = app.post(&path, &f.vendor.token, json!({"waves": [wave(50)]})).await;
+        assert_eq!(status, 201, "[{name}]");
+    }
+}
