@@ -6,11 +6,11 @@
 //! say who may call), `api` (wire types shared with `client`), `services` (business
 //! operations, no HTTP), `jobs` (the background runner), `db`, `storage`, `signing`,
 //! `domain` (pure rules, no I/O), `config`, `secrets`, `ids`; and beside them
-//! `server`, `state`, `metrics`, `malloc`, `templates`, `telemetry`, `error`.
+//! `server`, `state`, `metrics`, `templates`, `telemetry`, `error`.
 //!
 //! Without the default `server` feature only the device side builds: `client::agent`
-//! (the reference device agent) with the wire types of `api::device`, `signing`,
-//! `domain` and `malloc`.
+//! (the reference device agent) with the wire types of `api::device`, `signing` and
+//! `domain`.
 
 #![forbid(unsafe_code)]
 
@@ -33,7 +33,6 @@ pub mod http;
 pub mod ids;
 #[cfg(feature = "server")]
 pub mod jobs;
-pub mod malloc;
 #[cfg(feature = "server")]
 pub mod metrics;
 #[cfg(feature = "server")]

@@ -13,7 +13,6 @@ use patchwarden::config::RawSettings;
 use patchwarden::telemetry;
 
 fn main() -> ExitCode {
-    patchwarden::malloc::limit_arenas();
     let cli = cli::Cli::parse();
     let config = match RawSettings::load(cli.config.as_deref()).and_then(|raw| raw.validate()) {
         Ok(config) => config,

@@ -77,7 +77,6 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    patchwarden::malloc::limit_arenas();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("PATCHWARDEN_AGENT_LOG")
