@@ -146,6 +146,12 @@ pub fn table() -> Table {
         .post(&api("/rollouts/{id}/resume"), rollouts::resume_rollout)
         .post(&api("/rollouts/{id}/advance"), rollouts::advance_rollout)
         .post(&api("/rollouts/{id}/cancel"), rollouts::cancel_rollout)
+        .get(&api("/rollouts/{id}/customer"), rollouts::get_customer_rollout)
+        .add(
+            Method::PUT,
+            &api("/rollouts/{id}/customer"),
+            rollouts::put_customer_rollout,
+        )
         .get(&api("/users"), users::list_users)
         .post(&api("/users"), users::create_user)
         .get(&api("/users/{id}"), users::get_user)

@@ -362,3 +362,143 @@ async fn rollout_requests_are_checked_and_refused_naming_the_problem() {
         assert_eq!(status, 201, "[{name}]");
     }
 }
+
+#[actix_web::test]
+async fn a_customer_holds_its_devices_back_or_takes_them_all_in() {
+    for app in TestApp::each().await {
+        let name = app.backend.name();
+        let f = fixture(&app).await;
+        let (status, body) = app
+            .put(
+                "/api/v1/customers/globex/entitlements",
+                &f.vendor.token,
+                json!({"products": ["screenos"]}),
+            )
+            .await;
+        assert_eq!(status, 200, "[{name}] {body}");
+        let mut acme = Vec::new();
+        let mut globex = Vec::new();
+        for n in 0..10 {
+            acme.push(
+                app.enrol_device(&f.acme.admin.token, &format!("acme-{n}"), "6.3.0r20")
+                    .await,
+            );
+            globex.push(
+                app.enrol_device(&f.globex.admin.token, &format!("globex-{n}"), "6.3.0r20")
+                    .await,
+            );
+        }
+        let patch = fix_draft(&app, &f).await;
+        app.post(&format!("/api/v1/patches/{patch}/publish"), &f.vendor.token, json!({}))
+            .await;
+        let mut canaries = wave(100);
+        canaries["customers"] = json!(["acme"]);
+        let (status, planned) = app
+            .post(
+                &format!("/api/v1/patches/{patch}/rollouts"),
+                &f.vendor.token,
+                json!({"waves": [canaries, wave(100)]}),
+            )
+            .await;
+        assert_eq!(status, 201, "[{name}] {planned}");
+        let id = planned["id"].as_str().unwrap().to_owned();
+        let customer_path = format!("/api/v1/rollouts/{id}/customer");
+        assert_eq!(command(&app, &f, &id, "start", json!({})).await.0, 200);
+        // Two of acme's canaries take the offer before acme holds back.
+        let (offered, _) = poll_all(&app, &acme[..2], &patch).await;
+        assert_eq!(offered.len(), 2, "[{name}]");
+        // Offers are written by the flush, as they are within a second.
+        run_once(&app.state, Job::FlushObservations).await.unwrap();
+
+        let (status, held) = app
+            .put(&customer_path, &f.acme.admin.token, json!({"hold": true}))
+            .await;
+        assert_eq!(status, 200, "[{name}] {held}");
+        assert_eq!(
+            (held["hold"].as_bool(), held["accelerate"].as_bool()),
+            (Some(true), Some(false))
+        );
+        assert_eq!(
+            held["waves"][0]["counts"]["members"], 10,
+            "[{name}] its own devices: {held}"
+        );
+        assert_eq!(held["waves"][0]["counts"]["offered"], 2, "[{name}] {held}");
+        let (offered, _) = poll_all(&app, &acme, &patch).await;
+        let keep: HashSet<String> = acme[..2].iter().map(|d| d.id.clone()).collect();
+        assert_eq!(offered, keep, "[{name}] held back, but those offered keep it");
+        // Held devices neither count for nor against the wave.
+        let vendor_view = rollout(&app, &f, &id).await;
+        let counts = &vendor_view["waves"][0]["counts"];
+        assert_eq!(
+            (counts["members"].as_u64(), counts["held"].as_u64()),
+            (Some(0), Some(10)),
+            "[{name}] {counts}"
+        );
+
+        // globex is in no open wave; it takes all its devices in at once.
+        let (offered, _) = poll_all(&app, &globex, &patch).await;
+        assert!(offered.is_empty(), "[{name}] {offered:?}");
+        let (status, fast) = app
+            .put(
+                &customer_path,
+                &f.globex.admin.token,
+                json!({"hold": false, "accelerate": true}),
+            )
+            .await;
+        assert_eq!(status, 200, "[{name}] {fast}");
+        let (offered, _) = poll_all(&app, &globex, &patch).await;
+        assert_eq!(offered.len(), 10, "[{name}]");
+
+        // acme lets go: its canaries are offered the patch again.
+        assert_eq!(
+            app.put(&customer_path, &f.acme.admin.token, json!({"hold": false}))
+                .await
+                .0,
+            200
+        );
+        let (offered, _) = poll_all(&app, &acme, &patch).await;
+        assert_eq!(offered.len(), 10, "[{name}]");
+        let actions: Vec<String> = rollout(&app, &f, &id).await["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["action"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(
+            actions,
+            [
+                "created",
+                "started",
+                "held_by_customer",
+                "accelerated_by_customer",
+                "released_by_customer"
+            ],
+            "[{name}]"
+        );
+
+        // Both at once is refused; the vendor is not a customer here; a customer
+        // that cannot see the patch cannot see the rollout.
+        let (status, both) = app
+            .put(
+                &customer_path,
+                &f.acme.admin.token,
+                json!({"hold": true, "accelerate": true}),
+            )
+            .await;
+        assert_eq!(
+            (status, both["error"]["field"].as_str()),
+            (422, Some("accelerate")),
+            "[{name}] {both}"
+        );
+        assert_eq!(app.get(&customer_path, &f.vendor.token).await.0, 403, "[{name}]");
+        let (status, body) = app
+            .put(
+                "/api/v1/customers/globex/entitlements",
+                &f.vendor.token,
+                json!({"products": []}),
+            )
+            .await;
+        assert_eq!(status, 200, "[{name}] {body}");
+        assert_eq!(app.get(&customer_path, &f.globex.admin.token).await.0, 404, "[{name}]");
+    }
+}

@@ -5,9 +5,9 @@ use serde::{Deserialize, Serialize};
 use crate::db::models::utc;
 use crate::domain::rollout::{WaveCounts, WaveInput};
 use crate::domain::{RolloutAction, RolloutState};
-use crate::services::rollouts::RolloutView;
+use crate::services::rollouts::{CustomerView, RolloutView};
 
-pub use crate::services::rollouts::RolloutPlan;
+pub use crate::services::rollouts::{CustomerInput, RolloutPlan};
 
 type Timestamp = chrono::DateTime<chrono::Utc>;
 
@@ -94,4 +94,41 @@ impl RolloutResponse {
 pub struct RolloutCommand {
     #[serde(default)]
     pub reason: Option<String>,
+}
+
+/// A rollout as a customer admin sees it: its state, the customer's own choice,
+/// and where the customer's devices stand in each wave.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct CustomerRolloutResponse {
+    pub id: String,
+    pub patch_id: String,
+    pub state: RolloutState,
+    pub current_wave: Option<i32>,
+    pub hold: bool,
+    pub accelerate: bool,
+    pub waves: Vec<CustomerWave>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct CustomerWave {
+    pub position: i32,
+    pub counts: WaveCounts,
+}
+
+impl CustomerRolloutResponse {
+    pub fn of(view: CustomerView) -> Self {
+        let CustomerView { rollout, choice, waves } = view;
+        CustomerRolloutResponse {
+            id: rollout.id.to_string(),
+            patch_id: rollout.patch_id.to_string(),
+            state: rollout.state,
+            current_wave: rollout.current_wave,
+            hold: choice.as_ref().is_some_and(|c| c.hold),
+            accelerate: choice.as_ref().is_some_and(|c| c.accelerate),
+            waves: waves
+                .into_iter()
+                .map(|(position, counts)| CustomerWave { position, counts })
+                .collect(),
+        }
+    }
 }

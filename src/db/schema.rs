@@ -505,6 +505,17 @@ diesel::table! {
 }
 
 diesel::table! {
+    rollout_customers (rollout_id, customer_id) {
+        rollout_id -> Text,
+        customer_id -> Text,
+        hold -> Bool,
+        accelerate -> Bool,
+        updated_by -> Text,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     rollout_history (id) {
         id -> Text,
         rollout_id -> Text,
@@ -585,6 +596,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     products,
     pull_failures,
     release_images,
+    rollout_customers,
     rollout_history,
     rollout_members,
     rollout_waves,

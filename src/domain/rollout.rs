@@ -216,6 +216,9 @@ pub struct WaveCounts {
     pub failed: u64,
     /// Offered longer than the install timeout without an end: counted as failed.
     pub timed_out: u64,
+    /// Of customers that hold their devices back: not counted above, not judged.
+    #[serde(default)]
+    pub held: u64,
 }
 
 impl WaveCounts {

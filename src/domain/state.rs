@@ -169,7 +169,8 @@ text_enum!(
 );
 
 text_enum!(
-    /// A line of a rollout's history: what was done to it, or what it did itself.
+    /// A line of a rollout's history: what was done to it, or what it did itself; a
+    /// customer's hold, release or acceleration of its own devices.
     RolloutAction, "rollout action" {
         Created => "created",
         Started => "started",
@@ -178,6 +179,9 @@ text_enum!(
         Advanced => "advanced",
         Finished => "finished",
         Cancelled => "cancelled",
+        HeldByCustomer => "held_by_customer",
+        ReleasedByCustomer => "released_by_customer",
+        AcceleratedByCustomer => "accelerated_by_customer",
     }
 );
 

@@ -19,15 +19,16 @@ use std::collections::HashSet;
 
 use chrono::{NaiveDateTime, TimeDelta};
 
-use crate::db::models::rollout::{self, MemberState, RolloutRecord, StepRecord, WaveRecord};
+use crate::db::models::rollout::{self, CustomerChoice, MemberState, RolloutRecord, StepRecord, WaveRecord};
 use crate::db::models::{now, Customer, Generations, PatchRecord};
 use crate::db::DbConnection;
 use crate::domain::event::{Actor, Event};
 use crate::domain::fleet::Labels;
 use crate::domain::rollout::{judge, open_wave, parse_plan, Applicable, Verdict, Wave, WaveCounts, WaveInput};
 use crate::domain::{text, Caller, EventType, PatchState, ReportState, RolloutAction, RolloutState};
-use crate::ids::{DeviceId, PatchId, RolloutId};
+use crate::ids::{CustomerId, DeviceId, PatchId, RolloutId};
 use crate::services::fleet::catalogue::OfferCatalogue;
+use crate::services::patches::{self, PatchReader};
 use crate::services::{log, webhooks};
 use crate::services::{ServiceError, Services};
 
@@ -173,6 +174,126 @@ pub async fn act(
     Ok(view)
 }
 
+/// What a customer admin chooses for its own devices in a rollout.
+#[derive(Clone, Copy, Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustomerInput {
+    /// None of its devices is offered the patch anew.
+    #[serde(default)]
+    pub hold: bool,
+    /// All of its devices the patch applies to are offered it while the rollout runs,
+    /// whatever wave they are in.
+    #[serde(default)]
+    pub accelerate: bool,
+}
+
+/// A rollout as one customer sees it: its state, the customer's choice, and where
+/// the customer's devices stand in each wave.
+#[derive(Clone, Debug)]
+pub struct CustomerView {
+    pub rollout: RolloutRecord,
+    pub choice: Option<CustomerChoice>,
+    pub waves: Vec<(i32, WaveCounts)>,
+}
+
+/// The rollout `id` as the caller's customer sees it; 404 unless the customer may
+/// see its patch.
+pub async fn customer_view(services: &Services, caller: &Caller, id: String) -> Result<CustomerView, ServiceError> {
+    let customer = crate::services::fleet::customer_of(caller)?.clone();
+    let id = parse_id(&id)?;
+    services.db.run(move |conn| read_for(conn, &customer, &id)).await
+}
+
+/// Records the caller's customer's choice in the rollout `id`: hold its devices
+/// back, release them, or take them all in at once.
+pub async fn choose(
+    services: &Services,
+    caller: &Caller,
+    id: String,
+    input: CustomerInput,
+) -> Result<CustomerView, ServiceError> {
+    if input.hold && input.accelerate {
+        return Err(ServiceError::invalid(
+            "accelerate",
+            "a customer that holds its devices back cannot also speed them up",
+        ));
+    }
+    let customer = crate::services::fleet::customer_of(caller)?.clone();
+    let id = parse_id(&id)?;
+    let actor = caller.actor().as_text();
+    let view = services
+        .db
+        .run(move |conn| {
+            conn.write_transaction(|conn| {
+                let before = read_for(conn, &customer, &id)?;
+                let at = now();
+                CustomerChoice::set(
+                    conn,
+                    &CustomerChoice {
+                        rollout_id: id.clone(),
+                        customer_id: customer.clone(),
+                        hold: input.hold,
+                        accelerate: input.accelerate,
+                        updated_by: actor.clone(),
+                        updated_at: at,
+                    },
+                )?;
+                let action = match (input.hold, input.accelerate) {
+                    (true, _) => RolloutAction::HeldByCustomer,
+                    (false, true) => RolloutAction::AcceleratedByCustomer,
+                    (false, false) => RolloutAction::ReleasedByCustomer,
+                };
+                let whose = format!("customer {customer}");
+                StepRecord::insert(
+                    conn,
+                    &id,
+                    &actor,
+                    action,
+                    before.rollout.state,
+                    before.rollout.current_wave,
+                    Some(&whose),
+                    at,
+                )?;
+                Generations::catalogue_changed(conn)?;
+                read_for(conn, &customer, &id)
+            })
+        })
+        .await?;
+    crate::services::fleet::refresh(services).await;
+    tracing::info!(rollout.id = %view.rollout.id, customer.id = %view.choice.as_ref().map(|c| c.customer_id.to_string()).unwrap_or_default(), user.id = %caller.user, ?input, "customer chose within a rollout");
+    Ok(view)
+}
+
+fn read_for(conn: &mut DbConnection, customer: &CustomerId, id: &RolloutId) -> Result<CustomerView, ServiceError> {
+    let rollout = RolloutRecord::find(conn, id)?.ok_or(ServiceError::NotFound("rollout"))?;
+    let reader = PatchReader::Customer(customer.clone());
+    patches::visible(conn, &reader, rollout.patch_id.as_str()).map_err(|err| match err {
+        ServiceError::NotFound(_) => ServiceError::NotFound("rollout"),
+        other => other,
+    })?;
+    let choice = CustomerChoice::of(conn, id)?
+        .into_iter()
+        .find(|c| c.customer_id == *customer);
+    let (plan, records) = plan_of(conn, id)?;
+    let through = i32::try_from(records.len()).unwrap_or(i32::MAX);
+    let states: Vec<MemberState> = rollout::member_states(conn, id, &rollout.patch_id, through)?
+        .into_iter()
+        .filter(|m| m.customer == *customer)
+        .collect();
+    let at = now();
+    let waves = records
+        .iter()
+        .zip(plan.iter())
+        .map(|(record, wave)| {
+            (
+                record.position,
+                counts_of(&states, &HashSet::new(), record.position, wave, at),
+            )
+        })
+        .collect();
+    Ok(CustomerView { rollout, choice, waves })
+}
+
 /// Judges the open wave of every running rollout and acts on the verdict; takes
 /// devices enrolled since a wave opened into it. Returns how many rollouts changed.
 pub async fn advance(services: &Services) -> Result<usize, ServiceError> {
@@ -236,7 +357,7 @@ fn step(conn: &mut DbConnection, catalogue: &OfferCatalogue, rollout: &RolloutRe
         joined = late.len();
     }
     let states = rollout::member_states(conn, &rollout.id, &rollout.patch_id, open)?;
-    let counts = counts_of(&states, open, wave, at);
+    let counts = counts_of(&states, &holding(conn, &rollout.id)?, open, wave, at);
     let system = Actor::Server;
     let events = match judge(wave, &counts) {
         Verdict::Wait | Verdict::Ready => Vec::new(),
@@ -480,11 +601,22 @@ fn labels_of(device: &rollout::Candidate) -> Labels {
     Labels::try_from(device.labels.clone()).unwrap_or_default()
 }
 
-/// Counts where the members of wave `wave` stand at `at`.
-fn counts_of(states: &[MemberState], wave: i32, spec: &Wave, at: NaiveDateTime) -> WaveCounts {
+/// Counts where the members of wave `wave` stand at `at`; the devices of customers
+/// in `held` apart.
+fn counts_of(
+    states: &[MemberState],
+    held: &HashSet<CustomerId>,
+    wave: i32,
+    spec: &Wave,
+    at: NaiveDateTime,
+) -> WaveCounts {
     let timeout = TimeDelta::from_std(spec.install_timeout).unwrap_or(TimeDelta::MAX);
     let mut counts = WaveCounts::default();
     for member in states.iter().filter(|m| m.wave == wave) {
+        if held.contains(&member.customer) {
+            counts.held += 1;
+            continue;
+        }
         counts.members += 1;
         let overdue = member.first_offered_at.is_some_and(|offered| at - offered > timeout);
         match member.report.map(|(state, _)| state) {
@@ -552,13 +684,14 @@ fn read(conn: &mut DbConnection, id: &RolloutId) -> Result<RolloutView, ServiceE
     let (plan, records) = plan_of(conn, id)?;
     let through = i32::try_from(records.len()).unwrap_or(i32::MAX);
     let states = rollout::member_states(conn, id, &rollout.patch_id, through)?;
+    let held = holding(conn, id)?;
     let at = now();
     let waves = records
         .into_iter()
         .zip(plan.iter())
         .map(|(record, wave)| {
             Ok(WaveView {
-                counts: counts_of(&states, record.position, wave, at),
+                counts: counts_of(&states, &held, record.position, wave, at),
                 position: record.position,
                 spec: serde_json::from_str(&record.spec).map_err(|e| ServiceError::internal("a stored wave", e))?,
                 opened_at: record.opened_at,
@@ -572,6 +705,15 @@ fn read(conn: &mut DbConnection, id: &RolloutId) -> Result<RolloutView, ServiceE
         waves,
         history,
     })
+}
+
+/// The customers that hold their devices back in `rollout`.
+fn holding(conn: &mut DbConnection, rollout: &RolloutId) -> Result<HashSet<CustomerId>, ServiceError> {
+    Ok(CustomerChoice::of(conn, rollout)?
+        .into_iter()
+        .filter(|c| c.hold)
+        .map(|c| c.customer_id)
+        .collect())
 }
 
 /// The rollout's waves, checked, with their rows.

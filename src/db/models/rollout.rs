@@ -1,11 +1,13 @@
 //! Rollouts of patches: the rollout, its waves as the vendor planned them, which
-//! devices each wave took in, and the history of what was done to it.
+//! devices each wave took in, customers' own choices, and the history of what was
+//! done to it.
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use crate::db::schema::{
-    customers, device_offers, devices, install_reports, rollout_history, rollout_members, rollout_waves, rollouts,
+    customers, device_offers, devices, install_reports, rollout_customers, rollout_history, rollout_members,
+    rollout_waves, rollouts,
 };
 use crate::db::DbConnection;
 use crate::domain::{ReportState, RolloutAction, RolloutState};
@@ -53,6 +55,46 @@ pub struct StepRecord {
     pub reason: Option<String>,
 }
 
+/// A customer's choice within a rollout.
+#[derive(Clone, Debug, Queryable, Selectable)]
+#[diesel(table_name = rollout_customers)]
+pub struct CustomerChoice {
+    pub rollout_id: RolloutId,
+    pub customer_id: CustomerId,
+    /// None of its devices is offered the patch anew.
+    pub hold: bool,
+    /// All of its devices are offered it while the rollout runs.
+    pub accelerate: bool,
+    pub updated_by: String,
+    pub updated_at: NaiveDateTime,
+}
+
+impl CustomerChoice {
+    /// Stores `customer`'s choice in `rollout`, replacing the one before.
+    pub fn set(conn: &mut DbConnection, choice: &CustomerChoice) -> QueryResult<()> {
+        diesel::delete(rollout_customers::table.find((&choice.rollout_id, &choice.customer_id))).execute(conn)?;
+        diesel::insert_into(rollout_customers::table)
+            .values((
+                rollout_customers::rollout_id.eq(&choice.rollout_id),
+                rollout_customers::customer_id.eq(&choice.customer_id),
+                rollout_customers::hold.eq(choice.hold),
+                rollout_customers::accelerate.eq(choice.accelerate),
+                rollout_customers::updated_by.eq(&choice.updated_by),
+                rollout_customers::updated_at.eq(choice.updated_at),
+            ))
+            .execute(conn)?;
+        Ok(())
+    }
+
+    /// The choices made in `rollout`.
+    pub fn of(conn: &mut DbConnection, rollout: &RolloutId) -> QueryResult<Vec<CustomerChoice>> {
+        rollout_customers::table
+            .filter(rollout_customers::rollout_id.eq(rollout))
+            .select(CustomerChoice::as_select())
+            .load(conn)
+    }
+}
+
 /// A live device of a product, as a wave's selection needs it.
 #[derive(Clone, Debug, Queryable)]
 pub struct Candidate {
@@ -69,6 +111,7 @@ pub struct Candidate {
 #[derive(Clone, Debug)]
 pub struct MemberState {
     pub device: DeviceId,
+    pub customer: CustomerId,
     pub wave: i32,
     pub joined_at: NaiveDateTime,
     pub first_offered_at: Option<NaiveDateTime>,
@@ -348,7 +391,8 @@ pub fn member_states(
     patch: &PatchId,
     through: i32,
 ) -> QueryResult<Vec<MemberState>> {
-    let rows: Vec<(DeviceId, i32, NaiveDateTime, Option<NaiveDateTime>)> = rollout_members::table
+    let rows: Vec<(DeviceId, CustomerId, i32, NaiveDateTime, Option<NaiveDateTime>)> = rollout_members::table
+        .inner_join(devices::table)
         .left_join(
             device_offers::table.on(device_offers::device_id
                 .eq(rollout_members::device_id)
@@ -358,6 +402,7 @@ pub fn member_states(
         .filter(rollout_members::wave.le(through))
         .select((
             rollout_members::device_id,
+            devices::customer_id,
             rollout_members::wave,
             rollout_members::joined_at,
             device_offers::first_offered_at.nullable(),
@@ -394,9 +439,10 @@ pub fn member_states(
     }
     Ok(rows
         .into_iter()
-        .map(|(device, wave, joined_at, first_offered_at)| MemberState {
+        .map(|(device, customer, wave, joined_at, first_offered_at)| MemberState {
             report: latest.get(&device).copied(),
             device,
+            customer,
             wave,
             joined_at,
             first_offered_at,

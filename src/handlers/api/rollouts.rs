@@ -1,10 +1,11 @@
-//! Rollouts over the API (vendor): plan one for a patch, read it, and start, pause,
-//! resume, advance or cancel it with a reason.
+//! Rollouts over the API: the vendor plans one for a patch, reads it, and starts,
+//! pauses, resumes, advances or cancels it with a reason; a customer admin sees
+//! where its own devices are and holds them back or takes them all in.
 
 use actix_web::{web, HttpResponse};
 
-use crate::api::rollouts::{RolloutCommand, RolloutPlan, RolloutResponse};
-use crate::auth::VendorUser;
+use crate::api::rollouts::{CustomerInput, CustomerRolloutResponse, RolloutCommand, RolloutPlan, RolloutResponse};
+use crate::auth::{CustomerAdmin, VendorUser};
 use crate::error::AppError;
 use crate::http::extract::optional_json;
 use crate::services::rollouts::{self, Command};
@@ -103,4 +104,26 @@ pub async fn cancel_rollout(
     body: web::Bytes,
 ) -> Result<HttpResponse, AppError> {
     command(&state, &caller, id.into_inner(), &body, Command::Cancel).await
+}
+
+/// `GET /api/v1/rollouts/{id}/customer`: the rollout as the caller's customer sees it.
+pub async fn get_customer_rollout(
+    state: web::Data<AppState>,
+    caller: CustomerAdmin,
+    id: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let view = rollouts::customer_view(&state, &caller.0.caller(), id.into_inner()).await?;
+    Ok(HttpResponse::Ok().json(CustomerRolloutResponse::of(view)))
+}
+
+/// `PUT /api/v1/rollouts/{id}/customer` `{"hold", "accelerate"?}`: the customer's
+/// own devices held back, released, or taken in all at once.
+pub async fn put_customer_rollout(
+    state: web::Data<AppState>,
+    caller: CustomerAdmin,
+    id: web::Path<String>,
+    body: web::Json<CustomerInput>,
+) -> Result<HttpResponse, AppError> {
+    let view = rollouts::choose(&state, &caller.0.caller(), id.into_inner(), body.into_inner()).await?;
+    Ok(HttpResponse::Ok().json(CustomerRolloutResponse::of(view)))
 }

@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use crate::db::models::patch::all_entitlements;
-use crate::db::models::rollout::{self, RolloutRecord};
+use crate::db::models::rollout::{self, CustomerChoice, RolloutRecord};
 use crate::db::models::{AdvisoryRecord, PatchRecord, Product};
 use crate::db::DbConnection;
 use crate::domain::advisory::{Affected, Completeness};
@@ -96,14 +96,24 @@ pub struct Gate {
     open: Option<u32>,
     /// Each member's wave, by the device's id bytes (only while running or paused).
     members: HashMap<[u8; 16], u32>,
+    /// Customers that hold their devices back, and those that take them all in.
+    held: HashSet<CustomerId>,
+    accelerated: HashSet<CustomerId>,
     /// Names the answers of devices it holds back, for the poll's `catalogue` tag.
     pub tag: Arc<str>,
 }
 
 impl Gate {
-    /// Whether the device `device` may be offered the patch now; `offered`: it was
-    /// offered it before (a pause or a cancellation stops new offers only).
-    pub fn admits(&self, device: &[u8; 16], offered: bool) -> bool {
+    /// Whether the device `device` of `customer` may be offered the patch now;
+    /// `offered`: it was offered it before (a pause, a cancellation or its customer's
+    /// hold stops new offers only).
+    pub fn admits(&self, device: &[u8; 16], customer: &CustomerId, offered: bool) -> bool {
+        if self.held.contains(customer) {
+            return offered;
+        }
+        if self.state == RolloutState::Running && self.accelerated.contains(customer) {
+            return true;
+        }
         match self.state {
             RolloutState::Finished => true,
             RolloutState::Draft => false,
@@ -267,6 +277,14 @@ fn gates(conn: &mut DbConnection) -> Result<HashMap<PatchId, Gate>, ServiceError
     }
     let mut gates = HashMap::with_capacity(newest.len());
     for (patch, record) in newest {
+        let (mut held, mut accelerated) = (HashSet::new(), HashSet::new());
+        for choice in CustomerChoice::of(conn, &record.id)? {
+            if choice.hold {
+                held.insert(choice.customer_id);
+            } else if choice.accelerate {
+                accelerated.insert(choice.customer_id);
+            }
+        }
         let members = if matches!(record.state, RolloutState::Running | RolloutState::Paused) {
             rollout::members(conn, &record.id)?
                 .into_iter()
@@ -283,6 +301,8 @@ fn gates(conn: &mut DbConnection) -> Result<HashMap<PatchId, Gate>, ServiceError
                 state: record.state,
                 open: record.current_wave.and_then(|w| u32::try_from(w).ok()),
                 members,
+                held,
+                accelerated,
             },
         );
     }

@@ -110,10 +110,13 @@ pub fn poll(services: &Services, device: &DeviceEntry, request: &PollRequest) ->
     let offered = if catalogue.entitled(&device.customer, &device.product) {
         let best = product.offer_for(&version, platform);
         let admitted = |offer: &super::catalogue::Offer| {
-            catalogue
-                .rollouts
-                .get(&offer.patch)
-                .is_none_or(|gate| gate.admits(&device.uuid(), services.fleet.was_offered(device, &offer.patch)))
+            catalogue.rollouts.get(&offer.patch).is_none_or(|gate| {
+                gate.admits(
+                    &device.uuid(),
+                    &device.customer,
+                    services.fleet.was_offered(device, &offer.patch),
+                )
+            })
         };
         let chosen = match best {
             Some(best) if !admitted(best) => {
@@ -235,7 +238,7 @@ async fn check_offered(services: &Services, device: &DeviceEntry, patch: &PatchI
     let held_back = catalogue
         .rollouts
         .get(patch)
-        .is_some_and(|gate| !gate.admits(&device.uuid(), false));
+        .is_some_and(|gate| !gate.admits(&device.uuid(), &device.customer, false));
     let offered_now = !held_back
         && catalogue.products.get(&*device.product).is_some_and(|product| {
             running
