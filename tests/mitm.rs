@@ -5,7 +5,7 @@
 //! its state) or is refused with a reason that names it: a forged poll interval, a
 //! yanked patch offered again under a fresh head, a pre-release downgrade on a
 //! semver product, a rewritten size, an oversized answer, a head signed by a key
-//! declared compromised. A device cut off from genuine heads says so, and shows as
+//! declared compromised, a rollout's hold claimed in a state the log does not show. A device cut off from genuine heads says so, and shows as
 //! stale on the dashboard, on its page and in a signed webhook.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -697,5 +697,59 @@ async fn a_device_cut_off_from_genuine_heads_shows_as_stale_and_says_so_in_a_sig
         assert!(detail["stale_since"].is_null(), "[{backend}] {detail}");
         let (_, html) = app.page(&session, "/fleet").await;
         assert!(!html.contains("id=\"stale-devices\""), "[{backend}]");
+    }
+}
+
+#[actix_web::test]
+async fn a_rollout_claim_the_log_does_not_back_is_refused() {
+    for app in TestApp::each().await {
+        let backend = app.backend.name();
+        let f = fixture(&app).await;
+        let patch = publish_patch(&app, &f, "6.3.0r21", file_bytes(4096)).await;
+        let (status, planned) = app
+            .post(
+                &format!("/api/v1/patches/{patch}/rollouts"),
+                &f.vendor.token,
+                json!({"waves": [{"percent": 100, "success_threshold": 90, "error_threshold": 5,
+                                  "min_reports": 5, "install_timeout": "1h"}]}),
+            )
+            .await;
+        assert_eq!(status, 201, "[{backend}] {planned}");
+        let key = server_key(&app).await;
+        let device = enrol_screenos(&app, &f, "fw1", "6.3.0r20").await;
+        let mitm = Mitm::start(&app.base).await;
+        let dir = tempfile::tempdir().unwrap();
+        let settings = agent_config(&mitm.url(), dir.path(), &device, &key, "screenos", "6.3.0r20");
+        let mut agent = Agent::start(settings).await.unwrap();
+
+        // The genuine answer: nothing offered, held back by the draft, which the log shows.
+        let polled = agent.poll().await.unwrap();
+        assert_eq!(polled.refused, None, "[{backend}] {polled:?}");
+        assert!(polled.offer.is_none(), "[{backend}]");
+        let state_before = std::fs::read(dir.path().join("state.json")).unwrap();
+
+        // The same entry claimed as a pause, or for another rollout: refused, and
+        // nothing of the answer is taken.
+        for (field, forged) in [
+            ("state", json!("paused")),
+            ("rollout", json!("01900000-0000-7000-8000-000000000000")),
+        ] {
+            mitm.edit(POLL, move |mut answer| {
+                answer["held"][field] = forged.clone();
+                answer
+            });
+            let polled = agent.poll().await.unwrap();
+            assert!(
+                refused(&polled).contains("a rollout holds the update back"),
+                "[{backend}] forged {field}: {polled:?}"
+            );
+            assert_eq!(
+                std::fs::read(dir.path().join("state.json")).unwrap(),
+                state_before,
+                "[{backend}] a refused answer changes nothing in the state"
+            );
+        }
+        mitm.pass(POLL);
+        assert_eq!(agent.poll().await.unwrap().refused, None, "[{backend}]");
     }
 }

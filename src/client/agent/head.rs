@@ -22,7 +22,8 @@ impl Agent {
     /// Checks the tree head of a poll answer against the one held: signed by a
     /// trusted key that was not declared compromised before this size, not expired
     /// (a frozen answer), not older (a rollback), and consistent with the one held
-    /// (not a fork). Keeps it when it is good; returns why it is refused otherwise.
+    /// (not a fork); and any rollout's hold the answer claims is in it. Keeps it
+    /// when it is good; returns why it is refused otherwise.
     pub(super) async fn accept_head(&mut self, answer: &PollResponse) -> anyhow::Result<Result<TreeHead, String>> {
         let Some(signed) = &answer.log_head else {
             return Ok(Err("refused: the answer carries no signed tree head".into()));
@@ -68,6 +69,16 @@ impl Agent {
         if let Some(held) = &self.head {
             if let Err(why) = self.follows(held, &head, signed, answer).await? {
                 return Ok(Err(why));
+            }
+        }
+        // A fix held back must be held back by a rollout the log shows in that
+        // state; an answer that claims otherwise is refused before anything of it
+        // is kept.
+        if let Some(held) = &answer.held {
+            if let Err(why) = super::verify::check_held(&head, held) {
+                return Ok(Err(format!(
+                    "refused: the answer says a rollout holds the update back, but {why}"
+                )));
             }
         }
         if self.state.log_head.as_ref() != Some(signed) {

@@ -339,14 +339,6 @@ impl Agent {
                 return Ok(Asked::Refused(why));
             }
         };
-        // A fix held back must be held back by a rollout the log shows in that state.
-        if let Some(held) = &answer.held {
-            if let Err(why) = verify::check_held(&head, held) {
-                let why = format!("the answer says a rollout holds the update back, but {why}");
-                tracing::warn!("refused the poll answer: {why}");
-                return Ok(Asked::Refused(why));
-            }
-        }
         // The yanked patches, when the list the answer carries is the one the head
         // commits to; otherwise none are known, and no offer is taken.
         self.revoked = match (&answer.revoked, head.revoked) {
