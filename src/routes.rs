@@ -15,7 +15,7 @@ use crate::handlers::feeds::{atom, csaf};
 use crate::handlers::ops::{assets, health, metrics};
 use crate::handlers::pages::{
     account, advisories as advisory_pages, customers as customer_pages, fleet as fleet_pages, home, log as log_pages,
-    login, patches as patch_pages, vendor,
+    login, patches as patch_pages, rollouts as rollout_pages, vendor,
 };
 
 /// The prefix of the JSON API.
@@ -239,6 +239,14 @@ pub fn table() -> Table {
         .get("/vendor/patches/{id}", patch_pages::get_vendor_patch)
         .post("/vendor/patches/{id}/publish", patch_pages::post_vendor_patch_publish)
         .post("/vendor/patches/{id}/yank", patch_pages::post_vendor_patch_yank)
+        .get("/vendor/patches/{id}/rollouts", rollout_pages::get_patch_rollouts)
+        .post("/vendor/patches/{id}/rollouts", rollout_pages::post_patch_rollout)
+        .get("/vendor/rollouts/{id}", rollout_pages::get_rollout)
+        .post("/vendor/rollouts/{id}/start", rollout_pages::post_rollout_start)
+        .post("/vendor/rollouts/{id}/pause", rollout_pages::post_rollout_pause)
+        .post("/vendor/rollouts/{id}/resume", rollout_pages::post_rollout_resume)
+        .post("/vendor/rollouts/{id}/advance", rollout_pages::post_rollout_advance)
+        .post("/vendor/rollouts/{id}/cancel", rollout_pages::post_rollout_cancel)
         .get("/vendor/log", log_pages::get_log)
         .get("/vendor/customers", customer_pages::get_customers)
         .post("/vendor/customers", customer_pages::post_customer)

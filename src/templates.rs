@@ -49,6 +49,11 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("vendor_log.html", include_str!("../templates/vendor_log.html")),
     ("vendor_patch.html", include_str!("../templates/vendor_patch.html")),
     (
+        "vendor_rollouts.html",
+        include_str!("../templates/vendor_rollouts.html"),
+    ),
+    ("vendor_rollout.html", include_str!("../templates/vendor_rollout.html")),
+    (
         "customer_patches.html",
         include_str!("../templates/customer_patches.html"),
     ),

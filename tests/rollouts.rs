@@ -1,6 +1,7 @@
 //! Rollouts on both databases: a patch offered wave by wave, held back from everyone
 //! else with a claim the device can check against the log, paused by its own error
-//! bound, advanced by the vendor, joined by devices enrolled mid-wave, finished.
+//! bound, advanced by the vendor, joined by devices enrolled mid-wave, finished; a
+//! customer's hold and acceleration; the vendor's screens.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -16,7 +17,7 @@ use serde_json::{json, Value};
 
 use support::devices::{server_key, verified, TestDevice};
 use support::patching::{file_bytes, fixture, upload_file, Fixture};
-use support::TestApp;
+use support::{csrf_field, sign_in, TestApp};
 
 /// A draft of the fix to 6.3.0r21 with its file uploaded, not yet published.
 async fn fix_draft(app: &TestApp, f: &Fixture) -> String {
@@ -500,5 +501,86 @@ async fn a_customer_holds_its_devices_back_or_takes_them_all_in() {
             .await;
         assert_eq!(status, 200, "[{name}] {body}");
         assert_eq!(app.get(&customer_path, &f.globex.admin.token).await.0, 404, "[{name}]");
+    }
+}
+
+#[actix_web::test]
+async fn the_vendor_plans_starts_and_pauses_a_rollout_on_its_screens() {
+    for app in TestApp::each().await {
+        let name = app.backend.name();
+        let f = fixture(&app).await;
+        for n in 0..8 {
+            app.enrol_device(&f.acme.admin.token, &format!("fw-{n}"), "6.3.0r20")
+                .await;
+        }
+        let patch = fix_draft(&app, &f).await;
+        app.post(&format!("/api/v1/patches/{patch}/publish"), &f.vendor.token, json!({}))
+            .await;
+        let session = sign_in(&app, &f.vendor).await;
+        let patch_page = app.page(&session, &format!("/vendor/patches/{patch}")).await.1;
+        assert!(
+            patch_page.contains(&format!("/vendor/patches/{patch}/rollouts")),
+            "[{name}]"
+        );
+        let list = format!("/vendor/patches/{patch}/rollouts");
+        let (status, page) = app.page(&session, &list).await;
+        assert_eq!(status, 200, "[{name}] {page}");
+        assert!(page.contains("id=\"empty-state\""), "[{name}]");
+        let csrf = csrf_field(&page);
+        let plan = |shares: &'static str| {
+            vec![
+                ("csrf_token", csrf.clone()),
+                ("shares", shares.to_owned()),
+                ("success_threshold", "90".to_owned()),
+                ("error_threshold", "10".to_owned()),
+                ("min_reports", "5".to_owned()),
+                ("install_timeout", "2h".to_owned()),
+            ]
+        };
+        // A share that is no percentage: the form comes back with the problem named.
+        let (status, _, body) = app.post_form(&session, &list, &plan("50, lots")).await;
+        assert_eq!(status, 422, "[{name}] {body}");
+        assert!(body.contains("`lots` is not a percentage"), "[{name}]");
+        // Without the CSRF token: refused, nothing planned.
+        let (status, _, _) = app.post_form(&session, &list, &plan("50, 100")[1..]).await;
+        assert_eq!(status, 403, "[{name}]");
+        let (status, screen, body) = app.post_form(&session, &list, &plan("50, 100")).await;
+        assert_eq!(status, 303, "[{name}] {body}");
+        let id = screen.rsplit('/').next().unwrap().to_owned();
+        let (_, listed) = app
+            .get(&format!("/api/v1/patches/{patch}/rollouts"), &f.vendor.token)
+            .await;
+        assert_eq!(listed.as_array().unwrap().len(), 1, "[{name}] {listed}");
+
+        let page = app.page(&session, &screen).await.1;
+        assert!(page.contains("id=\"rollout-state\">draft"), "[{name}]");
+        assert!(
+            page.contains("id=\"start-form\"") && !page.contains("id=\"pause-form\""),
+            "[{name}]"
+        );
+        // Each command needs its box ticked.
+        let start = format!("/vendor/rollouts/{id}/start");
+        let unconfirmed = [("csrf_token", csrf.as_str()), ("reason", "canaries")];
+        let (status, _, body) = app.post_form(&session, &start, &unconfirmed).await;
+        assert_eq!(status, 422, "[{name}]");
+        assert!(body.contains("tick the box to confirm"), "[{name}]");
+        let confirmed = [("csrf_token", csrf.as_str()), ("reason", "canaries"), ("confirm", "on")];
+        assert_eq!(app.post_form(&session, &start, &confirmed).await.0, 303, "[{name}]");
+        let page = app.page(&session, &screen).await.1;
+        assert!(page.contains("id=\"rollout-state\">running"), "[{name}]");
+        assert!(page.contains("id=\"wave-0\""), "[{name}]");
+        // A hostile reason is shown as text.
+        let hostile = "<script>alert(1)</script>";
+        let pause = [("csrf_token", csrf.as_str()), ("reason", hostile), ("confirm", "on")];
+        let pause_path = format!("/vendor/rollouts/{id}/pause");
+        assert_eq!(app.post_form(&session, &pause_path, &pause).await.0, 303, "[{name}]");
+        let page = app.page(&session, &screen).await.1;
+        assert!(page.contains("id=\"rollout-state\">paused"), "[{name}]");
+        assert!(!page.contains(hostile), "[{name}] the reason is not escaped");
+        assert!(page.contains("&lt;script&gt;"), "[{name}]");
+        // A customer admin has no rollout screen.
+        let customer = sign_in(&app, &f.acme.admin).await;
+        let (status, _) = app.page(&customer, &screen).await;
+        assert_eq!(status, 403, "[{name}]");
     }
 }

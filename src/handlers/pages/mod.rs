@@ -8,4 +8,5 @@ pub mod home;
 pub mod log;
 pub mod login;
 pub mod patches;
+pub mod rollouts;
 pub mod vendor;
