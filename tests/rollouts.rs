@@ -584,3 +584,41 @@ async fn the_vendor_plans_starts_and_pauses_a_rollout_on_its_screens() {
         assert_eq!(status, 403, "[{name}]");
     }
 }
+
+#[actix_web::test]
+async fn a_device_offered_the_patch_keeps_it_through_a_pause_on_any_instance() {
+    for app in TestApp::each().await {
+        let name = app.backend.name();
+        let f = fixture(&app).await;
+        let offered = app.enrol_device(&f.acme.admin.token, "fw-offered", "6.3.0r20").await;
+        let waiting = app.enrol_device(&f.acme.admin.token, "fw-waiting", "6.3.0r20").await;
+        let patch = fix_draft(&app, &f).await;
+        let (status, planned) = app
+            .post(
+                &format!("/api/v1/patches/{patch}/rollouts"),
+                &f.vendor.token,
+                json!({"waves": [wave(100)]}),
+            )
+            .await;
+        assert_eq!(status, 201, "[{name}] {planned}");
+        let id = planned["id"].as_str().unwrap().to_owned();
+        app.post(&format!("/api/v1/patches/{patch}/publish"), &f.vendor.token, json!({}))
+            .await;
+        assert_eq!(command(&app, &f, &id, "start", json!({})).await.0, 200);
+        let (got, _) = poll_all(&app, std::slice::from_ref(&offered), &patch).await;
+        assert_eq!(got.len(), 1, "[{name}]");
+        run_once(&app.state, Job::FlushObservations).await.unwrap();
+        assert_eq!(
+            command(&app, &f, &id, "pause", json!({"reason": "looks bad"})).await.0,
+            200
+        );
+        // Another instance — here the same one started again, with nothing in memory
+        // of the offer — still lets the device finish what it was offered; the
+        // device never offered it waits.
+        let app = app.restart().await;
+        let (got, answers) = poll_all(&app, &[offered.clone(), waiting.clone()], &patch).await;
+        let expected: HashSet<String> = [offered.id.clone()].into();
+        assert_eq!(got, expected, "[{name}] {answers:?}");
+        assert_eq!(answers[1]["held"]["state"], "paused", "[{name}] {}", answers[1]);
+    }
+}

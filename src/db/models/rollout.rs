@@ -365,6 +365,14 @@ pub fn add_members(
     Ok(())
 }
 
+/// The devices that were offered `patch` (as far as the flush has written).
+pub fn offered(conn: &mut DbConnection, patch: &PatchId) -> QueryResult<Vec<DeviceId>> {
+    device_offers::table
+        .filter(device_offers::patch_id.eq(patch))
+        .select(device_offers::device_id)
+        .load(conn)
+}
+
 /// The customers with devices in `rollout`.
 pub fn member_customers(conn: &mut DbConnection, rollout: &RolloutId) -> QueryResult<Vec<CustomerId>> {
     rollout_members::table

@@ -99,6 +99,10 @@ pub struct Gate {
     /// Customers that hold their devices back, and those that take them all in.
     held: HashSet<CustomerId>,
     accelerated: HashSet<CustomerId>,
+    /// The devices offered the patch before, as written when the gate was loaded:
+    /// they keep it through a pause, a cancellation or a hold, whichever instance
+    /// made the offer.
+    offered: HashSet<[u8; 16]>,
     /// Names the answers of devices it holds back, for the poll's `catalogue` tag.
     pub tag: Arc<str>,
 }
@@ -108,6 +112,7 @@ impl Gate {
     /// `offered`: it was offered it before (a pause, a cancellation or its customer's
     /// hold stops new offers only).
     pub fn admits(&self, device: &[u8; 16], customer: &CustomerId, offered: bool) -> bool {
+        let offered = offered || self.offered.contains(device);
         if self.held.contains(customer) {
             return offered;
         }
@@ -285,6 +290,14 @@ fn gates(conn: &mut DbConnection) -> Result<HashMap<PatchId, Gate>, ServiceError
                 accelerated.insert(choice.customer_id);
             }
         }
+        let offered = if record.state == RolloutState::Finished {
+            HashSet::new()
+        } else {
+            rollout::offered(conn, &patch)?
+                .into_iter()
+                .filter_map(|device| device.to_bytes())
+                .collect()
+        };
         let members = if matches!(record.state, RolloutState::Running | RolloutState::Paused) {
             rollout::members(conn, &record.id)?
                 .into_iter()
@@ -303,6 +316,7 @@ fn gates(conn: &mut DbConnection) -> Result<HashMap<PatchId, Gate>, ServiceError
                 members,
                 held,
                 accelerated,
+                offered,
             },
         );
     }
