@@ -148,8 +148,8 @@ pub struct Applicable<'a> {
     pub device: &'a str,
     pub customer: &'a str,
     pub labels: &'a Labels,
-    /// The wave it already belongs to.
-    pub wave: Option<usize>,
+    /// An earlier wave already took it.
+    pub taken: bool,
 }
 
 /// Where a device falls in a rollout's order: the same for a device in one
@@ -175,7 +175,7 @@ pub fn open_wave(rollout: &str, waves: &[Wave], position: usize, devices: &[Appl
     let mut taken: Vec<usize> = devices
         .iter()
         .enumerate()
-        .filter(|(_, d)| d.wave.is_none() && wave.devices.iter().any(|named| named == d.device))
+        .filter(|(_, d)| !d.taken && wave.devices.iter().any(|named| named == d.device))
         .map(|(i, _)| i)
         .collect();
     let mut admitted: Vec<(u64, usize)> = devices
@@ -186,14 +186,14 @@ pub fn open_wave(rollout: &str, waves: &[Wave], position: usize, devices: &[Appl
         .collect();
     admitted.sort_unstable();
     let reach = (admitted.len() * usize::from(wave.percent)).div_ceil(100);
-    let earlier = admitted.iter().filter(|(_, i)| devices[*i].wave.is_some()).count();
+    let earlier = admitted.iter().filter(|(_, i)| devices[*i].taken).count();
     let wanted = reach.saturating_sub(earlier);
     let named: std::collections::HashSet<usize> = taken.iter().copied().collect();
     taken.extend(
         admitted
             .iter()
             .map(|(_, i)| *i)
-            .filter(|i| devices[*i].wave.is_none() && !named.contains(i))
+            .filter(|i| !devices[*i].taken && !named.contains(i))
             .take(wanted),
     );
     taken.sort_unstable();
@@ -371,7 +371,7 @@ mod tests {
                 device: id,
                 customer: "acme",
                 labels: &labels,
-                wave: None,
+                taken: false,
             })
             .collect();
         let mut first_input = wave(10.0, 20);
@@ -390,13 +390,13 @@ mod tests {
             "another rollout, other devices"
         );
         for i in &first {
-            fleet[*i].wave = Some(0);
+            fleet[*i].taken = true;
         }
         let next = open_wave("r1", &plan, 1, &fleet);
         assert_eq!(next.len(), 80, "50 % of 200, less the 20 already in");
         assert!(next.iter().all(|i| !first.contains(i)));
         for i in &next {
-            fleet[*i].wave = Some(1);
+            fleet[*i].taken = true;
         }
         assert_eq!(open_wave("r1", &plan, 2, &fleet).len(), 100);
     }
@@ -410,25 +410,25 @@ mod tests {
                 device: "a",
                 customer: "acme",
                 labels: &canary,
-                wave: None,
+                taken: false,
             },
             Applicable {
                 device: "b",
                 customer: "acme",
                 labels: &plain,
-                wave: None,
+                taken: false,
             },
             Applicable {
                 device: "c",
                 customer: "globex",
                 labels: &canary,
-                wave: None,
+                taken: false,
             },
             Applicable {
                 device: "d",
                 customer: "globex",
                 labels: &plain,
-                wave: None,
+                taken: false,
             },
         ];
         let mut w = wave(10.0, 1);

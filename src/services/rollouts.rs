@@ -554,7 +554,6 @@ fn fill_wave(
     at_wave: i32,
     at: NaiveDateTime,
 ) -> Result<(), ServiceError> {
-    let members: std::collections::HashMap<DeviceId, i32> = rollout::members(conn, &rollout.id)?.into_iter().collect();
     // Earlier waves' members count towards a wave's share; so read them too.
     let mut everyone = rollout::candidates(conn, &rollout.id, &patch.product_id, None, false)?;
     everyone.retain(|c| applies(catalogue, patch, c));
@@ -573,7 +572,7 @@ fn fill_wave(
             device: &ids[i],
             customer: &c.customer_slug,
             labels: &labels[i],
-            wave: members.get(&c.id).map(|w| position(*w)),
+            taken: i >= everyone.len(),
         })
         .collect();
     let taken: Vec<DeviceId> = open_wave(rollout.id.as_str(), waves, position(at_wave), &pool)

@@ -104,7 +104,6 @@ pub struct Candidate {
     pub labels: String,
     pub version: Option<String>,
     pub platform: Option<String>,
-    pub created_at: NaiveDateTime,
 }
 
 /// A member of a wave and where it stands with the rollout's patch.
@@ -113,7 +112,6 @@ pub struct MemberState {
     pub device: DeviceId,
     pub customer: CustomerId,
     pub wave: i32,
-    pub joined_at: NaiveDateTime,
     pub first_offered_at: Option<NaiveDateTime>,
     /// The device's latest report for the patch.
     pub report: Option<(ReportState, NaiveDateTime)>,
@@ -319,7 +317,6 @@ pub fn candidates(
             devices::labels,
             devices::version,
             devices::platform,
-            devices::created_at,
         ))
         .into_boxed();
     query = if members {
@@ -331,15 +328,6 @@ pub fn candidates(
         query = query.filter(devices::created_at.gt(after));
     }
     query.load(conn)
-}
-
-/// How many devices each wave of `rollout` holds, by wave.
-pub fn member_counts(conn: &mut DbConnection, rollout: &RolloutId) -> QueryResult<Vec<(i32, i64)>> {
-    rollout_members::table
-        .filter(rollout_members::rollout_id.eq(rollout))
-        .group_by(rollout_members::wave)
-        .select((rollout_members::wave, diesel::dsl::count_star()))
-        .load(conn)
 }
 
 /// Adds `devices` to wave `wave` of `rollout`.
@@ -399,7 +387,7 @@ pub fn member_states(
     patch: &PatchId,
     through: i32,
 ) -> QueryResult<Vec<MemberState>> {
-    let rows: Vec<(DeviceId, CustomerId, i32, NaiveDateTime, Option<NaiveDateTime>)> = rollout_members::table
+    let rows: Vec<(DeviceId, CustomerId, i32, Option<NaiveDateTime>)> = rollout_members::table
         .inner_join(devices::table)
         .left_join(
             device_offers::table.on(device_offers::device_id
@@ -412,7 +400,6 @@ pub fn member_states(
             rollout_members::device_id,
             devices::customer_id,
             rollout_members::wave,
-            rollout_members::joined_at,
             device_offers::first_offered_at.nullable(),
         ))
         .load(conn)?;
@@ -447,12 +434,11 @@ pub fn member_states(
     }
     Ok(rows
         .into_iter()
-        .map(|(device, customer, wave, joined_at, first_offered_at)| MemberState {
+        .map(|(device, customer, wave, first_offered_at)| MemberState {
             report: latest.get(&device).copied(),
             device,
             customer,
             wave,
-            joined_at,
             first_offered_at,
         })
         .collect())

@@ -132,11 +132,6 @@ impl Gate {
             }
         }
     }
-
-    /// The wave the device belongs to.
-    pub fn wave_of(&self, device: &[u8; 16]) -> Option<u32> {
-        self.members.get(device).copied()
-    }
 }
 
 /// Everything polls are answered from.
@@ -158,6 +153,21 @@ impl OfferCatalogue {
     /// Every offer of every product.
     pub fn offers(&self) -> impl Iterator<Item = &Offer> {
         self.products.values().flat_map(|p| p.offers.iter())
+    }
+
+    /// The gate of `patch`'s rollout when it holds the device `device` of `customer`
+    /// back; `offered` says whether the device was offered it before, asked only
+    /// when the patch has a rollout.
+    pub fn holding(
+        &self,
+        patch: &PatchId,
+        device: &[u8; 16],
+        customer: &CustomerId,
+        offered: impl FnOnce() -> bool,
+    ) -> Option<&Gate> {
+        self.rollouts
+            .get(patch)
+            .filter(|gate| !gate.admits(device, customer, offered()))
     }
 
     /// Whether `customer` may be offered `product`'s patches.

@@ -108,22 +108,20 @@ pub fn poll(services: &Services, device: &DeviceEntry, request: &PollRequest) ->
     // rest, and is told which rollout holds it back and in what state.
     let mut held = None;
     let offered = if catalogue.entitled(&device.customer, &device.product) {
-        let best = product.offer_for(&version, platform);
-        let admitted = |offer: &super::catalogue::Offer| {
-            catalogue.rollouts.get(&offer.patch).is_none_or(|gate| {
-                gate.admits(
-                    &device.uuid(),
-                    &device.customer,
-                    services.fleet.was_offered(device, &offer.patch),
-                )
+        let holding = |offer: &super::catalogue::Offer| {
+            catalogue.holding(&offer.patch, &device.uuid(), &device.customer, || {
+                services.fleet.was_offered(device, &offer.patch)
             })
         };
-        let chosen = match best {
-            Some(best) if !admitted(best) => {
-                held = catalogue.rollouts.get(&best.patch).map(|gate| (best, gate));
-                product.offer_for_where(&version, platform, admitted)
-            }
-            best => best,
+        let chosen = match product.offer_for(&version, platform) {
+            Some(best) => match holding(best) {
+                Some(gate) => {
+                    held = Some((best, gate));
+                    product.offer_for_where(&version, platform, |o| holding(o).is_none())
+                }
+                None => Some(best),
+            },
+            None => None,
         };
         chosen.and_then(|o| Some((o, services.fleet.updates.update(&catalogue, &log, o)?)))
     } else {
@@ -236,9 +234,8 @@ async fn check_offered(services: &Services, device: &DeviceEntry, patch: &PatchI
         return Ok(());
     }
     let held_back = catalogue
-        .rollouts
-        .get(patch)
-        .is_some_and(|gate| !gate.admits(&device.uuid(), &device.customer, false));
+        .holding(patch, &device.uuid(), &device.customer, || false)
+        .is_some();
     let offered_now = !held_back
         && catalogue.products.get(&*device.product).is_some_and(|product| {
             running
