@@ -8,7 +8,7 @@ use actix_web::{web, FromRequest, Handler, HttpRequest, HttpResponse, Responder,
 use crate::error::{AppError, PageError};
 use crate::handlers::api::{
     advisories, anomalies, customers, devices, enrollment_tokens, entitlements, evidence, exposure, images, keys, log,
-    me, patches, products, pulls, query, rollouts, session, tokens, uploads, users, webhooks,
+    me, patches, products, pulls, query, rollouts, session, tokens, uploads, users, webhooks, windows,
 };
 use crate::handlers::device::{enroll, poll, report};
 use crate::handlers::feeds::{atom, csaf};
@@ -152,6 +152,10 @@ pub fn table() -> Table {
             &api("/rollouts/{id}/customer"),
             rollouts::put_customer_rollout,
         )
+        .get(&api("/maintenance-windows"), windows::get_windows)
+        .add(Method::PUT, &api("/maintenance-windows"), windows::put_windows)
+        .get(&api("/emergency-policy"), windows::get_emergency_policy)
+        .add(Method::PUT, &api("/emergency-policy"), windows::put_emergency_policy)
         .get(&api("/users"), users::list_users)
         .post(&api("/users"), users::create_user)
         .get(&api("/users/{id}"), users::get_user)

@@ -479,6 +479,7 @@ async fn a_simulated_fleet_shows_every_behaviour() {
             pull: Some(("127.0.0.1:0".parse().unwrap(), None)),
             slow_install: Duration::from_secs(2),
             start_spread: Duration::from_millis(500),
+            fails_only: Vec::new(),
         };
         let mut fleet = simulate::start(spec).await.unwrap();
         until(

@@ -257,6 +257,7 @@ async fn a_yanked_patch_offered_again_under_a_fresh_head_is_refused_naming_the_y
             pending: Some(Pending {
                 offer: pending,
                 etag: Some("\"x\"".into()),
+                ready: false,
             }),
             ..AgentState::default()
         }

@@ -94,6 +94,10 @@ impl RolloutResponse {
 pub struct RolloutCommand {
     #[serde(default)]
     pub reason: Option<String>,
+    /// With `resume`: a published patch of the same product that takes the place
+    /// of the rollout's (yanked) patch; the waves and their members stay.
+    #[serde(default)]
+    pub patch_id: Option<String>,
 }
 
 /// A rollout as a customer admin sees it: its state, the customer's own choice,

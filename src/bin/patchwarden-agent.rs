@@ -51,6 +51,10 @@ struct Args {
     /// Simulated devices start spread over this many seconds.
     #[arg(long, default_value_t = 10)]
     start_spread_s: u64,
+    /// `fails_install` devices fail only installs of these versions (a bad build;
+    /// comma separated; default: every install).
+    #[arg(long, value_delimiter = ',')]
+    fail_versions: Vec<String>,
 }
 
 #[derive(Subcommand)]
@@ -156,6 +160,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         pull,
         slow_install: Duration::from_secs(args.slow_install_s),
         start_spread: Duration::from_secs(args.start_spread_s),
+        fails_only: args.fail_versions,
     };
     let fleet = simulate::start(spec).await?;
     if let Some(address) = fleet.pull_address {

@@ -362,6 +362,7 @@ async fn seed(
             installer: Installer::Simulated(SimulatedInstall {
                 duration: Duration::from_secs(1),
                 outcome: SimulatedOutcome::Succeeds,
+                fails_only: Vec::new(),
             }),
             pull_listen: None,
             pull_url: None,
@@ -380,6 +381,7 @@ async fn seed(
             pull: pulled.then(|| (std::net::SocketAddr::from(([127, 0, 0, 1], 0)), None)),
             slow_install: Duration::from_secs(45),
             start_spread: Duration::from_secs(20),
+            fails_only: Vec::new(),
         };
         fleets.push(simulate::start(spec).await?);
     }

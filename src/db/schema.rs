@@ -473,6 +473,25 @@ diesel::table! {
 }
 
 diesel::table! {
+    maintenance_windows (customer_id, position) {
+        customer_id -> Text,
+        position -> Integer,
+        spec -> Text,
+        updated_by -> Text,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    emergency_policies (customer_id) {
+        customer_id -> Text,
+        ignore_windows -> Bool,
+        updated_by -> Text,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     rollouts (id) {
         id -> Text,
         patch_id -> Text,
@@ -482,6 +501,7 @@ diesel::table! {
         created_by -> Text,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        emergency_lane -> Bool,
     }
 }
 
@@ -578,6 +598,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     device_pulls,
     device_tallies,
     devices,
+    emergency_policies,
     enrollment_tokens,
     entitlements,
     exposure_history,
@@ -589,6 +610,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     log_nodes,
     log_pending,
     log_state,
+    maintenance_windows,
     observations,
     patch_advisories,
     patch_uploads,

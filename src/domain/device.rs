@@ -145,6 +145,49 @@ pub struct Offer<L = OfferLog> {
     /// The patch's entry in the log and its inclusion in `log_head`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log: Option<L>,
+    /// The rollout the device is offered the patch in: which, its wave, its state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<OfferRollout>,
+    /// When set: download now, install not before this (the device's maintenance
+    /// window opens then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub install_after: Option<chrono::DateTime<chrono::Utc>>,
+    /// Install now, or download now and install at `install_after`. Always last,
+    /// so that the server renders it per device by changing the end of the offer.
+    #[serde(default)]
+    pub install: Install,
+}
+
+/// When a device installs what it is offered.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Install {
+    #[default]
+    Now,
+    /// Outside the device's maintenance window: download now, install at the window.
+    Deferred,
+}
+
+/// The rollout a device is offered a patch in.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct OfferRollout {
+    pub id: String,
+    /// The device's wave; absent when it is offered the patch outside the waves
+    /// (its customer took all its devices in).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wave: Option<u32>,
+    pub state: RolloutState,
+}
+
+impl<L> Offer<L> {
+    /// Whether the device should wait before installing, at `now`: until when.
+    pub fn deferred_at(&self, now: chrono::DateTime<chrono::Utc>) -> Option<chrono::DateTime<chrono::Utc>> {
+        match (self.install, self.install_after) {
+            (Install::Deferred, Some(after)) if after > now => Some(after),
+            _ => None,
+        }
+    }
 }
 
 impl<L> Offer<L> {
@@ -163,6 +206,9 @@ impl<L> Offer<L> {
             emergency: self.emergency,
             rollback: self.rollback,
             log: Some(log),
+            rollout: self.rollout.clone(),
+            install_after: self.install_after,
+            install: self.install,
         }
     }
 }

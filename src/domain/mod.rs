@@ -34,6 +34,7 @@ pub mod state;
 pub mod text;
 pub mod tiles;
 pub mod version;
+pub mod window;
 
 #[cfg(feature = "server")]
 pub use caller::{Caller, Scope};

@@ -54,6 +54,12 @@ impl Schedule {
     pub fn next_after(&self, at: NaiveDateTime) -> Option<NaiveDateTime> {
         self.cron.after(&at.and_utc()).next().map(|t| t.naive_utc())
     }
+
+    /// The first time the schedule fires strictly after `at`, its fields read as
+    /// wall-clock time in `at`'s time zone.
+    pub fn next_after_in<Z: chrono::TimeZone>(&self, at: &chrono::DateTime<Z>) -> Option<chrono::DateTime<Z>> {
+        self.cron.after(at).next()
+    }
 }
 
 impl fmt::Debug for Schedule {

@@ -33,6 +33,7 @@ pub mod tenants;
 pub mod users;
 pub mod watch;
 pub mod webhooks;
+pub mod windows;
 pub mod witnesses;
 
 use std::sync::Arc;

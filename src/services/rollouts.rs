@@ -37,6 +37,11 @@ use crate::services::{ServiceError, Services};
 #[serde(deny_unknown_fields)]
 pub struct RolloutPlan {
     pub waves: Vec<WaveInput>,
+    /// "Everyone exposed, now": only devices exposed to an advisory the patch fixes
+    /// are taken in, and customers that opted in install whatever their windows
+    /// say. Only for a patch that fixes an emergency advisory.
+    #[serde(default)]
+    pub emergency_lane: bool,
 }
 
 /// What an operator does to a rollout.
@@ -100,7 +105,13 @@ pub async fn create(
                     .iter()
                     .map(|w| serde_json::to_string(w).map_err(|e| ServiceError::internal("storing a wave", e)))
                     .collect::<Result<Vec<_>, _>>()?;
-                RolloutRecord::insert(conn, &id, &patch.id, &actor.as_text(), &specs, at)?;
+                if plan.emergency_lane && !fixes_emergency(conn, &patch)? {
+                    return Err(ServiceError::invalid(
+                        "emergency_lane",
+                        "the emergency lane is for a patch that fixes an emergency advisory",
+                    ));
+                }
+                RolloutRecord::insert(conn, &id, &patch.id, &actor.as_text(), &specs, plan.emergency_lane, at)?;
                 let event = record(
                     conn,
                     &id,
@@ -149,8 +160,23 @@ pub async fn act(
     id: String,
     command: Command,
     reason: Option<String>,
+    replacement: Option<String>,
 ) -> Result<RolloutView, ServiceError> {
     let id = parse_id(&id)?;
+    let replacement = match (command, replacement) {
+        (_, None) => None,
+        (Command::Resume, Some(patch)) => Some(
+            patch
+                .parse::<PatchId>()
+                .map_err(|_| ServiceError::invalid("patch_id", format!("`{patch}` is not a patch id")))?,
+        ),
+        (_, Some(_)) => {
+            return Err(ServiceError::invalid(
+                "patch_id",
+                "only a resume takes a patch in the place of the rollout's",
+            ))
+        }
+    };
     let reason = reason
         .as_deref()
         .map(|r| text::REASON.check("reason", r, false))
@@ -162,7 +188,25 @@ pub async fn act(
         .db
         .run(move |conn| {
             conn.write_transaction(|conn| {
-                let rollout = RolloutRecord::find(conn, &id)?.ok_or(ServiceError::NotFound("rollout"))?;
+                let mut rollout = RolloutRecord::find(conn, &id)?.ok_or(ServiceError::NotFound("rollout"))?;
+                let patch = PatchRecord::find(conn, &rollout.patch_id)?.ok_or(ServiceError::NotFound("patch"))?;
+                match (&replacement, patch.state) {
+                    (Some(with), _) => {
+                        replace_patch(conn, &catalogue, &rollout, &patch, with)?;
+                        rollout.patch_id = with.clone();
+                    }
+                    (None, PatchState::Yanked) if command == Command::Resume => {
+                        return Err(ServiceError::Conflict(
+                            "the rollout's patch was yanked; resume with a fixed patch as `patch_id`".into(),
+                        ))
+                    }
+                    (None, _) => {}
+                }
+                let reason = match (&replacement, &reason) {
+                    (Some(with), None) => Some(format!("resumed with patch {with} in the place of {}", patch.id)),
+                    (Some(with), Some(why)) => Some(format!("{why} (patch {with} in the place of {})", patch.id)),
+                    (None, _) => reason.clone(),
+                };
                 let events = command_on(conn, &catalogue, &rollout, &actor, command, reason.as_deref())?;
                 Generations::catalogue_changed(conn)?;
                 Ok::<_, ServiceError>((read(conn, &id)?, events))
@@ -345,9 +389,10 @@ fn step(conn: &mut DbConnection, catalogue: &OfferCatalogue, rollout: &RolloutRe
     let opened = records.get(position(open)).and_then(|w| w.opened_at);
     let mut joined = 0;
     if let Some(opened) = opened {
+        let eligible = Eligible::of(conn, catalogue, rollout, &patch)?;
         let late: Vec<DeviceId> = rollout::candidates(conn, &rollout.id, &patch.product_id, Some(opened), false)?
             .into_iter()
-            .filter(|c| applies(catalogue, &patch, c) && wave.admits(&c.customer_slug, &labels_of(c)))
+            .filter(|c| eligible.admits(c) && wave.admits(&c.customer_slug, &labels_of(c)))
             .map(|c| c.id)
             .collect();
         if !late.is_empty() {
@@ -465,6 +510,95 @@ fn command_on(
     )?])
 }
 
+/// Puts the patch `with` in the place of `patch`, the patch of the paused `rollout`:
+/// published, of the same product, offered by the catalogue, and rolled out by no
+/// other rollout.
+fn replace_patch(
+    conn: &mut DbConnection,
+    catalogue: &OfferCatalogue,
+    rollout: &RolloutRecord,
+    patch: &PatchRecord,
+    with: &PatchId,
+) -> Result<(), ServiceError> {
+    if rollout.state != RolloutState::Paused {
+        return Err(ServiceError::Conflict(format!(
+            "a {} rollout cannot take another patch; pause it first",
+            rollout.state
+        )));
+    }
+    let replacement = PatchRecord::find(conn, with)?
+        .ok_or_else(|| ServiceError::invalid("patch_id", format!("no patch `{with}`")))?;
+    if replacement.id == patch.id {
+        return Err(ServiceError::invalid("patch_id", "this is the rollout's patch already"));
+    }
+    if replacement.product_id != patch.product_id {
+        return Err(ServiceError::invalid(
+            "patch_id",
+            "the patch in its place must be of the same product",
+        ));
+    }
+    if replacement.state != PatchState::Published || !catalogue.published.contains_key(&replacement.id) {
+        return Err(ServiceError::invalid(
+            "patch_id",
+            format!("patch {with} is {}; only a published patch can take the place", replacement.state),
+        ));
+    }
+    if let Some(other) = RolloutRecord::in_force_for(conn, &replacement.id)? {
+        return Err(ServiceError::Conflict(format!(
+            "patch {with} is rolled out by rollout {} already",
+            other.id
+        )));
+    }
+    if RolloutRecord::replace_patch(conn, &rollout.id, RolloutState::Paused, &patch.id, &replacement.id, now())? == 0 {
+        return Err(changed_meanwhile());
+    }
+    tracing::info!(rollout.id = %rollout.id, replaced = %patch.id, patch.id = %replacement.id, "rollout takes another patch");
+    Ok(())
+}
+
+/// A patch was yanked: its running rollout pauses, so that nothing of it moves on
+/// until the vendor resumes it with a fixed patch or cancels it. Returns the event.
+pub(crate) fn pause_for_yank(
+    conn: &mut DbConnection,
+    patch: &PatchId,
+    reason: &str,
+) -> Result<Option<Event>, ServiceError> {
+    let Some(rollout) = RolloutRecord::in_force_for(conn, patch)? else {
+        return Ok(None);
+    };
+    if rollout.state != RolloutState::Running {
+        return Ok(None);
+    }
+    let at = now();
+    let why = format!("the patch was yanked: {reason}");
+    let moved = RolloutRecord::transition(
+        conn,
+        &rollout.id,
+        &[RolloutState::Running],
+        rollout.current_wave,
+        RolloutState::Paused,
+        rollout.current_wave,
+        Some(&why),
+        at,
+    )?;
+    if moved == 0 {
+        return Ok(None);
+    }
+    Generations::catalogue_changed(conn)?;
+    let event = record(
+        conn,
+        &rollout.id,
+        patch,
+        &Actor::Server,
+        RolloutAction::Paused,
+        RolloutState::Paused,
+        rollout.current_wave,
+        Some(&why),
+        at,
+    )?;
+    Ok(Some(event))
+}
+
 /// The patch and plan of a rollout about to start: its patch must be published
 /// and known to the offer catalogue.
 fn first_wave(
@@ -556,7 +690,8 @@ fn fill_wave(
 ) -> Result<(), ServiceError> {
     // Earlier waves' members count towards a wave's share; so read them too.
     let mut everyone = rollout::candidates(conn, &rollout.id, &patch.product_id, None, false)?;
-    everyone.retain(|c| applies(catalogue, patch, c));
+    let eligible = Eligible::of(conn, catalogue, rollout, patch)?;
+    everyone.retain(|c| eligible.admits(c));
     let earlier = rollout::candidates(conn, &rollout.id, &patch.product_id, None, true)?;
     let labels: Vec<Labels> = everyone.iter().chain(earlier.iter()).map(labels_of).collect();
     let ids: Vec<String> = everyone
@@ -582,6 +717,55 @@ fn fill_wave(
     rollout::add_members(conn, &rollout.id, &taken, at_wave, at)?;
     WaveRecord::open(conn, &rollout.id, at_wave, at)?;
     Ok(())
+}
+
+/// Whether `patch` fixes a published emergency advisory.
+fn fixes_emergency(conn: &mut DbConnection, patch: &PatchRecord) -> Result<bool, ServiceError> {
+    Ok(PatchRecord::fixes_emergency(conn, &patch.id)?)
+}
+
+/// Which devices a rollout may take in, rollouts aside: those `patch` applies to,
+/// and in the emergency lane only those exposed to an advisory it fixes.
+struct Eligible<'a> {
+    catalogue: &'a OfferCatalogue,
+    patch: &'a PatchRecord,
+    /// In the emergency lane: the public ids of the advisories the patch fixes.
+    lane: Option<Vec<String>>,
+}
+
+impl<'a> Eligible<'a> {
+    fn of(
+        conn: &mut DbConnection,
+        catalogue: &'a OfferCatalogue,
+        rollout: &RolloutRecord,
+        patch: &'a PatchRecord,
+    ) -> Result<Self, ServiceError> {
+        let lane = if rollout.emergency_lane {
+            Some(PatchRecord::fixes(conn, &patch.id)?)
+        } else {
+            None
+        };
+        Ok(Eligible { catalogue, patch, lane })
+    }
+
+    fn admits(&self, device: &rollout::Candidate) -> bool {
+        applies(self.catalogue, self.patch, device) && self.lane.as_ref().is_none_or(|fixes| exposed(self.catalogue, self.patch, fixes, device))
+    }
+}
+
+/// Whether the device runs a version an advisory of `fixes` names affected.
+fn exposed(catalogue: &OfferCatalogue, patch: &PatchRecord, fixes: &[String], device: &rollout::Candidate) -> bool {
+    let Some(product) = catalogue.products.get(&patch.product_id) else {
+        return false;
+    };
+    let Some(version) = device.version.as_deref().and_then(|v| product.scheme.parse(v).ok()) else {
+        return false;
+    };
+    product
+        .advisories
+        .iter()
+        .filter(|rule| fixes.contains(&rule.public_id))
+        .any(|rule| rule.affected.matches(&version).is_some())
 }
 
 /// Whether `patch` is what the device would be offered, rollouts aside.

@@ -41,6 +41,7 @@ impl Agent {
             self.state.pending = Some(Pending {
                 offer: offer.clone(),
                 etag: None,
+                ready: false,
             });
             let _ = tokio::fs::remove_file(self.part_path(offer)).await;
             self.save()?;
@@ -97,7 +98,22 @@ impl Agent {
         if let Err(refusal) = verdict {
             return self.refuse(offer, &part, refusal.to_string()).await;
         }
-        self.report(offer, ReportState::Downloaded, None, None).await;
+        let ready = self.state.pending.as_ref().is_some_and(|p| p.ready);
+        if let Some(after) = offer.deferred_at(chrono::Utc::now()) {
+            // Outside the maintenance window: kept, verified, installed once it opens.
+            if !ready {
+                if let Some(pending) = self.state.pending.as_mut() {
+                    pending.ready = true;
+                }
+                self.save()?;
+                self.report(offer, ReportState::Downloaded, None, None).await;
+                tracing::info!(patch = %offer.patch_id, install_after = %after, "downloaded and verified; installs when the maintenance window opens");
+            }
+            return Ok(Outcome::Deferred(after));
+        }
+        if !ready {
+            self.report(offer, ReportState::Downloaded, None, None).await;
+        }
         self.report(offer, ReportState::Installing, None, None).await;
         let installed = self.install(offer, &part).await;
         let _ = tokio::fs::remove_file(&part).await;
@@ -226,14 +242,18 @@ impl Agent {
             Installer::Simulated(simulated) => {
                 tokio::time::sleep(simulated.duration).await;
                 match simulated.outcome {
-                    SimulatedOutcome::Succeeds => Ok((
+                    SimulatedOutcome::Fails
+                        if simulated.fails_only.is_empty() || simulated.fails_only.contains(&offer.version) =>
+                    {
+                        Err("the install ended with status 1 (simulated failure)".into())
+                    }
+                    SimulatedOutcome::Succeeds | SimulatedOutcome::Fails => Ok((
                         offer.version.clone(),
                         Running {
                             version: offer.version.clone(),
                             image_sha256: Some(offer.sha256.clone()),
                         },
                     )),
-                    SimulatedOutcome::Fails => Err("the install ended with status 1 (simulated failure)".into()),
                     SimulatedOutcome::ClaimsOnly => Ok((offer.version.clone(), before)),
                 }
             }

@@ -167,6 +167,9 @@ pub enum Installer {
 pub struct SimulatedInstall {
     pub duration: Duration,
     pub outcome: SimulatedOutcome,
+    /// When not empty, a failing install fails only for these target versions
+    /// (a bad build), and the others succeed.
+    pub fails_only: Vec<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -237,6 +240,7 @@ impl AgentConfig {
             None => Installer::Simulated(SimulatedInstall {
                 duration: Duration::from_secs(file.simulated_install_seconds.unwrap_or(0)),
                 outcome: SimulatedOutcome::Succeeds,
+                fails_only: Vec::new(),
             }),
         };
         let defaults = AgentLimits::default();

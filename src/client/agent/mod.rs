@@ -83,6 +83,9 @@ pub enum Outcome {
     InstallFailed(String),
     /// The transfer stopped; the partial file is kept and the next attempt resumes.
     Interrupted(String),
+    /// Downloaded and verified; the device's maintenance window opens at this time,
+    /// and the install waits for it.
+    Deferred(chrono::DateTime<chrono::Utc>),
 }
 
 pub struct Agent {
@@ -426,7 +429,7 @@ impl Agent {
                     }
                     // Back from the install: say at once what runs now.
                     Outcome::Installed { .. } => return Ok(Duration::ZERO),
-                    Outcome::Refused(_) | Outcome::InstallFailed(_) => {}
+                    Outcome::Refused(_) | Outcome::InstallFailed(_) | Outcome::Deferred(_) => {}
                 }
             }
         }

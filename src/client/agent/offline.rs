@@ -173,5 +173,8 @@ fn offer_of(proven: &ProvenPatch, file: &Path, signature: &str) -> Result<Offer,
             tree_size: proven.head.tree_size,
             proof: proven.proof.clone(),
         }),
+        rollout: None,
+        install_after: None,
+        install: crate::domain::device::Install::Now,
     })
 }

@@ -147,6 +147,8 @@ pub struct FleetSpec {
     pub slow_install: Duration,
     /// Devices start spread over this time, so they do not all enrol at once.
     pub start_spread: Duration,
+    /// When not empty, `fails_install` devices fail only installs of these versions.
+    pub fails_only: Vec<String>,
 }
 
 /// What the fleet has done so far.
@@ -163,6 +165,8 @@ pub struct Stats {
     pub last_install_ms: AtomicU64,
     pub install_failed: AtomicU64,
     pub refused: AtomicU64,
+    /// Installs that waited for a maintenance window (downloaded, verified, kept).
+    pub deferred: AtomicU64,
 }
 
 /// The numbers of [`Stats`] at one moment.
@@ -178,6 +182,7 @@ pub struct Snapshot {
     pub last_install_ms: u64,
     pub install_failed: u64,
     pub refused: u64,
+    pub deferred: u64,
     pub behaviours: HashMap<Behaviour, u64>,
 }
 
@@ -218,6 +223,7 @@ fn snapshot(stats: &Stats, count: usize, behaviours: &HashMap<Behaviour, u64>) -
         last_install_ms: load(&stats.last_install_ms),
         install_failed: load(&stats.install_failed),
         refused: load(&stats.refused),
+        deferred: load(&stats.deferred),
         behaviours: behaviours.clone(),
     }
 }
@@ -343,6 +349,7 @@ fn config_of(n: usize, spec: &FleetSpec, behaviour: Behaviour) -> AgentConfig {
             Behaviour::ClaimsOnly => SimulatedOutcome::ClaimsOnly,
             _ => SimulatedOutcome::Succeeds,
         },
+        fails_only: spec.fails_only.clone(),
     });
     config
 }
@@ -413,6 +420,9 @@ async fn device(
                         stats.refused.fetch_add(1, Ordering::Relaxed);
                     }
                     Outcome::Interrupted(_) => wait = wait.min(Duration::from_secs(5)),
+                    Outcome::Deferred(_) => {
+                        stats.deferred.fetch_add(1, Ordering::Relaxed);
+                    }
                 }
             }
         }

@@ -50,6 +50,9 @@ pub struct Pending {
     pub offer: Offer,
     #[serde(default)]
     pub etag: Option<String>,
+    /// Downloaded and verified, waiting for the maintenance window to install.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ready: bool,
 }
 
 impl AgentState {

@@ -606,6 +606,9 @@ mod tests {
             emergency: true,
             rollback: false,
             log: None,
+            rollout: None,
+            install_after: None,
+            install: crate::domain::device::Install::Now,
         };
         let me = Expected {
             product: "screenos",

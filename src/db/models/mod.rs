@@ -57,6 +57,7 @@ pub mod signing_key;
 pub mod upload;
 pub mod user;
 pub mod webhook;
+pub mod window;
 
 pub use advisory::{AdvisoryFilter, AdvisoryRecord, NewAdvisory, PublishedSummary, RevisionRecord};
 pub use anomaly::{AnomalyRecord, ListedAnomaly};

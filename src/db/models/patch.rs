@@ -146,6 +146,18 @@ impl PatchRecord {
     }
 
     /// The public ids of the advisories a patch fixes (drafts by their internal id).
+    /// Whether the patch `id` fixes a published emergency advisory.
+    pub fn fixes_emergency(conn: &mut DbConnection, id: &PatchId) -> QueryResult<bool> {
+        let count: i64 = patch_advisories::table
+            .inner_join(advisories::table)
+            .filter(patch_advisories::patch_id.eq(id))
+            .filter(advisories::emergency.eq(true))
+            .filter(advisories::status.eq(crate::domain::AdvisoryStatus::Published.as_str()))
+            .count()
+            .get_result(conn)?;
+        Ok(count > 0)
+    }
+
     pub fn fixes(conn: &mut DbConnection, id: &PatchId) -> QueryResult<Vec<String>> {
         let rows: Vec<(AdvisoryId, Option<String>)> = patch_advisories::table
             .inner_join(advisories::table)

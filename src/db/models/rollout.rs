@@ -27,6 +27,9 @@ pub struct RolloutRecord {
     pub created_by: String,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    /// Takes in only devices exposed to an advisory the patch fixes; customers that
+    /// opted in install it whatever their windows say.
+    pub emergency_lane: bool,
 }
 
 #[derive(Clone, Debug, Queryable, Selectable)]
@@ -125,12 +128,14 @@ impl RolloutRecord {
         patch: &PatchId,
         created_by: &str,
         waves: &[String],
+        emergency_lane: bool,
         at: NaiveDateTime,
     ) -> QueryResult<()> {
         diesel::insert_into(rollouts::table)
             .values((
                 rollouts::id.eq(id),
                 rollouts::patch_id.eq(patch),
+                rollouts::emergency_lane.eq(emergency_lane),
                 rollouts::state.eq(RolloutState::Draft.as_str()),
                 rollouts::created_by.eq(created_by),
                 rollouts::created_at.eq(at),
@@ -191,6 +196,24 @@ impl RolloutRecord {
             .order(rollouts::created_at.desc())
             .select(RolloutRecord::as_select())
             .load(conn)
+    }
+
+    /// Puts `patch` in the place of the rollout's patch, when the rollout is in `state`
+    /// with its patch `replaced`; how many rows changed.
+    pub fn replace_patch(
+        conn: &mut DbConnection,
+        id: &RolloutId,
+        state: RolloutState,
+        replaced: &PatchId,
+        patch: &PatchId,
+        at: NaiveDateTime,
+    ) -> QueryResult<usize> {
+        diesel::update(rollouts::table)
+            .filter(rollouts::id.eq(id))
+            .filter(rollouts::state.eq(state.as_str()))
+            .filter(rollouts::patch_id.eq(replaced))
+            .set((rollouts::patch_id.eq(patch), rollouts::updated_at.eq(at)))
+            .execute(conn)
     }
 
     /// Moves the rollout to `state` (with the open wave and reason) when it is in

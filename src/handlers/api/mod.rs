@@ -22,3 +22,4 @@ pub mod tokens;
 pub mod uploads;
 pub mod users;
 pub mod webhooks;
+pub mod windows;

@@ -51,8 +51,8 @@ async fn command(
     body: &[u8],
     command: Command,
 ) -> Result<HttpResponse, AppError> {
-    let reason = optional_json::<RolloutCommand>(body)?.unwrap_or_default().reason;
-    let view = rollouts::act(state, &caller.0.caller(), id, command, reason).await?;
+    let input = optional_json::<RolloutCommand>(body)?.unwrap_or_default();
+    let view = rollouts::act(state, &caller.0.caller(), id, command, input.reason, input.patch_id).await?;
     Ok(HttpResponse::Ok().json(RolloutResponse::of(view)))
 }
 

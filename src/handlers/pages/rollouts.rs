@@ -32,6 +32,9 @@ pub struct PlanForm {
     /// The first wave waits for an operator before the next opens.
     #[serde(default)]
     pub manual_first: Option<String>,
+    /// Everyone exposed, now: only devices exposed to an advisory the patch fixes.
+    #[serde(default)]
+    pub emergency_lane: Option<String>,
 }
 
 impl PlanForm {
@@ -81,7 +84,10 @@ impl PlanForm {
                 })
             })
             .collect::<Result<Vec<_>, AppError>>()?;
-        Ok(RolloutPlan { waves })
+        Ok(RolloutPlan {
+            waves,
+            emergency_lane: self.emergency_lane.is_some(),
+        })
     }
 }
 
@@ -118,6 +124,7 @@ pub async fn get_patch_rollouts(
         min_reports: "20".into(),
         install_timeout: "2h".into(),
         manual_first: Some("on".into()),
+        emergency_lane: None,
     };
     rollouts_page(&state, &user.0, id.into_inner(), StatusCode::OK, &form, None).await
 }
@@ -177,6 +184,9 @@ pub struct CommandForm {
     pub reason: String,
     #[serde(default)]
     pub confirm: Option<String>,
+    /// With a resume: the fixed patch that takes the place of a yanked one.
+    #[serde(default)]
+    pub patch_id: Option<String>,
 }
 
 async fn command(
@@ -194,7 +204,8 @@ async fn command(
         })
     } else {
         let reason = Some(fields.reason).filter(|r| !r.trim().is_empty());
-        rollouts::act(&state, &user.caller(), id.clone(), command, reason)
+        let patch = fields.patch_id.filter(|p| !p.trim().is_empty()).map(|p| p.trim().to_owned());
+        rollouts::act(&state, &user.caller(), id.clone(), command, reason, patch)
             .await
             .map_err(AppError::from)
     };

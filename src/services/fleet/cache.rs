@@ -218,6 +218,8 @@ pub struct Fleet {
     pub queue: ObservationQueue,
     /// The poll answers' update objects, rendered.
     pub updates: Updates,
+    /// Places of devices installing in capped maintenance windows.
+    pub installs: super::installs::InstallSlots,
 }
 
 fn poisoned<T>(err: std::sync::PoisonError<T>) -> T {
@@ -239,6 +241,7 @@ impl Fleet {
             flushing: tokio::sync::Mutex::new(()),
             queue: ObservationQueue::new(queue_max),
             updates: Updates::default(),
+            installs: super::installs::InstallSlots::default(),
         }
     }
 

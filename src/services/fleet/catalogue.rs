@@ -8,6 +8,9 @@ use std::sync::Arc;
 
 use crate::db::models::patch::all_entitlements;
 use crate::db::models::rollout::{self, CustomerChoice, RolloutRecord};
+use crate::db::models::window::{self, EmergencyPolicy, WindowRecord};
+use crate::domain::fleet::Labels;
+use crate::domain::window::{parse_windows, Window, WindowInput};
 use crate::db::models::{AdvisoryRecord, PatchRecord, Product};
 use crate::db::DbConnection;
 use crate::domain::advisory::{Affected, Completeness};
@@ -108,6 +111,11 @@ pub struct Gate {
 }
 
 impl Gate {
+    /// The wave the device `device` belongs to, if any.
+    pub fn wave_of(&self, device: &[u8; 16]) -> Option<u32> {
+        self.members.get(device).copied()
+    }
+
     /// Whether the device `device` of `customer` may be offered the patch now;
     /// `offered`: it was offered it before (a pause, a cancellation or its customer's
     /// hold stops new offers only).
@@ -134,6 +142,27 @@ impl Gate {
     }
 }
 
+/// A customer's maintenance windows as polls read them: which windows cover which
+/// of its devices, decided when the catalogue loads.
+#[derive(Debug, Default)]
+pub struct CustomerWindows {
+    pub windows: Vec<Window>,
+    /// The windows that cover all of its devices.
+    wide: Vec<u16>,
+    /// The label-scoped windows that cover each device, by the device's id bytes.
+    by_device: HashMap<[u8; 16], Vec<u16>>,
+}
+
+impl CustomerWindows {
+    /// The windows that cover the device `device`.
+    pub fn covering(&self, device: &[u8; 16]) -> impl Iterator<Item = (usize, &Window)> {
+        self.wide
+            .iter()
+            .chain(self.by_device.get(device).into_iter().flatten())
+            .map(|i| (usize::from(*i), &self.windows[usize::from(*i)]))
+    }
+}
+
 /// Everything polls are answered from.
 #[derive(Debug, Default)]
 pub struct OfferCatalogue {
@@ -144,6 +173,10 @@ pub struct OfferCatalogue {
     /// Published patches by id, with their product.
     pub published: HashMap<PatchId, ProductId>,
     entitled: HashSet<(CustomerId, ProductId)>,
+    /// Customers' maintenance windows.
+    pub windows: HashMap<CustomerId, CustomerWindows>,
+    /// Customers whose emergencies ignore their windows.
+    pub emergencies_ignore_windows: HashSet<CustomerId>,
 }
 
 /// The tag of an answer without an offer.
@@ -205,6 +238,8 @@ impl OfferCatalogue {
         let mut catalogue = OfferCatalogue {
             entitled: all_entitlements(conn)?.into_iter().collect(),
             rollouts: gates(conn)?,
+            windows: windows(conn)?,
+            emergencies_ignore_windows: EmergencyPolicy::ignoring_windows(conn)?.into_iter().collect(),
             ..OfferCatalogue::default()
         };
         for product in &products {
@@ -263,6 +298,9 @@ impl OfferCatalogue {
                 emergency: is_emergency,
                 rollback: patch.rollback,
                 log: None,
+                rollout: None,
+                install_after: None,
+                install: device::Install::Now,
             };
             let json = serde_json::to_string(&wire).map_err(|e| broken(&e.to_string()))?;
             let tag = sha256_hex(json.as_bytes())[..16].to_owned();
@@ -282,6 +320,59 @@ impl OfferCatalogue {
         }
         Ok(catalogue)
     }
+}
+
+/// Every customer's windows, with the devices each label-scoped one covers.
+fn windows(conn: &mut DbConnection) -> Result<HashMap<CustomerId, CustomerWindows>, ServiceError> {
+    let mut inputs: HashMap<CustomerId, Vec<WindowInput>> = HashMap::new();
+    for record in WindowRecord::all(conn)? {
+        let input = serde_json::from_str(&record.spec).map_err(|e| ServiceError::internal("a stored window", e))?;
+        inputs.entry(record.customer_id).or_default().push(input);
+    }
+    let mut windows = HashMap::with_capacity(inputs.len());
+    for (customer, inputs) in inputs {
+        let parsed = parse_windows(&inputs)
+            .map_err(|(field, message)| ServiceError::internal("a stored window", format!("{field}: {message}")))?;
+        let wide = (0..parsed.len())
+            .filter(|i| !parsed[*i].by_label())
+            .filter_map(|i| u16::try_from(i).ok())
+            .collect();
+        windows.insert(
+            customer,
+            CustomerWindows {
+                windows: parsed,
+                wide,
+                by_device: HashMap::new(),
+            },
+        );
+    }
+    let labelled: Vec<CustomerId> = windows
+        .iter()
+        .filter(|(_, w)| w.windows.iter().any(Window::by_label))
+        .map(|(c, _)| c.clone())
+        .collect();
+    if labelled.is_empty() {
+        return Ok(windows);
+    }
+    for (device, (customer, pairs)) in window::labels_of_customers(conn, &labelled)? {
+        let (Some(bytes), Some(own)) = (device.to_bytes(), windows.get_mut(&customer)) else {
+            continue;
+        };
+        let Ok(labels) = Labels::parse(pairs.into_iter().collect()) else {
+            continue;
+        };
+        let covering: Vec<u16> = own
+            .windows
+            .iter()
+            .enumerate()
+            .filter(|(_, w)| w.by_label() && w.covers(&labels))
+            .filter_map(|(i, _)| u16::try_from(i).ok())
+            .collect();
+        if !covering.is_empty() {
+            own.by_device.insert(bytes, covering);
+        }
+    }
+    Ok(windows)
 }
 
 /// The newest rollout of each patch, with the members of those running or paused.

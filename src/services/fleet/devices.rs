@@ -240,6 +240,15 @@ fn insert_devices(
 ) -> Result<(), ServiceError> {
     let records: Vec<&DeviceRecord> = devices.iter().map(|e| &e.device).collect();
     DeviceRecord::insert_all(conn, &records)?;
+    // Label-scoped maintenance windows are matched to devices when the catalogue
+    // loads: a labelled device of such a customer moves it.
+    let mut labelled: Vec<&CustomerId> = records
+        .iter()
+        .filter(|d| !d.labels.as_map().is_empty())
+        .map(|d| &d.customer_id)
+        .collect();
+    labelled.dedup();
+    crate::services::windows::devices_labelled(conn, &labelled)?;
     let rows: Vec<(&ObservationId, &Seen)> = history.iter().map(|(id, seen)| (id, seen)).collect();
     ObservationRecord::insert_all(conn, &rows)?;
     Ok(())

@@ -4,6 +4,7 @@
 //! those it is offered.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::value::RawValue;
 
@@ -19,6 +20,10 @@ use crate::services::{ServiceError, Services};
 
 use super::cache::DeviceEntry;
 use super::catalogue::NO_OFFER_TAG;
+use super::installs::{self, Timing};
+use super::updates::personal;
+use crate::domain::device::OfferRollout;
+use crate::domain::RolloutState;
 use crate::domain::fleet::HeadReport;
 
 pub use crate::domain::device::{Poll as PollRequest, Report as ReportRequest};
@@ -158,7 +163,33 @@ pub fn poll(services: &Services, device: &DeviceEntry, request: &PollRequest) ->
             services.fleet.queue.head_report(&device.id(), report);
         }
     }
+    let interval = Duration::from_secs(jittered(base.as_secs()));
+    // What this device alone is told about its offer: the rollout it is offered
+    // the patch in, and whether its maintenance window defers the install.
+    let timing = offer.map(|o| installs::timing(&catalogue, &services.fleet.installs, device, o, interval, at.and_utc()));
+    let deferred = match &timing {
+        Some(Timing::Deferred { after, wait }) => Some((*after, *wait)),
+        _ => None,
+    };
+    let rollout = offer.and_then(|o| {
+        let gate = catalogue.rollouts.get(&o.patch)?;
+        (gate.state != RolloutState::Finished).then(|| OfferRollout {
+            id: gate.rollout.to_string(),
+            wave: gate.wave_of(&device.uuid()),
+            state: gate.state,
+        })
+    });
     let tag: Arc<str> = match (offer, &held) {
+        (Some(offer), _) if rollout.is_some() || deferred.is_some() => {
+            let mut tag = offer.tag.to_string();
+            if let Some(gate) = catalogue.rollouts.get(&offer.patch) {
+                tag = format!("{tag}:{}", gate.tag);
+            }
+            if let Some((after, _)) = deferred {
+                tag = format!("{tag}:after:{}", after.timestamp());
+            }
+            tag.into()
+        }
         (Some(offer), _) => offer.tag.clone(),
         (None, Some((_, gate))) => gate.tag.clone(),
         (None, None) => Arc::from(NO_OFFER_TAG),
@@ -169,9 +200,9 @@ pub fn poll(services: &Services, device: &DeviceEntry, request: &PollRequest) ->
         .and_then(|size| log.consistency_from(&services.db, size));
     Ok(PollAnswer {
         unchanged: request.catalogue.as_deref() == Some(&*tag),
-        update: offered.map(|(_, update)| update),
+        update: offered.map(|(_, update)| personal(&update, rollout.as_ref(), deferred.map(|(after, _)| after))),
         tag,
-        poll_interval_s: jittered(base.as_secs()),
+        poll_interval_s: deferred.map_or(interval, |(_, wait)| wait).as_secs().max(1),
         log_head: log.head.clone(),
         log_cosignatures: log.cosignatures.clone(),
         log_consistency,
@@ -329,6 +360,9 @@ pub async fn report(
             .fleet
             .queue
             .observe(device.uuid(), version.as_str(), None, ObservationSource::Report, at);
+    }
+    if !state.in_progress() {
+        services.fleet.installs.release(&device.customer, &device.uuid());
     }
     tracing::info!(device.id = %device.id(), patch.id = %record.patch_id, state = %record.state, "install report");
     Ok(record)

@@ -8,7 +8,9 @@ use std::sync::{Arc, RwLock};
 
 use serde_json::value::RawValue;
 
-use crate::domain::device::Held;
+use chrono::{DateTime, Utc};
+
+use crate::domain::device::{Held, OfferRollout};
 use crate::ids::PatchId;
 use crate::services::log::LogView;
 
@@ -103,5 +105,83 @@ impl Updates {
         });
         *slot = rendered.clone();
         rendered
+    }
+}
+
+/// The end every rendered update has: `install` is the offer's last field.
+const INSTALL_NOW: &str = r#""install":"now"}"#;
+
+/// `update` as one device gets it: with the rollout it is offered in, and, when its
+/// maintenance window is shut, deferred to `after`. The rendered update is copied
+/// once and its end rewritten; without either it is shared as it is.
+pub fn personal(update: &Arc<RawValue>, rollout: Option<&OfferRollout>, after: Option<DateTime<Utc>>) -> Arc<RawValue> {
+    let text = update.get();
+    let (Some(head), true) = (text.strip_suffix(INSTALL_NOW), rollout.is_some() || after.is_some()) else {
+        return update.clone();
+    };
+    let mut out = String::with_capacity(text.len() + 192);
+    out.push_str(head);
+    if let Some(rollout) = rollout.and_then(|r| serde_json::to_string(r).ok()) {
+        out.push_str("\"rollout\":");
+        out.push_str(&rollout);
+        out.push(',');
+    }
+    match after.and_then(|t| serde_json::to_string(&t).ok()) {
+        Some(after) => {
+            out.push_str("\"install_after\":");
+            out.push_str(&after);
+            out.push_str(",\"install\":\"deferred\"}");
+        }
+        None => out.push_str(INSTALL_NOW),
+    }
+    RawValue::from_string(out).map_or_else(|_| update.clone(), Arc::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::device::{Install, Offer};
+    use crate::domain::RolloutState;
+
+    fn offer() -> Offer<()> {
+        Offer {
+            patch_id: "p".into(),
+            version: "6.3.0r22".into(),
+            platform: None,
+            filename: "f.bin".into(),
+            download_url: "http://127.0.0.1/f".into(),
+            sha256: "00".into(),
+            size: 3,
+            signature: "sig".into(),
+            advisories: vec!["PSA-1".into()],
+            emergency: true,
+            rollback: false,
+            log: Some(()),
+            rollout: None,
+            install_after: None,
+            install: Install::Now,
+        }
+    }
+
+    #[test]
+    fn a_personal_update_is_the_shared_one_with_its_rollout_and_install_time() {
+        let shared: Arc<RawValue> = Arc::from(serde_json::value::to_raw_value(&offer()).unwrap());
+        assert!(shared.get().ends_with(INSTALL_NOW), "{}", shared.get());
+        assert!(Arc::ptr_eq(&personal(&shared, None, None), &shared));
+        let rollout = OfferRollout {
+            id: "r".into(),
+            wave: Some(2),
+            state: RolloutState::Running,
+        };
+        let after: DateTime<Utc> = "2026-12-08T01:00:00Z".parse().unwrap();
+        let read: Offer<()> = serde_json::from_str(personal(&shared, Some(&rollout), Some(after)).get()).unwrap();
+        let mut expected = offer();
+        expected.rollout = Some(rollout.clone());
+        expected.install_after = Some(after);
+        expected.install = Install::Deferred;
+        assert_eq!(read, expected);
+        let now: Offer<()> = serde_json::from_str(personal(&shared, Some(&rollout), None).get()).unwrap();
+        assert_eq!(now.install, Install::Now);
+        assert_eq!(now.rollout, Some(rollout));
     }
 }

@@ -1,0 +1,24 @@
+-- A customer's maintenance windows, in the order it gave them: when its devices
+-- (all, or those with the window's labels) may install, and how many at once (the
+-- window as the customer gave it, JSON).
+CREATE TABLE maintenance_windows (
+    customer_id TEXT NOT NULL REFERENCES customers (id),
+    position INTEGER NOT NULL,
+    spec TEXT NOT NULL,
+    updated_by TEXT NOT NULL,
+    updated_at TIMESTAMP NOT NULL,
+    PRIMARY KEY (customer_id, position)
+);
+
+-- A customer's choice, made beforehand, that patches fixing an emergency advisory
+-- install at once, whatever its windows say.
+CREATE TABLE emergency_policies (
+    customer_id TEXT PRIMARY KEY NOT NULL REFERENCES customers (id),
+    ignore_windows BOOLEAN NOT NULL,
+    updated_by TEXT NOT NULL,
+    updated_at TIMESTAMP NOT NULL
+);
+
+-- A rollout in the emergency lane takes in only devices exposed to an advisory its
+-- patch fixes, and reaches customers that opted in whatever their windows say.
+ALTER TABLE rollouts ADD COLUMN emergency_lane BOOLEAN NOT NULL DEFAULT FALSE;

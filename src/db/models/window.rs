@@ -1,0 +1,139 @@
+//! Maintenance windows and emergency policies of customers, and the labels of the
+//! devices label-scoped windows cover.
+
+use std::collections::HashMap;
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use crate::db::schema::{device_labels, devices, emergency_policies, maintenance_windows};
+use crate::db::DbConnection;
+use crate::ids::{CustomerId, DeviceId};
+
+use super::ROWS_PER_INSERT;
+
+#[derive(Clone, Debug, Queryable, Selectable)]
+#[diesel(table_name = maintenance_windows)]
+pub struct WindowRecord {
+    pub customer_id: CustomerId,
+    pub position: i32,
+    /// The window as the customer gave it, JSON.
+    pub spec: String,
+    pub updated_by: String,
+    pub updated_at: NaiveDateTime,
+}
+
+impl WindowRecord {
+    /// `customer`'s windows, in its order.
+    pub fn of(conn: &mut DbConnection, customer: &CustomerId) -> QueryResult<Vec<WindowRecord>> {
+        maintenance_windows::table
+            .filter(maintenance_windows::customer_id.eq(customer))
+            .order(maintenance_windows::position.asc())
+            .select(WindowRecord::as_select())
+            .load(conn)
+    }
+
+    /// Every customer's windows, each customer's in its order.
+    pub fn all(conn: &mut DbConnection) -> QueryResult<Vec<WindowRecord>> {
+        maintenance_windows::table
+            .order((maintenance_windows::customer_id.asc(), maintenance_windows::position.asc()))
+            .select(WindowRecord::as_select())
+            .load(conn)
+    }
+
+    /// Replaces `customer`'s windows with `specs` (JSON each, in order).
+    pub fn replace(
+        conn: &mut DbConnection,
+        customer: &CustomerId,
+        specs: &[String],
+        by: &str,
+        at: NaiveDateTime,
+    ) -> QueryResult<()> {
+        diesel::delete(maintenance_windows::table.filter(maintenance_windows::customer_id.eq(customer)))
+            .execute(conn)?;
+        let rows: Vec<_> = specs
+            .iter()
+            .enumerate()
+            .map(|(position, spec)| {
+                (
+                    maintenance_windows::customer_id.eq(customer),
+                    maintenance_windows::position.eq(i32::try_from(position).unwrap_or(i32::MAX)),
+                    maintenance_windows::spec.eq(spec),
+                    maintenance_windows::updated_by.eq(by),
+                    maintenance_windows::updated_at.eq(at),
+                )
+            })
+            .collect();
+        insert_many!(&mut *conn, maintenance_windows::table, &rows);
+        Ok(())
+    }
+}
+
+/// Whether a customer's emergencies ignore its windows.
+#[derive(Clone, Debug, Queryable, Selectable)]
+#[diesel(table_name = emergency_policies)]
+pub struct EmergencyPolicy {
+    pub customer_id: CustomerId,
+    pub ignore_windows: bool,
+    pub updated_by: String,
+    pub updated_at: NaiveDateTime,
+}
+
+impl EmergencyPolicy {
+    pub fn of(conn: &mut DbConnection, customer: &CustomerId) -> QueryResult<Option<EmergencyPolicy>> {
+        emergency_policies::table
+            .find(customer)
+            .select(EmergencyPolicy::as_select())
+            .first(conn)
+            .optional()
+    }
+
+    /// The customers whose emergencies ignore their windows.
+    pub fn ignoring_windows(conn: &mut DbConnection) -> QueryResult<Vec<CustomerId>> {
+        emergency_policies::table
+            .filter(emergency_policies::ignore_windows.eq(true))
+            .select(emergency_policies::customer_id)
+            .load(conn)
+    }
+
+    /// Stores `customer`'s policy, replacing the one before.
+    pub fn set(conn: &mut DbConnection, policy: &EmergencyPolicy) -> QueryResult<()> {
+        diesel::delete(emergency_policies::table.find(&policy.customer_id)).execute(conn)?;
+        diesel::insert_into(emergency_policies::table)
+            .values((
+                emergency_policies::customer_id.eq(&policy.customer_id),
+                emergency_policies::ignore_windows.eq(policy.ignore_windows),
+                emergency_policies::updated_by.eq(&policy.updated_by),
+                emergency_policies::updated_at.eq(policy.updated_at),
+            ))
+            .execute(conn)?;
+        Ok(())
+    }
+}
+
+/// The labels of the live devices of `customers`, by device.
+pub fn labels_of_customers(
+    conn: &mut DbConnection,
+    customers: &[CustomerId],
+) -> QueryResult<HashMap<DeviceId, (CustomerId, Vec<(String, String)>)>> {
+    let rows: Vec<(DeviceId, CustomerId, String, String)> = device_labels::table
+        .inner_join(devices::table.on(devices::id.eq(device_labels::device_id)))
+        .filter(devices::customer_id.eq_any(customers))
+        .filter(devices::decommissioned_at.is_null())
+        .select((
+            device_labels::device_id,
+            devices::customer_id,
+            device_labels::name,
+            device_labels::value,
+        ))
+        .load(conn)?;
+    let mut by_device: HashMap<DeviceId, (CustomerId, Vec<(String, String)>)> = HashMap::new();
+    for (device, customer, name, value) in rows {
+        by_device
+            .entry(device)
+            .or_insert_with(|| (customer, Vec::new()))
+            .1
+            .push((name, value));
+    }
+    Ok(by_device)
+}
