@@ -511,8 +511,8 @@ fn command_on(
 }
 
 /// Puts the patch `with` in the place of `patch`, the patch of the paused `rollout`:
-/// published, of the same product, offered by the catalogue, and rolled out by no
-/// other rollout.
+/// a draft (offered, once published, only as the rollout says) or a published patch,
+/// of the same product, rolled out by no other rollout.
 fn replace_patch(
     conn: &mut DbConnection,
     catalogue: &OfferCatalogue,
@@ -537,11 +537,21 @@ fn replace_patch(
             "the patch in its place must be of the same product",
         ));
     }
-    if replacement.state != PatchState::Published || !catalogue.published.contains_key(&replacement.id) {
-        return Err(ServiceError::invalid(
-            "patch_id",
-            format!("patch {with} is {}; only a published patch can take the place", replacement.state),
-        ));
+    match replacement.state {
+        PatchState::Yanked => {
+            return Err(ServiceError::invalid(
+                "patch_id",
+                format!("patch {with} was yanked; it cannot take the place"),
+            ))
+        }
+        PatchState::Published if !catalogue.published.contains_key(&replacement.id) => {
+            return Err(ServiceError::Unavailable(
+                "the offer catalogue has not loaded the patch yet".into(),
+            ))
+        }
+        // A draft takes the place before it is published, so that once published
+        // it is offered only as the rollout says.
+        PatchState::Draft | PatchState::Published => {}
     }
     if let Some(other) = RolloutRecord::in_force_for(conn, &replacement.id)? {
         return Err(ServiceError::Conflict(format!(

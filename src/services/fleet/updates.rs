@@ -143,7 +143,7 @@ mod tests {
     use crate::domain::device::{Install, Offer};
     use crate::domain::RolloutState;
 
-    fn offer() -> Offer<()> {
+    fn offer() -> Offer<u32> {
         Offer {
             patch_id: "p".into(),
             version: "6.3.0r22".into(),
@@ -156,7 +156,7 @@ mod tests {
             advisories: vec!["PSA-1".into()],
             emergency: true,
             rollback: false,
-            log: Some(()),
+            log: Some(7),
             rollout: None,
             install_after: None,
             install: Install::Now,
@@ -174,13 +174,13 @@ mod tests {
             state: RolloutState::Running,
         };
         let after: DateTime<Utc> = "2026-12-08T01:00:00Z".parse().unwrap();
-        let read: Offer<()> = serde_json::from_str(personal(&shared, Some(&rollout), Some(after)).get()).unwrap();
+        let read: Offer<u32> = serde_json::from_str(personal(&shared, Some(&rollout), Some(after)).get()).unwrap();
         let mut expected = offer();
         expected.rollout = Some(rollout.clone());
         expected.install_after = Some(after);
         expected.install = Install::Deferred;
         assert_eq!(read, expected);
-        let now: Offer<()> = serde_json::from_str(personal(&shared, Some(&rollout), None).get()).unwrap();
+        let now: Offer<u32> = serde_json::from_str(personal(&shared, Some(&rollout), None).get()).unwrap();
         assert_eq!(now.install, Install::Now);
         assert_eq!(now.rollout, Some(rollout));
     }
