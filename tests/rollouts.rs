@@ -8,16 +8,19 @@
 mod support;
 
 use std::collections::HashSet;
+use std::time::Duration;
 
 use patchwarden::api::device::Held;
+use patchwarden::client::agent::simulate::{self, FleetSpec};
 use patchwarden::client::agent::verify::check_held;
+use patchwarden::client::agent::Identity;
 use patchwarden::domain::log::TreeHead;
 use patchwarden::jobs::{run_once, Job};
 use serde_json::{json, Value};
 
-use support::devices::{server_key, verified, TestDevice};
-use support::patching::{file_bytes, fixture, upload_file, Fixture};
-use support::{csrf_field, sign_in, TestApp};
+use support::devices::{screenos_agent, server_key, verified, TestDevice};
+use support::patching::{enrollment_token, file_bytes, fixture, publish_advisory, upload_file, Fixture};
+use support::{csrf_field, sign_in, until, TestApp};
 
 /// A draft of the fix to 6.3.0r21 with its file uploaded, not yet published.
 async fn fix_draft(app: &TestApp, f: &Fixture) -> String {
@@ -66,16 +69,26 @@ fn held_checks(answer: &Value, key: &str) -> Result<Held, String> {
 
 /// The log's `rollout.changed` entries of `rollout`, as their states, in order.
 async fn logged_states(app: &TestApp, rollout: &str) -> Vec<String> {
-    let (status, entries) = app.get("/api/v1/log/entries?start=0&end=1000", "").await;
-    assert_eq!(status, 200, "{entries}");
-    entries["entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|e| serde_json::from_str::<Value>(e["leaf"].as_str()?).ok())
-        .filter(|leaf| leaf["kind"] == "rollout.changed" && leaf["subject"] == format!("rollout/{rollout}"))
-        .map(|leaf| leaf["state"].as_str().unwrap().to_owned())
-        .collect()
+    let mut states = Vec::new();
+    for page in 0.. {
+        let (start, end) = (page * 1000, page * 1000 + 1000);
+        let (status, entries) = app
+            .get(&format!("/api/v1/log/entries?start={start}&end={end}"), "")
+            .await;
+        assert_eq!(status, 200, "{entries}");
+        let entries = entries["entries"].as_array().unwrap();
+        states.extend(
+            entries
+                .iter()
+                .filter_map(|e| serde_json::from_str::<Value>(e["leaf"].as_str()?).ok())
+                .filter(|leaf| leaf["kind"] == "rollout.changed" && leaf["subject"] == format!("rollout/{rollout}"))
+                .map(|leaf| leaf["state"].as_str().unwrap().to_owned()),
+        );
+        if entries.len() < 1000 {
+            break;
+        }
+    }
+    states
 }
 
 async fn report(app: &TestApp, device: &TestDevice, patch: &str, state: &str) {
@@ -620,5 +633,263 @@ async fn a_device_offered_the_patch_keeps_it_through_a_pause_on_any_instance() {
         let expected: HashSet<String> = [offered.id.clone()].into();
         assert_eq!(got, expected, "[{name}] {answers:?}");
         assert_eq!(answers[1]["held"]["state"], "paused", "[{name}] {}", answers[1]);
+    }
+}
+
+/// A draft of the fix `version` to every version from 6.3.0r5 on, with its file.
+async fn draft_of(app: &TestApp, f: &Fixture, version: &str, fixes: &str) -> String {
+    let body = json!({
+        "product": "screenos", "version": version, "platform": "ssg-500",
+        "applies_to": [{"introduced": "6.3.0r5", "fixed": version}],
+        "fixes": [fixes], "filename": format!("screenos-{version}.bin")
+    });
+    let (status, created) = app.post("/api/v1/patches", &f.vendor.token, body).await;
+    assert_eq!(status, 201, "[{}] {created}", app.backend.name());
+    let id = created["id"].as_str().unwrap().to_owned();
+    assert_eq!(upload_file(app, &f.vendor.token, &id, file_bytes(4096)).await.0, 200);
+    id
+}
+
+/// Runs the rollouts' job and reads the rollout, until `done` says so, for at most
+/// `limit`; the last read.
+async fn rollout_until(app: &TestApp, f: &Fixture, id: &str, limit: Duration, done: impl Fn(&Value) -> bool) -> Value {
+    let started = std::time::Instant::now();
+    loop {
+        run_once(&app.state, Job::AdvanceRollouts).await.unwrap();
+        let body = rollout(app, f, id).await;
+        if done(&body) {
+            return body;
+        }
+        assert!(
+            started.elapsed() < limit,
+            "[{}] not within {limit:?}: {body}",
+            app.backend.name()
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[actix_web::test]
+async fn the_emergency_lane_takes_in_exposed_devices_only_ignores_windows_where_customers_opted_in_and_still_pauses() {
+    for app in TestApp::each().await {
+        let name = app.backend.name();
+        let f = fixture(&app).await;
+        let (status, body) = app
+            .put(
+                "/api/v1/customers/globex/entitlements",
+                &f.vendor.token,
+                json!({"products": ["screenos"]}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        // A routine fix is no emergency: the lane is refused for it.
+        let routine = publish_advisory(
+            &app,
+            &f.vendor.token,
+            json!({"title": "A routine fix", "summary": "Hardening.", "emergency": false,
+                   "cvss_v3": "CVSS:3.1/AV:N/AC:H/PR:H/UI:R/S:U/C:L/I:N/A:N",
+                   "affected": [{"product": "screenos", "ranges": [{"introduced": "6.3.0r5", "fixed": "6.3.0r30"}]}]}),
+        )
+        .await;
+        let routine_patch = draft_of(&app, &f, "6.3.0r30", routine["id"].as_str().unwrap()).await;
+        let (status, answer) = app
+            .post(
+                &format!("/api/v1/patches/{routine_patch}/rollouts"),
+                &f.vendor.token,
+                json!({"waves": [wave(100)], "emergency_lane": true}),
+            )
+            .await;
+        assert_eq!(status, 422, "[{name}] {answer}");
+        assert_eq!(answer["error"]["field"], "emergency_lane", "[{name}] {answer}");
+
+        // Both customers keep a window that is shut now; acme opted in beforehand.
+        let hour = (chrono::Utc::now() + chrono::TimeDelta::hours(2)).format("%H").to_string();
+        let shut = json!([{"schedule": format!("0 0 {hour} * * *"), "duration": "1h", "time_zone": "UTC"}]);
+        for admin in [&f.acme.admin.token, &f.globex.admin.token] {
+            let (status, body) = app.put("/api/v1/maintenance-windows", admin, shut.clone()).await;
+            assert_eq!(status, 200, "[{name}] {body}");
+        }
+        let (status, body) = app
+            .put("/api/v1/emergency-policy", &f.acme.admin.token, json!({"ignore_windows": true}))
+            .await;
+        assert_eq!(status, 200, "[{name}] {body}");
+        let mut exposed = Vec::new();
+        for n in 0..4 {
+            exposed.push(app.enrol_device(&f.acme.admin.token, &format!("fw-{n}"), "6.3.0r20").await);
+        }
+        let old = app.enrol_device(&f.acme.admin.token, "fw-old", "6.3.0r10").await;
+        let theirs = app.enrol_device(&f.globex.admin.token, "gx-0", "6.3.0r20").await;
+
+        let patch = draft_of(&app, &f, "6.3.0r21", &f.advisory).await;
+        let mut lane_wave = wave(100);
+        lane_wave["min_reports"] = json!(3);
+        let (status, planned) = app
+            .post(
+                &format!("/api/v1/patches/{patch}/rollouts"),
+                &f.vendor.token,
+                json!({"waves": [lane_wave], "emergency_lane": true}),
+            )
+            .await;
+        assert_eq!(status, 201, "[{name}] {planned}");
+        let id = planned["id"].as_str().unwrap().to_owned();
+        let (status, body) = app
+            .post(&format!("/api/v1/patches/{patch}/publish"), &f.vendor.token, json!({}))
+            .await;
+        assert_eq!(status, 201, "[{name}] {body}");
+        let (status, body) = command(&app, &f, &id, "start", json!({"reason": "everyone exposed, now"})).await;
+        assert_eq!(status, 200, "[{name}] {body}");
+        assert_eq!(body["waves"][0]["counts"]["members"], 5, "[{name}] the exposed only: {body}");
+
+        // Exposed devices are offered it at once, opted-in acme's to install now,
+        // globex's at its window; the device the advisory does not affect is not.
+        for device in &exposed {
+            let (status, answer) = app
+                .post("/api/v1/device/poll", &device.token, json!({"version": "6.3.0r20"}))
+                .await;
+            assert_eq!(status, 200, "[{name}] {answer}");
+            assert_eq!(answer["update"]["patch_id"], patch.as_str(), "[{name}] {answer}");
+            assert_eq!(answer["update"]["install"], "now", "[{name}] {answer}");
+            assert_eq!(answer["update"]["rollout"]["id"], id.as_str(), "[{name}] {answer}");
+            assert_eq!(answer["update"]["rollout"]["wave"], 0, "[{name}] {answer}");
+        }
+        let (_, answer) = app
+            .post("/api/v1/device/poll", &theirs.token, json!({"version": "6.3.0r20"}))
+            .await;
+        assert_eq!(answer["update"]["patch_id"], patch.as_str(), "[{name}] {answer}");
+        assert_eq!(answer["update"]["install"], "deferred", "[{name}] globex did not opt in: {answer}");
+        let (_, answer) = app
+            .post("/api/v1/device/poll", &old.token, json!({"version": "6.3.0r10"}))
+            .await;
+        assert!(answer["update"].is_null(), "[{name}] an unexposed device was offered: {answer}");
+        assert_eq!(answer["held"]["rollout"], id.as_str(), "[{name}] {answer}");
+
+        // The lane still stops on its error bound.
+        for device in &exposed[..3] {
+            report(&app, device, &patch, "failed").await;
+        }
+        let paused = rollout_until(&app, &f, &id, Duration::from_secs(30), |r| r["state"] == "paused").await;
+        assert!(
+            paused["reason"].as_str().unwrap().contains("error threshold"),
+            "[{name}] {paused}"
+        );
+    }
+}
+
+#[actix_web::test]
+async fn a_simulated_fleet_of_a_thousand_pauses_in_its_first_wave_and_finishes_after_a_yank_and_a_fixed_patch() {
+    for app in TestApp::each_with(&[
+        ("poll_interval", "10s"),
+        ("emergency_poll_interval", "10s"),
+        ("enrollment_attempts_per_minute", "100000"),
+    ])
+    .await
+    {
+        let name = app.backend.name();
+        let f = fixture(&app).await;
+        let key = server_key(&app).await;
+        let bad = fix_draft(&app, &f).await;
+        let plan_wave = |percent| {
+            let mut w = wave(percent);
+            w["min_reports"] = json!(20);
+            w["install_timeout"] = json!("1m");
+            w
+        };
+        let plan = json!({"waves": [plan_wave(10), plan_wave(50), plan_wave(100)]});
+        let (status, planned) = app
+            .post(&format!("/api/v1/patches/{bad}/rollouts"), &f.vendor.token, plan)
+            .await;
+        assert_eq!(status, 201, "[{name}] {planned}");
+        let id = planned["id"].as_str().unwrap().to_owned();
+        let (status, body) = app
+            .post(&format!("/api/v1/patches/{bad}/publish"), &f.vendor.token, json!({}))
+            .await;
+        assert_eq!(status, 201, "[{name}] {body}");
+
+        // A thousand agents, three in ten of them failing the bad build's install.
+        let dir = tempfile::tempdir().unwrap();
+        let mut base = screenos_agent(
+            &app.base,
+            dir.path(),
+            Identity::Enrol(enrollment_token(&app, &f, 1000).await),
+            &key,
+            "6.3.0r20",
+        );
+        base.name = "sim".into();
+        let mut fleet = simulate::start(FleetSpec {
+            base,
+            count: 1000,
+            versions: vec!["6.3.0r20".into()],
+            mix: "honest=7,fails_install=3".parse().unwrap(),
+            work_dir: dir.path().join("fleet"),
+            pull: None,
+            slow_install: Duration::from_secs(1),
+            start_spread: Duration::from_secs(5),
+            fails_only: vec!["6.3.0r21".into()],
+        })
+        .await
+        .unwrap();
+        until("the fleet enrols", Duration::from_secs(180), || fleet.snapshot().enrolled == 1000).await;
+        let (status, body) = command(&app, &f, &id, "start", json!({"reason": "canary first"})).await;
+        assert_eq!(status, 200, "[{name}] {body}");
+        assert_eq!(body["waves"][0]["counts"]["members"], 100, "[{name}] {body}");
+
+        // The first wave's failures cross the bound: paused there, by itself.
+        let paused = rollout_until(&app, &f, &id, Duration::from_secs(90), |r| r["state"] == "paused").await;
+        assert_eq!(paused["current_wave"], 0, "[{name}] {paused}");
+        assert!(paused["reason"].as_str().unwrap().contains("error threshold"), "[{name}] {paused}");
+        assert!(paused["waves"][1]["opened_at"].is_null(), "[{name}] {paused}");
+        let snapshot = fleet.snapshot();
+        assert!(
+            snapshot.offered <= 100 && snapshot.install_failed >= 5,
+            "[{name}] offered beyond the first wave: {snapshot:?}"
+        );
+        assert_eq!(snapshot.refused, 0, "[{name}] an agent refused a genuine answer: {snapshot:?}");
+        // The pause is in the log, and a device held back can check the claim.
+        assert!(logged_states(&app, &id).await.contains(&"paused".to_owned()), "[{name}]");
+        let outsider = app.enrol_device(&f.acme.admin.token, "outsider", "6.3.0r20").await;
+        let (_, answer) = app
+            .post("/api/v1/device/poll", &outsider.token, json!({"version": "6.3.0r20"}))
+            .await;
+        let held = held_checks(&answer, &key).unwrap_or_else(|e| panic!("[{name}] {e}: {answer}"));
+        assert_eq!(held.state.as_str(), "paused", "[{name}]");
+        let (status, body) = app
+            .delete(&format!("/api/v1/devices/{}", outsider.id), &f.acme.admin.token)
+            .await;
+        assert!((200..300).contains(&status), "[{name}] {status} {body}");
+
+        // The bad build is yanked; a fixed one takes its place and the rollout resumes.
+        let (status, body) = app
+            .post(
+                &format!("/api/v1/patches/{bad}/yank"),
+                &f.vendor.token,
+                json!({"reason": "fails to boot on three in ten"}),
+            )
+            .await;
+        assert_eq!(status, 200, "[{name}] {body}");
+        let (status, body) = command(&app, &f, &id, "resume", json!({})).await;
+        assert_eq!(status, 409, "[{name}] resumed with the yanked patch: {body}");
+        let fixed = draft_of(&app, &f, "6.3.0r22", &f.advisory).await;
+        let (status, body) = command(&app, &f, &id, "resume", json!({"patch_id": fixed, "reason": "fixed build"})).await;
+        assert_eq!(status, 200, "[{name}] {body}");
+        assert_eq!((body["state"].as_str(), body["patch_id"].as_str()), (Some("running"), Some(fixed.as_str())));
+        let (status, body) = app
+            .post(&format!("/api/v1/patches/{fixed}/publish"), &f.vendor.token, json!({}))
+            .await;
+        assert_eq!(status, 201, "[{name}] {body}");
+
+        let finished = rollout_until(&app, &f, &id, Duration::from_secs(240), |r| r["state"] == "finished").await;
+        let mut members = 0;
+        for wave in finished["waves"].as_array().unwrap() {
+            let c = &wave["counts"];
+            let open = ["waiting", "offered", "in_progress"].map(|k| c[k].as_u64().unwrap());
+            assert_eq!(open, [0, 0, 0], "[{name}] stalled devices: {wave}");
+            let ended = ["installed", "failed", "timed_out"].map(|k| c[k].as_u64().unwrap());
+            assert_eq!(ended.iter().sum::<u64>(), c["members"].as_u64().unwrap(), "[{name}] {wave}");
+            members += c["members"].as_u64().unwrap();
+        }
+        assert_eq!(members, 1000, "[{name}] {finished}");
+        let states = logged_states(&app, &id).await;
+        assert_eq!(states.last().map(String::as_str), Some("finished"), "[{name}] {states:?}");
+        fleet.stop();
     }
 }
