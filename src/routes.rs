@@ -276,6 +276,12 @@ pub fn table() -> Table {
             "/fleet/webhooks/{id}/deliveries/{delivery}/retry",
             fleet_pages::post_delivery_retry,
         )
+        .get("/fleet/rollouts", fleet_pages::get_rollouts)
+        .post("/fleet/rollouts/{id}/choice", fleet_pages::post_choice)
+        .get("/fleet/windows", fleet_pages::get_windows)
+        .post("/fleet/windows", fleet_pages::post_window)
+        .post("/fleet/windows/{n}/delete", fleet_pages::post_window_delete)
+        .post("/fleet/emergency-policy", fleet_pages::post_emergency_policy)
         .get("/fleet/enrollment-tokens", fleet_pages::get_tokens)
         .post("/fleet/enrollment-tokens", fleet_pages::post_token)
         .post("/fleet/enrollment-tokens/{id}/revoke", fleet_pages::post_token_revoke)

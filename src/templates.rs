@@ -26,6 +26,8 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("fleet_device.html", include_str!("../templates/fleet_device.html")),
     ("fleet_tokens.html", include_str!("../templates/fleet_tokens.html")),
     ("fleet_webhooks.html", include_str!("../templates/fleet_webhooks.html")),
+    ("fleet_rollouts.html", include_str!("../templates/fleet_rollouts.html")),
+    ("fleet_windows.html", include_str!("../templates/fleet_windows.html")),
     ("advisories.atom", include_str!("../templates/advisories.atom")),
     ("advisory_index.html", include_str!("../templates/advisory_index.html")),
     ("advisory.html", include_str!("../templates/advisory.html")),

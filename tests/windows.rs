@@ -20,7 +20,7 @@ use serde_json::{json, Value};
 
 use support::devices::{screenos_agent, server_key, TestDevice};
 use support::patching::{enrollment_token, file_bytes, fixture, publish_patch, Fixture};
-use support::TestApp;
+use support::{csrf_field, sign_in, TestApp};
 
 /// A window that opened at the top of this hour (UTC) and is open two hours.
 fn open_window(labels: Option<Value>, cap: Option<u32>) -> Value {
@@ -280,5 +280,118 @@ async fn a_bad_window_is_refused_naming_its_field_and_nothing_of_it_is_kept() {
         assert_eq!((status, read), (200, json!([good])), "[{name}] nothing of the refused kept");
         let (status, read) = app.get("/api/v1/emergency-policy", acme).await;
         assert_eq!((status, read), (200, json!({"ignore_windows": false})), "[{name}]");
+    }
+}
+
+#[actix_web::test]
+async fn a_customer_sets_its_windows_and_holds_its_devices_back_on_its_screens() {
+    for app in TestApp::each().await {
+        let name = app.backend.name();
+        let f = fixture(&app).await;
+        for n in 0..4 {
+            app.enrol_device(&f.acme.admin.token, &format!("fw-{n}"), "6.3.0r20")
+                .await;
+        }
+        let session = sign_in(&app, &f.acme.admin).await;
+        let (status, page) = app.page(&session, "/fleet/windows").await;
+        assert_eq!(status, 200, "[{name}] {page}");
+        assert!(page.contains("id=\"no-windows\""), "[{name}]");
+        let csrf = csrf_field(&page);
+        let window = |zone: &str, labels: &str| {
+            vec![
+                ("csrf_token", csrf.clone()),
+                ("schedule", "0 0 2 * * Sat".to_owned()),
+                ("duration", "4h".to_owned()),
+                ("time_zone", zone.to_owned()),
+                ("labels", labels.to_owned()),
+                ("max_concurrent", "5".to_owned()),
+            ]
+        };
+        // A bad time zone comes back named, hostile text escaped; nothing is kept.
+        let (status, _, body) = app
+            .post_form(&session, "/fleet/windows", &window("<script>x</script>", ""))
+            .await;
+        assert_eq!(status, 422, "[{name}] {body}");
+        assert!(body.contains("is not an IANA time zone"), "[{name}]");
+        assert!(!body.contains("<script>x"), "[{name}] unescaped");
+        let (status, _, _) = app
+            .post_form(&session, "/fleet/windows", &window("UTC", "")[1..])
+            .await;
+        assert_eq!(status, 403, "[{name}] without the CSRF token");
+        let (status, _, body) = app
+            .post_form(&session, "/fleet/windows", &window("Europe/Berlin", "site=berlin"))
+            .await;
+        assert_eq!(status, 303, "[{name}] {body}");
+        let (_, windows) = app.get("/api/v1/maintenance-windows", &f.acme.admin.token).await;
+        assert_eq!(
+            windows,
+            json!([{"labels": {"site": "berlin"}, "schedule": "0 0 2 * * Sat", "duration": "4h",
+                    "time_zone": "Europe/Berlin", "max_concurrent": 5}]),
+            "[{name}]"
+        );
+        let page = app.page(&session, "/fleet/windows").await.1;
+        assert!(page.contains("site=berlin") && page.contains("opens <time"), "[{name}] {page}");
+        let policy = [("csrf_token", csrf.as_str()), ("ignore_windows", "on")];
+        assert_eq!(
+            app.post_form(&session, "/fleet/emergency-policy", &policy).await.0,
+            303,
+            "[{name}]"
+        );
+        let (_, read) = app.get("/api/v1/emergency-policy", &f.acme.admin.token).await;
+        assert_eq!(read, json!({"ignore_windows": true}), "[{name}]");
+        let remove = [("csrf_token", csrf.as_str())];
+        assert_eq!(
+            app.post_form(&session, "/fleet/windows/0/delete", &remove).await.0,
+            303,
+            "[{name}]"
+        );
+        let (_, windows) = app.get("/api/v1/maintenance-windows", &f.acme.admin.token).await;
+        assert_eq!(windows, json!([]), "[{name}]");
+
+        // A running rollout: the customer sees its devices in it and holds them back.
+        let patch = support::patching::draft(&app, &f, None).await;
+        let (status, body) = support::patching::upload_file(&app, &f.vendor.token, &patch, file_bytes(1024)).await;
+        assert_eq!(status, 200, "[{name}] {body}");
+        let body = json!({"waves": [{"percent": 50, "success_threshold": 90, "error_threshold": 10,
+                                     "min_reports": 5, "install_timeout": "1h"}]});
+        let (status, planned) = app
+            .post(&format!("/api/v1/patches/{patch}/rollouts"), &f.vendor.token, body)
+            .await;
+        assert_eq!(status, 201, "[{name}] {planned}");
+        let id = planned["id"].as_str().unwrap().to_owned();
+        let page = app.page(&session, "/fleet/rollouts").await.1;
+        assert!(page.contains("id=\"no-rollouts\""), "[{name}] a draft patch's rollout shown");
+        let (status, body) = app
+            .post(&format!("/api/v1/patches/{patch}/publish"), &f.vendor.token, json!({}))
+            .await;
+        assert_eq!(status, 201, "[{name}] {body}");
+        let (status, body) = app
+            .post(&format!("/api/v1/rollouts/{id}/start"), &f.vendor.token, json!({}))
+            .await;
+        assert_eq!(status, 200, "[{name}] {body}");
+        let (status, page) = app.page(&session, "/fleet/rollouts").await;
+        assert_eq!(status, 200, "[{name}]");
+        assert!(page.contains(&format!("id=\"rollout-{id}\"")), "[{name}] {page}");
+        assert!(page.contains("the vendor&#x27;s plan") || page.contains("the vendor's plan"), "[{name}]");
+        let choice = format!("/fleet/rollouts/{id}/choice");
+        let bad = [("csrf_token", csrf.as_str()), ("choice", "everything")];
+        let (status, _, body) = app.post_form(&session, &choice, &bad).await;
+        assert_eq!(status, 422, "[{name}] {body}");
+        let hold = [("csrf_token", csrf.as_str()), ("choice", "hold")];
+        assert_eq!(app.post_form(&session, &choice, &hold).await.0, 303, "[{name}]");
+        let (_, mine) = app
+            .get(&format!("/api/v1/rollouts/{id}/customer"), &f.acme.admin.token)
+            .await;
+        assert_eq!(mine["hold"], true, "[{name}] {mine}");
+        let page = app.page(&session, "/fleet/rollouts").await.1;
+        assert!(page.contains("held back"), "[{name}]");
+        // Another customer sees none of it.
+        let other = sign_in(&app, &f.globex.admin).await;
+        let page = app.page(&other, "/fleet/rollouts").await.1;
+        assert!(!page.contains(&id), "[{name}] globex sees acme's rollout");
+        let theirs = csrf_field(&page);
+        let hold = [("csrf_token", theirs.as_str()), ("choice", "hold")];
+        let (status, _, _) = app.post_form(&other, &choice, &hold).await;
+        assert!(status == 404 || status == 422, "[{name}] globex chose in a rollout it cannot see: {status}");
     }
 }

@@ -248,6 +248,32 @@ pub async fn customer_view(services: &Services, caller: &Caller, id: String) -> 
     services.db.run(move |conn| read_for(conn, &customer, &id)).await
 }
 
+/// The most rollouts a customer's screen lists.
+pub const CUSTOMER_SCREEN_ROLLOUTS: usize = 50;
+
+/// The rollouts of patches the caller's customer may see, newest first (at most
+/// [`CUSTOMER_SCREEN_ROLLOUTS`]), each as the customer sees it.
+pub async fn of_customer(services: &Services, caller: &Caller) -> Result<Vec<CustomerView>, ServiceError> {
+    let customer = crate::services::fleet::customer_of(caller)?.clone();
+    services
+        .db
+        .run(move |conn| {
+            let mut views = Vec::new();
+            for record in RolloutRecord::all(conn)?.iter().rev() {
+                match read_for(conn, &customer, &record.id) {
+                    Ok(view) => views.push(view),
+                    Err(ServiceError::NotFound(_)) => continue,
+                    Err(other) => return Err(other),
+                }
+                if views.len() == CUSTOMER_SCREEN_ROLLOUTS {
+                    break;
+                }
+            }
+            Ok(views)
+        })
+        .await
+}
+
 /// Records the caller's customer's choice in the rollout `id`: hold its devices
 /// back, release them, or take them all in at once.
 pub async fn choose(

@@ -19,11 +19,16 @@ use crate::services::fleet::screens::{self};
 use crate::state::AppState;
 
 mod device_pages;
+mod rollout_pages;
 mod token_pages;
 mod webhook_pages;
 
 pub use device_pages::{
     get_device, get_devices, post_ack, post_decommission, post_device, post_pull, AckForm, DeviceForm,
+};
+pub use rollout_pages::{
+    get_rollouts, get_windows, post_choice, post_emergency_policy, post_window, post_window_delete, ChoiceForm,
+    PolicyForm, WindowForm,
 };
 pub use token_pages::{get_tokens, post_token, post_token_revoke, TokenForm};
 pub use webhook_pages::{
