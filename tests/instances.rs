@@ -305,3 +305,103 @@ async fn two_instances_pull_each_due_device_once_and_take_over_a_dead_ones_lease
          {repeated} requests it had sent were sent again"
     );
 }
+
+#[actix_web::test]
+#[ignore = "needs PostgreSQL: set PATCHWARDEN_TEST_POSTGRES_URL and run with -- --include-ignored, as CI does"]
+async fn a_pause_and_a_window_set_on_one_instance_reach_polls_on_the_other_within_a_second() {
+    support::on_backend(Backend::Postgres);
+    let pg = PgDatabase::create();
+    let url = pg.url.clone();
+    let first_dir = tempfile::tempdir().unwrap();
+    let keys = first_dir.path().join("keys").to_string_lossy().into_owned();
+    let unlimited = ("device_requests_per_minute", "1000000");
+    let one = TestApp::start_on(Backend::Postgres, url.clone(), Some(pg), first_dir, &[unlimited]).await;
+    let two = TestApp::start_on(
+        Backend::Postgres,
+        url,
+        None,
+        tempfile::tempdir().unwrap(),
+        &[("keys_dir", &keys), ("jobs", "false"), unlimited],
+    )
+    .await;
+    let f = fixture(&one).await;
+    let offered = one.enrol_device(&f.acme.admin.token, "fw-offered", "6.3.0r20").await;
+    let waiting = one.enrol_device(&f.acme.admin.token, "fw-waiting", "6.3.0r20").await;
+    let body = json!({
+        "product": "screenos", "version": "6.3.0r21", "platform": "ssg-500",
+        "applies_to": [{"introduced": "6.3.0r12", "fixed": "6.3.0r21"}],
+        "fixes": [f.advisory], "filename": "screenos-6.3.0r21.bin"
+    });
+    let (status, created) = one.post("/api/v1/patches", &f.vendor.token, body).await;
+    assert_eq!(status, 201, "{created}");
+    let patch = created["id"].as_str().unwrap().to_owned();
+    let (status, _) = support::patching::upload_file(&one, &f.vendor.token, &patch, file_bytes(512)).await;
+    assert_eq!(status, 200);
+    let wave = json!({"percent": 100, "success_threshold": 90, "error_threshold": 10,
+                      "min_reports": 5, "install_timeout": "1h"});
+    let (status, planned) = one
+        .post(&format!("/api/v1/patches/{patch}/rollouts"), &f.vendor.token, json!({"waves": [wave]}))
+        .await;
+    assert_eq!(status, 201, "{planned}");
+    let id = planned["id"].as_str().unwrap().to_owned();
+    let (status, body) = one
+        .post(&format!("/api/v1/patches/{patch}/publish"), &f.vendor.token, json!({}))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = one
+        .post(&format!("/api/v1/rollouts/{id}/start"), &f.vendor.token, json!({}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    until(&two, &offered, |answer| {
+        answer.offer().is_some_and(|offer| offer.patch_id == patch)
+    })
+    .await;
+
+    // Paused on one: within a second the other says so to the device it offered
+    // the patch (which keeps it), and offers it to no one anew, saying why.
+    let (status, body) = one
+        .post(&format!("/api/v1/rollouts/{id}/pause"), &f.vendor.token, json!({"reason": "looks bad"}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let paused = until(&two, &offered, |answer| {
+        answer
+            .offer()
+            .and_then(|offer| offer.rollout.as_ref())
+            .is_some_and(|rollout| rollout.state.as_str() == "paused")
+    })
+    .await;
+    assert!(paused < Duration::from_secs(1), "the pause reached the other instance after {paused:?}");
+    let request = Poll {
+        version: "6.3.0r20".into(),
+        ..Poll::default()
+    };
+    let answer = two.poll_as(&waiting, &request).await.unwrap();
+    assert!(answer.offer().is_none(), "offered anew while paused: {answer:?}");
+    // Why is said once a signed head covers the pause's log entry.
+    let logged = until(&two, &waiting, |answer| {
+        answer.offer().is_none() && answer.held.as_ref().is_some_and(|h| h.state.as_str() == "paused")
+    })
+    .await;
+    assert!(logged < Duration::from_secs(3), "the pause was logged after {logged:?}");
+
+    // A window set on one: the other defers the install within a second.
+    let hour = (chrono::Utc::now() + chrono::TimeDelta::hours(2)).format("%H").to_string();
+    let (status, body) = one
+        .put(
+            "/api/v1/maintenance-windows",
+            &f.acme.admin.token,
+            json!([{"schedule": format!("0 0 {hour} * * *"), "duration": "1h", "time_zone": "UTC"}]),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let deferred = until(&two, &offered, |answer| {
+        answer
+            .offer()
+            .is_some_and(|offer| offer.install == patchwarden::api::device::Install::Deferred)
+    })
+    .await;
+    assert!(
+        deferred < Duration::from_secs(1),
+        "the window reached the other instance after {deferred:?}"
+    );
+}

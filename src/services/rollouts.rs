@@ -411,6 +411,18 @@ fn step(conn: &mut DbConnection, catalogue: &OfferCatalogue, rollout: &RolloutRe
     };
     let patch = PatchRecord::find(conn, &rollout.patch_id)?.ok_or(ServiceError::NotFound("patch"))?;
     let at = now();
+    if patch.state == PatchState::Yanked {
+        // Nothing of a yanked patch moves on until the vendor resumes the rollout
+        // with a fixed patch in its place, or cancels it.
+        let why = format!(
+            "the patch was yanked: {}",
+            patch.yank_reason.as_deref().unwrap_or("no reason given")
+        );
+        return Ok(Turn {
+            events: pause(conn, rollout, open, &why, at)?.into_iter().collect(),
+            joined: 0,
+        });
+    }
     // Devices enrolled since the wave opened join it when its filters admit them.
     let opened = records.get(position(open)).and_then(|w| w.opened_at);
     let mut joined = 0;
@@ -432,43 +444,50 @@ fn step(conn: &mut DbConnection, catalogue: &OfferCatalogue, rollout: &RolloutRe
     let system = Actor::Server;
     let events = match judge(wave, &counts) {
         Verdict::Wait | Verdict::Ready => Vec::new(),
-        Verdict::Pause(why) => {
-            let moved = RolloutRecord::transition(
-                conn,
-                &rollout.id,
-                &[RolloutState::Running],
-                Some(open),
-                RolloutState::Paused,
-                Some(open),
-                Some(&why),
-                at,
-            )?;
-            if moved == 0 {
-                return Ok(Turn {
-                    events: Vec::new(),
-                    joined,
-                });
-            }
-            Generations::catalogue_changed(conn)?;
-            let event = record(
-                conn,
-                &rollout.id,
-                &rollout.patch_id,
-                &system,
-                RolloutAction::Paused,
-                RolloutState::Paused,
-                Some(open),
-                Some(&why),
-                at,
-            )?;
-            tracing::warn!(rollout.id = %rollout.id, wave = open, reason = %why, "rollout paused by its error threshold");
-            vec![event]
-        }
+        Verdict::Pause(why) => pause(conn, rollout, open, &why, at)?.into_iter().collect(),
         Verdict::Advance => next_wave(conn, catalogue, rollout, open, &system, None, at)?
             .into_iter()
             .collect(),
     };
     Ok(Turn { events, joined })
+}
+
+/// Pauses the running `rollout` in wave `open` by itself, for `why`; the event, or
+/// `None` when another change came first.
+fn pause(
+    conn: &mut DbConnection,
+    rollout: &RolloutRecord,
+    open: i32,
+    why: &str,
+    at: NaiveDateTime,
+) -> Result<Option<Event>, ServiceError> {
+    let moved = RolloutRecord::transition(
+        conn,
+        &rollout.id,
+        &[RolloutState::Running],
+        Some(open),
+        RolloutState::Paused,
+        Some(open),
+        Some(why),
+        at,
+    )?;
+    if moved == 0 {
+        return Ok(None);
+    }
+    Generations::catalogue_changed(conn)?;
+    let event = record(
+        conn,
+        &rollout.id,
+        &rollout.patch_id,
+        &Actor::Server,
+        RolloutAction::Paused,
+        RolloutState::Paused,
+        Some(open),
+        Some(why),
+        at,
+    )?;
+    tracing::warn!(rollout.id = %rollout.id, wave = open, reason = %why, "rollout paused by itself");
+    Ok(Some(event))
 }
 
 /// The events of `command` on `rollout`, or why it cannot be done now.
@@ -590,49 +609,6 @@ fn replace_patch(
     }
     tracing::info!(rollout.id = %rollout.id, replaced = %patch.id, patch.id = %replacement.id, "rollout takes another patch");
     Ok(())
-}
-
-/// A patch was yanked: its running rollout pauses, so that nothing of it moves on
-/// until the vendor resumes it with a fixed patch or cancels it. Returns the event.
-pub(crate) fn pause_for_yank(
-    conn: &mut DbConnection,
-    patch: &PatchId,
-    reason: &str,
-) -> Result<Option<Event>, ServiceError> {
-    let Some(rollout) = RolloutRecord::in_force_for(conn, patch)? else {
-        return Ok(None);
-    };
-    if rollout.state != RolloutState::Running {
-        return Ok(None);
-    }
-    let at = now();
-    let why = format!("the patch was yanked: {reason}");
-    let moved = RolloutRecord::transition(
-        conn,
-        &rollout.id,
-        &[RolloutState::Running],
-        rollout.current_wave,
-        RolloutState::Paused,
-        rollout.current_wave,
-        Some(&why),
-        at,
-    )?;
-    if moved == 0 {
-        return Ok(None);
-    }
-    Generations::catalogue_changed(conn)?;
-    let event = record(
-        conn,
-        &rollout.id,
-        patch,
-        &Actor::Server,
-        RolloutAction::Paused,
-        RolloutState::Paused,
-        rollout.current_wave,
-        Some(&why),
-        at,
-    )?;
-    Ok(Some(event))
 }
 
 /// The patch and plan of a rollout about to start: its patch must be published

@@ -85,21 +85,6 @@ pub async fn set_emergency_policy(
     Ok(view)
 }
 
-/// Devices of `customers` were given labels: where a customer's windows name
-/// labels, the catalogue matches them to its devices again.
-pub(crate) fn devices_labelled(conn: &mut DbConnection, customers: &[&CustomerId]) -> Result<(), ServiceError> {
-    for customer in customers {
-        let labelled = WindowRecord::of(conn, customer)?
-            .iter()
-            .any(|r| serde_json::from_str::<WindowInput>(&r.spec).is_ok_and(|w| w.labels.is_some_and(|l| !l.is_empty())));
-        if labelled {
-            Generations::catalogue_changed(conn)?;
-            return Ok(());
-        }
-    }
-    Ok(())
-}
-
 fn read(conn: &mut DbConnection, customer: &CustomerId) -> Result<WindowsView, ServiceError> {
     let records = WindowRecord::of(conn, customer)?;
     let windows = records

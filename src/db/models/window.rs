@@ -8,6 +8,7 @@ use diesel::prelude::*;
 
 use crate::db::schema::{device_labels, devices, emergency_policies, maintenance_windows};
 use crate::db::DbConnection;
+use crate::domain::window::WindowInput;
 use crate::ids::{CustomerId, DeviceId};
 
 use super::ROWS_PER_INSERT;
@@ -39,6 +40,13 @@ impl WindowRecord {
             .order((maintenance_windows::customer_id.asc(), maintenance_windows::position.asc()))
             .select(WindowRecord::as_select())
             .load(conn)
+    }
+
+    /// Whether one of `customer`'s windows names labels (covers only some devices).
+    pub fn any_by_label(conn: &mut DbConnection, customer: &CustomerId) -> QueryResult<bool> {
+        Ok(WindowRecord::of(conn, customer)?.iter().any(|r| {
+            serde_json::from_str::<WindowInput>(&r.spec).is_ok_and(|w| w.labels.is_some_and(|l| !l.is_empty()))
+        }))
     }
 
     /// Replaces `customer`'s windows with `specs` (JSON each, in order).

@@ -9,6 +9,7 @@ use std::net::IpAddr;
 use serde::Deserialize;
 
 use super::pull_target::{self as pulls, check_request, PullRequest};
+use crate::db::models::window::WindowRecord;
 use crate::db::models::observation::to_the_second;
 use crate::db::models::patch::is_entitled;
 use crate::db::models::{
@@ -248,7 +249,12 @@ fn insert_devices(
         .map(|d| &d.customer_id)
         .collect();
     labelled.dedup();
-    crate::services::windows::devices_labelled(conn, &labelled)?;
+    for customer in labelled {
+        if WindowRecord::any_by_label(conn, customer)? {
+            Generations::catalogue_changed(conn)?;
+            break;
+        }
+    }
     let rows: Vec<(&ObservationId, &Seen)> = history.iter().map(|(id, seen)| (id, seen)).collect();
     ObservationRecord::insert_all(conn, &rows)?;
     Ok(())

@@ -19,7 +19,6 @@ use crate::domain::window::{install_time, wait_for, InstallTime, Window};
 use crate::ids::CustomerId;
 
 use super::catalogue::{Offer, OfferCatalogue};
-use super::cache::DeviceEntry;
 
 /// How soon a device that found its window's places taken asks again.
 pub const FULL_RETRY: Duration = Duration::from_secs(60);
@@ -97,26 +96,26 @@ impl InstallSlots {
     }
 }
 
-/// When `device`, offered `offer`, installs; `interval` is its poll interval.
+/// When the device `uuid` of `customer`, offered `offer`, installs; `interval` is
+/// its poll interval.
 pub fn timing(
     catalogue: &OfferCatalogue,
     slots: &InstallSlots,
-    device: &DeviceEntry,
+    (customer, uuid): (&CustomerId, [u8; 16]),
     offer: &Offer,
     interval: Duration,
     at: DateTime<Utc>,
 ) -> Timing {
-    let Some(windows) = catalogue.windows.get(&*device.customer) else {
+    let Some(windows) = catalogue.windows.get(customer) else {
         return Timing::Now;
     };
-    if offer.wire.emergency && catalogue.emergencies_ignore_windows.contains(&*device.customer) {
+    if offer.wire.emergency && catalogue.emergencies_ignore_windows.contains(customer) {
         return Timing::Now;
     }
-    let uuid = device.uuid();
     match install_time(windows.covering(&uuid), at) {
         InstallTime::Now { open } if open.is_empty() => Timing::Now,
         InstallTime::Now { open } => {
-            if slots.admit(&device.customer, &uuid, &windows.windows, &open, at) {
+            if slots.admit(customer, &uuid, &windows.windows, &open, at) {
                 Timing::Now
             } else {
                 let wait = FULL_RETRY.min(interval);

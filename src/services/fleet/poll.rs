@@ -20,6 +20,9 @@ use crate::services::{ServiceError, Services};
 
 use super::cache::DeviceEntry;
 use super::catalogue::NO_OFFER_TAG;
+
+/// The tag of an answer held back by a rollout whose state no signed head covers yet.
+const UNLOGGED_HOLD_TAG: &str = "held:unlogged";
 use super::installs::{self, Timing};
 use super::updates::personal;
 use crate::domain::device::OfferRollout;
@@ -163,10 +166,20 @@ pub fn poll(services: &Services, device: &DeviceEntry, request: &PollRequest) ->
             services.fleet.queue.head_report(&device.id(), report);
         }
     }
+    let held_claim = held
+        .as_ref()
+        .and_then(|(best, _)| services.fleet.updates.held(&catalogue, &log, &best.patch));
     let interval = Duration::from_secs(jittered(base.as_secs()));
     // What this device alone is told about its offer: the rollout it is offered
     // the patch in, and whether its maintenance window defers the install.
-    let timing = offer.map(|o| installs::timing(&catalogue, &services.fleet.installs, device, o, interval, at.and_utc()));
+    let timing = offer.map(|o| installs::timing(
+            &catalogue,
+            &services.fleet.installs,
+            (&device.customer, device.uuid()),
+            o,
+            interval,
+            at.and_utc(),
+        ));
     let deferred = match &timing {
         Some(Timing::Deferred { after, wait }) => Some((*after, *wait)),
         _ => None,
@@ -191,10 +204,13 @@ pub fn poll(services: &Services, device: &DeviceEntry, request: &PollRequest) ->
             tag.into()
         }
         (Some(offer), _) => offer.tag.clone(),
-        (None, Some((_, gate))) => gate.tag.clone(),
+        // Said once a signed head covers the rollout's state: until then the answer
+        // is tagged apart, so that the device takes the claim when it comes.
+        (None, Some((_, gate))) if held_claim.is_some() => gate.tag.clone(),
+        (None, Some(_)) => Arc::from(UNLOGGED_HOLD_TAG),
         (None, None) => Arc::from(NO_OFFER_TAG),
     };
-    let held = held.and_then(|(best, _)| services.fleet.updates.held(&catalogue, &log, &best.patch));
+    let held = held_claim;
     let log_consistency = request
         .log_size
         .and_then(|size| log.consistency_from(&services.db, size));

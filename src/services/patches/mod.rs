@@ -470,6 +470,5 @@ pub fn yank(conn: &mut DbConnection, actor: &Actor, id: &str, reason: &str) -> R
     Generations::catalogue_changed(conn)?;
     let yanked = visible(conn, &PatchReader::Vendor, view.patch.id.as_str())?;
     log::append(conn, &log::records::patch_yanked(&yanked), actor)?;
-    crate::services::rollouts::pause_for_yank(conn, &yanked.patch.id, &reason)?;
     Ok(yanked)
 }
