@@ -877,7 +877,18 @@ async fn a_simulated_fleet_of_a_thousand_pauses_in_its_first_wave_and_finishes_a
             .await;
         assert_eq!(status, 201, "[{name}] {body}");
 
-        let finished = rollout_until(&app, &f, &id, Duration::from_secs(240), |r| r["state"] == "finished").await;
+        rollout_until(&app, &f, &id, Duration::from_secs(240), |r| r["state"] == "finished").await;
+        // Finished once the last wave met its threshold; the installs under way then
+        // end too (or time out after a minute): none is left in between.
+        let settled = |r: &Value| {
+            r["waves"].as_array().unwrap().iter().all(|w| {
+                ["waiting", "offered", "in_progress"]
+                    .iter()
+                    .all(|k| w["counts"][*k] == 0)
+            })
+        };
+        let finished = rollout_until(&app, &f, &id, Duration::from_secs(90), settled).await;
+        assert_eq!(finished["state"], "finished", "[{name}] {finished}");
         let mut members = 0;
         for wave in finished["waves"].as_array().unwrap() {
             let c = &wave["counts"];
