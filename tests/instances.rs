@@ -340,7 +340,11 @@ async fn a_pause_and_a_window_set_on_one_instance_reach_polls_on_the_other_withi
     let wave = json!({"percent": 100, "success_threshold": 90, "error_threshold": 10,
                       "min_reports": 5, "install_timeout": "1h"});
     let (status, planned) = one
-        .post(&format!("/api/v1/patches/{patch}/rollouts"), &f.vendor.token, json!({"waves": [wave]}))
+        .post(
+            &format!("/api/v1/patches/{patch}/rollouts"),
+            &f.vendor.token,
+            json!({"waves": [wave]}),
+        )
         .await;
     assert_eq!(status, 201, "{planned}");
     let id = planned["id"].as_str().unwrap().to_owned();
@@ -360,7 +364,11 @@ async fn a_pause_and_a_window_set_on_one_instance_reach_polls_on_the_other_withi
     // Paused on one: within a second the other says so to the device it offered
     // the patch (which keeps it), and offers it to no one anew, saying why.
     let (status, body) = one
-        .post(&format!("/api/v1/rollouts/{id}/pause"), &f.vendor.token, json!({"reason": "looks bad"}))
+        .post(
+            &format!("/api/v1/rollouts/{id}/pause"),
+            &f.vendor.token,
+            json!({"reason": "looks bad"}),
+        )
         .await;
     assert_eq!(status, 200, "{body}");
     let paused = until(&two, &offered, |answer| {
@@ -370,7 +378,10 @@ async fn a_pause_and_a_window_set_on_one_instance_reach_polls_on_the_other_withi
             .is_some_and(|rollout| rollout.state.as_str() == "paused")
     })
     .await;
-    assert!(paused < Duration::from_secs(1), "the pause reached the other instance after {paused:?}");
+    assert!(
+        paused < Duration::from_secs(1),
+        "the pause reached the other instance after {paused:?}"
+    );
     let request = Poll {
         version: "6.3.0r20".into(),
         ..Poll::default()
@@ -385,7 +396,9 @@ async fn a_pause_and_a_window_set_on_one_instance_reach_polls_on_the_other_withi
     assert!(logged < Duration::from_secs(3), "the pause was logged after {logged:?}");
 
     // A window set on one: the other defers the install within a second.
-    let hour = (chrono::Utc::now() + chrono::TimeDelta::hours(2)).format("%H").to_string();
+    let hour = (chrono::Utc::now() + chrono::TimeDelta::hours(2))
+        .format("%H")
+        .to_string();
     let (status, body) = one
         .put(
             "/api/v1/maintenance-windows",

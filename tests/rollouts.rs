@@ -703,19 +703,28 @@ async fn the_emergency_lane_takes_in_exposed_devices_only_ignores_windows_where_
         assert_eq!(answer["error"]["field"], "emergency_lane", "[{name}] {answer}");
 
         // Both customers keep a window that is shut now; acme opted in beforehand.
-        let hour = (chrono::Utc::now() + chrono::TimeDelta::hours(2)).format("%H").to_string();
+        let hour = (chrono::Utc::now() + chrono::TimeDelta::hours(2))
+            .format("%H")
+            .to_string();
         let shut = json!([{"schedule": format!("0 0 {hour} * * *"), "duration": "1h", "time_zone": "UTC"}]);
         for admin in [&f.acme.admin.token, &f.globex.admin.token] {
             let (status, body) = app.put("/api/v1/maintenance-windows", admin, shut.clone()).await;
             assert_eq!(status, 200, "[{name}] {body}");
         }
         let (status, body) = app
-            .put("/api/v1/emergency-policy", &f.acme.admin.token, json!({"ignore_windows": true}))
+            .put(
+                "/api/v1/emergency-policy",
+                &f.acme.admin.token,
+                json!({"ignore_windows": true}),
+            )
             .await;
         assert_eq!(status, 200, "[{name}] {body}");
         let mut exposed = Vec::new();
         for n in 0..4 {
-            exposed.push(app.enrol_device(&f.acme.admin.token, &format!("fw-{n}"), "6.3.0r20").await);
+            exposed.push(
+                app.enrol_device(&f.acme.admin.token, &format!("fw-{n}"), "6.3.0r20")
+                    .await,
+            );
         }
         let old = app.enrol_device(&f.acme.admin.token, "fw-old", "6.3.0r10").await;
         let theirs = app.enrol_device(&f.globex.admin.token, "gx-0", "6.3.0r20").await;
@@ -738,7 +747,10 @@ async fn the_emergency_lane_takes_in_exposed_devices_only_ignores_windows_where_
         assert_eq!(status, 201, "[{name}] {body}");
         let (status, body) = command(&app, &f, &id, "start", json!({"reason": "everyone exposed, now"})).await;
         assert_eq!(status, 200, "[{name}] {body}");
-        assert_eq!(body["waves"][0]["counts"]["members"], 5, "[{name}] the exposed only: {body}");
+        assert_eq!(
+            body["waves"][0]["counts"]["members"], 5,
+            "[{name}] the exposed only: {body}"
+        );
 
         // Exposed devices are offered it at once, opted-in acme's to install now,
         // globex's at its window; the device the advisory does not affect is not.
@@ -756,11 +768,17 @@ async fn the_emergency_lane_takes_in_exposed_devices_only_ignores_windows_where_
             .post("/api/v1/device/poll", &theirs.token, json!({"version": "6.3.0r20"}))
             .await;
         assert_eq!(answer["update"]["patch_id"], patch.as_str(), "[{name}] {answer}");
-        assert_eq!(answer["update"]["install"], "deferred", "[{name}] globex did not opt in: {answer}");
+        assert_eq!(
+            answer["update"]["install"], "deferred",
+            "[{name}] globex did not opt in: {answer}"
+        );
         let (_, answer) = app
             .post("/api/v1/device/poll", &old.token, json!({"version": "6.3.0r10"}))
             .await;
-        assert!(answer["update"].is_null(), "[{name}] an unexposed device was offered: {answer}");
+        assert!(
+            answer["update"].is_null(),
+            "[{name}] an unexposed device was offered: {answer}"
+        );
         assert_eq!(answer["held"]["rollout"], id.as_str(), "[{name}] {answer}");
 
         // The lane still stops on its error bound.
@@ -828,7 +846,10 @@ async fn a_simulated_fleet_of_a_thousand_pauses_in_its_first_wave_and_finishes_a
         })
         .await
         .unwrap();
-        until("the fleet enrols", Duration::from_secs(180), || fleet.snapshot().enrolled == 1000).await;
+        until("the fleet enrols", Duration::from_secs(180), || {
+            fleet.snapshot().enrolled == 1000
+        })
+        .await;
         let (status, body) = command(&app, &f, &id, "start", json!({"reason": "canary first"})).await;
         assert_eq!(status, 200, "[{name}] {body}");
         assert_eq!(body["waves"][0]["counts"]["members"], 100, "[{name}] {body}");
@@ -836,16 +857,25 @@ async fn a_simulated_fleet_of_a_thousand_pauses_in_its_first_wave_and_finishes_a
         // The first wave's failures cross the bound: paused there, by itself.
         let paused = rollout_until(&app, &f, &id, Duration::from_secs(90), |r| r["state"] == "paused").await;
         assert_eq!(paused["current_wave"], 0, "[{name}] {paused}");
-        assert!(paused["reason"].as_str().unwrap().contains("error threshold"), "[{name}] {paused}");
+        assert!(
+            paused["reason"].as_str().unwrap().contains("error threshold"),
+            "[{name}] {paused}"
+        );
         assert!(paused["waves"][1]["opened_at"].is_null(), "[{name}] {paused}");
         let snapshot = fleet.snapshot();
         assert!(
             snapshot.offered <= 100 && snapshot.install_failed >= 5,
             "[{name}] offered beyond the first wave: {snapshot:?}"
         );
-        assert_eq!(snapshot.refused, 0, "[{name}] an agent refused a genuine answer: {snapshot:?}");
+        assert_eq!(
+            snapshot.refused, 0,
+            "[{name}] an agent refused a genuine answer: {snapshot:?}"
+        );
         // The pause is in the log, and a device held back can check the claim.
-        assert!(logged_states(&app, &id).await.contains(&"paused".to_owned()), "[{name}]");
+        assert!(
+            logged_states(&app, &id).await.contains(&"paused".to_owned()),
+            "[{name}]"
+        );
         let outsider = app.enrol_device(&f.acme.admin.token, "outsider", "6.3.0r20").await;
         let (_, answer) = app
             .post("/api/v1/device/poll", &outsider.token, json!({"version": "6.3.0r20"}))
@@ -869,9 +899,19 @@ async fn a_simulated_fleet_of_a_thousand_pauses_in_its_first_wave_and_finishes_a
         let (status, body) = command(&app, &f, &id, "resume", json!({})).await;
         assert_eq!(status, 409, "[{name}] resumed with the yanked patch: {body}");
         let fixed = draft_of(&app, &f, "6.3.0r22", &f.advisory).await;
-        let (status, body) = command(&app, &f, &id, "resume", json!({"patch_id": fixed, "reason": "fixed build"})).await;
+        let (status, body) = command(
+            &app,
+            &f,
+            &id,
+            "resume",
+            json!({"patch_id": fixed, "reason": "fixed build"}),
+        )
+        .await;
         assert_eq!(status, 200, "[{name}] {body}");
-        assert_eq!((body["state"].as_str(), body["patch_id"].as_str()), (Some("running"), Some(fixed.as_str())));
+        assert_eq!(
+            (body["state"].as_str(), body["patch_id"].as_str()),
+            (Some("running"), Some(fixed.as_str()))
+        );
         let (status, body) = app
             .post(&format!("/api/v1/patches/{fixed}/publish"), &f.vendor.token, json!({}))
             .await;
@@ -895,12 +935,20 @@ async fn a_simulated_fleet_of_a_thousand_pauses_in_its_first_wave_and_finishes_a
             let open = ["waiting", "offered", "in_progress"].map(|k| c[k].as_u64().unwrap());
             assert_eq!(open, [0, 0, 0], "[{name}] stalled devices: {wave}");
             let ended = ["installed", "failed", "timed_out"].map(|k| c[k].as_u64().unwrap());
-            assert_eq!(ended.iter().sum::<u64>(), c["members"].as_u64().unwrap(), "[{name}] {wave}");
+            assert_eq!(
+                ended.iter().sum::<u64>(),
+                c["members"].as_u64().unwrap(),
+                "[{name}] {wave}"
+            );
             members += c["members"].as_u64().unwrap();
         }
         assert_eq!(members, 1000, "[{name}] {finished}");
         let states = logged_states(&app, &id).await;
-        assert_eq!(states.last().map(String::as_str), Some("finished"), "[{name}] {states:?}");
+        assert_eq!(
+            states.last().map(String::as_str),
+            Some("finished"),
+            "[{name}] {states:?}"
+        );
         fleet.stop();
     }
 }

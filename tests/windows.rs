@@ -39,7 +39,14 @@ fn open_window(labels: Option<Value>, cap: Option<u32>) -> Value {
 /// for an hour; and when that is.
 fn shut_window() -> (Value, DateTime<Utc>) {
     let now = Utc::now();
-    let opens = now.with_minute(0).unwrap().with_second(0).unwrap().with_nanosecond(0).unwrap() + TimeDelta::hours(2);
+    let opens = now
+        .with_minute(0)
+        .unwrap()
+        .with_second(0)
+        .unwrap()
+        .with_nanosecond(0)
+        .unwrap()
+        + TimeDelta::hours(2);
     let local = opens.with_timezone(&chrono_tz::Europe::Berlin);
     let window = json!({"schedule": format!("0 0 {} * * *", local.hour()), "duration": "1h",
                         "time_zone": "Europe/Berlin"});
@@ -62,7 +69,11 @@ async fn poll(app: &TestApp, device: &TestDevice) -> Value {
         .post("/api/v1/device/poll", &device.token, json!({"version": "6.3.0r20"}))
         .await;
     assert_eq!(status, 200, "[{}] {answer}", app.backend.name());
-    assert!(answer["update"].is_object(), "[{}] no offer: {answer}", app.backend.name());
+    assert!(
+        answer["update"].is_object(),
+        "[{}] no offer: {answer}",
+        app.backend.name()
+    );
     answer
 }
 
@@ -128,13 +139,20 @@ async fn windows_defer_installs_caps_hold_and_emergencies_ignore_only_the_window
             assert!(answer["update"].get("install_after").is_none(), "[{name}] {answer}");
         }
         let third = poll(&app, &berlin[2]).await;
-        assert_eq!(third["update"]["install"], "deferred", "[{name}] a third at once: {third}");
+        assert_eq!(
+            third["update"]["install"], "deferred",
+            "[{name}] a third at once: {third}"
+        );
         assert!(third["poll_interval_s"].as_u64().unwrap() <= 60, "[{name}] {third}");
         let soon: DateTime<Utc> = third["update"]["install_after"].as_str().unwrap().parse().unwrap();
         assert!(soon <= Utc::now() + TimeDelta::seconds(61), "[{name}] {third}");
         // Asked again, the two keep their places and the third still waits.
         assert_eq!(poll(&app, &berlin[0]).await["update"]["install"], "now", "[{name}]");
-        assert_eq!(poll(&app, &berlin[2]).await["update"]["install"], "deferred", "[{name}]");
+        assert_eq!(
+            poll(&app, &berlin[2]).await["update"]["install"],
+            "deferred",
+            "[{name}]"
+        );
         // One install ends: its place is free.
         for state in ["downloading", "installing", "installed"] {
             let (status, body) = app
@@ -157,7 +175,11 @@ async fn windows_defer_installs_caps_hold_and_emergencies_ignore_only_the_window
             .put("/api/v1/emergency-policy", acme, json!({"ignore_windows": true}))
             .await;
         assert_eq!((status, &policy), (200, &json!({"ignore_windows": true})), "[{name}]");
-        assert_eq!(poll(&app, &plain).await["update"]["install"], "now", "[{name}] opted in");
+        assert_eq!(
+            poll(&app, &plain).await["update"]["install"],
+            "now",
+            "[{name}] opted in"
+        );
         assert_eq!(
             poll(&app, &globex).await["update"]["install"],
             "deferred",
@@ -167,7 +189,11 @@ async fn windows_defer_installs_caps_hold_and_emergencies_ignore_only_the_window
             .put("/api/v1/emergency-policy", acme, json!({"ignore_windows": false}))
             .await;
         assert_eq!(status, 200, "[{name}] {body}");
-        assert_eq!(poll(&app, &plain).await["update"]["install"], "deferred", "[{name}] opted out");
+        assert_eq!(
+            poll(&app, &plain).await["update"]["install"],
+            "deferred",
+            "[{name}] opted out"
+        );
 
         // No windows: installs whenever offered.
         put_windows(&app, acme, json!([])).await;
@@ -272,12 +298,14 @@ async fn a_bad_window_is_refused_naming_its_field_and_nothing_of_it_is_kept() {
             .put("/api/v1/emergency-policy", acme, json!({"ignore_windows": "yes"}))
             .await;
         assert!((400..500).contains(&status), "[{name}] {status} {answer}");
-        let (status, _) = app
-            .put("/api/v1/maintenance-windows", &f.vendor.token, json!([]))
-            .await;
+        let (status, _) = app.put("/api/v1/maintenance-windows", &f.vendor.token, json!([])).await;
         assert_eq!(status, 403, "[{name}] the vendor set a customer's windows");
         let (status, read) = app.get("/api/v1/maintenance-windows", acme).await;
-        assert_eq!((status, read), (200, json!([good])), "[{name}] nothing of the refused kept");
+        assert_eq!(
+            (status, read),
+            (200, json!([good])),
+            "[{name}] nothing of the refused kept"
+        );
         let (status, read) = app.get("/api/v1/emergency-policy", acme).await;
         assert_eq!((status, read), (200, json!({"ignore_windows": false})), "[{name}]");
     }
@@ -314,9 +342,7 @@ async fn a_customer_sets_its_windows_and_holds_its_devices_back_on_its_screens()
         assert_eq!(status, 422, "[{name}] {body}");
         assert!(body.contains("is not an IANA time zone"), "[{name}]");
         assert!(!body.contains("<script>x"), "[{name}] unescaped");
-        let (status, _, _) = app
-            .post_form(&session, "/fleet/windows", &window("UTC", "")[1..])
-            .await;
+        let (status, _, _) = app.post_form(&session, "/fleet/windows", &window("UTC", "")[1..]).await;
         assert_eq!(status, 403, "[{name}] without the CSRF token");
         let (status, _, body) = app
             .post_form(&session, "/fleet/windows", &window("Europe/Berlin", "site=berlin"))
@@ -330,7 +356,10 @@ async fn a_customer_sets_its_windows_and_holds_its_devices_back_on_its_screens()
             "[{name}]"
         );
         let page = app.page(&session, "/fleet/windows").await.1;
-        assert!(page.contains("site=berlin") && page.contains("opens <time"), "[{name}] {page}");
+        assert!(
+            page.contains("site=berlin") && page.contains("opens <time"),
+            "[{name}] {page}"
+        );
         let policy = [("csrf_token", csrf.as_str()), ("ignore_windows", "on")];
         assert_eq!(
             app.post_form(&session, "/fleet/emergency-policy", &policy).await.0,
@@ -339,6 +368,21 @@ async fn a_customer_sets_its_windows_and_holds_its_devices_back_on_its_screens()
         );
         let (_, read) = app.get("/api/v1/emergency-policy", &f.acme.admin.token).await;
         assert_eq!(read, json!({"ignore_windows": true}), "[{name}]");
+        // Another customer's admin removes "window 0": its own list has none, and
+        // acme's window stays.
+        let globex = sign_in(&app, &f.globex.admin).await;
+        let globex_page = app.page(&globex, "/fleet/windows").await.1;
+        assert!(
+            globex_page.contains("id=\"no-windows\""),
+            "[{name}] globex sees acme's windows"
+        );
+        let theirs = csrf_field(&globex_page);
+        let (status, _, _) = app
+            .post_form(&globex, "/fleet/windows/0/delete", &[("csrf_token", theirs.as_str())])
+            .await;
+        assert_eq!(status, 404, "[{name}]");
+        let (_, kept) = app.get("/api/v1/maintenance-windows", &f.acme.admin.token).await;
+        assert_eq!(kept.as_array().unwrap().len(), 1, "[{name}] {kept}");
         let remove = [("csrf_token", csrf.as_str())];
         assert_eq!(
             app.post_form(&session, "/fleet/windows/0/delete", &remove).await.0,
@@ -360,7 +404,10 @@ async fn a_customer_sets_its_windows_and_holds_its_devices_back_on_its_screens()
         assert_eq!(status, 201, "[{name}] {planned}");
         let id = planned["id"].as_str().unwrap().to_owned();
         let page = app.page(&session, "/fleet/rollouts").await.1;
-        assert!(page.contains("id=\"no-rollouts\""), "[{name}] a draft patch's rollout shown");
+        assert!(
+            page.contains("id=\"no-rollouts\""),
+            "[{name}] a draft patch's rollout shown"
+        );
         let (status, body) = app
             .post(&format!("/api/v1/patches/{patch}/publish"), &f.vendor.token, json!({}))
             .await;
@@ -372,7 +419,10 @@ async fn a_customer_sets_its_windows_and_holds_its_devices_back_on_its_screens()
         let (status, page) = app.page(&session, "/fleet/rollouts").await;
         assert_eq!(status, 200, "[{name}]");
         assert!(page.contains(&format!("id=\"rollout-{id}\"")), "[{name}] {page}");
-        assert!(page.contains("the vendor&#x27;s plan") || page.contains("the vendor's plan"), "[{name}]");
+        assert!(
+            page.contains("the vendor&#x27;s plan") || page.contains("the vendor's plan"),
+            "[{name}]"
+        );
         let choice = format!("/fleet/rollouts/{id}/choice");
         let bad = [("csrf_token", csrf.as_str()), ("choice", "everything")];
         let (status, _, body) = app.post_form(&session, &choice, &bad).await;
@@ -392,6 +442,9 @@ async fn a_customer_sets_its_windows_and_holds_its_devices_back_on_its_screens()
         let theirs = csrf_field(&page);
         let hold = [("csrf_token", theirs.as_str()), ("choice", "hold")];
         let (status, _, _) = app.post_form(&other, &choice, &hold).await;
-        assert!(status == 404 || status == 422, "[{name}] globex chose in a rollout it cannot see: {status}");
+        assert!(
+            status == 404 || status == 422,
+            "[{name}] globex chose in a rollout it cannot see: {status}"
+        );
     }
 }

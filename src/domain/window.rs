@@ -71,7 +71,10 @@ impl Window {
         let time_zone: Tz = input.time_zone.trim().parse().map_err(|_| {
             (
                 field("time_zone"),
-                format!("`{}` is not an IANA time zone (like `Europe/Berlin` or `UTC`)", input.time_zone),
+                format!(
+                    "`{}` is not an IANA time zone (like `Europe/Berlin` or `UTC`)",
+                    input.time_zone
+                ),
             )
         })?;
         if let Some(cap) = input.max_concurrent {
@@ -128,7 +131,10 @@ impl Window {
 /// Checks a customer's windows: at most [`MAX_WINDOWS`].
 pub fn parse_windows(inputs: &[WindowInput]) -> Result<Vec<Window>, (String, String)> {
     if inputs.len() > MAX_WINDOWS {
-        return Err(("windows".into(), format!("a customer has at most {MAX_WINDOWS} windows")));
+        return Err((
+            "windows".into(),
+            format!("a customer has at most {MAX_WINDOWS} windows"),
+        ));
     }
     inputs.iter().enumerate().map(|(at, w)| Window::parse(w, at)).collect()
 }

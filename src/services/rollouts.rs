@@ -604,7 +604,15 @@ fn replace_patch(
             other.id
         )));
     }
-    if RolloutRecord::replace_patch(conn, &rollout.id, RolloutState::Paused, &patch.id, &replacement.id, now())? == 0 {
+    if RolloutRecord::replace_patch(
+        conn,
+        &rollout.id,
+        RolloutState::Paused,
+        &patch.id,
+        &replacement.id,
+        now(),
+    )? == 0
+    {
         return Err(changed_meanwhile());
     }
     tracing::info!(rollout.id = %rollout.id, replaced = %patch.id, patch.id = %replacement.id, "rollout takes another patch");
@@ -761,7 +769,11 @@ impl<'a> Eligible<'a> {
     }
 
     fn admits(&self, device: &rollout::Candidate) -> bool {
-        applies(self.catalogue, self.patch, device) && self.lane.as_ref().is_none_or(|fixes| exposed(self.catalogue, self.patch, fixes, device))
+        applies(self.catalogue, self.patch, device)
+            && self
+                .lane
+                .as_ref()
+                .is_none_or(|fixes| exposed(self.catalogue, self.patch, fixes, device))
     }
 }
 

@@ -31,7 +31,11 @@ pub async fn view(services: &Services, caller: &Caller) -> Result<WindowsView, S
 
 /// Replaces the caller's customer's windows with `inputs` (none: its devices
 /// install whenever they are offered).
-pub async fn replace(services: &Services, caller: &Caller, inputs: Vec<WindowInput>) -> Result<WindowsView, ServiceError> {
+pub async fn replace(
+    services: &Services,
+    caller: &Caller,
+    inputs: Vec<WindowInput>,
+) -> Result<WindowsView, ServiceError> {
     let customer = customer_of(caller)?.clone();
     let windows = parse_windows(&inputs).map_err(|(field, message)| ServiceError::invalid(field, message))?;
     let specs = inputs

@@ -37,7 +37,10 @@ impl WindowRecord {
     /// Every customer's windows, each customer's in its order.
     pub fn all(conn: &mut DbConnection) -> QueryResult<Vec<WindowRecord>> {
         maintenance_windows::table
-            .order((maintenance_windows::customer_id.asc(), maintenance_windows::position.asc()))
+            .order((
+                maintenance_windows::customer_id.asc(),
+                maintenance_windows::position.asc(),
+            ))
             .select(WindowRecord::as_select())
             .load(conn)
     }
@@ -119,11 +122,14 @@ impl EmergencyPolicy {
     }
 }
 
+/// A device's customer and its labels as `(name, value)` pairs.
+pub type LabelledDevice = (CustomerId, Vec<(String, String)>);
+
 /// The labels of the live devices of `customers`, by device.
 pub fn labels_of_customers(
     conn: &mut DbConnection,
     customers: &[CustomerId],
-) -> QueryResult<HashMap<DeviceId, (CustomerId, Vec<(String, String)>)>> {
+) -> QueryResult<HashMap<DeviceId, LabelledDevice>> {
     let rows: Vec<(DeviceId, CustomerId, String, String)> = device_labels::table
         .inner_join(devices::table.on(devices::id.eq(device_labels::device_id)))
         .filter(devices::customer_id.eq_any(customers))
@@ -135,7 +141,7 @@ pub fn labels_of_customers(
             device_labels::value,
         ))
         .load(conn)?;
-    let mut by_device: HashMap<DeviceId, (CustomerId, Vec<(String, String)>)> = HashMap::new();
+    let mut by_device: HashMap<DeviceId, LabelledDevice> = HashMap::new();
     for (device, customer, name, value) in rows {
         by_device
             .entry(device)

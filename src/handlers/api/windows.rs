@@ -36,10 +36,7 @@ pub async fn put_windows(
 }
 
 /// `GET /api/v1/emergency-policy`.
-pub async fn get_emergency_policy(
-    state: web::Data<AppState>,
-    caller: CustomerAdmin,
-) -> Result<HttpResponse, AppError> {
+pub async fn get_emergency_policy(state: web::Data<AppState>, caller: CustomerAdmin) -> Result<HttpResponse, AppError> {
     let view = windows::view(&state, &caller.0.caller()).await?;
     Ok(HttpResponse::Ok().json(policy(&view)))
 }

@@ -204,7 +204,10 @@ async fn command(
         })
     } else {
         let reason = Some(fields.reason).filter(|r| !r.trim().is_empty());
-        let patch = fields.patch_id.filter(|p| !p.trim().is_empty()).map(|p| p.trim().to_owned());
+        let patch = fields
+            .patch_id
+            .filter(|p| !p.trim().is_empty())
+            .map(|p| p.trim().to_owned());
         rollouts::act(&state, &user.caller(), id.clone(), command, reason, patch)
             .await
             .map_err(AppError::from)

@@ -9,9 +9,9 @@ use std::net::IpAddr;
 use serde::Deserialize;
 
 use super::pull_target::{self as pulls, check_request, PullRequest};
-use crate::db::models::window::WindowRecord;
 use crate::db::models::observation::to_the_second;
 use crate::db::models::patch::is_entitled;
+use crate::db::models::window::WindowRecord;
 use crate::db::models::{
     now, Customer, DevicePull, DeviceRecord, EnrollmentToken, Generations, ObservationRecord, Product, Seen,
 };

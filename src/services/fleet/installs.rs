@@ -28,13 +28,19 @@ pub const FULL_RETRY: Duration = Duration::from_secs(60);
 pub enum Timing {
     Now,
     /// Download now, install not before `after`; ask again in `wait`.
-    Deferred { after: DateTime<Utc>, wait: Duration },
+    Deferred {
+        after: DateTime<Utc>,
+        wait: Duration,
+    },
 }
+
+/// The devices holding a place in one window, with when the place lapses.
+type Places = HashMap<[u8; 16], DateTime<Utc>>;
 
 /// The places devices hold in capped windows, by customer and window.
 #[derive(Default)]
 pub struct InstallSlots {
-    by_window: Mutex<HashMap<(CustomerId, u16), HashMap<[u8; 16], DateTime<Utc>>>>,
+    by_window: Mutex<HashMap<(CustomerId, u16), Places>>,
 }
 
 impl InstallSlots {

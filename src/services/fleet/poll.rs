@@ -26,8 +26,8 @@ const UNLOGGED_HOLD_TAG: &str = "held:unlogged";
 use super::installs::{self, Timing};
 use super::updates::personal;
 use crate::domain::device::OfferRollout;
-use crate::domain::RolloutState;
 use crate::domain::fleet::HeadReport;
+use crate::domain::RolloutState;
 
 pub use crate::domain::device::{Poll as PollRequest, Report as ReportRequest};
 
@@ -172,14 +172,16 @@ pub fn poll(services: &Services, device: &DeviceEntry, request: &PollRequest) ->
     let interval = Duration::from_secs(jittered(base.as_secs()));
     // What this device alone is told about its offer: the rollout it is offered
     // the patch in, and whether its maintenance window defers the install.
-    let timing = offer.map(|o| installs::timing(
+    let timing = offer.map(|o| {
+        installs::timing(
             &catalogue,
             &services.fleet.installs,
             (&device.customer, device.uuid()),
             o,
             interval,
             at.and_utc(),
-        ));
+        )
+    });
     let deferred = match &timing {
         Some(Timing::Deferred { after, wait }) => Some((*after, *wait)),
         _ => None,
