@@ -250,14 +250,7 @@ async fn one_customers_tarpits_and_slow_devices_delay_no_other_customer() {
     for app in TestApp::each_with(&settings).await {
         let backend = app.backend.name();
         let f = fixture(&app).await;
-        let (status, body) = app
-            .put(
-                "/api/v1/customers/globex/entitlements",
-                &f.vendor.token,
-                json!({"products": ["screenos"]}),
-            )
-            .await;
-        assert_eq!(status, 200, "[{backend}] {body}");
+        support::patching::entitle_globex(&app, &f).await;
         let slow = Endpoint::start("127.0.0.1").await;
         let healthy = Endpoint::start("127.0.0.1").await;
         slow.script("/hook", vec![Reply::Hang]);

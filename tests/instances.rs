@@ -35,15 +35,15 @@ async fn until(app: &TestApp, device: &TestDevice, done: impl Fn(&PollResponse) 
     }
 }
 
-#[actix_web::test]
-#[ignore = "needs PostgreSQL: set PATCHWARDEN_TEST_POSTGRES_URL and run with -- --include-ignored, as CI does"]
-async fn a_change_on_one_instance_reaches_polls_on_the_other_within_a_second() {
+/// Two instances on one new PostgreSQL database, the second with the first's keys
+/// and without the cluster jobs. Tests poll back to back to time a change: no
+/// device budget to spend.
+async fn two_instances() -> (TestApp, TestApp) {
     support::on_backend(Backend::Postgres);
     let pg = PgDatabase::create();
     let url = pg.url.clone();
     let first_dir = tempfile::tempdir().unwrap();
     let keys = first_dir.path().join("keys").to_string_lossy().into_owned();
-    // The test polls back to back to time the change: no device budget to spend.
     let unlimited = ("device_requests_per_minute", "1000000");
     let one = TestApp::start_on(Backend::Postgres, url.clone(), Some(pg), first_dir, &[unlimited]).await;
     let two = TestApp::start_on(
@@ -54,6 +54,13 @@ async fn a_change_on_one_instance_reaches_polls_on_the_other_within_a_second() {
         &[("keys_dir", &keys), ("jobs", "false"), unlimited],
     )
     .await;
+    (one, two)
+}
+
+#[actix_web::test]
+#[ignore = "needs PostgreSQL: set PATCHWARDEN_TEST_POSTGRES_URL and run with -- --include-ignored, as CI does"]
+async fn a_change_on_one_instance_reaches_polls_on_the_other_within_a_second() {
+    let (one, two) = two_instances().await;
 
     let f = fixture(&one).await;
     let fix = publish_patch(&one, &f, "6.3.0r21", file_bytes(512)).await;
@@ -309,21 +316,7 @@ async fn two_instances_pull_each_due_device_once_and_take_over_a_dead_ones_lease
 #[actix_web::test]
 #[ignore = "needs PostgreSQL: set PATCHWARDEN_TEST_POSTGRES_URL and run with -- --include-ignored, as CI does"]
 async fn a_pause_and_a_window_set_on_one_instance_reach_polls_on_the_other_within_a_second() {
-    support::on_backend(Backend::Postgres);
-    let pg = PgDatabase::create();
-    let url = pg.url.clone();
-    let first_dir = tempfile::tempdir().unwrap();
-    let keys = first_dir.path().join("keys").to_string_lossy().into_owned();
-    let unlimited = ("device_requests_per_minute", "1000000");
-    let one = TestApp::start_on(Backend::Postgres, url.clone(), Some(pg), first_dir, &[unlimited]).await;
-    let two = TestApp::start_on(
-        Backend::Postgres,
-        url,
-        None,
-        tempfile::tempdir().unwrap(),
-        &[("keys_dir", &keys), ("jobs", "false"), unlimited],
-    )
-    .await;
+    let (one, two) = two_instances().await;
     let f = fixture(&one).await;
     let offered = one.enrol_device(&f.acme.admin.token, "fw-offered", "6.3.0r20").await;
     let waiting = one.enrol_device(&f.acme.admin.token, "fw-waiting", "6.3.0r20").await;

@@ -382,14 +382,7 @@ async fn a_customer_holds_its_devices_back_or_takes_them_all_in() {
     for app in TestApp::each().await {
         let name = app.backend.name();
         let f = fixture(&app).await;
-        let (status, body) = app
-            .put(
-                "/api/v1/customers/globex/entitlements",
-                &f.vendor.token,
-                json!({"products": ["screenos"]}),
-            )
-            .await;
-        assert_eq!(status, 200, "[{name}] {body}");
+        support::patching::entitle_globex(&app, &f).await;
         let mut acme = Vec::new();
         let mut globex = Vec::new();
         for n in 0..10 {
@@ -674,14 +667,7 @@ async fn the_emergency_lane_takes_in_exposed_devices_only_ignores_windows_where_
     for app in TestApp::each().await {
         let name = app.backend.name();
         let f = fixture(&app).await;
-        let (status, body) = app
-            .put(
-                "/api/v1/customers/globex/entitlements",
-                &f.vendor.token,
-                json!({"products": ["screenos"]}),
-            )
-            .await;
-        assert_eq!(status, 200, "{body}");
+        support::patching::entitle_globex(&app, &f).await;
         // A routine fix is no emergency: the lane is refused for it.
         let routine = publish_advisory(
             &app,

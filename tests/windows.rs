@@ -19,7 +19,7 @@ use patchwarden::client::agent::{Agent, Identity, Installer, Outcome};
 use serde_json::{json, Value};
 
 use support::devices::{screenos_agent, server_key, TestDevice};
-use support::patching::{enrollment_token, file_bytes, fixture, publish_patch, Fixture};
+use support::patching::{enrollment_token, entitle_globex, file_bytes, fixture, publish_patch};
 use support::{csrf_field, sign_in, TestApp};
 
 /// A window that opened at the top of this hour (UTC) and is open two hours.
@@ -81,17 +81,6 @@ async fn put_windows(app: &TestApp, admin: &str, windows: Value) -> Value {
     let (status, body) = app.put("/api/v1/maintenance-windows", admin, windows).await;
     assert_eq!(status, 200, "[{}] {body}", app.backend.name());
     body
-}
-
-async fn entitle_globex(app: &TestApp, f: &Fixture) {
-    let (status, body) = app
-        .put(
-            "/api/v1/customers/globex/entitlements",
-            &f.vendor.token,
-            json!({"products": ["screenos"]}),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
 }
 
 #[actix_web::test]

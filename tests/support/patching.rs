@@ -50,6 +50,18 @@ pub async fn fixture(app: &TestApp) -> Fixture {
     }
 }
 
+/// Entitles globex, the fixture's second customer, to ScreenOS too.
+pub async fn entitle_globex(app: &TestApp, f: &Fixture) {
+    let (status, body) = app
+        .put(
+            "/api/v1/customers/globex/entitlements",
+            &f.vendor.token,
+            json!({"products": ["screenos"]}),
+        )
+        .await;
+    assert_eq!(status, 200, "[{}] {body}", app.backend.name());
+}
+
 /// Drafts the advisory `body` as `token` and publishes it; the publish answer.
 pub async fn publish_advisory(app: &TestApp, token: &str, body: serde_json::Value) -> serde_json::Value {
     let (status, draft) = app.post("/api/v1/advisories", token, body).await;
