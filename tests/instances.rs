@@ -410,4 +410,50 @@ async fn a_pause_and_a_window_set_on_one_instance_reach_polls_on_the_other_withi
         deferred < Duration::from_secs(1),
         "the window reached the other instance after {deferred:?}"
     );
+
+    // A window open now that lets one device install at a time, for the cluster:
+    // the place taken through one is taken for the other, until the install ends.
+    let hour = chrono::Utc::now().format("%H").to_string();
+    let (status, body) = one
+        .put(
+            "/api/v1/maintenance-windows",
+            &f.acme.admin.token,
+            json!([{"schedule": format!("0 0 {hour} * * *"), "duration": "2h", "time_zone": "UTC",
+                    "max_concurrent": 1}]),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = one
+        .post(&format!("/api/v1/rollouts/{id}/resume"), &f.vendor.token, json!({}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    use patchwarden::api::device::Install;
+    until(&one, &offered, |answer| {
+        answer.offer().is_some_and(|offer| offer.install == Install::Now)
+    })
+    .await;
+    until(&two, &waiting, |answer| {
+        answer.offer().is_some_and(|offer| offer.install == Install::Deferred)
+    })
+    .await;
+    let answer = two.poll_as(&waiting, &request).await.unwrap();
+    assert_eq!(
+        answer.offer().map(|o| o.install),
+        Some(Install::Deferred),
+        "the one place is taken"
+    );
+    let (status, body) = one
+        .post(
+            "/api/v1/device/report",
+            &offered.token,
+            json!({"patch_id": patch, "state": "installed", "version": "6.3.0r21"}),
+        )
+        .await;
+    assert!((200..300).contains(&status), "{status} {body}");
+    let answer = two.poll_as(&waiting, &request).await.unwrap();
+    assert_eq!(
+        answer.offer().map(|o| o.install),
+        Some(Install::Now),
+        "the place was given up"
+    );
 }

@@ -483,6 +483,15 @@ diesel::table! {
 }
 
 diesel::table! {
+    install_places (customer_id, window_position, device_id) {
+        customer_id -> Text,
+        window_position -> Integer,
+        device_id -> Text,
+        expires_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     emergency_policies (customer_id) {
         customer_id -> Text,
         ignore_windows -> Bool,
@@ -603,6 +612,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     entitlements,
     exposure_history,
     fleet_state,
+    install_places,
     install_reports,
     log_entries,
     log_cosignatures,

@@ -10,6 +10,19 @@ CREATE TABLE maintenance_windows (
     PRIMARY KEY (customer_id, position)
 );
 
+-- The places of devices installing now in a window that caps how many do at once:
+-- a device keeps its place until it reports the install's end or the place lapses
+-- when the window closes. Every instance takes places here, so the cap holds for
+-- the whole cluster.
+CREATE TABLE install_places (
+    customer_id TEXT NOT NULL REFERENCES customers (id),
+    window_position INTEGER NOT NULL,
+    device_id TEXT NOT NULL REFERENCES devices (id),
+    expires_at TIMESTAMP NOT NULL,
+    PRIMARY KEY (customer_id, window_position, device_id)
+);
+CREATE INDEX install_places_by_device ON install_places (device_id);
+
 -- A customer's choice, made beforehand, that patches fixing an emergency advisory
 -- install at once, whatever its windows say.
 CREATE TABLE emergency_policies (

@@ -1,3 +1,4 @@
 ALTER TABLE rollouts DROP COLUMN emergency_lane;
 DROP TABLE emergency_policies;
+DROP TABLE install_places;
 DROP TABLE maintenance_windows;

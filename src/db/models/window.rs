@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use crate::db::schema::{device_labels, devices, emergency_policies, maintenance_windows};
+use crate::db::schema::{device_labels, devices, emergency_policies, install_places, maintenance_windows};
 use crate::db::DbConnection;
 use crate::domain::window::WindowInput;
 use crate::ids::{CustomerId, DeviceId};
@@ -62,6 +62,9 @@ impl WindowRecord {
     ) -> QueryResult<()> {
         diesel::delete(maintenance_windows::table.filter(maintenance_windows::customer_id.eq(customer)))
             .execute(conn)?;
+        // Places were taken in windows by their position: those positions name other
+        // windows now.
+        diesel::delete(install_places::table.filter(install_places::customer_id.eq(customer))).execute(conn)?;
         let rows: Vec<_> = specs
             .iter()
             .enumerate()
@@ -150,4 +153,64 @@ pub fn labels_of_customers(
             .push((name, value));
     }
     Ok(by_device)
+}
+
+/// Takes a place for `device` in window `position` of `customer`, which lets `cap`
+/// of its devices install at once, for as long as the window is open (`expires`);
+/// whether the device has one. Run in a write transaction: on PostgreSQL the
+/// window's row is locked first, so that instances taking places at the same moment
+/// count one after the other (SQLite writes one transaction at a time).
+#[allow(clippy::too_many_arguments)]
+pub fn take_place(
+    conn: &mut DbConnection,
+    customer: &CustomerId,
+    position: i32,
+    device: &DeviceId,
+    cap: u32,
+    expires: NaiveDateTime,
+    now: NaiveDateTime,
+) -> QueryResult<bool> {
+    if let DbConnection::Postgres(pg) = conn {
+        maintenance_windows::table
+            .find((customer, position))
+            .select(maintenance_windows::position)
+            .for_update()
+            .first::<i32>(pg)
+            .optional()?;
+    }
+    let in_window = install_places::customer_id
+        .eq(customer)
+        .and(install_places::window_position.eq(position));
+    diesel::delete(
+        install_places::table
+            .filter(in_window.clone())
+            .filter(install_places::expires_at.le(now)),
+    )
+    .execute(conn)?;
+    let held: i64 = install_places::table
+        .filter(in_window.clone())
+        .filter(install_places::device_id.eq(device))
+        .count()
+        .get_result(conn)?;
+    if held > 0 {
+        return Ok(true);
+    }
+    let taken: i64 = install_places::table.filter(in_window).count().get_result(conn)?;
+    if taken >= i64::from(cap) {
+        return Ok(false);
+    }
+    diesel::insert_into(install_places::table)
+        .values((
+            install_places::customer_id.eq(customer),
+            install_places::window_position.eq(position),
+            install_places::device_id.eq(device),
+            install_places::expires_at.eq(expires),
+        ))
+        .execute(conn)?;
+    Ok(true)
+}
+
+/// Gives up every place `device` holds (its install ended).
+pub fn release_places(conn: &mut DbConnection, device: &DeviceId) -> QueryResult<usize> {
+    diesel::delete(install_places::table.filter(install_places::device_id.eq(device))).execute(conn)
 }

@@ -15,7 +15,7 @@ pub async fn poll_device(
     device: Device,
     body: web::Json<PollRequest>,
 ) -> Result<HttpResponse, AppError> {
-    let answer = poll::poll(&state, &device.0, &body)?;
+    let answer = poll::poll(&state, &device.0, &body).await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(answer.response()))

@@ -3,11 +3,14 @@
 //! downloaded the patch meanwhile. Decided from the catalogue in memory, like the
 //! rest of the poll.
 //!
-//! A window's cap on devices installing at once is held here: a device told to
-//! install now under a capped window takes a place in it until it reports the
-//! install's end or the window closes; once the places are taken, the others are
-//! told to come back shortly. The places are this instance's: behind several
-//! instances each counts the devices it answered.
+//! A window's cap on devices installing at once holds for the whole cluster: a
+//! device told to install now under a capped window takes a place in the database
+//! (`install_places`), which it keeps until it reports the install's end or the
+//! window closes; once the places are taken, the others are told to come back in a
+//! minute. Only these devices reach the database from a poll, and an instance
+//! remembers a place it granted for a minute, so a device asking again inside it
+//! costs nothing. When the database does not answer, the device is told to wait:
+//! a cap is never exceeded for want of an answer.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -15,12 +18,15 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
 
-use crate::domain::window::{install_time, wait_for, InstallTime, Window};
-use crate::ids::CustomerId;
+use crate::db::models::window::take_place;
+use crate::domain::window::{install_time, wait_for, InstallTime};
+use crate::ids::{CustomerId, DeviceId};
+use crate::services::Services;
 
 use super::catalogue::{Offer, OfferCatalogue};
 
-/// How soon a device that found its window's places taken asks again.
+/// How soon a device that found its window's places taken asks again, and how
+/// long an instance remembers a place it granted.
 pub const FULL_RETRY: Duration = Duration::from_secs(60);
 
 /// When the device polling now installs.
@@ -32,73 +38,38 @@ pub enum Timing {
         after: DateTime<Utc>,
         wait: Duration,
     },
+    /// Its open windows all cap installs at once: now if one of them (position,
+    /// when it closes, cap) has a place for it.
+    Capped {
+        open: Vec<(u16, DateTime<Utc>, u32)>,
+    },
 }
 
-/// The devices holding a place in one window, with when the place lapses.
-type Places = HashMap<[u8; 16], DateTime<Utc>>;
-
-/// The places devices hold in capped windows, by customer and window.
+/// The places this instance granted lately, by device: until when it trusts them
+/// without asking the database again.
 #[derive(Default)]
 pub struct InstallSlots {
-    by_window: Mutex<HashMap<(CustomerId, u16), Places>>,
+    granted: Mutex<HashMap<[u8; 16], DateTime<Utc>>>,
 }
 
 impl InstallSlots {
-    /// Whether `device` may install now in one of the `open` windows (index, when
-    /// it closes) of `windows`: one without a cap, one where it holds a place, or
-    /// one with a place free, which it takes.
-    fn admit(
-        &self,
-        customer: &CustomerId,
-        device: &[u8; 16],
-        windows: &[Window],
-        open: &[(usize, DateTime<Utc>)],
-        at: DateTime<Utc>,
-    ) -> bool {
-        if open
-            .iter()
-            .any(|(i, _)| windows.get(*i).is_some_and(|w| w.max_concurrent.is_none()))
-        {
-            return true;
-        }
-        let mut slots = self.by_window.lock().unwrap_or_else(|e| e.into_inner());
-        for (index, closes) in open {
-            let (Some(window), Ok(key)) = (windows.get(*index), u16::try_from(*index)) else {
-                continue;
-            };
-            let cap = window.max_concurrent.map_or(usize::MAX, |c| c as usize);
-            let places = slots.entry((customer.clone(), key)).or_default();
-            places.retain(|_, until| *until > at);
-            if places.contains_key(device) {
-                return true;
-            }
-            if places.len() < cap {
-                places.insert(*device, *closes);
-                return true;
-            }
-        }
-        false
+    fn holds(&self, device: &[u8; 16], at: DateTime<Utc>) -> bool {
+        let mut granted = self.granted.lock().unwrap_or_else(|e| e.into_inner());
+        granted.retain(|_, until| *until > at);
+        granted.contains_key(device)
     }
 
-    /// `device` ended its install: its places are free.
-    pub fn release(&self, customer: &CustomerId, device: &[u8; 16]) {
-        let mut slots = self.by_window.lock().unwrap_or_else(|e| e.into_inner());
-        for ((owner, _), places) in slots.iter_mut() {
-            if owner == customer {
-                places.remove(device);
-            }
-        }
-        slots.retain(|_, places| !places.is_empty());
+    fn grant(&self, device: [u8; 16], until: DateTime<Utc>) {
+        self.granted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(device, until);
     }
 
-    /// How many devices hold a place in each window of `customer`, by window.
-    pub fn taken(&self, customer: &CustomerId, at: DateTime<Utc>) -> HashMap<u16, usize> {
-        let slots = self.by_window.lock().unwrap_or_else(|e| e.into_inner());
-        slots
-            .iter()
-            .filter(|((owner, _), _)| owner == customer)
-            .map(|((_, window), places)| (*window, places.values().filter(|until| **until > at).count()))
-            .collect()
+    /// `device` ended its install: this instance forgets its place (the database's
+    /// is given up with the report).
+    pub fn release(&self, device: &[u8; 16]) {
+        self.granted.lock().unwrap_or_else(|e| e.into_inner()).remove(device);
     }
 }
 
@@ -106,7 +77,6 @@ impl InstallSlots {
 /// its poll interval.
 pub fn timing(
     catalogue: &OfferCatalogue,
-    slots: &InstallSlots,
     (customer, uuid): (&CustomerId, [u8; 16]),
     offer: &Offer,
     interval: Duration,
@@ -119,16 +89,18 @@ pub fn timing(
         return Timing::Now;
     }
     match install_time(windows.covering(&uuid), at) {
-        InstallTime::Now { open } if open.is_empty() => Timing::Now,
         InstallTime::Now { open } => {
-            if slots.admit(customer, &uuid, &windows.windows, &open, at) {
+            let mut capped = Vec::with_capacity(open.len());
+            for (index, closes) in open {
+                match (windows.windows[index].max_concurrent, u16::try_from(index)) {
+                    (Some(cap), Ok(position)) => capped.push((position, closes, cap)),
+                    _ => return Timing::Now,
+                }
+            }
+            if capped.is_empty() {
                 Timing::Now
             } else {
-                let wait = FULL_RETRY.min(interval);
-                Timing::Deferred {
-                    after: at + TimeDelta::from_std(wait).unwrap_or(TimeDelta::MAX),
-                    wait,
-                }
+                Timing::Capped { open: capped }
             }
         }
         InstallTime::Deferred { after, window } => {
@@ -144,5 +116,63 @@ pub fn timing(
         }
         // Windows that never open again do not hold a fix back for ever.
         InstallTime::Never => Timing::Now,
+    }
+}
+
+/// Settles a [`Timing::Capped`]: a place in one of `open` for the device `uuid` of
+/// `customer`, or a wait of a minute (within `interval`).
+pub async fn place(
+    services: &Services,
+    (customer, uuid): (&CustomerId, [u8; 16]),
+    open: Vec<(u16, DateTime<Utc>, u32)>,
+    interval: Duration,
+    at: DateTime<Utc>,
+) -> Timing {
+    let slots = &services.fleet.installs;
+    if slots.holds(&uuid, at) {
+        return Timing::Now;
+    }
+    let (customer, device) = (customer.clone(), DeviceId::from_bytes(uuid));
+    let now = at.naive_utc();
+    let taken = services
+        .db
+        .run(move |conn| {
+            conn.write_transaction(|conn| {
+                for (position, closes, cap) in open {
+                    if take_place(
+                        conn,
+                        &customer,
+                        i32::from(position),
+                        &device,
+                        cap,
+                        closes.naive_utc(),
+                        now,
+                    )? {
+                        return Ok(Some(closes));
+                    }
+                }
+                Ok::<_, crate::services::ServiceError>(None)
+            })
+        })
+        .await;
+    let remember = TimeDelta::from_std(FULL_RETRY).unwrap_or(TimeDelta::MAX);
+    match taken {
+        Ok(Some(closes)) => {
+            slots.grant(uuid, closes.min(at + remember));
+            Timing::Now
+        }
+        Ok(None) => wait_a_minute(interval, at),
+        Err(err) => {
+            tracing::warn!(error = %err, "no place could be taken in a capped window; the device is told to wait");
+            wait_a_minute(interval, at)
+        }
+    }
+}
+
+fn wait_a_minute(interval: Duration, at: DateTime<Utc>) -> Timing {
+    let wait = FULL_RETRY.min(interval);
+    Timing::Deferred {
+        after: at + TimeDelta::from_std(wait).unwrap_or(TimeDelta::MAX),
+        wait,
     }
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde_json::value::RawValue;
 
+use crate::db::models::window::release_places;
 use crate::db::models::{now, DeviceRecord, Offers, ReportRecord};
 use crate::domain::event::{Actor, Event};
 use crate::domain::patch::{Platform, Sha256};
@@ -74,8 +75,13 @@ impl PollAnswer {
 }
 
 /// Answers a poll of `device` from memory, and queues what it runs and what it was
-/// offered for the next flush.
-pub fn poll(services: &Services, device: &DeviceEntry, request: &PollRequest) -> Result<PollAnswer, ServiceError> {
+/// offered for the next flush. Only a device inside a window that caps installs at
+/// once may reach the database, for its place (see `installs`).
+pub async fn poll(
+    services: &Services,
+    device: &DeviceEntry,
+    request: &PollRequest,
+) -> Result<PollAnswer, ServiceError> {
     spend(services, device)?;
     let catalogue = services.fleet.catalogue();
     let product = catalogue
@@ -172,16 +178,11 @@ pub fn poll(services: &Services, device: &DeviceEntry, request: &PollRequest) ->
     let interval = Duration::from_secs(jittered(base.as_secs()));
     // What this device alone is told about its offer: the rollout it is offered
     // the patch in, and whether its maintenance window defers the install.
-    let timing = offer.map(|o| {
-        installs::timing(
-            &catalogue,
-            &services.fleet.installs,
-            (&device.customer, device.uuid()),
-            o,
-            interval,
-            at.and_utc(),
-        )
-    });
+    let whose = (&*device.customer, device.uuid());
+    let timing = match offer.map(|o| installs::timing(&catalogue, whose, o, interval, at.and_utc())) {
+        Some(Timing::Capped { open }) => Some(installs::place(services, whose, open, interval, at.and_utc()).await),
+        other => other,
+    };
     let deferred = match &timing {
         Some(Timing::Deferred { after, wait }) => Some((*after, *wait)),
         _ => None,
@@ -359,6 +360,10 @@ pub async fn report(
                 // The log records how an install ended, once, not each step on the
                 // way: a device cannot grow the public log by reporting progress or
                 // repeating an end.
+                if !state.in_progress() {
+                    // Its place in a capped window goes to the next device.
+                    release_places(conn, &id)?;
+                }
                 if new && !state.in_progress() {
                     let event = Event::InstallReported {
                         customer: customer.clone(),
@@ -380,7 +385,7 @@ pub async fn report(
             .observe(device.uuid(), version.as_str(), None, ObservationSource::Report, at);
     }
     if !state.in_progress() {
-        services.fleet.installs.release(&device.customer, &device.uuid());
+        services.fleet.installs.release(&device.uuid());
     }
     tracing::info!(device.id = %device.id(), patch.id = %record.patch_id, state = %record.state, "install report");
     Ok(record)
