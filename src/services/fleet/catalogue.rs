@@ -117,26 +117,26 @@ impl Gate {
     }
 
     /// Whether the device `device` of `customer` may be offered the patch now;
-    /// `offered`: it was offered it before (a pause, a cancellation or its customer's
-    /// hold stops new offers only).
-    pub fn admits(&self, device: &[u8; 16], customer: &CustomerId, offered: bool) -> bool {
-        let offered = offered || self.offered.contains(device);
-        if self.held.contains(customer) {
-            return offered;
+    /// `offered` says whether it was offered it before (a pause, a cancellation or its
+    /// customer's hold stops new offers only), asked only when that decides.
+    pub fn admits(&self, device: &[u8; 16], customer: &CustomerId, offered: impl FnOnce() -> bool) -> bool {
+        let offered = || self.offered.contains(device) || offered();
+        // Most rollouts have no customer choices: the sets are not hashed into then.
+        if !self.held.is_empty() && self.held.contains(customer) {
+            return offered();
         }
-        if self.state == RolloutState::Running && self.accelerated.contains(customer) {
+        if self.state == RolloutState::Running && !self.accelerated.is_empty() && self.accelerated.contains(customer) {
             return true;
         }
         match self.state {
             RolloutState::Finished => true,
             RolloutState::Draft => false,
-            RolloutState::Paused | RolloutState::Cancelled => offered,
+            RolloutState::Paused | RolloutState::Cancelled => offered(),
             RolloutState::Running => {
-                offered
-                    || self
-                        .open
-                        .zip(self.members.get(device))
-                        .is_some_and(|(open, wave)| *wave <= open)
+                self.open
+                    .zip(self.members.get(device))
+                    .is_some_and(|(open, wave)| *wave <= open)
+                    || offered()
             }
         }
     }
@@ -200,7 +200,7 @@ impl OfferCatalogue {
     ) -> Option<&Gate> {
         self.rollouts
             .get(patch)
-            .filter(|gate| !gate.admits(device, customer, offered()))
+            .filter(|gate| !gate.admits(device, customer, offered))
     }
 
     /// Whether `customer` may be offered `product`'s patches.

@@ -131,7 +131,8 @@ pub async fn poll(
             Some(best) => match holding(best) {
                 Some(gate) => {
                     held = Some((best, gate));
-                    product.offer_for_where(&version, platform, |o| holding(o).is_none())
+                    // The rest, without asking about the held one again.
+                    product.offer_for_where(&version, platform, |o| !std::ptr::eq(o, best) && holding(o).is_none())
                 }
                 None => Some(best),
             },
