@@ -183,12 +183,12 @@ pub fn take_place(
         .and(install_places::window_position.eq(position));
     diesel::delete(
         install_places::table
-            .filter(in_window.clone())
+            .filter(in_window)
             .filter(install_places::expires_at.le(now)),
     )
     .execute(conn)?;
     let held: i64 = install_places::table
-        .filter(in_window.clone())
+        .filter(in_window)
         .filter(install_places::device_id.eq(device))
         .count()
         .get_result(conn)?;
