@@ -9,7 +9,9 @@
 #
 # With BENCH_ROLLOUT=1 the rounds are run again with a five-wave rollout of the fix
 # started (its first wave, 1 %, open): the poll that decides per device whether a
-# rollout holds its update back, against the same server without one.
+# rollout holds its update back, against the same server without one; then once more
+# after the rollout is advanced to its finish, which tells what later rounds lose by
+# coming later.
 #
 # Needs: nginx, wrk, curl, python3, cargo (it builds the release binary itself;
 # CARGO_TARGET_DIR is honoured) and, for the PostgreSQL exposure timing, a server at
@@ -183,6 +185,7 @@ for round in $(seq 1 "$rounds"); do
   rounds_summary="$rounds_summary${rounds_summary:+; }$pw_rps req/s p99 $pw_p99 ms vs nginx $nx_rps req/s p99 $nx_p99 ms ($(ratio "$pw_rps" "$nx_rps"))"
 done
 rollout_summary=""
+after_summary=""
 if [ "${BENCH_ROLLOUT:-0}" = 1 ]; then
   # The same load with a rollout of the fix in force: five waves, the first (1 %)
   # open, so most answers are held back with the rollout's log entry.
@@ -198,6 +201,18 @@ if [ "${BENCH_ROLLOUT:-0}" = 1 ]; then
     printf 'with the rollout, round %s: patchwarden %6s req/s p99 %5s ms   nginx %6s req/s p99 %5s ms   ratio %s\n' "$round" \
       "$ro_rps" "$ro_p99" "$nx_rps" "$nx_p99" "$(ratio "$ro_rps" "$nx_rps")"
     rollout_summary="$rollout_summary${rollout_summary:+; }$ro_rps req/s p99 $ro_p99 ms vs nginx $nx_rps req/s ($(ratio "$ro_rps" "$nx_rps"))"
+  done
+  # The rounds once more after the rollout finished (every device offered the fix
+  # again): what the later rounds of a run lose by coming later, rollout or not.
+  for _ in 1 2 3 4 5; do
+    curl -sf -X POST -H "Authorization: Bearer $vendor" "$base/rollouts/$rollout/advance" >/dev/null
+  done
+  for round in $(seq 1 "$rounds"); do
+    read -r af_rps af_p99 < <(measure "http://127.0.0.1:$pw_port")
+    read -r nx_rps nx_p99 < <(measure "http://127.0.0.1:$nginx_port")
+    printf 'after the rollout finished, round %s: patchwarden %6s req/s p99 %5s ms   nginx %6s req/s p99 %5s ms   ratio %s\n' "$round" \
+      "$af_rps" "$af_p99" "$nx_rps" "$nx_p99" "$(ratio "$af_rps" "$nx_rps")"
+    after_summary="$after_summary${after_summary:+; }$af_rps req/s p99 $af_p99 ms vs nginx $nx_rps req/s ($(ratio "$af_rps" "$nx_rps"))"
   done
 fi
 echo "response: $size bytes; $counts"
@@ -218,7 +233,7 @@ if command -v psql >/dev/null && psql -q "$pg_admin" -c 'SELECT 1' >/dev/null 2>
   echo "exposure over the fleet, PostgreSQL: $pg_exposure ms (median of 7; import ${import_seconds} s)"
   stop_server
   record "poll and exposure, $devices devices" \
-    "poll: $rounds_summary${rollout_summary:+; with a 5-wave rollout in force: $rollout_summary}; exposure SQLite $sqlite_exposure ms, PostgreSQL $pg_exposure ms; import SQLite $sqlite_import s, PostgreSQL $import_seconds s; server RSS $sqlite_loaded_rss with the fleet loaded, peak $peak" \
+    "poll: $rounds_summary${rollout_summary:+; with a 5-wave rollout in force: $rollout_summary}${after_summary:+; after it finished: $after_summary}; exposure SQLite $sqlite_exposure ms, PostgreSQL $pg_exposure ms; import SQLite $sqlite_import s, PostgreSQL $import_seconds s; server RSS $sqlite_loaded_rss with the fleet loaded, peak $peak" \
     "poll ≥ 1.3 of nginx, p99 ≤ 10 ms; exposure ≤ 50 ms; at 1M devices: ≤ 200 MiB loaded, ≤ 300 MiB peak, PostgreSQL import ≤ 60 s"
 else
   echo "PostgreSQL at $pg_admin not reachable: exposure timed on SQLite only" >&2
