@@ -1,3 +1,4 @@
+DROP INDEX devices_enrolled;
 ALTER TABLE rollouts DROP COLUMN emergency_lane;
 DROP TABLE emergency_policies;
 DROP TABLE install_places;

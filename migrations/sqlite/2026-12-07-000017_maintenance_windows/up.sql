@@ -35,3 +35,7 @@ CREATE TABLE emergency_policies (
 -- A rollout in the emergency lane takes in only devices exposed to an advisory its
 -- patch fixes, and reaches customers that opted in whatever their windows say.
 ALTER TABLE rollouts ADD COLUMN emergency_lane BOOLEAN NOT NULL DEFAULT FALSE;
+
+-- A running rollout looks every second for devices enrolled since its wave opened:
+-- found by this index among a product's live devices, not by reading all of them.
+CREATE INDEX devices_enrolled ON devices (product_id, created_at) WHERE decommissioned_at IS NULL;
