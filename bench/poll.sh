@@ -186,6 +186,18 @@ for round in $(seq 1 "$rounds"); do
 done
 rollout_summary=""
 after_summary=""
+# Runs the rounds again, printing each as "$1, round N" on stderr; prints their summary.
+labelled_rounds() {
+  local summary="" round rps p99 nx_rps nx_p99
+  for round in $(seq 1 "$rounds"); do
+    read -r rps p99 < <(measure "http://127.0.0.1:$pw_port")
+    read -r nx_rps nx_p99 < <(measure "http://127.0.0.1:$nginx_port")
+    printf '%s, round %s: patchwarden %6s req/s p99 %5s ms   nginx %6s req/s p99 %5s ms   ratio %s\n' "$1" "$round" \
+      "$rps" "$p99" "$nx_rps" "$nx_p99" "$(ratio "$rps" "$nx_rps")" >&2
+    summary="$summary${summary:+; }$rps req/s p99 $p99 ms vs nginx $nx_rps req/s ($(ratio "$rps" "$nx_rps"))"
+  done
+  echo "$summary"
+}
 if [ "${BENCH_ROLLOUT:-0}" = 1 ]; then
   # The same load with a rollout of the fix in force: five waves, the first (1 %)
   # open, so most answers are held back with the rollout's log entry.
@@ -195,25 +207,13 @@ if [ "${BENCH_ROLLOUT:-0}" = 1 ]; then
     -d "{\"waves\":[$(wave 1),$(wave 5),$(wave 25),$(wave 50),$(wave 100)]}" | json '["id"]')
   curl -sf -X POST -H "Authorization: Bearer $vendor" "$base/rollouts/$rollout/start" | json '["waves"][0]["counts"]["members"]' \
     | xargs -I{} echo "rollout $rollout started: {} devices in its first wave of five"
-  for round in $(seq 1 "$rounds"); do
-    read -r ro_rps ro_p99 < <(measure "http://127.0.0.1:$pw_port")
-    read -r nx_rps nx_p99 < <(measure "http://127.0.0.1:$nginx_port")
-    printf 'with the rollout, round %s: patchwarden %6s req/s p99 %5s ms   nginx %6s req/s p99 %5s ms   ratio %s\n' "$round" \
-      "$ro_rps" "$ro_p99" "$nx_rps" "$nx_p99" "$(ratio "$ro_rps" "$nx_rps")"
-    rollout_summary="$rollout_summary${rollout_summary:+; }$ro_rps req/s p99 $ro_p99 ms vs nginx $nx_rps req/s ($(ratio "$ro_rps" "$nx_rps"))"
-  done
+  rollout_summary=$(labelled_rounds "with the rollout")
   # The rounds once more after the rollout finished (every device offered the fix
   # again): what the later rounds of a run lose by coming later, rollout or not.
   for _ in 1 2 3 4 5; do
     curl -sf -X POST -H "Authorization: Bearer $vendor" "$base/rollouts/$rollout/advance" >/dev/null
   done
-  for round in $(seq 1 "$rounds"); do
-    read -r af_rps af_p99 < <(measure "http://127.0.0.1:$pw_port")
-    read -r nx_rps nx_p99 < <(measure "http://127.0.0.1:$nginx_port")
-    printf 'after the rollout finished, round %s: patchwarden %6s req/s p99 %5s ms   nginx %6s req/s p99 %5s ms   ratio %s\n' "$round" \
-      "$af_rps" "$af_p99" "$nx_rps" "$nx_p99" "$(ratio "$af_rps" "$nx_rps")"
-    after_summary="$after_summary${after_summary:+; }$af_rps req/s p99 $af_p99 ms vs nginx $nx_rps req/s ($(ratio "$af_rps" "$nx_rps"))"
-  done
+  after_summary=$(labelled_rounds "after the rollout finished")
 fi
 echo "response: $size bytes; $counts"
 metrics=$(curl -sf "http://127.0.0.1:$pw_port/metrics")

@@ -21,9 +21,6 @@ use crate::services::{ServiceError, Services};
 
 use super::cache::DeviceEntry;
 use super::catalogue::NO_OFFER_TAG;
-
-/// The tag of an answer held back by a rollout whose state no signed head covers yet.
-const UNLOGGED_HOLD_TAG: &str = "held:unlogged";
 use super::installs::{self, Timing};
 use super::updates::personal;
 use crate::domain::device::OfferRollout;
@@ -31,6 +28,9 @@ use crate::domain::fleet::HeadReport;
 use crate::domain::RolloutState;
 
 pub use crate::domain::device::{Poll as PollRequest, Report as ReportRequest};
+
+/// The tag of an answer held back by a rollout whose state no signed head covers yet.
+const UNLOGGED_HOLD_TAG: &str = "held:unlogged";
 
 /// The answer to a poll, its parts rendered once per offer and head.
 #[derive(Clone, Debug)]
@@ -188,24 +188,19 @@ pub async fn poll(
         Some(Timing::Deferred { after, wait }) => Some((*after, *wait)),
         _ => None,
     };
-    let rollout = offer.and_then(|o| {
-        let gate = catalogue.rollouts.get(&o.patch)?;
-        (gate.state != RolloutState::Finished).then(|| OfferRollout {
+    let gate = offer.and_then(|o| catalogue.rollouts.get(&o.patch));
+    let rollout = gate
+        .filter(|gate| gate.state != RolloutState::Finished)
+        .map(|gate| OfferRollout {
             id: gate.rollout.to_string(),
             wave: gate.wave_of(&device.uuid()),
             state: gate.state,
-        })
-    });
+        });
     let tag: Arc<str> = match (offer, &held) {
         (Some(offer), _) if rollout.is_some() || deferred.is_some() => {
-            let mut tag = offer.tag.to_string();
-            if let Some(gate) = catalogue.rollouts.get(&offer.patch) {
-                tag = format!("{tag}:{}", gate.tag);
-            }
-            if let Some((after, _)) = deferred {
-                tag = format!("{tag}:after:{}", after.timestamp());
-            }
-            tag.into()
+            let gate = gate.map_or_else(String::new, |gate| format!(":{}", gate.tag));
+            let after = deferred.map_or_else(String::new, |(after, _)| format!(":after:{}", after.timestamp()));
+            format!("{}{gate}{after}", offer.tag).into()
         }
         (Some(offer), _) => offer.tag.clone(),
         // Said once a signed head covers the rollout's state: until then the answer
@@ -214,7 +209,6 @@ pub async fn poll(
         (None, Some(_)) => Arc::from(UNLOGGED_HOLD_TAG),
         (None, None) => Arc::from(NO_OFFER_TAG),
     };
-    let held = held_claim;
     let log_consistency = request
         .log_size
         .and_then(|size| log.consistency_from(&services.db, size));
@@ -227,7 +221,7 @@ pub async fn poll(
         log_cosignatures: log.cosignatures.clone(),
         log_consistency,
         revoked: offer.and(log.revoked.clone()),
-        held,
+        held: held_claim,
     })
 }
 
@@ -364,16 +358,16 @@ pub async fn report(
                 if !state.in_progress() {
                     // Its place in a capped window goes to the next device.
                     release_places(conn, &id)?;
-                }
-                if new && !state.in_progress() {
-                    let event = Event::InstallReported {
-                        customer: customer.clone(),
-                        device: id.clone(),
-                        patch: patch.clone(),
-                        state,
-                        version: stored_version.clone(),
-                    };
-                    log::append(conn, &event, &Actor::Device(id.clone()))?;
+                    if new {
+                        let event = Event::InstallReported {
+                            customer: customer.clone(),
+                            device: id.clone(),
+                            patch: patch.clone(),
+                            state,
+                            version: stored_version.clone(),
+                        };
+                        log::append(conn, &event, &Actor::Device(id.clone()))?;
+                    }
                 }
                 Ok::<_, ServiceError>(ReportRecord::find(conn, &report)?)
             })
