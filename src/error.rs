@@ -253,15 +253,20 @@ impl PageError {
         Self::render(Some(&state.templates), err.into())
     }
 
+    /// Sends the browser to `location` instead of the page asked for.
+    pub fn redirect(location: &'static str) -> Self {
+        PageError {
+            status: StatusCode::SEE_OTHER,
+            body: String::new(),
+            redirect_to: Some(location),
+            retry_after: None,
+        }
+    }
+
     fn render(templates: Option<&Templates>, err: AppError) -> Self {
         let status = err.status_code();
         if let AppError::Unauthorized(_) = err {
-            return PageError {
-                status: StatusCode::SEE_OTHER,
-                body: String::new(),
-                redirect_to: Some("/login"),
-                retry_after: None,
-            };
+            return Self::redirect("/login");
         }
         err.log();
         let retry_after = err.retry_after().map(|secs| secs.to_string());

@@ -6,7 +6,8 @@
 //! say who may call), `api` (wire types shared with `client`), `services` (business
 //! operations, no HTTP), `jobs` (the background runner), `db`, `storage`, `signing`,
 //! `domain` (pure rules, no I/O), `config`, `secrets`, `ids`; and beside them
-//! `server`, `state`, `metrics`, `templates`, `telemetry`, `error`.
+//! `server`, `state`, `metrics`, `templates` (with `when`, how a screen shows a
+//! moment), `telemetry`, `error`.
 //!
 //! Without the default `server` feature only the device side builds: `client::agent`
 //! (the reference device agent) with the wire types of `api::device`, `signing` and
@@ -54,5 +55,6 @@ pub mod storage;
 pub mod telemetry;
 #[cfg(feature = "server")]
 pub mod templates;
+pub mod when;
 #[cfg(feature = "server")]
 pub mod witness;

@@ -21,7 +21,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    telemetry::init(config.log_format, &config.log_level);
+    // The demo writes its log to a file in its own directory, once it has made it.
+    if !cli.command.logs_to_file() {
+        telemetry::init(config.log_format, &config.log_level);
+    }
     match cli::run(cli.command, config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

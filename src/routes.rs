@@ -15,7 +15,7 @@ use crate::handlers::feeds::{atom, csaf};
 use crate::handlers::ops::{assets, health, metrics};
 use crate::handlers::pages::{
     account, advisories as advisory_pages, customers as customer_pages, fleet as fleet_pages, home, log as log_pages,
-    login, patches as patch_pages, rollouts as rollout_pages, vendor,
+    login, patches as patch_pages, people, rollouts as rollout_pages, vendor,
 };
 
 /// The prefix of the JSON API.
@@ -291,7 +291,13 @@ pub fn table() -> Table {
         .post("/logout", login::post_logout)
         .get("/account", account::get_account)
         .post("/account/tokens", account::post_account_token)
-        .post("/account/tokens/{id}/revoke", account::post_account_token_revoke);
+        .post("/account/tokens/{id}/revoke", account::post_account_token_revoke)
+        .get("/account/password", people::get_password)
+        .post("/account/password", people::post_password)
+        .get("/people", people::get_people)
+        .post("/people", people::post_person)
+        .post("/people/{id}/delete", people::post_person_delete)
+        .post("/people/{id}/sessions", people::post_person_sessions);
     t
 }
 

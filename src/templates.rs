@@ -8,7 +8,6 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("error.html", include_str!("../templates/error.html")),
     ("login.html", include_str!("../templates/login.html")),
     ("home_vendor.html", include_str!("../templates/home_vendor.html")),
-    ("home_customer.html", include_str!("../templates/home_customer.html")),
     (
         "vendor_customers.html",
         include_str!("../templates/vendor_customers.html"),
@@ -18,6 +17,11 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../templates/vendor_customer.html"),
     ),
     ("account.html", include_str!("../templates/account.html")),
+    (
+        "account_password.html",
+        include_str!("../templates/account_password.html"),
+    ),
+    ("people.html", include_str!("../templates/people.html")),
     (
         "fleet_dashboard.html",
         include_str!("../templates/fleet_dashboard.html"),
@@ -76,6 +80,7 @@ impl Templates {
         tera.add_raw_templates(TEMPLATES.iter().copied())?;
         tera.autoescape_on(vec![".html", ".atom"]);
         tera.register_filter("urlencode", urlencode);
+        tera.register_filter("when", crate::when::filter);
         Ok(Templates { tera })
     }
 

@@ -511,6 +511,7 @@ async fn what_one_customer_or_user_keeps_is_capped_and_each_refusal_counted() {
                         role: "customer-admin",
                         customer_id: Some(&customer.id),
                         created_at: at,
+                        password_change_required: false,
                     };
                     User::insert(conn, &new)?;
                 }

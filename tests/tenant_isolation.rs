@@ -182,7 +182,7 @@ fn fill(victim: &Victim, resource: &str, param: &str, path: &str) -> Option<(Str
     let absent_id = "01900000-0000-7000-8000-000000000000".to_owned();
     let pair = match (resource, param) {
         ("customers", "slug") => (victim.customer.clone(), "no-such-customer".to_owned()),
-        ("users", "id") => (victim.user.clone(), absent_id),
+        ("users" | "people", "id") => (victim.user.clone(), absent_id),
         ("tokens", "id") => (victim.token.clone(), absent_id),
         ("patches", "id") => (victim.patch.clone(), absent_id),
         ("advisories", "id" | "key") => (victim.draft_advisory.clone(), absent_id),

@@ -181,7 +181,7 @@ async fn home_pages_per_role_and_hostile_text_is_escaped() {
             html.contains("&lt;script&gt;alert(&#x27;x&#x27;)&lt;&#x2F;script&gt;&quot;&amp;"),
             "{html}"
         );
-        assert!(html.contains("What to do next"));
+        assert!(html.contains("Working with patchwarden"));
     }
 }
 

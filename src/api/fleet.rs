@@ -10,7 +10,7 @@ pub use super::device::{Offer, PollResponse};
 use crate::db::models::{utc, DeviceRecord, EnrollmentToken, ObservationRecord, ReportRecord};
 use crate::domain::fleet::Labels;
 use crate::services::fleet::devices::{DeviceDetail, Enrolled, ListQuery};
-use crate::services::fleet::exposure::{Counts, ExposedDevice, Exposure, ExposureQuery, StateFilter};
+use crate::services::fleet::exposure::{Counts, ExposedDevice, Exposure, ExposureQuery, Keyset, StateFilter};
 use crate::services::fleet::screens::DeviceListQuery;
 use crate::services::ServiceError;
 
@@ -265,11 +265,12 @@ impl FleetQuery {
             everything,
             label: self.label()?,
             version: self.version.clone().filter(|v| !v.is_empty()),
+            keyset: None,
         })
     }
 
-    /// The device list screen's query.
-    pub fn device_list(&self) -> Result<DeviceListQuery, ServiceError> {
+    /// The device list screen's query, a keyset page.
+    pub fn device_list(&self, keyset: Keyset) -> Result<DeviceListQuery, ServiceError> {
         let exposure = self.exposure(false)?;
         Ok(DeviceListQuery {
             advisory: self.advisory.clone().filter(|a| !a.is_empty()),
@@ -280,6 +281,7 @@ impl FleetQuery {
                 version: exposure.version,
                 page: exposure.page,
                 per_page: exposure.per_page,
+                keyset: Some(keyset),
             },
         })
     }

@@ -267,7 +267,7 @@ impl FromRequest for AuthUser {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let req = req.clone();
-        Box::pin(async move { required(authenticate(&req, Channel::Api).await?) })
+        Box::pin(async move { admitted::<AnyUser>(&req, Channel::Api).await })
     }
 }
 
@@ -312,7 +312,7 @@ impl FromRequest for Someone {
             if let Some(device) = proven.device {
                 return Ok(Someone::Device(device?));
             }
-            Ok(Someone::User(required(authenticate(&req, Channel::Api).await?)?))
+            Ok(Someone::User(admitted::<AnyUser>(&req, Channel::Api).await?))
         })
     }
 }
@@ -398,10 +398,35 @@ impl<R: Rule, C> Allowed<R, C> {
     }
 }
 
+/// Where a user signed in with a one-time password may go: to set a password of its
+/// own, or away.
+pub const OWN_PASSWORD_PAGE: &str = "/account/password";
+
+/// Whether `user` signed in with a one-time password and asks for anything but
+/// setting its own or signing out.
+fn held_for_own_password(user: &AuthUser, req: &HttpRequest) -> bool {
+    user.user.password_change_required && ![OWN_PASSWORD_PAGE, "/logout"].contains(&req.path())
+}
+
 async fn admitted<R: Rule>(req: &HttpRequest, channel: Channel) -> Result<AuthUser, AppError> {
     let user = required(authenticate(req, channel).await?)?;
+    if held_for_own_password(&user, req) {
+        return Err(AppError::forbidden(format!(
+            "this account signed in with a one-time password: set a password of its own at {OWN_PASSWORD_PAGE} first"
+        )));
+    }
     R::admit(&user).map_err(AppError::forbidden)?;
     Ok(user)
+}
+
+/// A web user held for its own password goes to the page that sets it.
+async fn web_user(req: &HttpRequest) -> Result<Option<AuthUser>, PageError> {
+    match authenticate(req, Channel::Web).await {
+        Ok(Some(user)) if held_for_own_password(&user, req) => Err(PageError::redirect(OWN_PASSWORD_PAGE)),
+        Ok(user) => Ok(user),
+        Err(AppError::Unauthorized(_)) => Ok(None),
+        Err(err) => Err(PageError::new(req, err)),
+    }
 }
 
 impl<R: Rule> FromRequest for Allowed<R, Api> {
@@ -421,6 +446,7 @@ impl<R: Rule> FromRequest for Allowed<R, Web> {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let req = req.clone();
         Box::pin(async move {
+            web_user(&req).await?;
             admitted::<R>(&req, Channel::Web)
                 .await
                 .map(|user| Allowed(user, PhantomData))
@@ -439,13 +465,7 @@ impl FromRequest for MaybeWebUser {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let req = req.clone();
-        Box::pin(async move {
-            match authenticate(&req, Channel::Web).await {
-                Ok(user) => Ok(MaybeWebUser(user)),
-                Err(AppError::Unauthorized(_)) => Ok(MaybeWebUser(None)),
-                Err(err) => Err(PageError::new(&req, err)),
-            }
-        })
+        Box::pin(async move { web_user(&req).await.map(MaybeWebUser) })
     }
 }
 
@@ -480,6 +500,7 @@ impl<T: DeserializeOwned + 'static, R: Rule> FromRequest for CsrfForm<T, R> {
         let form = web::Form::<WithCsrf<T>>::from_request(req, payload);
         let req = req.clone();
         Box::pin(async move {
+            web_user(&req).await?;
             let result = async {
                 let user = admitted::<R>(&req, Channel::Web).await?;
                 let form = form

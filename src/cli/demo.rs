@@ -2,8 +2,10 @@
 //! It seeds a vendor, two customers, the ScreenOS emergency advisory and its
 //! revision, fixed patches and release images, starts the server with its jobs and
 //! a simulated fleet that polls, installs and answers pulls, and prints the URL and
-//! the logins. Everything is done through the public API, as a vendor and its
-//! customers would; only the first accounts come from the command line's services.
+//! the logins, then one short progress line every few seconds; the server's own log
+//! goes to `server.log` in the demo's directory. Everything is done through the
+//! public API, as a vendor and its customers would; only the first accounts come
+//! from the command line's services.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -19,9 +21,11 @@ use patchwarden::client::agent::{
 use patchwarden::config::{Config, RawSettings};
 use patchwarden::db::models::User;
 use patchwarden::domain::version::VersionScheme;
+use patchwarden::domain::Scope;
 use patchwarden::jobs;
 use patchwarden::server;
 use patchwarden::services::accounts::{self, UserDraft};
+use patchwarden::services::fleet::exposure::{self, ExposureQuery};
 use patchwarden::state::AppState;
 
 /// The fleet's starting versions: most on the 6.3.0 train around the backdoor,
@@ -88,6 +92,9 @@ pub fn run(config: &Config, options: DemoOptions) -> anyhow::Result<()> {
         options.dir.join("DEMO"),
         "made by `patchwarden demo`; removed by the next one\n",
     )?;
+    let log_path = options.dir.join("server.log");
+    let log = std::fs::File::create(&log_path).with_context(|| format!("creating {}", log_path.display()))?;
+    patchwarden::telemetry::init_file(config.log_format, &config.log_level, log);
     let listener =
         TcpListener::bind(config.bind).with_context(|| format!("listening on {} (setting `bind`)", config.bind))?;
     let address = listener.local_addr()?;
@@ -100,7 +107,7 @@ pub fn run(config: &Config, options: DemoOptions) -> anyhow::Result<()> {
         let server = server::serve(state.clone(), listener)?;
         let base = format!("http://{address}");
         let serving = actix_web::rt::spawn(server);
-        let (logins, fleets) = seed(&state, &base, &options).await?;
+        let (logins, fleets, advisory) = seed(&state, &base, &options).await?;
         // The banner is written whole, and a reader that stops reading (`| head`)
         // does not stop the demo.
         let mut banner = format!("\npatchwarden demo: open {base}/\n\n");
@@ -109,34 +116,71 @@ pub fn run(config: &Config, options: DemoOptions) -> anyhow::Result<()> {
         }
         banner += &format!(
             "\n{} simulated devices enrol over the next 20 s, poll, install the fix and answer pulls;\n\
-             the dashboard fills within a minute or two. Ctrl-C stops the demo.\n",
-            options.devices
+             the dashboard fills within a minute or two. The server's log: {}\n\
+             Ctrl-C stops the demo.\n\n",
+            options.devices,
+            log_path.display()
         );
-        {
-            use std::io::Write;
-            let mut out = std::io::stdout().lock();
-            let _ = out.write_all(banner.as_bytes()).and_then(|()| out.flush());
-        }
-        let mut ticker = tokio::time::interval(Duration::from_secs(15));
+        say(&banner);
+        let started = std::time::Instant::now();
+        let mut ticker = tokio::time::interval(PROGRESS_EVERY);
         let stop = stop_signal();
         tokio::pin!(stop);
         loop {
             tokio::select! {
                 _ = ticker.tick() => {
-                    let [a, b] = [&fleets[0], &fleets[1]].map(|f| f.snapshot());
-                    tracing::info!(
-                        enrolled = a.enrolled + b.enrolled, offered = a.offered + b.offered,
-                        installed = a.installed + b.installed, failed = a.install_failed + b.install_failed,
-                        "demo fleet"
-                    );
+                    let line = progress(&state, &fleets, &advisory, started.elapsed()).await;
+                    say(&format!("{line}\n"));
                 }
                 () = &mut stop => break,
             }
         }
         drop(fleets);
         serving.abort();
+        say(&format!(
+            "\npatchwarden demo stopped; the server's log is in {}\n",
+            log_path.display()
+        ));
         Ok(())
     })
+}
+
+/// How often the demo prints a progress line.
+const PROGRESS_EVERY: Duration = Duration::from_secs(5);
+
+/// Writes `text` to standard output whole; a closed output does not stop the demo.
+fn say(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+}
+
+/// One line of progress: devices enrolled, and where the fleet stands against the
+/// emergency as the server counts it.
+async fn progress(state: &AppState, fleets: &[simulate::Fleet], advisory: &str, elapsed: Duration) -> String {
+    let enrolled: u64 = fleets.iter().map(|f| f.snapshot().enrolled).sum();
+    let failed: u64 = fleets.iter().map(|f| f.snapshot().install_failed).sum();
+    let query = ExposureQuery {
+        per_page: 0,
+        ..ExposureQuery::default()
+    };
+    let counts = exposure::exposure(state, &Scope::Vendor, advisory.to_owned(), query).await;
+    let secs = elapsed.as_secs();
+    match counts {
+        Ok(found) => format!(
+            "[{:02}:{:02}] {enrolled} devices enrolled · {} fixed · {} still affected · {} installs failed",
+            secs / 60,
+            secs % 60,
+            found.counts.fixed,
+            found.counts.affected,
+            failed
+        ),
+        Err(err) => format!(
+            "[{:02}:{:02}] {enrolled} devices enrolled · counts unavailable: {err}",
+            secs / 60,
+            secs % 60
+        ),
+    }
 }
 
 /// A client of the demo's own API with one bearer token.
@@ -213,7 +257,7 @@ async fn seed(
     state: &AppState,
     base: &str,
     options: &DemoOptions,
-) -> anyhow::Result<(Vec<Login>, Vec<simulate::Fleet>)> {
+) -> anyhow::Result<(Vec<Login>, Vec<simulate::Fleet>, String)> {
     let api = Api {
         http: reqwest::Client::new(),
         base: base.to_owned(),
@@ -285,12 +329,17 @@ async fn seed(
     });
     let draft = api.post("/api/v1/advisories", vendor, advisory.clone()).await?;
     let id = draft["id"].as_str().context("the draft has no id")?.to_owned();
-    api.post(
-        &format!("/api/v1/advisories/{id}/publish"),
-        vendor,
-        json!({"change_summary": "Initial publication"}),
-    )
-    .await?;
+    let published = api
+        .post(
+            &format!("/api/v1/advisories/{id}/publish"),
+            vendor,
+            json!({"change_summary": "Initial publication"}),
+        )
+        .await?;
+    let public_id = published["id"]
+        .as_str()
+        .context("the advisory has no public id")?
+        .to_owned();
     advisory["cves"] = json!(["CVE-2015-7755", "CVE-2015-7756"]);
     advisory["change_summary"] =
         json!("Added CVE-2015-7756: the VPN decryption is a separate flaw with its own identifier.");
@@ -385,5 +434,5 @@ async fn seed(
         };
         fleets.push(simulate::start(spec).await?);
     }
-    Ok((logins, fleets))
+    Ok((logins, fleets, public_id))
 }

@@ -352,6 +352,14 @@ pub(crate) fn open_db(config: &Config) -> anyhow::Result<db::DbPooled> {
     db.conn().context("taking a database connection")
 }
 
+impl Command {
+    /// Whether the command sends its log to a file of its own rather than standard
+    /// error: the demo, whose terminal shows only its banner and progress.
+    pub fn logs_to_file(&self) -> bool {
+        matches!(self, Command::Demo { .. })
+    }
+}
+
 pub fn run(command: Command, config: Config) -> anyhow::Result<()> {
     match command {
         Command::Serve => serve(config),

@@ -365,6 +365,7 @@ diesel::table! {
         role -> Text,
         customer_id -> Nullable<Text>,
         created_at -> Timestamp,
+        password_change_required -> Bool,
     }
 }
 

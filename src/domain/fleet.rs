@@ -101,18 +101,57 @@ pub fn classify(affected: &Affected, version: Option<&Version>) -> ExposureState
     if affected.matches(version).is_some() {
         return ExposureState::Affected;
     }
-    let past = |range: &VersionRange| {
+    if passed_range(affected, version).is_some() {
+        ExposureState::Fixed
+    } else {
+        ExposureState::Unaffected
+    }
+}
+
+/// The range `version` is past on its own train: at or after `fixed`, after
+/// `last_affected`.
+fn passed_range<'a>(affected: &'a Affected, version: &Version) -> Option<&'a VersionRange> {
+    affected.ranges.iter().find(|range| {
         version.same_train(range.introduced())
             && match range.upper() {
                 Upper::Fixed(fixed) => version >= fixed,
                 Upper::LastAffected(last) => version > last,
                 Upper::Open => false,
             }
+    })
+}
+
+/// A range as a sentence's part: `from 6.3.0r12 up to (not including) 6.3.0r21`.
+fn range_text(range: &VersionRange) -> String {
+    match range.upper() {
+        Upper::Fixed(fixed) => format!("from {} up to (not including) {fixed}", range.introduced()),
+        Upper::LastAffected(last) => format!("from {} up to {last}", range.introduced()),
+        Upper::Open => format!("from {} on, with no fix yet", range.introduced()),
+    }
+}
+
+/// Why [`classify`] placed `version` where it did, in words a device page shows:
+/// the range it fell in, the fix it is past, or why it cannot be placed. `given` is
+/// the version as the device stated it, for one that could not be read.
+pub fn explain(affected: &Affected, version: Option<&Version>, given: Option<&str>) -> String {
+    let Some(version) = version else {
+        return match given {
+            Some(text) => format!(
+                "its version `{text}` cannot be read as a {} version",
+                affected.product.scheme
+            ),
+            None => "its version is not known yet: it has not polled, been pulled or been given one".to_owned(),
+        };
     };
-    if affected.ranges.iter().any(past) {
-        ExposureState::Fixed
-    } else {
-        ExposureState::Unaffected
+    if let Some(range) = affected.ranges.iter().find(|r| r.contains(version)) {
+        return format!("runs {version}, inside the affected range {}", range_text(range));
+    }
+    if affected.versions.contains(version) {
+        return format!("runs {version}, which the advisory lists as affected");
+    }
+    match passed_range(affected, version) {
+        Some(range) => format!("runs {version}, past the affected range {}", range_text(range)),
+        None => format!("runs {version}, outside every affected range"),
     }
 }
 
@@ -209,6 +248,24 @@ mod tests {
             ],
             versions: vec![v("6.1.0r7")],
         }
+    }
+
+    #[test]
+    fn explains_each_placement_in_words() {
+        let affected = screenos();
+        let say = |text: &str| explain(&affected, Some(&v(text)), Some(text));
+        assert_eq!(
+            say("6.3.0r20"),
+            "runs 6.3.0r20, inside the affected range from 6.3.0r12 up to (not including) 6.3.0r21"
+        );
+        assert!(say("6.3.0r21").starts_with("runs 6.3.0r21, past the affected range from 6.3.0r12"));
+        assert_eq!(say("6.3.0r10"), "runs 6.3.0r10, outside every affected range");
+        assert_eq!(say("6.1.0r7"), "runs 6.1.0r7, which the advisory lists as affected");
+        assert!(explain(&affected, None, None).starts_with("its version is not known"));
+        assert_eq!(
+            explain(&affected, None, Some("banana")),
+            "its version `banana` cannot be read as a vendor version"
+        );
     }
 
     #[test]

@@ -62,10 +62,10 @@ pub fn adoption(points: &[(NaiveDateTime, i64, i64)]) -> String {
         svg,
         r#"<text class="axis" x="{LEFT}" y="{:.1}">{}</text><text class="axis" x="{:.1}" y="{:.1}" text-anchor="end">{}</text></svg>"#,
         HEIGHT - 6.0,
-        first.0.format("%Y-%m-%d %H:%M"),
+        first.0.format("%Y-%m-%d %H:%M:%S UTC"),
         WIDTH - RIGHT,
         HEIGHT - 6.0,
-        last.0.format("%Y-%m-%d %H:%M")
+        last.0.format("%Y-%m-%d %H:%M:%S UTC")
     );
     svg
 }

@@ -52,6 +52,8 @@ pub struct UserDraft {
     pub password_hash: String,
     pub role: Role,
     pub customer_slug: Option<String>,
+    /// The password is one-time: it signs the user in only to set its own.
+    pub one_time: bool,
 }
 
 impl UserDraft {
@@ -74,6 +76,7 @@ impl UserDraft {
             password_hash,
             role,
             customer_slug,
+            one_time: false,
         })
     }
 }
@@ -95,6 +98,7 @@ pub fn create_user(conn: &mut DbConnection, draft: &UserDraft) -> Result<User, S
         role: draft.role.as_str(),
         customer_id: customer.as_ref().map(|c| &c.id),
         created_at: now(),
+        password_change_required: draft.one_time,
     };
     conn.write_transaction(|conn| {
         if let Some(customer) = &customer {

@@ -1,9 +1,11 @@
 //! Users as admins manage them. A vendor-admin manages every user; a customer-admin
 //! manages the customer-admins of its own customer and sees no one else; a
-//! publisher manages no one. A user the caller may not see is not found.
+//! publisher manages no one. A user the caller may not see is not found. Admins
+//! invite colleagues with a one-time password shown once, remove them, and end
+//! their sessions; every user sets its own password.
 
 use crate::db::models::user::UserWithCustomer;
-use crate::db::models::{Customer, User};
+use crate::db::models::{Customer, Session, User};
 use crate::domain::{Caller, Role, Scope};
 use crate::ids::{CustomerId, UserId};
 use crate::services::accounts::{self, UserDraft};
@@ -58,6 +60,16 @@ pub async fn create(
     caller: &Caller,
     request: NewUserRequest,
 ) -> Result<UserWithCustomer, ServiceError> {
+    create_with(services, caller, request, false).await
+}
+
+/// Creates a user within what `caller` may manage, its password one-time or not.
+async fn create_with(
+    services: &Services,
+    caller: &Caller,
+    request: NewUserRequest,
+    one_time: bool,
+) -> Result<UserWithCustomer, ServiceError> {
     require_admin(caller)?;
     let NewUserRequest {
         email,
@@ -87,6 +99,7 @@ pub async fn create(
     let draft = tokio::task::spawn_blocking(move || UserDraft::new(&email, password, role.as_str(), customer))
         .await
         .map_err(|e| ServiceError::internal("hashing a password", e))??;
+    let draft = UserDraft { one_time, ..draft };
     let created = services
         .db
         .run(move |conn| {
@@ -150,4 +163,126 @@ pub async fn delete(services: &Services, caller: &Caller, id: &str) -> Result<()
     services.db.query(move |conn| User::delete(conn, &id)).await?;
     tracing::info!(user.id = %user.id, by.user.id = %caller.user, "deleted user");
     Ok(())
+}
+
+/// A colleague invited with a one-time password, shown to the inviting admin once.
+pub struct Invited {
+    pub user: UserWithCustomer,
+    pub password: String,
+}
+
+/// Invites `email` as `role` into what `caller` manages (a customer-admin: its own
+/// customer; the vendor-admin: vendor staff, or `customer`'s admins). The password
+/// is random, shown once, and signs the colleague in only to set a password of its
+/// own.
+pub async fn invite(
+    services: &Services,
+    caller: &Caller,
+    email: String,
+    role: Role,
+    customer: Option<String>,
+) -> Result<Invited, ServiceError> {
+    require_admin(caller)?;
+    let password = hex::encode(crate::random::bytes::<12>());
+    let request = NewUserRequest {
+        email,
+        password: password.clone(),
+        role,
+        customer,
+    };
+    let user = create_with(services, caller, request, true).await?;
+    Ok(Invited { user, password })
+}
+
+/// Ends every web session of a user `caller` manages (and revokes none of its API
+/// tokens); returns how many ended.
+pub async fn end_sessions(services: &Services, caller: &Caller, id: &str) -> Result<usize, ServiceError> {
+    let (user, _) = visible(services, caller, id).await?;
+    require_admin(caller)?;
+    let id = user.id.clone();
+    let ended = services
+        .db
+        .query(move |conn| Session::delete_for_user(conn, &id))
+        .await?;
+    tracing::info!(user.id = %user.id, by.user.id = %caller.user, sessions = ended, "ended sessions");
+    Ok(ended)
+}
+
+/// A password the user sets for itself: after a one-time password without asking for
+/// it again; otherwise only with the `current` one. Its other sessions end.
+pub async fn set_own_password(
+    services: &Services,
+    caller: &Caller,
+    keep_session: &str,
+    current: String,
+    new: String,
+) -> Result<(), ServiceError> {
+    let id = caller.user.clone();
+    let user = services
+        .db
+        .query(move |conn| User::find(conn, &id))
+        .await?
+        .ok_or(ServiceError::NotFound("user"))?;
+    if !user.password_change_required {
+        let verified = services
+            .password_gate
+            .verify(current, Some(user.password_hash.clone()))
+            .await?;
+        if !verified {
+            return Err(ServiceError::invalid("current", "the current password is wrong"));
+        }
+    }
+    let hash = tokio::task::spawn_blocking(move || {
+        let password = crate::domain::NewPassword::parse(new)
+            .map_err(|e| ServiceError::invalid("password", format!("password {e}")))?;
+        crate::secrets::hash_password(&password).map_err(ServiceError::Internal)
+    })
+    .await
+    .map_err(|e| ServiceError::internal("hashing a password", e))??;
+    let keep = keep_session.to_owned();
+    let ended = services
+        .db
+        .run(move |conn| {
+            conn.write_transaction(|conn| {
+                User::set_password_hash(conn, &user.id, &hash)?;
+                Ok::<_, ServiceError>(Session::delete_others(conn, &user.id, &keep)?)
+            })
+        })
+        .await?;
+    tracing::info!(user.id = %caller.user, other_sessions_ended = ended, "set own password");
+    Ok(())
+}
+
+/// A person on the people screen: the user, its customer's slug, and how many web
+/// sessions it has open.
+pub struct Person {
+    pub user: User,
+    pub customer: Option<String>,
+    pub sessions: i64,
+}
+
+/// The people `caller` manages on its screen: a customer-admin its customer's
+/// admins, the vendor-admin the vendor's staff (customers' admins are on each
+/// customer's screen).
+pub async fn people(services: &Services, caller: &Caller) -> Result<Vec<Person>, ServiceError> {
+    let listed: Vec<UserWithCustomer> = list(services, caller)
+        .await?
+        .into_iter()
+        .filter(|(user, _)| caller.scope.customer().is_some() || user.customer_id.is_none())
+        .collect();
+    let ids: Vec<crate::ids::UserId> = listed.iter().map(|(u, _)| u.id.clone()).collect();
+    let sessions: std::collections::HashMap<_, _> = services
+        .db
+        .query(move |conn| Session::live_counts(conn, &ids, crate::db::models::now()))
+        .await?
+        .into_iter()
+        .collect();
+    Ok(listed
+        .into_iter()
+        .map(|(user, customer)| Person {
+            sessions: sessions.get(&user.id).copied().unwrap_or(0),
+            user,
+            customer,
+        })
+        .collect())
 }

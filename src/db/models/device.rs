@@ -68,6 +68,48 @@ pub struct DeviceKey {
     pub stale_since: Option<NaiveDateTime>,
 }
 
+/// The orders the device list offers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeviceOrder {
+    #[default]
+    Name,
+    NameDesc,
+    /// Most recently seen first; never seen last.
+    SeenNewest,
+    /// Never seen first, then the longest silent.
+    SeenOldest,
+}
+
+impl DeviceOrder {
+    pub const ALL: [DeviceOrder; 4] = [
+        DeviceOrder::Name,
+        DeviceOrder::NameDesc,
+        DeviceOrder::SeenNewest,
+        DeviceOrder::SeenOldest,
+    ];
+
+    /// As written in a query string.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeviceOrder::Name => "name",
+            DeviceOrder::NameDesc => "name_desc",
+            DeviceOrder::SeenNewest => "seen_newest",
+            DeviceOrder::SeenOldest => "seen_oldest",
+        }
+    }
+
+    /// As a person reads it.
+    pub fn label(self) -> &'static str {
+        match self {
+            DeviceOrder::Name => "name A–Z",
+            DeviceOrder::NameDesc => "name Z–A",
+            DeviceOrder::SeenNewest => "seen most recently",
+            DeviceOrder::SeenOldest => "silent longest",
+        }
+    }
+}
+
 /// Filters of a device list; every one narrows it.
 #[derive(Clone, Debug, Default)]
 pub struct DeviceFilter {
@@ -264,8 +306,13 @@ impl DeviceRecord {
         offset: i64,
         limit: i64,
     ) -> QueryResult<(Vec<NamedDevice>, i64)> {
-        let total = Self::filtered(filter).count().get_result(conn)?;
+        let total = Self::count_matching(conn, filter)?;
         Ok((Self::page(conn, filter, offset, limit)?, total))
+    }
+
+    /// How many devices `filter` selects.
+    pub fn count_matching(conn: &mut DbConnection, filter: &DeviceFilter) -> QueryResult<i64> {
+        Self::filtered(filter).count().get_result(conn)
     }
 
     /// One page of the devices `filter` selects, by name, without counting them.
@@ -281,12 +328,156 @@ impl DeviceRecord {
             .limit(limit)
             .select(devices::id)
             .load(conn)?;
-        devices::table
+        Self::named_in_order(conn, &ids)
+    }
+
+    /// The devices `ids` with their customer's and product's slugs, in that order.
+    fn named_in_order(conn: &mut DbConnection, ids: &[DeviceId]) -> QueryResult<Vec<NamedDevice>> {
+        let mut found: std::collections::HashMap<DeviceId, NamedDevice> = devices::table
             .inner_join(customers::table)
             .inner_join(products::table)
-            .filter(devices::id.eq_any(&ids))
-            .order((devices::name.asc(), devices::id.asc()))
+            .filter(devices::id.eq_any(ids))
             .select((DeviceRecord::as_select(), customers::slug, products::slug))
+            .load::<NamedDevice>(conn)?
+            .into_iter()
+            .map(|named| (named.0.id.clone(), named))
+            .collect();
+        Ok(ids.iter().filter_map(|id| found.remove(id)).collect())
+    }
+
+    /// One page of the devices `filter` selects in `order`, starting after the
+    /// device `after` (none: from the start): a keyset page, as quick deep in a large
+    /// fleet as at its start. `None` when `after` names no device.
+    pub fn page_after(
+        conn: &mut DbConnection,
+        filter: &DeviceFilter,
+        order: DeviceOrder,
+        after: Option<&DeviceId>,
+        limit: i64,
+    ) -> QueryResult<Option<Vec<NamedDevice>>> {
+        let anchor: Option<(DeviceId, String, Option<NaiveDateTime>)> = match after {
+            None => None,
+            Some(id) => match devices::table
+                .find(id)
+                .select((devices::id, devices::name, devices::last_seen_at))
+                .first(conn)
+                .optional()?
+            {
+                None => return Ok(None),
+                found => found,
+            },
+        };
+        let ids: Vec<DeviceId> = match order {
+            DeviceOrder::Name | DeviceOrder::NameDesc => {
+                let mut query = Self::filtered(filter);
+                let descending = order == DeviceOrder::NameDesc;
+                if let Some((id, name, _)) = anchor {
+                    query = if descending {
+                        query.filter(
+                            devices::name
+                                .lt(name.clone())
+                                .or(devices::name.eq(name).and(devices::id.lt(id))),
+                        )
+                    } else {
+                        query.filter(
+                            devices::name
+                                .gt(name.clone())
+                                .or(devices::name.eq(name).and(devices::id.gt(id))),
+                        )
+                    };
+                }
+                query = if descending {
+                    query.order((devices::name.desc(), devices::id.desc()))
+                } else {
+                    query.order((devices::name.asc(), devices::id.asc()))
+                };
+                query.limit(limit).select(devices::id).load(conn)?
+            }
+            DeviceOrder::SeenNewest | DeviceOrder::SeenOldest => {
+                Self::seen_page(conn, filter, order == DeviceOrder::SeenNewest, anchor, limit)?
+            }
+        };
+        Self::named_in_order(conn, &ids).map(Some)
+    }
+
+    /// A keyset page by `last_seen_at`. Devices never seen come last when the newest
+    /// come first and first when the oldest do, on both backends: the two parts are
+    /// read apart, the never-seen ones by id.
+    fn seen_page(
+        conn: &mut DbConnection,
+        filter: &DeviceFilter,
+        newest_first: bool,
+        anchor: Option<(DeviceId, String, Option<NaiveDateTime>)>,
+        limit: i64,
+    ) -> QueryResult<Vec<DeviceId>> {
+        let seen_part = |conn: &mut DbConnection, after: Option<(DeviceId, NaiveDateTime)>, limit: i64| {
+            let mut query = Self::filtered(filter).filter(devices::last_seen_at.is_not_null());
+            if let Some((id, at)) = after {
+                query = if newest_first {
+                    query.filter(
+                        devices::last_seen_at
+                            .lt(at)
+                            .or(devices::last_seen_at.eq(at).and(devices::id.lt(id))),
+                    )
+                } else {
+                    query.filter(
+                        devices::last_seen_at
+                            .gt(at)
+                            .or(devices::last_seen_at.eq(at).and(devices::id.gt(id))),
+                    )
+                };
+            }
+            query = if newest_first {
+                query.order((devices::last_seen_at.desc(), devices::id.desc()))
+            } else {
+                query.order((devices::last_seen_at.asc(), devices::id.asc()))
+            };
+            query.limit(limit).select(devices::id).load::<DeviceId>(conn)
+        };
+        let never_part = |conn: &mut DbConnection, after: Option<DeviceId>, limit: i64| {
+            let mut query = Self::filtered(filter).filter(devices::last_seen_at.is_null());
+            if let Some(id) = after {
+                query = query.filter(devices::id.gt(id));
+            }
+            query
+                .order(devices::id.asc())
+                .limit(limit)
+                .select(devices::id)
+                .load::<DeviceId>(conn)
+        };
+        // Where the anchor is: among the seen devices (with its time) or the never seen.
+        let (in_seen, seen_after, never_after) = match anchor {
+            None => (newest_first, None, None),
+            Some((id, _, Some(at))) => (true, Some((id, at)), None),
+            Some((id, _, None)) => (false, None, Some(id)),
+        };
+        let mut ids = Vec::new();
+        if newest_first {
+            if in_seen {
+                ids = seen_part(conn, seen_after, limit)?;
+            }
+            let left = limit - ids.len() as i64;
+            if left > 0 {
+                ids.extend(never_part(conn, never_after, left)?);
+            }
+        } else {
+            if !in_seen {
+                ids = never_part(conn, never_after, limit)?;
+            }
+            let left = limit - ids.len() as i64;
+            if left > 0 {
+                ids.extend(seen_part(conn, seen_after, left)?);
+            }
+        }
+        Ok(ids)
+    }
+
+    /// How many live devices each customer has.
+    pub fn count_by_customer(conn: &mut DbConnection) -> QueryResult<Vec<(CustomerId, i64)>> {
+        devices::table
+            .filter(devices::decommissioned_at.is_null())
+            .group_by(devices::customer_id)
+            .select((devices::customer_id, diesel::dsl::count_star()))
             .load(conn)
     }
 

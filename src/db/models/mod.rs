@@ -63,7 +63,7 @@ pub use advisory::{AdvisoryFilter, AdvisoryRecord, NewAdvisory, PublishedSummary
 pub use anomaly::{AnomalyRecord, ListedAnomaly};
 pub use api_token::{ApiToken, NewApiToken};
 pub use customer::{Customer, NewCustomer};
-pub use device::{DeviceFilter, DeviceRecord, Generations, NamedDevice};
+pub use device::{DeviceFilter, DeviceOrder, DeviceRecord, Generations, NamedDevice};
 pub use enrollment::EnrollmentToken;
 pub use image::ReleaseImage;
 pub use observation::{Latest, ObservationRecord, Offers, Seen};

@@ -57,6 +57,30 @@ impl Session {
         diesel::delete(sessions::table.filter(sessions::user_id.eq(user))).execute(conn)
     }
 
+    /// Ends every session of `user` but `keep`; returns how many.
+    pub fn delete_others(conn: &mut DbConnection, user: &UserId, keep: &str) -> QueryResult<usize> {
+        diesel::delete(
+            sessions::table
+                .filter(sessions::user_id.eq(user))
+                .filter(sessions::id.ne(keep)),
+        )
+        .execute(conn)
+    }
+
+    /// Live sessions per user among `users`.
+    pub fn live_counts(
+        conn: &mut DbConnection,
+        users: &[UserId],
+        at: NaiveDateTime,
+    ) -> QueryResult<Vec<(UserId, i64)>> {
+        sessions::table
+            .filter(sessions::user_id.eq_any(users))
+            .filter(sessions::expires_at.gt(at))
+            .group_by(sessions::user_id)
+            .select((sessions::user_id, diesel::dsl::count_star()))
+            .load(conn)
+    }
+
     /// Removes sessions that have expired; returns how many.
     pub fn delete_expired(conn: &mut DbConnection, at: NaiveDateTime) -> QueryResult<usize> {
         diesel::delete(sessions::table.filter(sessions::expires_at.le(at))).execute(conn)

@@ -18,6 +18,9 @@ pub struct User {
     pub role: Role,
     pub customer_id: Option<CustomerId>,
     pub created_at: NaiveDateTime,
+    /// The password is a one-time one an admin was shown: it may only be used to
+    /// set a password of the user's own.
+    pub password_change_required: bool,
 }
 
 #[derive(Insertable)]
@@ -29,6 +32,7 @@ pub struct NewUser<'a> {
     pub role: &'a str,
     pub customer_id: Option<&'a CustomerId>,
     pub created_at: NaiveDateTime,
+    pub password_change_required: bool,
 }
 
 impl User {
@@ -53,9 +57,10 @@ impl User {
         diesel::delete(users::table.find(id)).execute(conn)
     }
 
+    /// Sets the password; one set this way is the user's own, never one-time.
     pub fn set_password_hash(conn: &mut DbConnection, id: &UserId, hash: &str) -> QueryResult<usize> {
         diesel::update(users::table.find(id))
-            .set(users::password_hash.eq(hash))
+            .set((users::password_hash.eq(hash), users::password_change_required.eq(false)))
             .execute(conn)
     }
 }

@@ -52,6 +52,7 @@ pub async fn list_devices(
                 version: query.version.clone(),
                 page,
                 per_page,
+                keyset: None,
             };
             let (rows, total) = devices::list(&state, &caller.scope, list).await?;
             DeviceList {

@@ -34,7 +34,7 @@ struct TokenRow {
 }
 
 fn stamp(at: chrono::NaiveDateTime) -> String {
-    at.format("%Y-%m-%d %H:%M UTC").to_string()
+    at.format("%Y-%m-%d %H:%M:%S").to_string()
 }
 
 async fn account_page(

@@ -108,7 +108,7 @@ pub async fn get_advisory_page(
         .iter()
         .map(|r| HistoryRow {
             revision: r.revision,
-            date: r.published_at.format("%Y-%m-%d %H:%M UTC").to_string(),
+            date: r.published_at.format("%Y-%m-%d %H:%M:%S").to_string(),
             summary: r.change_summary.clone(),
             status: r.status.as_str().to_owned(),
             json_url: format!("/api/v1/advisories/{public_id}/revisions/{}", r.revision),

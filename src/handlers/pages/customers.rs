@@ -12,12 +12,24 @@ use crate::auth::{AuthUser, CsrfForm, VendorAdminForm, WebVendor};
 use crate::domain::Role;
 use crate::error::PageError;
 use crate::http::pages::{context, form_error, render, see_other};
+use crate::services::fleet::exposure::Counts;
+use crate::services::fleet::screens;
 use crate::services::users::{self, NewUserRequest};
 use crate::services::{tenants, ServiceError};
 use crate::state::AppState;
 
 #[derive(Serialize)]
 struct CustomerRow {
+    slug: String,
+    name: String,
+    devices: i64,
+    /// Against the newest open emergency, when there is one.
+    emergency: Option<Counts>,
+}
+
+/// The customer a screen is about.
+#[derive(Serialize)]
+struct CustomerName {
     slug: String,
     name: String,
 }
@@ -37,18 +49,21 @@ async fn list_page(
     form: &CustomerForm,
     error: Option<&str>,
 ) -> Result<HttpResponse, PageError> {
-    let customers = tenants::customers(state, &user.scope)
+    let (customers, emergency) = screens::customers_at_a_glance(state, &user.scope)
         .await
         .map_err(|e| PageError::with_state(state, e))?;
     let rows: Vec<CustomerRow> = customers
         .into_iter()
         .map(|c| CustomerRow {
-            slug: c.slug,
-            name: c.name,
+            slug: c.customer.slug,
+            name: c.customer.name,
+            devices: c.devices,
+            emergency: c.emergency,
         })
         .collect();
     let mut page = context(Some(user));
     page.insert("customers", &rows);
+    page.insert("emergency", &emergency);
     page.insert("form", form);
     page.insert("error", &error);
     page.insert("is_admin", &(user.role == Role::VendorAdmin));
@@ -134,7 +149,7 @@ async fn customer_page(
     let mut page = context(Some(user));
     page.insert(
         "customer",
-        &CustomerRow {
+        &CustomerName {
             slug: customer.slug,
             name: customer.name,
         },

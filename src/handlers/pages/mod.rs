@@ -8,5 +8,6 @@ pub mod home;
 pub mod log;
 pub mod login;
 pub mod patches;
+pub mod people;
 pub mod rollouts;
 pub mod vendor;

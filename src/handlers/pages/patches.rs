@@ -60,7 +60,7 @@ fn row(view: &PatchView) -> Result<PatchRow, AppError> {
         key_id: view.patch.key_id.clone(),
         fixes: view.fixes.clone(),
         applies_to,
-        created: view.patch.created_at.format("%Y-%m-%d %H:%M UTC").to_string(),
+        created: view.patch.created_at.format("%Y-%m-%d %H:%M:%S").to_string(),
     })
 }
 

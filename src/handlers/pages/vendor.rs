@@ -44,7 +44,7 @@ pub async fn get_vendor_advisories(state: web::Data<AppState>, user: WebVendor) 
             severity: r.severity,
             emergency: r.emergency,
             revision: r.latest_revision,
-            updated: r.updated_at.format("%Y-%m-%d %H:%M UTC").to_string(),
+            updated: r.updated_at.format("%Y-%m-%d %H:%M:%S").to_string(),
         })
         .collect();
     let mut page = context(Some(&user.0));

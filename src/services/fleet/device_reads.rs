@@ -52,11 +52,14 @@ pub struct DeviceDetail {
     pub pull: Option<DevicePull>,
     pub pull_failures: Vec<PullFailureRecord>,
     pub anomalies: Vec<ListedAnomaly>,
+    /// Every published advisory of its product: exposed or not, and why.
+    pub advisories: Vec<super::exposure::DeviceAdvisory>,
 }
 
 /// The device `id` as `scope` may see it.
 pub async fn detail(services: &Services, scope: &Scope, id: String) -> Result<DeviceDetail, ServiceError> {
     let scope = scope.clone();
+    let stall = super::exposure::stall_after(services)?;
     services
         .db
         .run(move |conn| {
@@ -69,6 +72,7 @@ pub async fn detail(services: &Services, scope: &Scope, id: String) -> Result<De
                 pull: DevicePull::find(conn, &device.id)?,
                 pull_failures: PullFailureRecord::of_device(conn, &device.id, HISTORY_ROWS)?,
                 anomalies: AnomalyRecord::list(conn, None, Some(&device.id), None, HISTORY_ROWS)?,
+                advisories: super::exposure::of_device(conn, &device, stall)?,
                 device,
                 customer,
                 product,
@@ -86,6 +90,8 @@ pub struct ListQuery {
     pub version: Option<String>,
     pub page: u32,
     pub per_page: u32,
+    /// A keyset page instead of `page`.
+    pub keyset: Option<super::exposure::Keyset>,
 }
 
 /// One page of the live devices `scope` may see, by name, and how many there are.
@@ -105,8 +111,19 @@ pub async fn list(
                 versions: query.version.map(|v| vec![v]),
                 ..DeviceFilter::default()
             };
-            let offset = i64::from(query.page.max(1) - 1) * i64::from(query.per_page);
-            Ok(DeviceRecord::list(conn, &filter, offset, i64::from(query.per_page))?)
+            match &query.keyset {
+                Some(keyset) => {
+                    let total = DeviceRecord::count_matching(conn, &filter)?;
+                    Ok((
+                        super::exposure::keyset_page(conn, &filter, keyset, query.per_page)?,
+                        total,
+                    ))
+                }
+                None => {
+                    let offset = i64::from(query.page.max(1) - 1) * i64::from(query.per_page);
+                    Ok(DeviceRecord::list(conn, &filter, offset, i64::from(query.per_page))?)
+                }
+            }
         })
         .await
 }

@@ -1,12 +1,18 @@
 //! What the fleet screens show beyond the API's answers: a device list that is
-//! either the fleet or one advisory's exposure, with the advisories to filter by.
+//! either the fleet or one advisory's exposure, with the advisories to filter by;
+//! the dashboard; each open emergency's progress customer by customer, for the
+//! vendor's home and customer list.
 
-use crate::db::models::{AdvisoryRecord, NamedDevice};
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+
+use crate::db::models::{AdvisoryRecord, Customer, DeviceRecord, NamedDevice};
 use crate::domain::{AdvisoryStatus, ExposureState, Scope};
 use crate::services::{ServiceError, Services};
 
 use super::devices::{self, ListQuery};
-use super::exposure::{self, ExposureQuery, StateFilter};
+use super::exposure::{self, Counts, CustomerCounts, ExposureQuery, StateFilter};
 
 /// One row of the device list.
 pub struct DeviceRow {
@@ -54,6 +60,7 @@ pub async fn device_list(
                     everything: false,
                     label: query.list.label.clone(),
                     version: query.list.version.clone(),
+                    keyset: query.list.keyset.clone(),
                 },
             )
             .await?;
@@ -140,4 +147,128 @@ pub async fn overview(services: &Services, scope: &Scope, slug: Option<String>) 
         anomalies,
         stale,
     })
+}
+
+/// One open emergency across the customers the caller sees.
+#[derive(Clone, Debug)]
+pub struct EmergencyProgress {
+    pub public_id: String,
+    pub title: String,
+    pub fix_deadline: Option<DateTime<Utc>>,
+    pub counts: Counts,
+    /// Per customer with devices of its products, in the order asked for.
+    pub customers: Vec<CustomerCounts>,
+}
+
+/// How the customers of an emergency are ordered.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProgressOrder {
+    /// Most devices still affected first.
+    #[default]
+    Exposed,
+    /// Most devices past the deadline first.
+    Overdue,
+    /// Largest share fixed first.
+    Fixed,
+    /// By slug.
+    Customer,
+}
+
+fn share_fixed(counts: &Counts) -> f64 {
+    match counts.concerned() {
+        0 => 1.0,
+        n => counts.fixed as f64 / n as f64,
+    }
+}
+
+fn order(customers: &mut [CustomerCounts], by: ProgressOrder) {
+    customers.sort_by(|a, b| {
+        let (x, y) = (&a.counts, &b.counts);
+        let first = match by {
+            ProgressOrder::Exposed => y.affected.cmp(&x.affected),
+            ProgressOrder::Overdue => y.overdue.cmp(&x.overdue).then(y.affected.cmp(&x.affected)),
+            ProgressOrder::Fixed => share_fixed(y).total_cmp(&share_fixed(x)),
+            ProgressOrder::Customer => std::cmp::Ordering::Equal,
+        };
+        first.then_with(|| a.customer.cmp(&b.customer))
+    });
+}
+
+/// Every published emergency advisory that concerns devices `scope` sees, newest
+/// first, with its progress per customer.
+pub async fn emergencies(
+    services: &Services,
+    scope: &Scope,
+    by: ProgressOrder,
+) -> Result<Vec<EmergencyProgress>, ServiceError> {
+    let mut found = Vec::new();
+    for entry in exposure::dashboard(services, scope, None).await? {
+        if !entry.emergency {
+            continue;
+        }
+        let only_counts = ExposureQuery {
+            per_page: 0,
+            ..ExposureQuery::default()
+        };
+        let mut exposure = exposure::exposure(services, scope, entry.public_id.clone(), only_counts).await?;
+        order(&mut exposure.customers, by);
+        found.push(EmergencyProgress {
+            public_id: entry.public_id,
+            title: entry.advisory.title,
+            fix_deadline: entry.fix_deadline,
+            counts: exposure.counts,
+            customers: exposure.customers,
+        });
+    }
+    Ok(found)
+}
+
+/// A customer on the vendor's list: its live devices and where they stand against
+/// the newest open emergency.
+pub struct CustomerGlance {
+    pub customer: Customer,
+    pub devices: i64,
+    pub emergency: Option<Counts>,
+}
+
+/// The customers `scope` sees with their device counts, and the newest open
+/// emergency (public id, title) their counts are against.
+pub async fn customers_at_a_glance(
+    services: &Services,
+    scope: &Scope,
+) -> Result<(Vec<CustomerGlance>, Option<(String, String)>), ServiceError> {
+    let visible = scope.clone();
+    let customers: Vec<Customer> = services
+        .db
+        .query(Customer::list)
+        .await?
+        .into_iter()
+        .filter(|c| visible.can_see(Some(&c.id)))
+        .collect();
+    let devices: HashMap<_, _> = services
+        .db
+        .query(DeviceRecord::count_by_customer)
+        .await?
+        .into_iter()
+        .collect();
+    let current = emergencies(services, scope, ProgressOrder::Customer)
+        .await?
+        .into_iter()
+        .next();
+    let by_slug: HashMap<String, Counts> = current
+        .iter()
+        .flat_map(|e| e.customers.iter().map(|c| (c.customer.clone(), c.counts)))
+        .collect();
+    let glances = customers
+        .into_iter()
+        .map(|customer| CustomerGlance {
+            devices: devices.get(&customer.id).copied().unwrap_or(0),
+            emergency: current
+                .as_ref()
+                .map(|_| by_slug.get(&customer.slug).copied().unwrap_or_default()),
+            customer,
+        })
+        .collect();
+    Ok((glances, current.map(|e| (e.public_id, e.title))))
 }

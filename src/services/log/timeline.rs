@@ -1,5 +1,6 @@
 //! The operator's audit page: the log as a timeline, newest first, filtered, with
-//! sealed entries opened and actors named.
+//! sealed entries opened, users and devices named (as actors and as subjects), and
+//! each entry's inclusion proof in the newest signed head.
 
 use std::collections::HashMap;
 
@@ -23,6 +24,11 @@ pub struct AuditEntry {
     pub actor_key: String,
     /// The slug of the customer a sealed entry concerns.
     pub customer: Option<String>,
+    /// The subject's name and id when it is a device (`fw-1`).
+    pub subject_name: Option<String>,
+    pub subject_device: Option<String>,
+    /// Whether the newest signed head covers the entry, so its inclusion proof exists.
+    pub covered: bool,
     pub at: String,
     /// What the entry says: its text, or for a sealed one the opened details.
     pub details: String,
@@ -60,7 +66,8 @@ const TIMELINE_PAGE: i64 = 100;
 
 /// One page of the log as a timeline, newest first, filtered; for vendor staff.
 pub async fn timeline(services: &Services, query: TimelineQuery) -> Result<Timeline, ServiceError> {
-    use crate::db::models::{Customer, User};
+    use crate::db::models::{Customer, DeviceRecord, User};
+    use crate::ids::DeviceId;
     super::integrate_pending(services).await?;
     services
         .db
@@ -89,31 +96,53 @@ pub async fn timeline(services: &Services, query: TimelineQuery) -> Result<Timel
                 before: query.before.map(|b| b as i64),
             };
             let rows = rows::recent(conn, &filter, TIMELINE_PAGE + 1)?;
-            let users: HashMap<String, String> = User::list_with_customer(conn, None)?
+            let mut names: HashMap<String, String> = User::list_with_customer(conn, None)?
                 .into_iter()
                 .map(|(u, _)| (format!("user:{}", u.id), u.email))
                 .collect();
+            let device_ids: Vec<DeviceId> = rows
+                .iter()
+                .flat_map(|e| [e.actor.strip_prefix("device:"), e.subject.strip_prefix("device/")])
+                .flatten()
+                .filter_map(|id| id.parse().ok())
+                .collect();
+            let devices: HashMap<String, String> =
+                DeviceRecord::find_many(conn, &device_ids.iter().collect::<Vec<_>>())?
+                    .into_iter()
+                    .map(|d| (d.id.to_string(), d.name))
+                    .collect();
+            names.extend(
+                devices
+                    .iter()
+                    .map(|(id, name)| (format!("device:{id}"), format!("device {name}"))),
+            );
             let slugs: HashMap<String, String> = customers.iter().map(|c| (c.id.to_string(), c.slug.clone())).collect();
+            let head = rows::latest_head(conn)?.map(|h| signed_head(&h)).transpose()?;
+            let covered = head.as_ref().map_or(0, |h| h.tree_size);
             let older = (rows.len() as i64 > TIMELINE_PAGE).then(|| rows[TIMELINE_PAGE as usize - 1].idx as u64);
             let entries = rows
                 .into_iter()
                 .take(TIMELINE_PAGE as usize)
                 .map(|e| {
                     let details = Opening::of(&e).map_or_else(|| e.leaf.clone(), |o| o.entry);
+                    let index = e.idx as u64;
+                    let subject_device = e.subject.strip_prefix("device/").map(str::to_owned);
                     AuditEntry {
-                        index: e.idx as u64,
+                        index,
                         sealed: e.opening.is_some(),
-                        actor: users.get(&e.actor).cloned().unwrap_or_else(|| e.actor.clone()),
+                        actor: names.get(&e.actor).cloned().unwrap_or_else(|| e.actor.clone()),
                         actor_key: e.actor,
                         customer: e.customer_id.map(|c| slugs.get(&c).cloned().unwrap_or(c)),
                         at: utc(e.created_at).to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                        subject_name: subject_device.as_ref().and_then(|id| devices.get(id).cloned()),
+                        subject_device,
+                        covered: index < covered,
                         kind: e.kind,
                         subject: e.subject,
                         details,
                     }
                 })
                 .collect();
-            let head = rows::latest_head(conn)?.map(|h| signed_head(&h)).transpose()?;
             Ok(Timeline {
                 head,
                 entries,

@@ -6,20 +6,23 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 
-use super::{age_text, page_error};
+use super::page_error;
 use crate::api::events::{Acknowledgement, AnomalyResponse, PullFailureResponse, PullStatusResponse};
 use crate::api::fleet::{DeviceDraft, DeviceResponse, FleetQuery};
 use crate::auth::{AuthUser, CsrfForm, CustomerAdminForm, WebUser};
 use crate::db::models::utc;
+use crate::db::models::DeviceOrder;
 use crate::domain::fleet::Labels;
 use crate::error::PageError;
 use crate::http::pages::{context, form_error, render, see_other, NoFields};
 use crate::services::anomalies;
 use crate::services::fleet::devices;
+use crate::services::fleet::exposure::Keyset;
 use crate::services::fleet::screens::{self, DeviceListPage};
 use crate::services::pulls;
 use crate::services::ServiceError;
 use crate::state::AppState;
+use crate::when::span_text;
 
 #[derive(Serialize)]
 struct DeviceLine {
@@ -86,8 +89,85 @@ struct NewToken {
     token: String,
 }
 
+/// The device list screen's query: the fleet filters, an order, and the device the
+/// page starts after (a keyset page: as quick at the end of a large fleet as at its
+/// start).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceListParams {
+    #[serde(default)]
+    advisory: Option<String>,
+    #[serde(default)]
+    state: Option<String>,
+    #[serde(default)]
+    label: Option<String>,
+    #[serde(default)]
+    version: Option<String>,
+    #[serde(default)]
+    customer: Option<String>,
+    #[serde(default)]
+    per_page: Option<u32>,
+    #[serde(default)]
+    sort: Option<DeviceOrder>,
+    #[serde(default)]
+    after: Option<String>,
+}
+
+impl DeviceListParams {
+    fn fleet(&self) -> FleetQuery {
+        FleetQuery {
+            advisory: self.advisory.clone(),
+            state: self.state.clone(),
+            label: self.label.clone(),
+            version: self.version.clone(),
+            customer: self.customer.clone(),
+            page: None,
+            per_page: self.per_page,
+        }
+    }
+
+    fn keyset(&self) -> Result<Keyset, ServiceError> {
+        let after =
+            match self.after.as_deref().filter(|a| !a.is_empty()) {
+                None => None,
+                Some(text) => Some(text.parse().map_err(|_| {
+                    ServiceError::invalid("after", format!("`after` must be a device id, not `{text}`"))
+                })?),
+            };
+        Ok(Keyset {
+            order: self.sort.unwrap_or_default(),
+            after,
+        })
+    }
+
+    /// The query string of this list in `order`, from its start, or after `after`
+    /// (the template puts it after `/fleet/devices?`).
+    fn link(&self, order: DeviceOrder, after: Option<&str>) -> String {
+        let mut query = url::form_urlencoded::Serializer::new(String::new());
+        for (name, value) in [
+            ("advisory", &self.advisory),
+            ("state", &self.state),
+            ("label", &self.label),
+            ("version", &self.version),
+            ("customer", &self.customer),
+        ] {
+            if let Some(value) = value.as_deref().filter(|v| !v.is_empty()) {
+                query.append_pair(name, value);
+            }
+        }
+        if let Some(per_page) = self.per_page {
+            query.append_pair("per_page", &per_page.to_string());
+        }
+        query.append_pair("sort", order.as_str());
+        if let Some(after) = after {
+            query.append_pair("after", after);
+        }
+        query.finish()
+    }
+}
+
 struct ListView<'a> {
-    query: &'a FleetQuery,
+    query: &'a DeviceListParams,
     form: &'a DeviceForm,
     error: Option<&'a str>,
     enrolled: Option<NewToken>,
@@ -99,8 +179,14 @@ async fn list_page(
     status: StatusCode,
     view: ListView<'_>,
 ) -> Result<HttpResponse, PageError> {
-    let request = view.query.device_list().map_err(|e| page_error(state, e))?;
-    let (page_number, per_page) = (request.list.page, request.list.per_page);
+    let keyset = view.query.keyset().map_err(|e| page_error(state, e))?;
+    let order = keyset.order;
+    let request = view
+        .query
+        .fleet()
+        .device_list(keyset)
+        .map_err(|e| page_error(state, e))?;
+    let per_page = request.list.per_page;
     let DeviceListPage {
         rows,
         total,
@@ -108,6 +194,16 @@ async fn list_page(
     } = screens::device_list(state, &user.scope, request)
         .await
         .map_err(|e| page_error(state, e))?;
+    let next = (rows.len() == per_page as usize)
+        .then(|| {
+            rows.last()
+                .map(|row| view.query.link(order, Some(&row.named.0.id.to_string())))
+        })
+        .flatten();
+    let sorts: Vec<(String, &str, bool)> = DeviceOrder::ALL
+        .iter()
+        .map(|o| (view.query.link(*o, None), o.label(), *o == order))
+        .collect();
     let lines: Vec<DeviceLine> = rows
         .into_iter()
         .map(|row| {
@@ -132,11 +228,12 @@ async fn list_page(
     let mut page = context(Some(user));
     page.insert("devices", &lines);
     page.insert("total", &total);
-    page.insert("page", &page_number);
+    page.insert("next", &next);
     page.insert(
-        "pages",
-        &((total + i64::from(per_page) - 1) / i64::from(per_page)).max(1),
+        "first",
+        &view.query.after.as_ref().map(|_| view.query.link(order, None)),
     );
+    page.insert("sorts", &sorts);
     page.insert("advisories", &advisories);
     let filter = |v: &Option<String>| v.clone().unwrap_or_default();
     page.insert("f_advisory", &filter(&view.query.advisory));
@@ -155,7 +252,7 @@ async fn list_page(
 pub async fn get_devices(
     state: web::Data<AppState>,
     user: WebUser,
-    query: web::Query<FleetQuery>,
+    query: web::Query<DeviceListParams>,
 ) -> Result<HttpResponse, PageError> {
     let view = ListView {
         query: &query,
@@ -172,7 +269,7 @@ pub async fn post_device(
     form: CustomerAdminForm<DeviceForm>,
 ) -> Result<HttpResponse, PageError> {
     let CsrfForm { user, fields, .. } = form;
-    let query = FleetQuery::default();
+    let query = DeviceListParams::default();
     let enrolled = match fields.draft() {
         Ok(draft) => devices::enrol(&state, &user.caller(), draft).await,
         Err(err) => Err(err),
@@ -212,6 +309,17 @@ struct TimelineRow {
     first_seen_at: String,
     last_seen_at: String,
     times: i64,
+}
+
+/// Where the device stands against one advisory, and why.
+#[derive(Serialize)]
+struct AdvisoryRow {
+    id: String,
+    title: String,
+    emergency: bool,
+    exposed: bool,
+    state: String,
+    why: String,
 }
 
 #[derive(Serialize)]
@@ -264,9 +372,22 @@ pub async fn get_device(
     let pull = detail.pull.as_ref().map(PullStatusResponse::from);
     let pull_failures: Vec<PullFailureResponse> = detail.pull_failures.iter().map(Into::into).collect();
     let anomalies: Vec<AnomalyResponse> = detail.anomalies.iter().map(Into::into).collect();
-    let head_age = detail.device.head_age_s.map(age_text);
+    let head_age = detail.device.head_age_s.map(span_text);
+    let advisories: Vec<AdvisoryRow> = detail
+        .advisories
+        .iter()
+        .map(|a| AdvisoryRow {
+            id: a.public_id.clone(),
+            title: a.title.clone(),
+            emergency: a.emergency,
+            exposed: a.exposed(),
+            state: a.state.to_string(),
+            why: a.reasons.join("; "),
+        })
+        .collect();
     let mut page = context(Some(&user.0));
     page.insert("head_age", &head_age);
+    page.insert("advisories", &advisories);
     page.insert("pull", &pull);
     page.insert("pull_failures", &pull_failures);
     page.insert("anomalies", &anomalies);

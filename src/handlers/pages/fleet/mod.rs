@@ -10,13 +10,14 @@ use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 
 use crate::api::events::AnomalyResponse;
-use crate::auth::WebUser;
+use crate::auth::{AuthUser, WebUser};
 use crate::db::models::utc;
 use crate::error::{AppError, PageError};
 use crate::http::chart;
 use crate::http::pages::{context, render};
 use crate::services::fleet::screens::{self};
 use crate::state::AppState;
+use crate::when::span_text;
 
 mod device_pages;
 mod rollout_pages;
@@ -52,8 +53,21 @@ struct AdvisoryCard {
     title: String,
     emergency: bool,
     fix_deadline: Option<String>,
+    /// `2 d 5 h left`, or `overdue by 3 h 10 min`.
+    time_left: Option<String>,
+    overdue: bool,
     counts: Counts,
     chart: String,
+}
+
+/// How long until `deadline`, or how long past it, as `now` sees it.
+pub(crate) fn time_left(deadline: chrono::DateTime<chrono::Utc>, now: chrono::DateTime<chrono::Utc>) -> (String, bool) {
+    let seconds = (deadline - now).num_seconds();
+    if seconds > 0 {
+        (format!("{} left", span_text(seconds)), false)
+    } else {
+        (format!("overdue by {}", span_text(seconds)), true)
+    }
 }
 
 #[derive(Deserialize, Default)]
@@ -72,18 +86,8 @@ pub(super) fn page_error(state: &AppState, err: impl Into<AppError>) -> PageErro
 struct StaleRow {
     id: String,
     name: String,
-    since: String,
+    since: Option<String>,
     head_age: Option<String>,
-}
-
-/// An age in seconds as a person reads it: `3 h 12 min`, `45 min`, `20 s`.
-pub(super) fn age_text(seconds: i64) -> String {
-    match seconds {
-        s if s >= 86_400 => format!("{} d {} h", s / 86_400, s % 86_400 / 3600),
-        s if s >= 3600 => format!("{} h {} min", s / 3600, s % 3600 / 60),
-        s if s >= 60 => format!("{} min", s / 60),
-        s => format!("{s} s"),
-    }
 }
 
 /// `GET /fleet`: the advisories that concern the fleet, emergencies first.
@@ -93,27 +97,45 @@ pub async fn get_dashboard(
     query: web::Query<DashboardQuery>,
 ) -> Result<HttpResponse, PageError> {
     let customer = query.into_inner().customer.filter(|c| !c.is_empty());
-    let overview = screens::overview(&state, &user.0.scope, customer.clone())
+    dashboard_page(&state, &user.0, customer, None).await
+}
+
+/// The fleet's state — its emergencies, the other advisories that concern it, its
+/// stale devices and open anomalies — as the fleet screen and a customer admin's
+/// home show it (the home names the customer in `home`).
+pub(crate) async fn dashboard_page(
+    state: &AppState,
+    user: &AuthUser,
+    customer: Option<String>,
+    home: Option<&str>,
+) -> Result<HttpResponse, PageError> {
+    let overview = screens::overview(state, &user.scope, customer.clone())
         .await
-        .map_err(|e| page_error(&state, e))?;
+        .map_err(|e| page_error(state, e))?;
+    let now = chrono::Utc::now();
     let cards: Vec<AdvisoryCard> = overview
         .advisories
         .iter()
-        .map(|e| AdvisoryCard {
-            id: e.public_id.clone(),
-            title: e.advisory.title.clone(),
-            emergency: e.emergency,
-            fix_deadline: e.fix_deadline.map(|d| d.format("%Y-%m-%d %H:%M UTC").to_string()),
-            counts: Counts {
-                affected: e.counts.affected,
-                fixed: e.counts.fixed,
-                unaffected: e.counts.unaffected,
-                unknown: e.counts.unknown,
-                overdue: e.counts.overdue,
-                claimed_not_running: e.counts.claimed_not_running,
-                stalled: e.counts.stalled,
-            },
-            chart: chart::adoption(&e.history),
+        .map(|e| {
+            let left = e.fix_deadline.map(|d| time_left(d, now));
+            AdvisoryCard {
+                id: e.public_id.clone(),
+                title: e.advisory.title.clone(),
+                emergency: e.emergency,
+                fix_deadline: e.fix_deadline.map(|d| d.to_rfc3339()),
+                overdue: left.as_ref().is_some_and(|(_, overdue)| *overdue),
+                time_left: left.map(|(text, _)| text),
+                counts: Counts {
+                    affected: e.counts.affected,
+                    fixed: e.counts.fixed,
+                    unaffected: e.counts.unaffected,
+                    unknown: e.counts.unknown,
+                    overdue: e.counts.overdue,
+                    claimed_not_running: e.counts.claimed_not_running,
+                    stalled: e.counts.stalled,
+                },
+                chart: chart::adoption(&e.history),
+            }
         })
         .collect();
     let anomalies: Vec<AnomalyResponse> = overview.anomalies.iter().map(AnomalyResponse::from).collect();
@@ -123,18 +145,16 @@ pub async fn get_dashboard(
         .map(|d| StaleRow {
             id: d.id.to_string(),
             name: d.name.clone(),
-            since: d
-                .stale_since
-                .map(|t| utc(t).format("%Y-%m-%d %H:%M:%S").to_string())
-                .unwrap_or_default(),
-            head_age: d.head_age_s.map(age_text),
+            since: d.stale_since.map(|t| utc(t).to_rfc3339()),
+            head_age: d.head_age_s.map(span_text),
         })
         .collect();
-    let mut page = context(Some(&user.0));
+    let mut page = context(Some(user));
     page.insert("stale", &stale);
     page.insert("advisories", &cards);
     page.insert("anomalies", &anomalies);
     page.insert("customer", &customer);
-    page.insert("is_customer", &user.customer().is_some());
-    render(&state, StatusCode::OK, "fleet_dashboard.html", &page)
+    page.insert("home", &home);
+    page.insert("is_customer", &user.scope.customer().is_some());
+    render(state, StatusCode::OK, "fleet_dashboard.html", &page)
 }

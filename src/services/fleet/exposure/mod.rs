@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::db::models::exposure::customer_slugs;
-use crate::db::models::{AdvisoryRecord, DeviceRecord};
+use crate::db::models::{AdvisoryRecord, DeviceOrder, DeviceRecord};
 use crate::db::DbConnection;
 use crate::domain::{AdvisoryStatus, ExposureState, ReportState, Scope};
 use crate::ids::CustomerId;
@@ -22,10 +22,13 @@ use super::scoped_customer;
 
 mod counts;
 mod dashboard;
+mod device;
 mod rules;
 
 pub use counts::{advisory_counts, emergencies_affecting, AdvisoryCounts};
 pub use dashboard::{dashboard, fold_tallies, products, snapshot, DashboardEntry};
+pub use device::{of_device, DeviceAdvisory};
+
 use rules::Rules;
 
 /// Device counts of one advisory.
@@ -131,6 +134,26 @@ pub struct ExposureQuery {
     pub label: Option<(String, String)>,
     /// Only devices running this version.
     pub version: Option<String>,
+    /// A keyset page instead of `page`: an order and the device it starts after.
+    pub keyset: Option<Keyset>,
+}
+
+/// A keyset page of a device list: the order, and the device the page starts after.
+#[derive(Clone, Debug, Default)]
+pub struct Keyset {
+    pub order: DeviceOrder,
+    pub after: Option<crate::ids::DeviceId>,
+}
+
+/// One keyset page of the devices `filter` selects; 422 when `after` names no device.
+pub(super) fn keyset_page(
+    conn: &mut DbConnection,
+    filter: &crate::db::models::DeviceFilter,
+    keyset: &Keyset,
+    limit: u32,
+) -> Result<Vec<crate::db::models::NamedDevice>, ServiceError> {
+    DeviceRecord::page_after(conn, filter, keyset.order, keyset.after.as_ref(), i64::from(limit))?
+        .ok_or_else(|| ServiceError::invalid("after", "`after` names a device that does not exist"))
 }
 
 /// How many devices a state filter selects, from the counts.
@@ -212,15 +235,20 @@ pub async fn exposure(
                     (rows, total)
                 }
                 Some(filter) => {
-                    let offset = i64::from(query.page.max(1) - 1) * i64::from(query.per_page);
-                    let limit = i64::from(query.per_page);
-                    match counted(&counts, query.state) {
-                        // The counts already say how many match: no second count.
-                        Some(total) if query.label.is_none() && query.version.is_none() => {
-                            (DeviceRecord::page(conn, &filter, offset, limit)?, total)
+                    // The counts already say how many match, unless a label or a
+                    // version narrows them further.
+                    let total = match counted(&counts, query.state) {
+                        Some(total) if query.label.is_none() && query.version.is_none() => total,
+                        _ => DeviceRecord::count_matching(conn, &filter)?,
+                    };
+                    let rows = match &query.keyset {
+                        Some(keyset) => keyset_page(conn, &filter, keyset, query.per_page)?,
+                        None => {
+                            let offset = i64::from(query.page.max(1) - 1) * i64::from(query.per_page);
+                            DeviceRecord::page(conn, &filter, offset, i64::from(query.per_page))?
                         }
-                        _ => DeviceRecord::list(conn, &filter, offset, limit)?,
-                    }
+                    };
+                    (rows, total)
                 }
             };
             let devices = devices.into_iter().map(|named| rules.exposed(named)).collect();
