@@ -55,6 +55,7 @@ pub mod storage;
 pub mod telemetry;
 #[cfg(feature = "server")]
 pub mod templates;
+#[cfg(feature = "server")]
 pub mod when;
 #[cfg(feature = "server")]
 pub mod witness;

@@ -20,7 +20,7 @@ pub fn moment(at: DateTime<Utc>, now: DateTime<Utc>) -> String {
     let absolute = at.format("%Y-%m-%d %H:%M:%S UTC");
     let seconds = (now - at).num_seconds();
     match seconds {
-        -4..=4 => format!("{absolute} (just now)"),
+        -4..=4 => format!("{absolute} (now)"),
         s if s > 0 => format!("{absolute} ({} ago)", span_text(s)),
         s => format!("{absolute} (in {})", span_text(s)),
     }
@@ -82,7 +82,7 @@ mod tests {
             moment(at("2026-12-09T00:00:00Z"), now),
             "2026-12-09 00:00:00 UTC (in 2 d 6 h)"
         );
-        assert_eq!(moment(now, now), "2026-12-06 17:29:00 UTC (just now)");
+        assert_eq!(moment(now, now), "2026-12-06 17:29:00 UTC (now)");
         assert_eq!(
             moment(at("2026-12-06T17:28:15Z"), now),
             "2026-12-06 17:28:15 UTC (45 s ago)"

@@ -6,7 +6,7 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 
-use super::fleet::{dashboard_page, time_left};
+use super::fleet::{dashboard_page, overdue_by};
 use crate::api::advisories::ListQuery;
 use crate::auth::{AuthUser, MaybeWebUser};
 use crate::domain::Role;
@@ -86,13 +86,13 @@ async fn vendor_home(
     let views: Vec<EmergencyView> = emergencies
         .into_iter()
         .map(|e| {
-            let left = e.fix_deadline.map(|d| time_left(d, now));
+            let late = e.fix_deadline.and_then(|d| overdue_by(d, now));
             EmergencyView {
                 id: e.public_id,
                 title: e.title,
                 fix_deadline: e.fix_deadline.map(|d| d.to_rfc3339()),
-                overdue: left.as_ref().is_some_and(|(_, overdue)| *overdue),
-                time_left: left.map(|(text, _)| text),
+                overdue: late.is_some(),
+                time_left: late,
                 counts: e.counts,
                 customers: e
                     .customers

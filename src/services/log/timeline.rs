@@ -66,8 +66,8 @@ const TIMELINE_PAGE: i64 = 100;
 
 /// One page of the log as a timeline, newest first, filtered; for vendor staff.
 pub async fn timeline(services: &Services, query: TimelineQuery) -> Result<Timeline, ServiceError> {
-    use crate::db::models::{Customer, DeviceRecord, User};
-    use crate::ids::DeviceId;
+    use crate::db::models::{Customer, DeviceRecord, EnrollmentToken, User};
+    use crate::ids::{DeviceId, EnrollmentTokenId};
     super::integrate_pending(services).await?;
     services
         .db
@@ -116,6 +116,24 @@ pub async fn timeline(services: &Services, query: TimelineQuery) -> Result<Timel
                     .iter()
                     .map(|(id, name)| (format!("device:{id}"), format!("device {name}"))),
             );
+            // Enrolment tokens are few on a page; each is named by its label.
+            let mut tokens: Vec<&str> = rows
+                .iter()
+                .filter_map(|e| e.actor.strip_prefix("enrollment-token:"))
+                .collect();
+            tokens.sort_unstable();
+            tokens.dedup();
+            for id in tokens {
+                let Ok(parsed) = id.parse::<EnrollmentTokenId>() else {
+                    continue;
+                };
+                if let Some(token) = EnrollmentToken::find(conn, &parsed)? {
+                    names.insert(
+                        format!("enrollment-token:{id}"),
+                        format!("enrolment token “{}”", token.label),
+                    );
+                }
+            }
             let slugs: HashMap<String, String> = customers.iter().map(|c| (c.id.to_string(), c.slug.clone())).collect();
             let head = rows::latest_head(conn)?.map(|h| signed_head(&h)).transpose()?;
             let covered = head.as_ref().map_or(0, |h| h.tree_size);

@@ -53,21 +53,21 @@ struct AdvisoryCard {
     title: String,
     emergency: bool,
     fix_deadline: Option<String>,
-    /// `2 d 5 h left`, or `overdue by 3 h 10 min`.
+    /// `overdue by 3 h 10 min`, once the deadline has passed.
     time_left: Option<String>,
     overdue: bool,
     counts: Counts,
     chart: String,
 }
 
-/// How long until `deadline`, or how long past it, as `now` sees it.
-pub(crate) fn time_left(deadline: chrono::DateTime<chrono::Utc>, now: chrono::DateTime<chrono::Utc>) -> (String, bool) {
-    let seconds = (deadline - now).num_seconds();
-    if seconds > 0 {
-        (format!("{} left", span_text(seconds)), false)
-    } else {
-        (format!("overdue by {}", span_text(seconds)), true)
-    }
+/// How long past `deadline` it is as `now` sees it (`overdue by 3 h 10 min`); none
+/// before it (the deadline's own moment says how far off it is).
+pub(crate) fn overdue_by(
+    deadline: chrono::DateTime<chrono::Utc>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Option<String> {
+    let seconds = (now - deadline).num_seconds();
+    (seconds >= 0).then(|| format!("overdue by {}", span_text(seconds)))
 }
 
 #[derive(Deserialize, Default)]
@@ -117,14 +117,14 @@ pub(crate) async fn dashboard_page(
         .advisories
         .iter()
         .map(|e| {
-            let left = e.fix_deadline.map(|d| time_left(d, now));
+            let late = e.fix_deadline.and_then(|d| overdue_by(d, now));
             AdvisoryCard {
                 id: e.public_id.clone(),
                 title: e.advisory.title.clone(),
                 emergency: e.emergency,
                 fix_deadline: e.fix_deadline.map(|d| d.to_rfc3339()),
-                overdue: left.as_ref().is_some_and(|(_, overdue)| *overdue),
-                time_left: left.map(|(text, _)| text),
+                overdue: late.is_some(),
+                time_left: late,
                 counts: Counts {
                     affected: e.counts.affected,
                     fixed: e.counts.fixed,
