@@ -28,7 +28,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 pw_port=$(free_port); nginx_port=$(free_port); pw2_port=$(free_port); front_port=$(free_port)
 
 head -c "$((size_mib * 1024 * 1024))" /dev/urandom > "$work/patch.bin"

@@ -33,8 +33,6 @@ cleanup() {
   rm -rf "$work" "$shm"
 }
 trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-json() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
 now_ms() { python3 -c 'import time; print(int(time.time() * 1000))'; }
 pw_port=$(free_port); stats_port=$(free_port)
 

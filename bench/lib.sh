@@ -29,3 +29,9 @@ ratio() { python3 -c "print(f'{$1/$2:.2f}')"; }
 # The default outbound deny list less loopback: the benchmarks' simulated devices
 # answer pulls on loopback addresses, which pulls do not reach by default.
 deny_but_loopback="0.0.0.0/8,169.254.0.0/16,224.0.0.0/4,::/128,fe80::/10,ff00::/8,fd00:ec2::254"
+
+# A free loopback port.
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# A field of the JSON on standard input: json '["id"]'.
+json() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }

@@ -38,8 +38,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-json() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
 
 # A fleet of `devices` ScreenOS devices on a spread of versions: most on the 6.3.0
 # train around the backdoor, some on 6.2.0, some never seen.

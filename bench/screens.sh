@@ -29,8 +29,6 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-json() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
 
 # The fleet: most on the 6.3.0 train around the backdoor, some on 6.2.0, one in
 # twenty never seen.
@@ -55,9 +53,19 @@ print(re.search(r"name=\"csrf_token\" value=\"([^\"]+)\"", sys.stdin.read()).gro
   awk '$6 == "pw_session" { print "pw_session=" $7 }' "$jar"
 }
 
-# Median milliseconds of 7 GETs of `path` with the cookie or bearer header given.
+# Median milliseconds of 7 GETs of `path` with the cookie or bearer header given,
+# once the page has answered 200 with `marker` in it (a timing of a redirect to the
+# login page, or of an empty list, would measure nothing).
 median_ms() {
-  local header=$1 path=$2
+  local header=$1 path=$2 marker=$3 code
+  code=$(curl -s -o "$work/page" -w '%{http_code}' -H "$header" "$web$path")
+  if [ "$code" != 200 ] || ! grep -q -- "$marker" "$work/page"; then
+    echo "$path answered $code without \`$marker\`" >&2; head -c 600 "$work/page" >&2; exit 1
+  fi
+  # Every page of the list measured is a full one: 50 devices.
+  case "$path" in /fleet/devices*)
+    [ "$(grep -o 'data-device=' "$work/page" | wc -l)" = 50 ] || { echo "$path: not 50 devices" >&2; exit 1; } ;;
+  esac
   for _ in 1 2 3 4 5 6 7; do
     curl -sf -o /dev/null -w '%{time_total}\n' -H "$header" "$web$path"
   done | sort -n | awk '{ t[NR] = $1 } END { printf "%.1f", t[int((NR + 1) / 2)] * 1000 }'
@@ -148,15 +156,15 @@ PY
   local c="cookie: $customer_session" v="cookie: $vendor_session" b="Authorization: Bearer $vendor"
   local results=""
   add() { results+="$1 $2 ms; "; echo "$label: $1 $2 ms"; }
-  add "customer home" "$(median_ms "$c" /)"
-  add "vendor home" "$(median_ms "$v" /)"
-  add "list first page" "$(median_ms "$c" '/fleet/devices')"
+  add "customer home" "$(median_ms "$c" / 'class="exposure emergency"')"
+  add "vendor home" "$(median_ms "$v" / "id=\"progress-$advisory\"")"
+  add "list first page" "$(median_ms "$c" '/fleet/devices' 'id="next-page"')"
   for order in name name_desc seen_oldest; do
-    add "list last page by $order" "$(median_ms "$c" "/fleet/devices?$(last_page "$order" "")")"
+    add "list last page by $order" "$(median_ms "$c" "/fleet/devices?$(last_page "$order" "")" 'data-device=')"
   done
-  add "list with exposure, first page" "$(median_ms "$c" "/fleet/devices?advisory=$advisory")"
-  add "list with exposure, last page" "$(median_ms "$c" "/fleet/devices?$(last_page name "&advisory=$advisory")")"
-  add "API offset page at the same depth" "$(median_ms "$b" "/api/v1/devices?per_page=50&page=$((devices / 50))")"
+  add "list with exposure, first page" "$(median_ms "$c" "/fleet/devices?advisory=$advisory" 'data-state=')"
+  add "list with exposure, last page" "$(median_ms "$c" "/fleet/devices?$(last_page name "&advisory=$advisory")" 'data-state=')"
+  add "API offset page at the same depth" "$(median_ms "$b" "/api/v1/devices?per_page=50&page=$((devices / 50))" '"devices":\[{')"
   summary+="$label: ${results%; }. "
   kill "$pw_pid"; wait "$pw_pid" 2>/dev/null || true; pw_pid=""
 }

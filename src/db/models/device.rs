@@ -372,19 +372,19 @@ impl DeviceRecord {
                 let mut query = Self::filtered(filter);
                 let descending = order == DeviceOrder::NameDesc;
                 if let Some((id, name, _)) = anchor {
-                    query = if descending {
-                        query.filter(
-                            devices::name
-                                .lt(name.clone())
-                                .or(devices::name.eq(name).and(devices::id.lt(id))),
-                        )
+                    // A row-value comparison, which both backends answer from the
+                    // (…, name, id) indexes; the same `name < x OR (name = x AND …)`
+                    // made SQLite read every row before the anchor.
+                    let after = diesel::dsl::sql::<Bool>(if descending {
+                        "(devices.name, devices.id) < ("
                     } else {
-                        query.filter(
-                            devices::name
-                                .gt(name.clone())
-                                .or(devices::name.eq(name).and(devices::id.gt(id))),
-                        )
-                    };
+                        "(devices.name, devices.id) > ("
+                    })
+                    .bind::<diesel::sql_types::Text, _>(name)
+                    .sql(", ")
+                    .bind::<diesel::sql_types::Text, _>(id.to_string())
+                    .sql(")");
+                    query = query.filter(after);
                 }
                 query = if descending {
                     query.order((devices::name.desc(), devices::id.desc()))
