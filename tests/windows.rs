@@ -346,7 +346,7 @@ async fn a_customer_sets_its_windows_and_holds_its_devices_back_on_its_screens()
         );
         let page = app.page(&session, "/fleet/windows").await.1;
         assert!(
-            page.contains("site=berlin") && page.contains("opens <time"),
+            page.contains("site=berlin") && page.contains("opens 20") && page.contains(" UTC (in "),
             "[{name}] {page}"
         );
         let policy = [("csrf_token", csrf.as_str()), ("ignore_windows", "on")];
