@@ -35,3 +35,18 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 
 # A field of the JSON on standard input: json '["id"]'.
 json() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
+
+# A fleet of $1 ScreenOS devices as `patchwarden device import` reads it, on a spread
+# of versions: most on the 6.3.0 train around the backdoor, some on 6.2.0, one in
+# twenty never seen; labelled with one of 50 sites.
+screenos_fleet() {
+  python3 - "$1" <<'PY'
+import json, sys
+n = int(sys.argv[1])
+for i in range(n):
+    d = {"name": f"fw-{i:06d}", "product": "screenos", "platform": "ssg-500", "labels": {"site": f"site-{i % 50}"}}
+    if i % 20 != 0:
+        d["version"] = f"6.3.0r{12 + i % 14}" if i % 5 else f"6.2.0r{10 + i % 10}"
+    print(json.dumps(d))
+PY
+}

@@ -37,19 +37,7 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-
-
-# A fleet of `devices` ScreenOS devices on a spread of versions: most on the 6.3.0
-# train around the backdoor, some on 6.2.0, some never seen.
-python3 - "$devices" > "$work/fleet.jsonl" <<'PY'
-import json, sys
-n = int(sys.argv[1])
-for i in range(n):
-    d = {"name": f"fw-{i:06d}", "product": "screenos", "platform": "ssg-500", "labels": {"site": f"site-{i % 50}"}}
-    if i % 20 != 0:
-        d["version"] = f"6.3.0r{12 + i % 14}" if i % 5 else f"6.2.0r{10 + i % 10}"
-    print(json.dumps(d))
-PY
+screenos_fleet "$devices" > "$work/fleet.jsonl"
 
 # Starts a server on database $1 and sets it up: accounts, product, the emergency
 # advisory, the fix, and the fleet. Leaves pw_pid, base, vendor, advisory set.

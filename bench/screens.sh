@@ -30,17 +30,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# The fleet: most on the 6.3.0 train around the backdoor, some on 6.2.0, one in
-# twenty never seen.
-python3 - "$devices" > "$work/fleet.jsonl" <<'PY'
-import json, sys
-n = int(sys.argv[1])
-for i in range(n):
-    d = {"name": f"fw-{i:06d}", "product": "screenos", "platform": "ssg-500"}
-    if i % 20 != 0:
-        d["version"] = f"6.3.0r{12 + i % 14}" if i % 5 else f"6.2.0r{10 + i % 10}"
-    print(json.dumps(d))
-PY
+screenos_fleet "$devices" > "$work/fleet.jsonl"
 
 # A web session of `email`: the login form's CSRF pair, then the session cookie.
 session() {
