@@ -436,6 +436,44 @@ async fn people_are_invited_with_a_one_time_password_signed_out_and_removed_on_s
             .await;
         assert_eq!(status, 404);
 
+        // A one-time password left unused for longer than a week no longer signs in.
+        let password = invite(&app, &admin, "late@acme.example", "customer-admin").await;
+        app.db(|conn| {
+            use diesel::prelude::*;
+            use patchwarden::db::schema::users;
+            let eight_days_ago = patchwarden::db::models::now() - chrono::TimeDelta::days(8);
+            Ok(
+                diesel::update(users::table.filter(users::email.eq("late@acme.example")))
+                    .set(users::created_at.eq(eight_days_ago))
+                    .execute(conn)?,
+            )
+        })
+        .await;
+        let page = app.client.get(app.url("/login")).send().await.unwrap();
+        let cookie = page.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_owned();
+        let csrf = csrf_field(&page.text().await.unwrap());
+        let response = app
+            .client
+            .post(app.url("/login"))
+            .header("cookie", cookie)
+            .form(&[
+                ("email", "late@acme.example"),
+                ("password", password.as_str()),
+                ("csrf_token", &csrf),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 401, "[{}]", app.backend.name());
+        let html = response.text().await.unwrap();
+        assert!(html.contains("this one-time password has expired"), "{html}");
+
         // The vendor admin invites a publisher, who may not manage people.
         let vendor = sign_in(&app, &f.vendor).await;
         let password = invite(&app, &vendor, "writer@vendor.example", "vendor-publisher").await;

@@ -273,6 +273,12 @@ pub async fn sign_in(
             return Err(ServiceError::Unauthenticated("wrong e-mail or password".into()));
         }
     };
+    if user.password_change_required && user.created_at + ONE_TIME_PASSWORD_TTL <= now() {
+        tracing::warn!(user.id = %user.id, client.address = %address, "expired one-time password");
+        return Err(ServiceError::Unauthenticated(
+            "this one-time password has expired: ask an administrator to invite you again".into(),
+        ));
+    }
     let ttl = services.config.session_ttl;
     let owner = user.clone();
     let (opened, customer) = services
@@ -289,6 +295,9 @@ pub async fn sign_in(
     tracing::info!(user.id = %user.id, client.address = %address, "signed in");
     Ok(SignedIn { user, customer, opened })
 }
+
+/// How long an invited colleague's one-time password signs it in, from the invitation.
+pub const ONE_TIME_PASSWORD_TTL: TimeDelta = TimeDelta::days(7);
 
 /// A successful sign-in: who, the slug of their customer, and the new session.
 pub struct SignedIn {
