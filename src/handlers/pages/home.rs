@@ -40,8 +40,8 @@ struct EmergencyView {
     id: String,
     title: String,
     fix_deadline: Option<String>,
-    time_left: Option<String>,
-    overdue: bool,
+    /// `overdue by …`, once the deadline has passed.
+    overdue_by: Option<String>,
     counts: Counts,
     customers: Vec<CustomerProgress>,
 }
@@ -85,29 +85,25 @@ async fn vendor_home(
     let now = chrono::Utc::now();
     let views: Vec<EmergencyView> = emergencies
         .into_iter()
-        .map(|e| {
-            let late = e.fix_deadline.and_then(|d| overdue_by(d, now));
-            EmergencyView {
-                id: e.public_id,
-                title: e.title,
-                fix_deadline: e.fix_deadline.map(|d| d.to_rfc3339()),
-                overdue: late.is_some(),
-                time_left: late,
-                counts: e.counts,
-                customers: e
-                    .customers
-                    .into_iter()
-                    .map(|c| CustomerProgress {
-                        slug: c.customer,
-                        devices: c.counts.affected + c.counts.fixed + c.counts.unaffected + c.counts.unknown,
-                        fixed_percent: match c.counts.concerned() {
-                            0 => 100,
-                            n => c.counts.fixed * 100 / n,
-                        },
-                        counts: c.counts,
-                    })
-                    .collect(),
-            }
+        .map(|e| EmergencyView {
+            id: e.public_id,
+            title: e.title,
+            fix_deadline: e.fix_deadline.map(|d| d.to_rfc3339()),
+            overdue_by: e.fix_deadline.and_then(|d| overdue_by(d, now)),
+            counts: e.counts,
+            customers: e
+                .customers
+                .into_iter()
+                .map(|c| CustomerProgress {
+                    slug: c.customer,
+                    devices: c.counts.affected + c.counts.fixed + c.counts.unaffected + c.counts.unknown,
+                    fixed_percent: match c.counts.concerned() {
+                        0 => 100,
+                        n => c.counts.fixed * 100 / n,
+                    },
+                    counts: c.counts,
+                })
+                .collect(),
         })
         .collect();
     let mut page = context(Some(user));

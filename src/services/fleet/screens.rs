@@ -203,22 +203,17 @@ pub async fn emergencies(
     by: ProgressOrder,
 ) -> Result<Vec<EmergencyProgress>, ServiceError> {
     let mut found = Vec::new();
-    for entry in exposure::dashboard(services, scope, None).await? {
+    for mut entry in exposure::dashboard(services, scope, None).await? {
         if !entry.emergency {
             continue;
         }
-        let only_counts = ExposureQuery {
-            per_page: 0,
-            ..ExposureQuery::default()
-        };
-        let mut exposure = exposure::exposure(services, scope, entry.public_id.clone(), only_counts).await?;
-        order(&mut exposure.customers, by);
+        order(&mut entry.customers, by);
         found.push(EmergencyProgress {
             public_id: entry.public_id,
             title: entry.advisory.title,
             fix_deadline: entry.fix_deadline,
-            counts: exposure.counts,
-            customers: exposure.customers,
+            counts: entry.counts,
+            customers: entry.customers,
         });
     }
     Ok(found)

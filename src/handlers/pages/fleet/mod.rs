@@ -15,6 +15,7 @@ use crate::db::models::utc;
 use crate::error::{AppError, PageError};
 use crate::http::chart;
 use crate::http::pages::{context, render};
+use crate::services::fleet::exposure::Counts;
 use crate::services::fleet::screens::{self};
 use crate::state::AppState;
 use crate::when::span_text;
@@ -37,25 +38,13 @@ pub use webhook_pages::{
 };
 
 #[derive(Serialize)]
-struct Counts {
-    affected: i64,
-    fixed: i64,
-    unaffected: i64,
-    unknown: i64,
-    overdue: i64,
-    claimed_not_running: i64,
-    stalled: i64,
-}
-
-#[derive(Serialize)]
 struct AdvisoryCard {
     id: String,
     title: String,
     emergency: bool,
     fix_deadline: Option<String>,
     /// `overdue by 3 h 10 min`, once the deadline has passed.
-    time_left: Option<String>,
-    overdue: bool,
+    overdue_by: Option<String>,
     counts: Counts,
     chart: String,
 }
@@ -116,26 +105,14 @@ pub(crate) async fn dashboard_page(
     let cards: Vec<AdvisoryCard> = overview
         .advisories
         .iter()
-        .map(|e| {
-            let late = e.fix_deadline.and_then(|d| overdue_by(d, now));
-            AdvisoryCard {
-                id: e.public_id.clone(),
-                title: e.advisory.title.clone(),
-                emergency: e.emergency,
-                fix_deadline: e.fix_deadline.map(|d| d.to_rfc3339()),
-                overdue: late.is_some(),
-                time_left: late,
-                counts: Counts {
-                    affected: e.counts.affected,
-                    fixed: e.counts.fixed,
-                    unaffected: e.counts.unaffected,
-                    unknown: e.counts.unknown,
-                    overdue: e.counts.overdue,
-                    claimed_not_running: e.counts.claimed_not_running,
-                    stalled: e.counts.stalled,
-                },
-                chart: chart::adoption(&e.history),
-            }
+        .map(|e| AdvisoryCard {
+            id: e.public_id.clone(),
+            title: e.advisory.title.clone(),
+            emergency: e.emergency,
+            fix_deadline: e.fix_deadline.map(|d| d.to_rfc3339()),
+            overdue_by: e.fix_deadline.and_then(|d| overdue_by(d, now)),
+            counts: e.counts,
+            chart: chart::adoption(&e.history),
         })
         .collect();
     let anomalies: Vec<AnomalyResponse> = overview.anomalies.iter().map(AnomalyResponse::from).collect();

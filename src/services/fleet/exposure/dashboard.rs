@@ -11,7 +11,7 @@ use crate::services::advisories::KnownProducts;
 use crate::services::{ServiceError, Services};
 
 use super::Rules;
-use super::{stall_after, Counts};
+use super::{per_customer, stall_after, Counts, CustomerCounts};
 use crate::services::fleet::scoped_customer;
 
 /// One advisory on a dashboard: its counts and its adoption chart.
@@ -22,6 +22,8 @@ pub struct DashboardEntry {
     pub emergency: bool,
     pub fix_deadline: Option<DateTime<Utc>>,
     pub counts: Counts,
+    /// Per customer, by slug (the vendor's view; one entry for a customer admin).
+    pub customers: Vec<CustomerCounts>,
     /// (time, fixed, affected) from publication to now.
     pub history: Vec<(NaiveDateTime, i64, i64)>,
 }
@@ -49,10 +51,8 @@ pub async fn dashboard(
                 if rules.products.is_empty() {
                     continue;
                 }
-                let mut counts = Counts::default();
-                for c in rules.tally(conn, customer.as_ref())?.1.values() {
-                    counts.add(c);
-                }
+                let (_, by_customer) = rules.tally(conn, customer.as_ref())?;
+                let (counts, customers) = per_customer(conn, &by_customer)?;
                 if counts.concerned() == 0 {
                     continue;
                 }
@@ -78,6 +78,7 @@ pub async fn dashboard(
                     fix_deadline: rules.advisory.fix_deadline,
                     advisory: rules.record,
                     counts,
+                    customers,
                     history,
                 });
             }

@@ -63,11 +63,11 @@ pub fn of_device(
         if placed.overdue {
             reasons.push("the fix deadline has passed".to_owned());
         }
-        if let Some(since) = device.stale_since {
-            reasons.push(format!(
-                "since {} it says it holds no fresh, genuine tree head, so it may not be hearing of the fix",
-                since.format("%Y-%m-%d %H:%M:%S UTC")
-            ));
+        if device.stale_since.is_some() {
+            reasons.push(
+                "it says it holds no fresh, genuine tree head (stale, since the time above), so it may not be hearing of the fix"
+                    .to_owned(),
+            );
         }
         found.push((
             rules.record.first_published_at,

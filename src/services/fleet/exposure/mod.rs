@@ -187,6 +187,28 @@ pub(super) fn published(conn: &mut DbConnection, key: &str) -> Result<AdvisoryRe
     Ok(record)
 }
 
+/// The counts of every customer in `by_customer`, summed, and each by slug in slug order.
+pub(super) fn per_customer(
+    conn: &mut DbConnection,
+    by_customer: &HashMap<CustomerId, Counts>,
+) -> Result<(Counts, Vec<CustomerCounts>), ServiceError> {
+    let ids: Vec<CustomerId> = by_customer.keys().cloned().collect();
+    let slugs: HashMap<CustomerId, String> = customer_slugs(conn, &ids)?.into_iter().collect();
+    let mut counts = Counts::default();
+    let mut customers: Vec<CustomerCounts> = by_customer
+        .iter()
+        .map(|(id, c)| {
+            counts.add(c);
+            CustomerCounts {
+                customer: slugs.get(id).cloned().unwrap_or_else(|| id.to_string()),
+                counts: *c,
+            }
+        })
+        .collect();
+    customers.sort_by(|a, b| a.customer.cmp(&b.customer));
+    Ok((counts, customers))
+}
+
 pub fn stall_after(services: &Services) -> Result<TimeDelta, ServiceError> {
     TimeDelta::from_std(services.config.install_stall_after).map_err(|e| ServiceError::internal("stall limit", e))
 }
@@ -208,20 +230,7 @@ pub async fn exposure(
             let mut rules = Rules::load(conn, &catalogue, record, stall)?;
             let customer = scoped_customer(conn, &scope, query.customer.as_deref())?;
             let (groups, by_customer) = rules.tally(conn, customer.as_ref())?;
-            let ids: Vec<CustomerId> = by_customer.keys().cloned().collect();
-            let slugs: HashMap<CustomerId, String> = customer_slugs(conn, &ids)?.into_iter().collect();
-            let mut counts = Counts::default();
-            let mut customers: Vec<CustomerCounts> = by_customer
-                .iter()
-                .map(|(id, c)| {
-                    counts.add(c);
-                    CustomerCounts {
-                        customer: slugs.get(id).cloned().unwrap_or_else(|| id.to_string()),
-                        counts: *c,
-                    }
-                })
-                .collect();
-            customers.sort_by(|a, b| a.customer.cmp(&b.customer));
+            let (counts, customers) = per_customer(conn, &by_customer)?;
             let filter = rules.filter(&groups, query.state, customer.as_ref()).map(|mut filter| {
                 filter.label = query.label.clone();
                 filter.versions = query.version.clone().map(|v| vec![v]);
