@@ -8,7 +8,7 @@ use actix_web::{web, FromRequest, Handler, HttpRequest, HttpResponse, Responder,
 use crate::error::{AppError, PageError};
 use crate::handlers::api::{
     advisories, anomalies, customers, devices, enrollment_tokens, entitlements, evidence, exposure, images, keys, log,
-    me, patches, products, pulls, query, rollouts, session, tokens, uploads, users, webhooks, windows,
+    me, patches, products, pulls, query, rollouts, session, tokens, uploads, users, vex, webhooks, windows,
 };
 use crate::handlers::device::{enroll, poll, report};
 use crate::handlers::feeds::{atom, csaf};
@@ -221,11 +221,19 @@ pub fn table() -> Table {
         .get(&api("/log/entries"), log::get_entries)
         .get(&api("/log/proof/inclusion"), log::get_inclusion_proof)
         .get(&api("/log/proof/consistency"), log::get_consistency_proof)
-        .get(&api("/advisories/{id}/evidence"), evidence::get_evidence);
+        .get(&api("/advisories/{id}/evidence"), evidence::get_evidence)
+        .get(&api("/advisories/{id}/vex"), vex::get_vex);
     t.get("/feeds/advisories.atom", atom::get_atom_feed)
+        .get("/.well-known/security.txt", csaf::get_security_txt)
         .get("/.well-known/csaf/provider-metadata.json", csaf::get_provider_metadata)
+        .get("/.well-known/csaf/feed-tlp-white.json", csaf::get_feed)
+        .get("/.well-known/csaf/service.json", csaf::get_service)
+        .get("/.well-known/csaf/category-white.json", csaf::get_category)
+        .get("/.well-known/csaf/openpgp/{file}", csaf::get_key)
+        .get("/.well-known/csaf/white/", csaf::get_directory)
         .get("/.well-known/csaf/white/index.txt", csaf::get_index)
         .get("/.well-known/csaf/white/changes.csv", csaf::get_changes)
+        .get("/.well-known/csaf/white/{year}/", csaf::get_year)
         .get("/.well-known/csaf/white/{year}/{file}", csaf::get_document);
     t.get("/advisories", advisory_pages::get_index)
         .get("/advisories/{id}", advisory_pages::get_advisory_page)

@@ -33,6 +33,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("fleet_rollouts.html", include_str!("../templates/fleet_rollouts.html")),
     ("fleet_windows.html", include_str!("../templates/fleet_windows.html")),
     ("advisories.atom", include_str!("../templates/advisories.atom")),
+    ("csaf_directory.html", include_str!("../templates/csaf_directory.html")),
     ("advisory_index.html", include_str!("../templates/advisory_index.html")),
     ("advisory.html", include_str!("../templates/advisory.html")),
     (

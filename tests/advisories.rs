@@ -197,7 +197,7 @@ async fn the_screenos_emergency_advisory_is_published_revised_and_verifiable() {
         let (status, metadata) = app.get_text("/.well-known/csaf/provider-metadata.json").await;
         assert_eq!(status, 200);
         let metadata: Value = serde_json::from_str(&metadata).unwrap();
-        assert_eq!(metadata["role"], "csaf_provider");
+        assert_eq!(metadata["role"], "csaf_trusted_provider");
         let (_, index) = app.get_text("/.well-known/csaf/white/index.txt").await;
         let path = format!("{year}/pw-{year}-0001.json");
         assert_eq!(index.trim(), path);

@@ -243,6 +243,9 @@ pub struct Config {
     pub key_password: Option<KeyPassword>,
     pub advisory_id_prefix: String,
     pub vendor_name: String,
+    /// Where vulnerabilities are reported (an RFC 9116 Contact URI); `None` for
+    /// `mailto:security@` the public URL's host.
+    pub security_contact: Option<String>,
     pub bind: SocketAddr,
     pub data_dir: PathBuf,
     pub database: DatabaseUrl,
@@ -307,6 +310,14 @@ impl Config {
     /// An absolute URL for `path` (which starts with `/`) under the public URL.
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.public_url.as_str().trim_end_matches('/'), path)
+    }
+
+    /// Where vulnerabilities are reported: the setting, or the public URL's host's
+    /// `security@` address.
+    pub fn security_contact(&self) -> String {
+        self.security_contact
+            .clone()
+            .unwrap_or_else(|| format!("mailto:security@{}", self.public_url.host_str().unwrap_or("localhost")))
     }
 }
 
@@ -383,6 +394,7 @@ mod tests {
             ("advisory_id_prefix", "pw-"),
             ("key_password_file", "/nonexistent/password"),
             ("max_patch_bytes", "0"),
+            ("security_contact", "security@example.com"),
             ("download_offload_prefix", "files"),
             ("s3_endpoint", "http://127.0.0.1:9000"),
         ] {

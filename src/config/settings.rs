@@ -294,4 +294,9 @@ pub const SETTINGS: &[Setting] = &[
         default: "patchwarden",
         help: "the publisher's name in feeds and CSAF documents",
     },
+    Setting {
+        name: "security_contact",
+        default: "mailto:security@<public_url's host>",
+        help: "where to report vulnerabilities (a mailto:, https: or tel: URI): security.txt's Contact and the OpenPGP key's user ID",
+    },
 ];

@@ -286,6 +286,18 @@ impl RawSettings {
                 Ok(s.to_owned())
             }
         })?;
+        let security_contact = self.parse("security_contact", None, |s| {
+            let ok = ["mailto:", "https://", "tel:"]
+                .iter()
+                .any(|p| s.starts_with(p) && s.len() > p.len())
+                && s.len() <= 300
+                && !s.chars().any(|c| c.is_control() || c.is_whitespace());
+            if ok {
+                Ok(Some(s.to_owned()))
+            } else {
+                Err(format!("`{s}` must be a mailto:, https:// or tel: URI without spaces"))
+            }
+        })?;
         let max_patch_bytes = self.parse("max_patch_bytes", 4 * 1024 * 1024 * 1024, |s| match s.parse::<u64>() {
             Ok(n @ 1..) => Ok(n),
             _ => Err(format!("`{s}` is not a positive whole number of bytes")),
@@ -392,6 +404,7 @@ impl RawSettings {
             key_password,
             advisory_id_prefix,
             vendor_name,
+            security_contact,
             bind,
             data_dir,
             database,

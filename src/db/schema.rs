@@ -53,6 +53,7 @@ diesel::table! {
         signature -> Text,
         key_id -> Text,
         csaf -> Text,
+        csaf_signature -> Nullable<Text>,
     }
 }
 
@@ -354,6 +355,7 @@ diesel::table! {
         introduced_by -> Nullable<Text>,
         statement -> Nullable<Text>,
         statement_signature -> Nullable<Text>,
+        openpgp_key -> Nullable<Text>,
     }
 }
 

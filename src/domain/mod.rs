@@ -21,6 +21,7 @@ pub mod log;
 pub mod merkle;
 pub mod network;
 pub mod note;
+pub mod openpgp;
 pub mod password;
 pub mod patch;
 pub mod policy;

@@ -16,6 +16,7 @@ use crate::config::Config;
 use crate::db::models::{now, sealing, SigningKeyRecord};
 use crate::db::{Db, DbConnection};
 use crate::domain::event::{Actor, Event};
+use crate::domain::openpgp::{self, OpenPgpKey};
 use crate::secrets::SealingKey;
 use crate::services::log;
 use crate::services::{ServiceError, Services};
@@ -256,7 +257,37 @@ fn record(
         introduced_by,
         statement,
         statement_signature,
+        openpgp_key: None,
     }
+}
+
+/// The user ID of the OpenPGP key: the vendor, and the security contact's address.
+fn openpgp_user_id(config: &Config) -> String {
+    let contact = config.security_contact();
+    match contact.strip_prefix("mailto:") {
+        Some(address) => format!("{} CSAF signing key <{address}>", config.vendor_name),
+        None => format!("{} CSAF signing key ({contact})", config.vendor_name),
+    }
+}
+
+/// The OpenPGP key that signs CSAF documents: derived from the active signing key's
+/// seed (so the one protected key file, and its rotation, covers it) and dated when
+/// the database first knew that key. Its public key is stored with the key, where a
+/// retired one stays to verify what it signed.
+pub fn open_openpgp(config: &Config, db: &Db, signer: &Signer) -> anyhow::Result<OpenPgpKey> {
+    let mut conn = db.conn().context("taking a database connection")?;
+    let record = SigningKeyRecord::find(&mut conn, signer.key_id())?
+        .with_context(|| format!("the active key {} is not registered", signer.key_id()))?;
+    let created = u32::try_from(record.created_at.and_utc().timestamp())
+        .context("the signing key's creation time is outside OpenPGP's range")?;
+    let (seed, _) = signer.ed25519_pair()?;
+    let key = OpenPgpKey::from_seed(&openpgp::derive_seed(&seed), created, &openpgp_user_id(config))
+        .map_err(|e| anyhow::anyhow!("the OpenPGP key: {e}"))?;
+    let armored = key.public_key_armored();
+    if record.openpgp_key.as_deref() != Some(armored.as_str()) {
+        crate::db::models::signing_key::set_openpgp_key(&mut conn, signer.key_id(), &armored)?;
+    }
+    Ok(key)
 }
 
 /// Every signing key the database knows, oldest first, with its validity and the

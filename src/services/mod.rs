@@ -16,6 +16,7 @@ pub mod accounts;
 pub mod advisories;
 pub mod anomalies;
 pub mod budget;
+pub mod csaf;
 pub mod effects;
 pub mod error;
 pub mod evidence;
@@ -47,6 +48,7 @@ use crate::db::{Db, DbConnection};
 use crate::domain::event::Event;
 use crate::domain::log::SignedHead;
 use crate::domain::note::NoteSigner;
+use crate::domain::openpgp::OpenPgpKey;
 use crate::secrets::SealingKey;
 use crate::signing::Signer;
 use crate::storage::Storage;
@@ -87,6 +89,8 @@ pub struct Services {
     pub signer: Arc<Signer>,
     /// The signing key as the log's C2SP note key, named by the log's origin.
     pub note_signer: Arc<NoteSigner>,
+    /// The OpenPGP key that signs CSAF documents, derived from the signing key.
+    pub openpgp: Arc<OpenPgpKey>,
     pub storage: Arc<Storage>,
     pub publish: PublishContext,
     pub login_limiter: AttemptLimiter,
@@ -145,6 +149,7 @@ impl Services {
         let db = Db::open(&config.database, config.database_pool_size)?;
         let signer = Arc::new(keys::open_signer(&config, &db)?);
         let note_signer = Arc::new(log::note_signer(&signer, &config.log_origin)?);
+        let openpgp = Arc::new(keys::open_openpgp(&config, &db, &signer).context("opening the OpenPGP key")?);
         let storage = Arc::new(Storage::open(&config.data_dir.join("patches"), config.s3.as_ref())?);
         let removed = storage
             .clean_leftovers()
@@ -189,12 +194,13 @@ impl Services {
             refusals: Default::default(),
             witness_tracker: Default::default(),
             password_gate: PasswordGate::new(config.workers.max(1)),
-            publish: PublishContext::new(&config, signer.clone(), reactions.clone()),
+            publish: PublishContext::new(&config, signer.clone(), openpgp.clone(), reactions.clone()),
             reactions,
             config,
             db,
             signer,
             note_signer,
+            openpgp,
             storage,
             writers: Writers::default(),
         };
@@ -210,6 +216,15 @@ impl Services {
             .run(log::backfill)
             .await
             .context("logging what was published before the transparency log")?;
+        let key = services.openpgp.clone();
+        let signed = services
+            .db
+            .run(move |conn| advisories::sign_unsigned_csaf(conn, &key))
+            .await
+            .context("signing CSAF documents with the OpenPGP key")?;
+        if signed > 0 {
+            tracing::info!(count = signed, "signed earlier CSAF documents with the OpenPGP key");
+        }
         log::sign_if_due(&services)
             .await
             .context("signing the log's tree head")?;

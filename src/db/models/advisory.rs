@@ -81,6 +81,8 @@ pub struct RevisionRecord {
     pub signature: String,
     pub key_id: String,
     pub csaf: String,
+    /// The OpenPGP detached signature (armored) of `csaf`.
+    pub csaf_signature: Option<String>,
 }
 
 /// Filters of the public advisory list.
@@ -285,6 +287,26 @@ impl RevisionRecord {
             .optional()
     }
 
+    /// Revisions whose CSAF document has no OpenPGP signature yet.
+    pub fn without_csaf_signature(conn: &mut DbConnection) -> QueryResult<Vec<RevisionRecord>> {
+        advisory_revisions::table
+            .filter(advisory_revisions::csaf_signature.is_null())
+            .select(RevisionRecord::as_select())
+            .load(conn)
+    }
+
+    pub fn set_csaf_signature(
+        conn: &mut DbConnection,
+        advisory: &AdvisoryId,
+        revision: i32,
+        signature: &str,
+    ) -> QueryResult<()> {
+        diesel::update(advisory_revisions::table.find((advisory, revision)))
+            .set(advisory_revisions::csaf_signature.eq(signature))
+            .execute(conn)
+            .map(drop)
+    }
+
     /// Every revision of an advisory, oldest first.
     pub fn list(conn: &mut DbConnection, advisory: &AdvisoryId) -> QueryResult<Vec<RevisionRecord>> {
         advisory_revisions::table
@@ -308,6 +330,41 @@ impl RevisionRecord {
             .select((AdvisoryRecord::as_select(), RevisionRecord::as_select()))
             .load(conn)
     }
+}
+
+/// What the CSAF distribution lists of one published or withdrawn advisory.
+#[derive(Clone, Debug, Queryable)]
+pub struct DistributedAdvisory {
+    pub id: AdvisoryId,
+    pub public_id: Option<String>,
+    pub title: String,
+    pub first_published_at: Option<NaiveDateTime>,
+    pub last_published_at: Option<NaiveDateTime>,
+}
+
+/// The name of a product an advisory concerns.
+pub type ProductOf = (AdvisoryId, String);
+
+/// Every published or withdrawn advisory as the CSAF distribution lists it, with the
+/// names of the products each concerns: without the documents themselves.
+pub fn distribution(conn: &mut DbConnection) -> QueryResult<(Vec<DistributedAdvisory>, Vec<ProductOf>)> {
+    let listed = advisories::table
+        .filter(advisories::status.ne(AdvisoryStatus::Draft.as_str()))
+        .select((
+            advisories::id,
+            advisories::public_id,
+            advisories::title,
+            advisories::first_published_at,
+            advisories::last_published_at,
+        ))
+        .load::<DistributedAdvisory>(conn)?;
+    let products = advisory_products::table
+        .inner_join(products::table)
+        .inner_join(advisories::table)
+        .filter(advisories::status.ne(AdvisoryStatus::Draft.as_str()))
+        .select((advisory_products::advisory_id, products::name))
+        .load(conn)?;
+    Ok((listed, products))
 }
 
 /// Allocates the next advisory number of `year`. It must be the first statement of

@@ -17,6 +17,8 @@ pub struct SigningKeyRecord {
     pub introduced_by: Option<String>,
     pub statement: Option<String>,
     pub statement_signature: Option<String>,
+    /// The armored OpenPGP public key that belongs to this key (CSAF documents).
+    pub openpgp_key: Option<String>,
 }
 
 impl SigningKeyRecord {
@@ -53,6 +55,14 @@ impl SigningKeyRecord {
             Ok(())
         })
     }
+}
+
+/// Stores the OpenPGP public key of `key_id`.
+pub fn set_openpgp_key(conn: &mut DbConnection, key_id: &str, armored: &str) -> QueryResult<()> {
+    diesel::update(signing_keys::table.find(key_id))
+        .set(signing_keys::openpgp_key.eq(armored))
+        .execute(conn)
+        .map(drop)
 }
 
 impl From<SigningKeyRecord> for crate::signing::KeyResponse {

@@ -21,5 +21,6 @@ pub mod session;
 pub mod tokens;
 pub mod uploads;
 pub mod users;
+pub mod vex;
 pub mod webhooks;
 pub mod windows;

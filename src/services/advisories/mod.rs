@@ -25,6 +25,7 @@ use crate::domain::advisory::{
     RevisionMeta, RevisionStatus,
 };
 use crate::domain::event::Actor;
+use crate::domain::openpgp::OpenPgpKey;
 use crate::domain::AdvisoryStatus;
 use crate::domain::{csaf, text};
 use crate::ids::{AdvisoryId, ProductId};
@@ -71,6 +72,8 @@ impl KnownProducts {
 #[derive(Clone)]
 pub struct PublishContext {
     pub signer: Arc<Signer>,
+    /// Signs each revision's CSAF document (its `.asc`).
+    pub openpgp: Arc<OpenPgpKey>,
     pub id_prefix: String,
     pub publisher: csaf::Publisher,
     pub public_url: String,
@@ -79,9 +82,10 @@ pub struct PublishContext {
 }
 
 impl PublishContext {
-    pub fn new(config: &Config, signer: Arc<Signer>, reactions: Arc<dyn Reactions>) -> Self {
+    pub fn new(config: &Config, signer: Arc<Signer>, openpgp: Arc<OpenPgpKey>, reactions: Arc<dyn Reactions>) -> Self {
         PublishContext {
             signer,
+            openpgp,
             id_prefix: config.advisory_id_prefix.clone(),
             publisher: csaf::Publisher {
                 name: config.vendor_name.clone(),
@@ -291,6 +295,22 @@ pub fn withdraw(
     )
 }
 
+/// A signature time in OpenPGP's seconds since 1970.
+fn openpgp_time(at: NaiveDateTime) -> u32 {
+    u32::try_from(at.and_utc().timestamp()).unwrap_or(u32::MAX)
+}
+
+/// Signs, with the OpenPGP key, the CSAF documents of revisions written before
+/// documents were signed that way; returns how many.
+pub fn sign_unsigned_csaf(conn: &mut DbConnection, key: &OpenPgpKey) -> Result<usize, ServiceError> {
+    let unsigned = RevisionRecord::without_csaf_signature(conn)?;
+    for revision in &unsigned {
+        let signature = key.sign_detached(revision.csaf.as_bytes(), openpgp_time(now()));
+        RevisionRecord::set_csaf_signature(conn, &revision.advisory_id, revision.revision, &signature)?;
+    }
+    Ok(unsigned.len())
+}
+
 fn to_utc(at: NaiveDateTime) -> chrono::DateTime<Utc> {
     at.and_utc()
 }
@@ -359,6 +379,7 @@ fn write_revision(
             csaf::document_path(&public_id, to_utc(first_published).year())
         );
         let csaf_doc = canonical_json(&csaf::document(advisory, &meta, &ctx.publisher, &self_url));
+        let csaf_signature = ctx.openpgp.sign_detached(csaf_doc.as_bytes(), openpgp_time(at));
         let revision = RevisionRecord {
             advisory_id: record.id.clone(),
             revision: next,
@@ -369,6 +390,7 @@ fn write_revision(
             signature,
             key_id: ctx.signer.key_id().to_owned(),
             csaf: csaf_doc,
+            csaf_signature: Some(csaf_signature),
         };
         RevisionRecord::insert(conn, &revision)?;
         let draft = to_json(&input_of(advisory))?;

@@ -24,10 +24,12 @@ mod counts;
 mod dashboard;
 mod device;
 mod rules;
+mod vex;
 
 pub use counts::{advisory_counts, emergencies_affecting, AdvisoryCounts};
 pub use dashboard::{dashboard, fold_tallies, products, snapshot, DashboardEntry};
 pub use device::{of_device, DeviceAdvisory};
+pub use vex::vex;
 
 use rules::Rules;
 

@@ -1,6 +1,10 @@
 //! CSAF 2.0 `csaf_security_advisory` documents built from a published revision, and
 //! the provider names and paths of the CSAF distribution (one folder per year under
-//! the TLP:WHITE directory).
+//! the TLP:WHITE directory). `provider` renders what a trusted provider serves around
+//! the documents; `vex` a customer's VEX of its own fleet.
+
+pub mod provider;
+pub mod vex;
 
 use serde_json::{json, Value};
 
@@ -122,6 +126,54 @@ fn products(advisory: &Advisory) -> Products {
     out
 }
 
+/// The first of the advisory's CWEs that the catalogue names: CSAF holds one a
+/// vulnerability, the others go into a note.
+fn known_cwe(advisory: &Advisory) -> Option<(&String, &'static str)> {
+    advisory.cwes.iter().find_map(|id| cwe::name(id).map(|name| (id, name)))
+}
+
+/// What identifies each vulnerability of the advisory: one per CVE, or — with none —
+/// one named by the advisory's id and title; each with the catalogued CWE.
+pub(crate) fn vulnerability_ids(advisory: &Advisory, public_id: &str) -> Vec<serde_json::Map<String, Value>> {
+    let cwe = known_cwe(advisory).map(|(id, name)| json!({"id": id, "name": name}));
+    let one = |key: &str, value: Value| {
+        let mut map = serde_json::Map::new();
+        map.insert(key.into(), value);
+        if let Some(cwe) = &cwe {
+            map.insert("cwe".into(), cwe.clone());
+        }
+        map
+    };
+    if advisory.cves.is_empty() {
+        let mut map = one("ids", json!([{"system_name": "advisory", "text": public_id}]));
+        map.insert("title".into(), json!(advisory.title));
+        vec![map]
+    } else {
+        advisory.cves.iter().map(|cve| one("cve", json!(cve))).collect()
+    }
+}
+
+/// The CVSS v3 score of the advisory for `products` (none when there are none).
+pub(crate) fn scores(advisory: &Advisory, products: &[String]) -> Vec<Value> {
+    let (Some(v3), false) = (&advisory.cvss_v3, products.is_empty()) else {
+        return Vec::new();
+    };
+    let version = if v3.vector.starts_with("CVSS:3.0/") {
+        "3.0"
+    } else {
+        "3.1"
+    };
+    vec![json!({
+        "cvss_v3": {
+            "version": version,
+            "vectorString": v3.vector,
+            "baseScore": v3.score,
+            "baseSeverity": v3.severity.as_str().to_uppercase(),
+        },
+        "products": products,
+    })]
+}
+
 /// The CSAF 2.0 document of one revision.
 pub fn document(advisory: &Advisory, meta: &RevisionMeta, publisher: &Publisher, self_url: &str) -> Value {
     let products = products(advisory);
@@ -185,28 +237,12 @@ pub fn document(advisory: &Advisory, meta: &RevisionMeta, publisher: &Publisher,
         remediations
             .push(json!({"category": "workaround", "details": advisory.workarounds, "product_ids": products.affected}));
     }
-    let mut scores = Vec::new();
-    if let Some(v3) = &advisory.cvss_v3 {
-        let version = if v3.vector.starts_with("CVSS:3.0/") {
-            "3.0"
-        } else {
-            "3.1"
-        };
-        scores.push(json!({
-            "cvss_v3": {
-                "version": version,
-                "vectorString": v3.vector,
-                "baseScore": v3.score,
-                "baseSeverity": v3.severity.as_str().to_uppercase(),
-            },
-            "products": products.affected,
-        }));
-    }
+    let scores = scores(advisory, &products.affected);
     let mut notes = vec![json!({"category": "description", "title": "Description", "text": advisory.summary})];
     if let Some(v4) = &advisory.cvss_v4 {
         notes.push(json!({"category": "other", "title": "CVSS v4.0", "text": format!("{} (base score {}, {})", v4.vector, v4.score, v4.severity)}));
     }
-    let known_cwe = advisory.cwes.iter().find_map(|id| cwe::name(id).map(|name| (id, name)));
+    let known_cwe = known_cwe(advisory);
     let other_cwes: Vec<&String> = advisory
         .cwes
         .iter()
@@ -221,19 +257,14 @@ pub fn document(advisory: &Advisory, meta: &RevisionMeta, publisher: &Publisher,
         threats.push(json!({"category": "exploit_status", "details": "This vulnerability is known to be exploited.", "product_ids": products.affected}));
     }
 
-    let vulnerability = |cve: Option<&str>| {
+    let vulnerability = |ids: serde_json::Map<String, Value>| {
         let mut v = json!({
             "notes": notes,
             "product_status": {},
             "remediations": remediations,
         });
         if let Value::Object(map) = &mut v {
-            if let Some(cve) = cve {
-                map.insert("cve".into(), json!(cve));
-            }
-            if let Some((id, name)) = known_cwe {
-                map.insert("cwe".into(), json!({"id": id, "name": name}));
-            }
+            map.extend(ids);
             let mut status = serde_json::Map::new();
             if !products.affected.is_empty() {
                 status.insert("known_affected".into(), json!(products.affected));
@@ -248,17 +279,13 @@ pub fn document(advisory: &Advisory, meta: &RevisionMeta, publisher: &Publisher,
             if !threats.is_empty() {
                 map.insert("threats".into(), json!(threats));
             }
-            if advisory.cves.is_empty() {
-                map.insert("title".into(), json!(advisory.title));
-            }
         }
         v
     };
-    let vulnerabilities: Vec<Value> = if advisory.cves.is_empty() {
-        vec![vulnerability(None)]
-    } else {
-        advisory.cves.iter().map(|cve| vulnerability(Some(cve))).collect()
-    };
+    let vulnerabilities: Vec<Value> = vulnerability_ids(advisory, &meta.id)
+        .into_iter()
+        .map(vulnerability)
+        .collect();
 
     json!({
         "document": document,

@@ -1,0 +1,113 @@
+//! The CSAF 2.0 trusted provider's reads: the TLP:WHITE distribution (every
+//! published or withdrawn advisory's newest document, with what the index files and
+//! the ROLIE feed list of it), one document with its OpenPGP signature, and the
+//! OpenPGP public keys, the active one first.
+
+use std::collections::HashMap;
+
+use crate::db::models::advisory::distribution as distributed;
+use crate::db::models::{AdvisoryRecord, RevisionRecord, SigningKeyRecord};
+use crate::domain::csaf::provider::{Listed, PublishedKey};
+use crate::domain::csaf::{document_path, file_name};
+use crate::domain::openpgp::fingerprint_of_armored;
+use crate::domain::AdvisoryStatus;
+use crate::services::{ServiceError, Services};
+
+/// What the distribution lists: its documents and the keys that signed them.
+pub struct Distribution {
+    pub documents: Vec<Listed>,
+    pub keys: Vec<PublishedKey>,
+}
+
+/// The documents of the TLP:WHITE distribution and the OpenPGP keys.
+pub async fn distribution(services: &Services) -> Result<Distribution, ServiceError> {
+    services
+        .db
+        .run(|conn| {
+            let (advisories, product_names) = distributed(conn)?;
+            let mut products: HashMap<_, Vec<String>> = HashMap::new();
+            for (advisory, name) in product_names {
+                products.entry(advisory).or_default().push(name);
+            }
+            let documents = advisories
+                .into_iter()
+                .filter_map(|a| {
+                    Some(Listed {
+                        tracking_id: a.public_id?,
+                        title: a.title,
+                        initial: a.first_published_at?.and_utc(),
+                        current: a.last_published_at?.and_utc(),
+                        products: products.remove(&a.id).unwrap_or_default(),
+                    })
+                })
+                .collect();
+            let keys = published_keys(SigningKeyRecord::list(conn)?)?;
+            Ok(Distribution { documents, keys })
+        })
+        .await
+}
+
+/// The OpenPGP keys: the active one first, then the retired ones, newest first.
+fn published_keys(mut records: Vec<SigningKeyRecord>) -> Result<Vec<PublishedKey>, ServiceError> {
+    records.sort_by(|a, b| {
+        (a.retired_at.is_some(), std::cmp::Reverse(a.created_at))
+            .cmp(&(b.retired_at.is_some(), std::cmp::Reverse(b.created_at)))
+    });
+    records
+        .into_iter()
+        .filter_map(|k| k.openpgp_key.map(|armored| (k.key_id, armored)))
+        .map(|(key_id, armored)| {
+            let fingerprint = fingerprint_of_armored(&armored)
+                .map_err(|e| ServiceError::internal(format!("the OpenPGP key of {key_id}"), e))?;
+            Ok(PublishedKey { fingerprint, armored })
+        })
+        .collect()
+}
+
+/// One armored OpenPGP public key by its fingerprint.
+pub async fn key(services: &Services, fingerprint: String) -> Result<PublishedKey, ServiceError> {
+    let keys = services
+        .db
+        .run(|conn| published_keys(SigningKeyRecord::list(conn)?))
+        .await?;
+    keys.into_iter()
+        .find(|k| k.fingerprint.eq_ignore_ascii_case(&fingerprint))
+        .ok_or(ServiceError::NotFound("key"))
+}
+
+/// The newest document at `<year>/<name>` of the distribution (`name` ends in
+/// `.json`), with its revision: the only spelling of a path that answers is the one
+/// the CSAF file name rule gives.
+pub async fn document(
+    services: &Services,
+    year: String,
+    name: String,
+) -> Result<(AdvisoryRecord, RevisionRecord), ServiceError> {
+    let stem = name.strip_suffix(".json").ok_or(ServiceError::NotFound("document"))?;
+    if stem.is_empty()
+        || !stem
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
+        return Err(ServiceError::NotFound("document"));
+    }
+    let key = stem.to_uppercase();
+    services
+        .db
+        .run(move |conn| {
+            let record = AdvisoryRecord::find(conn, &key)?.ok_or(ServiceError::NotFound("document"))?;
+            let public_id = record.public_id.clone().unwrap_or_default();
+            let first = record.first_published_at.map(|t| t.and_utc());
+            let at_path = first.is_some_and(|t| {
+                use chrono::Datelike;
+                document_path(&public_id, t.year()) == format!("{year}/{name}") && file_name(&public_id) == name
+            });
+            if record.status == AdvisoryStatus::Draft || !at_path {
+                return Err(ServiceError::NotFound("document"));
+            }
+            let revision = RevisionRecord::find(conn, &record.id, record.latest_revision)?
+                .ok_or(ServiceError::NotFound("document"))?;
+            Ok((record, revision))
+        })
+        .await
+}
