@@ -629,3 +629,57 @@ async fn a_customers_vex_names_only_its_versions_passes_the_vex_profile_and_foll
         assert_csaf_valid(&[acme, globex, after]);
     }
 }
+
+#[actix_web::test]
+async fn a_key_rotation_replaces_the_openpgp_key_and_what_the_old_one_signed_still_verifies() {
+    for app in TestApp::each().await {
+        let f = fixture(&app).await;
+        let second = publish_advisory(&app, &f.vendor.token, second_advisory()).await;
+        let second_path = walk_path(&app, second["id"].as_str().unwrap()).await;
+        let before = walk(&app).await;
+        assert_eq!(before.keys.len(), 1);
+
+        patchwarden::signing::rotate(&app.config.keys_dir, None, None, "2026-11-28T00:00:00Z", None).unwrap();
+        let app = app.restart().await;
+        let after = walk(&app).await;
+        assert_eq!(
+            after.keys.len(),
+            2,
+            "[{}] the new key and the retired one",
+            app.backend.name()
+        );
+        assert_eq!(
+            after.keys[1], before.keys[0],
+            "the retired key is listed after the new one"
+        );
+        assert_ne!(gpg_fingerprint(&after.keys[0]), gpg_fingerprint(&before.keys[0]));
+
+        // A revision after the rotation is signed by the new key alone.
+        let revision = json!({
+            "title": "Unauthorized code in ScreenOS", "summary": "Backdoor, signed anew.",
+            "cvss_v3": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H", "emergency": true,
+            "change_summary": "Re-signed after the key rotation.",
+            "affected": [{"product": "screenos", "ranges": [{"introduced": "6.3.0r12", "fixed": "6.3.0r21"}]}]
+        });
+        let (status, body) = app
+            .post(
+                &format!("/api/v1/advisories/{}/revisions", f.advisory),
+                &f.vendor.token,
+                revision,
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        let revised = walk(&app).await;
+        let first_path = walk_path(&app, &f.advisory).await;
+        let signature_of = |path: &str| app.url(&format!("/.well-known/csaf/white/{path}.asc"));
+        let first_signature = fetch_text(&app, &signature_of(&first_path)).await;
+        let first_bytes = &revised.documents[&first_path];
+        assert!(openpgp_verifies(first_bytes, &first_signature, &revised.keys[..1]));
+        assert!(!openpgp_verifies(first_bytes, &first_signature, &revised.keys[1..]));
+        // The document signed before the rotation verifies with the retired key alone.
+        let second_signature = fetch_text(&app, &signature_of(&second_path)).await;
+        let second_bytes = &revised.documents[&second_path];
+        assert!(openpgp_verifies(second_bytes, &second_signature, &revised.keys[1..]));
+        assert!(!openpgp_verifies(second_bytes, &second_signature, &revised.keys[..1]));
+    }
+}

@@ -5,6 +5,8 @@
 
 use std::collections::HashMap;
 
+use chrono::SubsecRound;
+
 use crate::db::models::advisory::distribution as distributed;
 use crate::db::models::{AdvisoryRecord, RevisionRecord, SigningKeyRecord};
 use crate::domain::csaf::provider::{Listed, PublishedKey};
@@ -35,8 +37,9 @@ pub async fn distribution(services: &Services) -> Result<Distribution, ServiceEr
                     Some(Listed {
                         tracking_id: a.public_id?,
                         title: a.title,
-                        initial: a.first_published_at?.and_utc(),
-                        current: a.last_published_at?.and_utc(),
+                        // To the second, as the documents state them.
+                        initial: a.first_published_at?.and_utc().trunc_subsecs(0),
+                        current: a.last_published_at?.and_utc().trunc_subsecs(0),
                         products: products.remove(&a.id).unwrap_or_default(),
                     })
                 })
