@@ -234,7 +234,13 @@ pub fn table() -> Table {
         .get("/.well-known/csaf/white/index.txt", csaf::get_index)
         .get("/.well-known/csaf/white/changes.csv", csaf::get_changes)
         .get("/.well-known/csaf/white/{year}/", csaf::get_year)
-        .get("/.well-known/csaf/white/{year}/{file}", csaf::get_document);
+        .get("/.well-known/csaf/white/{year}/{file}", csaf::get_document)
+        .get("/.well-known/csaf/feed-tlp-{tlp}.json", csaf::get_restricted_feed)
+        .get("/.well-known/csaf/{tlp}/", csaf::get_restricted_directory)
+        .get("/.well-known/csaf/{tlp}/index.txt", csaf::get_restricted_index)
+        .get("/.well-known/csaf/{tlp}/changes.csv", csaf::get_restricted_changes)
+        .get("/.well-known/csaf/{tlp}/{year}/", csaf::get_restricted_year)
+        .get("/.well-known/csaf/{tlp}/{year}/{file}", csaf::get_restricted_document);
     t.get("/advisories", advisory_pages::get_index)
         .get("/advisories/{id}", advisory_pages::get_advisory_page)
         .get("/vendor/advisories", vendor::get_vendor_advisories)

@@ -683,3 +683,190 @@ async fn a_key_rotation_replaces_the_openpgp_key_and_what_the_old_one_signed_sti
         assert!(!openpgp_verifies(second_bytes, &second_signature, &revised.keys[..1]));
     }
 }
+
+/// GETs `path` with `token` (none when empty): the status and the body.
+async fn fetch_as(app: &TestApp, path: &str, token: &str) -> (u16, reqwest::header::HeaderMap, Vec<u8>) {
+    let mut request = client().get(app.url(path));
+    if !token.is_empty() {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    (status, headers, response.bytes().await.unwrap().to_vec())
+}
+
+#[actix_web::test]
+async fn an_amber_advisory_is_only_for_the_customers_it_names_and_its_csaf_only_behind_sign_in() {
+    for app in TestApp::each().await {
+        let f = fixture(&app).await;
+        entitle_globex(&app, &f).await;
+        enrol(&app, &f, "fw-a", "6.3.0r20").await;
+        let body = json!({"name": "gx-1", "product": "screenos", "platform": "ssg-500", "version": "6.3.0r20"});
+        assert_eq!(app.post("/api/v1/devices", &f.globex.admin.token, body).await.0, 201);
+
+        // What a restricted advisory must say of its readers, refused with the field named.
+        let restricted = |tlp: &str, customers: Value| {
+            json!({
+                "title": "Private key disclosure in ScreenOS VPN", "summary": "Acme's cluster keys.",
+                "cvss_v3": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:N/A:N",
+                "tlp": tlp, "customers": customers,
+                "affected": [{"product": "screenos", "ranges": [{"introduced": "6.3.0r12", "fixed": "6.3.0r21"}]}]
+            })
+        };
+        for (tlp, customers, field) in [
+            ("GREEN", json!(["acme"]), "tlp"),
+            ("AMBER", json!([]), "customers"),
+            ("AMBER", json!(["initech"]), "customers[0]"),
+            ("WHITE", json!(["acme"]), "customers"),
+            ("RED", json!(["Acme Corp"]), "customers[0]"),
+        ] {
+            let (status, body) = app
+                .post("/api/v1/advisories", &f.vendor.token, restricted(tlp, customers))
+                .await;
+            assert_eq!(status, 422, "[{}] {tlp}: {body}", app.backend.name());
+            assert_eq!(body["error"]["field"], field, "{body}");
+        }
+        let published = publish_advisory(&app, &f.vendor.token, restricted("amber", json!(["acme"]))).await;
+        let id = published["id"].as_str().unwrap().to_owned();
+
+        // Anyone: it does not exist.
+        let lower = id.to_lowercase();
+        assert_eq!(fetch_as(&app, &format!("/api/v1/advisories/{id}"), "").await.0, 404);
+        assert_eq!(
+            fetch_as(&app, &format!("/api/v1/advisories/{id}/revisions/1/minisig"), "")
+                .await
+                .0,
+            404
+        );
+        assert_eq!(fetch_as(&app, &format!("/advisories/{id}"), "").await.0, 404);
+        for path in [
+            "/api/v1/advisories",
+            "/advisories",
+            "/feeds/advisories.atom",
+            "/.well-known/csaf/white/index.txt",
+        ] {
+            let (status, _, body) = fetch_as(&app, path, "").await;
+            assert_eq!(status, 200, "{path}");
+            let text = String::from_utf8(body).unwrap().to_lowercase();
+            assert!(!text.contains(&lower), "{path} shows {id} to anyone");
+        }
+        let (_, query) = app
+            .post(
+                "/api/v1/query",
+                "",
+                json!({"product": "screenos", "version": "6.3.0r20"}),
+            )
+            .await;
+        assert!(!query.to_string().contains(&id), "the query names {id} to anyone");
+        for path in [
+            "/.well-known/csaf/amber/index.txt",
+            "/.well-known/csaf/feed-tlp-amber.json",
+        ] {
+            assert_eq!(fetch_as(&app, path, "").await.0, 401, "{path} without credentials");
+        }
+
+        // Acme, whom it names: the API, the page, and the TLP:AMBER distribution.
+        let acme = &f.acme.admin.token;
+        let (status, document) = app.get(&format!("/api/v1/advisories/{id}"), acme).await;
+        assert_eq!(status, 200, "{document}");
+        assert_eq!(document["tlp"], "AMBER");
+        assert_eq!(document["customers"], json!(["acme"]));
+        let (_, list) = app.get("/api/v1/advisories", acme).await;
+        assert!(list.to_string().contains(&id));
+        let (status, headers, _) = fetch_as(&app, &format!("/api/v1/advisories/{id}"), acme).await;
+        assert_eq!(status, 200);
+        assert_eq!(
+            headers["cache-control"], "private, no-store",
+            "a shared cache must not keep it"
+        );
+        let (_, _, index) = fetch_as(&app, "/.well-known/csaf/amber/index.txt", acme).await;
+        let path = String::from_utf8(index).unwrap().trim().to_owned();
+        assert_eq!(path, format!("{}/{lower}.json", chrono::Utc::now().format("%Y")));
+        let (status, _, feed) = fetch_as(&app, "/.well-known/csaf/feed-tlp-amber.json", acme).await;
+        assert_eq!(status, 200);
+        let feed: Value = serde_json::from_slice(&feed).unwrap();
+        assert_eq!(feed["feed"]["entry"][0]["id"], id.as_str());
+        let url = format!("/.well-known/csaf/amber/{path}");
+        assert_eq!(feed["feed"]["entry"][0]["link"][0]["href"], app.url(&url).as_str());
+        let (status, headers, csaf) = fetch_as(&app, &url, acme).await;
+        assert_eq!(status, 200);
+        assert!(
+            headers.get("access-control-allow-origin").is_none(),
+            "open to other origins"
+        );
+        let (_, _, sha512) = fetch_as(&app, &format!("{url}.sha512"), acme).await;
+        let name = format!("{lower}.json");
+        assert_eq!(
+            hash_line(std::str::from_utf8(&sha512).unwrap(), &name),
+            hex::encode(Sha512::digest(&csaf))
+        );
+        let (_, _, signature) = fetch_as(&app, &format!("{url}.asc"), acme).await;
+        let keys = walk(&app).await.keys;
+        assert!(openpgp_verifies(&csaf, std::str::from_utf8(&signature).unwrap(), &keys));
+        let csaf: Value = serde_json::from_slice(&csaf).unwrap();
+        assert_eq!(csaf["document"]["distribution"]["tlp"]["label"], "AMBER");
+        assert_eq!(
+            fetch_as(&app, &format!("/.well-known/csaf/white/{path}"), "").await.0,
+            404
+        );
+        let (status, exposure) = app.get(&format!("/api/v1/advisories/{id}/exposure"), acme).await;
+        assert_eq!(status, 200, "{exposure}");
+        assert_eq!(exposure["affected"], 1);
+        let (status, vex) = app.get(&format!("/api/v1/advisories/{id}/vex"), acme).await;
+        assert_eq!(status, 200, "{vex}");
+        assert_eq!(vex["document"]["distribution"]["tlp"]["label"], "AMBER");
+        assert_csaf_valid(&[csaf, vex]);
+
+        // Globex, whose devices run an affected version too: it does not exist.
+        let globex = &f.globex.admin.token;
+        for path in [
+            format!("/api/v1/advisories/{id}"),
+            format!("/api/v1/advisories/{id}/exposure"),
+            format!("/api/v1/advisories/{id}/vex"),
+            format!("/api/v1/advisories/{id}/evidence"),
+            url.clone(),
+            format!("{url}.asc"),
+        ] {
+            assert_eq!(
+                fetch_as(&app, &path, globex).await.0,
+                404,
+                "[{}] {path} for globex",
+                app.backend.name()
+            );
+        }
+        for path in [
+            "/api/v1/advisories",
+            "/.well-known/csaf/amber/index.txt",
+            "/.well-known/csaf/feed-tlp-amber.json",
+        ] {
+            let (status, _, body) = fetch_as(&app, path, globex).await;
+            assert_eq!(status, 200, "{path}");
+            assert!(
+                !String::from_utf8(body).unwrap().to_lowercase().contains(&lower),
+                "{path} shows {id} to globex"
+            );
+        }
+        let acme_session = support::sign_in(&app, &f.acme.admin).await;
+        let (status, html) = app.page(&acme_session, &format!("/advisories/{id}")).await;
+        assert_eq!(status, 200);
+        assert!(
+            html.contains("TLP:AMBER · for acme only"),
+            "the page does not say whom it is for"
+        );
+        let session = support::sign_in(&app, &f.globex.admin).await;
+        for page in ["/", "/fleet/devices"] {
+            let (status, html) = app.page(&session, page).await;
+            assert_eq!(status, 200);
+            assert!(!html.contains(&id), "{page} shows {id} to globex");
+        }
+
+        // The vendor reads it, and counts only acme's device as exposed.
+        let (status, exposure) = app
+            .get(&format!("/api/v1/advisories/{id}/exposure"), &f.vendor.token)
+            .await;
+        assert_eq!(status, 200, "{exposure}");
+        assert_eq!(exposure["affected"], 1, "globex's device counted: {exposure}");
+        assert_eq!(fetch_as(&app, &url, &f.vendor.token).await.0, 200);
+    }
+}

@@ -173,6 +173,9 @@ struct Victim {
     webhook: String,
     delivery: String,
     rollout: String,
+    /// A TLP:AMBER advisory for the victim alone: its CSAF document's year and file.
+    amber_year: String,
+    amber_file: String,
 }
 
 /// For the parameter that follows `resource` in a path: the victim's value and a
@@ -200,6 +203,13 @@ fn fill(victim: &Victim, resource: &str, param: &str, path: &str) -> Option<(Str
         ("windows", "n") => return None,
         // The log's tiles are public, as the log is.
         ("tile", "tail:.*") => return None,
+        // A restricted CSAF document names the victim's advisory; the distribution's
+        // lists answer each reader its own (the CSAF provider's tests show the
+        // victim's documents are left out of another customer's).
+        ("csaf", "tlp") if path.ends_with("{file}") => ("amber".to_owned(), "red".to_owned()),
+        ("csaf", "tlp") => return None,
+        ("csaf", "year") => (victim.amber_year.clone(), "1999".to_owned()),
+        ("csaf", "file") => (victim.amber_file.clone(), "pw-1999-0001.json".to_owned()),
         ("white", "year") | (_, "file") => return None,
         _ => panic!(
             "{path}: the isolation walk does not know the objects behind `{{{param}}}` after `{resource}`; \
@@ -231,6 +241,26 @@ fn instantiate(victim: &Victim, path: &str) -> Option<(String, String)> {
         }
     }
     Some((theirs, absent))
+}
+
+/// Publishes a TLP:AMBER advisory for acme alone; its CSAF document's year and file.
+async fn patchwarden_amber(app: &TestApp, f: &support::patching::Fixture) -> (String, String) {
+    let body = json!({
+        "title": "Private key disclosure in acme's VPN cluster", "summary": "For acme.",
+        "cvss_v3": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:N/A:N", "tlp": "AMBER", "customers": ["acme"],
+        "affected": [{"product": "screenos", "ranges": [{"introduced": "6.3.0r12", "fixed": "6.3.0r21"}]}]
+    });
+    support::patching::publish_advisory(app, &f.vendor.token, body).await;
+    let response = app
+        .client
+        .get(app.url("/.well-known/csaf/amber/index.txt"))
+        .bearer_auth(&f.acme.admin.token)
+        .send()
+        .await
+        .unwrap();
+    let index = response.text().await.unwrap();
+    let (year, file) = index.trim().split_once('/').expect("acme's amber document");
+    (year.to_owned(), file.to_owned())
 }
 
 #[actix_web::test]
@@ -317,7 +347,10 @@ async fn every_route_with_an_id_hides_another_customers_objects() {
             )
             .await;
         assert_eq!(status, 201, "{rollout}");
+        let amber = patchwarden_amber(&app, &f).await;
         let victim = Victim {
+            amber_year: amber.0,
+            amber_file: amber.1,
             product: "screenos".to_owned(),
             anomaly: anomalies["anomalies"][0]["id"].as_str().unwrap().to_owned(),
             webhook: webhook.clone(),

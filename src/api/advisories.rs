@@ -1,6 +1,7 @@
 //! Advisory lists as the API sends them: the list query and its parsed form, and the
 //! summary of one advisory.
 
+use crate::domain::Reader;
 use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
@@ -25,7 +26,8 @@ pub struct ListQuery {
 }
 
 impl ListQuery {
-    pub fn parse(&self) -> Result<ListRequest, ServiceError> {
+    /// The list request of `reader`: restricted advisories appear only to those they are for.
+    pub fn parse(&self, reader: Reader) -> Result<ListRequest, ServiceError> {
         let non_empty = |v: &Option<String>| v.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned);
         let severity = non_empty(&self.severity)
             .map(|s| s.to_lowercase().parse::<Severity>().map(|s| s.as_str().to_owned()))
@@ -49,6 +51,7 @@ impl ListQuery {
         }
         Ok(ListRequest {
             filter: AdvisoryFilter {
+                reader,
                 product: non_empty(&self.product),
                 severity,
                 cve,

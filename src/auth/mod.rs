@@ -455,6 +455,43 @@ impl<R: Rule> FromRequest for Allowed<R, Web> {
     }
 }
 
+/// The API caller, if the request carries a user's credentials: for public routes
+/// that show more to some (restricted advisories to the customers they are for). A
+/// device, or an account held for its own password, reads as anyone; credentials
+/// that do not hold are refused as on any other route.
+#[derive(Clone, Debug)]
+pub struct MaybeUser(pub Option<AuthUser>);
+
+impl MaybeUser {
+    /// Who reads advisories through this request.
+    pub fn reader(&self) -> crate::domain::Reader {
+        crate::domain::Reader::of(self.0.as_ref().map(AuthUser::caller).as_ref())
+    }
+}
+
+impl FromRequest for MaybeUser {
+    type Error = AppError;
+    type Future = LocalBoxFuture<'static, Result<Self, AppError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            if proven(&req).await?.device.is_some() {
+                return Ok(MaybeUser(None));
+            }
+            let user = authenticate(&req, Channel::Api).await?;
+            Ok(MaybeUser(user.filter(|u| !held_for_own_password(u, &req))))
+        })
+    }
+}
+
+impl MaybeWebUser {
+    /// Who reads advisories on this page.
+    pub fn reader(&self) -> crate::domain::Reader {
+        crate::domain::Reader::of(self.0.as_ref().map(AuthUser::caller).as_ref())
+    }
+}
+
 /// The web user if there is one; a stale cookie counts as signed out.
 #[derive(Clone, Debug)]
 pub struct MaybeWebUser(pub Option<AuthUser>);

@@ -18,6 +18,7 @@ diesel::table! {
         search_text -> Text,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        tlp -> Text,
     }
 }
 
@@ -39,6 +40,13 @@ diesel::table! {
     advisory_products (advisory_id, product_id) {
         advisory_id -> Text,
         product_id -> Text,
+    }
+}
+
+diesel::table! {
+    advisory_readers (advisory_id, customer_id) {
+        advisory_id -> Text,
+        customer_id -> Text,
     }
 }
 
@@ -572,6 +580,8 @@ diesel::joinable!(webhook_deliveries -> webhook_events (event_id));
 diesel::joinable!(advisory_cves -> advisories (advisory_id));
 diesel::joinable!(advisory_products -> advisories (advisory_id));
 diesel::joinable!(advisory_products -> products (product_id));
+diesel::joinable!(advisory_readers -> advisories (advisory_id));
+diesel::joinable!(advisory_readers -> customers (customer_id));
 diesel::joinable!(advisory_revisions -> advisories (advisory_id));
 diesel::joinable!(api_tokens -> users (user_id));
 diesel::joinable!(device_labels -> devices (device_id));
@@ -601,6 +611,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     advisory_counters,
     advisory_cves,
     advisory_products,
+    advisory_readers,
     advisory_revisions,
     anomalies,
     api_tokens,

@@ -4,6 +4,37 @@
 use crate::domain::Role;
 use crate::ids::{CustomerId, UserId};
 
+/// Who reads advisories: anyone (without an account, or a device), one customer's
+/// admins, or the vendor's staff. A TLP:WHITE advisory is for anyone; a TLP:AMBER or
+/// TLP:RED one only for the vendor and the customers it names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reader {
+    Anyone,
+    Customer(CustomerId),
+    Vendor,
+}
+
+impl Reader {
+    /// The reader a caller (or nobody) is.
+    pub fn of(caller: Option<&Caller>) -> Reader {
+        match caller.map(|c| &c.scope) {
+            None => Reader::Anyone,
+            Some(Scope::Vendor) => Reader::Vendor,
+            Some(Scope::Customer(id)) => Reader::Customer(id.clone()),
+        }
+    }
+
+    /// Whether an advisory of `tlp` for the customers `readers` is for this reader.
+    pub fn may_read(&self, tlp: crate::domain::Tlp, readers: &[CustomerId]) -> bool {
+        match self {
+            _ if !tlp.restricted() => true,
+            Reader::Vendor => true,
+            Reader::Customer(id) => readers.contains(id),
+            Reader::Anyone => false,
+        }
+    }
+}
+
 /// Whose objects a user may see: all of them, or one customer's.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Scope {

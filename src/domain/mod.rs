@@ -38,7 +38,7 @@ pub mod version;
 pub mod window;
 
 #[cfg(feature = "server")]
-pub use caller::{Caller, Scope};
+pub use caller::{Caller, Reader, Scope};
 pub use duration::parse_duration;
 pub use email::Email;
 pub use password::NewPassword;
@@ -46,5 +46,5 @@ pub use role::Role;
 pub use slug::Slug;
 pub use state::{
     AdvisoryStatus, AnomalyKind, DeliveryState, EventType, EventTypes, ExposureState, ObservationSource, PatchState,
-    PullFailure, ReportState, RolloutAction, RolloutState, WaveGate,
+    PullFailure, ReportState, RolloutAction, RolloutState, Tlp, WaveGate,
 };

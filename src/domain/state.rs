@@ -91,6 +91,33 @@ text_enum!(
 );
 
 text_enum!(
+    /// Who may read an advisory (the Traffic Light Protocol labels of CSAF 2.0):
+    /// everyone (WHITE), or only the customers it names besides the vendor (AMBER:
+    /// their organisations; RED: the named recipients alone).
+    Tlp, "TLP label" {
+        White => "WHITE",
+        Amber => "AMBER",
+        Red => "RED",
+    }
+);
+
+impl Tlp {
+    /// Whether only the customers an advisory names may read it.
+    pub fn restricted(self) -> bool {
+        self != Tlp::White
+    }
+
+    /// The folder name of its CSAF distribution (`white`, `amber`, `red`).
+    pub fn folder(self) -> &'static str {
+        match self {
+            Tlp::White => "white",
+            Tlp::Amber => "amber",
+            Tlp::Red => "red",
+        }
+    }
+}
+
+text_enum!(
     /// Where a patch stands: a draft (its file may change), published (signed and
     /// offered), or yanked (listed with its reason, no longer served).
     PatchState, "patch state" {

@@ -41,6 +41,12 @@ pub struct AdvisoryForm {
     pub references: String,
     #[serde(default)]
     pub acknowledgements: String,
+    /// `WHITE` (everyone), `AMBER` or `RED` (the customers named below).
+    #[serde(default)]
+    pub tlp: String,
+    /// Customer slugs, separated by spaces or commas.
+    #[serde(default)]
+    pub customers: String,
     #[serde(default)]
     pub change_summary: String,
 }
@@ -175,6 +181,8 @@ impl AdvisoryForm {
             workarounds: optional(&self.workarounds),
             references: lines(&self.references),
             acknowledgements: optional(&self.acknowledgements),
+            tlp: optional(&self.tlp),
+            customers: words(&self.customers),
         })
     }
 
@@ -195,6 +203,8 @@ impl AdvisoryForm {
             workarounds: input.workarounds.clone().unwrap_or_default(),
             references: join(&input.references, "\n"),
             acknowledgements: input.acknowledgements.clone().unwrap_or_default(),
+            tlp: input.tlp.clone().unwrap_or_default(),
+            customers: join(&input.customers, " "),
             change_summary: String::new(),
         }
     }

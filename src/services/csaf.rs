@@ -1,7 +1,9 @@
-//! The CSAF 2.0 trusted provider's reads: the TLP:WHITE distribution (every
-//! published or withdrawn advisory's newest document, with what the index files and
-//! the ROLIE feed list of it), one document with its OpenPGP signature, and the
-//! OpenPGP public keys, the active one first.
+//! The CSAF 2.0 trusted provider's reads: the distribution of a TLP label (every
+//! published or withdrawn advisory's newest document that the reader may read, with
+//! what the index files and the ROLIE feed list of it), one document with its OpenPGP
+//! signature, and the OpenPGP public keys, the active one first. TLP:WHITE is for
+//! anyone; TLP:AMBER and TLP:RED documents only for the vendor and the customers
+//! they name.
 
 use std::collections::HashMap;
 
@@ -12,7 +14,7 @@ use crate::db::models::{AdvisoryRecord, RevisionRecord, SigningKeyRecord};
 use crate::domain::csaf::provider::{Listed, PublishedKey};
 use crate::domain::csaf::{document_path, file_name};
 use crate::domain::openpgp::fingerprint_of_armored;
-use crate::domain::AdvisoryStatus;
+use crate::domain::{AdvisoryStatus, Reader, Tlp};
 use crate::services::{ServiceError, Services};
 
 /// What the distribution lists: its documents and the keys that signed them.
@@ -21,12 +23,13 @@ pub struct Distribution {
     pub keys: Vec<PublishedKey>,
 }
 
-/// The documents of the TLP:WHITE distribution and the OpenPGP keys.
-pub async fn distribution(services: &Services) -> Result<Distribution, ServiceError> {
+/// The documents of the distribution of `tlp` that `reader` may read, and the
+/// OpenPGP keys.
+pub async fn distribution(services: &Services, tlp: Tlp, reader: Reader) -> Result<Distribution, ServiceError> {
     services
         .db
-        .run(|conn| {
-            let (advisories, product_names) = distributed(conn)?;
+        .run(move |conn| {
+            let (advisories, product_names) = distributed(conn, tlp, &reader)?;
             let mut products: HashMap<_, Vec<String>> = HashMap::new();
             for (advisory, name) in product_names {
                 products.entry(advisory).or_default().push(name);
@@ -41,6 +44,7 @@ pub async fn distribution(services: &Services) -> Result<Distribution, ServiceEr
                         initial: a.first_published_at?.and_utc().trunc_subsecs(0),
                         current: a.last_published_at?.and_utc().trunc_subsecs(0),
                         products: products.remove(&a.id).unwrap_or_default(),
+                        tlp,
                     })
                 })
                 .collect();
@@ -78,11 +82,13 @@ pub async fn key(services: &Services, fingerprint: String) -> Result<PublishedKe
         .ok_or(ServiceError::NotFound("key"))
 }
 
-/// The newest document at `<year>/<name>` of the distribution (`name` ends in
-/// `.json`), with its revision: the only spelling of a path that answers is the one
-/// the CSAF file name rule gives.
+/// The newest document at `<year>/<name>` of the distribution of `tlp` (`name`
+/// ends in `.json`), with its revision, when `reader` may read it: the only spelling
+/// of a path that answers is the one the CSAF file name rule gives.
 pub async fn document(
     services: &Services,
+    tlp: Tlp,
+    reader: Reader,
     year: String,
     name: String,
 ) -> Result<(AdvisoryRecord, RevisionRecord), ServiceError> {
@@ -105,7 +111,11 @@ pub async fn document(
                 use chrono::Datelike;
                 document_path(&public_id, t.year()) == format!("{year}/{name}") && file_name(&public_id) == name
             });
-            if record.status == AdvisoryStatus::Draft || !at_path {
+            if record.status == AdvisoryStatus::Draft
+                || !at_path
+                || record.tlp != tlp
+                || !record.readable(conn, &reader)?
+            {
                 return Err(ServiceError::NotFound("document"));
             }
             let revision = RevisionRecord::find(conn, &record.id, record.latest_revision)?

@@ -151,6 +151,9 @@ pub async fn bundle(
         .db
         .run(move |conn| {
             let record = find(conn, &key)?;
+            if !record.readable(conn, &crate::domain::Reader::Customer(customer.clone()))? {
+                return Err(ServiceError::NotFound("advisory"));
+            }
             let public_id = match (&record.public_id, record.status) {
                 (Some(id), AdvisoryStatus::Published | AdvisoryStatus::Withdrawn) => id.clone(),
                 _ => return Err(ServiceError::NotFound("advisory")),

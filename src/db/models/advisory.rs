@@ -6,10 +6,12 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use crate::db::schema::{
-    advisories, advisory_counters, advisory_cves, advisory_products, advisory_revisions, products,
+    advisories, advisory_counters, advisory_cves, advisory_products, advisory_readers, advisory_revisions, products,
 };
 use crate::db::{DbBackend, DbConnection};
-use crate::domain::state::{AdvisoryStatus, RevisionStatus};
+use crate::domain::state::{AdvisoryStatus, RevisionStatus, Tlp};
+use crate::domain::Reader;
+use crate::ids::CustomerId;
 use crate::ids::{AdvisoryId, ProductId};
 
 #[derive(Clone, Debug, Queryable, Selectable, Identifiable)]
@@ -32,6 +34,8 @@ pub struct AdvisoryRecord {
     pub search_text: String,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    #[diesel(deserialize_as = String)]
+    pub tlp: Tlp,
 }
 
 #[derive(Insertable)]
@@ -66,6 +70,7 @@ pub struct PublishedSummary<'a> {
     pub last_published_at: Option<NaiveDateTime>,
     pub search_text: &'a str,
     pub updated_at: NaiveDateTime,
+    pub tlp: &'a str,
 }
 
 #[derive(Clone, Debug, Queryable, Selectable, Insertable)]
@@ -85,9 +90,29 @@ pub struct RevisionRecord {
     pub csaf_signature: Option<String>,
 }
 
+/// The advisories `reader` may read: TLP:WHITE ones, and for a customer those that
+/// name it; the vendor reads all.
+fn readable_by(
+    reader: &Reader,
+) -> Box<dyn BoxableExpression<advisories::table, DbBackend, SqlType = diesel::sql_types::Bool>> {
+    let public = advisories::tlp.eq(Tlp::White.as_str());
+    match reader {
+        Reader::Vendor => Box::new(advisories::tlp.eq(advisories::tlp)),
+        Reader::Anyone => Box::new(public),
+        Reader::Customer(customer) => {
+            let named = advisory_readers::table
+                .filter(advisory_readers::customer_id.eq(customer.clone()))
+                .select(advisory_readers::advisory_id);
+            Box::new(public.or(advisories::id.eq_any(named)))
+        }
+    }
+}
+
 /// Filters of the public advisory list.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct AdvisoryFilter {
+    /// Who lists: restricted advisories appear only to those they are for.
+    pub reader: Reader,
     pub product: Option<String>,
     pub severity: Option<String>,
     pub cve: Option<String>,
@@ -111,6 +136,7 @@ fn escape_like(text: &str) -> String {
 fn published(filter: &AdvisoryFilter) -> advisories::BoxedQuery<'static, DbBackend> {
     let mut query = advisories::table
         .filter(advisories::status.ne(AdvisoryStatus::Draft.as_str()))
+        .filter(readable_by(&filter.reader))
         .into_boxed();
     if let Some(slug) = &filter.product {
         let ids = advisory_products::table
@@ -250,6 +276,43 @@ impl AdvisoryRecord {
         Ok((rows, total))
     }
 
+    /// The customers a restricted advisory is for.
+    pub fn readers(conn: &mut DbConnection, id: &AdvisoryId) -> QueryResult<Vec<CustomerId>> {
+        advisory_readers::table
+            .filter(advisory_readers::advisory_id.eq(id))
+            .select(advisory_readers::customer_id)
+            .load(conn)
+    }
+
+    /// Every restricted advisory's readers.
+    pub fn all_readers(conn: &mut DbConnection) -> QueryResult<Vec<(AdvisoryId, CustomerId)>> {
+        advisory_readers::table
+            .select((advisory_readers::advisory_id, advisory_readers::customer_id))
+            .load(conn)
+    }
+
+    /// Replaces the customers a restricted advisory is for.
+    pub fn set_readers(conn: &mut DbConnection, id: &AdvisoryId, customers: &[CustomerId]) -> QueryResult<()> {
+        diesel::delete(advisory_readers::table.filter(advisory_readers::advisory_id.eq(id))).execute(conn)?;
+        for customer in customers {
+            diesel::insert_into(advisory_readers::table)
+                .values((
+                    advisory_readers::advisory_id.eq(id),
+                    advisory_readers::customer_id.eq(customer),
+                ))
+                .execute(conn)?;
+        }
+        Ok(())
+    }
+
+    /// Whether `reader` may read this advisory.
+    pub fn readable(&self, conn: &mut DbConnection, reader: &Reader) -> QueryResult<bool> {
+        if !self.tlp.restricted() || *reader == Reader::Vendor {
+            return Ok(true);
+        }
+        Ok(reader.may_read(self.tlp, &Self::readers(conn, &self.id)?))
+    }
+
     /// Every advisory, drafts included, most recently changed first (vendor screens).
     pub fn list_all(conn: &mut DbConnection) -> QueryResult<Vec<AdvisoryRecord>> {
         advisories::table
@@ -258,14 +321,19 @@ impl AdvisoryRecord {
             .load(conn)
     }
 
-    /// Published advisories that name `product`.
-    pub fn published_for_product(conn: &mut DbConnection, product: &ProductId) -> QueryResult<Vec<AdvisoryRecord>> {
+    /// Published advisories that name `product` and that `reader` may read.
+    pub fn published_for_product(
+        conn: &mut DbConnection,
+        product: &ProductId,
+        reader: &Reader,
+    ) -> QueryResult<Vec<AdvisoryRecord>> {
         let ids = advisory_products::table
             .filter(advisory_products::product_id.eq(product))
             .select(advisory_products::advisory_id);
         advisories::table
             .filter(advisories::status.ne(AdvisoryStatus::Draft.as_str()))
             .filter(advisories::id.eq_any(ids))
+            .filter(readable_by(reader))
             .select(AdvisoryRecord::as_select())
             .load(conn)
     }
@@ -316,8 +384,8 @@ impl RevisionRecord {
             .load(conn)
     }
 
-    /// The latest revision of every published advisory, newest first, for feeds and
-    /// the CSAF distribution.
+    /// The latest revision of every published TLP:WHITE advisory, newest first, for
+    /// the public feeds.
     pub fn latest_of_all(conn: &mut DbConnection) -> QueryResult<Vec<(AdvisoryRecord, RevisionRecord)>> {
         advisories::table
             .inner_join(
@@ -326,6 +394,7 @@ impl RevisionRecord {
                     .and(advisory_revisions::revision.eq(advisories::latest_revision))),
             )
             .filter(advisories::status.ne(AdvisoryStatus::Draft.as_str()))
+            .filter(advisories::tlp.eq(Tlp::White.as_str()))
             .order((advisories::last_published_at.desc(), advisories::public_id.desc()))
             .select((AdvisoryRecord::as_select(), RevisionRecord::as_select()))
             .load(conn)
@@ -345,11 +414,18 @@ pub struct DistributedAdvisory {
 /// The name of a product an advisory concerns.
 pub type ProductOf = (AdvisoryId, String);
 
-/// Every published or withdrawn advisory as the CSAF distribution lists it, with the
-/// names of the products each concerns: without the documents themselves.
-pub fn distribution(conn: &mut DbConnection) -> QueryResult<(Vec<DistributedAdvisory>, Vec<ProductOf>)> {
+/// Every published or withdrawn advisory of `tlp` that `reader` may read, as the CSAF
+/// distribution lists it, with the names of the products each concerns: without the
+/// documents themselves.
+pub fn distribution(
+    conn: &mut DbConnection,
+    tlp: Tlp,
+    reader: &Reader,
+) -> QueryResult<(Vec<DistributedAdvisory>, Vec<ProductOf>)> {
     let listed = advisories::table
         .filter(advisories::status.ne(AdvisoryStatus::Draft.as_str()))
+        .filter(advisories::tlp.eq(tlp.as_str()))
+        .filter(readable_by(reader))
         .select((
             advisories::id,
             advisories::public_id,

@@ -98,6 +98,11 @@ pub fn revision_document(advisory: &Advisory, meta: &RevisionMeta) -> Value {
     if let (Some(reason), Value::Object(map)) = (&meta.withdrawn_reason, &mut doc) {
         map.insert("withdrawn_reason".into(), Value::String(reason.clone()));
     }
+    // A restricted advisory's signature covers whom it is for.
+    if let (true, Value::Object(map)) = (advisory.tlp.restricted(), &mut doc) {
+        map.insert("tlp".into(), Value::String(advisory.tlp.as_str().to_owned()));
+        map.insert("customers".into(), serde_json::json!(advisory.readers));
+    }
     doc
 }
 

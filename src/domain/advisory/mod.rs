@@ -9,7 +9,7 @@ pub use document::{canonical_json, revision_document, rfc3339, RevisionEntry, Re
 use std::collections::BTreeSet;
 
 pub use crate::domain::field::FieldError;
-pub use crate::domain::state::RevisionStatus;
+pub use crate::domain::state::{RevisionStatus, Tlp};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -64,6 +64,12 @@ pub struct AdvisoryInput {
     pub references: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub acknowledgements: Option<String>,
+    /// `WHITE` (the default: everyone), or `AMBER` / `RED`: only `customers` read it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tlp: Option<String>,
+    /// The slugs of the customers a TLP:AMBER or TLP:RED advisory is for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customers: Option<Vec<String>>,
 }
 
 /// A product as the advisory rules need it.
@@ -132,6 +138,9 @@ pub struct Advisory {
     pub workarounds: String,
     pub references: Vec<String>,
     pub acknowledgements: String,
+    pub tlp: Tlp,
+    /// The customers (slugs, in order) a restricted advisory is for; empty for WHITE.
+    pub readers: Vec<String>,
 }
 
 /// How one advisory affects one version of a product.
@@ -385,6 +394,7 @@ impl AdvisoryInput {
             ));
         }
         let references = unique("references", list("references", self.references.as_ref())?, reference)?;
+        let (tlp, readers) = self.audience()?;
         Ok(Advisory {
             title,
             summary,
@@ -399,7 +409,41 @@ impl AdvisoryInput {
             workarounds: text("workarounds", self.workarounds.as_ref(), PROSE, false)?,
             references,
             acknowledgements: text("acknowledgements", self.acknowledgements.as_ref(), PROSE, false)?,
+            tlp,
+            readers,
         })
+    }
+
+    /// Who may read it: the TLP label and, for AMBER and RED, the customers named.
+    fn audience(&self) -> Result<(Tlp, Vec<String>), FieldError> {
+        let tlp = match self.tlp.as_deref().map(str::trim) {
+            None | Some("") => Tlp::White,
+            Some(label) => label.to_uppercase().parse::<Tlp>().map_err(|_| {
+                FieldError::new(
+                    "tlp",
+                    format!(
+                        "`{label}` is not offered: an advisory is WHITE (everyone) or AMBER or RED (the customers it names)"
+                    ),
+                )
+            })?,
+        };
+        let customers = unique("customers", list("customers", self.customers.as_ref())?, |slug| {
+            slug.trim()
+                .parse::<crate::domain::Slug>()
+                .map(|s| s.as_str().to_owned())
+                .map_err(|e| format!("not a customer slug: {e}"))
+        })?;
+        match (tlp.restricted(), customers.is_empty()) {
+            (true, true) => Err(FieldError::new(
+                "customers",
+                format!("a TLP:{tlp} advisory names the customers who may read it"),
+            )),
+            (false, false) => Err(FieldError::new(
+                "customers",
+                "customers name who may read a TLP:AMBER or TLP:RED advisory; this one is TLP:WHITE, for everyone",
+            )),
+            _ => Ok((tlp, customers)),
+        }
     }
 
     /// Applies a JSON merge patch (RFC 7386): given fields replace, `null` clears.
@@ -448,6 +492,8 @@ pub fn input_of(advisory: &Advisory) -> AdvisoryInput {
         workarounds: Some(advisory.workarounds.clone()),
         references: Some(advisory.references.clone()),
         acknowledgements: Some(advisory.acknowledgements.clone()),
+        tlp: advisory.tlp.restricted().then(|| advisory.tlp.as_str().to_owned()),
+        customers: advisory.tlp.restricted().then(|| advisory.readers.clone()),
     }
 }
 

@@ -45,6 +45,12 @@ pub fn document_path(id: &str, initial_year: i32) -> String {
 /// Where the TLP:WHITE distribution lives below the public URL.
 pub const DIRECTORY: &str = ".well-known/csaf/white";
 
+/// Where the distribution of `tlp` lives below the public URL: TLP:AMBER and
+/// TLP:RED documents on paths of their own, answered only to those they are for.
+pub fn directory(tlp: crate::domain::Tlp) -> String {
+    format!(".well-known/csaf/{}", tlp.folder())
+}
+
 fn vers_scheme(scheme: VersionScheme) -> &'static str {
     match scheme {
         VersionScheme::Vendor => "generic",
@@ -174,6 +180,19 @@ pub(crate) fn scores(advisory: &Advisory, products: &[String]) -> Vec<Value> {
     })]
 }
 
+/// Who may read the document: everyone, or the customers a restricted one names.
+fn distribution(advisory: &Advisory) -> Value {
+    let tlp = json!({"label": advisory.tlp.as_str(), "url": "https://www.first.org/tlp/"});
+    if advisory.tlp.restricted() {
+        json!({
+            "text": format!("For the customers {} only, under TLP:{}.", advisory.readers.join(", "), advisory.tlp),
+            "tlp": tlp,
+        })
+    } else {
+        json!({"tlp": tlp})
+    }
+}
+
 /// The CSAF 2.0 document of one revision.
 pub fn document(advisory: &Advisory, meta: &RevisionMeta, publisher: &Publisher, self_url: &str) -> Value {
     let products = products(advisory);
@@ -208,7 +227,7 @@ pub fn document(advisory: &Advisory, meta: &RevisionMeta, publisher: &Publisher,
     let mut document = json!({
         "category": "csaf_security_advisory",
         "csaf_version": "2.0",
-        "distribution": {"tlp": {"label": "WHITE", "url": "https://www.first.org/tlp/"}},
+        "distribution": distribution(advisory),
         "lang": "en",
         "notes": doc_notes,
         "publisher": {"category": "vendor", "name": publisher.name, "namespace": publisher.namespace},

@@ -8,8 +8,9 @@
 use chrono::{DateTime, Datelike, Utc};
 use serde_json::{json, Value};
 
-use super::{document_path, file_name, Publisher, DIRECTORY};
+use super::{directory, document_path, file_name, Publisher, DIRECTORY};
 use crate::domain::advisory::rfc3339;
+use crate::domain::Tlp;
 
 /// The ROLIE information type every CSAF feed carries.
 const INFORMATION_TYPE: &str = "urn:ietf:params:rolie:category:information-type";
@@ -18,11 +19,15 @@ const CSAF_SCHEMA: &str = "https://docs.oasis-open.org/csaf/csaf/v2.0/csaf_json_
 
 /// Where the provider's files live below its public URL.
 pub const METADATA: &str = ".well-known/csaf/provider-metadata.json";
-pub const FEED: &str = ".well-known/csaf/feed-tlp-white.json";
 pub const SERVICE: &str = ".well-known/csaf/service.json";
 pub const CATEGORY: &str = ".well-known/csaf/category-white.json";
 pub const KEYS: &str = ".well-known/csaf/openpgp";
 pub const SECURITY_TXT: &str = ".well-known/security.txt";
+
+/// The ROLIE feed of the documents of `tlp`.
+pub fn feed(tlp: Tlp) -> String {
+    format!(".well-known/csaf/feed-tlp-{}.json", tlp.folder())
+}
 
 /// One document of the TLP:WHITE distribution, as its newest revision says.
 #[derive(Clone, Debug, PartialEq)]
@@ -35,6 +40,8 @@ pub struct Listed {
     pub current: DateTime<Utc>,
     /// The names of the products it concerns (the feed's categories).
     pub products: Vec<String>,
+    /// Who may read it: which distribution holds it.
+    pub tlp: Tlp,
 }
 
 impl Listed {
@@ -74,7 +81,7 @@ impl Provider<'_> {
     }
 
     pub fn document_url(&self, listed: &Listed) -> String {
-        self.url(&format!("{DIRECTORY}/{}", listed.path()))
+        self.url(&format!("{}/{}", directory(listed.tlp), listed.path()))
     }
 
     pub fn key_url(&self, fingerprint: &str) -> String {
@@ -117,11 +124,23 @@ pub fn metadata(provider: &Provider<'_>, documents: &[Listed], now: DateTime<Utc
             "directory_url": provider.directory_url(),
             "rolie": {
                 "categories": [provider.url(CATEGORY)],
-                "feeds": [{
-                    "summary": format!("Security advisories of {} for everyone (TLP:WHITE)", provider.publisher.name),
-                    "tlp_label": "WHITE",
-                    "url": provider.url(FEED),
-                }],
+                "feeds": [
+                    {
+                        "summary": format!("Security advisories of {} for everyone (TLP:WHITE)", provider.publisher.name),
+                        "tlp_label": "WHITE",
+                        "url": provider.url(&feed(Tlp::White)),
+                    },
+                    {
+                        "summary": format!("Advisories of {} for named customers (TLP:AMBER); sign in with an API token", provider.publisher.name),
+                        "tlp_label": "AMBER",
+                        "url": provider.url(&feed(Tlp::Amber)),
+                    },
+                    {
+                        "summary": format!("Advisories of {} for named recipients (TLP:RED); sign in with an API token", provider.publisher.name),
+                        "tlp_label": "RED",
+                        "url": provider.url(&feed(Tlp::Red)),
+                    },
+                ],
                 "services": [provider.url(SERVICE)],
             },
         }],
@@ -135,8 +154,8 @@ pub fn metadata(provider: &Provider<'_>, documents: &[Listed], now: DateTime<Utc
     })
 }
 
-/// The ROLIE feed of the TLP:WHITE documents, newest first.
-pub fn rolie_feed(provider: &Provider<'_>, documents: &[Listed], now: DateTime<Utc>) -> Value {
+/// The ROLIE feed of the documents of `tlp` (those its reader may read), newest first.
+pub fn rolie_feed(provider: &Provider<'_>, tlp: Tlp, documents: &[Listed], now: DateTime<Utc>) -> Value {
     let mut rows: Vec<&Listed> = documents.iter().collect();
     rows.sort_by(|a, b| b.current.cmp(&a.current).then_with(|| a.path().cmp(&b.path())));
     let entries: Vec<Value> = rows
@@ -168,9 +187,9 @@ pub fn rolie_feed(provider: &Provider<'_>, documents: &[Listed], now: DateTime<U
         .collect();
     json!({
         "feed": {
-            "id": "csaf-feed-tlp-white",
-            "title": format!("{} CSAF feed (TLP:WHITE)", provider.publisher.name),
-            "link": [{"rel": "self", "href": provider.url(FEED)}],
+            "id": format!("csaf-feed-tlp-{}", tlp.folder()),
+            "title": format!("{} CSAF feed (TLP:{tlp})", provider.publisher.name),
+            "link": [{"rel": "self", "href": provider.url(&feed(tlp))}],
             "category": [{"scheme": INFORMATION_TYPE, "term": "csaf"}],
             "updated": rfc3339(last_updated(documents, now)),
             "entry": entries,
@@ -178,17 +197,23 @@ pub fn rolie_feed(provider: &Provider<'_>, documents: &[Listed], now: DateTime<U
     })
 }
 
-/// The ROLIE service document: the one workspace and its feed.
+/// The ROLIE service document: the one workspace and a collection per feed.
 pub fn service_document(provider: &Provider<'_>) -> Value {
+    let collections: Vec<Value> = Tlp::ALL
+        .iter()
+        .map(|tlp| {
+            json!({
+                "title": format!("{} CSAF feed (TLP:{tlp})", provider.publisher.name),
+                "href": provider.url(&feed(*tlp)),
+                "categories": {"category": [{"scheme": INFORMATION_TYPE, "term": "csaf"}]},
+            })
+        })
+        .collect();
     json!({
         "service": {
             "workspace": [{
                 "title": format!("{} security advisories", provider.publisher.name),
-                "collection": [{
-                    "title": format!("{} CSAF feed (TLP:WHITE)", provider.publisher.name),
-                    "href": provider.url(FEED),
-                    "categories": {"category": [{"scheme": INFORMATION_TYPE, "term": "csaf"}]},
-                }],
+                "collection": collections,
             }],
         }
     })
@@ -260,6 +285,7 @@ mod tests {
             initial: at(initial),
             current: at(current),
             products: vec!["ScreenOS".into()],
+            tlp: Tlp::White,
         }
     }
 
@@ -325,7 +351,7 @@ mod tests {
             meta["public_openpgp_keys"][0]["url"],
             format!("https://example.com/.well-known/csaf/openpgp/{}.asc", "AB".repeat(20))
         );
-        let feed = rolie_feed(&provider, &docs, at("2026-05-01T00:00:00Z"));
+        let feed = rolie_feed(&provider, Tlp::White, &docs, at("2026-05-01T00:00:00Z"));
         let entry = &feed["feed"]["entry"][0];
         assert_eq!(entry["link"][0]["rel"], "self");
         assert_eq!(

@@ -77,6 +77,14 @@ fn product_id(product: &str, version: &str) -> String {
     format!("{product}-{clean}")
 }
 
+/// A VEX describes one customer's fleet: TLP:AMBER at least, RED for a RED advisory.
+fn vex_tlp(advisory: crate::domain::Tlp) -> &'static str {
+    match advisory {
+        crate::domain::Tlp::Red => "RED",
+        _ => "AMBER",
+    }
+}
+
 /// The VEX document of `input`.
 pub fn document(input: &VexInput<'_>) -> Value {
     let advisory = input.advisory;
@@ -221,7 +229,7 @@ pub fn document(input: &VexInput<'_>) -> Value {
             "csaf_version": "2.0",
             "distribution": {
                 "text": format!("For {} only: it describes that customer's devices.", input.customer_name),
-                "tlp": {"label": "AMBER", "url": "https://www.first.org/tlp/"},
+                "tlp": {"label": vex_tlp(advisory.tlp), "url": "https://www.first.org/tlp/"},
             },
             "lang": "en",
             "notes": doc_notes,

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use crate::api::advisories::{AdvisoryList, AdvisorySummary, ListQuery};
 use crate::api::log::Logged;
-use crate::auth::VendorUser;
+use crate::auth::{MaybeUser, VendorUser};
 use crate::db::models::utc;
 use crate::db::models::{AdvisoryRecord, RevisionRecord};
 use crate::domain::advisory::AdvisoryInput;
@@ -216,9 +216,10 @@ async fn signed(
 /// `GET /api/v1/advisories`
 pub async fn list_advisories(
     state: web::Data<AppState>,
+    caller: MaybeUser,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, AppError> {
-    let request = query.parse()?;
+    let request = query.parse(caller.reader())?;
     let (page, per_page) = (request.page, request.per_page);
     let (records, total) = advisories::list_page(&state, request).await?;
     Ok(HttpResponse::Ok().json(AdvisoryList {
@@ -229,7 +230,17 @@ pub async fn list_advisories(
     }))
 }
 
-fn document_response(revision: &RevisionRecord, immutable: bool) -> HttpResponse {
+/// How long, and who, may keep an advisory's bytes: a restricted one only the
+/// reader's own client, never a shared cache.
+fn cache_control(record: &AdvisoryRecord, public: &'static str) -> &'static str {
+    if record.tlp.restricted() {
+        "private, no-store"
+    } else {
+        public
+    }
+}
+
+fn document_response(record: &AdvisoryRecord, revision: &RevisionRecord, immutable: bool) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("application/json")
         .insert_header((
@@ -239,11 +250,14 @@ fn document_response(revision: &RevisionRecord, immutable: bool) -> HttpResponse
         .insert_header(("x-advisory-revision", revision.revision.to_string()))
         .insert_header((
             header::CACHE_CONTROL,
-            if immutable {
-                "public, max-age=31536000, immutable"
-            } else {
-                "public, max-age=60"
-            },
+            cache_control(
+                record,
+                if immutable {
+                    "public, max-age=31536000, immutable"
+                } else {
+                    "public, max-age=60"
+                },
+            ),
         ))
         .body(revision.document.clone())
 }
@@ -256,28 +270,40 @@ fn revision_number(text: &str) -> Result<i32, AppError> {
 }
 
 /// `GET /api/v1/advisories/{id}`: the latest revision, byte for byte as signed.
-pub async fn get_advisory(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, AppError> {
-    let (_, revision) = published_revision(&state, id.into_inner(), None).await?;
-    Ok(document_response(&revision, false))
+pub async fn get_advisory(
+    state: web::Data<AppState>,
+    caller: MaybeUser,
+    id: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let (record, revision) = published_revision(&state, caller.reader(), id.into_inner(), None).await?;
+    Ok(document_response(&record, &revision, false))
 }
 
 /// `GET /api/v1/advisories/{id}/minisig`: the signature of the latest revision.
-pub async fn get_advisory_minisig(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, AppError> {
-    let (_, revision) = published_revision(&state, id.into_inner(), None).await?;
-    Ok(signature_response(&revision))
+pub async fn get_advisory_minisig(
+    state: web::Data<AppState>,
+    caller: MaybeUser,
+    id: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let (record, revision) = published_revision(&state, caller.reader(), id.into_inner(), None).await?;
+    Ok(signature_response(&record, &revision))
 }
 
-fn signature_response(revision: &RevisionRecord) -> HttpResponse {
+fn signature_response(record: &AdvisoryRecord, revision: &RevisionRecord) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; charset=utf-8")
-        .insert_header((header::CACHE_CONTROL, "public, max-age=60"))
+        .insert_header((header::CACHE_CONTROL, cache_control(record, "public, max-age=60")))
         .body(revision.signature.clone())
 }
 
 /// `GET /api/v1/advisories/{id}/revisions`
-pub async fn list_revisions(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, AppError> {
+pub async fn list_revisions(
+    state: web::Data<AppState>,
+    caller: MaybeUser,
+    id: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
     let key = id.into_inner();
-    let (record, revisions) = advisories::revisions(&state, key).await?;
+    let (record, revisions) = advisories::revisions(&state, caller.reader(), key).await?;
     let public_id = record.public_id.unwrap_or_default();
     let list: Vec<RevisionResponse> = revisions
         .iter()
@@ -289,19 +315,21 @@ pub async fn list_revisions(state: web::Data<AppState>, id: web::Path<String>) -
 /// `GET /api/v1/advisories/{id}/revisions/{n}`
 pub async fn get_revision(
     state: web::Data<AppState>,
+    caller: MaybeUser,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, AppError> {
     let (id, n) = path.into_inner();
-    let (_, revision) = published_revision(&state, id, Some(revision_number(&n)?)).await?;
-    Ok(document_response(&revision, true))
+    let (record, revision) = published_revision(&state, caller.reader(), id, Some(revision_number(&n)?)).await?;
+    Ok(document_response(&record, &revision, true))
 }
 
 /// `GET /api/v1/advisories/{id}/revisions/{n}/minisig`
 pub async fn get_revision_minisig(
     state: web::Data<AppState>,
+    caller: MaybeUser,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, AppError> {
     let (id, n) = path.into_inner();
-    let (_, revision) = published_revision(&state, id, Some(revision_number(&n)?)).await?;
-    Ok(signature_response(&revision))
+    let (record, revision) = published_revision(&state, caller.reader(), id, Some(revision_number(&n)?)).await?;
+    Ok(signature_response(&record, &revision))
 }

@@ -37,10 +37,11 @@ pub struct QueryResponse {
 
 pub async fn query(
     state: web::Data<AppState>,
+    caller: crate::auth::MaybeUser,
     body: web::Json<QueryRequest>,
 ) -> Result<web::Json<QueryResponse>, AppError> {
     let QueryRequest { product, version } = body.into_inner();
-    let (product_slug, version_text, found) = advisories::affecting(&state, product, version).await?;
+    let (product_slug, version_text, found) = advisories::affecting(&state, caller.reader(), product, version).await?;
     let mut advisories: Vec<QueryMatch> = found
         .into_iter()
         .map(|(record, cves, finding)| QueryMatch {

@@ -9,8 +9,10 @@ use actix_web::{web, HttpResponse, HttpResponseBuilder};
 use sha2::{Digest, Sha512};
 use tera::Context;
 
+use crate::auth::AuthUser;
+use crate::domain::csaf::directory;
 use crate::domain::csaf::provider::{self, Provider};
-use crate::domain::csaf::DIRECTORY;
+use crate::domain::{Reader, Tlp};
 use crate::error::AppError;
 use crate::secrets::sha256_hex;
 use crate::services::csaf::{self, Distribution};
@@ -36,6 +38,45 @@ fn json(value: &serde_json::Value) -> HttpResponse {
     public("application/json").body(value.to_string())
 }
 
+/// Who asks for a distribution's files: anyone for TLP:WHITE, a signed-in reader for
+/// TLP:AMBER and TLP:RED (whose files no shared cache keeps and no other origin reads).
+struct Access {
+    tlp: Tlp,
+    reader: Reader,
+}
+
+impl Access {
+    fn white() -> Access {
+        Access {
+            tlp: Tlp::White,
+            reader: Reader::Anyone,
+        }
+    }
+
+    /// The restricted distribution named by a path's `amber` or `red`.
+    fn restricted(folder: &str, user: &AuthUser) -> Result<Access, AppError> {
+        let tlp = [Tlp::Amber, Tlp::Red]
+            .into_iter()
+            .find(|t| t.folder() == folder)
+            .ok_or(AppError::NotFound("distribution"))?;
+        Ok(Access {
+            tlp,
+            reader: Reader::of(Some(&user.caller())),
+        })
+    }
+
+    fn response(&self, content_type: &str) -> HttpResponseBuilder {
+        if !self.tlp.restricted() {
+            return public(content_type);
+        }
+        let mut response = HttpResponse::Ok();
+        response
+            .content_type(content_type)
+            .insert_header((header::CACHE_CONTROL, "private, no-store"));
+        response
+    }
+}
+
 fn provider<'a>(state: &'a AppState, base: &'a str, found: &'a Distribution) -> Provider<'a> {
     Provider {
         base,
@@ -49,7 +90,7 @@ fn base(state: &AppState) -> String {
 }
 
 pub async fn get_provider_metadata(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
-    let found = csaf::distribution(&state).await?;
+    let found = csaf::distribution(&state, Tlp::White, Reader::Anyone).await?;
     let base = base(&state);
     Ok(json(&provider::metadata(
         &provider(&state, &base, &found),
@@ -58,24 +99,68 @@ pub async fn get_provider_metadata(state: web::Data<AppState>) -> Result<HttpRes
     )))
 }
 
+async fn index(state: &AppState, access: Access) -> Result<HttpResponse, AppError> {
+    let found = csaf::distribution(state, access.tlp, access.reader.clone()).await?;
+    Ok(access
+        .response("text/plain; charset=utf-8")
+        .body(provider::index_txt(&found.documents)))
+}
+
+async fn changes(state: &AppState, access: Access) -> Result<HttpResponse, AppError> {
+    let found = csaf::distribution(state, access.tlp, access.reader.clone()).await?;
+    Ok(access
+        .response("text/csv; charset=utf-8")
+        .body(provider::changes_csv(&found.documents)))
+}
+
+async fn feed(state: &AppState, access: Access) -> Result<HttpResponse, AppError> {
+    let found = csaf::distribution(state, access.tlp, access.reader.clone()).await?;
+    let base = base(state);
+    let body = provider::rolie_feed(
+        &provider(state, &base, &found),
+        access.tlp,
+        &found.documents,
+        chrono::Utc::now(),
+    );
+    Ok(access.response("application/json").body(body.to_string()))
+}
+
 pub async fn get_index(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
-    let found = csaf::distribution(&state).await?;
-    Ok(public("text/plain; charset=utf-8").body(provider::index_txt(&found.documents)))
+    index(&state, Access::white()).await
 }
 
 pub async fn get_changes(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
-    let found = csaf::distribution(&state).await?;
-    Ok(public("text/csv; charset=utf-8").body(provider::changes_csv(&found.documents)))
+    changes(&state, Access::white()).await
 }
 
 pub async fn get_feed(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
-    let found = csaf::distribution(&state).await?;
-    let base = base(&state);
-    Ok(json(&provider::rolie_feed(
-        &provider(&state, &base, &found),
-        &found.documents,
-        chrono::Utc::now(),
-    )))
+    feed(&state, Access::white()).await
+}
+
+/// `/.well-known/csaf/{amber|red}/index.txt`: what the signed-in reader may read.
+pub async fn get_restricted_index(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    tlp: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    index(&state, Access::restricted(&tlp, &user)?).await
+}
+
+pub async fn get_restricted_changes(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    tlp: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    changes(&state, Access::restricted(&tlp, &user)?).await
+}
+
+/// `/.well-known/csaf/feed-tlp-{amber|red}.json`.
+pub async fn get_restricted_feed(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    tlp: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    feed(&state, Access::restricted(&tlp, &user)?).await
 }
 
 pub async fn get_service(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
@@ -88,7 +173,7 @@ pub async fn get_service(state: web::Data<AppState>) -> Result<HttpResponse, App
 }
 
 pub async fn get_category(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
-    let found = csaf::distribution(&state).await?;
+    let found = csaf::distribution(&state, Tlp::White, Reader::Anyone).await?;
     let base = base(&state);
     Ok(json(&provider::category_document(
         &provider(&state, &base, &found),
@@ -121,37 +206,69 @@ pub async fn get_key(state: web::Data<AppState>, file: web::Path<String>) -> Res
 }
 
 /// A folder's listing: its sub-folders (named without the slash) and files.
-fn listing(state: &AppState, path: &str, folders: &[String], files: &[String]) -> Result<HttpResponse, AppError> {
+fn listing(
+    state: &AppState,
+    access: &Access,
+    path: &str,
+    folders: &[String],
+    files: &[String],
+) -> Result<HttpResponse, AppError> {
     let mut context = Context::new();
     context.insert("path", path);
-    context.insert("below", &(path != format!("/{DIRECTORY}/")));
+    context.insert("below", &(path != format!("/{}/", directory(access.tlp))));
     context.insert("folders", folders);
     context.insert("files", files);
     let html = state.templates.render("csaf_directory.html", &context)?;
-    Ok(public("text/html; charset=utf-8").body(html))
+    Ok(access.response("text/html; charset=utf-8").body(html))
 }
 
-/// The listing of the TLP:WHITE directory: the index files and the year folders.
-pub async fn get_directory(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
-    let found = csaf::distribution(&state).await?;
+/// The listing of a distribution's directory: the index files and the year folders.
+async fn directory_listing(state: &AppState, access: Access) -> Result<HttpResponse, AppError> {
+    let found = csaf::distribution(state, access.tlp, access.reader.clone()).await?;
     let years: Vec<String> = provider::years(&found.documents).iter().map(i32::to_string).collect();
     let files = ["changes.csv".to_owned(), "index.txt".to_owned()];
-    listing(&state, &format!("/{DIRECTORY}/"), &years, &files)
+    listing(state, &access, &format!("/{}/", directory(access.tlp)), &years, &files)
 }
 
 /// The listing of one year folder.
-pub async fn get_year(state: web::Data<AppState>, year: web::Path<String>) -> Result<HttpResponse, AppError> {
+async fn year_listing(state: &AppState, access: Access, year: &str) -> Result<HttpResponse, AppError> {
     let year: i32 = year
         .parse()
         .ok()
         .filter(|y| (1000..=9999).contains(y))
         .ok_or(AppError::NotFound("folder"))?;
-    let found = csaf::distribution(&state).await?;
+    let found = csaf::distribution(state, access.tlp, access.reader.clone()).await?;
     let names = provider::files_in(&found.documents, year);
     if names.is_empty() {
         return Err(AppError::NotFound("folder"));
     }
-    listing(&state, &format!("/{DIRECTORY}/{year}/"), &[], &names)
+    let path = format!("/{}/{year}/", directory(access.tlp));
+    listing(state, &access, &path, &[], &names)
+}
+
+pub async fn get_directory(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+    directory_listing(&state, Access::white()).await
+}
+
+pub async fn get_year(state: web::Data<AppState>, year: web::Path<String>) -> Result<HttpResponse, AppError> {
+    year_listing(&state, Access::white(), &year).await
+}
+
+pub async fn get_restricted_directory(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    tlp: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    directory_listing(&state, Access::restricted(&tlp, &user)?).await
+}
+
+pub async fn get_restricted_year(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, AppError> {
+    let (tlp, year) = path.into_inner();
+    year_listing(&state, Access::restricted(&tlp, &user)?, &year).await
 }
 
 /// `/.well-known/csaf/white/{year}/{file}`: a document, its hash files, or its
@@ -161,22 +278,39 @@ pub async fn get_document(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, AppError> {
     let (year, file) = path.into_inner();
+    document(&state, Access::white(), year, file).await
+}
+
+/// `/.well-known/csaf/{amber|red}/{year}/{file}`, for a reader it is for.
+pub async fn get_restricted_document(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    path: web::Path<(String, String, String)>,
+) -> Result<HttpResponse, AppError> {
+    let (tlp, year, file) = path.into_inner();
+    document(&state, Access::restricted(&tlp, &user)?, year, file).await
+}
+
+async fn document(state: &AppState, access: Access, year: String, file: String) -> Result<HttpResponse, AppError> {
     let (name, kind) = [".sha256", ".sha512", ".asc"]
         .into_iter()
         .find_map(|suffix| file.strip_suffix(suffix).map(|name| (name, suffix)))
         .unwrap_or((file.as_str(), ""));
-    let (_, revision) = csaf::document(&state, year, name.to_owned()).await?;
+    let (_, revision) = csaf::document(state, access.tlp, access.reader.clone(), year, name.to_owned()).await?;
     let bytes = revision.csaf.as_bytes();
     let response = match kind {
-        ".sha256" => public("text/plain; charset=utf-8").body(format!("{}  {name}\n", sha256_hex(bytes))),
-        ".sha512" => {
-            public("text/plain; charset=utf-8").body(format!("{}  {name}\n", hex::encode(Sha512::digest(bytes))))
-        }
+        ".sha256" => access
+            .response("text/plain; charset=utf-8")
+            .body(format!("{}  {name}\n", sha256_hex(bytes))),
+        ".sha512" => access
+            .response("text/plain; charset=utf-8")
+            .body(format!("{}  {name}\n", hex::encode(Sha512::digest(bytes)))),
         ".asc" => {
             let signature = revision.csaf_signature.ok_or(AppError::NotFound("signature"))?;
-            public("application/pgp-signature").body(signature)
+            access.response("application/pgp-signature").body(signature)
         }
-        _ => public("application/json")
+        _ => access
+            .response("application/json")
             .insert_header((header::ETAG, format!("\"{}\"", sha256_hex(bytes))))
             .body(revision.csaf),
     };

@@ -64,7 +64,7 @@ pub async fn get_advisory_page(
         None | Some("") => None,
         Some(text) => Some(text.parse::<i32>().map_err(|_| fail(AppError::NotFound("revision")))?),
     };
-    let (record, revision, history, fixing) = advisories::page(&state, id.into_inner(), wanted)
+    let (record, revision, history, fixing) = advisories::page(&state, user.reader(), id.into_inner(), wanted)
         .await
         .map_err(|e| fail(e.into()))?;
     let patches: Vec<PatchLine> = fixing
@@ -100,7 +100,7 @@ pub async fn get_advisory_page(
         "csaf_url",
         &format!(
             "/{}/{}",
-            crate::domain::csaf::DIRECTORY,
+            crate::domain::csaf::directory(record.tlp),
             crate::domain::csaf::document_path(&public_id, year)
         ),
     );

@@ -8,7 +8,9 @@ mod actions;
 mod reads;
 
 pub use actions::{all, create, draft, edit, preview, replace, sign, SignAction};
-pub use reads::{affecting, latest_revisions, list_page, page, published_revision, revisions, Affecting, ListRequest};
+pub use reads::{
+    affecting, latest_revisions, list_page, page, published_revision, readable, revisions, Affecting, ListRequest,
+};
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -18,7 +20,9 @@ use serde_json::Value;
 
 use crate::config::Config;
 use crate::db::models::advisory::next_advisory_number;
-use crate::db::models::{now, AdvisoryRecord, Generations, NewAdvisory, Product, PublishedSummary, RevisionRecord};
+use crate::db::models::{
+    now, AdvisoryRecord, Customer, Generations, NewAdvisory, Product, PublishedSummary, RevisionRecord,
+};
 use crate::db::DbConnection;
 use crate::domain::advisory::{
     canonical_json, input_of, revision_document, Advisory, AdvisoryInput, Completeness, ProductInfo, RevisionEntry,
@@ -28,7 +32,7 @@ use crate::domain::event::Actor;
 use crate::domain::openpgp::OpenPgpKey;
 use crate::domain::AdvisoryStatus;
 use crate::domain::{csaf, text};
-use crate::ids::{AdvisoryId, ProductId};
+use crate::ids::{AdvisoryId, CustomerId, ProductId};
 use crate::secrets::sha256_hex;
 use crate::services::error::ServiceError;
 use crate::services::log;
@@ -130,6 +134,7 @@ fn find_published(
 pub fn create_draft(conn: &mut DbConnection, input: &AdvisoryInput) -> Result<AdvisoryRecord, ServiceError> {
     let catalogue = KnownProducts::load(conn)?;
     let advisory = catalogue.validate(input, Completeness::Draft)?;
+    reader_ids(conn, &advisory)?;
     let at = now();
     let id = AdvisoryId::generate();
     let draft = to_json(input)?;
@@ -184,11 +189,27 @@ fn store_draft(
     input: &AdvisoryInput,
 ) -> Result<AdvisoryRecord, ServiceError> {
     let advisory = KnownProducts::load(conn)?.validate(input, Completeness::Draft)?;
+    reader_ids(conn, &advisory)?;
     let changed = AdvisoryRecord::update_draft(conn, &record.id, &to_json(input)?, &advisory.title, now())?;
     if changed == 0 {
         return Err(ServiceError::Conflict("the advisory was published meanwhile".into()));
     }
     find(conn, record.id.as_str())
+}
+
+/// The customers a restricted advisory is for, by id; a slug no customer has is
+/// refused, naming the entry.
+fn reader_ids(conn: &mut DbConnection, advisory: &Advisory) -> Result<Vec<CustomerId>, ServiceError> {
+    advisory
+        .readers
+        .iter()
+        .enumerate()
+        .map(|(i, slug)| {
+            Customer::find_by_slug(conn, slug)?.map(|c| c.id).ok_or_else(|| {
+                ServiceError::invalid(format!("customers[{i}]"), format!("there is no customer `{slug}`"))
+            })
+        })
+        .collect()
 }
 
 /// The current body of an advisory: its draft, or its latest published revision.
@@ -331,6 +352,7 @@ fn write_revision(
     withdrawn_reason: Option<String>,
 ) -> Result<RevisionRecord, ServiceError> {
     let next = record.latest_revision + 1;
+    let readers = reader_ids(conn, advisory)?;
     conn.write_transaction(|conn| {
         let at = now();
         // The first statement writes, so SQLite takes its write lock here.
@@ -375,7 +397,7 @@ fn write_revision(
         let self_url = format!(
             "{}/{}/{}",
             ctx.public_url,
-            csaf::DIRECTORY,
+            csaf::directory(advisory.tlp),
             csaf::document_path(&public_id, to_utc(first_published).year())
         );
         let csaf_doc = canonical_json(&csaf::document(advisory, &meta, &ctx.publisher, &self_url));
@@ -412,9 +434,11 @@ fn write_revision(
                 last_published_at: Some(at),
                 search_text: &advisory.search_text(),
                 updated_at: at,
+                tlp: advisory.tlp.as_str(),
             },
         )?;
         AdvisoryRecord::set_index(conn, &record.id, &advisory.cves, &catalogue.product_ids(advisory))?;
+        AdvisoryRecord::set_readers(conn, &record.id, &readers)?;
         Generations::catalogue_changed(conn)?;
         let event = log::records::revision(&public_id, &revision);
         ctx.reactions.within(conn, std::slice::from_ref(&event))?;

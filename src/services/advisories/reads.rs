@@ -2,8 +2,9 @@
 //! the revision history, and the advisories that affect a version.
 
 use crate::db::models::{AdvisoryFilter, AdvisoryRecord, Product, RevisionRecord};
+use crate::db::DbConnection;
 use crate::domain::advisory::Completeness;
-use crate::domain::AdvisoryStatus;
+use crate::domain::{AdvisoryStatus, Reader};
 use crate::services::{ServiceError, Services};
 
 use super::{current_input, find, KnownProducts};
@@ -37,6 +38,7 @@ pub async fn latest_revisions(services: &Services) -> Result<Vec<(AdvisoryRecord
 /// revision of the advisory and the patches that fix it.
 pub async fn page(
     services: &Services,
+    reader: Reader,
     key: String,
     n: Option<i32>,
 ) -> Result<
@@ -48,7 +50,7 @@ pub async fn page(
     ),
     ServiceError,
 > {
-    let (record, revision) = published_revision(services, key, n).await?;
+    let (record, revision) = published_revision(services, reader, key, n).await?;
     let advisory_id = record.id.clone();
     let (history, fixing) = services
         .db
@@ -62,37 +64,44 @@ pub async fn page(
     Ok((record, revision, history, fixing))
 }
 
-/// A published advisory with every revision, oldest first.
+/// A published advisory `reader` may read, with every revision, oldest first.
 pub async fn revisions(
     services: &Services,
+    reader: Reader,
     key: String,
 ) -> Result<(AdvisoryRecord, Vec<RevisionRecord>), ServiceError> {
     services
         .db
         .run(move |conn| {
-            let record = find(conn, &key)?;
-            if record.status == AdvisoryStatus::Draft {
-                return Err(ServiceError::NotFound("advisory"));
-            }
+            let record = readable(conn, &reader, &key)?;
             let revisions = RevisionRecord::list(conn, &record.id)?;
             Ok((record, revisions))
         })
         .await
 }
 
-/// A published advisory and one of its revisions (the latest when `n` is `None`).
+/// The published advisory `key`, when `reader` may read it: to anyone else a
+/// restricted advisory does not exist.
+pub fn readable(conn: &mut DbConnection, reader: &Reader, key: &str) -> Result<AdvisoryRecord, ServiceError> {
+    let record = find(conn, key)?;
+    if record.status == AdvisoryStatus::Draft || !record.readable(conn, reader)? {
+        return Err(ServiceError::NotFound("advisory"));
+    }
+    Ok(record)
+}
+
+/// A published advisory `reader` may read and one of its revisions (the latest when
+/// `n` is `None`).
 pub async fn published_revision(
     services: &Services,
+    reader: Reader,
     key: String,
     n: Option<i32>,
 ) -> Result<(AdvisoryRecord, RevisionRecord), ServiceError> {
     services
         .db
         .run(move |conn| {
-            let record = find(conn, &key)?;
-            if record.status == AdvisoryStatus::Draft {
-                return Err(ServiceError::NotFound("advisory"));
-            }
+            let record = readable(conn, &reader, &key)?;
             let revision = RevisionRecord::find(conn, &record.id, n.unwrap_or(record.latest_revision))?
                 .ok_or(ServiceError::NotFound("revision"))?;
             Ok((record, revision))
@@ -104,10 +113,11 @@ pub async fn published_revision(
 /// where the fix is.
 pub type Affecting = (AdvisoryRecord, Vec<String>, crate::domain::advisory::Finding);
 
-/// The published advisories that affect `version` of `product`; with the product's
+/// The published advisories `reader` may read that affect `version` of `product`; with the product's
 /// slug and the version as parsed.
 pub async fn affecting(
     services: &Services,
+    reader: Reader,
     product: String,
     version: String,
 ) -> Result<(String, String, Vec<Affecting>), ServiceError> {
@@ -122,7 +132,7 @@ pub async fn affecting(
                 .map_err(|e| ServiceError::invalid("version", format!("not a {} version: {e}", product.scheme())))?;
             let catalogue = KnownProducts::load(conn)?;
             let mut found = Vec::new();
-            for record in AdvisoryRecord::published_for_product(conn, &product.id)? {
+            for record in AdvisoryRecord::published_for_product(conn, &product.id, &reader)? {
                 if record.status != AdvisoryStatus::Published {
                     continue;
                 }

@@ -92,14 +92,25 @@ pub async fn device_list(
             (rows, total)
         }
     };
+    // The advisories to choose from: those this scope may read.
+    let reader = match scope {
+        Scope::Vendor => crate::domain::Reader::Vendor,
+        Scope::Customer(id) => crate::domain::Reader::Customer(id.clone()),
+    };
     let advisories = services
         .db
-        .query(AdvisoryRecord::list_all)
-        .await?
-        .into_iter()
-        .filter(|a| a.status == AdvisoryStatus::Published)
-        .filter_map(|a| a.public_id.map(|id| (id, a.title)))
-        .collect();
+        .run(move |conn| {
+            let mut readable = Vec::new();
+            for record in AdvisoryRecord::list_all(conn)? {
+                if record.status == AdvisoryStatus::Published && record.readable(conn, &reader)? {
+                    if let Some(id) = record.public_id {
+                        readable.push((id, record.title));
+                    }
+                }
+            }
+            Ok::<_, ServiceError>(readable)
+        })
+        .await?;
     Ok(DeviceListPage {
         rows,
         total,

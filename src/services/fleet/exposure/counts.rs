@@ -75,7 +75,9 @@ pub fn emergencies_affecting(
             continue;
         }
         for device in devices {
-            if rules.state(&device.product_id, device.version.as_ref()) == ExposureState::Affected {
+            if rules.concerns(&device.customer_id)
+                && rules.state(&device.product_id, device.version.as_ref()) == ExposureState::Affected
+            {
                 found
                     .entry(device.id.clone())
                     .or_default()

@@ -48,6 +48,9 @@ pub fn of_device(
             continue;
         }
         let mut rules = Rules::load(conn, &catalogue, record, stall_after)?;
+        if !rules.concerns(&device.customer_id) {
+            continue;
+        }
         let Some((scheme, affected)) = rules.products.get(&device.product_id) else {
             continue;
         };

@@ -231,6 +231,9 @@ pub async fn exposure(
             let catalogue = KnownProducts::load(conn)?;
             let mut rules = Rules::load(conn, &catalogue, record, stall)?;
             let customer = scoped_customer(conn, &scope, query.customer.as_deref())?;
+            if customer.as_ref().is_some_and(|c| !rules.concerns(c)) {
+                return Err(ServiceError::NotFound("advisory"));
+            }
             let (groups, by_customer) = rules.tally(conn, customer.as_ref())?;
             let (counts, customers) = per_customer(conn, &by_customer)?;
             let filter = rules.filter(&groups, query.state, customer.as_ref()).map(|mut filter| {

@@ -30,6 +30,9 @@ pub(super) struct Rules {
     pub(super) overdue: bool,
     pub(super) stall_before: NaiveDateTime,
     pub(super) states: HashMap<(ProductId, Option<String>), ExposureState>,
+    /// The customers a restricted (TLP:AMBER or RED) advisory is for: for every other
+    /// customer it does not exist. `None` for a TLP:WHITE advisory.
+    pub(super) readers: Option<HashSet<CustomerId>>,
 }
 
 impl Rules {
@@ -53,7 +56,13 @@ impl Rules {
             .collect();
         let at = now();
         let overdue = advisory.fix_deadline.is_some_and(|d| d.naive_utc() <= at);
+        let readers = if record.tlp.restricted() {
+            Some(AdvisoryRecord::readers(conn, &record.id)?.into_iter().collect())
+        } else {
+            None
+        };
         Ok(Rules {
+            readers,
             record,
             public_id,
             advisory,
@@ -63,6 +72,11 @@ impl Rules {
             stall_before: at - stall_after,
             states: HashMap::new(),
         })
+    }
+
+    /// Whether the advisory is for `customer`: every customer's, unless restricted.
+    pub(super) fn concerns(&self, customer: &CustomerId) -> bool {
+        self.readers.as_ref().is_none_or(|readers| readers.contains(customer))
     }
 
     pub(super) fn product_ids(&self) -> Vec<ProductId> {
@@ -97,18 +111,20 @@ impl Rules {
         customer: Option<&CustomerId>,
     ) -> Result<(Vec<DeviceGroup>, HashMap<CustomerId, Counts>), ServiceError> {
         let products = self.product_ids();
-        let groups = device_groups(conn, &products, customer)?;
+        let mut groups = device_groups(conn, &products, customer)?;
+        groups.retain(|g| self.concerns(&g.customer_id));
         // Only devices in the middle of installing this advisory's fix can be stalled;
         // the groups say whether there are any.
         let installing = groups.iter().any(|g| {
             self.fixes(g.report_patch_id.as_ref())
                 && g.report_state.as_deref().is_some_and(|s| in_progress().contains(&s))
         });
-        let stalled = if installing {
+        let mut stalled = if installing {
             stalled_groups(conn, &products, customer, self.stall_before, &in_progress())?
         } else {
             Vec::new()
         };
+        stalled.retain(|g| self.concerns(&g.customer_id));
         let counts = self.count(&groups, &stalled);
         Ok((groups, counts))
     }

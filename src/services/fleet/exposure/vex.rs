@@ -8,7 +8,7 @@ use serde_json::Value;
 use crate::db::models::{now, Customer, PatchRecord, RevisionRecord};
 use crate::domain::advisory::{rfc3339, RevisionEntry};
 use crate::domain::csaf::vex::{self, Fix, FleetVersion, VexInput};
-use crate::domain::csaf::{document_path, DIRECTORY};
+use crate::domain::csaf::{directory, document_path};
 use crate::domain::{Caller, PatchState};
 use crate::ids::CustomerId;
 use crate::services::advisories::KnownProducts;
@@ -33,6 +33,9 @@ pub async fn vex(services: &Services, caller: &Caller, key: String) -> Result<Va
             let record = published(conn, &key)?;
             let catalogue = KnownProducts::load(conn)?;
             let mut rules = Rules::load(conn, &catalogue, record, stall)?;
+            if !rules.concerns(&customer) {
+                return Err(ServiceError::NotFound("advisory"));
+            }
             let customer_row = Customer::find(conn, &customer)?.ok_or(ServiceError::NotFound("customer"))?;
             let (groups, _) = rules.tally(conn, Some(&customer))?;
             // Devices per (product, version), whatever their latest report.
@@ -91,7 +94,8 @@ pub async fn vex(services: &Services, caller: &Caller, key: String) -> Result<Va
                 .ok_or(ServiceError::NotFound("advisory"))?;
             use chrono::Datelike;
             let advisory_url = format!(
-                "{base}/{DIRECTORY}/{}",
+                "{base}/{}/{}",
+                directory(rules.record.tlp),
                 document_path(&rules.public_id, first_published.year())
             );
             let self_url = format!("{base}/api/v1/advisories/{}/vex", rules.public_id);

@@ -1,0 +1,2 @@
+DROP TABLE advisory_readers;
+ALTER TABLE advisories DROP COLUMN tlp;
