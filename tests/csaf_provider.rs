@@ -336,6 +336,19 @@ async fn walk(app: &TestApp) -> Walked {
     Walked { documents, keys }
 }
 
+/// Revises the fixture's advisory: its range now starts at `introduced`.
+async fn revise(app: &TestApp, f: &support::patching::Fixture, summary: &str, introduced: &str) {
+    let revision = json!({
+        "title": "Unauthorized code in ScreenOS", "summary": "Backdoor, revised.",
+        "cvss_v3": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H", "emergency": true,
+        "change_summary": summary,
+        "affected": [{"product": "screenos", "ranges": [{"introduced": introduced, "fixed": "6.3.0r21"}]}]
+    });
+    let path = format!("/api/v1/advisories/{}/revisions", f.advisory);
+    let (status, body) = app.post(&path, &f.vendor.token, revision).await;
+    assert_eq!(status, 201, "[{}] {body}", app.backend.name());
+}
+
 fn second_advisory() -> Value {
     json!({
         "title": "Denial of service in the ScreenOS web console",
@@ -364,20 +377,7 @@ async fn a_downloader_walks_the_provider_after_a_publication_a_revision_and_a_wi
         assert_eq!(after_publish.documents.len(), 2);
 
         // A revision of the first: its document changes, its path stays.
-        let revision = json!({
-            "title": "Unauthorized code in ScreenOS", "summary": "Backdoor, narrowed.",
-            "cvss_v3": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H", "emergency": true,
-            "change_summary": "Narrowed to 6.3.0r15 and later.",
-            "affected": [{"product": "screenos", "ranges": [{"introduced": "6.3.0r15", "fixed": "6.3.0r21"}]}]
-        });
-        let (status, body) = app
-            .post(
-                &format!("/api/v1/advisories/{}/revisions", f.advisory),
-                &f.vendor.token,
-                revision,
-            )
-            .await;
-        assert_eq!(status, 201, "{body}");
+        revise(&app, &f, "Narrowed to 6.3.0r15 and later.", "6.3.0r15").await;
         let after_revision = walk(&app).await;
         let path = after_revision
             .documents
@@ -655,20 +655,7 @@ async fn a_key_rotation_replaces_the_openpgp_key_and_what_the_old_one_signed_sti
         assert_ne!(gpg_fingerprint(&after.keys[0]), gpg_fingerprint(&before.keys[0]));
 
         // A revision after the rotation is signed by the new key alone.
-        let revision = json!({
-            "title": "Unauthorized code in ScreenOS", "summary": "Backdoor, signed anew.",
-            "cvss_v3": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H", "emergency": true,
-            "change_summary": "Re-signed after the key rotation.",
-            "affected": [{"product": "screenos", "ranges": [{"introduced": "6.3.0r12", "fixed": "6.3.0r21"}]}]
-        });
-        let (status, body) = app
-            .post(
-                &format!("/api/v1/advisories/{}/revisions", f.advisory),
-                &f.vendor.token,
-                revision,
-            )
-            .await;
-        assert_eq!(status, 201, "{body}");
+        revise(&app, &f, "Re-signed after the key rotation.", "6.3.0r12").await;
         let revised = walk(&app).await;
         let first_path = walk_path(&app, &f.advisory).await;
         let signature_of = |path: &str| app.url(&format!("/.well-known/csaf/white/{path}.asc"));
@@ -702,16 +689,23 @@ async fn an_amber_advisory_is_only_for_the_customers_it_names_and_its_csaf_only_
         let f = fixture(&app).await;
         entitle_globex(&app, &f).await;
         enrol(&app, &f, "fw-a", "6.3.0r20").await;
-        let body = json!({"name": "gx-1", "product": "screenos", "platform": "ssg-500", "version": "6.3.0r20"});
-        assert_eq!(app.post("/api/v1/devices", &f.globex.admin.token, body).await.0, 201);
+        let acme_old = enrol(&app, &f, "fw-old", "6.2.0r5").await;
+        let mut globex_old = Value::Null;
+        for (name, version) in [("gx-1", "6.3.0r20"), ("gx-old", "6.2.0r5")] {
+            let body = json!({"name": name, "product": "screenos", "platform": "ssg-500", "version": version});
+            let (status, device) = app.post("/api/v1/devices", &f.globex.admin.token, body).await;
+            assert_eq!(status, 201, "{device}");
+            globex_old = device;
+        }
 
         // What a restricted advisory must say of its readers, refused with the field named.
         let restricted = |tlp: &str, customers: Value| {
             json!({
                 "title": "Private key disclosure in ScreenOS VPN", "summary": "Acme's cluster keys.",
-                "cvss_v3": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:N/A:N",
+                "cvss_v3": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:N/A:N", "emergency": true,
                 "tlp": tlp, "customers": customers,
-                "affected": [{"product": "screenos", "ranges": [{"introduced": "6.3.0r12", "fixed": "6.3.0r21"}]}]
+                "affected": [{"product": "screenos", "ranges": [{"introduced": "6.2.0r1", "fixed": "6.2.0r9"},
+                                                                 {"introduced": "6.3.0r12", "fixed": "6.3.0r21"}]}]
             })
         };
         for (tlp, customers, field) in [
@@ -812,7 +806,7 @@ async fn an_amber_advisory_is_only_for_the_customers_it_names_and_its_csaf_only_
         );
         let (status, exposure) = app.get(&format!("/api/v1/advisories/{id}/exposure"), acme).await;
         assert_eq!(status, 200, "{exposure}");
-        assert_eq!(exposure["affected"], 1);
+        assert_eq!(exposure["affected"], 2);
         let (status, vex) = app.get(&format!("/api/v1/advisories/{id}/vex"), acme).await;
         assert_eq!(status, 200, "{vex}");
         assert_eq!(vex["document"]["distribution"]["tlp"]["label"], "AMBER");
@@ -866,7 +860,24 @@ async fn an_amber_advisory_is_only_for_the_customers_it_names_and_its_csaf_only_
             .get(&format!("/api/v1/advisories/{id}/exposure"), &f.vendor.token)
             .await;
         assert_eq!(status, 200, "{exposure}");
-        assert_eq!(exposure["affected"], 1, "globex's device counted: {exposure}");
+        assert_eq!(exposure["affected"], 2, "globex's devices counted: {exposure}");
+
+        // An emergency for acme alone: its device on 6.2.0r5 polls at the emergency
+        // interval (5 min, spread), globex's on the same version at the usual one.
+        let acme_answer = poll(&app, acme_old["token"].as_str().unwrap(), json!({"version": "6.2.0r5"})).await;
+        let interval = acme_answer["poll_interval_s"].as_u64().unwrap();
+        assert!((240..=300).contains(&interval), "acme's interval {interval}");
+        let globex_answer = poll(
+            &app,
+            globex_old["token"].as_str().unwrap(),
+            json!({"version": "6.2.0r5"}),
+        )
+        .await;
+        let interval = globex_answer["poll_interval_s"].as_u64().unwrap();
+        assert!(
+            (1440..=1800).contains(&interval),
+            "globex's interval {interval}: the emergency leaked"
+        );
         assert_eq!(fetch_as(&app, &url, &f.vendor.token).await.0, 200);
     }
 }

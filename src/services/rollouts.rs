@@ -788,7 +788,7 @@ fn exposed(catalogue: &OfferCatalogue, patch: &PatchRecord, fixes: &[String], de
     product
         .advisories
         .iter()
-        .filter(|rule| fixes.contains(&rule.public_id))
+        .filter(|rule| fixes.contains(&rule.public_id) && rule.concerns_slug(&device.customer_slug))
         .any(|rule| rule.affected.matches(&version).is_some())
 }
 

@@ -6,7 +6,8 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use crate::db::schema::{
-    advisories, advisory_counters, advisory_cves, advisory_products, advisory_readers, advisory_revisions, products,
+    advisories, advisory_counters, advisory_cves, advisory_products, advisory_readers, advisory_revisions, customers,
+    products,
 };
 use crate::db::{DbBackend, DbConnection};
 use crate::domain::state::{AdvisoryStatus, RevisionStatus, Tlp};
@@ -284,10 +285,12 @@ impl AdvisoryRecord {
             .load(conn)
     }
 
-    /// Every restricted advisory's readers.
-    pub fn all_readers(conn: &mut DbConnection) -> QueryResult<Vec<(AdvisoryId, CustomerId)>> {
+    /// The customers a restricted advisory is for, with their slugs.
+    pub fn readers_named(conn: &mut DbConnection, id: &AdvisoryId) -> QueryResult<Vec<(CustomerId, String)>> {
         advisory_readers::table
-            .select((advisory_readers::advisory_id, advisory_readers::customer_id))
+            .inner_join(customers::table)
+            .filter(advisory_readers::advisory_id.eq(id))
+            .select((advisory_readers::customer_id, customers::slug))
             .load(conn)
     }
 

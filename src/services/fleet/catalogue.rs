@@ -41,6 +41,21 @@ pub struct AdvisoryRule {
     pub public_id: String,
     pub emergency: bool,
     pub affected: Affected,
+    /// The customers (id and slug) a TLP:AMBER or RED advisory is for; `None` for
+    /// a TLP:WHITE one, which is for everyone.
+    pub readers: Option<Vec<(CustomerId, String)>>,
+}
+
+impl AdvisoryRule {
+    /// Whether the advisory is for the customer `id`.
+    pub fn concerns(&self, id: &CustomerId) -> bool {
+        self.readers.as_ref().is_none_or(|r| r.iter().any(|(c, _)| c == id))
+    }
+
+    /// Whether the advisory is for the customer with `slug`.
+    pub fn concerns_slug(&self, slug: &str) -> bool {
+        self.readers.as_ref().is_none_or(|r| r.iter().any(|(_, s)| s == slug))
+    }
 }
 
 /// What one product's devices may be offered, and the advisories about it.
@@ -75,11 +90,11 @@ impl ProductOffers {
         choose_offer_where(&self.candidates, running, platform, |i| allowed(&self.offers[i])).map(|i| &self.offers[i])
     }
 
-    /// Whether an emergency advisory affects `running`.
-    pub fn emergency_affects(&self, running: &Version) -> bool {
+    /// Whether an emergency advisory for `customer` affects `running`.
+    pub fn emergency_affects(&self, running: &Version, customer: &CustomerId) -> bool {
         self.advisories
             .iter()
-            .any(|a| a.emergency && a.affected.matches(running).is_some())
+            .any(|a| a.emergency && a.concerns(customer) && a.affected.matches(running).is_some())
     }
 }
 
@@ -223,6 +238,11 @@ impl OfferCatalogue {
             };
             let advisory = validation.validate(&current_input(&record)?, Completeness::Publish)?;
             emergency.insert(public_id.clone(), advisory.emergency);
+            let readers = if record.tlp.restricted() {
+                Some(AdvisoryRecord::readers_named(conn, &record.id)?)
+            } else {
+                None
+            };
             for affected in advisory.affected {
                 rules
                     .entry(affected.product.slug.clone())
@@ -232,6 +252,7 @@ impl OfferCatalogue {
                         public_id: public_id.clone(),
                         emergency: advisory.emergency,
                         affected,
+                        readers: readers.clone(),
                     });
             }
         }

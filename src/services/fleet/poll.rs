@@ -143,7 +143,7 @@ pub async fn poll(
         None
     };
     let offer = offered.as_ref().map(|(o, _)| *o);
-    let base = if product.emergency_affects(&version) {
+    let base = if product.emergency_affects(&version, &device.customer) {
         services.config.emergency_poll_interval
     } else {
         services.config.poll_interval
