@@ -320,8 +320,12 @@ impl TestApp {
         let server = patchwarden::server::serve(state.clone(), listener).expect("server");
         actix_web::rt::spawn(server);
         let jobs = InstanceJobs::start(state.clone().into_inner());
+        // A pooled connection idle for longer than the server keeps one open (5 s)
+        // may be closed by the server just as the client sends on it; the client
+        // lets connections go well before that.
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
+            .pool_idle_timeout(std::time::Duration::from_secs(2))
             .build()
             .expect("client");
         TestApp {
