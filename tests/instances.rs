@@ -457,3 +457,56 @@ async fn a_pause_and_a_window_set_on_one_instance_reach_polls_on_the_other_withi
         "the place was given up"
     );
 }
+
+#[actix_web::test]
+#[ignore = "needs PostgreSQL: set PATCHWARDEN_TEST_POSTGRES_URL and run with -- --include-ignored, as CI does"]
+async fn a_publication_on_one_instance_reaches_the_others_csaf_files_within_a_second() {
+    let (one, two) = two_instances().await;
+    let f = fixture(&one).await;
+    let index = |app: &TestApp| {
+        let url = app.url("/.well-known/csaf/white/index.txt");
+        let client = app.client.clone();
+        async move { client.get(url).send().await.unwrap().text().await.unwrap() }
+    };
+    // The other instance renders its public files, and keeps them.
+    let before = index(&two).await;
+    assert_eq!(before.lines().count(), 1, "{before}");
+    let published = support::patching::publish_advisory(
+        &one,
+        &f.vendor.token,
+        json!({
+            "title": "Denial of service in the ScreenOS web console", "summary": "A crafted request.",
+            "cvss_v3": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:N/I:N/A:L",
+            "affected": [{"product": "screenos", "ranges": [{"introduced": "6.2.0r1", "fixed": "6.2.0r9"}]}]
+        }),
+    )
+    .await;
+    let id = published["id"].as_str().unwrap().to_lowercase();
+    let started = Instant::now();
+    loop {
+        let listed = index(&two).await;
+        if listed.contains(&id) {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "the other instance's index.txt does not list {id}: {listed}"
+        );
+    }
+    let learnt = started.elapsed();
+    assert!(
+        learnt < Duration::from_secs(1),
+        "the publication reached the other instance after {learnt:?}"
+    );
+    let changes = one
+        .client
+        .get(two.url("/.well-known/csaf/white/changes.csv"))
+        .send()
+        .await
+        .unwrap();
+    let changes = changes.text().await.unwrap();
+    assert!(
+        changes.contains(&format!("/{id}.json\",\"")),
+        "changes.csv does not follow: {changes}"
+    );
+}

@@ -6,12 +6,14 @@
 //! they name.
 
 use std::collections::HashMap;
+use std::sync::Mutex;
 
+use bytes::Bytes;
 use chrono::SubsecRound;
 
 use crate::db::models::advisory::distribution as distributed;
 use crate::db::models::{AdvisoryRecord, RevisionRecord, SigningKeyRecord};
-use crate::domain::csaf::provider::{Listed, PublishedKey};
+use crate::domain::csaf::provider::{self, Listed, Provider, PublishedKey};
 use crate::domain::csaf::{document_path, file_name};
 use crate::domain::openpgp::fingerprint_of_armored;
 use crate::domain::{AdvisoryStatus, Reader, Tlp};
@@ -52,6 +54,63 @@ pub async fn distribution(services: &Services, tlp: Tlp, reader: Reader) -> Resu
             Ok(Distribution { documents, keys })
         })
         .await
+}
+
+/// A file of the public (TLP:WHITE) distribution that aggregators poll.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PublicFile {
+    Metadata,
+    Index,
+    Changes,
+    Feed,
+    Category,
+}
+
+/// The public files, rendered once per catalogue generation (every publication,
+/// revision and withdrawal moves it): polling them costs no database query.
+#[derive(Default)]
+pub struct PublicFiles {
+    rendered: Mutex<Option<(i64, HashMap<PublicFile, Bytes>)>>,
+}
+
+/// The public file `file`, as of the catalogue this instance has loaded.
+pub async fn public_file(services: &Services, file: PublicFile) -> Result<Bytes, ServiceError> {
+    let generation = services.fleet.generations().catalogue;
+    let cache = &services.csaf_files;
+    {
+        let rendered = cache.rendered.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((at, files)) = rendered.as_ref() {
+            if *at == generation {
+                if let Some(bytes) = files.get(&file) {
+                    return Ok(bytes.clone());
+                }
+            }
+        }
+    }
+    let found = distribution(services, Tlp::White, Reader::Anyone).await?;
+    let base = services.config.url("");
+    let provider = Provider {
+        base: &base,
+        publisher: &services.publish.publisher,
+        keys: &found.keys,
+    };
+    let now = chrono::Utc::now();
+    let body = match file {
+        PublicFile::Metadata => provider::metadata(&provider, &found.documents, now).to_string(),
+        PublicFile::Index => provider::index_txt(&found.documents),
+        PublicFile::Changes => provider::changes_csv(&found.documents),
+        PublicFile::Feed => provider::rolie_feed(&provider, Tlp::White, &found.documents, now).to_string(),
+        PublicFile::Category => provider::category_document(&provider, &found.documents).to_string(),
+    };
+    let bytes = Bytes::from(body);
+    let mut rendered = cache.rendered.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    match rendered.as_mut() {
+        Some((at, files)) if *at == generation => {
+            files.insert(file, bytes.clone());
+        }
+        _ => *rendered = Some((generation, HashMap::from([(file, bytes.clone())]))),
+    }
+    Ok(bytes)
 }
 
 /// The OpenPGP keys: the active one first, then the retired ones, newest first.

@@ -126,6 +126,8 @@ pub struct Services {
     pub refusals: refusals::Refusals,
     /// What this instance knows of each witness of `witness_policy`.
     pub witness_tracker: witnesses::WitnessTracker,
+    /// The public CSAF files, rendered once per catalogue generation.
+    pub csaf_files: csaf::PublicFiles,
 }
 
 impl Services {
@@ -193,6 +195,7 @@ impl Services {
             )),
             refusals: Default::default(),
             witness_tracker: Default::default(),
+            csaf_files: Default::default(),
             password_gate: PasswordGate::new(config.workers.max(1)),
             publish: PublishContext::new(&config, signer.clone(), openpgp.clone(), reactions.clone()),
             reactions,

@@ -15,7 +15,7 @@ use crate::domain::csaf::provider::{self, Provider};
 use crate::domain::{Reader, Tlp};
 use crate::error::AppError;
 use crate::secrets::sha256_hex;
-use crate::services::csaf::{self, Distribution};
+use crate::services::csaf::{self, Distribution, PublicFile};
 use crate::state::AppState;
 
 /// How long a client may keep a listing or feed before asking again.
@@ -90,13 +90,8 @@ fn base(state: &AppState) -> String {
 }
 
 pub async fn get_provider_metadata(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
-    let found = csaf::distribution(&state, Tlp::White, Reader::Anyone).await?;
-    let base = base(&state);
-    Ok(json(&provider::metadata(
-        &provider(&state, &base, &found),
-        &found.documents,
-        chrono::Utc::now(),
-    )))
+    let body = csaf::public_file(&state, PublicFile::Metadata).await?;
+    Ok(public("application/json").body(body))
 }
 
 async fn index(state: &AppState, access: Access) -> Result<HttpResponse, AppError> {
@@ -126,15 +121,18 @@ async fn feed(state: &AppState, access: Access) -> Result<HttpResponse, AppError
 }
 
 pub async fn get_index(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
-    index(&state, Access::white()).await
+    let body = csaf::public_file(&state, PublicFile::Index).await?;
+    Ok(public("text/plain; charset=utf-8").body(body))
 }
 
 pub async fn get_changes(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
-    changes(&state, Access::white()).await
+    let body = csaf::public_file(&state, PublicFile::Changes).await?;
+    Ok(public("text/csv; charset=utf-8").body(body))
 }
 
 pub async fn get_feed(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
-    feed(&state, Access::white()).await
+    let body = csaf::public_file(&state, PublicFile::Feed).await?;
+    Ok(public("application/json").body(body))
 }
 
 /// `/.well-known/csaf/{amber|red}/index.txt`: what the signed-in reader may read.
@@ -173,12 +171,8 @@ pub async fn get_service(state: web::Data<AppState>) -> Result<HttpResponse, App
 }
 
 pub async fn get_category(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
-    let found = csaf::distribution(&state, Tlp::White, Reader::Anyone).await?;
-    let base = base(&state);
-    Ok(json(&provider::category_document(
-        &provider(&state, &base, &found),
-        &found.documents,
-    )))
+    let body = csaf::public_file(&state, PublicFile::Category).await?;
+    Ok(public("application/json").body(body))
 }
 
 pub async fn get_security_txt(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
