@@ -462,10 +462,17 @@ impl<R: Rule> FromRequest for Allowed<R, Web> {
 #[derive(Clone, Debug)]
 pub struct MaybeUser(pub Option<AuthUser>);
 
+/// Who reads advisories as `user` (anyone, without one).
+pub fn reader_of(user: Option<&AuthUser>) -> crate::domain::Reader {
+    user.map_or(crate::domain::Reader::Anyone, |u| {
+        crate::domain::Reader::in_scope(&u.scope)
+    })
+}
+
 impl MaybeUser {
     /// Who reads advisories through this request.
     pub fn reader(&self) -> crate::domain::Reader {
-        crate::domain::Reader::of(self.0.as_ref().map(AuthUser::caller).as_ref())
+        reader_of(self.0.as_ref())
     }
 }
 
@@ -488,7 +495,7 @@ impl FromRequest for MaybeUser {
 impl MaybeWebUser {
     /// Who reads advisories on this page.
     pub fn reader(&self) -> crate::domain::Reader {
-        crate::domain::Reader::of(self.0.as_ref().map(AuthUser::caller).as_ref())
+        reader_of(self.0.as_ref())
     }
 }
 

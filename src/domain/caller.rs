@@ -15,12 +15,11 @@ pub enum Reader {
 }
 
 impl Reader {
-    /// The reader a caller (or nobody) is.
-    pub fn of(caller: Option<&Caller>) -> Reader {
-        match caller.map(|c| &c.scope) {
-            None => Reader::Anyone,
-            Some(Scope::Vendor) => Reader::Vendor,
-            Some(Scope::Customer(id)) => Reader::Customer(id.clone()),
+    /// The reader a user of `scope` is.
+    pub fn in_scope(scope: &Scope) -> Reader {
+        match scope {
+            Scope::Vendor => Reader::Vendor,
+            Scope::Customer(id) => Reader::Customer(id.clone()),
         }
     }
 

@@ -69,8 +69,7 @@ pub async fn render_index(
     page.insert("filter_cve", &query.cve.clone().unwrap_or_default());
     page.insert("filter_q", &query.q.clone().unwrap_or_default());
     page.insert("filter_emergency", &(query.emergency == Some(true)));
-    let reader = crate::domain::Reader::of(user.map(|u| u.caller()).as_ref());
-    let request = match query.parse(reader) {
+    let request = match query.parse(crate::auth::reader_of(user)) {
         Ok(request) => request,
         Err(err) => {
             page.insert("error", &err.to_string());

@@ -56,53 +56,66 @@ pub async fn distribution(services: &Services, tlp: Tlp, reader: Reader) -> Resu
         .await
 }
 
-/// A file of the public (TLP:WHITE) distribution that aggregators poll.
+/// A generated file of a distribution: the provider metadata, service and category
+/// documents (public only), the index files and the ROLIE feed (of each TLP label).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum PublicFile {
+pub enum CsafFile {
     Metadata,
+    Service,
+    Category,
     Index,
     Changes,
     Feed,
-    Category,
 }
 
 /// The public files, rendered once per catalogue generation (every publication,
 /// revision and withdrawal moves it): polling them costs no database query.
 #[derive(Default)]
 pub struct PublicFiles {
-    rendered: Mutex<Option<(i64, HashMap<PublicFile, Bytes>)>>,
+    rendered: Mutex<Option<(i64, HashMap<CsafFile, Bytes>)>>,
 }
 
-/// The public file `file`, as of the catalogue this instance has loaded.
-pub async fn public_file(services: &Services, file: PublicFile) -> Result<Bytes, ServiceError> {
+/// The provider of this server, with `keys`.
+fn provider<'a>(services: &'a Services, base: &'a str, keys: &'a [PublishedKey]) -> Provider<'a> {
+    Provider {
+        base,
+        publisher: &services.publish.publisher,
+        keys,
+    }
+}
+
+/// `file` of the distribution `found` of `tlp`.
+fn render(services: &Services, found: &Distribution, tlp: Tlp, file: CsafFile) -> Bytes {
+    let base = services.config.url("");
+    let provider = provider(services, &base, &found.keys);
+    let now = chrono::Utc::now();
+    let body = match file {
+        CsafFile::Metadata => provider::metadata(&provider, &found.documents, now).to_string(),
+        CsafFile::Service => provider::service_document(&provider).to_string(),
+        CsafFile::Category => provider::category_document(&provider, &found.documents).to_string(),
+        CsafFile::Index => provider::index_txt(&found.documents),
+        CsafFile::Changes => provider::changes_csv(&found.documents),
+        CsafFile::Feed => provider::rolie_feed(&provider, tlp, &found.documents, now).to_string(),
+    };
+    Bytes::from(body)
+}
+
+/// The public (TLP:WHITE) `file`, as of the catalogue this instance has loaded.
+pub async fn public_file(services: &Services, file: CsafFile) -> Result<Bytes, ServiceError> {
     let generation = services.fleet.generations().catalogue;
     let cache = &services.csaf_files;
     {
         let rendered = cache.rendered.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some((at, files)) = rendered.as_ref() {
-            if *at == generation {
-                if let Some(bytes) = files.get(&file) {
-                    return Ok(bytes.clone());
-                }
-            }
+        if let Some(bytes) = rendered
+            .as_ref()
+            .filter(|(at, _)| *at == generation)
+            .and_then(|(_, files)| files.get(&file))
+        {
+            return Ok(bytes.clone());
         }
     }
     let found = distribution(services, Tlp::White, Reader::Anyone).await?;
-    let base = services.config.url("");
-    let provider = Provider {
-        base: &base,
-        publisher: &services.publish.publisher,
-        keys: &found.keys,
-    };
-    let now = chrono::Utc::now();
-    let body = match file {
-        PublicFile::Metadata => provider::metadata(&provider, &found.documents, now).to_string(),
-        PublicFile::Index => provider::index_txt(&found.documents),
-        PublicFile::Changes => provider::changes_csv(&found.documents),
-        PublicFile::Feed => provider::rolie_feed(&provider, Tlp::White, &found.documents, now).to_string(),
-        PublicFile::Category => provider::category_document(&provider, &found.documents).to_string(),
-    };
-    let bytes = Bytes::from(body);
+    let bytes = render(services, &found, Tlp::White, file);
     let mut rendered = cache.rendered.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     match rendered.as_mut() {
         Some((at, files)) if *at == generation => {
@@ -111,6 +124,28 @@ pub async fn public_file(services: &Services, file: PublicFile) -> Result<Bytes,
         _ => *rendered = Some((generation, HashMap::from([(file, bytes.clone())]))),
     }
     Ok(bytes)
+}
+
+/// `file` of the restricted distribution of `tlp`, as `reader` may read it: made
+/// for each request, since each reader sees its own.
+pub async fn restricted_file(
+    services: &Services,
+    tlp: Tlp,
+    reader: Reader,
+    file: CsafFile,
+) -> Result<Bytes, ServiceError> {
+    let found = distribution(services, tlp, reader).await?;
+    Ok(render(services, &found, tlp, file))
+}
+
+/// `security.txt`, valid `valid_for` from now.
+pub fn security_txt(services: &Services, valid_for: chrono::TimeDelta) -> String {
+    let base = services.config.url("");
+    provider::security_txt(
+        &provider(services, &base, &[]),
+        &services.config.security_contact(),
+        chrono::Utc::now() + valid_for,
+    )
 }
 
 /// The OpenPGP keys: the active one first, then the retired ones, newest first.

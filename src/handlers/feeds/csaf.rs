@@ -11,11 +11,11 @@ use tera::Context;
 
 use crate::auth::AuthUser;
 use crate::domain::csaf::directory;
-use crate::domain::csaf::provider::{self, Provider};
+use crate::domain::csaf::provider;
 use crate::domain::{Reader, Tlp};
 use crate::error::AppError;
 use crate::secrets::sha256_hex;
-use crate::services::csaf::{self, Distribution, PublicFile};
+use crate::services::csaf::{self, CsafFile};
 use crate::state::AppState;
 
 /// How long a client may keep a listing or feed before asking again.
@@ -32,10 +32,6 @@ fn public(content_type: &str) -> HttpResponseBuilder {
         .insert_header((header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"))
         .insert_header((header::CACHE_CONTROL, LISTING_CACHE));
     response
-}
-
-fn json(value: &serde_json::Value) -> HttpResponse {
-    public("application/json").body(value.to_string())
 }
 
 /// Who asks for a distribution's files: anyone for TLP:WHITE, a signed-in reader for
@@ -61,7 +57,7 @@ impl Access {
             .ok_or(AppError::NotFound("distribution"))?;
         Ok(Access {
             tlp,
-            reader: Reader::of(Some(&user.caller())),
+            reader: Reader::in_scope(&user.scope),
         })
     }
 
@@ -77,62 +73,48 @@ impl Access {
     }
 }
 
-fn provider<'a>(state: &'a AppState, base: &'a str, found: &'a Distribution) -> Provider<'a> {
-    Provider {
-        base,
-        publisher: &state.publish.publisher,
-        keys: &found.keys,
-    }
-}
-
-fn base(state: &AppState) -> String {
-    state.config.url("")
-}
-
 pub async fn get_provider_metadata(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
-    let body = csaf::public_file(&state, PublicFile::Metadata).await?;
+    let body = csaf::public_file(&state, CsafFile::Metadata).await?;
     Ok(public("application/json").body(body))
 }
 
-async fn index(state: &AppState, access: Access) -> Result<HttpResponse, AppError> {
-    let found = csaf::distribution(state, access.tlp, access.reader.clone()).await?;
-    Ok(access
-        .response("text/plain; charset=utf-8")
-        .body(provider::index_txt(&found.documents)))
+pub async fn get_service(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+    let body = csaf::public_file(&state, CsafFile::Service).await?;
+    Ok(public("application/json").body(body))
 }
 
-async fn changes(state: &AppState, access: Access) -> Result<HttpResponse, AppError> {
-    let found = csaf::distribution(state, access.tlp, access.reader.clone()).await?;
-    Ok(access
-        .response("text/csv; charset=utf-8")
-        .body(provider::changes_csv(&found.documents)))
-}
-
-async fn feed(state: &AppState, access: Access) -> Result<HttpResponse, AppError> {
-    let found = csaf::distribution(state, access.tlp, access.reader.clone()).await?;
-    let base = base(state);
-    let body = provider::rolie_feed(
-        &provider(state, &base, &found),
-        access.tlp,
-        &found.documents,
-        chrono::Utc::now(),
-    );
-    Ok(access.response("application/json").body(body.to_string()))
+pub async fn get_category(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+    let body = csaf::public_file(&state, CsafFile::Category).await?;
+    Ok(public("application/json").body(body))
 }
 
 pub async fn get_index(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
-    let body = csaf::public_file(&state, PublicFile::Index).await?;
+    let body = csaf::public_file(&state, CsafFile::Index).await?;
     Ok(public("text/plain; charset=utf-8").body(body))
 }
 
 pub async fn get_changes(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
-    let body = csaf::public_file(&state, PublicFile::Changes).await?;
+    let body = csaf::public_file(&state, CsafFile::Changes).await?;
     Ok(public("text/csv; charset=utf-8").body(body))
 }
 
 pub async fn get_feed(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
-    let body = csaf::public_file(&state, PublicFile::Feed).await?;
+    let body = csaf::public_file(&state, CsafFile::Feed).await?;
     Ok(public("application/json").body(body))
+}
+
+/// A file of the restricted distribution the path names, as the signed-in reader
+/// may read it.
+async fn restricted(
+    state: &AppState,
+    user: &AuthUser,
+    folder: &str,
+    file: CsafFile,
+    content_type: &str,
+) -> Result<HttpResponse, AppError> {
+    let access = Access::restricted(folder, user)?;
+    let body = csaf::restricted_file(state, access.tlp, access.reader.clone(), file).await?;
+    Ok(access.response(content_type).body(body))
 }
 
 /// `/.well-known/csaf/{amber|red}/index.txt`: what the signed-in reader may read.
@@ -141,7 +123,7 @@ pub async fn get_restricted_index(
     user: AuthUser,
     tlp: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
-    index(&state, Access::restricted(&tlp, &user)?).await
+    restricted(&state, &user, &tlp, CsafFile::Index, "text/plain; charset=utf-8").await
 }
 
 pub async fn get_restricted_changes(
@@ -149,7 +131,7 @@ pub async fn get_restricted_changes(
     user: AuthUser,
     tlp: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
-    changes(&state, Access::restricted(&tlp, &user)?).await
+    restricted(&state, &user, &tlp, CsafFile::Changes, "text/csv; charset=utf-8").await
 }
 
 /// `/.well-known/csaf/feed-tlp-{amber|red}.json`.
@@ -158,35 +140,12 @@ pub async fn get_restricted_feed(
     user: AuthUser,
     tlp: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
-    feed(&state, Access::restricted(&tlp, &user)?).await
-}
-
-pub async fn get_service(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
-    let found = Distribution {
-        documents: Vec::new(),
-        keys: Vec::new(),
-    };
-    let base = base(&state);
-    Ok(json(&provider::service_document(&provider(&state, &base, &found))))
-}
-
-pub async fn get_category(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
-    let body = csaf::public_file(&state, PublicFile::Category).await?;
-    Ok(public("application/json").body(body))
+    restricted(&state, &user, &tlp, CsafFile::Feed, "application/json").await
 }
 
 pub async fn get_security_txt(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
-    let found = Distribution {
-        documents: Vec::new(),
-        keys: Vec::new(),
-    };
-    let base = base(&state);
-    let expires = chrono::Utc::now() + chrono::TimeDelta::days(SECURITY_TXT_DAYS);
-    Ok(public("text/plain; charset=utf-8").body(provider::security_txt(
-        &provider(&state, &base, &found),
-        &state.config.security_contact(),
-        expires,
-    )))
+    let body = csaf::security_txt(&state, chrono::TimeDelta::days(SECURITY_TXT_DAYS));
+    Ok(public("text/plain; charset=utf-8").body(body))
 }
 
 /// `/.well-known/csaf/openpgp/{FINGERPRINT}.asc`: an armored public key.

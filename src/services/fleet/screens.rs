@@ -93,10 +93,7 @@ pub async fn device_list(
         }
     };
     // The advisories to choose from: those this scope may read.
-    let reader = match scope {
-        Scope::Vendor => crate::domain::Reader::Vendor,
-        Scope::Customer(id) => crate::domain::Reader::Customer(id.clone()),
-    };
+    let reader = crate::domain::Reader::in_scope(scope);
     let advisories = services
         .db
         .run(move |conn| {
