@@ -16,17 +16,33 @@ macro_rules! on_backend {
 /// Rows per multi-row insert: well under either backend's limit of bound values.
 const ROWS_PER_INSERT: usize = 1000;
 
-/// Inserts `rows` (a slice of insertable rows) into `table` in bulk: one `COPY` on
+/// Fewer rows than this go to PostgreSQL as an `INSERT`: `COPY` costs a round trip
+/// more and a bulk-load setup that pays off only over many rows, and a single row's
+/// `INSERT` is a statement the connection keeps prepared (an event's log entry, an
+/// enrolment).
+pub(crate) const ROWS_PER_COPY: usize = 64;
+
+/// Inserts `rows` (a slice of insertable rows) into `table`: in bulk, one `COPY` on
 /// PostgreSQL (its bulk path: no statement to parse per thousand rows, and row
-/// triggers still fire), a thousand rows per statement on SQLite.
+/// triggers still fire), a thousand rows per statement on SQLite; a single row as
+/// a prepared single-row `INSERT` on either.
 macro_rules! insert_many {
     ($conn:expr, $table:expr, $rows:expr) => {{
         let rows = $rows;
         match $conn {
-            $crate::db::DbConnection::Postgres(c) if !rows.is_empty() => {
+            _ if rows.is_empty() => {}
+            $crate::db::DbConnection::Postgres(c) if rows.len() == 1 => {
+                diesel::insert_into($table).values(&rows[0]).execute(c)?;
+            }
+            $crate::db::DbConnection::Postgres(c) if rows.len() < $crate::db::models::ROWS_PER_COPY => {
+                diesel::insert_into($table).values(rows).execute(c)?;
+            }
+            $crate::db::DbConnection::Postgres(c) => {
                 diesel::copy_from($table).from_insertable(rows).execute(c)?;
             }
-            $crate::db::DbConnection::Postgres(_) => {}
+            $crate::db::DbConnection::Sqlite(c) if rows.len() == 1 => {
+                diesel::insert_into($table).values(&rows[0]).execute(c)?;
+            }
             $crate::db::DbConnection::Sqlite(c) => {
                 for chunk in rows.chunks(ROWS_PER_INSERT) {
                     diesel::insert_into($table).values(chunk).execute(c)?;
