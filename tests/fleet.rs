@@ -615,6 +615,61 @@ async fn exposure_tallies_follow_every_change_and_survive_folding() {
 }
 
 #[actix_web::test]
+async fn a_bulk_import_is_tallied_whole_and_its_devices_leave_the_tallies_one_by_one() {
+    for app in TestApp::each().await {
+        let backend = app.backend.name();
+        let f = fixture(&app).await;
+        let before = enrol(&app, &f.acme.admin.token, "fw-api", "6.3.0r19").await;
+        // More devices than the small-write path takes in one statement, in five
+        // groups by version (one without a version).
+        let versions = [
+            Some("6.3.0r19"),
+            Some("6.3.0r20"),
+            Some("6.2.0r10"),
+            Some("6.3.0r21"),
+            None,
+        ];
+        let drafts: Vec<patchwarden::services::fleet::devices::DeviceDraft> = (0..500)
+            .map(|n| {
+                let mut draft = json!({"name": format!("imp-{n:03}"), "product": "screenos", "platform": "ssg-500"});
+                if let Some(version) = versions[n % versions.len()] {
+                    draft["version"] = json!(version);
+                }
+                serde_json::from_value(draft).unwrap()
+            })
+            .collect();
+        let (sealing, outbound) = (app.state.services.sealing.clone(), app.state.services.outbound.clone());
+        let imported = app
+            .db(move |conn| patchwarden::services::fleet::devices::import(conn, &sealing, &outbound, "acme", drafts))
+            .await;
+        assert_eq!(imported.len(), 500, "[{backend}]");
+        let (truth, tallies) = app.db(|conn| Ok((counted(conn), tallied(conn)))).await;
+        assert_eq!(tallies, truth, "[{backend}]");
+        assert_eq!(truth.iter().map(|r| r.3).sum::<i64>(), 501, "[{backend}] {truth:?}");
+        assert_eq!(
+            truth.iter().find(|r| r.1.as_deref() == Some("6.3.0r19")).map(|r| r.3),
+            Some(101),
+            "[{backend}] {truth:?}"
+        );
+        // Leaving and moving are still counted per device.
+        for device in [
+            &before.id,
+            &imported[0].device.id.to_string(),
+            &imported[4].device.id.to_string(),
+        ] {
+            let (status, _) = app
+                .delete(&format!("/api/v1/devices/{device}"), &f.acme.admin.token)
+                .await;
+            assert_eq!(status, 204, "[{backend}]");
+        }
+        run_once(&app.state, Job::FoldTallies).await.unwrap();
+        let (truth, tallies) = app.db(|conn| Ok((counted(conn), tallied(conn)))).await;
+        assert_eq!(tallies, truth, "[{backend}]");
+        assert_eq!(truth.iter().map(|r| r.3).sum::<i64>(), 498, "[{backend}] {truth:?}");
+    }
+}
+
+#[actix_web::test]
 async fn a_malformed_enrolment_token_body_is_refused_naming_the_field_and_creates_nothing() {
     for app in TestApp::each().await {
         let backend = app.backend.name();

@@ -356,13 +356,21 @@ pub fn import(
             history.extend(first);
             enrolled.push(device);
         }
-        insert_devices(conn, &enrolled, &history)?;
+        // The log's entries are sealed on another core while the rows go in.
+        let events: Vec<Event> = enrolled.iter().map(enrolled_event).collect();
+        let logged: Vec<(&Event, &Actor)> = events.iter().map(|e| (e, &Actor::Cli)).collect();
+        let (entries, inserted) = std::thread::scope(|scope| {
+            let entries = scope.spawn(|| log::prepare(&logged));
+            let inserted = insert_devices(conn, &enrolled, &history);
+            (entries.join(), inserted)
+        });
+        inserted?;
+        let entries =
+            entries.map_err(|_| ServiceError::internal("sealing the enrolments' log entries", "it panicked"))??;
         for (at, pull) in &pulled {
             pulls::store(conn, sealing, &enrolled[*at].device.id, &customer.id, pull)?;
         }
-        let events: Vec<Event> = enrolled.iter().map(enrolled_event).collect();
-        let logged: Vec<(&Event, &Actor)> = events.iter().map(|e| (e, &Actor::Cli)).collect();
-        log::append_all(conn, &logged)?;
+        log::enqueue(conn, &entries)?;
         Ok::<_, ServiceError>(enrolled)
     })?;
     // A bulk import leaves a tally per device; exposure should not sum them all.

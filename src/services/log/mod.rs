@@ -52,12 +52,20 @@ pub fn append(conn: &mut DbConnection, event: &Event, actor: &Actor) -> Result<(
 /// Appends `events` in order inside the caller's write transaction, as one
 /// multi-row insert into the queue of pending entries.
 pub fn append_all(conn: &mut DbConnection, events: &[(&Event, &Actor)]) -> Result<(), ServiceError> {
+    enqueue(conn, &prepare(events)?)
+}
+
+/// The pending entries of `events`, in order, made without a connection: a bulk
+/// writer seals a million enrolments' entries while its rows go in, then queues
+/// them with [`enqueue`] in the same transaction.
+pub fn prepare(events: &[(&Event, &Actor)]) -> Result<Vec<PendingEntry>, ServiceError> {
     let at = now();
-    let entries = events
-        .iter()
-        .map(|(event, actor)| entry_of(event, actor, at))
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(rows::enqueue(conn, &entries)?)
+    events.iter().map(|(event, actor)| entry_of(event, actor, at)).collect()
+}
+
+/// Queues entries [`prepare`] made, inside the caller's write transaction.
+pub fn enqueue(conn: &mut DbConnection, entries: &[PendingEntry]) -> Result<(), ServiceError> {
+    Ok(rows::enqueue(conn, entries)?)
 }
 
 /// Integrates every pending entry into the tree, a batch per write transaction

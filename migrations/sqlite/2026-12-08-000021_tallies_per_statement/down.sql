@@ -1,0 +1,1 @@
+-- Nothing to revert on SQLite.

@@ -1,0 +1,1 @@
+-- SQLite has only per-row triggers; its tallies stay as they are.
