@@ -47,6 +47,10 @@ pub fn serve(state: web::Data<AppState>, listener: TcpListener) -> std::io::Resu
             .configure(routes::configure)
     })
     .workers(workers)
+    // What a connection buffers of a response before writing it out: with a thousand
+    // downloads at once, each connection's buffer (and the chunk poured into it) is
+    // most of the server's memory.
+    .h1_write_buffer_size(16 * 1024)
     .listen(listener)?
     .run();
     Ok(server)

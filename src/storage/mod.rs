@@ -65,10 +65,12 @@ const READ_CHUNK: usize = 512 * 1024;
 const SEND_CHUNK: usize = 256 * 1024;
 /// What the chunks of all downloads in flight share: with many at once (a fleet
 /// fetching an emergency fix) each reads smaller chunks, so the server's memory
-/// stays flat in the number of downloads.
-const SEND_BUDGET: usize = 32 * 1024 * 1024;
+/// stays flat in the number of downloads (32 downloads still read whole 256 KiB
+/// chunks; a thousand read 8 KiB each, which the HTTP layer's 16 KiB write buffer
+/// takes without growing).
+const SEND_BUDGET: usize = 8 * 1024 * 1024;
 /// The smallest chunk, however many downloads share the budget.
-const MIN_SEND_CHUNK: usize = 16 * 1024;
+const MIN_SEND_CHUNK: usize = 8 * 1024;
 /// Downloads from local files in flight in this process.
 static SENDING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
