@@ -50,7 +50,7 @@ pub fn serve(state: web::Data<AppState>, listener: TcpListener) -> std::io::Resu
     // What a connection buffers of a response before writing it out: with a thousand
     // downloads at once, each connection's buffer (and the chunk poured into it) is
     // most of the server's memory.
-    .h1_write_buffer_size(16 * 1024)
+    .h1_write_buffer_size(8 * 1024)
     .listen(listener)?
     .run();
     Ok(server)

@@ -66,8 +66,8 @@ const SEND_CHUNK: usize = 256 * 1024;
 /// What the chunks of all downloads in flight share: with many at once (a fleet
 /// fetching an emergency fix) each reads smaller chunks, so the server's memory
 /// stays flat in the number of downloads (32 downloads still read whole 256 KiB
-/// chunks; a thousand read 8 KiB each, which the HTTP layer's 16 KiB write buffer
-/// takes without growing).
+/// chunks; a thousand read 8 KiB each, so a connection's write buffer, which takes
+/// chunks until it holds 8 KiB, stays under 16 KiB).
 const SEND_BUDGET: usize = 8 * 1024 * 1024;
 /// The smallest chunk, however many downloads share the budget.
 const MIN_SEND_CHUNK: usize = 8 * 1024;
