@@ -31,17 +31,14 @@ macro_rules! insert_many {
         let rows = $rows;
         match $conn {
             _ if rows.is_empty() => {}
-            $crate::db::DbConnection::Postgres(c) if rows.len() == 1 => {
-                diesel::insert_into($table).values(&rows[0]).execute(c)?;
+            conn if rows.len() == 1 => {
+                on_backend!(conn, |c| diesel::insert_into($table).values(&rows[0]).execute(c))?;
             }
             $crate::db::DbConnection::Postgres(c) if rows.len() < $crate::db::models::ROWS_PER_COPY => {
                 diesel::insert_into($table).values(rows).execute(c)?;
             }
             $crate::db::DbConnection::Postgres(c) => {
                 diesel::copy_from($table).from_insertable(rows).execute(c)?;
-            }
-            $crate::db::DbConnection::Sqlite(c) if rows.len() == 1 => {
-                diesel::insert_into($table).values(&rows[0]).execute(c)?;
             }
             $crate::db::DbConnection::Sqlite(c) => {
                 for chunk in rows.chunks(ROWS_PER_INSERT) {
