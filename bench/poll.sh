@@ -162,13 +162,28 @@ measure() {
     END { if (bad != "") { print "non-2xx answers: " bad > "/dev/stderr"; exit 1 }
           printf "%.0f %.2f\n", rps, p99 }'
 }
+# Waits until the server has written every sighting its run queued (the flush runs
+# below the polls' priority, so a burst leaves a backlog), so that nginx is measured
+# on an idle machine; prints the seconds it took.
+drained() {
+  local started queued
+  started=$(date +%s.%N)
+  for _ in $(seq 1 1200); do
+    queued=$(curl -sf "http://127.0.0.1:$pw_port/metrics" | awk '/^patchwarden_fleet_observations_queued / {print $2}')
+    [ "$queued" = 0 ] && break
+    sleep 0.5
+  done
+  [ "$queued" = 0 ] || { echo "the server did not write its sightings within 600 s ($queued left)" >&2; exit 1; }
+  python3 -c "print(f'{$(date +%s.%N) - $started:.1f}')"
+}
 rounds_summary=""
 for round in $(seq 1 "$rounds"); do
   read -r pw_rps pw_p99 < <(measure "http://127.0.0.1:$pw_port")
+  drain=$(drained)
   read -r nx_rps nx_p99 < <(measure "http://127.0.0.1:$nginx_port")
-  printf 'round %s: patchwarden %6s req/s p99 %5s ms   nginx %6s req/s p99 %5s ms   ratio %s\n' "$round" \
-    "$pw_rps" "$pw_p99" "$nx_rps" "$nx_p99" "$(ratio "$pw_rps" "$nx_rps")"
-  rounds_summary="$rounds_summary${rounds_summary:+; }$pw_rps req/s p99 $pw_p99 ms vs nginx $nx_rps req/s p99 $nx_p99 ms ($(ratio "$pw_rps" "$nx_rps"))"
+  printf 'round %s: patchwarden %6s req/s p99 %5s ms (sightings written %s s after)   nginx %6s req/s p99 %5s ms   ratio %s\n' "$round" \
+    "$pw_rps" "$pw_p99" "$drain" "$nx_rps" "$nx_p99" "$(ratio "$pw_rps" "$nx_rps")"
+  rounds_summary="$rounds_summary${rounds_summary:+; }$pw_rps req/s p99 $pw_p99 ms (written ${drain} s after) vs nginx $nx_rps req/s p99 $nx_p99 ms ($(ratio "$pw_rps" "$nx_rps"))"
 done
 rollout_summary=""
 after_summary=""
@@ -177,6 +192,7 @@ labelled_rounds() {
   local summary="" round rps p99 nx_rps nx_p99
   for round in $(seq 1 "$rounds"); do
     read -r rps p99 < <(measure "http://127.0.0.1:$pw_port")
+    drained >/dev/null
     read -r nx_rps nx_p99 < <(measure "http://127.0.0.1:$nginx_port")
     printf '%s, round %s: patchwarden %6s req/s p99 %5s ms   nginx %6s req/s p99 %5s ms   ratio %s\n' "$1" "$round" \
       "$rps" "$p99" "$nx_rps" "$nx_p99" "$(ratio "$rps" "$nx_rps")" >&2

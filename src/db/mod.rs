@@ -3,6 +3,7 @@
 //! the bridge that runs blocking diesel work off the async executor. Backend-specific
 //! SQL lives in this module and nowhere else; models and handlers are written once.
 
+pub mod background;
 pub mod breaker;
 pub mod models;
 pub mod schema;
@@ -201,6 +202,7 @@ pub struct Db {
     pool: Pool<ConnectionManager>,
     url: DatabaseUrl,
     breaker: std::sync::Arc<breaker::Breaker>,
+    background: std::sync::Arc<background::Lane>,
 }
 
 impl Db {
@@ -222,6 +224,7 @@ impl Db {
             pool,
             url: url.clone(),
             breaker: std::sync::Arc::default(),
+            background: std::sync::Arc::default(),
         })
     }
 
@@ -242,11 +245,48 @@ impl Db {
         T: Send + 'static,
         E: From<RunError> + Send + 'static,
     {
+        let job = self.job(work)?;
+        match tokio::task::spawn_blocking(job).await {
+            Ok(result) => result,
+            Err(err) => Err(RunError::Crashed(format!("database task failed: {err}")).into()),
+        }
+    }
+
+    /// Runs `work` on a pooled connection on the background lane: one thread, at a
+    /// lower priority than the threads answering requests, for writes no request
+    /// waits on (see [`background`]).
+    pub async fn run_background<T, E, F>(&self, work: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<RunError> + Send + 'static,
+    {
+        let job = self.job(work)?;
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        if !self.background.send(Box::new(move || {
+            let _ = answer.send(job());
+        })) {
+            return Err(RunError::Crashed("the database's background thread is not running".into()).into());
+        }
+        match answered.await {
+            Ok(result) => result,
+            Err(_) => Err(RunError::Crashed("database task failed: it panicked".into()).into()),
+        }
+    }
+
+    /// `work` as a task that takes a pooled connection (telling the breaker how
+    /// that went) and runs on it; refused at once while the database is known down.
+    fn job<T, E, F>(&self, work: F) -> Result<impl FnOnce() -> Result<T, E> + Send + 'static, E>
+    where
+        F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<RunError> + Send + 'static,
+    {
         self.breaker
             .admit(std::time::Instant::now())
             .map_err(|down| RunError::KnownDown(down.retry_after))?;
         let (pool, breaker) = (self.pool.clone(), self.breaker.clone());
-        let task = tokio::task::spawn_blocking(move || {
+        Ok(move || {
             let mut conn = match pool.get() {
                 Ok(conn) => {
                     breaker.succeeded();
@@ -258,11 +298,7 @@ impl Db {
                 }
             };
             work(&mut conn)
-        });
-        match task.await {
-            Ok(result) => result,
-            Err(err) => Err(RunError::Crashed(format!("database task failed: {err}")).into()),
-        }
+        })
     }
 
     /// Runs one query function on a pooled connection on the blocking thread pool.

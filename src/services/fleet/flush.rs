@@ -222,10 +222,12 @@ fn observed(device: &DeviceRecord, seen: &Seen) -> Event {
 }
 
 /// Observations (and offers) written per transaction: what a flush holds in memory
-/// besides the queue is bounded by it, however far the queue has grown. Kept small:
-/// batches run on whichever blocking thread is free, and the allocator keeps each
-/// thread's peak (with 20,000 a million-device poll load grew the server by
-/// ~600 MiB of retained batch memory).
+/// besides the queue is bounded by it, however far the queue has grown. Kept small
+/// (with 20,000 a million-device poll load grew the server by ~600 MiB of batch
+/// memory the allocator kept). Batches are written on the database's background
+/// lane, below the priority of the threads answering polls: under a poll load
+/// the queue waits (folding repeats, 40 bytes an observation) rather than the
+/// polls.
 const FLUSH_BATCH: usize = 5_000;
 
 /// Writes what is queued, in batches, until what was waiting when it started is
@@ -243,7 +245,7 @@ pub async fn flush(services: &Services) -> Result<usize, ServiceError> {
     }
 }
 
-/// Writes one batch of what is queued; how many it wrote.
+/// Writes one batch of what is queued, on the background lane; how many it wrote.
 async fn flush_batch(services: &Services) -> Result<usize, ServiceError> {
     let batch = services.fleet.queue.take(FLUSH_BATCH);
     if batch.is_empty() {
@@ -252,7 +254,7 @@ async fn flush_batch(services: &Services) -> Result<usize, ServiceError> {
     let count = batch.len();
     let shared = Arc::new(batch);
     let work = shared.clone();
-    let result = services.db.run(move |conn| write(conn, &work)).await;
+    let result = services.db.run_background(move |conn| write(conn, &work)).await;
     match result {
         Ok(()) => Ok(count),
         Err(err @ (ServiceError::Unavailable(_) | ServiceError::Down { .. })) => {

@@ -36,54 +36,47 @@ impl Batch {
     }
 }
 
-/// An observation waiting to be written, in a fixed size: the device and image as
-/// bytes, the version shared with the other waiting observations of it. Memory
-/// grows with the waiting observations (at most the queue's bound), not with how
-/// often devices poll.
+/// An observation waiting to be written, in 40 bytes: the device as bytes, its
+/// version and image as numbers in the queue's shared tables, times as seconds.
+/// Memory grows with the waiting observations (at most the queue's bound), not
+/// with how often devices poll. A `Waiting` holds one count of its version and
+/// image in the tables, given back when it is folded, written or dropped.
 struct Waiting {
     device: [u8; 16],
-    version: Arc<str>,
-    image: Option<[u8; 32]>,
+    version: u32,
+    /// The image's number plus one; zero when none was shown.
+    image: u32,
+    first_seen: u32,
+    last_seen: u32,
+    times: u32,
     source: ObservationSource,
     last_source: ObservationSource,
-    first_seen_at: NaiveDateTime,
-    last_seen_at: NaiveDateTime,
-    times: i64,
+}
+
+/// Seconds are counted from 2000-01-01T00:00:00Z in a `u32`, good until 2136.
+const EPOCH_S: i64 = 946_684_800;
+
+fn seconds(at: NaiveDateTime) -> u32 {
+    let since = at.and_utc().timestamp().saturating_sub(EPOCH_S);
+    u32::try_from(since.clamp(0, i64::from(u32::MAX))).unwrap_or(u32::MAX)
+}
+
+fn time(seconds: u32) -> NaiveDateTime {
+    chrono::DateTime::from_timestamp(EPOCH_S + i64::from(seconds), 0)
+        .unwrap_or_default()
+        .naive_utc()
 }
 
 impl Waiting {
-    fn of(seen: Seen, versions: &mut HashSet<Arc<str>>) -> Option<Waiting> {
-        let image = match &seen.image_sha256 {
-            None => None,
-            Some(hex) => Some(image_bytes(hex)?),
-        };
-        Some(Waiting {
-            device: seen.device.to_bytes()?,
-            version: share(versions, &seen.version),
-            image,
-            source: seen.source,
-            last_source: seen.last_source,
-            first_seen_at: seen.first_seen_at,
-            last_seen_at: seen.last_seen_at,
-            times: seen.times,
-        })
+    fn folds(&self, version: u32, image: u32) -> bool {
+        self.version == version && self.image == image
     }
 
-    fn seen(&self) -> Seen {
-        Seen {
-            device: DeviceId::from_bytes(self.device),
-            version: self.version.to_string(),
-            image_sha256: self.image.map(hex::encode),
-            source: self.source,
-            last_source: self.last_source,
-            first_seen_at: self.first_seen_at,
-            last_seen_at: self.last_seen_at,
-            times: self.times,
-        }
-    }
-
-    fn folds(&self, version: &str, image: Option<&[u8; 32]>) -> bool {
-        &*self.version == version && self.image.as_ref() == image
+    /// Takes in `other`, a later sighting of the same: its count, its time, its source.
+    fn fold(&mut self, last_seen: u32, last_source: ObservationSource, times: u32) {
+        self.last_seen = self.last_seen.max(last_seen);
+        self.last_source = last_source;
+        self.times = self.times.saturating_add(times);
     }
 }
 
@@ -103,14 +96,100 @@ fn share_patch(patches: &mut HashSet<Arc<PatchId>>, patch: &PatchId) -> Arc<Patc
     shared
 }
 
-/// The waiting observations' copy of `version`.
-fn share(versions: &mut HashSet<Arc<str>>, version: &str) -> Arc<str> {
-    if let Some(shared) = versions.get(version) {
-        return shared.clone();
+/// Values the waiting observations share, each held once under a number, with a
+/// count of the observations that hold it; a value none holds any more is let go
+/// and its number used again, so the table is bounded by the queue, whatever
+/// devices send.
+struct Shared<T> {
+    values: Vec<Option<(T, u32)>>,
+    index: HashMap<T, u32>,
+    free: Vec<u32>,
+}
+
+impl<T> Default for Shared<T> {
+    fn default() -> Self {
+        Shared {
+            values: Vec::new(),
+            index: HashMap::new(),
+            free: Vec::new(),
+        }
     }
-    let shared: Arc<str> = Arc::from(version);
-    versions.insert(shared.clone());
-    shared
+}
+
+impl<T: Clone + Eq + std::hash::Hash> Shared<T> {
+    /// The number of `value`, if an observation holds it.
+    fn find<Q>(&self, value: &Q) -> Option<u32>
+    where
+        T: std::borrow::Borrow<Q>,
+        Q: Eq + std::hash::Hash + ?Sized,
+    {
+        self.index.get(value).copied()
+    }
+
+    /// Takes a count of `value` (by `make` when it is new); its number.
+    fn hold<Q>(&mut self, value: &Q, make: impl FnOnce(&Q) -> T) -> u32
+    where
+        T: std::borrow::Borrow<Q>,
+        Q: Eq + std::hash::Hash + ?Sized,
+    {
+        if let Some(at) = self.find(value) {
+            self.hold_again(at);
+            return at;
+        }
+        let value = make(value);
+        let at = match self.free.pop() {
+            Some(at) => at,
+            None => {
+                self.values.push(None);
+                u32::try_from(self.values.len() - 1).unwrap_or(u32::MAX)
+            }
+        };
+        self.values[at as usize] = Some((value.clone(), 1));
+        self.index.insert(value, at);
+        at
+    }
+
+    fn hold_again(&mut self, at: u32) {
+        if let Some(Some((_, count))) = self.values.get_mut(at as usize) {
+            *count += 1;
+        }
+    }
+
+    /// Gives back a count of value `at`.
+    fn release(&mut self, at: u32) {
+        let Some(slot) = self.values.get_mut(at as usize) else {
+            return;
+        };
+        let gone = match slot {
+            Some((_, count)) => {
+                *count = count.saturating_sub(1);
+                *count == 0
+            }
+            None => false,
+        };
+        if gone {
+            if let Some((value, _)) = slot.take() {
+                self.index.remove(&value);
+                self.free.push(at);
+            }
+        }
+    }
+
+    fn get(&self, at: u32) -> Option<&T> {
+        self.values.get(at as usize)?.as_ref().map(|(value, _)| value)
+    }
+
+    #[cfg(test)]
+    fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
+    /// Gives back the room of values let go, once most are.
+    fn shrink(&mut self) {
+        if self.index.is_empty() {
+            *self = Shared::default();
+        }
+    }
 }
 
 #[derive(Default)]
@@ -120,8 +199,10 @@ struct Pending {
     base: u64,
     /// Each device's latest waiting observation, by sequence number.
     latest: HashMap<[u8; 16], u64>,
-    /// The versions the waiting observations saw, each held once.
-    versions: HashSet<Arc<str>>,
+    /// The versions the waiting observations saw.
+    versions: Shared<Arc<str>>,
+    /// The images they saw.
+    images: Shared<[u8; 32]>,
     /// Offers waiting: the device's bytes, the patch (shared), when.
     offers: VecDeque<([u8; 16], Arc<PatchId>, NaiveDateTime)>,
     /// The patches the waiting offers name, each held once.
@@ -131,26 +212,44 @@ struct Pending {
 }
 
 impl Pending {
-    /// The device's waiting observation that saw `version` and `image`, if it is
-    /// the device's latest.
-    fn foldable(&mut self, device: &[u8; 16], version: &str, image: Option<&[u8; 32]>) -> Option<&mut Waiting> {
+    /// The device's waiting observation that saw `version` and `image` (by their
+    /// numbers), if it is the device's latest.
+    fn foldable(&mut self, device: &[u8; 16], version: u32, image: u32) -> Option<&mut Waiting> {
         let seq = *self.latest.get(device)?;
         let index = usize::try_from(seq.checked_sub(self.base)?).ok()?;
         self.seen.get_mut(index).filter(|last| last.folds(version, image))
     }
 
+    /// Gives back what `waiting` holds in the shared tables.
+    fn release(&mut self, waiting: &Waiting) {
+        self.versions.release(waiting.version);
+        if let Some(image) = waiting.image.checked_sub(1) {
+            self.images.release(image);
+        }
+    }
+
+    /// Queues `waiting` (which holds its version and image), folded into the
+    /// device's latest when that saw the same; how many were dropped past `max`.
     fn push(&mut self, waiting: Waiting, max: usize) -> u64 {
-        let version = waiting.version.clone();
-        if let Some(last) = self.foldable(&waiting.device, &version, waiting.image.as_ref()) {
-            last.last_seen_at = last.last_seen_at.max(waiting.last_seen_at);
-            last.last_source = waiting.last_source;
-            last.times += waiting.times;
+        if let Some(last) = self.foldable(&waiting.device, waiting.version, waiting.image) {
+            last.fold(waiting.last_seen, waiting.last_source, waiting.times);
+            self.release(&waiting);
             return 0;
         }
         let seq = self.base + self.seen.len() as u64;
         self.latest.insert(waiting.device, seq);
         self.seen.push_back(waiting);
         self.trim(max)
+    }
+
+    /// Takes the oldest waiting observation out of the queue.
+    fn pop(&mut self) -> Option<Waiting> {
+        let old = self.seen.pop_front()?;
+        if self.latest.get(&old.device) == Some(&self.base) {
+            self.latest.remove(&old.device);
+        }
+        self.base += 1;
+        Some(old)
     }
 
     /// Gives back what a burst grew the queue to once it has drained: a queue that
@@ -166,6 +265,8 @@ impl Pending {
         if self.offers.capacity() > KEEP && self.offers.len() < self.offers.capacity() / 4 {
             self.offers.shrink_to(self.offers.len() * 2);
         }
+        self.versions.shrink();
+        self.images.shrink();
     }
 
     fn trim(&mut self, max: usize) -> u64 {
@@ -173,15 +274,58 @@ impl Pending {
         while self.seen.len() + self.offers.len() > max {
             if self.offers.len() > self.seen.len() {
                 self.offers.pop_front();
-            } else if let Some(old) = self.seen.pop_front() {
-                if self.latest.get(&old.device) == Some(&self.base) {
-                    self.latest.remove(&old.device);
-                }
-                self.base += 1;
+            } else if let Some(old) = self.pop() {
+                self.release(&old);
             }
             dropped += 1;
         }
         dropped
+    }
+
+    /// `seen` as a waiting observation holding its version and image; `None` when
+    /// its device or image cannot be held as bytes.
+    fn waiting(&mut self, seen: &Seen) -> Option<Waiting> {
+        let image = match &seen.image_sha256 {
+            None => None,
+            Some(hex) => Some(image_bytes(hex)?),
+        };
+        let device = seen.device.to_bytes()?;
+        let version = self.versions.hold(seen.version.as_str(), |v| Arc::from(v));
+        let image = image.map_or(0, |bytes| self.images.hold(&bytes, |b| *b) + 1);
+        Some(Waiting {
+            device,
+            version,
+            image,
+            first_seen: seconds(seen.first_seen_at),
+            last_seen: seconds(seen.last_seen_at),
+            times: u32::try_from(seen.times.max(1)).unwrap_or(u32::MAX),
+            source: seen.source,
+            last_source: seen.last_source,
+        })
+    }
+}
+
+/// A waiting observation taken out of the queue, with what it shares held, to be
+/// made into a row outside the lock.
+struct Taken {
+    waiting: Waiting,
+    version: Arc<str>,
+    image: Option<[u8; 32]>,
+}
+
+impl Taken {
+    fn seen(&self) -> Seen {
+        let w = &self.waiting;
+        Seen {
+            device: DeviceId::from_bytes(w.device),
+            version: self.version.to_string(),
+            image_sha256: self.image.map(hex::encode),
+            source: w.source,
+            last_source: w.last_source,
+            first_seen_at: time(w.first_seen),
+            last_seen_at: time(w.last_seen),
+            times: i64::from(w.times),
+        }
     }
 }
 
@@ -217,26 +361,34 @@ impl ObservationQueue {
         source: ObservationSource,
         at: NaiveDateTime,
     ) {
-        let at = to_the_second(at);
+        let at = seconds(to_the_second(at));
         let image = image.and_then(|i| image_bytes(i.as_str()));
         let mut pending = self.pending();
         // The common case, a device seen again running the same: no allocation.
-        if let Some(last) = pending.foldable(&device, version, image.as_ref()) {
-            last.last_seen_at = last.last_seen_at.max(at);
-            last.last_source = source;
-            last.times += 1;
-            return;
+        let known = (
+            pending.versions.find(version),
+            match &image {
+                None => Some(0),
+                Some(bytes) => pending.images.find(bytes).map(|at| at + 1),
+            },
+        );
+        if let (Some(version), Some(image)) = known {
+            if let Some(last) = pending.foldable(&device, version, image) {
+                last.fold(at, source, 1);
+                return;
+            }
         }
-        let version = share(&mut pending.versions, version);
+        let version = pending.versions.hold(version, |v| Arc::from(v));
+        let image = image.map_or(0, |bytes| pending.images.hold(&bytes, |b| *b) + 1);
         let waiting = Waiting {
             device,
             version,
             image,
+            first_seen: at,
+            last_seen: at,
+            times: 1,
             source,
             last_source: source,
-            first_seen_at: at,
-            last_seen_at: at,
-            times: 1,
         };
         let dropped = pending.push(waiting, self.max);
         drop(pending);
@@ -274,41 +426,48 @@ impl ObservationQueue {
     /// Takes the oldest `most` observations and offers waiting, and every head
     /// report, to be written.
     pub fn take(&self, most: usize) -> Batch {
-        let (waiting, offers, heads) = {
+        let (taken, offers, heads) = {
             let mut pending = self.pending();
             let count = most.min(pending.seen.len());
-            let mut waiting = Vec::with_capacity(count);
-            while waiting.len() < count {
-                let Some(old) = pending.seen.pop_front() else {
+            let mut taken = Vec::with_capacity(count);
+            while taken.len() < count {
+                let Some(waiting) = pending.pop() else {
                     break;
                 };
-                if pending.latest.get(&old.device) == Some(&pending.base) {
-                    pending.latest.remove(&old.device);
-                }
-                pending.base += 1;
-                waiting.push(old);
+                let version = pending
+                    .versions
+                    .get(waiting.version)
+                    .cloned()
+                    .unwrap_or_else(|| Arc::from(""));
+                let image = match waiting.image.checked_sub(1) {
+                    None => None,
+                    Some(at) => pending.images.get(at).copied(),
+                };
+                pending.release(&waiting);
+                taken.push(Taken {
+                    waiting,
+                    version,
+                    image,
+                });
             }
             let offered = most.min(pending.offers.len());
             let offers: Vec<_> = pending.offers.drain(..offered).collect();
             let heads: Vec<_> = std::mem::take(&mut pending.heads).into_iter().collect();
             pending.shrink();
-            (waiting, offers, heads)
+            (taken, offers, heads)
         };
         // Made into rows outside the lock: polls do not wait on it.
         let batch = Batch {
-            seen: waiting.iter().map(Waiting::seen).collect(),
+            seen: taken.iter().map(Taken::seen).collect(),
             offers: offers
                 .into_iter()
                 .map(|(device, patch, at)| (DeviceId::from_bytes(device), (*patch).clone(), at))
                 .collect(),
             heads,
         };
-        drop(waiting);
-        // Versions and patches no waiting entry holds any more.
-        let mut pending = self.pending();
-        pending.versions.retain(|v| Arc::strong_count(v) > 1);
-        pending.patches.retain(|p| Arc::strong_count(p) > 1);
-        drop(pending);
+        drop(taken);
+        // Patches no waiting offer names any more.
+        self.pending().patches.retain(|p| Arc::strong_count(p) > 1);
         batch
     }
 
@@ -317,32 +476,34 @@ impl ObservationQueue {
     pub fn put_back(&self, batch: Batch) {
         let dropped = {
             let mut pending = self.pending();
-            let newer = std::mem::take(&mut *pending);
+            let newer = std::mem::take(&mut pending.seen);
+            pending.latest.clear();
+            pending.base = 0;
             let mut dropped = 0;
             let mut unwritable = 0;
-            for seen in batch.seen {
-                match Waiting::of(seen, &mut pending.versions) {
+            for seen in &batch.seen {
+                match pending.waiting(seen) {
                     Some(waiting) => dropped += pending.push(waiting, self.max),
                     None => unwritable += 1,
                 }
             }
-            pending.versions.extend(newer.versions);
-            for waiting in newer.seen {
+            for waiting in newer {
                 dropped += pending.push(waiting, self.max);
             }
             dropped += unwritable;
-            let mut offers = VecDeque::with_capacity(batch.offers.len() + newer.offers.len());
+            let newer_offers = std::mem::take(&mut pending.offers);
+            let mut offers = VecDeque::with_capacity(batch.offers.len() + newer_offers.len());
             for (device, patch, at) in batch.offers {
                 match device.to_bytes() {
                     Some(device) => offers.push_back((device, share_patch(&mut pending.patches, &patch), at)),
                     None => dropped += 1,
                 }
             }
-            pending.patches.extend(newer.patches);
-            offers.extend(newer.offers);
+            offers.extend(newer_offers);
             pending.offers = offers;
             // A newer report of a device wins over the one put back.
-            pending.heads = batch.heads.into_iter().chain(newer.heads).collect();
+            let newer_heads = std::mem::take(&mut pending.heads);
+            pending.heads = batch.heads.into_iter().chain(newer_heads).collect();
             dropped + pending.trim(self.max)
         };
         self.count_dropped(dropped);
@@ -465,12 +626,47 @@ mod tests {
             let pending = queue.pending();
             assert!(pending.seen.capacity() < 20_000, "{}", pending.seen.capacity());
             assert!(pending.offers.capacity() < 20_000 && pending.latest.capacity() < 20_000);
-            assert!(pending.patches.is_empty() && pending.versions.is_empty());
+            assert!(pending.patches.is_empty() && pending.versions.is_empty() && pending.images.is_empty());
         }
         queue.put_back(batch);
         let again = queue.take(usize::MAX);
         assert_eq!((again.seen.len(), again.offers.len()), (20_000, 20_000));
         assert_eq!(again.offers[19_999], (devices[19_999].clone(), patch.clone(), at(0)));
+    }
+
+    #[test]
+    fn a_waiting_observation_is_forty_bytes_and_what_it_shares_is_bounded_by_the_queue() {
+        assert_eq!(std::mem::size_of::<Waiting>(), 40);
+        // One device sending a new version and image with every poll: past the
+        // bound the oldest go, and so do the versions and images only they held.
+        let queue = ObservationQueue::new(100);
+        let device = DeviceId::generate();
+        for n in 0..10_000u32 {
+            let image: Sha256 = format!("{n:064x}").parse().unwrap();
+            queue.observe(
+                key(&device),
+                &format!("1.{n}"),
+                Some(&image),
+                ObservationSource::Poll,
+                at(n),
+            );
+        }
+        assert_eq!(queue.dropped(), 9_900);
+        {
+            let pending = queue.pending();
+            assert_eq!((pending.versions.index.len(), pending.images.index.len()), (100, 100));
+            assert!(pending.versions.values.len() <= 101, "numbers are used again");
+        }
+        let batch = queue.take(usize::MAX);
+        assert_eq!(batch.seen.len(), 100);
+        assert_eq!(batch.seen[99].version, "1.9999");
+        assert_eq!(
+            batch.seen[99].image_sha256.as_deref(),
+            Some(format!("{:064x}", 9_999).as_str())
+        );
+        assert_eq!(batch.seen[99].first_seen_at, at(9_999));
+        let pending = queue.pending();
+        assert!(pending.versions.is_empty() && pending.images.is_empty());
     }
 
     #[test]
