@@ -7,7 +7,7 @@
 
 use std::panic::AssertUnwindSafe;
 use std::sync::mpsc;
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 
 /// How far below the request threads the lane runs (a nice value: at 10 it gets
 /// about a tenth of a core contended with request threads, all of an idle one).
@@ -19,21 +19,17 @@ type Task = Box<dyn FnOnce() + Send>;
 /// lane is dropped (with the last clone of its [`Db`](super::Db)).
 #[derive(Default)]
 pub struct Lane {
-    tasks: OnceLock<Mutex<mpsc::Sender<Task>>>,
+    tasks: OnceLock<mpsc::Sender<Task>>,
 }
 
 impl Lane {
     /// Queues `task`; false when the thread could not be started (or has gone),
     /// and the task was dropped unrun.
     pub fn send(&self, task: Task) -> bool {
-        let Some(tasks) = self.tasks() else {
-            return false;
-        };
-        let sender = tasks.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        sender.send(task).is_ok()
+        self.tasks().is_some_and(|tasks| tasks.send(task).is_ok())
     }
 
-    fn tasks(&self) -> Option<&Mutex<mpsc::Sender<Task>>> {
+    fn tasks(&self) -> Option<&mpsc::Sender<Task>> {
         if let Some(tasks) = self.tasks.get() {
             return Some(tasks);
         }
@@ -50,7 +46,7 @@ impl Lane {
             Ok(_) => {
                 // Another caller may have started a lane first; its thread is kept,
                 // and this one ends as its sender is dropped here.
-                let _ = self.tasks.set(Mutex::new(sender));
+                let _ = self.tasks.set(sender);
                 self.tasks.get()
             }
             Err(err) => {

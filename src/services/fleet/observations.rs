@@ -10,7 +10,6 @@ use std::sync::{Arc, Mutex};
 
 use chrono::NaiveDateTime;
 
-use crate::db::models::observation::to_the_second;
 use crate::db::models::Seen;
 use crate::domain::fleet::HeadReport;
 use crate::domain::patch::Sha256;
@@ -72,7 +71,7 @@ impl Waiting {
         self.version == version && self.image == image
     }
 
-    /// Takes in `other`, a later sighting of the same: its count, its time, its source.
+    /// Takes in a later sighting of the same: its count, its time, its source.
     fn fold(&mut self, last_seen: u32, last_source: ObservationSource, times: u32) {
         self.last_seen = self.last_seen.max(last_seen);
         self.last_source = last_source;
@@ -184,7 +183,7 @@ impl<T: Clone + Eq + std::hash::Hash> Shared<T> {
         self.index.is_empty()
     }
 
-    /// Gives back the room of values let go, once most are.
+    /// Gives back the table's room once no observation holds a value.
     fn shrink(&mut self) {
         if self.index.is_empty() {
             *self = Shared::default();
@@ -361,7 +360,7 @@ impl ObservationQueue {
         source: ObservationSource,
         at: NaiveDateTime,
     ) {
-        let at = seconds(to_the_second(at));
+        let at = seconds(at);
         let image = image.and_then(|i| image_bytes(i.as_str()));
         let mut pending = self.pending();
         // The common case, a device seen again running the same: no allocation.
