@@ -123,6 +123,8 @@ while True:
 print(f"{offered:.2f} {installed:.2f}")
 PY
 )
+echo "server latency by route over the whole run (from /metrics):"
+route_latency "http://127.0.0.1:$pw_port/metrics" 'device/|log/proof|/download' | sed 's/^/  /'
 server_peak=$(awk '/VmHWM/ {printf "%.0f MiB", $2/1024}' "/proc/$pw_pid/status")
 agent_peak=$(awk '/VmHWM/ {printf "%.0f MiB", $2/1024}' "/proc/$agent_pid/status")
 errors=$(grep -c 'ERROR' "$work/serve.log" || true)

@@ -50,3 +50,34 @@ for i in range(n):
     print(json.dumps(d))
 PY
 }
+
+# The server's request latency by route, from its /metrics histogram: for each route
+# pattern that matches $2 (a regular expression), the number of requests and the
+# bucket bounds under which half and 99 % of them finished.
+#   route_latency METRICS_URL ROUTE_REGEX
+route_latency() {
+  curl -sf "$1" | python3 -c '
+import re, sys
+wanted = re.compile(sys.argv[1])
+buckets, counts = {}, {}
+for line in sys.stdin:
+    m = re.match(r"patchwarden_http_request_duration_seconds_bucket\{le=\"([^\"]+)\",route=\"([^\"]+)\"\} (\d+)", line) \
+        or re.match(r"patchwarden_http_request_duration_seconds_bucket\{route=\"([^\"]+)\",le=\"([^\"]+)\"\} (\d+)", line)
+    if not m:
+        continue
+    a, b, n = m.groups()
+    le, route = (a, b) if not a.startswith("/") else (b, a)
+    if wanted.search(route):
+        buckets.setdefault(route, []).append((float("inf") if le == "+Inf" else float(le), int(n)))
+for route, bs in sorted(buckets.items()):
+    bs.sort()
+    total = bs[-1][1]
+    if total == 0:
+        continue
+    def under(q):
+        for le, n in bs:
+            if n >= q * total:
+                return "∞" if le == float("inf") else f"{le * 1000:g} ms"
+    print(f"{route}: {total} requests, p50 ≤ {under(0.5)}, p99 ≤ {under(0.99)}, max ≤ {under(1.0)}")
+' "$2"
+}

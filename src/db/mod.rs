@@ -46,6 +46,12 @@ impl DbConnection {
         if !outermost {
             return self.transaction(work);
         }
+        // One writer of this process at a time waits for the write lock here, in
+        // turn, instead of in SQLite's busy handler, which sleeps 1 to 100 ms between
+        // tries while the lock it waits for may already be free: under a burst of
+        // writes from every pooled connection, that sleeping, not the writes, set
+        // the pace.
+        let _turn = SQLITE_WRITER.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         AnsiTransactionManager::begin_transaction_sql(sqlite, "BEGIN IMMEDIATE")?;
         let outcome = work(self);
         let DbConnection::Sqlite(sqlite) = self else {
@@ -63,6 +69,12 @@ impl DbConnection {
         }
     }
 }
+
+/// Held by the SQLite transaction that writes, from its `BEGIN IMMEDIATE` to its
+/// end (see [`DbConnection::write_transaction`]). One for the process: a server
+/// opens one database, and a transaction never waits on another thread while
+/// holding it.
+static SQLITE_WRITER: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// The backend type that queries against [`DbConnection`] are built for.
 pub type DbBackend = <DbConnection as Connection>::Backend;
@@ -203,7 +215,15 @@ pub struct Db {
     url: DatabaseUrl,
     breaker: std::sync::Arc<breaker::Breaker>,
     background: std::sync::Arc<background::Lane>,
+    /// One per pooled connection: a task takes one before it takes a blocking
+    /// thread, so the tasks that wait for a connection wait here, in the order they
+    /// came, instead of each holding a thread.
+    turns: std::sync::Arc<tokio::sync::Semaphore>,
 }
+
+/// How long a task waits for its turn at a connection before it is refused as
+/// busy: the pool's own wait for a connection.
+const TURN_WAIT: Duration = Duration::from_secs(5);
 
 impl Db {
     /// Applies pending migrations (so an unreachable database fails here, clearly),
@@ -225,6 +245,7 @@ impl Db {
             url: url.clone(),
             breaker: std::sync::Arc::default(),
             background: std::sync::Arc::default(),
+            turns: std::sync::Arc::new(tokio::sync::Semaphore::new(pool_size as usize)),
         })
     }
 
@@ -237,8 +258,10 @@ impl Db {
         self.pool.get()
     }
 
-    /// Runs `work` on a pooled connection on the blocking thread pool. Whatever
-    /// error type the caller works in only needs to take a [`RunError`].
+    /// Runs `work` on a pooled connection on the blocking thread pool, in its turn
+    /// (at most one task per connection holds a thread; refused as unavailable
+    /// after [`TURN_WAIT`]). Whatever error type the caller works in only needs to
+    /// take a [`RunError`].
     pub async fn run<T, E, F>(&self, work: F) -> Result<T, E>
     where
         F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
@@ -246,6 +269,20 @@ impl Db {
         E: From<RunError> + Send + 'static,
     {
         let job = self.job(work)?;
+        let turn = match tokio::time::timeout(TURN_WAIT, self.turns.clone().acquire_owned()).await {
+            Ok(Ok(turn)) => turn,
+            Ok(Err(closed)) => return Err(RunError::Crashed(format!("database turns: {closed}")).into()),
+            Err(_) => {
+                return Err(RunError::Unavailable(format!(
+                    "the database is busy: no connection was free within {TURN_WAIT:?}"
+                ))
+                .into())
+            }
+        };
+        let job = move || {
+            let _turn = turn;
+            job()
+        };
         match tokio::task::spawn_blocking(job).await {
             Ok(result) => result,
             Err(err) => Err(RunError::Crashed(format!("database task failed: {err}")).into()),
