@@ -116,6 +116,8 @@ while True:
     if s["installed"] == devices:
         installed = (s["last_install_ms"] - published) / 1000
         print(f"installed by all {devices} after {installed:.2f} s", file=sys.stderr)
+        print(f"of the polls that brought first offers, one began at most {s['first_offer_late_max_ms']} ms "
+              f"after its interval ended, and the slowest took {s['first_offer_poll_max_ms']} ms", file=sys.stderr)
         break
     if time.time() > deadline:
         sys.exit(f"not done in time: {s}")

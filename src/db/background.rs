@@ -17,41 +17,69 @@ type Task = Box<dyn FnOnce() + Send>;
 
 /// The lane's queue, its thread started by the first task. The thread ends when the
 /// lane is dropped (with the last clone of its [`Db`](super::Db)).
-#[derive(Default)]
 pub struct Lane {
-    tasks: OnceLock<mpsc::Sender<Task>>,
+    thread: QueueThread<Task>,
+}
+
+impl Default for Lane {
+    fn default() -> Self {
+        Lane {
+            thread: QueueThread::new("db-background"),
+        }
+    }
 }
 
 impl Lane {
     /// Queues `task`; false when the thread could not be started (or has gone),
     /// and the task was dropped unrun.
     pub fn send(&self, task: Task) -> bool {
-        self.tasks().is_some_and(|tasks| tasks.send(task).is_ok())
-    }
-
-    fn tasks(&self) -> Option<&mpsc::Sender<Task>> {
-        if let Some(tasks) = self.tasks.get() {
-            return Some(tasks);
-        }
-        let (sender, receiver) = mpsc::channel::<Task>();
-        let started = std::thread::Builder::new().name("db-background".into()).spawn(move || {
+        self.thread.send(task, |receiver| {
             lower_priority();
             for task in receiver {
                 // A panicking task is its caller's failure (its answer channel
                 // closes unanswered); the lane goes on with the next.
                 let _ = std::panic::catch_unwind(AssertUnwindSafe(task));
             }
-        });
-        match started {
+        })
+    }
+}
+
+/// A named thread that takes what is sent to it from a queue, started by the first
+/// item sent; it ends when its queue is dropped.
+pub struct QueueThread<T> {
+    name: &'static str,
+    queue: OnceLock<mpsc::Sender<T>>,
+}
+
+impl<T: Send + 'static> QueueThread<T> {
+    pub fn new(name: &'static str) -> Self {
+        QueueThread {
+            name,
+            queue: OnceLock::new(),
+        }
+    }
+
+    /// Queues `item`, starting the thread with `body` (which takes the queue) when
+    /// none runs yet; false when the thread could not be started (or has gone) and
+    /// `item` was dropped.
+    pub fn send(&self, item: T, body: impl FnOnce(mpsc::Receiver<T>) + Send + 'static) -> bool {
+        if let Some(queue) = self.queue.get() {
+            return queue.send(item).is_ok();
+        }
+        let (sender, receiver) = mpsc::channel::<T>();
+        match std::thread::Builder::new()
+            .name(self.name.into())
+            .spawn(move || body(receiver))
+        {
             Ok(_) => {
-                // Another caller may have started a lane first; its thread is kept,
-                // and this one ends as its sender is dropped here.
-                let _ = self.tasks.set(sender);
-                self.tasks.get()
+                // Another caller may have started a thread first; its thread is
+                // kept, and this one ends as its sender is dropped here.
+                let _ = self.queue.set(sender);
+                self.queue.get().is_some_and(|queue| queue.send(item).is_ok())
             }
             Err(err) => {
-                tracing::error!(error = %err, "the database's background thread could not be started");
-                None
+                tracing::error!(error = %err, thread = self.name, "a database thread could not be started");
+                false
             }
         }
     }

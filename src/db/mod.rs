@@ -4,6 +4,7 @@
 //! SQL lives in this module and nowhere else; models and handlers are written once.
 
 pub mod background;
+pub mod batch;
 pub mod breaker;
 pub mod models;
 pub mod schema;
@@ -219,6 +220,7 @@ pub struct Db {
     /// thread, so the tasks that wait for a connection wait here, in the order they
     /// came, instead of each holding a thread.
     turns: std::sync::Arc<tokio::sync::Semaphore>,
+    writer: std::sync::Arc<batch::Writer>,
 }
 
 /// How long a task waits for its turn at a connection before it is refused as
@@ -246,6 +248,7 @@ impl Db {
             breaker: std::sync::Arc::default(),
             background: std::sync::Arc::default(),
             turns: std::sync::Arc::new(tokio::sync::Semaphore::new(pool_size as usize)),
+            writer: std::sync::Arc::default(),
         })
     }
 
@@ -309,6 +312,41 @@ impl Db {
             Ok(result) => result,
             Err(_) => Err(RunError::Crashed("database task failed: it panicked".into()).into()),
         }
+    }
+
+    /// Runs `work`, which writes, in a transaction, answered once it has committed.
+    /// On SQLite it waits for the writer thread, which runs it with the other writes
+    /// waiting then in one transaction, in a savepoint of its own (see [`batch`]); on
+    /// PostgreSQL, whose writers do not take turns, on a pooled connection as
+    /// [`Db::run`] does.
+    pub async fn write<T, E, F>(&self, work: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<RunError> + From<diesel::result::Error> + Send + 'static,
+    {
+        if matches!(self.url, DatabaseUrl::Postgres(_)) {
+            return self.run(move |conn| conn.write_transaction(work)).await;
+        }
+        self.breaker
+            .admit(std::time::Instant::now())
+            .map_err(|down| RunError::KnownDown(down.retry_after))?;
+        let (reply, answered) = tokio::sync::oneshot::channel();
+        if !self
+            .writer
+            .send(Box::new(batch::Pending::new(work, reply)), &self.pool, &self.breaker)
+        {
+            return Err(RunError::Crashed("the database's writer thread is not running".into()).into());
+        }
+        match answered.await {
+            Ok(result) => result,
+            Err(_) => Err(RunError::Crashed("database write failed: it panicked".into()).into()),
+        }
+    }
+
+    /// How many transactions of batched writes ([`Db::write`]) have committed.
+    pub fn write_batches(&self) -> u64 {
+        self.writer.batches()
     }
 
     /// `work` as a task that takes a pooled connection (telling the breaker how

@@ -167,6 +167,13 @@ pub struct Stats {
     pub refused: AtomicU64,
     /// Installs that waited for a maintenance window (downloaded, verified, kept).
     pub deferred: AtomicU64,
+    /// Of the polls that brought devices their first offer: the most one began
+    /// after the interval its device waited had ended (milliseconds), which is the
+    /// simulator's own lateness when its devices share busy cores…
+    pub first_offer_late_max_ms: AtomicU64,
+    /// …and the longest one took, answer checked (milliseconds; with a proof
+    /// fetched when the answer carries none from the head the device holds).
+    pub first_offer_poll_max_ms: AtomicU64,
 }
 
 /// The numbers of [`Stats`] at one moment.
@@ -183,6 +190,8 @@ pub struct Snapshot {
     pub install_failed: u64,
     pub refused: u64,
     pub deferred: u64,
+    pub first_offer_late_max_ms: u64,
+    pub first_offer_poll_max_ms: u64,
     pub behaviours: HashMap<Behaviour, u64>,
 }
 
@@ -224,6 +233,8 @@ fn snapshot(stats: &Stats, count: usize, behaviours: &HashMap<Behaviour, u64>) -
         install_failed: load(&stats.install_failed),
         refused: load(&stats.refused),
         deferred: load(&stats.deferred),
+        first_offer_late_max_ms: load(&stats.first_offer_late_max_ms),
+        first_offer_poll_max_ms: load(&stats.first_offer_poll_max_ms),
         behaviours: behaviours.clone(),
     }
 }
@@ -382,12 +393,18 @@ async fn device(
     let _ = slot.running.set(agent.running_handle());
     let _ = slot.freshness.set(agent.freshness_handle());
     let mut offered = false;
+    let mut due: Option<tokio::time::Instant> = None;
     loop {
-        let polled = match agent.poll().await {
+        let began = tokio::time::Instant::now();
+        let late = due.map_or(0, |due| began.saturating_duration_since(due).as_millis() as u64);
+        let polled = agent.poll().await;
+        let took = began.elapsed().as_millis() as u64;
+        let polled = match polled {
             Ok(polled) => polled,
             Err(e) => {
                 stats.poll_errors.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(device = n, "poll failed: {e:#}");
+                due = None;
                 tokio::time::sleep(Duration::from_secs(5)).await;
                 continue;
             }
@@ -404,6 +421,8 @@ async fn device(
                 offered = true;
                 stats.offered.fetch_add(1, Ordering::Relaxed);
                 stats.last_first_offer_ms.fetch_max(now_ms(), Ordering::Relaxed);
+                stats.first_offer_late_max_ms.fetch_max(late, Ordering::Relaxed);
+                stats.first_offer_poll_max_ms.fetch_max(took, Ordering::Relaxed);
             }
             if !agent.settled(offer) {
                 match agent.apply(offer).await? {
@@ -426,6 +445,7 @@ async fn device(
                 }
             }
         }
+        due = Some(tokio::time::Instant::now() + wait);
         tokio::time::sleep(wait).await;
     }
 }

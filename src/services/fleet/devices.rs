@@ -424,35 +424,33 @@ pub async fn enrol_with_token(
     let sealing = services.sealing.clone();
     let enrolled = services
         .db
-        .run(move |conn| {
-            conn.write_transaction(|conn| {
+        .write(move |conn| {
+            let token = EnrollmentToken::find(conn, &token.id)?.ok_or_else(refused)?;
+            usable(&token, now())?;
+            let customer = customer_row(conn, &token.customer_id)?;
+            let checked = check_device(
+                conn,
+                &mut Entitled::of(&customer),
+                &request.name,
+                &request.product,
+                request.platform.as_deref(),
+                Some(&request.version),
+                request.labels,
+            )?;
+            if !EnrollmentToken::spend(conn, &token.id, now())? {
+                // Revoked or expired since it was read, or used up.
                 let token = EnrollmentToken::find(conn, &token.id)?.ok_or_else(refused)?;
                 usable(&token, now())?;
-                let customer = customer_row(conn, &token.customer_id)?;
-                let checked = check_device(
-                    conn,
-                    &mut Entitled::of(&customer),
-                    &request.name,
-                    &request.product,
-                    request.platform.as_deref(),
-                    Some(&request.version),
-                    request.labels,
-                )?;
-                if !EnrollmentToken::spend(conn, &token.id, now())? {
-                    // Revoked or expired since it was read, or used up.
-                    let token = EnrollmentToken::find(conn, &token.id)?.ok_or_else(refused)?;
-                    usable(&token, now())?;
-                    return Err(exhausted(&token));
-                }
-                let seq = Generations::next_device_change(conn)?;
-                let actor = Actor::EnrollmentToken(token.id.clone());
-                let enrolled = insert_device(conn, &customer, checked, Some(&token.id), ObservationSource::Poll, seq)?;
-                if let Some(pull) = &pull {
-                    pulls::store(conn, &sealing, &enrolled.device.id, &customer.id, pull)?;
-                }
-                log::append(conn, &enrolled_event(&enrolled), &actor)?;
-                Ok::<_, ServiceError>(enrolled)
-            })
+                return Err(exhausted(&token));
+            }
+            let seq = Generations::next_device_change(conn)?;
+            let actor = Actor::EnrollmentToken(token.id.clone());
+            let enrolled = insert_device(conn, &customer, checked, Some(&token.id), ObservationSource::Poll, seq)?;
+            if let Some(pull) = &pull {
+                pulls::store(conn, &sealing, &enrolled.device.id, &customer.id, pull)?;
+            }
+            log::append(conn, &enrolled_event(&enrolled), &actor)?;
+            Ok::<_, ServiceError>(enrolled)
         })
         .await?;
     Fleet::sync(services).await?;

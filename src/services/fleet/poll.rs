@@ -338,39 +338,37 @@ pub async fn report(
     let stored_version = version.as_ref().map(ToString::to_string);
     let record = services
         .db
-        .run(move |conn| {
-            conn.write_transaction(|conn| {
-                // The device's row first: its lock orders a device's concurrent
-                // reports, so a repeated step is counted on the latest, not raced.
-                DeviceRecord::set_report(conn, &id, &patch, state, at)?;
-                let (report, new) = ReportRecord::insert(
-                    conn,
-                    &id,
-                    &patch,
-                    state,
-                    stored_version.as_deref(),
-                    message.as_deref(),
-                    at,
-                )?;
-                // The log records how an install ended, once, not each step on the
-                // way: a device cannot grow the public log by reporting progress or
-                // repeating an end.
-                if !state.in_progress() {
-                    // Its place in a capped window goes to the next device.
-                    release_places(conn, &id)?;
-                    if new {
-                        let event = Event::InstallReported {
-                            customer: customer.clone(),
-                            device: id.clone(),
-                            patch: patch.clone(),
-                            state,
-                            version: stored_version.clone(),
-                        };
-                        log::append(conn, &event, &Actor::Device(id.clone()))?;
-                    }
+        .write(move |conn| {
+            // The device's row first: its lock orders a device's concurrent
+            // reports, so a repeated step is counted on the latest, not raced.
+            DeviceRecord::set_report(conn, &id, &patch, state, at)?;
+            let (report, new) = ReportRecord::insert(
+                conn,
+                &id,
+                &patch,
+                state,
+                stored_version.as_deref(),
+                message.as_deref(),
+                at,
+            )?;
+            // The log records how an install ended, once, not each step on the
+            // way: a device cannot grow the public log by reporting progress or
+            // repeating an end.
+            if !state.in_progress() {
+                // Its place in a capped window goes to the next device.
+                release_places(conn, &id)?;
+                if new {
+                    let event = Event::InstallReported {
+                        customer: customer.clone(),
+                        device: id.clone(),
+                        patch: patch.clone(),
+                        state,
+                        version: stored_version.clone(),
+                    };
+                    log::append(conn, &event, &Actor::Device(id.clone()))?;
                 }
-                Ok::<_, ServiceError>(ReportRecord::find(conn, &report)?)
-            })
+            }
+            Ok::<_, ServiceError>(ReportRecord::find(conn, &report)?)
         })
         .await?;
     if let Some(version) = &version {
