@@ -27,7 +27,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting {
         name: "database_pool_size",
         default: "8",
-        help: "database connections per instance",
+        help: "database connections per instance for requests (two more serve its background writes and, on SQLite, its writer)",
     },
     Setting {
         name: "public_url",

@@ -128,7 +128,12 @@ fn serve(
         }
         Err(err) => {
             breaker.failed(Instant::now());
-            first.answer(Err(format!("database pool: {err}")));
+            // The writes waiting now are told at once, not each after its own wait.
+            let why = format!("database pool: {err}");
+            first.answer(Err(why.clone()));
+            while let Ok(write) = queue.try_recv() {
+                write.answer(Err(why.clone()));
+            }
             return;
         }
     };

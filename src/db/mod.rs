@@ -216,12 +216,17 @@ pub struct Db {
     url: DatabaseUrl,
     breaker: std::sync::Arc<breaker::Breaker>,
     background: std::sync::Arc<background::Lane>,
-    /// One per pooled connection: a task takes one before it takes a blocking
-    /// thread, so the tasks that wait for a connection wait here, in the order they
-    /// came, instead of each holding a thread.
+    /// One per pooled connection for requests (the pool holds [`OWN_THREADS`] more):
+    /// a task takes one before it takes a blocking thread, so the tasks that wait
+    /// for a connection wait here, in the order they came, instead of each holding a
+    /// thread.
     turns: std::sync::Arc<tokio::sync::Semaphore>,
     writer: std::sync::Arc<batch::Writer>,
 }
+
+/// The database's own threads, each holding a connection of its own while it works:
+/// the background lane ([`background`]) and the writer ([`batch`]).
+const OWN_THREADS: u32 = 2;
 
 /// How long a task waits for its turn at a connection before it is refused as
 /// busy: the pool's own wait for a connection.
@@ -235,7 +240,9 @@ impl Db {
             tracing::info!(migration = %version, "applied migration");
         }
         let pool = Pool::builder()
-            .max_size(pool_size)
+            // The requests' connections, and one each for the database's own
+            // threads (the background lane and the writer), which take no turn.
+            .max_size(pool_size + OWN_THREADS)
             // Connections open on demand: no background thread keeps dialling a
             // database that has gone away.
             .min_idle(Some(0))
