@@ -64,7 +64,7 @@ pub async fn register_by(
         .unwrap_or_default();
     services
         .db
-        .run(move |conn| {
+        .write(move |conn| {
             let product = Product::find_by_slug(conn, &slug)?.ok_or(ServiceError::NotFound("product"))?;
             let version = product
                 .scheme()
@@ -80,13 +80,11 @@ pub async fn register_by(
                 created_by: by.as_text(),
                 created_at: now(),
             };
-            conn.write_transaction(|conn| {
-                let new = ReleaseImage::insert(conn, &image)?;
-                if new {
-                    log::append(conn, &log::records::image(&product.slug, &image), &by)?;
-                }
-                Ok::<_, ServiceError>((image, new))
-            })
+            let new = ReleaseImage::insert(conn, &image)?;
+            if new {
+                log::append(conn, &log::records::image(&product.slug, &image), &by)?;
+            }
+            Ok::<_, ServiceError>((image, new))
         })
         .await
 }
