@@ -991,15 +991,23 @@ async fn the_evidence_bundle_verifies_offline_and_every_flipped_byte_names_its_p
 /// Read in one snapshot: a running sequencer moves entries from pending to
 /// integrated between two separate reads.
 fn check_atomic(conn: &mut patchwarden::db::DbConnection) -> usize {
+    in_snapshot(conn, check_atomic_in_snapshot)
+}
+
+/// `check` run on what one snapshot of the database holds.
+fn in_snapshot<T>(
+    conn: &mut patchwarden::db::DbConnection,
+    check: impl FnOnce(&mut patchwarden::db::DbConnection) -> T,
+) -> T {
     use diesel::connection::SimpleConnection;
     let begin = match conn {
         patchwarden::db::DbConnection::Postgres(_) => "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
         patchwarden::db::DbConnection::Sqlite(_) => "BEGIN",
     };
     conn.batch_execute(begin).unwrap();
-    let waiting = check_atomic_in_snapshot(conn);
+    let out = check(conn);
     conn.batch_execute("COMMIT").unwrap();
-    waiting
+    out
 }
 
 fn check_atomic_in_snapshot(conn: &mut patchwarden::db::DbConnection) -> usize {
@@ -1028,6 +1036,12 @@ fn check_atomic_in_snapshot(conn: &mut patchwarden::db::DbConnection) -> usize {
         images, logged,
         "an image row without its entry, an entry without its row, or an entry twice"
     );
+    check_tree(conn);
+    waiting
+}
+
+/// The log's count, indexes and stored subtrees agree with its integrated entries.
+fn check_tree(conn: &mut patchwarden::db::DbConnection) {
     let size = rows::size(conn).unwrap();
     let entries = rows::entries(conn, 0, size + 10).unwrap();
     assert_eq!(entries.len() as u64, size, "the count and the entries agree");
@@ -1041,7 +1055,6 @@ fn check_atomic_in_snapshot(conn: &mut patchwarden::db::DbConnection) -> usize {
         frontier.root(),
         "the stored subtrees match the entries"
     );
-    waiting
 }
 
 /// Image registrations acknowledged before the server was killed.
@@ -1159,27 +1172,292 @@ async fn kill_9_while_events_are_logged_leaves_each_with_its_entry_or_neither() 
             .unwrap();
         assert!(response.status().is_success());
         check_atomic(&mut conn);
-        let key = client
-            .get(format!("{base}/api/v1/keys"))
+        outside_audit_passes(&client, &base).await;
+        drop(server);
+    }
+}
+
+/// `patchwarden audit`'s check of the log at `base`, as an outsider runs it, passes.
+async fn outside_audit_passes(client: &reqwest::Client, base: &str) {
+    let key = client
+        .get(format!("{base}/api/v1/keys"))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap()[0]["public_key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let report = audit::audit(&AuditRequest {
+        server: base.parse().unwrap(),
+        public_key: key,
+        state_file: None,
+        token: None,
+        witness_policy: None,
+    })
+    .await
+    .unwrap();
+    assert!(report.ok(), "{:?}", report.problems);
+}
+
+/// Every ended install report (failed, installed, rolled back) has exactly one
+/// `install.reported` entry of its device, integrated or pending, and every such
+/// entry its report; the tree agrees with its entries. Returns how many entries
+/// are pending, and how many there are in all. A device's reports all carry
+/// distinct messages here, so each is a report of its own.
+fn check_reports_in_snapshot(conn: &mut patchwarden::db::DbConnection) -> (usize, usize) {
+    use diesel::prelude::*;
+    use patchwarden::db::schema::{install_reports, log_entries, log_pending};
+    let ended: Vec<String> = install_reports::table
+        .filter(install_reports::state.eq_any(["failed", "installed", "rolled_back"]))
+        .select(install_reports::device_id)
+        .load(conn)
+        .unwrap();
+    let logged: Vec<String> = log_entries::table
+        .filter(log_entries::kind.eq("install.reported"))
+        .select(log_entries::subject)
+        .load(conn)
+        .unwrap();
+    let pending: Vec<String> = log_pending::table
+        .filter(log_pending::kind.eq("install.reported"))
+        .select(log_pending::subject)
+        .load(conn)
+        .unwrap();
+    let waiting = pending.len();
+    let all = logged.len() + waiting;
+    let mut reports: HashMap<String, usize> = HashMap::new();
+    for device in ended {
+        *reports.entry(format!("device/{device}")).or_default() += 1;
+    }
+    let mut entries: HashMap<String, usize> = HashMap::new();
+    for subject in logged.into_iter().chain(pending) {
+        *entries.entry(subject).or_default() += 1;
+    }
+    assert_eq!(
+        reports, entries,
+        "a report without its entry, an entry without its report, or an entry twice (by device)"
+    );
+    check_tree(conn);
+    (waiting, all)
+}
+
+/// Reports acknowledged before the server was killed.
+const REPORTS: usize = 10_000;
+
+#[actix_web::test]
+async fn kill_9_during_a_burst_of_install_reports_leaves_each_with_its_entry_or_neither() {
+    for backend in backends() {
+        on_backend(backend);
+        let dir = tempfile::tempdir().unwrap();
+        let (database_url, _pg) = database_for(backend, &dir);
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let base = format!("http://127.0.0.1:{port}");
+        let env_owned = [
+            ("PATCHWARDEN_DATABASE_URL".to_owned(), database_url.clone()),
+            ("PATCHWARDEN_BIND".to_owned(), format!("127.0.0.1:{port}")),
+            // The burst comes from a few devices, each far past a real device's rate.
+            (
+                "PATCHWARDEN_DEVICE_REQUESTS_PER_MINUTE".to_owned(),
+                "1000000".to_owned(),
+            ),
+        ];
+        let env: Vec<(&str, &str)> = env_owned.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let vendor = bootstrap_vendor(dir.path(), &env, "ops@vendor.example", "a long and good password");
+        let out = run(
+            patchwarden(dir.path(), &env).args(["customer", "add", "--slug", "acme", "--name", "Acme"]),
+            None,
+        );
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let out = run(
+            patchwarden(dir.path(), &env).args([
+                "user",
+                "add",
+                "--email",
+                "admin@acme.example",
+                "--role",
+                "customer-admin",
+                "--customer",
+                "acme",
+                "--password-stdin",
+            ]),
+            Some("another long and good password\n"),
+        );
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let out = run(
+            patchwarden(dir.path(), &env).args(["token", "create", "--email", "admin@acme.example"]),
+            None,
+        );
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let admin = text(&out.stdout).trim().to_owned();
+        let client = reqwest::Client::new();
+        let start = || {
+            Server(
+                patchwarden(dir.path(), &env)
+                    .arg("serve")
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .unwrap(),
+            )
+        };
+        let mut server = start();
+        wait_healthy(&client, &base, &mut server).await;
+        let send = |method: reqwest::Method, path: &str, token: &str, body: Value| {
+            let mut request = client.request(method, format!("{base}{path}")).json(&body);
+            if !token.is_empty() {
+                request = request.bearer_auth(token);
+            }
+            async move {
+                let response = request.send().await.unwrap();
+                let status = response.status().as_u16();
+                (status, response.json::<Value>().await.unwrap_or(Value::Null))
+            }
+        };
+        let post = reqwest::Method::POST;
+        let product = json!({"slug": "screenos", "name": "ScreenOS", "version_scheme": "vendor"});
+        assert_eq!(send(post.clone(), "/api/v1/products", &vendor, product).await.0, 201);
+        let entitled = json!({"products": ["screenos"]});
+        let (status, body) = send(
+            reqwest::Method::PUT,
+            "/api/v1/customers/acme/entitlements",
+            &vendor,
+            entitled,
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        let advisory = json!({
+            "title": "Unauthorized code in ScreenOS", "summary": "Backdoor.",
+            "cvss_v3": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H", "emergency": true,
+            "affected": [{"product": "screenos", "ranges": [{"introduced": "6.3.0r12", "fixed": "6.3.0r21"}]}]
+        });
+        let (status, draft) = send(post.clone(), "/api/v1/advisories", &vendor, advisory).await;
+        assert_eq!(status, 201, "{draft}");
+        let advisory = draft["id"].as_str().unwrap().to_owned();
+        let path = format!("/api/v1/advisories/{advisory}/publish");
+        let (status, body) = send(post.clone(), &path, &vendor, json!({})).await;
+        assert_eq!(status, 201, "{body}");
+        let patch = json!({
+            "product": "screenos", "version": "6.3.0r21", "platform": "ssg-500",
+            "applies_to": [{"introduced": "6.3.0r12", "fixed": "6.3.0r21"}],
+            "fixes": [advisory], "filename": "screenos-6.3.0r21.bin"
+        });
+        let (status, draft) = send(post.clone(), "/api/v1/patches", &vendor, patch).await;
+        assert_eq!(status, 201, "{draft}");
+        let patch = draft["id"].as_str().unwrap().to_owned();
+        let uploaded = client
+            .put(format!("{base}/api/v1/patches/{patch}/file"))
+            .bearer_auth(&vendor)
+            .header("content-type", "application/octet-stream")
+            .body(file_bytes(10_000))
             .send()
             .await
-            .unwrap()
-            .json::<Value>()
-            .await
-            .unwrap()[0]["public_key"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        let report = audit::audit(&AuditRequest {
-            server: base.parse().unwrap(),
-            public_key: key,
-            state_file: None,
-            token: None,
-            witness_policy: None,
+            .unwrap();
+        assert_eq!(uploaded.status(), 200);
+        let path = format!("/api/v1/patches/{patch}/publish");
+        let (status, body) = send(post.clone(), &path, &vendor, json!({})).await;
+        assert_eq!(status, 201, "{body}");
+        let (status, body) = send(
+            post.clone(),
+            "/api/v1/enrollment-tokens",
+            &admin,
+            json!({"max_uses": 8}),
+        )
+        .await;
+        assert_eq!(status, 201, "{body}");
+        let enrolment = body["token"].as_str().unwrap().to_owned();
+
+        // Eight devices are offered the fix; each reports failed installs with
+        // messages of its own as fast as it can, and the server is killed once a
+        // burst of them was acknowledged, with reports in the writer's batches and
+        // entries waiting for the sequencer.
+        let mut devices = Vec::new();
+        for d in 0..8 {
+            let body = json!({
+                "enrollment_token": enrolment, "name": format!("fw-{d}"), "product": "screenos",
+                "platform": "ssg-500", "version": "6.3.0r20"
+            });
+            let (status, enrolled) = send(post.clone(), "/api/v1/device/enroll", "", body).await;
+            assert_eq!(status, 201, "{enrolled}");
+            let token = enrolled["token"].as_str().unwrap().to_owned();
+            let (status, answer) = send(
+                post.clone(),
+                "/api/v1/device/poll",
+                &token,
+                json!({"version": "6.3.0r20"}),
+            )
+            .await;
+            assert_eq!(status, 200, "{answer}");
+            assert_eq!(answer["update"]["patch_id"].as_str(), Some(patch.as_str()), "{answer}");
+            devices.push(token);
+        }
+        let acknowledged = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        let writers: Vec<_> = devices
+            .into_iter()
+            .enumerate()
+            .map(|(d, token)| {
+                let (client, base, patch, acknowledged) =
+                    (client.clone(), base.clone(), patch.clone(), acknowledged.clone());
+                actix_web::rt::spawn(async move {
+                    for i in 0.. {
+                        let message = format!("attempt {d}-{i}: flash write failed");
+                        let body = json!({"patch_id": patch, "state": "failed", "message": message});
+                        match client
+                            .post(format!("{base}/api/v1/device/report"))
+                            .bearer_auth(&token)
+                            .json(&body)
+                            .send()
+                            .await
+                        {
+                            Ok(r) if r.status().is_success() => acknowledged.lock().unwrap().push(message),
+                            _ => return,
+                        }
+                    }
+                })
+            })
+            .collect();
+        support::until("a burst of reports acknowledged", Duration::from_secs(240), || {
+            acknowledged.lock().unwrap().len() >= REPORTS
         })
-        .await
-        .unwrap();
-        assert!(report.ok(), "{:?}", report.problems);
+        .await;
+        server.0.kill().unwrap(); // SIGKILL
+        server.0.wait().unwrap();
+        for writer in writers {
+            writer.await.unwrap();
+        }
+        let url = patchwarden::db::DatabaseUrl::parse(&database_url).unwrap();
+        let mut conn = patchwarden::db::establish(&url).unwrap();
+        in_snapshot(&mut conn, check_reports_in_snapshot);
+
+        // The restarted server's sequencer integrates what was pending; every
+        // acknowledged report is stored once, with its entry, and an outside audit agrees.
+        let mut server = start();
+        wait_healthy(&client, &base, &mut server).await;
+        support::until("the pending entries integrated", Duration::from_secs(60), || {
+            in_snapshot(&mut conn, check_reports_in_snapshot).0 == 0
+        })
+        .await;
+        let (_, entries) = in_snapshot(&mut conn, check_reports_in_snapshot);
+        {
+            use diesel::prelude::*;
+            use patchwarden::db::schema::install_reports;
+            let messages: Vec<Option<String>> = install_reports::table
+                .select(install_reports::message)
+                .load(&mut conn)
+                .unwrap();
+            let mut counts: HashMap<String, usize> = HashMap::new();
+            for message in messages.into_iter().flatten() {
+                *counts.entry(message).or_default() += 1;
+            }
+            let acknowledged = acknowledged.lock().unwrap();
+            assert!(acknowledged.len() >= REPORTS);
+            assert!(entries >= acknowledged.len(), "{entries} entries");
+            for message in acknowledged.iter() {
+                assert_eq!(counts.get(message), Some(&1), "report {message}");
+            }
+        }
+        outside_audit_passes(&client, &base).await;
         drop(server);
     }
 }
