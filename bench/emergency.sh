@@ -5,7 +5,9 @@
 # 30). Then the vendor publishes the emergency advisory and its fix. Measured: from
 # the publish to the moment every device has been offered the fix (goal: one poll
 # interval + 1 s), and to every device having downloaded, verified and installed it
-# and reported so; the server's and the simulator's peak memory. The simulated
+# and reported so; the server's and the simulator's peak memory, and the server's
+# memory sampled in each phase (enrolling, polling, the emergency) with the
+# connections open at its highest. The simulated
 # devices keep their state under /dev/shm when it exists. Loopback only.
 #
 #   bench/emergency.sh [DEVICES] [INTERVAL]
@@ -25,10 +27,11 @@ ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
 work=$(mktemp -d)
 shm=$( [ -d /dev/shm ] && mktemp -d -p /dev/shm || mktemp -d )
-pw_pid=""; agent_pid=""
+pw_pid=""; agent_pid=""; sampler_pid=""
 cleanup() {
   [ -n "$agent_pid" ] && kill "$agent_pid" 2>/dev/null || true
   [ -n "$pw_pid" ] && kill "$pw_pid" 2>/dev/null || true
+  [ -n "$sampler_pid" ] && kill "$sampler_pid" 2>/dev/null || true
   wait 2>/dev/null || true
   rm -rf "$work" "$shm"
 }
@@ -48,6 +51,15 @@ vendor=$("$bin" token create --email vendor@bench.example 2>/dev/null)
 admin=$("$bin" token create --email admin@acme.example 2>/dev/null)
 "$bin" serve 2>"$work/serve.log" &
 pw_pid=$!
+# The server's memory and its open connections twice a second, by phase, to say
+# when the peak comes and what is open then.
+echo enrolling > "$work/phase"
+( while kill -0 "$pw_pid" 2>/dev/null; do
+    printf '%s %s %s\n' "$(cat "$work/phase")" "$(awk '/VmRSS/ {print $2}' "/proc/$pw_pid/status" 2>/dev/null)" \
+      "$(ss -Htn state established "( sport = :$pw_port )" 2>/dev/null | wc -l)"
+    sleep 0.5
+  done > "$work/samples" ) &
+sampler_pid=$!
 for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$pw_port/healthz" >/dev/null && break; sleep 0.1; done
 base="http://127.0.0.1:$pw_port/api/v1"
 api() { local token=$1; shift; curl -sf -H "Authorization: Bearer $token" -H 'content-type: application/json' "$@"; }
@@ -93,6 +105,7 @@ while True:
 print(f"all {devices} enrolled and polling")
 PY
 # One more interval, so that every device polls on its own rhythm.
+echo polling > "$work/phase"
 sleep "$interval"
 
 patch=$(api "$vendor" -X POST "$base/patches" -d "{\"product\":\"screenos\",\"version\":\"6.3.0r21\",
@@ -100,6 +113,7 @@ patch=$(api "$vendor" -X POST "$base/patches" -d "{\"product\":\"screenos\",\"ve
   \"filename\":\"screenos-6.3.0r21.bin\"}" | json '["id"]')
 curl -sf -X PUT -H "Authorization: Bearer $vendor" --data-binary "@$work/fix.bin" "$base/patches/$patch/file" >/dev/null
 published_ms=$(now_ms)
+echo emergency > "$work/phase"
 api "$vendor" -X POST "$base/advisories/$draft/publish" -d '{"change_summary":"Emergency publication"}' >/dev/null
 api "$vendor" -X POST "$base/patches/$patch/publish" >/dev/null
 echo "published the advisory and its fix"
@@ -130,7 +144,16 @@ route_latency "http://127.0.0.1:$pw_port/metrics" 'device/|log/proof|/download' 
 server_peak=$(awk '/VmHWM/ {printf "%.0f MiB", $2/1024}' "/proc/$pw_pid/status")
 agent_peak=$(awk '/VmHWM/ {printf "%.0f MiB", $2/1024}' "/proc/$agent_pid/status")
 errors=$(grep -c 'ERROR' "$work/serve.log" || true)
+kill "$sampler_pid" 2>/dev/null || true
+# Per phase: the highest RSS sampled, the connections open at that sample, the most open.
+phases=$(awk '$2 != "" {
+    if (!($1 in top) || $2 > top[$1]) { top[$1] = $2; at[$1] = $3 }
+    if ($3 > most[$1]) most[$1] = $3
+    if (!($1 in seen)) { seen[$1] = 1; order[++n] = $1 } }
+  END { for (i = 1; i <= n; i++) { p = order[i]
+    printf "%s%s %.0f MiB with %d connections open (most %d)", (i > 1 ? "; " : ""), p, top[p] / 1024, at[p], most[p] } }' "$work/samples")
+echo "server RSS sampled by phase: $phases"
 echo "server peak RSS $server_peak, simulator peak RSS $agent_peak, server errors logged $errors"
 record "emergency publish to $devices polling devices" \
-  "offered to all ${offered} s after publishing, installed by all ${installed} s (poll interval ${interval} s, answers shortened by up to 20 %, 64 KiB patch); server peak RSS $server_peak (simulator $agent_peak); server errors $errors" \
+  "offered to all ${offered} s after publishing, installed by all ${installed} s (poll interval ${interval} s, answers shortened by up to 20 %, 64 KiB patch); server peak RSS $server_peak (simulator $agent_peak), sampled by phase: $phases; server errors $errors" \
   "offered ≤ interval + 1 s = $((interval + 1)) s"

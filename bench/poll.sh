@@ -79,7 +79,15 @@ start_server() {
   loaded || { echo "the server did not load the fleet:" >&2; curl -sf "http://127.0.0.1:$pw_port/metrics" | grep fleet_devices >&2
          tail -5 "$dir/serve.log" >&2; exit 1; }
   loaded_rss=$(awk '/VmRSS/ {printf "%.0f MiB", $2/1024}' "/proc/$pw_pid/status")
-  echo "server RSS with the fleet loaded, before any poll: $loaded_rss"
+  loaded_parts=$(fleet_memory)
+  echo "server RSS with the fleet loaded, before any poll: $loaded_rss (the fleet's own: $loaded_parts)"
+}
+
+# What the fleet's own structures take now, by part, from the server's /metrics.
+fleet_memory() {
+  curl -sf "http://127.0.0.1:$pw_port/metrics" | awk '/^patchwarden_fleet_memory_bytes/ {
+      part = $1; sub(/.*part="/, "", part); sub(/".*/, "", part); gsub(/_/, " ", part)
+      printf "%s%s %.1f MiB", (n++ ? ", " : ""), part, $2 / 1048576 }'
 }
 
 # Median of `runs` timings of the exposure of the advisory over the whole fleet.
@@ -97,6 +105,7 @@ start_server "$work/sqlite/patchwarden.db" "$work/sqlite"
 echo "devices: $devices (import ${import_seconds} s on SQLite), $(nproc) cores, ${seconds} s per run, 128 connections"
 sqlite_exposure=$(exposure_ms)
 sqlite_loaded_rss=$loaded_rss
+sqlite_loaded_parts=$loaded_parts
 sqlite_import=$import_seconds
 counts=$(curl -sf -H "Authorization: Bearer $vendor" "$base/advisories/$advisory/exposure" | python3 -c '
 import json, sys
@@ -179,6 +188,9 @@ drained() {
 rounds_summary=""
 for round in $(seq 1 "$rounds"); do
   read -r pw_rps pw_p99 < <(measure "http://127.0.0.1:$pw_port")
+  rss=$(awk '/VmRSS/ {printf "%.0f MiB", $2/1024}' "/proc/$pw_pid/status")
+  echo "round $round: server RSS after the run $rss (the fleet's own: $(fleet_memory))"
+  [ "$round" = 1 ] && first_round_parts="RSS $rss, the fleet's own: $(fleet_memory)"
   drain=$(drained)
   read -r nx_rps nx_p99 < <(measure "http://127.0.0.1:$nginx_port")
   printf 'round %s: patchwarden %6s req/s p99 %5s ms (sightings written %s s after)   nginx %6s req/s p99 %5s ms   ratio %s\n' "$round" \
@@ -235,7 +247,7 @@ if command -v psql >/dev/null && psql -q "$pg_admin" -c 'SELECT 1' >/dev/null 2>
   echo "exposure over the fleet, PostgreSQL: $pg_exposure ms (median of 7; import ${import_seconds} s)"
   stop_server
   record "poll and exposure, $devices devices" \
-    "poll: $rounds_summary${rollout_summary:+; with a 5-wave rollout in force: $rollout_summary}${after_summary:+; after it finished: $after_summary}; exposure SQLite $sqlite_exposure ms, PostgreSQL $pg_exposure ms; import SQLite $sqlite_import s, PostgreSQL $import_seconds s; server RSS $sqlite_loaded_rss with the fleet loaded, peak $peak" \
+    "poll: $rounds_summary${rollout_summary:+; with a 5-wave rollout in force: $rollout_summary}${after_summary:+; after it finished: $after_summary}; exposure SQLite $sqlite_exposure ms, PostgreSQL $pg_exposure ms; import SQLite $sqlite_import s, PostgreSQL $import_seconds s; server RSS $sqlite_loaded_rss with the fleet loaded ($sqlite_loaded_parts), after the first round $first_round_parts, peak $peak" \
     "poll ≥ 1.3 of nginx, p99 ≤ 10 ms; exposure ≤ 50 ms; at 1M devices: ≤ 200 MiB loaded, ≤ 300 MiB peak, PostgreSQL import ≤ 60 s"
 else
   echo "PostgreSQL at $pg_admin not reachable: exposure timed on SQLite only" >&2

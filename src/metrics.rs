@@ -1,5 +1,5 @@
 //! Prometheus metrics: requests by route and status, request latency, the fleet held
-//! in memory (devices, queued and dropped observations), pulls made by this
+//! in memory (devices, the bytes its parts take, queued and dropped observations), pulls made by this
 //! instance by outcome, and the state of the database pool, rendered in the text
 //! exposition format.
 
@@ -18,6 +18,7 @@ pub struct Metrics {
     pool_idle: IntGauge,
     database_down: IntGauge,
     fleet_devices: IntGauge,
+    fleet_memory: prometheus::IntGaugeVec,
     observations_queued: IntGauge,
     observations_dropped: prometheus::IntCounter,
     pulls: IntCounterVec,
@@ -49,6 +50,13 @@ impl Metrics {
             "1 while the database is known to be unreachable and requests are answered 503 at once",
         )?;
         let fleet_devices = IntGauge::new("fleet_devices", "live devices this instance authenticates from memory")?;
+        let fleet_memory = prometheus::IntGaugeVec::new(
+            Opts::new(
+                "fleet_memory_bytes",
+                "bytes the in-memory fleet's structures take, by part (devices, token_index, queue), from their capacities",
+            ),
+            &["part"],
+        )?;
         let observations_queued = IntGauge::new(
             "fleet_observations_queued",
             "observations and offers waiting in memory to be written",
@@ -90,6 +98,7 @@ impl Metrics {
         registry.register(Box::new(refusals.clone()))?;
         registry.register(Box::new(pulls.clone()))?;
         registry.register(Box::new(fleet_devices.clone()))?;
+        registry.register(Box::new(fleet_memory.clone()))?;
         registry.register(Box::new(observations_queued.clone()))?;
         registry.register(Box::new(observations_dropped.clone()))?;
         registry.register(Box::new(requests.clone()))?;
@@ -105,6 +114,7 @@ impl Metrics {
             pool_idle,
             database_down,
             fleet_devices,
+            fleet_memory,
             observations_queued,
             observations_dropped,
             pulls,
@@ -128,6 +138,16 @@ impl Metrics {
         let fleet = &services.fleet;
         self.fleet_devices
             .set(i64::try_from(fleet.device_count()).unwrap_or(i64::MAX));
+        let memory = fleet.memory();
+        for (part, bytes) in [
+            ("devices", memory.devices),
+            ("token_index", memory.token_index),
+            ("queue", memory.queue),
+        ] {
+            self.fleet_memory
+                .with_label_values(&[part])
+                .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+        }
         self.observations_queued
             .set(i64::try_from(fleet.queue.len()).unwrap_or(i64::MAX));
         let dropped = fleet.queue.dropped();

@@ -6,6 +6,7 @@
 //! changes made by other instances a few times a second.
 
 use std::collections::HashMap;
+use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -13,7 +14,7 @@ use std::time::Duration;
 use crate::db::models::device::DeviceKey;
 use crate::db::models::{DeviceRecord, Generations};
 use crate::ids::{CustomerId, DeviceId, PatchId, ProductId};
-use crate::secrets::PresentedToken;
+use crate::secrets::{PresentedToken, DIGEST_PREFIX};
 use crate::services::{ServiceError, Services};
 
 use super::catalogue::OfferCatalogue;
@@ -57,7 +58,10 @@ impl DeviceEntry {
 /// under the table's read lock.
 struct Slot {
     uuid: [u8; 16],
-    secret_digest: [u8; 32],
+    /// The token's lookup part, by which the index finds the slot.
+    lookup: [u8; 12],
+    /// The start of the token secret's SHA-256.
+    secret_digest: [u8; DIGEST_PREFIX],
     customer: u32,
     product: u32,
     /// The platform's index plus one; zero when the device has none.
@@ -107,13 +111,59 @@ impl<T: ?Sized + Eq + std::hash::Hash> Interned<T> {
     }
 }
 
+/// The slots by their tokens' lookup parts: a hash table of slot numbers alone,
+/// four bytes and a control byte each, hashed and compared through the slots.
+#[derive(Default)]
+struct TokenIndex {
+    slots: hashbrown::HashTable<u32>,
+    hasher: std::collections::hash_map::RandomState,
+}
+
+impl TokenIndex {
+    fn hash(&self, lookup: &[u8; 12]) -> u64 {
+        self.hasher.hash_one(lookup)
+    }
+
+    /// The slot whose token has the lookup part `key`.
+    fn get(&self, key: &[u8; 12], slots: &[Slot]) -> Option<u32> {
+        self.slots
+            .find(self.hash(key), |&at| slots[at as usize].lookup == *key)
+            .copied()
+    }
+
+    /// Adds slot `at`, whose lookup part is in `slots` and not indexed yet.
+    fn insert(&mut self, at: u32, slots: &[Slot]) {
+        let hash = self.hash(&slots[at as usize].lookup);
+        let hasher = &self.hasher;
+        self.slots
+            .insert_unique(hash, at, |&other| hasher.hash_one(slots[other as usize].lookup));
+    }
+
+    /// Takes out the slot whose token has the lookup part `key`.
+    fn remove(&mut self, key: &[u8; 12], slots: &[Slot]) -> Option<u32> {
+        let entry = self
+            .slots
+            .find_entry(self.hash(key), |&at| slots[at as usize].lookup == *key)
+            .ok()?;
+        Some(entry.remove().0)
+    }
+
+    fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    fn memory(&self) -> usize {
+        self.slots.allocation_size()
+    }
+}
+
 /// The devices: a flat table of slots, found by the token's lookup part.
 #[derive(Default)]
 struct Table {
     slots: Vec<Slot>,
     /// Slots of decommissioned devices, taken again by the next devices.
     free: Vec<u32>,
-    by_lookup: HashMap<[u8; 12], u32>,
+    by_lookup: TokenIndex,
     customers: Interned<CustomerId>,
     products: Interned<ProductId>,
     platforms: Interned<str>,
@@ -127,21 +177,24 @@ impl Table {
             return;
         };
         if record.decommissioned_at.is_some() {
-            if let Some(at) = self.by_lookup.remove(&key) {
+            if let Some(at) = self.by_lookup.remove(&key, &self.slots) {
                 let slot = &mut self.slots[at as usize];
                 slot.uuid = [0; 16];
-                slot.secret_digest = [0; 32];
+                slot.lookup = [0; 12];
+                slot.secret_digest = [0; DIGEST_PREFIX];
                 self.free.push(at);
             }
             return;
         }
-        let mut secret_digest = [0u8; 32];
+        let mut digest = [0u8; 32];
         let (Some(uuid), Ok(())) = (
             record.id.to_bytes(),
-            hex::decode_to_slice(&record.token_hash, &mut secret_digest),
+            hex::decode_to_slice(&record.token_hash, &mut digest),
         ) else {
             return;
         };
+        let mut secret_digest = [0u8; DIGEST_PREFIX];
+        secret_digest.copy_from_slice(&digest[..DIGEST_PREFIX]);
         let platform = match record.platform.as_deref() {
             None => Some(0),
             Some(p) => self.platforms.intern(p, |p| Arc::from(p)).map(|at| at + 1),
@@ -154,7 +207,7 @@ impl Table {
             return;
         };
         let stale = record.stale_since.is_some();
-        if let Some(&at) = self.by_lookup.get(&key) {
+        if let Some(at) = self.by_lookup.get(&key, &self.slots) {
             let slot = &mut self.slots[at as usize];
             slot.uuid = uuid;
             slot.secret_digest = secret_digest;
@@ -164,6 +217,7 @@ impl Table {
         }
         let slot = Slot {
             uuid,
+            lookup: key,
             secret_digest,
             customer,
             product,
@@ -185,7 +239,7 @@ impl Table {
                 at
             }
         };
-        self.by_lookup.insert(key, at);
+        self.by_lookup.insert(at, &self.slots);
     }
 
     /// The slot `device` was handed, while it is still that device's.
@@ -194,6 +248,17 @@ impl Table {
             .get(device.slot as usize)
             .filter(|slot| slot.uuid == device.uuid)
     }
+}
+
+/// Bytes the fleet's own structures take, by part.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FleetMemory {
+    /// The table of device slots.
+    pub devices: usize,
+    /// The index from tokens' lookup parts to slots.
+    pub token_index: usize,
+    /// Observations and offers waiting to be written, with the values they share.
+    pub queue: usize,
 }
 
 /// The map key of a token's lookup part (24 hex digits).
@@ -256,9 +321,9 @@ impl Fleet {
         let presented = PresentedToken::parse(DEVICE_TOKEN_PREFIX, token).ok_or_else(refused)?;
         let key = lookup_key(presented.lookup).ok_or_else(refused)?;
         let table = self.table();
-        let at = *table.by_lookup.get(&key).ok_or_else(refused)?;
+        let at = table.by_lookup.get(&key, &table.slots).ok_or_else(refused)?;
         let slot = &table.slots[at as usize];
-        if !presented.matches_digest(&slot.secret_digest) {
+        if !presented.matches_digest_prefix(&slot.secret_digest) {
             return Err(refused());
         }
         Ok(DeviceEntry {
@@ -327,6 +392,17 @@ impl Fleet {
     /// Live devices held in memory.
     pub fn device_count(&self) -> usize {
         self.table().by_lookup.len()
+    }
+
+    /// What the fleet's own structures take in memory, from their capacities.
+    pub fn memory(&self) -> FleetMemory {
+        let table = self.table();
+        FleetMemory {
+            devices: table.slots.capacity() * std::mem::size_of::<Slot>()
+                + table.free.capacity() * std::mem::size_of::<u32>(),
+            token_index: table.by_lookup.memory(),
+            queue: self.queue.memory(),
+        }
     }
 
     /// The generations this copy reflects.
@@ -409,7 +485,7 @@ mod tests {
     #[test]
     fn a_device_costs_one_fixed_size_slot_and_shares_the_rest() {
         assert!(
-            std::mem::size_of::<Slot>() <= 80,
+            std::mem::size_of::<Slot>() <= 72,
             "{} bytes",
             std::mem::size_of::<Slot>()
         );
@@ -422,6 +498,10 @@ mod tests {
             .collect();
         fleet.apply(&records);
         assert_eq!(fleet.device_count(), 100);
+        let memory = fleet.memory();
+        let slot = std::mem::size_of::<Slot>();
+        assert!((100 * slot..200 * slot).contains(&memory.devices), "{memory:?}");
+        assert!((115 * 5..=256 * 5 + 64).contains(&memory.token_index), "{memory:?}");
         let table = fleet.table();
         assert_eq!(table.slots.len(), 100);
         assert_eq!(
@@ -443,6 +523,37 @@ mod tests {
             fleet.authenticate(&wrong).is_err(),
             "a known lookup with another's secret"
         );
+    }
+
+    #[test]
+    fn the_token_index_finds_every_live_device_and_none_gone_as_the_fleet_changes() {
+        let fleet = Fleet::new(10);
+        let (customer, product) = (CustomerId::generate(), ProductId::generate());
+        let tokens: Vec<IssuedToken> = (0..5_000).map(|_| IssuedToken::generate(DEVICE_TOKEN_PREFIX)).collect();
+        let mut records: Vec<DeviceKey> = tokens.iter().map(|t| record(t, &customer, &product, None)).collect();
+        fleet.apply(&records);
+        // Every other device goes; as many new ones take their slots.
+        for record in records.iter_mut().step_by(2) {
+            record.decommissioned_at = Some(crate::db::models::now());
+        }
+        let gone: Vec<DeviceKey> = records.iter().step_by(2).cloned().collect();
+        fleet.apply(&gone);
+        let newer: Vec<IssuedToken> = (0..2_500).map(|_| IssuedToken::generate(DEVICE_TOKEN_PREFIX)).collect();
+        let new_records: Vec<DeviceKey> = newer.iter().map(|t| record(t, &customer, &product, None)).collect();
+        fleet.apply(&new_records);
+        assert_eq!(fleet.device_count(), 5_000);
+        assert_eq!(fleet.table().slots.len(), 5_000, "freed slots are taken again");
+        for (i, token) in tokens.iter().enumerate() {
+            let found = fleet.authenticate(token.plaintext()).map(|d| d.id());
+            if i % 2 == 0 {
+                assert!(found.is_err(), "device {i} was decommissioned");
+            } else {
+                assert_eq!(found.unwrap(), records[i].id, "device {i}");
+            }
+        }
+        for (token, record) in newer.iter().zip(&new_records) {
+            assert_eq!(fleet.authenticate(token.plaintext()).unwrap().id(), record.id);
+        }
     }
 
     #[test]
