@@ -33,7 +33,7 @@ use patchwarden::services::ServiceError;
 use support::devices::{enrol, poll, screenos_agent, server_key, signed, verified};
 use support::endpoint::{Endpoint, Reply};
 use support::patching::{file_bytes, fixture, publish_draft, publish_patch};
-use support::process::{bootstrap_vendor, patchwarden, run, text, wait_healthy, Server};
+use support::process::{bootstrap_customer_admin, bootstrap_vendor, patchwarden, run, text, wait_healthy, Server};
 use support::{backends, database_for, on_backend, TestApp};
 
 /// RFC 6962 §2.1, written from the text and sharing nothing with the server.
@@ -1057,6 +1057,113 @@ fn check_tree(conn: &mut patchwarden::db::DbConnection) {
     );
 }
 
+/// The server binary on a backend of its own, run as a process that can be killed:
+/// its directory, database, address and settings.
+struct Process {
+    dir: tempfile::TempDir,
+    database_url: String,
+    base: String,
+    env: Vec<(String, String)>,
+    _pg: Option<support::PgDatabase>,
+}
+
+impl Process {
+    fn new(backend: support::Backend, settings: &[(&str, &str)]) -> Process {
+        let dir = tempfile::tempdir().unwrap();
+        let (database_url, pg) = database_for(backend, &dir);
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut env = vec![
+            ("PATCHWARDEN_DATABASE_URL".to_owned(), database_url.clone()),
+            ("PATCHWARDEN_BIND".to_owned(), format!("127.0.0.1:{port}")),
+        ];
+        env.extend(settings.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+        Process {
+            dir,
+            database_url,
+            base: format!("http://127.0.0.1:{port}"),
+            env,
+            _pg: pg,
+        }
+    }
+
+    fn env(&self) -> Vec<(&str, &str)> {
+        self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+    }
+
+    /// A vendor admin's API token, made from the shell.
+    fn vendor(&self) -> String {
+        bootstrap_vendor(
+            self.dir.path(),
+            &self.env(),
+            "ops@vendor.example",
+            "a long and good password",
+        )
+    }
+
+    /// Customer acme's admin's API token, made from the shell.
+    fn customer_admin(&self) -> String {
+        bootstrap_customer_admin(
+            self.dir.path(),
+            &self.env(),
+            "acme",
+            "admin@acme.example",
+            "another long and good password",
+        )
+    }
+
+    /// Starts `patchwarden serve` and waits until it answers.
+    async fn start(&self, client: &reqwest::Client) -> Server {
+        let mut server = Server(
+            patchwarden(self.dir.path(), &self.env())
+                .arg("serve")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        wait_healthy(client, &self.base, &mut server).await;
+        server
+    }
+}
+
+/// Eight writers send what `request(writer, n)` makes, one after another, as fast
+/// as the server answers, keeping the name of each acknowledged one; the server is
+/// killed with SIGKILL once `burst` were acknowledged, with writes in flight.
+/// Returns the names acknowledged.
+async fn burst_then_kill(
+    server: &mut Server,
+    burst: usize,
+    what: &str,
+    request: impl Fn(usize, u64) -> (reqwest::RequestBuilder, String) + Clone + 'static,
+) -> Vec<String> {
+    let acknowledged = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let writers: Vec<_> = (0..8)
+        .map(|w| {
+            let (request, acknowledged) = (request.clone(), acknowledged.clone());
+            actix_web::rt::spawn(async move {
+                for n in 0.. {
+                    let (sent, name) = request(w, n);
+                    match sent.send().await {
+                        Ok(r) if r.status().is_success() => acknowledged.lock().unwrap().push(name),
+                        _ => return,
+                    }
+                }
+            })
+        })
+        .collect();
+    support::until(what, Duration::from_secs(240), || {
+        acknowledged.lock().unwrap().len() >= burst
+    })
+    .await;
+    server.0.kill().unwrap(); // SIGKILL
+    server.0.wait().unwrap();
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    let acknowledged = acknowledged.lock().unwrap().clone();
+    acknowledged
+}
+
 /// Image registrations acknowledged before the server was killed.
 const BURST: usize = 10_000;
 
@@ -1064,29 +1171,10 @@ const BURST: usize = 10_000;
 async fn kill_9_while_events_are_logged_leaves_each_with_its_entry_or_neither() {
     for backend in backends() {
         on_backend(backend);
-        let dir = tempfile::tempdir().unwrap();
-        let (database_url, _pg) = database_for(backend, &dir);
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let base = format!("http://127.0.0.1:{port}");
-        let env_owned = [
-            ("PATCHWARDEN_DATABASE_URL".to_owned(), database_url.clone()),
-            ("PATCHWARDEN_BIND".to_owned(), format!("127.0.0.1:{port}")),
-        ];
-        let env: Vec<(&str, &str)> = env_owned.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        let token = bootstrap_vendor(dir.path(), &env, "ops@vendor.example", "a long and good password");
-        let client = reqwest::Client::new();
-        let start = || {
-            Server(
-                patchwarden(dir.path(), &env)
-                    .arg("serve")
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .spawn()
-                    .unwrap(),
-            )
-        };
-        let mut server = start();
-        wait_healthy(&client, &base, &mut server).await;
+        let process = Process::new(backend, &[]);
+        let (base, client) = (process.base.clone(), reqwest::Client::new());
+        let token = process.vendor();
+        let mut server = process.start(&client).await;
         let product = json!({"slug": "screenos", "name": "ScreenOS", "version_scheme": "vendor"});
         let response = client
             .post(format!("{base}/api/v1/products"))
@@ -1100,46 +1188,26 @@ async fn kill_9_while_events_are_logged_leaves_each_with_its_entry_or_neither() 
         // Eight writers register images as fast as they can; the server is killed
         // once a burst of them was acknowledged, with writes in flight and entries
         // waiting for the sequencer.
-        let acknowledged = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
-        let writers: Vec<_> = (0..8)
-            .map(|w| {
-                let (client, base, token, acknowledged) =
-                    (client.clone(), base.clone(), token.clone(), acknowledged.clone());
-                actix_web::rt::spawn(async move {
-                    for i in 0.. {
-                        let sha = format!("{w:02x}{i:062x}");
-                        let body = json!({"version": "6.3.0r21", "image_sha256": sha});
-                        match client
-                            .post(format!("{base}/api/v1/products/screenos/images"))
-                            .bearer_auth(&token)
-                            .json(&body)
-                            .send()
-                            .await
-                        {
-                            Ok(r) if r.status().is_success() => acknowledged.lock().unwrap().push(sha),
-                            _ => return,
-                        }
-                    }
-                })
-            })
-            .collect();
-        support::until("a burst of images registered", Duration::from_secs(240), || {
-            acknowledged.lock().unwrap().len() >= BURST
+        let acknowledged = burst_then_kill(&mut server, BURST, "a burst of images registered", {
+            let (client, base, token) = (client.clone(), base.clone(), token.clone());
+            move |w, i| {
+                let sha = format!("{w:02x}{i:062x}");
+                let body = json!({"version": "6.3.0r21", "image_sha256": sha});
+                let request = client
+                    .post(format!("{base}/api/v1/products/screenos/images"))
+                    .bearer_auth(&token)
+                    .json(&body);
+                (request, sha)
+            }
         })
         .await;
-        server.0.kill().unwrap(); // SIGKILL
-        server.0.wait().unwrap();
-        for writer in writers {
-            writer.await.unwrap();
-        }
-        let url = patchwarden::db::DatabaseUrl::parse(&database_url).unwrap();
+        let url = patchwarden::db::DatabaseUrl::parse(&process.database_url).unwrap();
         let mut conn = patchwarden::db::establish(&url).unwrap();
         check_atomic(&mut conn);
 
         // The restarted server's sequencer integrates what was pending; every
         // acknowledged registration has exactly one entry, and an outside audit agrees.
-        let mut server = start();
-        wait_healthy(&client, &base, &mut server).await;
+        let server = process.start(&client).await;
         support::until("the pending entries integrated", Duration::from_secs(60), || {
             check_atomic(&mut conn) == 0
         })
@@ -1156,7 +1224,6 @@ async fn kill_9_while_events_are_logged_leaves_each_with_its_entry_or_neither() 
             for subject in subjects {
                 *counts.entry(subject).or_default() += 1;
             }
-            let acknowledged = acknowledged.lock().unwrap();
             assert!(acknowledged.len() >= BURST);
             for sha in acknowledged.iter() {
                 assert_eq!(counts.get(&format!("image/screenos/{sha}")), Some(&1), "image {sha}");
@@ -1250,60 +1317,12 @@ const REPORTS: usize = 10_000;
 async fn kill_9_during_a_burst_of_install_reports_leaves_each_with_its_entry_or_neither() {
     for backend in backends() {
         on_backend(backend);
-        let dir = tempfile::tempdir().unwrap();
-        let (database_url, _pg) = database_for(backend, &dir);
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let base = format!("http://127.0.0.1:{port}");
-        let env_owned = [
-            ("PATCHWARDEN_DATABASE_URL".to_owned(), database_url.clone()),
-            ("PATCHWARDEN_BIND".to_owned(), format!("127.0.0.1:{port}")),
-            // The burst comes from a few devices, each far past a real device's rate.
-            (
-                "PATCHWARDEN_DEVICE_REQUESTS_PER_MINUTE".to_owned(),
-                "1000000".to_owned(),
-            ),
-        ];
-        let env: Vec<(&str, &str)> = env_owned.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        let vendor = bootstrap_vendor(dir.path(), &env, "ops@vendor.example", "a long and good password");
-        let out = run(
-            patchwarden(dir.path(), &env).args(["customer", "add", "--slug", "acme", "--name", "Acme"]),
-            None,
-        );
-        assert!(out.status.success(), "{}", text(&out.stderr));
-        let out = run(
-            patchwarden(dir.path(), &env).args([
-                "user",
-                "add",
-                "--email",
-                "admin@acme.example",
-                "--role",
-                "customer-admin",
-                "--customer",
-                "acme",
-                "--password-stdin",
-            ]),
-            Some("another long and good password\n"),
-        );
-        assert!(out.status.success(), "{}", text(&out.stderr));
-        let out = run(
-            patchwarden(dir.path(), &env).args(["token", "create", "--email", "admin@acme.example"]),
-            None,
-        );
-        assert!(out.status.success(), "{}", text(&out.stderr));
-        let admin = text(&out.stdout).trim().to_owned();
-        let client = reqwest::Client::new();
-        let start = || {
-            Server(
-                patchwarden(dir.path(), &env)
-                    .arg("serve")
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .spawn()
-                    .unwrap(),
-            )
-        };
-        let mut server = start();
-        wait_healthy(&client, &base, &mut server).await;
+        // The burst comes from a few devices, each far past a real device's rate.
+        let process = Process::new(backend, &[("PATCHWARDEN_DEVICE_REQUESTS_PER_MINUTE", "1000000")]);
+        let (base, client) = (process.base.clone(), reqwest::Client::new());
+        let vendor = process.vendor();
+        let admin = process.customer_admin();
+        let mut server = process.start(&client).await;
         let send = |method: reqwest::Method, path: &str, token: &str, body: Value| {
             let mut request = client.request(method, format!("{base}{path}")).json(&body);
             if !token.is_empty() {
@@ -1392,48 +1411,26 @@ async fn kill_9_during_a_burst_of_install_reports_leaves_each_with_its_entry_or_
             assert_eq!(answer["update"]["patch_id"].as_str(), Some(patch.as_str()), "{answer}");
             devices.push(token);
         }
-        let acknowledged = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
-        let writers: Vec<_> = devices
-            .into_iter()
-            .enumerate()
-            .map(|(d, token)| {
-                let (client, base, patch, acknowledged) =
-                    (client.clone(), base.clone(), patch.clone(), acknowledged.clone());
-                actix_web::rt::spawn(async move {
-                    for i in 0.. {
-                        let message = format!("attempt {d}-{i}: flash write failed");
-                        let body = json!({"patch_id": patch, "state": "failed", "message": message});
-                        match client
-                            .post(format!("{base}/api/v1/device/report"))
-                            .bearer_auth(&token)
-                            .json(&body)
-                            .send()
-                            .await
-                        {
-                            Ok(r) if r.status().is_success() => acknowledged.lock().unwrap().push(message),
-                            _ => return,
-                        }
-                    }
-                })
-            })
-            .collect();
-        support::until("a burst of reports acknowledged", Duration::from_secs(240), || {
-            acknowledged.lock().unwrap().len() >= REPORTS
+        let acknowledged = burst_then_kill(&mut server, REPORTS, "a burst of reports acknowledged", {
+            let (client, base, patch) = (client.clone(), base.clone(), patch.clone());
+            move |d, i| {
+                let message = format!("attempt {d}-{i}: flash write failed");
+                let body = json!({"patch_id": patch, "state": "failed", "message": message});
+                let request = client
+                    .post(format!("{base}/api/v1/device/report"))
+                    .bearer_auth(&devices[d])
+                    .json(&body);
+                (request, message)
+            }
         })
         .await;
-        server.0.kill().unwrap(); // SIGKILL
-        server.0.wait().unwrap();
-        for writer in writers {
-            writer.await.unwrap();
-        }
-        let url = patchwarden::db::DatabaseUrl::parse(&database_url).unwrap();
+        let url = patchwarden::db::DatabaseUrl::parse(&process.database_url).unwrap();
         let mut conn = patchwarden::db::establish(&url).unwrap();
         in_snapshot(&mut conn, check_reports_in_snapshot);
 
         // The restarted server's sequencer integrates what was pending; every
         // acknowledged report is stored once, with its entry, and an outside audit agrees.
-        let mut server = start();
-        wait_healthy(&client, &base, &mut server).await;
+        let server = process.start(&client).await;
         support::until("the pending entries integrated", Duration::from_secs(60), || {
             in_snapshot(&mut conn, check_reports_in_snapshot).0 == 0
         })
@@ -1450,7 +1447,6 @@ async fn kill_9_during_a_burst_of_install_reports_leaves_each_with_its_entry_or_
             for message in messages.into_iter().flatten() {
                 *counts.entry(message).or_default() += 1;
             }
-            let acknowledged = acknowledged.lock().unwrap();
             assert!(acknowledged.len() >= REPORTS);
             assert!(entries >= acknowledged.len(), "{entries} entries");
             for message in acknowledged.iter() {

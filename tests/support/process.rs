@@ -65,16 +65,34 @@ pub async fn wait_healthy(client: &reqwest::Client, base: &str, server: &mut Ser
 /// Creates a vendor-admin `email` with `password` from the shell and returns a new API
 /// token for it, as an operator bootstraps a server.
 pub fn bootstrap_vendor(dir: &Path, env: &[(&str, &str)], email: &str, password: &str) -> String {
+    bootstrap_user(dir, env, email, password, &["--role", "vendor-admin"])
+}
+
+/// Creates customer `slug` and its admin `email` with `password` from the shell and
+/// returns a new API token for the admin.
+pub fn bootstrap_customer_admin(dir: &Path, env: &[(&str, &str)], slug: &str, email: &str, password: &str) -> String {
     let out = run(
-        patchwarden(dir, env).args([
-            "user",
-            "add",
-            "--email",
-            email,
-            "--role",
-            "vendor-admin",
-            "--password-stdin",
-        ]),
+        patchwarden(dir, env).args(["customer", "add", "--slug", slug, "--name", slug]),
+        None,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    bootstrap_user(
+        dir,
+        env,
+        email,
+        password,
+        &["--role", "customer-admin", "--customer", slug],
+    )
+}
+
+/// `patchwarden user add` of `email` with `password` and `role` (its flags), then a
+/// token for it.
+fn bootstrap_user(dir: &Path, env: &[(&str, &str)], email: &str, password: &str, role: &[&str]) -> String {
+    let out = run(
+        patchwarden(dir, env)
+            .args(["user", "add", "--email", email])
+            .args(role)
+            .arg("--password-stdin"),
         Some(&format!("{password}\n")),
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
