@@ -1,7 +1,7 @@
 //! Prometheus metrics: requests by route and status, request latency, the fleet held
-//! in memory (devices, the bytes its parts take, queued and dropped observations), pulls made by this
-//! instance by outcome, and the state of the database pool, rendered in the text
-//! exposition format.
+//! in memory (devices, the bytes its parts take, queued and dropped observations),
+//! pulls made by this instance by outcome, and the state of the database pool,
+//! rendered in the text exposition format.
 
 use std::time::Duration;
 

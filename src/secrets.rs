@@ -14,13 +14,13 @@ use crate::random::{fill, SecureRng as OsRng};
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::domain::NewPassword;
 
 /// Bytes of a token secret's SHA-256 kept in memory to recognise it: a guess
 /// matches sixteen bytes once in 2^128 tries. The database keeps the whole digest.
 pub const DIGEST_PREFIX: usize = 16;
-use subtle::ConstantTimeEq;
-
-use crate::domain::NewPassword;
 
 /// Prefix of API tokens: `pwt_<lookup>_<secret>`.
 pub const API_TOKEN_PREFIX: &str = "pwt";

@@ -33,12 +33,14 @@ impl Lane {
     /// Queues `task`; false when the thread could not be started (or has gone),
     /// and the task was dropped unrun.
     pub fn send(&self, task: Task) -> bool {
-        self.thread.send(task, |receiver| {
-            lower_priority();
-            for task in receiver {
-                // A panicking task is its caller's failure (its answer channel
-                // closes unanswered); the lane goes on with the next.
-                let _ = std::panic::catch_unwind(AssertUnwindSafe(task));
+        self.thread.send(task, || {
+            |receiver: mpsc::Receiver<Task>| {
+                lower_priority();
+                for task in receiver {
+                    // A panicking task is its caller's failure (its answer channel
+                    // closes unanswered); the lane goes on with the next.
+                    let _ = std::panic::catch_unwind(AssertUnwindSafe(task));
+                }
             }
         })
     }
@@ -59,13 +61,17 @@ impl<T: Send + 'static> QueueThread<T> {
         }
     }
 
-    /// Queues `item`, starting the thread with `body` (which takes the queue) when
-    /// none runs yet; false when the thread could not be started (or has gone) and
-    /// `item` was dropped.
-    pub fn send(&self, item: T, body: impl FnOnce(mpsc::Receiver<T>) + Send + 'static) -> bool {
+    /// Queues `item`, starting the thread when none runs yet with the body `start`
+    /// makes (which takes the queue); false when the thread could not be started
+    /// (or has gone) and `item` was dropped.
+    pub fn send<B>(&self, item: T, start: impl FnOnce() -> B) -> bool
+    where
+        B: FnOnce(mpsc::Receiver<T>) + Send + 'static,
+    {
         if let Some(queue) = self.queue.get() {
             return queue.send(item).is_ok();
         }
+        let body = start();
         let (sender, receiver) = mpsc::channel::<T>();
         match std::thread::Builder::new()
             .name(self.name.into())

@@ -94,15 +94,17 @@ impl Writer {
     /// Queues `write` for the writer, which takes its connections from `pool`;
     /// false when the thread could not be started (or has gone).
     pub fn send(&self, write: Box<dyn Write>, pool: &Pool<ConnectionManager>, breaker: &Arc<Breaker>) -> bool {
-        let (pool, breaker, batches) = (pool.clone(), breaker.clone(), self.batches.clone());
-        self.thread.send(write, move |queue| {
-            while let Ok(first) = queue.recv() {
-                // A panicking write fails the writes of its batch (their answers go
-                // unsent), its connection is let go as broken, and the writer goes
-                // on with the next writes.
-                let _ = std::panic::catch_unwind(AssertUnwindSafe(|| {
-                    serve(&pool, &breaker, &queue, first, &batches);
-                }));
+        self.thread.send(write, || {
+            let (pool, breaker, batches) = (pool.clone(), breaker.clone(), self.batches.clone());
+            move |queue: mpsc::Receiver<Box<dyn Write>>| {
+                while let Ok(first) = queue.recv() {
+                    // A panicking write fails the writes of its batch (their answers
+                    // go unsent), its connection is let go as broken, and the writer
+                    // goes on with the next writes.
+                    let _ = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                        serve(&pool, &breaker, &queue, first, &batches);
+                    }));
+                }
             }
         })
     }

@@ -6,7 +6,6 @@
 //! changes made by other instances a few times a second.
 
 use std::collections::HashMap;
-use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -18,6 +17,7 @@ use crate::secrets::{PresentedToken, DIGEST_PREFIX};
 use crate::services::{ServiceError, Services};
 
 use super::catalogue::OfferCatalogue;
+use super::handles::HandleIndex;
 use super::observations::ObservationQueue;
 use super::updates::Updates;
 use crate::services::budget::{Budget, Rate};
@@ -111,62 +111,22 @@ impl<T: ?Sized + Eq + std::hash::Hash> Interned<T> {
     }
 }
 
-/// The slots by their tokens' lookup parts: a hash table of slot numbers alone,
-/// four bytes and a control byte each, hashed and compared through the slots.
-#[derive(Default)]
-struct TokenIndex {
-    slots: hashbrown::HashTable<u32>,
-    hasher: std::collections::hash_map::RandomState,
-}
-
-impl TokenIndex {
-    fn hash(&self, lookup: &[u8; 12]) -> u64 {
-        self.hasher.hash_one(lookup)
-    }
-
-    /// The slot whose token has the lookup part `key`.
-    fn get(&self, key: &[u8; 12], slots: &[Slot]) -> Option<u32> {
-        self.slots
-            .find(self.hash(key), |&at| slots[at as usize].lookup == *key)
-            .copied()
-    }
-
-    /// Adds slot `at`, whose lookup part is in `slots` and not indexed yet.
-    fn insert(&mut self, at: u32, slots: &[Slot]) {
-        let hash = self.hash(&slots[at as usize].lookup);
-        let hasher = &self.hasher;
-        self.slots
-            .insert_unique(hash, at, |&other| hasher.hash_one(slots[other as usize].lookup));
-    }
-
-    /// Takes out the slot whose token has the lookup part `key`.
-    fn remove(&mut self, key: &[u8; 12], slots: &[Slot]) -> Option<u32> {
-        let entry = self
-            .slots
-            .find_entry(self.hash(key), |&at| slots[at as usize].lookup == *key)
-            .ok()?;
-        Some(entry.remove().0)
-    }
-
-    fn len(&self) -> usize {
-        self.slots.len()
-    }
-
-    fn memory(&self) -> usize {
-        self.slots.allocation_size()
-    }
-}
-
 /// The devices: a flat table of slots, found by the token's lookup part.
 #[derive(Default)]
 struct Table {
     slots: Vec<Slot>,
     /// Slots of decommissioned devices, taken again by the next devices.
     free: Vec<u32>,
-    by_lookup: TokenIndex,
+    /// Slot numbers by their tokens' lookup parts, compared through the slots.
+    by_lookup: HandleIndex<u32>,
     customers: Interned<CustomerId>,
     products: Interned<ProductId>,
     platforms: Interned<str>,
+}
+
+/// The lookup part held in slot `at`, as the token index reads it.
+fn lookup_in<'s>(slots: &'s [Slot]) -> impl Fn(u32) -> Option<&'s [u8; 12]> {
+    move |at| slots.get(at as usize).map(|slot| &slot.lookup)
 }
 
 impl Table {
@@ -177,7 +137,7 @@ impl Table {
             return;
         };
         if record.decommissioned_at.is_some() {
-            if let Some(at) = self.by_lookup.remove(&key, &self.slots) {
+            if let Some(at) = self.by_lookup.take(&key, lookup_in(&self.slots)) {
                 let slot = &mut self.slots[at as usize];
                 slot.uuid = [0; 16];
                 slot.lookup = [0; 12];
@@ -207,7 +167,7 @@ impl Table {
             return;
         };
         let stale = record.stale_since.is_some();
-        if let Some(at) = self.by_lookup.get(&key, &self.slots) {
+        if let Some(at) = self.by_lookup.get(&key, lookup_in(&self.slots)) {
             let slot = &mut self.slots[at as usize];
             slot.uuid = uuid;
             slot.secret_digest = secret_digest;
@@ -239,7 +199,7 @@ impl Table {
                 at
             }
         };
-        self.by_lookup.insert(at, &self.slots);
+        self.by_lookup.set(at, lookup_in(&self.slots));
     }
 
     /// The slot `device` was handed, while it is still that device's.
@@ -321,7 +281,7 @@ impl Fleet {
         let presented = PresentedToken::parse(DEVICE_TOKEN_PREFIX, token).ok_or_else(refused)?;
         let key = lookup_key(presented.lookup).ok_or_else(refused)?;
         let table = self.table();
-        let at = table.by_lookup.get(&key, &table.slots).ok_or_else(refused)?;
+        let at = table.by_lookup.get(&key, lookup_in(&table.slots)).ok_or_else(refused)?;
         let slot = &table.slots[at as usize];
         if !presented.matches_digest_prefix(&slot.secret_digest) {
             return Err(refused());

@@ -18,6 +18,7 @@ pub mod devices;
 pub mod enrollment_tokens;
 pub mod exposure;
 pub mod flush;
+mod handles;
 pub mod installs;
 pub mod observations;
 pub mod poll;

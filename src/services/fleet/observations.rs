@@ -5,7 +5,6 @@
 //! back); past `max` waiting observations the oldest are dropped and counted.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -16,6 +15,8 @@ use crate::domain::fleet::HeadReport;
 use crate::domain::patch::Sha256;
 use crate::domain::ObservationSource;
 use crate::ids::{DeviceId, PatchId};
+
+use super::handles::HandleIndex;
 
 /// One batch to write: observations oldest first, offers made, and the latest head
 /// report of devices that are or were stale.
@@ -214,8 +215,9 @@ struct Pending {
     seen: VecDeque<Waiting>,
     /// Sequence number of `seen[0]`.
     base: u64,
-    /// Each device's latest waiting observation.
-    latest: LatestIndex,
+    /// Each device's latest waiting observation, by sequence number (every number
+    /// in it names one that still waits).
+    latest: HandleIndex<u64>,
     /// The versions the waiting observations saw.
     versions: Shared<Arc<str>>,
     /// The images they saw.
@@ -233,66 +235,17 @@ fn waiting_at(seen: &VecDeque<Waiting>, base: u64, seq: u64) -> Option<&Waiting>
     seen.get(usize::try_from(seq.checked_sub(base)?).ok()?)
 }
 
-/// Each device's latest waiting observation as its sequence number alone (eight
-/// bytes and a control byte a device), hashed and compared through the waiting
-/// observation it names. Every number in it names one that still waits.
-#[derive(Default)]
-struct LatestIndex {
-    seqs: hashbrown::HashTable<u64>,
-    hasher: std::collections::hash_map::RandomState,
-}
-
-impl LatestIndex {
-    fn hash(&self, device: &[u8; 16]) -> u64 {
-        self.hasher.hash_one(device)
-    }
-
-    /// The sequence number of `device`'s latest waiting observation.
-    fn get(&self, device: &[u8; 16], seen: &VecDeque<Waiting>, base: u64) -> Option<u64> {
-        self.seqs
-            .find(self.hash(device), |&seq| {
-                waiting_at(seen, base, seq).is_some_and(|w| w.device == *device)
-            })
-            .copied()
-    }
-
-    /// Makes `seq`, which waits in `seen`, its device's latest.
-    fn set(&mut self, seq: u64, seen: &VecDeque<Waiting>, base: u64) {
-        let Some(device) = waiting_at(seen, base, seq).map(|w| w.device) else {
-            return;
-        };
-        let hash = self.hash(&device);
-        let same = |&other: &u64| other != seq && waiting_at(seen, base, other).is_some_and(|w| w.device == device);
-        if let Some(latest) = self.seqs.find_mut(hash, same) {
-            *latest = seq;
-            return;
-        }
-        let hasher = &self.hasher;
-        self.seqs.insert_unique(hash, seq, |&other| {
-            waiting_at(seen, base, other).map_or(0, |w| hasher.hash_one(w.device))
-        });
-    }
-
-    /// Forgets `seq` as the latest of `device`, if it is, before it stops waiting.
-    fn forget(&mut self, device: &[u8; 16], seq: u64) {
-        if let Ok(entry) = self.seqs.find_entry(self.hash(device), |&other| other == seq) {
-            entry.remove();
-        }
-    }
-
-    fn shrink(&mut self, seen: &VecDeque<Waiting>, base: u64) {
-        let hasher = &self.hasher;
-        self.seqs.shrink_to(self.seqs.len() * 2, |&seq| {
-            waiting_at(seen, base, seq).map_or(0, |w| hasher.hash_one(w.device))
-        });
-    }
+/// The device of each waiting observation, by sequence number, as the index of
+/// each device's latest reads it.
+fn device_in<'s>(seen: &'s VecDeque<Waiting>, base: u64) -> impl Fn(u64) -> Option<&'s [u8; 16]> {
+    move |seq| waiting_at(seen, base, seq).map(|w| &w.device)
 }
 
 impl Pending {
     /// The device's waiting observation that saw `version` and `image` (by their
     /// numbers), if it is the device's latest.
     fn foldable(&mut self, device: &[u8; 16], version: u32, image: u32) -> Option<&mut Waiting> {
-        let seq = self.latest.get(device, &self.seen, self.base)?;
+        let seq = self.latest.get(device, device_in(&self.seen, self.base))?;
         let index = usize::try_from(seq.checked_sub(self.base)?).ok()?;
         self.seen.get_mut(index).filter(|last| last.folds(version, image))
     }
@@ -315,7 +268,7 @@ impl Pending {
         }
         let seq = self.base + self.seen.len() as u64;
         self.seen.push_back(waiting);
-        self.latest.set(seq, &self.seen, self.base);
+        self.latest.set(seq, device_in(&self.seen, self.base));
         self.trim(max)
     }
 
@@ -335,8 +288,8 @@ impl Pending {
         if self.seen.capacity() > KEEP && self.seen.len() < self.seen.capacity() / 4 {
             self.seen.shrink_to(self.seen.len() * 2);
         }
-        if self.latest.seqs.capacity() > KEEP && self.latest.seqs.len() < self.latest.seqs.capacity() / 4 {
-            self.latest.shrink(&self.seen, self.base);
+        if self.latest.capacity() > KEEP && self.latest.len() < self.latest.capacity() / 4 {
+            self.latest.shrink(device_in(&self.seen, self.base));
         }
         if self.offers.capacity() > KEEP && self.offers.len() < self.offers.capacity() / 4 {
             self.offers.shrink_to(self.offers.len() * 2);
@@ -553,7 +506,7 @@ impl ObservationQueue {
         let dropped = {
             let mut pending = self.pending();
             let newer = std::mem::take(&mut pending.seen);
-            pending.latest = LatestIndex::default();
+            pending.latest = HandleIndex::default();
             pending.base = 0;
             let mut dropped = 0;
             let mut unwritable = 0;
@@ -601,12 +554,12 @@ impl ObservationQueue {
         use std::mem::size_of;
         let pending = self.pending();
         pending.seen.capacity() * size_of::<Waiting>()
-            + pending.latest.seqs.allocation_size()
+            + pending.latest.memory()
             + pending.versions.memory()
             + pending.images.memory()
             + pending.offers.capacity() * size_of::<([u8; 16], Arc<PatchId>, NaiveDateTime)>()
             + pending.patches.len() * size_of::<PatchId>()
-            + pending.heads.capacity() * size_of::<(DeviceId, HeadReport)>()
+            + map_bytes(&pending.heads)
     }
 
     /// How many were dropped because the queue was full, since start.
@@ -805,7 +758,7 @@ mod tests {
         {
             let pending = queue.pending();
             assert!(pending.seen.capacity() < 20_000, "{}", pending.seen.capacity());
-            assert!(pending.offers.capacity() < 20_000 && pending.latest.seqs.capacity() < 20_000);
+            assert!(pending.offers.capacity() < 20_000 && pending.latest.capacity() < 20_000);
             assert!(pending.patches.is_empty() && pending.versions.is_empty() && pending.images.is_empty());
         }
         queue.put_back(batch);
